@@ -1,0 +1,123 @@
+# Starling build.
+#   make            release binaries in build/ (-O2 -g)
+#   make run        build, then run the broker on 127.0.0.1:1883 in the foreground
+#   make test       ASan+UBSan build, CUnit unit tests, integration tests with real clients
+#   make bench      Google Benchmark micro-benchmarks
+#   make bench-compare  Starling against Mosquitto (bench/compare.sh)
+#   make deps       install the Debian packages the project needs (run by the targets above)
+#   make format / format-check
+
+CC      ?= gcc
+CXX     ?= g++
+PYTHON  ?= /usr/bin/python3
+B       := build
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
+           -Wmissing-prototypes -Wvla -Wimplicit-fallthrough
+CFLAGS_BASE := -std=gnu11 $(WARN) -Iinclude -Isrc -D_GNU_SOURCE -MMD -MP
+REL_CFLAGS  := $(CFLAGS_BASE) -O2 -g -DST_JEMALLOC=1
+# The sanitizers need their own allocator, so the ASan build does not link jemalloc.
+ASAN_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ASAN_CFLAGS := $(CFLAGS_BASE) -O1 -g $(ASAN_SAN)
+
+# The codec library: everything the tools share with the broker.
+CODEC_SRC  := src/error.c src/utf8.c src/topic.c src/codec_decode.c src/codec_encode.c
+# The broker's modules (main.c holds only main()).
+BROKER_SRC := $(filter-out $(CODEC_SRC) src/main.c,$(wildcard src/*.c))
+TOOL_COMMON_SRC := tools/client.c tools/cli.c
+BENCH_TOOL_SRC  := $(wildcard tools/bench/*.c)
+TOOLS      := starling-pub starling-sub starling-bench
+UNIT_TESTS := $(patsubst test/%.c,%,$(wildcard test/test_*.c))
+
+REL_LIBS   := -luring -lxxhash -ljemalloc -lm
+ASAN_LIBS  := -luring -lxxhash -lm
+
+obj = $(patsubst %.c,$(B)/$(1)/obj/%.o,$(2))
+
+.PHONY: all deps run test unit integration bench bench-compare format format-check clean asan
+all: $(B)/starlingd $(addprefix $(B)/,$(TOOLS))
+
+deps:
+	@tools/deps.sh
+
+# --- release -------------------------------------------------------------------------
+$(B)/release/obj/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) -c $< -o $@
+
+$(B)/release/libstcodec.a: $(call obj,release,$(CODEC_SRC))
+	ar rcs $@ $^
+$(B)/release/libstbroker.a: $(call obj,release,$(BROKER_SRC))
+	ar rcs $@ $^
+
+$(B)/starlingd: $(call obj,release,src/main.c) $(B)/release/libstbroker.a $(B)/release/libstcodec.a
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS) -lpthread
+$(B)/starling-pub $(B)/starling-sub: $(B)/starling-%: $(B)/release/obj/tools/starling-%.o \
+		$(call obj,release,$(TOOL_COMMON_SRC)) $(B)/release/libstcodec.a
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS)
+$(B)/starling-bench: $(call obj,release,$(BENCH_TOOL_SRC)) $(B)/release/libstcodec.a
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS)
+
+# --- ASan + UBSan --------------------------------------------------------------------
+$(B)/asan/obj/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -c $< -o $@
+
+$(B)/asan/libstcodec.a: $(call obj,asan,$(CODEC_SRC))
+	ar rcs $@ $^
+$(B)/asan/libstbroker.a: $(call obj,asan,$(BROKER_SRC))
+	ar rcs $@ $^
+
+$(B)/asan/starlingd: $(call obj,asan,src/main.c) $(B)/asan/libstbroker.a $(B)/asan/libstcodec.a
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) -lpthread
+$(B)/asan/starling-pub $(B)/asan/starling-sub: $(B)/asan/starling-%: $(B)/asan/obj/tools/starling-%.o \
+		$(call obj,asan,$(TOOL_COMMON_SRC)) $(B)/asan/libstcodec.a
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
+$(B)/asan/starling-bench: $(call obj,asan,$(BENCH_TOOL_SRC)) $(B)/asan/libstcodec.a
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
+$(B)/asan/test_%: $(call obj,asan,test/test_%.c test/testutil.c) $(B)/asan/libstbroker.a $(B)/asan/libstcodec.a
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) -lcunit
+
+asan: $(B)/asan/starlingd $(addprefix $(B)/asan/,$(TOOLS)) $(addprefix $(B)/asan/,$(UNIT_TESTS))
+
+# --- running and testing -------------------------------------------------------------
+run: $(B)/starlingd
+	$(B)/starlingd -v
+
+unit: asan
+	@tools/run-unit.sh $(addprefix $(B)/asan/,$(UNIT_TESTS))
+
+integration: asan
+	$(PYTHON) test/integration/run.py --bin $(B)/asan
+
+test: asan
+	@status=0; \
+	tools/run-unit.sh $(addprefix $(B)/asan/,$(UNIT_TESTS)) || status=1; \
+	$(PYTHON) test/integration/run.py --bin $(B)/asan || status=1; \
+	if [ $$status -eq 0 ]; then echo "make test: all passed"; else echo "make test: FAILED"; fi; \
+	exit $$status
+
+# --- benchmarks ----------------------------------------------------------------------
+BENCH_SRC := $(wildcard bench/bench_*.cc)
+BENCHES   := $(patsubst bench/%.cc,$(B)/bench/%,$(BENCH_SRC))
+$(B)/bench/%: bench/%.cc $(B)/release/libstbroker.a $(B)/release/libstcodec.a | deps
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -O2 -g -Iinclude -Isrc -o $@ $^ -lbenchmark -lpthread $(REL_LIBS)
+
+bench: $(BENCHES)
+	@for b in $(BENCHES); do echo "== $$b"; $$b --benchmark_min_time=0.2 || exit 1; done
+
+bench-compare: all
+	bench/compare.sh
+
+# --- housekeeping --------------------------------------------------------------------
+FORMAT_FILES := $(wildcard src/*.[ch] include/starling/*.h tools/*.[ch] test/*.[ch] bench/*.h)
+format:
+	clang-format -i $(FORMAT_FILES)
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

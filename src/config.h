@@ -1,0 +1,98 @@
+/*
+ * Broker configuration: Mosquitto-style "name value" lines (the options users of Mosquitto
+ * actually set) and the starlingd command line. Parsing fills a plain struct; nothing here
+ * touches sockets or the broker. An unknown option or a bad value is an error naming the file
+ * and line, never a silent skip.
+ */
+#ifndef STARLING_CONFIG_H
+#define STARLING_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_LISTENERS_MAX 16
+#define CONFIG_LOG_DESTS_MAX 4
+
+/* log_type bits (Mosquitto's names). */
+enum config_log_type {
+	LOG_T_ERROR = 1u << 0,
+	LOG_T_WARNING = 1u << 1,
+	LOG_T_NOTICE = 1u << 2,
+	LOG_T_INFORMATION = 1u << 3,
+	LOG_T_DEBUG = 1u << 4,
+	LOG_T_SUBSCRIBE = 1u << 5,
+	LOG_T_UNSUBSCRIBE = 1u << 6,
+	LOG_T_WEBSOCKETS = 1u << 7, /* accepted for compatibility; Starling has no websockets */
+	LOG_T_ALL = 0xffu,
+};
+
+enum config_log_dest_kind {
+	LOG_DEST_STDERR,
+	LOG_DEST_STDOUT,
+	LOG_DEST_FILE,
+	LOG_DEST_SYSLOG,
+	LOG_DEST_TOPIC, /* published to $SYS/broker/log/<level> */
+	LOG_DEST_NONE,
+};
+
+struct config_log_dest {
+	enum config_log_dest_kind kind; /* where lines go */
+	char path[PATH_MAX];            /* LOG_DEST_FILE only */
+};
+
+struct config_listener {
+	uint16_t port;     /* TCP port; 0 asks the kernel for an ephemeral one */
+	char bind[256];    /* address or host name; empty: all interfaces */
+};
+
+struct config {
+	struct config_listener listeners[CONFIG_LISTENERS_MAX]; /* in file order */
+	unsigned listener_count;       /* 0: the default listener, 127.0.0.1:1883 */
+	char bind_address[256];        /* `bind_address`: the default listener's address */
+	uint16_t default_port;         /* `port` / -p for the default listener (1883) */
+	uint32_t max_connections;      /* 0: unlimited (Mosquitto's -1) */
+	bool allow_anonymous;          /* Mosquitto 2 default: true only without listeners */
+	bool allow_anonymous_set;      /* the file set allow_anonymous explicitly */
+	uint32_t max_inflight_messages; /* outbound QoS 1/2 window per client (20; 0: 65535) */
+	uint32_t max_queued_messages;  /* QoS 1/2 queued per client beyond inflight (1000; 0: no limit) */
+	uint32_t message_size_limit;   /* largest PUBLISH payload accepted (0: protocol max) */
+	uint32_t max_packet_size;      /* largest packet accepted (0: protocol max) */
+	uint16_t max_keepalive;        /* keepalive cap in seconds (65535) */
+	bool retain_available;         /* retained messages supported (true) */
+	bool set_tcp_nodelay;          /* TCP_NODELAY on client sockets (Starling: true) */
+	uint32_t max_output_bytes;     /* unsent bytes per connection before QoS 0 is dropped */
+	uint32_t log_types;            /* enum config_log_type bits */
+	bool log_types_set;            /* the file gave log_type at least once */
+	struct config_log_dest log_dests[CONFIG_LOG_DESTS_MAX];
+	unsigned log_dest_count;       /* 0: stderr */
+	char pid_file[PATH_MAX];       /* empty: none */
+	bool verbose;                  /* -v: log everything to stderr as well */
+	bool daemonize;                /* -d */
+	char config_path[PATH_MAX];    /* -c FILE, empty if none */
+};
+
+/* Fills *cfg with Starling's defaults (Mosquitto's, except TCP_NODELAY on). */
+void config_defaults(struct config *cfg);
+
+/*
+ * Reads a Mosquitto-style file into *cfg (on top of what it holds). On error returns
+ * ST_ERR_CONFIG and writes "FILE:LINE: reason" into err[0..errlen).
+ */
+int config_load_file(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/* Parses one line as if read from file `path` at `line`; exposed for the unit tests. */
+int config_parse_line(struct config *cfg, const char *text, const char *path, unsigned line,
+		      char *err, size_t errlen);
+
+/*
+ * Parses starlingd's argv (-c FILE -p PORT -v -d -h); loads the file if given. Returns ST_OK,
+ * 1 when -h printed help and the program should exit 0, or ST_ERR_CONFIG with err filled.
+ */
+int config_from_args(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* Derives the effective listener list and allow_anonymous after loading (Mosquitto's rules). */
+void config_finish(struct config *cfg);
+
+#endif

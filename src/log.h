@@ -1,0 +1,41 @@
+/*
+ * Logging to the destinations of the configuration (stderr, stdout, a file, syslog). One
+ * struct log is owned by the broker and borrowed by its workers; each line leaves in one
+ * write(2), so lines from several workers never interleave. Nothing on the per-message path
+ * logs unless its log type is enabled, and the check is one bit test.
+ */
+#ifndef STARLING_LOG_H
+#define STARLING_LOG_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct log {
+	uint32_t types;       /* enum config_log_type bits enabled */
+	int fds[CONFIG_LOG_DESTS_MAX]; /* file descriptors of stdout/stderr/file destinations */
+	unsigned fd_count;    /* entries in fds */
+	bool to_syslog;       /* a syslog destination is configured */
+	bool owns_fds;        /* fds past stdout/stderr were opened here and are closed */
+	/* Called for LOG_DEST_TOPIC lines; NULL if none. Set by the broker after log_open. */
+	void (*topic_fn)(void *ctx, uint32_t type, const char *line, unsigned len);
+	void *topic_ctx;
+};
+
+/* Opens the configured destinations. Returns ST_OK or ST_ERR_SYS (message on stderr). */
+int log_open(struct log *lg, const struct config *cfg);
+void log_close(struct log *lg);
+
+static inline bool log_enabled(const struct log *lg, uint32_t type)
+{
+	return (lg->types & type) != 0;
+}
+
+/* Formats "<unix time>: <message>\n" and writes it to every destination if type is enabled. */
+void log_msg(struct log *lg, uint32_t type, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void log_vmsg(struct log *lg, uint32_t type, const char *fmt, va_list ap);
+
+#endif
