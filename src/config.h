@@ -13,7 +13,10 @@
 #include <stdint.h>
 
 #define CONFIG_LISTENERS_MAX 16
-#define CONFIG_LOG_DESTS_MAX 4
+/* One of each kind: stderr, stdout, file, syslog, topic (duplicates are merged, as Mosquitto's
+ * bit mask does). */
+#define CONFIG_LOG_DESTS_MAX          5
+#define CONFIG_LOG_TIMESTAMP_FMT_SIZE 64
 
 /* log_type bits (Mosquitto's names). */
 enum config_log_type {
@@ -34,7 +37,7 @@ enum config_log_dest_kind {
 	LOG_DEST_FILE,
 	LOG_DEST_SYSLOG,
 	LOG_DEST_TOPIC, /* published to $SYS/broker/log/<level> */
-	LOG_DEST_NONE,
+	LOG_DEST_NONE,  /* `log_dest none`: the only entry when present */
 };
 
 struct config_log_dest {
@@ -43,34 +46,47 @@ struct config_log_dest {
 };
 
 struct config_listener {
-	uint16_t port;     /* TCP port; 0 asks the kernel for an ephemeral one */
-	char bind[256];    /* address or host name; empty: all interfaces */
+	uint16_t port;  /* TCP port; 0 asks the kernel for an ephemeral one */
+	char bind[256]; /* address or host name; empty: all interfaces */
 };
 
 struct config {
-	struct config_listener listeners[CONFIG_LISTENERS_MAX]; /* in file order */
-	unsigned listener_count;       /* 0: the default listener, 127.0.0.1:1883 */
-	char bind_address[256];        /* `bind_address`: the default listener's address */
-	uint16_t default_port;         /* `port` / -p for the default listener (1883) */
-	uint32_t max_connections;      /* 0: unlimited (Mosquitto's -1) */
-	bool allow_anonymous;          /* Mosquitto 2 default: true only without listeners */
-	bool allow_anonymous_set;      /* the file set allow_anonymous explicitly */
-	uint32_t max_inflight_messages; /* outbound QoS 1/2 window per client (20; 0: 65535) */
-	uint32_t max_queued_messages;  /* QoS 1/2 queued per client beyond inflight (1000; 0: no limit) */
-	uint32_t message_size_limit;   /* largest PUBLISH payload accepted (0: protocol max) */
-	uint32_t max_packet_size;      /* largest packet accepted (0: protocol max) */
-	uint16_t max_keepalive;        /* keepalive cap in seconds (65535) */
-	bool retain_available;         /* retained messages supported (true) */
-	bool set_tcp_nodelay;          /* TCP_NODELAY on client sockets (Starling: true) */
-	uint32_t max_output_bytes;     /* unsent bytes per connection before QoS 0 is dropped */
-	uint32_t log_types;            /* enum config_log_type bits */
-	bool log_types_set;            /* the file gave log_type at least once */
-	struct config_log_dest log_dests[CONFIG_LOG_DESTS_MAX];
-	unsigned log_dest_count;       /* 0: stderr */
-	char pid_file[PATH_MAX];       /* empty: none */
-	bool verbose;                  /* -v: log everything to stderr as well */
-	bool daemonize;                /* -d */
-	char config_path[PATH_MAX];    /* -c FILE, empty if none */
+	/* In file order while parsing; config_finish() appends the default listener (or builds the
+	 * local-only ones), after which this is the complete list to open. */
+	struct config_listener listeners[CONFIG_LISTENERS_MAX];
+	unsigned listener_count;   /* after config_finish: at least 1 */
+	char bind_address[256];    /* `bind_address`: the default listener's address */
+	uint16_t default_port;     /* `port`: the default listener's port (1883) */
+	bool default_listener_set; /* the file gave `port` or `bind_address` */
+	uint16_t cmd_ports[CONFIG_LISTENERS_MAX]; /* -p PORT, in order (Mosquitto allows several) */
+	unsigned cmd_port_count;                  /* entries in cmd_ports */
+	bool cmd_ports_ignored;         /* -p given but the file defines listeners (Mosquitto 2) */
+	bool local_only;                /* derived: no listener configured, loopback only */
+	uint32_t max_connections;       /* 0: unlimited (Mosquitto's -1) */
+	bool allow_anonymous;           /* Mosquitto 2 default: true only without listeners */
+	bool allow_anonymous_set;       /* the file set allow_anonymous explicitly */
+	uint32_t max_inflight_messages; /* outbound QoS 1/2 window per client (20; 0 read: 65535) */
+	uint32_t
+	        max_queued_messages; /* QoS 1/2 held per client past inflight (1000; 0: no limit) */
+	uint32_t message_size_limit; /* largest PUBLISH payload accepted (0: protocol max) */
+	uint32_t max_packet_size;    /* largest packet accepted (0: protocol max) */
+	uint16_t max_keepalive;      /* keepalive cap in seconds (65535) */
+	bool retain_available;       /* retained messages supported (true) */
+	bool set_tcp_nodelay;        /* TCP_NODELAY on client sockets (Starling: true) */
+	uint32_t max_output_bytes;   /* unsent bytes per connection before QoS 0 is dropped */
+	uint32_t sys_interval_s;     /* seconds between $SYS updates (10; 0: no $SYS) */
+	uint32_t log_types;          /* enum config_log_type bits in effect */
+	bool log_types_set;          /* the file gave log_type at least once */
+	struct config_log_dest log_dests[CONFIG_LOG_DESTS_MAX]; /* in file order, kinds distinct */
+	unsigned log_dest_count;                                /* 0: stderr */
+	bool log_timestamp; /* prefix lines with a time stamp (true) */
+	/* strftime(3) format of the stamp; empty: seconds since the epoch, as Mosquitto. */
+	char log_timestamp_format[CONFIG_LOG_TIMESTAMP_FMT_SIZE];
+	char pid_file[PATH_MAX];    /* empty: none */
+	bool verbose;               /* -v: every log type, as Mosquitto's log_type all */
+	bool daemonize;             /* -d */
+	char config_path[PATH_MAX]; /* -c FILE, empty if none */
+	bool finished;              /* config_finish() ran; a second call does nothing */
 };
 
 /* Fills *cfg with Starling's defaults (Mosquitto's, except TCP_NODELAY on). */
@@ -84,15 +100,20 @@ int config_load_file(struct config *cfg, const char *path, char *err, size_t err
 
 /* Parses one line as if read from file `path` at `line`; exposed for the unit tests. */
 int config_parse_line(struct config *cfg, const char *text, const char *path, unsigned line,
-		      char *err, size_t errlen);
+                      char *err, size_t errlen);
 
 /*
- * Parses starlingd's argv (-c FILE -p PORT -v -d -h); loads the file if given. Returns ST_OK,
- * 1 when -h printed help and the program should exit 0, or ST_ERR_CONFIG with err filled.
+ * Parses starlingd's argv (-c FILE -p PORT -v -d -h, and the long forms), loads the file if
+ * given, then calls config_finish(). *cfg must hold config_defaults() first; argv is borrowed.
+ * Returns ST_OK, 1 when -h printed help and the program should exit 0, or ST_ERR_CONFIG with
+ * err filled (the reason, a newline, and the usage line).
  */
 int config_from_args(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
 
-/* Derives the effective listener list and allow_anonymous after loading (Mosquitto's rules). */
+/*
+ * Derives the effective listener list and allow_anonymous after loading (Mosquitto 2.0's rules,
+ * spelled out in config.c). Calling it again does nothing.
+ */
 void config_finish(struct config *cfg);
 
 #endif

@@ -13,19 +13,29 @@
 
 #include "config.h"
 
+/* Filled by log_open() and read-only afterwards, so workers may log through it concurrently. */
 struct log {
-	uint32_t types;       /* enum config_log_type bits enabled */
+	uint32_t types;                /* enum config_log_type bits enabled */
 	int fds[CONFIG_LOG_DESTS_MAX]; /* file descriptors of stdout/stderr/file destinations */
-	unsigned fd_count;    /* entries in fds */
-	bool to_syslog;       /* a syslog destination is configured */
-	bool owns_fds;        /* fds past stdout/stderr were opened here and are closed */
-	/* Called for LOG_DEST_TOPIC lines; NULL if none. Set by the broker after log_open. */
+	unsigned fd_count;             /* entries in fds */
+	int file_fd;                   /* the `log_dest file` descriptor opened here, or -1 */
+	bool to_syslog;                /* a syslog destination is configured */
+	bool to_topic;                 /* a topic destination is configured */
+	bool timestamp;                /* prefix lines with a time stamp */
+	char timestamp_format[CONFIG_LOG_TIMESTAMP_FMT_SIZE]; /* strftime(3); empty: Unix time */
+	/* Called for LOG_DEST_TOPIC lines (never for debug, as Mosquitto); NULL if none. Set by the
+	 * broker after log_open; may be called from any thread that logs. line is borrowed, not
+	 * NUL-terminated, without the newline. */
 	void (*topic_fn)(void *ctx, uint32_t type, const char *line, unsigned len);
-	void *topic_ctx;
+	void *topic_ctx; /* first argument of topic_fn */
 };
 
-/* Opens the configured destinations. Returns ST_OK or ST_ERR_SYS (message on stderr). */
+/*
+ * Opens the configured destinations (cfg is borrowed; nothing of it is kept). Returns ST_OK or
+ * ST_ERR_SYS (message on stderr, nothing left open).
+ */
 int log_open(struct log *lg, const struct config *cfg);
+/* Closes what log_open opened. */
 void log_close(struct log *lg);
 
 static inline bool log_enabled(const struct log *lg, uint32_t type)
@@ -35,7 +45,8 @@ static inline bool log_enabled(const struct log *lg, uint32_t type)
 
 /* Formats "<unix time>: <message>\n" and writes it to every destination if type is enabled. */
 void log_msg(struct log *lg, uint32_t type, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-void log_vmsg(struct log *lg, uint32_t type, const char *fmt, va_list ap);
+        __attribute__((format(printf, 3, 4)));
+void log_vmsg(struct log *lg, uint32_t type, const char *fmt, va_list ap)
+        __attribute__((format(printf, 3, 0)));
 
 #endif

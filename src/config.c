@@ -1,0 +1,764 @@
+/*
+ * starlingd's configuration: Mosquitto 2.0's file format and command line, parsed into a plain
+ * struct config that the broker reads at start-up.
+ *
+ * A file is read whole (at most CONFIG_FILE_MAX_BYTES) and split into lines; each line is
+ * "name value..." with blanks around and between the words, or blank, or a comment ('#' as
+ * its first non-blank character). Options are looked up in one table; each entry names its
+ * parser and, for the plain integer and boolean options, the field, range and special value.
+ * We are stricter than Mosquitto, which uses atoi() and ignores extra words: a value with
+ * trailing garbage, out of range, or followed by another word is an error naming the file and
+ * line, so a typo never silently becomes a default. Options Mosquitto has and Starling does
+ * not implement yet are errors saying so, rather than being accepted and ignored.
+ *
+ * Listener rules, checked against mosquitto 2.0.11 itself:
+ * - `listener PORT [ADDRESS]` adds a listener (all interfaces without an address).
+ * - `port` and `bind_address` configure the "default listener"; if either is given it is
+ *   opened on bind_address (all interfaces if unset) at port (1883 if unset), in addition to
+ *   the `listener`s.
+ * - With neither, the broker is in local-only mode: it listens on 127.0.0.1 only, on each -p
+ *   port (1883 without -p). If the file configures any listener, -p is ignored (mosquitto(8):
+ *   "If both -p is used and a listener is defined in a configuration file, then the -p options
+ *   are IGNORED"); cmd_ports_ignored tells the caller to warn about it.
+ * - allow_anonymous defaults to true in local-only mode and false otherwise. Mosquitto 2.0.11
+ *   also forces it to true in local-only mode when the file says false; Starling honours an
+ *   explicit value, the stricter reading.
+ * Port 0 (an ephemeral port) is accepted everywhere as a Starling extension for tests;
+ * Mosquitto rejects it. max_connections is per listener in Mosquitto and broker-wide here.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "starling/error.h"
+
+#define CONFIG_FILE_MAX_BYTES (1u << 20) /* a config file is a few KiB; this bounds the read */
+#define CONFIG_LINE_MAX       8192       /* longer than "log_dest file " + PATH_MAX */
+#define CONFIG_WORDS_MAX      8          /* values after the option name */
+#define MQTT_PAYLOAD_MAX      268435455  /* largest Remaining Length (MQTT 5.0 1.5.5) */
+#define MQTT_PACKET_MAX       (MQTT_PAYLOAD_MAX + 5) /* plus fixed header byte and 4-byte length */
+
+static const char config_usage[] = "usage: starlingd [-c FILE] [-p PORT] [-v] [-d] [-h]";
+
+/* Where a line came from, and where its error goes. */
+struct where {
+	const char *path; /* file name as given, for messages */
+	unsigned line;    /* 1-based line number */
+	char *err;        /* caller's error buffer */
+	size_t errlen;    /* its size */
+};
+
+/* One line split into words; the pointers go into a local copy of the line. */
+struct words {
+	const char *name;                /* the option name */
+	const char *v[CONFIG_WORDS_MAX]; /* the values */
+	unsigned n;                      /* entries in v */
+	const char *rest;                /* everything after the name, outer blanks trimmed */
+};
+
+struct option;
+typedef int (*option_fn)(struct config *cfg, const struct option *o, const struct words *w,
+                         const struct where *at);
+
+/* An entry of the option table. */
+struct option {
+	const char *name; /* as in mosquitto.conf(5) */
+	option_fn parse;  /* its parser */
+	size_t off;       /* offsetof() the field, for the generic integer and boolean parsers */
+	size_t size;      /* sizeof the field: 2 or 4 for integers */
+	long long min;    /* smallest accepted integer */
+	long long max;    /* largest accepted integer */
+	long long from;   /* an accepted value stored as `to` (Mosquitto's "0 means no limit") */
+	long long to;     /* what `from` is stored as; from == to: no mapping */
+};
+
+__attribute__((format(printf, 2, 3))) static int fail(const struct where *at, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (at->errlen == 0)
+		return ST_ERR_CONFIG;
+	n = snprintf(at->err, at->errlen, "%s:%u: ", at->path, at->line);
+	if (n < 0 || (size_t)n >= at->errlen)
+		return ST_ERR_CONFIG;
+	va_start(ap, fmt);
+	vsnprintf(at->err + n, at->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return ST_ERR_CONFIG;
+}
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+/*
+ * Decimal integer, optional '-', nothing else: no '+', no hex, no blanks, no trailing bytes.
+ * Returns 0, -1 if it is not a number, -2 if it does not fit in a long long.
+ */
+static int parse_ll(const char *s, long long *out)
+{
+	bool neg = *s == '-';
+	unsigned long long v = 0, lim;
+	const char *p = s + neg;
+
+	if (*p == '\0')
+		return -1;
+	lim = neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
+	for (; *p != '\0'; p++) {
+		unsigned d;
+
+		if (*p < '0' || *p > '9')
+			return -1;
+		d = (unsigned)(*p - '0');
+		if (v > (lim - d) / 10)
+			return -2;
+		v = v * 10 + d;
+	}
+	/* LLONG_MIN's magnitude does not fit a long long, so negatives are built from v - 1. */
+	*out = !neg ? (long long)v : v == 0 ? 0 : -(long long)(v - 1) - 1;
+	return 0;
+}
+
+/* Parses an integer value of option `name` within [min, max]. */
+static int parse_range(const char *name, const char *s, long long min, long long max,
+                       long long *out, const struct where *at)
+{
+	int rc = parse_ll(s, out);
+
+	if (rc == -1)
+		return fail(at, "%s: \"%s\" is not a decimal integer", name, s);
+	if (rc == -2 || *out < min || *out > max)
+		return fail(at, "%s: %s is out of range (%lld..%lld)", name, s, min, max);
+	return ST_OK;
+}
+
+/* Mosquitto's booleans are the words true and false, nothing else. */
+static int parse_bool(const char *name, const char *s, bool *out, const struct where *at)
+{
+	if (strcmp(s, "true") == 0)
+		*out = true;
+	else if (strcmp(s, "false") == 0)
+		*out = false;
+	else
+		return fail(at, "%s: expected true or false, got \"%s\"", name, s);
+	return ST_OK;
+}
+
+static int want_one(const struct words *w, const struct where *at)
+{
+	if (w->n == 0)
+		return fail(at, "%s: missing value", w->name);
+	if (w->n > 1)
+		return fail(at, "%s: unexpected extra value \"%s\"", w->name, w->v[1]);
+	return ST_OK;
+}
+
+/* Copies a value into a fixed field, refusing what does not fit rather than truncating. */
+static int copy_value(const char *name, char *dst, size_t size, const char *s,
+                      const struct where *at)
+{
+	size_t len = strlen(s);
+
+	if (len == 0)
+		return fail(at, "%s: missing value", name);
+	if (len >= size)
+		return fail(at, "%s: value longer than %zu bytes", name, size - 1);
+	memcpy(dst, s, len + 1);
+	return ST_OK;
+}
+
+static int opt_int(struct config *cfg, const struct option *o, const struct words *w,
+                   const struct where *at)
+{
+	long long v;
+	int rc = want_one(w, at);
+
+	if (rc == ST_OK)
+		rc = parse_range(o->name, w->v[0], o->min, o->max, &v, at);
+	if (rc != ST_OK)
+		return rc;
+	if (v == o->from)
+		v = o->to;
+	if (o->size == sizeof(uint16_t))
+		*(uint16_t *)(void *)((char *)cfg + o->off) = (uint16_t)v;
+	else
+		*(uint32_t *)(void *)((char *)cfg + o->off) = (uint32_t)v;
+	return ST_OK;
+}
+
+static int opt_bool(struct config *cfg, const struct option *o, const struct words *w,
+                    const struct where *at)
+{
+	int rc = want_one(w, at);
+
+	if (rc != ST_OK)
+		return rc;
+	return parse_bool(o->name, w->v[0], (bool *)(void *)((char *)cfg + o->off), at);
+}
+
+static int opt_allow_anonymous(struct config *cfg, const struct option *o, const struct words *w,
+                               const struct where *at)
+{
+	int rc = opt_bool(cfg, o, w, at);
+
+	if (rc == ST_OK)
+		cfg->allow_anonymous_set = true;
+	return rc;
+}
+
+/* Listener slots still free once the default listener, if configured, has its own. */
+static unsigned listener_room(const struct config *cfg)
+{
+	unsigned used = cfg->listener_count + (cfg->default_listener_set ? 1u : 0u);
+
+	return used >= CONFIG_LISTENERS_MAX ? 0 : CONFIG_LISTENERS_MAX - used;
+}
+
+static int opt_listener(struct config *cfg, const struct option *o, const struct words *w,
+                        const struct where *at)
+{
+	struct config_listener l;
+	long long port;
+	int rc;
+
+	if (w->n == 0)
+		return fail(at, "%s: missing port", o->name);
+	if (w->n > 2)
+		return fail(at, "%s: unexpected extra value \"%s\"", o->name, w->v[2]);
+	rc = parse_range(o->name, w->v[0], 0, 65535, &port, at);
+	if (rc != ST_OK)
+		return rc;
+	memset(&l, 0, sizeof(l));
+	l.port = (uint16_t)port;
+	if (w->n == 2) {
+		/* Mosquitto takes a path here for a Unix socket listener. */
+		if (strchr(w->v[1], '/') != NULL)
+			return fail(at, "%s: Unix socket listeners are not supported", o->name);
+		rc = copy_value(o->name, l.bind, sizeof(l.bind), w->v[1], at);
+		if (rc != ST_OK)
+			return rc;
+	}
+	if (listener_room(cfg) == 0)
+		return fail(at, "%s: more than %d listeners", o->name, CONFIG_LISTENERS_MAX);
+	for (unsigned i = 0; i < cfg->listener_count; i++) {
+		const struct config_listener *p = &cfg->listeners[i];
+
+		if (l.port != 0 && p->port == l.port && strcmp(p->bind, l.bind) == 0)
+			return fail(at, "%s: duplicate listener on port %u", o->name, l.port);
+	}
+	cfg->listeners[cfg->listener_count++] = l;
+	return ST_OK;
+}
+
+/* `port` and `bind_address` both configure the default listener, which then takes a slot. */
+static int claim_default_listener(struct config *cfg, const char *name, const struct where *at)
+{
+	if (!cfg->default_listener_set && listener_room(cfg) == 0)
+		return fail(at, "%s: more than %d listeners", name, CONFIG_LISTENERS_MAX);
+	cfg->default_listener_set = true;
+	return ST_OK;
+}
+
+static int opt_port(struct config *cfg, const struct option *o, const struct words *w,
+                    const struct where *at)
+{
+	long long port;
+	int rc = want_one(w, at);
+
+	if (rc == ST_OK)
+		rc = parse_range(o->name, w->v[0], 0, 65535, &port, at);
+	if (rc == ST_OK)
+		rc = claim_default_listener(cfg, o->name, at);
+	if (rc == ST_OK)
+		cfg->default_port = (uint16_t)port;
+	return rc;
+}
+
+static int opt_bind_address(struct config *cfg, const struct option *o, const struct words *w,
+                            const struct where *at)
+{
+	char tmp[sizeof(cfg->bind_address)];
+	int rc = want_one(w, at);
+
+	if (rc == ST_OK)
+		rc = copy_value(o->name, tmp, sizeof(tmp), w->v[0], at);
+	if (rc == ST_OK)
+		rc = claim_default_listener(cfg, o->name, at);
+	if (rc == ST_OK)
+		memcpy(cfg->bind_address, tmp, sizeof(tmp));
+	return rc;
+}
+
+static const struct {
+	const char *name; /* mosquitto.conf(5) spelling */
+	uint32_t bits;    /* enum config_log_type */
+} log_type_names[] = {
+        {"error", LOG_T_ERROR},
+        {"warning", LOG_T_WARNING},
+        {"notice", LOG_T_NOTICE},
+        {"information", LOG_T_INFORMATION},
+        {"debug", LOG_T_DEBUG},
+        {"subscribe", LOG_T_SUBSCRIBE},
+        {"unsubscribe", LOG_T_UNSUBSCRIBE},
+        {"websockets", LOG_T_WEBSOCKETS},
+        {"all", LOG_T_ALL},
+        {"none", 0},
+};
+
+/*
+ * log_type lines add up, and the first one replaces the default set. "none" clears what came
+ * before it, as Mosquitto assigns rather than ors it. Mosquitto reads one type per line; more
+ * than one is accepted here instead of silently ignoring the rest.
+ */
+static int opt_log_type(struct config *cfg, const struct option *o, const struct words *w,
+                        const struct where *at)
+{
+	uint32_t types = cfg->log_types_set ? cfg->log_types : 0;
+
+	if (w->n == 0)
+		return fail(at, "%s: missing value", o->name);
+	for (unsigned i = 0; i < w->n; i++) {
+		size_t k, count = sizeof(log_type_names) / sizeof(log_type_names[0]);
+
+		for (k = 0; k < count; k++)
+			if (strcmp(w->v[i], log_type_names[k].name) == 0)
+				break;
+		if (k == count)
+			return fail(at, "%s: unknown type \"%s\"", o->name, w->v[i]);
+		if (log_type_names[k].bits == 0)
+			types = 0;
+		else
+			types |= log_type_names[k].bits;
+	}
+	cfg->log_types = types;
+	cfg->log_types_set = true;
+	return ST_OK;
+}
+
+static const char *const log_dest_names[] = {
+        [LOG_DEST_STDERR] = "stderr", [LOG_DEST_STDOUT] = "stdout", [LOG_DEST_FILE] = "file",
+        [LOG_DEST_SYSLOG] = "syslog", [LOG_DEST_TOPIC] = "topic",   [LOG_DEST_NONE] = "none",
+};
+
+/* Adds one destination: kinds merge as in Mosquitto's bit mask; "none" stands alone. */
+static int add_log_dest(struct config *cfg, enum config_log_dest_kind kind, const char *path,
+                        const struct where *at)
+{
+	struct config_log_dest *d;
+
+	if (kind == LOG_DEST_NONE ||
+	    (cfg->log_dest_count == 1 && cfg->log_dests[0].kind == LOG_DEST_NONE))
+		cfg->log_dest_count = 0;
+	for (unsigned i = 0; i < cfg->log_dest_count; i++) {
+		if (cfg->log_dests[i].kind != kind)
+			continue;
+		if (kind == LOG_DEST_FILE) /* Mosquitto: "Only a single file destination" */
+			return fail(at, "log_dest: only one file destination may be given");
+		return ST_OK;
+	}
+	/* Distinct kinds never exceed the array, so this is a programmer error if it fires. */
+	if (cfg->log_dest_count >= CONFIG_LOG_DESTS_MAX)
+		return fail(at, "log_dest: too many destinations");
+	d = &cfg->log_dests[cfg->log_dest_count];
+	memset(d, 0, sizeof(*d));
+	d->kind = kind;
+	if (kind == LOG_DEST_FILE)
+		memcpy(d->path, path, strlen(path) + 1);
+	cfg->log_dest_count++;
+	return ST_OK;
+}
+
+static int opt_log_dest(struct config *cfg, const struct option *o, const struct words *w,
+                        const struct where *at)
+{
+	char path[PATH_MAX] = "";
+	size_t kind, count = sizeof(log_dest_names) / sizeof(log_dest_names[0]);
+
+	if (w->n == 0)
+		return fail(at, "%s: missing value", o->name);
+	for (kind = 0; kind < count; kind++)
+		if (strcmp(w->v[0], log_dest_names[kind]) == 0)
+			break;
+	if (kind == count)
+		return fail(at, "%s: unknown destination \"%s\"", o->name, w->v[0]);
+	if (kind == LOG_DEST_FILE) {
+		/* The path is the rest of the line, so it may hold blanks (as in Mosquitto). */
+		const char *p = w->rest + strlen("file");
+		int rc;
+
+		while (is_blank(*p))
+			p++;
+		if (*p == '\0')
+			return fail(at, "%s: file: missing path", o->name);
+		rc = copy_value("log_dest file", path, sizeof(path), p, at);
+		if (rc != ST_OK)
+			return rc;
+	} else if (w->n > 1) {
+		return fail(at, "%s: unexpected extra value \"%s\"", o->name, w->v[1]);
+	}
+	return add_log_dest(cfg, (enum config_log_dest_kind)kind, path, at);
+}
+
+static int opt_pid_file(struct config *cfg, const struct option *o, const struct words *w,
+                        const struct where *at)
+{
+	return copy_value(o->name, cfg->pid_file, sizeof(cfg->pid_file), w->rest, at);
+}
+
+static int opt_log_timestamp_format(struct config *cfg, const struct option *o,
+                                    const struct words *w, const struct where *at)
+{
+	return copy_value(o->name, cfg->log_timestamp_format, sizeof(cfg->log_timestamp_format),
+	                  w->rest, at);
+}
+
+/* Options of Mosquitto's that a later Starling implements; accepting them now would lie. */
+static int opt_unsupported(struct config *cfg, const struct option *o, const struct words *w,
+                           const struct where *at)
+{
+	(void)cfg;
+	(void)w;
+	return fail(at, "%s is not supported yet", o->name);
+}
+
+#define INT_OPT(n, field, lo, hi, f, t)                                                            \
+	{                                                                                          \
+		.name = #n, .parse = opt_int, .off = offsetof(struct config, field),               \
+		.size = sizeof(((struct config *)0)->field), .min = (lo), .max = (hi),             \
+		.from = (f), .to = (t)                                                             \
+	}
+#define BOOL_OPT(n, field, fn)                                                                     \
+	{                                                                                          \
+		.name = #n, .parse = fn, .off = offsetof(struct config, field)                     \
+	}
+#define FN_OPT(n, fn)                                                                              \
+	{                                                                                          \
+		.name = #n, .parse = fn                                                            \
+	}
+
+static const struct option options[] = {
+        FN_OPT(listener, opt_listener),
+        FN_OPT(port, opt_port),
+        FN_OPT(bind_address, opt_bind_address),
+        /* -1 is Mosquitto's "unlimited"; 0 is unlimited there in effect too. */
+        INT_OPT(max_connections, max_connections, -1, INT32_MAX, -1, 0),
+        BOOL_OPT(allow_anonymous, allow_anonymous, opt_allow_anonymous),
+        /* 0 is "no maximum"; Receive Maximum is a Two Byte Integer (MQTT 5.0 3.2.2.3.3). */
+        INT_OPT(max_inflight_messages, max_inflight_messages, 0, 65535, 0, 65535),
+        INT_OPT(max_queued_messages, max_queued_messages, 0, INT32_MAX, 0, 0),
+        INT_OPT(message_size_limit, message_size_limit, 0, MQTT_PAYLOAD_MAX, 0, 0),
+        /* Mosquitto forbids below 20 bytes: normal clients' packets would not fit. */
+        INT_OPT(max_packet_size, max_packet_size, 20, MQTT_PACKET_MAX, 20, 20),
+        /* Mosquitto: "Do not set below 10 seconds", and it refuses to. */
+        INT_OPT(max_keepalive, max_keepalive, 10, 65535, 10, 10),
+        BOOL_OPT(retain_available, retain_available, opt_bool),
+        BOOL_OPT(set_tcp_nodelay, set_tcp_nodelay, opt_bool),
+        INT_OPT(max_output_bytes, max_output_bytes, 1, UINT32_MAX, 1, 1),
+        INT_OPT(sys_interval, sys_interval_s, 0, 65535, 0, 0),
+        FN_OPT(log_type, opt_log_type),
+        FN_OPT(log_dest, opt_log_dest),
+        BOOL_OPT(log_timestamp, log_timestamp, opt_bool),
+        FN_OPT(log_timestamp_format, opt_log_timestamp_format),
+        FN_OPT(pid_file, opt_pid_file),
+        FN_OPT(password_file, opt_unsupported),
+        FN_OPT(acl_file, opt_unsupported),
+        FN_OPT(persistence, opt_unsupported),
+        FN_OPT(persistence_location, opt_unsupported),
+        FN_OPT(autosave_interval, opt_unsupported),
+        FN_OPT(max_queued_bytes, opt_unsupported),
+};
+
+void config_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->default_port = 1883;
+	cfg->max_connections = 0;
+	cfg->max_inflight_messages = 20;
+	cfg->max_queued_messages = 1000;
+	cfg->message_size_limit = 0;
+	cfg->max_packet_size = 0;
+	cfg->max_keepalive = 65535;
+	cfg->retain_available = true;
+	cfg->set_tcp_nodelay = true; /* Mosquitto: false; fan-out latency matters more here */
+	cfg->max_output_bytes = 8u << 20;
+	cfg->sys_interval_s = 10;
+	cfg->log_types = LOG_T_ERROR | LOG_T_WARNING | LOG_T_NOTICE | LOG_T_INFORMATION;
+	cfg->log_timestamp = true;
+}
+
+/* Splits buf (modified in place) into the option name, its values and the raw rest. */
+static int split_words(char *buf, struct words *w, const struct where *at)
+{
+	char *p = buf;
+
+	memset(w, 0, sizeof(*w));
+	w->name = p;
+	while (*p != '\0' && !is_blank(*p))
+		p++;
+	if (*p != '\0')
+		*p++ = '\0';
+	while (is_blank(*p))
+		p++;
+	w->rest = p;
+	/* The words are cut from a second copy, after the first, so that `rest` keeps its inner
+	 * blanks; buf holds twice the longest line. */
+	p += strlen(p) + 1;
+	memcpy(p, w->rest, strlen(w->rest) + 1);
+	while (*p != '\0') {
+		if (w->n == CONFIG_WORDS_MAX)
+			return fail(at, "%s: too many values", w->name);
+		w->v[w->n++] = p;
+		while (*p != '\0' && !is_blank(*p))
+			p++;
+		if (*p != '\0')
+			*p++ = '\0';
+		while (is_blank(*p))
+			p++;
+	}
+	return ST_OK;
+}
+
+int config_parse_line(struct config *cfg, const char *text, const char *path, unsigned line,
+                      char *err, size_t errlen)
+{
+	const struct where at = {.path = path, .line = line, .err = err, .errlen = errlen};
+	char buf[2 * CONFIG_LINE_MAX + 2];
+	struct words w;
+	size_t len;
+	int rc;
+
+	while (is_blank(*text))
+		text++;
+	len = strlen(text);
+	while (len > 0 && is_blank(text[len - 1]))
+		len--;
+	if (len == 0 || text[0] == '#')
+		return ST_OK;
+	if (len > CONFIG_LINE_MAX)
+		return fail(&at, "line longer than %d bytes", CONFIG_LINE_MAX);
+	memcpy(buf, text, len);
+	buf[len] = '\0';
+	rc = split_words(buf, &w, &at);
+	if (rc != ST_OK)
+		return rc;
+	for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++)
+		if (strcmp(w.name, options[i].name) == 0)
+			return options[i].parse(cfg, &options[i], &w, &at);
+	return fail(&at, "unknown option \"%s\"", w.name);
+}
+
+/* Reads the whole file into a new NUL-terminated buffer the caller frees. */
+static int read_file(const char *path, char **out, size_t *len_out, char *err, size_t errlen)
+{
+	size_t cap = 4096, len = 0;
+	char *buf = NULL, *nbuf;
+	int fd, rc = ST_ERR_CONFIG;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return ST_ERR_CONFIG;
+	}
+	/* The buffer grows to one byte past the bound (plus the NUL), so an oversized file is
+	 * seen as such rather than cut. */
+	for (;;) {
+		ssize_t n;
+
+		if (buf == NULL || len + 1 >= cap) {
+			if (buf != NULL)
+				cap *= 2;
+			if (cap > CONFIG_FILE_MAX_BYTES + 2)
+				cap = CONFIG_FILE_MAX_BYTES + 2;
+			nbuf = realloc(buf, cap);
+			if (nbuf == NULL) {
+				snprintf(err, errlen, "%s: out of memory", path);
+				goto out;
+			}
+			buf = nbuf;
+		}
+		n = read(fd, buf + len, cap - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > CONFIG_FILE_MAX_BYTES) {
+			snprintf(err, errlen, "%s: larger than %u bytes", path,
+			         CONFIG_FILE_MAX_BYTES);
+			goto out;
+		}
+	}
+	buf[len] = '\0';
+	*out = buf;
+	*len_out = len;
+	buf = NULL;
+	rc = ST_OK;
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+int config_load_file(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	char *buf, *p, *end;
+	unsigned line = 0;
+	size_t len;
+	int rc = read_file(path, &buf, &len, err, errlen);
+
+	if (rc != ST_OK)
+		return rc;
+	end = buf + len;
+	for (p = buf; p < end && rc == ST_OK;) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		char *eol = nl != NULL ? nl : end;
+
+		line++;
+		*eol = '\0';
+		if (strlen(p) != (size_t)(eol - p)) {
+			const struct where at = {path, line, err, errlen};
+
+			rc = fail(&at, "NUL byte in line");
+			break;
+		}
+		rc = config_parse_line(cfg, p, path, line, err, errlen);
+		p = eol + 1;
+	}
+	free(buf);
+	return rc;
+}
+
+void config_finish(struct config *cfg)
+{
+	if (cfg->finished)
+		return;
+	cfg->finished = true;
+	cfg->local_only = cfg->listener_count == 0 && !cfg->default_listener_set;
+	if (cfg->local_only) {
+		/* Mosquitto 2 also listens on ::1; one loopback address is enough for a start. */
+		unsigned n = cfg->cmd_port_count;
+
+		for (unsigned i = 0; i < (n == 0 ? 1 : n); i++) {
+			struct config_listener *l = &cfg->listeners[cfg->listener_count++];
+
+			memset(l, 0, sizeof(*l));
+			l->port = n == 0 ? cfg->default_port : cfg->cmd_ports[i];
+			memcpy(l->bind, "127.0.0.1", sizeof("127.0.0.1"));
+		}
+	} else {
+		cfg->cmd_ports_ignored = cfg->cmd_port_count > 0;
+		if (cfg->default_listener_set) {
+			/* Parsing kept a slot free for it (listener_room). */
+			struct config_listener *l = &cfg->listeners[cfg->listener_count++];
+
+			memset(l, 0, sizeof(*l));
+			l->port = cfg->default_port;
+			memcpy(l->bind, cfg->bind_address, sizeof(l->bind));
+		}
+	}
+	if (!cfg->allow_anonymous_set)
+		cfg->allow_anonymous = cfg->local_only;
+}
+
+__attribute__((format(printf, 3, 4))) static int usage_error(char *err, size_t errlen,
+                                                             const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < errlen)
+		snprintf(err + n, errlen - (size_t)n, "\n%s", config_usage);
+	return ST_ERR_CONFIG;
+}
+
+static void print_help(void)
+{
+	printf("starlingd: an MQTT 5.0/3.1.1/3.1 broker\n\n"
+	       "%s\n\n"
+	       " -c, --config-file FILE  load configuration from FILE (mosquitto.conf format)\n"
+	       " -p, --port PORT         listen on PORT on 127.0.0.1 (repeatable); ignored when\n"
+	       "                         FILE defines listeners, as in Mosquitto 2\n"
+	       " -v, --verbose           log every message type (log_type all)\n"
+	       " -d, --daemon            run in the background\n"
+	       " -h, --help              print this help and exit\n",
+	       config_usage);
+}
+
+static bool is_flag(const char *arg, const char *s, const char *l)
+{
+	return strcmp(arg, s) == 0 || strcmp(arg, l) == 0;
+}
+
+/* -p PORT: kept apart from the file's listeners, config_finish() decides what it means. */
+static int add_cmd_port(struct config *cfg, const char *v, char *err, size_t errlen)
+{
+	long long port;
+
+	if (parse_ll(v, &port) != 0 || port < 0 || port > 65535)
+		return usage_error(err, errlen, "starlingd: bad port \"%s\"", v);
+	if (cfg->cmd_port_count == CONFIG_LISTENERS_MAX)
+		return usage_error(err, errlen, "starlingd: more than %d -p ports",
+		                   CONFIG_LISTENERS_MAX);
+	cfg->cmd_ports[cfg->cmd_port_count++] = (uint16_t)port;
+	return ST_OK;
+}
+
+int config_from_args(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+	const char *file = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		bool takes_value = is_flag(a, "-c", "--config-file") || is_flag(a, "-p", "--port");
+		int rc;
+
+		if (takes_value && i + 1 >= argc)
+			return usage_error(err, errlen, "starlingd: %s needs a value", a);
+		if (is_flag(a, "-c", "--config-file")) {
+			if (file != NULL)
+				return usage_error(err, errlen, "starlingd: %s given twice", a);
+			file = argv[++i];
+			if (strlen(file) == 0 || strlen(file) >= sizeof(cfg->config_path))
+				return usage_error(err, errlen, "starlingd: bad file name for %s",
+				                   a);
+		} else if (is_flag(a, "-p", "--port")) {
+			rc = add_cmd_port(cfg, argv[++i], err, errlen);
+			if (rc != ST_OK)
+				return rc;
+		} else if (is_flag(a, "-v", "--verbose")) {
+			cfg->verbose = true;
+		} else if (is_flag(a, "-d", "--daemon")) {
+			cfg->daemonize = true;
+		} else if (is_flag(a, "-h", "--help")) {
+			print_help();
+			return 1;
+		} else {
+			return usage_error(err, errlen, "starlingd: unknown option \"%s\"", a);
+		}
+	}
+	if (file != NULL) {
+		int rc;
+
+		/* After all flags, as Mosquitto: -v and -p mean the same wherever they stand. */
+		memcpy(cfg->config_path, file, strlen(file) + 1);
+		rc = config_load_file(cfg, file, err, errlen);
+		if (rc != ST_OK)
+			return rc;
+	}
+	config_finish(cfg);
+	return ST_OK;
+}

@@ -1,0 +1,379 @@
+/*
+ * Connection I/O: receive framing with the bounded reassembly buffer, the single send in
+ * flight with short-send resumption, and the close sequence (see conn.h for the invariants).
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "handlers.h"
+#include "log.h"
+#include "session.h"
+#include "starling/codec.h"
+#include "worker.h"
+
+#define CONN_IOV_MAX 1024 /* IOV_MAX on Linux */
+
+#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+
+static void conn_on_cqe(struct ring *r, struct ring_io *io, const struct ring_cqe *cqe);
+
+struct conn *conn_new(struct worker *w, int fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->io.fn = conn_on_cqe;
+	c->w = w;
+	c->fd = fd;
+	c->state = CONN_NEW;
+	c->level = ST_MQTT_311;
+	c->id = ++w->next_conn_id;
+	c->last_rx_ms = c->opened_ms = w->now_ms;
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	ring_recv(&w->ring, &c->io, fd);
+	c->recv_armed = true;
+	return c;
+}
+
+void conn_want_flush(struct conn *c)
+{
+	if (c->on_flush_list)
+		return;
+	c->on_flush_list = true;
+	c->flush_next = c->w->flush_list;
+	c->w->flush_list = c;
+}
+
+void conn_queue_bytes(struct conn *c, const void *p, size_t n)
+{
+	if (c->eof)
+		return;
+	if (obuf_append(&c->out, p, n) != ST_OK) {
+		conn_close(c, false, "out of memory");
+		return;
+	}
+	conn_want_flush(c);
+}
+
+static void conn_submit_send(struct conn *c)
+{
+	unsigned need = obuf_iov_count(&c->sending), n;
+
+	if (need > CONN_IOV_MAX)
+		need = CONN_IOV_MAX;
+	if (need > c->iov_cap) {
+		struct iovec *iov = realloc(c->iov, need * sizeof(*iov));
+
+		if (!iov) {
+			conn_close(c, false, "out of memory");
+			return;
+		}
+		c->iov = iov;
+		c->iov_cap = need;
+	}
+	n = obuf_iov(&c->sending, c->sent, c->iov, need);
+	c->mh = (struct msghdr){.msg_iov = c->iov, .msg_iovlen = n};
+	ring_sendmsg(&c->w->ring, &c->io, c->fd, &c->mh);
+	c->send_busy = true;
+}
+
+void conn_flush(struct conn *c)
+{
+	struct obuf tmp;
+
+	if (c->send_busy || c->out.total == 0 || c->eof)
+		return;
+	tmp = c->sending;
+	c->sending = c->out;
+	c->out = tmp;
+	c->sent = 0;
+	conn_submit_send(c);
+}
+
+/* Hands a CLOSING connection whose operations have all completed to the worker to free. */
+static void conn_check_dead(struct conn *c)
+{
+	if (c->state == CONN_CLOSING && c->eof && c->io.pending == 0 && !c->dead) {
+		c->dead = true;
+		worker_conn_dead(c->w, c);
+	}
+}
+
+/* Shuts the socket and cancels what is pending; completions then drain to io.pending == 0. */
+static void conn_shutdown(struct conn *c)
+{
+	if (c->eof)
+		return;
+	c->eof = true;
+	shutdown(c->fd, SHUT_RDWR);
+	if (c->io.pending)
+		ring_cancel_fd(&c->w->ring, c->fd);
+	conn_check_dead(c);
+}
+
+/* A closing connection finishes once its final output is out (or cannot go out). */
+static void conn_maybe_finish(struct conn *c)
+{
+	if (c->state != CONN_CLOSING || c->send_busy)
+		return;
+	if (c->out.total && !c->eof) {
+		conn_want_flush(c);
+		return;
+	}
+	conn_shutdown(c);
+}
+
+static void conn_on_send(struct conn *c, const struct ring_cqe *cqe)
+{
+	c->send_busy = false;
+	if (cqe->res < 0) {
+		obuf_reset(&c->sending);
+		c->sent = 0;
+		if (c->state != CONN_CLOSING)
+			conn_close(c, false, cqe->res == -EPIPE ? "connection lost" : "send failed");
+		conn_shutdown(c);
+		return;
+	}
+	c->sent += (uint64_t)cqe->res;
+	c->w->stats.bytes_sent += (uint64_t)cqe->res;
+	c->w->stats.sends++;
+	if (c->sent < c->sending.total && !c->eof) {
+		conn_submit_send(c);
+		return;
+	}
+	obuf_reset(&c->sending);
+	c->sent = 0;
+	if (c->state == CONN_CLOSING) {
+		/* A lingering close: the final packets (CONNACK, DISCONNECT) are out. */
+		conn_maybe_finish(c);
+		return;
+	}
+	if (c->out.total) {
+		conn_want_flush(c);
+		return;
+	}
+	/* Nothing more to send: an idle connection keeps no output memory. */
+	obuf_release(&c->sending);
+	obuf_release(&c->out);
+	free(c->iov);
+	c->iov = NULL;
+	c->iov_cap = 0;
+}
+
+/* Handles one whole packet at p (fixed header decoded into fh). */
+static void conn_packet(struct conn *c, const struct st_fixed_header *fh, const uint8_t *p)
+{
+	struct st_packet pkt;
+	int ret;
+
+	if (c->state == CONN_NEW && fh->type != ST_CONNECT) {
+		conn_close(c, false, "first packet is not CONNECT");
+		return;
+	}
+	ret = st_decode_body(fh, p + fh->header_len, c->level, &pkt);
+	if (ret < 0) {
+		handle_decode_error(c, fh, ret);
+		return;
+	}
+	ret = handle_packet(c, &pkt);
+	if (ret < 0 && c->state != CONN_CLOSING)
+		handle_protocol_error(c, ret);
+}
+
+/* Copies the start of a packet that continues in the next receive into rbuf. */
+static void conn_stash(struct conn *c, const uint8_t *p, size_t n, size_t total)
+{
+	size_t cap = total ? total : ST_FIXED_HEADER_MAX;
+
+	if (cap < n)
+		cap = n;
+	c->rbuf = malloc(cap);
+	if (!c->rbuf) {
+		conn_close(c, false, "out of memory");
+		return;
+	}
+	memcpy(c->rbuf, p, n);
+	c->rlen = (uint32_t)n;
+	c->rcap = (uint32_t)cap;
+}
+
+static void conn_drop_rbuf(struct conn *c)
+{
+	free(c->rbuf);
+	c->rbuf = NULL;
+	c->rlen = c->rcap = 0;
+}
+
+/*
+ * Feeds bytes to a packet pending in rbuf. Returns how many bytes of p it took; the packet is
+ * handled (and rbuf freed) once complete.
+ */
+static size_t conn_reassemble(struct conn *c, const uint8_t *p, size_t n)
+{
+	struct worker *w = c->w;
+	struct st_fixed_header fh;
+	size_t took = 0, total, want;
+	int ret;
+
+	for (;;) {
+		ret = st_decode_fixed_header(c->rbuf, c->rlen, w->b->max_packet, &fh);
+		if (ret == ST_OK)
+			break;
+		if (ret != ST_ERR_NEED_MORE) {
+			handle_framing_error(c, ret);
+			return n;
+		}
+		if (took == n)
+			return took;
+		/* Header still incomplete: rbuf holds at least ST_FIXED_HEADER_MAX bytes. */
+		c->rbuf[c->rlen++] = p[took++];
+	}
+	total = (size_t)fh.header_len + fh.remaining_len;
+	if (c->rcap < total) {
+		uint8_t *nb = realloc(c->rbuf, total);
+
+		if (!nb) {
+			conn_close(c, false, "out of memory");
+			return n;
+		}
+		c->rbuf = nb;
+		c->rcap = (uint32_t)total;
+	}
+	want = total - c->rlen;
+	if (want > n - took)
+		want = n - took;
+	memcpy(c->rbuf + c->rlen, p + took, want);
+	c->rlen += (uint32_t)want;
+	took += want;
+	if (c->rlen == total) {
+		uint8_t *pkt = c->rbuf;
+
+		/* Detach first: the handler may close the connection, which frees rbuf. */
+		c->rbuf = NULL;
+		c->rlen = c->rcap = 0;
+		conn_packet(c, &fh, pkt);
+		free(pkt);
+	}
+	return took;
+}
+
+/* Parses everything in p[0..n): whole packets in place, a trailing partial one stashed. */
+static void conn_input(struct conn *c, const uint8_t *p, size_t n)
+{
+	struct worker *w = c->w;
+
+	if (c->rbuf) {
+		size_t took = conn_reassemble(c, p, n);
+
+		p += took;
+		n -= took;
+	}
+	while (n > 0 && c->state != CONN_CLOSING && !c->rbuf) {
+		struct st_fixed_header fh;
+		size_t total;
+		int ret = st_decode_fixed_header(p, n, w->b->max_packet, &fh);
+
+		if (ret == ST_ERR_NEED_MORE) {
+			conn_stash(c, p, n, 0);
+			return;
+		}
+		if (ret < 0) {
+			handle_framing_error(c, ret);
+			return;
+		}
+		total = (size_t)fh.header_len + fh.remaining_len;
+		if (total > n) {
+			conn_stash(c, p, n, total);
+			return;
+		}
+		conn_packet(c, &fh, p);
+		p += total;
+		n -= total;
+	}
+}
+
+static void conn_on_recv(struct conn *c, const struct ring_cqe *cqe)
+{
+	if (!cqe->more)
+		c->recv_armed = false;
+	if (cqe->res > 0) {
+		c->w->stats.bytes_received += (uint64_t)cqe->res;
+		c->last_rx_ms = c->w->now_ms;
+		if (c->state != CONN_CLOSING)
+			conn_input(c, cqe->buf, (size_t)cqe->res);
+	} else if (cqe->res == 0) {
+		if (c->state != CONN_CLOSING)
+			conn_close(c, false, "closed by client");
+		conn_maybe_finish(c);
+	} else if (cqe->res == -ENOBUFS) {
+		/* Back-pressure, not an error: the bytes wait in the socket for a re-arm. */
+		c->recv_starved = true;
+		conn_want_flush(c);
+	} else if (cqe->res != -ECANCELED) {
+		if (c->state != CONN_CLOSING)
+			conn_close(c, false, cqe->res == -ECONNRESET ? "connection reset" :
+								      "receive failed");
+		conn_maybe_finish(c);
+	}
+	if (!c->recv_armed && !c->recv_starved && c->state != CONN_CLOSING && !c->eof) {
+		ring_recv(&c->w->ring, &c->io, c->fd);
+		c->recv_armed = true;
+	}
+}
+
+static void conn_on_cqe(struct ring *r, struct ring_io *io, const struct ring_cqe *cqe)
+{
+	struct conn *c = container_of(io, struct conn, io);
+
+	(void)r;
+	if (cqe->op == RING_OP_RECV)
+		conn_on_recv(c, cqe);
+	else if (cqe->op == RING_OP_SEND)
+		conn_on_send(c, cqe);
+	conn_check_dead(c);
+}
+
+void conn_close(struct conn *c, bool graceful, const char *reason)
+{
+	if (c->state == CONN_CLOSING)
+		return;
+	handle_conn_closing(c, graceful, reason);
+	c->state = CONN_CLOSING;
+	c->closing_ms = c->w->now_ms;
+	conn_drop_rbuf(c);
+	/* Stop reading; let queued final packets (CONNACK, DISCONNECT) leave first. */
+	if (c->recv_armed && !c->eof)
+		shutdown(c->fd, SHUT_RD);
+	conn_maybe_finish(c);
+}
+
+void conn_abort(struct conn *c)
+{
+	if (c->state != CONN_CLOSING)
+		conn_close(c, false, "aborted");
+	conn_shutdown(c);
+}
+
+void conn_free(struct conn *c)
+{
+	close(c->fd);
+	conn_drop_rbuf(c);
+	obuf_release(&c->out);
+	obuf_release(&c->sending);
+	free(c->iov);
+	if (c->will)
+		msg_unref(c->will);
+	free(c);
+}

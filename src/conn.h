@@ -1,0 +1,111 @@
+/*
+ * A client connection: framing of received bytes into packets, the output buffers and the one
+ * send in flight, and the connection's life cycle. Packet semantics live in the handlers
+ * (handle_*.c); this file only moves bytes.
+ *
+ * Receive: packets are decoded in place in the provided buffer the kernel filled. Only a
+ * packet that spans two receives is copied, into `rbuf`, which is sized to the packet once its
+ * fixed header is known and bounded by the maximum packet size; it is freed as soon as the
+ * packet is complete, so idle connections hold no receive memory.
+ *
+ * Send: handlers append packets to `out`. At the end of each completion batch the worker
+ * flushes every connection that has output and no send in flight: `out` and `sending` swap and
+ * one sendmsg carries everything queued since the last send. A short send resumes from where
+ * it stopped. At most one send is in flight per socket, so bytes never reorder.
+ *
+ * Life cycle: NEW (awaiting CONNECT) -> ACTIVE -> CLOSING. Closing shuts the socket down and
+ * cancels its operations; the struct is freed only when the last completion has arrived
+ * (io.pending == 0), at the end of a batch.
+ */
+#ifndef STARLING_CONN_H
+#define STARLING_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "obuf.h"
+#include "ring.h"
+
+struct worker;
+struct session;
+struct msg;
+
+enum conn_state {
+	CONN_NEW = 0,     /* connected, no CONNECT yet */
+	CONN_ACTIVE = 1,  /* CONNECT accepted */
+	CONN_CLOSING = 2, /* shut down, waiting for the last completions */
+};
+
+struct conn {
+	struct ring_io io;         /* completions of this socket's operations */
+	struct worker *w;          /* owning worker, borrowed */
+	int fd;                    /* the socket */
+	uint8_t state;             /* enum conn_state */
+	uint8_t level;             /* protocol level from CONNECT (4 before it) */
+	bool recv_armed;           /* a multishot recv is pending */
+	bool recv_starved;         /* the recv stopped on -ENOBUFS; re-arm at batch end */
+	bool send_busy;            /* a send is in flight */
+	bool on_flush_list;        /* linked into the worker's flush list */
+	bool will_armed;           /* publish the will when the connection ends */
+	bool eof;                  /* the socket is shut down: nothing more goes in or out */
+	bool dead;                 /* handed to the worker to free */
+	uint16_t keepalive_s;      /* negotiated keep alive, 0: none */
+	uint64_t id;               /* connection number, for logs */
+	uint64_t last_rx_ms;       /* monotonic time of the last received bytes */
+	uint64_t opened_ms;        /* monotonic time of accept */
+	uint64_t closing_ms;       /* monotonic time conn_close ran (bounds a lingering close) */
+	struct session *session;   /* attached session (ACTIVE), borrowed from the worker */
+	struct msg *will;          /* will message (reference), or NULL */
+	uint32_t will_delay_s;     /* MQTT 5 will delay interval */
+	uint32_t max_packet_out;   /* largest packet the client accepts (MQTT 5), 0: no limit */
+
+	uint8_t *rbuf;             /* partial packet spanning receives, or NULL */
+	uint32_t rlen;             /* bytes held in rbuf */
+	uint32_t rcap;             /* bytes allocated; the packet's full size once known */
+
+	struct obuf out;           /* packets queued since the last send */
+	struct obuf sending;       /* packets of the send in flight */
+	uint64_t sent;             /* bytes of `sending` already sent */
+	struct iovec *iov;         /* iovecs of the send in flight */
+	uint32_t iov_cap;          /* entries allocated */
+	struct msghdr mh;          /* header of the send in flight */
+	uint64_t dropped;          /* QoS 0 deliveries dropped: output over max_output_bytes */
+
+	struct conn *flush_next;   /* worker's flush list */
+	struct conn *prev, *next;  /* worker's list of all connections */
+};
+
+/* Creates a connection for an accepted socket, arms its receive. NULL if out of memory. */
+struct conn *conn_new(struct worker *w, int fd);
+
+/*
+ * Closes the connection: publishes the will unless `graceful` (DISCONNECT received), detaches
+ * the session (ending it if clean), shuts the socket down. Idempotent. The struct lives on
+ * until its operations complete.
+ */
+void conn_close(struct conn *c, bool graceful, const char *reason);
+
+/* Closes at once, without waiting for queued output (a lingering close that takes too long). */
+void conn_abort(struct conn *c);
+
+/* Frees a dead connection (unlinked by the worker); closes its socket. */
+void conn_free(struct conn *c);
+
+/* Marks the connection as having output, so the worker flushes it at the end of the batch. */
+void conn_want_flush(struct conn *c);
+
+/* Starts a send of everything queued, if any and none is in flight. */
+void conn_flush(struct conn *c);
+
+/* Queues bytes (a control packet) for sending. Closes the connection when out of memory. */
+void conn_queue_bytes(struct conn *c, const void *p, size_t n);
+
+/* Unsent bytes queued and in flight: what max_output_bytes bounds. */
+static inline uint64_t conn_output_bytes(const struct conn *c)
+{
+	return c->out.total + (c->sending.total - c->sent);
+}
+
+#endif

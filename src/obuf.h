@@ -1,0 +1,77 @@
+/*
+ * A connection's output: bytes to send, with large payloads spliced in by reference.
+ *
+ * Small packets are copied in whole (a 30-byte PUBLISH costs less to copy than to describe
+ * with iovecs); a payload of OBUF_SPLICE_MIN bytes or more stays in its refcounted message and
+ * is recorded as a splice at the current offset, so a 1 MB message fanned out to 1,000
+ * subscribers is never copied in user space. obuf_iov() turns bytes + splices into the iovec
+ * array of one sendmsg.
+ *
+ * An obuf with nothing in it holds no memory once obuf_release() ran: idle connections cost
+ * nothing here.
+ */
+#ifndef STARLING_OBUF_H
+#define STARLING_OBUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "msg.h"
+
+#define OBUF_SPLICE_MIN 1024u
+
+struct obuf_splice {
+	uint32_t off;       /* byte offset in data where these bytes go */
+	uint32_t len;       /* bytes spliced */
+	const uint8_t *ptr; /* first byte, inside *m */
+	struct msg *m;      /* reference held until the obuf is reset */
+};
+
+struct obuf {
+	uint8_t *data;           /* copied bytes */
+	uint32_t len;            /* bytes used in data */
+	uint32_t cap;            /* bytes allocated for data */
+	struct obuf_splice *sp;  /* splices in offset order */
+	uint32_t nsp;            /* splices used */
+	uint32_t sp_cap;         /* splices allocated */
+	uint64_t total;          /* len + spliced bytes: what a send of this obuf carries */
+};
+
+/*
+ * Returns room for n more bytes at the end (commit them with obuf_commit), or NULL when out
+ * of memory.
+ */
+uint8_t *obuf_reserve(struct obuf *ob, size_t n);
+
+static inline void obuf_commit(struct obuf *ob, size_t n)
+{
+	ob->len += (uint32_t)n;
+	ob->total += n;
+}
+
+/* Appends bytes by copy. Returns ST_OK or ST_ERR_NOMEM. */
+int obuf_append(struct obuf *ob, const void *p, size_t n);
+
+/* Appends ptr[0..len) by reference; takes a reference on m. Returns ST_OK or ST_ERR_NOMEM. */
+int obuf_splice(struct obuf *ob, struct msg *m, const uint8_t *ptr, uint32_t len);
+
+/*
+ * Fills iov (room for iov_max entries) with the obuf's contents starting `skip` bytes in.
+ * Returns the number of entries used; the iovecs borrow from the obuf.
+ */
+unsigned obuf_iov(const struct obuf *ob, uint64_t skip, struct iovec *iov, unsigned iov_max);
+
+/* Number of iovec entries the whole obuf needs. */
+static inline unsigned obuf_iov_count(const struct obuf *ob)
+{
+	return 2 * ob->nsp + 1;
+}
+
+/* Drops the contents (and the splices' references) but keeps the memory. */
+void obuf_reset(struct obuf *ob);
+
+/* Drops the contents and frees the memory. */
+void obuf_release(struct obuf *ob);
+
+#endif

@@ -1,0 +1,365 @@
+/*
+ * Session state machines (see session.h). Memory grows with use and is bounded by the window
+ * and the queue limit: a session with nothing inflight and nothing queued holds only its
+ * struct, its client id and its subscription list.
+ *
+ * Free packet ids are a FIFO ring (free_ids, free_head, nfree) of capacity slots_cap: ids are
+ * reused oldest-freed first, so a client sees ids cycle through the window instead of the same
+ * id reused at once.
+ */
+#include "session.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "starling/error.h"
+
+struct session *session_new(const uint8_t *client_id, size_t len, uint16_t inflight_max,
+			    uint32_t queue_max)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->client_id = malloc(len ? len : 1);
+	if (!s->client_id) {
+		free(s);
+		return NULL;
+	}
+	memcpy(s->client_id, client_id, len);
+	s->client_id_len = (uint16_t)len;
+	s->inflight_max = inflight_max ? inflight_max : 1;
+	s->q_max = queue_max;
+	s->expiry_s = UINT32_MAX;
+	return s;
+}
+
+void session_clear_messages(struct session *s)
+{
+	for (uint32_t i = 0; i < s->slots_cap; i++) {
+		if (s->slots[i].d.m)
+			msg_unref(s->slots[i].d.m);
+	}
+	free(s->slots);
+	free(s->free_ids);
+	s->slots = NULL;
+	s->free_ids = NULL;
+	s->slots_cap = 0;
+	s->nfree = 0;
+	s->inflight = 0;
+	for (uint32_t i = 0; i < s->q_len; i++)
+		msg_unref(s->q[(s->q_head + i) & (s->q_cap - 1)].m);
+	free(s->q);
+	s->q = NULL;
+	s->q_head = s->q_len = s->q_cap = 0;
+	free(s->in_qos2);
+	s->in_qos2 = NULL;
+	s->in_qos2_count = 0;
+}
+
+void session_free(struct session *s)
+{
+	if (!s)
+		return;
+	session_clear_messages(s);
+	for (uint32_t i = 0; i < s->nsubs; i++)
+		free(s->subs[i].filter);
+	free(s->subs);
+	free(s->client_id);
+	free(s);
+}
+
+static void free_id_push(struct session *s, uint16_t pid)
+{
+	assert(s->nfree < s->slots_cap);
+	s->free_ids[(uint32_t)(s->free_head + s->nfree) % s->slots_cap] = pid;
+	s->nfree++;
+}
+
+static uint16_t free_id_pop(struct session *s)
+{
+	uint16_t pid;
+
+	assert(s->nfree > 0);
+	pid = s->free_ids[s->free_head];
+	s->free_head = (uint16_t)((s->free_head + 1u) % s->slots_cap);
+	s->nfree--;
+	return pid;
+}
+
+/* Grows the slot table (doubling, up to the window); new ids join the free ring. */
+static int slots_grow(struct session *s)
+{
+	uint32_t old = s->slots_cap;
+	uint32_t cap = old ? old * 2 : 8;
+	struct sess_slot *slots;
+	uint16_t *ids;
+
+	if (cap > s->inflight_max)
+		cap = s->inflight_max;
+	if (cap > UINT16_MAX)
+		cap = UINT16_MAX;
+	if (cap <= old)
+		return ST_ERR_LIMIT;
+	slots = realloc(s->slots, cap * sizeof(*slots));
+	if (!slots)
+		return ST_ERR_NOMEM;
+	s->slots = slots;
+	memset(slots + old, 0, (cap - old) * sizeof(*slots));
+	ids = malloc(cap * sizeof(*ids));
+	if (!ids)
+		return ST_ERR_NOMEM;
+	/* Linearise the old ring into the new one, then append the new ids in order. */
+	for (uint32_t i = 0; i < s->nfree; i++)
+		ids[i] = s->free_ids[(s->free_head + i) % old];
+	free(s->free_ids);
+	s->free_ids = ids;
+	s->free_head = 0;
+	s->slots_cap = (uint16_t)cap;
+	for (uint32_t id = old + 1; id <= cap; id++)
+		free_id_push(s, (uint16_t)id);
+	return ST_OK;
+}
+
+/* Puts d into a free slot; returns its packet id, or 0 if the window is full. */
+static uint16_t slot_take(struct session *s, const struct sess_delivery *d)
+{
+	struct sess_slot *slot;
+	uint16_t pid;
+
+	if (s->inflight >= s->inflight_max)
+		return 0;
+	if (s->nfree == 0 && slots_grow(s) != ST_OK)
+		return 0;
+	if (s->nfree == 0)
+		return 0;
+	pid = free_id_pop(s);
+	slot = &s->slots[pid - 1];
+	assert(slot->state == SLOT_FREE);
+	slot->d = *d;
+	slot->seq = s->seq++;
+	slot->state = d->qos == 1 ? SLOT_WAIT_PUBACK : SLOT_WAIT_PUBREC;
+	s->inflight++;
+	return pid;
+}
+
+static void slot_release(struct session *s, uint16_t pid)
+{
+	struct sess_slot *slot = &s->slots[pid - 1];
+
+	if (slot->d.m)
+		msg_unref(slot->d.m);
+	slot->d.m = NULL;
+	slot->state = SLOT_FREE;
+	assert(s->inflight > 0);
+	s->inflight--;
+	free_id_push(s, pid);
+}
+
+static int queue_push(struct session *s, const struct sess_delivery *d)
+{
+	if (s->q_len == s->q_cap) {
+		uint32_t cap = s->q_cap ? s->q_cap * 2 : 8;
+		struct sess_delivery *q = malloc(cap * sizeof(*q));
+
+		if (!q)
+			return ST_ERR_NOMEM;
+		for (uint32_t i = 0; i < s->q_len; i++)
+			q[i] = s->q[(s->q_head + i) & (s->q_cap - 1)];
+		free(s->q);
+		s->q = q;
+		s->q_head = 0;
+		s->q_cap = cap;
+	}
+	s->q[(s->q_head + s->q_len) & (s->q_cap - 1)] = *d;
+	s->q_len++;
+	return ST_OK;
+}
+
+enum sess_out_result session_out_offer(struct session *s, const struct sess_delivery *d,
+				       bool online, uint16_t *pid)
+{
+	struct sess_delivery mine = *d;
+
+	assert(d->qos == 1 || d->qos == 2);
+	mine.m = msg_ref(d->m);
+	/* Queued deliveries go first, or order would break [MQTT-4.6.0-6]. */
+	if (online && s->q_len == 0) {
+		*pid = slot_take(s, &mine);
+		if (*pid)
+			return SESS_OUT_SEND;
+	}
+	if ((s->q_max && s->q_len >= s->q_max) || queue_push(s, &mine) != ST_OK) {
+		msg_unref(mine.m);
+		s->dropped++;
+		return SESS_OUT_DROPPED;
+	}
+	return SESS_OUT_QUEUED;
+}
+
+bool session_out_next(struct session *s, struct sess_delivery *d, uint16_t *pid)
+{
+	struct sess_delivery *head;
+
+	if (s->q_len == 0)
+		return false;
+	head = &s->q[s->q_head];
+	*pid = slot_take(s, head);
+	if (!*pid)
+		return false;
+	*d = *head;
+	s->q_head = (s->q_head + 1) & (s->q_cap - 1);
+	s->q_len--;
+	return true;
+}
+
+static struct sess_slot *slot_of(struct session *s, uint16_t pid, uint8_t state)
+{
+	if (pid == 0 || pid > s->slots_cap || s->slots[pid - 1].state != state)
+		return NULL;
+	return &s->slots[pid - 1];
+}
+
+bool session_out_puback(struct session *s, uint16_t pid)
+{
+	if (!slot_of(s, pid, SLOT_WAIT_PUBACK))
+		return false;
+	slot_release(s, pid);
+	return true;
+}
+
+bool session_out_pubrec(struct session *s, uint16_t pid)
+{
+	struct sess_slot *slot = slot_of(s, pid, SLOT_WAIT_PUBREC);
+
+	if (!slot)
+		return false;
+	/* After PUBREC the client owns the message; only the id stays until PUBCOMP. */
+	msg_unref(slot->d.m);
+	slot->d.m = NULL;
+	slot->state = SLOT_WAIT_PUBCOMP;
+	return true;
+}
+
+bool session_out_pubcomp(struct session *s, uint16_t pid)
+{
+	if (!slot_of(s, pid, SLOT_WAIT_PUBCOMP))
+		return false;
+	slot_release(s, pid);
+	return true;
+}
+
+static int slot_seq_cmp(const void *a, const void *b)
+{
+	const struct sess_slot *x = *(const struct sess_slot *const *)a;
+	const struct sess_slot *y = *(const struct sess_slot *const *)b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+void session_out_each_inflight(struct session *s, session_resend_fn fn, void *ctx)
+{
+	const struct sess_slot **order;
+	uint32_t n = 0;
+
+	if (s->inflight == 0)
+		return;
+	order = malloc(s->inflight * sizeof(*order));
+	if (!order) {
+		/* Out of memory: resend in id order rather than not at all. */
+		for (uint32_t i = 0; i < s->slots_cap; i++)
+			if (s->slots[i].state != SLOT_FREE)
+				fn(ctx, (uint16_t)(i + 1), &s->slots[i]);
+		return;
+	}
+	for (uint32_t i = 0; i < s->slots_cap; i++)
+		if (s->slots[i].state != SLOT_FREE)
+			order[n++] = &s->slots[i];
+	assert(n == s->inflight);
+	qsort(order, n, sizeof(*order), slot_seq_cmp);
+	for (uint32_t i = 0; i < n; i++)
+		fn(ctx, (uint16_t)(order[i] - s->slots + 1), order[i]);
+	free(order);
+}
+
+void session_set_inflight_max(struct session *s, uint16_t inflight_max)
+{
+	s->inflight_max = inflight_max ? inflight_max : 1;
+}
+
+int session_in_qos2_begin(struct session *s, uint16_t pid)
+{
+	uint64_t bit = 1ull << (pid & 63);
+
+	assert(pid != 0);
+	if (!s->in_qos2) {
+		s->in_qos2 = calloc(65536 / 64, sizeof(uint64_t));
+		if (!s->in_qos2)
+			return ST_ERR_NOMEM;
+	}
+	if (s->in_qos2[pid >> 6] & bit)
+		return 0;
+	s->in_qos2[pid >> 6] |= bit;
+	s->in_qos2_count++;
+	return 1;
+}
+
+bool session_in_qos2_release(struct session *s, uint16_t pid)
+{
+	uint64_t bit = 1ull << (pid & 63);
+
+	if (!s->in_qos2 || !(s->in_qos2[pid >> 6] & bit))
+		return false;
+	s->in_qos2[pid >> 6] &= ~bit;
+	if (--s->in_qos2_count == 0) {
+		free(s->in_qos2);
+		s->in_qos2 = NULL;
+	}
+	return true;
+}
+
+static int sub_find(const struct session *s, const uint8_t *filter, size_t len)
+{
+	for (uint32_t i = 0; i < s->nsubs; i++)
+		if (s->subs[i].filter_len == len && memcmp(s->subs[i].filter, filter, len) == 0)
+			return (int)i;
+	return -1;
+}
+
+int session_sub_add(struct session *s, const uint8_t *filter, size_t len, uint64_t data)
+{
+	int i = sub_find(s, filter, len);
+	uint8_t *copy;
+
+	if (i >= 0) {
+		s->subs[i].data = data;
+		return ST_OK;
+	}
+	if (s->nsubs == s->subs_cap) {
+		uint32_t cap = s->subs_cap ? s->subs_cap * 2 : 4;
+		struct sess_sub *subs = realloc(s->subs, cap * sizeof(*subs));
+
+		if (!subs)
+			return ST_ERR_NOMEM;
+		s->subs = subs;
+		s->subs_cap = cap;
+	}
+	copy = malloc(len ? len : 1);
+	if (!copy)
+		return ST_ERR_NOMEM;
+	memcpy(copy, filter, len);
+	s->subs[s->nsubs++] = (struct sess_sub){.filter = copy, .filter_len = (uint16_t)len,
+						 .data = data};
+	return ST_OK;
+}
+
+bool session_sub_remove(struct session *s, const uint8_t *filter, size_t len)
+{
+	int i = sub_find(s, filter, len);
+
+	if (i < 0)
+		return false;
+	free(s->subs[i].filter);
+	s->subs[i] = s->subs[--s->nsubs];
+	return true;
+}

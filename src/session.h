@@ -1,0 +1,161 @@
+/*
+ * An MQTT session: what outlives a connection when the client asked for it (clean session 0,
+ * or an MQTT 5 session expiry interval), and the QoS 1/2 state machines of both directions.
+ *
+ * Outbound (broker -> client): an inflight table indexed by packet id - 1, grown on demand up
+ * to the window (max_inflight_messages, or the client's receive maximum), with a stack of free
+ * packet ids, so that an acknowledgement is one array access and a packet id is found in O(1).
+ * Each slot carries a sequence number: redelivery after a reconnect follows the original
+ * order [MQTT-4.6.0-1]. Messages beyond the window, or for an offline client, wait in a FIFO
+ * bounded by max_queued_messages; past it they are dropped and counted.
+ *
+ * Inbound QoS 2 (client -> broker): a bitmap of the 65,535 packet ids (8 KiB, allocated on the
+ * first QoS 2 PUBLISH) marks ids whose PUBREC was sent and whose PUBREL has not arrived. The
+ * message is delivered on the first PUBLISH; a resent PUBLISH with a marked id is acknowledged
+ * but not delivered again: exactly once, also across reconnects of a persistent session.
+ *
+ * The session knows nothing of sockets or encoding: callers act on what these functions
+ * return. One session belongs to one worker.
+ */
+#ifndef STARLING_SESSION_H
+#define STARLING_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"
+
+struct conn;
+
+enum sess_slot_state {
+	SLOT_FREE = 0,
+	SLOT_WAIT_PUBACK = 1,  /* QoS 1 PUBLISH sent */
+	SLOT_WAIT_PUBREC = 2,  /* QoS 2 PUBLISH sent */
+	SLOT_WAIT_PUBCOMP = 3, /* PUBREL sent; the message itself is released */
+};
+
+/* One delivery: a message with the per-subscriber parts of its PUBLISH. */
+struct sess_delivery {
+	struct msg *m;     /* reference owned by whoever holds the delivery */
+	uint8_t qos;       /* delivered QoS: min(published, granted) */
+	bool retain;       /* retain flag to send */
+	uint32_t sub_id;   /* MQTT 5 subscription identifier, 0 if none */
+};
+
+struct sess_slot {
+	struct sess_delivery d; /* d.m is NULL in SLOT_WAIT_PUBCOMP */
+	uint64_t seq;           /* order of first transmission */
+	uint8_t state;          /* enum sess_slot_state */
+};
+
+/* A subscription as the session remembers it, to remove it from the index later. */
+struct sess_sub {
+	uint8_t *filter;     /* owned copy */
+	uint16_t filter_len; /* bytes */
+	uint64_t data;       /* what the index holds for it */
+};
+
+struct session {
+	uint8_t *client_id;      /* owned, not NUL-terminated */
+	uint16_t client_id_len;  /* bytes */
+	struct conn *conn;       /* the connection using the session, NULL when offline */
+	bool clean;              /* ends with its connection (clean session 1 / expiry 0) */
+	uint32_t expiry_s;       /* MQTT 5 session expiry; UINT32_MAX: never */
+	uint64_t expire_at_ms;   /* monotonic deadline while offline; 0: none */
+
+	struct sess_sub *subs;   /* subscriptions, unordered */
+	uint32_t nsubs;          /* entries used */
+	uint32_t subs_cap;       /* entries allocated */
+
+	struct sess_slot *slots; /* outbound inflight table, index = packet id - 1 */
+	uint16_t slots_cap;      /* slots allocated (<= inflight_max) */
+	uint16_t inflight_max;   /* window: most slots in use at once (1..65535) */
+	uint16_t inflight;       /* slots in use */
+	uint16_t *free_ids;      /* FIFO ring of unused packet ids among the allocated slots */
+	uint16_t free_head;      /* index of the oldest free id in free_ids */
+	uint16_t nfree;          /* free ids in the ring */
+	uint64_t seq;            /* sequence number of the next transmission */
+
+	struct sess_delivery *q; /* FIFO of deliveries waiting for the window or the client */
+	uint32_t q_head;         /* index of the oldest */
+	uint32_t q_len;          /* entries queued */
+	uint32_t q_cap;          /* entries allocated (power of two) */
+	uint32_t q_max;          /* bound (max_queued_messages); 0: unbounded */
+	uint64_t dropped;        /* deliveries dropped because the queue was full */
+
+	uint64_t *in_qos2;       /* bitmap of inbound QoS 2 ids awaiting PUBREL, or NULL */
+	uint32_t in_qos2_count;  /* bits set */
+
+	uint64_t match_gen;      /* routing: generation of the publish last matched */
+	uint64_t match_data;     /* routing: merged subscription data for that publish */
+	uint32_t match_subs;     /* routing: matching subscriptions for that publish */
+};
+
+enum sess_out_result {
+	SESS_OUT_SEND = 0,    /* in the window: send it now with *pid */
+	SESS_OUT_QUEUED = 1,  /* waits in the queue */
+	SESS_OUT_DROPPED = 2, /* queue full: not taken */
+};
+
+/* Returns a new session (NULL when out of memory); copies the client id. */
+struct session *session_new(const uint8_t *client_id, size_t len, uint16_t inflight_max,
+			    uint32_t queue_max);
+
+/* Frees the session: every held message reference, the subscription list, the bitmap. */
+void session_free(struct session *s);
+
+/*
+ * Offers a QoS 1/2 delivery (d->m referenced by the caller; the session takes its own
+ * reference when it keeps it). SESS_OUT_SEND: the delivery is inflight with packet id *pid
+ * and must be sent now. The window is always respected: a delivery is SEND only if the
+ * client is connected (online) and a slot is free.
+ */
+enum sess_out_result session_out_offer(struct session *s, const struct sess_delivery *d,
+				       bool online, uint16_t *pid);
+
+/*
+ * Takes the oldest queued delivery into the window if a slot is free. Returns true with *d
+ * (whose reference now belongs to the inflight slot: do not drop it) and *pid set.
+ */
+bool session_out_next(struct session *s, struct sess_delivery *d, uint16_t *pid);
+
+/* PUBACK: true if pid was a QoS 1 inflight message (now freed). */
+bool session_out_puback(struct session *s, uint16_t pid);
+
+/* PUBREC: true if pid was a QoS 2 PUBLISH awaiting it (now awaiting PUBCOMP). */
+bool session_out_pubrec(struct session *s, uint16_t pid);
+
+/* PUBCOMP: true if pid was awaiting it (now freed). */
+bool session_out_pubcomp(struct session *s, uint16_t pid);
+
+typedef void (*session_resend_fn)(void *ctx, uint16_t pid, const struct sess_slot *slot);
+
+/* Calls fn for every inflight slot in original transmission order (for redelivery). */
+void session_out_each_inflight(struct session *s, session_resend_fn fn, void *ctx);
+
+/*
+ * Changes the window (a reconnecting MQTT 5 client may bring a different receive maximum).
+ * Slots already in use above the new window stay until acknowledged.
+ */
+void session_set_inflight_max(struct session *s, uint16_t inflight_max);
+
+/*
+ * Inbound QoS 2 PUBLISH with pid: returns 1 if new (deliver it), 0 if already awaiting PUBREL
+ * (a duplicate: acknowledge, do not deliver), ST_ERR_NOMEM.
+ */
+int session_in_qos2_begin(struct session *s, uint16_t pid);
+
+/* PUBREL: true if pid was awaiting it (now released). */
+bool session_in_qos2_release(struct session *s, uint16_t pid);
+
+/* Remembers a subscription (copying the filter). ST_OK or ST_ERR_NOMEM. */
+int session_sub_add(struct session *s, const uint8_t *filter, size_t len, uint64_t data);
+
+/* Forgets a subscription; false if it was not remembered. */
+bool session_sub_remove(struct session *s, const uint8_t *filter, size_t len);
+
+/* Drops every queued delivery and inflight message (clean start over an old session). */
+void session_clear_messages(struct session *s);
+
+#endif

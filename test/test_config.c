@@ -1,0 +1,826 @@
+/*
+ * Unit tests of config.c: every option with good and bad values, the "FILE:LINE: reason" error
+ * form, comments and blanks, the defaults, Mosquitto 2.0's listener and allow_anonymous rules,
+ * the command line, and real files through config_load_file(). The expected listener results
+ * were checked against mosquitto 2.0.11 itself (see the comment at the top of config.c).
+ */
+#include <CUnit/CUnit.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "starling/error.h"
+#include "testutil.h"
+
+static char err[512];
+static struct tu_guard guard; /* every parsed line ends right before an unreadable page */
+
+/* Parses one line into cfg as line 7 of "t.conf". */
+static int parse(struct config *cfg, const char *text)
+{
+	const char *copy = (const char *)tu_guard_copy(&guard, text, strlen(text) + 1);
+
+	err[0] = '\0';
+	return config_parse_line(cfg, copy, "t.conf", 7, err, sizeof(err));
+}
+
+/* A fresh default config after one line; the line must parse. */
+static struct config after(const char *text)
+{
+	struct config cfg;
+
+	config_defaults(&cfg);
+	CU_ASSERT_EQUAL_FATAL(parse(&cfg, text), ST_OK);
+	return cfg;
+}
+
+/* The line must fail on a default config, with the file, line and `reason` in the message. */
+static void expect_error(const char *text, const char *reason)
+{
+	struct config cfg;
+	int rc;
+
+	config_defaults(&cfg);
+	rc = parse(&cfg, text);
+	CU_ASSERT_EQUAL(rc, ST_ERR_CONFIG);
+	CU_ASSERT_EQUAL(strncmp(err, "t.conf:7: ", 10), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, reason));
+	if (rc != ST_ERR_CONFIG || strstr(err, reason) == NULL)
+		fprintf(stderr, "\n  line [%s]: rc %d, err [%s], wanted [%s]\n", text, rc, err,
+		        reason);
+}
+
+static void test_defaults(void)
+{
+	struct config cfg;
+
+	memset(&cfg, 0xa5, sizeof(cfg));
+	config_defaults(&cfg);
+	CU_ASSERT_EQUAL(cfg.listener_count, 0);
+	CU_ASSERT_EQUAL(cfg.default_port, 1883);
+	CU_ASSERT_STRING_EQUAL(cfg.bind_address, "");
+	CU_ASSERT_FALSE(cfg.default_listener_set);
+	CU_ASSERT_EQUAL(cfg.max_connections, 0);
+	CU_ASSERT_FALSE(cfg.allow_anonymous_set);
+	CU_ASSERT_EQUAL(cfg.max_inflight_messages, 20);
+	CU_ASSERT_EQUAL(cfg.max_queued_messages, 1000);
+	CU_ASSERT_EQUAL(cfg.message_size_limit, 0);
+	CU_ASSERT_EQUAL(cfg.max_packet_size, 0);
+	CU_ASSERT_EQUAL(cfg.max_keepalive, 65535);
+	CU_ASSERT_TRUE(cfg.retain_available);
+	CU_ASSERT_TRUE(cfg.set_tcp_nodelay);
+	CU_ASSERT_EQUAL(cfg.max_output_bytes, 8u << 20);
+	CU_ASSERT_EQUAL(cfg.sys_interval_s, 10);
+	CU_ASSERT_EQUAL(cfg.log_types,
+	                LOG_T_ERROR | LOG_T_WARNING | LOG_T_NOTICE | LOG_T_INFORMATION);
+	CU_ASSERT_FALSE(cfg.log_types_set);
+	CU_ASSERT_EQUAL(cfg.log_dest_count, 0);
+	CU_ASSERT_TRUE(cfg.log_timestamp);
+	CU_ASSERT_STRING_EQUAL(cfg.log_timestamp_format, "");
+	CU_ASSERT_STRING_EQUAL(cfg.pid_file, "");
+	CU_ASSERT_FALSE(cfg.verbose);
+	CU_ASSERT_FALSE(cfg.daemonize);
+	CU_ASSERT_EQUAL(cfg.cmd_port_count, 0);
+	CU_ASSERT_FALSE(cfg.finished);
+}
+
+static void test_comments_and_blanks(void)
+{
+	struct config cfg, ref;
+	const char *ignored[] = {
+	        "",  "   ", "\t\r\n", "# a comment", "   # indented comment", "#max_connections 5",
+	        "\n"};
+
+	config_defaults(&ref);
+	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++) {
+		config_defaults(&cfg);
+		CU_ASSERT_EQUAL(parse(&cfg, ignored[i]), ST_OK);
+		CU_ASSERT_EQUAL(memcmp(&cfg, &ref, sizeof(cfg)), 0);
+	}
+	cfg = after("  \t max_connections \t  5 \t\r\n");
+	CU_ASSERT_EQUAL(cfg.max_connections, 5);
+	cfg = after("max_connections\t6");
+	CU_ASSERT_EQUAL(cfg.max_connections, 6);
+	/* A '#' after a value is not a comment: Mosquitto only knows whole-line comments. */
+	expect_error("max_connections 5 # five", "unexpected extra value \"#\"");
+}
+
+static void test_unknown_option(void)
+{
+	expect_error("bogus_option 1", "unknown option \"bogus_option\"");
+	expect_error("include_dir /etc/mosquitto/conf.d", "unknown option \"include_dir\"");
+	expect_error("Max_connections 5", "unknown option");
+	expect_error("max_connections=5", "unknown option");
+}
+
+/* One integer option: its field read back, and values it must take or refuse. */
+struct int_case {
+	const char *opt;                        /* option name */
+	uint32_t (*get)(const struct config *); /* reads the field */
+	const char *good[4];                    /* values accepted ... */
+	uint32_t want[4];                       /* ... and what they store */
+	const char *bad[6];                     /* values refused as out of range */
+};
+
+static uint32_t get_maxconn(const struct config *c)
+{
+	return c->max_connections;
+}
+static uint32_t get_inflight(const struct config *c)
+{
+	return c->max_inflight_messages;
+}
+static uint32_t get_queued(const struct config *c)
+{
+	return c->max_queued_messages;
+}
+static uint32_t get_msgsize(const struct config *c)
+{
+	return c->message_size_limit;
+}
+static uint32_t get_pktsize(const struct config *c)
+{
+	return c->max_packet_size;
+}
+static uint32_t get_keepalive(const struct config *c)
+{
+	return c->max_keepalive;
+}
+static uint32_t get_output(const struct config *c)
+{
+	return c->max_output_bytes;
+}
+static uint32_t get_sys(const struct config *c)
+{
+	return c->sys_interval_s;
+}
+
+static const struct int_case int_cases[] = {
+        {"max_connections",
+         get_maxconn,
+         {"-1", "0", "100", "2147483647"},
+         {0, 0, 100, 2147483647},
+         {"-2", "2147483648", "-9223372036854775808"}},
+        {"max_inflight_messages",
+         get_inflight,
+         {"0", "1", "20", "65535"},
+         {65535, 1, 20, 65535},
+         {"-1", "65536"}},
+        {"max_queued_messages",
+         get_queued,
+         {"0", "1", "5000", "2147483647"},
+         {0, 1, 5000, 2147483647},
+         {"-1", "-5", "2147483648"}},
+        {"message_size_limit",
+         get_msgsize,
+         {"0", "1", "1024", "268435455"},
+         {0, 1, 1024, 268435455},
+         {"-1", "268435456"}},
+        {"max_packet_size",
+         get_pktsize,
+         {"20", "21", "1048576", "268435460"},
+         {20, 21, 1048576, 268435460},
+         {"0", "19", "268435461", "-1"}},
+        {"max_keepalive",
+         get_keepalive,
+         {"10", "11", "60", "65535"},
+         {10, 11, 60, 65535},
+         {"0", "9", "65536", "-1"}},
+        {"max_output_bytes",
+         get_output,
+         {"1", "65536", "8388608", "4294967295"},
+         {1, 65536, 8388608, 4294967295u},
+         {"0", "-1", "4294967296"}},
+        {"sys_interval", get_sys, {"0", "1", "10", "65535"}, {0, 1, 10, 65535}, {"-1", "65536"}},
+};
+
+static void test_integer_options(void)
+{
+	/* Not numbers at all, for every integer option. */
+	const char *garbage[] = {"5x", "x5", "+5", "0x10", "1e3", "5.0", "--5", "-", "5-"};
+	char line[128], reason[128];
+
+	for (size_t i = 0; i < sizeof(int_cases) / sizeof(int_cases[0]); i++) {
+		const struct int_case *c = &int_cases[i];
+
+		for (int k = 0; k < 4; k++) {
+			struct config cfg;
+
+			snprintf(line, sizeof(line), "%s %s", c->opt, c->good[k]);
+			cfg = after(line);
+			CU_ASSERT_EQUAL(c->get(&cfg), c->want[k]);
+		}
+		for (int k = 0; k < 6 && c->bad[k] != NULL; k++) {
+			snprintf(line, sizeof(line), "%s %s", c->opt, c->bad[k]);
+			snprintf(reason, sizeof(reason), "%s: %s is out of range", c->opt,
+			         c->bad[k]);
+			expect_error(line, reason);
+		}
+		for (size_t k = 0; k < sizeof(garbage) / sizeof(garbage[0]); k++) {
+			snprintf(line, sizeof(line), "%s %s", c->opt, garbage[k]);
+			expect_error(line, "is not a decimal integer");
+		}
+		snprintf(line, sizeof(line), "%s 99999999999999999999999", c->opt);
+		expect_error(line, "out of range"); /* overflows 64 bits */
+		snprintf(line, sizeof(line), "%s", c->opt);
+		expect_error(line, "missing value");
+		snprintf(line, sizeof(line), "%s 5 6", c->opt);
+		expect_error(line, "unexpected extra value \"6\"");
+	}
+}
+
+static void test_boolean_options(void)
+{
+	const char *opts[] = {"allow_anonymous", "retain_available", "set_tcp_nodelay",
+	                      "log_timestamp"};
+	const char *bad[] = {"TRUE", "False", "yes", "no", "1", "0", "on", "truex"};
+	char line[128];
+
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		for (int v = 0; v < 2; v++) {
+			struct config cfg;
+			bool got;
+
+			snprintf(line, sizeof(line), "%s %s", opts[i], v ? "true" : "false");
+			cfg = after(line);
+			got = i == 0   ? cfg.allow_anonymous
+			      : i == 1 ? cfg.retain_available
+			      : i == 2 ? cfg.set_tcp_nodelay
+			               : cfg.log_timestamp;
+			CU_ASSERT_EQUAL(got, v == 1);
+			if (i == 0)
+				CU_ASSERT_TRUE(cfg.allow_anonymous_set);
+		}
+		for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+			snprintf(line, sizeof(line), "%s %s", opts[i], bad[k]);
+			expect_error(line, "expected true or false");
+		}
+		snprintf(line, sizeof(line), "%s", opts[i]);
+		expect_error(line, "missing value");
+		snprintf(line, sizeof(line), "%s true false", opts[i]);
+		expect_error(line, "unexpected extra value");
+	}
+}
+
+static void test_listener_option(void)
+{
+	struct config cfg;
+	char line[512];
+
+	cfg = after("listener 1884");
+	CU_ASSERT_EQUAL(cfg.listener_count, 1);
+	CU_ASSERT_EQUAL(cfg.listeners[0].port, 1884);
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[0].bind, "");
+	CU_ASSERT_FALSE(cfg.default_listener_set);
+
+	config_defaults(&cfg);
+	CU_ASSERT_EQUAL(parse(&cfg, "listener 1885 127.0.0.1"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "listener 0 localhost"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "listener 1885 ::1"), ST_OK);
+	CU_ASSERT_EQUAL(cfg.listener_count, 3);
+	CU_ASSERT_EQUAL(cfg.listeners[0].port, 1885);
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[0].bind, "127.0.0.1");
+	CU_ASSERT_EQUAL(cfg.listeners[1].port, 0);
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[2].bind, "::1");
+	/* The same port and address twice would be two sockets fighting for one port. */
+	CU_ASSERT_EQUAL(parse(&cfg, "listener 1885 127.0.0.1"), ST_ERR_CONFIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "duplicate listener on port 1885"));
+	CU_ASSERT_EQUAL(cfg.listener_count, 3);
+
+	expect_error("listener", "missing port");
+	expect_error("listener 70000", "out of range (0..65535)");
+	expect_error("listener 65536", "out of range");
+	expect_error("listener -1", "out of range");
+	expect_error("listener abc", "not a decimal integer");
+	expect_error("listener 1884 127.0.0.1 extra", "unexpected extra value \"extra\"");
+	expect_error("listener 0 /tmp/mqtt.sock", "Unix socket listeners are not supported");
+	memset(line, 0, sizeof(line));
+	memcpy(line, "listener 1 ", 11);
+	memset(line + 11, 'a', 256);
+	expect_error(line, "value longer than 255 bytes");
+
+	config_defaults(&cfg);
+	for (unsigned i = 0; i < CONFIG_LISTENERS_MAX; i++) {
+		snprintf(line, sizeof(line), "listener %u", 2000 + i);
+		CU_ASSERT_EQUAL(parse(&cfg, line), ST_OK);
+	}
+	CU_ASSERT_EQUAL(parse(&cfg, "listener 3000"), ST_ERR_CONFIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "more than 16 listeners"));
+	/* The default listener needs a slot of its own. */
+	CU_ASSERT_EQUAL(parse(&cfg, "port 1883"), ST_ERR_CONFIG);
+	CU_ASSERT_EQUAL(parse(&cfg, "bind_address 127.0.0.1"), ST_ERR_CONFIG);
+	CU_ASSERT_FALSE(cfg.default_listener_set);
+
+	config_defaults(&cfg);
+	CU_ASSERT_EQUAL(parse(&cfg, "port 1883"), ST_OK);
+	for (unsigned i = 0; i < CONFIG_LISTENERS_MAX - 1; i++) {
+		snprintf(line, sizeof(line), "listener %u", 2000 + i);
+		CU_ASSERT_EQUAL(parse(&cfg, line), ST_OK);
+	}
+	CU_ASSERT_EQUAL(parse(&cfg, "listener 3000"), ST_ERR_CONFIG);
+	config_finish(&cfg);
+	CU_ASSERT_EQUAL(cfg.listener_count, CONFIG_LISTENERS_MAX);
+}
+
+static void test_port_and_bind_address(void)
+{
+	struct config cfg;
+
+	cfg = after("port 1999");
+	CU_ASSERT_EQUAL(cfg.default_port, 1999);
+	CU_ASSERT_TRUE(cfg.default_listener_set);
+	CU_ASSERT_EQUAL(cfg.listener_count, 0);
+	cfg = after("port 0");
+	CU_ASSERT_EQUAL(cfg.default_port, 0);
+	cfg = after("bind_address 192.0.2.1");
+	CU_ASSERT_STRING_EQUAL(cfg.bind_address, "192.0.2.1");
+	CU_ASSERT_TRUE(cfg.default_listener_set);
+	CU_ASSERT_EQUAL(cfg.default_port, 1883);
+
+	expect_error("port", "missing value");
+	expect_error("port 65536", "port: 65536 is out of range (0..65535)");
+	expect_error("port 18x", "not a decimal integer");
+	expect_error("port 1 2", "unexpected extra value");
+	expect_error("bind_address", "missing value");
+	expect_error("bind_address a b", "unexpected extra value \"b\"");
+}
+
+static void test_log_type(void)
+{
+	struct config cfg;
+
+	cfg = after("log_type debug");
+	CU_ASSERT_EQUAL(cfg.log_types, LOG_T_DEBUG); /* the first line replaces the default */
+	CU_ASSERT_TRUE(cfg.log_types_set);
+
+	config_defaults(&cfg);
+	CU_ASSERT_EQUAL(parse(&cfg, "log_type error"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "log_type subscribe"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "log_type unsubscribe websockets"), ST_OK);
+	CU_ASSERT_EQUAL(cfg.log_types,
+	                LOG_T_ERROR | LOG_T_SUBSCRIBE | LOG_T_UNSUBSCRIBE | LOG_T_WEBSOCKETS);
+	CU_ASSERT_EQUAL(parse(&cfg, "log_type none"), ST_OK);
+	CU_ASSERT_EQUAL(cfg.log_types, 0);
+	CU_ASSERT_EQUAL(parse(&cfg, "log_type warning"), ST_OK);
+	CU_ASSERT_EQUAL(cfg.log_types, LOG_T_WARNING);
+	CU_ASSERT_EQUAL(parse(&cfg, "log_type notice information"), ST_OK);
+	CU_ASSERT_EQUAL(cfg.log_types, LOG_T_WARNING | LOG_T_NOTICE | LOG_T_INFORMATION);
+
+	cfg = after("log_type all");
+	CU_ASSERT_EQUAL(cfg.log_types, LOG_T_ALL);
+	cfg = after("log_type none");
+	CU_ASSERT_EQUAL(cfg.log_types, 0);
+	CU_ASSERT_TRUE(cfg.log_types_set);
+
+	expect_error("log_type", "missing value");
+	expect_error("log_type errors", "unknown type \"errors\"");
+	expect_error("log_type error bogus", "unknown type \"bogus\"");
+	expect_error("log_type ERROR", "unknown type");
+}
+
+static void test_log_dest(void)
+{
+	struct config cfg;
+
+	cfg = after("log_dest stdout");
+	CU_ASSERT_EQUAL(cfg.log_dest_count, 1);
+	CU_ASSERT_EQUAL(cfg.log_dests[0].kind, LOG_DEST_STDOUT);
+
+	config_defaults(&cfg);
+	CU_ASSERT_EQUAL(parse(&cfg, "log_dest stderr"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "log_dest file  /var/log/my logs/starling.log  "), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "log_dest syslog"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "log_dest topic"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "log_dest stdout"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "log_dest stderr"), ST_OK); /* merged, as Mosquitto's mask */
+	CU_ASSERT_EQUAL(cfg.log_dest_count, 5);
+	CU_ASSERT_EQUAL(cfg.log_dests[0].kind, LOG_DEST_STDERR);
+	CU_ASSERT_EQUAL(cfg.log_dests[1].kind, LOG_DEST_FILE);
+	CU_ASSERT_STRING_EQUAL(cfg.log_dests[1].path, "/var/log/my logs/starling.log");
+	CU_ASSERT_EQUAL(cfg.log_dests[2].kind, LOG_DEST_SYSLOG);
+	CU_ASSERT_EQUAL(cfg.log_dests[3].kind, LOG_DEST_TOPIC);
+	CU_ASSERT_EQUAL(cfg.log_dests[4].kind, LOG_DEST_STDOUT);
+	/* Mosquitto: "Only a single file destination may be configured." */
+	CU_ASSERT_EQUAL(parse(&cfg, "log_dest file /tmp/other.log"), ST_ERR_CONFIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "t.conf:7: log_dest: only one file destination"));
+	CU_ASSERT_EQUAL(parse(&cfg, "log_dest none"), ST_OK);
+	CU_ASSERT_EQUAL(cfg.log_dest_count, 1);
+	CU_ASSERT_EQUAL(cfg.log_dests[0].kind, LOG_DEST_NONE);
+	CU_ASSERT_EQUAL(parse(&cfg, "log_dest syslog"), ST_OK);
+	CU_ASSERT_EQUAL(cfg.log_dest_count, 1);
+	CU_ASSERT_EQUAL(cfg.log_dests[0].kind, LOG_DEST_SYSLOG);
+
+	expect_error("log_dest", "missing value");
+	expect_error("log_dest file", "file: missing path");
+	expect_error("log_dest file   ", "file: missing path");
+	expect_error("log_dest stderr now", "unexpected extra value \"now\"");
+	expect_error("log_dest dlt", "unknown destination \"dlt\"");
+	expect_error("log_dest STDERR", "unknown destination");
+}
+
+static void test_paths_and_strings(void)
+{
+	struct config cfg;
+	char line[PATH_MAX + 64];
+
+	cfg = after("pid_file /run/starling/starling.pid");
+	CU_ASSERT_STRING_EQUAL(cfg.pid_file, "/run/starling/starling.pid");
+	cfg = after("pid_file   /tmp/with space.pid  ");
+	CU_ASSERT_STRING_EQUAL(cfg.pid_file, "/tmp/with space.pid");
+	cfg = after("log_timestamp_format %Y-%m-%dT%H:%M:%S");
+	CU_ASSERT_STRING_EQUAL(cfg.log_timestamp_format, "%Y-%m-%dT%H:%M:%S");
+	cfg = after("log_timestamp_format %Y-%m-%d %H:%M:%S");
+	CU_ASSERT_STRING_EQUAL(cfg.log_timestamp_format, "%Y-%m-%d %H:%M:%S");
+
+	expect_error("pid_file", "pid_file: missing value");
+	expect_error("log_timestamp_format", "missing value");
+	memset(line, 0, sizeof(line));
+	memcpy(line, "pid_file /", 10);
+	memset(line + 10, 'p', PATH_MAX);
+	expect_error(line, "value longer than");
+	memset(line, 0, sizeof(line));
+	memcpy(line, "log_timestamp_format ", 21);
+	memset(line + 21, '%', 64);
+	expect_error(line, "value longer than 63 bytes");
+}
+
+static void test_unsupported_options(void)
+{
+	expect_error("password_file /etc/mosquitto/passwd", "password_file is not supported yet");
+	expect_error("acl_file /etc/mosquitto/acl", "acl_file is not supported yet");
+	expect_error("persistence true", "persistence is not supported yet");
+	expect_error("persistence false", "persistence is not supported yet");
+	expect_error("persistence_location /var/lib/mosquitto/",
+	             "persistence_location is not supported yet");
+	expect_error("autosave_interval 1800", "autosave_interval is not supported yet");
+	expect_error("max_queued_bytes 0", "max_queued_bytes is not supported yet");
+}
+
+static void test_long_line_and_small_err(void)
+{
+	struct config cfg;
+	char *big = malloc(20000);
+	char tiny[12];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	memset(big, 'x', 19999);
+	big[19999] = '\0';
+	memcpy(big, "pid_file ", 9);
+	expect_error(big, "line longer than");
+	free(big);
+	/* The message is cut to the buffer, never overrun (ASan watches). */
+	config_defaults(&cfg);
+	CU_ASSERT_EQUAL(config_parse_line(&cfg, "bogus 1", "a-long-file-name.conf", 123, tiny,
+	                                  sizeof(tiny)),
+	                ST_ERR_CONFIG);
+	CU_ASSERT_EQUAL(strlen(tiny), sizeof(tiny) - 1);
+	CU_ASSERT_EQUAL(config_parse_line(&cfg, "bogus 1", "f", 1, tiny, 0), ST_ERR_CONFIG);
+	CU_ASSERT_EQUAL(config_parse_line(&cfg, "bogus 1", "f", 1, tiny, 1), ST_ERR_CONFIG);
+	CU_ASSERT_EQUAL(tiny[0], '\0');
+}
+
+/* Defaults, the given lines, then config_finish(). */
+static struct config finished(const char *const *lines, const uint16_t *ports, unsigned nports)
+{
+	struct config cfg;
+
+	config_defaults(&cfg);
+	for (unsigned i = 0; i < nports; i++)
+		cfg.cmd_ports[cfg.cmd_port_count++] = ports[i];
+	for (; lines != NULL && *lines != NULL; lines++)
+		CU_ASSERT_EQUAL_FATAL(parse(&cfg, *lines), ST_OK);
+	config_finish(&cfg);
+	return cfg;
+}
+
+static void test_allow_anonymous_derivation(void)
+{
+	const char *listener[] = {"listener 1884", NULL};
+	const char *port[] = {"port 1884", NULL};
+	const char *bind[] = {"bind_address 127.0.0.1", NULL};
+	const char *local_false[] = {"allow_anonymous false", NULL};
+	const char *listener_true[] = {"listener 1884", "allow_anonymous true", NULL};
+	const char *true_listener[] = {"allow_anonymous true", "listener 1884", NULL};
+
+	CU_ASSERT_TRUE(finished(NULL, NULL, 0).allow_anonymous); /* local-only */
+	CU_ASSERT_FALSE(finished(listener, NULL, 0).allow_anonymous);
+	CU_ASSERT_FALSE(finished(port, NULL, 0).allow_anonymous);
+	CU_ASSERT_FALSE(finished(bind, NULL, 0).allow_anonymous);
+	/* An explicit value wins (Mosquitto 2.0.11 would force true in local-only mode). */
+	CU_ASSERT_FALSE(finished(local_false, NULL, 0).allow_anonymous);
+	CU_ASSERT_TRUE(finished(listener_true, NULL, 0).allow_anonymous);
+	CU_ASSERT_TRUE(finished(true_listener, NULL, 0).allow_anonymous);
+}
+
+static void test_listener_derivation(void)
+{
+	const char *listener[] = {"listener 1884", NULL};
+	const char *port[] = {"port 1890", NULL};
+	const char *all[] = {"bind_address 192.0.2.7", "listener 1884", "port 1890",
+	                     "listener 1885 ::1", NULL};
+	const uint16_t two[] = {1999, 2000};
+	struct config cfg;
+
+	cfg = finished(NULL, NULL, 0); /* Mosquitto 2's local-only mode */
+	CU_ASSERT_TRUE(cfg.local_only);
+	CU_ASSERT_EQUAL(cfg.listener_count, 1);
+	CU_ASSERT_EQUAL(cfg.listeners[0].port, 1883);
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[0].bind, "127.0.0.1");
+	CU_ASSERT_FALSE(cfg.cmd_ports_ignored);
+
+	cfg = finished(NULL, two, 2); /* -p 1999 -p 2000, no listener in the file */
+	CU_ASSERT_TRUE(cfg.local_only);
+	CU_ASSERT_EQUAL(cfg.listener_count, 2);
+	CU_ASSERT_EQUAL(cfg.listeners[0].port, 1999);
+	CU_ASSERT_EQUAL(cfg.listeners[1].port, 2000);
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[1].bind, "127.0.0.1");
+
+	cfg = finished(listener, two, 2); /* mosquitto(8): -p is IGNORED */
+	CU_ASSERT_FALSE(cfg.local_only);
+	CU_ASSERT_TRUE(cfg.cmd_ports_ignored);
+	CU_ASSERT_EQUAL(cfg.listener_count, 1);
+	CU_ASSERT_EQUAL(cfg.listeners[0].port, 1884);
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[0].bind, "");
+
+	cfg = finished(port, two, 1); /* `port` alone: all interfaces, -p ignored */
+	CU_ASSERT_FALSE(cfg.local_only);
+	CU_ASSERT_TRUE(cfg.cmd_ports_ignored);
+	CU_ASSERT_EQUAL(cfg.listener_count, 1);
+	CU_ASSERT_EQUAL(cfg.listeners[0].port, 1890);
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[0].bind, "");
+
+	cfg = finished(all, NULL, 0); /* listeners in order, then the default one */
+	CU_ASSERT_EQUAL(cfg.listener_count, 3);
+	CU_ASSERT_EQUAL(cfg.listeners[0].port, 1884);
+	CU_ASSERT_EQUAL(cfg.listeners[1].port, 1885);
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[1].bind, "::1");
+	CU_ASSERT_EQUAL(cfg.listeners[2].port, 1890);
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[2].bind, "192.0.2.7");
+
+	config_finish(&cfg); /* a second call changes nothing */
+	CU_ASSERT_EQUAL(cfg.listener_count, 3);
+	CU_ASSERT_FALSE(cfg.allow_anonymous);
+}
+
+/* Runs config_from_args on a NULL-terminated argument list. */
+static int from_args(struct config *cfg, const char *const *args)
+{
+	char *argv[2 * CONFIG_LISTENERS_MAX + 4];
+	int argc = 0;
+
+	argv[argc++] = (char *)"starlingd";
+	for (; *args != NULL && argc < (int)(sizeof(argv) / sizeof(argv[0])) - 1; args++)
+		argv[argc++] = (char *)*args;
+	argv[argc] = NULL;
+	config_defaults(cfg);
+	err[0] = '\0';
+	return config_from_args(cfg, argc, argv, err, sizeof(err));
+}
+
+static void expect_usage_error(const char *const *args, const char *reason)
+{
+	struct config cfg;
+
+	CU_ASSERT_EQUAL(from_args(&cfg, args), ST_ERR_CONFIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, reason));
+	CU_ASSERT_PTR_NOT_NULL(
+	        strstr(err, "\nusage: starlingd [-c FILE] [-p PORT] [-v] [-d] [-h]"));
+}
+
+static void test_args_good(void)
+{
+	const char *none[] = {NULL};
+	const char *shorts[] = {"-p", "1999", "-v", "-d", "-p", "2000", NULL};
+	const char *longs[] = {"--port", "0", "--verbose", "--daemon", NULL};
+	struct config cfg;
+
+	CU_ASSERT_EQUAL(from_args(&cfg, none), ST_OK);
+	CU_ASSERT_TRUE(cfg.finished);
+	CU_ASSERT_EQUAL(cfg.listener_count, 1);
+	CU_ASSERT_EQUAL(cfg.listeners[0].port, 1883);
+	CU_ASSERT_FALSE(cfg.verbose);
+	CU_ASSERT_FALSE(cfg.daemonize);
+	CU_ASSERT_STRING_EQUAL(cfg.config_path, "");
+
+	CU_ASSERT_EQUAL(from_args(&cfg, shorts), ST_OK);
+	CU_ASSERT_TRUE(cfg.verbose);
+	CU_ASSERT_TRUE(cfg.daemonize);
+	CU_ASSERT_EQUAL(cfg.cmd_port_count, 2);
+	CU_ASSERT_EQUAL(cfg.listener_count, 2);
+	CU_ASSERT_EQUAL(cfg.listeners[0].port, 1999);
+	CU_ASSERT_EQUAL(cfg.listeners[1].port, 2000);
+	CU_ASSERT_TRUE(cfg.allow_anonymous);
+
+	CU_ASSERT_EQUAL(from_args(&cfg, longs), ST_OK);
+	CU_ASSERT_TRUE(cfg.verbose);
+	CU_ASSERT_TRUE(cfg.daemonize);
+	CU_ASSERT_EQUAL(cfg.listeners[0].port, 0);
+}
+
+static void test_args_help(void)
+{
+	const char *h[] = {"-h", NULL};
+	const char *help[] = {"-v", "--help", "--bogus", NULL};
+	struct config cfg;
+	int saved = dup(STDOUT_FILENO);
+	FILE *sink = tmpfile();
+
+	/* The help text goes to stdout; keep it out of the test report. */
+	CU_ASSERT_FATAL(saved >= 0 && sink != NULL);
+	fflush(stdout);
+	dup2(fileno(sink), STDOUT_FILENO);
+	CU_ASSERT_EQUAL(from_args(&cfg, h), 1);
+	CU_ASSERT_EQUAL(from_args(&cfg, help), 1);
+	fflush(stdout);
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
+	CU_ASSERT_EQUAL(fseek(sink, 0, SEEK_END), 0);
+	CU_ASSERT(ftell(sink) > 100);
+	fclose(sink);
+}
+
+static void test_args_bad(void)
+{
+	const char *unknown[] = {"-x", NULL};
+	const char *unknown_long[] = {"--config", "f", NULL};
+	const char *positional[] = {"mosquitto.conf", NULL};
+	const char *c_missing[] = {"-c", NULL};
+	const char *p_missing[] = {"--port", NULL};
+	const char *p_bad[] = {"-p", "65536", NULL};
+	const char *p_word[] = {"-p", "http", NULL};
+	const char *p_neg[] = {"-p", "-1", NULL};
+	const char *p_empty[] = {"-p", "", NULL};
+	const char *c_twice[] = {"-c", "a.conf", "--config-file", "b.conf", NULL};
+	const char *c_empty[] = {"-c", "", NULL};
+	const char *c_absent[] = {"-c", "/nonexistent/starling.conf", NULL};
+	struct config cfg;
+
+	expect_usage_error(unknown, "unknown option \"-x\"");
+	expect_usage_error(unknown_long, "unknown option \"--config\"");
+	expect_usage_error(positional, "unknown option \"mosquitto.conf\"");
+	expect_usage_error(c_missing, "-c needs a value");
+	expect_usage_error(p_missing, "--port needs a value");
+	expect_usage_error(p_bad, "bad port \"65536\"");
+	expect_usage_error(p_word, "bad port \"http\"");
+	expect_usage_error(p_neg, "bad port \"-1\"");
+	expect_usage_error(p_empty, "bad port");
+	expect_usage_error(c_twice, "--config-file given twice");
+	expect_usage_error(c_empty, "bad file name");
+	{
+		const char *many[2 * CONFIG_LISTENERS_MAX + 3];
+		int n = 0;
+
+		for (int i = 0; i <= CONFIG_LISTENERS_MAX; i++) {
+			many[n++] = "-p";
+			many[n++] = "1884";
+		}
+		many[n] = NULL;
+		expect_usage_error(many, "more than 16 -p ports");
+	}
+	CU_ASSERT_EQUAL(from_args(&cfg, c_absent), ST_ERR_CONFIG);
+	CU_ASSERT_STRING_EQUAL(err, "/nonexistent/starling.conf: cannot open: No such file or "
+	                            "directory");
+}
+
+/* Writes text to a new temporary file; its name goes to path. */
+static void write_temp(char *path, size_t size, const void *text, size_t len)
+{
+	int fd;
+
+	snprintf(path, size, "/tmp/test_config.XXXXXX");
+	fd = mkstemp(path);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_FATAL(write(fd, text, len) == (ssize_t)len);
+	close(fd);
+}
+
+static void test_load_file(void)
+{
+	static const char text[] = "# Starling test configuration\r\n"
+	                           "\n"
+	                           "listener 18830 127.0.0.1\r\n"
+	                           "  listener 18831\n"
+	                           "max_inflight_messages 0\n"
+	                           "\t# indented comment\n"
+	                           "allow_anonymous true\n"
+	                           "log_type error\n"
+	                           "log_type warning\n"
+	                           "log_dest file /tmp/starling test.log\n"
+	                           "sys_interval 0\n"
+	                           "set_tcp_nodelay false"; /* no final newline */
+	const char *args[] = {"-c", NULL, "-p", "1999", NULL};
+	char path[64];
+	struct config cfg;
+
+	write_temp(path, sizeof(path), text, strlen(text));
+	config_defaults(&cfg);
+	CU_ASSERT_EQUAL(config_load_file(&cfg, path, err, sizeof(err)), ST_OK);
+	CU_ASSERT_EQUAL(cfg.listener_count, 2);
+	CU_ASSERT_EQUAL(cfg.max_inflight_messages, 65535);
+	CU_ASSERT_EQUAL(cfg.log_types, LOG_T_ERROR | LOG_T_WARNING);
+	CU_ASSERT_STRING_EQUAL(cfg.log_dests[0].path, "/tmp/starling test.log");
+	CU_ASSERT_EQUAL(cfg.sys_interval_s, 0);
+	CU_ASSERT_FALSE(cfg.set_tcp_nodelay);
+
+	args[1] = path;
+	CU_ASSERT_EQUAL(from_args(&cfg, args), ST_OK);
+	CU_ASSERT_STRING_EQUAL(cfg.config_path, path);
+	CU_ASSERT_EQUAL(cfg.listener_count, 2);
+	CU_ASSERT_EQUAL(cfg.listeners[0].port, 18830);
+	CU_ASSERT_TRUE(cfg.cmd_ports_ignored);
+	CU_ASSERT_TRUE(cfg.allow_anonymous);
+	unlink(path);
+}
+
+static void test_load_file_errors(void)
+{
+	static const char bad_line[] = "# ok\nlistener 1884\n\nmax_keepalive 5\nbogus\n";
+	static const char nul[] = "max_connections 5\nmax_conn\0ections 6\n";
+	char path[64], want[160];
+	struct config cfg;
+	char *big;
+
+	write_temp(path, sizeof(path), bad_line, strlen(bad_line));
+	config_defaults(&cfg);
+	CU_ASSERT_EQUAL(config_load_file(&cfg, path, err, sizeof(err)), ST_ERR_CONFIG);
+	snprintf(want, sizeof(want), "%s:4: max_keepalive: 5 is out of range (10..65535)", path);
+	CU_ASSERT_STRING_EQUAL(err, want);
+	unlink(path);
+
+	write_temp(path, sizeof(path), nul, sizeof(nul) - 1);
+	config_defaults(&cfg);
+	CU_ASSERT_EQUAL(config_load_file(&cfg, path, err, sizeof(err)), ST_ERR_CONFIG);
+	snprintf(want, sizeof(want), "%s:2: NUL byte in line", path);
+	CU_ASSERT_STRING_EQUAL(err, want);
+	CU_ASSERT_EQUAL(cfg.max_connections, 5);
+	unlink(path);
+
+	/* Over the 1 MiB bound: a blank file that large is still refused. */
+	big = calloc(1, (1u << 20) + 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	memset(big, '\n', (1u << 20) + 1);
+	write_temp(path, sizeof(path), big, (1u << 20) + 1);
+	free(big);
+	CU_ASSERT_EQUAL(config_load_file(&cfg, path, err, sizeof(err)), ST_ERR_CONFIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "larger than 1048576 bytes"));
+	unlink(path);
+
+	CU_ASSERT_EQUAL(config_load_file(&cfg, "/nonexistent.conf", err, sizeof(err)),
+	                ST_ERR_CONFIG);
+	CU_ASSERT_STRING_EQUAL(err, "/nonexistent.conf: cannot open: No such file or directory");
+	CU_ASSERT_EQUAL(config_load_file(&cfg, "/tmp", err, sizeof(err)), ST_ERR_CONFIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "/tmp: cannot read: Is a directory"));
+}
+
+/* A file right at the size bound is read whole. */
+static void test_exactly_one_mib(void)
+{
+	char path[64];
+	char *buf = malloc(1u << 20);
+	struct config cfg;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+	memset(buf, ' ', 1u << 20);
+	memcpy(buf, "max_connections 9\n", 18);
+	write_temp(path, sizeof(path), buf, 1u << 20);
+	free(buf);
+	config_defaults(&cfg);
+	CU_ASSERT_EQUAL(config_load_file(&cfg, path, err, sizeof(err)), ST_OK);
+	CU_ASSERT_EQUAL(cfg.max_connections, 9);
+	unlink(path);
+}
+
+int main(void)
+{
+	int rc;
+	static const struct tu_test tests[] = {
+	        {"defaults", test_defaults},
+	        {"comments and blanks", test_comments_and_blanks},
+	        {"unknown option", test_unknown_option},
+	        {"integer options", test_integer_options},
+	        {"boolean options", test_boolean_options},
+	        {"listener", test_listener_option},
+	        {"port and bind_address", test_port_and_bind_address},
+	        {"log_type", test_log_type},
+	        {"log_dest", test_log_dest},
+	        {"paths and strings", test_paths_and_strings},
+	        {"unsupported options", test_unsupported_options},
+	        {"long line, small error buffer", test_long_line_and_small_err},
+	        {"allow_anonymous derivation", test_allow_anonymous_derivation},
+	        {"listener derivation", test_listener_derivation},
+	        {"argv good", test_args_good},
+	        {"argv help", test_args_help},
+	        {"argv bad", test_args_bad},
+	        {"load file", test_load_file},
+	        {"load file errors", test_load_file_errors},
+	        {"file of exactly 1 MiB", test_exactly_one_mib},
+	        {NULL, NULL},
+	};
+
+	tu_add_suite("config", tests);
+	rc = tu_run_registry();
+	tu_guard_release(&guard);
+	return rc;
+}
