@@ -64,6 +64,7 @@ void conn_queue_bytes(struct conn *c, const void *p, size_t n)
 		conn_close(c, false, "out of memory");
 		return;
 	}
+	c->w->stats.packets_sent++;
 	conn_want_flush(c);
 }
 
@@ -182,6 +183,7 @@ static void conn_packet(struct conn *c, const struct st_fixed_header *fh, const 
 		conn_close(c, false, "first packet is not CONNECT");
 		return;
 	}
+	c->w->stats.packets_received++;
 	ret = st_decode_body(fh, p + fh->header_len, c->level, &pkt);
 	if (ret < 0) {
 		handle_decode_error(c, fh, ret);

@@ -24,6 +24,7 @@ int handle_publish(struct conn *c, const struct st_publish *p)
 		return ST_ERR_PROTOCOL;
 	if (w->b->max_payload && p->payload.len > w->b->max_payload)
 		return ST_ERR_TOO_LARGE;
+	w->stats.msgs_received++;
 
 	switch (p->qos) {
 	case 0:

@@ -9,6 +9,7 @@
 
 #include "conn.h"
 #include "starling/error.h"
+#include "worker.h"
 
 static bool out_splices(const struct pub_view *v)
 {
@@ -38,6 +39,7 @@ int out_publish(struct conn *c, const struct pub_view *v, uint8_t flags, uint16_
 	obuf_commit(&c->out, n);
 	if (splice && obuf_splice(&c->out, v->m, v->payload.ptr, v->payload.len) != ST_OK)
 		return ST_ERR_NOMEM;
+	c->w->stats.packets_sent++;
 	conn_want_flush(c);
 	return ST_OK;
 }
@@ -92,6 +94,7 @@ int64_t out_suback_begin(struct conn *c, uint8_t type, uint16_t pid, uint32_t co
 	off = (int64_t)c->out.len + (int64_t)n;
 	memset(p + n, 0, count);
 	obuf_commit(&c->out, n + count);
+	c->w->stats.packets_sent++;
 	conn_want_flush(c);
 	return off;
 }

@@ -15,6 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct retain;
 
 typedef void (*retain_fn)(void *ctx, void *value);
@@ -40,9 +44,15 @@ void *retain_get(const struct retain *rs, const uint8_t *topic, size_t len);
  * starting with '$' are not matched by a first-level wildcard.
  */
 void retain_match(const struct retain *rs, const uint8_t *filter, size_t len, retain_fn fn,
-		  void *ctx);
+                  void *ctx);
 
 /* Number of values held. */
 size_t retain_count(const struct retain *rs);
 
+/* Topic-level nodes held, the root excepted: for tests and memory statistics. */
+size_t retain_node_count(const struct retain *rs);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

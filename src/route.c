@@ -136,7 +136,6 @@ int route_publish(struct worker *w, struct session *origin, struct pub_view *v, 
 	bool owned = v->m == NULL;
 
 	(void)origin;
-	w->stats.msgs_received++;
 	/* Payloads worth splicing are promoted up front so deliveries reference them. */
 	if (v->payload.len >= OBUF_SPLICE_MIN && !route_promote(v, qos, retain))
 		return ST_ERR_NOMEM;

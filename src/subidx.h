@@ -24,6 +24,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct subidx;
 
 /* Called once per matching subscription; must not modify the index. */
@@ -39,16 +43,22 @@ void subidx_free(struct subidx *idx);
  * ST_ERR_NOMEM.
  */
 int subidx_add(struct subidx *idx, const uint8_t *filter, size_t len, void *subscriber,
-	       uint64_t data);
+               uint64_t data);
 
 /* Removes (filter, subscriber). Returns ST_OK, or ST_ERR_FILTER if the pair was not there. */
 int subidx_remove(struct subidx *idx, const uint8_t *filter, size_t len, void *subscriber);
 
 /* Calls fn for every subscription whose filter matches topic name `topic`. */
-void subidx_match(const struct subidx *idx, const uint8_t *topic, size_t len,
-		  subidx_match_fn fn, void *ctx);
+void subidx_match(const struct subidx *idx, const uint8_t *topic, size_t len, subidx_match_fn fn,
+                  void *ctx);
 
 /* Number of (filter, subscriber) pairs held. */
 size_t subidx_count(const struct subidx *idx);
 
+/* Trie nodes held for wildcard filters, the root excepted: for tests and memory statistics. */
+size_t subidx_node_count(const struct subidx *idx);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

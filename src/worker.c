@@ -214,6 +214,7 @@ static void worker_housekeeping(struct worker *w)
 			l->armed = true;
 		}
 	}
+	sys_tick(w);
 }
 
 /* End of a completion batch: one send per connection with output; re-arm starved recvs. */

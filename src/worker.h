@@ -19,6 +19,7 @@
 #include "hmap.h"
 #include "ring.h"
 #include "starling/codec.h"
+#include "sys.h"
 
 struct broker;
 struct conn;
@@ -44,6 +45,9 @@ struct worker_stats {
 	uint64_t sends;            /* send operations completed */
 	uint64_t connections_total; /* connections accepted */
 	uint64_t protocol_errors;  /* connections closed for malformed or illegal packets */
+	uint64_t packets_received; /* MQTT packets of any type received */
+	uint64_t packets_sent;     /* MQTT packets of any type queued */
+	uint64_t clients_max;      /* most clients connected at once */
 };
 
 struct worker {
@@ -78,6 +82,7 @@ struct worker {
 	uint32_t nmatches;            /* entries used */
 	uint32_t matches_cap;         /* entries allocated */
 	struct worker_stats stats;    /* counters */
+	struct sys_state sys;         /* $SYS publication state */
 };
 
 /* Sets the worker up: ring, listeners (sockets already bound by the broker), index, stores. */

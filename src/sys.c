@@ -1,0 +1,106 @@
+/*
+ * $SYS publication. The values are the worker's counters; formatting and routing happen once
+ * per interval, never on the message path.
+ */
+#include "sys.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker.h"
+#include "retain.h"
+#include "route.h"
+#include "subidx.h"
+#include "worker.h"
+
+#define STARLING_VERSION "0.1.0"
+
+enum sys_kind { SYS_COUNT, SYS_SECONDS };
+
+struct sys_topic {
+	const char *topic;
+	enum sys_kind kind;
+};
+
+static const struct sys_topic sys_topics[] = {
+	{"$SYS/broker/uptime", SYS_SECONDS},
+	{"$SYS/broker/clients/connected", SYS_COUNT},
+	{"$SYS/broker/clients/total", SYS_COUNT},
+	{"$SYS/broker/clients/disconnected", SYS_COUNT},
+	{"$SYS/broker/clients/maximum", SYS_COUNT},
+	{"$SYS/broker/messages/received", SYS_COUNT},
+	{"$SYS/broker/messages/sent", SYS_COUNT},
+	{"$SYS/broker/publish/messages/received", SYS_COUNT},
+	{"$SYS/broker/publish/messages/sent", SYS_COUNT},
+	{"$SYS/broker/publish/messages/dropped", SYS_COUNT},
+	{"$SYS/broker/bytes/received", SYS_COUNT},
+	{"$SYS/broker/bytes/sent", SYS_COUNT},
+	{"$SYS/broker/subscriptions/count", SYS_COUNT},
+	{"$SYS/broker/retained messages/count", SYS_COUNT},
+	{"$SYS/broker/connections/total", SYS_COUNT},
+	{"$SYS/broker/protocol/errors", SYS_COUNT},
+};
+
+_Static_assert(sizeof(sys_topics) / sizeof(sys_topics[0]) <= SYS_TOPICS_MAX, "SYS_TOPICS_MAX");
+
+static void sys_values(struct worker *w, uint64_t *v)
+{
+	uint64_t online = w->nclients, total = w->sessions.count;
+	unsigned i = 0;
+
+	if (online > w->stats.clients_max)
+		w->stats.clients_max = online;
+	v[i++] = (uint64_t)time(NULL) - w->b->start_s;
+	v[i++] = online;
+	v[i++] = total;
+	v[i++] = total > online ? total - online : 0;
+	v[i++] = w->stats.clients_max;
+	v[i++] = w->stats.packets_received;
+	v[i++] = w->stats.packets_sent;
+	v[i++] = w->stats.msgs_received;
+	v[i++] = w->stats.msgs_sent;
+	v[i++] = w->stats.msgs_dropped;
+	v[i++] = w->stats.bytes_received;
+	v[i++] = w->stats.bytes_sent;
+	v[i++] = subidx_count(w->subs);
+	v[i++] = retain_count(w->retained);
+	v[i++] = w->stats.connections_total;
+	v[i++] = w->stats.protocol_errors;
+}
+
+static void sys_publish(struct worker *w, const char *topic, const char *payload)
+{
+	struct pub_view v = {
+		.topic = {(const uint8_t *)topic, (uint32_t)strlen(topic)},
+		.payload = {(const uint8_t *)payload, (uint32_t)strlen(payload)},
+	};
+
+	route_publish(w, NULL, &v, 0, true);
+}
+
+void sys_tick(struct worker *w)
+{
+	struct sys_state *st = &w->sys;
+	uint64_t v[SYS_TOPICS_MAX];
+	char buf[64];
+
+	if (w->b->cfg.sys_interval_s == 0 || w->now_ms < st->next_ms)
+		return;
+	if (st->next_ms == 0)
+		sys_publish(w, "$SYS/broker/version", "starling version " STARLING_VERSION);
+	st->next_ms = w->now_ms + (uint64_t)w->b->cfg.sys_interval_s * 1000;
+	sys_values(w, v);
+	for (unsigned i = 0; i < sizeof(sys_topics) / sizeof(sys_topics[0]); i++) {
+		if (st->published[i] && st->last[i] == v[i])
+			continue;
+		st->published[i] = 1;
+		st->last[i] = v[i];
+		if (sys_topics[i].kind == SYS_SECONDS)
+			snprintf(buf, sizeof(buf), "%" PRIu64 " seconds", v[i]);
+		else
+			snprintf(buf, sizeof(buf), "%" PRIu64, v[i]);
+		sys_publish(w, sys_topics[i].topic, buf);
+	}
+}
