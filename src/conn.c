@@ -18,7 +18,8 @@
 #include "starling/codec.h"
 #include "worker.h"
 
-#define CONN_IOV_MAX 1024 /* IOV_MAX on Linux */
+#define CONN_IOV_MAX      1024        /* IOV_MAX on Linux */
+#define CONN_OUTPUT_SLACK (1u << 20) /* control packets allowed past max_output_bytes */
 
 #define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
 
@@ -60,6 +61,15 @@ void conn_queue_bytes(struct conn *c, const void *p, size_t n)
 {
 	if (c->eof)
 		return;
+	/*
+	 * Acknowledgements cannot be dropped like QoS 0 messages: a client that keeps sending
+	 * but never reads would grow its output without limit, so past the bound (with room for
+	 * the window's own traffic) it is disconnected.
+	 */
+	if (conn_output_bytes(c) > (uint64_t)c->w->b->cfg.max_output_bytes + CONN_OUTPUT_SLACK) {
+		conn_close(c, false, "not reading its output");
+		return;
+	}
 	if (obuf_append(&c->out, p, n) != ST_OK) {
 		conn_close(c, false, "out of memory");
 		return;

@@ -17,7 +17,7 @@ uint8_t *obuf_reserve(struct obuf *ob, size_t n)
 
 	if (need > UINT32_MAX)
 		return NULL;
-	if (need > ob->cap) {
+	if (need > ob->cap || !ob->data) {
 		size_t cap = ob->cap ? ob->cap : OBUF_MIN_CAP;
 		uint8_t *p;
 

@@ -18,6 +18,7 @@
  * change the store. Expected workload: up to millions of topics, a SUBSCRIBE walking a few of
  * them, a retained PUBLISH setting one.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,11 +122,11 @@ static void prune(struct retain *rs, struct rnode *x)
 
 static struct rnode *node_new(struct rnode *parent, const uint8_t *level, size_t len)
 {
-	struct rnode *x = malloc(sizeof(*x) + len);
+	struct rnode *x = malloc(offsetof(struct rnode, level) + len);
 
 	if (!x)
 		return NULL;
-	memset(x, 0, sizeof(*x));
+	memset(x, 0, offsetof(struct rnode, level));
 	x->parent = parent;
 	x->len = (uint32_t)len;
 	memcpy(x->level, level, len);

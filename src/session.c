@@ -234,10 +234,12 @@ bool session_out_pubrec(struct session *s, uint16_t pid)
 
 	if (!slot)
 		return false;
-	/* After PUBREC the client owns the message; only the id stays until PUBCOMP. */
+	/* After PUBREC the client owns the message; only the id stays until PUBCOMP. PUBRELs
+	 * are resent in the order their PUBRECs arrived [MQTT-4.6.0-4]. */
 	msg_unref(slot->d.m);
 	slot->d.m = NULL;
 	slot->state = SLOT_WAIT_PUBCOMP;
+	slot->seq = s->seq++;
 	return true;
 }
 

@@ -21,6 +21,7 @@
  * pruned as their last subscription goes); an empty subvec owns no memory; `count` is the sum
  * of all subvec lengths.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,7 +74,6 @@ struct tnode {
 	struct tnode *parent; /* NULL at the root */
 	struct subvec subs;   /* filters that end at this node */
 	struct subvec multi;  /* filters that end with a '#' level just below this node */
-	uint64_t hash;        /* xxh3 of level: the key in parent->kids (0 for root and '+') */
 	uint32_t len;         /* level length in bytes */
 	uint8_t level[];      /* the level, not NUL-terminated ("+" for a '+' child) */
 };
@@ -313,7 +313,7 @@ static int exact_add(struct subidx *idx, const uint8_t *filter, size_t len, void
 	int ret;
 
 	if (!e) {
-		e = malloc(sizeof(*e) + len);
+		e = malloc(offsetof(struct exact, filter) + len);
 		if (!e)
 			return ST_ERR_NOMEM;
 		memset(&e->subs, 0, sizeof(e->subs));
@@ -371,11 +371,11 @@ static const struct tnode *kid_find(const struct subidx *idx, const struct tnode
 
 static struct tnode *node_new(struct tnode *parent, const uint8_t *level, size_t len)
 {
-	struct tnode *x = malloc(sizeof(*x) + len);
+	struct tnode *x = malloc(offsetof(struct tnode, level) + len);
 
 	if (!x)
 		return NULL;
-	memset(x, 0, sizeof(*x));
+	memset(x, 0, offsetof(struct tnode, level));
 	x->parent = parent;
 	x->len = (uint32_t)len;
 	memcpy(x->level, level, len);
@@ -397,7 +397,7 @@ static void prune(struct subidx *idx, struct tnode *x)
 		if (p->plus == x)
 			p->plus = NULL;
 		else
-			hmap_remove(&p->kids, x->hash, x);
+			hmap_remove(&p->kids, hash_bytes(idx, x->level, x->len), x);
 		assert(idx->nodes > 0);
 		idx->nodes--;
 		free(x);
@@ -410,7 +410,6 @@ static struct tnode *kid_get(struct subidx *idx, struct tnode *x, const uint8_t 
                              bool create)
 {
 	bool plus = len == 1 && level[0] == '+';
-	uint64_t h = plus ? 0 : hash_bytes(idx, level, len);
 	struct tnode *kid;
 
 	if (plus)
@@ -422,10 +421,9 @@ static struct tnode *kid_get(struct subidx *idx, struct tnode *x, const uint8_t 
 	kid = node_new(x, level, len);
 	if (!kid)
 		return NULL;
-	kid->hash = h;
 	if (plus) {
 		x->plus = kid;
-	} else if (hmap_insert(&x->kids, h, kid)) {
+	} else if (hmap_insert(&x->kids, hash_bytes(idx, level, len), kid)) {
 		free(kid);
 		return NULL;
 	}
