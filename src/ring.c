@@ -12,6 +12,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -22,6 +23,14 @@
 
 #define RING_OP_MASK 7u
 #define RING_BGID    0
+
+/* Newer than liburing 2.3's headers (Linux 6.12). */
+#ifndef IOU_PBUF_RING_INC
+#define IOU_PBUF_RING_INC 2
+#endif
+#ifndef IORING_CQE_F_BUF_MORE
+#define IORING_CQE_F_BUF_MORE (1U << 4)
+#endif
 
 static uint64_t ring_tag(struct ring_io *io, enum ring_op op)
 {
@@ -119,7 +128,20 @@ static int ring_setup_buffers(struct ring *r, const struct ring_params *p, char 
 	reg.ring_addr = (uint64_t)(uintptr_t)r->br;
 	reg.ring_entries = p->buf_count;
 	reg.bgid = RING_BGID;
+	/* Probe for incremental consumption: older kernels reject the flag with EINVAL. */
+	reg.pad = IOU_PBUF_RING_INC;
 	ret = io_uring_register_buf_ring(&r->uring, &reg, 0);
+	if (ret == -EINVAL) {
+		reg.pad = 0;
+		ret = io_uring_register_buf_ring(&r->uring, &reg, 0);
+	} else if (ret == 0) {
+		r->buf_off = calloc(p->buf_count, sizeof(*r->buf_off));
+		if (!r->buf_off) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		r->inc = true;
+	}
 	if (ret < 0) {
 		if (ret == -EINVAL)
 			snprintf(err, errlen,
@@ -192,6 +214,8 @@ void ring_exit(struct ring *r)
 		munmap(r->br, r->br_map_len);
 	if (r->bufs)
 		munmap(r->bufs, (size_t)r->buf_count * r->buf_size);
+	free(r->buf_off);
+	r->buf_off = NULL;
 	r->br = NULL;
 	r->bufs = NULL;
 }
@@ -257,6 +281,43 @@ void ring_cancel_fd(struct ring *r, int fd)
 	io_uring_sqe_set_data64(sqe, RING_OP_CANCEL);
 }
 
+/* Gives buffer bid back to the kernel (made visible at the end of the batch). */
+static void ring_recycle(struct ring *r, int bid)
+{
+	io_uring_buf_ring_add(r->br, r->bufs + (size_t)bid * r->buf_size, r->buf_size,
+			      (unsigned short)bid, io_uring_buf_ring_mask(r->buf_count),
+			      r->bufs_returned);
+	r->bufs_returned++;
+	r->stats.bufs_recycled++;
+}
+
+/*
+ * Where a completion's data is, and whether its buffer is now free. With incremental
+ * consumption the data continues where the buffer's previous completion stopped, and the
+ * buffer is done only when it is full. A 0-byte completion (EOF) names a buffer without
+ * consuming it, so fullness is tracked here rather than trusted to IORING_CQE_F_BUF_MORE.
+ */
+static const uint8_t *ring_data(struct ring *r, const struct io_uring_cqe *cqe, int bid,
+				bool *done)
+{
+	uint8_t *base = r->bufs + (size_t)bid * r->buf_size;
+	uint32_t off;
+
+	if (!r->inc) {
+		*done = true;
+		return base;
+	}
+	off = r->buf_off[bid];
+	if (cqe->res > 0)
+		r->buf_off[bid] += (uint32_t)cqe->res;
+	assert(r->buf_off[bid] <= r->buf_size);
+	*done = r->buf_off[bid] == r->buf_size;
+	assert(cqe->res <= 0 || *done == !(cqe->flags & IORING_CQE_F_BUF_MORE));
+	if (*done)
+		r->buf_off[bid] = 0;
+	return base + off;
+}
+
 static void ring_dispatch(struct ring *r, const struct io_uring_cqe *cqe)
 {
 	uint64_t ud = cqe->user_data;
@@ -267,12 +328,13 @@ static void ring_dispatch(struct ring *r, const struct io_uring_cqe *cqe)
 		.res = cqe->res,
 		.buf = NULL,
 	};
+	bool done = false;
 	int bid = -1;
 
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
 		bid = (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 		assert((uint32_t)bid < r->buf_count);
-		ev.buf = r->bufs + (size_t)bid * r->buf_size;
+		ev.buf = ring_data(r, cqe, bid, &done);
 	}
 	if (ev.op == RING_OP_RECV && ev.res == -ENOBUFS)
 		r->stats.enobufs++;
@@ -283,12 +345,8 @@ static void ring_dispatch(struct ring *r, const struct io_uring_cqe *cqe)
 		}
 		io->fn(r, io, &ev);
 	}
-	if (bid >= 0) {
-		io_uring_buf_ring_add(r->br, r->bufs + (size_t)bid * r->buf_size, r->buf_size,
-				      (unsigned short)bid, io_uring_buf_ring_mask(r->buf_count),
-				      r->bufs_returned);
-		r->bufs_returned++;
-	}
+	if (done)
+		ring_recycle(r, bid);
 }
 
 int ring_poll(struct ring *r, int timeout_ms)

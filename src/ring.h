@@ -8,8 +8,11 @@
  * connection per batch: that is what lets a fan-out put many messages in one send).
  *
  * Receives use one provided-buffer ring shared by every socket of the worker: an idle socket
- * owns no buffer. A receive handler sees the buffer only for the duration of the call; the
- * ring gives the buffer back to the kernel as soon as the handler returns.
+ * owns no buffer. A receive handler sees the data only for the duration of the call. Where the
+ * kernel has it (6.12+), buffers are consumed incrementally: successive receives, of any
+ * socket, fill one buffer one after the other, so small packets share pages instead of each
+ * touching a buffer of its own; a buffer goes back to the kernel once it is full and handled.
+ * Without it, each receive takes a whole buffer, returned right after its handler.
  *
  * Each submission carries a pointer to a struct ring_io embedded in the caller's object, with
  * the operation in the pointer's low 3 bits. The caller must keep that object alive until the
@@ -68,6 +71,7 @@ struct ring_stats {
 	uint64_t batches;     /* calls of ring_poll that reaped completions */
 	uint64_t cqes;        /* completions handled */
 	uint64_t sqe_full;    /* times the SQ was full and had to be submitted early */
+	uint64_t bufs_recycled; /* receive buffers given back to the kernel */
 };
 
 struct ring {
@@ -80,6 +84,8 @@ struct ring {
 	uint32_t recv_max;                 /* length asked of each recv */
 	uint16_t bgid;                     /* buffer group id */
 	uint16_t bufs_returned;            /* buffers added since the last tail advance */
+	bool inc;                          /* buffers consumed incrementally (IOU_PBUF_RING_INC) */
+	uint32_t *buf_off;                 /* inc: bytes of each buffer already received into */
 	struct ring_stats stats;           /* counters for $SYS and kernel-notes */
 };
 
