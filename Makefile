@@ -35,6 +35,8 @@ ASAN_LIBS  := -luring -lxxhash -lm
 obj = $(patsubst %.c,$(B)/$(1)/obj/%.o,$(2))
 
 .PHONY: all deps run test unit integration bench bench-compare format format-check clean asan
+# Objects are intermediates of pattern chains; keep them so a rebuild relinks only what changed.
+.SECONDARY:
 all: $(B)/starlingd $(addprefix $(B)/,$(TOOLS))
 
 deps:
@@ -56,6 +58,9 @@ $(B)/starling-pub $(B)/starling-sub: $(B)/starling-%: $(B)/release/obj/tools/sta
 		$(call obj,release,$(TOOL_COMMON_SRC)) $(B)/release/libstcodec.a
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS)
 $(B)/starling-bench: $(call obj,release,$(BENCH_TOOL_SRC)) $(B)/release/libstcodec.a
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS)
+# The trivial fake broker that proves starling-bench's own speed (bench/README.md).
+$(B)/starling-sink: $(B)/release/obj/bench/sink.o $(B)/release/libstcodec.a
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS)
 
 # --- ASan + UBSan --------------------------------------------------------------------

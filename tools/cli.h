@@ -1,0 +1,130 @@
+/*
+ * Command-line parsing shared by starling-pub and starling-sub.
+ *
+ * The tools accept the options users type for mosquitto_pub and mosquitto_sub, with the same
+ * spellings, defaults and error messages, so scripts written for Mosquitto's clients work
+ * unchanged. Like Mosquitto's clients (and unlike getopt), every option is its own argv
+ * entry and an option that takes a value takes the next entry, whatever it looks like: `-m
+ * -x` publishes "-x".
+ *
+ * Each tool describes its own options in a table of struct cli_spec and hands the options
+ * common to both (connection, identity, will, protocol version) to cli_common_apply(). No
+ * parsing state lives outside the structs the caller owns; values are borrowed from argv.
+ */
+#ifndef STARLING_TOOLS_CLI_H
+#define STARLING_TOOLS_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Which tool an option belongs to (a bit mask, so a spec can name both). */
+#define CLI_PUB 0x01u
+#define CLI_SUB 0x02u
+
+/* Exit status for a bad command line, as Mosquitto's clients use. */
+#define CLI_EXIT_USAGE 1
+
+/* Keys of the options cli_common_apply() understands; tools number theirs from CLI_KEY_TOOL. */
+enum cli_key {
+	CLI_KEY_HELP = 1,
+	CLI_KEY_HOST,
+	CLI_KEY_PORT,
+	CLI_KEY_ID,
+	CLI_KEY_ID_PREFIX,
+	CLI_KEY_KEEPALIVE,
+	CLI_KEY_QOS,
+	CLI_KEY_NO_CLEAN,
+	CLI_KEY_USERNAME,
+	CLI_KEY_PASSWORD,
+	CLI_KEY_DEBUG,
+	CLI_KEY_QUIET,
+	CLI_KEY_NODELAY,
+	CLI_KEY_VERSION,
+	CLI_KEY_WILL_TOPIC,
+	CLI_KEY_WILL_PAYLOAD,
+	CLI_KEY_WILL_QOS,
+	CLI_KEY_WILL_RETAIN,
+	CLI_KEY_TOOL = 64,
+};
+
+/* One option: its spellings, whether it takes a value, and which tools accept it. */
+struct cli_spec {
+	const char *name;  /* short spelling, "-h" */
+	const char *alias; /* long spelling, "--host", or NULL */
+	const char *what;  /* the value's name for "no <what> specified", NULL for a flag */
+	uint8_t tools;     /* CLI_PUB and/or CLI_SUB */
+	uint8_t key;       /* enum cli_key or a tool's own key */
+};
+
+/* Longest client id cli_common_finish() generates (a prefix plus a pid). */
+#define CLI_ID_MAX 256
+
+/* The options both tools share, after parsing. Strings are borrowed from argv. */
+struct cli_common {
+	const char *tool;         /* "starling-pub", for messages and the default id */
+	uint8_t tool_mask;        /* CLI_PUB or CLI_SUB */
+	const char *host;         /* -h; "localhost" by default */
+	uint16_t port;            /* -p; 1883 by default */
+	const char *id;           /* -i, or the generated id after cli_common_finish() */
+	const char *id_prefix;    /* -I: the id is this prefix followed by the pid */
+	char id_buf[CLI_ID_MAX];  /* storage for a generated id */
+	uint16_t keepalive_s;     /* -k; 60 by default, 5..65535 */
+	uint8_t qos;              /* -q: publish QoS (pub) or requested QoS (sub) */
+	bool clean_session;       /* false with -c */
+	const char *username;     /* -u, NULL if absent */
+	const char *password;     /* -P, NULL if absent */
+	bool debug;               /* -d: print packets sent and received */
+	bool quiet;               /* --quiet: no runtime error messages */
+	bool help;                /* --help was given */
+	uint8_t level;            /* -V: enum st_protocol_level; 3.1.1 by default */
+	const char *will_topic;   /* --will-topic, NULL for no will */
+	const char *will_payload; /* --will-payload, NULL for an empty will */
+	uint8_t will_qos;         /* --will-qos */
+	bool will_retain;         /* --will-retain */
+	bool will_qos_given;      /* --will-qos was given (needs --will-topic) */
+};
+
+/* Sets the defaults: localhost:1883, keepalive 60, QoS 0, clean session, MQTT 3.1.1. */
+void cli_common_init(struct cli_common *o, const char *tool, uint8_t tool_mask);
+
+/*
+ * Matches argv[*i] against the tool's table, then the common one. On a match stores the spec
+ * in *spec and the value (argv[*i + 1], *i advanced past it) in *value, and returns 0. For an
+ * unknown option or a missing value prints Mosquitto's message and returns ST_ERR_CONFIG.
+ */
+int cli_match(const struct cli_common *o, const struct cli_spec *table, size_t n, int argc,
+              char **argv, int *i, const struct cli_spec **spec, const char **value);
+
+/* Applies one common option. Returns 0, or ST_ERR_CONFIG after printing why. */
+int cli_common_apply(struct cli_common *o, const struct cli_spec *spec, const char *value);
+
+/*
+ * Checks the combination of common options (a will payload without a will topic, -c without
+ * -i) and fills in the default client id ("<tool>-<pid>", or the -I prefix and the pid).
+ * Returns 0, or ST_ERR_CONFIG after printing why.
+ */
+int cli_common_finish(struct cli_common *o);
+
+struct client_config;
+
+/* Fills a client configuration from the common options (strings stay borrowed from argv). */
+void cli_client_config(const struct cli_common *o, struct client_config *cfg);
+
+/* Parses a decimal integer in [min, max]; false if `s` is not one. */
+bool cli_parse_long(const char *s, long min, long max, long *out);
+
+/* Mosquitto's text for a 3.x CONNACK return code ("Connection Refused: not authorised."). */
+const char *cli_connack_string(uint8_t code);
+
+/* Prints "Use '<tool> --help' to see usage." on stderr, as Mosquitto does after an error. */
+void cli_hint(const struct cli_common *o);
+
+/* Prints the options both tools share, for the tools' --help text. */
+void cli_common_usage(void);
+
+/* Prints an error unless --quiet: "Error: ..." lines for failures at run time. */
+void cli_err(const struct cli_common *o, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+#endif
