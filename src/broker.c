@@ -38,17 +38,17 @@ static void broker_limits(struct broker *b)
 		max_packet = cfg->max_packet_size;
 	b->max_packet = (uint32_t)max_packet;
 	b->max_payload = cfg->message_size_limit;
-	b->inflight_max = (cfg->max_inflight_messages == 0 || cfg->max_inflight_messages > 65535) ?
-				  65535 :
-				  (uint16_t)cfg->max_inflight_messages;
+	b->inflight_max = (cfg->max_inflight_messages == 0 || cfg->max_inflight_messages > 65535)
+	                          ? 65535
+	                          : (uint16_t)cfg->max_inflight_messages;
 }
 
 /* Binds every address of one listener (IPv4 and IPv6 for a wildcard address). */
 static int broker_listen(struct broker *b, const char *host, uint16_t port)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	                         .ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *res, *ai;
 	char portstr[8];
 	int ret, bound = 0;
@@ -56,7 +56,8 @@ static int broker_listen(struct broker *b, const char *host, uint16_t port)
 	snprintf(portstr, sizeof(portstr), "%u", port);
 	ret = getaddrinfo(host && *host ? host : NULL, portstr, &hints, &res);
 	if (ret != 0) {
-		log_msg(&b->log, LOG_T_ERROR, "Error: cannot resolve %s: %s", host, gai_strerror(ret));
+		log_msg(&b->log, LOG_T_ERROR, "Error: cannot resolve %s: %s", host,
+		        gai_strerror(ret));
 		return ST_ERR_CONFIG;
 	}
 	for (ai = res; ai && b->nlisten < 2 * CONFIG_LISTENERS_MAX; ai = ai->ai_next) {
@@ -72,19 +73,19 @@ static int broker_listen(struct broker *b, const char *host, uint16_t port)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
 			log_msg(&b->log, LOG_T_ERROR, "Error: cannot listen on %s port %u: %s",
-				host && *host ? host : "*", port, strerror(errno));
+			        host && *host ? host : "*", port, strerror(errno));
 			close(fd);
 			freeaddrinfo(res);
 			return ST_ERR_SYS;
 		}
 		getsockname(fd, (struct sockaddr *)&ss, &sl);
-		b->listen_ports[b->nlisten] = ntohs(ss.ss_family == AF_INET6 ?
-						       ((struct sockaddr_in6 *)&ss)->sin6_port :
-						       ((struct sockaddr_in *)&ss)->sin_port);
+		b->listen_ports[b->nlisten] =
+		        ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+		                                       : ((struct sockaddr_in *)&ss)->sin_port);
 		b->listen_fds[b->nlisten++] = fd;
 		log_msg(&b->log, LOG_T_NOTICE, "Opening %s listen socket on port %u.",
-			ai->ai_family == AF_INET6 ? "ipv6" : "ipv4",
-			b->listen_ports[b->nlisten - 1]);
+		        ai->ai_family == AF_INET6 ? "ipv6" : "ipv4",
+		        b->listen_ports[b->nlisten - 1]);
 		bound++;
 	}
 	freeaddrinfo(res);
@@ -142,7 +143,7 @@ static int broker_pid_file(struct broker *b)
 	f = fopen(b->cfg.pid_file, "we");
 	if (!f) {
 		log_msg(&b->log, LOG_T_ERROR, "Error: cannot write pid file %s: %s",
-			b->cfg.pid_file, strerror(errno));
+		        b->cfg.pid_file, strerror(errno));
 		return ST_ERR_SYS;
 	}
 	fprintf(f, "%d\n", (int)getpid());
@@ -199,7 +200,7 @@ int broker_run(struct broker *b)
 	b->nworkers = 1;
 	alloc_bind_thread_arena();
 	ret = worker_init(&b->workers[0], b, 0, b->listen_fds, b->listen_ports, b->nlisten,
-			  b->sig_fd);
+	                  b->sig_fd);
 	if (ret == ST_OK)
 		ret = worker_run(&b->workers[0]);
 	return ret == ST_OK ? 0 : 1;

@@ -14,20 +14,20 @@
 struct worker;
 
 struct broker {
-	struct config cfg;          /* effective configuration */
-	struct log log;             /* log destinations */
-	uint32_t max_packet;        /* largest packet accepted from a client, header included */
-	uint32_t max_payload;       /* largest PUBLISH payload accepted (message_size_limit) */
-	uint16_t inflight_max;      /* outbound QoS 1/2 window per client */
-	uint64_t start_s;           /* wall-clock start time, for $SYS uptime */
-	struct worker *workers;     /* nworkers workers */
-	unsigned nworkers;          /* one for now; one per core later */
+	struct config cfg;      /* effective configuration */
+	struct log log;         /* log destinations */
+	uint32_t max_packet;    /* largest packet accepted from a client, header included */
+	uint32_t max_payload;   /* largest PUBLISH payload accepted (message_size_limit) */
+	uint16_t inflight_max;  /* outbound QoS 1/2 window per client */
+	uint64_t start_s;       /* wall-clock start time, for $SYS uptime */
+	struct worker *workers; /* nworkers workers */
+	unsigned nworkers;      /* one for now; one per core later */
 	int listen_fds[2 * CONFIG_LISTENERS_MAX]; /* bound sockets (IPv4 and IPv6 per listener) */
 	uint16_t listen_ports[2 * CONFIG_LISTENERS_MAX]; /* their ports */
-	unsigned nlisten;           /* entries used */
-	int sig_fd;                 /* signalfd for SIGINT/SIGTERM */
-	bool pid_file_written;      /* remove cfg.pid_file at exit */
-	uint64_t instance_salt;     /* random bits for generated client identifiers */
+	unsigned nlisten;                                /* entries used */
+	int sig_fd;                                      /* signalfd for SIGINT/SIGTERM */
+	bool pid_file_written;                           /* remove cfg.pid_file at exit */
+	uint64_t instance_salt; /* random bits for generated client identifiers */
 };
 
 /* Validates the configuration, opens the log, binds the listeners, blocks signals. */

@@ -18,10 +18,10 @@
 #include "starling/codec.h"
 #include "worker.h"
 
-#define CONN_IOV_MAX      1024        /* IOV_MAX on Linux */
+#define CONN_IOV_MAX      1024       /* IOV_MAX on Linux */
 #define CONN_OUTPUT_SLACK (1u << 20) /* control packets allowed past max_output_bytes */
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+#define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
 static void conn_on_cqe(struct ring *r, struct ring_io *io, const struct ring_cqe *cqe);
 
@@ -153,7 +153,8 @@ static void conn_on_send(struct conn *c, const struct ring_cqe *cqe)
 		obuf_reset(&c->sending);
 		c->sent = 0;
 		if (c->state != CONN_CLOSING)
-			conn_close(c, false, cqe->res == -EPIPE ? "connection lost" : "send failed");
+			conn_close(c, false,
+			           cqe->res == -EPIPE ? "connection lost" : "send failed");
 		conn_shutdown(c);
 		return;
 	}
@@ -335,8 +336,8 @@ static void conn_on_recv(struct conn *c, const struct ring_cqe *cqe)
 		conn_want_flush(c);
 	} else if (cqe->res != -ECANCELED) {
 		if (c->state != CONN_CLOSING)
-			conn_close(c, false, cqe->res == -ECONNRESET ? "connection reset" :
-								      "receive failed");
+			conn_close(c, false,
+			           cqe->res == -ECONNRESET ? "connection reset" : "receive failed");
 		conn_maybe_finish(c);
 	}
 	if (!c->recv_armed && !c->recv_starved && c->state != CONN_CLOSING && !c->eof) {

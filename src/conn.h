@@ -39,42 +39,42 @@ enum conn_state {
 };
 
 struct conn {
-	struct ring_io io;         /* completions of this socket's operations */
-	struct worker *w;          /* owning worker, borrowed */
-	int fd;                    /* the socket */
-	uint8_t state;             /* enum conn_state */
-	uint8_t level;             /* protocol level from CONNECT (4 before it) */
-	bool recv_armed;           /* a multishot recv is pending */
-	bool recv_starved;         /* the recv stopped on -ENOBUFS; re-arm at batch end */
-	bool send_busy;            /* a send is in flight */
-	bool on_flush_list;        /* linked into the worker's flush list */
-	bool will_armed;           /* publish the will when the connection ends */
-	bool eof;                  /* the socket is shut down: nothing more goes in or out */
-	bool dead;                 /* handed to the worker to free */
-	uint16_t keepalive_s;      /* negotiated keep alive, 0: none */
-	uint64_t id;               /* connection number, for logs */
-	uint64_t last_rx_ms;       /* monotonic time of the last received bytes */
-	uint64_t opened_ms;        /* monotonic time of accept */
-	uint64_t closing_ms;       /* monotonic time conn_close ran (bounds a lingering close) */
-	struct session *session;   /* attached session (ACTIVE), borrowed from the worker */
-	struct msg *will;          /* will message (reference), or NULL */
-	uint32_t will_delay_s;     /* MQTT 5 will delay interval */
-	uint32_t max_packet_out;   /* largest packet the client accepts (MQTT 5), 0: no limit */
+	struct ring_io io;       /* completions of this socket's operations */
+	struct worker *w;        /* owning worker, borrowed */
+	int fd;                  /* the socket */
+	uint8_t state;           /* enum conn_state */
+	uint8_t level;           /* protocol level from CONNECT (4 before it) */
+	bool recv_armed;         /* a multishot recv is pending */
+	bool recv_starved;       /* the recv stopped on -ENOBUFS; re-arm at batch end */
+	bool send_busy;          /* a send is in flight */
+	bool on_flush_list;      /* linked into the worker's flush list */
+	bool will_armed;         /* publish the will when the connection ends */
+	bool eof;                /* the socket is shut down: nothing more goes in or out */
+	bool dead;               /* handed to the worker to free */
+	uint16_t keepalive_s;    /* negotiated keep alive, 0: none */
+	uint64_t id;             /* connection number, for logs */
+	uint64_t last_rx_ms;     /* monotonic time of the last received bytes */
+	uint64_t opened_ms;      /* monotonic time of accept */
+	uint64_t closing_ms;     /* monotonic time conn_close ran (bounds a lingering close) */
+	struct session *session; /* attached session (ACTIVE), borrowed from the worker */
+	struct msg *will;        /* will message (reference), or NULL */
+	uint32_t will_delay_s;   /* MQTT 5 will delay interval */
+	uint32_t max_packet_out; /* largest packet the client accepts (MQTT 5), 0: no limit */
 
-	uint8_t *rbuf;             /* partial packet spanning receives, or NULL */
-	uint32_t rlen;             /* bytes held in rbuf */
-	uint32_t rcap;             /* bytes allocated; the packet's full size once known */
+	uint8_t *rbuf; /* partial packet spanning receives, or NULL */
+	uint32_t rlen; /* bytes held in rbuf */
+	uint32_t rcap; /* bytes allocated; the packet's full size once known */
 
-	struct obuf out;           /* packets queued since the last send */
-	struct obuf sending;       /* packets of the send in flight */
-	uint64_t sent;             /* bytes of `sending` already sent */
-	struct iovec *iov;         /* iovecs of the send in flight */
-	uint32_t iov_cap;          /* entries allocated */
-	struct msghdr mh;          /* header of the send in flight */
-	uint64_t dropped;          /* QoS 0 deliveries dropped: output over max_output_bytes */
+	struct obuf out;     /* packets queued since the last send */
+	struct obuf sending; /* packets of the send in flight */
+	uint64_t sent;       /* bytes of `sending` already sent */
+	struct iovec *iov;   /* iovecs of the send in flight */
+	uint32_t iov_cap;    /* entries allocated */
+	struct msghdr mh;    /* header of the send in flight */
+	uint64_t dropped;    /* QoS 0 deliveries dropped: output over max_output_bytes */
 
-	struct conn *flush_next;   /* worker's flush list */
-	struct conn *prev, *next;  /* worker's list of all connections */
+	struct conn *flush_next;  /* worker's flush list */
+	struct conn *prev, *next; /* worker's list of all connections */
 };
 
 /* Creates a connection for an accepted socket, arms its receive. NULL if out of memory. */

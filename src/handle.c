@@ -54,9 +54,9 @@ static void handle_log_error(struct conn *c, const char *what, int err)
 	w->stats.protocol_errors++;
 	if (log_enabled(&w->b->log, LOG_T_NOTICE))
 		log_msg(&w->b->log, LOG_T_NOTICE, "Client %.*s %s: %s, disconnecting.",
-			c->session ? (int)c->session->client_id_len : 7,
-			c->session ? (const char *)c->session->client_id : "<unknown>", what,
-			st_strerror(err));
+		        c->session ? (int)c->session->client_id_len : 7,
+		        c->session ? (const char *)c->session->client_id : "<unknown>", what,
+		        st_strerror(err));
 }
 
 void handle_decode_error(struct conn *c, const struct st_fixed_header *fh, int err)
@@ -90,7 +90,7 @@ void handle_conn_closing(struct conn *c, bool graceful, const char *reason)
 		w->nclients--;
 	if (s && log_enabled(&w->b->log, LOG_T_NOTICE))
 		log_msg(&w->b->log, LOG_T_NOTICE, "Client %.*s %s.", (int)s->client_id_len,
-			(const char *)s->client_id, graceful ? "disconnected" : reason);
+		        (const char *)s->client_id, graceful ? "disconnected" : reason);
 	c->will = NULL;
 	if (will && !graceful && c->state == CONN_ACTIVE) {
 		/* [MQTT-3.1.2-8]: the will is published when the connection ends without

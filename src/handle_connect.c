@@ -21,7 +21,7 @@ static int connect_refuse(struct conn *c, uint8_t code, const char *why)
 
 	if (log_enabled(&w->b->log, LOG_T_NOTICE))
 		log_msg(&w->b->log, LOG_T_NOTICE, "Connection %llu refused: %s.",
-			(unsigned long long)c->id, why);
+		        (unsigned long long)c->id, why);
 	out_connack(c, false, code);
 	conn_close(c, true, why);
 	return ST_OK;
@@ -34,8 +34,8 @@ static size_t connect_generate_id(struct worker *w, uint8_t *buf, size_t cap)
 
 	do {
 		n = snprintf((char *)buf, cap, "auto-%08x-%04x-%012llx",
-			     (unsigned)(w->b->instance_salt >> 32), w->index & 0xffff,
-			     (unsigned long long)++w->next_client_num);
+		             (unsigned)(w->b->instance_salt >> 32), w->index & 0xffff,
+		             (unsigned long long)++w->next_client_num);
 	} while (worker_session_find(w, buf, (size_t)n));
 	return (size_t)n;
 }
@@ -47,7 +47,7 @@ static int connect_will(struct conn *c, const struct st_connect *ck)
 	if (!ck->will_flag)
 		return ST_OK;
 	m = msg_new(ck->will_topic, (struct st_bytes){0}, ck->will_payload, ck->will_qos,
-		    ck->will_retain);
+	            ck->will_retain);
 	if (!m)
 		return ST_ERR_NOMEM;
 	c->will = m;
@@ -55,8 +55,8 @@ static int connect_will(struct conn *c, const struct st_connect *ck)
 }
 
 /* Finds or creates the session for id; takes an online session over. */
-static struct session *connect_session(struct conn *c, const uint8_t *id, size_t len,
-				       bool clean, bool *present)
+static struct session *connect_session(struct conn *c, const uint8_t *id, size_t len, bool clean,
+                                       bool *present)
 {
 	struct worker *w = c->w;
 	struct session *s = worker_session_find(w, id, len);
@@ -123,9 +123,9 @@ int handle_connect(struct conn *c, const struct st_connect *ck)
 	c->keepalive_s = ck->keepalive_s;
 	if (log_enabled(&w->b->log, LOG_T_NOTICE))
 		log_msg(&w->b->log, LOG_T_NOTICE,
-			"New client connected as %.*s (p%u, c%u, k%u) on connection %llu.",
-			(int)idlen, (const char *)id, ck->level, ck->clean_start ? 1 : 0,
-			ck->keepalive_s, (unsigned long long)c->id);
+		        "New client connected as %.*s (p%u, c%u, k%u) on connection %llu.",
+		        (int)idlen, (const char *)id, ck->level, ck->clean_start ? 1 : 0,
+		        ck->keepalive_s, (unsigned long long)c->id);
 	/* 3.1 has no session-present flag: its acknowledge flags byte is reserved. */
 	out_connack(c, present && ck->level >= ST_MQTT_311, ST_CONNACK_ACCEPTED);
 	if (present)

@@ -30,8 +30,8 @@ static uint8_t subscribe_one(struct conn *c, const struct st_sub_entry *e)
 	}
 	if (log_enabled(&w->b->log, LOG_T_SUBSCRIBE))
 		log_msg(&w->b->log, LOG_T_SUBSCRIBE, "%.*s %u %.*s", (int)s->client_id_len,
-			(const char *)s->client_id, qos, (int)e->filter.len,
-			(const char *)e->filter.ptr);
+		        (const char *)s->client_id, qos, (int)e->filter.len,
+		        (const char *)e->filter.ptr);
 	return qos;
 }
 
@@ -53,7 +53,7 @@ int handle_subscribe(struct conn *c, const struct st_packet *pkt)
 		/* Retained messages follow the SUBACK [MQTT-3.3.1-6]. */
 		if (code != ST_SUBACK_FAILURE && c->w->b->cfg.retain_available)
 			route_retained(c->w, c->session, e.filter.ptr, e.filter.len,
-				       subdata_make(code, 0));
+			               subdata_make(code, 0));
 	}
 	return ST_OK;
 }
@@ -71,8 +71,8 @@ int handle_unsubscribe(struct conn *c, const struct st_packet *pkt)
 			session_sub_remove(s, e.filter.ptr, e.filter.len);
 		if (log_enabled(&w->b->log, LOG_T_UNSUBSCRIBE))
 			log_msg(&w->b->log, LOG_T_UNSUBSCRIBE, "%.*s %.*s", (int)s->client_id_len,
-				(const char *)s->client_id, (int)e.filter.len,
-				(const char *)e.filter.ptr);
+			        (const char *)s->client_id, (int)e.filter.len,
+			        (const char *)e.filter.ptr);
 	}
 	out_unsuback(c, pkt->subscribe.packet_id);
 	return ST_OK;

@@ -26,7 +26,7 @@ int main(int argc, char **argv)
 	config_finish(&cfg);
 	if (cfg.cmd_ports_ignored)
 		fprintf(stderr, "starlingd: warning: -p is ignored because the configuration file "
-				"defines listeners (as Mosquitto 2 does)\n");
+		                "defines listeners (as Mosquitto 2 does)\n");
 	if (broker_init(&b, &cfg) != ST_OK) {
 		broker_fini(&b);
 		return 1;

@@ -8,7 +8,7 @@
 #include <string.h>
 
 struct msg *msg_new(struct st_bytes topic, struct st_bytes props, struct st_bytes payload,
-		    uint8_t qos, bool retain)
+                    uint8_t qos, bool retain)
 {
 	struct msg *m;
 

@@ -18,15 +18,15 @@
 #include "starling/codec.h"
 
 struct msg {
-	uint32_t refs;          /* references held; the message is freed when it reaches 0 */
-	uint8_t qos;            /* QoS as published */
-	bool retain;            /* retain flag as published */
-	uint16_t topic_len;     /* bytes of topic at data[0] */
-	uint32_t props_len;     /* bytes of forwarded MQTT 5 properties after the topic */
-	uint32_t payload_len;   /* bytes of payload after the properties */
-	uint64_t expiry_ms;     /* monotonic ms at which the message expires; 0: never */
-	void *origin;           /* the publishing session (for no-local), borrowed, may dangle */
-	uint8_t data[];         /* topic, properties, payload */
+	uint32_t refs;        /* references held; the message is freed when it reaches 0 */
+	uint8_t qos;          /* QoS as published */
+	bool retain;          /* retain flag as published */
+	uint16_t topic_len;   /* bytes of topic at data[0] */
+	uint32_t props_len;   /* bytes of forwarded MQTT 5 properties after the topic */
+	uint32_t payload_len; /* bytes of payload after the properties */
+	uint64_t expiry_ms;   /* monotonic ms at which the message expires; 0: never */
+	void *origin;         /* the publishing session (for no-local), borrowed, may dangle */
+	uint8_t data[];       /* topic, properties, payload */
 };
 
 static inline const uint8_t *msg_topic(const struct msg *m)
@@ -49,7 +49,7 @@ static inline const uint8_t *msg_payload(const struct msg *m)
  * and payload, or NULL when out of memory.
  */
 struct msg *msg_new(struct st_bytes topic, struct st_bytes props, struct st_bytes payload,
-		    uint8_t qos, bool retain);
+                    uint8_t qos, bool retain);
 
 /* Takes another reference. */
 static inline struct msg *msg_ref(struct msg *m)

@@ -57,10 +57,10 @@ int obuf_splice(struct obuf *ob, struct msg *m, const uint8_t *ptr, uint32_t len
 		ob->sp_cap = cap;
 	}
 	ob->sp[ob->nsp++] = (struct obuf_splice){
-		.off = ob->len,
-		.len = len,
-		.ptr = ptr,
-		.m = msg_ref(m),
+	        .off = ob->len,
+	        .len = len,
+	        .ptr = ptr,
+	        .m = msg_ref(m),
 	};
 	ob->total += len;
 	return ST_OK;

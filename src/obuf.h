@@ -29,13 +29,13 @@ struct obuf_splice {
 };
 
 struct obuf {
-	uint8_t *data;           /* copied bytes */
-	uint32_t len;            /* bytes used in data */
-	uint32_t cap;            /* bytes allocated for data */
-	struct obuf_splice *sp;  /* splices in offset order */
-	uint32_t nsp;            /* splices used */
-	uint32_t sp_cap;         /* splices allocated */
-	uint64_t total;          /* len + spliced bytes: what a send of this obuf carries */
+	uint8_t *data;          /* copied bytes */
+	uint32_t len;           /* bytes used in data */
+	uint32_t cap;           /* bytes allocated for data */
+	struct obuf_splice *sp; /* splices in offset order */
+	uint32_t nsp;           /* splices used */
+	uint32_t sp_cap;        /* splices allocated */
+	uint64_t total;         /* len + spliced bytes: what a send of this obuf carries */
 };
 
 /*

@@ -47,7 +47,7 @@ int out_publish(struct conn *c, const struct pub_view *v, uint8_t flags, uint16_
 void out_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason)
 {
 	uint8_t b[5] = {(uint8_t)(type << 4 | (type == ST_PUBREL ? 2 : 0)), 2, (uint8_t)(pid >> 8),
-			(uint8_t)pid, reason};
+	                (uint8_t)pid, reason};
 	size_t n = 4;
 
 	if (c->level >= ST_MQTT_5 && reason) {

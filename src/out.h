@@ -25,10 +25,10 @@ struct pub_view {
 static inline struct pub_view pub_view_of(struct msg *m)
 {
 	return (struct pub_view){
-		.topic = {msg_topic(m), m->topic_len},
-		.props = {msg_props(m), m->props_len},
-		.payload = {msg_payload(m), m->payload_len},
-		.m = m,
+	        .topic = {msg_topic(m), m->topic_len},
+	        .props = {msg_props(m), m->props_len},
+	        .payload = {msg_payload(m), m->payload_len},
+	        .m = m,
 	};
 }
 

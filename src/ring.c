@@ -57,25 +57,27 @@ static void ring_explain(int ret, const struct ring_params *p, char *err, size_t
 		fclose(f);
 	}
 	if (ret == -ENOSYS)
-		snprintf(err, errlen,
-			 "io_uring_setup: %s: io_uring is blocked, most likely by a seccomp profile "
-			 "(Docker's default blocks it; run with --security-opt seccomp=unconfined or "
-			 "a profile allowing io_uring_setup/io_uring_enter/io_uring_register)",
-			 strerror(-ret));
+		snprintf(
+		        err, errlen,
+		        "io_uring_setup: %s: io_uring is blocked, most likely by a seccomp profile "
+		        "(Docker's default blocks it; run with --security-opt seccomp=unconfined "
+		        "or "
+		        "a profile allowing io_uring_setup/io_uring_enter/io_uring_register)",
+		        strerror(-ret));
 	else if (ret == -EPERM && disabled > 0)
 		snprintf(err, errlen,
-			 "io_uring_setup: %s: kernel.io_uring_disabled=%d; set it to 0 "
-			 "(sysctl -w kernel.io_uring_disabled=0)%s",
-			 strerror(-ret), disabled,
-			 disabled == 1 ? " or run as a member of kernel.io_uring_group" : "");
+		         "io_uring_setup: %s: kernel.io_uring_disabled=%d; set it to 0 "
+		         "(sysctl -w kernel.io_uring_disabled=0)%s",
+		         strerror(-ret), disabled,
+		         disabled == 1 ? " or run as a member of kernel.io_uring_group" : "");
 	else if (ret == -EPERM)
 		snprintf(err, errlen, "io_uring_setup: %s: io_uring is not permitted here",
-			 strerror(-ret));
+		         strerror(-ret));
 	else if (ret == -ENOMEM)
 		snprintf(err, errlen,
-			 "io_uring_setup: %s: the ring needs about %zu KiB of locked memory; raise "
-			 "RLIMIT_MEMLOCK (ulimit -l, or LimitMEMLOCK= in a systemd unit)",
-			 strerror(-ret), ring_memlock_bytes(p) / 1024);
+		         "io_uring_setup: %s: the ring needs about %zu KiB of locked memory; raise "
+		         "RLIMIT_MEMLOCK (ulimit -l, or LimitMEMLOCK= in a systemd unit)",
+		         strerror(-ret), ring_memlock_bytes(p) / 1024);
 	else
 		snprintf(err, errlen, "io_uring_setup: %s", strerror(-ret));
 }
@@ -95,22 +97,21 @@ static int ring_check_memlock(const struct ring_params *p, char *err, size_t err
 			return 0;
 	}
 	snprintf(err, errlen,
-		 "RLIMIT_MEMLOCK is %llu KiB (hard %llu KiB) but the io_uring rings need about "
-		 "%zu KiB: raise it (ulimit -l %zu, or LimitMEMLOCK= in a systemd unit)",
-		 (unsigned long long)rl.rlim_cur / 1024, (unsigned long long)rl.rlim_max / 1024,
-		 need / 1024, need / 1024);
+	         "RLIMIT_MEMLOCK is %llu KiB (hard %llu KiB) but the io_uring rings need about "
+	         "%zu KiB: raise it (ulimit -l %zu, or LimitMEMLOCK= in a systemd unit)",
+	         (unsigned long long)rl.rlim_cur / 1024, (unsigned long long)rl.rlim_max / 1024,
+	         need / 1024, need / 1024);
 	return -ENOMEM;
 }
 
-static int ring_setup_buffers(struct ring *r, const struct ring_params *p, char *err,
-			      size_t errlen)
+static int ring_setup_buffers(struct ring *r, const struct ring_params *p, char *err, size_t errlen)
 {
 	struct io_uring_buf_reg reg = {0};
 	int ret;
 
 	r->br_map_len = (size_t)p->buf_count * sizeof(struct io_uring_buf);
-	r->br = mmap(NULL, r->br_map_len, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
-		     -1, 0);
+	r->br = mmap(NULL, r->br_map_len, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1,
+	             0);
 	if (r->br == MAP_FAILED) {
 		r->br = NULL;
 		snprintf(err, errlen, "mmap of the buffer ring: %s", strerror(errno));
@@ -118,7 +119,7 @@ static int ring_setup_buffers(struct ring *r, const struct ring_params *p, char 
 	}
 	/* Buffers are not pinned: pages are touched only as receives use them. */
 	r->bufs = mmap(NULL, (size_t)p->buf_count * p->buf_size, PROT_READ | PROT_WRITE,
-		       MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	               MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
 	if (r->bufs == MAP_FAILED) {
 		r->bufs = NULL;
 		snprintf(err, errlen, "mmap of receive buffers: %s", strerror(errno));
@@ -145,17 +146,17 @@ static int ring_setup_buffers(struct ring *r, const struct ring_params *p, char 
 	if (ret < 0) {
 		if (ret == -EINVAL)
 			snprintf(err, errlen,
-				 "io_uring_register_buf_ring: %s: provided buffer rings need "
-				 "Linux 5.19 or later",
-				 strerror(-ret));
+			         "io_uring_register_buf_ring: %s: provided buffer rings need "
+			         "Linux 5.19 or later",
+			         strerror(-ret));
 		else
 			ring_explain(ret, p, err, errlen);
 		return ret;
 	}
 	for (uint32_t i = 0; i < p->buf_count; i++)
 		io_uring_buf_ring_add(r->br, r->bufs + (size_t)i * p->buf_size, p->buf_size,
-				      (unsigned short)i, io_uring_buf_ring_mask(p->buf_count),
-				      (int)i);
+		                      (unsigned short)i, io_uring_buf_ring_mask(p->buf_count),
+		                      (int)i);
 	io_uring_buf_ring_advance(r->br, (int)p->buf_count);
 	return 0;
 }
@@ -179,13 +180,13 @@ int ring_init(struct ring *r, const struct ring_params *p, char *err, size_t err
 		return ret;
 	memset(&up, 0, sizeof(up));
 	up.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE |
-		   IORING_SETUP_SUBMIT_ALL;
+	           IORING_SETUP_SUBMIT_ALL;
 	up.cq_entries = p->cq_entries;
 	ret = io_uring_queue_init_params(p->sq_entries, &r->uring, &up);
 	if (ret == -EINVAL) {
 		snprintf(err, errlen,
-			 "io_uring_setup: %s: SINGLE_ISSUER|DEFER_TASKRUN need Linux 6.1 or later",
-			 strerror(-ret));
+		         "io_uring_setup: %s: SINGLE_ISSUER|DEFER_TASKRUN need Linux 6.1 or later",
+		         strerror(-ret));
 		return ret;
 	}
 	if (ret < 0) {
@@ -285,8 +286,8 @@ void ring_cancel_fd(struct ring *r, int fd)
 static void ring_recycle(struct ring *r, int bid)
 {
 	io_uring_buf_ring_add(r->br, r->bufs + (size_t)bid * r->buf_size, r->buf_size,
-			      (unsigned short)bid, io_uring_buf_ring_mask(r->buf_count),
-			      r->bufs_returned);
+	                      (unsigned short)bid, io_uring_buf_ring_mask(r->buf_count),
+	                      r->bufs_returned);
 	r->bufs_returned++;
 	r->stats.bufs_recycled++;
 }
@@ -297,8 +298,7 @@ static void ring_recycle(struct ring *r, int bid)
  * buffer is done only when it is full. A 0-byte completion (EOF) names a buffer without
  * consuming it, so fullness is tracked here rather than trusted to IORING_CQE_F_BUF_MORE.
  */
-static const uint8_t *ring_data(struct ring *r, const struct io_uring_cqe *cqe, int bid,
-				bool *done)
+static const uint8_t *ring_data(struct ring *r, const struct io_uring_cqe *cqe, int bid, bool *done)
 {
 	uint8_t *base = r->bufs + (size_t)bid * r->buf_size;
 	uint32_t off;
@@ -323,10 +323,10 @@ static void ring_dispatch(struct ring *r, const struct io_uring_cqe *cqe)
 	uint64_t ud = cqe->user_data;
 	struct ring_io *io = (struct ring_io *)(uintptr_t)(ud & ~(uint64_t)RING_OP_MASK);
 	struct ring_cqe ev = {
-		.op = (uint8_t)(ud & RING_OP_MASK),
-		.more = (cqe->flags & IORING_CQE_F_MORE) != 0,
-		.res = cqe->res,
-		.buf = NULL,
+	        .op = (uint8_t)(ud & RING_OP_MASK),
+	        .more = (cqe->flags & IORING_CQE_F_MORE) != 0,
+	        .res = cqe->res,
+	        .buf = NULL,
 	};
 	bool done = false;
 	int bid = -1;
@@ -352,15 +352,15 @@ static void ring_dispatch(struct ring *r, const struct io_uring_cqe *cqe)
 int ring_poll(struct ring *r, int timeout_ms)
 {
 	struct __kernel_timespec ts = {
-		.tv_sec = timeout_ms / 1000,
-		.tv_nsec = (long long)(timeout_ms % 1000) * 1000000,
+	        .tv_sec = timeout_ms / 1000,
+	        .tv_nsec = (long long)(timeout_ms % 1000) * 1000000,
 	};
 	struct io_uring_cqe *cqe;
 	unsigned head, n = 0, total = 0;
 	int ret;
 
 	ret = io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, timeout_ms >= 0 ? &ts : NULL,
-					       NULL);
+	                                       NULL);
 	if (ret < 0 && ret != -ETIME && ret != -EINTR)
 		return ret;
 	/*

@@ -44,10 +44,10 @@ struct ring_io;
  * multishot operation stays armed); buf/len is the received data for RING_OP_RECV.
  */
 struct ring_cqe {
-	uint8_t op;           /* enum ring_op */
-	bool more;            /* the multishot operation continues */
-	int32_t res;          /* result as the kernel gave it */
-	const uint8_t *buf;   /* RECV data, valid only during the handler; NULL otherwise */
+	uint8_t op;         /* enum ring_op */
+	bool more;          /* the multishot operation continues */
+	int32_t res;        /* result as the kernel gave it */
+	const uint8_t *buf; /* RECV data, valid only during the handler; NULL otherwise */
 };
 
 typedef void (*ring_handler_fn)(struct ring *r, struct ring_io *io, const struct ring_cqe *cqe);
@@ -59,34 +59,34 @@ struct ring_io {
 } __attribute__((aligned(8)));
 
 struct ring_params {
-	uint32_t sq_entries;  /* submission queue size */
-	uint32_t cq_entries;  /* completion queue size: all buffers + sends + accepts in flight */
-	uint32_t buf_count;   /* provided receive buffers (power of two, <= 32768) */
-	uint32_t buf_size;    /* bytes per receive buffer */
-	uint32_t recv_max;    /* cap on bytes one recv completion carries (0: buf_size) */
+	uint32_t sq_entries; /* submission queue size */
+	uint32_t cq_entries; /* completion queue size: all buffers + sends + accepts in flight */
+	uint32_t buf_count;  /* provided receive buffers (power of two, <= 32768) */
+	uint32_t buf_size;   /* bytes per receive buffer */
+	uint32_t recv_max;   /* cap on bytes one recv completion carries (0: buf_size) */
 };
 
 struct ring_stats {
-	uint64_t enobufs;     /* receives that stopped for lack of provided buffers */
-	uint64_t batches;     /* calls of ring_poll that reaped completions */
-	uint64_t cqes;        /* completions handled */
-	uint64_t sqe_full;    /* times the SQ was full and had to be submitted early */
+	uint64_t enobufs;       /* receives that stopped for lack of provided buffers */
+	uint64_t batches;       /* calls of ring_poll that reaped completions */
+	uint64_t cqes;          /* completions handled */
+	uint64_t sqe_full;      /* times the SQ was full and had to be submitted early */
 	uint64_t bufs_recycled; /* receive buffers given back to the kernel */
 };
 
 struct ring {
-	struct io_uring uring;             /* the liburing ring */
-	struct io_uring_buf_ring *br;      /* provided-buffer ring shared by all receives */
-	uint8_t *bufs;                     /* buf_count * buf_size bytes of receive buffers */
-	size_t br_map_len;                 /* mmap length of br */
-	uint32_t buf_count;                /* number of receive buffers */
-	uint32_t buf_size;                 /* size of each */
-	uint32_t recv_max;                 /* length asked of each recv */
-	uint16_t bgid;                     /* buffer group id */
-	uint16_t bufs_returned;            /* buffers added since the last tail advance */
-	bool inc;                          /* buffers consumed incrementally (IOU_PBUF_RING_INC) */
-	uint32_t *buf_off;                 /* inc: bytes of each buffer already received into */
-	struct ring_stats stats;           /* counters for $SYS and kernel-notes */
+	struct io_uring uring;        /* the liburing ring */
+	struct io_uring_buf_ring *br; /* provided-buffer ring shared by all receives */
+	uint8_t *bufs;                /* buf_count * buf_size bytes of receive buffers */
+	size_t br_map_len;            /* mmap length of br */
+	uint32_t buf_count;           /* number of receive buffers */
+	uint32_t buf_size;            /* size of each */
+	uint32_t recv_max;            /* length asked of each recv */
+	uint16_t bgid;                /* buffer group id */
+	uint16_t bufs_returned;       /* buffers added since the last tail advance */
+	bool inc;                     /* buffers consumed incrementally (IOU_PBUF_RING_INC) */
+	uint32_t *buf_off;            /* inc: bytes of each buffer already received into */
+	struct ring_stats stats;      /* counters for $SYS and kernel-notes */
 };
 
 /*

@@ -57,10 +57,10 @@ static void route_match_cb(void *ctx, void *subscriber, uint64_t data)
 
 /* Queues one PUBLISH to s's connection. */
 static void route_send(struct conn *c, const struct pub_view *v, uint8_t qos, bool retain,
-		       uint16_t pid, bool dup)
+                       uint16_t pid, bool dup)
 {
 	uint8_t flags = (uint8_t)(qos << 1) | (retain ? ST_PUBLISH_FLAG_RETAIN : 0) |
-			(dup ? ST_PUBLISH_FLAG_DUP : 0);
+	                (dup ? ST_PUBLISH_FLAG_DUP : 0);
 
 	if (out_publish(c, v, flags, pid) != ST_OK) {
 		conn_close(c, false, "out of memory");
@@ -71,7 +71,7 @@ static void route_send(struct conn *c, const struct pub_view *v, uint8_t qos, bo
 
 /* Delivers one message to one session at `qos`. */
 static void route_deliver(struct worker *w, struct session *s, struct pub_view *v, uint8_t qos,
-			  bool retain, uint64_t data)
+                          bool retain, uint64_t data)
 {
 	struct conn *c = s->conn;
 
@@ -89,10 +89,10 @@ static void route_deliver(struct worker *w, struct session *s, struct pub_view *
 	}
 
 	struct sess_delivery d = {
-		.m = route_promote(v, v->m ? v->m->qos : qos, retain),
-		.qos = qos,
-		.retain = retain,
-		.sub_id = subdata_sub_id(data),
+	        .m = route_promote(v, v->m ? v->m->qos : qos, retain),
+	        .qos = qos,
+	        .retain = retain,
+	        .sub_id = subdata_sub_id(data),
 	};
 	uint16_t pid;
 
@@ -131,7 +131,7 @@ static void route_retain_store(struct worker *w, struct pub_view *v, uint8_t qos
 }
 
 int route_publish(struct worker *w, struct session *origin, struct pub_view *v, uint8_t qos,
-		  bool retain)
+                  bool retain)
 {
 	bool owned = v->m == NULL;
 
@@ -174,7 +174,7 @@ static void route_retained_cb(void *ctx, void *value)
 }
 
 void route_retained(struct worker *w, struct session *s, const uint8_t *filter, size_t len,
-		    uint64_t subdata)
+                    uint64_t subdata)
 {
 	struct route_retained_ctx rc = {.w = w, .s = s, .data = subdata};
 

@@ -21,11 +21,11 @@ struct session;
  * ST_ERR_NOMEM.
  */
 int route_publish(struct worker *w, struct session *origin, struct pub_view *v, uint8_t qos,
-		  bool retain);
+                  bool retain);
 
 /* Sends s the retained messages matching filter, at most at the subscription's QoS. */
 void route_retained(struct worker *w, struct session *s, const uint8_t *filter, size_t len,
-		    uint64_t subdata);
+                    uint64_t subdata);
 
 /* Fills the client's window from the session queue. */
 void route_pump(struct session *s);

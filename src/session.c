@@ -15,7 +15,7 @@
 #include "starling/error.h"
 
 struct session *session_new(const uint8_t *client_id, size_t len, uint16_t inflight_max,
-			    uint32_t queue_max)
+                            uint32_t queue_max)
 {
 	struct session *s = calloc(1, sizeof(*s));
 
@@ -177,7 +177,7 @@ static int queue_push(struct session *s, const struct sess_delivery *d)
 }
 
 enum sess_out_result session_out_offer(struct session *s, const struct sess_delivery *d,
-				       bool online, uint16_t *pid)
+                                       bool online, uint16_t *pid)
 {
 	struct sess_delivery mine = *d;
 
@@ -350,8 +350,8 @@ int session_sub_add(struct session *s, const uint8_t *filter, size_t len, uint64
 	if (!copy)
 		return ST_ERR_NOMEM;
 	memcpy(copy, filter, len);
-	s->subs[s->nsubs++] = (struct sess_sub){.filter = copy, .filter_len = (uint16_t)len,
-						 .data = data};
+	s->subs[s->nsubs++] =
+	        (struct sess_sub){.filter = copy, .filter_len = (uint16_t)len, .data = data};
 	return ST_OK;
 }
 

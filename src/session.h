@@ -37,10 +37,10 @@ enum sess_slot_state {
 
 /* One delivery: a message with the per-subscriber parts of its PUBLISH. */
 struct sess_delivery {
-	struct msg *m;     /* reference owned by whoever holds the delivery */
-	uint8_t qos;       /* delivered QoS: min(published, granted) */
-	bool retain;       /* retain flag to send */
-	uint32_t sub_id;   /* MQTT 5 subscription identifier, 0 if none */
+	struct msg *m;   /* reference owned by whoever holds the delivery */
+	uint8_t qos;     /* delivered QoS: min(published, granted) */
+	bool retain;     /* retain flag to send */
+	uint32_t sub_id; /* MQTT 5 subscription identifier, 0 if none */
 };
 
 struct sess_slot {
@@ -57,16 +57,16 @@ struct sess_sub {
 };
 
 struct session {
-	uint8_t *client_id;      /* owned, not NUL-terminated */
-	uint16_t client_id_len;  /* bytes */
-	struct conn *conn;       /* the connection using the session, NULL when offline */
-	bool clean;              /* ends with its connection (clean session 1 / expiry 0) */
-	uint32_t expiry_s;       /* MQTT 5 session expiry; UINT32_MAX: never */
-	uint64_t expire_at_ms;   /* monotonic deadline while offline; 0: none */
+	uint8_t *client_id;     /* owned, not NUL-terminated */
+	uint16_t client_id_len; /* bytes */
+	struct conn *conn;      /* the connection using the session, NULL when offline */
+	bool clean;             /* ends with its connection (clean session 1 / expiry 0) */
+	uint32_t expiry_s;      /* MQTT 5 session expiry; UINT32_MAX: never */
+	uint64_t expire_at_ms;  /* monotonic deadline while offline; 0: none */
 
-	struct sess_sub *subs;   /* subscriptions, unordered */
-	uint32_t nsubs;          /* entries used */
-	uint32_t subs_cap;       /* entries allocated */
+	struct sess_sub *subs; /* subscriptions, unordered */
+	uint32_t nsubs;        /* entries used */
+	uint32_t subs_cap;     /* entries allocated */
 
 	struct sess_slot *slots; /* outbound inflight table, index = packet id - 1 */
 	uint16_t slots_cap;      /* slots allocated (<= inflight_max) */
@@ -84,12 +84,12 @@ struct session {
 	uint32_t q_max;          /* bound (max_queued_messages); 0: unbounded */
 	uint64_t dropped;        /* deliveries dropped because the queue was full */
 
-	uint64_t *in_qos2;       /* bitmap of inbound QoS 2 ids awaiting PUBREL, or NULL */
-	uint32_t in_qos2_count;  /* bits set */
+	uint64_t *in_qos2;      /* bitmap of inbound QoS 2 ids awaiting PUBREL, or NULL */
+	uint32_t in_qos2_count; /* bits set */
 
-	uint64_t match_gen;      /* routing: generation of the publish last matched */
-	uint64_t match_data;     /* routing: merged subscription data for that publish */
-	uint32_t match_subs;     /* routing: matching subscriptions for that publish */
+	uint64_t match_gen;  /* routing: generation of the publish last matched */
+	uint64_t match_data; /* routing: merged subscription data for that publish */
+	uint32_t match_subs; /* routing: matching subscriptions for that publish */
 };
 
 enum sess_out_result {
@@ -100,7 +100,7 @@ enum sess_out_result {
 
 /* Returns a new session (NULL when out of memory); copies the client id. */
 struct session *session_new(const uint8_t *client_id, size_t len, uint16_t inflight_max,
-			    uint32_t queue_max);
+                            uint32_t queue_max);
 
 /* Frees the session: every held message reference, the subscription list, the bitmap. */
 void session_free(struct session *s);
@@ -112,7 +112,7 @@ void session_free(struct session *s);
  * client is connected (online) and a slot is free.
  */
 enum sess_out_result session_out_offer(struct session *s, const struct sess_delivery *d,
-				       bool online, uint16_t *pid);
+                                       bool online, uint16_t *pid);
 
 /*
  * Takes the oldest queued delivery into the window if a slot is free. Returns true with *d

@@ -25,22 +25,22 @@ struct sys_topic {
 };
 
 static const struct sys_topic sys_topics[] = {
-	{"$SYS/broker/uptime", SYS_SECONDS},
-	{"$SYS/broker/clients/connected", SYS_COUNT},
-	{"$SYS/broker/clients/total", SYS_COUNT},
-	{"$SYS/broker/clients/disconnected", SYS_COUNT},
-	{"$SYS/broker/clients/maximum", SYS_COUNT},
-	{"$SYS/broker/messages/received", SYS_COUNT},
-	{"$SYS/broker/messages/sent", SYS_COUNT},
-	{"$SYS/broker/publish/messages/received", SYS_COUNT},
-	{"$SYS/broker/publish/messages/sent", SYS_COUNT},
-	{"$SYS/broker/publish/messages/dropped", SYS_COUNT},
-	{"$SYS/broker/bytes/received", SYS_COUNT},
-	{"$SYS/broker/bytes/sent", SYS_COUNT},
-	{"$SYS/broker/subscriptions/count", SYS_COUNT},
-	{"$SYS/broker/retained messages/count", SYS_COUNT},
-	{"$SYS/broker/connections/total", SYS_COUNT},
-	{"$SYS/broker/protocol/errors", SYS_COUNT},
+        {"$SYS/broker/uptime", SYS_SECONDS},
+        {"$SYS/broker/clients/connected", SYS_COUNT},
+        {"$SYS/broker/clients/total", SYS_COUNT},
+        {"$SYS/broker/clients/disconnected", SYS_COUNT},
+        {"$SYS/broker/clients/maximum", SYS_COUNT},
+        {"$SYS/broker/messages/received", SYS_COUNT},
+        {"$SYS/broker/messages/sent", SYS_COUNT},
+        {"$SYS/broker/publish/messages/received", SYS_COUNT},
+        {"$SYS/broker/publish/messages/sent", SYS_COUNT},
+        {"$SYS/broker/publish/messages/dropped", SYS_COUNT},
+        {"$SYS/broker/bytes/received", SYS_COUNT},
+        {"$SYS/broker/bytes/sent", SYS_COUNT},
+        {"$SYS/broker/subscriptions/count", SYS_COUNT},
+        {"$SYS/broker/retained messages/count", SYS_COUNT},
+        {"$SYS/broker/connections/total", SYS_COUNT},
+        {"$SYS/broker/protocol/errors", SYS_COUNT},
 };
 
 _Static_assert(sizeof(sys_topics) / sizeof(sys_topics[0]) <= SYS_TOPICS_MAX, "SYS_TOPICS_MAX");
@@ -73,8 +73,8 @@ static void sys_values(struct worker *w, uint64_t *v)
 static void sys_publish(struct worker *w, const char *topic, const char *payload)
 {
 	struct pub_view v = {
-		.topic = {(const uint8_t *)topic, (uint32_t)strlen(topic)},
-		.payload = {(const uint8_t *)payload, (uint32_t)strlen(payload)},
+	        .topic = {(const uint8_t *)topic, (uint32_t)strlen(topic)},
+	        .payload = {(const uint8_t *)payload, (uint32_t)strlen(payload)},
 	};
 
 	route_publish(w, NULL, &v, 0, true);

@@ -14,8 +14,8 @@ struct worker;
 #define SYS_TOPICS_MAX 24
 
 struct sys_state {
-	uint64_t next_ms;                 /* monotonic time of the next round; 0: not started */
-	uint64_t last[SYS_TOPICS_MAX];    /* value last published per topic */
+	uint64_t next_ms;                  /* monotonic time of the next round; 0: not started */
+	uint64_t last[SYS_TOPICS_MAX];     /* value last published per topic */
 	uint8_t published[SYS_TOPICS_MAX]; /* topic has been published at least once */
 };
 

@@ -22,11 +22,11 @@
 #include "session.h"
 #include "subidx.h"
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+#define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
-#define HOUSEKEEPING_MS       250   /* keep alive resolution */
-#define CONNECT_TIMEOUT_MS    10000 /* a socket that sends no CONNECT is closed after this */
-#define LINGER_TIMEOUT_MS     5000  /* final packets of a closing connection get this long */
+#define HOUSEKEEPING_MS    250   /* keep alive resolution */
+#define CONNECT_TIMEOUT_MS 10000 /* a socket that sends no CONNECT is closed after this */
+#define LINGER_TIMEOUT_MS  5000  /* final packets of a closing connection get this long */
 
 static uint64_t worker_clock_ms(void)
 {
@@ -46,8 +46,8 @@ static void worker_accepted(struct worker *w, int fd)
 	if (cfg->max_connections && w->nclients >= cfg->max_connections) {
 		if (log_enabled(&w->b->log, LOG_T_NOTICE))
 			log_msg(&w->b->log, LOG_T_NOTICE,
-				"Client connection refused: max_connections (%u) reached.",
-				cfg->max_connections);
+			        "Client connection refused: max_connections (%u) reached.",
+			        cfg->max_connections);
 		close(fd);
 		return;
 	}
@@ -73,7 +73,7 @@ static void worker_on_accept(struct ring *r, struct ring_io *io, const struct ri
 	} else if (cqe->res != -ECANCELED && log_enabled(&w->b->log, LOG_T_WARNING)) {
 		/* EMFILE and ENFILE end up here: the listener is re-armed by housekeeping. */
 		log_msg(&w->b->log, LOG_T_WARNING, "accept on port %u: %s", l->port,
-			strerror(-cqe->res));
+		        strerror(-cqe->res));
 	}
 	if (!cqe->more)
 		l->armed = false;
@@ -86,11 +86,11 @@ static void worker_on_signal(struct ring *r, struct ring_io *io, const struct ri
 	(void)r;
 	if (cqe->res == (int)sizeof(w->sig_info)) {
 		log_msg(&w->b->log, LOG_T_NOTICE, "Received signal %u, shutting down.",
-			w->sig_info.ssi_signo);
+		        w->sig_info.ssi_signo);
 		w->stopping = true;
 	} else if (cqe->res != -ECANCELED) {
 		log_msg(&w->b->log, LOG_T_ERROR, "read of signalfd: %s",
-			cqe->res < 0 ? strerror(-cqe->res) : "short read");
+		        cqe->res < 0 ? strerror(-cqe->res) : "short read");
 		w->stopping = true;
 	}
 }
@@ -143,13 +143,13 @@ void worker_conn_dead(struct worker *w, struct conn *c)
 }
 
 int worker_init(struct worker *w, struct broker *b, unsigned index, const int *listen_fds,
-		const uint16_t *ports, unsigned nlisteners, int sig_fd)
+                const uint16_t *ports, unsigned nlisteners, int sig_fd)
 {
 	struct ring_params rp = {
-		.sq_entries = 4096,
-		.cq_entries = 65536,
-		.buf_count = 1024,
-		.buf_size = 16384,
+	        .sq_entries = 4096,
+	        .cq_entries = 65536,
+	        .buf_count = 1024,
+	        .buf_size = 16384,
 	};
 	char err[512];
 	int ret;
@@ -203,7 +203,7 @@ static void worker_housekeeping(struct worker *w)
 		else if (c->state == CONN_NEW && now - c->opened_ms > CONNECT_TIMEOUT_MS)
 			conn_close(c, false, "sent no CONNECT");
 		else if (c->state == CONN_CLOSING && !c->eof &&
-			 now - c->closing_ms > LINGER_TIMEOUT_MS)
+		         now - c->closing_ms > LINGER_TIMEOUT_MS)
 			conn_abort(c);
 	}
 	for (unsigned i = 0; i < w->nlisteners; i++) {
@@ -266,9 +266,9 @@ int worker_run(struct worker *w)
 
 	w->next_housekeeping_ms = w->now_ms + HOUSEKEEPING_MS;
 	while (!w->stopping) {
-		int timeout = (int)(w->next_housekeeping_ms > w->now_ms ?
-					    w->next_housekeeping_ms - w->now_ms :
-					    0);
+		int timeout = (int)(w->next_housekeeping_ms > w->now_ms
+		                            ? w->next_housekeeping_ms - w->now_ms
+		                            : 0);
 
 		ret = ring_poll(&w->ring, timeout);
 		if (ret < 0) {
@@ -294,8 +294,7 @@ int worker_run(struct worker *w)
 			break;
 		w->now_ms = worker_clock_ms();
 		for (struct conn *c = w->conns; c; c = c->next)
-			if (c->state == CONN_CLOSING && !c->eof &&
-			    w->now_ms - c->closing_ms > 500)
+			if (c->state == CONN_CLOSING && !c->eof && w->now_ms - c->closing_ms > 500)
 				conn_abort(c);
 		worker_batch_end(w);
 	}

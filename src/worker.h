@@ -29,65 +29,65 @@ struct retain;
 struct msg;
 
 struct listener {
-	struct ring_io io;    /* accept completions */
-	struct worker *w;     /* owner */
-	int fd;               /* listening socket */
-	uint16_t port;        /* bound port (resolved when 0 was asked) */
-	bool armed;           /* a multishot accept is pending */
+	struct ring_io io; /* accept completions */
+	struct worker *w;  /* owner */
+	int fd;            /* listening socket */
+	uint16_t port;     /* bound port (resolved when 0 was asked) */
+	bool armed;        /* a multishot accept is pending */
 };
 
 struct worker_stats {
-	uint64_t msgs_received;    /* PUBLISH packets received */
-	uint64_t msgs_sent;        /* PUBLISH packets queued to clients */
-	uint64_t msgs_dropped;     /* deliveries dropped (slow QoS 0 reader, full queue) */
-	uint64_t bytes_received;   /* bytes read from sockets */
-	uint64_t bytes_sent;       /* bytes written to sockets */
-	uint64_t sends;            /* send operations completed */
+	uint64_t msgs_received;     /* PUBLISH packets received */
+	uint64_t msgs_sent;         /* PUBLISH packets queued to clients */
+	uint64_t msgs_dropped;      /* deliveries dropped (slow QoS 0 reader, full queue) */
+	uint64_t bytes_received;    /* bytes read from sockets */
+	uint64_t bytes_sent;        /* bytes written to sockets */
+	uint64_t sends;             /* send operations completed */
 	uint64_t connections_total; /* connections accepted */
-	uint64_t protocol_errors;  /* connections closed for malformed or illegal packets */
-	uint64_t packets_received; /* MQTT packets of any type received */
-	uint64_t packets_sent;     /* MQTT packets of any type queued */
-	uint64_t clients_max;      /* most clients connected at once */
+	uint64_t protocol_errors;   /* connections closed for malformed or illegal packets */
+	uint64_t packets_received;  /* MQTT packets of any type received */
+	uint64_t packets_sent;      /* MQTT packets of any type queued */
+	uint64_t clients_max;       /* most clients connected at once */
 };
 
 struct worker {
-	struct broker *b;             /* configuration and log, borrowed */
-	unsigned index;               /* worker number */
-	struct ring ring;             /* this worker's io_uring */
-	struct listener *listeners;   /* one per configured listener */
-	unsigned nlisteners;          /* entries in listeners */
-	struct ring_io sig_io;        /* signalfd reads */
-	int sig_fd;                   /* SIGINT/SIGTERM, or -1 */
+	struct broker *b;                 /* configuration and log, borrowed */
+	unsigned index;                   /* worker number */
+	struct ring ring;                 /* this worker's io_uring */
+	struct listener *listeners;       /* one per configured listener */
+	unsigned nlisteners;              /* entries in listeners */
+	struct ring_io sig_io;            /* signalfd reads */
+	int sig_fd;                       /* SIGINT/SIGTERM, or -1 */
 	struct signalfd_siginfo sig_info; /* read target */
-	bool stopping;                /* a signal asked to stop */
+	bool stopping;                    /* a signal asked to stop */
 
-	struct conn *conns;           /* every connection, newest first */
-	uint32_t nconns;              /* connections in the list (any state) */
-	uint32_t nclients;            /* connections counted against max_connections */
-	struct conn *flush_list;      /* connections with output to send at batch end */
-	struct conn *dead;            /* closed connections to free at batch end */
-	uint64_t next_conn_id;        /* for logs */
-	uint64_t next_client_num;     /* generated client identifiers */
+	struct conn *conns;       /* every connection, newest first */
+	uint32_t nconns;          /* connections in the list (any state) */
+	uint32_t nclients;        /* connections counted against max_connections */
+	struct conn *flush_list;  /* connections with output to send at batch end */
+	struct conn *dead;        /* closed connections to free at batch end */
+	uint64_t next_conn_id;    /* for logs */
+	uint64_t next_client_num; /* generated client identifiers */
 
-	struct hmap sessions;         /* client id -> struct session */
-	uint64_t sess_seed;           /* hash seed for client ids */
-	struct subidx *subs;          /* subscription index */
-	struct retain *retained;      /* retained messages */
-	uint32_t nretained_bytes;     /* payload bytes retained (for $SYS) */
+	struct hmap sessions;     /* client id -> struct session */
+	uint64_t sess_seed;       /* hash seed for client ids */
+	struct subidx *subs;      /* subscription index */
+	struct retain *retained;  /* retained messages */
+	uint32_t nretained_bytes; /* payload bytes retained (for $SYS) */
 
-	uint64_t now_ms;              /* monotonic clock, read once per batch */
+	uint64_t now_ms;               /* monotonic clock, read once per batch */
 	uint64_t next_housekeeping_ms; /* when the keepalive pass runs next */
-	uint64_t route_gen;           /* generation of the publish being routed */
-	struct session **matches;     /* scratch: sessions matched by the publish being routed */
-	uint32_t nmatches;            /* entries used */
-	uint32_t matches_cap;         /* entries allocated */
-	struct worker_stats stats;    /* counters */
-	struct sys_state sys;         /* $SYS publication state */
+	uint64_t route_gen;            /* generation of the publish being routed */
+	struct session **matches;      /* scratch: sessions matched by the publish being routed */
+	uint32_t nmatches;             /* entries used */
+	uint32_t matches_cap;          /* entries allocated */
+	struct worker_stats stats;     /* counters */
+	struct sys_state sys;          /* $SYS publication state */
 };
 
 /* Sets the worker up: ring, listeners (sockets already bound by the broker), index, stores. */
 int worker_init(struct worker *w, struct broker *b, unsigned index, const int *listen_fds,
-		const uint16_t *ports, unsigned nlisteners, int sig_fd);
+                const uint16_t *ports, unsigned nlisteners, int sig_fd);
 
 /* Runs the loop until a signal asks to stop; then closes every connection. */
 int worker_run(struct worker *w);
