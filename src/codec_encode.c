@@ -248,7 +248,7 @@ static uint8_t *put_subscribe(uint8_t *p, const struct st_packet *pkt, uint8_t l
 
 /* The ack-like packets whose optional tail is (reason code, properties). */
 static uint8_t *put_reason_tail(uint8_t *p, uint8_t reason, struct st_bytes props,
-				uint32_t tail_len)
+                                uint32_t tail_len)
 {
 	if (tail_len >= 1)
 		*p++ = reason;
@@ -306,9 +306,9 @@ static uint8_t first_byte(const struct st_packet *pkt)
 		const struct st_publish *pub = &pkt->publish;
 
 		flags = (uint8_t)((pub->qos & 3) << 1) | (pub->dup ? ST_PUBLISH_FLAG_DUP : 0) |
-			(pub->retain ? ST_PUBLISH_FLAG_RETAIN : 0);
+		        (pub->retain ? ST_PUBLISH_FLAG_RETAIN : 0);
 	} else if (pkt->type == ST_PUBREL || pkt->type == ST_SUBSCRIBE ||
-		   pkt->type == ST_UNSUBSCRIBE) {
+	           pkt->type == ST_UNSUBSCRIBE) {
 		flags = 0x02; /* [MQTT-3.6.1-1], [MQTT-3.8.1-1], [MQTT-3.10.1-1] */
 	}
 	return (uint8_t)(pkt->type << 4 | flags);
@@ -334,7 +334,7 @@ int st_encode_packet(const struct st_packet *pkt, uint8_t level, uint8_t *out, s
 }
 
 size_t st_encode_publish_head(uint8_t *out, uint8_t flags, struct st_bytes topic,
-			      uint16_t packet_id, uint32_t rest_len)
+                              uint16_t packet_id, uint32_t rest_len)
 {
 	bool has_id = (flags & (ST_PUBLISH_FLAG_QOS1 | ST_PUBLISH_FLAG_QOS2)) != 0;
 	uint64_t rem = 2u + (uint64_t)topic.len + (has_id ? 2u : 0u) + rest_len;

@@ -13,39 +13,39 @@
 
 /* Indexed by -err; ST_ERR__MIN is the last entry. */
 static const char *const err_names[] = {
-	[0] = "success",
-	[-ST_ERR_NEED_MORE] = "incomplete packet, more bytes needed",
-	[-ST_ERR_REMLEN] = "remaining length longer than four bytes",
-	[-ST_ERR_TOO_LARGE] = "packet larger than the maximum packet size",
-	[-ST_ERR_TYPE] = "reserved or unsupported packet type",
-	[-ST_ERR_FLAGS] = "reserved fixed-header flags set",
-	[-ST_ERR_LENGTH] = "packet fields do not match the remaining length",
-	[-ST_ERR_UTF8] = "ill-formed UTF-8 string",
-	[-ST_ERR_UTF8_NUL] = "U+0000 in a UTF-8 string",
-	[-ST_ERR_TOPIC] = "invalid topic name",
-	[-ST_ERR_FILTER] = "invalid topic filter",
-	[-ST_ERR_PACKET_ID] = "packet identifier 0 where a non-zero one is required",
-	[-ST_ERR_QOS] = "QoS 3 is not a valid QoS",
-	[-ST_ERR_NO_FILTERS] = "SUBSCRIBE or UNSUBSCRIBE without a topic filter",
-	[-ST_ERR_PROTOCOL_NAME] = "unknown protocol name in CONNECT",
-	[-ST_ERR_PROTOCOL_LEVEL] = "unsupported protocol level in CONNECT",
-	[-ST_ERR_CONNECT_FLAGS] = "invalid CONNECT flags",
-	[-ST_ERR_SUB_OPTIONS] = "invalid subscription options",
-	[-ST_ERR_PROPERTY] = "malformed property",
-	[-ST_ERR_PROPERTY_DUP] = "property given more than once",
-	[-ST_ERR_PROPERTY_PACKET] = "property not allowed on this packet type",
-	[-ST_ERR_REASON] = "reason code not allowed on this packet type",
-	[-ST_ERR_NO_SPACE] = "output buffer too small",
-	[-ST_ERR_NOMEM] = "out of memory",
-	[-ST_ERR_PROTOCOL] = "protocol violation",
-	[-ST_ERR_CLIENT_ID] = "client identifier not acceptable",
-	[-ST_ERR_SYS] = "system call failed",
-	[-ST_ERR_CONFIG] = "bad configuration",
-	[-ST_ERR_LIMIT] = "a configured limit was reached",
+        [0] = "success",
+        [-ST_ERR_NEED_MORE] = "incomplete packet, more bytes needed",
+        [-ST_ERR_REMLEN] = "remaining length longer than four bytes",
+        [-ST_ERR_TOO_LARGE] = "packet larger than the maximum packet size",
+        [-ST_ERR_TYPE] = "reserved or unsupported packet type",
+        [-ST_ERR_FLAGS] = "reserved fixed-header flags set",
+        [-ST_ERR_LENGTH] = "packet fields do not match the remaining length",
+        [-ST_ERR_UTF8] = "ill-formed UTF-8 string",
+        [-ST_ERR_UTF8_NUL] = "U+0000 in a UTF-8 string",
+        [-ST_ERR_TOPIC] = "invalid topic name",
+        [-ST_ERR_FILTER] = "invalid topic filter",
+        [-ST_ERR_PACKET_ID] = "packet identifier 0 where a non-zero one is required",
+        [-ST_ERR_QOS] = "QoS 3 is not a valid QoS",
+        [-ST_ERR_NO_FILTERS] = "SUBSCRIBE or UNSUBSCRIBE without a topic filter",
+        [-ST_ERR_PROTOCOL_NAME] = "unknown protocol name in CONNECT",
+        [-ST_ERR_PROTOCOL_LEVEL] = "unsupported protocol level in CONNECT",
+        [-ST_ERR_CONNECT_FLAGS] = "invalid CONNECT flags",
+        [-ST_ERR_SUB_OPTIONS] = "invalid subscription options",
+        [-ST_ERR_PROPERTY] = "malformed property",
+        [-ST_ERR_PROPERTY_DUP] = "property given more than once",
+        [-ST_ERR_PROPERTY_PACKET] = "property not allowed on this packet type",
+        [-ST_ERR_REASON] = "reason code not allowed on this packet type",
+        [-ST_ERR_NO_SPACE] = "output buffer too small",
+        [-ST_ERR_NOMEM] = "out of memory",
+        [-ST_ERR_PROTOCOL] = "protocol violation",
+        [-ST_ERR_CLIENT_ID] = "client identifier not acceptable",
+        [-ST_ERR_SYS] = "system call failed",
+        [-ST_ERR_CONFIG] = "bad configuration",
+        [-ST_ERR_LIMIT] = "a configured limit was reached",
 };
 
 _Static_assert(sizeof(err_names) / sizeof(err_names[0]) == 1 - ST_ERR__MIN,
-	       "every st_err needs a name");
+               "every st_err needs a name");
 
 /* MQTT 5 reason codes used below (MQTT 5 section 2.4, table 2-6). */
 enum {
@@ -63,41 +63,41 @@ enum {
 
 /* Indexed by -err, like err_names. */
 static const uint8_t err_reason_codes[] = {
-	[0] = RC_SUCCESS,
-	/* A peer that leaves a packet unfinished sent bytes that are no packet at all. */
-	[-ST_ERR_NEED_MORE] = RC_MALFORMED,
-	[-ST_ERR_REMLEN] = RC_MALFORMED,    /* [MQTT-1.5.5] at most four bytes */
-	[-ST_ERR_TOO_LARGE] = RC_PACKET_TOO_LARGE,
-	[-ST_ERR_TYPE] = RC_MALFORMED,
-	[-ST_ERR_FLAGS] = RC_MALFORMED,     /* section 2.1.3: invalid flags are malformed */
-	[-ST_ERR_LENGTH] = RC_MALFORMED,
-	[-ST_ERR_UTF8] = RC_MALFORMED,      /* [MQTT-1.5.4-1] */
-	[-ST_ERR_UTF8_NUL] = RC_MALFORMED,  /* [MQTT-1.5.4-2] */
-	[-ST_ERR_TOPIC] = RC_TOPIC_INVALID,
-	[-ST_ERR_FILTER] = RC_FILTER_INVALID,
-	/* Parsed, but a value the protocol forbids [MQTT-2.2.1-3]. */
-	[-ST_ERR_PACKET_ID] = RC_PROTOCOL_ERROR,
-	[-ST_ERR_QOS] = RC_MALFORMED,       /* [MQTT-3.3.1-4]: QoS 3 is a Malformed Packet */
-	/* Section 3.8.3 and 3.10.3: no payload is a Protocol Error. */
-	[-ST_ERR_NO_FILTERS] = RC_PROTOCOL_ERROR,
-	/* [MQTT-3.1.2-1] allows 0x84 for a wrong protocol name too. */
-	[-ST_ERR_PROTOCOL_NAME] = RC_UNSUPPORTED_VERSION,
-	[-ST_ERR_PROTOCOL_LEVEL] = RC_UNSUPPORTED_VERSION,
-	[-ST_ERR_CONNECT_FLAGS] = RC_MALFORMED, /* [MQTT-3.1.2-3] reserved flag is malformed */
-	[-ST_ERR_SUB_OPTIONS] = RC_MALFORMED,   /* [MQTT-3.8.3-5] reserved bits are malformed */
-	[-ST_ERR_PROPERTY] = RC_MALFORMED,
-	/* Section 3.x.2.2: "It is a Protocol Error to include ... more than once". */
-	[-ST_ERR_PROPERTY_DUP] = RC_PROTOCOL_ERROR,
-	/* Section 2.2.2.2: an identifier not valid for the packet type is malformed. */
-	[-ST_ERR_PROPERTY_PACKET] = RC_MALFORMED,
-	[-ST_ERR_REASON] = RC_PROTOCOL_ERROR,
-	[-ST_ERR_NO_SPACE] = RC_UNSPECIFIED,
-	[-ST_ERR_NOMEM] = RC_UNSPECIFIED,
-	[-ST_ERR_PROTOCOL] = RC_PROTOCOL_ERROR,
-	[-ST_ERR_CLIENT_ID] = RC_CLIENT_ID_INVALID,
-	[-ST_ERR_SYS] = RC_UNSPECIFIED,
-	[-ST_ERR_CONFIG] = RC_UNSPECIFIED,
-	[-ST_ERR_LIMIT] = RC_QUOTA_EXCEEDED,
+        [0] = RC_SUCCESS,
+        /* A peer that leaves a packet unfinished sent bytes that are no packet at all. */
+        [-ST_ERR_NEED_MORE] = RC_MALFORMED,
+        [-ST_ERR_REMLEN] = RC_MALFORMED, /* [MQTT-1.5.5] at most four bytes */
+        [-ST_ERR_TOO_LARGE] = RC_PACKET_TOO_LARGE,
+        [-ST_ERR_TYPE] = RC_MALFORMED,
+        [-ST_ERR_FLAGS] = RC_MALFORMED, /* section 2.1.3: invalid flags are malformed */
+        [-ST_ERR_LENGTH] = RC_MALFORMED,
+        [-ST_ERR_UTF8] = RC_MALFORMED,     /* [MQTT-1.5.4-1] */
+        [-ST_ERR_UTF8_NUL] = RC_MALFORMED, /* [MQTT-1.5.4-2] */
+        [-ST_ERR_TOPIC] = RC_TOPIC_INVALID,
+        [-ST_ERR_FILTER] = RC_FILTER_INVALID,
+        /* Parsed, but a value the protocol forbids [MQTT-2.2.1-3]. */
+        [-ST_ERR_PACKET_ID] = RC_PROTOCOL_ERROR,
+        [-ST_ERR_QOS] = RC_MALFORMED, /* [MQTT-3.3.1-4]: QoS 3 is a Malformed Packet */
+        /* Section 3.8.3 and 3.10.3: no payload is a Protocol Error. */
+        [-ST_ERR_NO_FILTERS] = RC_PROTOCOL_ERROR,
+        /* [MQTT-3.1.2-1] allows 0x84 for a wrong protocol name too. */
+        [-ST_ERR_PROTOCOL_NAME] = RC_UNSUPPORTED_VERSION,
+        [-ST_ERR_PROTOCOL_LEVEL] = RC_UNSUPPORTED_VERSION,
+        [-ST_ERR_CONNECT_FLAGS] = RC_MALFORMED, /* [MQTT-3.1.2-3] reserved flag is malformed */
+        [-ST_ERR_SUB_OPTIONS] = RC_MALFORMED,   /* [MQTT-3.8.3-5] reserved bits are malformed */
+        [-ST_ERR_PROPERTY] = RC_MALFORMED,
+        /* Section 3.x.2.2: "It is a Protocol Error to include ... more than once". */
+        [-ST_ERR_PROPERTY_DUP] = RC_PROTOCOL_ERROR,
+        /* Section 2.2.2.2: an identifier not valid for the packet type is malformed. */
+        [-ST_ERR_PROPERTY_PACKET] = RC_MALFORMED,
+        [-ST_ERR_REASON] = RC_PROTOCOL_ERROR,
+        [-ST_ERR_NO_SPACE] = RC_UNSPECIFIED,
+        [-ST_ERR_NOMEM] = RC_UNSPECIFIED,
+        [-ST_ERR_PROTOCOL] = RC_PROTOCOL_ERROR,
+        [-ST_ERR_CLIENT_ID] = RC_CLIENT_ID_INVALID,
+        [-ST_ERR_SYS] = RC_UNSPECIFIED,
+        [-ST_ERR_CONFIG] = RC_UNSPECIFIED,
+        [-ST_ERR_LIMIT] = RC_QUOTA_EXCEEDED,
 };
 
 _Static_assert(sizeof(err_reason_codes) == 1 - ST_ERR__MIN, "every st_err needs a reason code");

@@ -16,22 +16,37 @@ static bool out_splices(const struct pub_view *v)
 	return v->m && v->payload.len >= OBUF_SPLICE_MIN;
 }
 
+/* Bytes of an MQTT 5 PUBLISH's property block (length and properties), 0 below 5. */
+static uint32_t out_props_len(const struct conn *c, const struct pub_view *v)
+{
+	if (c->level < ST_MQTT_5)
+		return 0;
+	return (uint32_t)st_varint_size(v->props.len) + v->props.len;
+}
+
 uint64_t out_publish_size(const struct conn *c, const struct pub_view *v)
 {
-	(void)c;
-	return ST_PUBLISH_HEAD_MAX + (uint64_t)v->topic.len + v->payload.len;
+	return ST_PUBLISH_HEAD_MAX + (uint64_t)v->topic.len + out_props_len(c, v) + v->payload.len;
 }
 
 int out_publish(struct conn *c, const struct pub_view *v, uint8_t flags, uint16_t pid)
 {
 	bool splice = out_splices(v);
-	size_t room = ST_PUBLISH_HEAD_MAX + v->topic.len + (splice ? 0 : v->payload.len);
+	uint32_t props_len = out_props_len(c, v);
+	size_t room = ST_PUBLISH_HEAD_MAX + v->topic.len + props_len +
+		      (splice ? 0 : v->payload.len);
 	uint8_t *p = obuf_reserve(&c->out, room);
 	size_t n;
 
 	if (!p)
 		return ST_ERR_NOMEM;
-	n = st_encode_publish_head(p, flags, v->topic, pid, v->payload.len);
+	n = st_encode_publish_head(p, flags, v->topic, pid, props_len + v->payload.len);
+	if (props_len) {
+		n += st_varint_encode(p + n, v->props.len);
+		if (v->props.len)
+			memcpy(p + n, v->props.ptr, v->props.len);
+		n += v->props.len;
+	}
 	if (!splice && v->payload.len) {
 		memcpy(p + n, v->payload.ptr, v->payload.len);
 		n += v->payload.len;

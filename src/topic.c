@@ -4,98 +4,151 @@
  *
  * Everything works on (pointer, length) strings and looks only at the bytes '/', '+', '#' and
  * '$'; UTF-8 validity is st_utf8_check's job. Those four bytes never occur inside a multi-byte
- * UTF-8 sequence, so scanning bytes is also scanning characters. st_topic_matches walks both
- * strings level by level, once, with no allocation; the subscription index must agree with it
- * and its tests compare the two.
+ * UTF-8 sequence, so scanning bytes is also scanning characters.
+ *
+ * st_topic_matches relies on one fact: '+' and '#' never occur in a valid name. So the first
+ * byte where a filter and a name differ is either a wildcard of the filter or the end of the
+ * match. The matcher compares eight bytes at a time up to that byte, handles the wildcard,
+ * and goes on; an exact filter costs one word-wise comparison. The subscription index must
+ * agree with this matcher, and its tests compare the two.
  */
 #include "starling/topic.h"
 
 #include <string.h>
 
+#define ONES 0x0101010101010101ull
+
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define to_le64(x) __builtin_bswap64(x)
+#else
+#define to_le64(x) (x)
+#endif
+
+/* The eight bytes at p as a little-endian word: byte i is bits 8i..8i+7. */
+static inline uint64_t load_le64(const uint8_t *p)
+{
+	uint64_t w;
+
+	memcpy(&w, p, sizeof(w));
+	return to_le64(w);
+}
+
+/* Does the word hold a '+' (0x2B) or '#' (0x23)? They differ only in bit 3. */
+static inline bool word_has_wildcard(uint64_t w)
+{
+	uint64_t x = (w | (ONES * 0x08)) ^ (ONES * '+');
+
+	return ((x - ONES) & ~x & (ONES * 0x80)) != 0;
+}
+
+bool st_topic_filter_has_wildcard(const uint8_t *filter, size_t len)
+{
+	size_t i = 0;
+
+	for (; len - i >= sizeof(uint64_t); i += sizeof(uint64_t))
+		if (word_has_wildcard(load_le64(filter + i)))
+			return true;
+	for (; i < len; i++)
+		if (filter[i] == '+' || filter[i] == '#')
+			return true;
+	return false;
+}
+
 bool st_topic_name_is_valid(const uint8_t *name, size_t len)
 {
 	/* [MQTT-4.7.3-1] at least one character; [MQTT-4.7.1-1] no wildcard in a name. */
-	if (len == 0)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (name[i] == '+' || name[i] == '#')
-			return false;
-	return true;
+	return len > 0 && !st_topic_filter_has_wildcard(name, len);
 }
 
 bool st_topic_filter_is_valid(const uint8_t *filter, size_t len)
 {
 	if (len == 0) /* [MQTT-4.7.3-1] */
 		return false;
-	/* One pass over the levels; each iteration consumes one level and its '/'. */
-	for (size_t pos = 0;;) {
-		size_t level = st_topic_level_len(filter + pos, len - pos);
-		const uint8_t *l = filter + pos;
+	for (size_t i = 0; i < len; i++) {
+		uint8_t c = filter[i];
 
-		for (size_t i = 0; i < level; i++) {
-			if (l[i] != '+' && l[i] != '#')
-				continue;
-			if (level != 1) /* [MQTT-4.7.1-2], [MQTT-4.7.1-3]: a whole level or nothing */
-				return false;
-			/* [MQTT-4.7.1-2] '#' must be the last character. */
-			if (l[i] == '#' && pos + level != len)
-				return false;
-		}
-		pos += level;
-		if (pos == len)
-			return true;
-		pos++; /* the '/' */
+		if (c != '+' && c != '#')
+			continue;
+		/* [MQTT-4.7.1-2], [MQTT-4.7.1-3]: a wildcard is a whole level... */
+		if (i > 0 && filter[i - 1] != '/')
+			return false;
+		/* ...and '#' the last one [MQTT-4.7.1-2]. */
+		if (c == '#')
+			return i + 1 == len;
+		if (i + 1 < len && filter[i + 1] != '/')
+			return false;
 	}
-}
-
-bool st_topic_filter_has_wildcard(const uint8_t *filter, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (filter[i] == '+' || filter[i] == '#')
-			return true;
-	return false;
+	return true;
 }
 
 size_t st_topic_level_len(const uint8_t *s, size_t len)
 {
-	const uint8_t *slash = len ? memchr(s, '/', len) : NULL;
+	size_t i = 0;
 
-	return slash ? (size_t)(slash - s) : len;
+	/* Levels are short; a word-wise search beats a call to memchr. */
+	for (; len - i >= sizeof(uint64_t); i += sizeof(uint64_t)) {
+		uint64_t x = load_le64(s + i) ^ (ONES * '/');
+		uint64_t zero = (x - ONES) & ~x & (ONES * 0x80);
+
+		if (zero) /* the lowest marked byte is exactly the first '/' */
+			return i + ((size_t)__builtin_ctzll(zero) >> 3);
+	}
+	while (i < len && s[i] != '/')
+		i++;
+	return i;
+}
+
+/* Length of the common prefix of a[0..alen) and b[0..blen), eight bytes at a time. */
+static size_t common_prefix_len(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	size_t n = alen < blen ? alen : blen, i = 0;
+
+	for (; n - i >= sizeof(uint64_t); i += sizeof(uint64_t)) {
+		uint64_t x = load_le64(a + i) ^ load_le64(b + i);
+
+		if (x)
+			return i + ((size_t)__builtin_ctzll(x) >> 3);
+	}
+	while (i < n && a[i] == b[i])
+		i++;
+	return i;
 }
 
 bool st_topic_matches(const uint8_t *filter, size_t filter_len, const uint8_t *name,
-		      size_t name_len)
+                      size_t name_len)
 {
-	const uint8_t *f = filter, *fend = filter + filter_len;
-	const uint8_t *n = name, *nend = name + name_len;
+	size_t f = 0, n = 0;
 
 	/* [MQTT-4.7.2-1] '$' topics are not matched by a filter that starts with a wildcard. */
-	if (name_len > 0 && name[0] == '$' && filter_len > 0 && (filter[0] == '+' || filter[0] == '#'))
+	if (name_len > 0 && name[0] == '$' && filter_len > 0 &&
+	    (filter[0] == '+' || filter[0] == '#'))
 		return false;
 	/*
-	 * Both cursors sit at the start of a level. Each iteration consumes one level of each, so
-	 * the loop runs at most once per level of the name (plus one).
+	 * Invariant: filter[0..f) matches name[0..n). Each round either returns or consumes a
+	 * '+' of the filter, so there are at most filter_len + 1 rounds.
 	 */
 	for (;;) {
-		size_t flen = (size_t)(fend - f);
+		size_t k = common_prefix_len(filter + f, filter_len - f, name + n, name_len - n);
 
-		/* A '#' level (necessarily the last) matches this level and all below it. */
-		if (flen == 1 && f[0] == '#')
+		f += k;
+		n += k;
+		if (f == filter_len)
+			return n == name_len;
+		/*
+		 * A valid filter has a wildcard only at the start of a level, and the name agreed
+		 * up to here, so the name is at the start of a level too.
+		 */
+		switch (filter[f]) {
+		case '+': /* any one level, the empty one included */
+			n += st_topic_level_len(name + n, name_len - n);
+			f++;
+			break;
+		case '#': /* this level and everything below it */
 			return true;
-		size_t fl = st_topic_level_len(f, flen);
-		size_t nl = st_topic_level_len(n, (size_t)(nend - n));
-
-		/* '+' matches any one level, the empty one included. */
-		if (!(fl == 1 && f[0] == '+') && (fl != nl || (fl && memcmp(f, n, fl) != 0)))
+		case '/': /* "sport/#" also matches "sport": '#' includes the parent level */
+			return n == name_len && filter_len - f == 2 && filter[f + 1] == '#';
+		default:
 			return false;
-		f += fl;
-		n += nl;
-		if (f == fend)
-			return n == nend;
-		if (n == nend)
-			/* "sport/#" also matches "sport": '#' includes the parent level. */
-			return fend - f == 2 && f[1] == '#';
-		f++; /* both now sit on a '/' */
-		n++;
+		}
 	}
 }

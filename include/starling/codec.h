@@ -51,18 +51,18 @@ enum st_protocol_level {
 	ST_MQTT_5 = 5,
 };
 
-#define ST_REMLEN_MAX         268435455u /* largest value four length bytes can carry */
-#define ST_FIXED_HEADER_MAX   5u         /* type byte + up to 4 length bytes */
+#define ST_REMLEN_MAX          268435455u /* largest value four length bytes can carry */
+#define ST_FIXED_HEADER_MAX    5u         /* type byte + up to 4 length bytes */
 #define ST_PUBLISH_FLAG_RETAIN 0x01u
 #define ST_PUBLISH_FLAG_QOS1   0x02u
 #define ST_PUBLISH_FLAG_QOS2   0x04u
 #define ST_PUBLISH_FLAG_DUP    0x08u
 
 /* Subscription options byte (SUBSCRIBE payload). Bits above QoS are MQTT 5 only. */
-#define ST_SUBOPT_QOS_MASK        0x03u
-#define ST_SUBOPT_NO_LOCAL        0x04u
-#define ST_SUBOPT_RETAIN_AS_PUB   0x08u
-#define ST_SUBOPT_RETAIN_HANDLING 0x30u /* 0: send, 1: send if new, 2: do not send */
+#define ST_SUBOPT_QOS_MASK              0x03u
+#define ST_SUBOPT_NO_LOCAL              0x04u
+#define ST_SUBOPT_RETAIN_AS_PUB         0x08u
+#define ST_SUBOPT_RETAIN_HANDLING       0x30u /* 0: send, 1: send if new, 2: do not send */
 #define ST_SUBOPT_RETAIN_HANDLING_SHIFT 4
 
 /* SUBACK return code for a refused filter (3.1.1); 5.0 has more in props.h. */
@@ -117,10 +117,10 @@ struct st_connack {
 };
 
 struct st_publish {
-	uint8_t qos;         /* 0..2 */
-	bool dup;            /* redelivery flag */
-	bool retain;         /* retain flag */
-	uint16_t packet_id;  /* 0 for QoS 0 */
+	uint8_t qos;        /* 0..2 */
+	bool dup;           /* redelivery flag */
+	bool retain;        /* retain flag */
+	uint16_t packet_id; /* 0 for QoS 0 */
 	struct st_bytes topic;
 	struct st_bytes props;
 	struct st_bytes payload;
@@ -129,7 +129,7 @@ struct st_publish {
 /* PUBACK, PUBREC, PUBREL, PUBCOMP. */
 struct st_ack {
 	uint16_t packet_id;
-	uint8_t reason;      /* MQTT 5 reason code; 0 for 3.x */
+	uint8_t reason; /* MQTT 5 reason code; 0 for 3.x */
 	struct st_bytes props;
 };
 
@@ -172,8 +172,8 @@ struct st_packet {
 		struct st_connack connack;
 		struct st_publish publish;
 		struct st_ack ack;
-		struct st_subscribe subscribe; /* also UNSUBSCRIBE */
-		struct st_suback suback;       /* also UNSUBACK */
+		struct st_subscribe subscribe;   /* also UNSUBSCRIBE */
+		struct st_suback suback;         /* also UNSUBACK */
 		struct st_disconnect disconnect; /* also AUTH */
 	};
 };
@@ -191,20 +191,23 @@ struct st_sub_iter {
  * protocol's).
  */
 int st_decode_fixed_header(const uint8_t *buf, size_t len, uint32_t max_packet,
-			   struct st_fixed_header *fh);
+                           struct st_fixed_header *fh);
 
 /*
  * Decodes one whole packet at buf[0..len) into *pkt (views into buf). `level` is the
  * connection's protocol level (ST_MQTT_311 before CONNECT: a CONNECT carries its own).
  * On ST_OK *consumed is the packet's size. Returns ST_ERR_NEED_MORE when buf holds less than
- * one packet, otherwise a negative st_err for a malformed packet.
+ * one packet, otherwise a negative st_err for a malformed packet. A bad first byte (type,
+ * flags) or an oversized remaining length is reported as soon as it is seen. On
+ * ST_ERR_PROTOCOL_LEVEL, pkt->connect.protocol_name and .level are set so the broker can
+ * answer CONNACK 0x01 (3.x) or 0x84 (5.0).
  */
 int st_decode_packet(const uint8_t *buf, size_t len, uint8_t level, uint32_t max_packet,
-		     struct st_packet *pkt, size_t *consumed);
+                     struct st_packet *pkt, size_t *consumed);
 
 /* Decodes a packet body whose fixed header has been decoded; body_len == fh->remaining_len. */
 int st_decode_body(const struct st_fixed_header *fh, const uint8_t *body, uint8_t level,
-		   struct st_packet *pkt);
+                   struct st_packet *pkt);
 
 /* Starts iterating a decoded SUBSCRIBE or UNSUBSCRIBE. */
 void st_sub_iter_init(struct st_sub_iter *it, const struct st_packet *pkt);
@@ -225,17 +228,18 @@ int st_encode_packet(const struct st_packet *pkt, uint8_t level, uint8_t *out, s
 /*
  * The head of a PUBLISH for the broker's send path: first byte, remaining length, topic and
  * packet id (if qos > 0). `rest_len` is what follows: for MQTT 5 the encoded property length
- * and properties, then the payload. Returns bytes written; out needs at least
+ * and properties, then the payload. Returns bytes written, or 0 (nothing written) if the topic
+ * is over 65,535 bytes or the packet over ST_REMLEN_MAX; out needs at least
  * ST_PUBLISH_HEAD_MAX + topic.len.
  */
 #define ST_PUBLISH_HEAD_MAX (ST_FIXED_HEADER_MAX + 2u + 2u)
 size_t st_encode_publish_head(uint8_t *out, uint8_t flags, struct st_bytes topic,
-			      uint16_t packet_id, uint32_t rest_len);
+                              uint16_t packet_id, uint32_t rest_len);
 
 /* Variable byte integer (remaining length, MQTT 5 lengths and identifiers). */
 #define ST_VARINT_MAX 4u
-size_t st_varint_size(uint32_t value);              /* 1..4, 0 if over ST_REMLEN_MAX */
-size_t st_varint_encode(uint8_t *out, uint32_t value); /* bytes written */
+size_t st_varint_size(uint32_t value);                 /* 1..4, 0 if over ST_REMLEN_MAX */
+size_t st_varint_encode(uint8_t *out, uint32_t value); /* bytes written, 0 if too large */
 /* Returns bytes read (1..4), ST_ERR_NEED_MORE, or ST_ERR_REMLEN for a fifth byte. */
 int st_varint_decode(const uint8_t *buf, size_t len, uint32_t *value);
 
