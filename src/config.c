@@ -459,6 +459,8 @@ static const struct option options[] = {
         /* Mosquitto: "Do not set below 10 seconds", and it refuses to. */
         INT_OPT(max_keepalive, max_keepalive, 10, 65535, 10, 10),
         BOOL_OPT(retain_available, retain_available, opt_bool),
+        /* MQTT 5 Topic Alias Maximum the broker accepts from each client (Mosquitto's). */
+        INT_OPT(max_topic_alias, max_topic_alias, 0, 65535, 0, 0),
         BOOL_OPT(set_tcp_nodelay, set_tcp_nodelay, opt_bool),
         INT_OPT(max_output_bytes, max_output_bytes, 1, UINT32_MAX, 1, 1),
         INT_OPT(sys_interval, sys_interval_s, 0, 65535, 0, 0),
@@ -486,6 +488,7 @@ void config_defaults(struct config *cfg)
 	cfg->max_packet_size = 0;
 	cfg->max_keepalive = 65535;
 	cfg->retain_available = true;
+	cfg->max_topic_alias = 10;
 	cfg->set_tcp_nodelay = true; /* Mosquitto: false; fan-out latency matters more here */
 	cfg->max_output_bytes = 8u << 20;
 	cfg->sys_interval_s = 10;

@@ -72,6 +72,7 @@ struct config {
 	uint32_t max_packet_size;    /* largest packet accepted (0: protocol max) */
 	uint16_t max_keepalive;      /* keepalive cap in seconds (65535) */
 	bool retain_available;       /* retained messages supported (true) */
+	uint16_t max_topic_alias;    /* MQTT 5 topic aliases accepted per client (10) */
 	bool set_tcp_nodelay;        /* TCP_NODELAY on client sockets (Starling: true) */
 	uint32_t max_output_bytes;   /* unsent bytes per connection before QoS 0 is dropped */
 	uint32_t sys_interval_s;     /* seconds between $SYS updates (10; 0: no $SYS) */

@@ -57,10 +57,12 @@ void conn_want_flush(struct conn *c)
 	c->w->flush_list = c;
 }
 
-void conn_queue_bytes(struct conn *c, const void *p, size_t n)
+uint8_t *conn_reserve(struct conn *c, size_t n)
 {
+	uint8_t *p;
+
 	if (c->eof)
-		return;
+		return NULL;
 	/*
 	 * Acknowledgements cannot be dropped like QoS 0 messages: a client that keeps sending
 	 * but never reads would grow its output without limit, so past the bound (with room for
@@ -68,14 +70,29 @@ void conn_queue_bytes(struct conn *c, const void *p, size_t n)
 	 */
 	if (conn_output_bytes(c) > (uint64_t)c->w->b->cfg.max_output_bytes + CONN_OUTPUT_SLACK) {
 		conn_close(c, false, "not reading its output");
-		return;
+		return NULL;
 	}
-	if (obuf_append(&c->out, p, n) != ST_OK) {
+	p = obuf_reserve(&c->out, n);
+	if (!p)
 		conn_close(c, false, "out of memory");
-		return;
-	}
+	return p;
+}
+
+void conn_commit(struct conn *c, size_t n)
+{
+	obuf_commit(&c->out, n);
 	c->w->stats.packets_sent++;
 	conn_want_flush(c);
+}
+
+void conn_queue_bytes(struct conn *c, const void *p, size_t n)
+{
+	uint8_t *dst = conn_reserve(c, n);
+
+	if (!dst)
+		return;
+	memcpy(dst, p, n);
+	conn_commit(c, n);
 }
 
 static void conn_submit_send(struct conn *c)
@@ -388,5 +405,10 @@ void conn_free(struct conn *c)
 	free(c->iov);
 	if (c->will)
 		msg_unref(c->will);
+	if (c->v5) {
+		alias_in_free(&c->v5->alias_in);
+		alias_out_free(&c->v5->alias_out);
+		free(c->v5);
+	}
 	free(c);
 }

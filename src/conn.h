@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "alias.h"
 #include "obuf.h"
 #include "ring.h"
 
@@ -38,6 +39,18 @@ enum conn_state {
 	CONN_CLOSING = 2, /* shut down, waiting for the last completions */
 };
 
+/* What only an MQTT 5 connection needs; allocated with the CONNECT of a 5.0 client. */
+struct conn5 {
+	struct alias_in alias_in;   /* topic aliases the client uses */
+	struct alias_out alias_out; /* topic aliases the broker uses towards the client */
+	uint32_t max_packet_out;    /* largest packet the client accepts; 0: no limit */
+	uint16_t receive_max_in;    /* QoS 2 PUBLISHes the client may have awaiting PUBREL */
+	bool problem_info;          /* Request Problem Information (default 1) */
+	bool had_session_expiry;    /* CONNECT carried a non-zero Session Expiry Interval */
+	uint32_t will_expiry_s;     /* the will's Message Expiry Interval, 0: none */
+	uint32_t will_delay_s;      /* the will's Will Delay Interval */
+};
+
 struct conn {
 	struct ring_io io;       /* completions of this socket's operations */
 	struct worker *w;        /* owning worker, borrowed */
@@ -48,7 +61,6 @@ struct conn {
 	bool recv_starved;       /* the recv stopped on -ENOBUFS; re-arm at batch end */
 	bool send_busy;          /* a send is in flight */
 	bool on_flush_list;      /* linked into the worker's flush list */
-	bool will_armed;         /* publish the will when the connection ends */
 	bool eof;                /* the socket is shut down: nothing more goes in or out */
 	bool dead;               /* handed to the worker to free */
 	uint16_t keepalive_s;    /* negotiated keep alive, 0: none */
@@ -58,8 +70,7 @@ struct conn {
 	uint64_t closing_ms;     /* monotonic time conn_close ran (bounds a lingering close) */
 	struct session *session; /* attached session (ACTIVE), borrowed from the worker */
 	struct msg *will;        /* will message (reference), or NULL */
-	uint32_t will_delay_s;   /* MQTT 5 will delay interval */
-	uint32_t max_packet_out; /* largest packet the client accepts (MQTT 5), 0: no limit */
+	struct conn5 *v5;        /* MQTT 5 state, NULL for 3.x clients */
 
 	uint8_t *rbuf; /* partial packet spanning receives, or NULL */
 	uint32_t rlen; /* bytes held in rbuf */
@@ -98,6 +109,14 @@ void conn_want_flush(struct conn *c);
 
 /* Starts a send of everything queued, if any and none is in flight. */
 void conn_flush(struct conn *c);
+
+/*
+ * Room for n bytes of one control packet at the end of the output, or NULL when the
+ * connection is closed (already, out of memory, or a client that does not read). Commit
+ * with conn_commit(), which counts the packet and schedules the flush.
+ */
+uint8_t *conn_reserve(struct conn *c, size_t n);
+void conn_commit(struct conn *c, size_t n);
 
 /* Queues bytes (a control packet) for sending. Closes the connection when out of memory. */
 void conn_queue_bytes(struct conn *c, const void *p, size_t n);

@@ -1,6 +1,8 @@
 /*
- * Packet dispatch by type and connection state, the answers to errors, and the end of a
- * connection (will, session detach).
+ * Packet dispatch by type and connection state, the answers to errors (MQTT 5 clients get a
+ * DISCONNECT with the reason code before the close [MQTT-4.13.1-1]), DISCONNECT from the
+ * client, and the end of a connection: the will (now, or after its delay), the hand-off of
+ * shared-subscription messages, the session's end or its expiry deadline.
  */
 #include "handlers.h"
 
@@ -10,7 +12,35 @@
 #include "out.h"
 #include "route.h"
 #include "session.h"
+#include "starling/props.h"
 #include "worker.h"
+
+static int handle_disconnect(struct conn *c, const struct st_disconnect *d)
+{
+	struct session *s = c->session;
+	struct st_props dp;
+	int ret;
+
+	if (c->v5) {
+		ret = st_props_parse(d->props, ST_PCTX_DISCONNECT, &dp);
+		if (ret < 0)
+			return ret;
+		if (st_props_has(&dp, ST_PROP_SESSION_EXPIRY)) {
+			/* Zero at CONNECT cannot become non-zero [MQTT-3.14.2-2]. */
+			if (!s->had_expiry && dp.session_expiry_s)
+				return ST_ERR_PROTOCOL;
+			s->expiry_s = dp.session_expiry_s;
+			s->clean = s->expiry_s == 0;
+		}
+		/* 0x04: the client wants its will published [MQTT-3.14.4-3]. */
+		if (d->reason == ST_RC_DISCONNECT_WITH_WILL) {
+			conn_close(c, false, "disconnected with will");
+			return ST_OK;
+		}
+	}
+	conn_close(c, true, "disconnected");
+	return ST_OK;
+}
 
 int handle_packet(struct conn *c, const struct st_packet *pkt)
 {
@@ -38,11 +68,10 @@ int handle_packet(struct conn *c, const struct st_packet *pkt)
 		out_pingresp(c);
 		return ST_OK;
 	case ST_DISCONNECT:
-		conn_close(c, true, "disconnected");
-		return ST_OK;
+		return handle_disconnect(c, &pkt->disconnect);
 	default:
 		/* CONNACK, SUBACK, UNSUBACK, PINGRESP only travel server to client; AUTH needs an
-		 * MQTT 5 authentication method, and none is configured. */
+		 * authentication method, and CONNECT with one was refused. */
 		return ST_ERR_PROTOCOL;
 	}
 }
@@ -54,9 +83,17 @@ static void handle_log_error(struct conn *c, const char *what, int err)
 	w->stats.protocol_errors++;
 	if (log_enabled(&w->b->log, LOG_T_NOTICE))
 		log_msg(&w->b->log, LOG_T_NOTICE, "Client %.*s %s: %s, disconnecting.",
-		        c->session ? (int)c->session->client_id_len : 7,
+		        c->session ? (int)c->session->client_id_len : 9,
 		        c->session ? (const char *)c->session->client_id : "<unknown>", what,
 		        st_strerror(err));
+}
+
+/* Closes c after an error; an MQTT 5 client is told why first. */
+static void handle_error_close(struct conn *c, int err, const char *reason)
+{
+	if (c->state == CONN_ACTIVE)
+		out_disconnect(c, st_err_reason_code(err));
+	conn_close(c, false, reason);
 }
 
 void handle_decode_error(struct conn *c, const struct st_fixed_header *fh, int err)
@@ -65,46 +102,88 @@ void handle_decode_error(struct conn *c, const struct st_fixed_header *fh, int e
 	/* An unsupported level in an otherwise good CONNECT is answered [MQTT-3.1.2-2]. */
 	if (fh->type == ST_CONNECT && c->state == CONN_NEW && err == ST_ERR_PROTOCOL_LEVEL)
 		out_connack(c, false, ST_CONNACK_BAD_PROTOCOL);
-	conn_close(c, false, "malformed packet");
+	handle_error_close(c, err, "malformed packet");
 }
 
 void handle_framing_error(struct conn *c, int err)
 {
 	handle_log_error(c, "sent an oversized or malformed packet", err);
-	conn_close(c, false, "malformed packet");
+	handle_error_close(c, err, "malformed packet");
 }
 
 void handle_protocol_error(struct conn *c, int err)
 {
 	handle_log_error(c, "violated the protocol", err);
-	conn_close(c, false, "protocol error");
+	handle_error_close(c, err, "protocol error");
+}
+
+/* Publishes will now, with its MQTT 5 Message Expiry Interval counted from now. */
+static void handle_publish_will(struct worker *w, struct msg *will, uint32_t expiry_s)
+{
+	struct pub_view v = pub_view_of(will);
+
+	will->expiry_ms = expiry_s ? w->now_ms + (uint64_t)expiry_s * 1000 : 0;
+	v.expiry_ms = will->expiry_ms;
+	route_publish(w, NULL, &v, will->qos, will->retain);
+}
+
+/* The will of a connection that ended without DISCONNECT [MQTT-3.1.2-8]. */
+static void handle_will(struct conn *c, struct session *s)
+{
+	struct worker *w = c->w;
+	struct msg *will = c->will;
+	uint32_t delay_s = c->v5 ? c->v5->will_delay_s : 0;
+
+	c->will = NULL;
+	if (delay_s && s && s->expiry_s) {
+		/* Sent after the delay, or when the session ends if sooner [MQTT-3.1.3-9]. */
+		if (delay_s > s->expiry_s)
+			delay_s = s->expiry_s;
+		if (s->will)
+			msg_unref(s->will);
+		s->will = will;
+		s->will_expiry_s = c->v5->will_expiry_s;
+		s->will_at_ms = w->now_ms + (uint64_t)delay_s * 1000;
+		return;
+	}
+	handle_publish_will(w, will, c->v5 ? c->v5->will_expiry_s : 0);
+	msg_unref(will);
+}
+
+void handle_session_will_due(struct worker *w, struct session *s)
+{
+	struct msg *will = s->will;
+
+	s->will = NULL;
+	handle_publish_will(w, will, s->will_expiry_s);
+	msg_unref(will);
 }
 
 void handle_conn_closing(struct conn *c, bool graceful, const char *reason)
 {
 	struct worker *w = c->w;
 	struct session *s = c->session;
-	struct msg *will = c->will;
 
 	if (w->nclients > 0)
 		w->nclients--;
 	if (s && log_enabled(&w->b->log, LOG_T_NOTICE))
 		log_msg(&w->b->log, LOG_T_NOTICE, "Client %.*s %s.", (int)s->client_id_len,
 		        (const char *)s->client_id, graceful ? "disconnected" : reason);
-	c->will = NULL;
-	if (will && !graceful && c->state == CONN_ACTIVE) {
-		/* [MQTT-3.1.2-8]: the will is published when the connection ends without
-		 * DISCONNECT, whatever the reason. */
-		struct pub_view v = pub_view_of(will);
-
-		route_publish(w, s, &v, will->qos, will->retain);
+	if (s) {
+		s->conn = NULL;
+		c->session = NULL;
 	}
-	if (will)
-		msg_unref(will);
+	if (c->will && !graceful && c->state == CONN_ACTIVE)
+		handle_will(c, s);
+	if (c->will) {
+		msg_unref(c->will);
+		c->will = NULL;
+	}
 	if (!s)
 		return;
-	s->conn = NULL;
-	c->session = NULL;
+	route_rehome_shared(s);
 	if (s->clean)
 		worker_session_destroy(w, s);
+	else if (s->expiry_s != UINT32_MAX)
+		s->expire_at_ms = w->now_ms + (uint64_t)s->expiry_s * 1000;
 }

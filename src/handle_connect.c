@@ -1,8 +1,10 @@
 /*
  * CONNECT: client identifier rules, authentication, keep alive limits, the will, session
- * takeover and resumption, CONNACK.
+ * takeover and resumption, CONNACK; for MQTT 5 also the CONNECT and will properties and the
+ * limits the broker announces in CONNACK.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "broker.h"
@@ -12,10 +14,28 @@
 #include "out.h"
 #include "route.h"
 #include "session.h"
+#include "starling/props.h"
 #include "worker.h"
 
-/* Refuses the connection with a CONNACK return code, then closes it once that is sent. */
-static int connect_refuse(struct conn *c, uint8_t code, const char *why)
+/* The MQTT 5 reason code for a 3.x CONNACK return code. */
+static uint8_t connect_v5_code(uint8_t v3)
+{
+	switch (v3) {
+	case ST_CONNACK_BAD_PROTOCOL:
+		return ST_RC_UNSUPPORTED_VERSION;
+	case ST_CONNACK_ID_REJECTED:
+		return ST_RC_CLIENT_ID_INVALID;
+	case ST_CONNACK_UNAVAILABLE:
+		return ST_RC_SERVER_UNAVAILABLE;
+	case ST_CONNACK_BAD_CREDENTIALS:
+		return ST_RC_BAD_USER_PASSWORD;
+	default:
+		return ST_RC_NOT_AUTHORIZED;
+	}
+}
+
+/* Refuses the connection with `code` (MQTT 5 reason code for 5.0 clients, else the 3.x one). */
+static int connect_refuse_code(struct conn *c, uint8_t code, const char *why)
 {
 	struct worker *w = c->w;
 
@@ -25,6 +45,13 @@ static int connect_refuse(struct conn *c, uint8_t code, const char *why)
 	out_connack(c, false, code);
 	conn_close(c, true, why);
 	return ST_OK;
+}
+
+/* Refuses with a 3.x return code, translated for MQTT 5 clients. */
+static int connect_refuse(struct conn *c, uint8_t v3_code, const char *why)
+{
+	return connect_refuse_code(c, c->level >= ST_MQTT_5 ? connect_v5_code(v3_code) : v3_code,
+	                           why);
 }
 
 /* A unique identifier for a client that sent none [MQTT-3.1.3-6]. */
@@ -40,14 +67,22 @@ static size_t connect_generate_id(struct worker *w, uint8_t *buf, size_t cap)
 	return (size_t)n;
 }
 
-static int connect_will(struct conn *c, const struct st_connect *ck)
+static int connect_will(struct conn *c, const struct st_connect *ck, const struct st_props *wp)
 {
+	struct st_bytes fwd = {0};
 	struct msg *m;
 
 	if (!ck->will_flag)
 		return ST_OK;
-	m = msg_new(ck->will_topic, (struct st_bytes){0}, ck->will_payload, ck->will_qos,
-	            ck->will_retain);
+	if (c->v5) {
+		int ret = handle_forward_props(c->w, ck->will_props, wp, &fwd);
+
+		if (ret < 0)
+			return ret;
+		c->v5->will_delay_s = wp->will_delay_s;
+		c->v5->will_expiry_s = wp->message_expiry_s;
+	}
+	m = msg_new(ck->will_topic, fwd, ck->will_payload, ck->will_qos, ck->will_retain);
 	if (!m)
 		return ST_ERR_NOMEM;
 	c->will = m;
@@ -62,9 +97,10 @@ static struct session *connect_session(struct conn *c, const uint8_t *id, size_t
 	struct session *s = worker_session_find(w, id, len);
 
 	if (s && s->conn) {
-		/* [MQTT-3.1.4-2]: the existing connection is closed; its will is published. */
+		/* [MQTT-3.1.4-3]: the existing connection is closed (MQTT 5: DISCONNECT 0x8E). */
+		out_disconnect(s->conn, ST_RC_SESSION_TAKEN_OVER);
 		conn_close(s->conn, false, "session taken over");
-		s = worker_session_find(w, id, len); /* a clean session ended with it */
+		s = worker_session_find(w, id, len); /* a session that ended with it is gone */
 	}
 	if (s && clean) {
 		worker_session_destroy(w, s);
@@ -83,52 +119,162 @@ static struct session *connect_session(struct conn *c, const uint8_t *id, size_t
 	return s;
 }
 
-int handle_connect(struct conn *c, const struct st_connect *ck)
+/* Parses the MQTT 5 CONNECT and will properties into c->v5. Negative: refuse with its code. */
+static int connect_v5(struct conn *c, const struct st_connect *ck, struct st_props *cp,
+                      struct st_props *wp)
+{
+	int ret = st_props_parse(ck->props, ST_PCTX_CONNECT, cp);
+
+	if (ret == ST_OK && ck->will_flag)
+		ret = st_props_parse(ck->will_props, ST_PCTX_WILL, wp);
+	if (ret < 0)
+		return ret;
+	c->v5 = calloc(1, sizeof(*c->v5));
+	if (!c->v5)
+		return ST_ERR_NOMEM;
+	c->v5->alias_in.max = c->w->b->cfg.max_topic_alias;
+	c->v5->alias_out.max = cp->topic_alias_maximum;
+	c->v5->max_packet_out = cp->maximum_packet_size;
+	c->v5->receive_max_in = c->w->b->inflight_max;
+	c->v5->problem_info =
+	        !st_props_has(cp, ST_PROP_REQUEST_PROBLEM_INFO) || cp->request_problem_info;
+	c->v5->had_session_expiry = cp->session_expiry_s != 0;
+	return ST_OK;
+}
+
+/* Checks made before any session is touched; returns non-zero when c was refused. */
+static int connect_checks(struct conn *c, const struct st_connect *ck, const struct st_props *cp,
+                          uint16_t *keepalive, bool *server_keepalive)
+{
+	const struct config *cfg = &c->w->b->cfg;
+
+	if (c->v5 && st_props_has(cp, ST_PROP_AUTH_METHOD))
+		return connect_refuse_code(c, ST_RC_BAD_AUTH_METHOD, "no authentication method"), 1;
+	if (!cfg->allow_anonymous)
+		return connect_refuse(c, ST_CONNACK_NOT_AUTHORIZED, "not authorised"), 1;
+	*keepalive = ck->keepalive_s;
+	*server_keepalive = false;
+	if (cfg->max_keepalive < UINT16_MAX &&
+	    (ck->keepalive_s > cfg->max_keepalive || ck->keepalive_s == 0)) {
+		/* 3.x clients cannot be told a shorter keep alive: refuse, as Mosquitto does;
+		 * MQTT 5 ones get the broker's in Server Keep Alive [MQTT-3.2.2-21]. */
+		if (!c->v5)
+			return connect_refuse(c, ST_CONNACK_ID_REJECTED, "keepalive too long"), 1;
+		*keepalive = cfg->max_keepalive;
+		*server_keepalive = true;
+	}
+	if (ck->will_flag && ck->will_retain && !cfg->retain_available) {
+		if (c->v5)
+			return connect_refuse_code(c, ST_RC_RETAIN_NOT_SUPPORTED, "retain"), 1;
+		return connect_refuse(c, ST_CONNACK_NOT_AUTHORIZED, "retained will"), 1;
+	}
+	return 0;
+}
+
+static void connect_ack5(struct conn *c, bool present, const struct st_props *cp,
+                         struct st_bytes assigned, uint16_t keepalive, bool server_keepalive)
+{
+	const struct broker *b = c->w->b;
+	char *info = NULL;
+	struct connack5 a = {
+	        .assigned_id = assigned,
+	        .server_keepalive_s = keepalive,
+	        .send_server_keepalive = server_keepalive,
+	        .receive_max = b->inflight_max,
+	        .topic_alias_max = b->cfg.max_topic_alias,
+	        .max_packet = b->cfg.max_packet_size,
+	        .retain_unavailable = !b->cfg.retain_available,
+	};
+
+	/* Response Information: a topic prefix reserved for this client's responses. */
+	if (cp->request_response_info) {
+		const struct session *s = c->session;
+		size_t cap = sizeof("response//") + s->client_id_len;
+
+		info = malloc(cap);
+		if (info) {
+			int n = snprintf(info, cap, "response/%.*s/", (int)s->client_id_len,
+			                 (const char *)s->client_id);
+
+			a.response_info = (struct st_bytes){(const uint8_t *)info, (uint32_t)n};
+		}
+	}
+	out_connack5(c, present, ST_RC_SUCCESS, &a);
+	free(info);
+}
+
+/* Attaches session s to c and answers CONNACK. */
+static void connect_attach(struct conn *c, struct session *s, const struct st_connect *ck,
+                           const struct st_props *cp, bool present, bool assigned,
+                           uint16_t keepalive, bool server_keepalive)
 {
 	struct worker *w = c->w;
-	const struct config *cfg = &w->b->cfg;
-	uint8_t idbuf[64];
-	const uint8_t *id = ck->client_id.ptr;
-	size_t idlen = ck->client_id.len;
-	struct session *s;
-	bool present;
 
-	c->level = ck->level;
-	if (idlen == 0) {
-		/* 3.1 requires an identifier; 3.1.1 allows none only with clean session
-		 * [MQTT-3.1.3-7], [MQTT-3.1.3-8]. */
-		if (ck->level == ST_MQTT_31 || !ck->clean_start)
-			return connect_refuse(c, ST_CONNACK_ID_REJECTED, "empty client id");
-		idlen = connect_generate_id(w, idbuf, sizeof(idbuf));
-		id = idbuf;
+	/* Session lifetime: 3.x clean session 1 ends with the connection, 0 never expires;
+	 * MQTT 5 says how long in Session Expiry Interval [MQTT-3.1.2-23]. */
+	s->expiry_s = c->v5 ? cp->session_expiry_s : (ck->clean_start ? 0 : UINT32_MAX);
+	s->clean = s->expiry_s == 0;
+	s->had_expiry = s->expiry_s != 0;
+	s->expire_at_ms = 0;
+	if (s->will) {
+		/* Reconnected within the will delay: the will is not sent [MQTT-3.1.3-10]. */
+		msg_unref(s->will);
+		s->will = NULL;
 	}
-	if (!cfg->allow_anonymous)
-		return connect_refuse(c, ST_CONNACK_NOT_AUTHORIZED, "not authorised");
-	/* 3.x clients cannot be told a shorter keep alive: refuse, as Mosquitto does. */
-	if (cfg->max_keepalive < UINT16_MAX &&
-	    (ck->keepalive_s > cfg->max_keepalive || ck->keepalive_s == 0))
-		return connect_refuse(c, ST_CONNACK_ID_REJECTED, "keepalive over max_keepalive");
-	if (ck->will_flag && ck->will_retain && !cfg->retain_available)
-		return connect_refuse(c, ST_CONNACK_NOT_AUTHORIZED, "retained will not available");
-	if (connect_will(c, ck) != ST_OK)
-		return ST_ERR_NOMEM;
-
-	s = connect_session(c, id, idlen, ck->clean_start, &present);
-	if (!s)
-		return ST_ERR_NOMEM;
-	s->clean = ck->clean_start;
+	session_set_inflight_max(s, c->v5 && cp->receive_maximum &&
+	                                            cp->receive_maximum < w->b->inflight_max
+	                                    ? cp->receive_maximum
+	                                    : w->b->inflight_max);
 	s->conn = c;
 	c->session = s;
 	c->state = CONN_ACTIVE;
-	c->keepalive_s = ck->keepalive_s;
+	c->keepalive_s = keepalive;
 	if (log_enabled(&w->b->log, LOG_T_NOTICE))
 		log_msg(&w->b->log, LOG_T_NOTICE,
 		        "New client connected as %.*s (p%u, c%u, k%u) on connection %llu.",
-		        (int)idlen, (const char *)id, ck->level, ck->clean_start ? 1 : 0,
-		        ck->keepalive_s, (unsigned long long)c->id);
-	/* 3.1 has no session-present flag: its acknowledge flags byte is reserved. */
-	out_connack(c, present && ck->level >= ST_MQTT_311, ST_CONNACK_ACCEPTED);
+		        (int)s->client_id_len, (const char *)s->client_id, ck->level,
+		        ck->clean_start ? 1 : 0, keepalive, (unsigned long long)c->id);
+	if (c->v5)
+		connect_ack5(c, present, cp,
+		             assigned ? (struct st_bytes){s->client_id, s->client_id_len}
+		                      : (struct st_bytes){0},
+		             keepalive, server_keepalive);
+	else /* 3.1 has no session-present flag: its acknowledge flags byte is reserved. */
+		out_connack(c, present && ck->level >= ST_MQTT_311, ST_CONNACK_ACCEPTED);
 	if (present)
 		route_resume(s);
+}
+
+int handle_connect(struct conn *c, const struct st_connect *ck)
+{
+	struct st_props cp = {0}, wp = {0};
+	uint8_t idbuf[64];
+	const uint8_t *id = ck->client_id.ptr;
+	size_t idlen = ck->client_id.len;
+	uint16_t keepalive;
+	bool present, server_keepalive, assigned = false;
+	struct session *s;
+	int ret;
+
+	c->level = ck->level;
+	if (ck->level >= ST_MQTT_5 && (ret = connect_v5(c, ck, &cp, &wp)) < 0)
+		return connect_refuse_code(c, st_err_reason_code(ret), st_strerror(ret));
+	if (idlen == 0) {
+		/* 3.1 requires an identifier; 3.1.1 allows none only with clean session
+		 * [MQTT-3.1.3-7], [MQTT-3.1.3-8]; MQTT 5 always assigns one [MQTT-3.2.2-16]. */
+		if (ck->level == ST_MQTT_31 || (!ck->clean_start && ck->level == ST_MQTT_311))
+			return connect_refuse(c, ST_CONNACK_ID_REJECTED, "empty client id");
+		idlen = connect_generate_id(c->w, idbuf, sizeof(idbuf));
+		id = idbuf;
+		assigned = true;
+	}
+	if (connect_checks(c, ck, &cp, &keepalive, &server_keepalive))
+		return ST_OK;
+	if (connect_will(c, ck, &wp) != ST_OK)
+		return ST_ERR_NOMEM;
+	s = connect_session(c, id, idlen, ck->clean_start, &present);
+	if (!s)
+		return ST_ERR_NOMEM;
+	connect_attach(c, s, ck, &cp, present, assigned, keepalive, server_keepalive);
 	return ST_OK;
 }

@@ -1,70 +1,170 @@
 /*
  * PUBLISH from a client and the acknowledgements of both QoS flows. Inbound QoS 2 is
  * delivered on the first PUBLISH and deduplicated by packet id until PUBREL (session.c).
+ *
+ * MQTT 5 PUBLISHes also carry properties: the topic alias is resolved (or set), the message
+ * expiry becomes a deadline, the payload format is checked, and the properties that travel
+ * to subscribers are kept as one block. A 3.1.1 PUBLISH takes none of these branches.
  */
+#include <string.h>
+
 #include "broker.h"
 #include "conn.h"
 #include "handlers.h"
 #include "out.h"
 #include "route.h"
 #include "session.h"
+#include "starling/utf8.h"
 #include "worker.h"
+
+/* Properties the broker rewrites per delivery instead of forwarding. */
+#define PROPS_NOT_FORWARDED                                                                        \
+	((1ull << ST_PROP_TOPIC_ALIAS) | (1ull << ST_PROP_MESSAGE_EXPIRY) |                        \
+	 (1ull << ST_PROP_WILL_DELAY) | (1ull << ST_PROP_SUBSCRIPTION_ID))
+
+int handle_forward_props(struct worker *w, struct st_bytes raw, const struct st_props *parsed,
+                         struct st_bytes *out)
+{
+	struct st_prop_iter it;
+	struct st_prop prop;
+	uint8_t *p, *dst;
+
+	if (!(parsed->present & PROPS_NOT_FORWARDED)) {
+		*out = raw;
+		return ST_OK;
+	}
+	p = dst = worker_scratch(w, raw.len ? raw.len : 1);
+	if (!p)
+		return ST_ERR_NOMEM;
+	st_prop_iter_init(&it, raw);
+	while (st_prop_iter_next(&it, &prop)) {
+		if ((PROPS_NOT_FORWARDED >> prop.id) & 1)
+			continue;
+		memcpy(dst, prop.raw.ptr, prop.raw.len);
+		dst += prop.raw.len;
+	}
+	*out = (struct st_bytes){p, (uint32_t)(dst - p)};
+	return ST_OK;
+}
+
+/* The MQTT 5 part of an inbound PUBLISH: aliases, expiry, payload format, forwarding. */
+static int publish_v5(struct conn *c, const struct st_publish *p, struct pub_view *v,
+                      bool *bad_format)
+{
+	struct st_props pp;
+	int ret = st_props_parse(p->props, ST_PCTX_PUBLISH, &pp);
+
+	if (ret < 0)
+		return ret;
+	/* Only a server sends Subscription Identifiers [MQTT-3.3.4-6]. */
+	if (st_props_has(&pp, ST_PROP_SUBSCRIPTION_ID))
+		return ST_ERR_PROTOCOL;
+	if (st_props_has(&pp, ST_PROP_TOPIC_ALIAS)) {
+		ret = p->topic.len ? alias_in_set(&c->v5->alias_in, pp.topic_alias, p->topic)
+		                   : alias_in_get(&c->v5->alias_in, pp.topic_alias, &v->topic);
+		if (ret < 0)
+			return ret;
+	} else if (p->topic.len == 0) {
+		return ST_ERR_TOPIC; /* no topic and no alias [MQTT-3.3.2-8] */
+	}
+	if (pp.message_expiry_s)
+		v->expiry_ms = c->w->now_ms + (uint64_t)pp.message_expiry_s * 1000;
+	/* Payload Format Indicator 1 promises UTF-8; the broker checks it [MQTT-3.3.2-4]. */
+	*bad_format =
+	        pp.payload_format == 1 && st_utf8_check(p->payload.ptr, p->payload.len) != ST_OK;
+	return handle_forward_props(c->w, p->props, &pp, &v->props);
+}
 
 int handle_publish(struct conn *c, const struct st_publish *p)
 {
 	struct worker *w = c->w;
 	struct session *s = c->session;
-	struct pub_view v = {.topic = p->topic, .props = {0}, .payload = p->payload};
+	struct pub_view v = {.topic = p->topic, .payload = p->payload};
+	bool bad_format = false;
 	int ret;
 
-	if (p->topic.len == 0)
+	if (c->v5) {
+		ret = publish_v5(c, p, &v, &bad_format);
+		if (ret < 0)
+			return ret;
+	} else if (p->topic.len == 0) {
 		return ST_ERR_TOPIC;
-	/* A retained PUBLISH where retain is off is refused like MQTT 5 does (0x9A). */
+	}
+	/* A retained PUBLISH where retain is off: MQTT 5 says 0x9A [MQTT-3.3.1-?]. */
 	if (p->retain && !w->b->cfg.retain_available)
-		return ST_ERR_PROTOCOL;
+		return ST_ERR_RETAIN;
 	if (w->b->max_payload && p->payload.len > w->b->max_payload)
 		return ST_ERR_TOO_LARGE;
 	w->stats.msgs_received++;
 
-	switch (p->qos) {
-	case 0:
-		return route_publish(w, s, &v, 0, p->retain);
-	case 1:
-		ret = route_publish(w, s, &v, 1, p->retain);
-		if (ret == ST_OK)
-			out_ack(c, ST_PUBACK, p->packet_id, 0);
-		return ret;
-	default:
+	if (p->qos == 2) {
+		/* The broker's Receive Maximum bounds QoS 2 flows awaiting PUBREL [MQTT-3.3.4-8].
+		 */
+		if (c->v5 && s->in_qos2_count >= c->v5->receive_max_in &&
+		    !session_in_qos2_pending(s, p->packet_id))
+			return ST_ERR_RECEIVE_MAX;
 		ret = session_in_qos2_begin(s, p->packet_id);
 		if (ret < 0)
 			return ret;
-		if (ret == 1) {
+		if (ret == 1 && !bad_format)
 			ret = route_publish(w, s, &v, 2, p->retain);
-			if (ret < 0)
-				return ret;
-		}
-		out_ack(c, ST_PUBREC, p->packet_id, 0);
+		if (ret < 0)
+			return ret;
+		out_ack(c, ST_PUBREC, p->packet_id,
+		        bad_format ? ST_RC_PAYLOAD_FORMAT_INVALID
+		        : ret == 0 ? ST_RC_NO_MATCHING_SUBSCRIBERS
+		                   : 0);
 		return ST_OK;
 	}
+	ret = bad_format ? 0 : route_publish(w, s, &v, p->qos, p->retain);
+	if (ret < 0)
+		return ret;
+	if (p->qos == 1)
+		out_ack(c, ST_PUBACK, p->packet_id,
+		        bad_format ? ST_RC_PAYLOAD_FORMAT_INVALID
+		        : ret == 0 ? ST_RC_NO_MATCHING_SUBSCRIBERS
+		                   : 0);
+	return ST_OK;
+}
+
+/* Checks an MQTT 5 acknowledgement's properties. */
+static int ack_v5(struct conn *c, const struct st_ack *ack)
+{
+	struct st_props ap;
+
+	if (!c->v5)
+		return ST_OK;
+	return st_props_parse(ack->props, ST_PCTX_ACK, &ap);
 }
 
 int handle_ack(struct conn *c, uint8_t type, const struct st_ack *ack)
 {
 	struct session *s = c->session;
+	int ret = ack_v5(c, ack);
+	bool known;
 
+	if (ret < 0)
+		return ret;
 	switch (type) {
 	case ST_PUBACK:
 		if (session_out_puback(s, ack->packet_id))
 			route_pump(s);
 		return ST_OK;
 	case ST_PUBREC:
+		/* A failure code ends the QoS 2 flow: no PUBREL [MQTT-4.3.3-?]. */
+		if (ack->reason >= 0x80) {
+			if (session_out_pubrec(s, ack->packet_id) &&
+			    session_out_pubcomp(s, ack->packet_id))
+				route_pump(s);
+			return ST_OK;
+		}
 		/* An unknown id still gets its PUBREL so the client's flow can finish. */
-		session_out_pubrec(s, ack->packet_id);
-		out_ack(c, ST_PUBREL, ack->packet_id, 0);
+		known = session_out_pubrec(s, ack->packet_id);
+		out_ack(c, ST_PUBREL, ack->packet_id, known ? 0 : ST_RC_PACKET_ID_NOT_FOUND);
 		return ST_OK;
 	case ST_PUBREL:
-		session_in_qos2_release(s, ack->packet_id);
-		out_ack(c, ST_PUBCOMP, ack->packet_id, 0);
+		known = session_in_qos2_release(s, ack->packet_id);
+		out_ack(c, ST_PUBCOMP, ack->packet_id, known ? 0 : ST_RC_PACKET_ID_NOT_FOUND);
 		return ST_OK;
 	default:
 		if (session_out_pubcomp(s, ack->packet_id))

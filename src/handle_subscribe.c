@@ -1,6 +1,8 @@
 /*
- * SUBSCRIBE and UNSUBSCRIBE: the index and the session's own list change together; SUBACK is
- * queued before the retained messages the new subscriptions bring.
+ * SUBSCRIBE and UNSUBSCRIBE: the index (or a shared group) and the session's own list change
+ * together; SUBACK is queued before the retained messages the new subscriptions bring.
+ * MQTT 5 adds a Subscription Identifier, the No Local / Retain As Published / Retain Handling
+ * options, shared subscriptions, and per-filter reason codes in UNSUBACK.
  */
 #include "broker.h"
 #include "conn.h"
@@ -9,25 +11,42 @@
 #include "out.h"
 #include "route.h"
 #include "session.h"
+#include "share.h"
 #include "subdata.h"
 #include "subidx.h"
 #include "worker.h"
 
-/* Adds one subscription; returns the SUBACK code. */
-static uint8_t subscribe_one(struct conn *c, const struct st_sub_entry *e)
+/* Adds one subscription; returns the SUBACK code, *fresh if it did not exist before. */
+static uint8_t subscribe_one(struct conn *c, const struct st_sub_entry *e, uint32_t sub_id,
+                             bool *fresh, bool *shared)
 {
 	struct worker *w = c->w;
 	struct session *s = c->session;
 	uint8_t qos = e->options & ST_SUBOPT_QOS_MASK;
-	uint64_t data = subdata_make((uint8_t)((e->options & ~ST_SUBOPT_QOS_MASK) | qos), 0);
-	int added = subidx_add(w->subs, e->filter.ptr, e->filter.len, s, data);
+	uint64_t data = subdata_make((uint8_t)((e->options & ~ST_SUBOPT_QOS_MASK) | qos), sub_id);
+	struct st_bytes inner;
+	int added = share_parse(e->filter.ptr, e->filter.len, &inner);
 
+	*shared = added == 1;
 	if (added < 0)
-		return ST_SUBACK_FAILURE;
-	if (session_sub_add(s, e->filter.ptr, e->filter.len, data) != ST_OK) {
-		subidx_remove(w->subs, e->filter.ptr, e->filter.len, s);
-		return ST_SUBACK_FAILURE;
+		return c->v5 ? ST_RC_FILTER_INVALID : ST_SUBACK_FAILURE;
+	if (*shared) {
+		bool is_new;
+
+		added = share_subscribe(&w->shares, w->subs, e->filter.ptr, e->filter.len, s, data,
+		                        &is_new) == ST_OK
+		                ? (int)is_new
+		                : -1;
+	} else {
+		added = subidx_add(w->subs, e->filter.ptr, e->filter.len, s, data);
 	}
+	if (added < 0)
+		return c->v5 ? ST_RC_UNSPECIFIED : ST_SUBACK_FAILURE;
+	if (session_sub_add(s, e->filter.ptr, e->filter.len, data) != ST_OK) {
+		worker_unsubscribe(w, s, e->filter.ptr, e->filter.len);
+		return c->v5 ? ST_RC_UNSPECIFIED : ST_SUBACK_FAILURE;
+	}
+	*fresh = added == 1;
 	if (log_enabled(&w->b->log, LOG_T_SUBSCRIBE))
 		log_msg(&w->b->log, LOG_T_SUBSCRIBE, "%.*s %u %.*s", (int)s->client_id_len,
 		        (const char *)s->client_id, qos, (int)e->filter.len,
@@ -35,25 +54,53 @@ static uint8_t subscribe_one(struct conn *c, const struct st_sub_entry *e)
 	return qos;
 }
 
+/* Whether the retained messages of a new subscription are sent [MQTT-3.3.1-9..11]. */
+static bool subscribe_wants_retained(const struct st_sub_entry *e, bool fresh, bool shared)
+{
+	uint8_t rh = (e->options & ST_SUBOPT_RETAIN_HANDLING) >> ST_SUBOPT_RETAIN_HANDLING_SHIFT;
+
+	/* Shared subscriptions get no retained messages (MQTT 5 section 4.8.2). */
+	if (shared)
+		return false;
+	return rh == 0 || (rh == 1 && fresh);
+}
+
 int handle_subscribe(struct conn *c, const struct st_packet *pkt)
 {
 	const struct st_subscribe *sub = &pkt->subscribe;
+	struct st_props sp = {0};
 	struct st_sub_iter it;
 	struct st_sub_entry e;
-	int64_t off = out_suback_begin(c, ST_SUBACK, sub->packet_id, sub->count);
+	int64_t off;
 	uint32_t i = 0;
+	int ret;
 
+	if (c->v5 && (ret = st_props_parse(sub->props, ST_PCTX_SUBSCRIBE, &sp)) < 0)
+		return ret;
+	/* No Local on a shared subscription is a protocol error [MQTT-3.8.3-4]: check before
+	 * anything is answered. */
+	st_sub_iter_init(&it, pkt);
+	while (st_sub_iter_next(&it, &e)) {
+		struct st_bytes inner;
+
+		if ((e.options & ST_SUBOPT_NO_LOCAL) &&
+		    share_parse(e.filter.ptr, e.filter.len, &inner) == 1)
+			return ST_ERR_PROTOCOL;
+	}
+	off = out_suback_begin(c, ST_SUBACK, sub->packet_id, sub->count);
 	if (off < 0)
 		return (int)off;
 	st_sub_iter_init(&it, pkt);
 	while (st_sub_iter_next(&it, &e)) {
-		uint8_t code = subscribe_one(c, &e);
+		bool fresh = false, shared = false;
+		int code = subscribe_one(c, &e, sp.subscription_id, &fresh, &shared);
 
-		out_code_set(c, off, i++, code);
+		out_code_set(c, off, i++, (uint8_t)code);
 		/* Retained messages follow the SUBACK [MQTT-3.3.1-6]. */
-		if (code != ST_SUBACK_FAILURE && c->w->b->cfg.retain_available)
+		if (code <= 2 && c->w->b->cfg.retain_available &&
+		    subscribe_wants_retained(&e, fresh, shared))
 			route_retained(c->w, c->session, e.filter.ptr, e.filter.len,
-			               subdata_make(code, 0));
+			               subdata_make((uint8_t)code, sp.subscription_id));
 	}
 	return ST_OK;
 }
@@ -62,18 +109,37 @@ int handle_unsubscribe(struct conn *c, const struct st_packet *pkt)
 {
 	struct worker *w = c->w;
 	struct session *s = c->session;
+	struct st_props up;
 	struct st_sub_iter it;
 	struct st_sub_entry e;
+	int64_t off = -1;
+	uint32_t i = 0;
+	int ret;
 
+	if (c->v5) {
+		ret = st_props_parse(pkt->subscribe.props, ST_PCTX_UNSUBSCRIBE, &up);
+		if (ret < 0)
+			return ret;
+		off = out_suback_begin(c, ST_UNSUBACK, pkt->subscribe.packet_id,
+		                       pkt->subscribe.count);
+		if (off < 0)
+			return (int)off;
+	}
 	st_sub_iter_init(&it, pkt);
 	while (st_sub_iter_next(&it, &e)) {
-		if (subidx_remove(w->subs, e.filter.ptr, e.filter.len, s) == ST_OK)
-			session_sub_remove(s, e.filter.ptr, e.filter.len);
+		bool existed = session_sub_remove(s, e.filter.ptr, e.filter.len);
+
+		if (existed)
+			worker_unsubscribe(w, s, e.filter.ptr, e.filter.len);
+		if (off >= 0)
+			out_code_set(c, off, i++,
+			             existed ? ST_RC_SUCCESS : ST_RC_NO_SUBSCRIPTION_EXISTED);
 		if (log_enabled(&w->b->log, LOG_T_UNSUBSCRIBE))
 			log_msg(&w->b->log, LOG_T_UNSUBSCRIBE, "%.*s %.*s", (int)s->client_id_len,
 			        (const char *)s->client_id, (int)e.filter.len,
 			        (const char *)e.filter.ptr);
 	}
-	out_unsuback(c, pkt->subscribe.packet_id);
+	if (!c->v5)
+		out_unsuback(c, pkt->subscribe.packet_id);
 	return ST_OK;
 }

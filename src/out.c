@@ -7,8 +7,11 @@
 
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "conn.h"
 #include "starling/error.h"
+#include "starling/props.h"
 #include "worker.h"
 
 static bool out_splices(const struct pub_view *v)
@@ -16,37 +19,121 @@ static bool out_splices(const struct pub_view *v)
 	return v->m && v->payload.len >= OBUF_SPLICE_MIN;
 }
 
-/* Bytes of an MQTT 5 PUBLISH's property block (length and properties), 0 below 5. */
-static uint32_t out_props_len(const struct conn *c, const struct pub_view *v)
+/* The per-delivery MQTT 5 properties of one PUBLISH, decided before it is written. */
+struct pub5 {
+	uint32_t len;      /* property block length (per-delivery + forwarded) */
+	uint32_t expiry_s; /* remaining Message Expiry Interval */
+	bool has_expiry;   /* send expiry_s */
+	uint16_t alias;    /* topic alias, 0: none */
+	bool fresh;        /* the alias is new: the topic goes along */
+};
+
+static uint32_t sub_ids_len(const struct pub_extra *x)
 {
-	if (c->level < ST_MQTT_5)
+	uint32_t len = 0;
+
+	if (!x || !x->sub_id)
 		return 0;
-	return (uint32_t)st_varint_size(v->props.len) + v->props.len;
+	len = 1 + (uint32_t)st_varint_size(x->sub_id);
+	for (uint16_t i = 0; i < x->nmore; i++)
+		len += 1 + (uint32_t)st_varint_size(x->more[i]);
+	return len;
 }
 
-uint64_t out_publish_size(const struct conn *c, const struct pub_view *v)
+static void out_pub5(struct conn *c, struct pub_view *v, const struct pub_extra *x, struct pub5 *p)
 {
-	return ST_PUBLISH_HEAD_MAX + (uint64_t)v->topic.len + out_props_len(c, v) + v->payload.len;
+	uint64_t now = c->w->now_ms;
+
+	*p = (struct pub5){.len = v->props.len + sub_ids_len(x)};
+	if (v->expiry_ms) {
+		/* Rounded up: a message still alive never says 0 seconds left [MQTT-3.3.2-6]. */
+		p->has_expiry = true;
+		p->expiry_s =
+		        v->expiry_ms > now ? (uint32_t)((v->expiry_ms - now + 999) / 1000) : 1;
+		p->len += 5;
+	}
+	if (c->v5->alias_out.max) {
+		if (!v->hashed) {
+			v->topic_hash = XXH3_64bits(v->topic.ptr, v->topic.len);
+			v->hashed = true;
+		}
+		p->alias = alias_out_get(&c->v5->alias_out, v->topic, v->topic_hash, &p->fresh);
+		if (p->alias)
+			p->len += 3;
+	}
 }
 
-int out_publish(struct conn *c, const struct pub_view *v, uint8_t flags, uint16_t pid)
+static uint8_t *put_u16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+	return p + 2;
+}
+
+static uint8_t *put_u32(uint8_t *p, uint32_t v)
+{
+	p = put_u16(p, (uint16_t)(v >> 16));
+	return put_u16(p, (uint16_t)v);
+}
+
+/* Writes the property block (length first) of an MQTT 5 PUBLISH. */
+static uint8_t *out_put_props5(uint8_t *p, const struct pub_view *v, const struct pub_extra *x,
+                               const struct pub5 *p5)
+{
+	p += st_varint_encode(p, p5->len);
+	if (p5->has_expiry) {
+		*p++ = ST_PROP_MESSAGE_EXPIRY;
+		p = put_u32(p, p5->expiry_s);
+	}
+	if (p5->alias) {
+		*p++ = ST_PROP_TOPIC_ALIAS;
+		p = put_u16(p, p5->alias);
+	}
+	if (x && x->sub_id) {
+		*p++ = ST_PROP_SUBSCRIPTION_ID;
+		p += st_varint_encode(p, x->sub_id);
+		for (uint16_t i = 0; i < x->nmore; i++) {
+			*p++ = ST_PROP_SUBSCRIPTION_ID;
+			p += st_varint_encode(p, x->more[i]);
+		}
+	}
+	if (v->props.len)
+		memcpy(p, v->props.ptr, v->props.len);
+	return p + v->props.len;
+}
+
+uint64_t out_publish_size(const struct conn *c, const struct pub_view *v, const struct pub_extra *x)
+{
+	uint64_t n = ST_PUBLISH_HEAD_MAX + (uint64_t)v->topic.len + v->payload.len;
+
+	if (c->level >= ST_MQTT_5)
+		n += ST_VARINT_MAX + 5 + 3 + sub_ids_len(x) + v->props.len;
+	return n;
+}
+
+int out_publish(struct conn *c, struct pub_view *v, uint8_t flags, uint16_t pid,
+                const struct pub_extra *x)
 {
 	bool splice = out_splices(v);
-	uint32_t props_len = out_props_len(c, v);
-	size_t room = ST_PUBLISH_HEAD_MAX + v->topic.len + props_len +
-		      (splice ? 0 : v->payload.len);
-	uint8_t *p = obuf_reserve(&c->out, room);
+	struct pub5 p5 = {0};
+	uint32_t props_len = 0;
+	struct st_bytes topic = v->topic;
+	uint8_t *p;
 	size_t n;
 
+	if (c->level >= ST_MQTT_5) {
+		out_pub5(c, v, x, &p5);
+		props_len = (uint32_t)st_varint_size(p5.len) + p5.len;
+		if (p5.alias && !p5.fresh)
+			topic.len = 0; /* the alias stands for the topic */
+	}
+	p = obuf_reserve(&c->out, ST_PUBLISH_HEAD_MAX + topic.len + props_len +
+	                                  (splice ? 0 : v->payload.len));
 	if (!p)
 		return ST_ERR_NOMEM;
-	n = st_encode_publish_head(p, flags, v->topic, pid, props_len + v->payload.len);
-	if (props_len) {
-		n += st_varint_encode(p + n, v->props.len);
-		if (v->props.len)
-			memcpy(p + n, v->props.ptr, v->props.len);
-		n += v->props.len;
-	}
+	n = st_encode_publish_head(p, flags, topic, pid, props_len + v->payload.len);
+	if (props_len)
+		n = (size_t)(out_put_props5(p + n, v, x, &p5) - p);
 	if (!splice && v->payload.len) {
 		memcpy(p + n, v->payload.ptr, v->payload.len);
 		n += v->payload.len;
@@ -123,5 +210,51 @@ void out_unsuback(struct conn *c, uint16_t pid)
 {
 	uint8_t b[4] = {ST_UNSUBACK << 4, 2, (uint8_t)(pid >> 8), (uint8_t)pid};
 
+	conn_queue_bytes(c, b, sizeof(b));
+}
+
+void out_connack5(struct conn *c, bool session_present, uint8_t code, const struct connack5 *cp)
+{
+	size_t cap = 64 + st_prop_size_str(cp->assigned_id) + st_prop_size_str(cp->response_info);
+	struct st_prop_writer pw;
+	uint32_t plen, rem;
+	uint8_t *p, *start;
+
+	p = start = conn_reserve(c, cap);
+	if (!p)
+		return;
+	/* The properties go after the longest possible header, then the header in front. */
+	st_pw_init(&pw, p + 1 + ST_VARINT_MAX + 2 + ST_VARINT_MAX, cap - 16);
+	if (cp->assigned_id.len)
+		st_pw_str(&pw, ST_PROP_ASSIGNED_CLIENT_ID, cp->assigned_id);
+	if (cp->send_server_keepalive)
+		st_pw_u16(&pw, ST_PROP_SERVER_KEEP_ALIVE, cp->server_keepalive_s);
+	if (cp->receive_max && cp->receive_max < UINT16_MAX)
+		st_pw_u16(&pw, ST_PROP_RECEIVE_MAXIMUM, cp->receive_max);
+	if (cp->topic_alias_max)
+		st_pw_u16(&pw, ST_PROP_TOPIC_ALIAS_MAXIMUM, cp->topic_alias_max);
+	if (cp->max_packet)
+		st_pw_u32(&pw, ST_PROP_MAXIMUM_PACKET_SIZE, cp->max_packet);
+	if (cp->retain_unavailable)
+		st_pw_byte(&pw, ST_PROP_RETAIN_AVAILABLE, 0);
+	if (cp->response_info.len)
+		st_pw_str(&pw, ST_PROP_RESPONSE_INFO, cp->response_info);
+	plen = (uint32_t)st_pw_len(&pw);
+	rem = 2 + (uint32_t)st_varint_size(plen) + plen;
+	*p++ = ST_CONNACK << 4;
+	p += st_varint_encode(p, rem);
+	*p++ = session_present ? 1 : 0;
+	*p++ = code;
+	p += st_varint_encode(p, plen);
+	memmove(p, pw.start, plen);
+	conn_commit(c, (size_t)(p - start) + plen);
+}
+
+void out_disconnect(struct conn *c, uint8_t reason)
+{
+	uint8_t b[4] = {ST_DISCONNECT << 4, 2, reason, 0};
+
+	if (c->level < ST_MQTT_5)
+		return;
 	conn_queue_bytes(c, b, sizeof(b));
 }

@@ -20,6 +20,9 @@ struct pub_view {
 	struct st_bytes props;   /* MQTT 5 properties forwarded from the publisher */
 	struct st_bytes payload; /* application payload */
 	struct msg *m;           /* holder of the bytes, or NULL if they are a receive buffer's */
+	uint64_t expiry_ms;      /* monotonic expiry (MQTT 5 Message Expiry Interval), 0: never */
+	uint64_t topic_hash;     /* XXH3 of the topic once computed (outbound aliases) */
+	bool hashed;             /* topic_hash is set */
 };
 
 static inline struct pub_view pub_view_of(struct msg *m)
@@ -29,14 +32,28 @@ static inline struct pub_view pub_view_of(struct msg *m)
 	        .props = {msg_props(m), m->props_len},
 	        .payload = {msg_payload(m), m->payload_len},
 	        .m = m,
+	        .expiry_ms = m->expiry_ms,
 	};
 }
 
-/* Queues a PUBLISH with `flags` (ST_PUBLISH_FLAG_*) and pid (qos > 0). ST_OK or NOMEM. */
-int out_publish(struct conn *c, const struct pub_view *v, uint8_t flags, uint16_t pid);
+/* The per-subscriber MQTT 5 parts of a PUBLISH: subscription identifiers. */
+struct pub_extra {
+	uint32_t sub_id;      /* first subscription identifier, 0: none */
+	uint16_t nmore;       /* further identifiers */
+	const uint32_t *more; /* borrowed */
+};
 
-/* Bytes out_publish would queue for v on c (for the output bound). */
-uint64_t out_publish_size(const struct conn *c, const struct pub_view *v);
+/*
+ * Queues a PUBLISH with `flags` (ST_PUBLISH_FLAG_*) and pid (qos > 0); x (may be NULL) adds
+ * MQTT 5 subscription identifiers. For an MQTT 5 client the remaining Message Expiry Interval
+ * and a topic alias are added as well. ST_OK or ST_ERR_NOMEM.
+ */
+int out_publish(struct conn *c, struct pub_view *v, uint8_t flags, uint16_t pid,
+                const struct pub_extra *x);
+
+/* Bytes out_publish would queue at most for v on c (output bound, Maximum Packet Size). */
+uint64_t out_publish_size(const struct conn *c, const struct pub_view *v,
+                          const struct pub_extra *x);
 
 /* PUBACK, PUBREC, PUBREL, PUBCOMP; reason is sent to MQTT 5 clients when not 0. */
 void out_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason);
@@ -52,5 +69,23 @@ void out_code_set(struct conn *c, int64_t off, uint32_t i, uint8_t code);
 
 /* An UNSUBACK without reason codes (3.x). */
 void out_unsuback(struct conn *c, uint16_t pid);
+
+/* What an MQTT 5 CONNACK carries besides the flags and the code. */
+struct connack5 {
+	struct st_bytes assigned_id;   /* Assigned Client Identifier, empty: none */
+	uint16_t server_keepalive_s;   /* Server Keep Alive */
+	bool send_server_keepalive;    /* include Server Keep Alive */
+	uint16_t receive_max;          /* the broker's Receive Maximum */
+	uint16_t topic_alias_max;      /* the broker's Topic Alias Maximum */
+	uint32_t max_packet;           /* the broker's Maximum Packet Size, 0: none */
+	bool retain_unavailable;       /* Retain Available 0 */
+	struct st_bytes response_info; /* Response Information, empty: none */
+};
+
+/* An MQTT 5 CONNACK with properties. */
+void out_connack5(struct conn *c, bool session_present, uint8_t code, const struct connack5 *p);
+
+/* An MQTT 5 DISCONNECT with reason code (nothing for 3.x clients). */
+void out_disconnect(struct conn *c, uint8_t reason);
 
 #endif

@@ -4,6 +4,12 @@
  * and one append per subscriber to its connection's output buffer. A message is promoted to a
  * refcounted struct msg only when something must hold it past this call: a QoS 1/2 delivery,
  * the retained store, or a payload large enough to be spliced instead of copied.
+ *
+ * MQTT 5 adds, at the cost of a flag test per match for 3.1.1 subscriptions: No Local (the
+ * publisher's own subscription does not match), Retain As Published, the subscription
+ * identifiers of every matching subscription (collected in a per-publish scratch list),
+ * shared subscription groups (one member per group and message), message expiry and the
+ * client's Maximum Packet Size.
  */
 #include "route.h"
 
@@ -13,6 +19,7 @@
 #include "conn.h"
 #include "retain.h"
 #include "session.h"
+#include "share.h"
 #include "subdata.h"
 #include "subidx.h"
 #include "worker.h"
@@ -22,10 +29,33 @@ static struct msg *route_promote(struct pub_view *v, uint8_t qos, bool retain)
 {
 	if (!v->m) {
 		v->m = msg_new(v->topic, v->props, v->payload, qos, retain);
-		if (v->m)
+		if (v->m) {
+			v->m->expiry_ms = v->expiry_ms;
 			*v = pub_view_of(v->m);
+		}
 	}
 	return v->m;
+}
+
+static bool route_grow(void **arr, uint32_t *cap, size_t elem)
+{
+	uint32_t n = *cap ? *cap * 2 : 64;
+	void *p = realloc(*arr, n * elem);
+
+	if (!p)
+		return false;
+	*arr = p;
+	*cap = n;
+	return true;
+}
+
+/* Records a further subscription identifier for s (overlapping subscriptions). */
+static void route_add_id(struct worker *w, struct session *s, uint32_t id)
+{
+	if (w->nids == w->ids_cap && !route_grow((void **)&w->ids, &w->ids_cap, sizeof(*w->ids)))
+		return;
+	w->ids[w->nids] = (struct route_id){.id = id, .next = s->match_ids};
+	s->match_ids = ++w->nids;
 }
 
 static void route_match_cb(void *ctx, void *subscriber, uint64_t data)
@@ -33,80 +63,112 @@ static void route_match_cb(void *ctx, void *subscriber, uint64_t data)
 	struct worker *w = ctx;
 	struct session *s = subscriber;
 
-	if (s->match_gen == w->route_gen) {
-		/* Overlapping filters: deliver once, at the highest granted QoS. */
-		if (subdata_qos(data) > subdata_qos(s->match_data))
-			s->match_data = data;
-		s->match_subs++;
+	if (data & SUBDATA_SHARED) {
+		if (w->nshared == w->shared_cap &&
+		    !route_grow((void **)&w->shared, &w->shared_cap, sizeof(*w->shared)))
+			return;
+		w->shared[w->nshared++] = subscriber;
 		return;
 	}
-	if (w->nmatches == w->matches_cap) {
-		uint32_t cap = w->matches_cap ? w->matches_cap * 2 : 64;
-		struct session **m = realloc(w->matches, cap * sizeof(*m));
+	/* No Local: the publisher's own subscription does not match [MQTT-3.8.3-3]. */
+	if ((data & ST_SUBOPT_NO_LOCAL) && s == w->route_origin)
+		return;
+	if (s->match_gen == w->route_gen) {
+		/* Overlapping filters: deliver once, at the highest granted QoS [MQTT-3.3.5-1]. */
+		uint64_t rap = (data | s->match_data) & ST_SUBOPT_RETAIN_AS_PUB;
 
-		if (!m)
-			return; /* out of memory: this subscriber misses the message */
-		w->matches = m;
-		w->matches_cap = cap;
+		if (subdata_qos(data) > subdata_qos(s->match_data))
+			s->match_data =
+			        (s->match_data & ~(uint64_t)0xffffffff) | (data & 0xffffffff);
+		s->match_data |= rap;
+		if (subdata_sub_id(data)) {
+			if (subdata_sub_id(s->match_data) == 0)
+				s->match_data |= data & ~(uint64_t)0xffffffff;
+			else
+				route_add_id(w, s, subdata_sub_id(data));
+		}
+		return;
 	}
+	if (w->nmatches == w->matches_cap &&
+	    !route_grow((void **)&w->matches, &w->matches_cap, sizeof(*w->matches)))
+		return; /* out of memory: this subscriber misses the message */
 	s->match_gen = w->route_gen;
 	s->match_data = data;
-	s->match_subs = 1;
+	s->match_ids = 0;
 	w->matches[w->nmatches++] = s;
 }
 
-/* Queues one PUBLISH to s's connection. */
-static void route_send(struct conn *c, const struct pub_view *v, uint8_t qos, bool retain,
-                       uint16_t pid, bool dup)
+/* Queues one PUBLISH to a connection. */
+static void route_send(struct conn *c, struct pub_view *v, uint8_t qos, bool retain, uint16_t pid,
+                       bool dup, const struct pub_extra *x)
 {
 	uint8_t flags = (uint8_t)(qos << 1) | (retain ? ST_PUBLISH_FLAG_RETAIN : 0) |
 	                (dup ? ST_PUBLISH_FLAG_DUP : 0);
 
-	if (out_publish(c, v, flags, pid) != ST_OK) {
+	if (out_publish(c, v, flags, pid, x) != ST_OK) {
 		conn_close(c, false, "out of memory");
 		return;
 	}
 	c->w->stats.msgs_sent++;
 }
 
-/* Delivers one message to one session at `qos`. */
-static void route_deliver(struct worker *w, struct session *s, struct pub_view *v, uint8_t qos,
-                          bool retain, uint64_t data)
+/* Too large for the client's Maximum Packet Size: dropped as if sent [MQTT-3.1.2-25]. */
+static bool route_too_large(const struct conn *c, const struct pub_view *v,
+                            const struct pub_extra *x)
+{
+	return c && c->v5 && c->v5->max_packet_out &&
+	       out_publish_size(c, v, x) > c->v5->max_packet_out;
+}
+
+/*
+ * Delivers one message to one session at `qos`. group is the shared subscription it came
+ * through (the delivery takes a reference), or NULL. Returns true if it was delivered or
+ * queued.
+ */
+static bool route_deliver(struct worker *w, struct session *s, struct pub_view *v, uint8_t qos,
+                          bool retain, const struct pub_extra *x, struct share_group *group)
 {
 	struct conn *c = s->conn;
+	uint16_t pid;
 
+	if (v->expiry_ms && v->expiry_ms <= w->now_ms)
+		return false; /* expired: not delivered [MQTT-3.3.2-5] */
+	if (route_too_large(c, v, x))
+		return false;
 	if (qos == 0) {
 		/* QoS 0 is not queued for an offline client, nor past a slow reader's bound. */
 		if (!c)
-			return;
-		if (conn_output_bytes(c) + out_publish_size(c, v) > w->b->cfg.max_output_bytes) {
+			return false;
+		if (conn_output_bytes(c) + out_publish_size(c, v, x) > w->b->cfg.max_output_bytes) {
 			c->dropped++;
 			w->stats.msgs_dropped++;
-			return;
+			return false;
 		}
-		route_send(c, v, 0, retain, 0, false);
-		return;
+		route_send(c, v, 0, retain, 0, false, x);
+		return true;
 	}
 
 	struct sess_delivery d = {
 	        .m = route_promote(v, v->m ? v->m->qos : qos, retain),
 	        .qos = qos,
 	        .retain = retain,
-	        .sub_id = subdata_sub_id(data),
+	        .sub_id = x ? x->sub_id : 0,
+	        .nmore = x ? x->nmore : 0,
+	        .more = x ? (uint32_t *)x->more : NULL,
+	        .group = group,
 	};
-	uint16_t pid;
 
 	if (!d.m)
-		return;
+		return false;
 	switch (session_out_offer(s, &d, c != NULL, &pid)) {
 	case SESS_OUT_SEND:
-		route_send(c, v, qos, retain, pid, false);
-		break;
+		route_send(c, v, qos, retain, pid, false, x);
+		return true;
 	case SESS_OUT_QUEUED:
-		break;
-	case SESS_OUT_DROPPED:
+		return true;
+	default:
 		w->stats.msgs_dropped++;
-		break;
+		return false;
 	}
 }
 
@@ -130,12 +192,48 @@ static void route_retain_store(struct worker *w, struct pub_view *v, uint8_t qos
 		msg_unref(old);
 }
 
+/* The identifiers of s's matching subscriptions for this publish, into w->idbuf. */
+static void route_extra(struct worker *w, struct session *s, struct pub_extra *x)
+{
+	uint16_t n = 0;
+
+	x->sub_id = subdata_sub_id(s->match_data);
+	x->nmore = 0;
+	x->more = NULL;
+	for (uint32_t i = s->match_ids; i && n < w->idbuf_cap; i = w->ids[i - 1].next)
+		w->idbuf[n++] = w->ids[i - 1].id;
+	if (n) {
+		x->nmore = n;
+		x->more = w->idbuf;
+	}
+}
+
+static uint32_t route_shared(struct worker *w, struct pub_view *v, uint8_t qos, bool retain)
+{
+	uint32_t delivered = 0;
+
+	for (uint32_t i = 0; i < w->nshared; i++) {
+		struct share_group *g = w->shared[i];
+		uint64_t data;
+		struct session *s = share_pick(g, NULL, &data);
+		struct pub_extra x = {.sub_id = subdata_sub_id(data)};
+		uint8_t granted = subdata_qos(data);
+
+		if (!s)
+			continue;
+		if (route_deliver(w, s, v, qos < granted ? qos : granted,
+		                  retain && (data & ST_SUBOPT_RETAIN_AS_PUB), &x, g))
+			delivered++;
+	}
+	return delivered;
+}
+
 int route_publish(struct worker *w, struct session *origin, struct pub_view *v, uint8_t qos,
                   bool retain)
 {
 	bool owned = v->m == NULL;
+	uint32_t delivered = 0;
 
-	(void)origin;
 	/* Payloads worth splicing are promoted up front so deliveries reference them. */
 	if (v->payload.len >= OBUF_SPLICE_MIN && !route_promote(v, qos, retain))
 		return ST_ERR_NOMEM;
@@ -143,18 +241,28 @@ int route_publish(struct worker *w, struct session *origin, struct pub_view *v, 
 		route_retain_store(w, v, qos);
 
 	w->route_gen++;
+	w->route_origin = origin;
 	w->nmatches = 0;
+	w->nshared = 0;
+	w->nids = 0;
 	subidx_match(w->subs, v->topic.ptr, v->topic.len, route_match_cb, w);
 	for (uint32_t i = 0; i < w->nmatches; i++) {
 		struct session *s = w->matches[i];
 		uint8_t granted = subdata_qos(s->match_data);
+		struct pub_extra x;
 
-		route_deliver(w, s, v, qos < granted ? qos : granted, false, s->match_data);
+		route_extra(w, s, &x);
+		/* Live deliveries clear retain unless Retain As Published [MQTT-3.3.1-12]. */
+		delivered += route_deliver(w, s, v, qos < granted ? qos : granted,
+		                           retain && (s->match_data & ST_SUBOPT_RETAIN_AS_PUB), &x,
+		                           NULL);
 	}
+	if (w->nshared)
+		delivered += route_shared(w, v, qos, retain);
 	/* The view's promotion (if any) was this call's own reference. */
 	if (owned && v->m)
 		msg_unref(v->m);
-	return ST_OK;
+	return (int)delivered;
 }
 
 struct route_retained_ctx {
@@ -169,8 +277,10 @@ static void route_retained_cb(void *ctx, void *value)
 	struct msg *m = value;
 	struct pub_view v = pub_view_of(m);
 	uint8_t granted = subdata_qos(rc->data);
+	struct pub_extra x = {.sub_id = subdata_sub_id(rc->data)};
 
-	route_deliver(rc->w, rc->s, &v, m->qos < granted ? m->qos : granted, true, rc->data);
+	/* Retained messages are sent with retain set [MQTT-3.3.1-8]. */
+	route_deliver(rc->w, rc->s, &v, m->qos < granted ? m->qos : granted, true, &x, NULL);
 }
 
 void route_retained(struct worker *w, struct session *s, const uint8_t *filter, size_t len,
@@ -179,6 +289,11 @@ void route_retained(struct worker *w, struct session *s, const uint8_t *filter, 
 	struct route_retained_ctx rc = {.w = w, .s = s, .data = subdata};
 
 	retain_match(w->retained, filter, len, route_retained_cb, &rc);
+}
+
+static struct pub_extra route_extra_of(const struct sess_delivery *d)
+{
+	return (struct pub_extra){.sub_id = d->sub_id, .nmore = d->nmore, .more = d->more};
 }
 
 void route_pump(struct session *s)
@@ -190,22 +305,32 @@ void route_pump(struct session *s)
 		return;
 	while (session_out_next(s, &d, &pid)) {
 		struct pub_view v = pub_view_of(d.m);
+		struct pub_extra x = route_extra_of(&d);
 
-		route_send(s->conn, &v, d.qos, d.retain, pid, false);
+		/* An expired message is not sent; the slot is given back [MQTT-3.3.2-5]. */
+		if (v.expiry_ms && v.expiry_ms <= s->conn->w->now_ms) {
+			session_out_drop(s, pid);
+			continue;
+		}
+		route_send(s->conn, &v, d.qos, d.retain, pid, false, &x);
+		if (!s->conn)
+			return;
 	}
 }
 
 static void route_resend_cb(void *ctx, uint16_t pid, const struct sess_slot *slot)
 {
 	struct conn *c = ctx;
+	struct pub_view v;
+	struct pub_extra x;
 
 	if (slot->state == SLOT_WAIT_PUBCOMP) {
 		out_ack(c, ST_PUBREL, pid, 0);
 		return;
 	}
-	struct pub_view v = pub_view_of(slot->d.m);
-
-	route_send(c, &v, slot->d.qos, slot->d.retain, pid, true);
+	v = pub_view_of(slot->d.m);
+	x = route_extra_of(&slot->d);
+	route_send(c, &v, slot->d.qos, slot->d.retain, pid, true, &x);
 }
 
 void route_resume(struct session *s)
@@ -214,4 +339,28 @@ void route_resume(struct session *s)
 		return;
 	session_out_each_inflight(s, route_resend_cb, s->conn);
 	route_pump(s);
+}
+
+/* Gives a leaving member's shared delivery to a connected member of the same group. */
+static bool route_rehome_cb(void *ctx, struct sess_delivery *d)
+{
+	struct session *leaving = ctx;
+	uint64_t data;
+	struct session *to = share_pick(d->group, leaving, &data);
+	struct pub_view v;
+	struct pub_extra x = {.sub_id = subdata_sub_id(data)};
+	uint8_t granted = subdata_qos(data);
+
+	if (!to || !to->conn)
+		return false; /* nobody to take it: it stays with the leaving session */
+	v = pub_view_of(d->m);
+	route_deliver(to->conn->w, to, &v, d->qos < granted ? d->qos : granted, d->retain, &x,
+	              d->group);
+	sess_delivery_release(d);
+	return true;
+}
+
+void route_rehome_shared(struct session *s)
+{
+	session_take_shared(s, route_rehome_cb, s);
 }

@@ -17,8 +17,8 @@ struct session;
 
 /*
  * Routes a message published by `origin` (NULL for none). v holds views into the receive
- * buffer (v->m NULL) or a message (a will). qos and retain are as published. Returns ST_OK or
- * ST_ERR_NOMEM.
+ * buffer (v->m NULL) or a message (a will). qos and retain are as published. Returns the
+ * number of sessions it was delivered or queued to, or ST_ERR_NOMEM.
  */
 int route_publish(struct worker *w, struct session *origin, struct pub_view *v, uint8_t qos,
                   bool retain);
@@ -32,5 +32,8 @@ void route_pump(struct session *s);
 
 /* After a reconnect: resends inflight messages (DUP) and PUBRELs, then fills the window. */
 void route_resume(struct session *s);
+
+/* s's connection ended: its unacknowledged shared-subscription messages go to other members. */
+void route_rehome_shared(struct session *s);
 
 #endif

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "share.h"
 #include "starling/error.h"
 
 struct session *session_new(const uint8_t *client_id, size_t len, uint16_t inflight_max,
@@ -34,11 +35,40 @@ struct session *session_new(const uint8_t *client_id, size_t len, uint16_t infli
 	return s;
 }
 
+void sess_delivery_release(struct sess_delivery *d)
+{
+	if (d->m)
+		msg_unref(d->m);
+	free(d->more);
+	if (d->group)
+		share_group_unref(d->group);
+	d->m = NULL;
+	d->more = NULL;
+	d->nmore = 0;
+	d->group = NULL;
+}
+
+/* A copy of d holding its own references, or false when out of memory. */
+static bool sess_delivery_copy(struct sess_delivery *dst, const struct sess_delivery *d)
+{
+	*dst = *d;
+	if (d->nmore) {
+		dst->more = malloc(d->nmore * sizeof(*d->more));
+		if (!dst->more)
+			return false;
+		memcpy(dst->more, d->more, d->nmore * sizeof(*d->more));
+	}
+	msg_ref(d->m);
+	if (d->group)
+		share_group_ref(d->group);
+	return true;
+}
+
 void session_clear_messages(struct session *s)
 {
 	for (uint32_t i = 0; i < s->slots_cap; i++) {
-		if (s->slots[i].d.m)
-			msg_unref(s->slots[i].d.m);
+		if (s->slots[i].state != SLOT_FREE)
+			sess_delivery_release(&s->slots[i].d);
 	}
 	free(s->slots);
 	free(s->free_ids);
@@ -48,7 +78,7 @@ void session_clear_messages(struct session *s)
 	s->nfree = 0;
 	s->inflight = 0;
 	for (uint32_t i = 0; i < s->q_len; i++)
-		msg_unref(s->q[(s->q_head + i) & (s->q_cap - 1)].m);
+		sess_delivery_release(&s->q[(s->q_head + i) & (s->q_cap - 1)]);
 	free(s->q);
 	s->q = NULL;
 	s->q_head = s->q_len = s->q_cap = 0;
@@ -61,6 +91,8 @@ void session_free(struct session *s)
 {
 	if (!s)
 		return;
+	if (s->will)
+		msg_unref(s->will);
 	session_clear_messages(s);
 	for (uint32_t i = 0; i < s->nsubs; i++)
 		free(s->subs[i].filter);
@@ -147,9 +179,7 @@ static void slot_release(struct session *s, uint16_t pid)
 {
 	struct sess_slot *slot = &s->slots[pid - 1];
 
-	if (slot->d.m)
-		msg_unref(slot->d.m);
-	slot->d.m = NULL;
+	sess_delivery_release(&slot->d);
 	slot->state = SLOT_FREE;
 	assert(s->inflight > 0);
 	s->inflight--;
@@ -179,10 +209,13 @@ static int queue_push(struct session *s, const struct sess_delivery *d)
 enum sess_out_result session_out_offer(struct session *s, const struct sess_delivery *d,
                                        bool online, uint16_t *pid)
 {
-	struct sess_delivery mine = *d;
+	struct sess_delivery mine;
 
 	assert(d->qos == 1 || d->qos == 2);
-	mine.m = msg_ref(d->m);
+	if (!sess_delivery_copy(&mine, d)) {
+		s->dropped++;
+		return SESS_OUT_DROPPED;
+	}
 	/* Queued deliveries go first, or order would break [MQTT-4.6.0-6]. */
 	if (online && s->q_len == 0) {
 		*pid = slot_take(s, &mine);
@@ -190,7 +223,7 @@ enum sess_out_result session_out_offer(struct session *s, const struct sess_deli
 			return SESS_OUT_SEND;
 	}
 	if ((s->q_max && s->q_len >= s->q_max) || queue_push(s, &mine) != ST_OK) {
-		msg_unref(mine.m);
+		sess_delivery_release(&mine);
 		s->dropped++;
 		return SESS_OUT_DROPPED;
 	}
@@ -236,8 +269,7 @@ bool session_out_pubrec(struct session *s, uint16_t pid)
 		return false;
 	/* After PUBREC the client owns the message; only the id stays until PUBCOMP. PUBRELs
 	 * are resent in the order their PUBRECs arrived [MQTT-4.6.0-4]. */
-	msg_unref(slot->d.m);
-	slot->d.m = NULL;
+	sess_delivery_release(&slot->d);
 	slot->state = SLOT_WAIT_PUBCOMP;
 	slot->seq = s->seq++;
 	return true;
@@ -306,6 +338,11 @@ int session_in_qos2_begin(struct session *s, uint16_t pid)
 	return 1;
 }
 
+bool session_in_qos2_pending(const struct session *s, uint16_t pid)
+{
+	return s->in_qos2 && (s->in_qos2[pid >> 6] >> (pid & 63) & 1);
+}
+
 bool session_in_qos2_release(struct session *s, uint16_t pid)
 {
 	uint64_t bit = 1ull << (pid & 63);
@@ -364,4 +401,48 @@ bool session_sub_remove(struct session *s, const uint8_t *filter, size_t len)
 	free(s->subs[i].filter);
 	s->subs[i] = s->subs[--s->nsubs];
 	return true;
+}
+
+void session_out_drop(struct session *s, uint16_t pid)
+{
+	assert(pid && pid <= s->slots_cap && s->slots[pid - 1].state != SLOT_FREE);
+	slot_release(s, pid);
+}
+
+void session_take_shared(struct session *s, session_take_fn fn, void *ctx)
+{
+	const struct sess_slot **order = NULL;
+	uint32_t n = 0, kept = 0;
+
+	if (s->inflight)
+		order = malloc(s->inflight * sizeof(*order));
+	for (uint32_t i = 0; order && i < s->slots_cap; i++) {
+		const struct sess_slot *slot = &s->slots[i];
+
+		if ((slot->state == SLOT_WAIT_PUBACK || slot->state == SLOT_WAIT_PUBREC) &&
+		    slot->d.group)
+			order[n++] = slot;
+	}
+	if (order)
+		qsort(order, n, sizeof(*order), slot_seq_cmp);
+	for (uint32_t i = 0; i < n; i++) {
+		uint16_t pid = (uint16_t)(order[i] - s->slots + 1);
+		struct sess_slot *slot = &s->slots[pid - 1];
+
+		if (fn(ctx, &slot->d)) {
+			/* fn took the references: empty the slot without releasing them. */
+			slot->d = (struct sess_delivery){0};
+			slot_release(s, pid);
+		}
+	}
+	free(order);
+	for (uint32_t i = 0; i < s->q_len; i++) {
+		struct sess_delivery *d = &s->q[(s->q_head + i) & (s->q_cap - 1)];
+
+		if (d->group && fn(ctx, d))
+			continue;
+		s->q[(s->q_head + kept) & (s->q_cap - 1)] = *d;
+		kept++;
+	}
+	s->q_len = kept;
 }

@@ -27,6 +27,7 @@
 #include "msg.h"
 
 struct conn;
+struct share_group;
 
 enum sess_slot_state {
 	SLOT_FREE = 0,
@@ -35,13 +36,22 @@ enum sess_slot_state {
 	SLOT_WAIT_PUBCOMP = 3, /* PUBREL sent; the message itself is released */
 };
 
-/* One delivery: a message with the per-subscriber parts of its PUBLISH. */
+/*
+ * One delivery: a message with the per-subscriber parts of its PUBLISH. The holder owns the
+ * message reference, the extra identifiers and the group reference (sess_delivery_release).
+ */
 struct sess_delivery {
-	struct msg *m;   /* reference owned by whoever holds the delivery */
-	uint8_t qos;     /* delivered QoS: min(published, granted) */
-	bool retain;     /* retain flag to send */
-	uint32_t sub_id; /* MQTT 5 subscription identifier, 0 if none */
+	struct msg *m;             /* message reference */
+	uint8_t qos;               /* delivered QoS: min(published, granted) */
+	bool retain;               /* retain flag to send */
+	uint32_t sub_id;           /* MQTT 5 subscription identifier, 0 if none */
+	uint16_t nmore;            /* further identifiers (overlapping subscriptions) */
+	uint32_t *more;            /* nmore identifiers, owned; NULL if none */
+	struct share_group *group; /* shared subscription it came through (a reference), or NULL */
 };
+
+/* Drops what a delivery holds: the message, the extra identifiers, the group reference. */
+void sess_delivery_release(struct sess_delivery *d);
 
 struct sess_slot {
 	struct sess_delivery d; /* d.m is NULL in SLOT_WAIT_PUBCOMP */
@@ -63,6 +73,10 @@ struct session {
 	bool clean;             /* ends with its connection (clean session 1 / expiry 0) */
 	uint32_t expiry_s;      /* MQTT 5 session expiry; UINT32_MAX: never */
 	uint64_t expire_at_ms;  /* monotonic deadline while offline; 0: none */
+	struct msg *will;       /* MQTT 5 will waiting for its delay (reference), or NULL */
+	uint64_t will_at_ms;    /* monotonic time to publish it */
+	uint32_t will_expiry_s; /* its Message Expiry Interval, counted from publication */
+	bool had_expiry;        /* the last CONNECT asked for a non-zero session expiry */
 
 	struct sess_sub *subs; /* subscriptions, unordered */
 	uint32_t nsubs;        /* entries used */
@@ -89,7 +103,7 @@ struct session {
 
 	uint64_t match_gen;  /* routing: generation of the publish last matched */
 	uint64_t match_data; /* routing: merged subscription data for that publish */
-	uint32_t match_subs; /* routing: matching subscriptions for that publish */
+	uint32_t match_ids;  /* routing: further subscription ids (worker list index + 1) */
 };
 
 enum sess_out_result {
@@ -120,6 +134,9 @@ enum sess_out_result session_out_offer(struct session *s, const struct sess_deli
  */
 bool session_out_next(struct session *s, struct sess_delivery *d, uint16_t *pid);
 
+/* Frees the inflight slot pid without an acknowledgement (an expired message not sent). */
+void session_out_drop(struct session *s, uint16_t pid);
+
 /* PUBACK: true if pid was a QoS 1 inflight message (now freed). */
 bool session_out_puback(struct session *s, uint16_t pid);
 
@@ -146,6 +163,9 @@ void session_set_inflight_max(struct session *s, uint16_t inflight_max);
  */
 int session_in_qos2_begin(struct session *s, uint16_t pid);
 
+/* True if inbound QoS 2 pid is awaiting PUBREL. */
+bool session_in_qos2_pending(const struct session *s, uint16_t pid);
+
 /* PUBREL: true if pid was awaiting it (now released). */
 bool session_in_qos2_release(struct session *s, uint16_t pid);
 
@@ -154,6 +174,16 @@ int session_sub_add(struct session *s, const uint8_t *filter, size_t len, uint64
 
 /* Forgets a subscription; false if it was not remembered. */
 bool session_sub_remove(struct session *s, const uint8_t *filter, size_t len);
+
+/* Returns true if it took over d's references (d then leaves the session). */
+typedef bool (*session_take_fn)(void *ctx, struct sess_delivery *d);
+
+/*
+ * Offers fn every delivery that came through a shared subscription and is not yet accepted
+ * by the client (queued, or inflight before PUBREC), oldest first; those fn takes leave the
+ * session. For a member that leaves its group (MQTT 5.0 section 4.8.2).
+ */
+void session_take_shared(struct session *s, session_take_fn fn, void *ctx);
 
 /* Drops every queued delivery and inflight message (clean start over an old session). */
 void session_clear_messages(struct session *s);

@@ -1,7 +1,8 @@
 /*
  * What the broker stores in the subscription index's 64 data bits for each subscription:
  * granted QoS and MQTT 5 options in the low byte (the SUBSCRIBE options byte with QoS replaced
- * by the granted one) and the subscription identifier in the high 32 bits.
+ * by the granted one), SUBDATA_SHARED for a shared group's entry, and the subscription
+ * identifier in the high 32 bits.
  */
 #ifndef STARLING_SUBDATA_H
 #define STARLING_SUBDATA_H
@@ -9,6 +10,9 @@
 #include <stdint.h>
 
 #include "starling/codec.h"
+
+/* The index entry is a shared subscription group (its subscriber is a struct share_group). */
+#define SUBDATA_SHARED (1ull << 16)
 
 static inline uint64_t subdata_make(uint8_t options, uint32_t sub_id)
 {

@@ -17,8 +17,11 @@
 
 #include "broker.h"
 #include "conn.h"
+#include "handlers.h"
 #include "log.h"
+#include "out.h"
 #include "retain.h"
+#include "route.h"
 #include "session.h"
 #include "subidx.h"
 
@@ -27,6 +30,7 @@
 #define HOUSEKEEPING_MS    250   /* keep alive resolution */
 #define CONNECT_TIMEOUT_MS 10000 /* a socket that sends no CONNECT is closed after this */
 #define LINGER_TIMEOUT_MS  5000  /* final packets of a closing connection get this long */
+#define SESSIONS_TICK_MS   500   /* resolution of will delays and session expiry */
 
 static uint64_t worker_clock_ms(void)
 {
@@ -120,12 +124,45 @@ int worker_session_add(struct worker *w, struct session *s)
 	return hmap_insert(&w->sessions, sess_hash(w, s->client_id, s->client_id_len), s);
 }
 
+/* Removes one of s's subscriptions from the index or its shared group. */
+void worker_unsubscribe(struct worker *w, struct session *s, const uint8_t *filter, size_t len)
+{
+	struct st_bytes inner;
+
+	if (share_parse(filter, len, &inner) == 1)
+		share_unsubscribe(&w->shares, w->subs, filter, len, s);
+	else
+		subidx_remove(w->subs, filter, len, s);
+}
+
 void worker_session_destroy(struct worker *w, struct session *s)
 {
+	/* The session ends: a will still waiting for its delay goes out now [MQTT-3.1.3-9]. */
+	if (s->will) {
+		struct msg *will = s->will;
+		struct pub_view v = pub_view_of(will);
+
+		s->will = NULL;
+		route_publish(w, NULL, &v, will->qos, will->retain);
+		msg_unref(will);
+	}
 	for (uint32_t i = 0; i < s->nsubs; i++)
-		subidx_remove(w->subs, s->subs[i].filter, s->subs[i].filter_len, s);
+		worker_unsubscribe(w, s, s->subs[i].filter, s->subs[i].filter_len);
 	hmap_remove(&w->sessions, sess_hash(w, s->client_id, s->client_id_len), s);
 	session_free(s);
+}
+
+uint8_t *worker_scratch(struct worker *w, size_t n)
+{
+	if (n > w->scratch_cap) {
+		uint8_t *p = realloc(w->scratch, n);
+
+		if (!p)
+			return NULL;
+		w->scratch = p;
+		w->scratch_cap = (uint32_t)n;
+	}
+	return w->scratch;
 }
 
 void worker_conn_dead(struct worker *w, struct conn *c)
@@ -159,6 +196,8 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, const int *l
 	w->index = index;
 	w->sig_fd = sig_fd;
 	w->sess_seed = hmap_seed_new();
+	w->shares.seed = hmap_seed_new();
+	w->idbuf_cap = ROUTE_IDS_MAX;
 	w->now_ms = worker_clock_ms();
 	w->subs = subidx_new();
 	w->retained = retain_new();
@@ -189,18 +228,51 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, const int *l
 	return ST_OK;
 }
 
+/*
+ * Offline sessions: delayed wills that are due, sessions whose expiry passed (MQTT 5 Session
+ * Expiry Interval). Expired sessions are collected first and ended after the walk, since
+ * ending one changes the table being walked.
+ */
+static void worker_sessions_tick(struct worker *w)
+{
+	struct session *expired[64];
+	unsigned n;
+
+	do {
+		n = 0;
+		for (size_t i = hmap_next(&w->sessions, 0); i < hmap_cap(&w->sessions);
+		     i = hmap_next(&w->sessions, i + 1)) {
+			struct session *s = w->sessions.slots[i].val;
+
+			if (s->conn)
+				continue;
+			if (s->will && s->will_at_ms <= w->now_ms)
+				handle_session_will_due(w, s);
+			if (s->expire_at_ms && s->expire_at_ms <= w->now_ms && n < 64)
+				expired[n++] = s;
+		}
+		for (unsigned i = 0; i < n; i++)
+			worker_session_destroy(w, expired[i]);
+	} while (n == 64);
+}
+
 /* Once per HOUSEKEEPING_MS: keep alive [MQTT-3.1.2-24], CONNECT timeout, stuck closes. */
 static void worker_housekeeping(struct worker *w)
 {
 	uint64_t now = w->now_ms;
 
 	w->next_housekeeping_ms = now + HOUSEKEEPING_MS;
+	if (now >= w->next_sessions_ms) {
+		w->next_sessions_ms = now + SESSIONS_TICK_MS;
+		worker_sessions_tick(w);
+	}
 	for (struct conn *c = w->conns, *next; c; c = next) {
 		next = c->next;
 		if (c->state == CONN_ACTIVE && c->keepalive_s &&
-		    now - c->last_rx_ms > (uint64_t)c->keepalive_s * 1500)
+		    now - c->last_rx_ms > (uint64_t)c->keepalive_s * 1500) {
+			out_disconnect(c, ST_RC_KEEP_ALIVE_TIMEOUT);
 			conn_close(c, false, "exceeded timeout");
-		else if (c->state == CONN_NEW && now - c->opened_ms > CONNECT_TIMEOUT_MS)
+		} else if (c->state == CONN_NEW && now - c->opened_ms > CONNECT_TIMEOUT_MS)
 			conn_close(c, false, "sent no CONNECT");
 		else if (c->state == CONN_CLOSING && !c->eof &&
 		         now - c->closing_ms > LINGER_TIMEOUT_MS)
@@ -250,6 +322,8 @@ static void worker_close_all(struct worker *w)
 {
 	for (struct conn *c = w->conns, *next; c; c = next) {
 		next = c->next;
+		if (c->state == CONN_ACTIVE)
+			out_disconnect(c, ST_RC_SERVER_SHUTTING_DOWN);
 		conn_close(c, true, "broker shutting down");
 	}
 	if (w->sig_fd >= 0)
@@ -326,9 +400,14 @@ void worker_fini(struct worker *w)
 		session_free(w->sessions.slots[i].val);
 	hmap_fini(&w->sessions);
 	if (w->subs)
+		share_registry_fini(&w->shares, w->subs);
+	if (w->subs)
 		subidx_free(w->subs);
 	if (w->retained)
 		retain_free(w->retained, worker_release_retained, NULL);
 	free(w->listeners);
 	free(w->matches);
+	free(w->shared);
+	free(w->ids);
+	free(w->scratch);
 }

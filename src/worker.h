@@ -18,6 +18,7 @@
 
 #include "hmap.h"
 #include "ring.h"
+#include "share.h"
 #include "starling/codec.h"
 #include "sys.h"
 
@@ -27,6 +28,15 @@ struct session;
 struct subidx;
 struct retain;
 struct msg;
+struct share_group;
+
+/* A further subscription identifier of a session matched by the publish being routed. */
+struct route_id {
+	uint32_t id;   /* subscription identifier */
+	uint32_t next; /* index + 1 of the session's next entry, 0 at the end */
+};
+
+#define ROUTE_IDS_MAX 256 /* subscription identifiers carried by one delivery, at most */
 
 struct listener {
 	struct ring_io io; /* accept completions */
@@ -77,10 +87,23 @@ struct worker {
 
 	uint64_t now_ms;               /* monotonic clock, read once per batch */
 	uint64_t next_housekeeping_ms; /* when the keepalive pass runs next */
+	uint64_t next_sessions_ms;     /* when offline sessions are checked next */
 	uint64_t route_gen;            /* generation of the publish being routed */
 	struct session **matches;      /* scratch: sessions matched by the publish being routed */
 	uint32_t nmatches;             /* entries used */
 	uint32_t matches_cap;          /* entries allocated */
+	struct session *route_origin;  /* publisher of the message being routed (No Local) */
+	struct share_group **shared;   /* scratch: shared groups matched */
+	uint32_t nshared;              /* entries used */
+	uint32_t shared_cap;           /* entries allocated */
+	struct route_id *ids;          /* scratch: further subscription identifiers per session */
+	uint32_t nids;                 /* entries used */
+	uint32_t ids_cap;              /* entries allocated */
+	uint32_t idbuf[ROUTE_IDS_MAX]; /* one delivery's further identifiers */
+	uint32_t idbuf_cap;            /* ROUTE_IDS_MAX */
+	struct share_registry shares;  /* shared subscription groups */
+	uint8_t *scratch;              /* per-packet scratch (filtered MQTT 5 properties) */
+	uint32_t scratch_cap;          /* bytes allocated */
 	struct worker_stats stats;     /* counters */
 	struct sys_state sys;          /* $SYS publication state */
 };
@@ -101,7 +124,16 @@ void worker_conn_dead(struct worker *w, struct conn *c);
 /* Looks a session up by client id. */
 struct session *worker_session_find(struct worker *w, const uint8_t *id, size_t len);
 int worker_session_add(struct worker *w, struct session *s);
-/* Removes the session from the table, its subscriptions from the index, and frees it. */
+/*
+ * Ends a session: publishes its delayed will if one is pending, removes it from the table and
+ * its subscriptions from the index, frees it.
+ */
 void worker_session_destroy(struct worker *w, struct session *s);
+
+/* Removes s's subscription to filter from the index (or its shared group). */
+void worker_unsubscribe(struct worker *w, struct session *s, const uint8_t *filter, size_t len);
+
+/* Worker scratch memory of at least n bytes (valid until the next call), NULL if none. */
+uint8_t *worker_scratch(struct worker *w, size_t n);
 
 #endif

@@ -1,0 +1,83 @@
+/*
+ * MQTT 5 shared subscriptions ($share/{ShareName}/{filter}, MQTT 5.0 section 4.8.2).
+ *
+ * A group is one subscriber of the subscription index for its filter (the index entry's data
+ * has SUBDATA_SHARED set and its subscriber pointer is the group), so matching a publish costs
+ * the same whether a filter has one shared group or a thousand plain subscribers. Each
+ * message a group matches goes to one member, chosen round robin among the members that are
+ * connected; when none is, to the next member (a persistent session then queues QoS 1/2).
+ *
+ * Groups are reference counted: the registry (and index) hold one reference while the group
+ * has members, and every queued or inflight delivery that came through the group holds one,
+ * so that a member that leaves can hand its unacknowledged messages to another member.
+ */
+#ifndef STARLING_SHARE_H
+#define STARLING_SHARE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hmap.h"
+#include "starling/codec.h"
+
+struct session;
+struct subidx;
+
+struct share_member {
+	struct session *s; /* member session, borrowed (the session leaves before it is freed) */
+	uint64_t data;     /* the member's subscription data (granted QoS, options, identifier) */
+};
+
+struct share_group {
+	uint32_t refs;                /* registry + deliveries */
+	uint8_t *key;                 /* "$share/name/filter", owned */
+	uint16_t key_len;             /* bytes of key */
+	uint16_t filter_off;          /* the filter starts at key + filter_off */
+	struct share_member *members; /* in join order */
+	uint32_t nmembers;            /* entries used */
+	uint32_t cap;                 /* entries allocated */
+	uint32_t next;                /* round-robin cursor */
+};
+
+/* The registry of groups of one worker: key -> group. */
+struct share_registry {
+	struct hmap groups; /* by XXH3 of the key */
+	uint64_t seed;      /* hash seed */
+};
+
+/*
+ * Recognises a shared subscription filter. Returns 0 if `f` is not one (does not start with
+ * "$share/"), 1 with *filter set to the filter part if it is a valid one, ST_ERR_FILTER if it
+ * starts with "$share/" but has no share name, a share name with '+', '#' (or '/'), or no
+ * filter [MQTT-4.8.2-1], [MQTT-4.8.2-2].
+ */
+int share_parse(const uint8_t *f, size_t len, struct st_bytes *filter);
+
+/*
+ * Adds session s to the group of the shared filter `key` (share_parse() said 1), creating the
+ * group and its index entry if needed. *added says whether s was not a member before.
+ * Returns ST_OK or ST_ERR_NOMEM.
+ */
+int share_subscribe(struct share_registry *reg, struct subidx *idx, const uint8_t *key, size_t len,
+                    struct session *s, uint64_t data, bool *added);
+
+/* Removes s from the group; the group leaves the index with its last member. ST_OK or
+ * ST_ERR_FILTER if s was not a member. */
+int share_unsubscribe(struct share_registry *reg, struct subidx *idx, const uint8_t *key,
+                      size_t len, struct session *s);
+
+/*
+ * The member to deliver the next message to (round robin over connected members; an offline
+ * one when none is connected), never `except`; NULL if there is none. *data is its
+ * subscription data.
+ */
+struct session *share_pick(struct share_group *g, const struct session *except, uint64_t *data);
+
+void share_group_ref(struct share_group *g);
+void share_group_unref(struct share_group *g);
+
+/* Drops every group (at shutdown, after every session left). */
+void share_registry_fini(struct share_registry *reg, struct subidx *idx);
+
+#endif
