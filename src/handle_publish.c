@@ -65,7 +65,7 @@ static int publish_v5(struct conn *c, const struct st_publish *p, struct pub_vie
 		if (ret < 0)
 			return ret;
 	} else if (p->topic.len == 0) {
-		return ST_ERR_TOPIC; /* no topic and no alias [MQTT-3.3.2-8] */
+		return ST_ERR_PROTOCOL; /* no topic and no alias: a Protocol Error (3.3.2.1) */
 	}
 	if (pp.message_expiry_s)
 		v->expiry_ms = c->w->now_ms + (uint64_t)pp.message_expiry_s * 1000;

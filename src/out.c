@@ -111,29 +111,51 @@ uint64_t out_publish_size(const struct conn *c, const struct pub_view *v, const 
 	return n;
 }
 
+int out_publish3(struct conn *c, const struct pub_view *v, uint8_t flags, uint16_t pid)
+{
+	bool splice = out_splices(v);
+	uint8_t *p = obuf_reserve(&c->out, ST_PUBLISH_HEAD_MAX + v->topic.len +
+	                                           (splice ? 0 : v->payload.len));
+	size_t n;
+
+	if (!p)
+		return ST_ERR_NOMEM;
+	n = st_encode_publish_head(p, flags, v->topic, pid, v->payload.len);
+	if (!splice && v->payload.len) {
+		memcpy(p + n, v->payload.ptr, v->payload.len);
+		n += v->payload.len;
+	}
+	obuf_commit(&c->out, n);
+	if (splice && obuf_splice(&c->out, v->m, v->payload.ptr, v->payload.len) != ST_OK)
+		return ST_ERR_NOMEM;
+	c->w->stats.packets_sent++;
+	conn_want_flush(c);
+	return ST_OK;
+}
+
 int out_publish(struct conn *c, struct pub_view *v, uint8_t flags, uint16_t pid,
                 const struct pub_extra *x)
 {
-	bool splice = out_splices(v);
-	struct pub5 p5 = {0};
-	uint32_t props_len = 0;
+	bool splice;
+	struct pub5 p5;
+	uint32_t props_len;
 	struct st_bytes topic = v->topic;
 	uint8_t *p;
 	size_t n;
 
-	if (c->level >= ST_MQTT_5) {
-		out_pub5(c, v, x, &p5);
-		props_len = (uint32_t)st_varint_size(p5.len) + p5.len;
-		if (p5.alias && !p5.fresh)
-			topic.len = 0; /* the alias stands for the topic */
-	}
+	if (c->level < ST_MQTT_5)
+		return out_publish3(c, v, flags, pid);
+	splice = out_splices(v);
+	out_pub5(c, v, x, &p5);
+	props_len = (uint32_t)st_varint_size(p5.len) + p5.len;
+	if (p5.alias && !p5.fresh)
+		topic.len = 0; /* the alias stands for the topic */
 	p = obuf_reserve(&c->out, ST_PUBLISH_HEAD_MAX + topic.len + props_len +
 	                                  (splice ? 0 : v->payload.len));
 	if (!p)
 		return ST_ERR_NOMEM;
 	n = st_encode_publish_head(p, flags, topic, pid, props_len + v->payload.len);
-	if (props_len)
-		n = (size_t)(out_put_props5(p + n, v, x, &p5) - p);
+	n = (size_t)(out_put_props5(p + n, v, x, &p5) - p);
 	if (!splice && v->payload.len) {
 		memcpy(p + n, v->payload.ptr, v->payload.len);
 		n += v->payload.len;

@@ -51,6 +51,15 @@ struct pub_extra {
 int out_publish(struct conn *c, struct pub_view *v, uint8_t flags, uint16_t pid,
                 const struct pub_extra *x);
 
+/* out_publish for a 3.1/3.1.1 client: no properties. The fan-out hot path. */
+int out_publish3(struct conn *c, const struct pub_view *v, uint8_t flags, uint16_t pid);
+
+/* Bytes out_publish3 queues at most. */
+static inline uint64_t out_publish3_size(const struct pub_view *v)
+{
+	return ST_PUBLISH_HEAD_MAX + (uint64_t)v->topic.len + v->payload.len;
+}
+
 /* Bytes out_publish would queue at most for v on c (output bound, Maximum Packet Size). */
 uint64_t out_publish_size(const struct conn *c, const struct pub_view *v,
                           const struct pub_extra *x);

@@ -35,14 +35,11 @@ struct session *session_new(const uint8_t *client_id, size_t len, uint16_t infli
 	return s;
 }
 
-void sess_delivery_release(struct sess_delivery *d)
+void sess_delivery_release_extras(struct sess_delivery *d)
 {
-	if (d->m)
-		msg_unref(d->m);
 	free(d->more);
 	if (d->group)
 		share_group_unref(d->group);
-	d->m = NULL;
 	d->more = NULL;
 	d->nmore = 0;
 	d->group = NULL;
@@ -52,13 +49,17 @@ void sess_delivery_release(struct sess_delivery *d)
 static bool sess_delivery_copy(struct sess_delivery *dst, const struct sess_delivery *d)
 {
 	*dst = *d;
+	msg_ref(d->m);
+	if (!(d->nmore | (uintptr_t)d->group))
+		return true; /* the common case: nothing else to own */
 	if (d->nmore) {
 		dst->more = malloc(d->nmore * sizeof(*d->more));
-		if (!dst->more)
+		if (!dst->more) {
+			msg_unref(d->m);
 			return false;
+		}
 		memcpy(dst->more, d->more, d->nmore * sizeof(*d->more));
 	}
-	msg_ref(d->m);
 	if (d->group)
 		share_group_ref(d->group);
 	return true;

@@ -44,14 +44,23 @@ struct sess_delivery {
 	struct msg *m;             /* message reference */
 	uint8_t qos;               /* delivered QoS: min(published, granted) */
 	bool retain;               /* retain flag to send */
-	uint32_t sub_id;           /* MQTT 5 subscription identifier, 0 if none */
 	uint16_t nmore;            /* further identifiers (overlapping subscriptions) */
+	uint32_t sub_id;           /* MQTT 5 subscription identifier, 0 if none */
 	uint32_t *more;            /* nmore identifiers, owned; NULL if none */
 	struct share_group *group; /* shared subscription it came through (a reference), or NULL */
 };
 
+void sess_delivery_release_extras(struct sess_delivery *d);
+
 /* Drops what a delivery holds: the message, the extra identifiers, the group reference. */
-void sess_delivery_release(struct sess_delivery *d);
+static inline void sess_delivery_release(struct sess_delivery *d)
+{
+	if (d->m)
+		msg_unref(d->m);
+	d->m = NULL;
+	if (d->more || d->group)
+		sess_delivery_release_extras(d);
+}
 
 struct sess_slot {
 	struct sess_delivery d; /* d.m is NULL in SLOT_WAIT_PUBCOMP */

@@ -736,7 +736,7 @@ static bool m_offer(struct session *s, struct model *md)
 	d.msg = (int)(rnd(&md->rng) % MODEL_MSGS);
 	d.qos = (uint8_t)(1 + rnd(&md->rng) % 2);
 	d.tag = ++md->tag;
-	sd = (struct sess_delivery){md->pool[d.msg], d.qos, false, d.tag};
+	sd = (struct sess_delivery){.m = md->pool[d.msg], .qos = d.qos, .sub_id = d.tag};
 	r = session_out_offer(s, &sd, md->online, &pid);
 
 	if (md->online && md->q_len == 0 && md->inflight < md->window) {
