@@ -94,6 +94,23 @@ uint16_t alias_out_get(struct alias_out *a, struct st_bytes topic, uint64_t hash
 	return e->alias;
 }
 
+uint16_t alias_out_peek(const struct alias_out *a, struct st_bytes topic, uint64_t hash,
+                        bool *fresh)
+{
+	const struct alias_entry *e;
+
+	*fresh = false;
+	if (a->max == 0)
+		return 0;
+	e = hmap_find(&a->map, hash, alias_eq, &topic);
+	if (e)
+		return e->alias;
+	if (a->used >= a->max)
+		return 0;
+	*fresh = true;
+	return (uint16_t)(a->used + 1);
+}
+
 void alias_out_free(struct alias_out *a)
 {
 	for (size_t i = hmap_next(&a->map, 0); i < hmap_cap(&a->map); i = hmap_next(&a->map, i + 1))

@@ -43,6 +43,10 @@ void alias_in_free(struct alias_in *a);
  */
 uint16_t alias_out_get(struct alias_out *a, struct st_bytes topic, uint64_t hash, bool *fresh);
 
+/* What alias_out_get would answer, without assigning anything. */
+uint16_t alias_out_peek(const struct alias_out *a, struct st_bytes topic, uint64_t hash,
+                        bool *fresh);
+
 void alias_out_free(struct alias_out *a);
 
 #endif

@@ -490,7 +490,7 @@ static int check_sub_options(uint8_t opt, uint8_t level)
 		if ((opt & ST_SUBOPT_QOS_MASK) == 3) /* section 3.8.3.1 */
 			return ST_ERR_QOS;
 		if ((opt & ST_SUBOPT_RETAIN_HANDLING) == ST_SUBOPT_RETAIN_HANDLING)
-			return ST_ERR_SUB_OPTIONS; /* retain handling 3 is a Protocol Error */
+			return ST_ERR_PROTOCOL; /* retain handling 3: a Protocol Error (3.8.3.1) */
 		return ST_OK;
 	}
 	if (opt & ~ST_SUBOPT_QOS_MASK) /* [MQTT-3-8.3-4] bits 7-2 reserved */
@@ -499,6 +499,13 @@ static int check_sub_options(uint8_t opt, uint8_t level)
 }
 
 /* SUBSCRIBE and UNSUBSCRIBE: validates every entry now so st_sub_iter needs no checks. */
+static bool is_share_form(struct st_bytes f)
+{
+	static const char prefix[] = "$share/";
+
+	return f.len >= sizeof(prefix) - 1 && memcmp(f.ptr, prefix, sizeof(prefix) - 1) == 0;
+}
+
 static int decode_subscribe(struct rd *r, uint8_t type, uint8_t level, struct st_subscribe *s)
 {
 	int rc;
@@ -523,7 +530,10 @@ static int decode_subscribe(struct rd *r, uint8_t type, uint8_t level, struct st
 
 		if ((rc = rd_utf8(r, &filter))) /* [MQTT-3.8.3-1], [MQTT-3.10.3-1] */
 			return rc;
-		if (!st_topic_filter_is_valid(filter.ptr, filter.len)) /* section 4.7.1 */
+		/* Section 4.7.1. A shared subscription's form ($share/{ShareName}/{filter}) is the
+		 * broker's to judge, so that one bad share name costs one SUBACK code rather than
+		 * the connection (MQTT 5 section 4.8.2). */
+		if (!is_share_form(filter) && !st_topic_filter_is_valid(filter.ptr, filter.len))
 			return ST_ERR_FILTER;
 		if (type == ST_SUBSCRIBE) {
 			if ((rc = rd_u8(r, &opt)) || (rc = check_sub_options(opt, level)))

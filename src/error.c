@@ -5,7 +5,7 @@
  * from any thread and on any path. The reason-code choice follows MQTT 5 sections 2.4 and
  * 4.13: a packet that cannot be parsed is a Malformed Packet (0x81); one that parses but
  * carries data the protocol forbids is a Protocol Error (0x82); a few errors have their own
- * code (0x84, 0x85, 0x8F, 0x90, 0x95, 0x97).
+ * code (0x84, 0x85, 0x8C, 0x8F, 0x90, 0x93, 0x94, 0x95, 0x97, 0x99, 0x9A, 0x9B).
  */
 #include "starling/error.h"
 
@@ -42,6 +42,13 @@ static const char *const err_names[] = {
         [-ST_ERR_SYS] = "system call failed",
         [-ST_ERR_CONFIG] = "bad configuration",
         [-ST_ERR_LIMIT] = "a configured limit was reached",
+        [-ST_ERR_PROPERTY_VALUE] = "property value the protocol forbids",
+        [-ST_ERR_TOPIC_ALIAS] = "topic alias invalid",
+        [-ST_ERR_RECEIVE_MAX] = "receive maximum exceeded",
+        [-ST_ERR_AUTH_METHOD] = "bad authentication method",
+        [-ST_ERR_RETAIN] = "retain not supported",
+        [-ST_ERR_QOS_UNSUPPORTED] = "QoS not supported",
+        [-ST_ERR_PAYLOAD_FORMAT] = "payload format invalid",
 };
 
 _Static_assert(sizeof(err_names) / sizeof(err_names[0]) == 1 - ST_ERR__MIN,
@@ -55,10 +62,15 @@ enum {
 	RC_PROTOCOL_ERROR = 0x82,
 	RC_UNSUPPORTED_VERSION = 0x84,
 	RC_CLIENT_ID_INVALID = 0x85,
-	RC_FILTER_INVALID = 0x8F,
+	RC_BAD_AUTH_METHOD = 0x8C,
 	RC_TOPIC_INVALID = 0x90,
+	RC_RECEIVE_MAX_EXCEEDED = 0x93,
+	RC_TOPIC_ALIAS_INVALID = 0x94,
 	RC_PACKET_TOO_LARGE = 0x95,
 	RC_QUOTA_EXCEEDED = 0x97,
+	RC_PAYLOAD_FORMAT_INVALID = 0x99,
+	RC_RETAIN_NOT_SUPPORTED = 0x9A,
+	RC_QOS_NOT_SUPPORTED = 0x9B,
 };
 
 /* Indexed by -err, like err_names. */
@@ -74,7 +86,9 @@ static const uint8_t err_reason_codes[] = {
         [-ST_ERR_UTF8] = RC_MALFORMED,     /* [MQTT-1.5.4-1] */
         [-ST_ERR_UTF8_NUL] = RC_MALFORMED, /* [MQTT-1.5.4-2] */
         [-ST_ERR_TOPIC] = RC_TOPIC_INVALID,
-        [-ST_ERR_FILTER] = RC_FILTER_INVALID,
+        /* An ill-formed filter makes the SUBSCRIBE malformed; 0x8F is for well-formed
+         * filters the server will not accept (section 2.4). */
+        [-ST_ERR_FILTER] = RC_MALFORMED,
         /* Parsed, but a value the protocol forbids [MQTT-2.2.1-3]. */
         [-ST_ERR_PACKET_ID] = RC_PROTOCOL_ERROR,
         [-ST_ERR_QOS] = RC_MALFORMED, /* [MQTT-3.3.1-4]: QoS 3 is a Malformed Packet */
@@ -98,6 +112,14 @@ static const uint8_t err_reason_codes[] = {
         [-ST_ERR_SYS] = RC_UNSPECIFIED,
         [-ST_ERR_CONFIG] = RC_UNSPECIFIED,
         [-ST_ERR_LIMIT] = RC_QUOTA_EXCEEDED,
+        /* Sections 3.1.2.11 and 3.3.2.3: "It is a Protocol Error ... to have the value 0". */
+        [-ST_ERR_PROPERTY_VALUE] = RC_PROTOCOL_ERROR,
+        [-ST_ERR_TOPIC_ALIAS] = RC_TOPIC_ALIAS_INVALID,       /* [MQTT-3.2.2-17], 3.3.2.3.4 */
+        [-ST_ERR_RECEIVE_MAX] = RC_RECEIVE_MAX_EXCEEDED,      /* section 4.9 */
+        [-ST_ERR_AUTH_METHOD] = RC_BAD_AUTH_METHOD,           /* section 4.12 */
+        [-ST_ERR_RETAIN] = RC_RETAIN_NOT_SUPPORTED,           /* [MQTT-3.2.2-13], 3.2.2.3.5 */
+        [-ST_ERR_QOS_UNSUPPORTED] = RC_QOS_NOT_SUPPORTED,     /* [MQTT-3.2.2-12], 3.2.2.3.4 */
+        [-ST_ERR_PAYLOAD_FORMAT] = RC_PAYLOAD_FORMAT_INVALID, /* 3.3.2.3.2 */
 };
 
 _Static_assert(sizeof(err_reason_codes) == 1 - ST_ERR__MIN, "every st_err needs a reason code");

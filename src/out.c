@@ -40,7 +40,12 @@ static uint32_t sub_ids_len(const struct pub_extra *x)
 	return len;
 }
 
-static void out_pub5(struct conn *c, struct pub_view *v, const struct pub_extra *x, struct pub5 *p)
+/*
+ * Decides the per-delivery properties. With `assign` false nothing changes on the connection:
+ * the alias a first send would assign is only predicted (for the exact size).
+ */
+static void out_pub5(struct conn *c, struct pub_view *v, const struct pub_extra *x, struct pub5 *p,
+                     bool assign)
 {
 	uint64_t now = c->w->now_ms;
 
@@ -57,7 +62,10 @@ static void out_pub5(struct conn *c, struct pub_view *v, const struct pub_extra 
 			v->topic_hash = XXH3_64bits(v->topic.ptr, v->topic.len);
 			v->hashed = true;
 		}
-		p->alias = alias_out_get(&c->v5->alias_out, v->topic, v->topic_hash, &p->fresh);
+		p->alias = assign ? alias_out_get(&c->v5->alias_out, v->topic, v->topic_hash,
+		                                  &p->fresh)
+		                  : alias_out_peek(&c->v5->alias_out, v->topic, v->topic_hash,
+		                                   &p->fresh);
 		if (p->alias)
 			p->len += 3;
 	}
@@ -100,6 +108,18 @@ static uint8_t *out_put_props5(uint8_t *p, const struct pub_view *v, const struc
 	if (v->props.len)
 		memcpy(p, v->props.ptr, v->props.len);
 	return p + v->props.len;
+}
+
+uint64_t out_publish5_exact_size(struct conn *c, struct pub_view *v, const struct pub_extra *x,
+                                 uint8_t qos)
+{
+	struct pub5 p5;
+	uint64_t rem;
+
+	out_pub5(c, v, x, &p5, false);
+	rem = 2 + (p5.alias && !p5.fresh ? 0 : v->topic.len) + (qos ? 2 : 0) +
+	      st_varint_size(p5.len) + p5.len + v->payload.len;
+	return 1 + st_varint_size((uint32_t)rem) + rem;
 }
 
 uint64_t out_publish_size(const struct conn *c, const struct pub_view *v, const struct pub_extra *x)
@@ -146,7 +166,7 @@ int out_publish(struct conn *c, struct pub_view *v, uint8_t flags, uint16_t pid,
 	if (c->level < ST_MQTT_5)
 		return out_publish3(c, v, flags, pid);
 	splice = out_splices(v);
-	out_pub5(c, v, x, &p5);
+	out_pub5(c, v, x, &p5, true);
 	props_len = (uint32_t)st_varint_size(p5.len) + p5.len;
 	if (p5.alias && !p5.fresh)
 		topic.len = 0; /* the alias stands for the topic */

@@ -60,7 +60,11 @@ static inline uint64_t out_publish3_size(const struct pub_view *v)
 	return ST_PUBLISH_HEAD_MAX + (uint64_t)v->topic.len + v->payload.len;
 }
 
-/* Bytes out_publish would queue at most for v on c (output bound, Maximum Packet Size). */
+/* The exact size of the PUBLISH out_publish would write for v on MQTT 5 connection c. */
+uint64_t out_publish5_exact_size(struct conn *c, struct pub_view *v, const struct pub_extra *x,
+                                 uint8_t qos);
+
+/* Bytes out_publish would queue at most for v on c (the output bound). */
 uint64_t out_publish_size(const struct conn *c, const struct pub_view *v,
                           const struct pub_extra *x);
 

@@ -168,11 +168,11 @@ static inline bool route_deliver_v3(struct worker *w, struct session *s, struct 
 }
 
 /* Too large for the client's Maximum Packet Size: dropped as if sent [MQTT-3.1.2-25]. */
-static bool route_too_large(const struct conn *c, const struct pub_view *v,
-                            const struct pub_extra *x)
+static bool route_too_large(struct conn *c, struct pub_view *v, const struct pub_extra *x,
+                            uint8_t qos)
 {
 	return c && c->v5 && c->v5->max_packet_out &&
-	       out_publish_size(c, v, x) > c->v5->max_packet_out;
+	       out_publish5_exact_size(c, v, x, qos) > c->v5->max_packet_out;
 }
 
 /*
@@ -192,7 +192,7 @@ static bool route_deliver(struct worker *w, struct session *s, struct pub_view *
 	if (v->expiry_ms | (uintptr_t)(c ? c->v5 : NULL)) {
 		if (v->expiry_ms && v->expiry_ms <= w->now_ms)
 			return false;
-		if (route_too_large(c, v, x))
+		if (route_too_large(c, v, x, qos))
 			return false;
 	}
 	if (qos == 0) {

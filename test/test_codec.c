@@ -788,7 +788,7 @@ static void expect_malformed(const uint8_t *in, size_t in_len, uint8_t level, in
 	X(subscribe_options_bit4_v3, 3, ST_ERR_SUB_OPTIONS, 0x82, 0x00, 0x01, S1('a'), 0x11) \
 	X(subscribe_qos3_v4, 4, ST_ERR_QOS, 0x82, 0x00, 0x01, S1('a'), 0x03) \
 	X(subscribe_options_bit6_v5, 5, ST_ERR_SUB_OPTIONS, 0x82, 0x00, 0x01, 0x00, S1('a'), 0x40) \
-	X(subscribe_retain_handling_3_v5, 5, ST_ERR_SUB_OPTIONS, 0x82, 0x00, 0x01, 0x00, S1('a'), 0x31) \
+	X(subscribe_retain_handling_3_v5, 5, ST_ERR_PROTOCOL, 0x82, 0x00, 0x01, 0x00, S1('a'), 0x31) \
 	X(subscribe_qos3_v5, 5, ST_ERR_QOS, 0x82, 0x00, 0x01, 0x00, S1('a'), 0x2F) \
 	/* UNSUBSCRIBE */ \
 	X(unsubscribe_no_filters, 4, ST_ERR_NO_FILTERS, 0xA2, 0x00, 0x01) \
@@ -1198,7 +1198,7 @@ static void test_error_table(void)
 	CU_ASSERT_EQUAL(st_err_reason_code(ST_ERR_TOO_LARGE), 0x95);
 	CU_ASSERT_EQUAL(st_err_reason_code(ST_ERR_PROTOCOL_LEVEL), 0x84);
 	CU_ASSERT_EQUAL(st_err_reason_code(ST_ERR_CLIENT_ID), 0x85);
-	CU_ASSERT_EQUAL(st_err_reason_code(ST_ERR_FILTER), 0x8F);
+	CU_ASSERT_EQUAL(st_err_reason_code(ST_ERR_FILTER), 0x81);
 	CU_ASSERT_EQUAL(st_err_reason_code(ST_ERR_TOPIC), 0x90);
 	CU_ASSERT_EQUAL(st_err_reason_code(ST_ERR_LIMIT), 0x97);
 	CU_ASSERT_EQUAL(st_err_reason_code(-1000), 0x80);

@@ -8,6 +8,8 @@
  * rule: reserved flags, UTF-8 strings, topic names and filters, packet identifiers, lengths.
  * What depends on connection state (a second CONNECT, a packet of the wrong direction) is the
  * caller's to check.
+ * A filter in the shared-subscription form ("$share/...") is only checked for UTF-8 here: the
+ * broker judges its share name and filter and answers with a SUBACK code.
  *
  * MQTT 5 property blocks are returned as raw views (props) here; include/starling/props.h
  * walks and validates them. Encoding writes into a caller buffer and reports ST_ERR_NO_SPACE

@@ -44,7 +44,14 @@ enum st_err {
 	ST_ERR_SYS = -26,             /* a system call failed; see errno */
 	ST_ERR_CONFIG = -27,          /* bad configuration */
 	ST_ERR_LIMIT = -28,           /* a configured bound was reached */
-	ST_ERR__MIN = -28,
+	ST_ERR_PROPERTY_VALUE = -29,  /* property value the protocol forbids */
+	ST_ERR_TOPIC_ALIAS = -30,     /* topic alias 0 or above the maximum, or unknown */
+	ST_ERR_RECEIVE_MAX = -31,     /* more unacknowledged QoS 1/2 PUBLISHes than allowed */
+	ST_ERR_AUTH_METHOD = -32,     /* authentication method not supported */
+	ST_ERR_RETAIN = -33,          /* retained message where retain is not available */
+	ST_ERR_QOS_UNSUPPORTED = -34, /* QoS above the maximum QoS the receiver allows */
+	ST_ERR_PAYLOAD_FORMAT = -35,  /* payload does not match its payload format indicator */
+	ST_ERR__MIN = -35,
 };
 
 /* A sentence naming the error; never NULL. */
