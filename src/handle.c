@@ -92,7 +92,7 @@ static void handle_log_error(struct conn *c, const char *what, int err)
 static void handle_error_close(struct conn *c, int err, const char *reason)
 {
 	if (c->state == CONN_ACTIVE)
-		out_disconnect(c, st_err_reason_code(err));
+		out_disconnect(c, st_err_reason_code(err), st_strerror(err));
 	conn_close(c, false, reason);
 }
 

@@ -42,7 +42,15 @@ static int connect_refuse_code(struct conn *c, uint8_t code, const char *why)
 	if (log_enabled(&w->b->log, LOG_T_NOTICE))
 		log_msg(&w->b->log, LOG_T_NOTICE, "Connection %llu refused: %s.",
 		        (unsigned long long)c->id, why);
-	out_connack(c, false, code);
+	if (c->level >= ST_MQTT_5) {
+		/* A refusal may say why, even without Request Problem Information. */
+		struct connack5 a = {
+		        .reason_string = {(const uint8_t *)why, (uint32_t)strlen(why)}};
+
+		out_connack5(c, false, code, &a);
+	} else {
+		out_connack(c, false, code);
+	}
 	conn_close(c, true, why);
 	return ST_OK;
 }
@@ -98,7 +106,8 @@ static struct session *connect_session(struct conn *c, const uint8_t *id, size_t
 
 	if (s && s->conn) {
 		/* [MQTT-3.1.4-3]: the existing connection is closed (MQTT 5: DISCONNECT 0x8E). */
-		out_disconnect(s->conn, ST_RC_SESSION_TAKEN_OVER);
+		out_disconnect(s->conn, ST_RC_SESSION_TAKEN_OVER,
+		               "another connection took the session");
 		conn_close(s->conn, false, "session taken over");
 		s = worker_session_find(w, id, len); /* a session that ended with it is gone */
 	}

@@ -75,6 +75,8 @@ static int publish_v5(struct conn *c, const struct st_publish *p, struct pub_vie
 	return handle_forward_props(c->w, p->props, &pp, &v->props);
 }
 
+static void publish_ack(struct conn *c, uint8_t type, uint16_t pid, bool bad_format, bool nobody);
+
 int handle_publish(struct conn *c, const struct st_publish *p)
 {
 	struct worker *w = c->w;
@@ -110,21 +112,25 @@ int handle_publish(struct conn *c, const struct st_publish *p)
 			ret = route_publish(w, s, &v, 2, p->retain);
 		if (ret < 0)
 			return ret;
-		out_ack(c, ST_PUBREC, p->packet_id,
-		        bad_format ? ST_RC_PAYLOAD_FORMAT_INVALID
-		        : ret == 0 ? ST_RC_NO_MATCHING_SUBSCRIBERS
-		                   : 0);
+		publish_ack(c, ST_PUBREC, p->packet_id, bad_format, ret == 0);
 		return ST_OK;
 	}
 	ret = bad_format ? 0 : route_publish(w, s, &v, p->qos, p->retain);
 	if (ret < 0)
 		return ret;
 	if (p->qos == 1)
-		out_ack(c, ST_PUBACK, p->packet_id,
-		        bad_format ? ST_RC_PAYLOAD_FORMAT_INVALID
-		        : ret == 0 ? ST_RC_NO_MATCHING_SUBSCRIBERS
-		                   : 0);
+		publish_ack(c, ST_PUBACK, p->packet_id, bad_format, ret == 0);
 	return ST_OK;
+}
+
+/* PUBACK or PUBREC for an accepted PUBLISH (MQTT 5: with the reason, and why if it failed). */
+static void publish_ack(struct conn *c, uint8_t type, uint16_t pid, bool bad_format, bool nobody)
+{
+	if (bad_format)
+		out_ack_why(c, type, pid, ST_RC_PAYLOAD_FORMAT_INVALID,
+		            "payload format indicator 1 but the payload is not UTF-8");
+	else
+		out_ack(c, type, pid, nobody ? ST_RC_NO_MATCHING_SUBSCRIBERS : 0);
 }
 
 /* Checks an MQTT 5 acknowledgement's properties. */

@@ -188,6 +188,45 @@ int out_publish(struct conn *c, struct pub_view *v, uint8_t flags, uint16_t pid,
 	return ST_OK;
 }
 
+/*
+ * An MQTT 5 packet made of an optional packet id, a reason code and a Reason String property:
+ * DISCONNECT, or an acknowledgement that failed.
+ */
+static void out_reason_packet(struct conn *c, uint8_t byte0, int32_t pid, uint8_t reason,
+                              const char *why)
+{
+	size_t why_len = why ? strlen(why) : 0;
+	uint32_t plen = why_len ? (uint32_t)(3 + why_len) : 0;
+	uint32_t rem = (pid >= 0 ? 2 : 0) + 1 + (uint32_t)st_varint_size(plen) + plen;
+	uint8_t *p = conn_reserve(c, 1 + ST_VARINT_MAX + rem), *start = p;
+
+	if (!p)
+		return;
+	*p++ = byte0;
+	p += st_varint_encode(p, rem);
+	if (pid >= 0)
+		p = put_u16(p, (uint16_t)pid);
+	*p++ = reason;
+	p += st_varint_encode(p, plen);
+	if (why_len) {
+		*p++ = ST_PROP_REASON_STRING;
+		p = put_u16(p, (uint16_t)why_len);
+		memcpy(p, why, why_len);
+		p += why_len;
+	}
+	conn_commit(c, (size_t)(p - start));
+}
+
+void out_ack_why(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason, const char *why)
+{
+	/* Reason Strings only where the client asked for problem information [MQTT-3.1.2-29]. */
+	if (c->v5 && c->v5->problem_info && why)
+		out_reason_packet(c, (uint8_t)(type << 4 | (type == ST_PUBREL ? 2 : 0)), pid,
+		                  reason, why);
+	else
+		out_ack(c, type, pid, reason);
+}
+
 void out_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason)
 {
 	uint8_t b[5] = {(uint8_t)(type << 4 | (type == ST_PUBREL ? 2 : 0)), 2, (uint8_t)(pid >> 8),
@@ -257,7 +296,8 @@ void out_unsuback(struct conn *c, uint16_t pid)
 
 void out_connack5(struct conn *c, bool session_present, uint8_t code, const struct connack5 *cp)
 {
-	size_t cap = 64 + st_prop_size_str(cp->assigned_id) + st_prop_size_str(cp->response_info);
+	size_t cap = 64 + st_prop_size_str(cp->assigned_id) + st_prop_size_str(cp->response_info) +
+	             st_prop_size_str(cp->reason_string);
 	struct st_prop_writer pw;
 	uint32_t plen, rem;
 	uint8_t *p, *start;
@@ -281,6 +321,8 @@ void out_connack5(struct conn *c, bool session_present, uint8_t code, const stru
 		st_pw_byte(&pw, ST_PROP_RETAIN_AVAILABLE, 0);
 	if (cp->response_info.len)
 		st_pw_str(&pw, ST_PROP_RESPONSE_INFO, cp->response_info);
+	if (cp->reason_string.len)
+		st_pw_str(&pw, ST_PROP_REASON_STRING, cp->reason_string);
 	plen = (uint32_t)st_pw_len(&pw);
 	rem = 2 + (uint32_t)st_varint_size(plen) + plen;
 	*p++ = ST_CONNACK << 4;
@@ -292,11 +334,9 @@ void out_connack5(struct conn *c, bool session_present, uint8_t code, const stru
 	conn_commit(c, (size_t)(p - start) + plen);
 }
 
-void out_disconnect(struct conn *c, uint8_t reason)
+void out_disconnect(struct conn *c, uint8_t reason, const char *why)
 {
-	uint8_t b[4] = {ST_DISCONNECT << 4, 2, reason, 0};
-
 	if (c->level < ST_MQTT_5)
 		return;
-	conn_queue_bytes(c, b, sizeof(b));
+	out_reason_packet(c, ST_DISCONNECT << 4, -1, reason, why);
 }

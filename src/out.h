@@ -70,6 +70,9 @@ uint64_t out_publish_size(const struct conn *c, const struct pub_view *v,
 
 /* PUBACK, PUBREC, PUBREL, PUBCOMP; reason is sent to MQTT 5 clients when not 0. */
 void out_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason);
+
+/* The same with a Reason String for MQTT 5 clients that accept problem information. */
+void out_ack_why(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason, const char *why);
 void out_connack(struct conn *c, bool session_present, uint8_t code);
 void out_pingresp(struct conn *c);
 
@@ -93,12 +96,13 @@ struct connack5 {
 	uint32_t max_packet;           /* the broker's Maximum Packet Size, 0: none */
 	bool retain_unavailable;       /* Retain Available 0 */
 	struct st_bytes response_info; /* Response Information, empty: none */
+	struct st_bytes reason_string; /* Reason String (a refusal's why), empty: none */
 };
 
 /* An MQTT 5 CONNACK with properties. */
 void out_connack5(struct conn *c, bool session_present, uint8_t code, const struct connack5 *p);
 
-/* An MQTT 5 DISCONNECT with reason code (nothing for 3.x clients). */
-void out_disconnect(struct conn *c, uint8_t reason);
+/* An MQTT 5 DISCONNECT with reason code and, if why, a Reason String (nothing for 3.x). */
+void out_disconnect(struct conn *c, uint8_t reason, const char *why);
 
 #endif

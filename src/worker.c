@@ -270,7 +270,8 @@ static void worker_housekeeping(struct worker *w)
 		next = c->next;
 		if (c->state == CONN_ACTIVE && c->keepalive_s &&
 		    now - c->last_rx_ms > (uint64_t)c->keepalive_s * 1500) {
-			out_disconnect(c, ST_RC_KEEP_ALIVE_TIMEOUT);
+			out_disconnect(c, ST_RC_KEEP_ALIVE_TIMEOUT,
+			               "nothing received for 1.5 keep alives");
 			conn_close(c, false, "exceeded timeout");
 		} else if (c->state == CONN_NEW && now - c->opened_ms > CONNECT_TIMEOUT_MS)
 			conn_close(c, false, "sent no CONNECT");
@@ -323,7 +324,7 @@ static void worker_close_all(struct worker *w)
 	for (struct conn *c = w->conns, *next; c; c = next) {
 		next = c->next;
 		if (c->state == CONN_ACTIVE)
-			out_disconnect(c, ST_RC_SERVER_SHUTTING_DOWN);
+			out_disconnect(c, ST_RC_SERVER_SHUTTING_DOWN, NULL);
 		conn_close(c, true, "broker shutting down");
 	}
 	if (w->sig_fd >= 0)
