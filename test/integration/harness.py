@@ -11,9 +11,12 @@ Every test module in this directory imports this file. It holds:
     report.
   - BrokerTestCase: a fresh broker per test, paho clients, message collectors, raw clients and
     subprocesses that are all stopped (by PID / socket) before the broker is.
-  - RawClient, Packet and the encode_* functions, re-exported from rawmqtt.py: a small MQTT
-    3.1 / 3.1.1 (and 5, for the header layout) client over a plain socket, for bulk runs and for
-    bytes no real client would send.
+  - RawClient, Packet, the encode_* functions and the MQTT 5 property codec (prop, props, Props,
+    property identifiers as mqtt5.NAME), re-exported from rawmqtt.py: a small MQTT 3.1 / 3.1.1 /
+    5.0 client over a plain socket, for bulk runs and for bytes no real client would send.
+  - MQTT 5 paho clients: client(protocol=paho.MQTTv5, ...) with clean_start, connect and will
+    properties; their messages are Msg5 (with the PUBLISH properties), their CONNACK, SUBACK,
+    UNSUBACK and DISCONNECT reason codes and properties are kept on the client.
 Every wait is bounded: each helper takes a timeout and fails instead of hanging.
 """
 
@@ -40,9 +43,13 @@ if HERE not in sys.path:
 from rawmqtt import (  # noqa: E402,F401
     CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE, SUBACK, UNSUBSCRIBE,
     UNSUBACK, PINGREQ, PINGRESP, DISCONNECT, AUTH, PACKET_NAMES, MQTT31, MQTT311, MQTT5,
-    ConnectionClosed, Packet, RawClient, encode_ack, encode_connect, encode_disconnect,
-    encode_pingreq, encode_publish, encode_subscribe, encode_unsubscribe, mqtt_bytes, packet,
-    varint)
+    ConnectionClosed, Packet, Props, RawClient, decode_props, encode_ack, encode_auth,
+    encode_connect, encode_disconnect, encode_pingreq, encode_publish, encode_subscribe,
+    encode_unsubscribe, mqtt_bytes, packet, prop, props, sub_options, varint)
+import rawmqtt as mqtt5  # noqa: E402  (property identifiers: mqtt5.TOPIC_ALIAS...)
+from paho.mqtt.packettypes import PacketTypes  # noqa: E402,F401
+from paho.mqtt.properties import Properties  # noqa: E402,F401
+from paho.mqtt.subscribeoptions import SubscribeOptions  # noqa: E402,F401
 
 REPO = os.path.dirname(os.path.dirname(HERE))
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -379,8 +386,21 @@ class Messages:
         return [m.payload for m in self.snapshot()]
 
 
-def _msg_from_paho(m):
+# An MQTT 5 message: props is paho's Properties of the PUBLISH (attributes such as
+# props.UserProperty, a list of (name, value) pairs in wire order).
+Msg5 = namedtuple("Msg5", "topic payload qos retain dup mid props")
+
+
+def _msg_from_paho(m, v5=False):
+    if v5:
+        return Msg5(m.topic, bytes(m.payload), m.qos, bool(m.retain), bool(m.dup), m.mid,
+                    m.properties)
     return Msg(m.topic, bytes(m.payload), m.qos, bool(m.retain), bool(m.dup), m.mid)
+
+
+def _code(rc):
+    """An int from paho's ReasonCodes (MQTT 5) or an int."""
+    return getattr(rc, "value", rc)
 
 
 # --- subprocesses ----------------------------------------------------------------------------
@@ -531,89 +551,129 @@ class BrokerTestCase(unittest.TestCase):
     # --- paho clients -------------------------------------------------------------------------
     def client(self, client_id=None, clean_session=True, protocol=paho.MQTTv311, *,
                keepalive=60, will=None, username=None, password=None, broker=None,
-               timeout=5.0, **kw):
+               timeout=5.0, clean_start=True, properties=None, will_properties=None,
+               expect_rc=0, **kw):
         """A connected paho client (network loop running), disconnected in tearDown.
 
         client_id None picks a unique id; "" sends an empty one. will = (topic, payload, qos,
         retain). The client never reconnects by itself. Attributes added: connack =
         (session_present, rc), messages (every message received, a Messages list),
-        disconnected (threading.Event), disconnect_rc."""
+        disconnected (threading.Event), disconnect_rc.
+        With protocol=paho.MQTTv5: clean_start replaces clean_session, `properties` and
+        `will_properties` are paho Properties of the CONNECT and the will, and the client also
+        has connack_props, disconnect_props, suback_props {mid: props}, unsuback_codes
+        {mid: [codes]}; messages are Msg5. expect_rc is the CONNACK code the test wants."""
         broker = broker or self.broker
+        v5 = protocol == paho.MQTTv5
         if client_id is None:
             client_id = unique_id()
-        c = paho.Client(client_id=client_id, clean_session=clean_session, protocol=protocol,
-                        reconnect_on_failure=False, **kw)
+        c = paho.Client(client_id=client_id, clean_session=None if v5 else clean_session,
+                        protocol=protocol, reconnect_on_failure=False, **kw)
         c.connack = None
+        c.connack_props = None
         c.messages = Messages()
         c.collectors = []
         c.subacks = {}
+        c.suback_props = {}
         c.unsubacks = set()
+        c.unsuback_codes = {}
         c.disconnected = threading.Event()
         c.disconnect_rc = None
+        c.disconnect_props = None
         connected = threading.Event()
 
-        def on_connect(client, userdata, flags, rc):
-            c.connack = (bool(flags.get("session present")), rc)
+        def on_connect(client, userdata, flags, rc, properties=None):
+            c.connack_props = properties
+            c.connack = (bool(flags.get("session present")), _code(rc))
             connected.set()
 
-        def on_disconnect(client, userdata, rc):
-            c.disconnect_rc = rc
+        def on_disconnect(client, userdata, rc, properties=None):
+            c.disconnect_props = properties
+            c.disconnect_rc = _code(rc)
             c.disconnected.set()
 
         def on_message(client, userdata, m):
-            msg = _msg_from_paho(m)
+            msg = _msg_from_paho(m, v5)
             c.messages.append(msg)
             for flt, lst in list(c.collectors):
                 if paho.topic_matches_sub(flt, msg.topic):
                     lst.append(msg)
 
-        def on_subscribe(client, userdata, mid, granted):
-            c.subacks[mid] = list(granted)
+        def on_subscribe(client, userdata, mid, granted, properties=None):
+            c.suback_props[mid] = properties
+            c.subacks[mid] = [_code(g) for g in granted]
 
-        def on_unsubscribe(client, userdata, mid):
+        def on_unsubscribe(client, userdata, mid, properties=None, codes=None):
+            if codes is not None:
+                c.unsuback_codes[mid] = [_code(x) for x in codes] if isinstance(
+                    codes, list) else [_code(codes)]
             c.unsubacks.add(mid)
 
         c.on_connect, c.on_disconnect = on_connect, on_disconnect
         c.on_message, c.on_subscribe = on_message, on_subscribe
         c.on_unsubscribe = on_unsubscribe
-        if will is not None:
+        if will is not None and v5:
+            c.will_set(*will, properties=will_properties)
+        elif will is not None:
             c.will_set(*will)
         if username is not None:
             c.username_pw_set(username, password)
-        c.connect(broker.host, broker.port, keepalive=keepalive)
+        if v5:
+            c.connect(broker.host, broker.port, keepalive=keepalive, clean_start=clean_start,
+                      properties=properties)
+        else:
+            c.connect(broker.host, broker.port, keepalive=keepalive)
         c.loop_start()
         self.defer(lambda: _stop_paho(c))
         if not connected.wait(timeout):
             self.fail("paho client %r: no CONNACK within %.1f s" % (client_id, timeout))
-        if c.connack[1] != 0:
-            self.fail("paho client %r refused: CONNACK rc %d" % (client_id, c.connack[1]))
+        if c.connack[1] != expect_rc:
+            self.fail("paho client %r: CONNACK rc 0x%02x, expected 0x%02x"
+                      % (client_id, c.connack[1], expect_rc))
         return c
 
-    def subscribe(self, client, topic, qos=0, timeout=5.0):
-        """Subscribes a paho client and waits for the SUBACK; returns the granted QoS list."""
-        rc, mid = client.subscribe(topic, qos)
+    def client5(self, client_id=None, **kw):
+        """client() with protocol MQTT 5."""
+        return self.client(client_id, protocol=paho.MQTTv5, **kw)
+
+    def subscribe(self, client, topic, qos=0, timeout=5.0, options=None, properties=None):
+        """Subscribes a paho client and waits for the SUBACK; returns the granted QoS list
+        (the reason codes, in MQTT 5). options: a paho SubscribeOptions (MQTT 5)."""
+        if options is not None or properties is not None:
+            rc, mid = client.subscribe(topic, options=options, properties=properties) if (
+                options is not None) else client.subscribe(topic, qos, properties=properties)
+        else:
+            rc, mid = client.subscribe(topic, qos)
         self.assertEqual(rc, paho.MQTT_ERR_SUCCESS, "subscribe(%r) failed to send" % (topic,))
         self.wait_for(lambda: mid in client.subacks, timeout, "no SUBACK for %r" % (topic,))
         return client.subacks[mid]
 
     def unsubscribe(self, client, topics, timeout=5.0):
-        """Unsubscribes a paho client from a filter (or list of filters); waits for UNSUBACK."""
+        """Unsubscribes a paho client from a filter (or list of filters); waits for UNSUBACK.
+        Returns the UNSUBACK's reason codes for an MQTT 5 client (None before MQTT 5)."""
         rc, mid = client.unsubscribe(topics)
         self.assertEqual(rc, paho.MQTT_ERR_SUCCESS, "unsubscribe(%r) failed to send" % (topics,))
         self.wait_for(lambda: mid in client.unsubacks, timeout, "no UNSUBACK for %r" % (topics,))
+        return client.unsuback_codes.get(mid)
 
-    def collect(self, client, topic, qos=0):
+    def collect(self, client, topic, qos=0, options=None, properties=None):
         """Subscribes `client` to `topic` (waits for the SUBACK) and returns a thread-safe
         Messages list receiving every message that matches it."""
         lst = Messages()
-        client.collectors.append((topic, lst))
-        granted = self.subscribe(client, topic, qos)
-        self.assertNotEqual(granted[0], 0x80, "subscription to %r refused" % topic)
+        flt = topic.split("/", 2)[2] if topic.startswith("$share/") else topic
+        client.collectors.append((flt, lst))
+        granted = self.subscribe(client, topic, qos, options=options, properties=properties)
+        self.assertLess(granted[0], 0x80, "subscription to %r refused" % topic)
         return lst
 
-    def publish(self, client, topic, payload=b"", qos=0, retain=False, timeout=5.0):
-        """Publishes through paho and waits until the QoS flow completes (sent, for QoS 0)."""
-        info = client.publish(topic, payload, qos, retain)
+    def publish(self, client, topic, payload=b"", qos=0, retain=False, timeout=5.0,
+                properties=None):
+        """Publishes through paho and waits until the QoS flow completes (sent, for QoS 0).
+        properties: paho Properties(PacketTypes.PUBLISH), for an MQTT 5 client."""
+        if properties is not None:
+            info = client.publish(topic, payload, qos, retain, properties=properties)
+        else:
+            info = client.publish(topic, payload, qos, retain)
         info.wait_for_publish(timeout)
         if not info.is_published():
             self.fail("publish to %r (QoS %d) not completed within %.1f s" % (topic, qos, timeout))
@@ -642,14 +702,38 @@ class BrokerTestCase(unittest.TestCase):
         self.defer(r.close)
         return r
 
-    def raw_connected(self, client_id=None, clean_session=True, keepalive=60, **kw):
-        """A RawClient that has sent CONNECT and received CONNACK 0."""
-        r = self.raw()
+    def raw_connected(self, client_id=None, clean_session=True, keepalive=60, version=MQTT311,
+                      **kw):
+        """A RawClient that has sent CONNECT and received CONNACK 0 (r.connack)."""
+        r = self.raw(version=version)
         ca = r.connect(unique_id("r") if client_id is None else client_id, clean_session,
                        keepalive, **kw)
         self.assertEqual(ca.rc, 0, "CONNACK rc %d" % ca.rc)
         r.connack = ca
         return r
+
+    def raw5(self, client_id=None, clean_start=True, keepalive=60, **kw):
+        """An MQTT 5 RawClient that has received CONNACK 0 (r.connack, with its properties).
+        kw: properties=props(...), will=..., will_properties=props(...)."""
+        return self.raw_connected(client_id, clean_start, keepalive, version=MQTT5, **kw)
+
+    def assert_disconnect(self, raw, rcs, timeout=3.0, allow_close=False):
+        """The broker sends `raw` a DISCONNECT with a reason code in `rcs` (an int or a
+        collection) and closes the connection [MQTT-4.13.2-1]. With allow_close, a close
+        without DISCONNECT is accepted too (where the spec makes the DISCONNECT optional).
+        Returns the DISCONNECT, or None. PUBLISH packets before it are ignored."""
+        rcs = {rcs} if isinstance(rcs, int) else set(rcs)
+        got = self.assert_closed(raw, timeout)
+        others = [p for p in got if p.type != PUBLISH]
+        if not others and allow_close:
+            return None
+        self.assertTrue(others and others[-1].type == DISCONNECT,
+                        "expected DISCONNECT %s before the close, got %r"
+                        % ("/".join("0x%02x" % c for c in sorted(rcs)), got))
+        d = others[-1]
+        self.assertIn(d.rc, rcs, "DISCONNECT reason 0x%02x, expected %s (%r)"
+                      % (d.rc, "/".join("0x%02x" % c for c in sorted(rcs)), d))
+        return d
 
     def spawn(self, args, **kw):
         """A Proc (stdout lines collected), SIGKILLed by PID in tearDown if still running."""
@@ -675,6 +759,15 @@ class BrokerTestCase(unittest.TestCase):
         self.assertEqual(got[0].payload, b"alive")
         sub.disconnect()
         pub.disconnect()
+
+
+def pprops(packet_type, **values):
+    """paho Properties for packet_type (a PacketTypes value) with the given attributes, e.g.
+    pprops(PacketTypes.PUBLISH, ContentType="text/plain", UserProperty=[("a", "1")])."""
+    p = Properties(packet_type)
+    for name, value in values.items():
+        setattr(p, name, value)
+    return p
 
 
 def _stop_paho(c):

@@ -1,9 +1,11 @@
 """A raw-socket MQTT client for the integration tests: packet encoders, a decoder, RawClient.
 
 Real clients never send a malformed packet, a packet of the wrong direction or a QoS 2 PUBLISH
-they then abandon; this module does. It speaks MQTT 3.1 and 3.1.1 and knows MQTT 5's header
-layout (the property lists are sent empty and skipped when read), so version 5 tests can be
-added without a new client. It imports nothing from the harness: harness.py re-exports it.
+they then abandon; this module does. It speaks MQTT 3.1, 3.1.1 and 5.0. For MQTT 5, prop() and
+props() encode properties (any identifier on any packet, duplicates included, so validation can
+be tested), every encoder takes a property block and a reason code where its packet has one, and
+Packet decodes the reason code and properties (a Props list, in wire order) of every packet the
+server sends. It imports nothing from the harness: harness.py re-exports it.
 Reads are bounded: every receive takes a timeout and raises instead of blocking.
 """
 
@@ -43,6 +45,126 @@ def mqtt_bytes(data):
     return struct.pack("!H", len(data)) + data
 
 
+# --- MQTT 5 properties (MQTT 5.0 section 2.2.2.2) ---------------------------------------------
+PAYLOAD_FORMAT, MESSAGE_EXPIRY, CONTENT_TYPE, RESPONSE_TOPIC, CORRELATION_DATA = 1, 2, 3, 8, 9
+SUBSCRIPTION_ID, SESSION_EXPIRY, ASSIGNED_CLIENT_ID, SERVER_KEEP_ALIVE = 0x0B, 0x11, 0x12, 0x13
+AUTH_METHOD, AUTH_DATA, REQUEST_PROBLEM_INFO, WILL_DELAY = 0x15, 0x16, 0x17, 0x18
+REQUEST_RESPONSE_INFO, RESPONSE_INFO, SERVER_REFERENCE, REASON_STRING = 0x19, 0x1A, 0x1C, 0x1F
+RECEIVE_MAXIMUM, TOPIC_ALIAS_MAXIMUM, TOPIC_ALIAS, MAXIMUM_QOS = 0x21, 0x22, 0x23, 0x24
+RETAIN_AVAILABLE, USER_PROPERTY, MAXIMUM_PACKET_SIZE, WILDCARD_SUB_AVAILABLE = 0x25, 0x26, 0x27, 0x28
+SUB_ID_AVAILABLE, SHARED_SUB_AVAILABLE = 0x29, 0x2A
+
+# Each identifier's data type (section 2.2.2.2, table 2-4).
+PROP_TYPES = {
+    PAYLOAD_FORMAT: "byte", MESSAGE_EXPIRY: "u32", CONTENT_TYPE: "str", RESPONSE_TOPIC: "str",
+    CORRELATION_DATA: "bin", SUBSCRIPTION_ID: "varint", SESSION_EXPIRY: "u32",
+    ASSIGNED_CLIENT_ID: "str", SERVER_KEEP_ALIVE: "u16", AUTH_METHOD: "str", AUTH_DATA: "bin",
+    REQUEST_PROBLEM_INFO: "byte", WILL_DELAY: "u32", REQUEST_RESPONSE_INFO: "byte",
+    RESPONSE_INFO: "str", SERVER_REFERENCE: "str", REASON_STRING: "str",
+    RECEIVE_MAXIMUM: "u16", TOPIC_ALIAS_MAXIMUM: "u16", TOPIC_ALIAS: "u16", MAXIMUM_QOS: "byte",
+    RETAIN_AVAILABLE: "byte", USER_PROPERTY: "pair", MAXIMUM_PACKET_SIZE: "u32",
+    WILDCARD_SUB_AVAILABLE: "byte", SUB_ID_AVAILABLE: "byte", SHARED_SUB_AVAILABLE: "byte",
+}
+
+
+def prop(pid, value):
+    """One encoded property: identifier, then the value in the identifier's type. A user
+    property's value is a (name, value) pair. Any identifier may be put on any packet."""
+    kind = PROP_TYPES[pid]
+    head = varint(pid)
+    if kind == "byte":
+        return head + bytes([value])
+    if kind == "u16":
+        return head + struct.pack("!H", value)
+    if kind == "u32":
+        return head + struct.pack("!I", value)
+    if kind == "varint":
+        return head + varint(value)
+    if kind == "pair":
+        return head + mqtt_bytes(value[0]) + mqtt_bytes(value[1])
+    return head + mqtt_bytes(value)  # "str" and "bin"
+
+
+def props(*pairs):
+    """A property block (without its length) from (identifier, value) pairs, in that order."""
+    return b"".join(prop(pid, value) for pid, value in pairs)
+
+
+class Props:
+    """A decoded property block: (identifier, value) pairs in wire order. Strings are str,
+    binary data bytes, user properties (name, value) pairs of str."""
+
+    def __init__(self, items=()):
+        self.items = list(items)
+
+    def get(self, pid, default=None):
+        """The first value of `pid`, or default."""
+        for i, v in self.items:
+            if i == pid:
+                return v
+        return default
+
+    def all(self, pid):
+        """Every value of `pid`, in order (user properties, subscription identifiers)."""
+        return [v for i, v in self.items if i == pid]
+
+    def ids(self):
+        return [i for i, _ in self.items]
+
+    def __contains__(self, pid):
+        return any(i == pid for i, _ in self.items)
+
+    def __len__(self):
+        return len(self.items)
+
+    def __repr__(self):
+        return "Props(%r)" % self.items
+
+
+def _read_str(buf, pos, text):
+    (n,) = struct.unpack_from("!H", buf, pos)
+    if pos + 2 + n > len(buf):
+        raise ValueError("string runs past the property block")
+    raw = bytes(buf[pos + 2 : pos + 2 + n])
+    return (raw.decode("utf-8") if text else raw), pos + 2 + n
+
+
+def decode_props(buf, pos):
+    """Reads a property block (length varint first) at buf[pos:]; returns (Props, next pos).
+    Raises ValueError on an unknown identifier or a value past the block's end."""
+    length, used = _read_varint(buf, pos)
+    pos += used
+    end = pos + length
+    if end > len(buf):
+        raise ValueError("property length %d past the packet's end" % length)
+    items = []
+    while pos < end:
+        pid, used = _read_varint(buf, pos)
+        pos += used
+        kind = PROP_TYPES.get(pid)
+        if kind is None:
+            raise ValueError("unknown property identifier 0x%02x" % pid)
+        if kind == "byte":
+            value, pos = buf[pos], pos + 1
+        elif kind == "u16":
+            (value,), pos = struct.unpack_from("!H", buf, pos), pos + 2
+        elif kind == "u32":
+            (value,), pos = struct.unpack_from("!I", buf, pos), pos + 4
+        elif kind == "varint":
+            value, used = _read_varint(buf, pos)
+            pos += used
+        elif kind == "pair":
+            name, pos = _read_str(buf, pos, True)
+            val, pos = _read_str(buf, pos, True)
+            value = (name, val)
+        else:
+            value, pos = _read_str(buf, pos, kind == "str")
+        items.append((pid, value))
+    if pos != end:
+        raise ValueError("a property runs past the property block")
+    return Props(items), end
+
+
 def packet(ptype, flags, body):
     """A whole packet: fixed header (type, flags, remaining length) and body."""
     return bytes([(ptype << 4) | (flags & 0x0F)]) + varint(len(body)) + body
@@ -50,11 +172,12 @@ def packet(ptype, flags, body):
 
 def encode_connect(client_id="", clean_session=True, keepalive=60, will=None, username=None,
                    password=None, version=MQTT311, protocol_name=None, flags_extra=0,
-                   properties=b""):
+                   properties=b"", will_properties=b""):
     """CONNECT. will = (topic, payload, qos, retain). version 3 sends "MQIsdp", 4 and 5 "MQTT";
     protocol_name overrides the name, flags_extra is OR-ed into the connect flags (for the
-    reserved bit and inconsistent flag tests). For version 5 an empty property list is sent
-    for the CONNECT and the will unless `properties` gives the CONNECT's encoded properties."""
+    reserved bit and inconsistent flag tests). For version 5, `properties` and
+    `will_properties` are the encoded property blocks (props()) of the CONNECT and of the will;
+    clean_session is then the Clean Start flag."""
     if protocol_name is None:
         protocol_name = "MQIsdp" if version == MQTT31 else "MQTT"
     flags = 0x02 if clean_session else 0
@@ -63,7 +186,7 @@ def encode_connect(client_id="", clean_session=True, keepalive=60, will=None, us
         wtopic, wpayload, wqos, wretain = will
         flags |= 0x04 | (wqos << 3) | (0x20 if wretain else 0)
         if version == MQTT5:
-            payload += varint(0)
+            payload += varint(len(will_properties)) + will_properties
         payload += mqtt_bytes(wtopic) + mqtt_bytes(wpayload)
     if username is not None:
         flags |= 0x80
@@ -91,51 +214,80 @@ def encode_publish(topic, payload=b"", qos=0, retain=False, dup=False, pid=None,
     return packet(PUBLISH, flags, body + payload)
 
 
-def encode_subscribe(pid, filters, version=MQTT311, flags=0x02):
-    """filters: [(filter, qos_or_options), ...]; flags are the fixed-header flags (0x02)."""
+def encode_subscribe(pid, filters, version=MQTT311, flags=0x02, properties=b""):
+    """filters: [(filter, qos_or_options), ...]; flags are the fixed-header flags (0x02). For
+    version 5 the options byte also holds No Local (0x04), Retain As Published (0x08) and
+    Retain Handling (0x10, 0x20), see sub_options()."""
     body = struct.pack("!H", pid)
     if version == MQTT5:
-        body += varint(0)
+        body += varint(len(properties)) + properties
     for f, opts in filters:
         body += mqtt_bytes(f) + bytes([opts])
     return packet(SUBSCRIBE, flags, body)
 
 
-def encode_unsubscribe(pid, filters, version=MQTT311, flags=0x02):
+def sub_options(qos=0, no_local=False, retain_as_published=False, retain_handling=0):
+    """An MQTT 5 Subscription Options byte (section 3.8.3.1)."""
+    return (qos | (0x04 if no_local else 0) | (0x08 if retain_as_published else 0)
+            | (retain_handling << 4))
+
+
+def encode_unsubscribe(pid, filters, version=MQTT311, flags=0x02, properties=b""):
     body = struct.pack("!H", pid)
     if version == MQTT5:
-        body += varint(0)
+        body += varint(len(properties)) + properties
     for f in filters:
         body += mqtt_bytes(f)
     return packet(UNSUBSCRIBE, flags, body)
 
 
-def encode_ack(ptype, pid, flags=None):
-    """PUBACK, PUBREC, PUBREL (flags 0x02 by default, as required) or PUBCOMP."""
+def encode_ack(ptype, pid, flags=None, rc=None, properties=b""):
+    """PUBACK, PUBREC, PUBREL (flags 0x02 by default, as required) or PUBCOMP. With rc (MQTT 5)
+    the Reason Code follows the packet id, then the property block if one is given."""
     if flags is None:
         flags = 0x02 if ptype == PUBREL else 0
-    return packet(ptype, flags, struct.pack("!H", pid))
+    body = struct.pack("!H", pid)
+    if rc is not None or properties:
+        body += bytes([rc or 0])
+        if properties:
+            body += varint(len(properties)) + properties
+    return packet(ptype, flags, body)
 
 
 def encode_pingreq():
     return packet(PINGREQ, 0, b"")
 
 
-def encode_disconnect():
-    return packet(DISCONNECT, 0, b"")
+def encode_disconnect(rc=None, properties=b""):
+    """DISCONNECT; with rc (MQTT 5) a Reason Code and a property block (empty if not given)."""
+    if rc is None and not properties:
+        return packet(DISCONNECT, 0, b"")
+    return packet(DISCONNECT, 0, bytes([rc or 0]) + varint(len(properties)) + properties)
+
+
+def encode_auth(rc=0, properties=b""):
+    """MQTT 5 AUTH with a Reason Code and a property block."""
+    return packet(AUTH, 0, bytes([rc]) + varint(len(properties)) + properties)
 
 
 class Packet:
-    """A decoded packet from the broker. Always: type, flags, body. Per type: CONNACK
-    session_present, rc; PUBLISH topic, payload, qos, retain, dup, pid; acks and UNSUBACK pid;
-    SUBACK pid, codes."""
+    """A decoded packet from the broker. Always: type, flags, body, props (a Props, empty before
+    MQTT 5). Per type: CONNACK session_present, rc; PUBLISH topic, payload, qos, retain, dup,
+    pid; PUBACK/PUBREC/PUBREL/PUBCOMP pid and (MQTT 5) rc; SUBACK and UNSUBACK pid, codes
+    (UNSUBACK codes only in MQTT 5); MQTT 5 DISCONNECT and AUTH rc. A Reason Code left out
+    (allowed when it is 0x00 and there are no properties) reads as 0."""
 
     def __init__(self, ptype, flags, body, version=MQTT311):
         self.type, self.flags, self.body = ptype, flags, body
         self.pid = None
+        self.rc = None
+        self.props = Props()
+        v5 = version == MQTT5
         if ptype == CONNACK and len(body) >= 2:
             self.session_present = bool(body[0] & 1)
             self.rc = body[1]
+            if v5 and len(body) > 2:
+                self.props, _ = decode_props(body, 2)
         elif ptype == PUBLISH:
             self.qos = (flags >> 1) & 3
             self.retain = bool(flags & 1)
@@ -146,28 +298,42 @@ class Packet:
             if self.qos:
                 (self.pid,) = struct.unpack_from("!H", body, pos)
                 pos += 2
-            if version == MQTT5:
-                plen, used = _read_varint(body, pos)
-                pos += used + plen
+            if v5:
+                self.props, pos = decode_props(body, pos)
             self.payload = body[pos:]
-        elif ptype in (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK) and len(body) >= 2:
+        elif ptype in (PUBACK, PUBREC, PUBREL, PUBCOMP) and len(body) >= 2:
             (self.pid,) = struct.unpack_from("!H", body)
-        elif ptype == SUBACK and len(body) >= 2:
+            if v5:
+                self.rc = body[2] if len(body) > 2 else 0
+                if len(body) > 3:
+                    self.props, _ = decode_props(body, 3)
+        elif ptype in (SUBACK, UNSUBACK) and len(body) >= 2:
             (self.pid,) = struct.unpack_from("!H", body)
             pos = 2
-            if version == MQTT5:
-                plen, used = _read_varint(body, pos)
-                pos += used + plen
-            self.codes = list(body[pos:])
+            if v5:
+                self.props, pos = decode_props(body, pos)
+            if ptype == SUBACK or v5:
+                self.codes = list(body[pos:])
+        elif ptype in (DISCONNECT, AUTH) and v5:
+            self.rc = body[0] if body else 0
+            if len(body) > 1:
+                self.props, _ = decode_props(body, 1)
 
     @property
     def name(self):
         return PACKET_NAMES.get(self.type, "type%d" % self.type)
 
+    @property
+    def topic_alias(self):
+        return self.props.get(TOPIC_ALIAS)
+
     def __repr__(self):
+        extra = " %r" % self.props if len(self.props) else ""
         if self.type == PUBLISH:
-            return "<PUBLISH %r q%d r%d d%d pid=%s %r>" % (
-                self.topic, self.qos, self.retain, self.dup, self.pid, self.payload[:40])
+            return "<PUBLISH %r q%d r%d d%d pid=%s %r%s>" % (
+                self.topic, self.qos, self.retain, self.dup, self.pid, self.payload[:40], extra)
+        if self.rc is not None:
+            return "<%s rc=0x%02x pid=%s%s>" % (self.name, self.rc, self.pid, extra)
         return "<%s flags=%x %r>" % (self.name, self.flags, self.body[:40])
 
 
@@ -203,6 +369,7 @@ class RawClient:
         self.buf = bytearray()
         self.stash = []  # PUBLISH packets read while expect() looked for another type
         self.closed = False  # the peer closed
+        self.last_ack = None  # the last SUBACK, PUBACK or PUBREC awaited (publish_acked...)
         self._next_pid = 0
 
     # --- sending ----------------------------------------------------------------------------
@@ -230,39 +397,48 @@ class RawClient:
             raise AssertionError("expected CONNACK, got %r" % p)
         return p
 
-    def subscribe(self, filters, pid=None, timeout=None):
-        """SUBSCRIBE [(filter, qos)] (or one filter string and qos pair) and return SUBACK codes."""
+    def subscribe(self, filters, pid=None, timeout=None, properties=b""):
+        """SUBSCRIBE [(filter, qos)] (or one filter string and qos pair) and return SUBACK codes.
+        The SUBACK itself (its properties, in MQTT 5) is kept in self.last_ack."""
         if isinstance(filters, tuple):
             filters = [filters]
         pid = pid or self.next_pid()
-        self.send(encode_subscribe(pid, filters, version=self.version))
+        self.send(encode_subscribe(pid, filters, version=self.version, properties=properties))
         p = self.expect(SUBACK, timeout)
         if p.pid != pid:
             raise AssertionError("SUBACK for pid %d, expected %d" % (p.pid, pid))
+        self.last_ack = p
         return p.codes
 
-    def unsubscribe(self, filters, pid=None, timeout=None):
+    def unsubscribe(self, filters, pid=None, timeout=None, properties=b""):
+        """UNSUBSCRIBE; returns the UNSUBACK (with codes in MQTT 5)."""
         pid = pid or self.next_pid()
-        self.send(encode_unsubscribe(pid, filters, version=self.version))
+        self.send(encode_unsubscribe(pid, filters, version=self.version, properties=properties))
         p = self.expect(UNSUBACK, timeout)
         if p.pid != pid:
             raise AssertionError("UNSUBACK for pid %d, expected %d" % (p.pid, pid))
         return p
 
-    def publish(self, topic, payload=b"", qos=0, retain=False, dup=False, pid=None):
+    def publish(self, topic, payload=b"", qos=0, retain=False, dup=False, pid=None,
+                properties=b""):
         """Sends PUBLISH (no wait); returns the packet id used (None at QoS 0)."""
         if qos and pid is None:
             pid = self.next_pid()
-        self.send(encode_publish(topic, payload, qos, retain, dup, pid, version=self.version))
+        self.send(encode_publish(topic, payload, qos, retain, dup, pid, version=self.version,
+                                 properties=properties))
         return pid if qos else None
 
-    def publish_acked(self, topic, payload=b"", qos=1, retain=False, timeout=None):
-        """Publishes at QoS 1 or 2 and completes the flow (PUBACK, or PUBREC/PUBREL/PUBCOMP)."""
-        pid = self.publish(topic, payload, qos, retain)
+    def publish_acked(self, topic, payload=b"", qos=1, retain=False, timeout=None,
+                      properties=b""):
+        """Publishes at QoS 1 or 2 and completes the flow (PUBACK, or PUBREC/PUBREL/PUBCOMP).
+        Returns the packet id; the PUBACK or PUBREC (its MQTT 5 reason code) is self.last_ack."""
+        pid = self.publish(topic, payload, qos, retain, properties=properties)
         if qos == 1:
-            self._expect_pid(PUBACK, pid, timeout)
+            self.last_ack = self._expect_pid(PUBACK, pid, timeout)
         elif qos == 2:
-            self._expect_pid(PUBREC, pid, timeout)
+            self.last_ack = self._expect_pid(PUBREC, pid, timeout)
+            if self.last_ack.rc is not None and self.last_ack.rc >= 0x80:
+                return pid  # a refused QoS 2 message ends with the PUBREC [MQTT-4.3.3-4]
             self.send(encode_ack(PUBREL, pid))
             self._expect_pid(PUBCOMP, pid, timeout)
         return pid
@@ -286,8 +462,9 @@ class RawClient:
         self.send(encode_pingreq())
         return self.expect(PINGRESP, timeout)
 
-    def disconnect(self):
-        self.try_send(encode_disconnect())
+    def disconnect(self, rc=None, properties=b""):
+        """DISCONNECT (with an MQTT 5 reason code and properties if given), then close."""
+        self.try_send(encode_disconnect(rc, properties))
         self.close()
 
     # --- receiving --------------------------------------------------------------------------
@@ -400,6 +577,24 @@ class RawClient:
                 return True, got
             except TimeoutError:
                 return False, got
+
+    def drain(self, quiet=0.5, ack=False, limit=1000):
+        """Every packet that arrives until none has for `quiet` s (or the connection closes, or
+        `limit` packets). With `ack`, PUBLISH packets are acknowledged as their QoS requires
+        and QoS 2 flows completed (a PUBREL is answered with PUBCOMP and left out)."""
+        out = []
+        while len(out) < limit:
+            try:
+                p = self.recv(quiet)
+            except (TimeoutError, ConnectionClosed):
+                break
+            if ack and p.type == PUBREL:
+                self.send(encode_ack(PUBCOMP, p.pid))
+                continue
+            out.append(p)
+            if ack:
+                self.ack(p)
+        return out
 
     def silent_for(self, duration):
         """True if nothing arrives (and the connection stays open) for `duration` s."""
