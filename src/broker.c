@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -165,6 +166,22 @@ static int broker_bind_all(struct broker *b)
 	return ST_OK;
 }
 
+/*
+ * Every connection is a descriptor: the soft RLIMIT_NOFILE (often 1024) is raised to the hard
+ * limit, as far as max_connections can use it.
+ */
+static void broker_raise_nofile(struct broker *b)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		log_msg(&b->log, LOG_T_WARNING, "Warning: cannot raise RLIMIT_NOFILE: %s",
+			strerror(errno));
+}
+
 int broker_init(struct broker *b, const struct config *cfg)
 {
 	int ret;
@@ -179,6 +196,7 @@ int broker_init(struct broker *b, const struct config *cfg)
 	if (log_open(&b->log, &b->cfg) != ST_OK)
 		return ST_ERR_SYS;
 	log_msg(&b->log, LOG_T_NOTICE, "starlingd starting");
+	broker_raise_nofile(b);
 	ret = broker_bind_all(b);
 	if (ret != ST_OK)
 		return ret;
