@@ -625,8 +625,6 @@ class BadArgumentsTest(ToolsTestCase):
         (PUB, ["-t", "a", "-m", "x", "-i", "a", "-I", "b"],
          "Error: -i and -I argument cannot be used together."),
         (PUB, ["-t", "a", "-m", "x", "-V", "7"], "Error: Invalid protocol version argument given."),
-        (PUB, ["-t", "a", "-m", "x", "-V", "5"], "Error: MQTT v5 is not supported yet."),
-        (PUB, ["-t", "a", "-m", "x", "-V", "mqttv5"], "Error: MQTT v5 is not supported yet."),
         (PUB, ["-t", "a", "-m", "x", "--will-payload", "p"],
          "Error: Will payload given, but no will topic given."),
         (PUB, ["-t", "a", "-m", "x", "--will-topic", "w/#"],
