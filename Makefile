@@ -24,7 +24,7 @@ ASAN_CFLAGS := $(CFLAGS_BASE) -O1 -g $(ASAN_SAN)
 CODEC_SRC  := src/error.c src/utf8.c src/topic.c src/codec_decode.c src/codec_encode.c src/props.c
 # The broker's modules (main.c holds only main()).
 BROKER_SRC := $(filter-out $(CODEC_SRC) src/main.c,$(wildcard src/*.c))
-TOOL_COMMON_SRC := tools/client.c tools/cli.c
+TOOL_COMMON_SRC := tools/client.c tools/client_io.c tools/cli.c tools/cli_props.c
 BENCH_TOOL_SRC  := $(wildcard tools/bench/*.c)
 TOOLS      := starling-pub starling-sub starling-bench
 UNIT_TESTS := $(patsubst test/%.c,%,$(wildcard test/test_*.c))

@@ -5,7 +5,7 @@
  *
  * Messages copy Mosquitto's clients word for word ("Error: Invalid QoS given: 3") because
  * scripts and people grep for them; the exit status for every command-line error is 1, as
- * theirs is.
+ * theirs is. The MQTT 5 property options (-D) live in cli_props.c.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -16,6 +16,7 @@
 
 #include "starling/codec.h"
 #include "starling/error.h"
+#include "starling/props.h"
 #include "starling/topic.h"
 #include "starling/utf8.h"
 #include "cli.h"
@@ -42,9 +43,11 @@ static const struct cli_spec common_specs[] = {
         {"--will-payload", NULL, "will payload", CLI_BOTH, CLI_KEY_WILL_PAYLOAD},
         {"--will-qos", NULL, "will QoS", CLI_BOTH, CLI_KEY_WILL_QOS},
         {"--will-retain", NULL, NULL, CLI_BOTH, CLI_KEY_WILL_RETAIN},
+        {"-D", "--property", NULL, CLI_BOTH, CLI_KEY_PROPERTY},
+        {"-x", NULL, "session expiry interval", CLI_BOTH, CLI_KEY_SESSION_EXPIRY},
 };
 
-void cli_common_init(struct cli_common *o, const char *tool, uint8_t tool_mask)
+int cli_common_init(struct cli_common *o, const char *tool, uint8_t tool_mask, int argc)
 {
 	memset(o, 0, sizeof(*o));
 	o->tool = tool;
@@ -54,6 +57,19 @@ void cli_common_init(struct cli_common *o, const char *tool, uint8_t tool_mask)
 	o->keepalive_s = 60;
 	o->clean_session = true;
 	o->level = ST_MQTT_311;
+	o->session_expiry_s = -1;
+	/* Each -D takes at least four argv entries; -c/-x add one session expiry interval. */
+	o->props.cap = (size_t)(argc > 0 ? argc : 0) + 1;
+	o->props.list = calloc(o->props.cap, sizeof(*o->props.list));
+	return o->props.list ? 0 : ST_ERR_NOMEM;
+}
+
+void cli_common_free(struct cli_common *o)
+{
+	free(o->props.list);
+	free(o->props.buf);
+	o->props.list = NULL;
+	o->props.buf = NULL;
 }
 
 static const struct cli_spec *lookup(const struct cli_spec *table, size_t n, const char *arg)
@@ -114,10 +130,7 @@ static int parse_version(struct cli_common *o, const char *v)
 	} else if (strcmp(v, "mqttv311") == 0 || strcmp(v, "311") == 0) {
 		o->level = ST_MQTT_311;
 	} else if (strcmp(v, "mqttv5") == 0 || strcmp(v, "5") == 0) {
-		/* TODO(mqtt5): properties (-D) and v5 reason codes come with the MQTT 5 issue;
-		 * until then a v5 session would silently lack them, so refuse it. */
-		fprintf(stderr, "Error: MQTT v5 is not supported yet.\n\n");
-		return ST_ERR_CONFIG;
+		o->level = ST_MQTT_5;
 	} else {
 		fprintf(stderr, "Error: Invalid protocol version argument given.\n\n");
 		return ST_ERR_CONFIG;
@@ -157,6 +170,33 @@ static int check_will_topic(const char *t)
 	return 0;
 }
 
+/*
+ * -x: seconds, or -1, 4294967295 or "∞" for a session that never expires. As mosquitto, any
+ * base strtol() accepts (0x10 is 16).
+ */
+static int parse_session_expiry(struct cli_common *o, const char *v)
+{
+	char *end = NULL;
+	long long n;
+
+	if (strcmp(v, "\xe2\x88\x9e") == 0) { /* "∞", U+221E in UTF-8 */
+		o->session_expiry_s = UINT32_MAX;
+		return 0;
+	}
+	errno = 0;
+	n = strtoll(v, &end, 0);
+	if (end == v || *end != '\0') {
+		fprintf(stderr, "Error: session-expiry-interval not a number.\n\n");
+		return ST_ERR_CONFIG;
+	}
+	if (errno == ERANGE || n > (long long)UINT32_MAX || n < -1) {
+		fprintf(stderr, "Error: session-expiry-interval out of range.\n\n");
+		return ST_ERR_CONFIG;
+	}
+	o->session_expiry_s = n == -1 ? (int64_t)UINT32_MAX : (int64_t)n;
+	return 0;
+}
+
 static int apply_connection(struct cli_common *o, uint8_t key, const char *v)
 {
 	long n;
@@ -182,6 +222,8 @@ static int apply_connection(struct cli_common *o, uint8_t key, const char *v)
 		return 0;
 	case CLI_KEY_VERSION:
 		return parse_version(o, v);
+	case CLI_KEY_SESSION_EXPIRY:
+		return parse_session_expiry(o, v);
 	default:
 		return 1; /* not a connection option */
 	}
@@ -275,28 +317,46 @@ int cli_common_apply(struct cli_common *o, const struct cli_spec *spec, const ch
 	return ST_ERR_CONFIG;
 }
 
-int cli_common_finish(struct cli_common *o)
+/*
+ * The client id rules that depend on the session: MQTT 3.x needs an id with -c; MQTT 5 turns
+ * -c into a session that never expires (unless -x says otherwise), which needs an id too, and
+ * sends the session expiry interval as a CONNECT property after those -D gave.
+ */
+static int check_session(struct cli_common *o)
 {
-	if (o->will_payload && !o->will_topic) {
-		fprintf(stderr, "Error: Will payload given, but no will topic given.\n");
+	bool no_id = o->id_prefix || !o->id;
+
+	if (o->level != ST_MQTT_5) {
+		if (!o->clean_session && no_id) {
+			/* A generated id would make the persistent session unreachable next time;
+			 * an empty one is refused with clean session 0 [MQTT-3.1.3-7]. */
+			fprintf(stderr,
+			        "Error: You must provide a client id if you are using the -c "
+			        "option.\n");
+			return ST_ERR_CONFIG;
+		}
+		return 0;
+	}
+	if (!o->clean_session && o->session_expiry_s == -1)
+		o->session_expiry_s = UINT32_MAX;
+	if (o->session_expiry_s <= 0)
+		return 0; /* absent means 0: the session ends with the connection */
+	if (o->session_expiry_s == UINT32_MAX && no_id) {
+		fprintf(stderr, "Error: You must provide a client id if you are using an infinite "
+		                "session expiry interval.\n");
 		return ST_ERR_CONFIG;
 	}
-	if (o->will_retain && !o->will_topic) {
-		fprintf(stderr, "Error: Will retain given, but no will topic given.\n");
-		return ST_ERR_CONFIG;
-	}
-	if (o->password && !o->username) {
-		/* MQTT 3.x has no password without a user name [MQTT-3.1.2-22]. */
-		fprintf(stderr, "Error: Problem setting username and/or password.\n");
-		return ST_ERR_CONFIG;
-	}
-	if (!o->clean_session && (o->id_prefix || !o->id)) {
-		/* A generated id would make the persistent session unreachable next time; an
-		 * empty one is refused with clean session 0 [MQTT-3.1.3-7]. */
-		fprintf(stderr, "Error: You must provide a client id if you are using the -c "
-		                "option.\n");
-		return ST_ERR_CONFIG;
-	}
+	o->props.list[o->props.count++] = (struct cli_prop){
+	        .cmd = CLI_PCMD_CONNECT,
+	        .id = ST_PROP_SESSION_EXPIRY,
+	        .value = (uint32_t)o->session_expiry_s,
+	};
+	return 0;
+}
+
+/* Fills in the client id: -i, the -I prefix and the pid, or a default. */
+static int make_id(struct cli_common *o)
+{
 	if (o->id_prefix) {
 		int n = snprintf(o->id_buf, sizeof(o->id_buf), "%s%ld", o->id_prefix,
 		                 (long)getpid());
@@ -305,6 +365,10 @@ int cli_common_finish(struct cli_common *o)
 			return ST_ERR_CONFIG;
 		}
 		o->id = o->id_buf;
+	} else if (!o->id && o->level == ST_MQTT_5) {
+		/* An empty id: the broker assigns one and says which in CONNACK
+		 * [MQTT-3.2.2-16], as with mosquitto_pub -V 5. */
+		o->id = "";
 	} else if (!o->id) {
 		snprintf(o->id_buf, sizeof(o->id_buf), "%s-%ld", o->tool, (long)getpid());
 		o->id = o->id_buf;
@@ -315,6 +379,27 @@ int cli_common_finish(struct cli_common *o)
 		return ST_ERR_CONFIG;
 	}
 	return 0;
+}
+
+int cli_common_finish(struct cli_common *o)
+{
+	if (o->will_payload && !o->will_topic) {
+		fprintf(stderr, "Error: Will payload given, but no will topic given.\n");
+		return ST_ERR_CONFIG;
+	}
+	if (o->will_retain && !o->will_topic) {
+		fprintf(stderr, "Error: Will retain given, but no will topic given.\n");
+		return ST_ERR_CONFIG;
+	}
+	if (o->password && !o->username && o->level != ST_MQTT_5) {
+		/* MQTT 3.x has no password without a user name [MQTT-3.1.2-22]; MQTT 5 allows
+		 * one (section 3.1.2.9). */
+		fprintf(stderr, "Error: Problem setting username and/or password.\n");
+		return ST_ERR_CONFIG;
+	}
+	if (check_session(o) < 0 || make_id(o) < 0)
+		return ST_ERR_CONFIG;
+	return cli_props_finish(o);
 }
 
 void cli_client_config(const struct cli_common *o, struct client_config *cfg)
@@ -335,6 +420,12 @@ void cli_client_config(const struct cli_common *o, struct client_config *cfg)
 	        .will_retain = o->will_retain,
 	        .debug = o->debug,
 	        .inflight_max = CLIENT_INFLIGHT_DEFAULT,
+	        .connect_props = o->props.block[CLI_PCMD_CONNECT],
+	        .will_props = o->props.block[CLI_PCMD_WILL],
+	        .publish_props = o->props.block[CLI_PCMD_PUBLISH],
+	        .subscribe_props = o->props.block[CLI_PCMD_SUBSCRIBE],
+	        .disconnect_props = o->props.block[CLI_PCMD_DISCONNECT],
+	        .receive_max = CLIENT_INFLIGHT_DEFAULT,
 	};
 }
 
@@ -358,6 +449,40 @@ const char *cli_connack_string(uint8_t code)
 	}
 }
 
+void cli_print_refusal(const struct cli_common *o, uint8_t code)
+{
+	if (o->level != ST_MQTT_5)
+		cli_err(o, "Connection error: %s\n", cli_connack_string(code));
+	else if (code == ST_RC_UNSUPPORTED_VERSION)
+		cli_err(o,
+		        "Connection error: %s. Try connecting to an MQTT v5 broker, or use MQTT "
+		        "v3.x mode.\n",
+		        cli_reason_string(code));
+	else
+		cli_err(o, "Connection error: %s\n", cli_reason_string(code));
+}
+
+int cli_check_version(const struct cli_common *o)
+{
+	if (o->level == ST_MQTT_5 || o->props.count == 0)
+		return 0;
+	if (o->will_topic && o->props.block[CLI_PCMD_WILL].len)
+		cli_err(o, "Error: Problem setting will.\n");
+	else
+		cli_err(o, "Unable to connect (This feature is not supported.).\n");
+	return ST_ERR_CONFIG;
+}
+
+int cli_broker_disconnect(const struct cli_common *o, uint8_t reason, struct st_bytes text)
+{
+	if (text.len)
+		cli_err(o, "Error: The broker disconnected: %s (%.*s).\n",
+		        cli_reason_string(reason), (int)text.len, (const char *)text.ptr);
+	else
+		cli_err(o, "Error: The broker disconnected: %s.\n", cli_reason_string(reason));
+	return reason ? reason : 1;
+}
+
 void cli_hint(const struct cli_common *o)
 {
 	fprintf(stderr, "\nUse '%s --help' to see usage.\n", o->tool);
@@ -370,9 +495,13 @@ void cli_common_usage(void)
 	        "      The broker keeps the session (subscriptions, queued QoS 1/2 messages)\n"
 	        "      for this client id; -i is required.\n"
 	        " -d : enable debug messages (packets sent and received).\n"
+	        " -D : define MQTT v5 properties: -D command identifier value, for the commands\n"
+	        "      connect, publish, subscribe, unsubscribe, disconnect and will; e.g.\n"
+	        "      -D publish user-property key value. Implies -V 5.\n"
 	        " -h : mqtt host to connect to. Defaults to localhost.\n"
 	        " -i : id to use for this client. Defaults to the tool name, '-' and the process "
-	        "id.\n"
+	        "id\n"
+	        "      (MQTT v5: none, and the broker assigns one).\n"
 	        " -I : define the client id as id_prefix appended with the process id.\n"
 	        " -k : keep alive in seconds for this client. Defaults to 60.\n"
 	        " -p : network port to connect to. Defaults to 1883.\n"
@@ -380,7 +509,11 @@ void cli_common_usage(void)
 	        " -q : quality of service level to use. Defaults to 0.\n"
 	        " -u : provide a username\n"
 	        " -V : specify the version of the MQTT protocol to use when connecting.\n"
-	        "      Can be mqttv31 (31) or mqttv311 (311). Defaults to mqttv311.\n"
+	        "      Can be mqttv5 (5), mqttv311 (311) or mqttv31 (31). Defaults to mqttv311.\n"
+	        " -x : set the session-expiry-interval property on the CONNECT packet (MQTT v5).\n"
+	        "      0-4294967294 seconds, or -1, 4294967295 or \xe2\x88\x9e for a session that "
+	        "does\n"
+	        "      not expire. Defaults to -1 if -c is also given, or 0 if -c not given.\n"
 	        " --help : display this message.\n"
 	        " --nodelay : accepted for compatibility; Nagle's algorithm is always off.\n"
 	        " --quiet : don't print error messages.\n"

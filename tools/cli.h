@@ -10,6 +10,10 @@
  * Each tool describes its own options in a table of struct cli_spec and hands the options
  * common to both (connection, identity, will, protocol version) to cli_common_apply(). No
  * parsing state lives outside the structs the caller owns; values are borrowed from argv.
+ *
+ * MQTT 5 properties (-D command identifier value, tools/cli_props.c) are collected in
+ * command-line order, checked as mosquitto 2.0.11 checks them (the same messages, in the same
+ * order), and encoded once per packet type into property blocks the client sends as they are.
  */
 #ifndef STARLING_TOOLS_CLI_H
 #define STARLING_TOOLS_CLI_H
@@ -17,6 +21,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "starling/codec.h"
 
 /* Which tool an option belongs to (a bit mask, so a spec can name both). */
 #define CLI_PUB 0x01u
@@ -45,6 +51,8 @@ enum cli_key {
 	CLI_KEY_WILL_PAYLOAD,
 	CLI_KEY_WILL_QOS,
 	CLI_KEY_WILL_RETAIN,
+	CLI_KEY_PROPERTY,
+	CLI_KEY_SESSION_EXPIRY,
 	CLI_KEY_TOOL = 64,
 };
 
@@ -59,6 +67,36 @@ struct cli_spec {
 
 /* Longest client id cli_common_finish() generates (a prefix plus a pid). */
 #define CLI_ID_MAX 256
+
+/* The packets -D can give properties for, as mosquitto names them; the order is the order
+ * in which mosquitto checks them after parsing. */
+enum cli_prop_cmd {
+	CLI_PCMD_CONNECT,
+	CLI_PCMD_PUBLISH,
+	CLI_PCMD_SUBSCRIBE,
+	CLI_PCMD_UNSUBSCRIBE,
+	CLI_PCMD_DISCONNECT,
+	CLI_PCMD_WILL,
+	CLI_PCMD_COUNT,
+};
+
+/* One property from -D (or -c/-x: the session expiry interval), before encoding. */
+struct cli_prop {
+	uint8_t cmd;     /* enum cli_prop_cmd */
+	uint8_t id;      /* enum st_prop_id */
+	uint32_t value;  /* integer properties */
+	const char *str; /* string or binary value, or a user property's value; from argv */
+	const char *key; /* a user property's name; from argv */
+};
+
+/* Every property given, and once checked, each packet's encoded property block. */
+struct cli_props {
+	struct cli_prop *list;                 /* command-line order; room for argc + 1 */
+	size_t count;                          /* entries used */
+	size_t cap;                            /* entries allocated */
+	uint8_t *buf;                          /* all encoded blocks, one allocation */
+	struct st_bytes block[CLI_PCMD_COUNT]; /* each packet's properties, views into buf */
+};
 
 /* The options both tools share, after parsing. Strings are borrowed from argv. */
 struct cli_common {
@@ -83,10 +121,18 @@ struct cli_common {
 	uint8_t will_qos;         /* --will-qos */
 	bool will_retain;         /* --will-retain */
 	bool will_qos_given;      /* --will-qos was given (needs --will-topic) */
+	int64_t session_expiry_s; /* -x: MQTT 5 session expiry interval, -1 when not given */
+	struct cli_props props;   /* -D properties (MQTT 5) */
 };
 
-/* Sets the defaults: localhost:1883, keepalive 60, QoS 0, clean session, MQTT 3.1.1. */
-void cli_common_init(struct cli_common *o, const char *tool, uint8_t tool_mask);
+/*
+ * Sets the defaults: localhost:1883, keepalive 60, QoS 0, clean session, MQTT 3.1.1, and
+ * room for the properties argc entries can give. Returns 0 or ST_ERR_NOMEM.
+ */
+int cli_common_init(struct cli_common *o, const char *tool, uint8_t tool_mask, int argc);
+
+/* Frees what cli_common_init() and cli_common_finish() allocated. */
+void cli_common_free(struct cli_common *o);
 
 /*
  * Matches argv[*i] against the tool's table, then the common one. On a match stores the spec
@@ -100,8 +146,24 @@ int cli_match(const struct cli_common *o, const struct cli_spec *table, size_t n
 int cli_common_apply(struct cli_common *o, const struct cli_spec *spec, const char *value);
 
 /*
+ * Parses "-D command identifier value" (or "... user-property name value") starting at
+ * argv[*i] (the -D), as mosquitto does, and moves *i to its last argument. A property makes
+ * the protocol MQTT 5. Returns 0, or ST_ERR_CONFIG after printing mosquitto's message.
+ */
+int cli_props_parse(struct cli_common *o, int argc, char **argv, int *i);
+
+/*
+ * Checks every packet's properties as mosquitto does after parsing (values the protocol
+ * forbids, duplicates) and encodes them into o->props.block[]. Returns 0, or ST_ERR_CONFIG
+ * after printing why.
+ */
+int cli_props_finish(struct cli_common *o);
+
+/*
  * Checks the combination of common options (a will payload without a will topic, -c without
- * -i) and fills in the default client id ("<tool>-<pid>", or the -I prefix and the pid).
+ * -i, a session that never expires without -i in MQTT 5) and fills in the default client id
+ * ("<tool>-<pid>", or the -I prefix and the pid; MQTT 5 sends an empty one and takes the id
+ * the broker assigns, as mosquitto's clients do). Then checks and encodes the properties.
  * Returns 0, or ST_ERR_CONFIG after printing why.
  */
 int cli_common_finish(struct cli_common *o);
@@ -116,6 +178,30 @@ bool cli_parse_long(const char *s, long min, long max, long *out);
 
 /* Mosquitto's text for a 3.x CONNACK return code ("Connection Refused: not authorised."). */
 const char *cli_connack_string(uint8_t code);
+
+/* Mosquitto's text for an MQTT 5 reason code ("Not authorized"), mosquitto_reason_string(). */
+const char *cli_reason_string(uint8_t code);
+
+/*
+ * Prints why the broker refused the connection, as mosquitto's clients do: "Connection error:
+ * <text>" with the 3.x text or the MQTT 5 reason (0x84 gets advice to use MQTT 3.x).
+ */
+void cli_print_refusal(const struct cli_common *o, uint8_t code);
+
+/*
+ * Properties need MQTT 5: with a later -V 311 or 31, prints what mosquitto prints when it
+ * fails to connect ("Error: Problem setting will." for will properties, "Unable to connect
+ * (This feature is not supported.)." otherwise) and returns ST_ERR_CONFIG; else 0.
+ */
+int cli_check_version(const struct cli_common *o);
+
+/*
+ * Reports a DISCONNECT from the broker (MQTT 5): "Error: The broker disconnected: <reason>"
+ * and its Reason String if it sent one. Returns the exit status: the reason code, or 1 for
+ * 0x00 (the tool did not ask to stop). Mosquitto's clients print only a -d line here and
+ * exit 0 or reconnect; an unrequested end is an error for scripts.
+ */
+int cli_broker_disconnect(const struct cli_common *o, uint8_t reason, struct st_bytes text);
 
 /* Prints "Use '<tool> --help' to see usage." on stderr, as Mosquitto does after an error. */
 void cli_hint(const struct cli_common *o);

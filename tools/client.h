@@ -17,8 +17,13 @@
  * state is one bit per packet identifier; the read buffer grows to the largest packet the
  * broker sends, at most what MQTT can frame.
  *
- * The protocol level is a field, not a constant, so MQTT 5 (properties, reason codes) can be
- * added without changing the callers' flow.
+ * MQTT 5 (level 5) adds, inside the same flow: property blocks the caller encoded (from -D)
+ * sent with CONNECT, the will, PUBLISH, SUBSCRIBE and DISCONNECT; the broker's limits from
+ * CONNACK obeyed (Receive Maximum narrows the outgoing window, Maximum QoS, Retain Available,
+ * Maximum Packet Size, Topic Alias Maximum, Server Keep Alive, Assigned Client Identifier);
+ * topic aliases the broker sends resolved (only as many as the caller announced); reason
+ * codes and reason strings handed to the caller; a DISCONNECT from the broker reported as an
+ * event; and a DISCONNECT with a reason code sent before closing on a protocol error.
  */
 #ifndef STARLING_TOOLS_CLIENT_H
 #define STARLING_TOOLS_CLIENT_H
@@ -51,24 +56,35 @@ struct client_config {
 	bool will_retain;            /* will is retained */
 	bool debug;                  /* print each packet sent and received on stdout */
 	uint32_t inflight_max;       /* outgoing QoS 1/2 window, 1..CLIENT_INFLIGHT_MAX */
+	/* MQTT 5 only. Property blocks are encoded (without their length) and borrowed. */
+	struct st_bytes connect_props;    /* CONNECT properties */
+	struct st_bytes will_props;       /* will properties, sent with a will only */
+	struct st_bytes publish_props;    /* every PUBLISH (a Topic Alias in it is honoured) */
+	struct st_bytes subscribe_props;  /* SUBSCRIBE properties */
+	struct st_bytes disconnect_props; /* DISCONNECT properties */
+	uint16_t receive_max;             /* Receive Maximum sent unless connect_props has one */
+	uint8_t sub_options;              /* subscription options above the QoS bits */
 };
 
 enum client_event_type {
-	CLIENT_EV_TIMEOUT = 0, /* the deadline passed */
-	CLIENT_EV_MESSAGE,     /* a PUBLISH from the broker (already acknowledged) */
-	CLIENT_EV_PUBLISHED,   /* an outgoing QoS 1/2 message completed its flow */
-	CLIENT_EV_SUBACK,      /* the broker answered a SUBSCRIBE */
-	CLIENT_EV_WATCH,       /* a watched descriptor is readable (or at EOF/error) */
-	CLIENT_EV_RELEASED,    /* an incoming QoS 2 flow completed (PUBREL answered) */
+	CLIENT_EV_TIMEOUT = 0,  /* the deadline passed */
+	CLIENT_EV_MESSAGE,      /* a PUBLISH from the broker (already acknowledged) */
+	CLIENT_EV_PUBLISHED,    /* an outgoing QoS 1/2 message completed its flow */
+	CLIENT_EV_SUBACK,       /* the broker answered a SUBSCRIBE */
+	CLIENT_EV_WATCH,        /* a watched descriptor is readable (or at EOF/error) */
+	CLIENT_EV_RELEASED,     /* an incoming QoS 2 flow completed (PUBREL answered) */
+	CLIENT_EV_DISCONNECTED, /* MQTT 5: the broker sent DISCONNECT; the connection is closed */
 };
 
 struct client_event {
-	enum client_event_type type; /* what happened */
-	struct st_publish msg;       /* CLIENT_EV_MESSAGE: views into the read buffer */
-	uint16_t packet_id;          /* PUBLISHED and SUBACK: the packet identifier */
-	struct st_bytes codes;       /* SUBACK: one return code per filter */
-	uint8_t reason;              /* PUBLISHED: MQTT 5 reason code, 0 for 3.x */
-	unsigned watch_index;        /* WATCH: index into the watched descriptors */
+	enum client_event_type type;   /* what happened */
+	struct st_publish msg;         /* CLIENT_EV_MESSAGE: views into the read buffer (the topic
+	                                * of an aliased message into the alias table) */
+	uint16_t packet_id;            /* PUBLISHED and SUBACK: the packet identifier */
+	struct st_bytes codes;         /* SUBACK: one return code per filter */
+	uint8_t reason;                /* PUBLISHED, DISCONNECTED: MQTT 5 reason code, 0 for 3.x */
+	struct st_bytes reason_string; /* PUBLISHED, DISCONNECTED: MQTT 5 Reason String or empty */
+	unsigned watch_index;          /* WATCH: index into the watched descriptors */
 };
 
 struct client;
@@ -82,15 +98,19 @@ void client_free(struct client *c);
 /*
  * Opens the TCP connection, sends CONNECT and waits for CONNACK. Returns ST_OK with
  * *connack_code 0 on success; ST_OK with a non-zero *connack_code when the broker refused
- * (the connection is then closed); or a negative error (ST_ERR_SYS: see client_error()).
+ * (for MQTT 5 an MQTT 5 reason code, 0x84 when a 3.x broker answered "unacceptable protocol
+ * version"; the broker closes the connection, client_disconnect() only logs a DISCONNECT, as
+ * mosquitto_sub does); or a negative error (see client_error()).
  */
 int client_connect(struct client *c, uint8_t *connack_code, bool *session_present);
 
 /*
  * Sends one PUBLISH. For QoS 1/2 stores the packet identifier in *packet_id (may be NULL)
- * and returns ST_ERR_LIMIT, sending nothing, when inflight_max messages already wait for
- * acknowledgement: the caller then waits for CLIENT_EV_PUBLISHED. Topic and payload are
- * borrowed for the call only.
+ * and returns ST_ERR_LIMIT, sending nothing, when client_inflight_max() messages already wait
+ * for acknowledgement: the caller then waits for CLIENT_EV_PUBLISHED. Topic and payload are
+ * borrowed for the call only. MQTT 5: ST_ERR_QOS_UNSUPPORTED above the broker's Maximum QoS,
+ * ST_ERR_TOO_LARGE above its Maximum Packet Size (nothing sent); the retain flag is dropped
+ * when the broker has no retained messages.
  */
 int client_publish(struct client *c, const char *topic, const uint8_t *payload, size_t len,
                    uint8_t qos, bool retain, uint16_t *packet_id);
@@ -112,6 +132,12 @@ int client_wait(struct client *c, int64_t deadline_ms, const int *watch_fds, siz
 /* Outgoing QoS 1/2 messages not yet acknowledged. */
 uint32_t client_inflight(const struct client *c);
 
+/* How many may be: inflight_max, narrowed by the broker's MQTT 5 Receive Maximum. */
+uint32_t client_inflight_max(const struct client *c);
+
+/* The reason code of the DISCONNECT the broker sent (MQTT 5), or -1 if it sent none. */
+int client_broker_reason(const struct client *c);
+
 /* Incoming QoS 2 messages whose PUBREL has not arrived yet. */
 uint32_t client_incoming_pending(const struct client *c);
 
@@ -123,10 +149,12 @@ uint32_t client_incoming_pending(const struct client *c);
 void client_refuse_messages(struct client *c);
 
 /*
- * Sends DISCONNECT, so the broker discards the will, and closes the connection after the
- * broker has read it (waits for its end of stream, at most `linger_ms`).
+ * Sends DISCONNECT and closes the connection after the broker has read it (waits for its end
+ * of stream, at most `linger_ms`). The broker discards the will, except that MQTT 5 reason
+ * 0x04 (Disconnect with Will Message) asks it to publish it; `reason` is ignored before
+ * MQTT 5.
  */
-int client_disconnect(struct client *c, int linger_ms);
+int client_disconnect(struct client *c, uint8_t reason, int linger_ms);
 
 /* A sentence describing the last error this client returned. Never NULL. */
 const char *client_error(const struct client *c, int err);

@@ -6,7 +6,10 @@
  * (empty) or -l (stdin, one message per line, sent as the lines arrive). The tool connects,
  * publishes, waits until every QoS 1/2 message has completed its flow (QoS 0 messages are
  * done once written), sends DISCONNECT and exits 0. A refused connection exits with the
- * CONNACK return code, a bad command line with 1, any other failure with 1.
+ * CONNACK return code (MQTT 5: reason code), a DISCONNECT from the broker with its reason
+ * code, a bad command line with 1, any other failure with 1. With -V 5 (or any -D), -D
+ * publish properties go with every message; an MQTT 5 acknowledgement that refuses a message
+ * (reason 0x80 or more) is a warning, as in mosquitto_pub, not a failure.
  *
  * Memory: one message (or one line) at a time, plus at most -M messages' worth of protocol
  * state; stdin in -l mode is read in chunks and never held whole.
@@ -19,6 +22,7 @@
 #include <unistd.h>
 
 #include "starling/error.h"
+#include "starling/props.h"
 #include "starling/topic.h"
 #include "starling/utf8.h"
 #include "cli.h"
@@ -93,7 +97,8 @@ static void usage(void)
 	       "                    [-c] [-k keepalive] [-q qos] [-r] [--repeat N] "
 	       "[--repeat-delay time]\n"
 	       "                    [-i id] [-I id_prefix] [-d] [--quiet] [-M max_inflight]\n"
-	       "                    [-V protocol-version]\n"
+	       "                    [-V protocol-version] [-x session-expiry]\n"
+	       "                    [-D command identifier value]\n"
 	       "                    [--will-topic [--will-payload payload] [--will-qos qos] "
 	       "[--will-retain]]\n"
 	       "       starling-pub --help\n\n");
@@ -199,7 +204,10 @@ static int pub_apply(struct pub_opts *o, uint8_t key, const char *v)
 /* Parses argv. Returns 0 to go on, or the exit status (after printing why or --help). */
 static int parse_args(struct pub_opts *o, int argc, char **argv)
 {
-	cli_common_init(&o->common, "starling-pub", CLI_PUB);
+	if (cli_common_init(&o->common, "starling-pub", CLI_PUB, argc) < 0) {
+		fprintf(stderr, "Error: Out of memory.\n");
+		return 1;
+	}
 	o->repeat = 1;
 	o->inflight_max = CLIENT_INFLIGHT_DEFAULT;
 	for (int i = 1; i < argc; i++) {
@@ -208,7 +216,9 @@ static int parse_args(struct pub_opts *o, int argc, char **argv)
 		int rc = cli_match(&o->common, pub_specs, sizeof(pub_specs) / sizeof(pub_specs[0]),
 		                   argc, argv, &i, &spec, &value);
 
-		if (rc == 0)
+		if (rc == 0 && spec->key == CLI_KEY_PROPERTY)
+			rc = cli_props_parse(&o->common, argc, argv, &i);
+		else if (rc == 0)
 			rc = spec->key >= CLI_KEY_TOOL ? pub_apply(o, spec->key, value)
 			                               : cli_common_apply(&o->common, spec, value);
 		if (rc < 0) {
@@ -229,7 +239,7 @@ static int parse_args(struct pub_opts *o, int argc, char **argv)
 		cli_hint(&o->common);
 		return CLI_EXIT_USAGE;
 	}
-	return 0;
+	return cli_check_version(&o->common) < 0 ? 1 : 0;
 }
 
 /* --- reading the message ---------------------------------------------------------------- */
@@ -325,6 +335,32 @@ static void report_failure(const struct pub_opts *o, struct client *c, int rc)
 	cli_err(&o->common, "Error: %s\n", client_error(c, rc));
 }
 
+/*
+ * client_wait() for the publishing loops: warns about a message the broker refused (MQTT 5
+ * reason 0x80 or more, and its Reason String) as mosquitto_pub does, and turns the broker's
+ * DISCONNECT into an error (reported by run()).
+ */
+static int wait_event(const struct pub_opts *o, struct client *c, int64_t deadline_ms, int *fd,
+                      struct client_event *ev)
+{
+	int rc = client_wait(c, deadline_ms, fd, fd ? 1 : 0, ev);
+
+	if (rc < 0)
+		return rc;
+	if (ev->type == CLIENT_EV_PUBLISHED && ev->reason >= ST_RC_UNSPECIFIED) {
+		cli_err(&o->common, "Warning: Publish %u failed: %s.\n", ev->packet_id,
+		        cli_reason_string(ev->reason));
+		if (ev->reason_string.len)
+			cli_err(&o->common, "%.*s\n", (int)ev->reason_string.len,
+			        (const char *)ev->reason_string.ptr);
+	}
+	if (ev->type == CLIENT_EV_DISCONNECTED) {
+		cli_broker_disconnect(&o->common, ev->reason, ev->reason_string);
+		return ST_ERR_PROTOCOL;
+	}
+	return ST_OK;
+}
+
 /* Publishes one message, first waiting for a free slot in the inflight window. */
 static int publish_one(const struct pub_opts *o, struct client *c, const uint8_t *payload,
                        size_t len)
@@ -335,18 +371,18 @@ static int publish_one(const struct pub_opts *o, struct client *c, const uint8_t
 
 		if (rc != ST_ERR_LIMIT)
 			return rc;
-		rc = client_wait(c, -1, NULL, 0, &ev);
+		rc = wait_event(o, c, -1, NULL, &ev);
 		if (rc < 0)
 			return rc;
 	}
 }
 
 /* Runs the connection until no QoS 1/2 message awaits acknowledgement. */
-static int drain(struct client *c)
+static int drain(const struct pub_opts *o, struct client *c)
 {
 	while (client_inflight(c) > 0) {
 		struct client_event ev;
-		int rc = client_wait(c, -1, NULL, 0, &ev);
+		int rc = wait_event(o, c, -1, NULL, &ev);
 
 		if (rc < 0)
 			return rc;
@@ -355,13 +391,13 @@ static int drain(struct client *c)
 }
 
 /* Keeps the connection alive (answering pings) for `ms` milliseconds. */
-static int pause_ms(struct client *c, long ms)
+static int pause_ms(const struct pub_opts *o, struct client *c, long ms)
 {
 	int64_t deadline = client_now_ms() + ms;
 	struct client_event ev;
 
 	do {
-		int rc = client_wait(c, deadline, NULL, 0, &ev);
+		int rc = wait_event(o, c, deadline, NULL, &ev);
 		if (rc < 0)
 			return rc;
 	} while (ev.type != CLIENT_EV_TIMEOUT);
@@ -375,13 +411,13 @@ static int publish_single(const struct pub_opts *o, struct client *c, const stru
 		int rc;
 
 		if (k > 0 && o->repeat_delay_ms > 0) {
-			rc = pause_ms(c, o->repeat_delay_ms);
+			rc = pause_ms(o, c, o->repeat_delay_ms);
 			if (rc < 0)
 				return rc;
 		}
 		rc = publish_one(o, c, b->data, b->len);
 		if (rc == ST_OK)
-			rc = drain(c);
+			rc = drain(o, c);
 		if (rc < 0)
 			return rc;
 	}
@@ -425,9 +461,9 @@ static int publish_stdin_lines(const struct pub_opts *o, struct client *c)
 		ssize_t n;
 
 		/* Stop reading stdin while the window is full: acks free it. */
-		if (client_inflight(c) >= o->inflight_max)
+		if (o->common.qos > 0 && client_inflight(c) >= client_inflight_max(c))
 			fd = -1;
-		rc = client_wait(c, -1, &fd, 1, &ev);
+		rc = wait_event(o, c, -1, &fd, &ev);
 		if (rc < 0)
 			break;
 		if (ev.type != CLIENT_EV_WATCH)
@@ -447,7 +483,23 @@ static int publish_stdin_lines(const struct pub_opts *o, struct client *c)
 			break;
 	}
 	free(b.data);
-	return rc < 0 ? rc : drain(c);
+	return rc < 0 ? rc : drain(o, c);
+}
+
+/* A refused connection: mosquitto_pub's two lines, and the code as the exit status. */
+static int refused(const struct pub_opts *o, uint8_t code)
+{
+	bool v5 = o->common.level == ST_MQTT_5;
+
+	cli_print_refusal(&o->common, code);
+	/* libmosquitto's words for what its loop returns: "refused" for the 3.x codes (and
+	 * MQTT 5 codes 1 to 5), a protocol error for any other MQTT 5 reason. */
+	if (!v5 || (code >= 1 && code <= 5))
+		cli_err(&o->common, "Error: The connection was refused.\n");
+	else
+		cli_err(&o->common, "Error: A network protocol error occurred when communicating "
+		                    "with the broker.\n");
+	return code;
 }
 
 static int run(const struct pub_opts *o, struct client *c, const struct pub_buf *b)
@@ -460,14 +512,21 @@ static int run(const struct pub_opts *o, struct client *c, const struct pub_buf 
 		report_failure(o, c, rc);
 		return 1;
 	}
-	if (code != 0) {
-		cli_err(&o->common, "Connection error: %s\n", cli_connack_string(code));
-		cli_err(&o->common, "Error: The connection was refused.\n");
-		return code;
-	}
+	if (code != 0)
+		return refused(o, code);
 	rc = o->mode == PUB_STDIN_LINE ? publish_stdin_lines(o, c) : publish_single(o, c, b);
+	if (rc == ST_ERR_QOS_UNSUPPORTED || rc == ST_ERR_TOO_LARGE) {
+		/* Refused before sending, above a limit the broker set in CONNACK: the
+		 * connection is fine, so it ends cleanly (the will is dropped) as mosquitto_pub
+		 * ends it; unlike mosquitto_pub, the exit status says it failed. */
+		report_failure(o, c, rc);
+		client_disconnect(c, ST_RC_SUCCESS, PUB_LINGER_MS);
+		return 1;
+	}
 	if (rc == ST_OK)
-		rc = client_disconnect(c, PUB_LINGER_MS);
+		rc = client_disconnect(c, ST_RC_SUCCESS, PUB_LINGER_MS);
+	if (rc < 0 && client_broker_reason(c) >= 0) /* reported by wait_event() */
+		return client_broker_reason(c) ? client_broker_reason(c) : 1;
 	if (rc < 0) {
 		report_failure(o, c, rc);
 		return 1;
@@ -484,20 +543,20 @@ int main(int argc, char **argv)
 	int status = parse_args(&o, argc, argv);
 
 	if (status != 0)
-		return status;
-	if (o.mode != PUB_STDIN_LINE && load_message(&o, &b) < 0) {
-		free(b.data);
-		return 1;
-	}
+		goto out;
+	status = 1;
+	if (o.mode != PUB_STDIN_LINE && load_message(&o, &b) < 0)
+		goto out;
 	cli_client_config(&o.common, &cfg);
 	cfg.inflight_max = o.inflight_max;
 	if (client_new(&c, &cfg) < 0) {
 		fprintf(stderr, "Error: Out of memory.\n");
-		free(b.data);
-		return 1;
+		goto out;
 	}
 	status = run(&o, c, &b);
+out:
 	client_free(c);
 	free(b.data);
+	cli_common_free(&o.common);
 	return status;
 }

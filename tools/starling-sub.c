@@ -12,6 +12,13 @@
  *
  * Signals arrive through a signalfd watched next to the socket, so no handler and no global
  * flag is needed.
+ *
+ * MQTT 5 (-V 5 or any -D) as mosquitto_sub: -D subscribe properties go with the SUBSCRIBE;
+ * -R also asks the broker not to send retained messages (Retain Handling 2) and
+ * --retain-as-published keeps their flag; the Receive Maximum announced is 20, or -C when
+ * smaller; SIGINT, SIGTERM and -W end with DISCONNECT reason 0x04, so the broker publishes
+ * the will, as mosquitto_sub does. A DISCONNECT from the broker ends the run with its reason
+ * code as the exit status.
  */
 #include <errno.h>
 #include <signal.h>
@@ -22,6 +29,7 @@
 #include <unistd.h>
 
 #include "starling/error.h"
+#include "starling/props.h"
 #include "starling/topic.h"
 #include "starling/utf8.h"
 #include "cli.h"
@@ -42,6 +50,7 @@ enum sub_key {
 	SUB_KEY_NO_EOL,
 	SUB_KEY_FILTER_OUT,
 	SUB_KEY_RETAINED_ONLY,
+	SUB_KEY_RETAIN_AS_PUBLISHED,
 };
 
 static const struct cli_spec sub_specs[] = {
@@ -54,6 +63,7 @@ static const struct cli_spec sub_specs[] = {
         {"-N", NULL, NULL, CLI_SUB, SUB_KEY_NO_EOL},
         {"-T", "--filter-out", "topic filter", CLI_SUB, SUB_KEY_FILTER_OUT},
         {"--retained-only", NULL, NULL, CLI_SUB, SUB_KEY_RETAINED_ONLY},
+        {"--retain-as-published", NULL, NULL, CLI_SUB, SUB_KEY_RETAIN_AS_PUBLISHED},
 };
 
 struct sub_opts {
@@ -69,6 +79,7 @@ struct sub_opts {
 	bool no_retained;         /* -R: skip messages with the retain flag */
 	bool retained_only;       /* --retained-only: stop at the first fresh message */
 	bool exit_after_sub;      /* -E */
+	bool retain_as_published; /* --retain-as-published (MQTT 5 subscription option) */
 };
 
 /* How a run ended, for the exit status. */
@@ -76,6 +87,8 @@ enum sub_end {
 	SUB_END_DONE = 0, /* count reached, -E, --retained-only, a signal */
 	SUB_END_TIMEOUT,  /* -W expired */
 	SUB_END_DENIED,   /* every filter refused */
+	SUB_END_SIGNAL,   /* SIGINT or SIGTERM */
+	SUB_END_BROKER,   /* the broker sent DISCONNECT (MQTT 5) */
 };
 
 static void usage(void)
@@ -87,7 +100,9 @@ static void usage(void)
 	       "                    [-C msg_count] [-E] [-R] [--retained-only] [-T filter_out]\n"
 	       "                    [-W timeout_secs] [-i id] [-I id_prefix] [-d] [-N] [--quiet] "
 	       "[-v]\n"
-	       "                    [-V protocol-version]\n"
+	       "                    [-V protocol-version] [-x session-expiry] "
+	       "[--retain-as-published]\n"
+	       "                    [-D command identifier value]\n"
 	       "                    [--will-topic [--will-payload payload] [--will-qos qos] "
 	       "[--will-retain]]\n"
 	       "       starling-sub --help\n\n");
@@ -95,11 +110,13 @@ static void usage(void)
 	printf(" -C : disconnect and exit after receiving the 'msg_count' messages.\n"
 	       " -E : Exit once all subscriptions have been acknowledged by the broker.\n"
 	       " -N : do not add an end of line character when printing the payload.\n"
-	       " -R : do not print stale messages (those with retain set).\n"
+	       " -R : do not print stale messages (those with retain set); with MQTT v5 the\n"
+	       "      broker is also asked not to send them.\n"
 	       " -t : mqtt topic to subscribe to. May be repeated multiple times.\n"
 	       " -T : topic string to filter out of results. May be repeated.\n"
 	       " -v : print published messages verbosely.\n"
 	       " -W : Specifies a timeout in seconds how long to process incoming MQTT messages.\n"
+	       " --retain-as-published : (MQTT v5) keep the retain flag of messages as published.\n"
 	       " --retained-only : only handle messages with the retained flag set, and exit when "
 	       "the\n"
 	       "                   first non-retained message is received.\n");
@@ -169,6 +186,9 @@ static int sub_apply(struct sub_opts *o, uint8_t key, const char *v)
 	case SUB_KEY_RETAINED_ONLY:
 		o->retained_only = true;
 		return 0;
+	case SUB_KEY_RETAIN_AS_PUBLISHED:
+		o->retain_as_published = true;
+		return 0;
 	default:
 		return sub_apply_value(o, key, v);
 	}
@@ -190,13 +210,16 @@ static int finish_args(struct sub_opts *o)
 		fprintf(stderr, "\nError: Combining '-R' and '--retained-only' makes no sense.\n");
 		return CLI_EXIT_USAGE;
 	}
-	return 0;
+	return cli_check_version(&o->common) < 0 ? 1 : 0;
 }
 
 /* Parses argv. Returns 0 to go on, or the exit status (after printing why or --help). */
 static int parse_args(struct sub_opts *o, int argc, char **argv)
 {
-	cli_common_init(&o->common, "starling-sub", CLI_SUB);
+	if (cli_common_init(&o->common, "starling-sub", CLI_SUB, argc) < 0) {
+		fprintf(stderr, "Error: Out of memory.\n");
+		return 1;
+	}
 	o->eol = true;
 	/* Each -t or -T takes an argv entry, so argc entries are always enough. */
 	o->filters = calloc((size_t)argc, sizeof(*o->filters));
@@ -211,7 +234,9 @@ static int parse_args(struct sub_opts *o, int argc, char **argv)
 		int rc = cli_match(&o->common, sub_specs, sizeof(sub_specs) / sizeof(sub_specs[0]),
 		                   argc, argv, &i, &spec, &value);
 
-		if (rc == 0)
+		if (rc == 0 && spec->key == CLI_KEY_PROPERTY)
+			rc = cli_props_parse(&o->common, argc, argv, &i);
+		else if (rc == 0)
 			rc = spec->key >= CLI_KEY_TOOL ? sub_apply(o, spec->key, value)
 			                               : cli_common_apply(&o->common, spec, value);
 		if (rc < 0) {
@@ -336,6 +361,11 @@ static int loop(const struct sub_opts *o, struct client *c, int sig_fd, enum sub
 			*end = SUB_END_TIMEOUT;
 			return ST_OK;
 		case CLIENT_EV_WATCH: /* SIGINT or SIGTERM */
+			*end = SUB_END_SIGNAL;
+			return ST_OK;
+		case CLIENT_EV_DISCONNECTED:
+			cli_broker_disconnect(&o->common, ev.reason, ev.reason_string);
+			*end = SUB_END_BROKER;
 			return ST_OK;
 		case CLIENT_EV_SUBACK:
 			if (on_suback(o, &ev, end))
@@ -373,6 +403,24 @@ static int finish_flows(struct client *c)
 	return ST_OK;
 }
 
+/* A refused connection: mosquitto_sub's line, a DISCONNECT as it sends one, the code. */
+static int refused(const struct sub_opts *o, struct client *c, uint8_t code)
+{
+	cli_print_refusal(&o->common, code);
+	client_disconnect(c, ST_RC_SUCCESS, 0); /* the broker has closed already: no check */
+	return code;                            /* mosquitto_sub exits with the CONNACK code */
+}
+
+/*
+ * The DISCONNECT reason for a deliberate end: mosquitto_sub sends 0x04 (publish the will)
+ * when a signal or -W stops it, 0 otherwise; MQTT 3.x has no reason code.
+ */
+static uint8_t end_reason(enum sub_end end)
+{
+	return end == SUB_END_SIGNAL || end == SUB_END_TIMEOUT ? ST_RC_DISCONNECT_WITH_WILL
+	                                                       : ST_RC_SUCCESS;
+}
+
 static int run(const struct sub_opts *o, struct client *c, int sig_fd)
 {
 	uint8_t code = 0;
@@ -380,16 +428,16 @@ static int run(const struct sub_opts *o, struct client *c, int sig_fd)
 	enum sub_end end = SUB_END_DONE;
 	int rc = client_connect(c, &code, &session_present);
 
-	if (rc == ST_OK && code != 0) {
-		cli_err(&o->common, "Connection error: %s\n", cli_connack_string(code));
-		return code; /* mosquitto_sub exits with the CONNACK code */
-	}
+	if (rc == ST_OK && code != 0)
+		return refused(o, c, code);
 	if (rc == ST_OK)
 		rc = loop(o, c, sig_fd, &end);
+	if (rc == ST_OK && end == SUB_END_BROKER) /* reported in loop() */
+		return client_broker_reason(c) ? client_broker_reason(c) : 1;
 	if (rc == ST_OK)
 		rc = finish_flows(c);
 	if (rc == ST_OK)
-		rc = client_disconnect(c, SUB_LINGER_MS);
+		rc = client_disconnect(c, end_reason(end), SUB_LINGER_MS);
 	if (rc < 0) {
 		cli_err(&o->common, "Error: %s\n", client_error(c, rc));
 		return 1;
@@ -418,6 +466,13 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	cli_client_config(&o.common, &cfg);
+	/* Announce no more than -C in flight, so no more arrive than will be taken. */
+	if (o.count > 0 && o.count < cfg.receive_max)
+		cfg.receive_max = (uint16_t)o.count;
+	if (o.no_retained)
+		cfg.sub_options |= 2u << ST_SUBOPT_RETAIN_HANDLING_SHIFT; /* [MQTT-3.3.1-11] */
+	if (o.retain_as_published)
+		cfg.sub_options |= ST_SUBOPT_RETAIN_AS_PUB; /* [MQTT-3.3.1-13] */
 	if (client_new(&c, &cfg) < 0) {
 		fprintf(stderr, "Error: Out of memory.\n");
 		status = 1;
@@ -430,5 +485,6 @@ out:
 		close(sig_fd);
 	free(o.filters);
 	free(o.filter_outs);
+	cli_common_free(&o.common);
 	return status;
 }
