@@ -1,0 +1,238 @@
+/*
+ * starling-bench's output (bench.h): a human summary line, then one JSON line that scripts
+ * parse (bench/compare.sh), both on stdout; with --json only the JSON line. Rates are per
+ * second of the measurement window, latencies in microseconds. A failed run prints its reason
+ * on stderr and a JSON line with "ok":false, so a script always has a line to read.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+/* A bounded text builder; output past the end is dropped, never overflowing. */
+struct text {
+	char buf[4096]; /* the text */
+	size_t len;     /* bytes used, < sizeof(buf) */
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(t->buf + t->len, sizeof(t->buf) - t->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		t->len += (size_t)n < sizeof(t->buf) - t->len ? (size_t)n
+		                                              : sizeof(t->buf) - t->len - 1;
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped. */
+static void put_json_str(struct text *t, const char *s)
+{
+	put(t, "\"");
+	for (; s != NULL && *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			put(t, "\\%c", ch);
+		else if (ch < 0x20)
+			put(t, "\\u%04x", ch);
+		else
+			put(t, "%c", ch);
+	}
+	put(t, "\"");
+}
+
+static const char *level_name(uint8_t level)
+{
+	return level == 5 ? "5" : "3.1.1";
+}
+
+/* "1.23M", "456.7k", "89" */
+static void put_si(struct text *t, double v)
+{
+	if (v >= 1e6)
+		put(t, "%.2fM", v / 1e6);
+	else if (v >= 1e3)
+		put(t, "%.1fk", v / 1e3);
+	else
+		put(t, "%.0f", v);
+}
+
+/* Figures derived from the counters, in the units printed. */
+struct figures {
+	double window_s;           /* measurement window */
+	double sent_per_s;         /* publishes generated per second */
+	double delivered_per_s;    /* deliveries arriving per second */
+	int64_t loss;              /* expected - delivered (negative: more than expected) */
+	double lat_us[5];          /* p50, p90, p99, p99.9, max */
+	double broker_cpu_s;       /* broker CPU time in the window */
+	double cpu_us_per_msg;     /* per delivered message (per sent one without subscribers) */
+	double rss_per_conn_bytes; /* (RSS at the end - before connecting) / connections */
+	double self_cpu_pct;       /* this process's CPU use in the window */
+	double msgs_per_send;      /* PUBLISHes generated per send operation (acks' sends too) */
+};
+
+static void compute(const struct bench *b, struct figures *f)
+{
+	static const double q[4] = {0.5, 0.9, 0.99, 0.999};
+	memset(f, 0, sizeof(*f));
+	if (b->win_end_ns != UINT64_MAX && b->win_end_ns > b->win_start_ns)
+		f->window_s = (double)(b->win_end_ns - b->win_start_ns) / 1e9;
+	double w = f->window_s > 0 ? f->window_s : 1;
+	f->sent_per_s = (double)b->n.sent_win / w;
+	f->delivered_per_s = (double)b->n.arrived_win / w;
+	f->loss = (int64_t)b->n.expected_win - (int64_t)b->n.delivered_win;
+	for (int i = 0; i < 4; i++)
+		f->lat_us[i] = (double)bench_hist_quantile_ns(&b->hist, q[i]) / 1e3;
+	f->lat_us[4] = (double)b->hist.max_ns / 1e3;
+	f->broker_cpu_s = (double)(b->s.broker_cpu1_ns - b->s.broker_cpu0_ns) / 1e9;
+	uint64_t msgs = b->n.arrived_win ? b->n.arrived_win : b->n.sent_win;
+	if (msgs > 0)
+		f->cpu_us_per_msg = f->broker_cpu_s * 1e6 / (double)msgs;
+	if (b->nconns > 0 && b->s.broker_rss1_kb >= b->s.broker_rss0_kb)
+		f->rss_per_conn_bytes =
+		        (double)(b->s.broker_rss1_kb - b->s.broker_rss0_kb) * 1024.0 / b->nconns;
+	f->self_cpu_pct = (double)(b->s.self_cpu1_ns - b->s.self_cpu0_ns) / 1e7 / w;
+	if (b->n.sends > 0)
+		f->msgs_per_send = (double)b->n.sent_total / (double)b->n.sends;
+}
+
+static void human(const struct bench *b, const struct figures *f)
+{
+	const struct bench_opts *o = b->o;
+	struct text t = {.len = 0};
+	put(&t, "%s qos%u %uB mqtt%s", bench_scenario_name(o->scenario), o->qos, o->payload_bytes,
+	    level_name(o->level));
+	if (o->scenario == BENCH_CONNECTIONS) {
+		put(&t, " N=%u: held %.1f s", b->nconns, f->window_s);
+	} else {
+		put(&t, " P=%u S=%u subs=%u: sent ", b->plan.pubs, b->plan.subs,
+		    b->plan.filter_count);
+		put_si(&t, f->sent_per_s);
+		put(&t, "/s delivered ");
+		put_si(&t, f->delivered_per_s);
+		put(&t, "/s loss %lld dup %llu ooo %llu", (long long)f->loss,
+		    (unsigned long long)b->n.duplicates, (unsigned long long)b->n.out_of_order);
+		put(&t, " | latency us p50 %.1f p90 %.1f p99 %.1f p99.9 %.1f max %.1f",
+		    f->lat_us[0], f->lat_us[1], f->lat_us[2], f->lat_us[3], f->lat_us[4]);
+	}
+	if (b->s.broker_ok) {
+		put(&t, " | broker %.3f us/msg cpu, rss %.1f MiB", f->cpu_us_per_msg,
+		    (double)b->s.broker_rss1_kb / 1024.0);
+		if (o->scenario == BENCH_CONNECTIONS)
+			put(&t, ", %.0f B per connection", f->rss_per_conn_bytes);
+	}
+	put(&t, " | bench cpu %.0f%%", f->self_cpu_pct);
+	if (b->n.invalid > 0)
+		put(&t, " | %llu INVALID payloads", (unsigned long long)b->n.invalid);
+	printf("%s\n", t.buf);
+}
+
+static void put_config(struct text *t, const struct bench *b)
+{
+	const struct bench_opts *o = b->o;
+	put(t, "\"scenario\":\"%s\",\"mqtt\":\"%s\",\"qos\":%u,\"payload\":%u,",
+	    bench_scenario_name(o->scenario), level_name(o->level), o->qos, o->payload_bytes);
+	put(t, "\"publishers\":%u,\"subscribers\":%u,\"connections\":%u,\"subscriptions\":%u,",
+	    b->plan.pubs, b->plan.subs, b->nconns, b->plan.filter_count);
+	put(t, "\"topics\":%u,\"ext_publishers\":%u,\"nodelay\":%s,", b->plan.topic_count,
+	    o->ext_publishers, o->nodelay ? "true" : "false");
+	double rate = o->rate_total > 0 ? o->rate_total : o->rate_per_client * b->plan.pubs;
+	put(t, "\"rate_target\":%.0f,\"inflight\":%u,\"batch\":%u,", rate, o->inflight_max,
+	    o->batch_bytes);
+	if (o->label != NULL) {
+		put(t, "\"label\":");
+		put_json_str(t, o->label);
+		put(t, ",");
+	}
+}
+
+static void json(const struct bench *b, const struct figures *f)
+{
+	const struct bench_counters *n = &b->n;
+	uint32_t ooo_pubs = 0;
+	for (uint32_t i = 0; i < b->plan.pub_ids; i++)
+		ooo_pubs += b->ooo_per_pub[i] > 0;
+	struct text t = {.len = 0};
+	put(&t, "{\"ok\":%s,", n->invalid == 0 ? "true" : "false");
+	put_config(&t, b);
+	put(&t, "\"duration_s\":%.3f,\"sent\":%llu,\"sent_per_s\":%.1f,", f->window_s,
+	    (unsigned long long)n->sent_win, f->sent_per_s);
+	put(&t, "\"expected\":%llu,\"delivered\":%llu,\"delivered_ext\":%llu,",
+	    (unsigned long long)n->expected_win, (unsigned long long)n->delivered_win,
+	    (unsigned long long)n->delivered_ext_win);
+	put(&t, "\"delivered_per_s\":%.1f,\"fan\":%.4f,\"loss\":%lld,", f->delivered_per_s,
+	    n->sent_win ? (double)n->expected_win / (double)n->sent_win : 0.0, (long long)f->loss);
+	put(&t, "\"duplicates\":%llu,\"out_of_order\":%llu,\"ooo_publishers\":%u,",
+	    (unsigned long long)n->duplicates, (unsigned long long)n->out_of_order, ooo_pubs);
+	put(&t, "\"invalid\":%llu,\"sent_total\":%llu,\"delivered_total\":%llu,\"acked\":%llu,",
+	    (unsigned long long)n->invalid, (unsigned long long)n->sent_total,
+	    (unsigned long long)n->delivered_total, (unsigned long long)n->acked);
+	put(&t,
+	    "\"latency_us\":{\"count\":%llu,\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,"
+	    "\"p999\":%.1f,\"max\":%.1f},",
+	    (unsigned long long)b->hist.total, f->lat_us[0], f->lat_us[1], f->lat_us[2],
+	    f->lat_us[3], f->lat_us[4]);
+	if (b->s.broker_ok)
+		put(&t,
+		    "\"broker\":{\"pid\":%ld,\"cpu_s\":%.3f,\"cpu_us_per_msg\":%.4f,"
+		    "\"rss_kb\":%llu,\"rss0_kb\":%llu,\"rss_per_conn_bytes\":%.1f},",
+		    (long)b->o->broker_pid, f->broker_cpu_s, f->cpu_us_per_msg,
+		    (unsigned long long)b->s.broker_rss1_kb,
+		    (unsigned long long)b->s.broker_rss0_kb, f->rss_per_conn_bytes);
+	put(&t, "\"bench\":{\"cpu_pct\":%.1f,\"sends\":%llu,\"msgs_per_send\":%.1f,",
+	    f->self_cpu_pct, (unsigned long long)n->sends, f->msgs_per_send);
+	put(&t, "\"window\":%u,\"gap_lost\":%llu,\"presumed_lost\":%llu,\"short_sends\":%llu,",
+	    b->plan.pubs ? b->pubs[0].flow.window : 0, (unsigned long long)n->gap_lost,
+	    (unsigned long long)n->presumed_lost, (unsigned long long)n->short_sends);
+	put(&t, "\"recv_cqes\":%llu,\"recv_bytes\":%llu,\"nobufs\":%llu}}",
+	    (unsigned long long)n->recv_cqes, (unsigned long long)n->recv_bytes,
+	    (unsigned long long)n->nobufs);
+	printf("%s\n", t.buf);
+}
+
+int bench_report(const struct bench *b)
+{
+	struct figures f;
+	compute(b, &f);
+	if (!b->o->json_only)
+		human(b, &f);
+	json(b, &f);
+	fflush(stdout);
+	if (b->n.invalid > 0) {
+		fprintf(stderr,
+		        "starling-bench: error: %llu deliveries carried payloads not from "
+		        "this run\n",
+		        (unsigned long long)b->n.invalid);
+		return -1;
+	}
+	return 0;
+}
+
+void bench_fail(const struct bench *b, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fflush(stdout);
+	fprintf(stderr, "starling-bench: error: %s\n", msg);
+	struct text t = {.len = 0};
+	put(&t,
+	    "{\"ok\":false,\"scenario\":\"%s\",\"error\":", bench_scenario_name(b->o->scenario));
+	put_json_str(&t, msg);
+	if (b->o->label != NULL) {
+		put(&t, ",\"label\":");
+		put_json_str(&t, b->o->label);
+	}
+	put(&t, "}");
+	printf("%s\n", t.buf);
+	fflush(stdout);
+	fflush(stderr);
+	/* A failed run ends here, mid-flight: the kernel reclaims sockets, ring and memory. */
+	_exit(1);
+}
