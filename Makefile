@@ -97,6 +97,8 @@ integration: asan
 
 test: asan
 	@status=0; \
+	if $(MAKE) --no-print-directory format-check >/dev/null; then echo "format-check: passed"; \
+	else echo "format-check: FAILED (run make format)"; status=1; fi; \
 	tools/run-unit.sh $(addprefix $(B)/asan/,$(UNIT_TESTS)) || status=1; \
 	$(PYTHON) test/integration/run.py --bin $(B)/asan || status=1; \
 	if [ $$status -eq 0 ]; then echo "make test: all passed"; else echo "make test: FAILED"; fi; \
@@ -118,7 +120,7 @@ bench-compare: all
 	bench/compare.sh --bin $(B) $(COMPARE_ARGS)
 
 # --- housekeeping --------------------------------------------------------------------
-FORMAT_FILES := $(wildcard src/*.[ch] include/starling/*.h tools/*.[ch] test/*.[ch] bench/*.h)
+FORMAT_FILES := $(wildcard src/*.[ch] include/starling/*.h tools/*.[ch] tools/bench/*.[ch] test/*.[ch] bench/*.[ch])
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:

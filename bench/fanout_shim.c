@@ -22,21 +22,21 @@
 #include "worker.h"
 
 struct fanout_bench {
-	struct broker b;         /* configuration the worker reads */
-	struct worker w;         /* the worker, without a ring */
-	struct conn **conns;     /* subscribers' connections */
-	struct session **sess;   /* their sessions */
-	unsigned n;              /* subscribers */
-	uint8_t qos;             /* publish QoS */
-	uint8_t *payload;        /* payload bytes */
-	size_t payload_len;      /* bytes */
-	struct iovec iov[1024];  /* send being built */
+	struct broker b;        /* configuration the worker reads */
+	struct worker w;        /* the worker, without a ring */
+	struct conn **conns;    /* subscribers' connections */
+	struct session **sess;  /* their sessions */
+	unsigned n;             /* subscribers */
+	uint8_t qos;            /* publish QoS */
+	uint8_t *payload;       /* payload bytes */
+	size_t payload_len;     /* bytes */
+	struct iovec iov[1024]; /* send being built */
 };
 
 static const uint8_t topic[] = "plant/line7/sensor/temperature";
 
 struct fanout_bench *fanout_bench_new(unsigned subscribers, uint8_t qos, uint8_t level,
-				      size_t payload)
+                                      size_t payload)
 {
 	struct fanout_bench *fb = calloc(1, sizeof(*fb));
 
@@ -81,8 +81,8 @@ unsigned fanout_bench_run(struct fanout_bench *fb)
 {
 	struct worker *w = &fb->w;
 	struct pub_view v = {
-		.topic = {topic, sizeof(topic) - 1},
-		.payload = {fb->payload, (uint32_t)fb->payload_len},
+	        .topic = {topic, sizeof(topic) - 1},
+	        .payload = {fb->payload, (uint32_t)fb->payload_len},
 	};
 	unsigned sent = 0;
 

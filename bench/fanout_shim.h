@@ -17,7 +17,7 @@ struct fanout_bench;
 
 /* N subscribers at `qos` (0 or 1), protocol level 4 or 5, payload bytes. NULL on failure. */
 struct fanout_bench *fanout_bench_new(unsigned subscribers, uint8_t qos, uint8_t level,
-				      size_t payload);
+                                      size_t payload);
 
 /* One PUBLISH routed to every subscriber and every send built; returns deliveries made. */
 unsigned fanout_bench_run(struct fanout_bench *fb);

@@ -179,7 +179,7 @@ static void broker_raise_nofile(struct broker *b)
 	rl.rlim_cur = rl.rlim_max;
 	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
 		log_msg(&b->log, LOG_T_WARNING, "Warning: cannot raise RLIMIT_NOFILE: %s",
-			strerror(errno));
+		        strerror(errno));
 }
 
 int broker_init(struct broker *b, const struct config *cfg)

@@ -31,7 +31,7 @@ int handle_unsubscribe(struct conn *c, const struct st_packet *pkt);
  * nothing to remove, else a copy in worker scratch memory valid until the next call.
  */
 int handle_forward_props(struct worker *w, struct st_bytes raw, const struct st_props *parsed,
-			 struct st_bytes *out);
+                         struct st_bytes *out);
 
 /* A session's delayed will is due (or its session ends): publish it. */
 void handle_session_will_due(struct worker *w, struct session *s);

@@ -34,7 +34,7 @@ bool st_topic_filter_has_wildcard(const uint8_t *filter, size_t len);
  * is not matched by a filter whose first level is '+' or '#' [MQTT-4.7.2-1].
  */
 bool st_topic_matches(const uint8_t *filter, size_t filter_len, const uint8_t *name,
-		      size_t name_len);
+                      size_t name_len);
 
 /*
  * Returns the length of the level starting at s[0..len): the bytes up to the next '/' or the
