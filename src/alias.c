@@ -69,20 +69,16 @@ static bool alias_eq(const void *val, const void *key)
 
 uint16_t alias_out_get(struct alias_out *a, struct st_bytes topic, uint64_t hash, bool *fresh)
 {
+	uint16_t alias = alias_out_peek(a, topic, hash, fresh);
 	struct alias_entry *e;
 
+	if (!*fresh)
+		return alias;
 	*fresh = false;
-	if (a->max == 0)
-		return 0;
-	e = hmap_find(&a->map, hash, alias_eq, &topic);
-	if (e)
-		return e->alias;
-	if (a->used >= a->max)
-		return 0;
 	e = malloc(sizeof(*e) + topic.len);
 	if (!e)
 		return 0;
-	e->alias = (uint16_t)(a->used + 1);
+	e->alias = alias;
 	e->len = (uint16_t)topic.len;
 	memcpy(e->topic, topic.ptr, topic.len);
 	if (hmap_insert(&a->map, hash, e) != ST_OK) {

@@ -29,15 +29,7 @@
 
 #include "starling/topic.h"
 #include "starling/utf8.h"
-
-#define ONES  0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
-
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-#define to_le64(x) __builtin_bswap64(x)
-#else
-#define to_le64(x) (x)
-#endif
+#include "wordscan.h"
 
 #define CONNECT_RESERVED    0x01u
 #define CONNECT_CLEAN       0x02u
@@ -50,21 +42,6 @@
 static inline uint16_t be16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-/* The eight bytes at p as a little-endian word: byte i is bits 8i..8i+7. */
-static inline uint64_t load_le64(const uint8_t *p)
-{
-	uint64_t w;
-
-	memcpy(&w, p, sizeof(w));
-	return to_le64(w);
-}
-
-/* High bit of each zero byte, exact for the lowest one (see src/utf8.c). */
-static inline uint64_t zero_bytes(uint64_t w)
-{
-	return (w - ONES) & ~w & HIGHS;
 }
 
 /* --- body cursor ------------------------------------------------------------------------ */
@@ -164,9 +141,9 @@ static int check_topic_name_tail(const uint8_t *s, size_t len)
  */
 static inline uint64_t topic_stop_mask(uint64_t w)
 {
-	uint64_t wild = (w | (ONES * 0x08)) ^ (ONES * '+');
+	uint64_t wild = (w | (WS_ONES * 0x08)) ^ (WS_ONES * '+');
 
-	return (w & HIGHS) | zero_bytes(w) | zero_bytes(wild);
+	return (w & WS_HIGHS) | ws_zero_bytes(w) | ws_zero_bytes(wild);
 }
 
 #if defined(__SSE2__)
@@ -185,12 +162,12 @@ static inline unsigned topic_stop16(const uint8_t *p)
 /* Index of the first byte of p[0..16) that stops the scan, or 16: two words. */
 static inline unsigned topic_stop16(const uint8_t *p)
 {
-	uint64_t m = topic_stop_mask(load_le64(p));
+	uint64_t m = topic_stop_mask(ws_load(p));
 
 	if (m)
-		return (unsigned)__builtin_ctzll(m) >> 3;
-	m = topic_stop_mask(load_le64(p + 8));
-	return m ? 8 + ((unsigned)__builtin_ctzll(m) >> 3) : 16;
+		return ws_first(m);
+	m = topic_stop_mask(ws_load(p + 8));
+	return m ? 8 + ws_first(m) : 16;
 }
 #endif
 
@@ -215,12 +192,12 @@ static size_t topic_scan(const uint8_t *s, size_t len)
 		}
 	}
 	if (len >= 8) {
-		uint64_t m = topic_stop_mask(load_le64(s));
+		uint64_t m = topic_stop_mask(ws_load(s));
 
 		if (m)
-			return (size_t)__builtin_ctzll(m) >> 3;
-		m = topic_stop_mask(load_le64(s + len - 8));
-		return m ? len - 8 + ((size_t)__builtin_ctzll(m) >> 3) : len;
+			return ws_first(m);
+		m = topic_stop_mask(ws_load(s + len - 8));
+		return m ? len - 8 + ws_first(m) : len;
 	}
 	size_t i = 0;
 

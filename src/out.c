@@ -131,16 +131,13 @@ uint64_t out_publish_size(const struct conn *c, const struct pub_view *v, const 
 	return n;
 }
 
-int out_publish3(struct conn *c, const struct pub_view *v, uint8_t flags, uint16_t pid)
+/*
+ * Ends a PUBLISH whose head (n bytes) is written at p in c->out: the payload is copied behind
+ * it, or spliced by reference, and the packet committed.
+ */
+static inline int out_publish_payload(struct conn *c, const struct pub_view *v, uint8_t *p,
+                                      size_t n, bool splice)
 {
-	bool splice = out_splices(v);
-	uint8_t *p = obuf_reserve(&c->out, ST_PUBLISH_HEAD_MAX + v->topic.len +
-	                                           (splice ? 0 : v->payload.len));
-	size_t n;
-
-	if (!p)
-		return ST_ERR_NOMEM;
-	n = st_encode_publish_head(p, flags, v->topic, pid, v->payload.len);
 	if (!splice && v->payload.len) {
 		memcpy(p + n, v->payload.ptr, v->payload.len);
 		n += v->payload.len;
@@ -151,6 +148,19 @@ int out_publish3(struct conn *c, const struct pub_view *v, uint8_t flags, uint16
 	c->w->stats.packets_sent++;
 	conn_want_flush(c);
 	return ST_OK;
+}
+
+int out_publish3(struct conn *c, const struct pub_view *v, uint8_t flags, uint16_t pid)
+{
+	bool splice = out_splices(v);
+	uint8_t *p = obuf_reserve(&c->out, ST_PUBLISH_HEAD_MAX + v->topic.len +
+	                                           (splice ? 0 : v->payload.len));
+	size_t n;
+
+	if (!p)
+		return ST_ERR_NOMEM;
+	n = st_encode_publish_head(p, flags, v->topic, pid, v->payload.len);
+	return out_publish_payload(c, v, p, n, splice);
 }
 
 int out_publish(struct conn *c, struct pub_view *v, uint8_t flags, uint16_t pid,
@@ -176,16 +186,7 @@ int out_publish(struct conn *c, struct pub_view *v, uint8_t flags, uint16_t pid,
 		return ST_ERR_NOMEM;
 	n = st_encode_publish_head(p, flags, topic, pid, props_len + v->payload.len);
 	n = (size_t)(out_put_props5(p + n, v, x, &p5) - p);
-	if (!splice && v->payload.len) {
-		memcpy(p + n, v->payload.ptr, v->payload.len);
-		n += v->payload.len;
-	}
-	obuf_commit(&c->out, n);
-	if (splice && obuf_splice(&c->out, v->m, v->payload.ptr, v->payload.len) != ST_OK)
-		return ST_ERR_NOMEM;
-	c->w->stats.packets_sent++;
-	conn_want_flush(c);
-	return ST_OK;
+	return out_publish_payload(c, v, p, n, splice);
 }
 
 /*

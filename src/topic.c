@@ -16,29 +16,12 @@
 
 #include <string.h>
 
-#define ONES 0x0101010101010101ull
-
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-#define to_le64(x) __builtin_bswap64(x)
-#else
-#define to_le64(x) (x)
-#endif
-
-/* The eight bytes at p as a little-endian word: byte i is bits 8i..8i+7. */
-static inline uint64_t load_le64(const uint8_t *p)
-{
-	uint64_t w;
-
-	memcpy(&w, p, sizeof(w));
-	return to_le64(w);
-}
+#include "wordscan.h"
 
 /* Does the word hold a '+' (0x2B) or '#' (0x23)? They differ only in bit 3. */
 static inline bool word_has_wildcard(uint64_t w)
 {
-	uint64_t x = (w | (ONES * 0x08)) ^ (ONES * '+');
-
-	return ((x - ONES) & ~x & (ONES * 0x80)) != 0;
+	return ws_zero_bytes((w | (WS_ONES * 0x08)) ^ (WS_ONES * '+')) != 0;
 }
 
 bool st_topic_filter_has_wildcard(const uint8_t *filter, size_t len)
@@ -46,7 +29,7 @@ bool st_topic_filter_has_wildcard(const uint8_t *filter, size_t len)
 	size_t i = 0;
 
 	for (; len - i >= sizeof(uint64_t); i += sizeof(uint64_t))
-		if (word_has_wildcard(load_le64(filter + i)))
+		if (word_has_wildcard(ws_load(filter + i)))
 			return true;
 	for (; i < len; i++)
 		if (filter[i] == '+' || filter[i] == '#')
@@ -87,11 +70,11 @@ size_t st_topic_level_len(const uint8_t *s, size_t len)
 
 	/* Levels are short; a word-wise search beats a call to memchr. */
 	for (; len - i >= sizeof(uint64_t); i += sizeof(uint64_t)) {
-		uint64_t x = load_le64(s + i) ^ (ONES * '/');
-		uint64_t zero = (x - ONES) & ~x & (ONES * 0x80);
+		uint64_t x = ws_load(s + i) ^ (WS_ONES * '/');
+		uint64_t zero = (x - WS_ONES) & ~x & (WS_ONES * 0x80);
 
 		if (zero) /* the lowest marked byte is exactly the first '/' */
-			return i + ((size_t)__builtin_ctzll(zero) >> 3);
+			return i + ws_first(zero);
 	}
 	while (i < len && s[i] != '/')
 		i++;
@@ -104,10 +87,10 @@ static size_t common_prefix_len(const uint8_t *a, size_t alen, const uint8_t *b,
 	size_t n = alen < blen ? alen : blen, i = 0;
 
 	for (; n - i >= sizeof(uint64_t); i += sizeof(uint64_t)) {
-		uint64_t x = load_le64(a + i) ^ load_le64(b + i);
+		uint64_t x = ws_load(a + i) ^ ws_load(b + i);
 
 		if (x)
-			return i + ((size_t)__builtin_ctzll(x) >> 3);
+			return i + ws_first(x);
 	}
 	while (i < n && a[i] == b[i])
 		i++;

@@ -20,33 +20,12 @@
 #endif
 
 #include "starling/error.h"
+#include "wordscan.h"
 
-#define ONES  0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
-
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-#define to_le64(x) __builtin_bswap64(x)
-#else
-#define to_le64(x) (x)
-#endif
-
-/* The eight bytes at p as a little-endian word: byte i is bits 8i..8i+7. */
-static inline uint64_t load_le64(const uint8_t *p)
-{
-	uint64_t w;
-
-	memcpy(&w, p, sizeof(w));
-	return to_le64(w);
-}
-
-/*
- * High bit of each byte that is non-ASCII or zero. The zero test (w - 1s) & ~w & 0x80s can
- * mark a 0x01 byte sitting above a zero byte, but never below the lowest zero, so the lowest
- * set bit is exact: it is all the caller uses.
- */
+/* High bit of each byte that is non-ASCII or zero (exact for the lowest, see wordscan.h). */
 static inline uint64_t ascii_stop_mask(uint64_t w)
 {
-	return (w & HIGHS) | ((w - ONES) & ~w & HIGHS);
+	return (w & WS_HIGHS) | ws_zero_bytes(w);
 }
 
 #if defined(__SSE2__)
@@ -64,12 +43,12 @@ static inline unsigned ascii_stop16(const uint8_t *p)
 /* Index of the first non-ASCII or zero byte of p[0..16), or 16: two words. */
 static inline unsigned ascii_stop16(const uint8_t *p)
 {
-	uint64_t m = ascii_stop_mask(load_le64(p));
+	uint64_t m = ascii_stop_mask(ws_load(p));
 
 	if (m)
-		return (unsigned)__builtin_ctzll(m) >> 3;
-	m = ascii_stop_mask(load_le64(p + 8));
-	return m ? 8 + ((unsigned)__builtin_ctzll(m) >> 3) : 16;
+		return ws_first(m);
+	m = ascii_stop_mask(ws_load(p + 8));
+	return m ? 8 + ws_first(m) : 16;
 }
 #endif
 
@@ -134,10 +113,10 @@ static inline size_t ascii_run_end(const uint8_t *s, size_t len, size_t i)
 		return k < 16 ? len - 16 + k : len;
 	}
 	if (len - i >= sizeof(uint64_t)) {
-		uint64_t stop = ascii_stop_mask(load_le64(s + i));
+		uint64_t stop = ascii_stop_mask(ws_load(s + i));
 
 		if (stop)
-			return i + ((size_t)__builtin_ctzll(stop) >> 3);
+			return i + ws_first(stop);
 		i += sizeof(uint64_t);
 	}
 	while (i < len && s[i] != 0 && s[i] < 0x80)

@@ -483,6 +483,31 @@ int cli_broker_disconnect(const struct cli_common *o, uint8_t reason, struct st_
 	return reason ? reason : 1;
 }
 
+int cli_parse_argv(struct cli_common *o, const struct cli_spec *table, size_t n, int argc,
+                   char **argv, cli_tool_apply_fn apply, void *tool, void (*usage)(void))
+{
+	for (int i = 1; i < argc; i++) {
+		const struct cli_spec *spec;
+		const char *value;
+		int rc = cli_match(o, table, n, argc, argv, &i, &spec, &value);
+
+		if (rc == 0 && spec->key == CLI_KEY_PROPERTY)
+			rc = cli_props_parse(o, argc, argv, &i);
+		else if (rc == 0)
+			rc = spec->key >= CLI_KEY_TOOL ? apply(tool, spec->key, value)
+			                               : cli_common_apply(o, spec, value);
+		if (rc < 0) {
+			cli_hint(o);
+			return CLI_EXIT_USAGE;
+		}
+		if (o->help) {
+			usage();
+			return CLI_EXIT_USAGE;
+		}
+	}
+	return 0;
+}
+
 void cli_hint(const struct cli_common *o)
 {
 	fprintf(stderr, "\nUse '%s --help' to see usage.\n", o->tool);

@@ -145,6 +145,17 @@ int cli_match(const struct cli_common *o, const struct cli_spec *table, size_t n
 /* Applies one common option. Returns 0, or ST_ERR_CONFIG after printing why. */
 int cli_common_apply(struct cli_common *o, const struct cli_spec *spec, const char *value);
 
+/* Applies one of a tool's own options (key >= CLI_KEY_TOOL) to its options struct. */
+typedef int (*cli_tool_apply_fn)(void *tool, uint8_t key, const char *value);
+
+/*
+ * Walks argv[1..argc): the tool's options (applied through apply), the common ones and -D
+ * properties. Returns 0, or the exit status to leave with: after a bad option (hint printed)
+ * or --help (usage() printed, exit 1 as Mosquitto's tools).
+ */
+int cli_parse_argv(struct cli_common *o, const struct cli_spec *table, size_t n, int argc,
+                   char **argv, cli_tool_apply_fn apply, void *tool, void (*usage)(void));
+
 /*
  * Parses "-D command identifier value" (or "... user-property name value") starting at
  * argv[*i] (the -D), as mosquitto does, and moves *i to its last argument. A property makes

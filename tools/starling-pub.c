@@ -202,34 +202,25 @@ static int pub_apply(struct pub_opts *o, uint8_t key, const char *v)
 }
 
 /* Parses argv. Returns 0 to go on, or the exit status (after printing why or --help). */
+static int pub_apply_cb(void *tool, uint8_t key, const char *v)
+{
+	return pub_apply(tool, key, v);
+}
+
 static int parse_args(struct pub_opts *o, int argc, char **argv)
 {
+	int rc;
+
 	if (cli_common_init(&o->common, "starling-pub", CLI_PUB, argc) < 0) {
 		fprintf(stderr, "Error: Out of memory.\n");
 		return 1;
 	}
 	o->repeat = 1;
 	o->inflight_max = CLIENT_INFLIGHT_DEFAULT;
-	for (int i = 1; i < argc; i++) {
-		const struct cli_spec *spec;
-		const char *value;
-		int rc = cli_match(&o->common, pub_specs, sizeof(pub_specs) / sizeof(pub_specs[0]),
-		                   argc, argv, &i, &spec, &value);
-
-		if (rc == 0 && spec->key == CLI_KEY_PROPERTY)
-			rc = cli_props_parse(&o->common, argc, argv, &i);
-		else if (rc == 0)
-			rc = spec->key >= CLI_KEY_TOOL ? pub_apply(o, spec->key, value)
-			                               : cli_common_apply(&o->common, spec, value);
-		if (rc < 0) {
-			cli_hint(&o->common);
-			return CLI_EXIT_USAGE;
-		}
-		if (o->common.help) {
-			usage();
-			return CLI_EXIT_USAGE; /* as mosquitto_pub --help */
-		}
-	}
+	rc = cli_parse_argv(&o->common, pub_specs, sizeof(pub_specs) / sizeof(pub_specs[0]), argc,
+	                    argv, pub_apply_cb, o, usage);
+	if (rc)
+		return rc;
 	if (!o->topic || o->mode == PUB_NONE) {
 		usage();
 		fprintf(stderr, "Error: Both topic and message must be supplied.\n");

@@ -214,8 +214,15 @@ static int finish_args(struct sub_opts *o)
 }
 
 /* Parses argv. Returns 0 to go on, or the exit status (after printing why or --help). */
+static int sub_apply_cb(void *tool, uint8_t key, const char *v)
+{
+	return sub_apply(tool, key, v);
+}
+
 static int parse_args(struct sub_opts *o, int argc, char **argv)
 {
+	int rc;
+
 	if (cli_common_init(&o->common, "starling-sub", CLI_SUB, argc) < 0) {
 		fprintf(stderr, "Error: Out of memory.\n");
 		return 1;
@@ -228,27 +235,9 @@ static int parse_args(struct sub_opts *o, int argc, char **argv)
 		fprintf(stderr, "Error: Out of memory.\n");
 		return 1;
 	}
-	for (int i = 1; i < argc; i++) {
-		const struct cli_spec *spec;
-		const char *value;
-		int rc = cli_match(&o->common, sub_specs, sizeof(sub_specs) / sizeof(sub_specs[0]),
-		                   argc, argv, &i, &spec, &value);
-
-		if (rc == 0 && spec->key == CLI_KEY_PROPERTY)
-			rc = cli_props_parse(&o->common, argc, argv, &i);
-		else if (rc == 0)
-			rc = spec->key >= CLI_KEY_TOOL ? sub_apply(o, spec->key, value)
-			                               : cli_common_apply(&o->common, spec, value);
-		if (rc < 0) {
-			cli_hint(&o->common);
-			return CLI_EXIT_USAGE;
-		}
-		if (o->common.help) {
-			usage();
-			return CLI_EXIT_USAGE; /* as mosquitto_sub --help */
-		}
-	}
-	return finish_args(o);
+	rc = cli_parse_argv(&o->common, sub_specs, sizeof(sub_specs) / sizeof(sub_specs[0]), argc,
+	                    argv, sub_apply_cb, o, usage);
+	return rc ? rc : finish_args(o);
 }
 
 /* --- running ------------------------------------------------------------------------- */
