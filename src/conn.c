@@ -166,7 +166,8 @@ static void conn_maybe_finish(struct conn *c)
 static void conn_on_send(struct conn *c, const struct ring_cqe *cqe)
 {
 	c->send_busy = false;
-	if (cqe->res < 0) {
+	/* A stream send that moved nothing would be resubmitted for ever: the peer is gone. */
+	if (cqe->res < 0 || (cqe->res == 0 && c->sending.total > c->sent)) {
 		obuf_reset(&c->sending);
 		c->sent = 0;
 		if (c->state != CONN_CLOSING)
@@ -222,13 +223,14 @@ static void conn_packet(struct conn *c, const struct st_fixed_header *fh, const 
 		handle_protocol_error(c, ret);
 }
 
-/* Copies the start of a packet that continues in the next receive into rbuf. */
-static void conn_stash(struct conn *c, const uint8_t *p, size_t n, size_t total)
+/*
+ * Copies the start of a packet that continues in the next receive into rbuf. The buffer grows
+ * with the bytes that arrive (conn_reassemble), not with the length the header announces: a
+ * client announcing a huge packet and sending it slowly holds only what it sent.
+ */
+static void conn_stash(struct conn *c, const uint8_t *p, size_t n)
 {
-	size_t cap = total ? total : ST_FIXED_HEADER_MAX;
-
-	if (cap < n)
-		cap = n;
+	size_t cap = n < ST_FIXED_HEADER_MAX ? ST_FIXED_HEADER_MAX : n;
 	c->rbuf = malloc(cap);
 	if (!c->rbuf) {
 		conn_close(c, false, "out of memory");
@@ -271,19 +273,26 @@ static size_t conn_reassemble(struct conn *c, const uint8_t *p, size_t n)
 		c->rbuf[c->rlen++] = p[took++];
 	}
 	total = (size_t)fh.header_len + fh.remaining_len;
-	if (c->rcap < total) {
-		uint8_t *nb = realloc(c->rbuf, total);
+	want = total - c->rlen;
+	if (want > n - took)
+		want = n - took;
+	if (c->rlen + want > c->rcap) {
+		/* Doubling, capped at the packet's size: a few copies for a large packet. */
+		size_t cap = (size_t)c->rcap * 2;
+		uint8_t *nb;
 
+		if (cap < c->rlen + want)
+			cap = c->rlen + want;
+		if (cap > total)
+			cap = total;
+		nb = realloc(c->rbuf, cap);
 		if (!nb) {
 			conn_close(c, false, "out of memory");
 			return n;
 		}
 		c->rbuf = nb;
-		c->rcap = (uint32_t)total;
+		c->rcap = (uint32_t)cap;
 	}
-	want = total - c->rlen;
-	if (want > n - took)
-		want = n - took;
 	memcpy(c->rbuf + c->rlen, p + took, want);
 	c->rlen += (uint32_t)want;
 	took += want;
@@ -316,7 +325,7 @@ static void conn_input(struct conn *c, const uint8_t *p, size_t n)
 		int ret = st_decode_fixed_header(p, n, w->b->max_packet, &fh);
 
 		if (ret == ST_ERR_NEED_MORE) {
-			conn_stash(c, p, n, 0);
+			conn_stash(c, p, n);
 			return;
 		}
 		if (ret < 0) {
@@ -325,7 +334,7 @@ static void conn_input(struct conn *c, const uint8_t *p, size_t n)
 		}
 		total = (size_t)fh.header_len + fh.remaining_len;
 		if (total > n) {
-			conn_stash(c, p, n, total);
+			conn_stash(c, p, n);
 			return;
 		}
 		conn_packet(c, &fh, p);

@@ -4,8 +4,8 @@
  * (handle_*.c); this file only moves bytes.
  *
  * Receive: packets are decoded in place in the provided buffer the kernel filled. Only a
- * packet that spans two receives is copied, into `rbuf`, which is sized to the packet once its
- * fixed header is known and bounded by the maximum packet size; it is freed as soon as the
+ * packet that spans two receives is copied, into `rbuf`, which grows with the bytes received
+ * (never past the packet, which the maximum packet size bounds); it is freed as soon as the
  * packet is complete, so idle connections hold no receive memory.
  *
  * Send: handlers append packets to `out`. At the end of each completion batch the worker
@@ -74,7 +74,7 @@ struct conn {
 
 	uint8_t *rbuf; /* partial packet spanning receives, or NULL */
 	uint32_t rlen; /* bytes held in rbuf */
-	uint32_t rcap; /* bytes allocated; the packet's full size once known */
+	uint32_t rcap; /* bytes allocated (grows with the bytes received) */
 
 	struct obuf out;     /* packets queued since the last send */
 	struct obuf sending; /* packets of the send in flight */

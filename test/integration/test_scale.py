@@ -13,7 +13,7 @@ import unittest
 
 from harness import (CONNACK, PINGRESP, SUBACK, BrokerTestCase, RawClient, encode_connect,
                      encode_pingreq, encode_publish, encode_subscribe, encode_unsubscribe, packet,
-                     seeded_random, unique_id, varint)
+                     seeded_random, starling_only, unique_id, varint)
 
 MB = 1 << 20
 
@@ -207,6 +207,35 @@ class MalformedFloodTest(BrokerTestCase):
         for r in held:
             r.abort()
         self.assert_no_messages(got, 0.2)
+        self.assert_broker_works()
+
+    @starling_only("Mosquitto allocates a packet's announced length as soon as it reads the "
+                   "remaining length")
+    def test_announced_length_is_not_allocated_up_front(self):
+        # Fifty connections announce a PUBLISH of 200 MB each and send 64 bytes of it: the
+        # broker must hold what arrived, not what was announced (10 GB), or a few slow
+        # clients could take its memory.
+        def vm_kb(field):
+            with open("/proc/%d/status" % self.broker.pid) as f:
+                for line in f:
+                    if line.startswith(field + ":"):
+                        return int(line.split()[1])
+            return 0
+
+        before = vm_kb("VmSize")
+        head = bytes([0x30]) + varint(200 * MB) + b"\x00\x07fz/huge"
+        held = []
+        for _ in range(50):
+            r = RawClient(self.broker.port)
+            self.defer(r.close)
+            r.send(self.valid_connect())
+            r.send(head + b"x" * 64)
+            held.append(r)
+        self.assert_broker_works()
+        grown_mb = (vm_kb("VmSize") - before) / 1024
+        self.assertLess(grown_mb, 1000, "broker address space grew by %.0f MiB" % grown_mb)
+        for r in held:
+            r.abort()
         self.assert_broker_works()
 
 
