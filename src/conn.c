@@ -398,6 +398,14 @@ void conn_close(struct conn *c, bool graceful, const char *reason)
 	conn_maybe_finish(c);
 }
 
+void conn_close_later(struct conn *c, const char *reason)
+{
+	if (c->state == CONN_CLOSING || c->close_later)
+		return;
+	c->close_later = reason;
+	conn_want_flush(c);
+}
+
 void conn_abort(struct conn *c)
 {
 	if (c->state != CONN_CLOSING)

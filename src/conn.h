@@ -63,6 +63,7 @@ struct conn {
 	bool on_flush_list;      /* linked into the worker's flush list */
 	bool eof;                /* the socket is shut down: nothing more goes in or out */
 	bool dead;               /* handed to the worker to free */
+	const char *close_later; /* close at the end of the batch, for this reason (static text) */
 	uint16_t keepalive_s;    /* negotiated keep alive, 0: none */
 	uint64_t id;             /* connection number, for logs */
 	uint64_t last_rx_ms;     /* monotonic time of the last received bytes */
@@ -97,6 +98,13 @@ struct conn *conn_new(struct worker *w, int fd);
  * until its operations complete.
  */
 void conn_close(struct conn *c, bool graceful, const char *reason);
+
+/*
+ * Closes the connection at the end of the batch. For failures in the middle of routing a
+ * message: closing at once would publish the will, routing a second message while the first is
+ * still being routed.
+ */
+void conn_close_later(struct conn *c, const char *reason);
 
 /* Closes at once, without waiting for queued output (a lingering close that takes too long). */
 void conn_abort(struct conn *c);

@@ -114,7 +114,7 @@ static void route_send(struct conn *c, struct pub_view *v, uint8_t qos, bool ret
 	int ret = c->v5 ? out_publish(c, v, flags, pid, x) : out_publish3(c, v, flags, pid);
 
 	if (ret != ST_OK) {
-		conn_close(c, false, "out of memory");
+		conn_close_later(c, "out of memory");
 		return;
 	}
 	c->w->stats.msgs_sent++;
@@ -125,7 +125,7 @@ static inline bool route_send3(struct worker *w, struct conn *c, const struct pu
                                uint8_t flags, uint16_t pid)
 {
 	if (out_publish3(c, v, flags, pid) != ST_OK) {
-		conn_close(c, false, "out of memory");
+		conn_close_later(c, "out of memory");
 		return false;
 	}
 	w->stats.msgs_sent++;

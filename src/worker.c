@@ -302,6 +302,8 @@ static void worker_batch_end(struct worker *w)
 
 			c->on_flush_list = false;
 			c->flush_next = NULL;
+			if (c->close_later)
+				conn_close(c, false, c->close_later);
 			if (c->recv_starved && !c->eof && c->state != CONN_CLOSING) {
 				c->recv_starved = false;
 				ring_recv(&w->ring, &c->io, c->fd);
