@@ -334,10 +334,14 @@ int route_publish(struct worker *w, struct session *origin, struct pub_view *v, 
 	return (int)delivered;
 }
 
+#define ROUTE_EXPIRED_MAX 16 /* expired retained messages dropped per SUBSCRIBE walk */
+
 struct route_retained_ctx {
-	struct worker *w;
-	struct session *s;
-	uint64_t data;
+	struct worker *w;                       /* the worker */
+	struct session *s;                      /* the subscriber */
+	uint64_t data;                          /* its subscription's data */
+	struct msg *expired[ROUTE_EXPIRED_MAX]; /* expired messages met (references) */
+	unsigned nexpired;                      /* entries used */
 };
 
 static void route_retained_cb(void *ctx, void *value)
@@ -348,6 +352,12 @@ static void route_retained_cb(void *ctx, void *value)
 	uint8_t granted = subdata_qos(rc->data);
 	struct pub_extra x = {.sub_id = subdata_sub_id(rc->data)};
 
+	if (m->expiry_ms && m->expiry_ms <= rc->w->now_ms) {
+		/* Expired: not sent [MQTT-3.3.2-5], and dropped from the store after the walk. */
+		if (rc->nexpired < ROUTE_EXPIRED_MAX)
+			rc->expired[rc->nexpired++] = msg_ref(m);
+		return;
+	}
 	/* Retained messages are sent with retain set [MQTT-3.3.1-8]. */
 	route_deliver(rc->w, rc->s, &v, m->qos < granted ? m->qos : granted, true, &x, NULL);
 }
@@ -358,6 +368,16 @@ void route_retained(struct worker *w, struct session *s, const uint8_t *filter, 
 	struct route_retained_ctx rc = {.w = w, .s = s, .data = subdata};
 
 	retain_match(w->retained, filter, len, route_retained_cb, &rc);
+	for (unsigned i = 0; i < rc.nexpired; i++) {
+		struct msg *m = rc.expired[i];
+		void *old = NULL;
+
+		/* The store may hold a newer message for the topic by now: only this one goes. */
+		if (retain_get(w->retained, msg_topic(m), m->topic_len) == m &&
+		    retain_set(w->retained, msg_topic(m), m->topic_len, NULL, &old) == ST_OK && old)
+			msg_unref(old);
+		msg_unref(m);
+	}
 }
 
 static struct pub_extra route_extra_of(const struct sess_delivery *d)

@@ -10,7 +10,7 @@ import time
 import unittest
 
 from harness import (PUBACK, BrokerTestCase, PacketTypes, encode_disconnect, mqtt5, pprops,
-                     props, unique_id)
+                     props, starling_only, unique_id)
 
 SLACK_S = 1.2  # past an interval, how long the broker may take to act on it
 
@@ -262,3 +262,32 @@ class MessageExpiryTest(BrokerTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RetainedExpiryStoreTest(BrokerTestCase):
+    config_lines = ("sys_interval 1",)
+
+    def retained_count(self):
+        r = self.raw5()
+        r.subscribe([("$SYS/broker/retained messages/count", 0)])
+        (p,) = r.recv_publishes(1)
+        r.close()
+        return int(p.payload)
+
+    @starling_only("observes Starling's store through its $SYS count, which counts its own "
+                   "retained $SYS topics too")
+    def test_expired_retained_message_leaves_the_store(self):
+        # 3.3.2.3.3: an expired retained message is not sent, and it need not be kept: the
+        # subscription that meets it removes it from the store.
+        pub = self.raw5()
+        pub.publish_acked("mx/a", b"short", 1, retain=True,
+                          properties=props((mqtt5.MESSAGE_EXPIRY, 1)))
+        # The count is taken at the start of a round, before the round's own $SYS topics are
+        # stored: two rounds give a settled value.
+        time.sleep(2.3)
+        with_it = self.retained_count()
+        sub = self.raw5()
+        sub.subscribe([("mx/#", 1)])
+        self.assertTrue(sub.silent_for(0.3))
+        time.sleep(2.3)
+        self.assertEqual(self.retained_count(), with_it - 1)
