@@ -219,8 +219,12 @@ int broker_run(struct broker *b)
 	alloc_bind_thread_arena();
 	ret = worker_init(&b->workers[0], b, 0, b->listen_fds, b->listen_ports, b->nlisten,
 	                  b->sig_fd);
-	if (ret == ST_OK)
+	if (ret == ST_OK) {
+		b->log.topic_fn = worker_log_topic;
+		b->log.topic_ctx = &b->workers[0];
 		ret = worker_run(&b->workers[0]);
+		b->log.topic_fn = NULL;
+	}
 	return ret == ST_OK ? 0 : 1;
 }
 

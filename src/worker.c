@@ -290,9 +290,77 @@ static void worker_housekeeping(struct worker *w)
 	sys_tick(w);
 }
 
+#define LOGQ_MAX (64u << 10) /* queued log bytes per batch for log_dest topic */
+
+void worker_log_topic(void *ctx, uint32_t type, const char *line, unsigned len)
+{
+	struct worker *w = ctx;
+	uint16_t n = len > 2048 ? 2048 : (uint16_t)len;
+
+	if (!w->logq && !(w->logq = malloc(LOGQ_MAX)))
+		return;
+	if (w->logq_len + 6 + n > LOGQ_MAX) {
+		w->logq_dropped++;
+		return;
+	}
+	memcpy(w->logq + w->logq_len, &type, 4);
+	memcpy(w->logq + w->logq_len + 4, &n, 2);
+	memcpy(w->logq + w->logq_len + 6, line, n);
+	w->logq_len += 6 + n;
+}
+
+/* Mosquitto's topic for a log line of this type. */
+static const char *worker_log_topic_name(uint32_t type)
+{
+	if (type & LOG_T_ERROR)
+		return "$SYS/broker/log/E";
+	if (type & LOG_T_WARNING)
+		return "$SYS/broker/log/W";
+	if (type & LOG_T_NOTICE)
+		return "$SYS/broker/log/N";
+	if (type & LOG_T_INFORMATION)
+		return "$SYS/broker/log/I";
+	if (type & LOG_T_SUBSCRIBE)
+		return "$SYS/broker/log/M/subscribe";
+	if (type & LOG_T_UNSUBSCRIBE)
+		return "$SYS/broker/log/M/unsubscribe";
+	return "$SYS/broker/log/D";
+}
+
+/*
+ * Publishes the queued log lines. Only those queued before the call: a line logged while
+ * publishing waits for the next batch, so logging can never feed on itself.
+ */
+static void worker_log_flush(struct worker *w)
+{
+	uint32_t end = w->logq_len, off = 0;
+	uint8_t *q = w->logq;
+
+	if (!end)
+		return;
+	w->logq = NULL;
+	w->logq_len = 0;
+	while (off < end) {
+		uint32_t type;
+		uint16_t n;
+		const char *topic;
+		struct pub_view v = {0};
+
+		memcpy(&type, q + off, 4);
+		memcpy(&n, q + off + 4, 2);
+		topic = worker_log_topic_name(type);
+		v.topic = (struct st_bytes){(const uint8_t *)topic, (uint32_t)strlen(topic)};
+		v.payload = (struct st_bytes){q + off + 6, n};
+		route_publish(w, NULL, &v, 0, false);
+		off += 6 + (uint32_t)n;
+	}
+	free(q);
+}
+
 /* End of a completion batch: one send per connection with output; re-arm starved recvs. */
 static void worker_batch_end(struct worker *w)
 {
+	worker_log_flush(w);
 	while (w->flush_list) {
 		struct conn *c = w->flush_list;
 
@@ -412,5 +480,6 @@ void worker_fini(struct worker *w)
 	free(w->matches);
 	free(w->shared);
 	free(w->ids);
+	free(w->logq);
 	free(w->scratch);
 }

@@ -102,6 +102,9 @@ struct worker {
 	uint32_t idbuf[ROUTE_IDS_MAX]; /* one delivery's further identifiers */
 	uint32_t idbuf_cap;            /* ROUTE_IDS_MAX */
 	struct share_registry shares;  /* shared subscription groups */
+	uint8_t *logq;                 /* log lines for `log_dest topic`, published at batch end */
+	uint32_t logq_len;             /* bytes queued: [u32 type][u16 len][line] records */
+	uint64_t logq_dropped;         /* lines lost because the queue was full */
 	uint8_t *scratch;              /* per-packet scratch (filtered MQTT 5 properties) */
 	uint32_t scratch_cap;          /* bytes allocated */
 	struct worker_stats stats;     /* counters */
@@ -132,6 +135,12 @@ void worker_session_destroy(struct worker *w, struct session *s);
 
 /* Removes s's subscription to filter from the index (or its shared group). */
 void worker_unsubscribe(struct worker *w, struct session *s, const uint8_t *filter, size_t len);
+
+/*
+ * log_dest topic: queues a log line (struct log's topic_fn, ctx the worker). Lines are
+ * published at the end of the batch, never from inside the code that logged them.
+ */
+void worker_log_topic(void *ctx, uint32_t type, const char *line, unsigned len);
 
 /* Worker scratch memory of at least n bytes (valid until the next call), NULL if none. */
 uint8_t *worker_scratch(struct worker *w, size_t n);

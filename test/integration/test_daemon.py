@@ -154,5 +154,20 @@ class DaemonTest(unittest.TestCase):
             self.assertEqual(self.sanitizer_reports(), [])
 
 
+class LogTopicTest(harness.BrokerTestCase):
+    config_lines = ("log_dest topic", "log_type all")
+
+    def test_log_lines_are_published(self):
+        # log_dest topic: lines go to $SYS/broker/log/<E|W|N|I|M/...>, as Mosquitto names them.
+        sub = self.client()
+        got = self.collect(sub, "$SYS/broker/log/#", 0)
+        other = self.client(client_id="logme-" + harness.unique_id())
+        other.subscribe("lt/x", 0)
+        self.wait_for(lambda: any(m.topic == "$SYS/broker/log/N" and b"logme" in m.payload
+                                  for m in got.snapshot()))
+        self.wait_for(lambda: any(m.topic == "$SYS/broker/log/M/subscribe" and
+                                  b"lt/x" in m.payload for m in got.snapshot()))
+
+
 if __name__ == "__main__":
     unittest.main()
