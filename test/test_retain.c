@@ -346,36 +346,6 @@ struct model {
 	size_t n;                  /* records in v */
 };
 
-static const char *const LEVELS[] = {"a", "b", "c", "", "$s", "ab"};
-
-static unsigned rnd(unsigned n)
-{
-	return (unsigned)rand() % n;
-}
-
-/* A random valid filter (if `filter`) or topic name into s. */
-static void random_string(char *s, bool filter)
-{
-	unsigned levels = 1 + rnd(5), i, r;
-	size_t len = 0;
-
-	for (i = 0; i < levels; i++) {
-		r = rnd(10);
-		if (filter && r < 3)
-			len += (size_t)sprintf(s + len, "+");
-		else if (filter && r == 3 && i + 1 == levels)
-			len += (size_t)sprintf(s + len, "#");
-		else
-			len += (size_t)sprintf(s + len, "%s", LEVELS[rnd(i == 0 ? 6 : 4)]);
-		if (i + 1 < levels)
-			s[len++] = '/';
-	}
-	/* One empty level is the empty string, neither a name nor a filter [MQTT-4.7.3-1]. */
-	if (len == 0)
-		s[len++] = 'a';
-	s[len] = '\0';
-}
-
 static long model_find(const struct model *m, const char *topic)
 {
 	size_t i;
@@ -394,7 +364,7 @@ static void prop_set(struct retain *rs, struct model *m, void *value)
 	long at;
 	void *old;
 
-	random_string(topic, false);
+	tu_random_topic(topic, false);
 	at = model_find(m, topic);
 	old = set(rs, topic, value);
 	CU_ASSERT_PTR_EQUAL(old, at >= 0 ? m->v[at].value : NULL);
@@ -417,7 +387,7 @@ static void prop_check(const struct retain *rs, const struct model *m)
 	struct got *g;
 	size_t i, fl;
 
-	random_string(filter, true);
+	tu_random_topic(filter, true);
 	fl = strlen(filter);
 	g = match_len(rs, filter, fl);
 	want.n = 0;
@@ -449,7 +419,7 @@ static void test_property(void)
 	for (round = 0; round < 4; round++) {
 		/* Even rounds mostly set, odd rounds mostly delete. */
 		for (op = 0; op < 3000; op++) {
-			bool del = round % 2 ? rnd(4) != 0 : rnd(5) == 0;
+			bool del = round % 2 ? tu_rand(4) != 0 : tu_rand(5) == 0;
 
 			prop_set(rs, &m, del ? NULL : val(next_val++));
 			if (op % 4 == 0)

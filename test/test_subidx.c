@@ -408,36 +408,6 @@ struct model {
 	size_t n;                   /* records in v */
 };
 
-static const char *const LEVELS[] = {"a", "b", "c", "", "$s", "ab"};
-
-static unsigned rnd(unsigned n)
-{
-	return (unsigned)rand() % n;
-}
-
-/* A random valid filter (if `filter`) or topic name into s. */
-static void random_string(char *s, bool filter)
-{
-	unsigned levels = 1 + rnd(5), i, r;
-	size_t len = 0;
-
-	for (i = 0; i < levels; i++) {
-		r = rnd(10);
-		if (filter && r < 3)
-			len += (size_t)sprintf(s + len, "+");
-		else if (filter && r == 3 && i + 1 == levels)
-			len += (size_t)sprintf(s + len, "#");
-		else
-			len += (size_t)sprintf(s + len, "%s", LEVELS[rnd(i == 0 ? 6 : 4)]);
-		if (i + 1 < levels)
-			s[len++] = '/';
-	}
-	/* One empty level is the empty string, neither a name nor a filter [MQTT-4.7.3-1]. */
-	if (len == 0)
-		s[len++] = 'a';
-	s[len] = '\0';
-}
-
 static long model_find(const struct model *m, const char *filter, unsigned sub)
 {
 	size_t i;
@@ -469,8 +439,8 @@ static void prop_add(struct subidx *idx, struct model *m)
 	struct rec r;
 	long at;
 
-	random_string(r.filter, true);
-	r.sub = rnd(PROP_SUBS);
+	tu_random_topic(r.filter, true);
+	r.sub = tu_rand(PROP_SUBS);
 	r.data = ((uint64_t)rand() << 32) | (uint64_t)rand();
 	at = model_find(m, r.filter, r.sub);
 	CU_ASSERT_EQUAL(add(idx, r.filter, r.sub, r.data), at < 0 ? 1 : 0);
@@ -490,12 +460,12 @@ static void prop_remove(struct subidx *idx, struct model *m)
 
 	if (m->n == 0)
 		return;
-	i = rnd((unsigned)m->n);
+	i = tu_rand((unsigned)m->n);
 	CU_ASSERT_EQUAL(del(idx, m->v[i].filter, m->v[i].sub), ST_OK);
 	m->v[i] = m->v[--m->n];
 	/* A pair that is not there is refused and changes nothing. */
-	random_string(filter, rnd(2));
-	sub = rnd(PROP_SUBS);
+	tu_random_topic(filter, tu_rand(2));
+	sub = tu_rand(PROP_SUBS);
 	if (model_find(m, filter, sub) < 0)
 		CU_ASSERT_EQUAL(del(idx, filter, sub), ST_ERR_FILTER);
 }
@@ -507,7 +477,7 @@ static void prop_check(const struct subidx *idx, const struct model *m)
 	char topic[PROP_LEN_MAX];
 	size_t i;
 
-	random_string(topic, false);
+	tu_random_topic(topic, false);
 	got = match(idx, topic, strlen(topic));
 	model_match(m, topic, &want);
 	CU_ASSERT_EQUAL(got->n, want.n);
@@ -532,9 +502,9 @@ static void test_property(void)
 	for (round = 0; round < 4; round++) {
 		/* Grow to thousands of filters, then shrink to a few hundred, then grow again. */
 		for (op = 0; op < 4000; op++) {
-			if (rnd(4) == 0 && round % 2 == 1)
+			if (tu_rand(4) == 0 && round % 2 == 1)
 				prop_add(idx, &m);
-			else if (round % 2 == 1 || rnd(5) == 0)
+			else if (round % 2 == 1 || tu_rand(5) == 0)
 				prop_remove(idx, &m);
 			else
 				prop_add(idx, &m);

@@ -105,3 +105,31 @@ char *tu_hex(char *out, const void *bytes, size_t len)
 	*p = '\0';
 	return out;
 }
+
+unsigned tu_rand(unsigned n)
+{
+	return (unsigned)rand() % n;
+}
+
+void tu_random_topic(char *s, bool filter)
+{
+	static const char *const levels_of[] = {"a", "b", "c", "", "$s", "ab"};
+	unsigned levels = 1 + tu_rand(5), i, r;
+	size_t len = 0;
+
+	for (i = 0; i < levels; i++) {
+		r = tu_rand(10);
+		if (filter && r < 3)
+			len += (size_t)sprintf(s + len, "+");
+		else if (filter && r == 3 && i + 1 == levels)
+			len += (size_t)sprintf(s + len, "#");
+		else
+			len += (size_t)sprintf(s + len, "%s", levels_of[tu_rand(i == 0 ? 6 : 4)]);
+		if (i + 1 < levels)
+			s[len++] = '/';
+	}
+	/* One empty level is the empty string, neither a name nor a filter [MQTT-4.7.3-1]. */
+	if (len == 0)
+		s[len++] = 'a';
+	s[len] = '\0';
+}

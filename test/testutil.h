@@ -12,6 +12,7 @@
 #ifndef STARLING_TESTUTIL_H
 #define STARLING_TESTUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,5 +54,15 @@ int tu_run_registry(void);
 
 /* Writes bytes as hex ("01 ab") into out, which needs 3 * len + 1 bytes; returns out. */
 char *tu_hex(char *out, const void *bytes, size_t len);
+
+/* rand() % n: the property tests seed rand() themselves, so runs repeat. */
+unsigned tu_rand(unsigned n);
+
+/*
+ * A random valid topic filter (if `filter`) or topic name into s (room for 32 bytes): 1 to 5
+ * levels drawn from a small alphabet (with "" and "$s" first levels) so that matches are
+ * frequent, '+' and a final '#' in filters. For property tests against st_topic_matches.
+ */
+void tu_random_topic(char *s, bool filter);
 
 #endif
