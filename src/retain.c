@@ -27,6 +27,7 @@
 
 #include "starling/error.h"
 #include "hmap.h"
+#include "starling/topic.h"
 #include "retain.h"
 
 struct rnode {
@@ -50,13 +51,6 @@ struct bytes {
 	const uint8_t *p; /* borrowed bytes */
 	size_t len;       /* their length */
 };
-
-static size_t level_len(const uint8_t *s, size_t len)
-{
-	const uint8_t *slash = memchr(s, '/', len);
-
-	return slash ? (size_t)(slash - s) : len;
-}
 
 static uint64_t hash_level(const struct retain *rs, const uint8_t *p, size_t len)
 {
@@ -144,7 +138,7 @@ static struct rnode *path(struct retain *rs, const uint8_t *t, size_t len, bool 
 	uint64_t h;
 
 	for (n = 0; n <= len; n++) {
-		ll = level_len(t + pos, len - pos);
+		ll = st_topic_level_len(t + pos, len - pos);
 		kid = kid_find(rs, x, t + pos, ll);
 		if (!kid && create) {
 			h = hash_level(rs, t + pos, ll);
@@ -295,7 +289,7 @@ void retain_match(const struct retain *rs, const uint8_t *filter, size_t len, re
 					fn(ctx, x->value);
 				continue;
 			}
-			ll = level_len(filter + pos, len - pos);
+			ll = st_topic_level_len(filter + pos, len - pos);
 			/* '#' matches x's own topic too: "sport/#" matches "sport". */
 			if (ll == 1 && filter[pos] == '#') {
 				emit_subtree(rs, x, fn, ctx);

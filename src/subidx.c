@@ -30,6 +30,7 @@
 
 #include "starling/error.h"
 #include "hmap.h"
+#include "starling/topic.h"
 #include "subidx.h"
 
 /* Arrays longer than this get a subscriber -> position table; shorter ones are scanned. */
@@ -106,13 +107,6 @@ static uint64_t hash_bytes(const struct subidx *idx, const uint8_t *p, size_t le
 static uint64_t hash_subscriber(const struct subidx *idx, const void *subscriber)
 {
 	return XXH3_64bits_withSeed(&subscriber, sizeof(subscriber), idx->seed);
-}
-
-static size_t level_len(const uint8_t *s, size_t len)
-{
-	const uint8_t *slash = memchr(s, '/', len);
-
-	return slash ? (size_t)(slash - s) : len;
 }
 
 /* --- subvec ------------------------------------------------------------------------------ */
@@ -444,7 +438,7 @@ static struct subvec *trie_path(struct subidx *idx, const uint8_t *f, size_t len
 
 	*node = x;
 	for (n = 0; n <= len; n++) {
-		ll = level_len(f + pos, len - pos);
+		ll = st_topic_level_len(f + pos, len - pos);
 		/* '#' is the whole last level [MQTT-4.7.1-2]: the filter ends in x's multi list. */
 		if (ll == 1 && f[pos] == '#' && pos + 1 == len)
 			return &x->multi;
@@ -495,7 +489,7 @@ static void trie_match(const struct subidx *idx, const uint8_t *t, size_t len, s
 				leaving = true;
 				continue;
 			}
-			ll = level_len(t + pos, len - pos);
+			ll = st_topic_level_len(t + pos, len - pos);
 			next = kid_find(idx, x, t + pos, ll);
 			if (!next && (x != root || !dollar))
 				next = x->plus;

@@ -71,7 +71,7 @@ size_t st_topic_level_len(const uint8_t *s, size_t len)
 	/* Levels are short; a word-wise search beats a call to memchr. */
 	for (; len - i >= sizeof(uint64_t); i += sizeof(uint64_t)) {
 		uint64_t x = ws_load(s + i) ^ (WS_ONES * '/');
-		uint64_t zero = (x - WS_ONES) & ~x & (WS_ONES * 0x80);
+		uint64_t zero = ws_zero_bytes(x);
 
 		if (zero) /* the lowest marked byte is exactly the first '/' */
 			return i + ws_first(zero);
