@@ -20,10 +20,11 @@ REL_CFLAGS  := $(CFLAGS_BASE) -O2 -g -DST_JEMALLOC=1
 ASAN_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 ASAN_CFLAGS := $(CFLAGS_BASE) -O1 -g $(ASAN_SAN)
 
-# The codec library: everything the tools share with the broker.
-CODEC_SRC  := src/error.c src/utf8.c src/topic.c src/codec_decode.c src/codec_encode.c src/props.c
-# The broker's modules (main.c holds only main()).
-BROKER_SRC := $(filter-out $(CODEC_SRC) src/main.c,$(wildcard src/*.c))
+# src/ is one folder per layer (src/README.md; tools/check-layers.sh keeps includes pointing down).
+# The codec layer is the library the tools share with the broker.
+CODEC_SRC  := $(wildcard src/codec/*.c)
+# Every other layer makes the broker's library (main.c, at the top, holds only main()).
+BROKER_SRC := $(filter-out $(CODEC_SRC),$(wildcard src/*/*.c))
 TOOL_COMMON_SRC := tools/client.c tools/client_io.c tools/cli.c tools/cli_props.c
 BENCH_TOOL_SRC  := $(wildcard tools/bench/*.c)
 TOOLS      := starling-pub starling-sub starling-bench
@@ -34,13 +35,20 @@ ASAN_LIBS  := -luring -lxxhash -lm
 
 obj = $(patsubst %.c,$(B)/$(1)/obj/%.o,$(2))
 
-.PHONY: all deps run test unit integration bench bench-compare format format-check clean asan
+.PHONY: all deps run test unit integration bench bench-compare format format-check layer-check clean asan
 # Objects are intermediates of pattern chains; keep them so a rebuild relinks only what changed.
 .SECONDARY:
 all: $(B)/starlingd $(addprefix $(B)/,$(TOOLS))
 
 deps:
 	@tools/deps.sh
+
+# A header included against the layering fails the build, not only the tests.
+LAYERED_FILES := $(wildcard src/*.[ch] src/*/*.[ch] include/starling/*.h tools/*.[ch] tools/bench/*.[ch])
+$(B)/layers.ok: $(LAYERED_FILES) tools/check-layers.sh
+	@mkdir -p $(B)
+	@tools/check-layers.sh >/dev/null || tools/check-layers.sh
+	@touch $@
 
 # --- release -------------------------------------------------------------------------
 $(B)/release/obj/%.o: %.c | deps
@@ -49,7 +57,7 @@ $(B)/release/obj/%.o: %.c | deps
 
 $(B)/release/libstcodec.a: $(call obj,release,$(CODEC_SRC))
 	ar rcs $@ $^
-$(B)/release/libstbroker.a: $(call obj,release,$(BROKER_SRC))
+$(B)/release/libstbroker.a: $(call obj,release,$(BROKER_SRC)) | $(B)/layers.ok
 	ar rcs $@ $^
 
 $(B)/starlingd: $(call obj,release,src/main.c) $(B)/release/libstbroker.a $(B)/release/libstcodec.a
@@ -70,7 +78,7 @@ $(B)/asan/obj/%.o: %.c | deps
 
 $(B)/asan/libstcodec.a: $(call obj,asan,$(CODEC_SRC))
 	ar rcs $@ $^
-$(B)/asan/libstbroker.a: $(call obj,asan,$(BROKER_SRC))
+$(B)/asan/libstbroker.a: $(call obj,asan,$(BROKER_SRC)) | $(B)/layers.ok
 	ar rcs $@ $^
 
 $(B)/asan/starlingd: $(call obj,asan,src/main.c) $(B)/asan/libstbroker.a $(B)/asan/libstcodec.a
@@ -99,6 +107,7 @@ test: asan
 	@status=0; \
 	if $(MAKE) --no-print-directory format-check >/dev/null; then echo "format-check: passed"; \
 	else echo "format-check: FAILED (run make format)"; status=1; fi; \
+	{ tools/check-layers.sh --self-test && tools/check-layers.sh; } || status=1; \
 	tools/run-unit.sh $(addprefix $(B)/asan/,$(UNIT_TESTS)) || status=1; \
 	$(PYTHON) test/integration/run.py --bin $(B)/asan || status=1; \
 	if [ $$status -eq 0 ]; then echo "make test: all passed"; else echo "make test: FAILED"; fi; \
@@ -120,11 +129,13 @@ bench-compare: all
 	bench/compare.sh --bin $(B) $(COMPARE_ARGS)
 
 # --- housekeeping --------------------------------------------------------------------
-FORMAT_FILES := $(wildcard src/*.[ch] include/starling/*.h tools/*.[ch] tools/bench/*.[ch] test/*.[ch] bench/*.[ch])
+FORMAT_FILES := $(wildcard src/*.[ch] src/*/*.[ch] include/starling/*.h tools/*.[ch] tools/bench/*.[ch] test/*.[ch] bench/*.[ch])
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
+layer-check:
+	tools/check-layers.sh
 
 clean:
 	rm -rf $(B)

@@ -1,5 +1,5 @@
 /*
- * Micro-benchmarks of the packet codec (src/codec_decode.c, src/codec_encode.c) through the C
+ * Micro-benchmarks of the packet codec (src/codec/codec_decode.c, src/codec/codec_encode.c) through the C
  * header: decode and encode of PUBLISH with 16 B and 256 B payloads (QoS 0 and 1, MQTT 3.1.1
  * and 5), a stream of back-to-back PUBLISHes as a receive buffer holds them, the PUBLISH head
  * the broker writes per delivery, CONNECT, SUBSCRIBE (decode plus walking its entries), and

@@ -1,5 +1,5 @@
 /*
- * Micro-benchmarks of the MQTT 5 property codec (src/props.c) through the C header.
+ * Micro-benchmarks of the MQTT 5 property codec (src/codec/props.c) through the C header.
  *
  * The block that matters is a PUBLISH's: the broker parses it for every MQTT 5 message it
  * receives. The typical one here is what telemetry publishers send (a content type and two user

@@ -1,5 +1,5 @@
 /*
- * Micro-benchmarks of the subscription index (src/subidx.c): PUBLISH lookups per second with
+ * Micro-benchmarks of the subscription index (src/index/subidx.c): PUBLISH lookups per second with
  * 1, 1k, 100k and 1M filters, for exact filters, wildcard filters and a 90/10 mix; fan-out of
  * one topic to many subscribers (deliveries per second); and subscribe/unsubscribe churn.
  *
@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "starling/error.h"
-#include "subidx.h"
+#include "index/subidx.h"
 
 extern "C" int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);
 

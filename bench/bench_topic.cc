@@ -1,5 +1,5 @@
 /*
- * Micro-benchmarks of topic matching and validation (src/topic.c) and of UTF-8 validation
+ * Micro-benchmarks of topic matching and validation (src/codec/topic.c) and of UTF-8 validation
  * (src/utf8.c) through the C headers.
  *
  * st_topic_matches is the reference matcher (the index uses hashing), but the broker also runs

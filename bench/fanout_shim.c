@@ -11,15 +11,15 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#include "broker.h"
-#include "conn.h"
-#include "out.h"
-#include "retain.h"
-#include "route.h"
-#include "session.h"
-#include "subdata.h"
-#include "subidx.h"
-#include "worker.h"
+#include "broker/broker.h"
+#include "broker/conn.h"
+#include "broker/out.h"
+#include "index/retain.h"
+#include "broker/route.h"
+#include "broker/session.h"
+#include "broker/subdata.h"
+#include "index/subidx.h"
+#include "broker/worker.h"
 
 struct fanout_bench {
 	struct broker b;        /* configuration the worker reads */

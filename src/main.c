@@ -4,8 +4,8 @@
  */
 #include <stdio.h>
 
-#include "broker.h"
-#include "config.h"
+#include "broker/broker.h"
+#include "base/config.h"
 #include "starling/error.h"
 
 int main(int argc, char **argv)

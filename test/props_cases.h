@@ -1,8 +1,8 @@
 /*
  * The reference model shared by the property codec's unit tests (test/test_props.c: table 2-4
  * and the parsing rules; test/test_props_writer.c: the writer, the iterator and golden packets),
- * each its own CUnit binary. It is written apart from src/props.c: table 2-4 of MQTT 5.0 copied
- * as text and parsed into packet sets, an encoder of blocks by the spec's type names, sample
+ * each its own CUnit binary. It is written apart from src/codec/props.c: table 2-4 of MQTT 5.0
+ * copied as text and parsed into packet sets, an encoder of blocks by the spec's type names, sample
  * values per type, the field each identifier must land in, and the checks every test runs on a
  * block (parse against the model, iterate, re-write, cut at every length). Every parse reads a
  * guard-page copy (testutil.h), so a read past the block faults. Functions are static inline so
@@ -186,7 +186,7 @@ static inline struct st_bytes exp_s2(const struct exp_prop *e)
 	             : (struct st_bytes){NULL, 0};
 }
 
-/* Encodes e by the type the spec gives its identifier (independent of src/props.c). */
+/* Encodes e by the type the spec gives its identifier (independent of src/codec/props.c). */
 static inline void put_prop(struct blk *k, const struct exp_prop *e)
 {
 	const char *type = spec_row_of(e->id)->type;

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "msg.h"
-#include "session.h"
+#include "index/msg.h"
+#include "broker/session.h"
 
 /* A QoS 2 message on tele/x; the caller holds its one reference. Aborts if out of memory. */
 static inline struct msg *msg_make(const char *payload)

@@ -1,6 +1,6 @@
 /*
- * Unit tests of the packet codec (src/codec_decode.c, src/codec_encode.c): round trips and the
- * bytes of real clients. The malformed variants and other decoder rules are in
+ * Unit tests of the packet codec (src/codec/codec_decode.c, src/codec/codec_encode.c): round trips
+ * and the bytes of real clients. The malformed variants and other decoder rules are in
  * test/test_codec_malformed.c, variable byte integers, the encoder's errors and the name tables
  * in test/test_codec_encode.c; the helpers they share in test/codec_cases.h.
  *

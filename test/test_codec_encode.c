@@ -1,7 +1,7 @@
 /*
- * Unit tests of the codec's smaller pieces (src/codec_encode.c, src/codec_decode.c,
- * src/error.c): variable byte integers at every boundary, the PUBLISH head the broker writes in
- * front of a shared payload, the encoder's errors, error names and reason codes, and packet
+ * Unit tests of the codec's smaller pieces (src/codec/codec_encode.c, src/codec/codec_decode.c,
+ * src/codec/error.c): variable byte integers at every boundary, the PUBLISH head the broker writes
+ * in front of a shared payload, the encoder's errors, error names and reason codes, and packet
  * names. The round trips are in test/test_codec.c, the shared helpers in test/codec_cases.h.
  */
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the packet decoder's refusals and rules (src/codec_decode.c); the round trips
+ * Unit tests of the packet decoder's refusals and rules (src/codec/codec_decode.c); the round trips
  * are in test/test_codec.c, the helpers shared with it in test/codec_cases.h.
  *
  * 1. Each malformed variant is its own test with its own expected error (the MALFORMED table):

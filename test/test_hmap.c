@@ -1,5 +1,5 @@
 /*
- * Tests of the open-addressing hash table (src/hmap.c) against a plain array.
+ * Tests of the open-addressing hash table (src/base/hmap.c) against a plain array.
  *
  * The hashes are chosen to hurt: few distinct low bits (long probe runs that wrap around the
  * end of the array) and equal full hashes for different keys (so the equality callback, not
@@ -13,7 +13,7 @@
 #include <CUnit/CUnit.h>
 
 #include "starling/error.h"
-#include "hmap.h"
+#include "base/hmap.h"
 #include "testutil.h"
 
 #define KEYS 2000

@@ -1,6 +1,6 @@
 /*
- * Tests of the output buffer (src/obuf.c) and of the refcounted messages its splices hold
- * (src/msg.c).
+ * Tests of the output buffer (src/broker/obuf.c) and of the refcounted messages its splices hold
+ * (src/index/msg.c).
  *
  * Every test builds the byte string a send should carry alongside the obuf (struct expect),
  * then checks obuf_iov() at every skip from 0 to total: the concatenated iovecs must be
@@ -19,8 +19,8 @@
 #include <CUnit/CUnit.h>
 
 #include "starling/error.h"
-#include "msg.h"
-#include "obuf.h"
+#include "index/msg.h"
+#include "broker/obuf.h"
 #include "testutil.h"
 
 #define EXPECT_MAX 65536

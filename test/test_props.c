@@ -1,5 +1,5 @@
 /*
- * Unit tests of the MQTT 5 property parser (src/props.c) and of the error codes it added:
+ * Unit tests of the MQTT 5 property parser (src/codec/props.c) and of the error codes it added:
  * table 2-4, value rules, strings, duplicates and truncations. The writer, the iterator's round
  * trips, golden packets and random mutations are in test/test_props_writer.c; the reference
  * model both use is in test/props_cases.h.

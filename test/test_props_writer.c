@@ -1,5 +1,5 @@
 /*
- * Unit tests of the MQTT 5 property writer and iterator (src/props.c): writer -> parse ->
+ * Unit tests of the MQTT 5 property writer and iterator (src/codec/props.c): writer -> parse ->
  * iterate round trips of every property on every packet, the writer at every capacity, golden
  * bytes from mosquitto_pub/mosquitto_sub 2.0.11, paho 1.6.1 and Mosquitto 2.0.11 itself
  * (captured through a relay on 127.0.0.1), and random mutations. Table 2-4 and the parsing

@@ -1,5 +1,5 @@
 /*
- * Unit and property tests of the retained-message store (src/retain.c).
+ * Unit and property tests of the retained-message store (src/index/retain.c).
  *
  * The unit cases cover set, replace, delete and get with the ownership hand-back of the old
  * value, matching with exact levels, '+', '#' (which includes the parent level) and '$'
@@ -17,7 +17,7 @@
 
 #include "starling/error.h"
 #include "starling/topic.h"
-#include "retain.h"
+#include "index/retain.h"
 #include "failalloc.h"
 #include "testutil.h"
 

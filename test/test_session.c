@@ -1,5 +1,5 @@
 /*
- * Tests of the session state machines (src/session.c): what session.h promises, and the MQTT
+ * Tests of the session state machines (src/broker/session.c): what session.h promises, and the MQTT
  * 3.1.1 rules behind it: a new QoS 1/2 PUBLISH gets an unused packet id and stays
  * unacknowledged until its PUBACK, or its PUBREC then PUBCOMP [MQTT-4.3.2-1] [MQTT-4.3.3-1];
  * unacknowledged PUBLISH and PUBREL packets are resent with their original ids [MQTT-4.4.0-1],
@@ -23,8 +23,8 @@
 #include <CUnit/CUnit.h>
 
 #include "starling/error.h"
-#include "msg.h"
-#include "session.h"
+#include "index/msg.h"
+#include "broker/session.h"
 #include "session_cases.h"
 #include "testutil.h"
 

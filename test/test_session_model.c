@@ -1,5 +1,5 @@
 /*
- * Model-based random tests of the session state machines (src/session.c); the hand-written
+ * Model-based random tests of the session state machines (src/broker/session.c); the hand-written
  * cases and the MQTT rules they check are in test/test_session.c, the helpers both use in
  * test/session_cases.h.
  *
@@ -18,8 +18,8 @@
 
 #include <CUnit/CUnit.h>
 
-#include "msg.h"
-#include "session.h"
+#include "index/msg.h"
+#include "broker/session.h"
 #include "session_cases.h"
 #include "testutil.h"
 

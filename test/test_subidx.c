@@ -1,5 +1,5 @@
 /*
- * Unit and property tests of the subscription index (src/subidx.c).
+ * Unit and property tests of the subscription index (src/index/subidx.c).
  *
  * The unit cases pin down the matching corners of MQTT section 4.7 ('#' includes the parent
  * level, '$' topics and first-level wildcards, empty levels) and the bookkeeping (replace,
@@ -19,7 +19,7 @@
 
 #include "starling/error.h"
 #include "starling/topic.h"
-#include "subidx.h"
+#include "index/subidx.h"
 #include "failalloc.h"
 #include "testutil.h"
 

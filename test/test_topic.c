@@ -1,5 +1,5 @@
 /*
- * Unit tests of topic names and filters (src/topic.c).
+ * Unit tests of topic names and filters (src/codec/topic.c).
  *
  * The spec's own examples (MQTT 3.1.1 and 5.0 sections 4.7.1.2, 4.7.1.3, 4.7.2, 4.7.3) come
  * first, then st_topic_matches is compared with a naive model (split both strings into

@@ -1,7 +1,7 @@
 /*
  * Topic names and topic filters (MQTT 3.1.1 section 4.7, MQTT 5 section 4.7): validation,
  * level splitting and matching of one name against one filter. This is the reference
- * matcher; the broker's subscription index (src/subidx.c) must agree with it.
+ * matcher; the broker's subscription index (src/index/subidx.c) must agree with it.
  *
  * Strings are (pointer, length) and need not be NUL-terminated. UTF-8 validity is checked
  * separately (starling/utf8.h); these functions look only at '/', '+', '#' and '$'.

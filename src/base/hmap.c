@@ -1,5 +1,5 @@
 /*
- * The open-addressing hash table of src/hmap.h: linear probing, power-of-two capacity from 2
+ * The open-addressing hash table of src/base/hmap.h: linear probing, power-of-two capacity from 2
  * to 2^31, grown by doubling when an insert would pass a load of 3/4, halved when a removal
  * leaves it under 1/8 full, freed when it empties. Deletion shifts the rest of the probe run
  * back into the hole (Knuth's algorithm R), so there are no tombstones and a lookup's cost

@@ -1,6 +1,6 @@
 /*
  * A small open-addressing hash table of non-NULL pointers keyed by a 64-bit hash, shared by the
- * subscription index (src/subidx.c) and the retained-message store (src/retain.c).
+ * subscription index (src/index/subidx.c) and the retained-message store (src/index/retain.c).
  *
  * The table stores (hash, value) pairs and never looks at keys: the caller hashes its key
  * (xxh3) and compares keys through an equality callback, so a value can be a node that holds

@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "hmap.h"
+#include "base/hmap.h"
 #include "starling/codec.h"
 
 struct alias_in {

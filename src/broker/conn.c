@@ -13,7 +13,7 @@
 
 #include "broker.h"
 #include "handlers.h"
-#include "log.h"
+#include "base/log.h"
 #include "session.h"
 #include "starling/codec.h"
 #include "worker.h"

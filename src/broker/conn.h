@@ -27,7 +27,7 @@
 
 #include "alias.h"
 #include "obuf.h"
-#include "ring.h"
+#include "io/ring.h"
 
 struct worker;
 struct session;

@@ -8,7 +8,7 @@
 
 #include "broker.h"
 #include "conn.h"
-#include "log.h"
+#include "base/log.h"
 #include "out.h"
 #include "route.h"
 #include "session.h"

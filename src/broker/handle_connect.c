@@ -10,7 +10,7 @@
 #include "broker.h"
 #include "conn.h"
 #include "handlers.h"
-#include "log.h"
+#include "base/log.h"
 #include "out.h"
 #include "route.h"
 #include "session.h"

@@ -7,13 +7,13 @@
 #include "broker.h"
 #include "conn.h"
 #include "handlers.h"
-#include "log.h"
+#include "base/log.h"
 #include "out.h"
 #include "route.h"
 #include "session.h"
 #include "share.h"
 #include "subdata.h"
-#include "subidx.h"
+#include "index/subidx.h"
 #include "worker.h"
 
 /* Adds one subscription; returns the SUBACK code, *fresh if it did not exist before. */

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "msg.h"
+#include "index/msg.h"
 
 #define OBUF_SPLICE_MIN 1024u
 

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "msg.h"
+#include "index/msg.h"
 #include "starling/codec.h"
 
 struct conn;

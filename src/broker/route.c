@@ -17,11 +17,11 @@
 
 #include "broker.h"
 #include "conn.h"
-#include "retain.h"
+#include "index/retain.h"
 #include "session.h"
 #include "share.h"
 #include "subdata.h"
-#include "subidx.h"
+#include "index/subidx.h"
 #include "worker.h"
 
 static struct msg *route_promote_new(struct pub_view *v, uint8_t qos, bool retain)

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "msg.h"
+#include "index/msg.h"
 
 struct conn;
 struct share_group;

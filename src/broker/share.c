@@ -12,7 +12,7 @@
 #include "session.h"
 #include "subdata.h"
 #include "starling/topic.h"
-#include "subidx.h"
+#include "index/subidx.h"
 
 static const char share_prefix[] = "$share/";
 #define SHARE_PREFIX_LEN (sizeof(share_prefix) - 1)

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hmap.h"
+#include "base/hmap.h"
 #include "starling/codec.h"
 
 struct session;

@@ -10,9 +10,9 @@
 #include <time.h>
 
 #include "broker.h"
-#include "retain.h"
+#include "index/retain.h"
 #include "route.h"
-#include "subidx.h"
+#include "index/subidx.h"
 #include "worker.h"
 
 #define STARLING_VERSION "0.1.0"

@@ -18,12 +18,12 @@
 #include "broker.h"
 #include "conn.h"
 #include "handlers.h"
-#include "log.h"
+#include "base/log.h"
 #include "out.h"
-#include "retain.h"
+#include "index/retain.h"
 #include "route.h"
 #include "session.h"
-#include "subidx.h"
+#include "index/subidx.h"
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 

@@ -16,8 +16,8 @@
 #include <stdint.h>
 #include <sys/signalfd.h>
 
-#include "hmap.h"
-#include "ring.h"
+#include "base/hmap.h"
+#include "io/ring.h"
 #include "share.h"
 #include "starling/codec.h"
 #include "sys.h"

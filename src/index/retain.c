@@ -1,5 +1,5 @@
 /*
- * The retained-message store of src/retain.h.
+ * The retained-message store of src/index/retain.h.
  *
  * Data layout: a tree of topic levels from `root` (which stands for no level and never holds a
  * value). Each node keeps its children in a hash table keyed by xxh3 of the level (seeded per
@@ -26,7 +26,7 @@
 #include <xxhash.h>
 
 #include "starling/error.h"
-#include "hmap.h"
+#include "base/hmap.h"
 #include "starling/topic.h"
 #include "retain.h"
 

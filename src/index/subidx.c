@@ -1,5 +1,5 @@
 /*
- * The subscription index of src/subidx.h.
+ * The subscription index of src/index/subidx.h.
  *
  * Data layout. A filter without wildcards is one `struct exact` in the `exact` table, keyed by
  * xxh3 of the whole filter. A filter with '+' or '#' is a path in a trie from `root`: each
@@ -29,7 +29,7 @@
 #include <xxhash.h>
 
 #include "starling/error.h"
-#include "hmap.h"
+#include "base/hmap.h"
 #include "starling/topic.h"
 #include "subidx.h"
 
