@@ -89,7 +89,7 @@ $(B)/asan/starling-pub $(B)/asan/starling-sub: $(B)/asan/starling-%: $(B)/asan/o
 $(B)/asan/starling-bench: $(call obj,asan,$(BENCH_TOOL_SRC)) $(B)/asan/libstcodec.a
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
 $(B)/asan/test_%: $(call obj,asan,test/test_%.c test/testutil.c) $(B)/asan/libstbroker.a $(B)/asan/libstcodec.a
-	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) -lcunit
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) -lcunit -lpthread
 
 asan: $(B)/asan/starlingd $(addprefix $(B)/asan/,$(TOOLS)) $(addprefix $(B)/asan/,$(UNIT_TESTS))
 

@@ -156,6 +156,10 @@ static uint32_t get_sys(const struct config *c)
 {
 	return c->sys_interval_s;
 }
+static uint32_t get_workers(const struct config *c)
+{
+	return c->worker_threads;
+}
 
 static const struct int_case int_cases[] = {
         {"max_connections",
@@ -194,6 +198,8 @@ static const struct int_case int_cases[] = {
          {1, 65536, 8388608, 4294967295u},
          {"0", "-1", "4294967296"}},
         {"sys_interval", get_sys, {"0", "1", "10", "65535"}, {0, 1, 10, 65535}, {"-1", "65536"}},
+        /* 0 is the default: one worker per CPU the process may use. */
+        {"worker_threads", get_workers, {"0", "1", "4", "64"}, {0, 1, 4, 64}, {"-1", "65", "1000"}},
 };
 
 static void test_integer_options(void)
@@ -586,7 +592,7 @@ static void expect_usage_error(const char *const *args, const char *reason)
 	CU_ASSERT_EQUAL(from_args(&cfg, args), ST_ERR_CONFIG);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, reason));
 	CU_ASSERT_PTR_NOT_NULL(
-	        strstr(err, "\nusage: starlingd [-c FILE] [-p PORT] [-v] [-d] [-h]"));
+	        strstr(err, "\nusage: starlingd [-c FILE] [-p PORT] [-t THREADS] [-v] [-d] [-h]"));
 }
 
 static void test_args_good(void)
@@ -617,6 +623,18 @@ static void test_args_good(void)
 	CU_ASSERT_TRUE(cfg.verbose);
 	CU_ASSERT_TRUE(cfg.daemonize);
 	CU_ASSERT_EQUAL(cfg.listeners[0].port, 0);
+	CU_ASSERT_EQUAL(cfg.worker_threads, 0);
+	CU_ASSERT_FALSE(cfg.cpu_affinity);
+
+	{
+		const char *t[] = {"-t", "4", NULL};
+		const char *threads[] = {"--threads", "64", NULL};
+
+		CU_ASSERT_EQUAL(from_args(&cfg, t), ST_OK);
+		CU_ASSERT_EQUAL(cfg.worker_threads, 4);
+		CU_ASSERT_EQUAL(from_args(&cfg, threads), ST_OK);
+		CU_ASSERT_EQUAL(cfg.worker_threads, 64);
+	}
 }
 
 static void test_args_help(void)
@@ -655,8 +673,14 @@ static void test_args_bad(void)
 	const char *c_twice[] = {"-c", "a.conf", "--config-file", "b.conf", NULL};
 	const char *c_empty[] = {"-c", "", NULL};
 	const char *c_absent[] = {"-c", "/nonexistent/starling.conf", NULL};
+	const char *t_missing[] = {"-t", NULL};
+	const char *t_big[] = {"--threads", "65", NULL};
+	const char *t_word[] = {"-t", "all", NULL};
 	struct config cfg;
 
+	expect_usage_error(t_missing, "-t needs a value");
+	expect_usage_error(t_big, "bad thread count \"65\" (0 to 64)");
+	expect_usage_error(t_word, "bad thread count \"all\"");
 	expect_usage_error(unknown, "unknown option \"-x\"");
 	expect_usage_error(unknown_long, "unknown option \"--config\"");
 	expect_usage_error(positional, "unknown option \"mosquitto.conf\"");
@@ -732,6 +756,29 @@ static void test_load_file(void)
 	CU_ASSERT_TRUE(cfg.cmd_ports_ignored);
 	CU_ASSERT_TRUE(cfg.allow_anonymous);
 	unlink(path);
+}
+
+static void test_threads_file_and_flag(void)
+{
+	static const char text[] = "worker_threads 3\ncpu_affinity true\n";
+	const char *file_only[] = {"-c", NULL, NULL};
+	const char *flag_wins[] = {"-t", "1", "-c", NULL, NULL};
+	char path[64];
+	struct config cfg;
+
+	write_temp(path, sizeof(path), text, strlen(text));
+	file_only[1] = path;
+	CU_ASSERT_EQUAL(from_args(&cfg, file_only), ST_OK);
+	CU_ASSERT_EQUAL(cfg.worker_threads, 3);
+	CU_ASSERT_TRUE(cfg.cpu_affinity);
+	/* -t wins over the file wherever it stands, as -v and -p do. */
+	flag_wins[3] = path;
+	CU_ASSERT_EQUAL(from_args(&cfg, flag_wins), ST_OK);
+	CU_ASSERT_EQUAL(cfg.worker_threads, 1);
+	CU_ASSERT_TRUE(cfg.cpu_affinity);
+	unlink(path);
+	cfg = after("cpu_affinity false");
+	CU_ASSERT_FALSE(cfg.cpu_affinity);
 }
 
 static void test_load_file_errors(void)
@@ -813,6 +860,7 @@ int main(void)
 	        {"argv good", test_args_good},
 	        {"argv help", test_args_help},
 	        {"argv bad", test_args_bad},
+	        {"worker_threads, cpu_affinity, -t", test_threads_file_and_flag},
 	        {"load file", test_load_file},
 	        {"load file errors", test_load_file_errors},
 	        {"file of exactly 1 MiB", test_exactly_one_mib},

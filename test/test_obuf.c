@@ -435,7 +435,7 @@ static void test_msg_layout(void)
 	CU_ASSERT_EQUAL(m->props_len, 5);
 	CU_ASSERT_EQUAL(m->payload_len, 5);
 	CU_ASSERT_EQUAL(m->expiry_ms, 0);
-	CU_ASSERT_PTR_NULL(m->origin);
+	CU_ASSERT_EQUAL(m->rseq, 0);
 	CU_ASSERT_EQUAL(memcmp(msg_topic(m), "a/b/c", 5), 0);
 	CU_ASSERT_EQUAL(memcmp(msg_props(m), "\x01\x01\x23\x00\x05", 5), 0);
 	CU_ASSERT_EQUAL(memcmp(msg_payload(m), "hello", 5), 0);

@@ -43,7 +43,8 @@
 #define MQTT_PAYLOAD_MAX      268435455  /* largest Remaining Length (MQTT 5.0 1.5.5) */
 #define MQTT_PACKET_MAX       (MQTT_PAYLOAD_MAX + 5) /* plus fixed header byte and 4-byte length */
 
-static const char config_usage[] = "usage: starlingd [-c FILE] [-p PORT] [-v] [-d] [-h]";
+static const char config_usage[] =
+        "usage: starlingd [-c FILE] [-p PORT] [-t THREADS] [-v] [-d] [-h]";
 
 /* Where a line came from, and where its error goes. */
 struct where {
@@ -464,6 +465,9 @@ static const struct option options[] = {
         BOOL_OPT(set_tcp_nodelay, set_tcp_nodelay, opt_bool),
         INT_OPT(max_output_bytes, max_output_bytes, 1, UINT32_MAX, 1, 1),
         INT_OPT(sys_interval, sys_interval_s, 0, 65535, 0, 0),
+        /* 0: one worker per CPU the process may run on (the default). */
+        INT_OPT(worker_threads, worker_threads, 0, CONFIG_WORKERS_MAX, 0, 0),
+        BOOL_OPT(cpu_affinity, cpu_affinity, opt_bool),
         FN_OPT(log_type, opt_log_type),
         FN_OPT(log_dest, opt_log_dest),
         BOOL_OPT(log_timestamp, log_timestamp, opt_bool),
@@ -492,6 +496,8 @@ void config_defaults(struct config *cfg)
 	cfg->set_tcp_nodelay = true; /* Mosquitto: false; fan-out latency matters more here */
 	cfg->max_output_bytes = 8u << 20;
 	cfg->sys_interval_s = 10;
+	cfg->worker_threads = 0;
+	cfg->cmd_worker_threads = -1;
 	cfg->log_types = LOG_T_ERROR | LOG_T_WARNING | LOG_T_NOTICE | LOG_T_INFORMATION;
 	cfg->log_timestamp = true;
 }
@@ -695,6 +701,8 @@ static void print_help(void)
 	       " -c, --config-file FILE  load configuration from FILE (mosquitto.conf format)\n"
 	       " -p, --port PORT         listen on PORT on 127.0.0.1 (repeatable); ignored when\n"
 	       "                         FILE defines listeners, as in Mosquitto 2\n"
+	       " -t, --threads N         worker threads (default: one per CPU the process may\n"
+	       "                         use; overrides worker_threads in FILE)\n"
 	       " -v, --verbose           log every message type (log_type all)\n"
 	       " -d, --daemon            run in the background\n"
 	       " -h, --help              print this help and exit\n",
@@ -726,7 +734,8 @@ int config_from_args(struct config *cfg, int argc, char **argv, char *err, size_
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
-		bool takes_value = is_flag(a, "-c", "--config-file") || is_flag(a, "-p", "--port");
+		bool takes_value = is_flag(a, "-c", "--config-file") ||
+		                   is_flag(a, "-p", "--port") || is_flag(a, "-t", "--threads");
 		int rc;
 
 		if (takes_value && i + 1 >= argc)
@@ -742,6 +751,14 @@ int config_from_args(struct config *cfg, int argc, char **argv, char *err, size_
 			rc = add_cmd_port(cfg, argv[++i], err, errlen);
 			if (rc != ST_OK)
 				return rc;
+		} else if (is_flag(a, "-t", "--threads")) {
+			long long n;
+
+			if (parse_ll(argv[++i], &n) != 0 || n < 0 || n > CONFIG_WORKERS_MAX)
+				return usage_error(err, errlen,
+				                   "starlingd: bad thread count \"%s\" (0 to %d)",
+				                   argv[i], CONFIG_WORKERS_MAX);
+			cfg->cmd_worker_threads = (int32_t)n;
 		} else if (is_flag(a, "-v", "--verbose")) {
 			cfg->verbose = true;
 		} else if (is_flag(a, "-d", "--daemon")) {
@@ -762,6 +779,8 @@ int config_from_args(struct config *cfg, int argc, char **argv, char *err, size_
 		if (rc != ST_OK)
 			return rc;
 	}
+	if (cfg->cmd_worker_threads >= 0)
+		cfg->worker_threads = (uint32_t)cfg->cmd_worker_threads;
 	config_finish(cfg);
 	return ST_OK;
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #define CONFIG_LISTENERS_MAX 16
+#define CONFIG_WORKERS_MAX   64 /* worker threads at most (a 64-bit mask of workers) */
 /* One of each kind: stderr, stdout, file, syslog, topic (duplicates are merged, as Mosquitto's
  * bit mask does). */
 #define CONFIG_LOG_DESTS_MAX          5
@@ -76,6 +77,9 @@ struct config {
 	bool set_tcp_nodelay;        /* TCP_NODELAY on client sockets (Starling: true) */
 	uint32_t max_output_bytes;   /* unsent bytes per connection before QoS 0 is dropped */
 	uint32_t sys_interval_s;     /* seconds between $SYS updates (10; 0: no $SYS) */
+	uint32_t worker_threads;     /* worker threads; 0: one per CPU the process may use */
+	bool cpu_affinity;           /* pin worker i to the i-th CPU the process may use */
+	int32_t cmd_worker_threads;  /* -t N, which wins over the file; -1: not given */
 	uint32_t log_types;          /* enum config_log_type bits in effect */
 	bool log_types_set;          /* the file gave log_type at least once */
 	struct config_log_dest log_dests[CONFIG_LOG_DESTS_MAX]; /* in file order, kinds distinct */

@@ -8,6 +8,10 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +27,7 @@
 #include "base/alloc.h"
 #include "starling/codec.h"
 #include "worker.h"
+#include "xw.h"
 
 /* Room for everything around a PUBLISH payload: fixed header, topic, id, properties. */
 #define PUBLISH_OVERHEAD_MAX (5u + 2u + 65535u + 2u + 4u + 65536u)
@@ -44,8 +49,34 @@ static void broker_limits(struct broker *b)
 	                          : (uint16_t)cfg->max_inflight_messages;
 }
 
-/* Binds every address of one listener (IPv4 and IPv6 for a wildcard address). */
-static int broker_listen(struct broker *b, const char *host, uint16_t port)
+/* A listening socket on addr; with reuseport, one of a group the kernel spreads accepts over. */
+static int broker_socket(const struct sockaddr *addr, socklen_t len, bool reuseport)
+{
+	int one = 1, fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (addr->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, addr, len) != 0 || listen(fd, 4096) != 0) {
+		int err = errno;
+
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Binds every address of one listener (IPv4 and IPv6 for a wildcard address) once per worker:
+ * worker 0's socket first (which resolves a port 0), then the others on the same address and
+ * port. fds[w * (2 * CONFIG_LISTENERS_MAX) + i] receives worker w's socket of address i.
+ */
+static int broker_listen(struct broker *b, const char *host, uint16_t port, int *fds)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
 	                         .ai_socktype = SOCK_STREAM,
@@ -62,31 +93,32 @@ static int broker_listen(struct broker *b, const char *host, uint16_t port)
 		return ST_ERR_CONFIG;
 	}
 	for (ai = res; ai && b->nlisten < 2 * CONFIG_LISTENERS_MAX; ai = ai->ai_next) {
-		int one = 1, fd;
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
+		unsigned i = b->nlisten;
 
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd < 0)
-			continue;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (ai->ai_family == AF_INET6)
-			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
-			log_msg(&b->log, LOG_T_ERROR, "Error: cannot listen on %s port %u: %s",
-			        host && *host ? host : "*", port, strerror(errno));
-			close(fd);
-			freeaddrinfo(res);
-			return ST_ERR_SYS;
+		for (unsigned w = 0; w < b->nworkers; w++) {
+			int fd =
+			        w == 0 ? broker_socket(ai->ai_addr, ai->ai_addrlen, b->nworkers > 1)
+			               : broker_socket((struct sockaddr *)&ss, sl, true);
+
+			if (fd < 0) {
+				log_msg(&b->log, LOG_T_ERROR,
+				        "Error: cannot listen on %s port %u: %s",
+				        host && *host ? host : "*", port, strerror(errno));
+				freeaddrinfo(res);
+				return ST_ERR_SYS;
+			}
+			fds[w * (2 * CONFIG_LISTENERS_MAX) + i] = fd;
+			if (w == 0)
+				getsockname(fd, (struct sockaddr *)&ss, &sl);
 		}
-		getsockname(fd, (struct sockaddr *)&ss, &sl);
-		b->listen_ports[b->nlisten] =
+		b->listen_ports[i] =
 		        ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 		                                       : ((struct sockaddr_in *)&ss)->sin_port);
-		b->listen_fds[b->nlisten++] = fd;
+		b->nlisten++;
 		log_msg(&b->log, LOG_T_NOTICE, "Opening %s listen socket on port %u.",
-		        ai->ai_family == AF_INET6 ? "ipv6" : "ipv4",
-		        b->listen_ports[b->nlisten - 1]);
+		        ai->ai_family == AF_INET6 ? "ipv6" : "ipv4", b->listen_ports[i]);
 		bound++;
 	}
 	freeaddrinfo(res);
@@ -156,14 +188,29 @@ static int broker_pid_file(struct broker *b)
 static int broker_bind_all(struct broker *b)
 {
 	const struct config *cfg = &b->cfg;
-	int ret;
+	const unsigned stride = 2 * CONFIG_LISTENERS_MAX;
+	int *fds = malloc((size_t)b->nworkers * stride * sizeof(*fds));
+	int ret = ST_OK;
 
-	for (unsigned i = 0; i < cfg->listener_count; i++) {
-		ret = broker_listen(b, cfg->listeners[i].bind, cfg->listeners[i].port);
-		if (ret != ST_OK)
-			return ret;
+	if (!fds)
+		return ST_ERR_NOMEM;
+	for (unsigned i = 0; i < cfg->listener_count && ret == ST_OK; i++)
+		ret = broker_listen(b, cfg->listeners[i].bind, cfg->listeners[i].port, fds);
+	/* Packed per worker: worker w's sockets are listen_fds[w * nlisten ..]. */
+	b->listen_fds = malloc((size_t)b->nworkers * (b->nlisten ? b->nlisten : 1) * sizeof(int));
+	for (unsigned w = 0; w < b->nworkers; w++)
+		for (unsigned i = 0; i < b->nlisten; i++) {
+			if (b->listen_fds)
+				b->listen_fds[w * b->nlisten + i] = fds[w * stride + i];
+			else
+				close(fds[w * stride + i]);
+		}
+	free(fds);
+	if (!b->listen_fds) {
+		b->nlisten = 0;
+		return ST_ERR_NOMEM;
 	}
-	return ST_OK;
+	return ret;
 }
 
 /*
@@ -182,21 +229,82 @@ static void broker_raise_nofile(struct broker *b)
 		        strerror(errno));
 }
 
+/*
+ * The worker count: worker_threads, or one per CPU the process may run on; and the CPUs
+ * cpu_affinity pins them to (the i-th allowed CPU for worker i).
+ */
+static void broker_workers(struct broker *b)
+{
+	cpu_set_t set;
+	unsigned ncpus = 0;
+
+	CPU_ZERO(&set);
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		for (int c = 0; c < CPU_SETSIZE && ncpus < BROKER_WORKERS_MAX; c++)
+			if (CPU_ISSET(c, &set))
+				b->cpus[ncpus++] = c;
+	if (ncpus == 0)
+		b->cpus[ncpus++] = 0;
+	b->nworkers = b->cfg.worker_threads ? b->cfg.worker_threads : ncpus;
+	for (unsigned i = ncpus; i < b->nworkers; i++)
+		b->cpus[i] = b->cpus[i % ncpus];
+}
+
+/* Channels between every ordered pair of workers, their interest summary and snapshots. */
+static int broker_shared_init(struct broker *b)
+{
+	struct broker_shared *sh = &b->shared;
+	unsigned n = b->nworkers;
+	/* Channel size: room for bursts, but total memory kept in check as workers multiply. */
+	uint32_t cap = n <= 8 ? 16384 : n <= 32 ? 4096 : 1024;
+
+	_Static_assert(CONFIG_WORKERS_MAX <= BROKER_WORKERS_MAX, "a worker mask is 64 bits");
+	atomic_init(&sh->clients, 0);
+	atomic_init(&sh->retain_seq, 0);
+	atomic_init(&sh->stopping, false);
+	atomic_init(&sh->start_failed, false);
+	if (pthread_barrier_init(&sh->start, NULL, n) != 0)
+		return ST_ERR_NOMEM;
+	sh->barrier_ready = true;
+	if (n == 1)
+		return ST_OK;
+	sh->snap = calloc(n, sizeof(*sh->snap));
+	sh->chans = calloc((size_t)n * n, sizeof(*sh->chans));
+	if (!sh->snap || !sh->chans || interest_init(&sh->interest, 16) != ST_OK)
+		return ST_ERR_NOMEM;
+	for (unsigned i = 0; i < n * n; i++)
+		if (i / n != i % n && chan_init(&sh->chans[i], cap, 0) != ST_OK)
+			return ST_ERR_NOMEM;
+	return ST_OK;
+}
+
 int broker_init(struct broker *b, const struct config *cfg)
 {
+	char err[512];
 	int ret;
 
 	memset(b, 0, sizeof(*b));
 	b->cfg = *cfg;
 	b->sig_fd = -1;
+	broker_workers(b);
 	b->start_s = (uint64_t)time(NULL);
 	if (getrandom(&b->instance_salt, sizeof(b->instance_salt), 0) != sizeof(b->instance_salt))
 		b->instance_salt = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	broker_limits(b);
 	if (log_open(&b->log, &b->cfg) != ST_OK)
 		return ST_ERR_SYS;
-	log_msg(&b->log, LOG_T_NOTICE, "starlingd starting");
+	log_msg(&b->log, LOG_T_NOTICE, "starlingd starting with %u worker thread%s", b->nworkers,
+	        b->nworkers > 1 ? "s" : "");
 	broker_raise_nofile(b);
+	if (ring_memlock_reserve(&worker_ring_params, b->nworkers, err, sizeof(err)) != 0) {
+		log_msg(&b->log, LOG_T_ERROR, "Error: %s", err);
+		return ST_ERR_SYS;
+	}
+	if (broker_shared_init(b) != ST_OK) {
+		log_msg(&b->log, LOG_T_ERROR, "Error: out of memory setting up %u workers",
+		        b->nworkers);
+		return ST_ERR_NOMEM;
+	}
 	ret = broker_bind_all(b);
 	if (ret != ST_OK)
 		return ret;
@@ -208,33 +316,96 @@ int broker_init(struct broker *b, const struct config *cfg)
 	return broker_signals(b);
 }
 
-int broker_run(struct broker *b)
+/* One worker's thread: its arena, its CPU, its ring; then the loop once every ring exists. */
+static void *broker_worker_main(void *arg)
 {
+	struct worker *w = arg;
+	struct broker *b = w->b;
+	unsigned index = (unsigned)(w - b->workers);
 	int ret;
 
-	b->workers = calloc(1, sizeof(*b->workers));
-	if (!b->workers)
-		return 1;
-	b->nworkers = 1;
 	alloc_bind_thread_arena();
-	ret = worker_init(&b->workers[0], b, 0, b->listen_fds, b->listen_ports, b->nlisten,
-	                  b->sig_fd);
-	if (ret == ST_OK) {
-		b->log.topic_fn = worker_log_topic;
-		b->log.topic_ctx = &b->workers[0];
-		ret = worker_run(&b->workers[0]);
-		b->log.topic_fn = NULL;
+	if (b->cfg.cpu_affinity) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(b->cpus[index], &set);
+		if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0)
+			log_msg(&b->log, LOG_T_WARNING, "Warning: cannot pin worker %u to CPU %d.",
+			        index, b->cpus[index]);
 	}
-	return ret == ST_OK ? 0 : 1;
+	ret = worker_init(w, b, index, index == 0 ? b->sig_fd : -1);
+	if (ret != ST_OK)
+		atomic_store(&b->shared.start_failed, true);
+	pthread_barrier_wait(&b->shared.start);
+	if (ret == ST_OK && !atomic_load(&b->shared.start_failed))
+		ret = worker_run(w);
+	if (ret != ST_OK && b->nworkers > 1 && w->ring.uring.ring_fd > 0) {
+		/* A worker that cannot go on stops them all. */
+		atomic_store(&b->shared.stopping, true);
+		xw_wake_all(w);
+		ring_poll(&w->ring, 0);
+	}
+	return (void *)(intptr_t)ret;
+}
+
+int broker_run(struct broker *b)
+{
+	pthread_t *threads = calloc(b->nworkers, sizeof(*threads));
+	unsigned started = 1;
+	void *res;
+	int ret;
+
+	b->workers = calloc(b->nworkers, sizeof(*b->workers));
+	if (!b->workers || !threads) {
+		free(threads);
+		return 1;
+	}
+	for (unsigned i = 0; i < b->nworkers; i++)
+		b->workers[i].b = b;
+	for (; started < b->nworkers; started++)
+		if (pthread_create(&threads[started], NULL, broker_worker_main,
+		                   &b->workers[started]) != 0)
+			break;
+	if (started < b->nworkers) {
+		/* The barrier counts every worker: stand in for the missing ones, failing. */
+		log_msg(&b->log, LOG_T_ERROR, "Error: cannot start worker thread %u: %s", started,
+		        strerror(errno));
+		atomic_store(&b->shared.start_failed, true);
+		for (unsigned i = started; i < b->nworkers; i++)
+			pthread_barrier_wait(&b->shared.start);
+	}
+	/* Worker 0 is this thread: with one worker, starlingd stays single-threaded. */
+	ret = (int)(intptr_t)broker_worker_main(&b->workers[0]);
+	for (unsigned i = 1; i < started; i++) {
+		pthread_join(threads[i], &res);
+		if ((int)(intptr_t)res != ST_OK)
+			ret = (int)(intptr_t)res;
+	}
+	free(threads);
+	if (b->nworkers > 1)
+		xw_discard(b);
+	return ret == ST_OK && !atomic_load(&b->shared.start_failed) ? 0 : 1;
 }
 
 void broker_fini(struct broker *b)
 {
-	for (unsigned i = 0; i < b->nworkers; i++)
+	struct broker_shared *sh = &b->shared;
+
+	for (unsigned i = 0; b->workers && i < b->nworkers; i++)
 		worker_fini(&b->workers[i]);
 	free(b->workers);
-	for (unsigned i = 0; i < b->nlisten; i++)
+	for (unsigned i = 0; i < b->nworkers * b->nlisten; i++)
 		close(b->listen_fds[i]);
+	free(b->listen_fds);
+	if (sh->chans)
+		for (unsigned i = 0; i < b->nworkers * b->nworkers; i++)
+			chan_fini(&sh->chans[i]);
+	free(sh->chans);
+	free(sh->snap);
+	interest_fini(&sh->interest);
+	if (sh->barrier_ready)
+		pthread_barrier_destroy(&sh->start);
 	if (b->sig_fd >= 0)
 		close(b->sig_fd);
 	if (b->pid_file_written)

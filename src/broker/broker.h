@@ -1,6 +1,12 @@
 /*
  * The broker: configuration, log and the workers. Built once by main(); workers borrow it
- * read-only (the log's writes are whole lines in one write(2)).
+ * read-only (the log's writes are whole lines in one write(2)), except the fields of struct
+ * broker_shared, which are everything workers share: each is named there with how it is
+ * accessed, and `make tsan` runs the integration suite on 4 workers to check it.
+ *
+ * Workers: one thread each (worker 0 is the main thread, so -t 1 runs as a single-threaded
+ * program), started together and released into their loops by one barrier once every ring
+ * exists, since workers ring each other's doorbells.
  */
 #ifndef STARLING_BROKER_H
 #define STARLING_BROKER_H
@@ -8,26 +14,68 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "base/config.h"
 #include "base/log.h"
+#include "index/interest.h"
+#include "io/chan.h"
+
+#define BROKER_WORKERS_MAX INTEREST_HOLDERS_MAX
 
 struct worker;
 
+/* A worker's counters as the others may read them ($SYS sums them); refreshed by their owner
+ * once per housekeeping pass with relaxed atomic stores. */
+struct worker_snapshot {
+	_Atomic uint64_t clients;  /* connections counted on the worker */
+	_Atomic uint64_t sessions; /* sessions homed there, online or not */
+	_Atomic uint64_t msgs_received;
+	_Atomic uint64_t msgs_sent;
+	_Atomic uint64_t msgs_dropped;
+	_Atomic uint64_t bytes_received;
+	_Atomic uint64_t bytes_sent;
+	_Atomic uint64_t packets_received;
+	_Atomic uint64_t packets_sent;
+	_Atomic uint64_t connections_total;
+	_Atomic uint64_t protocol_errors;
+	_Atomic uint64_t subscriptions;
+} __attribute__((aligned(64)));
+
+/* Everything workers share. */
+struct broker_shared {
+	_Atomic uint32_t clients;     /* connections counted against max_connections (all) */
+	_Atomic uint64_t retain_seq;  /* last retained write number handed out (fetch_add) */
+	_Atomic bool stopping;        /* set once by the worker that read SIGINT/SIGTERM */
+	struct interest interest;     /* which workers hold which filters (atomics inside) */
+	struct chan *chans;           /* nworkers^2 SPSC channels, chans[from * n + to] */
+	struct worker_snapshot *snap; /* per worker, written by its owner only */
+	pthread_barrier_t start;      /* every ring exists before any loop starts */
+	bool barrier_ready;           /* start was initialised */
+	_Atomic bool start_failed;    /* a worker could not start: every worker exits */
+};
+
 struct broker {
-	struct config cfg;      /* effective configuration */
-	struct log log;         /* log destinations */
-	uint32_t max_packet;    /* largest packet accepted from a client, header included */
-	uint32_t max_payload;   /* largest PUBLISH payload accepted (message_size_limit) */
-	uint16_t inflight_max;  /* outbound QoS 1/2 window per client */
-	uint64_t start_s;       /* wall-clock start time, for $SYS uptime */
-	struct worker *workers; /* nworkers workers */
-	unsigned nworkers;      /* one for now; one per core later */
-	int listen_fds[2 * CONFIG_LISTENERS_MAX]; /* bound sockets (IPv4 and IPv6 per listener) */
-	uint16_t listen_ports[2 * CONFIG_LISTENERS_MAX]; /* their ports */
-	unsigned nlisten;                                /* entries used */
+	struct config cfg;            /* effective configuration */
+	struct log log;               /* log destinations */
+	uint32_t max_packet;          /* largest packet accepted from a client, header included */
+	uint32_t max_payload;         /* largest PUBLISH payload accepted (message_size_limit) */
+	uint16_t inflight_max;        /* outbound QoS 1/2 window per client */
+	uint64_t start_s;             /* wall-clock start time, for $SYS uptime */
+	struct worker *workers;       /* nworkers workers */
+	unsigned nworkers;            /* worker_threads (-t), 1 to BROKER_WORKERS_MAX */
+	int cpus[BROKER_WORKERS_MAX]; /* cpu_affinity: worker i runs on cpus[i] */
+	/* Listening sockets: each address of each listener is bound once per worker with
+	 * SO_REUSEPORT, so the kernel spreads connections; worker i owns listen_fds[i * nlisten
+	 * .. (i + 1) * nlisten), nworkers * nlisten in all. */
+	int *listen_fds;
+	uint16_t listen_ports[2 * CONFIG_LISTENERS_MAX]; /* port of each address */
+	unsigned nlisten;                                /* addresses per worker */
 	int sig_fd;                                      /* signalfd for SIGINT/SIGTERM */
 	bool pid_file_written;                           /* remove cfg.pid_file at exit */
-	uint64_t instance_salt; /* random bits for generated client identifiers */
+	uint64_t instance_salt;      /* random bits for generated client identifiers */
+	struct broker_shared shared; /* what workers share */
 };
 
 /* Validates the configuration, opens the log, binds the listeners, blocks signals. */

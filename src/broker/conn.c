@@ -19,6 +19,7 @@
 #include "worker.h"
 
 #define CONN_IOV_MAX      1024       /* IOV_MAX on Linux */
+#define CONN_HANDOFF_MAX  (1u << 20) /* bytes kept past the CONNECT while a hand-off waits */
 #define CONN_OUTPUT_SLACK (1u << 20) /* control packets allowed past max_output_bytes */
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
@@ -130,12 +131,20 @@ void conn_flush(struct conn *c)
 	conn_submit_send(c);
 }
 
-/* Hands a CLOSING connection whose operations have all completed to the worker to free. */
+/*
+ * Hands a CLOSING connection whose operations have all completed to the worker to free, and
+ * a HANDOFF one whose receive has ended to its home worker.
+ */
 static void conn_check_dead(struct conn *c)
 {
-	if (c->state == CONN_CLOSING && c->eof && c->io.pending == 0 && !c->dead) {
+	if (c->io.pending || c->dead)
+		return;
+	if (c->state == CONN_CLOSING && c->eof) {
 		c->dead = true;
 		worker_conn_dead(c->w, c);
+	} else if (c->state == CONN_HANDOFF) {
+		c->dead = true;
+		worker_conn_handoff(c->w, c);
 	}
 }
 
@@ -202,6 +211,37 @@ static void conn_on_send(struct conn *c, const struct ring_cqe *cqe)
 	c->iov_cap = 0;
 }
 
+/* HANDOFF: keeps bytes for the home worker (bounded: a client may keep sending). */
+static void conn_keep(struct conn *c, const uint8_t *p, size_t n)
+{
+	if (c->rlen + n > c->rcap) {
+		size_t cap = (size_t)c->rcap * 2 > c->rlen + n ? (size_t)c->rcap * 2 : c->rlen + n;
+		uint8_t *nb;
+
+		if (c->rlen + n > (size_t)c->w->b->max_packet + CONN_HANDOFF_MAX) {
+			conn_close(c, false, "sent too much before its CONNACK");
+			return;
+		}
+		nb = realloc(c->rbuf, cap);
+		if (!nb) {
+			conn_close(c, false, "out of memory");
+			return;
+		}
+		c->rbuf = nb;
+		c->rcap = (uint32_t)cap;
+	}
+	memcpy(c->rbuf + c->rlen, p, n);
+	c->rlen += (uint32_t)n;
+}
+
+void conn_handoff(struct conn *c, unsigned to)
+{
+	c->state = CONN_HANDOFF;
+	c->handoff_to = (uint16_t)to;
+	if (c->recv_armed)
+		ring_cancel_recv(&c->w->ring, &c->io);
+}
+
 /* Handles one whole packet at p (fixed header decoded into fh). */
 static void conn_packet(struct conn *c, const struct st_fixed_header *fh, const uint8_t *p)
 {
@@ -219,7 +259,9 @@ static void conn_packet(struct conn *c, const struct st_fixed_header *fh, const 
 		return;
 	}
 	ret = handle_packet(c, &pkt);
-	if (ret < 0 && c->state != CONN_CLOSING)
+	if (c->state == CONN_HANDOFF)
+		conn_keep(c, p, (size_t)fh->header_len + fh->remaining_len);
+	else if (ret < 0 && c->state != CONN_CLOSING)
 		handle_protocol_error(c, ret);
 }
 
@@ -309,7 +351,7 @@ static size_t conn_reassemble(struct conn *c, const uint8_t *p, size_t n)
 }
 
 /* Parses everything in p[0..n): whole packets in place, a trailing partial one stashed. */
-static void conn_input(struct conn *c, const uint8_t *p, size_t n)
+void conn_input_bytes(struct conn *c, const uint8_t *p, size_t n)
 {
 	struct worker *w = c->w;
 
@@ -319,7 +361,7 @@ static void conn_input(struct conn *c, const uint8_t *p, size_t n)
 		p += took;
 		n -= took;
 	}
-	while (n > 0 && c->state != CONN_CLOSING && !c->rbuf) {
+	while (n > 0 && c->state < CONN_CLOSING && !c->rbuf) {
 		struct st_fixed_header fh;
 		size_t total;
 		int ret = st_decode_fixed_header(p, n, w->b->max_packet, &fh);
@@ -341,17 +383,37 @@ static void conn_input(struct conn *c, const uint8_t *p, size_t n)
 		p += total;
 		n -= total;
 	}
+	/* What followed a CONNECT that moves elsewhere goes with it, unparsed. */
+	if (c->state == CONN_HANDOFF && n > 0)
+		conn_keep(c, p, n);
+}
+
+/* HANDOFF: bytes that arrived before the cancelled receive ended go with the connection. */
+static void conn_on_recv_handoff(struct conn *c, const struct ring_cqe *cqe)
+{
+	if (cqe->res > 0) {
+		c->w->stats.bytes_received += (uint64_t)cqe->res;
+		conn_keep(c, cqe->buf, (size_t)cqe->res);
+	} else if (cqe->res < 0 && cqe->res != -ECANCELED && cqe->res != -ENOBUFS) {
+		/* A reset: nobody left to hand over. An EOF, though, is the home's to see. */
+		conn_close(c, false, "connection reset");
+		conn_maybe_finish(c);
+	}
 }
 
 static void conn_on_recv(struct conn *c, const struct ring_cqe *cqe)
 {
 	if (!cqe->more)
 		c->recv_armed = false;
+	if (c->state == CONN_HANDOFF) {
+		conn_on_recv_handoff(c, cqe);
+		return;
+	}
 	if (cqe->res > 0) {
 		c->w->stats.bytes_received += (uint64_t)cqe->res;
 		c->last_rx_ms = c->w->now_ms;
 		if (c->state != CONN_CLOSING)
-			conn_input(c, cqe->buf, (size_t)cqe->res);
+			conn_input_bytes(c, cqe->buf, (size_t)cqe->res);
 	} else if (cqe->res == 0) {
 		if (c->state != CONN_CLOSING)
 			conn_close(c, false, "closed by client");
@@ -366,7 +428,8 @@ static void conn_on_recv(struct conn *c, const struct ring_cqe *cqe)
 			           cqe->res == -ECONNRESET ? "connection reset" : "receive failed");
 		conn_maybe_finish(c);
 	}
-	if (!c->recv_armed && !c->recv_starved && c->state != CONN_CLOSING && !c->eof) {
+	if (!c->recv_armed && !c->recv_starved && !c->paused && c->state < CONN_CLOSING &&
+	    !c->eof) {
 		ring_recv(&c->w->ring, &c->io, c->fd);
 		c->recv_armed = true;
 	}
@@ -415,7 +478,8 @@ void conn_abort(struct conn *c)
 
 void conn_free(struct conn *c)
 {
-	close(c->fd);
+	if (c->fd >= 0)
+		close(c->fd);
 	conn_drop_rbuf(c);
 	obuf_release(&c->out);
 	obuf_release(&c->sending);

@@ -16,6 +16,11 @@
  * Life cycle: NEW (awaiting CONNECT) -> ACTIVE -> CLOSING. Closing shuts the socket down and
  * cancels its operations; the struct is freed only when the last completion has arrived
  * (io.pending == 0), at the end of a batch.
+ *
+ * Hand-off: a CONNECT whose client id lives on another worker puts the connection in HANDOFF:
+ * its receive is cancelled, and the CONNECT with every byte after it is kept in `rbuf` until
+ * the receive's last completion; then the socket and the bytes move to the home worker
+ * (worker_conn_handoff), which parses them as if it had read them itself.
  */
 #ifndef STARLING_CONN_H
 #define STARLING_CONN_H
@@ -37,6 +42,7 @@ enum conn_state {
 	CONN_NEW = 0,     /* connected, no CONNECT yet */
 	CONN_ACTIVE = 1,  /* CONNECT accepted */
 	CONN_CLOSING = 2, /* shut down, waiting for the last completions */
+	CONN_HANDOFF = 3, /* moving to the session's home worker, waiting for the last recv */
 };
 
 /* What only an MQTT 5 connection needs; allocated with the CONNECT of a 5.0 client. */
@@ -63,6 +69,10 @@ struct conn {
 	bool on_flush_list;      /* linked into the worker's flush list */
 	bool eof;                /* the socket is shut down: nothing more goes in or out */
 	bool dead;               /* handed to the worker to free */
+	bool adopted;            /* handed over by another worker: never handed on again */
+	bool paused;             /* not read until the cross-worker backlog drains */
+	uint16_t accepted_by;    /* worker whose listener accepted the socket */
+	uint16_t handoff_to;     /* HANDOFF: the home worker */
 	const char *close_later; /* close at the end of the batch, for this reason (static text) */
 	uint16_t keepalive_s;    /* negotiated keep alive, 0: none */
 	uint64_t id;             /* connection number, for logs */
@@ -86,6 +96,7 @@ struct conn {
 	uint64_t dropped;    /* QoS 0 deliveries dropped: output over max_output_bytes */
 
 	struct conn *flush_next;  /* worker's flush list */
+	struct conn *pause_next;  /* worker's list of paused connections */
 	struct conn *prev, *next; /* worker's list of all connections */
 };
 
@@ -109,7 +120,17 @@ void conn_close_later(struct conn *c, const char *reason);
 /* Closes at once, without waiting for queued output (a lingering close that takes too long). */
 void conn_abort(struct conn *c);
 
-/* Frees a dead connection (unlinked by the worker); closes its socket. */
+/*
+ * Moves a NEW connection whose CONNECT was just decoded to worker `to` (its client id's home):
+ * the CONNECT and what follows are kept, the receive is cancelled, and once its last
+ * completion has arrived the worker hands socket and bytes over.
+ */
+void conn_handoff(struct conn *c, unsigned to);
+
+/* Parses bytes as if received (those a handed-over connection had read elsewhere). */
+void conn_input_bytes(struct conn *c, const uint8_t *p, size_t n);
+
+/* Frees a dead connection (unlinked by the worker); closes its socket if it still has one. */
 void conn_free(struct conn *c);
 
 /* Marks the connection as having output, so the worker flushes it at the end of the batch. */

@@ -6,6 +6,8 @@
  */
 #include "handlers.h"
 
+#include <stdatomic.h>
+
 #include "broker.h"
 #include "conn.h"
 #include "base/log.h"
@@ -81,8 +83,8 @@ static void handle_log_error(struct conn *c, const char *what, int err)
 	struct worker *w = c->w;
 
 	w->stats.protocol_errors++;
-	if (log_enabled(&w->b->log, LOG_T_NOTICE))
-		log_msg(&w->b->log, LOG_T_NOTICE, "Client %.*s %s: %s, disconnecting.",
+	if (log_enabled(&w->log, LOG_T_NOTICE))
+		log_msg(&w->log, LOG_T_NOTICE, "Client %.*s %s: %s, disconnecting.",
 		        c->session ? (int)c->session->client_id_len : 9,
 		        c->session ? (const char *)c->session->client_id : "<unknown>", what,
 		        st_strerror(err));
@@ -166,8 +168,9 @@ void handle_conn_closing(struct conn *c, bool graceful, const char *reason)
 
 	if (w->nclients > 0)
 		w->nclients--;
-	if (s && log_enabled(&w->b->log, LOG_T_NOTICE))
-		log_msg(&w->b->log, LOG_T_NOTICE, "Client %.*s %s.", (int)s->client_id_len,
+	atomic_fetch_sub_explicit(&w->b->shared.clients, 1, memory_order_relaxed);
+	if (s && log_enabled(&w->log, LOG_T_NOTICE))
+		log_msg(&w->log, LOG_T_NOTICE, "Client %.*s %s.", (int)s->client_id_len,
 		        (const char *)s->client_id, graceful ? "disconnected" : reason);
 	if (s) {
 		s->conn = NULL;
@@ -181,7 +184,8 @@ void handle_conn_closing(struct conn *c, bool graceful, const char *reason)
 	}
 	if (!s)
 		return;
-	route_rehome_shared(s);
+	worker_session_online(w, s, false);
+	route_rehome_shared(w, s);
 	if (s->clean)
 		worker_session_destroy(w, s);
 	else if (s->expiry_s != UINT32_MAX)

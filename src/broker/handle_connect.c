@@ -39,8 +39,8 @@ static int connect_refuse_code(struct conn *c, uint8_t code, const char *why)
 {
 	struct worker *w = c->w;
 
-	if (log_enabled(&w->b->log, LOG_T_NOTICE))
-		log_msg(&w->b->log, LOG_T_NOTICE, "Connection %llu refused: %s.",
+	if (log_enabled(&w->log, LOG_T_NOTICE))
+		log_msg(&w->log, LOG_T_NOTICE, "Connection %llu refused: %s.",
 		        (unsigned long long)c->id, why);
 	if (c->level >= ST_MQTT_5) {
 		/* A refusal may say why, even without Request Problem Information. */
@@ -62,7 +62,11 @@ static int connect_refuse(struct conn *c, uint8_t v3_code, const char *why)
 	                           why);
 }
 
-/* A unique identifier for a client that sent none [MQTT-3.1.3-6]. */
+/*
+ * A unique identifier for a client that sent none [MQTT-3.1.3-6]. It must have this worker as
+ * its home, since the session is made here and a client reconnecting with it (MQTT 5 returns
+ * it) is sent to its home: numbers are tried until one hashes here (nworkers tries on average).
+ */
 static size_t connect_generate_id(struct worker *w, uint8_t *buf, size_t cap)
 {
 	int n;
@@ -71,7 +75,8 @@ static size_t connect_generate_id(struct worker *w, uint8_t *buf, size_t cap)
 		n = snprintf((char *)buf, cap, "auto-%08x-%04x-%012llx",
 		             (unsigned)(w->b->instance_salt >> 32), w->index & 0xffff,
 		             (unsigned long long)++w->next_client_num);
-	} while (worker_session_find(w, buf, (size_t)n));
+	} while (worker_home(w, buf, (size_t)n) != w->index ||
+	         worker_session_find(w, buf, (size_t)n));
 	return (size_t)n;
 }
 
@@ -238,11 +243,20 @@ static void connect_attach(struct conn *c, struct session *s, const struct st_co
 	c->session = s;
 	c->state = CONN_ACTIVE;
 	c->keepalive_s = keepalive;
-	if (log_enabled(&w->b->log, LOG_T_NOTICE))
-		log_msg(&w->b->log, LOG_T_NOTICE,
+	if (present)
+		worker_session_online(w, s, true);
+	if (log_enabled(&w->log, LOG_T_NOTICE) && w->nworkers == 1)
+		log_msg(&w->log, LOG_T_NOTICE,
 		        "New client connected as %.*s (p%u, c%u, k%u) on connection %llu.",
 		        (int)s->client_id_len, (const char *)s->client_id, ck->level,
 		        ck->clean_start ? 1 : 0, keepalive, (unsigned long long)c->id);
+	else if (log_enabled(&w->log, LOG_T_NOTICE))
+		log_msg(&w->log, LOG_T_NOTICE,
+		        "New client connected as %.*s (p%u, c%u, k%u) on connection %llu, "
+		        "worker %u (accepted by worker %u).",
+		        (int)s->client_id_len, (const char *)s->client_id, ck->level,
+		        ck->clean_start ? 1 : 0, keepalive, (unsigned long long)c->id, w->index,
+		        c->accepted_by);
 	if (c->v5)
 		connect_ack5(c, present, cp,
 		             assigned ? (struct st_bytes){s->client_id, s->client_id_len}
@@ -266,6 +280,15 @@ int handle_connect(struct conn *c, const struct st_connect *ck)
 	int ret;
 
 	c->level = ck->level;
+	/* The session lives on its client id's home worker: the connection moves there. */
+	if (idlen && c->w->nworkers > 1 && !c->adopted) {
+		unsigned home = worker_home(c->w, id, idlen);
+
+		if (home != c->w->index) {
+			conn_handoff(c, home);
+			return ST_OK;
+		}
+	}
 	if (ck->level >= ST_MQTT_5 && (ret = connect_v5(c, ck, &cp, &wp)) < 0)
 		return connect_refuse_code(c, st_err_reason_code(ret), st_strerror(ret));
 	if (idlen == 0) {

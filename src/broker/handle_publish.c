@@ -113,11 +113,16 @@ int handle_publish(struct conn *c, const struct st_publish *p)
 		if (ret < 0)
 			return ret;
 		publish_ack(c, ST_PUBREC, p->packet_id, bad_format, ret == 0);
+		if (w->xw.backlog > XW_BACKLOG_HIGH)
+			worker_conn_pause(w, c);
 		return ST_OK;
 	}
 	ret = bad_format ? 0 : route_publish(w, s, &v, p->qos, p->retain);
 	if (ret < 0)
 		return ret;
+	/* Other workers are behind: this publisher waits, its acknowledgements with it. */
+	if (w->xw.backlog > XW_BACKLOG_HIGH)
+		worker_conn_pause(w, c);
 	if (p->qos == 1)
 		publish_ack(c, ST_PUBACK, p->packet_id, bad_format, ret == 0);
 	return ST_OK;

@@ -33,12 +33,11 @@ static uint8_t subscribe_one(struct conn *c, const struct st_sub_entry *e, uint3
 	if (*shared) {
 		bool is_new;
 
-		added = share_subscribe(&w->shares, w->subs, e->filter.ptr, e->filter.len, s, data,
-		                        &is_new) == ST_OK
+		added = worker_share_add(w, s, e->filter.ptr, e->filter.len, data, &is_new) == ST_OK
 		                ? (int)is_new
 		                : -1;
 	} else {
-		added = subidx_add(w->subs, e->filter.ptr, e->filter.len, s, data);
+		added = worker_sub_add(w, s, e->filter.ptr, e->filter.len, data);
 	}
 	if (added < 0)
 		return c->v5 ? ST_RC_UNSPECIFIED : ST_SUBACK_FAILURE;
@@ -47,8 +46,8 @@ static uint8_t subscribe_one(struct conn *c, const struct st_sub_entry *e, uint3
 		return c->v5 ? ST_RC_UNSPECIFIED : ST_SUBACK_FAILURE;
 	}
 	*fresh = added == 1;
-	if (log_enabled(&w->b->log, LOG_T_SUBSCRIBE))
-		log_msg(&w->b->log, LOG_T_SUBSCRIBE, "%.*s %u %.*s", (int)s->client_id_len,
+	if (log_enabled(&w->log, LOG_T_SUBSCRIBE))
+		log_msg(&w->log, LOG_T_SUBSCRIBE, "%.*s %u %.*s", (int)s->client_id_len,
 		        (const char *)s->client_id, qos, (int)e->filter.len,
 		        (const char *)e->filter.ptr);
 	return qos;
@@ -134,8 +133,8 @@ int handle_unsubscribe(struct conn *c, const struct st_packet *pkt)
 		if (off >= 0)
 			out_code_set(c, off, i++,
 			             existed ? ST_RC_SUCCESS : ST_RC_NO_SUBSCRIPTION_EXISTED);
-		if (log_enabled(&w->b->log, LOG_T_UNSUBSCRIBE))
-			log_msg(&w->b->log, LOG_T_UNSUBSCRIBE, "%.*s %.*s", (int)s->client_id_len,
+		if (log_enabled(&w->log, LOG_T_UNSUBSCRIBE))
+			log_msg(&w->log, LOG_T_UNSUBSCRIBE, "%.*s %.*s", (int)s->client_id_len,
 			        (const char *)s->client_id, (int)e.filter.len,
 			        (const char *)e.filter.ptr);
 	}

@@ -13,6 +13,7 @@
  */
 #include "route.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "broker.h"
@@ -23,6 +24,7 @@
 #include "subdata.h"
 #include "index/subidx.h"
 #include "worker.h"
+#include "xw.h"
 
 static struct msg *route_promote_new(struct pub_view *v, uint8_t qos, bool retain)
 {
@@ -232,11 +234,49 @@ static bool route_deliver(struct worker *w, struct session *s, struct pub_view *
 	}
 }
 
+void route_retain_apply(struct worker *w, struct msg *m)
+{
+	struct msg *cur = retain_get(w->retained, msg_topic(m), m->topic_len);
+	void *old = NULL;
+
+	/* Replicas converge: a write older than what the store holds lost the race. */
+	if (cur && cur->rseq > m->rseq)
+		return;
+	/* An empty message stays as a tombstone (its rseq beats older writes still in flight)
+	 * until housekeeping removes it. */
+	if (retain_set(w->retained, msg_topic(m), m->topic_len, msg_ref(m), &old) != ST_OK) {
+		msg_unref(m);
+		return;
+	}
+	if (old) {
+		w->tombs_stored -= ((struct msg *)old)->payload_len == 0;
+		msg_unref(old);
+	}
+	if (m->payload_len == 0) {
+		w->tombs_stored++;
+		worker_tombstone(w, m);
+	}
+}
+
+/*
+ * A retained PUBLISH sets or deletes the topic's retained message. With several workers the
+ * message is numbered (rseq) so that every replica keeps the same last write.
+ */
 static void route_retain_store(struct worker *w, struct pub_view *v, uint8_t qos)
 {
 	void *old = NULL;
 	struct msg *m = NULL;
 
+	if (w->nworkers > 1) {
+		m = route_promote(v, qos, true);
+		if (!m)
+			return;
+		m->rseq = atomic_fetch_add_explicit(&w->b->shared.retain_seq, 1,
+		                                    memory_order_relaxed) +
+		          1;
+		route_retain_apply(w, m);
+		return;
+	}
 	if (v->payload.len) {
 		m = route_promote(v, qos, true);
 		if (!m)
@@ -268,37 +308,41 @@ static void route_extra(struct worker *w, struct session *s, struct pub_extra *x
 	}
 }
 
+/* Gives one message of group g to member m, here or on its own worker. */
+static bool route_to_member(struct worker *w, struct share_group *g, const struct share_member *m,
+                            struct pub_view *v, uint8_t qos, bool retain)
+{
+	struct pub_extra x = {.sub_id = subdata_sub_id(m->data)};
+	uint8_t granted = subdata_qos(m->data);
+
+	qos = qos < granted ? qos : granted;
+	retain = retain && (m->data & ST_SUBOPT_RETAIN_AS_PUB);
+	if (m->s)
+		return route_deliver(w, m->s, v, qos, retain, &x, g);
+	if (!route_promote(v, v->m ? v->m->qos : qos, retain))
+		return false;
+	xw_share_deliver(w, m->worker, m->gen, v->m, g, qos, retain, x.sub_id);
+	return true;
+}
+
 static uint32_t route_shared(struct worker *w, struct pub_view *v, uint8_t qos, bool retain)
 {
 	uint32_t delivered = 0;
 
 	for (uint32_t i = 0; i < w->nshared; i++) {
 		struct share_group *g = w->shared[i];
-		uint64_t data;
-		struct session *s = share_pick(g, NULL, &data);
-		struct pub_extra x = {.sub_id = subdata_sub_id(data)};
-		uint8_t granted = subdata_qos(data);
+		struct share_member *m = share_pick(g, NULL);
 
-		if (!s)
-			continue;
-		if (route_deliver(w, s, v, qos < granted ? qos : granted,
-		                  retain && (data & ST_SUBOPT_RETAIN_AS_PUB), &x, g))
+		if (m && route_to_member(w, g, m, v, qos, retain))
 			delivered++;
 	}
 	return delivered;
 }
 
-int route_publish(struct worker *w, struct session *origin, struct pub_view *v, uint8_t qos,
-                  bool retain)
+int route_local(struct worker *w, struct session *origin, struct pub_view *v, uint8_t qos,
+                bool retain)
 {
-	bool owned = v->m == NULL;
 	uint32_t delivered = 0;
-
-	/* Payloads worth splicing are promoted up front so deliveries reference them. */
-	if (v->payload.len >= OBUF_SPLICE_MIN && !route_promote(v, qos, retain))
-		return ST_ERR_NOMEM;
-	if (retain && w->b->cfg.retain_available)
-		route_retain_store(w, v, qos);
 
 	w->route_gen++;
 	w->route_origin = origin;
@@ -328,10 +372,40 @@ int route_publish(struct worker *w, struct session *origin, struct pub_view *v, 
 	}
 	if (w->nshared)
 		delivered += route_shared(w, v, qos, retain);
+	return (int)delivered;
+}
+
+int route_publish(struct worker *w, struct session *origin, struct pub_view *v, uint8_t qos,
+                  bool retain)
+{
+	bool owned = v->m == NULL, store = retain && w->b->cfg.retain_available;
+	uint64_t targets = 0;
+	int delivered;
+
+	/* Payloads worth splicing are promoted up front so deliveries reference them. */
+	if (v->payload.len >= OBUF_SPLICE_MIN && !route_promote(v, qos, retain))
+		return ST_ERR_NOMEM;
+	if (w->nworkers > 1) {
+		/* Other workers with a matching filter get the message; a retained write goes to
+		 * every worker's replica of the store. */
+		targets = xw_targets(w, v->topic.ptr, v->topic.len);
+		if ((targets || store) && !route_promote(v, qos, retain))
+			return ST_ERR_NOMEM;
+	}
+	if (store)
+		route_retain_store(w, v, qos);
+	delivered = route_local(w, origin, v, qos, retain);
+	if (w->nworkers > 1 && (targets || store)) {
+		xw_forward(w, v->m, store ? ~(1ull << w->index) : targets, qos, retain, store);
+		/* Whether another worker's subscribers match is not known here: report a
+		 * delivery, since "no matching subscribers" is only a MAY [MQTT-3.4.2.1]. */
+		if (targets)
+			delivered++;
+	}
 	/* The view's promotion (if any) was this call's own reference. */
 	if (owned && v->m)
 		msg_unref(v->m);
-	return (int)delivered;
+	return delivered;
 }
 
 #define ROUTE_EXPIRED_MAX 16 /* expired retained messages dropped per SUBSCRIBE walk */
@@ -352,6 +426,8 @@ static void route_retained_cb(void *ctx, void *value)
 	uint8_t granted = subdata_qos(rc->data);
 	struct pub_extra x = {.sub_id = subdata_sub_id(rc->data)};
 
+	if (m->payload_len == 0)
+		return; /* a tombstone of another worker's delete (route_retain_apply) */
 	if (m->expiry_ms && m->expiry_ms <= rc->w->now_ms) {
 		/* Expired: not sent [MQTT-3.3.2-5], and dropped from the store after the walk. */
 		if (rc->nexpired < ROUTE_EXPIRED_MAX)
@@ -370,14 +446,22 @@ void route_retained(struct worker *w, struct session *s, const uint8_t *filter, 
 	retain_match(w->retained, filter, len, route_retained_cb, &rc);
 	for (unsigned i = 0; i < rc.nexpired; i++) {
 		struct msg *m = rc.expired[i];
-		void *old = NULL;
 
-		/* The store may hold a newer message for the topic by now: only this one goes. */
-		if (retain_get(w->retained, msg_topic(m), m->topic_len) == m &&
-		    retain_set(w->retained, msg_topic(m), m->topic_len, NULL, &old) == ST_OK && old)
-			msg_unref(old);
+		route_retain_drop(w, m);
+		if (w->nworkers > 1)
+			xw_retain_drop(w, m);
 		msg_unref(m);
 	}
+}
+
+void route_retain_drop(struct worker *w, struct msg *m)
+{
+	void *old = NULL;
+
+	/* The store may hold a newer message for the topic by now: only this one goes. */
+	if (retain_get(w->retained, msg_topic(m), m->topic_len) == m &&
+	    retain_set(w->retained, msg_topic(m), m->topic_len, NULL, &old) == ST_OK && old)
+		msg_unref(old);
 }
 
 static struct pub_extra route_extra_of(const struct sess_delivery *d)
@@ -430,26 +514,60 @@ void route_resume(struct session *s)
 	route_pump(s);
 }
 
-/* Gives a leaving member's shared delivery to a connected member of the same group. */
+struct route_rehome_ctx {
+	struct worker *w;  /* the leaving session's worker */
+	struct session *s; /* the leaving session */
+};
+
+/*
+ * Gives a leaving member's shared delivery to a connected member of the same group; a group
+ * owned by another worker gets it back to choose.
+ */
 static bool route_rehome_cb(void *ctx, struct sess_delivery *d)
 {
-	struct session *leaving = ctx;
-	uint64_t data;
-	struct session *to = share_pick(d->group, leaving, &data);
+	struct route_rehome_ctx *rc = ctx;
+	struct share_member except = {.s = rc->s}, *to;
 	struct pub_view v;
-	struct pub_extra x = {.sub_id = subdata_sub_id(data)};
-	uint8_t granted = subdata_qos(data);
 
-	if (!to || !to->conn)
+	if (d->group->owner != rc->w->index) {
+		xw_share_rehome(rc->w, rc->s->gen, d->m, d->group, d->qos, d->retain);
+		d->m = NULL;
+		d->group = NULL; /* both references went with the message */
+		sess_delivery_release(d);
+		return true;
+	}
+	to = share_pick(d->group, &except);
+	if (!to || !(to->s ? to->s->conn != NULL : to->online))
 		return false; /* nobody to take it: it stays with the leaving session */
 	v = pub_view_of(d->m);
-	route_deliver(to->conn->w, to, &v, d->qos < granted ? d->qos : granted, d->retain, &x,
-	              d->group);
+	route_to_member(rc->w, d->group, to, &v, d->qos, d->retain);
 	sess_delivery_release(d);
 	return true;
 }
 
-void route_rehome_shared(struct session *s)
+void route_rehome_shared(struct worker *w, struct session *s)
 {
-	session_take_shared(s, route_rehome_cb, s);
+	struct route_rehome_ctx rc = {.w = w, .s = s};
+
+	session_take_shared(s, route_rehome_cb, &rc);
+}
+
+void route_rehome_remote(struct worker *w, struct msg *m, struct share_group *g,
+                         const struct share_member *leaving, uint8_t qos, bool retain)
+{
+	struct share_member *to = share_pick(g, leaving);
+	struct pub_view v = pub_view_of(m);
+
+	/* The group may have lost every other member meanwhile: the message is dropped. */
+	if (!to || !route_to_member(w, g, to, &v, qos, retain))
+		w->stats.msgs_dropped++;
+}
+
+bool route_deliver_member(struct worker *w, struct session *s, struct msg *m, struct share_group *g,
+                          uint8_t qos, bool retain, uint32_t sub_id)
+{
+	struct pub_view v = pub_view_of(m);
+	struct pub_extra x = {.sub_id = sub_id};
+
+	return route_deliver(w, s, &v, qos, retain, &x, g);
 }

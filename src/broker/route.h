@@ -14,6 +14,8 @@
 
 struct worker;
 struct session;
+struct share_group;
+struct share_member;
 
 /*
  * Routes a message published by `origin` (NULL for none). v holds views into the receive
@@ -22,6 +24,20 @@ struct session;
  */
 int route_publish(struct worker *w, struct session *origin, struct pub_view *v, uint8_t qos,
                   bool retain);
+
+/*
+ * Routes a message to this worker's own subscribers only (no retained store, no other
+ * worker): route_publish's local part, and what a worker does with a message another one
+ * handed over. Returns the number of sessions it was delivered or queued to.
+ */
+int route_local(struct worker *w, struct session *origin, struct pub_view *v, uint8_t qos,
+                bool retain);
+
+/* Applies a retained write numbered m->rseq to this worker's replica (m: borrowed). */
+void route_retain_apply(struct worker *w, struct msg *m);
+
+/* Removes m (borrowed) from the retained store if the store still holds exactly m. */
+void route_retain_drop(struct worker *w, struct msg *m);
 
 /* Sends s the retained messages matching filter, at most at the subscription's QoS. */
 void route_retained(struct worker *w, struct session *s, const uint8_t *filter, size_t len,
@@ -34,6 +50,15 @@ void route_pump(struct session *s);
 void route_resume(struct session *s);
 
 /* s's connection ended: its unacknowledged shared-subscription messages go to other members. */
-void route_rehome_shared(struct session *s);
+void route_rehome_shared(struct worker *w, struct session *s);
+
+/* On the owner of group g: a message another worker's member `leaving` gave back (m and g are
+ * borrowed) goes to another member. */
+void route_rehome_remote(struct worker *w, struct msg *m, struct share_group *g,
+                         const struct share_member *leaving, uint8_t qos, bool retain);
+
+/* A shared delivery the group's owner chose session s (on w) for; m and g are borrowed. */
+bool route_deliver_member(struct worker *w, struct session *s, struct msg *m, struct share_group *g,
+                          uint8_t qos, bool retain, uint32_t sub_id);
 
 #endif

@@ -358,7 +358,7 @@ bool session_in_qos2_release(struct session *s, uint16_t pid)
 	return true;
 }
 
-static int sub_find(const struct session *s, const uint8_t *filter, size_t len)
+int session_sub_find(const struct session *s, const uint8_t *filter, size_t len)
 {
 	for (uint32_t i = 0; i < s->nsubs; i++)
 		if (s->subs[i].filter_len == len && memcmp(s->subs[i].filter, filter, len) == 0)
@@ -366,9 +366,15 @@ static int sub_find(const struct session *s, const uint8_t *filter, size_t len)
 	return -1;
 }
 
+/* Shared subscriptions are counted so that a session without any skips looking for them. */
+static bool session_filter_is_shared(const uint8_t *filter, size_t len)
+{
+	return len > 7 && memcmp(filter, "$share/", 7) == 0;
+}
+
 int session_sub_add(struct session *s, const uint8_t *filter, size_t len, uint64_t data)
 {
-	int i = sub_find(s, filter, len);
+	int i = session_sub_find(s, filter, len);
 	uint8_t *copy;
 
 	if (i >= 0) {
@@ -388,6 +394,7 @@ int session_sub_add(struct session *s, const uint8_t *filter, size_t len, uint64
 	if (!copy)
 		return ST_ERR_NOMEM;
 	memcpy(copy, filter, len);
+	s->nshared += session_filter_is_shared(filter, len);
 	s->subs[s->nsubs++] =
 	        (struct sess_sub){.filter = copy, .filter_len = (uint16_t)len, .data = data};
 	return ST_OK;
@@ -395,10 +402,11 @@ int session_sub_add(struct session *s, const uint8_t *filter, size_t len, uint64
 
 bool session_sub_remove(struct session *s, const uint8_t *filter, size_t len)
 {
-	int i = sub_find(s, filter, len);
+	int i = session_sub_find(s, filter, len);
 
 	if (i < 0)
 		return false;
+	s->nshared -= session_filter_is_shared(filter, len);
 	free(s->subs[i].filter);
 	s->subs[i] = s->subs[--s->nsubs];
 	return true;

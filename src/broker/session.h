@@ -87,9 +87,12 @@ struct session {
 	uint32_t will_expiry_s; /* its Message Expiry Interval, counted from publication */
 	bool had_expiry;        /* the last CONNECT asked for a non-zero session expiry */
 
+	uint64_t gen; /* number unique on its worker, for deliveries from others */
+
 	struct sess_sub *subs; /* subscriptions, unordered */
 	uint32_t nsubs;        /* entries used */
 	uint32_t subs_cap;     /* entries allocated */
+	uint32_t nshared;      /* of which shared ("$share/...") */
 
 	struct sess_slot *slots; /* outbound inflight table, index = packet id - 1 */
 	uint16_t slots_cap;      /* slots allocated (<= inflight_max) */
@@ -180,6 +183,9 @@ bool session_in_qos2_release(struct session *s, uint16_t pid);
 
 /* Remembers a subscription (copying the filter). ST_OK or ST_ERR_NOMEM. */
 int session_sub_add(struct session *s, const uint8_t *filter, size_t len, uint64_t data);
+
+/* Index in s->subs of the subscription to filter, or -1. */
+int session_sub_find(const struct session *s, const uint8_t *filter, size_t len);
 
 /* Forgets a subscription; false if it was not remembered. */
 bool session_sub_remove(struct session *s, const uint8_t *filter, size_t len);

@@ -9,10 +9,11 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "session.h"
-#include "subdata.h"
-#include "starling/topic.h"
+#include "index/interest.h"
 #include "index/subidx.h"
+#include "session.h"
+#include "starling/topic.h"
+#include "subdata.h"
 
 static const char share_prefix[] = "$share/";
 #define SHARE_PREFIX_LEN (sizeof(share_prefix) - 1)
@@ -65,14 +66,16 @@ static struct share_group *share_find(struct share_registry *reg, const uint8_t 
 
 void share_group_ref(struct share_group *g)
 {
-	assert(g->refs > 0);
-	g->refs++;
+	assert(atomic_load_explicit(&g->refs, memory_order_relaxed) > 0);
+	atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
 }
 
 void share_group_unref(struct share_group *g)
 {
-	assert(g->refs > 0);
-	if (--g->refs)
+	uint32_t refs = atomic_load_explicit(&g->refs, memory_order_acquire);
+
+	assert(refs > 0);
+	if (refs != 1 && atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	assert(g->nmembers == 0);
 	free(g->members);
@@ -94,12 +97,14 @@ static struct share_group *share_new(struct share_registry *reg, struct subidx *
 	memcpy(g->key, key, len);
 	g->key_len = (uint16_t)len;
 	g->filter_off = (uint16_t)(filter.ptr - key);
-	g->refs = 1;
+	g->owner = reg->owner;
+	atomic_init(&g->refs, 1);
 	if (hmap_reserve(&reg->groups, reg->groups.count + 1) != ST_OK)
 		goto fail;
 	if (subidx_add(idx, g->key + g->filter_off, len - g->filter_off, g,
 	               subdata_make(0, 0) | SUBDATA_SHARED) < 0)
 		goto fail;
+	interest_add_filter(reg->interest, g->key + g->filter_off, len - g->filter_off);
 	hmap_insert(&reg->groups, share_hash(reg, key, len), g);
 	return g;
 fail:
@@ -108,68 +113,96 @@ fail:
 	return NULL;
 }
 
+/* The same member: the same local session, or the same remote (worker, generation). */
+static bool share_same(const struct share_member *a, const struct share_member *b)
+{
+	return a->s ? a->s == b->s : !b->s && a->worker == b->worker && a->gen == b->gen;
+}
+
+static struct share_member *share_member_find(struct share_group *g, const struct share_member *who)
+{
+	for (uint32_t i = 0; i < g->nmembers; i++)
+		if (share_same(&g->members[i], who))
+			return &g->members[i];
+	return NULL;
+}
+
 int share_subscribe(struct share_registry *reg, struct subidx *idx, const uint8_t *key, size_t len,
-                    struct session *s, uint64_t data, bool *added)
+                    const struct share_member *m, bool *added)
 {
 	struct share_group *g = share_find(reg, key, len);
+	struct share_member *old;
 
 	if (!g) {
 		g = share_new(reg, idx, key, len);
 		if (!g)
 			return ST_ERR_NOMEM;
 	}
-	for (uint32_t i = 0; i < g->nmembers; i++) {
-		if (g->members[i].s == s) {
-			g->members[i].data = data;
-			*added = false;
-			return ST_OK;
-		}
+	old = share_member_find(g, m);
+	if (old) {
+		old->data = m->data;
+		old->online = m->online;
+		*added = false;
+		return ST_OK;
 	}
 	if (g->nmembers == g->cap) {
 		uint32_t cap = g->cap ? g->cap * 2 : 4;
-		struct share_member *m = realloc(g->members, cap * sizeof(*m));
+		struct share_member *mem = realloc(g->members, cap * sizeof(*mem));
 
-		if (!m) {
+		if (!mem) {
 			if (g->nmembers == 0)
 				share_unsubscribe(reg, idx, key, len, NULL);
 			return ST_ERR_NOMEM;
 		}
-		g->members = m;
+		g->members = mem;
 		g->cap = cap;
 	}
-	g->members[g->nmembers++] = (struct share_member){.s = s, .data = data};
+	g->members[g->nmembers++] = *m;
 	*added = true;
 	return ST_OK;
 }
 
 int share_unsubscribe(struct share_registry *reg, struct subidx *idx, const uint8_t *key,
-                      size_t len, struct session *s)
+                      size_t len, const struct share_member *who)
 {
 	struct share_group *g = share_find(reg, key, len);
+	struct share_member *m;
 	uint32_t i;
 
 	if (!g)
 		return ST_ERR_FILTER;
-	for (i = 0; i < g->nmembers && g->members[i].s != s; i++)
-		;
+	m = who ? share_member_find(g, who) : NULL;
+	i = m ? (uint32_t)(m - g->members) : g->nmembers;
 	if (i < g->nmembers) {
 		memmove(&g->members[i], &g->members[i + 1],
 		        (g->nmembers - i - 1) * sizeof(*g->members));
 		g->nmembers--;
 		if (g->next > i)
 			g->next--;
-	} else if (s) {
+	} else if (who) {
 		return ST_ERR_FILTER;
 	}
 	if (g->nmembers == 0) {
 		subidx_remove(idx, g->key + g->filter_off, g->key_len - g->filter_off, g);
+		interest_remove_filter(reg->interest, g->key + g->filter_off,
+		                       g->key_len - g->filter_off);
 		hmap_remove(&reg->groups, share_hash(reg, key, len), g);
 		share_group_unref(g);
 	}
 	return ST_OK;
 }
 
-struct session *share_pick(struct share_group *g, const struct session *except, uint64_t *data)
+void share_set_online(struct share_registry *reg, const uint8_t *key, size_t len,
+                      const struct share_member *who, bool online)
+{
+	struct share_group *g = share_find(reg, key, len);
+	struct share_member *m = g ? share_member_find(g, who) : NULL;
+
+	if (m)
+		m->online = online;
+}
+
+struct share_member *share_pick(struct share_group *g, const struct share_member *except)
 {
 	struct share_member *fallback = NULL;
 
@@ -177,12 +210,11 @@ struct session *share_pick(struct share_group *g, const struct session *except, 
 		uint32_t i = (g->next + n) % g->nmembers;
 		struct share_member *m = &g->members[i];
 
-		if (m->s == except)
+		if (except && share_same(m, except))
 			continue;
-		if (m->s->conn) {
+		if (m->s ? m->s->conn != NULL : m->online) {
 			g->next = (i + 1) % g->nmembers;
-			*data = m->data;
-			return m->s;
+			return m;
 		}
 		if (!fallback)
 			fallback = m;
@@ -190,8 +222,7 @@ struct session *share_pick(struct share_group *g, const struct session *except, 
 	if (!fallback)
 		return NULL;
 	g->next = (uint32_t)((fallback - g->members) + 1) % g->nmembers;
-	*data = fallback->data;
-	return fallback->s;
+	return fallback;
 }
 
 void share_registry_fini(struct share_registry *reg, struct subidx *idx)
@@ -201,6 +232,8 @@ void share_registry_fini(struct share_registry *reg, struct subidx *idx)
 		struct share_group *g = reg->groups.slots[i].val;
 
 		subidx_remove(idx, g->key + g->filter_off, g->key_len - g->filter_off, g);
+		interest_remove_filter(reg->interest, g->key + g->filter_off,
+		                       g->key_len - g->filter_off);
 		g->nmembers = 0;
 		share_group_unref(g);
 	}

@@ -10,10 +10,17 @@
  * Groups are reference counted: the registry (and index) hold one reference while the group
  * has members, and every queued or inflight delivery that came through the group holds one,
  * so that a member that leaves can hand its unacknowledged messages to another member.
+ *
+ * With several workers a group lives on one, its owner (the home worker of its key), and only
+ * the owner's index holds it. Members on other workers are remote: the owner knows them by
+ * worker and session generation, and whether they are online as they last reported (xw.h).
+ * Other workers may hold references to a group (deliveries in their sessions); they touch
+ * only the reference count (atomic) and the owner field, never the member list.
  */
 #ifndef STARLING_SHARE_H
 #define STARLING_SHARE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,14 +30,20 @@
 
 struct session;
 struct subidx;
+struct interest_local;
 
+/* A member, or the identity of one: a local session, or (worker, gen) of a remote one. */
 struct share_member {
-	struct session *s; /* member session, borrowed (the session leaves before it is freed) */
+	struct session *s; /* local member session, borrowed (it leaves before it is freed) */
 	uint64_t data;     /* the member's subscription data (granted QoS, options, identifier) */
+	uint64_t gen;      /* remote: the session's generation on its worker */
+	uint16_t worker;   /* remote: the member's worker */
+	bool online;       /* remote: connected, as it last reported */
 };
 
 struct share_group {
-	uint32_t refs;                /* registry + deliveries */
+	_Atomic uint32_t refs;        /* registry + deliveries, on any worker */
+	uint16_t owner;               /* the worker whose registry and index hold the group */
 	uint8_t *key;                 /* "$share/name/filter", owned */
 	uint16_t key_len;             /* bytes of key */
 	uint16_t filter_off;          /* the filter starts at key + filter_off */
@@ -42,8 +55,10 @@ struct share_group {
 
 /* The registry of groups of one worker: key -> group. */
 struct share_registry {
-	struct hmap groups; /* by XXH3 of the key */
-	uint64_t seed;      /* hash seed */
+	struct hmap groups;              /* by XXH3 of the key */
+	uint64_t seed;                   /* hash seed */
+	uint16_t owner;                  /* the worker of this registry */
+	struct interest_local *interest; /* counts the groups' filters; NULL with one worker */
 };
 
 /*
@@ -55,24 +70,27 @@ struct share_registry {
 int share_parse(const uint8_t *f, size_t len, struct st_bytes *filter);
 
 /*
- * Adds session s to the group of the shared filter `key` (share_parse() said 1), creating the
- * group and its index entry if needed. *added says whether s was not a member before.
- * Returns ST_OK or ST_ERR_NOMEM.
+ * Adds member m (copied) to the group of the shared filter `key` (share_parse() said 1),
+ * creating the group and its index entry if needed; an existing member gets m's data.
+ * *added says whether m was not a member before. Returns ST_OK or ST_ERR_NOMEM.
  */
 int share_subscribe(struct share_registry *reg, struct subidx *idx, const uint8_t *key, size_t len,
-                    struct session *s, uint64_t data, bool *added);
+                    const struct share_member *m, bool *added);
 
-/* Removes s from the group; the group leaves the index with its last member. ST_OK or
- * ST_ERR_FILTER if s was not a member. */
+/* Removes member `who`; the group leaves the index with its last member. ST_OK or
+ * ST_ERR_FILTER if it was not a member. */
 int share_unsubscribe(struct share_registry *reg, struct subidx *idx, const uint8_t *key,
-                      size_t len, struct session *s);
+                      size_t len, const struct share_member *who);
+
+/* A remote member reports being on- or offline (unknown groups and members are ignored). */
+void share_set_online(struct share_registry *reg, const uint8_t *key, size_t len,
+                      const struct share_member *who, bool online);
 
 /*
  * The member to deliver the next message to (round robin over connected members; an offline
- * one when none is connected), never `except`; NULL if there is none. *data is its
- * subscription data.
+ * one when none is connected), never `except` (may be NULL); NULL if there is none.
  */
-struct session *share_pick(struct share_group *g, const struct session *except, uint64_t *data);
+struct share_member *share_pick(struct share_group *g, const struct share_member *except);
 
 void share_group_ref(struct share_group *g);
 void share_group_unref(struct share_group *g);

@@ -5,6 +5,7 @@
 #include "sys.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -45,11 +46,53 @@ static const struct sys_topic sys_topics[] = {
 
 _Static_assert(sizeof(sys_topics) / sizeof(sys_topics[0]) <= SYS_TOPICS_MAX, "SYS_TOPICS_MAX");
 
+/* The sum over workers of one snapshot field (each worker refreshes its own). */
+#define SYS_SUM(b, field)                                                                          \
+	({                                                                                         \
+		uint64_t sum_ = 0;                                                                 \
+		for (unsigned k_ = 0; k_ < (b)->nworkers; k_++)                                    \
+			sum_ += atomic_load_explicit(&(b)->shared.snap[k_].field,                  \
+			                             memory_order_relaxed);                        \
+		sum_;                                                                              \
+	})
+
+/* With several workers, worker 0 publishes the sums of every worker's last snapshot. */
+static void sys_values_all(struct worker *w, uint64_t *v)
+{
+	struct broker *b = w->b;
+	uint64_t online = SYS_SUM(b, clients), total = SYS_SUM(b, sessions);
+	unsigned i = 0;
+
+	if (online > w->stats.clients_max)
+		w->stats.clients_max = online;
+	v[i++] = (uint64_t)time(NULL) - b->start_s;
+	v[i++] = online;
+	v[i++] = total;
+	v[i++] = total > online ? total - online : 0;
+	v[i++] = w->stats.clients_max;
+	v[i++] = SYS_SUM(b, packets_received);
+	v[i++] = SYS_SUM(b, packets_sent);
+	v[i++] = SYS_SUM(b, msgs_received);
+	v[i++] = SYS_SUM(b, msgs_sent);
+	v[i++] = SYS_SUM(b, msgs_dropped);
+	v[i++] = SYS_SUM(b, bytes_received);
+	v[i++] = SYS_SUM(b, bytes_sent);
+	v[i++] = SYS_SUM(b, subscriptions);
+	/* Every worker holds the whole retained store: one replica's count, tombstones aside. */
+	v[i++] = retain_count(w->retained) - w->tombs_stored;
+	v[i++] = SYS_SUM(b, connections_total);
+	v[i++] = SYS_SUM(b, protocol_errors);
+}
+
 static void sys_values(struct worker *w, uint64_t *v)
 {
 	uint64_t online = w->nclients, total = w->sessions.count;
 	unsigned i = 0;
 
+	if (w->nworkers > 1) {
+		sys_values_all(w, v);
+		return;
+	}
 	if (online > w->stats.clients_max)
 		w->stats.clients_max = online;
 	v[i++] = (uint64_t)time(NULL) - w->b->start_s;
@@ -86,7 +129,7 @@ void sys_tick(struct worker *w)
 	uint64_t v[SYS_TOPICS_MAX];
 	char buf[64];
 
-	if (w->b->cfg.sys_interval_s == 0 || w->now_ms < st->next_ms)
+	if (w->b->cfg.sys_interval_s == 0 || w->now_ms < st->next_ms || w->index != 0)
 		return;
 	if (st->next_ms == 0)
 		sys_publish(w, "$SYS/broker/version", "starling version " STARLING_VERSION);

@@ -1,11 +1,14 @@
 /*
  * The worker loop and what hangs off it: accepting, the end-of-batch flush (the one send per
  * connection per batch that batches fan-out), housekeeping (keep alive, CONNECT timeout,
- * lingering closes) and the session table.
+ * lingering closes), and the worker's side of cross-worker traffic: channels drained at the
+ * start of each batch end and flushed at its close, connections handed to their home worker,
+ * publishers paused while a channel's backlog drains, retained tombstones.
  */
 #include "worker.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
@@ -13,7 +16,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "broker.h"
 #include "conn.h"
@@ -31,6 +33,9 @@
 #define CONNECT_TIMEOUT_MS 10000 /* a socket that sends no CONNECT is closed after this */
 #define LINGER_TIMEOUT_MS  5000  /* final packets of a closing connection get this long */
 #define SESSIONS_TICK_MS   500   /* resolution of will delays and session expiry */
+/* How long a retained delete stays as a tombstone: far longer than any entry waits in a
+ * channel or overflow queue, so no older write of the topic can still arrive after it. */
+#define TOMBSTONE_MS 5000
 
 static uint64_t worker_clock_ms(void)
 {
@@ -47,9 +52,13 @@ static void worker_accepted(struct worker *w, int fd)
 	struct conn *c;
 
 	w->stats.connections_total++;
-	if (cfg->max_connections && w->nclients >= cfg->max_connections) {
-		if (log_enabled(&w->b->log, LOG_T_NOTICE))
-			log_msg(&w->b->log, LOG_T_NOTICE,
+	/* max_connections counts every worker's connections: one shared counter. */
+	if (atomic_fetch_add_explicit(&w->b->shared.clients, 1, memory_order_relaxed) >=
+	            cfg->max_connections &&
+	    cfg->max_connections) {
+		atomic_fetch_sub_explicit(&w->b->shared.clients, 1, memory_order_relaxed);
+		if (log_enabled(&w->log, LOG_T_NOTICE))
+			log_msg(&w->log, LOG_T_NOTICE,
 			        "Client connection refused: max_connections (%u) reached.",
 			        cfg->max_connections);
 		close(fd);
@@ -59,11 +68,115 @@ static void worker_accepted(struct worker *w, int fd)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c = conn_new(w, fd);
 	if (!c) {
-		log_msg(&w->b->log, LOG_T_ERROR, "Out of memory accepting a connection.");
+		log_msg(&w->log, LOG_T_ERROR, "Out of memory accepting a connection.");
+		atomic_fetch_sub_explicit(&w->b->shared.clients, 1, memory_order_relaxed);
 		close(fd);
 		return;
 	}
+	c->accepted_by = (uint16_t)w->index;
 	w->nclients++;
+}
+
+void worker_conn_handoff(struct worker *w, struct conn *c)
+{
+	uint8_t *bytes = c->rbuf;
+	uint32_t len = c->rlen;
+	unsigned to = c->handoff_to;
+	int fd = c->fd;
+
+	c->rbuf = NULL;
+	c->rlen = c->rcap = 0;
+	c->fd = -1; /* the socket goes on living on the home worker */
+	if (w->nclients > 0)
+		w->nclients--;
+	worker_conn_dead(w, c);
+	xw_handoff(w, to, fd, bytes, len);
+}
+
+void worker_conn_adopt(struct worker *w, int fd, uint8_t *bytes, uint32_t len, unsigned from)
+{
+	struct conn *c = conn_new(w, fd);
+
+	if (!c) {
+		log_msg(&w->log, LOG_T_ERROR, "Out of memory adopting a connection.");
+		atomic_fetch_sub_explicit(&w->b->shared.clients, 1, memory_order_relaxed);
+		close(fd);
+		return;
+	}
+	c->accepted_by = (uint16_t)from;
+	c->adopted = true;
+	w->nclients++;
+	conn_input_bytes(c, bytes, len);
+}
+
+void worker_conn_pause(struct worker *w, struct conn *c)
+{
+	if (c->paused || c->state != CONN_ACTIVE)
+		return;
+	c->paused = true;
+	c->pause_next = w->paused;
+	w->paused = c;
+	w->stats.paused++;
+	if (c->recv_armed)
+		ring_cancel_recv(&w->ring, &c->io);
+}
+
+/* The backlog drained: paused publishers are read again. */
+static void worker_resume_paused(struct worker *w)
+{
+	while (w->paused) {
+		struct conn *c = w->paused;
+
+		w->paused = c->pause_next;
+		c->pause_next = NULL;
+		c->paused = false;
+		if (c->dead)
+			continue;
+		c->recv_starved = true; /* re-armed by the batch end, as after -ENOBUFS */
+		c->last_rx_ms = w->now_ms;
+		conn_want_flush(c);
+	}
+}
+
+void worker_tombstone(struct worker *w, struct msg *m)
+{
+	if (w->tomb_len == w->tomb_cap) {
+		uint32_t cap = w->tomb_cap ? w->tomb_cap * 2 : 64;
+		struct worker_tomb *t = malloc(cap * sizeof(*t));
+
+		if (!t)
+			return; /* it stays in the store until a later write replaces it */
+		for (uint32_t i = 0; i < w->tomb_len; i++)
+			t[i] = w->tombs[(w->tomb_head + i) & (w->tomb_cap - 1)];
+		free(w->tombs);
+		w->tombs = t;
+		w->tomb_head = 0;
+		w->tomb_cap = cap;
+	}
+	w->tombs[(w->tomb_head + w->tomb_len++) & (w->tomb_cap - 1)] =
+	        (struct worker_tomb){.m = msg_ref(m), .expire_ms = w->now_ms + TOMBSTONE_MS};
+}
+
+/* Removes tombstones old enough that no write they must beat can still be in flight. */
+static void worker_tombs_expire(struct worker *w)
+{
+	while (w->tomb_len) {
+		struct worker_tomb *t = &w->tombs[w->tomb_head];
+		void *old = NULL;
+
+		if (t->expire_ms > w->now_ms)
+			break;
+		if (retain_get(w->retained, msg_topic(t->m), t->m->topic_len) == t->m &&
+		    retain_set(w->retained, msg_topic(t->m), t->m->topic_len, NULL, &old) ==
+		            ST_OK &&
+		    old) {
+			w->tombs_stored--;
+			msg_unref(old);
+		}
+		msg_unref(t->m);
+		w->tomb_head = (w->tomb_head + 1) & (w->tomb_cap - 1);
+		w->tomb_len--;
+	}
 }
 
 static void worker_on_accept(struct ring *r, struct ring_io *io, const struct ring_cqe *cqe)
@@ -74,9 +187,9 @@ static void worker_on_accept(struct ring *r, struct ring_io *io, const struct ri
 	(void)r;
 	if (cqe->res >= 0) {
 		worker_accepted(w, cqe->res);
-	} else if (cqe->res != -ECANCELED && log_enabled(&w->b->log, LOG_T_WARNING)) {
+	} else if (cqe->res != -ECANCELED && log_enabled(&w->log, LOG_T_WARNING)) {
 		/* EMFILE and ENFILE end up here: the listener is re-armed by housekeeping. */
-		log_msg(&w->b->log, LOG_T_WARNING, "accept on port %u: %s", l->port,
+		log_msg(&w->log, LOG_T_WARNING, "accept on port %u: %s", l->port,
 		        strerror(-cqe->res));
 	}
 	if (!cqe->more)
@@ -89,67 +202,27 @@ static void worker_on_signal(struct ring *r, struct ring_io *io, const struct ri
 
 	(void)r;
 	if (cqe->res == (int)sizeof(w->sig_info)) {
-		log_msg(&w->b->log, LOG_T_NOTICE, "Received signal %u, shutting down.",
+		log_msg(&w->log, LOG_T_NOTICE, "Received signal %u, shutting down.",
 		        w->sig_info.ssi_signo);
-		w->stopping = true;
 	} else if (cqe->res != -ECANCELED) {
-		log_msg(&w->b->log, LOG_T_ERROR, "read of signalfd: %s",
+		log_msg(&w->log, LOG_T_ERROR, "read of signalfd: %s",
 		        cqe->res < 0 ? strerror(-cqe->res) : "short read");
-		w->stopping = true;
+	} else {
+		return;
 	}
+	/* Every worker stops: the flag, then a doorbell so that sleeping ones look at it. */
+	atomic_store_explicit(&w->b->shared.stopping, true, memory_order_release);
+	w->stopping = true;
+	if (w->nworkers > 1)
+		xw_wake_all(w);
 }
 
-static bool sess_eq(const void *val, const void *key)
+/* Another worker's entries wait in a channel: xw_drain takes them at the batch end. */
+static void worker_on_doorbell(struct ring *r, struct ring_io *io, const struct ring_cqe *cqe)
 {
-	const struct session *s = val;
-	const struct st_bytes *k = key;
-
-	return s->client_id_len == k->len && memcmp(s->client_id, k->ptr, k->len) == 0;
-}
-
-static uint64_t sess_hash(const struct worker *w, const uint8_t *id, size_t len)
-{
-	return XXH3_64bits_withSeed(id, len, w->sess_seed);
-}
-
-struct session *worker_session_find(struct worker *w, const uint8_t *id, size_t len)
-{
-	struct st_bytes key = {id, (uint32_t)len};
-
-	return hmap_find(&w->sessions, sess_hash(w, id, len), sess_eq, &key);
-}
-
-int worker_session_add(struct worker *w, struct session *s)
-{
-	return hmap_insert(&w->sessions, sess_hash(w, s->client_id, s->client_id_len), s);
-}
-
-/* Removes one of s's subscriptions from the index or its shared group. */
-void worker_unsubscribe(struct worker *w, struct session *s, const uint8_t *filter, size_t len)
-{
-	struct st_bytes inner;
-
-	if (share_parse(filter, len, &inner) == 1)
-		share_unsubscribe(&w->shares, w->subs, filter, len, s);
-	else
-		subidx_remove(w->subs, filter, len, s);
-}
-
-void worker_session_destroy(struct worker *w, struct session *s)
-{
-	/* The session ends: a will still waiting for its delay goes out now [MQTT-3.1.3-9]. */
-	if (s->will) {
-		struct msg *will = s->will;
-		struct pub_view v = pub_view_of(will);
-
-		s->will = NULL;
-		route_publish(w, NULL, &v, will->qos, will->retain);
-		msg_unref(will);
-	}
-	for (uint32_t i = 0; i < s->nsubs; i++)
-		worker_unsubscribe(w, s, s->subs[i].filter, s->subs[i].filter_len);
-	hmap_remove(&w->sessions, sess_hash(w, s->client_id, s->client_id_len), s);
-	session_free(s);
+	(void)r;
+	(void)io;
+	(void)cqe;
 }
 
 uint8_t *worker_scratch(struct worker *w, size_t n)
@@ -179,36 +252,59 @@ void worker_conn_dead(struct worker *w, struct conn *c)
 	w->dead = c;
 }
 
-int worker_init(struct worker *w, struct broker *b, unsigned index, const int *listen_fds,
-                const uint16_t *ports, unsigned nlisteners, int sig_fd)
+const struct ring_params worker_ring_params = {
+        .sq_entries = 4096,
+        .cq_entries = 65536,
+        .buf_count = 1024,
+        .buf_size = 16384,
+};
+
+/* What only several workers need: the channels' side, the interest summary, sessions by
+ * generation, shared groups that know their owner. */
+static int worker_init_xw(struct worker *w)
 {
-	struct ring_params rp = {
-	        .sq_entries = 4096,
-	        .cq_entries = 65536,
-	        .buf_count = 1024,
-	        .buf_size = 16384,
-	};
+	int ret;
+
+	w->xw.io.fn = worker_on_doorbell;
+	if (w->nworkers == 1)
+		return ST_OK;
+	ret = xw_init(w);
+	if (ret == ST_OK)
+		ret = interest_local_init(&w->interest, &w->b->shared.interest, w->index);
+	if (ret == ST_OK)
+		w->shares.interest = &w->interest;
+	return ret;
+}
+
+int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
+{
+	unsigned nlisteners = b->nlisten;
 	char err[512];
 	int ret;
 
 	memset(w, 0, sizeof(*w));
 	w->b = b;
 	w->index = index;
+	w->nworkers = b->nworkers;
+	w->log = b->log;
+	w->log.topic_fn = worker_log_topic;
+	w->log.topic_ctx = w;
 	w->sig_fd = sig_fd;
 	w->sess_seed = hmap_seed_new();
 	w->shares.seed = hmap_seed_new();
+	w->shares.owner = (uint16_t)index;
 	w->idbuf_cap = ROUTE_IDS_MAX;
 	w->now_ms = worker_clock_ms();
 	w->subs = subidx_new();
 	w->retained = retain_new();
 	w->listeners = calloc(nlisteners ? nlisteners : 1, sizeof(*w->listeners));
-	if (!w->subs || !w->retained || !w->listeners) {
-		log_msg(&b->log, LOG_T_ERROR, "Out of memory starting worker %u.", index);
+	if (!w->subs || !w->retained || !w->listeners || worker_init_xw(w) != ST_OK) {
+		log_msg(&w->log, LOG_T_ERROR, "Out of memory starting worker %u.", index);
 		return ST_ERR_NOMEM;
 	}
-	ret = ring_init(&w->ring, &rp, err, sizeof(err));
+	ret = ring_init(&w->ring, &worker_ring_params, err, sizeof(err));
 	if (ret < 0) {
-		log_msg(&b->log, LOG_T_ERROR, "Error: %s", err);
+		log_msg(&w->log, LOG_T_ERROR, "Error: %s", err);
 		return ST_ERR_SYS;
 	}
 	w->nlisteners = nlisteners;
@@ -217,8 +313,8 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, const int *l
 
 		l->io.fn = worker_on_accept;
 		l->w = w;
-		l->fd = listen_fds[i];
-		l->port = ports[i];
+		l->fd = b->listen_fds[index * nlisteners + i];
+		l->port = b->listen_ports[i];
 		ring_accept(&w->ring, &l->io, l->fd);
 		l->armed = true;
 	}
@@ -256,6 +352,28 @@ static void worker_sessions_tick(struct worker *w)
 	} while (n == 64);
 }
 
+/* Publishes this worker's counters for $SYS, which sums every worker's. */
+static void worker_snapshot(struct worker *w)
+{
+	struct worker_snapshot *sn = &w->b->shared.snap[w->index];
+	const struct worker_stats *st = &w->stats;
+
+#define SNAP(field, value) atomic_store_explicit(&sn->field, (value), memory_order_relaxed)
+	SNAP(clients, w->nclients);
+	SNAP(sessions, w->sessions.count);
+	SNAP(msgs_received, st->msgs_received);
+	SNAP(msgs_sent, st->msgs_sent);
+	SNAP(msgs_dropped, st->msgs_dropped);
+	SNAP(bytes_received, st->bytes_received);
+	SNAP(bytes_sent, st->bytes_sent);
+	SNAP(packets_received, st->packets_received);
+	SNAP(packets_sent, st->packets_sent);
+	SNAP(connections_total, st->connections_total);
+	SNAP(protocol_errors, st->protocol_errors);
+	SNAP(subscriptions, subidx_count(w->subs));
+#undef SNAP
+}
+
 /* Once per HOUSEKEEPING_MS: keep alive [MQTT-3.1.2-24], CONNECT timeout, stuck closes. */
 static void worker_housekeeping(struct worker *w)
 {
@@ -268,7 +386,8 @@ static void worker_housekeeping(struct worker *w)
 	}
 	for (struct conn *c = w->conns, *next; c; c = next) {
 		next = c->next;
-		if (c->state == CONN_ACTIVE && c->keepalive_s &&
+		/* A paused publisher is not read, so its silence is ours, not its own. */
+		if (c->state == CONN_ACTIVE && c->keepalive_s && !c->paused &&
 		    now - c->last_rx_ms > (uint64_t)c->keepalive_s * 1500) {
 			out_disconnect(c, ST_RC_KEEP_ALIVE_TIMEOUT,
 			               "nothing received for 1.5 keep alives");
@@ -286,6 +405,10 @@ static void worker_housekeeping(struct worker *w)
 			ring_accept(&w->ring, &l->io, l->fd);
 			l->armed = true;
 		}
+	}
+	if (w->nworkers > 1) {
+		worker_tombs_expire(w);
+		worker_snapshot(w);
 	}
 	sys_tick(w);
 }
@@ -360,6 +483,11 @@ static void worker_log_flush(struct worker *w)
 /* End of a completion batch: one send per connection with output; re-arm starved recvs. */
 static void worker_batch_end(struct worker *w)
 {
+	if (w->nworkers > 1 && !w->stopping) {
+		xw_drain(w);
+		if (w->paused && w->xw.backlog < XW_BACKLOG_LOW)
+			worker_resume_paused(w);
+	}
 	worker_log_flush(w);
 	while (w->flush_list) {
 		struct conn *c = w->flush_list;
@@ -372,7 +500,7 @@ static void worker_batch_end(struct worker *w)
 			c->flush_next = NULL;
 			if (c->close_later)
 				conn_close(c, false, c->close_later);
-			if (c->recv_starved && !c->eof && c->state != CONN_CLOSING) {
+			if (c->recv_starved && !c->paused && !c->eof && c->state != CONN_CLOSING) {
 				c->recv_starved = false;
 				ring_recv(&w->ring, &c->io, c->fd);
 				c->recv_armed = true;
@@ -387,6 +515,8 @@ static void worker_batch_end(struct worker *w)
 		w->dead = c->next;
 		conn_free(c);
 	}
+	if (w->nworkers > 1)
+		xw_flush(w);
 }
 
 static void worker_close_all(struct worker *w)
@@ -415,12 +545,19 @@ int worker_run(struct worker *w)
 		                            ? w->next_housekeeping_ms - w->now_ms
 		                            : 0);
 
+		/* Entries waiting for room in a channel: look again soon, since nothing else
+		 * may wake this worker while its publishers are paused. */
+		if (w->xw.backlog && timeout > 1)
+			timeout = 1;
 		ret = ring_poll(&w->ring, timeout);
 		if (ret < 0) {
-			log_msg(&w->b->log, LOG_T_ERROR, "io_uring_enter: %s", strerror(-ret));
+			log_msg(&w->log, LOG_T_ERROR, "io_uring_enter: %s", strerror(-ret));
 			return ST_ERR_SYS;
 		}
 		w->now_ms = worker_clock_ms();
+		if (w->nworkers > 1 &&
+		    atomic_load_explicit(&w->b->shared.stopping, memory_order_acquire))
+			w->stopping = true;
 		if (w->now_ms >= w->next_housekeeping_ms)
 			worker_housekeeping(w);
 		worker_batch_end(w);
@@ -470,8 +607,17 @@ void worker_fini(struct worker *w)
 	     i = hmap_next(&w->sessions, i + 1))
 		session_free(w->sessions.slots[i].val);
 	hmap_fini(&w->sessions);
+	hmap_fini(&w->sessions_by_gen);
 	if (w->subs)
 		share_registry_fini(&w->shares, w->subs);
+	while (w->tomb_len) {
+		msg_unref(w->tombs[w->tomb_head].m);
+		w->tomb_head = (w->tomb_head + 1) & (w->tomb_cap - 1);
+		w->tomb_len--;
+	}
+	free(w->tombs);
+	xw_fini(w);
+	interest_local_fini(&w->interest);
 	if (w->subs)
 		subidx_free(w->subs);
 	if (w->retained)

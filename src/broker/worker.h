@@ -1,7 +1,13 @@
 /*
  * A worker: one thread's share of the broker, with its own ring, listening sockets,
- * connections, sessions, subscription index and retained messages. Nothing here is shared
- * with another worker, so nothing here is locked.
+ * connections, sessions, subscription index and replica of the retained messages. Nothing
+ * here is shared with another worker, so nothing here is locked: other workers reach it only
+ * through its channels (xw.h), and read only what is fixed before the loops start (the ring's
+ * descriptor, the doorbell's address).
+ *
+ * Sessions are sharded: a session lives on the home worker of its client id (xw_home), and a
+ * connection accepted elsewhere moves there with its CONNECT, so session state, takeover and
+ * timers never cross threads.
  *
  * The loop: wait for a batch of completions; the handlers parse packets and route messages,
  * appending output to connections; at the end of the batch every connection with output gets
@@ -17,10 +23,13 @@
 #include <sys/signalfd.h>
 
 #include "base/hmap.h"
+#include "base/log.h"
+#include "index/interest.h"
 #include "io/ring.h"
 #include "share.h"
 #include "starling/codec.h"
 #include "sys.h"
+#include "xw.h"
 
 struct broker;
 struct conn;
@@ -37,6 +46,12 @@ struct route_id {
 };
 
 #define ROUTE_IDS_MAX 256 /* subscription identifiers carried by one delivery, at most */
+
+/* A retained delete stored as a tombstone, and when it may leave the store. */
+struct worker_tomb {
+	struct msg *m;      /* the empty message (reference) */
+	uint64_t expire_ms; /* monotonic time after which no older write can still arrive */
+};
 
 struct listener {
 	struct ring_io io; /* accept completions */
@@ -58,12 +73,17 @@ struct worker_stats {
 	uint64_t packets_received;  /* MQTT packets of any type received */
 	uint64_t packets_sent;      /* MQTT packets of any type queued */
 	uint64_t clients_max;       /* most clients connected at once */
+	uint64_t paused;            /* times a publisher's reading was paused (xw backlog) */
 };
 
 struct worker {
-	struct broker *b;                 /* configuration and log, borrowed */
-	unsigned index;                   /* worker number */
+	struct broker *b;                 /* configuration, borrowed; shared state in b->shared */
+	unsigned index;                   /* worker number, 0 .. b->nworkers - 1 */
+	unsigned nworkers;                /* b->nworkers, at hand */
+	struct log log;                   /* the broker's log, with this worker as topic_ctx */
 	struct ring ring;                 /* this worker's io_uring */
+	struct xw xw;                     /* channels to the other workers (nworkers > 1) */
+	struct interest_local interest;   /* this worker's side of the interest summary */
 	struct listener *listeners;       /* one per configured listener */
 	unsigned nlisteners;              /* entries in listeners */
 	struct ring_io sig_io;            /* signalfd reads */
@@ -79,11 +99,19 @@ struct worker {
 	uint64_t next_conn_id;    /* for logs */
 	uint64_t next_client_num; /* generated client identifiers */
 
-	struct hmap sessions;     /* client id -> struct session */
-	uint64_t sess_seed;       /* hash seed for client ids */
-	struct subidx *subs;      /* subscription index */
-	struct retain *retained;  /* retained messages */
-	uint32_t nretained_bytes; /* payload bytes retained (for $SYS) */
+	struct hmap sessions;        /* client id -> struct session */
+	uint64_t sess_seed;          /* hash seed for client ids */
+	struct hmap sessions_by_gen; /* session generation -> session (nworkers > 1) */
+	uint64_t next_sess_gen;      /* generations handed out */
+	struct conn *paused;         /* publishers not read until the xw backlog drains */
+	struct subidx *subs;         /* subscription index */
+	struct retain *retained;     /* retained messages (with several workers: a full replica) */
+	uint32_t nretained_bytes;    /* payload bytes retained (for $SYS) */
+	struct worker_tomb *tombs;   /* retained deletes kept as tombstones, oldest first (ring) */
+	uint32_t tomb_head;          /* index of the oldest */
+	uint32_t tomb_len;           /* entries */
+	uint32_t tomb_cap;           /* entries allocated (power of two) */
+	uint32_t tombs_stored;       /* tombstones in the retained store now */
 
 	uint64_t now_ms;               /* monotonic clock, read once per batch */
 	uint64_t next_housekeeping_ms; /* when the keepalive pass runs next */
@@ -111,12 +139,50 @@ struct worker {
 	struct sys_state sys;          /* $SYS publication state */
 };
 
-/* Sets the worker up: ring, listeners (sockets already bound by the broker), index, stores. */
-int worker_init(struct worker *w, struct broker *b, unsigned index, const int *listen_fds,
-                const uint16_t *ports, unsigned nlisteners, int sig_fd);
+/* The ring every worker creates (the broker reserves locked memory for all of them). */
+extern const struct ring_params worker_ring_params;
+
+/*
+ * Sets the worker up in its own thread: ring, listeners (sockets already bound by the broker),
+ * index, stores, channels. sig_fd: the signalfd this worker reads, or -1.
+ */
+int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd);
 
 /* Runs the loop until a signal asks to stop; then closes every connection. */
 int worker_run(struct worker *w);
+
+/* The worker that is home to client id `id`: where its session lives. */
+unsigned worker_home(const struct worker *w, const uint8_t *id, size_t len);
+
+/* Takes connection c (state CONN_HANDOFF, last completion arrived) off this worker and hands
+ * its socket and bytes to its home worker. */
+void worker_conn_handoff(struct worker *w, struct conn *c);
+
+/* Adopts a socket another worker handed over with the bytes it had read (taken over). */
+void worker_conn_adopt(struct worker *w, int fd, uint8_t *bytes, uint32_t len, unsigned from);
+
+/* The session with generation gen, or NULL (for deliveries from other workers). */
+struct session *worker_session_by_gen(struct worker *w, uint64_t gen);
+
+/* Adds (filter, s) to the index and the interest summary. Returns subidx_add's result. */
+int worker_sub_add(struct worker *w, struct session *s, const uint8_t *filter, size_t len,
+                   uint64_t data);
+
+/*
+ * Adds s to the shared group `key` with subscription data `data`: here, or by message to the
+ * group's owner. *added: s was not a member before. ST_OK or ST_ERR_NOMEM.
+ */
+int worker_share_add(struct worker *w, struct session *s, const uint8_t *key, size_t len,
+                     uint64_t data, bool *added);
+
+/* A session's connection came or went: tells the owners of its remote shared groups. */
+void worker_session_online(struct worker *w, struct session *s, bool online);
+
+/* Remembers a retained tombstone (m, borrowed) stored in the replica, to remove it later. */
+void worker_tombstone(struct worker *w, struct msg *m);
+
+/* Stops reading c until the cross-worker backlog drains (a publisher feeding it). */
+void worker_conn_pause(struct worker *w, struct conn *c);
 
 /* Frees everything the worker holds. */
 void worker_fini(struct worker *w);

@@ -16,14 +16,14 @@ struct msg *msg_new(struct st_bytes topic, struct st_bytes props, struct st_byte
 	m = malloc(sizeof(*m) + (size_t)topic.len + props.len + payload.len);
 	if (!m)
 		return NULL;
-	m->refs = 1;
+	atomic_init(&m->refs, 1);
 	m->qos = qos;
 	m->retain = retain;
 	m->topic_len = (uint16_t)topic.len;
 	m->props_len = props.len;
 	m->payload_len = payload.len;
 	m->expiry_ms = 0;
-	m->origin = NULL;
+	m->rseq = 0;
 	if (topic.len)
 		memcpy(m->data, topic.ptr, topic.len);
 	if (props.len)

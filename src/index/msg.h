@@ -6,11 +6,17 @@
  *
  * Messages are created only when needed: a QoS 0 message whose deliveries are all copied into
  * the subscribers' output buffers during the publish never becomes a struct msg.
+ *
+ * A message is immutable once handed to another worker, and its references are counted
+ * atomically: subscribers on several workers hold one message. Dropping the last reference
+ * tests for "only holder" first, so a message that never left its worker is freed without an
+ * atomic read-modify-write.
  */
 #ifndef STARLING_MSG_H
 #define STARLING_MSG_H
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,15 +24,15 @@
 #include "starling/codec.h"
 
 struct msg {
-	uint32_t refs;        /* references held; the message is freed when it reaches 0 */
-	uint8_t qos;          /* QoS as published */
-	bool retain;          /* retain flag as published */
-	uint16_t topic_len;   /* bytes of topic at data[0] */
-	uint32_t props_len;   /* bytes of forwarded MQTT 5 properties after the topic */
-	uint32_t payload_len; /* bytes of payload after the properties */
-	uint64_t expiry_ms;   /* monotonic ms at which the message expires; 0: never */
-	void *origin;         /* the publishing session (for no-local), borrowed, may dangle */
-	uint8_t data[];       /* topic, properties, payload */
+	_Atomic uint32_t refs; /* references held, by any worker; freed when it reaches 0 */
+	uint8_t qos;           /* QoS as published */
+	bool retain;           /* retain flag as published */
+	uint16_t topic_len;    /* bytes of topic at data[0] */
+	uint32_t props_len;    /* bytes of forwarded MQTT 5 properties after the topic */
+	uint32_t payload_len;  /* bytes of payload after the properties */
+	uint64_t expiry_ms;    /* monotonic ms at which the message expires; 0: never */
+	uint64_t rseq;         /* retained write order across workers (0: none) */
+	uint8_t data[];        /* topic, properties, payload */
 };
 
 static inline const uint8_t *msg_topic(const struct msg *m)
@@ -51,21 +57,27 @@ static inline const uint8_t *msg_payload(const struct msg *m)
 struct msg *msg_new(struct st_bytes topic, struct st_bytes props, struct st_bytes payload,
                     uint8_t qos, bool retain);
 
-/* Takes another reference. */
+/* Takes another reference (the caller holds one, so the count cannot reach 0 meanwhile). */
 static inline struct msg *msg_ref(struct msg *m)
 {
-	assert(m->refs > 0);
-	m->refs++;
+	assert(atomic_load_explicit(&m->refs, memory_order_relaxed) > 0);
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
 	return m;
 }
 
 void msg_free(struct msg *m);
 
-/* Drops a reference; frees the message with the last one. */
+/*
+ * Drops a reference; frees the message with the last one. A count of 1 seen with acquire
+ * ordering means the caller holds the only reference: nobody else can take one, and every
+ * other holder's use of the message happened before its release.
+ */
 static inline void msg_unref(struct msg *m)
 {
-	assert(m->refs > 0);
-	if (--m->refs == 0)
+	uint32_t refs = atomic_load_explicit(&m->refs, memory_order_acquire);
+
+	assert(refs > 0);
+	if (refs == 1 || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
 		msg_free(m);
 }
 

@@ -82,11 +82,10 @@ static void ring_explain(int ret, const struct ring_params *p, char *err, size_t
 		snprintf(err, errlen, "io_uring_setup: %s", strerror(-ret));
 }
 
-/* Raises the soft RLIMIT_MEMLOCK to what the ring needs if the hard limit allows it. */
-static int ring_check_memlock(const struct ring_params *p, char *err, size_t errlen)
+int ring_memlock_reserve(const struct ring_params *p, unsigned nrings, char *err, size_t errlen)
 {
 	struct rlimit rl;
-	size_t need = ring_memlock_bytes(p);
+	size_t need = ring_memlock_bytes(p) * (nrings ? nrings : 1);
 
 	if (getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
 	    rl.rlim_cur >= need)
@@ -175,7 +174,7 @@ int ring_init(struct ring *r, const struct ring_params *p, char *err, size_t err
 	r->recv_max = p->recv_max ? p->recv_max : p->buf_size;
 	r->bgid = RING_BGID;
 
-	ret = ring_check_memlock(p, err, errlen);
+	ret = ring_memlock_reserve(p, 1, err, errlen);
 	if (ret < 0)
 		return ret;
 	memset(&up, 0, sizeof(up));
@@ -282,6 +281,27 @@ void ring_cancel_fd(struct ring *r, int fd)
 	io_uring_sqe_set_data64(sqe, RING_OP_CANCEL);
 }
 
+void ring_cancel_recv(struct ring *r, struct ring_io *io)
+{
+	struct io_uring_sqe *sqe = ring_sqe(r);
+
+	io_uring_prep_cancel64(sqe, ring_tag(io, RING_OP_RECV), 0);
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	io_uring_sqe_set_data64(sqe, RING_OP_CANCEL);
+}
+
+void ring_msg(struct ring *r, const struct ring *target, struct ring_io *target_io, int32_t res)
+{
+	struct io_uring_sqe *sqe = ring_sqe(r);
+
+	io_uring_prep_msg_ring(sqe, target->uring.ring_fd, (unsigned)res,
+	                       ring_tag(target_io, RING_OP_MSG), 0);
+	/* Only a failure completes here; it carries no owner (RING_OP_MSG with a NULL io). */
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	io_uring_sqe_set_data64(sqe, RING_OP_MSG);
+	r->stats.msgs_sent++;
+}
+
 /* Gives buffer bid back to the kernel (made visible at the end of the batch). */
 static void ring_recycle(struct ring *r, int bid)
 {
@@ -338,6 +358,14 @@ static void ring_dispatch(struct ring *r, const struct io_uring_cqe *cqe)
 	}
 	if (ev.op == RING_OP_RECV && ev.res == -ENOBUFS)
 		r->stats.enobufs++;
+	if (ev.op == RING_OP_MSG) {
+		/* A doorbell from another ring, or our own doorbell that failed. */
+		if (io)
+			io->fn(r, io, &ev);
+		else
+			r->stats.msg_errors++;
+		return;
+	}
 	if (io) {
 		if (!ev.more) {
 			assert(io->pending > 0);

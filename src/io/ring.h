@@ -72,6 +72,8 @@ struct ring_stats {
 	uint64_t cqes;          /* completions handled */
 	uint64_t sqe_full;      /* times the SQ was full and had to be submitted early */
 	uint64_t bufs_recycled; /* receive buffers given back to the kernel */
+	uint64_t msgs_sent;     /* doorbells rung on other rings */
+	uint64_t msg_errors;    /* doorbells the kernel refused */
 };
 
 struct ring {
@@ -100,6 +102,12 @@ void ring_exit(struct ring *r);
 size_t ring_memlock_bytes(const struct ring_params *p);
 
 /*
+ * The kernel counts locked ring memory per user: raises the soft RLIMIT_MEMLOCK to what
+ * nrings rings need, if the hard limit allows. 0, or -ENOMEM with err saying what to raise.
+ */
+int ring_memlock_reserve(const struct ring_params *p, unsigned nrings, char *err, size_t errlen);
+
+/*
  * Each prep function queues one submission for io (incrementing io->pending) and returns 0;
  * they submit early when the SQ is full. Submissions go to the kernel at the next ring_poll.
  */
@@ -111,6 +119,18 @@ void ring_sendmsg(struct ring *r, struct ring_io *io, int fd, const struct msghd
 void ring_read(struct ring *r, struct ring_io *io, int fd, void *buf, size_t len);
 /* Cancels every operation on fd; their completions still arrive (with -ECANCELED). */
 void ring_cancel_fd(struct ring *r, int fd);
+
+/* Cancels io's receive only (its sends go on); its final completion still arrives. */
+void ring_cancel_recv(struct ring *r, struct ring_io *io);
+
+/*
+ * Rings another thread's doorbell: once this submission reaches the kernel, a completion with
+ * op RING_OP_MSG and res `res` arrives for target_io in `target` (IORING_OP_MSG_RING). The
+ * doorbell carries no payload (the caller's own queue does) and is not counted in
+ * target_io->pending; nothing completes in r unless the kernel refuses it (counted).
+ * target's ring must exist until this ring has submitted the request.
+ */
+void ring_msg(struct ring *r, const struct ring *target, struct ring_io *target_io, int32_t res);
 
 /*
  * Submits what is queued, waits up to timeout_ms for at least one completion, and runs the

@@ -93,8 +93,12 @@ def _configure():
 
 
 BIN, KIND = _configure()
+# Worker threads of every Starling broker the tests start (0: the broker's default).
+WORKERS = int(_take_option("workers") or os.environ.get("STARLING_WORKERS") or 0)
+os.environ["STARLING_WORKERS"] = str(WORKERS)
 
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "WARNING: ThreadSanitizer")
 
 
 def tool(name):
@@ -234,6 +238,11 @@ class Broker:
         lines = ["listener %d 127.0.0.1" % self.port]
         if not any(l.split()[:1] == ["allow_anonymous"] for l in self.config_lines if l.strip()):
             lines.append("allow_anonymous true")
+        # The suite runs on 1 and on 4 workers (run.py --workers); a test that sets its own
+        # worker_threads keeps it.
+        if (self.kind == "starling" and WORKERS
+                and not any(l.split()[:1] == ["worker_threads"] for l in self.config_lines)):
+            lines.append("worker_threads %d" % WORKERS)
         lines += self.config_lines
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")

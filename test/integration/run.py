@@ -1,13 +1,18 @@
 #!/usr/bin/python3
 """Runs the integration suite: every test_*.py beside this file, a few modules at a time.
 
-    run.py [--bin DIR] [--broker starling|mosquitto] [-k PATTERN] [-j N] [-v] [MODULE...]
+    run.py [--bin DIR] [--broker starling|mosquitto] [--workers N] [--slices K/M]
+           [-k PATTERN] [-j N] [-v] [MODULE...]
 
 Each module runs in its own child process (each test starts its own broker on its own port, so
 modules are independent); at most -j of them at once (default 3: the tests mostly wait on
 sockets, and the machine has 2 cores). A child that outlives its time limit is killed by PID and
 counted as failed. Ends with "integration: N passed, F failed, S skipped in T s" and exits
 non-zero if anything failed or errored, or if no test ran at all.
+
+--workers N starts every Starling broker with `worker_threads N`. --slices K/M confines this run
+to the K-th of M disjoint groups of port slices, so that M runs at once (make test runs the
+suite on 1 and on 4 workers side by side) never share a port.
 """
 
 import argparse
@@ -165,15 +170,19 @@ class Child:
 
 def run_parent(args):
     modules = discover(args.modules)
-    print("integration: %s broker, binaries %s, %d modules, %d at a time"
-          % (harness.KIND, harness.BIN, len(modules), args.jobs), flush=True)
+    print("integration: %s broker%s, binaries %s, %d modules, %d at a time"
+          % (harness.KIND, " (%d workers)" % harness.WORKERS if harness.WORKERS else "",
+             harness.BIN, len(modules), args.jobs), flush=True)
     start = time.monotonic()
     totals = {"passed": 0, "failed": 0, "skipped": 0}
     skips = []
     pending = list(modules)
     running = []
-    # Two run.py at once (two checkouts) most likely get different slices.
-    port_offset = random.randrange(harness.PORT_SLICES)
+    # Two run.py at once (two checkouts) most likely get different slices; runs started
+    # together with --slices K/M certainly do.
+    group, ngroups = args.slices
+    per_group = harness.PORT_SLICES // ngroups
+    port_offset = random.randrange(per_group)
     with tempfile.TemporaryDirectory(prefix="starling-run-") as tmpdir:
         try:
             while pending or running:
@@ -181,7 +190,7 @@ def run_parent(args):
                     # Each module gets its own slice of broker ports (see harness.free_port).
                     slot = len(modules) - len(pending)
                     base = harness.PORT_LOW + harness.PORT_SLICE * (
-                        (port_offset + slot) % harness.PORT_SLICES)
+                        group * per_group + (port_offset + slot) % per_group)
                     running.append(Child(pending.pop(0), args, tmpdir, base))
                 for child in list(running):
                     if child.poll() is None:
@@ -197,8 +206,9 @@ def run_parent(args):
         for tid, reason in sorted(skips):
             print("  %s: %s" % (tid, reason))
     elapsed = time.monotonic() - start
-    print("integration: %d passed, %d failed, %d skipped in %.1f s"
-          % (totals["passed"], totals["failed"], totals["skipped"], elapsed), flush=True)
+    print("integration%s: %d passed, %d failed, %d skipped in %.1f s"
+          % (" (%d workers)" % harness.WORKERS if harness.WORKERS else "",
+             totals["passed"], totals["failed"], totals["skipped"], elapsed), flush=True)
     if totals["failed"]:
         return 1
     if totals["passed"] + totals["skipped"] == 0:
@@ -229,8 +239,17 @@ def main():
     ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
+    ap.add_argument("--slices", default="0/1", metavar="K/M",
+                    help="use the K-th of M disjoint groups of port slices")
     ap.add_argument("modules", nargs="*", help="test modules (default: all test_*.py)")
     args = ap.parse_args()
+    try:
+        k, m = (int(x) for x in args.slices.split("/"))
+        if not 0 <= k < m <= harness.PORT_SLICES:
+            raise ValueError
+    except ValueError:
+        ap.error("--slices must be K/M with 0 <= K < M <= %d" % harness.PORT_SLICES)
+    args.slices = (k, m)
     args.jobs = max(1, min(4, args.jobs))
     if args.child:
         return run_child(args.child, args.k, args.verbose, args.result)

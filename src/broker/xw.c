@@ -1,0 +1,450 @@
+/*
+ * Cross-worker traffic (see xw.h): entries pushed into the channel to each target, an overflow
+ * queue per target when the channel is full, one publish and one doorbell per target per loop
+ * iteration, and the handling of what arrives.
+ *
+ * Entry layout (struct chan_entry): kind is enum xw_kind; for deliveries p1 is a message
+ * reference and arg packs QoS (bits 0-1), retain (bit 2), a retained write (bit 3) and, for
+ * shared deliveries, the subscription identifier (bits 4-31: identifiers are 28 bits).
+ */
+#include "xw.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "broker.h"
+#include "index/interest.h"
+#include "index/msg.h"
+#include "route.h"
+#include "session.h"
+#include "share.h"
+#include "worker.h"
+
+/* A fixed seed: every worker must compute the same home for a client id. */
+#define XW_HOME_SEED 0x686f6d6521ull
+
+enum xw_kind {
+	XW_DELIVER = 1,       /* p1 msg: route it here (and store it when XW_F_STORE) */
+	XW_HANDOFF = 2,       /* arg fd, p1 struct xw_bytes: the connection's bytes so far */
+	XW_SHARE_JOIN = 3,    /* p1 struct xw_share_req */
+	XW_SHARE_LEAVE = 4,   /* p1 struct xw_share_req */
+	XW_SHARE_ONLINE = 5,  /* p1 struct xw_share_req */
+	XW_SHARE_DELIVER = 6, /* p1 msg, p2 group, u64 member generation */
+	XW_SHARE_REHOME = 7,  /* p1 msg, p2 group, u64 leaving member's generation */
+	XW_RETAIN_DROP = 8,   /* p1 msg: an expired retained message leaves every replica */
+};
+
+#define XW_F_QOS_MASK  0x3u
+#define XW_F_RETAIN    0x4u
+#define XW_F_STORE     0x8u
+#define XW_F_SUB_SHIFT 4
+
+/* Bytes a connection had read before it moved. */
+struct xw_bytes {
+	uint32_t len;   /* bytes in data */
+	uint16_t from;  /* the worker that accepted it */
+	uint8_t data[]; /* CONNECT and whatever followed */
+};
+
+/* A shared subscription request from a member's worker to the group's owner. */
+struct xw_share_req {
+	uint64_t gen;  /* the member session's generation */
+	uint64_t data; /* its subscription data (join) */
+	uint16_t from; /* its worker */
+	bool online;   /* join, online: whether it is connected */
+	uint16_t len;  /* bytes of key */
+	uint8_t key[]; /* "$share/name/filter" */
+};
+
+unsigned xw_home(unsigned n, const uint8_t *key, size_t len)
+{
+	return n > 1 ? (unsigned)(XXH3_64bits_withSeed(key, len, XW_HOME_SEED) % n) : 0;
+}
+
+int xw_init(struct worker *w)
+{
+	struct broker *b = w->b;
+
+	w->xw.out = calloc(b->nworkers, sizeof(*w->xw.out));
+	if (!w->xw.out)
+		return ST_ERR_NOMEM;
+	for (unsigned to = 0; to < b->nworkers; to++)
+		w->xw.out[to].ch = &b->shared.chans[w->index * b->nworkers + to];
+	return ST_OK;
+}
+
+/* Releases what an entry holds that was never handled (overflow at exit, channels at exit). */
+static void xw_entry_discard(const struct chan_entry *e)
+{
+	switch (e->kind) {
+	case XW_DELIVER:
+	case XW_RETAIN_DROP:
+		msg_unref(e->p1);
+		break;
+	case XW_SHARE_DELIVER:
+	case XW_SHARE_REHOME:
+		msg_unref(e->p1);
+		share_group_unref(e->p2);
+		break;
+	case XW_HANDOFF:
+		close((int)e->arg);
+		free(e->p1);
+		break;
+	default:
+		free(e->p1);
+		break;
+	}
+}
+
+void xw_fini(struct worker *w)
+{
+	if (!w->xw.out)
+		return;
+	for (unsigned to = 0; to < w->nworkers; to++) {
+		struct xw_out *o = &w->xw.out[to];
+
+		for (uint32_t i = 0; i < o->over_len; i++)
+			xw_entry_discard(&o->over[(o->over_head + i) & (o->over_cap - 1)]);
+		free(o->over);
+	}
+	free(w->xw.out);
+	w->xw.out = NULL;
+}
+
+/* Appends e to the overflow queue of o. False when out of memory. */
+static bool xw_over_push(struct xw *x, struct xw_out *o, const struct chan_entry *e)
+{
+	if (o->over_len == o->over_cap) {
+		uint32_t cap = o->over_cap ? o->over_cap * 2 : 256;
+		struct chan_entry *q = malloc(cap * sizeof(*q));
+
+		if (!q)
+			return false;
+		for (uint32_t i = 0; i < o->over_len; i++)
+			q[i] = o->over[(o->over_head + i) & (o->over_cap - 1)];
+		free(o->over);
+		o->over = q;
+		o->over_head = 0;
+		o->over_cap = cap;
+	}
+	o->over[(o->over_head + o->over_len) & (o->over_cap - 1)] = *e;
+	o->over_len++;
+	x->backlog++;
+	x->stats.held++;
+	return true;
+}
+
+/*
+ * Queues e for worker `to`. Entries keep their order: once something waits in the overflow,
+ * everything after it waits too. droppable: a QoS 0 message, dropped rather than held.
+ * Returns false when e was not queued (the caller still owns what it holds).
+ */
+static bool xw_push(struct worker *w, unsigned to, const struct chan_entry *e, bool droppable)
+{
+	struct xw_out *o = &w->xw.out[to];
+
+	if (o->over_len == 0 && chan_push(o->ch, e)) {
+		o->pushed = true;
+		return true;
+	}
+	if (droppable) {
+		w->xw.stats.dropped++;
+		w->stats.msgs_dropped++;
+		return false;
+	}
+	if (xw_over_push(&w->xw, o, e))
+		return true;
+	w->stats.msgs_dropped++;
+	return false;
+}
+
+uint64_t xw_targets(struct worker *w, const uint8_t *topic, size_t len)
+{
+	return interest_lookup(&w->b->shared.interest, interest_hash(topic, len)) &
+	       ~(1ull << w->index);
+}
+
+void xw_forward(struct worker *w, struct msg *m, uint64_t targets, uint8_t qos, bool retain,
+                bool store)
+{
+	struct chan_entry e = {
+	        .kind = XW_DELIVER,
+	        .arg = (uint32_t)qos | (retain ? XW_F_RETAIN : 0) | (store ? XW_F_STORE : 0),
+	        .p1 = m,
+	};
+
+	targets &= ~(1ull << w->index);
+	for (unsigned to = 0; targets; to++, targets >>= 1) {
+		if (!(targets & 1) || to >= w->nworkers)
+			continue;
+		msg_ref(m);
+		/* A retained write is state, never dropped; a QoS 0 delivery may be. */
+		if (xw_push(w, to, &e, qos == 0 && !store))
+			w->xw.stats.forwarded++;
+		else
+			msg_unref(m);
+	}
+}
+
+void xw_retain_drop(struct worker *w, struct msg *m)
+{
+	struct chan_entry e = {.kind = XW_RETAIN_DROP, .p1 = m};
+
+	for (unsigned to = 0; to < w->nworkers; to++) {
+		if (to == w->index)
+			continue;
+		msg_ref(m);
+		if (!xw_push(w, to, &e, false))
+			msg_unref(m);
+	}
+}
+
+void xw_handoff(struct worker *w, unsigned to, int fd, uint8_t *bytes, uint32_t len)
+{
+	struct xw_bytes *hb = malloc(sizeof(*hb) + len);
+	struct chan_entry e = {.kind = XW_HANDOFF, .arg = (uint32_t)fd};
+
+	if (!hb) {
+		close(fd);
+		free(bytes);
+		return;
+	}
+	hb->len = len;
+	hb->from = (uint16_t)w->index;
+	memcpy(hb->data, bytes, len);
+	free(bytes);
+	e.p1 = hb;
+	if (xw_push(w, to, &e, false))
+		w->xw.stats.handoffs++;
+	else
+		xw_entry_discard(&e);
+}
+
+static void xw_share_send(struct worker *w, enum xw_kind kind, unsigned owner, const uint8_t *key,
+                          size_t len, uint64_t gen, uint64_t data, bool online)
+{
+	struct xw_share_req *r = malloc(sizeof(*r) + len);
+	struct chan_entry e = {.kind = kind};
+
+	if (!r)
+		return;
+	*r = (struct xw_share_req){.gen = gen,
+	                           .data = data,
+	                           .from = (uint16_t)w->index,
+	                           .online = online,
+	                           .len = (uint16_t)len};
+	memcpy(r->key, key, len);
+	e.p1 = r;
+	if (!xw_push(w, owner, &e, false))
+		free(r);
+}
+
+void xw_share_join(struct worker *w, unsigned owner, const uint8_t *key, size_t len, uint64_t gen,
+                   uint64_t data, bool online)
+{
+	xw_share_send(w, XW_SHARE_JOIN, owner, key, len, gen, data, online);
+}
+
+void xw_share_leave(struct worker *w, unsigned owner, const uint8_t *key, size_t len, uint64_t gen)
+{
+	xw_share_send(w, XW_SHARE_LEAVE, owner, key, len, gen, 0, false);
+}
+
+void xw_share_online(struct worker *w, unsigned owner, const uint8_t *key, size_t len, uint64_t gen,
+                     bool online)
+{
+	xw_share_send(w, XW_SHARE_ONLINE, owner, key, len, gen, 0, online);
+}
+
+static void xw_share_push(struct worker *w, enum xw_kind kind, unsigned to, uint64_t gen,
+                          struct msg *m, struct share_group *g, uint32_t arg)
+{
+	struct chan_entry e = {.kind = kind, .arg = arg, .u64 = gen, .p1 = m, .p2 = g};
+
+	if (!xw_push(w, to, &e, (arg & XW_F_QOS_MASK) == 0))
+		xw_entry_discard(&e);
+}
+
+void xw_share_deliver(struct worker *w, unsigned to, uint64_t gen, struct msg *m,
+                      struct share_group *g, uint8_t qos, bool retain, uint32_t sub_id)
+{
+	msg_ref(m);
+	share_group_ref(g);
+	xw_share_push(w, XW_SHARE_DELIVER, to, gen, m, g,
+	              (uint32_t)qos | (retain ? XW_F_RETAIN : 0) | (sub_id << XW_F_SUB_SHIFT));
+}
+
+void xw_share_rehome(struct worker *w, uint64_t gen, struct msg *m, struct share_group *g,
+                     uint8_t qos, bool retain)
+{
+	xw_share_push(w, XW_SHARE_REHOME, g->owner, gen, m, g,
+	              (uint32_t)qos | (retain ? XW_F_RETAIN : 0));
+}
+
+/* --- what arrives ------------------------------------------------------------------------ */
+
+static void xw_on_deliver(struct worker *w, const struct chan_entry *e)
+{
+	struct msg *m = e->p1;
+	struct pub_view v = pub_view_of(m);
+
+	if (e->arg & XW_F_STORE)
+		route_retain_apply(w, m);
+	route_local(w, NULL, &v, (uint8_t)(e->arg & XW_F_QOS_MASK), (e->arg & XW_F_RETAIN) != 0);
+	msg_unref(m);
+}
+
+static void xw_on_share_req(struct worker *w, const struct chan_entry *e)
+{
+	struct xw_share_req *r = e->p1;
+	struct share_member m = {
+	        .data = r->data, .gen = r->gen, .worker = r->from, .online = r->online};
+	bool added;
+
+	if (e->kind == XW_SHARE_JOIN)
+		share_subscribe(&w->shares, w->subs, r->key, r->len, &m, &added);
+	else if (e->kind == XW_SHARE_LEAVE)
+		share_unsubscribe(&w->shares, w->subs, r->key, r->len, &m);
+	else
+		share_set_online(&w->shares, r->key, r->len, &m, r->online);
+	free(r);
+}
+
+static void xw_on_share_deliver(struct worker *w, const struct chan_entry *e)
+{
+	struct session *s = worker_session_by_gen(w, e->u64);
+	uint8_t qos = (uint8_t)(e->arg & XW_F_QOS_MASK);
+	bool retain = (e->arg & XW_F_RETAIN) != 0;
+
+	if (s) {
+		route_deliver_member(w, s, e->p1, e->p2, qos, retain, e->arg >> XW_F_SUB_SHIFT);
+	} else if (qos) {
+		/* The member is gone: its group chooses another, with the entry's references. */
+		xw_share_rehome(w, e->u64, e->p1, e->p2, qos, retain);
+		return;
+	}
+	msg_unref(e->p1);
+	share_group_unref(e->p2);
+}
+
+static void xw_on_entry(struct worker *w, const struct chan_entry *e, unsigned from)
+{
+	struct share_member leaving;
+
+	w->xw.stats.received++;
+	switch (e->kind) {
+	case XW_DELIVER:
+		xw_on_deliver(w, e);
+		break;
+	case XW_HANDOFF: {
+		struct xw_bytes *hb = e->p1;
+
+		worker_conn_adopt(w, (int)e->arg, hb->data, hb->len, hb->from);
+		free(hb);
+		break;
+	}
+	case XW_SHARE_JOIN:
+	case XW_SHARE_LEAVE:
+	case XW_SHARE_ONLINE:
+		xw_on_share_req(w, e);
+		break;
+	case XW_SHARE_DELIVER:
+		xw_on_share_deliver(w, e);
+		break;
+	case XW_RETAIN_DROP:
+		route_retain_drop(w, e->p1);
+		msg_unref(e->p1);
+		break;
+	case XW_SHARE_REHOME:
+		leaving = (struct share_member){.gen = e->u64, .worker = (uint16_t)from};
+		route_rehome_remote(w, e->p1, e->p2, &leaving, (uint8_t)(e->arg & XW_F_QOS_MASK),
+		                    (e->arg & XW_F_RETAIN) != 0);
+		msg_unref(e->p1);
+		share_group_unref(e->p2);
+		break;
+	default:
+		abort(); /* a kind nobody sends: memory corruption */
+	}
+}
+
+void xw_drain(struct worker *w)
+{
+	struct broker *b = w->b;
+
+	for (unsigned from = 0; from < b->nworkers; from++) {
+		struct chan *ch = &b->shared.chans[from * b->nworkers + w->index];
+		struct chan_entry e;
+		bool any = false;
+
+		if (from == w->index)
+			continue;
+		while (chan_pop(ch, &e)) {
+			xw_on_entry(w, &e, from);
+			any = true;
+		}
+		if (any)
+			chan_release(ch);
+	}
+}
+
+/* Moves what waits in o's overflow into its channel, in order, as far as there is room. */
+static void xw_over_drain(struct xw *x, struct xw_out *o)
+{
+	while (o->over_len && chan_push(o->ch, &o->over[o->over_head])) {
+		o->over_head = (o->over_head + 1) & (o->over_cap - 1);
+		o->over_len--;
+		x->backlog--;
+		o->pushed = true;
+	}
+	if (o->over_len == 0 && o->over) {
+		free(o->over);
+		o->over = NULL;
+		o->over_cap = o->over_head = 0;
+	}
+}
+
+void xw_flush(struct worker *w)
+{
+	struct broker *b = w->b;
+
+	for (unsigned to = 0; to < b->nworkers; to++) {
+		struct xw_out *o = &w->xw.out[to];
+
+		if (o->over_len)
+			xw_over_drain(&w->xw, o);
+		if (!o->pushed)
+			continue;
+		o->pushed = false;
+		if (chan_publish(o->ch)) {
+			ring_msg(&w->ring, &b->workers[to].ring, &b->workers[to].xw.io, 0);
+			w->xw.stats.doorbells++;
+		}
+	}
+}
+
+void xw_wake_all(struct worker *w)
+{
+	struct broker *b = w->b;
+
+	for (unsigned to = 0; to < b->nworkers; to++)
+		if (to != w->index)
+			ring_msg(&w->ring, &b->workers[to].ring, &b->workers[to].xw.io, 0);
+}
+
+void xw_discard(struct broker *b)
+{
+	for (unsigned i = 0; i < b->nworkers * b->nworkers; i++) {
+		struct chan *ch = &b->shared.chans[i];
+		struct chan_entry e;
+
+		if (!ch->slots)
+			continue;
+		/* Pushed but never published entries are still the producer's: publish them. */
+		chan_publish(ch);
+		while (chan_pop(ch, &e))
+			xw_entry_discard(&e);
+		chan_release(ch);
+	}
+}

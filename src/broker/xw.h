@@ -1,0 +1,128 @@
+/*
+ * Cross-worker traffic: what one worker hands another, over the channels of src/io/chan.h
+ * (one single-producer single-consumer queue per ordered pair of workers) with at most one
+ * doorbell (ring_msg) per target worker per loop iteration.
+ *
+ * What travels:
+ * - a published message, to every worker whose interest summary (src/index/interest.h) says
+ *   it may hold a matching filter, as one reference to the one message; retained messages go
+ *   to every worker, each of which keeps a full replica of the retained store;
+ * - a connection whose CONNECT named a client id that lives on another worker (the session's
+ *   home is xw_home(client id)), with the bytes already read;
+ * - shared subscription traffic: a group lives on the home worker of its "$share/name/filter"
+ *   key; members on other workers join, leave and report being on- or offline by message, and
+ *   the group hands each message to its chosen member's worker.
+ *
+ * Bounds. A channel is bounded; when it is full, a QoS 0 message is dropped (counted) and
+ * everything else waits, in order, in the sending worker's overflow queue for that target.
+ * While overflow queues hold more than XW_BACKLOG_HIGH entries, publishers on the sending
+ * worker stop being read (conn_pause) until they drain below XW_BACKLOG_LOW: their
+ * acknowledgements wait, and memory stays bounded.
+ *
+ * Order: entries from one worker to another are handled in the order they were pushed, so a
+ * publisher's messages reach every subscriber in the order published.
+ */
+#ifndef STARLING_XW_H
+#define STARLING_XW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io/chan.h"
+#include "io/ring.h"
+
+struct worker;
+struct broker;
+struct msg;
+struct share_group;
+
+#define XW_BACKLOG_HIGH 65536u /* overflow entries past which publishers are paused */
+#define XW_BACKLOG_LOW  16384u /* ... and below which they are read again */
+
+/* This worker's side of the channel to one other worker. */
+struct xw_out {
+	struct chan *ch;         /* the channel, borrowed from the broker */
+	struct chan_entry *over; /* overflow FIFO (ring of over_cap entries), or NULL */
+	uint32_t over_head;      /* index of the oldest overflow entry */
+	uint32_t over_len;       /* entries in the overflow */
+	uint32_t over_cap;       /* entries allocated (power of two) */
+	bool pushed;             /* entries pushed since the last doorbell */
+};
+
+struct xw_stats {
+	uint64_t forwarded; /* messages handed to other workers (one per target) */
+	uint64_t received;  /* entries handled from other workers */
+	uint64_t dropped;   /* QoS 0 messages not handed over: channel full */
+	uint64_t held;      /* entries that waited in an overflow queue */
+	uint64_t handoffs;  /* connections handed to their session's home worker */
+	uint64_t doorbells; /* wake-ups sent */
+};
+
+struct xw {
+	struct ring_io io;     /* doorbells from other workers land here */
+	struct xw_out *out;    /* one per worker (the own entry is unused) */
+	uint64_t backlog;      /* entries in all overflow queues */
+	bool paused;           /* publishers are paused until the backlog drains */
+	struct xw_stats stats; /* counters */
+};
+
+/* The home worker of a client id or shared group key among n workers: the shard function. */
+unsigned xw_home(unsigned n, const uint8_t *key, size_t len);
+
+/* Sets up the worker's side (its thread, before the loop). ST_OK or ST_ERR_NOMEM. */
+int xw_init(struct worker *w);
+/* Releases what the overflow queues hold. */
+void xw_fini(struct worker *w);
+
+/* Workers other than w that may hold a filter matching topic (interest summary). */
+uint64_t xw_targets(struct worker *w, const uint8_t *topic, size_t len);
+
+/*
+ * Hands message m (the caller keeps its reference; each target takes one) to every worker in
+ * `targets`, to be routed there at (qos, retain) as published. store: it is also a retained
+ * write (m->rseq set) for each target's replica.
+ */
+void xw_forward(struct worker *w, struct msg *m, uint64_t targets, uint8_t qos, bool retain,
+                bool store);
+
+/* An expired retained message m (borrowed) leaves every other worker's replica too. */
+void xw_retain_drop(struct worker *w, struct msg *m);
+
+/* Hands socket fd with the bytes read so far (taken over: freed by the target) to worker to. */
+void xw_handoff(struct worker *w, unsigned to, int fd, uint8_t *bytes, uint32_t len);
+
+/* Shared subscriptions: a member session (gen) on w joins, leaves, goes on- or offline. */
+void xw_share_join(struct worker *w, unsigned owner, const uint8_t *key, size_t len, uint64_t gen,
+                   uint64_t data, bool online);
+void xw_share_leave(struct worker *w, unsigned owner, const uint8_t *key, size_t len, uint64_t gen);
+void xw_share_online(struct worker *w, unsigned owner, const uint8_t *key, size_t len, uint64_t gen,
+                     bool online);
+
+/*
+ * The group's owner hands one delivery to member session gen on worker `to`: m and g are
+ * references taken here. sub_id is the member's subscription identifier (28 bits).
+ */
+void xw_share_deliver(struct worker *w, unsigned to, uint64_t gen, struct msg *m,
+                      struct share_group *g, uint8_t qos, bool retain, uint32_t sub_id);
+
+/*
+ * A member's unacknowledged shared delivery goes back to the group's owner to be given to
+ * another member than session `gen` of worker w (the references of m and g are taken over).
+ */
+void xw_share_rehome(struct worker *w, uint64_t gen, struct msg *m, struct share_group *g,
+                     uint8_t qos, bool retain);
+
+/* Handles everything the other workers published to w (at the end of each batch). */
+void xw_drain(struct worker *w);
+
+/* Moves overflow into channels, publishes what was pushed, rings the targets' doorbells. */
+void xw_flush(struct worker *w);
+
+/* Rings every other worker's doorbell (to make them look at the stop flag). */
+void xw_wake_all(struct worker *w);
+
+/* After every worker stopped (one thread left): releases what entries still in channels hold. */
+void xw_discard(struct broker *b);
+
+#endif
