@@ -2,6 +2,9 @@
 #   make            release binaries in build/ (-O2 -g)
 #   make run        build, then run the broker on 127.0.0.1:1883 in the foreground
 #   make test       ASan+UBSan build, CUnit unit tests, integration tests with real clients
+#                   (on 1 worker and on 4 workers, side by side)
+#   make tsan       ThreadSanitizer build; the threaded unit tests and the integration suite
+#                   on 4 workers
 #   make bench      Google Benchmark micro-benchmarks
 #   make bench-compare  Starling against Mosquitto (bench/compare.sh)
 #   make deps       install the Debian packages the project needs (run by the targets above)
@@ -19,6 +22,7 @@ REL_CFLAGS  := $(CFLAGS_BASE) -O2 -g -DST_JEMALLOC=1
 # The sanitizers need their own allocator, so the ASan build does not link jemalloc.
 ASAN_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 ASAN_CFLAGS := $(CFLAGS_BASE) -O1 -g $(ASAN_SAN)
+TSAN_CFLAGS := $(CFLAGS_BASE) -O1 -g -fsanitize=thread -fno-omit-frame-pointer
 
 # src/ is one folder per layer (src/README.md; tools/check-layers.sh keeps includes pointing down).
 # The codec layer is the library the tools share with the broker.
@@ -32,10 +36,13 @@ UNIT_TESTS := $(patsubst test/%.c,%,$(wildcard test/test_*.c))
 
 REL_LIBS   := -luring -lxxhash -ljemalloc -lm
 ASAN_LIBS  := -luring -lxxhash -lm
+# Unit tests whose threads meet (make tsan runs them).
+TSAN_UNIT_TESTS := test_chan
 
 obj = $(patsubst %.c,$(B)/$(1)/obj/%.o,$(2))
 
-.PHONY: all deps run test unit integration bench bench-compare format format-check layer-check clean asan
+.PHONY: all deps run test unit integration bench bench-compare format format-check layer-check clean asan \
+        tsan tsan-build
 # Objects are intermediates of pattern chains; keep them so a rebuild relinks only what changed.
 .SECONDARY:
 all: $(B)/starlingd $(addprefix $(B)/,$(TOOLS))
@@ -93,6 +100,36 @@ $(B)/asan/test_%: $(call obj,asan,test/test_%.c test/testutil.c) $(B)/asan/libst
 
 asan: $(B)/asan/starlingd $(addprefix $(B)/asan/,$(TOOLS)) $(addprefix $(B)/asan/,$(UNIT_TESTS))
 
+# --- ThreadSanitizer: what workers share ----------------------------------------------
+$(B)/tsan/obj/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(TSAN_CFLAGS) -c $< -o $@
+
+$(B)/tsan/libstcodec.a: $(call obj,tsan,$(CODEC_SRC))
+	ar rcs $@ $^
+$(B)/tsan/libstbroker.a: $(call obj,tsan,$(BROKER_SRC)) | $(B)/layers.ok
+	ar rcs $@ $^
+
+$(B)/tsan/starlingd: $(call obj,tsan,src/main.c) $(B)/tsan/libstbroker.a $(B)/tsan/libstcodec.a
+	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) -lpthread
+$(B)/tsan/starling-pub $(B)/tsan/starling-sub: $(B)/tsan/starling-%: $(B)/tsan/obj/tools/starling-%.o \
+		$(call obj,tsan,$(TOOL_COMMON_SRC)) $(B)/tsan/libstcodec.a
+	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
+$(B)/tsan/starling-bench: $(call obj,tsan,$(BENCH_TOOL_SRC)) $(B)/tsan/libstcodec.a
+	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) -lpthread
+$(B)/tsan/test_%: $(call obj,tsan,test/test_%.c test/testutil.c) $(B)/tsan/libstbroker.a $(B)/tsan/libstcodec.a
+	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) -lcunit -lpthread
+
+tsan-build: $(B)/tsan/starlingd $(addprefix $(B)/tsan/,$(TOOLS)) $(addprefix $(B)/tsan/,$(TSAN_UNIT_TESTS))
+
+# A ThreadSanitizer report in a broker's log, or its exit status 66, fails the test that ran it.
+tsan: tsan-build
+	@status=0; \
+	tools/run-unit.sh $(addprefix $(B)/tsan/,$(TSAN_UNIT_TESTS)) || status=1; \
+	$(PYTHON) test/integration/run.py --bin $(B)/tsan --workers 4 || status=1; \
+	if [ $$status -eq 0 ]; then echo "make tsan: all passed"; else echo "make tsan: FAILED"; fi; \
+	exit $$status
+
 # --- running and testing -------------------------------------------------------------
 run: $(B)/starlingd
 	$(B)/starlingd -v
@@ -101,7 +138,7 @@ unit: asan
 	@tools/run-unit.sh $(addprefix $(B)/asan/,$(UNIT_TESTS))
 
 integration: asan
-	$(PYTHON) test/integration/run.py --bin $(B)/asan
+	$(PYTHON) test/integration/run.py --bin $(B)/asan $(if $(WORKERS),--workers $(WORKERS))
 
 test: asan
 	@status=0; \
@@ -109,7 +146,12 @@ test: asan
 	else echo "format-check: FAILED (run make format)"; status=1; fi; \
 	{ tools/check-layers.sh --self-test && tools/check-layers.sh; } || status=1; \
 	tools/run-unit.sh $(addprefix $(B)/asan/,$(UNIT_TESTS)) || status=1; \
-	$(PYTHON) test/integration/run.py --bin $(B)/asan || status=1; \
+	$(PYTHON) test/integration/run.py --bin $(B)/asan --workers 1 --slices 0/2 \
+		>$(B)/integration-1.log 2>&1 & one=$$!; \
+	$(PYTHON) test/integration/run.py --bin $(B)/asan --workers 4 --slices 1/2 \
+		>$(B)/integration-4.log 2>&1 & four=$$!; \
+	wait $$one || status=1; cat $(B)/integration-1.log; \
+	wait $$four || status=1; cat $(B)/integration-4.log; \
 	if [ $$status -eq 0 ]; then echo "make test: all passed"; else echo "make test: FAILED"; fi; \
 	exit $$status
 

@@ -389,13 +389,19 @@ int route_publish(struct worker *w, struct session *origin, struct pub_view *v, 
 		/* Other workers with a matching filter get the message; a retained write goes to
 		 * every worker's replica of the store. */
 		targets = xw_targets(w, v->topic.ptr, v->topic.len);
-		if ((targets || store) && !route_promote(v, qos, retain))
+		if (store && !route_promote(v, qos, retain))
 			return ST_ERR_NOMEM;
 	}
 	if (store)
 		route_retain_store(w, v, qos);
 	delivered = route_local(w, origin, v, qos, retain);
-	if (w->nworkers > 1 && (targets || store)) {
+	if (targets && !store && !v->m && qos == 0 && xw_bulk_fits(v)) {
+		/* Small QoS 0 that nothing here promoted: copied in bulk, never a struct msg. */
+		xw_forward_small(w, v, targets, retain);
+		delivered++;
+	} else if (targets || store) {
+		if (!route_promote(v, qos, retain))
+			return ST_ERR_NOMEM;
 		xw_forward(w, v->m, store ? ~(1ull << w->index) : targets, qos, retain, store);
 		/* Whether another worker's subscribers match is not known here: report a
 		 * delivery, since "no matching subscribers" is only a MAY [MQTT-3.4.2.1]. */

@@ -9,6 +9,7 @@
  */
 #include "xw.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include "broker.h"
 #include "index/interest.h"
 #include "index/msg.h"
+#include "out.h"
 #include "route.h"
 #include "session.h"
 #include "share.h"
@@ -34,6 +36,29 @@ enum xw_kind {
 	XW_SHARE_DELIVER = 6, /* p1 msg, p2 group, u64 member generation */
 	XW_SHARE_REHOME = 7,  /* p1 msg, p2 group, u64 leaving member's generation */
 	XW_RETAIN_DROP = 8,   /* p1 msg: an expired retained message leaves every replica */
+	XW_BULK = 9,          /* p1 struct xw_bulk: small QoS 0 messages, copied */
+};
+
+#define XW_BULK_BYTES   (16u << 10) /* a bulk buffer, header included */
+#define XW_BULK_REC_MAX 2048u       /* largest record that travels in bulk */
+
+/* Small QoS 0 messages for one worker, back to back (struct xw_rec, 8-byte aligned). */
+struct xw_bulk {
+	uint32_t used;  /* bytes of data used */
+	uint32_t count; /* records */
+	_Alignas(8) uint8_t data[XW_BULK_BYTES - 8];
+};
+
+/* One message in a bulk buffer: the header, then topic, properties and payload. */
+struct xw_rec {
+	uint32_t len;         /* bytes of the record, header included, rounded up to 8 */
+	uint16_t topic_len;   /* bytes of topic */
+	uint8_t retain;       /* retain flag as published */
+	uint8_t pad;          /* zero */
+	uint32_t props_len;   /* bytes of forwarded MQTT 5 properties */
+	uint32_t payload_len; /* bytes of payload */
+	uint64_t expiry_ms;   /* monotonic expiry, 0: none */
+	uint8_t data[];       /* topic, properties, payload */
 };
 
 #define XW_F_QOS_MASK  0x3u
@@ -92,6 +117,10 @@ static void xw_entry_discard(const struct chan_entry *e)
 		close((int)e->arg);
 		free(e->p1);
 		break;
+	case XW_BULK:
+		/* Only QoS 0 travels in bulk: nothing in it is owed to anyone. */
+		free(e->p1);
+		break;
 	default:
 		free(e->p1);
 		break;
@@ -108,6 +137,7 @@ void xw_fini(struct worker *w)
 		for (uint32_t i = 0; i < o->over_len; i++)
 			xw_entry_discard(&o->over[(o->over_head + i) & (o->over_cap - 1)]);
 		free(o->over);
+		free(o->bulk);
 	}
 	free(w->xw.out);
 	w->xw.out = NULL;
@@ -141,7 +171,7 @@ static bool xw_over_push(struct xw *x, struct xw_out *o, const struct chan_entry
  * everything after it waits too. droppable: a QoS 0 message, dropped rather than held.
  * Returns false when e was not queued (the caller still owns what it holds).
  */
-static bool xw_push(struct worker *w, unsigned to, const struct chan_entry *e, bool droppable)
+static bool xw_push_raw(struct worker *w, unsigned to, const struct chan_entry *e, bool droppable)
 {
 	struct xw_out *o = &w->xw.out[to];
 
@@ -158,6 +188,78 @@ static bool xw_push(struct worker *w, unsigned to, const struct chan_entry *e, b
 		return true;
 	w->stats.msgs_dropped++;
 	return false;
+}
+
+/* Hands over the bulk buffer gathered for `to` (dropped, counted, if the channel is full). */
+static void xw_bulk_close(struct worker *w, unsigned to)
+{
+	struct xw_out *o = &w->xw.out[to];
+	struct xw_bulk *bk = o->bulk;
+	struct chan_entry e = {.kind = XW_BULK, .p1 = bk};
+
+	if (!bk)
+		return;
+	o->bulk = NULL;
+	if (xw_push_raw(w, to, &e, true)) {
+		w->xw.stats.forwarded += bk->count;
+		return;
+	}
+	/* xw_push_raw counted one drop: the buffer held count messages. */
+	w->xw.stats.dropped += bk->count - 1;
+	w->stats.msgs_dropped += bk->count - 1;
+	free(bk);
+}
+
+/* Queues e for `to` after whatever small messages were gathered for it: order is kept. */
+static bool xw_push(struct worker *w, unsigned to, const struct chan_entry *e, bool droppable)
+{
+	xw_bulk_close(w, to);
+	return xw_push_raw(w, to, e, droppable);
+}
+
+bool xw_bulk_fits(const struct pub_view *v)
+{
+	return sizeof(struct xw_rec) + (size_t)v->topic.len + v->props.len + v->payload.len <=
+	       XW_BULK_REC_MAX;
+}
+
+void xw_forward_small(struct worker *w, const struct pub_view *v, uint64_t targets, bool retain)
+{
+	uint32_t len = (uint32_t)(sizeof(struct xw_rec) + v->topic.len + v->props.len +
+	                          v->payload.len + 7) &
+	               ~7u;
+
+	targets &= ~(1ull << w->index);
+	for (unsigned to = 0; targets; to++, targets >>= 1) {
+		struct xw_out *o = &w->xw.out[to];
+		struct xw_rec *r;
+
+		if (!(targets & 1) || to >= w->nworkers)
+			continue;
+		if (o->bulk && o->bulk->used + len > sizeof(o->bulk->data))
+			xw_bulk_close(w, to);
+		if (!o->bulk) {
+			o->bulk = malloc(sizeof(*o->bulk));
+			if (!o->bulk) {
+				w->stats.msgs_dropped++;
+				continue;
+			}
+			o->bulk->used = o->bulk->count = 0;
+		}
+		r = (struct xw_rec *)(void *)(o->bulk->data + o->bulk->used);
+		*r = (struct xw_rec){.len = len,
+		                     .topic_len = (uint16_t)v->topic.len,
+		                     .retain = retain,
+		                     .props_len = v->props.len,
+		                     .payload_len = v->payload.len,
+		                     .expiry_ms = v->expiry_ms};
+		memcpy(r->data, v->topic.ptr, v->topic.len);
+		if (v->props.len)
+			memcpy(r->data + v->topic.len, v->props.ptr, v->props.len);
+		memcpy(r->data + v->topic.len + v->props.len, v->payload.ptr, v->payload.len);
+		o->bulk->used += len;
+		o->bulk->count++;
+	}
 }
 
 uint64_t xw_targets(struct worker *w, const uint8_t *topic, size_t len)
@@ -207,6 +309,7 @@ void xw_handoff(struct worker *w, unsigned to, int fd, uint8_t *bytes, uint32_t 
 	struct chan_entry e = {.kind = XW_HANDOFF, .arg = (uint32_t)fd};
 
 	if (!hb) {
+		atomic_fetch_sub_explicit(&w->b->shared.clients, 1, memory_order_relaxed);
 		close(fd);
 		free(bytes);
 		return;
@@ -216,10 +319,12 @@ void xw_handoff(struct worker *w, unsigned to, int fd, uint8_t *bytes, uint32_t 
 	memcpy(hb->data, bytes, len);
 	free(bytes);
 	e.p1 = hb;
-	if (xw_push(w, to, &e, false))
+	if (xw_push(w, to, &e, false)) {
 		w->xw.stats.handoffs++;
-	else
+	} else {
+		atomic_fetch_sub_explicit(&w->b->shared.clients, 1, memory_order_relaxed);
 		xw_entry_discard(&e);
+	}
 }
 
 static void xw_share_send(struct worker *w, enum xw_kind kind, unsigned owner, const uint8_t *key,
@@ -296,6 +401,27 @@ static void xw_on_deliver(struct worker *w, const struct chan_entry *e)
 	msg_unref(m);
 }
 
+/* Routes every message of a bulk buffer, in order, from the buffer itself. */
+static void xw_on_bulk(struct worker *w, struct xw_bulk *bk)
+{
+	for (uint32_t off = 0; off < bk->used;) {
+		const struct xw_rec *r = (const struct xw_rec *)(const void *)(bk->data + off);
+		struct pub_view v = {
+		        .topic = {r->data, r->topic_len},
+		        .props = {r->data + r->topic_len, r->props_len},
+		        .payload = {r->data + r->topic_len + r->props_len, r->payload_len},
+		        .expiry_ms = r->expiry_ms,
+		};
+
+		route_local(w, NULL, &v, 0, r->retain != 0);
+		/* A shared group's remote member needed a struct msg: it was this call's. */
+		if (v.m)
+			msg_unref(v.m);
+		off += r->len;
+	}
+	free(bk);
+}
+
 static void xw_on_share_req(struct worker *w, const struct chan_entry *e)
 {
 	struct xw_share_req *r = e->p1;
@@ -352,6 +478,9 @@ static void xw_on_entry(struct worker *w, const struct chan_entry *e, unsigned f
 		break;
 	case XW_SHARE_DELIVER:
 		xw_on_share_deliver(w, e);
+		break;
+	case XW_BULK:
+		xw_on_bulk(w, e->p1);
 		break;
 	case XW_RETAIN_DROP:
 		route_retain_drop(w, e->p1);
@@ -414,6 +543,7 @@ void xw_flush(struct worker *w)
 
 		if (o->over_len)
 			xw_over_drain(&w->xw, o);
+		xw_bulk_close(w, to);
 		if (!o->pushed)
 			continue;
 		o->pushed = false;

@@ -6,7 +6,11 @@
  * What travels:
  * - a published message, to every worker whose interest summary (src/index/interest.h) says
  *   it may hold a matching filter, as one reference to the one message; retained messages go
- *   to every worker, each of which keeps a full replica of the retained store;
+ *   to every worker, each of which keeps a full replica of the retained store. A small QoS 0
+ *   message that no one here had to promote is not made a struct msg at all: its bytes are
+ *   appended to a bulk buffer per target, handed over once full or at the end of the loop
+ *   iteration, and routed there from the buffer as from a receive buffer (one allocation per
+ *   few hundred messages instead of one per message, and no reference counting);
  * - a connection whose CONNECT named a client id that lives on another worker (the session's
  *   home is xw_home(client id)), with the bytes already read;
  * - shared subscription traffic: a group lives on the home worker of its "$share/name/filter"
@@ -35,14 +39,18 @@
 struct worker;
 struct broker;
 struct msg;
+struct pub_view;
 struct share_group;
 
 #define XW_BACKLOG_HIGH 65536u /* overflow entries past which publishers are paused */
 #define XW_BACKLOG_LOW  16384u /* ... and below which they are read again */
 
+struct xw_bulk;
+
 /* This worker's side of the channel to one other worker. */
 struct xw_out {
 	struct chan *ch;         /* the channel, borrowed from the broker */
+	struct xw_bulk *bulk;    /* small QoS 0 messages being gathered for it, or NULL */
 	struct chan_entry *over; /* overflow FIFO (ring of over_cap entries), or NULL */
 	uint32_t over_head;      /* index of the oldest overflow entry */
 	uint32_t over_len;       /* entries in the overflow */
@@ -88,6 +96,16 @@ void xw_forward(struct worker *w, struct msg *m, uint64_t targets, uint8_t qos, 
 
 /* An expired retained message m (borrowed) leaves every other worker's replica too. */
 void xw_retain_drop(struct worker *w, struct msg *m);
+
+/*
+ * True if the message of v (not promoted, QoS 0, not retained) is small enough to travel in a
+ * bulk buffer rather than as a struct msg.
+ */
+bool xw_bulk_fits(const struct pub_view *v);
+
+/* Hands the small QoS 0 message of v (copied) to every worker in `targets`, in bulk; retain is
+ * its flag as published. */
+void xw_forward_small(struct worker *w, const struct pub_view *v, uint64_t targets, bool retain);
 
 /* Hands socket fd with the bytes read so far (taken over: freed by the target) to worker to. */
 void xw_handoff(struct worker *w, unsigned to, int fd, uint8_t *bytes, uint32_t len);
