@@ -8,6 +8,8 @@
 #            arrives, and its count must equal what the bench generated, exactly;
 #   receive  starling-bench fanout -P 0 -S N --ext-publishers 1: N subscribers counting,
 #            sequence-checking and timing every publish the source streams.
+# --threads T runs starling-bench with T io_uring threads (the clients spread over them), and
+# --bench-cpus gives it more than one CPU to run them on.
 # Every process is started with a known PID and stopped by it; every run is bounded.
 set -euo pipefail
 
@@ -20,6 +22,7 @@ CLIENTS="1 4"
 PAYLOAD=16
 SINK_CPU=0
 BENCH_CPU=1
+THREADS=1
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -28,8 +31,11 @@ while [ $# -gt 0 ]; do
 	--repeats) REPEATS=$2; shift 2 ;;
 	--clients) CLIENTS=${2//,/ }; shift 2 ;;
 	--payload) PAYLOAD=$2; shift 2 ;;
+	--threads) THREADS=$2; shift 2 ;;
+	--bench-cpus) BENCH_CPU=$2; shift 2 ;;
 	-h | --help)
 		echo "usage: bench/speed.sh [--bin DIR] [--duration SEC] [--repeats N] [--clients 1,4] [--payload BYTES]"
+		echo "                      [--threads N] [--bench-cpus LIST]"
 		exit 0 ;;
 	*) echo "speed.sh: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -62,6 +68,8 @@ run() {
 	else
 		args="fanin -P $n -S 0"
 	fi
+	# The default leaves the bench's command line as it always was.
+	[ "$THREADS" = 1 ] || args="$args --threads $THREADS"
 	# The sink bounds itself too: the run's length plus a margin.
 	taskset -c "$SINK_CPU" "$BIN/starling-sink" -p "$port" -s "$PAYLOAD" $sink_args \
 		--duration $((DURATION + 30)) >"$WORK/sink.json" &
@@ -86,15 +94,17 @@ else:
     rate = bench["delivered_per_s"]
     exact = "source streamed %.2fM/s, seq errors %d" % (sink["streamed_per_s"] / 1e6,
                                                        bench["duplicates"] + bench["out_of_order"])
-print("%-8s %d clients: %6.2fM msgs/s, bench CPU %3.0f%% of one core, %.1f ns CPU/msg; %s"
-      % (mode, n, rate / 1e6, cpu, cpu / 100 * 1e9 / rate if rate else 0, exact))
+threads = bench.get("threads", 1)
+print("%-8s %d clients%s: %6.2fM msgs/s, bench CPU %3.0f%% of one core, %.1f ns CPU/msg; %s"
+      % (mode, n, ", %d threads" % threads if threads > 1 else "", rate / 1e6, cpu,
+         cpu / 100 * 1e9 / rate if rate else 0, exact))
 print(json.dumps({"mode": mode, "clients": n, "rate": rate, "bench_cpu_pct": cpu,
                   "bench": bench, "sink": sink}), file=sys.stderr)
 PYEOF
 }
 
 echo "speed.sh: $(date -u +%Y-%m-%dT%H:%MZ), $(uname -r), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-echo "speed.sh: starling-bench on CPU $BENCH_CPU, starling-sink on CPU $SINK_CPU, payload $PAYLOAD B, $DURATION s windows, $REPEATS repeats"
+echo "speed.sh: starling-bench on CPU $BENCH_CPU ($THREADS threads), starling-sink on CPU $SINK_CPU, payload $PAYLOAD B, $DURATION s windows, $REPEATS repeats"
 for mode in publish receive; do
 	for n in $CLIENTS; do
 		for _ in $(seq 1 "$REPEATS"); do

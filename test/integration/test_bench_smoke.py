@@ -61,6 +61,7 @@ class BenchSmokeTest(BrokerTestCase):
         r = self.bench("fanout", "-S", 5, "-r", 2000, "-d", 1, "-w", 0.2)
         self.assert_exact(r, fan=5)
         self.assertEqual((r["publishers"], r["subscribers"]), (1, 5))
+        self.assertNotIn("threads", r)  # one thread: the line reads as it always has
 
     def test_fanin_qos2_mqtt5(self):
         r = self.bench("fanin", "-P", 4, "-q", 2, "-V", 5, "-r", 1000, "-d", 1, "-w", 0.2)
@@ -91,6 +92,21 @@ class BenchSmokeTest(BrokerTestCase):
         """Without a rate the bench keeps a bounded number in flight and still loses nothing."""
         r = self.bench("fanout", "-S", 3, "-d", 0.5, "-w", 0.2, "--outstanding", 300)
         self.assert_exact(r, fan=3)
+
+    def test_threads_merge_exact_counts(self):
+        """--threads 2: clients alternate between two io_uring loops, so a publisher and its
+        subscribers sit on different threads; the merged counts must still be exact, at a fixed
+        rate with QoS 2 and under the no-rate flow control that settles across threads."""
+        r = self.bench("fanout", "-S", 4, "-q", 2, "-r", 2000, "-d", 1, "-w", 0.2,
+                       "--threads", 2)
+        self.assert_exact(r, fan=4)
+        self.assertEqual(r["threads"], 2)
+        self.assertEqual(r["acked"], r["sent_total"], r)
+        r = self.bench("pairs", "-c", 3, "-d", 0.5, "-w", 0.2, "--outstanding", 300,
+                       "--threads", 2, "--broker-pid", self.broker.pid)
+        self.assert_exact(r, fan=1)
+        self.assertEqual(r["bench"]["presumed_lost"], 0, r)
+        self.assertGreater(r["broker"]["cpu_s"], 0, r)
 
     def test_connections_and_broker_readings(self):
         r = self.bench("connections", "-c", 200, "-d", 0.3, "--broker-pid", self.broker.pid)

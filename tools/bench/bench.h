@@ -1,21 +1,35 @@
 /*
  * The state of one starling-bench run, shared by its files: the io_uring loop (loop.c), the
- * MQTT side of each connection (mqtt.c), the phases and publishers (run.c) and the report
- * (report.c). Everything hangs off one struct bench, owned by main() and passed first.
+ * MQTT side of each connection (mqtt.c), the per-thread loop and publishers (run.c), the phases
+ * (phase.c), flow control (flow.c) and the report (report.c).
  *
- * One thread drives every connection through one ring. Each connection has exactly one send
- * in flight at a time (../shared/IO_URING.md: overlapping sends on a TCP socket reorder bytes)
- * and two output buffers: the one being sent and the one being filled; when a send completes,
- * everything queued since goes out as one send. A publisher fills its buffer with up to
- * batch_bytes of PUBLISH packets per send. Receiving is one multishot recv per connection into
- * a provided buffer ring shared by all of them; packets are counted in place in the ring
- * buffer, which goes back to the ring in the same loop iteration, and only a packet that
- * spans two reads is copied (into the connection's carry buffer).
+ * A run has --threads N threads, each with a struct bench: its own ring (SINGLE_ISSUER |
+ * DEFER_TASKRUN), its own provided buffer ring, its own connections (client index i belongs to
+ * thread i mod N, at local index i / N) and its own counters and latency histogram, merged by
+ * the report. What they share hangs off one struct bench_shared: the options, the plan, the
+ * publishers, the templates (read-only once the threads start), the phase, and a few atomics.
+ * On the per-message path a thread touches only its own state, except flow control without a
+ * rate: a delivery settles its message in the publisher's slot ring (flow.c), and may wake the
+ * publisher's thread with IORING_OP_MSG_RING. Thread 0, the main thread, also leads: it moves
+ * the shared phase (phase.c) from the other threads' published figures (struct bench_pulse),
+ * and reads the broker's /proc once for all.
+ *
+ * Within a thread each connection has exactly one send in flight at a time
+ * (../shared/IO_URING.md: overlapping sends on a TCP socket reorder bytes) and two output
+ * buffers: the one being sent and the one being filled; when a send completes, everything
+ * queued since goes out as one send. A publisher fills its buffer with up to batch_bytes of
+ * PUBLISH packets per send. Receiving is one multishot recv per connection into the thread's
+ * provided buffer ring; packets are counted in place in the ring buffer, which goes back to the
+ * ring in the same loop iteration, and only a packet that spans two reads is copied (into the
+ * connection's carry buffer).
  */
 #ifndef STARLING_BENCH_H
 #define STARLING_BENCH_H
 
 #include <liburing.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -61,11 +75,12 @@ enum bench_phase {
 	BENCH_PH_DONE = 5,
 };
 
-/* Operation kinds in the low byte of user_data; the connection index is above. */
+/* Operation kinds in the low byte of user_data; the local connection index is above. */
 enum bench_op {
 	BENCH_OP_CONNECT = 1,
 	BENCH_OP_RECV = 2,
 	BENCH_OP_SEND = 3,
+	BENCH_OP_WAKE = 4, /* a doorbell from another thread (res >= 0), or our failed one */
 };
 
 struct bench_outbuf {
@@ -76,33 +91,44 @@ struct bench_outbuf {
 
 /*
  * End-to-end flow control of one publisher when no rate is given (flow.c): messages generated
- * but not yet delivered to every subscriber that should get them, by sequence number.
+ * but not yet delivered to every subscriber that should get them. Subscribers on any thread
+ * read these fields, written once before the threads start.
  */
 struct bench_flow {
-	uint32_t *left;    /* ring by sequence: deliveries still expected */
-	uint64_t *sent_ns; /* ring by sequence: when the message was generated */
-	uint32_t mask;     /* ring size - 1; 0 when not bounded */
-	uint32_t head;     /* oldest sequence still outstanding */
-	uint32_t window;   /* messages that may be outstanding */
+	_Atomic uint64_t *slots; /* ring by sequence: seq << 32 | deliveries still expected */
+	uint64_t *sent_ns;       /* ring by sequence: generation time (publisher's thread only) */
+	uint32_t mask;           /* ring size - 1; 0 when not bounded */
+	uint32_t window;         /* messages that may be outstanding */
 };
 
-/* A publisher's side of its connection. */
+/*
+ * A publisher. The first cache line is read by every thread (subscribers settle flow there),
+ * the second is written per message by the publisher's own thread, the third holds the two
+ * fields both sides write, so that neither side's writes evict what the other reads per message.
+ */
 struct bench_pub {
+	/* Read-only once the threads start. */
+	struct bench_flow flow; /* bound on messages not yet delivered (no rate given) */
 	uint32_t plan_index;    /* index in plan->pub */
 	uint32_t pub_id;        /* id in payloads */
-	uint32_t seq_next;      /* sequence of the next message */
-	uint32_t topic_next;    /* which of its topics the next message goes to */
-	uint64_t rate_sent;     /* messages generated since publishing started */
-	uint16_t pid_next;      /* next packet identifier to try (QoS > 0) */
-	uint32_t inflight;      /* QoS 1/2 publishes not yet fully acknowledged */
-	uint32_t inflight_max;  /* window: --inflight, lowered to the broker's Receive Maximum */
-	uint8_t *pid_state;     /* QoS > 0: per packet id, 0 free, 1 sent, 2 PUBREL sent */
-	struct bench_flow flow; /* bound on messages not yet delivered (no rate given) */
+	uint32_t thread;        /* the thread owning its connection: the one to wake */
+	/* The publisher's thread only. */
+	alignas(64) uint32_t seq_next; /* sequence of the next message */
+	uint32_t topic_next;           /* which of its topics the next message goes to */
+	uint64_t rate_sent;            /* messages generated since publishing started */
+	uint16_t pid_next;             /* next packet identifier to try (QoS > 0) */
+	uint32_t inflight;             /* QoS 1/2 publishes not yet fully acknowledged */
+	uint32_t inflight_max; /* window: --inflight, lowered to the broker's Receive Maximum */
+	uint8_t *pid_state;    /* QoS > 0: per packet id, 0 free, 1 sent, 2 PUBREL sent */
+	/* Written by the publisher's thread, read by subscribers' threads (flow.c). */
+	alignas(64) _Atomic uint32_t head; /* oldest sequence still outstanding */
+	_Atomic bool blocked; /* the publisher waits for room: whoever makes some wakes it */
 };
 
 struct bench_conn {
 	int fd;                     /* socket, -1 before connect */
 	uint32_t index;             /* client index (plan.h) */
+	uint32_t local;             /* index in its thread's conns (index / threads) */
 	uint8_t role;               /* enum bench_role */
 	uint8_t state;              /* enum bench_conn_state */
 	bool recv_armed;            /* a multishot recv is outstanding */
@@ -152,55 +178,103 @@ struct bench_counters {
 	uint64_t gap_lost;          /* deliveries missing from a subscriber's sequence */
 };
 
-/* Broker and bench readings at the edges of the window. */
+/* Broker and bench readings at the edges of the window, taken by the leader. */
 struct bench_samples {
 	uint64_t broker_cpu0_ns; /* broker CPU time when the window opened */
 	uint64_t broker_cpu1_ns; /* ... when it closed */
 	uint64_t broker_rss0_kb; /* broker RSS before the first connection */
 	uint64_t broker_rss1_kb; /* ... when the window closed */
-	uint64_t self_cpu0_ns;   /* our CPU time when the window opened */
+	uint64_t self_cpu0_ns;   /* our CPU time (all threads) when the window opened */
 	uint64_t self_cpu1_ns;   /* ... when it closed */
 	bool broker_ok;          /* every broker reading succeeded */
 };
 
-struct bench {
+/*
+ * What a thread tells the leader once it has stopped publishing for good (phase drain and on),
+ * stored every loop iteration from then on: enough to decide that the run has drained without
+ * reading its counters. The counts are stored relaxed, then `stopped` with release on the first
+ * time, after which expected_win no longer changes; a stale delivered_win or inflight only errs
+ * towards waiting longer.
+ */
+struct bench_pulse {
+	_Atomic uint64_t expected_win;  /* n.expected_win, final */
+	_Atomic uint64_t delivered_win; /* n.delivered_win */
+	_Atomic uint64_t inflight;      /* QoS 1/2 publishes of its publishers not acknowledged */
+	_Atomic bool stopped;           /* the figures above are being published */
+};
+
+/*
+ * The run, shared by all threads. Everything but the atomics is written before the threads
+ * start, or by the leader before the release store of `phase` that makes it visible.
+ */
+struct bench_shared {
 	const struct bench_opts *o;   /* options, borrowed */
 	struct bench_plan plan;       /* what to run */
-	struct io_uring ring;         /* the one ring */
-	struct io_uring_buf_ring *br; /* provided receive buffers' ring (mmap'd) */
-	uint8_t *rx_mem;              /* the receive buffers */
-	uint32_t rx_returned;         /* buffers given back since the last advance */
+	struct bench_pub *pubs;       /* publisher states, plan.pubs entries, 64-byte aligned */
+	struct bench_tmpl *tmpl;      /* per topic of the plan */
 	struct sockaddr_storage addr; /* broker address; stays valid for every connect */
 	socklen_t addr_len;           /* its length */
-	struct bench_conn *conns;     /* all connections, by client index */
-	uint32_t nconns;              /* subs + pubs + idle */
-	struct bench_pub *pubs;       /* publisher states, plan->pubs entries */
-	struct bench_tmpl *tmpl;      /* per topic of the plan */
-	uint32_t *dirty;              /* connections with output to flush */
-	uint32_t ndirty;              /* entries in dirty */
-	uint32_t *rearm;              /* connections whose recv must be re-armed */
-	uint32_t nrearm;              /* entries in rearm */
+	uint32_t nconns;              /* subs + pubs + idle, over all threads */
 	uint32_t max_packet;          /* largest packet accepted from the broker */
-	enum bench_phase phase;       /* where the run is */
+	uint32_t nthreads;            /* --threads */
+	struct bench **threads;       /* nthreads entries; threads[0] is the leader */
+	int *ring_fds;                /* each thread's ring, for MSG_RING wake-ups */
+	pthread_barrier_t barrier;    /* rings set up before any loop; loops over before exits */
 	uint64_t t_start_ns;          /* run start */
-	uint64_t t_phase_ns;          /* current phase start */
-	uint64_t t_pub_start_ns;      /* publishing started (rate epoch) */
-	uint64_t win_start_ns;        /* window opened; UINT64_MAX before */
-	uint64_t win_end_ns;          /* window closed; UINT64_MAX before */
-	uint64_t last_ping_check_ns;  /* last keep-alive scan */
-	uint32_t next_connect;        /* next client index to connect */
-	uint32_t handshakes;          /* connects started, CONNACK not yet received */
-	uint32_t ready;               /* connections set up */
-	uint32_t closed;              /* connections closed by the broker after DISCONNECT */
-	uint8_t granted_qos_min;      /* lowest QoS granted in any SUBACK */
-	uint16_t server_keepalive_s;  /* keep alive in use (the broker may lower it in MQTT 5) */
-	struct bench_counters n;      /* counters */
-	uint64_t *ooo_per_pub;        /* out-of-order deliveries per publisher id */
-	struct bench_hist hist;       /* latency of window messages, ns */
-	struct bench_samples s;       /* /proc readings */
+	uint64_t t_pub_start_ns;      /* publishing starts (rate epoch) */
+	uint64_t win_start_ns;        /* the window opens: planned when setup ends */
+	uint64_t win_end_ns;          /* the window closes */
+	uint64_t t_phase_ns;          /* leader only: when the current phase began */
+	struct bench_samples s;       /* leader only: /proc readings */
+	_Atomic uint32_t phase;       /* enum bench_phase; written by the leader (release) */
+	_Atomic uint32_t ready;       /* connections set up */
+	_Atomic uint32_t handshakes;  /* connects started, CONNACK not yet received */
+	_Atomic uint32_t subscribing; /* connections waiting for SUBACKs */
+	_Atomic uint32_t closed;      /* connections closed by the broker after DISCONNECT */
+	_Atomic bool failing;         /* a thread is in bench_fail: the others keep quiet */
+};
+
+/* One thread's loop: its ring, its connections and its counters. */
+struct bench {
+	struct bench_shared *sh;       /* the run */
+	const struct bench_opts *o;    /* sh->o, for brevity */
+	const struct bench_plan *plan; /* &sh->plan */
+	struct bench_pub *pubs;        /* sh->pubs */
+	uint32_t id;                   /* thread index; 0 leads */
+	bool flow_shared;              /* more than one thread: flow slots need atomic RMW */
+	struct io_uring ring;          /* this thread's ring */
+	struct io_uring_buf_ring *br;  /* provided receive buffers' ring (mmap'd) */
+	uint8_t *rx_mem;               /* the receive buffers */
+	uint32_t rx_returned;          /* buffers given back since the last advance */
+	struct bench_conn *conns;      /* this thread's connections, by local index */
+	uint32_t nconns;               /* entries in conns */
+	uint32_t *pub_conns;           /* local indexes of its publishers */
+	uint32_t npubs;                /* entries in pub_conns */
+	uint32_t *dirty;               /* connections with output to flush */
+	uint32_t ndirty;               /* entries in dirty */
+	uint32_t *rearm;               /* connections whose recv must be re-armed */
+	uint32_t nrearm;               /* entries in rearm */
+	uint64_t wake;                 /* threads to wake at the next flush, a bit each */
+	enum bench_phase phase;        /* the phase this thread has acted on */
+	uint64_t t_pub_start_ns;       /* copies of the leader's, taken on phase changes */
+	uint64_t win_start_ns;         /* ... UINT64_MAX before the window is planned */
+	uint64_t win_end_ns;           /* ... */
+	uint64_t last_ping_check_ns;   /* last keep-alive scan */
+	uint32_t next_connect;         /* next local index to connect */
+	uint32_t handshakes;           /* this thread's connects awaiting CONNACK */
+	uint8_t granted_qos_min;       /* lowest QoS granted in any SUBACK */
+	uint16_t server_keepalive_s;   /* keep alive in use (the broker may lower it in MQTT 5) */
+	uint64_t inflight;             /* sum of its publishers' inflight */
+	struct bench_counters n;       /* counters */
+	uint64_t *ooo_per_pub;         /* out-of-order deliveries per publisher id */
+	struct bench_hist hist;        /* latency of window messages, ns */
+	alignas(64) struct bench_pulse pulse; /* read by the leader */
 };
 
 /* loop.c: ring, buffers and sockets. */
+/* Resolves the broker's address and raises the descriptor limit, once for all threads. */
+int bench_loop_prepare(struct bench_shared *sh, char *err, size_t err_len);
+/* Sets up the calling thread's ring and buffers: call it from the thread that will use them. */
 int bench_loop_init(struct bench *b, char *err, size_t err_len);
 void bench_loop_exit(struct bench *b);
 void bench_loop_reap(struct bench *b, uint64_t now_ns);
@@ -222,26 +296,37 @@ void bench_mqtt_input(struct bench *b, struct bench_conn *c, const uint8_t *data
 void bench_mqtt_connected(struct bench *b, struct bench_conn *c);
 void bench_mqtt_queue_simple(struct bench *b, struct bench_conn *c, uint8_t type);
 void bench_mqtt_client_id(const struct bench *b, const struct bench_conn *c, char *out, size_t cap);
-int bench_mqtt_build_templates(struct bench *b);
+int bench_mqtt_build_templates(struct bench_shared *sh);
 
 /* flow.c: end-to-end flow control without a rate. */
-int bench_flow_init(struct bench *b);
+int bench_flow_init(struct bench_shared *sh);
+/* Publisher's thread: how many more messages pub may generate now. */
 uint32_t bench_flow_room(struct bench *b, struct bench_pub *pub, uint64_t now_ns);
+/* Publisher's thread: message seq was generated, for fan subscribers. */
 void bench_flow_sent(struct bench_pub *pub, uint32_t seq, uint32_t fan, uint64_t now_ns);
+/* Subscriber's thread: subscriber sub got seq from pub, with its sequence verdict. */
 void bench_flow_received(struct bench *b, struct bench_pub *pub, uint32_t sub, uint32_t seq,
                          enum bench_seq_verdict v, bool first, uint32_t prev_high);
 
-/* run.c: the phases and the publishers. */
+/* run.c: one thread's loop and its publishers. */
+/* Runs the thread's loop until the leader ends the run; b->id 0 leads (phase.c). */
 int bench_run(struct bench *b);
 uint64_t bench_now_ns(void);
 
+/* phase.c: the leader's side of the phases, run by thread 0 once per loop iteration. */
+/* Samples what must be read before the first connection (the broker's RSS). */
+void bench_phase_start(struct bench_shared *sh, uint64_t now_ns);
+/* Moves the shared phase on; returns the nanoseconds until the leader's next deadline. */
+uint64_t bench_phase_lead(struct bench *b, uint64_t now_ns);
+
 /* report.c. */
 /* Prints the summary and the JSON line. Returns 0, or -1 (reason printed) for a failed run. */
-int bench_report(const struct bench *b);
+int bench_report(const struct bench_shared *sh);
 
 /*
  * Ends the run: prints the reason on stderr and a JSON line with "ok":false on stdout, then
- * exits with status 1. Every failure of a connection or subscription goes through here.
+ * exits with status 1. Every failure of a connection or subscription goes through here; when
+ * two threads fail at once, the first one's reason is the one printed.
  */
 __attribute__((noreturn, format(printf, 2, 3))) void bench_fail(const struct bench *b,
                                                                 const char *fmt, ...);

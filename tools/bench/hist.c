@@ -53,6 +53,18 @@ void bench_hist_record(struct bench_hist *h, uint64_t value_ns)
 		h->max_ns = value_ns;
 }
 
+void bench_hist_merge(struct bench_hist *dst, const struct bench_hist *src)
+{
+	for (uint32_t b = 0; b < BENCH_HIST_BUCKETS; b++)
+		dst->counts[b] += src->counts[b];
+	dst->total += src->total;
+	dst->sum_ns += src->sum_ns;
+	if (src->min_ns < dst->min_ns)
+		dst->min_ns = src->min_ns;
+	if (src->max_ns > dst->max_ns)
+		dst->max_ns = src->max_ns;
+}
+
 uint64_t bench_hist_quantile_ns(const struct bench_hist *h, double q)
 {
 	if (h->total == 0)

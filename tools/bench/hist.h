@@ -31,6 +31,9 @@ void bench_hist_init(struct bench_hist *h);
 /* Records one value in nanoseconds. */
 void bench_hist_record(struct bench_hist *h, uint64_t value_ns);
 
+/* Adds src's values to dst, as if every one had been recorded in dst (threads' histograms). */
+void bench_hist_merge(struct bench_hist *dst, const struct bench_hist *src);
+
 /*
  * Returns the value at quantile q (0 < q <= 1): the upper edge of the bucket holding the
  * ceil(q * total)-th smallest value, clamped to the exact maximum. 0 when nothing was recorded.

@@ -1,10 +1,14 @@
 /*
- * starling-bench's io_uring loop (bench.h): ring and provided-buffer setup, connects, the one
- * multishot recv per connection, the one send in flight per connection, and the dispatch of
- * completions. It knows nothing of MQTT beyond handing received bytes to mqtt.c.
+ * starling-bench's io_uring loop (bench.h), one per thread: ring and provided-buffer setup,
+ * connects, the one multishot recv per connection, the one send in flight per connection, the
+ * wake-ups of other threads, and the dispatch of completions. It knows nothing of MQTT beyond
+ * handing received bytes to mqtt.c.
  *
  * The ring is SINGLE_ISSUER | DEFER_TASKRUN (completion work runs when this thread waits), so
  * run.c submits and waits once per iteration and everything queued in between rides along.
+ * SINGLE_ISSUER binds the ring to the thread that creates it: each thread sets up its own, and
+ * another thread reaches it only through IORING_OP_MSG_RING, a CQE posted into it, which
+ * wakes it (flow.c: a blocked publisher whose subscribers are elsewhere).
  * liburing 2.3 has no io_uring_setup_buf_ring: the buffer ring is mmap'd and registered here.
  */
 #include "bench.h"
@@ -41,7 +45,7 @@ static struct io_uring_sqe *get_sqe(struct bench *b)
 }
 
 /* Raises RLIMIT_NOFILE and RLIMIT_MEMLOCK to their hard limits; checks the descriptors. */
-static int raise_limits(struct bench *b, char *err, size_t err_len)
+static int raise_limits(struct bench_shared *sh, char *err, size_t err_len)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -52,7 +56,7 @@ static int raise_limits(struct bench *b, char *err, size_t err_len)
 		snprintf(err, err_len, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
 		return -1;
 	}
-	rlim_t need = (rlim_t)b->nconns + 64u;
+	rlim_t need = (rlim_t)sh->nconns + 64u + 2u * sh->nthreads; /* + rings */
 	if (rl.rlim_cur < need) {
 		rl.rlim_cur = need < rl.rlim_max ? need : rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
@@ -62,25 +66,25 @@ static int raise_limits(struct bench *b, char *err, size_t err_len)
 		snprintf(err, err_len,
 		         "%u connections need %lu file descriptors; the hard limit is %lu "
 		         "(raise it: ulimit -Hn, or LimitNOFILE)",
-		         b->nconns, (unsigned long)need, (unsigned long)rl.rlim_max);
+		         sh->nconns, (unsigned long)need, (unsigned long)rl.rlim_max);
 		return -1;
 	}
 	return 0;
 }
 
-static int resolve(struct bench *b, char *err, size_t err_len)
+static int resolve(struct bench_shared *sh, char *err, size_t err_len)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 	struct addrinfo *res = NULL;
 	char port[8];
-	snprintf(port, sizeof(port), "%u", b->o->port);
-	int rc = getaddrinfo(b->o->host, port, &hints, &res);
+	snprintf(port, sizeof(port), "%u", sh->o->port);
+	int rc = getaddrinfo(sh->o->host, port, &hints, &res);
 	if (rc != 0) {
-		snprintf(err, err_len, "cannot resolve %s: %s", b->o->host, gai_strerror(rc));
+		snprintf(err, err_len, "cannot resolve %s: %s", sh->o->host, gai_strerror(rc));
 		return -1;
 	}
-	memcpy(&b->addr, res->ai_addr, res->ai_addrlen);
-	b->addr_len = res->ai_addrlen;
+	memcpy(&sh->addr, res->ai_addr, res->ai_addrlen);
+	sh->addr_len = res->ai_addrlen;
 	freeaddrinfo(res);
 	return 0;
 }
@@ -156,10 +160,14 @@ static int setup_buffers(struct bench *b, char *err, size_t err_len)
 	return 0;
 }
 
+int bench_loop_prepare(struct bench_shared *sh, char *err, size_t err_len)
+{
+	return raise_limits(sh, err, err_len) != 0 || resolve(sh, err, err_len) != 0 ? -1 : 0;
+}
+
 int bench_loop_init(struct bench *b, char *err, size_t err_len)
 {
-	if (raise_limits(b, err, err_len) != 0 || resolve(b, err, err_len) != 0 ||
-	    setup_ring(b, err, err_len) != 0 || setup_buffers(b, err, err_len) != 0)
+	if (setup_ring(b, err, err_len) != 0 || setup_buffers(b, err, err_len) != 0)
 		return -1;
 	b->dirty = calloc(b->nconns ? b->nconns : 1, sizeof(*b->dirty));
 	b->rearm = calloc(b->nconns ? b->nconns : 1, sizeof(*b->rearm));
@@ -185,7 +193,7 @@ void bench_mark_dirty(struct bench *b, struct bench_conn *c)
 {
 	if (!c->dirty) {
 		c->dirty = true;
-		b->dirty[b->ndirty++] = c->index;
+		b->dirty[b->ndirty++] = c->local;
 	}
 }
 
@@ -211,7 +219,7 @@ uint8_t *bench_out_reserve(struct bench *b, struct bench_conn *c, uint32_t n)
 
 void bench_loop_start_connect(struct bench *b, struct bench_conn *c)
 {
-	int fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+	int fd = socket(b->sh->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
 	if (fd < 0)
 		bench_fail(b, "socket: %s", strerror(errno));
 	int one = 1;
@@ -220,8 +228,8 @@ void bench_loop_start_connect(struct bench *b, struct bench_conn *c)
 	c->fd = fd;
 	c->state = BENCH_CONN_CONNECTING;
 	struct io_uring_sqe *sqe = get_sqe(b);
-	io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&b->addr, b->addr_len);
-	io_uring_sqe_set_data64(sqe, user_data(c->index, BENCH_OP_CONNECT));
+	io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&b->sh->addr, b->sh->addr_len);
+	io_uring_sqe_set_data64(sqe, user_data(c->local, BENCH_OP_CONNECT));
 }
 
 static void arm_recv(struct bench *b, struct bench_conn *c)
@@ -230,7 +238,7 @@ static void arm_recv(struct bench *b, struct bench_conn *c)
 	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = BENCH_RX_GROUP;
-	io_uring_sqe_set_data64(sqe, user_data(c->index, BENCH_OP_RECV));
+	io_uring_sqe_set_data64(sqe, user_data(c->local, BENCH_OP_RECV));
 	c->recv_armed = true;
 }
 
@@ -240,15 +248,36 @@ static void submit_send(struct bench *b, struct bench_conn *c, uint64_t now_ns)
 	struct bench_outbuf *ob = &c->out[c->send_idx];
 	struct io_uring_sqe *sqe = get_sqe(b);
 	io_uring_prep_send(sqe, c->fd, ob->data + c->send_off, ob->len - c->send_off, MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, user_data(c->index, BENCH_OP_SEND));
+	io_uring_sqe_set_data64(sqe, user_data(c->local, BENCH_OP_SEND));
 	c->send_busy = true;
 	c->last_tx_ns = now_ns;
 	b->n.sends++;
 	b->n.send_bytes += ob->len - c->send_off;
 }
 
+/*
+ * Rings the other threads' doorbells: a CQE in each target ring wakes it. Our own CQE comes
+ * only on failure (CQE_SKIP_SUCCESS). Its own bit is dropped: this thread runs its publishers
+ * in the same iteration.
+ */
+static void wake_threads(struct bench *b)
+{
+	uint64_t wake = b->wake & ~(1ull << b->id);
+	b->wake = 0;
+	while (wake != 0) {
+		uint32_t t = (uint32_t)__builtin_ctzll(wake);
+		wake &= wake - 1;
+		struct io_uring_sqe *sqe = get_sqe(b);
+		io_uring_prep_msg_ring(sqe, b->sh->ring_fds[t], 0, user_data(0, BENCH_OP_WAKE), 0);
+		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+		io_uring_sqe_set_data64(sqe, user_data(t, BENCH_OP_WAKE));
+	}
+}
+
 void bench_loop_flush(struct bench *b)
 {
+	if (b->wake != 0)
+		wake_threads(b);
 	uint64_t now = bench_now_ns();
 	for (uint32_t i = 0; i < b->ndirty; i++) {
 		struct bench_conn *c = &b->conns[b->dirty[i]];
@@ -315,6 +344,15 @@ static void return_buffer(struct bench *b, uint16_t bid)
 	b->rx_returned++;
 }
 
+/* After our DISCONNECT: the broker's close ends the connection. */
+static void closed_by_broker(struct bench *b, struct bench_conn *c)
+{
+	c->state = BENCH_CONN_CLOSED;
+	atomic_fetch_add_explicit(&b->sh->closed, 1, memory_order_relaxed);
+	close(c->fd);
+	c->fd = -1;
+}
+
 static void on_recv(struct bench *b, struct bench_conn *c, const struct io_uring_cqe *cqe)
 {
 	int res = cqe->res;
@@ -334,18 +372,12 @@ static void on_recv(struct bench *b, struct bench_conn *c, const struct io_uring
 	if (res == 0) {
 		if (c->state != BENCH_CONN_CLOSING)
 			bench_fail(b, "client %u: the broker closed the connection", c->index);
-		c->state = BENCH_CONN_CLOSED;
-		b->closed++;
-		close(c->fd);
-		c->fd = -1;
+		closed_by_broker(b, c);
 		return;
 	}
 	if (res < 0 && res != -ENOBUFS) {
 		if (c->state == BENCH_CONN_CLOSING && (res == -ECONNRESET || res == -EPIPE)) {
-			c->state = BENCH_CONN_CLOSED;
-			b->closed++;
-			close(c->fd);
-			c->fd = -1;
+			closed_by_broker(b, c);
 			return;
 		}
 		bench_fail(b, "client %u: recv: %s", c->index, strerror(-res));
@@ -355,7 +387,7 @@ static void on_recv(struct bench *b, struct bench_conn *c, const struct io_uring
 		b->n.nobufs++;
 	if (!c->rearm) {
 		c->rearm = true;
-		b->rearm[b->nrearm++] = c->index;
+		b->rearm[b->nrearm++] = c->local;
 	}
 }
 
@@ -367,8 +399,16 @@ void bench_loop_reap(struct bench *b, uint64_t now_ns)
 	io_uring_for_each_cqe(&b->ring, head, cqe)
 	{
 		uint32_t idx = (uint32_t)(cqe->user_data >> 8);
+		enum bench_op op = (enum bench_op)(cqe->user_data & 0xffu);
+		if (op == BENCH_OP_WAKE) {
+			/* A doorbell woke us: done. A failure of one of ours is a bug. */
+			if (cqe->res < 0)
+				bench_fail(b, "waking thread %u: %s", idx, strerror(-cqe->res));
+			seen++;
+			continue;
+		}
 		struct bench_conn *c = &b->conns[idx];
-		switch ((enum bench_op)(cqe->user_data & 0xffu)) {
+		switch (op) {
 		case BENCH_OP_CONNECT:
 			on_connect(b, c, cqe->res);
 			break;

@@ -9,6 +9,10 @@
  * else goes through the codec's full st_decode_body. Property blocks are skipped, except the
  * CONNACK properties that bound what the bench may send (Receive Maximum, Maximum QoS, Server
  * Keep Alive).
+ *
+ * Everything here runs on the thread that owns the connection and counts into that thread's
+ * counters; what other threads see goes through atomics: the setup counts in bench_shared,
+ * and flow control (flow.c), which a delivery may settle for a publisher on another thread.
  */
 #include "bench.h"
 
@@ -34,9 +38,9 @@ void bench_mqtt_client_id(const struct bench *b, const struct bench_conn *c, cha
 	static const char roles[] = "spi";
 	uint32_t role_index = c->index;
 	if (c->role == BENCH_ROLE_PUB)
-		role_index -= b->plan.subs;
+		role_index -= b->plan->subs;
 	else if (c->role == BENCH_ROLE_IDLE)
-		role_index -= b->plan.subs + b->plan.pubs;
+		role_index -= b->plan->subs + b->plan->pubs;
 	snprintf(out, cap, "%s-%c%u", b->o->id_prefix, roles[c->role], role_index);
 }
 
@@ -85,7 +89,7 @@ void bench_mqtt_connected(struct bench *b, struct bench_conn *c)
 /* Queues the subscriber's filters, BENCH_SUB_CHUNK per SUBSCRIBE, packet ids 1, 2, ... */
 static void queue_subscribes(struct bench *b, struct bench_conn *c)
 {
-	const struct bench_plan_sub *sub = &b->plan.sub[c->index];
+	const struct bench_plan_sub *sub = &b->plan->sub[c->index];
 	struct st_sub_entry entries[BENCH_SUB_CHUNK];
 	uint32_t done = 0, chunk = 0;
 
@@ -96,7 +100,7 @@ static void queue_subscribes(struct bench *b, struct bench_conn *c)
 		for (uint32_t i = 0; i < n; i++) {
 			size_t len;
 			const char *f =
-			        bench_plan_filter(&b->plan, sub->first_filter + done + i, &len);
+			        bench_plan_filter(b->plan, sub->first_filter + done + i, &len);
 			entries[i].filter = (struct st_bytes){(const uint8_t *)f, (uint32_t)len};
 			entries[i].options = b->o->qos;
 		}
@@ -112,8 +116,10 @@ static void queue_subscribes(struct bench *b, struct bench_conn *c)
 
 static void set_ready(struct bench *b, struct bench_conn *c)
 {
+	if (c->state == BENCH_CONN_SUBSCRIBING)
+		atomic_fetch_sub_explicit(&b->sh->subscribing, 1, memory_order_relaxed);
 	c->state = BENCH_CONN_READY;
-	b->ready++;
+	atomic_fetch_add_explicit(&b->sh->ready, 1, memory_order_relaxed);
 }
 
 /* Size of a property value of identifier id at p[0..len), or -1 if unknown or truncated. */
@@ -194,10 +200,12 @@ static void on_connack(struct bench *b, struct bench_conn *c, const struct st_co
 		bench_fail(b, "%s %u: connection refused by the broker: CONNACK code 0x%02x",
 		           role_name(c), c->index, ack->code);
 	b->handshakes--;
+	atomic_fetch_sub_explicit(&b->sh->handshakes, 1, memory_order_relaxed);
 	if (b->o->level == ST_MQTT_5)
 		apply_connack_props(b, c, ack->props);
-	if (c->role == BENCH_ROLE_SUB && b->plan.sub[c->index].filter_count > 0) {
+	if (c->role == BENCH_ROLE_SUB && b->plan->sub[c->index].filter_count > 0) {
 		c->state = BENCH_CONN_SUBSCRIBING;
+		atomic_fetch_add_explicit(&b->sh->subscribing, 1, memory_order_relaxed);
 		queue_subscribes(b, c);
 	} else {
 		set_ready(b, c);
@@ -206,7 +214,7 @@ static void on_connack(struct bench *b, struct bench_conn *c, const struct st_co
 
 static void on_suback(struct bench *b, struct bench_conn *c, const struct st_suback *ack)
 {
-	const struct bench_plan_sub *sub = &b->plan.sub[c->index];
+	const struct bench_plan_sub *sub = &b->plan->sub[c->index];
 	uint32_t chunks = (sub->filter_count + BENCH_SUB_CHUNK - 1) / BENCH_SUB_CHUNK;
 	if (c->state != BENCH_CONN_SUBSCRIBING || ack->packet_id == 0 || ack->packet_id > chunks)
 		bench_fail(b, "subscriber %u: unexpected SUBACK %u", c->index, ack->packet_id);
@@ -219,7 +227,7 @@ static void on_suback(struct bench *b, struct bench_conn *c, const struct st_sub
 	for (uint32_t i = 0; i < expect; i++) {
 		uint8_t code = ack->codes.ptr[i];
 		size_t len;
-		const char *f = bench_plan_filter(&b->plan, sub->first_filter + first + i, &len);
+		const char *f = bench_plan_filter(b->plan, sub->first_filter + first + i, &len);
 		/* 0x80 and above refuse the subscription [MQTT-3.9.3-1] (5.0: reason codes). */
 		if (code >= 0x80)
 			bench_fail(b, "subscriber %u: subscription to '%s' refused: code 0x%02x",
@@ -258,6 +266,7 @@ static void on_ack(struct bench *b, struct bench_conn *c, uint8_t type, const st
 	}
 	pub->pid_state[id] = 0;
 	pub->inflight--;
+	b->inflight--;
 	b->n.acked++;
 }
 
@@ -274,12 +283,13 @@ static void record_delivery(struct bench *b, struct bench_conn *c, const uint8_t
 	memcpy(&ts, p, 8);
 	memcpy(&id, p + 8, 4);
 	memcpy(&seq, p + 12, 4);
-	if (id >= b->plan.pub_ids || (id >= b->o->ext_publishers && len != b->o->payload_bytes)) {
+	if (id >= b->plan->pub_ids || (id >= b->o->ext_publishers && len != b->o->payload_bytes)) {
 		b->n.invalid++;
 		return;
 	}
 	b->n.delivered_total++;
-	if (b->phase == BENCH_PH_MEASURE)
+	/* By times, not by phase: every thread agrees on the window without asking the leader. */
+	if (now_ns >= b->win_start_ns && now_ns < b->win_end_ns)
 		b->n.arrived_win++;
 	if (ts >= b->win_start_ns && ts < b->win_end_ns) {
 		if (id >= b->o->ext_publishers)
@@ -374,9 +384,9 @@ static void carry_reserve(struct bench *b, struct bench_conn *c, uint32_t need)
 {
 	if (need <= c->carry_cap)
 		return;
-	if (need > b->max_packet)
+	if (need > b->sh->max_packet)
 		bench_fail(b, "client %u: packet of %u bytes from the broker exceeds %u", c->index,
-		           need, b->max_packet);
+		           need, b->sh->max_packet);
 	uint32_t cap = c->carry_cap ? c->carry_cap : 64u;
 	while (cap < need)
 		cap *= 2;
@@ -398,7 +408,7 @@ static uint32_t carry_fill(struct bench *b, struct bench_conn *c, const uint8_t 
 	int rc;
 	*whole = false;
 	/* Byte by byte until the header decodes: a packet may be shorter than 5 bytes. */
-	while ((rc = st_decode_fixed_header(c->carry, c->carry_len, b->max_packet, fh)) ==
+	while ((rc = st_decode_fixed_header(c->carry, c->carry_len, b->sh->max_packet, fh)) ==
 	       ST_ERR_NEED_MORE) {
 		if (used == len)
 			return used;
@@ -434,7 +444,7 @@ void bench_mqtt_input(struct bench *b, struct bench_conn *c, const uint8_t *data
 		len -= used;
 	}
 	while (len > 0) {
-		int rc = st_decode_fixed_header(data, len, b->max_packet, &fh);
+		int rc = st_decode_fixed_header(data, len, b->sh->max_packet, &fh);
 		if (rc == ST_ERR_NEED_MORE ||
 		    (rc == ST_OK && fh.header_len + fh.remaining_len > len)) {
 			carry_reserve(b, c, len);
@@ -451,14 +461,14 @@ void bench_mqtt_input(struct bench *b, struct bench_conn *c, const uint8_t *data
 	}
 }
 
-int bench_mqtt_build_templates(struct bench *b)
+int bench_mqtt_build_templates(struct bench_shared *sh)
 {
-	const struct bench_opts *o = b->o;
+	const struct bench_opts *o = sh->o;
 	uint32_t props = o->level == ST_MQTT_5 ? 1u : 0u; /* an empty property block */
 	uint8_t flags = (uint8_t)(o->qos << 1);
-	for (uint32_t t = 0; t < b->plan.topic_count; t++) {
-		const struct bench_topic *topic = &b->plan.topics[t];
-		struct bench_tmpl *tp = &b->tmpl[t];
+	for (uint32_t t = 0; t < sh->plan.topic_count; t++) {
+		const struct bench_topic *topic = &sh->plan.topics[t];
+		struct bench_tmpl *tp = &sh->tmpl[t];
 		uint8_t *p = malloc(ST_PUBLISH_HEAD_MAX + topic->len + props + o->payload_bytes);
 		if (p == NULL)
 			return -1;

@@ -44,6 +44,7 @@ static const char usage_text[] =
         "  -V, --mqtt 311|5         protocol version (311)\n"
         "      --no-nodelay         leave Nagle's algorithm on (TCP_NODELAY is set by default)\n"
         "      --broker-pid PID     report the broker's CPU time per message and RSS\n"
+        "      --threads N          io_uring loops (threads), clients spread over them, 1..64 (1)\n"
         "      --inflight N         QoS 1/2 publishes awaiting acks, per publisher (20)\n"
         "      --batch BYTES        most bytes of PUBLISHes per send, per publisher (65536)\n"
         "      --connect-rate N     new connections per second (unlimited)\n"
@@ -70,6 +71,7 @@ enum {
 	OPT_NO_NODELAY,
 	OPT_NODELAY,
 	OPT_BROKER_PID,
+	OPT_THREADS,
 	OPT_INFLIGHT,
 	OPT_BATCH,
 	OPT_CONNECT_RATE,
@@ -107,6 +109,7 @@ static const struct option long_options[] = {
         {"no-nodelay", no_argument, NULL, OPT_NO_NODELAY},
         {"nodelay", no_argument, NULL, OPT_NODELAY},
         {"broker-pid", required_argument, NULL, OPT_BROKER_PID},
+        {"threads", required_argument, NULL, OPT_THREADS},
         {"inflight", required_argument, NULL, OPT_INFLIGHT},
         {"batch", required_argument, NULL, OPT_BATCH},
         {"connect-rate", required_argument, NULL, OPT_CONNECT_RATE},
@@ -189,6 +192,7 @@ static void set_defaults(struct bench_opts *o)
 	o->queue_max = 500;
 	o->lost_after_ms = 3000;
 	o->keepalive_s = 60;
+	o->threads = 1;
 	o->publishers = UNSET;
 	o->subscribers = UNSET;
 	o->clients = UNSET;
@@ -350,7 +354,7 @@ static int parse_tuning(struct bench_opts *o, int c, const char *arg)
 	return rc;
 }
 
-/* Applies one option of the run's shape (the short ones); -1 on a usage error. */
+/* Applies one option of the run's shape (the short ones, and --threads); -1 on a usage error. */
 static int parse_shape(struct bench_opts *o, int c, const char *arg)
 {
 	uint32_t v = 0;
@@ -404,6 +408,9 @@ static int parse_shape(struct bench_opts *o, int c, const char *arg)
 		break;
 	case 'V':
 		rc = parse_level(o, arg);
+		break;
+	case OPT_THREADS:
+		rc = parse_u32("threads", arg, 1, BENCH_THREADS_MAX, &o->threads);
 		break;
 	default:
 		return parse_tuning(o, c, arg);

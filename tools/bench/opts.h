@@ -22,6 +22,7 @@ enum bench_scenario {
 /* Payload layout: 8 bytes send time (ns), 4 bytes publisher id, 4 bytes sequence. */
 #define BENCH_PAYLOAD_MIN 16u
 #define BENCH_PAYLOAD_MAX (1u << 20)
+#define BENCH_THREADS_MAX 64u /* a thread's wake-ups are a bit in a uint64_t (flow.c) */
 
 struct bench_opts {
 	enum bench_scenario scenario; /* what to run */
@@ -55,6 +56,7 @@ struct bench_opts {
 	uint32_t coalesce_us;     /* wait up to this long for completions to accumulate */
 	uint16_t keepalive_s;     /* CONNECT keep alive; PINGREQ every half of it */
 	pid_t broker_pid;         /* read CPU time and RSS of this process, 0: none */
+	uint32_t threads;         /* io_uring loops, each with its share of the clients */
 	const char *id_prefix;    /* client identifier prefix */
 	const char *label;        /* free text copied into the JSON line */
 };

@@ -9,14 +9,22 @@
  *   filters    the generalising filter index agrees with a linear scan using st_topic_matches
  *              (the reference matcher) on random filters and topics, wildcards included;
  *   plans      every wildcard-plan topic's fan and subscriber list equal a brute-force count,
- *              and no subscriber matches a topic twice.
- * Deterministic (fixed seeds); prints one line per failure and exits non-zero if any.
+ *              and no subscriber matches a topic twice;
+ *   flow       a publisher thread and four subscriber threads run flow control (flow.c) over
+ *              a ring far smaller than the run, one subscriber missing some messages: every
+ *              message must end settled, each miss counted once as a gap, none presumed
+ *              lost, the window never exceeded (run under ThreadSanitizer too).
+ * Deterministic (fixed seeds) but for the threads' interleaving, which the checks do not
+ * depend on; prints one line per failure and exits non-zero if any.
  */
 #include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
 #include "fidx.h"
 #include "hist.h"
 #include "plan.h"
@@ -233,6 +241,149 @@ static void test_plan(struct check *ck)
 	bench_plan_free(&plan);
 }
 
+enum {
+	FLOW_SUBS = 4,          /* subscriber threads */
+	FLOW_MESSAGES = 20000,  /* messages published */
+	FLOW_MISS_EVERY = 13,   /* subscriber 0 misses messages with seq % this == 0 ... */
+	FLOW_OUTSTANDING = 100, /* ... and the window is 100 / fan 2 = 50 messages */
+	FLOW_STUCK_S = 10,      /* a publisher without room this long: a bug, not a wait */
+};
+
+/* The flow test's world: the plan, the publisher, and a stand-in for the broker. */
+struct flow_world {
+	struct bench_shared sh;         /* opts, plan, the one publisher */
+	struct bench *t[1 + FLOW_SUBS]; /* the publisher's thread, then each subscriber's */
+	_Atomic uint32_t published;     /* messages handed to "the broker": seq < published */
+	_Atomic bool stuck;             /* the publisher gave up: subscribers stop waiting */
+	uint32_t over_window;           /* times the publisher had more than window outstanding */
+};
+
+/* Subscriber s of fanout with 2 topics gets seq with seq % 2 == s % 2; 0 misses some. */
+static bool flow_misses(uint32_t s, uint32_t seq)
+{
+	return s == 0 && seq % FLOW_MISS_EVERY == 0 && seq + 2 < FLOW_MESSAGES;
+}
+
+static void *flow_subscriber(void *arg)
+{
+	struct bench *b = arg;
+	struct flow_world *w = (struct flow_world *)b->sh;
+	uint32_t s = b->id - 1;
+	struct bench_seq sq = {0};
+	for (uint32_t seq = s % 2; seq < FLOW_MESSAGES; seq += 2) {
+		while (atomic_load_explicit(&w->published, memory_order_acquire) <= seq) {
+			if (atomic_load(&w->stuck))
+				return NULL;
+			sched_yield();
+		}
+		if (flow_misses(s, seq))
+			continue;
+		bool first = sq.window == 0;
+		uint32_t prev_high = sq.high;
+		enum bench_seq_verdict v = bench_seq_record(&sq, seq);
+		bench_flow_received(b, &b->pubs[0], s, seq, v, first, prev_high);
+	}
+	return NULL;
+}
+
+static void flow_publish(struct flow_world *w)
+{
+	struct bench *b = w->t[0];
+	struct bench_pub *pub = &b->pubs[0];
+	for (uint32_t seq = 0; seq < FLOW_MESSAGES; seq++) {
+		uint64_t since = bench_now_ns();
+		while (bench_flow_room(b, pub, bench_now_ns()) == 0) {
+			if (bench_now_ns() - since > FLOW_STUCK_S * 1000000000ull) {
+				atomic_store(&w->stuck, true); /* deliveries went unsettled */
+				return;
+			}
+			sched_yield();
+		}
+		w->over_window += pub->seq_next - atomic_load(&pub->head) >= pub->flow.window;
+		bench_flow_sent(pub, seq, b->plan->topics[seq % 2].fan, bench_now_ns());
+		pub->seq_next++;
+		atomic_store_explicit(&w->published, seq + 1, memory_order_release);
+	}
+}
+
+static int flow_setup(struct flow_world *w, struct bench_opts *o)
+{
+	char err[256];
+	memset(o, 0, sizeof(*o));
+	o->scenario = BENCH_FANOUT;
+	o->publishers = 1;
+	o->subscribers = FLOW_SUBS;
+	o->topics = 2;
+	o->outstanding_max = FLOW_OUTSTANDING;
+	o->lost_after_ms = 3600000; /* nothing is presumed lost: every miss shows as a gap */
+	w->sh.o = o;
+	w->sh.nthreads = 1 + FLOW_SUBS;
+	if (bench_plan_build(&w->sh.plan, o, err, sizeof(err)) != 0)
+		return -1;
+	/*
+	 * A fanout publisher keeps to one topic; this one cycles over both, so that seq goes to
+	 * topic seq % 2 (subscribers 0 and 2, or 1 and 3) and a gap scan must skip the topic a
+	 * subscriber does not hold. Both fans are 2, as the plan's fan_max already says.
+	 */
+	w->sh.plan.pub[0].topic_count = 2;
+	w->sh.pubs = aligned_alloc(alignof(struct bench_pub), sizeof(*w->sh.pubs));
+	if (w->sh.pubs == NULL)
+		return -1;
+	memset(w->sh.pubs, 0, sizeof(*w->sh.pubs));
+	for (uint32_t i = 0; i < 1 + FLOW_SUBS; i++) {
+		struct bench *b = aligned_alloc(alignof(struct bench), sizeof(*b));
+		if ((w->t[i] = b) == NULL)
+			return -1;
+		memset(b, 0, sizeof(*b));
+		*b = (struct bench){.sh = &w->sh, .o = o, .plan = &w->sh.plan, .id = i};
+		b->pubs = w->sh.pubs;
+		b->flow_shared = true;
+	}
+	return bench_flow_init(&w->sh);
+}
+
+static void test_flow(struct check *ck)
+{
+	static struct flow_world w; /* sh is its first member: a subscriber finds w from b->sh */
+	struct bench_opts o;
+	pthread_t tids[FLOW_SUBS];
+	int rc = flow_setup(&w, &o);
+	CHECK(ck, rc == 0, "flow test setup failed");
+	for (uint32_t s = 0; rc == 0 && s < FLOW_SUBS; s++)
+		rc = pthread_create(&tids[s], NULL, flow_subscriber, w.t[1 + s]);
+	CHECK(ck, rc == 0, "pthread_create: %d", rc);
+	if (rc == 0) {
+		flow_publish(&w);
+		for (uint32_t s = 0; s < FLOW_SUBS; s++)
+			pthread_join(tids[s], NULL);
+		struct bench_pub *pub = &w.sh.pubs[0];
+		uint64_t gaps = 0, misses = 0;
+		for (uint32_t s = 0; s < FLOW_SUBS; s++)
+			gaps += w.t[1 + s]->n.gap_lost;
+		for (uint32_t seq = 0; seq < FLOW_MESSAGES; seq += 2)
+			misses += flow_misses(0, seq);
+		uint32_t room = bench_flow_room(w.t[0], pub, bench_now_ns());
+		CHECK(ck, !atomic_load(&w.stuck), "flow: the publisher found no room for %u s",
+		      FLOW_STUCK_S);
+		CHECK(ck, atomic_load(&pub->head) == FLOW_MESSAGES && room == pub->flow.window,
+		      "flow: head %u of %u, room %u of %u", atomic_load(&pub->head), FLOW_MESSAGES,
+		      room, pub->flow.window);
+		CHECK(ck, gaps == misses && w.t[0]->n.presumed_lost == 0,
+		      "flow: %" PRIu64 " gaps for %" PRIu64 " misses, %" PRIu64 " presumed lost",
+		      gaps, misses, w.t[0]->n.presumed_lost);
+		CHECK(ck, w.over_window == 0 && pub->flow.window == FLOW_OUTSTANDING / 2,
+		      "flow: window %u exceeded %u times", pub->flow.window, w.over_window);
+	}
+	for (uint32_t i = 0; i < 1 + FLOW_SUBS; i++)
+		free(w.t[i]);
+	if (w.sh.pubs != NULL) {
+		free(w.sh.pubs[0].flow.slots);
+		free(w.sh.pubs[0].flow.sent_ns);
+	}
+	free(w.sh.pubs);
+	bench_plan_free(&w.sh.plan);
+}
+
 int bench_selftest(void)
 {
 	struct check ck = {0, 0};
@@ -241,6 +392,7 @@ int bench_selftest(void)
 	test_seq(&ck);
 	test_fidx(&ck);
 	test_plan(&ck);
+	test_flow(&ck);
 	printf("selftest: %" PRIu64 " checks passed, %" PRIu64 " failed\n", ck.passed, ck.failed);
 	return ck.failed == 0 ? 0 : 1;
 }
