@@ -779,6 +779,15 @@ static void test_threads_file_and_flag(void)
 	unlink(path);
 	cfg = after("cpu_affinity false");
 	CU_ASSERT_FALSE(cfg.cpu_affinity);
+	cfg = after("worker_channel_size 4");
+	CU_ASSERT_EQUAL(cfg.worker_channel_size, 4);
+	cfg = after("worker_channel_size 0");
+	CU_ASSERT_EQUAL(cfg.worker_channel_size, 0);
+	cfg = after("worker_channel_size 1048576");
+	CU_ASSERT_EQUAL(cfg.worker_channel_size, 1048576);
+	expect_error("worker_channel_size 3", "3 is not a power of two");
+	expect_error("worker_channel_size 1", "1 is not a power of two");
+	expect_error("worker_channel_size 2097152", "out of range");
 }
 
 static void test_load_file_errors(void)

@@ -420,6 +420,23 @@ static int opt_log_timestamp_format(struct config *cfg, const struct option *o,
 	                  w->rest, at);
 }
 
+/* Entries of each channel between two workers: a power of two (0: chosen by worker count). */
+static int opt_channel_size(struct config *cfg, const struct option *o, const struct words *w,
+                            const struct where *at)
+{
+	long long v;
+	int rc = want_one(w, at);
+
+	if (rc == ST_OK)
+		rc = parse_range(o->name, w->v[0], 0, 1 << 20, &v, at);
+	if (rc != ST_OK)
+		return rc;
+	if (v != 0 && (v < 2 || (v & (v - 1)) != 0))
+		return fail(at, "%s: %lld is not a power of two from 2 to 1048576", o->name, v);
+	cfg->worker_channel_size = (uint32_t)v;
+	return ST_OK;
+}
+
 /* Options of Mosquitto's that a later Starling implements; accepting them now would lie. */
 static int opt_unsupported(struct config *cfg, const struct option *o, const struct words *w,
                            const struct where *at)
@@ -468,6 +485,7 @@ static const struct option options[] = {
         /* 0: one worker per CPU the process may run on (the default). */
         INT_OPT(worker_threads, worker_threads, 0, CONFIG_WORKERS_MAX, 0, 0),
         BOOL_OPT(cpu_affinity, cpu_affinity, opt_bool),
+        FN_OPT(worker_channel_size, opt_channel_size),
         FN_OPT(log_type, opt_log_type),
         FN_OPT(log_dest, opt_log_dest),
         BOOL_OPT(log_timestamp, log_timestamp, opt_bool),

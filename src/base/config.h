@@ -79,9 +79,10 @@ struct config {
 	uint32_t sys_interval_s;     /* seconds between $SYS updates (10; 0: no $SYS) */
 	uint32_t worker_threads;     /* worker threads; 0: one per CPU the process may use */
 	bool cpu_affinity;           /* pin worker i to the i-th CPU the process may use */
-	int32_t cmd_worker_threads;  /* -t N, which wins over the file; -1: not given */
-	uint32_t log_types;          /* enum config_log_type bits in effect */
-	bool log_types_set;          /* the file gave log_type at least once */
+	uint32_t worker_channel_size; /* entries per cross-worker channel; 0: by worker count */
+	int32_t cmd_worker_threads;   /* -t N, which wins over the file; -1: not given */
+	uint32_t log_types;           /* enum config_log_type bits in effect */
+	bool log_types_set;           /* the file gave log_type at least once */
 	struct config_log_dest log_dests[CONFIG_LOG_DESTS_MAX]; /* in file order, kinds distinct */
 	unsigned log_dest_count;                                /* 0: stderr */
 	bool log_timestamp; /* prefix lines with a time stamp (true) */

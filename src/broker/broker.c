@@ -246,6 +246,18 @@ static void broker_workers(struct broker *b)
 	if (ncpus == 0)
 		b->cpus[ncpus++] = 0;
 	b->nworkers = b->cfg.worker_threads ? b->cfg.worker_threads : ncpus;
+	if (!b->cfg.worker_threads) {
+		/* The default must start: no more rings than RLIMIT_MEMLOCK lets this user lock. */
+		struct ring_params rp;
+		unsigned fit;
+
+		worker_ring_params(b->nworkers, &rp);
+		fit = ring_memlock_rings(&rp);
+		if (fit < b->nworkers) {
+			b->nworkers = fit ? fit : 1;
+			b->memlock_capped = ncpus;
+		}
+	}
 	for (unsigned i = ncpus; i < b->nworkers; i++)
 		b->cpus[i] = b->cpus[i % ncpus];
 }
@@ -256,11 +268,15 @@ static int broker_shared_init(struct broker *b)
 	struct broker_shared *sh = &b->shared;
 	unsigned n = b->nworkers;
 	/* Channel size: room for bursts, but total memory kept in check as workers multiply. */
-	uint32_t cap = n <= 8 ? 16384 : n <= 32 ? 4096 : 1024;
+	uint32_t cap = b->cfg.worker_channel_size ? b->cfg.worker_channel_size
+	               : n <= 8                   ? 16384
+	               : n <= 32                  ? 4096
+	                                          : 1024;
 
 	_Static_assert(CONFIG_WORKERS_MAX <= BROKER_WORKERS_MAX, "a worker mask is 64 bits");
 	atomic_init(&sh->clients, 0);
 	atomic_init(&sh->retain_seq, 0);
+	atomic_init(&sh->next_conn_id, 0);
 	atomic_init(&sh->stopping, false);
 	atomic_init(&sh->start_failed, false);
 	if (pthread_barrier_init(&sh->start, NULL, n) != 0)
@@ -280,6 +296,7 @@ static int broker_shared_init(struct broker *b)
 
 int broker_init(struct broker *b, const struct config *cfg)
 {
+	struct ring_params rp;
 	char err[512];
 	int ret;
 
@@ -295,8 +312,14 @@ int broker_init(struct broker *b, const struct config *cfg)
 		return ST_ERR_SYS;
 	log_msg(&b->log, LOG_T_NOTICE, "starlingd starting with %u worker thread%s", b->nworkers,
 	        b->nworkers > 1 ? "s" : "");
+	if (b->memlock_capped)
+		log_msg(&b->log, LOG_T_WARNING,
+		        "Warning: %u CPUs but RLIMIT_MEMLOCK allows io_uring rings for %u workers; "
+		        "raise it (ulimit -l, LimitMEMLOCK=) to use them all.",
+		        b->memlock_capped, b->nworkers);
 	broker_raise_nofile(b);
-	if (ring_memlock_reserve(&worker_ring_params, b->nworkers, err, sizeof(err)) != 0) {
+	worker_ring_params(b->nworkers, &rp);
+	if (ring_memlock_reserve(&rp, b->nworkers, err, sizeof(err)) != 0) {
 		log_msg(&b->log, LOG_T_ERROR, "Error: %s", err);
 		return ST_ERR_SYS;
 	}
@@ -305,15 +328,17 @@ int broker_init(struct broker *b, const struct config *cfg)
 		        b->nworkers);
 		return ST_ERR_NOMEM;
 	}
+	/* Signals are blocked before anything listens: a client that sees the port open may
+	 * send SIGTERM at once, and it must reach the signalfd, not kill the process. */
+	ret = broker_signals(b);
+	if (ret != ST_OK)
+		return ret;
 	ret = broker_bind_all(b);
 	if (ret != ST_OK)
 		return ret;
 	if (cfg->daemonize && broker_daemonize(b) != ST_OK)
 		return ST_ERR_SYS;
-	ret = broker_pid_file(b);
-	if (ret != ST_OK)
-		return ret;
-	return broker_signals(b);
+	return broker_pid_file(b);
 }
 
 /* One worker's thread: its arena, its CPU, its ring; then the loop once every ring exists. */

@@ -45,15 +45,16 @@ struct worker_snapshot {
 
 /* Everything workers share. */
 struct broker_shared {
-	_Atomic uint32_t clients;     /* connections counted against max_connections (all) */
-	_Atomic uint64_t retain_seq;  /* last retained write number handed out (fetch_add) */
-	_Atomic bool stopping;        /* set once by the worker that read SIGINT/SIGTERM */
-	struct interest interest;     /* which workers hold which filters (atomics inside) */
-	struct chan *chans;           /* nworkers^2 SPSC channels, chans[from * n + to] */
-	struct worker_snapshot *snap; /* per worker, written by its owner only */
-	pthread_barrier_t start;      /* every ring exists before any loop starts */
-	bool barrier_ready;           /* start was initialised */
-	_Atomic bool start_failed;    /* a worker could not start: every worker exits */
+	_Atomic uint32_t clients;      /* connections counted against max_connections (all) */
+	_Atomic uint64_t retain_seq;   /* last retained write number handed out (fetch_add) */
+	_Atomic uint64_t next_conn_id; /* connection numbers for logs (fetch_add per accept) */
+	_Atomic bool stopping;         /* set once by the worker that read SIGINT/SIGTERM */
+	struct interest interest;      /* which workers hold which filters (atomics inside) */
+	struct chan *chans;            /* nworkers^2 SPSC channels, chans[from * n + to] */
+	struct worker_snapshot *snap;  /* per worker, written by its owner only */
+	pthread_barrier_t start;       /* every ring exists before any loop starts */
+	bool barrier_ready;            /* start was initialised */
+	_Atomic bool start_failed;     /* a worker could not start: every worker exits */
 };
 
 struct broker {
@@ -66,6 +67,7 @@ struct broker {
 	struct worker *workers;       /* nworkers workers */
 	unsigned nworkers;            /* worker_threads (-t), 1 to BROKER_WORKERS_MAX */
 	int cpus[BROKER_WORKERS_MAX]; /* cpu_affinity: worker i runs on cpus[i] */
+	unsigned memlock_capped;      /* CPUs, when RLIMIT_MEMLOCK held the default below them */
 	/* Listening sockets: each address of each listener is bound once per worker with
 	 * SO_REUSEPORT, so the kernel spreads connections; worker i owns listen_fds[i * nlisten
 	 * .. (i + 1) * nlisten), nworkers * nlisten in all. */

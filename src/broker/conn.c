@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,11 @@ struct conn *conn_new(struct worker *w, int fd)
 	c->fd = fd;
 	c->state = CONN_NEW;
 	c->level = ST_MQTT_311;
-	c->id = ++w->next_conn_id;
+	/* Numbered across workers, so that log lines name one connection each. */
+	c->id = w->nworkers > 1 ? atomic_fetch_add_explicit(&w->b->shared.next_conn_id, 1,
+	                                                    memory_order_relaxed) +
+	                                  1
+	                        : ++w->next_conn_id;
 	c->last_rx_ms = c->opened_ms = w->now_ms;
 	c->next = w->conns;
 	if (w->conns)

@@ -252,12 +252,23 @@ void worker_conn_dead(struct worker *w, struct conn *c)
 	w->dead = c;
 }
 
-const struct ring_params worker_ring_params = {
-        .sq_entries = 4096,
-        .cq_entries = 65536,
-        .buf_count = 1024,
-        .buf_size = 16384,
-};
+void worker_ring_params(unsigned nworkers, struct ring_params *p)
+{
+	uint32_t cq = 65536;
+
+	/* Room for everything that can complete between two reaps: a worker's share of the
+	 * connections shrinks as workers multiply, and so does the locked memory it costs. */
+	while (cq > 8192 && nworkers > 1) {
+		cq /= 2;
+		nworkers /= 2;
+	}
+	*p = (struct ring_params){
+	        .sq_entries = 4096,
+	        .cq_entries = cq,
+	        .buf_count = 1024,
+	        .buf_size = 16384,
+	};
+}
 
 /* What only several workers need: the channels' side, the interest summary, sessions by
  * generation, shared groups that know their owner. */
@@ -279,6 +290,7 @@ static int worker_init_xw(struct worker *w)
 int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
 {
 	unsigned nlisteners = b->nlisten;
+	struct ring_params rp;
 	char err[512];
 	int ret;
 
@@ -302,7 +314,8 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
 		log_msg(&w->log, LOG_T_ERROR, "Out of memory starting worker %u.", index);
 		return ST_ERR_NOMEM;
 	}
-	ret = ring_init(&w->ring, &worker_ring_params, err, sizeof(err));
+	worker_ring_params(w->nworkers, &rp);
+	ret = ring_init(&w->ring, &rp, err, sizeof(err));
 	if (ret < 0) {
 		log_msg(&w->log, LOG_T_ERROR, "Error: %s", err);
 		return ST_ERR_SYS;

@@ -139,8 +139,8 @@ struct worker {
 	struct sys_state sys;          /* $SYS publication state */
 };
 
-/* The ring every worker creates (the broker reserves locked memory for all of them). */
-extern const struct ring_params worker_ring_params;
+/* The ring each of nworkers workers creates (the broker reserves locked memory for all). */
+void worker_ring_params(unsigned nworkers, struct ring_params *p);
 
 /*
  * Sets the worker up in its own thread: ring, listeners (sockets already bound by the broker),

@@ -17,6 +17,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "starling/error.h"
@@ -82,13 +85,34 @@ static void ring_explain(int ret, const struct ring_params *p, char *err, size_t
 		snprintf(err, errlen, "io_uring_setup: %s", strerror(-ret));
 }
 
+/* The kernel charges ring memory to RLIMIT_MEMLOCK only without CAP_IPC_LOCK. */
+static bool ring_memlock_exempt(void)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+
+	if (syscall(SYS_capget, &hdr, data) != 0)
+		return false;
+	return (data[CAP_TO_INDEX(CAP_IPC_LOCK)].effective & CAP_TO_MASK(CAP_IPC_LOCK)) != 0;
+}
+
+unsigned ring_memlock_rings(const struct ring_params *p)
+{
+	struct rlimit rl;
+
+	if (ring_memlock_exempt() || getrlimit(RLIMIT_MEMLOCK, &rl) != 0 ||
+	    rl.rlim_max == RLIM_INFINITY)
+		return UINT_MAX;
+	return (unsigned)(rl.rlim_max / ring_memlock_bytes(p));
+}
+
 int ring_memlock_reserve(const struct ring_params *p, unsigned nrings, char *err, size_t errlen)
 {
 	struct rlimit rl;
 	size_t need = ring_memlock_bytes(p) * (nrings ? nrings : 1);
 
-	if (getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
-	    rl.rlim_cur >= need)
+	if (ring_memlock_exempt() || getrlimit(RLIMIT_MEMLOCK, &rl) != 0 ||
+	    rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
 		return 0;
 	if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need) {
 		rl.rlim_cur = need;

@@ -102,10 +102,14 @@ void ring_exit(struct ring *r);
 size_t ring_memlock_bytes(const struct ring_params *p);
 
 /*
- * The kernel counts locked ring memory per user: raises the soft RLIMIT_MEMLOCK to what
- * nrings rings need, if the hard limit allows. 0, or -ENOMEM with err saying what to raise.
+ * The kernel counts locked ring memory per user (unless the process has CAP_IPC_LOCK): raises the
+ * soft RLIMIT_MEMLOCK to what nrings rings need, if the hard limit allows. 0, or -ENOMEM with err
+ * saying what to raise.
  */
 int ring_memlock_reserve(const struct ring_params *p, unsigned nrings, char *err, size_t errlen);
+
+/* How many such rings the hard RLIMIT_MEMLOCK allows (UINT_MAX: no limit applies). */
+unsigned ring_memlock_rings(const struct ring_params *p);
 
 /*
  * Each prep function queues one submission for io (incrementing io->pending) and returns 0;

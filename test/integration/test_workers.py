@@ -502,6 +502,14 @@ class OrderAcrossWorkersTest(WorkersTestCase):
                              % (k, self.N - len(numbers)))
 
 
+@starling_only(ONLY)
+class OrderThroughFullChannelsTest(OrderAcrossWorkersTest):
+    # Channels of 4 entries between workers: they are full most of the time, so QoS 1 messages
+    # wait in the overflow queues (and past 65,536 waiting the publisher is paused) while QoS 0
+    # ones are dropped and counted. Order and completeness must hold all the same.
+    config_lines = OrderAcrossWorkersTest.config_lines + ("worker_channel_size 4",)
+
+
 # --- 7. shutdown ----------------------------------------------------------------------------
 @starling_only(ONLY)
 class ShutdownWithTrafficTest(WorkersTestCase):
