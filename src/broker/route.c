@@ -402,7 +402,7 @@ int route_publish(struct worker *w, struct session *origin, struct pub_view *v, 
 	} else if (targets || store) {
 		if (!route_promote(v, qos, retain))
 			return ST_ERR_NOMEM;
-		xw_forward(w, v->m, store ? ~(1ull << w->index) : targets, qos, retain, store);
+		xw_forward(w, v->m, store ? w->xw.others : targets, qos, retain, store);
 		/* Whether another worker's subscribers match is not known here: report a
 		 * delivery, since "no matching subscribers" is only a MAY [MQTT-3.4.2.1]. */
 		if (targets)

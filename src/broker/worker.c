@@ -593,6 +593,18 @@ int worker_run(struct worker *w)
 				conn_abort(c);
 		worker_batch_end(w);
 	}
+	if (w->nworkers > 1 && log_enabled(&w->log, LOG_T_DEBUG)) {
+		const struct xw_stats *x = &w->xw.stats;
+
+		log_msg(&w->log, LOG_T_DEBUG,
+		        "Worker %u: %" PRIu64 " loop iterations, %" PRIu64
+		        " messages to other workers, "
+		        "%" PRIu64 " entries from them, %" PRIu64 " doorbells, %" PRIu64
+		        " dropped, %" PRIu64 " held, %" PRIu64 " connections handed over, %" PRIu64
+		        " publishers paused.",
+		        w->index, w->ring.stats.batches, x->forwarded, x->received, x->doorbells,
+		        x->dropped, x->held, x->handoffs, w->stats.paused);
+	}
 	return ST_OK;
 }
 

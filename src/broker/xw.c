@@ -97,6 +97,8 @@ int xw_init(struct worker *w)
 		return ST_ERR_NOMEM;
 	for (unsigned to = 0; to < b->nworkers; to++)
 		w->xw.out[to].ch = &b->shared.chans[w->index * b->nworkers + to];
+	w->xw.others =
+	        (b->nworkers == 64 ? ~0ull : (1ull << b->nworkers) - 1) & ~(1ull << w->index);
 	return ST_OK;
 }
 
@@ -264,8 +266,7 @@ void xw_forward_small(struct worker *w, const struct pub_view *v, uint64_t targe
 
 uint64_t xw_targets(struct worker *w, const uint8_t *topic, size_t len)
 {
-	return interest_lookup(&w->b->shared.interest, interest_hash(topic, len)) &
-	       ~(1ull << w->index);
+	return interest_targets(&w->b->shared.interest, topic, len, w->xw.others);
 }
 
 void xw_forward(struct worker *w, struct msg *m, uint64_t targets, uint8_t qos, bool retain,

@@ -70,6 +70,7 @@ struct xw_stats {
 struct xw {
 	struct ring_io io;     /* doorbells from other workers land here */
 	struct xw_out *out;    /* one per worker (the own entry is unused) */
+	uint64_t others;       /* bit mask of the other workers */
 	uint64_t backlog;      /* entries in all overflow queues */
 	bool paused;           /* publishers are paused until the backlog drains */
 	struct xw_stats stats; /* counters */

@@ -24,6 +24,7 @@ int interest_init(struct interest *in, unsigned bits)
 		return ST_ERR_NOMEM;
 	in->mask = (uint32_t)(n - 1);
 	atomic_init(&in->wild, 0);
+	atomic_init(&in->any, 0);
 	return ST_OK;
 }
 
@@ -41,6 +42,7 @@ int interest_local_init(struct interest_local *l, struct interest *in, unsigned 
 	if (!l->exact_count)
 		return ST_ERR_NOMEM;
 	l->wild_count = 0;
+	l->count = 0;
 	l->bit = 1ull << holder;
 	return ST_OK;
 }
@@ -56,10 +58,28 @@ uint64_t interest_hash(const uint8_t *topic, size_t len)
 	return XXH3_64bits_withSeed(topic, len, INTEREST_SEED);
 }
 
+uint64_t interest_targets(const struct interest *in, const uint8_t *topic, size_t len,
+                          uint64_t among)
+{
+	uint64_t wild = atomic_load_explicit(&in->wild, memory_order_relaxed) & among;
+
+	if (wild == among)
+		return wild;
+	if (!(atomic_load_explicit(&in->any, memory_order_relaxed) & among))
+		return 0;
+	return (atomic_load_explicit(&in->exact[interest_hash(topic, len) & in->mask],
+	                             memory_order_relaxed) |
+	        wild) &
+	       among;
+}
+
 void interest_add(struct interest_local *l, uint64_t hash, bool wild)
 {
 	struct interest *in = l->shared;
 
+	/* "any" is set before a kind's bit and cleared after it. */
+	if (l->count++ == 0)
+		atomic_fetch_or_explicit(&in->any, l->bit, memory_order_release);
 	if (wild) {
 		if (l->wild_count++ == 0)
 			atomic_fetch_or_explicit(&in->wild, l->bit, memory_order_release);
@@ -73,6 +93,9 @@ void interest_remove(struct interest_local *l, uint64_t hash, bool wild)
 {
 	struct interest *in = l->shared;
 
+	assert(l->count > 0);
+	if (--l->count == 0)
+		atomic_fetch_and_explicit(&in->any, ~l->bit, memory_order_release);
 	if (wild) {
 		assert(l->wild_count > 0);
 		if (--l->wild_count == 0)

@@ -28,6 +28,7 @@
 
 /* Shared by every holder. */
 struct interest {
+	_Atomic uint64_t any;    /* holders with at least one filter of either kind */
 	_Atomic uint64_t wild;   /* holders with at least one wildcard filter */
 	_Atomic uint64_t *exact; /* 2^bits masks: holders with an exact filter in the bucket */
 	uint32_t mask;           /* 2^bits - 1 */
@@ -38,6 +39,7 @@ struct interest_local {
 	struct interest *shared; /* borrowed */
 	uint32_t *exact_count;   /* exact filters per bucket (2^bits entries) */
 	uint64_t wild_count;     /* wildcard filters */
+	uint64_t count;          /* filters of either kind */
 	uint64_t bit;            /* 1 << holder number */
 };
 
@@ -61,6 +63,14 @@ void interest_remove(struct interest_local *l, uint64_t hash, bool wild);
 /* interest_add/remove for a topic filter (a no-op when l is NULL: a single holder). */
 void interest_add_filter(struct interest_local *l, const uint8_t *filter, size_t len);
 void interest_remove_filter(struct interest_local *l, const uint8_t *filter, size_t len);
+
+/*
+ * Holders among `among` that may hold a filter matching topic. When every one of them holds a
+ * wildcard filter (fan-in to a '#' collector), or none holds any filter, the answer is known
+ * without hashing the topic.
+ */
+uint64_t interest_targets(const struct interest *in, const uint8_t *topic, size_t len,
+                          uint64_t among);
 
 /* Holders that may hold a filter matching a topic whose interest_hash is `hash`. */
 static inline uint64_t interest_lookup(const struct interest *in, uint64_t hash)

@@ -631,13 +631,17 @@ int subidx_remove(struct subidx *idx, const uint8_t *filter, size_t len, void *s
 void subidx_match(const struct subidx *idx, const uint8_t *topic, size_t len, subidx_match_fn fn,
                   void *ctx)
 {
-	uint64_t h = hash_bytes(idx, topic, len);
-	struct bytes k = {topic, len};
-	const struct exact *e = hmap_find(&idx->exact, h, exact_eq, &k);
 	const struct tnode *root = idx->root;
 
-	if (e)
-		subvec_emit(&e->subs, fn, ctx);
+	/* Only wildcard filters (a '#' collector's index): no topic hash to compute. */
+	if (idx->exact.count) {
+		struct bytes k = {topic, len};
+		const struct exact *e =
+		        hmap_find(&idx->exact, hash_bytes(idx, topic, len), exact_eq, &k);
+
+		if (e)
+			subvec_emit(&e->subs, fn, ctx);
+	}
 	if (!node_is_empty(root))
 		trie_match(idx, topic, len, fn, ctx);
 }
