@@ -32,7 +32,7 @@ usage: bench/compare.sh [options]
   --coalesce-us N    starling-bench --coalesce-us in QoS 0 saturation runs (100)
   --outstanding N    starling-bench --outstanding in the saturation pass (50000)
   --queue-max N      starling-bench --queue-max in the saturation pass (10000)
-  --broker-cpu N     CPU for the broker (0)
+  --broker-cpu LIST  CPUs for the broker, a taskset list (0); Starling gets one worker per CPU
   --bench-cpu N      CPU for starling-bench (1)
   --bin DIR          where starlingd and starling-bench are (build)
   --out DIR          results directory (bench/results)
@@ -42,6 +42,8 @@ EOF
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=/usr/bin/python3
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 BROKERS=starling,mosquitto
 SCENARIOS=fanout50,fanout500,fanin50,pairs50,wildcard100k,conn10k
 QOS_LIST=0,1
@@ -160,17 +162,6 @@ WORK=$(mktemp -d /tmp/starling-compare.XXXXXX)
 BROKER_PID=""
 BROKER_PORT=""
 
-stop_broker() {
-	[ -n "$BROKER_PID" ] || return 0
-	kill "$BROKER_PID" 2>/dev/null || true
-	for _ in $(seq 1 30); do
-		kill -0 "$BROKER_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -9 "$BROKER_PID" 2>/dev/null || true
-	wait "$BROKER_PID" 2>/dev/null || true
-	BROKER_PID=""
-}
 
 cleanup() {
 	stop_broker
@@ -179,24 +170,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
-# True once something accepts connections on the port (at most 5 s).
-wait_port() {
-	$PY - "$1" <<'PYEOF'
-import socket, sys, time
-deadline = time.time() + 5
-while time.time() < deadline:
-    try:
-        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=0.5).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.05)
-sys.exit(1)
-PYEOF
-}
+
 
 # Writes the config of a broker variant (Mosquitto syntax, which starlingd reads too).
 write_config() {
@@ -212,6 +187,9 @@ set_tcp_nodelay $nodelay
 max_inflight_messages 20
 max_queued_messages 100000
 CONF
+	# Starling runs one worker per CPU it is given (one, by default); Mosquitto has one thread.
+	[ "$variant" = starling ] && echo "worker_threads $(cpu_count "$BROKER_CPU")" >>"$conf"
+	return 0
 }
 
 start_broker() {

@@ -20,6 +20,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=/usr/bin/python3
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 BIN=$ROOT/build
 CMP_BIN=""
 NCPU=$(nproc)
@@ -73,16 +75,6 @@ die() {
 	exit 1
 }
 
-# Number of CPUs in a taskset list such as 0-3,8.
-cpu_count() {
-	$PY -c '
-import sys
-n = 0
-for part in sys.argv[1].split(","):
-    lo, _, hi = part.partition("-")
-    n += int(hi or lo) - int(lo) + 1
-print(n)' "$1"
-}
 
 BROKER_NCPU=$(cpu_count "$BROKER_CPUS")
 if [ -z "$WORKERS" ]; then
@@ -123,37 +115,10 @@ RESULTS=$OUT/scale-$STAMP.jsonl
 WORK=$(mktemp -d /tmp/starling-scale.XXXXXX)
 BROKER_PID=""
 
-stop_broker() {
-	[ -n "$BROKER_PID" ] || return 0
-	kill "$BROKER_PID" 2>/dev/null || true
-	for _ in $(seq 1 50); do
-		kill -0 "$BROKER_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -9 "$BROKER_PID" 2>/dev/null || true
-	wait "$BROKER_PID" 2>/dev/null || true
-	BROKER_PID=""
-}
 trap 'stop_broker; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-	$PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
-wait_port() {
-	$PY - "$1" <<'PYEOF'
-import socket, sys, time
-deadline = time.time() + 5
-while time.time() < deadline:
-    try:
-        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=0.5).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.05)
-sys.exit(1)
-PYEOF
-}
 
 # start_broker BIN WORKERS: a fresh broker on a free port (sets BROKER_PID and PORT).
 start_broker() {

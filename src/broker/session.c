@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fifo.h"
 #include "share.h"
 #include "starling/error.h"
 
@@ -189,19 +190,9 @@ static void slot_release(struct session *s, uint16_t pid)
 
 static int queue_push(struct session *s, const struct sess_delivery *d)
 {
-	if (s->q_len == s->q_cap) {
-		uint32_t cap = s->q_cap ? s->q_cap * 2 : 8;
-		struct sess_delivery *q = malloc(cap * sizeof(*q));
-
-		if (!q)
-			return ST_ERR_NOMEM;
-		for (uint32_t i = 0; i < s->q_len; i++)
-			q[i] = s->q[(s->q_head + i) & (s->q_cap - 1)];
-		free(s->q);
-		s->q = q;
-		s->q_head = 0;
-		s->q_cap = cap;
-	}
+	if (s->q_len == s->q_cap &&
+	    fifo_grow((void **)&s->q, &s->q_head, s->q_len, &s->q_cap, sizeof(*s->q), 8) != ST_OK)
+		return ST_ERR_NOMEM;
 	s->q[(s->q_head + s->q_len) & (s->q_cap - 1)] = *d;
 	s->q_len++;
 	return ST_OK;

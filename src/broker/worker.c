@@ -20,6 +20,7 @@
 #include "broker.h"
 #include "conn.h"
 #include "handlers.h"
+#include "base/fifo.h"
 #include "base/log.h"
 #include "out.h"
 #include "index/retain.h"
@@ -140,19 +141,10 @@ static void worker_resume_paused(struct worker *w)
 
 void worker_tombstone(struct worker *w, struct msg *m)
 {
-	if (w->tomb_len == w->tomb_cap) {
-		uint32_t cap = w->tomb_cap ? w->tomb_cap * 2 : 64;
-		struct worker_tomb *t = malloc(cap * sizeof(*t));
-
-		if (!t)
-			return; /* it stays in the store until a later write replaces it */
-		for (uint32_t i = 0; i < w->tomb_len; i++)
-			t[i] = w->tombs[(w->tomb_head + i) & (w->tomb_cap - 1)];
-		free(w->tombs);
-		w->tombs = t;
-		w->tomb_head = 0;
-		w->tomb_cap = cap;
-	}
+	/* Out of memory: it stays in the store until a later write replaces it. */
+	if (w->tomb_len == w->tomb_cap && fifo_grow((void **)&w->tombs, &w->tomb_head, w->tomb_len,
+	                                            &w->tomb_cap, sizeof(*w->tombs), 64) != ST_OK)
+		return;
 	w->tombs[(w->tomb_head + w->tomb_len++) & (w->tomb_cap - 1)] =
 	        (struct worker_tomb){.m = msg_ref(m), .expire_ms = w->now_ms + TOMBSTONE_MS};
 }

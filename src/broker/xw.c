@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "base/fifo.h"
 #include "broker.h"
 #include "index/interest.h"
 #include "index/msg.h"
@@ -148,19 +149,9 @@ void xw_fini(struct worker *w)
 /* Appends e to the overflow queue of o. False when out of memory. */
 static bool xw_over_push(struct xw *x, struct xw_out *o, const struct chan_entry *e)
 {
-	if (o->over_len == o->over_cap) {
-		uint32_t cap = o->over_cap ? o->over_cap * 2 : 256;
-		struct chan_entry *q = malloc(cap * sizeof(*q));
-
-		if (!q)
-			return false;
-		for (uint32_t i = 0; i < o->over_len; i++)
-			q[i] = o->over[(o->over_head + i) & (o->over_cap - 1)];
-		free(o->over);
-		o->over = q;
-		o->over_head = 0;
-		o->over_cap = cap;
-	}
+	if (o->over_len == o->over_cap && fifo_grow((void **)&o->over, &o->over_head, o->over_len,
+	                                            &o->over_cap, sizeof(*o->over), 256) != ST_OK)
+		return false;
 	o->over[(o->over_head + o->over_len) & (o->over_cap - 1)] = *e;
 	o->over_len++;
 	x->backlog++;
