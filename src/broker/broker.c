@@ -350,6 +350,14 @@ static void *broker_worker_main(void *arg)
 	int ret;
 
 	alloc_bind_thread_arena();
+	if (index > 0) {
+		char name[16];
+
+		/* top -H and ps -L show which worker is busy; worker 0 is the main thread and keeps
+		 * the process's name. */
+		snprintf(name, sizeof(name), "starling-w%u", index % 100);
+		pthread_setname_np(pthread_self(), name);
+	}
 	if (b->cfg.cpu_affinity) {
 		cpu_set_t set;
 

@@ -708,5 +708,60 @@ class OneWorkerFlagTest(OneWorkerTest):
         self.check_one_worker()
 
 
+# --- 11. threads, names and CPU affinity -----------------------------------------------------
+def _threads(pid):
+    """{"main" or a worker thread's name: allowed CPU list} of process pid (the sanitizer's
+    own threads left out)."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        base = "/proc/%d/task/%s/" % (pid, tid)
+        with open(base + "comm") as f:
+            name = f.read().strip()
+        if int(tid) == pid:
+            name = "main"
+        elif not name.startswith("starling-w"):
+            continue
+        with open(base + "status") as f:
+            cpus = [l.split(":", 1)[1].strip() for l in f if l.startswith("Cpus_allowed_list")]
+        out[name] = cpus[0]
+    return out
+
+
+def _cpu_list(text):
+    cpus = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        cpus += range(int(lo), int(hi or lo) + 1)
+    return cpus
+
+
+@starling_only(ONLY)
+class CpuAffinityTest(WorkersTestCase):
+    config_lines = (WORKERS_LINE, "cpu_affinity true")
+
+    def test_each_worker_pinned_to_the_next_allowed_cpu(self):
+        allowed = sorted(os.sched_getaffinity(0))
+        threads = _threads(self.broker.pid)
+        # Worker 0 is the main thread, which keeps the process's name; 1..3 are starling-w1..3.
+        self.assertEqual(sorted(threads), ["main", "starling-w1", "starling-w2", "starling-w3"])
+        with open("/proc/%d/comm" % self.broker.pid) as f:
+            self.assertEqual(f.read().strip(), "starlingd")
+        for i in range(4):
+            name = "main" if i == 0 else "starling-w%d" % i
+            self.assertEqual(_cpu_list(threads[name]), [allowed[i % len(allowed)]],
+                             "%s: %s" % (name, threads[name]))
+        self.assert_broker_works()
+
+
+@starling_only(ONLY)
+class NoAffinityTest(WorkersTestCase):
+    config_lines = (WORKERS_LINE, "cpu_affinity false")
+
+    def test_workers_run_on_every_allowed_cpu(self):
+        allowed = sorted(os.sched_getaffinity(0))
+        for name, cpus in _threads(self.broker.pid).items():
+            self.assertEqual(_cpu_list(cpus), allowed, name)
+
+
 if __name__ == "__main__":
     unittest.main()
