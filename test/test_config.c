@@ -160,6 +160,10 @@ static uint32_t get_workers(const struct config *c)
 {
 	return c->worker_threads;
 }
+static uint32_t get_batch_delay(const struct config *c)
+{
+	return c->max_batch_delay_us;
+}
 
 static const struct int_case int_cases[] = {
         {"max_connections",
@@ -200,6 +204,11 @@ static const struct int_case int_cases[] = {
         {"sys_interval", get_sys, {"0", "1", "10", "65535"}, {0, 1, 10, 65535}, {"-1", "65536"}},
         /* 0 is the default: one worker per CPU the process may use. */
         {"worker_threads", get_workers, {"0", "1", "4", "64"}, {0, 1, 4, 64}, {"-1", "65", "1000"}},
+        {"max_batch_delay_us",
+         get_batch_delay,
+         {"0", "100", "1000", "100000"},
+         {0, 100, 1000, 100000},
+         {"-1", "100001"}},
 };
 
 static void test_integer_options(void)

@@ -486,6 +486,8 @@ static const struct option options[] = {
         INT_OPT(worker_threads, worker_threads, 0, CONFIG_WORKERS_MAX, 0, 0),
         BOOL_OPT(cpu_affinity, cpu_affinity, opt_bool),
         FN_OPT(worker_channel_size, opt_channel_size),
+        /* At most 100 ms: a budget is a latency bound, not a polling period. */
+        INT_OPT(max_batch_delay_us, max_batch_delay_us, 0, 100000, 0, 0),
         FN_OPT(log_type, opt_log_type),
         FN_OPT(log_dest, opt_log_dest),
         BOOL_OPT(log_timestamp, log_timestamp, opt_bool),

@@ -80,6 +80,7 @@ struct config {
 	uint32_t worker_threads;     /* worker threads; 0: one per CPU the process may use */
 	bool cpu_affinity;           /* pin worker i to the i-th CPU the process may use */
 	uint32_t worker_channel_size; /* entries per cross-worker channel; 0: by worker count */
+	uint32_t max_batch_delay_us;  /* how long output may wait to be batched; 0: never */
 	int32_t cmd_worker_threads;   /* -t N, which wins over the file; -1: not given */
 	uint32_t log_types;           /* enum config_log_type bits in effect */
 	bool log_types_set;           /* the file gave log_type at least once */

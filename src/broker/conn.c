@@ -51,6 +51,7 @@ struct conn *conn_new(struct worker *w, int fd)
 	w->nconns++;
 	ring_recv(&w->ring, &c->io, fd);
 	c->recv_armed = true;
+	worker_conn_timer(w, c);
 	return c;
 }
 
@@ -121,6 +122,7 @@ static void conn_submit_send(struct conn *c)
 	c->mh = (struct msghdr){.msg_iov = c->iov, .msg_iovlen = n};
 	ring_sendmsg(&c->w->ring, &c->io, c->fd, &c->mh);
 	c->send_busy = true;
+	c->w->sends_inflight++;
 }
 
 void conn_flush(struct conn *c)
@@ -180,6 +182,7 @@ static void conn_maybe_finish(struct conn *c)
 static void conn_on_send(struct conn *c, const struct ring_cqe *cqe)
 {
 	c->send_busy = false;
+	c->w->sends_inflight--;
 	/* A stream send that moved nothing would be resubmitted for ever: the peer is gone. */
 	if (cqe->res < 0 || (cqe->res == 0 && c->sending.total > c->sent)) {
 		obuf_reset(&c->sending);
@@ -243,6 +246,7 @@ void conn_handoff(struct conn *c, unsigned to)
 {
 	c->state = CONN_HANDOFF;
 	c->handoff_to = (uint16_t)to;
+	worker_conn_timer(c->w, c);
 	if (c->recv_armed)
 		ring_cancel_recv(&c->w->ring, &c->io);
 }
@@ -459,6 +463,7 @@ void conn_close(struct conn *c, bool graceful, const char *reason)
 	handle_conn_closing(c, graceful, reason);
 	c->state = CONN_CLOSING;
 	c->closing_ms = c->w->now_ms;
+	worker_conn_timer(c->w, c);
 	conn_drop_rbuf(c);
 	/* Stop reading; let queued final packets (CONNACK, DISCONNECT) leave first. */
 	if (c->recv_armed && !c->eof)
@@ -483,6 +488,7 @@ void conn_abort(struct conn *c)
 
 void conn_free(struct conn *c)
 {
+	wheel_del(&c->w->conn_timers, &c->timer);
 	if (c->fd >= 0)
 		close(c->fd);
 	conn_drop_rbuf(c);

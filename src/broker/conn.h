@@ -32,6 +32,7 @@
 
 #include "alias.h"
 #include "obuf.h"
+#include "base/wheel.h"
 #include "io/ring.h"
 
 struct worker;
@@ -79,6 +80,7 @@ struct conn {
 	uint64_t last_rx_ms;     /* monotonic time of the last received bytes */
 	uint64_t opened_ms;      /* monotonic time of accept */
 	uint64_t closing_ms;     /* monotonic time conn_close ran (bounds a lingering close) */
+	struct wheel_node timer; /* the worker's timer for this state (timers.c) */
 	struct session *session; /* attached session (ACTIVE), borrowed from the worker */
 	struct msg *will;        /* will message (reference), or NULL */
 	struct conn5 *v5;        /* MQTT 5 state, NULL for 3.x clients */

@@ -186,8 +186,11 @@ void handle_conn_closing(struct conn *c, bool graceful, const char *reason)
 		return;
 	worker_session_online(w, s, false);
 	route_rehome_shared(w, s);
-	if (s->clean)
+	if (s->clean) {
 		worker_session_destroy(w, s);
-	else if (s->expiry_s != UINT32_MAX)
+		return;
+	}
+	if (s->expiry_s != UINT32_MAX)
 		s->expire_at_ms = w->now_ms + (uint64_t)s->expiry_s * 1000;
+	worker_session_timer(w, s);
 }

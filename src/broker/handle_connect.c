@@ -243,6 +243,8 @@ static void connect_attach(struct conn *c, struct session *s, const struct st_co
 	c->session = s;
 	c->state = CONN_ACTIVE;
 	c->keepalive_s = keepalive;
+	worker_conn_timer(w, c);
+	worker_session_timer(w, s); /* online: its will delay and expiry stop */
 	if (present)
 		worker_session_online(w, s, true);
 	if (log_enabled(&w->log, LOG_T_NOTICE) && w->nworkers == 1)

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/wheel.h"
 #include "index/msg.h"
 
 struct conn;
@@ -76,16 +77,17 @@ struct sess_sub {
 };
 
 struct session {
-	uint8_t *client_id;     /* owned, not NUL-terminated */
-	uint16_t client_id_len; /* bytes */
-	struct conn *conn;      /* the connection using the session, NULL when offline */
-	bool clean;             /* ends with its connection (clean session 1 / expiry 0) */
-	uint32_t expiry_s;      /* MQTT 5 session expiry; UINT32_MAX: never */
-	uint64_t expire_at_ms;  /* monotonic deadline while offline; 0: none */
-	struct msg *will;       /* MQTT 5 will waiting for its delay (reference), or NULL */
-	uint64_t will_at_ms;    /* monotonic time to publish it */
-	uint32_t will_expiry_s; /* its Message Expiry Interval, counted from publication */
-	bool had_expiry;        /* the last CONNECT asked for a non-zero session expiry */
+	uint8_t *client_id;      /* owned, not NUL-terminated */
+	uint16_t client_id_len;  /* bytes */
+	struct conn *conn;       /* the connection using the session, NULL when offline */
+	bool clean;              /* ends with its connection (clean session 1 / expiry 0) */
+	uint32_t expiry_s;       /* MQTT 5 session expiry; UINT32_MAX: never */
+	uint64_t expire_at_ms;   /* monotonic deadline while offline; 0: none */
+	struct msg *will;        /* MQTT 5 will waiting for its delay (reference), or NULL */
+	uint64_t will_at_ms;     /* monotonic time to publish it */
+	uint32_t will_expiry_s;  /* its Message Expiry Interval, counted from publication */
+	bool had_expiry;         /* the last CONNECT asked for a non-zero session expiry */
+	struct wheel_node timer; /* offline: the worker's timer for the will or the expiry */
 
 	uint64_t gen; /* number unique on its worker, for deliveries from others */
 

@@ -30,10 +30,9 @@
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
-#define HOUSEKEEPING_MS    250   /* keep alive resolution */
-#define CONNECT_TIMEOUT_MS 10000 /* a socket that sends no CONNECT is closed after this */
-#define LINGER_TIMEOUT_MS  5000  /* final packets of a closing connection get this long */
-#define SESSIONS_TICK_MS   500   /* resolution of will delays and session expiry */
+#define HOUSEKEEPING_MS 250  /* keep alive resolution */
+#define TIMER_SLOTS     1024 /* wheel slots of HOUSEKEEPING_MS: a turn is 256 s */
+#define BATCH_INPUT_MIN 64   /* completions past the sends that end a budgeted wait */
 /* How long a retained delete stays as a tombstone: far longer than any entry waits in a
  * channel or overflow queue, so no older write of the topic can still arrive after it. */
 #define TOMBSTONE_MS 5000
@@ -298,11 +297,15 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
 	w->shares.seed = hmap_seed_new();
 	w->shares.owner = (uint16_t)index;
 	w->idbuf_cap = ROUTE_IDS_MAX;
+	/* A message crossing workers waits in two loops: each gets half the budget. */
+	w->batch_delay_us = b->cfg.max_batch_delay_us / (b->nworkers > 1 ? 2 : 1);
 	w->now_ms = worker_clock_ms();
 	w->subs = subidx_new();
 	w->retained = retain_new();
 	w->listeners = calloc(nlisteners ? nlisteners : 1, sizeof(*w->listeners));
-	if (!w->subs || !w->retained || !w->listeners || worker_init_xw(w) != ST_OK) {
+	if (!w->subs || !w->retained || !w->listeners || worker_init_xw(w) != ST_OK ||
+	    wheel_init(&w->conn_timers, TIMER_SLOTS, HOUSEKEEPING_MS, w->now_ms) != ST_OK ||
+	    wheel_init(&w->sess_timers, TIMER_SLOTS, HOUSEKEEPING_MS, w->now_ms) != ST_OK) {
 		log_msg(&w->log, LOG_T_ERROR, "Out of memory starting worker %u.", index);
 		return ST_ERR_NOMEM;
 	}
@@ -329,34 +332,6 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
 	return ST_OK;
 }
 
-/*
- * Offline sessions: delayed wills that are due, sessions whose expiry passed (MQTT 5 Session
- * Expiry Interval). Expired sessions are collected first and ended after the walk, since
- * ending one changes the table being walked.
- */
-static void worker_sessions_tick(struct worker *w)
-{
-	struct session *expired[64];
-	unsigned n;
-
-	do {
-		n = 0;
-		for (size_t i = hmap_next(&w->sessions, 0); i < hmap_cap(&w->sessions);
-		     i = hmap_next(&w->sessions, i + 1)) {
-			struct session *s = w->sessions.slots[i].val;
-
-			if (s->conn)
-				continue;
-			if (s->will && s->will_at_ms <= w->now_ms)
-				handle_session_will_due(w, s);
-			if (s->expire_at_ms && s->expire_at_ms <= w->now_ms && n < 64)
-				expired[n++] = s;
-		}
-		for (unsigned i = 0; i < n; i++)
-			worker_session_destroy(w, expired[i]);
-	} while (n == 64);
-}
-
 /* Publishes this worker's counters for $SYS, which sums every worker's. */
 static void worker_snapshot(struct worker *w)
 {
@@ -379,30 +354,17 @@ static void worker_snapshot(struct worker *w)
 #undef SNAP
 }
 
-/* Once per HOUSEKEEPING_MS: keep alive [MQTT-3.1.2-24], CONNECT timeout, stuck closes. */
+/*
+ * Once per HOUSEKEEPING_MS: the timers that are due (keep alive, CONNECT timeout, stuck closes,
+ * delayed wills, session expiry), listeners to re-arm, $SYS. Nothing here walks every
+ * connection or session.
+ */
 static void worker_housekeeping(struct worker *w)
 {
 	uint64_t now = w->now_ms;
 
 	w->next_housekeeping_ms = now + HOUSEKEEPING_MS;
-	if (now >= w->next_sessions_ms) {
-		w->next_sessions_ms = now + SESSIONS_TICK_MS;
-		worker_sessions_tick(w);
-	}
-	for (struct conn *c = w->conns, *next; c; c = next) {
-		next = c->next;
-		/* A paused publisher is not read, so its silence is ours, not its own. */
-		if (c->state == CONN_ACTIVE && c->keepalive_s && !c->paused &&
-		    now - c->last_rx_ms > (uint64_t)c->keepalive_s * 1500) {
-			out_disconnect(c, ST_RC_KEEP_ALIVE_TIMEOUT,
-			               "nothing received for 1.5 keep alives");
-			conn_close(c, false, "exceeded timeout");
-		} else if (c->state == CONN_NEW && now - c->opened_ms > CONNECT_TIMEOUT_MS)
-			conn_close(c, false, "sent no CONNECT");
-		else if (c->state == CONN_CLOSING && !c->eof &&
-		         now - c->closing_ms > LINGER_TIMEOUT_MS)
-			conn_abort(c);
-	}
+	worker_timers_advance(w);
 	for (unsigned i = 0; i < w->nlisteners; i++) {
 		struct listener *l = &w->listeners[i];
 
@@ -554,7 +516,11 @@ int worker_run(struct worker *w)
 		 * may wake this worker while its publishers are paused. */
 		if (w->xw.backlog && timeout > 1)
 			timeout = 1;
-		ret = ring_poll(&w->ring, timeout);
+		/* With a batching budget, the wait gathers input for up to the budget: the sends
+		 * of the last batch complete within it, and BATCH_INPUT_MIN completions beyond
+		 * those end it early, since a batch that size already fills the sends. */
+		ret = ring_poll_batch(&w->ring, timeout, w->batch_delay_us,
+		                      w->sends_inflight + BATCH_INPUT_MIN);
 		if (ret < 0) {
 			log_msg(&w->log, LOG_T_ERROR, "io_uring_enter: %s", strerror(-ret));
 			return ST_ERR_SYS;
@@ -585,6 +551,12 @@ int worker_run(struct worker *w)
 				conn_abort(c);
 		worker_batch_end(w);
 	}
+	if (log_enabled(&w->log, LOG_T_DEBUG))
+		log_msg(&w->log, LOG_T_DEBUG,
+		        "Worker %u: %" PRIu64 " PUBLISH packets in %" PRIu64 " sends, %" PRIu64
+		        " loop iterations, %" PRIu64 " completions.",
+		        w->index, w->stats.msgs_sent, w->stats.sends, w->ring.stats.batches,
+		        w->ring.stats.cqes);
 	if (w->nworkers > 1 && log_enabled(&w->log, LOG_T_DEBUG)) {
 		const struct xw_stats *x = &w->xw.stats;
 
@@ -633,6 +605,8 @@ void worker_fini(struct worker *w)
 		w->tomb_len--;
 	}
 	free(w->tombs);
+	wheel_fini(&w->conn_timers);
+	wheel_fini(&w->sess_timers);
 	xw_fini(w);
 	interest_local_fini(&w->interest);
 	if (w->subs)

@@ -23,6 +23,7 @@
 #include <sys/signalfd.h>
 
 #include "base/hmap.h"
+#include "base/wheel.h"
 #include "base/log.h"
 #include "index/interest.h"
 #include "io/ring.h"
@@ -95,6 +96,8 @@ struct worker {
 	uint32_t nconns;          /* connections in the list (any state) */
 	uint32_t nclients;        /* connections counted against max_connections */
 	struct conn *flush_list;  /* connections with output to send at batch end */
+	uint32_t sends_inflight;  /* sends submitted whose completion has not arrived */
+	uint32_t batch_delay_us;  /* how long a wait may gather completions (max_batch_delay_us) */
 	struct conn *dead;        /* closed connections to free at batch end */
 	uint64_t next_conn_id;    /* for logs */
 	uint64_t next_client_num; /* generated client identifiers */
@@ -114,8 +117,9 @@ struct worker {
 	uint32_t tombs_stored;       /* tombstones in the retained store now */
 
 	uint64_t now_ms;               /* monotonic clock, read once per batch */
-	uint64_t next_housekeeping_ms; /* when the keepalive pass runs next */
-	uint64_t next_sessions_ms;     /* when offline sessions are checked next */
+	uint64_t next_housekeeping_ms; /* when the housekeeping pass runs next */
+	struct wheel conn_timers;      /* CONNECT timeout, keep alive, lingering close */
+	struct wheel sess_timers;      /* offline sessions: delayed will, expiry */
 	uint64_t route_gen;            /* generation of the publish being routed */
 	struct session **matches;      /* scratch: sessions matched by the publish being routed */
 	uint32_t nmatches;             /* entries used */
@@ -180,6 +184,15 @@ void worker_session_online(struct worker *w, struct session *s, bool online);
 
 /* Remembers a retained tombstone (m, borrowed) stored in the replica, to remove it later. */
 void worker_tombstone(struct worker *w, struct msg *m);
+
+/* (Re)sets c's timer for its state (timers.c). */
+void worker_conn_timer(struct worker *w, struct conn *c);
+
+/* (Re)sets the timer of session s: its delayed will or expiry while offline, none online. */
+void worker_session_timer(struct worker *w, struct session *s);
+
+/* Fires the connection and session timers that are due (each housekeeping pass). */
+void worker_timers_advance(struct worker *w);
 
 /* Stops reading c until the cross-worker backlog drains (a publisher feeding it). */
 void worker_conn_pause(struct worker *w, struct conn *c);

@@ -152,6 +152,7 @@ void worker_session_destroy(struct worker *w, struct session *s)
 	}
 	for (uint32_t i = 0; i < s->nsubs; i++)
 		worker_unsubscribe(w, s, s->subs[i].filter, s->subs[i].filter_len);
+	wheel_del(&w->sess_timers, &s->timer);
 	hmap_remove(&w->sessions, sess_hash(w, s->client_id, s->client_id_len), s);
 	if (w->nworkers > 1)
 		hmap_remove(&w->sessions_by_gen, gen_hash(s->gen), s);
