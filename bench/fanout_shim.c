@@ -49,6 +49,7 @@ struct fanout_bench *fanout_bench_new(unsigned subscribers, uint8_t qos, uint8_t
 	fb->w.subs = subidx_new();
 	fb->w.retained = retain_new();
 	fb->w.idbuf_cap = ROUTE_IDS_MAX;
+	fb->w.output_max = UINT64_MAX; /* no broker-wide output bound here */
 	fb->n = subscribers;
 	fb->qos = qos;
 	fb->payload_len = payload;

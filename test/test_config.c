@@ -797,6 +797,12 @@ static void test_threads_file_and_flag(void)
 	expect_error("worker_channel_size 3", "3 is not a power of two");
 	expect_error("worker_channel_size 1", "1 is not a power of two");
 	expect_error("worker_channel_size 2097152", "out of range");
+	cfg = after("max_output_memory 17179869184");
+	CU_ASSERT_EQUAL(cfg.max_output_memory, 17179869184ull);
+	cfg = after("client_send_buffer 65536");
+	CU_ASSERT_EQUAL(cfg.client_send_buffer, 65536);
+	expect_error("max_output_memory -1", "out of range");
+	expect_error("max_output_memory 1G", "not a decimal integer");
 }
 
 static void test_load_file_errors(void)

@@ -467,9 +467,47 @@ static void test_msg_refs(void)
 	msg_unref(m); /* freed: ASan reports a leak if not, a use after free if twice */
 }
 
+/* The memory counter follows capacity and spliced payloads, and returns to zero. */
+static void test_accounting(void)
+{
+	uint8_t big[3000];
+	uint64_t acct = 0;
+	struct obuf ob = {.acct = &acct};
+	struct msg *m;
+
+	memset(big, 'x', sizeof(big));
+	m = msg_new((struct st_bytes){(const uint8_t *)"t", 1}, (struct st_bytes){0},
+	            (struct st_bytes){big, sizeof(big)}, 0, false);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL(obuf_append(&ob, "abc", 3), ST_OK);
+	CU_ASSERT_EQUAL(acct, ob.cap); /* the buffer, not the 3 bytes */
+	CU_ASSERT_EQUAL(obuf_append(&ob, big, 1000), ST_OK);
+	CU_ASSERT_EQUAL(acct, ob.cap);
+	CU_ASSERT_EQUAL(obuf_splice(&ob, m, msg_payload(m), m->payload_len), ST_OK);
+	CU_ASSERT_EQUAL(acct, ob.cap + ob.sp_cap * sizeof(*ob.sp) + sizeof(big));
+	CU_ASSERT_EQUAL(obuf_memory(&ob), acct);
+	/* The prediction of an append counts the buffer's doubling, and only when it happens. */
+	CU_ASSERT_EQUAL(obuf_memory_after(&ob, ob.cap - ob.len), acct);
+	CU_ASSERT_EQUAL(obuf_memory_after(&ob, ob.cap - ob.len + 1), acct + ob.cap);
+	CU_ASSERT_EQUAL(obuf_memory_after(&ob, 3 * ob.cap - ob.len + 1), acct + 3 * ob.cap);
+	/* Reset: the payload kept alive is gone, the memory kept is still counted. */
+	obuf_reset(&ob);
+	CU_ASSERT_EQUAL(acct, ob.cap + ob.sp_cap * sizeof(*ob.sp));
+	obuf_release(&ob);
+	CU_ASSERT_EQUAL(acct, 0);
+	CU_ASSERT_PTR_EQUAL(ob.acct, &acct);
+	/* Used again after a release: still counted. */
+	CU_ASSERT_EQUAL(obuf_append(&ob, "z", 1), ST_OK);
+	CU_ASSERT_EQUAL(acct, ob.cap);
+	obuf_release(&ob);
+	CU_ASSERT_EQUAL(acct, 0);
+	msg_unref(m);
+}
+
 int main(void)
 {
 	static const struct tu_test obuf_tests[] = {
+	        {"memory accounting", test_accounting},
 	        {"empty obuf", test_empty},
 	        {"empty obuf: zero bytes", test_empty_zero_bytes},
 	        {"append across growth", test_append},

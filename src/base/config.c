@@ -420,6 +420,20 @@ static int opt_log_timestamp_format(struct config *cfg, const struct option *o,
 	                  w->rest, at);
 }
 
+/* Bytes of output all connections may hold; 0 asks for the default (a share of the RAM). */
+static int opt_output_memory(struct config *cfg, const struct option *o, const struct words *w,
+                             const struct where *at)
+{
+	long long v;
+	int rc = want_one(w, at);
+
+	if (rc == ST_OK)
+		rc = parse_range(o->name, w->v[0], 0, LLONG_MAX, &v, at);
+	if (rc == ST_OK)
+		cfg->max_output_memory = (uint64_t)v;
+	return rc;
+}
+
 /* Entries of each channel between two workers: a power of two (0: chosen by worker count). */
 static int opt_channel_size(struct config *cfg, const struct option *o, const struct words *w,
                             const struct where *at)
@@ -481,6 +495,8 @@ static const struct option options[] = {
         INT_OPT(max_topic_alias, max_topic_alias, 0, 65535, 0, 0),
         BOOL_OPT(set_tcp_nodelay, set_tcp_nodelay, opt_bool),
         INT_OPT(max_output_bytes, max_output_bytes, 1, UINT32_MAX, 1, 1),
+        FN_OPT(max_output_memory, opt_output_memory),
+        INT_OPT(client_send_buffer, client_send_buffer, 0, INT32_MAX / 2, 0, 0),
         INT_OPT(sys_interval, sys_interval_s, 0, 65535, 0, 0),
         /* 0: one worker per CPU the process may run on (the default). */
         INT_OPT(worker_threads, worker_threads, 0, CONFIG_WORKERS_MAX, 0, 0),

@@ -76,6 +76,8 @@ struct config {
 	uint16_t max_topic_alias;    /* MQTT 5 topic aliases accepted per client (10) */
 	bool set_tcp_nodelay;        /* TCP_NODELAY on client sockets (Starling: true) */
 	uint32_t max_output_bytes;   /* unsent bytes per connection before QoS 0 is dropped */
+	uint64_t max_output_memory;  /* unsent bytes of all connections; 0: 1/8 of the RAM */
+	uint32_t client_send_buffer; /* SO_SNDBUF of client sockets; 0: the kernel's autotuning */
 	uint32_t sys_interval_s;     /* seconds between $SYS updates (10; 0: no $SYS) */
 	uint32_t worker_threads;     /* worker threads; 0: one per CPU the process may use */
 	bool cpu_affinity;           /* pin worker i to the i-th CPU the process may use */

@@ -47,6 +47,14 @@ static void broker_limits(struct broker *b)
 	b->inflight_max = (cfg->max_inflight_messages == 0 || cfg->max_inflight_messages > 65535)
 	                          ? 65535
 	                          : (uint16_t)cfg->max_inflight_messages;
+	b->output_memory = cfg->max_output_memory;
+	if (!b->output_memory) {
+		/* An eighth of the RAM: slow readers may cost that much, never the machine. */
+		long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+
+		b->output_memory = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 8
+		                                         : (uint64_t)1 << 30;
+	}
 }
 
 /* A listening socket on addr; with reuseport, one of a group the kernel spreads accepts over. */

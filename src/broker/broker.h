@@ -41,6 +41,8 @@ struct worker_snapshot {
 	_Atomic uint64_t connections_total;
 	_Atomic uint64_t protocol_errors;
 	_Atomic uint64_t subscriptions;
+	_Atomic uint64_t output_memory;  /* memory held by output to clients */
+	_Atomic uint64_t output_dropped; /* QoS 0 dropped: output bounds */
 } __attribute__((aligned(64)));
 
 /* Everything workers share. */
@@ -63,6 +65,7 @@ struct broker {
 	uint32_t max_packet;          /* largest packet accepted from a client, header included */
 	uint32_t max_payload;         /* largest PUBLISH payload accepted (message_size_limit) */
 	uint16_t inflight_max;        /* outbound QoS 1/2 window per client */
+	uint64_t output_memory;       /* max_output_memory in effect (bytes) */
 	uint64_t start_s;             /* wall-clock start time, for $SYS uptime */
 	struct worker *workers;       /* nworkers workers */
 	unsigned nworkers;            /* worker_threads (-t), 1 to BROKER_WORKERS_MAX */

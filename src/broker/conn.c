@@ -21,6 +21,7 @@
 
 #define CONN_IOV_MAX      1024       /* IOV_MAX on Linux */
 #define CONN_HANDOFF_MAX  (1u << 20) /* bytes kept past the CONNECT while a hand-off waits */
+#define CONN_STALL_MS     20         /* a send waiting this long: the reader is not keeping up */
 #define CONN_OUTPUT_SLACK (1u << 20) /* control packets allowed past max_output_bytes */
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
@@ -35,6 +36,7 @@ struct conn *conn_new(struct worker *w, int fd)
 		return NULL;
 	c->io.fn = conn_on_cqe;
 	c->w = w;
+	c->out.acct = c->sending.acct = &w->output_memory;
 	c->fd = fd;
 	c->state = CONN_NEW;
 	c->level = ST_MQTT_311;
@@ -53,6 +55,23 @@ struct conn *conn_new(struct worker *w, int fd)
 	c->recv_armed = true;
 	worker_conn_timer(w, c);
 	return c;
+}
+
+bool conn_output_full(const struct conn *c, uint64_t n)
+{
+	const struct worker *w = c->w;
+
+	if (conn_output_bytes(c) + n > w->b->cfg.max_output_bytes)
+		return true;
+	if (w->output_memory + n <= w->output_max)
+		return false;
+	/* Over the worker's share of max_output_memory: the connections that do not keep up
+	 * lose QoS 0, not those that do: a socket found full (a short send), or a send waiting
+	 * for room for a while, and more than an even share of the bound held (counting the
+	 * buffer growth this delivery would cause). */
+	return (c->behind || (c->send_busy && w->now_ms - c->send_since_ms >= CONN_STALL_MS)) &&
+	       obuf_memory_after(&c->out, n) + obuf_memory(&c->sending) >
+	               w->output_max / (w->nconns ? w->nconns : 1);
 }
 
 void conn_want_flush(struct conn *c)
@@ -135,6 +154,8 @@ void conn_flush(struct conn *c)
 	c->sending = c->out;
 	c->out = tmp;
 	c->sent = 0;
+	/* A short send's remainder is resent without moving this: it dates the whole send. */
+	c->send_since_ms = c->w->now_ms;
 	conn_submit_send(c);
 }
 
@@ -197,9 +218,12 @@ static void conn_on_send(struct conn *c, const struct ring_cqe *cqe)
 	c->w->stats.bytes_sent += (uint64_t)cqe->res;
 	c->w->stats.sends++;
 	if (c->sent < c->sending.total && !c->eof) {
+		/* Short: the socket's buffer is full, the reader is behind. */
+		c->behind = true;
 		conn_submit_send(c);
 		return;
 	}
+	c->behind = false;
 	obuf_reset(&c->sending);
 	c->sent = 0;
 	if (c->state == CONN_CLOSING) {

@@ -72,6 +72,7 @@ struct conn {
 	bool dead;               /* handed to the worker to free */
 	bool adopted;            /* handed over by another worker: never handed on again */
 	bool paused;             /* not read until the cross-worker backlog drains */
+	bool behind;             /* the last send was short: the socket's buffer is full */
 	uint16_t accepted_by;    /* worker whose listener accepted the socket */
 	uint16_t handoff_to;     /* HANDOFF: the home worker */
 	const char *close_later; /* close at the end of the batch, for this reason (static text) */
@@ -80,6 +81,7 @@ struct conn {
 	uint64_t last_rx_ms;     /* monotonic time of the last received bytes */
 	uint64_t opened_ms;      /* monotonic time of accept */
 	uint64_t closing_ms;     /* monotonic time conn_close ran (bounds a lingering close) */
+	uint64_t send_since_ms;  /* monotonic time the send in flight was submitted */
 	struct wheel_node timer; /* the worker's timer for this state (timers.c) */
 	struct session *session; /* attached session (ACTIVE), borrowed from the worker */
 	struct msg *will;        /* will message (reference), or NULL */
@@ -157,5 +159,14 @@ static inline uint64_t conn_output_bytes(const struct conn *c)
 {
 	return c->out.total + (c->sending.total - c->sent);
 }
+
+/*
+ * Whether a QoS 0 delivery of n bytes to c is dropped: past the connection's own bound
+ * (max_output_bytes), or while the worker's output memory is over its share of
+ * max_output_memory, for a connection that is not keeping up (its socket was found full, or its
+ * send has waited for room in it for a while) and holds more than an even share of the bound:
+ * the slow readers pay, not those that keep up.
+ */
+bool conn_output_full(const struct conn *c, uint64_t n);
 
 #endif

@@ -28,6 +28,8 @@ uint8_t *obuf_reserve(struct obuf *ob, size_t n)
 		p = realloc(ob->data, cap);
 		if (!p)
 			return NULL;
+		if (ob->acct)
+			*ob->acct += cap - ob->cap;
 		ob->data = p;
 		ob->cap = (uint32_t)cap;
 	}
@@ -53,6 +55,8 @@ int obuf_splice(struct obuf *ob, struct msg *m, const uint8_t *ptr, uint32_t len
 
 		if (!sp)
 			return ST_ERR_NOMEM;
+		if (ob->acct)
+			*ob->acct += (cap - ob->sp_cap) * sizeof(*sp);
 		ob->sp = sp;
 		ob->sp_cap = cap;
 	}
@@ -63,6 +67,8 @@ int obuf_splice(struct obuf *ob, struct msg *m, const uint8_t *ptr, uint32_t len
 	        .m = msg_ref(m),
 	};
 	ob->total += len;
+	if (ob->acct)
+		*ob->acct += len;
 	return ST_OK;
 }
 
@@ -99,8 +105,11 @@ unsigned obuf_iov(const struct obuf *ob, uint64_t skip, struct iovec *iov, unsig
 
 void obuf_reset(struct obuf *ob)
 {
-	for (uint32_t i = 0; i < ob->nsp; i++)
+	for (uint32_t i = 0; i < ob->nsp; i++) {
+		if (ob->acct)
+			*ob->acct -= ob->sp[i].len;
 		msg_unref(ob->sp[i].m);
+	}
 	ob->nsp = 0;
 	ob->len = 0;
 	ob->total = 0;
@@ -108,8 +117,12 @@ void obuf_reset(struct obuf *ob)
 
 void obuf_release(struct obuf *ob)
 {
+	uint64_t *acct = ob->acct;
+
 	obuf_reset(ob);
+	if (acct)
+		*acct -= ob->cap + (uint64_t)ob->sp_cap * sizeof(*ob->sp);
 	free(ob->data);
 	free(ob->sp);
-	*ob = (struct obuf){0};
+	*ob = (struct obuf){.acct = acct};
 }

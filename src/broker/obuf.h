@@ -8,7 +8,10 @@
  * array of one sendmsg.
  *
  * An obuf with nothing in it holds no memory once obuf_release() ran: idle connections cost
- * nothing here.
+ * nothing here. The memory it holds is counted in *acct (the worker's output memory, which
+ * max_output_memory bounds): its buffers' capacity while allocated, and the payload bytes its
+ * splices keep alive while queued (counted in full by each obuf: a message shared by many
+ * slow readers is counted many times, which errs on the safe side).
  */
 #ifndef STARLING_OBUF_H
 #define STARLING_OBUF_H
@@ -36,6 +39,7 @@ struct obuf {
 	uint32_t nsp;           /* splices used */
 	uint32_t sp_cap;        /* splices allocated */
 	uint64_t total;         /* len + spliced bytes: what a send of this obuf carries */
+	uint64_t *acct;         /* memory counter it adds its own to (see below), or NULL */
 };
 
 /*
@@ -48,6 +52,22 @@ static inline void obuf_commit(struct obuf *ob, size_t n)
 {
 	ob->len += (uint32_t)n;
 	ob->total += n;
+}
+
+/* Memory the obuf holds: its buffers and the payloads its splices keep alive (as *acct). */
+static inline uint64_t obuf_memory(const struct obuf *ob)
+{
+	return ob->cap + (uint64_t)ob->sp_cap * sizeof(*ob->sp) + (ob->total - ob->len);
+}
+
+/* Memory it would hold once n more bytes were copied in (its buffer doubles when full). */
+static inline uint64_t obuf_memory_after(const struct obuf *ob, uint64_t n)
+{
+	uint64_t grow = 0, cap = ob->cap ? ob->cap : 256;
+
+	while (ob->len + n > cap + grow)
+		grow += cap + grow;
+	return obuf_memory(ob) + grow + (ob->cap ? 0 : cap);
 }
 
 /* Appends bytes by copy. Returns ST_OK or ST_ERR_NOMEM. */
@@ -71,7 +91,7 @@ static inline unsigned obuf_iov_count(const struct obuf *ob)
 /* Drops the contents (and the splices' references) but keeps the memory. */
 void obuf_reset(struct obuf *ob);
 
-/* Drops the contents and frees the memory. */
+/* Drops the contents and frees the memory (acct stays). */
 void obuf_release(struct obuf *ob);
 
 #endif

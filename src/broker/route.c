@@ -147,9 +147,10 @@ static inline bool route_deliver_v3(struct worker *w, struct session *s, struct 
 	uint16_t pid;
 
 	if (qos == 0) {
-		if (conn_output_bytes(c) + out_publish3_size(v) > w->b->cfg.max_output_bytes) {
+		if (conn_output_full(c, out_publish3_size(v))) {
 			c->dropped++;
 			w->stats.msgs_dropped++;
+			w->stats.output_dropped++;
 			return false;
 		}
 		return route_send3(w, c, v, flags, 0);
@@ -201,9 +202,10 @@ static bool route_deliver(struct worker *w, struct session *s, struct pub_view *
 		/* QoS 0 is not queued for an offline client, nor past a slow reader's bound. */
 		if (!c)
 			return false;
-		if (conn_output_bytes(c) + out_publish_size(c, v, x) > w->b->cfg.max_output_bytes) {
+		if (conn_output_full(c, out_publish_size(c, v, x))) {
 			c->dropped++;
 			w->stats.msgs_dropped++;
+			w->stats.output_dropped++;
 			return false;
 		}
 		route_send(c, v, 0, retain, 0, false, x);

@@ -42,6 +42,9 @@ static const struct sys_topic sys_topics[] = {
         {"$SYS/broker/retained messages/count", SYS_COUNT},
         {"$SYS/broker/connections/total", SYS_COUNT},
         {"$SYS/broker/protocol/errors", SYS_COUNT},
+        /* Starling's own: output queued to clients, and QoS 0 dropped for slow readers. */
+        {"$SYS/broker/output/memory", SYS_COUNT},
+        {"$SYS/broker/output/dropped", SYS_COUNT},
 };
 
 _Static_assert(sizeof(sys_topics) / sizeof(sys_topics[0]) <= SYS_TOPICS_MAX, "SYS_TOPICS_MAX");
@@ -82,6 +85,8 @@ static void sys_values_all(struct worker *w, uint64_t *v)
 	v[i++] = retain_count(w->retained) - w->tombs_stored;
 	v[i++] = SYS_SUM(b, connections_total);
 	v[i++] = SYS_SUM(b, protocol_errors);
+	v[i++] = SYS_SUM(b, output_memory);
+	v[i++] = SYS_SUM(b, output_dropped);
 }
 
 static void sys_values(struct worker *w, uint64_t *v)
@@ -111,6 +116,8 @@ static void sys_values(struct worker *w, uint64_t *v)
 	v[i++] = retain_count(w->retained);
 	v[i++] = w->stats.connections_total;
 	v[i++] = w->stats.protocol_errors;
+	v[i++] = w->output_memory;
+	v[i++] = w->stats.output_dropped;
 }
 
 static void sys_publish(struct worker *w, const char *topic, const char *payload)

@@ -66,6 +66,11 @@ static void worker_accepted(struct worker *w, int fd)
 	}
 	if (cfg->set_tcp_nodelay)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* What the kernel keeps for a client that does not read: autotuned up to tcp_wmem's
+	 * maximum (4 MiB by default) per socket unless capped. */
+	if (cfg->client_send_buffer)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cfg->client_send_buffer,
+		           sizeof(cfg->client_send_buffer));
 	c = conn_new(w, fd);
 	if (!c) {
 		log_msg(&w->log, LOG_T_ERROR, "Out of memory accepting a connection.");
@@ -297,6 +302,7 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
 	w->shares.seed = hmap_seed_new();
 	w->shares.owner = (uint16_t)index;
 	w->idbuf_cap = ROUTE_IDS_MAX;
+	w->output_max = b->output_memory / b->nworkers;
 	/* A message crossing workers waits in two loops: each gets half the budget. */
 	w->batch_delay_us = b->cfg.max_batch_delay_us / (b->nworkers > 1 ? 2 : 1);
 	w->now_ms = worker_clock_ms();
@@ -351,6 +357,8 @@ static void worker_snapshot(struct worker *w)
 	SNAP(connections_total, st->connections_total);
 	SNAP(protocol_errors, st->protocol_errors);
 	SNAP(subscriptions, subidx_count(w->subs));
+	SNAP(output_memory, w->output_memory);
+	SNAP(output_dropped, st->output_dropped);
 #undef SNAP
 }
 

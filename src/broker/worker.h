@@ -75,6 +75,7 @@ struct worker_stats {
 	uint64_t packets_sent;      /* MQTT packets of any type queued */
 	uint64_t clients_max;       /* most clients connected at once */
 	uint64_t paused;            /* times a publisher's reading was paused (xw backlog) */
+	uint64_t output_dropped; /* QoS 0 deliveries dropped: a connection's or all output full */
 };
 
 struct worker {
@@ -97,6 +98,8 @@ struct worker {
 	uint32_t nclients;        /* connections counted against max_connections */
 	struct conn *flush_list;  /* connections with output to send at batch end */
 	uint32_t sends_inflight;  /* sends submitted whose completion has not arrived */
+	uint64_t output_memory;   /* memory held by all connections' output (obuf acct) */
+	uint64_t output_max;      /* this worker's share of max_output_memory */
 	uint32_t batch_delay_us;  /* how long a wait may gather completions (max_batch_delay_us) */
 	struct conn *dead;        /* closed connections to free at batch end */
 	uint64_t next_conn_id;    /* for logs */

@@ -205,7 +205,8 @@ class Broker:
     START_TIMEOUT_S = 5.0
     STOP_TIMEOUT_S = 10.0
 
-    def __init__(self, config_lines=(), kind=None, args=()):
+    def __init__(self, config_lines=(), kind=None, args=(), asan_options=""):
+        self.asan_options = asan_options
         self.config_lines = list(config_lines)
         self.kind = kind or KIND
         self.args = list(args)
@@ -249,7 +250,8 @@ class Broker:
 
     def _env(self):
         env = dict(os.environ)
-        env["ASAN_OPTIONS"] = "detect_leaks=1:halt_on_error=1"
+        env["ASAN_OPTIONS"] = "detect_leaks=1:halt_on_error=1" + (
+            ":" + self.asan_options if self.asan_options else "")
         env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
         return env
 
@@ -494,10 +496,12 @@ class BrokerTestCase(unittest.TestCase):
 
     config_lines = ()
     broker_args = ()
+    asan_options = ""  # appended to the broker's ASAN_OPTIONS (memory measurements)
 
     def setUp(self):
         self._teardowns = []
-        self.broker = Broker(self.config_lines, args=self.broker_args)
+        self.broker = Broker(self.config_lines, args=self.broker_args,
+                             asan_options=self.asan_options)
         # Cleanups run even when a subclass's setUp fails after this point, and tearDown does
         # not: the broker must never outlive its test.
         self.addCleanup(self._shutdown)
