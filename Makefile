@@ -6,6 +6,7 @@
 #   make tsan       ThreadSanitizer build; the threaded unit tests and the integration suite
 #                   on 4 workers
 #   make bench      Google Benchmark micro-benchmarks
+#   make probes     kernel-feature probes (bench/probe_*.c)
 #   make bench-compare  Starling against Mosquitto (bench/compare.sh)
 #   make deps       install the Debian packages the project needs (run by the targets above)
 #   make format / format-check
@@ -42,7 +43,7 @@ TSAN_UNIT_TESTS := test_chan
 obj = $(patsubst %.c,$(B)/$(1)/obj/%.o,$(2))
 
 .PHONY: all deps run test unit integration bench bench-compare format format-check layer-check clean asan \
-        tsan tsan-build
+        tsan tsan-build probes
 # Objects are intermediates of pattern chains; keep them so a rebuild relinks only what changed.
 .SECONDARY:
 all: $(B)/starlingd $(addprefix $(B)/,$(TOOLS))
@@ -163,6 +164,13 @@ BENCH_SHIMS := $(call obj,release,$(wildcard bench/*_shim.c))
 $(B)/bench/%: bench/%.cc $(BENCH_SHIMS) $(B)/release/libstbroker.a $(B)/release/libstcodec.a | deps
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 -O2 -g -Iinclude -Isrc -Ibench -o $@ $^ -lbenchmark -lpthread $(REL_LIBS)
+
+# Kernel-feature probes (bench/probe_*.c): stand-alone programs, not part of the broker.
+PROBES := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/probe_*.c))
+$(B)/bench/probe_%: bench/probe_%.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -o $@ $< -luring -lpthread
+probes: $(PROBES)
 
 bench: $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; $$b --benchmark_min_time=0.2 || exit 1; done
