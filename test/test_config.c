@@ -71,7 +71,10 @@ static void test_defaults(void)
 	CU_ASSERT_EQUAL(cfg.max_keepalive, 65535);
 	CU_ASSERT_TRUE(cfg.retain_available);
 	CU_ASSERT_TRUE(cfg.set_tcp_nodelay);
-	CU_ASSERT_EQUAL(cfg.max_output_bytes, 8u << 20);
+	CU_ASSERT_EQUAL(cfg.max_output_bytes, 4u << 20);
+	CU_ASSERT_EQUAL(cfg.max_output_memory, 0);
+	CU_ASSERT_EQUAL(cfg.client_send_buffer, 0);
+	CU_ASSERT_EQUAL(cfg.max_batch_delay_us, 0);
 	CU_ASSERT_EQUAL(cfg.sys_interval_s, 10);
 	CU_ASSERT_EQUAL(cfg.log_types,
 	                LOG_T_ERROR | LOG_T_WARNING | LOG_T_NOTICE | LOG_T_INFORMATION);

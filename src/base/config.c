@@ -530,7 +530,7 @@ void config_defaults(struct config *cfg)
 	cfg->retain_available = true;
 	cfg->max_topic_alias = 10;
 	cfg->set_tcp_nodelay = true; /* Mosquitto: false; fan-out latency matters more here */
-	cfg->max_output_bytes = 8u << 20;
+	cfg->max_output_bytes = 4u << 20;
 	cfg->sys_interval_s = 10;
 	cfg->worker_threads = 0;
 	cfg->cmd_worker_threads = -1;
