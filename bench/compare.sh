@@ -1,25 +1,35 @@
 #!/usr/bin/env bash
-# Starling against Mosquitto, side by side, on this machine (make bench-compare).
+# Starling against FlashMQ and Mosquitto, side by side, on this machine (make bench-compare).
 #
-# For every scenario, each broker in turn is started fresh from a generated config on a free
-# loopback port, pinned to one CPU, and loaded by starling-bench pinned to another; the brokers
-# alternate within each repeat so that drift in the machine hits both alike. Two passes:
+# For every scenario, each broker variant in turn is started fresh from a generated config on a
+# free loopback port, pinned to one CPU, and loaded by starling-bench pinned to another; the
+# variants alternate within each repeat so that drift in the machine hits all alike. Passes:
 #   saturation  no rate: starling-bench keeps a bounded number of messages in flight and the
 #               broker runs flat out (delivered/s, broker CPU per delivered message, RSS);
-#   latency     a fixed rate of half Mosquitto's saturation delivered/s (p99 latency).
-# Mosquitto runs twice in the saturation pass: with set_tcp_nodelay true like Starling, and with
-# its default (Nagle). Results: bench/results/<stamp>.jsonl (one starling-bench JSON line per
-# run), <stamp>-summary.json, <stamp>.png, and the tables on stdout (bench/aggregate.py).
+#   latency     a fixed rate of half Mosquitto's saturation delivered/s (p99 latency);
+#   fixed rate  deliveries/s targets (20k, 200k, 2M by default; publish rate = target / fan-out):
+#               broker CPU per delivery, p50 and p99, deliveries per TCP segment the broker sent
+#               (bench/tcp_segs.py), and whether the broker held the rate at all.
+# Variants: starling; flashmq-1t (thread_count 1) and flashmq (FlashMQ's own thread count: one
+# per online CPU, which ignores the taskset mask, so 2 threads on the one broker CPU of a 2-vCPU
+# machine), both with tcp_nodelay true; mosquitto (set_tcp_nodelay true). The saturation pass
+# also runs flashmq-nagle and mosquitto-nagle: their defaults, Nagle included. FlashMQ is built
+# outside the repository by bench/flashmq.sh; without it the FlashMQ variants are skipped.
+# Results: bench/results/<stamp>.jsonl (a meta line, then one starling-bench JSON line per run),
+# <stamp>-summary.json, <stamp>.png, and the tables on stdout (bench/aggregate.py).
 #
-# Every run is bounded (starling-bench's own deadline, then `timeout`), every broker is stopped
-# by its PID, and the whole comparison takes minutes: about 4 s per run, 20 min in all by
-# default (the count is printed up front; --repeats 1 or fewer --scenarios for less).
+# Every run is bounded (starling-bench's own deadline, then `timeout`), every broker and sampler
+# is stopped by its PID, and a run takes about 4 s (the count and time are printed up front;
+# --repeats 1, fewer --scenarios or --no-rates for less).
 set -euo pipefail
 
 usage() {
 	cat <<'EOF'
 usage: bench/compare.sh [options]
-  --brokers LIST     starling,mosquitto (default both; 'mosquitto' also adds its Nagle run)
+  --brokers LIST     starling,flashmq,mosquitto (default all three); 'flashmq' means the
+                     variants flashmq-1t, flashmq and flashmq-nagle, 'mosquitto' means mosquitto
+                     and mosquitto-nagle; single variants may be named too (flashmq-1t, ...)
+  --flashmq PATH     FlashMQ binary (env FLASHMQ; default: where bench/flashmq.sh builds it)
   --scenarios LIST   fanout50,fanout500,fanin50,pairs50,wildcard100k,conn10k (default all),
                      or full ids such as fanout50-q1-256
   --qos LIST         QoS levels for message scenarios (0,1)
@@ -27,8 +37,11 @@ usage: bench/compare.sh [options]
   --repeats N        runs per scenario and broker; medians are reported (3)
   --duration SEC     measurement window per run (2)
   --warmup SEC       publishing before the window (0.5)
-  --no-latency       skip the fixed-rate latency pass
-  --no-nagle         skip Mosquitto with its default Nagle setting
+  --no-saturation    skip the saturation pass (and so the latency pass, which needs it)
+  --no-latency       skip the latency pass (half of Mosquitto's saturation rate)
+  --rates LIST       deliveries/s targets of the fixed-rate pass (20000,200000,2000000)
+  --no-rates         skip the fixed-rate pass
+  --no-nagle         skip the Nagle variants (flashmq-nagle, mosquitto-nagle)
   --coalesce-us N    starling-bench --coalesce-us in QoS 0 saturation runs (100)
   --outstanding N    starling-bench --outstanding in the saturation pass (50000)
   --queue-max N      starling-bench --queue-max in the saturation pass (10000)
@@ -44,14 +57,17 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=/usr/bin/python3
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
-BROKERS=starling,mosquitto
+BROKERS=starling,flashmq,mosquitto
+FLASHMQ_BIN=${FLASHMQ:-}
 SCENARIOS=fanout50,fanout500,fanin50,pairs50,wildcard100k,conn10k
 QOS_LIST=0,1
 PAYLOADS=16,256
 REPEATS=3
 DURATION=2
 WARMUP=0.5
+SATURATION=1
 LATENCY=1
+TARGETS=20000,200000,2000000
 NAGLE=1
 # QoS 0 saturation runs only: QoS 1 acks must go out at once, or a subscriber's 20-message
 # inflight window makes the bench's wake-up period the limit.
@@ -68,13 +84,17 @@ DRY=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--brokers) BROKERS=$2; shift 2 ;;
+	--flashmq) FLASHMQ_BIN=$2; shift 2 ;;
 	--scenarios) SCENARIOS=$2; shift 2 ;;
 	--qos) QOS_LIST=$2; shift 2 ;;
 	--payloads) PAYLOADS=$2; shift 2 ;;
 	--repeats) REPEATS=$2; shift 2 ;;
 	--duration) DURATION=$2; shift 2 ;;
 	--warmup) WARMUP=$2; shift 2 ;;
+	--no-saturation) SATURATION=0; LATENCY=0; shift ;;
 	--no-latency) LATENCY=0; shift ;;
+	--rates) TARGETS=$2; shift 2 ;;
+	--no-rates) TARGETS=""; shift ;;
 	--no-nagle) NAGLE=0; shift ;;
 	--coalesce-us) COALESCE=$2; shift 2 ;;
 	--outstanding) OUTSTANDING=$2; shift 2 ;;
@@ -107,6 +127,17 @@ scenario_args() {
 	esac
 }
 
+# Deliveries per published message of a scenario id, for the fixed-rate pass; empty when it is
+# unknown before the run (wildcard: then the median "fan" of its saturation runs).
+scenario_fan() {
+	case "${1%%-q*}" in
+	fanout50) echo 50 ;;
+	fanout500) echo 500 ;;
+	fanin50 | pairs50) echo 1 ;;
+	*) [ "$DRY" = 1 ] || $PY "$ROOT/bench/aggregate.py" fan "$RESULTS" "$1" ;;
+	esac
+}
+
 # Expands the selection into ids: base-qQ-PAYLOAD, or conn10k.
 expand_scenarios() {
 	local s q p
@@ -127,19 +158,30 @@ expand_scenarios() {
 	done
 }
 
+is_nagle() {
+	case "$1" in *-nagle) return 0 ;; *) return 1 ;; esac
+}
+
 IDS=$(expand_scenarios)
 VARIANTS=""
+add_variant() {
+	case " $VARIANTS " in *" $1 "*) ;; *) VARIANTS="$VARIANTS $1" ;; esac
+}
 for b in ${BROKERS//,/ }; do
 	case "$b" in
-	starling) VARIANTS="$VARIANTS starling" ;;
-	mosquitto)
-		VARIANTS="$VARIANTS mosquitto"
-		[ "$NAGLE" = 1 ] && VARIANTS="$VARIANTS mosquitto-nagle"
+	starling | flashmq-1t | flashmq-nagle | mosquitto-nagle) add_variant "$b" ;;
+	flashmq)
+		add_variant flashmq-1t
+		add_variant flashmq
+		if [ "$NAGLE" = 1 ]; then add_variant flashmq-nagle; fi
 		;;
-	*) die "unknown broker $b (starling, mosquitto)" ;;
+	mosquitto)
+		add_variant mosquitto
+		if [ "$NAGLE" = 1 ]; then add_variant mosquitto-nagle; fi
+		;;
+	*) die "unknown broker $b (starling, flashmq, flashmq-1t, flashmq-nagle, mosquitto, mosquitto-nagle)" ;;
 	esac
 done
-[ -n "$VARIANTS" ] || die "no broker selected"
 
 BENCH=$BIN/starling-bench
 [ -x "$BENCH" ] || die "$BENCH not found: build it first (make B=${BIN#"$ROOT"/} all)"
@@ -149,6 +191,15 @@ esac
 case " $VARIANTS " in *" mosquitto"*)
 	[ -x /usr/sbin/mosquitto ] || die "/usr/sbin/mosquitto not found (apt-get install mosquitto)" ;;
 esac
+case " $VARIANTS " in *" flashmq"*)
+	[ -n "$FLASHMQ_BIN" ] || FLASHMQ_BIN=$("$ROOT/bench/flashmq.sh" --path 2>/dev/null || true)
+	if [ -z "$FLASHMQ_BIN" ] || [ ! -x "$FLASHMQ_BIN" ]; then
+		echo "compare.sh: FlashMQ not found${FLASHMQ_BIN:+ at $FLASHMQ_BIN}: bench/flashmq.sh builds it (or give --flashmq PATH); skipping it" >&2
+		VARIANTS=$(for v in $VARIANTS; do case "$v" in flashmq*) ;; *) printf ' %s' "$v" ;; esac; done)
+	fi
+	;;
+esac
+[ -n "${VARIANTS// /}" ] || die "no broker selected"
 [ "$(nproc)" -ge 2 ] || echo "compare.sh: warning: one CPU only; broker and bench share it" >&2
 
 # Brokers inherit this: 10k connections need more than the usual 1024 descriptors.
@@ -161,21 +212,64 @@ RESULTS=$OUT/$STAMP.jsonl
 WORK=$(mktemp -d /tmp/starling-compare.XXXXXX)
 BROKER_PID=""
 BROKER_PORT=""
+SEG_PID=""
 
+# The TCP segment sampler of a fixed-rate run (bench/tcp_segs.py), stopped by its PID.
+stop_sampler() {
+	[ -n "$SEG_PID" ] || return 0
+	kill "$SEG_PID" 2>/dev/null || true
+	wait "$SEG_PID" 2>/dev/null || true
+	SEG_PID=""
+}
 
 cleanup() {
+	stop_sampler
 	stop_broker
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-
-
+# FlashMQ's own syntax (man 5 flashmq.conf): one listen block on 127.0.0.1, anonymous clients.
+# FlashMQ has no outgoing window apart from its QoS quota: a 3.1.1 subscriber may have up to
+# max_qos_msg_pending_per_client (at most 65535) QoS 1/2 messages unacknowledged, which stands
+# for Mosquitto's max_inflight_messages + max_queued_messages (20 + 100000). Queued bytes count
+# only for sessions that outlive their connection (not starling-bench's clean sessions) but get
+# room too. QoS 0 messages are dropped past client_max_write_buffer_size (1 MiB by default): 8
+# MiB here, twice Starling's max_output_bytes. No storage_dir: nothing persisted, as for the
+# others.
+write_flashmq_config() {
+	local variant=$1 port=$2 conf=$3 nodelay=true
+	[ "$variant" = flashmq-nagle ] && nodelay=false
+	{
+		# One thread, or FlashMQ's default: one per online CPU (get_nprocs()).
+		if [ "$variant" = flashmq-1t ]; then echo "thread_count 1"; fi
+		cat <<CONF
+allow_anonymous true
+log_file $WORK/$variant.log
+rlimit_nofile $(ulimit -n)
+max_qos_msg_pending_per_client 65535
+max_qos_bytes_pending_per_client 134217728
+client_max_write_buffer_size 8388608
+listen {
+  protocol mqtt
+  inet_protocol ip4
+  inet4_bind_address 127.0.0.1
+  port $port
+  tcp_nodelay $nodelay
+}
+CONF
+	} >"$conf"
+}
 
 # Writes the config of a broker variant (Mosquitto syntax, which starlingd reads too).
 write_config() {
 	local variant=$1 port=$2 conf=$3 nodelay=true
+	case "$variant" in flashmq*)
+		write_flashmq_config "$@"
+		return
+		;;
+	esac
 	[ "$variant" = mosquitto-nagle ] && nodelay=false
 	# max_queued_messages well above what starling-bench keeps in flight: Mosquitto 2.0.11
 	# dropped QoS 1 messages with its default (1000) in fan-in even with 100 in flight.
@@ -193,19 +287,22 @@ CONF
 }
 
 start_broker() {
-	local variant=$1 conf=$WORK/$1.conf log=$WORK/$1.log
+	local variant=$1 conf=$WORK/$1.conf log=$WORK/$1.out
 	BROKER_PORT=$(free_port)
 	write_config "$variant" "$BROKER_PORT" "$conf"
 	case "$variant" in
 	starling) taskset -c "$BROKER_CPU" "$BIN/starlingd" -c "$conf" >"$log" 2>&1 &
+		;;
+	flashmq*) taskset -c "$BROKER_CPU" "$FLASHMQ_BIN" -c "$conf" >"$log" 2>&1 &
 		;;
 	*) taskset -c "$BROKER_CPU" /usr/sbin/mosquitto -c "$conf" >"$log" 2>&1 &
 		;;
 	esac
 	BROKER_PID=$!
 	if ! wait_port "$BROKER_PORT"; then
-		echo "compare.sh: $variant did not start; its log:" >&2
+		echo "compare.sh: $variant did not start; its output:" >&2
 		cat "$log" >&2
+		[ -f "$WORK/$variant.log" ] && tail -n 20 "$WORK/$variant.log" >&2
 		stop_broker
 		return 1
 	fi
@@ -225,10 +322,11 @@ bench_args() {
 	echo "$(scenario_args "$base") -q $q -s $p -d $DURATION -w $WARMUP"
 }
 
-# One run; appends its JSON line (or a failure line) to $RESULTS.
+# One run; appends its JSON line (or a failure line) to $RESULTS. A fixed-rate run (a target in
+# $6) also samples the broker's TCP segments (bench/tcp_segs.py) on the bench's CPU.
 run_one() {
-	local phase=$1 rep=$2 id=$3 variant=$4 extra=$5 label line rc=0
-	label="phase=$phase;scenario=$id;broker=$variant;rep=$rep"
+	local phase=$1 rep=$2 id=$3 variant=$4 extra=$5 target=${6:-} label line rc=0
+	label="phase=$phase;scenario=$id;broker=$variant;rep=$rep${target:+;target=$target}"
 	if [ "$DRY" = 1 ]; then
 		echo "  $variant: starling-bench $(bench_args "$id") $extra"
 		return
@@ -237,11 +335,21 @@ run_one() {
 		echo "{\"ok\":false,\"error\":\"broker did not start\",\"label\":\"$label\"}" >>"$RESULTS"
 		return
 	fi
+	rm -f "$WORK/segs.json"
+	if [ -n "$target" ]; then
+		taskset -c "$BENCH_CPU" "$PY" "$ROOT/bench/tcp_segs.py" --port "$BROKER_PORT" \
+			--pid "$BROKER_PID" --out "$WORK/segs.json" --max-s 150 &
+		SEG_PID=$!
+	fi
 	# starling-bench bounds itself (setup 60 s + window + drain); timeout is the backstop.
 	# The argument lists are split into words on purpose.
 	# shellcheck disable=SC2046,SC2086
 	line=$(taskset -c "$BENCH_CPU" timeout -k 5 120 "$BENCH" $(bench_args "$id") $extra \
 		-p "$BROKER_PORT" --broker-pid "$BROKER_PID" --json --label "$label" 2>"$WORK/bench.err") || rc=$?
+	stop_sampler
+	if [ -n "$line" ] && [ -s "$WORK/segs.json" ]; then
+		line=$($PY "$ROOT/bench/aggregate.py" attach "$WORK/segs.json" <<<"$line")
+	fi
 	if ! kill -0 "$BROKER_PID" 2>/dev/null; then
 		line="{\"ok\":false,\"error\":\"the broker died during the run\",\"label\":\"$label\"}"
 	elif [ -z "$line" ]; then
@@ -249,21 +357,52 @@ run_one() {
 	fi
 	stop_broker
 	echo "$line" | tail -n 1 >>"$RESULTS"
-	printf '  %-16s %-26s %s\n' "$variant" "$id" \
+	printf '  %-16s %-26s %s\n' "$variant" "$id${target:+ @$target/s}" \
 		"$($PY "$ROOT/bench/aggregate.py" oneline <<<"$line")"
 }
 
 # Word splitting of the lists is intended below.
 # shellcheck disable=SC2086
 count_runs() {
-	local n_ids n_var lat=0
+	local n_ids n_var n_msg n_fast sat=0 lat=0 fixed
 	n_ids=$(echo $IDS | wc -w)
 	n_var=$(echo $VARIANTS | wc -w)
-	if [ "$LATENCY" = 1 ]; then
-		lat=$(echo $IDS | tr ' ' '\n' | grep -vc '^conn10k$' || true)
-		lat=$((lat * $(echo $VARIANTS | tr ' ' '\n' | grep -vc nagle)))
-	fi
-	echo $(((n_ids * n_var + lat) * REPEATS))
+	n_msg=$(echo $IDS | tr ' ' '\n' | grep -vc '^conn10k$' || true)
+	n_fast=$(echo $VARIANTS | tr ' ' '\n' | grep -vc nagle || true)
+	[ "$SATURATION" = 1 ] && sat=$((n_ids * n_var))
+	[ "$LATENCY" = 1 ] && lat=$((n_msg * n_fast))
+	fixed=$((n_msg * n_fast * $(echo ${TARGETS//,/ } | wc -w)))
+	echo $(((sat + lat + fixed) * REPEATS))
+}
+
+# What was measured with what: the first line of the results file.
+write_meta() {
+	local fmq="" mosq="" info
+	case " $VARIANTS " in *" flashmq"*)
+		info=$(dirname "$(dirname "$FLASHMQ_BIN")")/BUILD-INFO
+		if [ -f "$info" ]; then
+			fmq="$(sed -n 's/^describe: //p' "$info") (commit $(sed -n 's/^commit: //p' "$info" | cut -c1-12)), $(sed -n 's/^flags: //p' "$info")"
+		else
+			fmq=$(timeout 5 "$FLASHMQ_BIN" --version 2>&1 | head -n 1 || true)
+		fi
+		;;
+	esac
+	case " $VARIANTS " in *" mosquitto"*)
+		mosq=$(dpkg-query -W -f='${Version}' mosquitto 2>/dev/null || true) ;;
+	esac
+	$PY - "$RESULTS" "$(date -u '+%Y-%m-%d %H:%M UTC')" \
+		"$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)" \
+		"$(sha256sum "$BIN/starlingd" 2>/dev/null | cut -c1-16)" "$FLASHMQ_BIN" "$fmq" "$mosq" \
+		"$VARIANTS" "$BROKER_CPU" "$BENCH_CPU" "$DURATION" "$WARMUP" \
+		"$(cut -d' ' -f1-3 /proc/loadavg)" <<'PYEOF'
+import json, sys
+keys = ("date", "repo_head", "starlingd_sha256", "flashmq_bin", "flashmq", "mosquitto",
+        "variants", "broker_cpu", "bench_cpu", "duration_s", "warmup_s", "load")
+meta = dict(zip(keys, sys.argv[2:]))
+meta["variants"] = meta["variants"].split()
+with open(sys.argv[1], "a", encoding="utf-8") as f:
+    f.write(json.dumps({"meta": meta}) + "\n")
+PYEOF
 }
 
 # Other processes on the two CPUs skew every figure: say so before spending 20 minutes.
@@ -275,19 +414,24 @@ RUNS=$(count_runs)
 echo "compare.sh: $RUNS runs (about $((RUNS * 4 / 60 + 1)) min): brokers [$VARIANTS ], broker on CPU $BROKER_CPU, bench on CPU $BENCH_CPU"
 # shellcheck disable=SC2086
 echo "compare.sh: scenarios:" $IDS
-[ "$DRY" = 1 ] || echo "compare.sh: results in $RESULTS"
+if [ "$DRY" = 0 ]; then
+	echo "compare.sh: results in $RESULTS"
+	write_meta
+fi
 
-echo "== saturation pass (no rate; --outstanding $OUTSTANDING --queue-max $QUEUE_MAX; QoS 0: --coalesce-us $COALESCE)"
-for rep in $(seq 1 "$REPEATS"); do
-	for id in $IDS; do
-		for variant in $VARIANTS; do
-			extra="--outstanding $OUTSTANDING --queue-max $QUEUE_MAX"
-			case "$id" in *-q0-*) extra="$extra --coalesce-us $COALESCE" ;; esac
-			[ "$id" = conn10k ] && extra=""
-			run_one sat "$rep" "$id" "$variant" "$extra"
+if [ "$SATURATION" = 1 ]; then
+	echo "== saturation pass (no rate; --outstanding $OUTSTANDING --queue-max $QUEUE_MAX; QoS 0: --coalesce-us $COALESCE)"
+	for rep in $(seq 1 "$REPEATS"); do
+		for id in $IDS; do
+			for variant in $VARIANTS; do
+				extra="--outstanding $OUTSTANDING --queue-max $QUEUE_MAX"
+				case "$id" in *-q0-*) extra="$extra --coalesce-us $COALESCE" ;; esac
+				[ "$id" = conn10k ] && extra=""
+				run_one sat "$rep" "$id" "$variant" "$extra"
+			done
 		done
 	done
-done
+fi
 
 if [ "$LATENCY" = 1 ]; then
 	echo "== latency pass (half of Mosquitto's saturation rate)"
@@ -300,10 +444,32 @@ if [ "$LATENCY" = 1 ]; then
 		while read -r id rate; do
 			[ -n "$id" ] || continue
 			for variant in $VARIANTS; do
-				[ "$variant" = mosquitto-nagle ] && continue
+				is_nagle "$variant" && continue
 				run_one lat "$rep" "$id" "$variant" "-r $rate"
 			done
 		done <<<"$RATES"
+	done
+fi
+
+if [ -n "$TARGETS" ]; then
+	echo "== fixed-rate pass (deliveries/s targets ${TARGETS//,/, }; publish rate = target / fan-out)"
+	for rep in $(seq 1 "$REPEATS"); do
+		for id in $IDS; do
+			[ "$id" = conn10k ] && continue
+			fan=$(scenario_fan "$id")
+			if [ -z "$fan" ] && [ "$DRY" = 0 ]; then
+				[ "$rep" = 1 ] && echo "compare.sh: fan-out of $id unknown without its saturation runs; skipped" >&2
+				continue
+			fi
+			for target in ${TARGETS//,/ }; do
+				rate=RATE
+				[ -n "$fan" ] && rate=$($PY -c "print(max(1, round($target / $fan)))")
+				for variant in $VARIANTS; do
+					is_nagle "$variant" && continue
+					run_one rate "$rep" "$id" "$variant" "-r $rate" "$target"
+				done
+			done
+		done
 	done
 fi
 

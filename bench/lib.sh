@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell helpers the bench scripts share (sourced by compare.sh and scale.sh; needs $PY).
 #   free_port           prints a free TCP port on 127.0.0.1
 #   wait_port PORT      true once something accepts connections on it (at most 5 s)
