@@ -32,13 +32,16 @@ BENCH_CPU_LIMIT = 90.0  # percent: above this the generator may be what limits t
 BROKER_BUSY_MIN = 80.0  # percent: below this a saturation run did not saturate the broker
 HELD_MIN = 0.95  # a fixed-rate run held its target if it delivered this share of it
 # Every variant compare.sh knows, in table order, with its short name in the tables.
-VARIANTS = ("starling", "flashmq-1t", "flashmq", "mosquitto", "flashmq-nagle", "mosquitto-nagle")
-SHORT = {"starling": "S", "flashmq-1t": "F1", "flashmq": "F", "mosquitto": "M",
-         "flashmq-nagle": "Fn", "mosquitto-nagle": "Mn"}
-TITLE = {"starling": "Starling", "flashmq-1t": "FlashMQ-1-thread",
+# starling-bN: Starling with a batching budget of N us (max_batch_delay_us).
+VARIANTS = ("starling", "starling-b100", "starling-b1000", "flashmq-1t", "flashmq", "mosquitto",
+            "flashmq-nagle", "mosquitto-nagle")
+SHORT = {"starling": "S", "starling-b100": "S100", "starling-b1000": "S1000", "flashmq-1t": "F1",
+         "flashmq": "F", "mosquitto": "M", "flashmq-nagle": "Fn", "mosquitto-nagle": "Mn"}
+TITLE = {"starling": "Starling", "starling-b100": "Starling-100us",
+         "starling-b1000": "Starling-1ms", "flashmq-1t": "FlashMQ-1-thread",
          "flashmq": "FlashMQ-default-threads", "mosquitto": "Mosquitto",
          "flashmq-nagle": "FlashMQ-Nagle", "mosquitto-nagle": "Mosquitto-Nagle"}
-NODELAY = ("starling", "flashmq-1t", "flashmq", "mosquitto")
+NODELAY = ("starling", "starling-b100", "starling-b1000", "flashmq-1t", "flashmq", "mosquitto")
 NAGLE = ("starling", "flashmq-nagle", "mosquitto-nagle")
 
 

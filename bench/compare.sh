@@ -28,7 +28,8 @@ usage() {
 usage: bench/compare.sh [options]
   --brokers LIST     starling,flashmq,mosquitto (default all three); 'flashmq' means the
                      variants flashmq-1t, flashmq and flashmq-nagle, 'mosquitto' means mosquitto
-                     and mosquitto-nagle; single variants may be named too (flashmq-1t, ...)
+                     and mosquitto-nagle; single variants may be named too (flashmq-1t, ...),
+                     and starling-bN: Starling with a batching budget (max_batch_delay_us N)
   --flashmq PATH     FlashMQ binary (env FLASHMQ; default: where bench/flashmq.sh builds it)
   --scenarios LIST   fanout50,fanout500,fanin50,pairs50,wildcard100k,conn10k (default all),
                      or full ids such as fanout50-q1-256
@@ -169,7 +170,7 @@ add_variant() {
 }
 for b in ${BROKERS//,/ }; do
 	case "$b" in
-	starling | flashmq-1t | flashmq-nagle | mosquitto-nagle) add_variant "$b" ;;
+	starling | starling-b[0-9]* | flashmq-1t | flashmq-nagle | mosquitto-nagle) add_variant "$b" ;;
 	flashmq)
 		add_variant flashmq-1t
 		add_variant flashmq
@@ -185,7 +186,7 @@ done
 
 BENCH=$BIN/starling-bench
 [ -x "$BENCH" ] || die "$BENCH not found: build it first (make B=${BIN#"$ROOT"/} all)"
-case " $VARIANTS " in *" starling "*)
+case " $VARIANTS " in *" starling"*)
 	[ -x "$BIN/starlingd" ] || die "$BIN/starlingd not found; use --brokers mosquitto to run without it" ;;
 esac
 case " $VARIANTS " in *" mosquitto"*)
@@ -282,7 +283,12 @@ max_inflight_messages 20
 max_queued_messages 100000
 CONF
 	# Starling runs one worker per CPU it is given (one, by default); Mosquitto has one thread.
-	[ "$variant" = starling ] && echo "worker_threads $(cpu_count "$BROKER_CPU")" >>"$conf"
+	# starling-bN: with a batching budget of N us (max_batch_delay_us).
+	case "$variant" in starling*)
+		echo "worker_threads $(cpu_count "$BROKER_CPU")" >>"$conf"
+		case "$variant" in starling-b*) echo "max_batch_delay_us ${variant#starling-b}" >>"$conf" ;; esac
+		;;
+	esac
 	return 0
 }
 
@@ -291,7 +297,7 @@ start_broker() {
 	BROKER_PORT=$(free_port)
 	write_config "$variant" "$BROKER_PORT" "$conf"
 	case "$variant" in
-	starling) taskset -c "$BROKER_CPU" "$BIN/starlingd" -c "$conf" >"$log" 2>&1 &
+	starling*) taskset -c "$BROKER_CPU" "$BIN/starlingd" -c "$conf" >"$log" 2>&1 &
 		;;
 	flashmq*) taskset -c "$BROKER_CPU" "$FLASHMQ_BIN" -c "$conf" >"$log" 2>&1 &
 		;;

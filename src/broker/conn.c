@@ -106,6 +106,7 @@ uint8_t *conn_reserve(struct conn *c, size_t n)
 
 void conn_commit(struct conn *c, size_t n)
 {
+	c->w->batch_bytes += n;
 	obuf_commit(&c->out, n);
 	c->w->stats.packets_sent++;
 	conn_want_flush(c);

@@ -146,6 +146,7 @@ static inline int out_publish_payload(struct conn *c, const struct pub_view *v, 
 	if (splice && obuf_splice(&c->out, v->m, v->payload.ptr, v->payload.len) != ST_OK)
 		return ST_ERR_NOMEM;
 	c->w->stats.packets_sent++;
+	c->w->batch_bytes += n;
 	conn_want_flush(c);
 	return ST_OK;
 }

@@ -37,12 +37,19 @@
  * channel or overflow queue, so no older write of the topic can still arrive after it. */
 #define TOMBSTONE_MS 5000
 
-static uint64_t worker_clock_ms(void)
+static uint64_t worker_clock_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* The clock, read once per batch. */
+static void worker_tick_clock(struct worker *w)
+{
+	w->now_us = worker_clock_us();
+	w->now_ms = w->now_us / 1000;
 }
 
 static void worker_accepted(struct worker *w, int fd)
@@ -308,7 +315,7 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
 	w->output_max = b->output_memory / b->nworkers;
 	/* A message crossing workers waits in two loops: each gets half the budget. */
 	w->batch_delay_us = b->cfg.max_batch_delay_us / (b->nworkers > 1 ? 2 : 1);
-	w->now_ms = worker_clock_ms();
+	worker_tick_clock(w);
 	w->subs = subidx_new();
 	w->retained = retain_new();
 	w->listeners = calloc(nlisteners ? nlisteners : 1, sizeof(*w->listeners));
@@ -458,15 +465,40 @@ static void worker_log_flush(struct worker *w)
 	free(q);
 }
 
-/* End of a completion batch: one send per connection with output; re-arm starved recvs. */
-static void worker_batch_end(struct worker *w)
+#define BATCH_BYTES_MAX (256u << 10) /* output gathered past which a budget waits no longer */
+
+/*
+ * Whether the output gathered leaves at this batch end. Without a budget, always (as soon as
+ * possible: the batch itself is the batching). With max_batch_delay_us, output waits for more
+ * to join it until the oldest of it has waited the budget, or enough has gathered that a send
+ * carries many messages anyway: fewer, fuller sends at moderate rates, no message held longer
+ * than the budget, and the input is never delayed, only the output.
+ */
+static bool worker_flush_now(struct worker *w)
 {
-	if (w->nworkers > 1 && !w->stopping) {
-		xw_drain(w);
-		if (w->paused && w->xw.backlog < XW_BACKLOG_LOW)
-			worker_resume_paused(w);
+	if (!w->batch_delay_us || w->stopping || !w->flush_list) {
+		w->flush_due_us = 0;
+		w->batch_bytes = 0;
+		return true;
 	}
-	worker_log_flush(w);
+	if (!w->flush_due_us)
+		w->flush_due_us = w->now_us + w->batch_delay_us;
+	if (w->now_us < w->flush_due_us && w->batch_bytes < BATCH_BYTES_MAX)
+		return false;
+	w->flush_due_us = 0;
+	w->batch_bytes = 0;
+	return true;
+}
+
+/*
+ * Walks the connections with something to do at the batch end: closes asked for during the
+ * batch, receives re-armed, and (when `send`) one send per connection with output. Those that
+ * keep output back stay on the list.
+ */
+static void worker_flush(struct worker *w, bool send)
+{
+	struct conn *kept = NULL;
+
 	while (w->flush_list) {
 		struct conn *c = w->flush_list;
 
@@ -483,10 +515,30 @@ static void worker_batch_end(struct worker *w)
 				ring_recv(&w->ring, &c->io, c->fd);
 				c->recv_armed = true;
 			}
-			conn_flush(c);
+			/* A closing connection's last packets never wait. */
+			if (send || c->state == CONN_CLOSING) {
+				conn_flush(c);
+			} else if (!c->on_flush_list) {
+				c->on_flush_list = true;
+				c->flush_next = kept;
+				kept = c;
+			}
 			c = next;
 		}
 	}
+	w->flush_list = kept;
+}
+
+/* End of a completion batch: one send per connection with output; re-arm starved recvs. */
+static void worker_batch_end(struct worker *w)
+{
+	if (w->nworkers > 1 && !w->stopping) {
+		xw_drain(w);
+		if (w->paused && w->xw.backlog < XW_BACKLOG_LOW)
+			worker_resume_paused(w);
+	}
+	worker_log_flush(w);
+	worker_flush(w, worker_flush_now(w));
 	while (w->dead) {
 		struct conn *c = w->dead;
 
@@ -512,6 +564,21 @@ static void worker_close_all(struct worker *w)
 	worker_batch_end(w);
 }
 
+/* How long the loop may wait: until housekeeping, or until output kept back is due. */
+static int64_t worker_wait_us(const struct worker *w, int timeout_ms)
+{
+	int64_t us = (int64_t)timeout_ms * 1000;
+
+	if (w->flush_due_us) {
+		int64_t left =
+		        w->flush_due_us > w->now_us ? (int64_t)(w->flush_due_us - w->now_us) : 0;
+
+		if (left < us)
+			us = left;
+	}
+	return us;
+}
+
 int worker_run(struct worker *w)
 {
 	uint64_t deadline;
@@ -527,16 +594,12 @@ int worker_run(struct worker *w)
 		 * may wake this worker while its publishers are paused. */
 		if (w->xw.backlog && timeout > 1)
 			timeout = 1;
-		/* With a batching budget, the wait gathers input for up to the budget: the sends
-		 * of the last batch complete within it, and BATCH_INPUT_MIN completions beyond
-		 * those end it early, since a batch that size already fills the sends. */
-		ret = ring_poll_batch(&w->ring, timeout, w->batch_delay_us,
-		                      w->sends_inflight + BATCH_INPUT_MIN);
+		ret = ring_poll_us(&w->ring, worker_wait_us(w, timeout));
 		if (ret < 0) {
 			log_msg(&w->log, LOG_T_ERROR, "io_uring_enter: %s", strerror(-ret));
 			return ST_ERR_SYS;
 		}
-		w->now_ms = worker_clock_ms();
+		worker_tick_clock(w);
 		if (w->nworkers > 1 &&
 		    atomic_load_explicit(&w->b->shared.stopping, memory_order_acquire))
 			w->stopping = true;
@@ -556,7 +619,7 @@ int worker_run(struct worker *w)
 			break;
 		if (ring_poll(&w->ring, 100) < 0)
 			break;
-		w->now_ms = worker_clock_ms();
+		worker_tick_clock(w);
 		for (struct conn *c = w->conns; c; c = c->next)
 			if (c->state == CONN_CLOSING && !c->eof && w->now_ms - c->closing_ms > 500)
 				conn_abort(c);

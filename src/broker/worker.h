@@ -100,7 +100,7 @@ struct worker {
 	uint32_t sends_inflight;  /* sends submitted whose completion has not arrived */
 	uint64_t output_memory;   /* memory held by all connections' output (obuf acct) */
 	uint64_t output_max;      /* this worker's share of max_output_memory */
-	uint32_t batch_delay_us;  /* how long a wait may gather completions (max_batch_delay_us) */
+	uint32_t batch_delay_us;  /* how long output may wait for more to join it */
 	struct conn *dead;        /* closed connections to free at batch end */
 	uint64_t next_conn_id;    /* for logs */
 	uint64_t next_client_num; /* generated client identifiers */
@@ -120,6 +120,9 @@ struct worker {
 	uint32_t tombs_stored;       /* tombstones in the retained store now */
 
 	uint64_t now_ms;               /* monotonic clock, read once per batch */
+	uint64_t now_us;               /* the same in microseconds */
+	uint64_t flush_due_us;         /* budget: when the output kept back must leave; 0: none */
+	uint64_t batch_bytes;          /* budget: output bytes gathered while kept back */
 	uint64_t next_housekeeping_ms; /* when the housekeeping pass runs next */
 	struct wheel conn_timers;      /* CONNECT timeout, keep alive, lingering close */
 	struct wheel sess_timers;      /* offline sessions: delayed will, expiry */

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <signal.h>
 #include <sys/resource.h>
 #include <limits.h>
 #include <linux/capability.h>
@@ -32,7 +31,6 @@
 #ifndef IOU_PBUF_RING_INC
 #define IOU_PBUF_RING_INC 2
 #endif
-#define RING_FEAT_MIN_TIMEOUT (1U << 15) /* IORING_FEAT_MIN_TIMEOUT */
 #ifndef IORING_CQE_F_BUF_MORE
 #define IORING_CQE_F_BUF_MORE (1U << 4)
 #endif
@@ -218,7 +216,6 @@ int ring_init(struct ring *r, const struct ring_params *p, char *err, size_t err
 		ring_explain(ret, p, err, errlen);
 		return ret;
 	}
-	r->min_timeout = (up.features & RING_FEAT_MIN_TIMEOUT) != 0;
 	/* Sockets never need io-wq; keep stray punts from spawning a worker per request. */
 	io_uring_register_iowq_max_workers(&r->uring, iowq_max);
 	ret = ring_setup_buffers(r, p, err, errlen);
@@ -404,82 +401,27 @@ static void ring_dispatch(struct ring *r, const struct io_uring_cqe *cqe)
 		ring_recycle(r, bid);
 }
 
-/* io_uring_getevents_arg of Linux 6.12: liburing 2.3 still calls min_wait_usec `pad`. */
-struct ring_getevents_arg {
-	uint64_t sigmask;
-	uint32_t sigmask_sz;
-	uint32_t min_wait_usec;
-	uint64_t ts;
-};
-
-/*
- * Submits what is queued and waits (liburing 2.3 has no io_uring_submit_and_wait_min_timeout):
- * the SQ tail is published as liburing's own flush does without SQPOLL, then one io_uring_enter
- * with the extended argument carries both timeouts.
- */
-static int ring_enter_min_wait(struct ring *r, const struct __kernel_timespec *ts,
-                               uint32_t min_wait_us, unsigned wait_nr)
-{
-	struct io_uring_sq *sq = &r->uring.sq;
-	struct ring_getevents_arg arg = {
-	        .sigmask_sz = _NSIG / 8,
-	        .min_wait_usec = min_wait_us,
-	        .ts = (uint64_t)(uintptr_t)ts,
-	};
-	unsigned tail = sq->sqe_tail;
-	long ret;
-
-	if (sq->sqe_head != tail) {
-		sq->sqe_head = tail;
-		io_uring_smp_store_release(sq->ktail, tail);
-	}
-	ret = syscall(__NR_io_uring_enter, r->uring.ring_fd, tail - *sq->khead, wait_nr,
-	              IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof(arg));
-	return ret < 0 ? -errno : (int)ret;
-}
-
-static void ring_ts(struct __kernel_timespec *ts, long long us)
+static void ring_ts(struct __kernel_timespec *ts, int64_t us)
 {
 	ts->tv_sec = us / 1000000;
 	ts->tv_nsec = (us % 1000000) * 1000;
 }
 
-/*
- * The wait of one loop iteration. Without a minimum wait: until one completion or the timeout.
- * With one: completions gather for up to min_wait_us (or until wait_nr are there) before the
- * batch is handled; where the kernel lacks IORING_FEAT_MIN_TIMEOUT, a second wait of
- * min_wait_us for wait_nr completions does the same at the price of a second syscall.
- */
-static int ring_wait(struct ring *r, int timeout_ms, uint32_t min_wait_us, unsigned wait_nr)
-{
-	struct __kernel_timespec ts, mts;
-	struct io_uring_cqe *cqe;
-	int ret;
-
-	ring_ts(&ts, timeout_ms >= 0 ? (long long)timeout_ms * 1000 : 0);
-	if (min_wait_us && r->min_timeout)
-		return ring_enter_min_wait(r, timeout_ms >= 0 ? &ts : NULL, min_wait_us, wait_nr);
-	ret = io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, timeout_ms >= 0 ? &ts : NULL,
-	                                       NULL);
-	if (min_wait_us && ret >= 0 && io_uring_cq_ready(&r->uring) < wait_nr) {
-		ring_ts(&mts, min_wait_us);
-		ret = io_uring_submit_and_wait_timeout(&r->uring, &cqe, wait_nr, &mts, NULL);
-	}
-	return ret;
-}
-
 int ring_poll(struct ring *r, int timeout_ms)
 {
-	return ring_poll_batch(r, timeout_ms, 0, 1);
+	return ring_poll_us(r, timeout_ms >= 0 ? (int64_t)timeout_ms * 1000 : -1);
 }
 
-int ring_poll_batch(struct ring *r, int timeout_ms, uint32_t min_wait_us, unsigned wait_nr)
+int ring_poll_us(struct ring *r, int64_t timeout_us)
 {
+	struct __kernel_timespec ts;
 	struct io_uring_cqe *cqe;
 	unsigned head, n = 0, total = 0;
 	int ret;
 
-	ret = ring_wait(r, timeout_ms, min_wait_us, wait_nr);
+	ring_ts(&ts, timeout_us >= 0 ? timeout_us : 0);
+	ret = io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1, timeout_us >= 0 ? &ts : NULL,
+	                                       NULL);
 	if (ret < 0 && ret != -ETIME && ret != -EINTR)
 		return ret;
 	/*

@@ -88,7 +88,6 @@ struct ring {
 	uint16_t bufs_returned;       /* buffers added since the last tail advance */
 	bool inc;                     /* buffers consumed incrementally (IOU_PBUF_RING_INC) */
 	uint32_t *buf_off;            /* inc: bytes of each buffer already received into */
-	bool min_timeout;             /* the kernel has IORING_FEAT_MIN_TIMEOUT (Linux 6.12) */
 	struct ring_stats stats;      /* counters for $SYS and kernel-notes */
 };
 
@@ -144,12 +143,7 @@ void ring_msg(struct ring *r, const struct ring *target, struct ring_io *target_
  */
 int ring_poll(struct ring *r, int timeout_ms);
 
-/*
- * ring_poll that lets completions gather before the batch is handled: once the wait has begun,
- * it ends when wait_nr completions are there, or min_wait_us later if there is at least one, or
- * at timeout_ms. The kernel's own minimum wait (IORING_ENTER_EXT_ARG with min_wait_usec, Linux
- * 6.12) when it has it, else a second wait. min_wait_us 0 is ring_poll.
- */
-int ring_poll_batch(struct ring *r, int timeout_ms, uint32_t min_wait_us, unsigned wait_nr);
+/* ring_poll with a timeout in microseconds (negative: none). */
+int ring_poll_us(struct ring *r, int64_t timeout_us);
 
 #endif
