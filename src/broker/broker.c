@@ -57,6 +57,32 @@ static void broker_limits(struct broker *b)
 	}
 }
 
+/*
+ * Whether a socket without SO_REUSEPORT may bind addr: the kernel lets any process of the same
+ * user join a reuseport group, so without this check a second starlingd on the same port would
+ * silently take half of the first one's connections instead of failing as Mosquitto does.
+ */
+static int broker_port_free(const struct sockaddr *addr, socklen_t len)
+{
+	int one = 1, ret, fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (addr->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	ret = bind(fd, addr, len);
+	if (ret != 0) {
+		int err = errno;
+
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 /* A listening socket on addr; with reuseport, one of a group the kernel spreads accepts over. */
 static int broker_socket(const struct sockaddr *addr, socklen_t len, bool reuseport)
 {
@@ -106,10 +132,15 @@ static int broker_listen(struct broker *b, const char *host, uint16_t port, int 
 		unsigned i = b->nlisten;
 
 		for (unsigned w = 0; w < b->nworkers; w++) {
-			int fd =
-			        w == 0 ? broker_socket(ai->ai_addr, ai->ai_addrlen, b->nworkers > 1)
-			               : broker_socket((struct sockaddr *)&ss, sl, true);
+			int fd;
 
+			if (w > 0)
+				fd = broker_socket((struct sockaddr *)&ss, sl, true);
+			else if (b->nworkers > 1 &&
+			         broker_port_free(ai->ai_addr, ai->ai_addrlen) != 0)
+				fd = -1;
+			else
+				fd = broker_socket(ai->ai_addr, ai->ai_addrlen, b->nworkers > 1);
 			if (fd < 0) {
 				log_msg(&b->log, LOG_T_ERROR,
 				        "Error: cannot listen on %s port %u: %s",
@@ -358,14 +389,6 @@ static void *broker_worker_main(void *arg)
 	int ret;
 
 	alloc_bind_thread_arena();
-	if (index > 0) {
-		char name[16];
-
-		/* top -H and ps -L show which worker is busy; worker 0 is the main thread and keeps
-		 * the process's name. */
-		snprintf(name, sizeof(name), "starling-w%u", index % 100);
-		pthread_setname_np(pthread_self(), name);
-	}
 	if (b->cfg.cpu_affinity) {
 		cpu_set_t set;
 
@@ -374,6 +397,14 @@ static void *broker_worker_main(void *arg)
 		if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0)
 			log_msg(&b->log, LOG_T_WARNING, "Warning: cannot pin worker %u to CPU %d.",
 			        index, b->cpus[index]);
+	}
+	if (index > 0) {
+		char name[16];
+
+		/* top -H and ps -L show which worker is busy; worker 0 is the main thread and keeps
+		 * the process's name. */
+		snprintf(name, sizeof(name), "starling-w%u", index % 100);
+		pthread_setname_np(pthread_self(), name);
 	}
 	ret = worker_init(w, b, index, index == 0 ? b->sig_fd : -1);
 	if (ret != ST_OK)
@@ -426,6 +457,9 @@ int broker_run(struct broker *b)
 	free(threads);
 	if (b->nworkers > 1)
 		xw_discard(b);
+	/* Every worker has stopped: what follows (freeing, a sanitizer's exit checks) serves no
+	 * client, and a supervisor or test may time the shutdown by this line. */
+	log_msg(&b->log, LOG_T_NOTICE, "starlingd terminating.");
 	return ret == ST_OK && !atomic_load(&b->shared.start_failed) ? 0 : 1;
 }
 

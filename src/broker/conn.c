@@ -60,18 +60,20 @@ struct conn *conn_new(struct worker *w, int fd)
 bool conn_output_full(const struct conn *c, uint64_t n)
 {
 	const struct worker *w = c->w;
+	uint64_t before = obuf_memory(&c->out), after = obuf_memory_after(&c->out, n);
 
 	if (conn_output_bytes(c) + n > w->b->cfg.max_output_bytes)
 		return true;
-	if (w->output_memory + n <= w->output_max)
+	/* What this delivery adds: its bytes, or the buffer's doubling, which may be far more
+	 * (counting only the bytes let every connection double past the bound at once). */
+	if (w->output_memory + (after - before > n ? after - before : n) <= w->output_max)
 		return false;
 	/* Over the worker's share of max_output_memory: the connections that do not keep up
 	 * lose QoS 0, not those that do: a socket found full (a short send), or a send waiting
 	 * for room for a while, and more than an even share of the bound held (counting the
 	 * buffer growth this delivery would cause). */
 	return (c->behind || (c->send_busy && w->now_ms - c->send_since_ms >= CONN_STALL_MS)) &&
-	       obuf_memory_after(&c->out, n) + obuf_memory(&c->sending) >
-	               w->output_max / (w->nconns ? w->nconns : 1);
+	       after + obuf_memory(&c->sending) > w->output_max / (w->nconns ? w->nconns : 1);
 }
 
 void conn_want_flush(struct conn *c)

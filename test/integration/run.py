@@ -182,20 +182,25 @@ def run_parent(args):
     # together with --slices K/M certainly do.
     group, ngroups = args.slices
     per_group = harness.PORT_SLICES // ngroups
-    port_offset = random.randrange(per_group)
+    # A slice is lent to one running module at a time and returned when it ends: slices chosen
+    # by position would wrap (more modules than slices) and put a long module and a later one
+    # on the same ports, where their brokers (SO_REUSEPORT) could take each other's clients.
+    first = random.randrange(per_group)
+    free_slices = [group * per_group + (first + k) % per_group for k in range(per_group)]
     with tempfile.TemporaryDirectory(prefix="starling-run-") as tmpdir:
         try:
             while pending or running:
-                while pending and len(running) < args.jobs:
+                while pending and len(running) < min(args.jobs, per_group):
                     # Each module gets its own slice of broker ports (see harness.free_port).
-                    slot = len(modules) - len(pending)
-                    base = harness.PORT_LOW + harness.PORT_SLICE * (
-                        group * per_group + (port_offset + slot) % per_group)
-                    running.append(Child(pending.pop(0), args, tmpdir, base))
+                    child = Child(pending.pop(0), args, tmpdir,
+                                  harness.PORT_LOW + harness.PORT_SLICE * free_slices[0])
+                    child.slice = free_slices.pop(0)
+                    running.append(child)
                 for child in list(running):
                     if child.poll() is None:
                         continue
                     running.remove(child)
+                    free_slices.append(child.slice)
                     report(child.module, child.finish(), totals, skips, args.verbose)
                 time.sleep(0.05)
         finally:

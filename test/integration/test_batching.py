@@ -32,14 +32,27 @@ class BudgetTest(BrokerTestCase):
     def test_messages_within_the_budget_leave_together(self):
         sub = self.raw_connected()
         sub.subscribe([("b/#", 0)])
-        pub = self.raw_connected()
-        for i in range(20):
-            pub.send(encode_publish("b/%d" % i, b"m%d" % i, 0))
-            time.sleep(0.002)
-        # 20 messages in 40 ms, a budget of 100 ms: one send, so they come in one read.
         sub.sock.settimeout(5)
-        data = sub.sock.recv(1 << 16)
-        self.assertEqual(data.count(b"b/"), 20, "not sent together: %r" % data[:200])
+        pub = self.raw_connected()
+        # 20 messages in four writes within a quarter of the budget (with several workers a
+        # message that crosses them waits in each loop for half of it) leave in one send, so
+        # they come in one read. A loaded machine may stretch the sending past that: such
+        # rounds prove nothing and are tried again.
+        for _ in range(10):
+            t0 = time.monotonic()
+            for i in range(20):
+                pub.send(encode_publish("b/%d" % i, b"m%d" % i, 0))
+                if i % 5 == 4 and i < 19:
+                    time.sleep(0.005)  # four writes of five, in about 15 ms
+            spread = time.monotonic() - t0
+            first = data = sub.sock.recv(1 << 16)
+            while data.count(b"b/") < 20:  # drain the round before the next one
+                data += sub.sock.recv(1 << 16)
+            if spread < BUDGET_US / 1e6 / 4:
+                break
+        else:
+            self.fail("could not send 20 messages within %d ms in 10 tries" % (BUDGET_US / 4000))
+        self.assertEqual(first.count(b"b/"), 20, "not sent together: %r" % first[:200])
 
     def test_the_connack_of_a_refused_client_is_not_held(self):
         # A closing connection's final packets leave at once, budget or not.
