@@ -7,7 +7,9 @@
 #                   on 4 workers
 #   make bench      Google Benchmark micro-benchmarks
 #   make probes     kernel-feature probes (bench/probe_*.c)
-#   make bench-compare  Starling against Mosquitto (bench/compare.sh)
+#   make bench-compare  Starling against FlashMQ and Mosquitto (bench/compare.sh; about 90 min
+#                       with every pass: COMPARE_ARGS="--scenarios fanout50 --no-rates" for a
+#                       short one)
 #   make deps       install the Debian packages the project needs (run by the targets above)
 #   make format / format-check
 
