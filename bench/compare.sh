@@ -29,7 +29,8 @@ usage: bench/compare.sh [options]
   --brokers LIST     starling,flashmq,mosquitto (default all three); 'flashmq' means the
                      variants flashmq-1t, flashmq and flashmq-nagle, 'mosquitto' means mosquitto
                      and mosquitto-nagle; single variants may be named too (flashmq-1t, ...),
-                     and starling-bN: Starling with a batching budget (max_batch_delay_us N)
+                     and starling-bN: Starling with a batching budget (max_batch_delay_us N),
+                     starling-iN: Starling with max_inflight_messages N
   --flashmq PATH     FlashMQ binary (env FLASHMQ; default: where bench/flashmq.sh builds it)
   --scenarios LIST   fanout50,fanout500,fanin50,pairs50,wildcard100k,conn10k (default all),
                      or full ids such as fanout50-q1-256
@@ -170,7 +171,7 @@ add_variant() {
 }
 for b in ${BROKERS//,/ }; do
 	case "$b" in
-	starling | starling-b[0-9]* | flashmq-1t | flashmq-nagle | mosquitto-nagle) add_variant "$b" ;;
+	starling | starling-[bi][0-9]* | flashmq-1t | flashmq-nagle | mosquitto-nagle) add_variant "$b" ;;
 	flashmq)
 		add_variant flashmq-1t
 		add_variant flashmq
@@ -279,14 +280,19 @@ listener $port 127.0.0.1
 allow_anonymous true
 max_connections -1
 set_tcp_nodelay $nodelay
-max_inflight_messages 20
 max_queued_messages 100000
 CONF
+	# Each with its own default window: Mosquitto 20, Starling 65535 (README).
+	case "$variant" in mosquitto*) echo "max_inflight_messages 20" >>"$conf" ;; esac
 	# Starling runs one worker per CPU it is given (one, by default); Mosquitto has one thread.
-	# starling-bN: with a batching budget of N us (max_batch_delay_us).
+	# starling-bN: with a batching budget of N us (max_batch_delay_us); starling-iN: with
+	# max_inflight_messages N (0: as many as the protocol allows).
 	case "$variant" in starling*)
 		echo "worker_threads $(cpu_count "$BROKER_CPU")" >>"$conf"
-		case "$variant" in starling-b*) echo "max_batch_delay_us ${variant#starling-b}" >>"$conf" ;; esac
+		case "$variant" in
+		starling-b*) echo "max_batch_delay_us ${variant#starling-b}" >>"$conf" ;;
+		starling-i*) echo "max_inflight_messages ${variant#starling-i}" >>"$conf" ;;
+		esac
 		;;
 	esac
 	return 0

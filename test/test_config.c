@@ -64,7 +64,7 @@ static void test_defaults(void)
 	CU_ASSERT_FALSE(cfg.default_listener_set);
 	CU_ASSERT_EQUAL(cfg.max_connections, 0);
 	CU_ASSERT_FALSE(cfg.allow_anonymous_set);
-	CU_ASSERT_EQUAL(cfg.max_inflight_messages, 20);
+	CU_ASSERT_EQUAL(cfg.max_inflight_messages, 65535);
 	CU_ASSERT_EQUAL(cfg.max_queued_messages, 1000);
 	CU_ASSERT_EQUAL(cfg.message_size_limit, 0);
 	CU_ASSERT_EQUAL(cfg.max_packet_size, 0);

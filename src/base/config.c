@@ -522,7 +522,7 @@ void config_defaults(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->default_port = 1883;
 	cfg->max_connections = 0;
-	cfg->max_inflight_messages = 20;
+	cfg->max_inflight_messages = 65535; /* see README, "max_inflight_messages" */
 	cfg->max_queued_messages = 1000;
 	cfg->message_size_limit = 0;
 	cfg->max_packet_size = 0;

@@ -43,6 +43,7 @@ struct worker_snapshot {
 	_Atomic uint64_t subscriptions;
 	_Atomic uint64_t output_memory;  /* memory held by output to clients */
 	_Atomic uint64_t output_dropped; /* QoS 0 dropped: output bounds */
+	_Atomic uint64_t queue_dropped;  /* QoS 1/2 dropped: session queue full */
 } __attribute__((aligned(64)));
 
 /* Everything workers share. */

@@ -15,6 +15,7 @@
 #include "broker.h"
 #include "handlers.h"
 #include "base/log.h"
+#include "route.h"
 #include "session.h"
 #include "starling/codec.h"
 #include "worker.h"
@@ -68,12 +69,20 @@ bool conn_output_full(const struct conn *c, uint64_t n)
 	 * (counting only the bytes let every connection double past the bound at once). */
 	if (w->output_memory + (after - before > n ? after - before : n) <= w->output_max)
 		return false;
-	/* Over the worker's share of max_output_memory: the connections that do not keep up
-	 * lose QoS 0, not those that do: a socket found full (a short send), or a send waiting
-	 * for room for a while, and more than an even share of the bound held (counting the
-	 * buffer growth this delivery would cause). */
-	return (c->behind || (c->send_busy && w->now_ms - c->send_since_ms >= CONN_STALL_MS)) &&
-	       after + obuf_memory(&c->sending) > w->output_max / (w->nconns ? w->nconns : 1);
+	/* Over the worker's share of max_output_memory, no connection's buffers grow past an
+	 * even share of the bound (a burst would otherwise let every one double at once, each
+	 * keeping up at that moment), and the connections that do not keep up lose QoS 0 past
+	 * it, not those that do: a socket found full (a short send), or a send waiting for room
+	 * for a while. */
+	if (after + obuf_memory(&c->sending) <= w->output_max / (w->nconns ? w->nconns : 1))
+		return false;
+	return after > before || c->behind ||
+	       (c->send_busy && w->now_ms - c->send_since_ms >= CONN_STALL_MS);
+}
+
+bool conn_qos_room(const struct conn *c)
+{
+	return conn_output_bytes(c) < c->w->b->cfg.max_output_bytes / 2;
 }
 
 void conn_want_flush(struct conn *c)
@@ -234,6 +243,9 @@ static void conn_on_send(struct conn *c, const struct ring_cqe *cqe)
 		conn_maybe_finish(c);
 		return;
 	}
+	/* QoS 1/2 deliveries that waited for the output to drain (conn_qos_room) go now. */
+	if (c->session && c->session->q_len && c->state == CONN_ACTIVE)
+		route_pump(c->session);
 	if (c->out.total) {
 		conn_want_flush(c);
 		return;

@@ -161,6 +161,15 @@ static inline uint64_t conn_output_bytes(const struct conn *c)
 }
 
 /*
+ * Whether a QoS 1/2 delivery may go into c's output now: the window says how many may be
+ * unacknowledged, this says how much may wait unsent. Past half of max_output_bytes they wait
+ * in the session's queue (bounded by max_queued_messages, never dropped for the output's sake)
+ * and leave as the output drains, so a wide window costs no more memory than a narrow one and
+ * a slow reader is never closed for what the broker itself chose to send it.
+ */
+bool conn_qos_room(const struct conn *c);
+
+/*
  * Whether a QoS 0 delivery of n bytes to c is dropped: past the connection's own bound
  * (max_output_bytes), or while the worker's output memory is over its share of
  * max_output_memory, for a connection that is not keeping up (its socket was found full, or its

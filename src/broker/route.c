@@ -135,6 +135,24 @@ static inline bool route_send3(struct worker *w, struct conn *c, const struct pu
 }
 
 /*
+ * A QoS 1/2 delivery the session could not take (max_queued_messages reached): counted, and
+ * logged once per episode, which ends when the queue has drained (a collector that stays
+ * behind would otherwise log a line per message).
+ */
+static void route_queue_full(struct worker *w, struct session *s)
+{
+	w->stats.msgs_dropped++;
+	w->stats.queue_dropped++;
+	if (s->q_full_logged)
+		return;
+	s->q_full_logged = true;
+	log_msg(&w->log, LOG_T_WARNING,
+	        "Outgoing messages are being dropped for client %.*s: %u queued "
+	        "(max_queued_messages).",
+	        (int)s->client_id_len, (const char *)s->client_id, s->q_len);
+}
+
+/*
  * The common case, small enough to inline into the routing loop: a delivery to a connected
  * 3.1/3.1.1 client of a message without MQTT 5 expiry. Same rules as route_deliver; none of
  * the MQTT 5 fields are looked at.
@@ -159,13 +177,13 @@ static inline bool route_deliver_v3(struct worker *w, struct session *s, struct 
 	        .m = route_promote(v, pub_qos, retain), .qos = qos, .retain = retain};
 	if (!d.m)
 		return false;
-	switch (session_out_offer(s, &d, true, &pid)) {
+	switch (session_out_offer(s, &d, conn_qos_room(c), &pid)) {
 	case SESS_OUT_SEND:
 		return route_send3(w, c, v, flags | (uint8_t)(qos << 1), pid);
 	case SESS_OUT_QUEUED:
 		return true;
 	default:
-		w->stats.msgs_dropped++;
+		route_queue_full(w, s);
 		return false;
 	}
 }
@@ -224,14 +242,14 @@ static bool route_deliver(struct worker *w, struct session *s, struct pub_view *
 
 	if (!d.m)
 		return false;
-	switch (session_out_offer(s, &d, c != NULL, &pid)) {
+	switch (session_out_offer(s, &d, c && conn_qos_room(c), &pid)) {
 	case SESS_OUT_SEND:
 		route_send(c, v, qos, retain, pid, false, x);
 		return true;
 	case SESS_OUT_QUEUED:
 		return true;
 	default:
-		w->stats.msgs_dropped++;
+		route_queue_full(w, s);
 		return false;
 	}
 }
@@ -484,7 +502,7 @@ void route_pump(struct session *s)
 
 	if (!s->conn)
 		return;
-	while (session_out_next(s, &d, &pid)) {
+	while (conn_qos_room(s->conn) && session_out_next(s, &d, &pid)) {
 		struct pub_view v = pub_view_of(d.m);
 		struct pub_extra x = route_extra_of(&d);
 

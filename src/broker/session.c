@@ -235,6 +235,8 @@ bool session_out_next(struct session *s, struct sess_delivery *d, uint16_t *pid)
 	*d = *head;
 	s->q_head = (s->q_head + 1) & (s->q_cap - 1);
 	s->q_len--;
+	if (s->q_len == 0)
+		s->q_full_logged = false;
 	return true;
 }
 

@@ -45,6 +45,8 @@ static const struct sys_topic sys_topics[] = {
         /* Starling's own: output queued to clients, and QoS 0 dropped for slow readers. */
         {"$SYS/broker/output/memory", SYS_COUNT},
         {"$SYS/broker/output/dropped", SYS_COUNT},
+        /* QoS 1/2 deliveries a session's full queue (max_queued_messages) could not take. */
+        {"$SYS/broker/queue/dropped", SYS_COUNT},
 };
 
 _Static_assert(sizeof(sys_topics) / sizeof(sys_topics[0]) <= SYS_TOPICS_MAX, "SYS_TOPICS_MAX");
@@ -87,6 +89,7 @@ static void sys_values_all(struct worker *w, uint64_t *v)
 	v[i++] = SYS_SUM(b, protocol_errors);
 	v[i++] = SYS_SUM(b, output_memory);
 	v[i++] = SYS_SUM(b, output_dropped);
+	v[i++] = SYS_SUM(b, queue_dropped);
 }
 
 static void sys_values(struct worker *w, uint64_t *v)
@@ -118,6 +121,7 @@ static void sys_values(struct worker *w, uint64_t *v)
 	v[i++] = w->stats.protocol_errors;
 	v[i++] = w->output_memory;
 	v[i++] = w->stats.output_dropped;
+	v[i++] = w->stats.queue_dropped;
 }
 
 static void sys_publish(struct worker *w, const char *topic, const char *payload)

@@ -369,6 +369,7 @@ static void worker_snapshot(struct worker *w)
 	SNAP(subscriptions, subidx_count(w->subs));
 	SNAP(output_memory, w->output_memory);
 	SNAP(output_dropped, st->output_dropped);
+	SNAP(queue_dropped, st->queue_dropped);
 #undef SNAP
 }
 

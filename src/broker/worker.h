@@ -76,6 +76,7 @@ struct worker_stats {
 	uint64_t clients_max;       /* most clients connected at once */
 	uint64_t paused;            /* times a publisher's reading was paused (xw backlog) */
 	uint64_t output_dropped; /* QoS 0 deliveries dropped: a connection's or all output full */
+	uint64_t queue_dropped;  /* QoS 1/2 deliveries dropped: a session's queue full */
 };
 
 struct worker {

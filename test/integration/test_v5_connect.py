@@ -9,12 +9,14 @@ timeout, a second CONNECT). Statement ids are MQTT 5.0's.
 import time
 import unittest
 
+import harness
 from harness import (CONNACK, MQTT5, BrokerTestCase, PacketTypes, encode_auth, encode_connect,
                      mqtt5, pprops, props, starling_only, unique_id)
 
-# Defaults Starling shares with Mosquitto: max_inflight_messages 20 is the Receive Maximum,
-# max_topic_alias 10 the Topic Alias Maximum.
-RECEIVE_MAXIMUM_DEFAULT = 20
+# The Receive Maximum is max_inflight_messages: Mosquitto's default is 20, Starling's 65535
+# (README, "max_inflight_messages"), which the CONNACK says by leaving the property out
+# (3.2.2.3.3: absent means 65535). Both default max_topic_alias to 10 (Topic Alias Maximum).
+RECEIVE_MAXIMUM_DEFAULT = 20 if harness.KIND == "mosquitto" else 65535
 TOPIC_ALIAS_MAXIMUM_DEFAULT = 10
 
 
@@ -36,7 +38,9 @@ class ConnackTest(BrokerTestCase):
         dups = {i for i in p.ids() if p.ids().count(i) > 1 and i != mqtt5.USER_PROPERTY}
         self.assertEqual(dups, set(), "duplicate CONNACK properties: %r" % p)
         # 3.2.2.3.3: the broker's own Receive Maximum (max_inflight_messages).
-        self.assertEqual(p.get(mqtt5.RECEIVE_MAXIMUM), RECEIVE_MAXIMUM_DEFAULT)
+        self.assertEqual(p.get(mqtt5.RECEIVE_MAXIMUM, 65535), RECEIVE_MAXIMUM_DEFAULT)
+        if RECEIVE_MAXIMUM_DEFAULT == 65535:
+            self.assertNotIn(mqtt5.RECEIVE_MAXIMUM, p)
         # 3.2.2.3.8: inbound aliases up to max_topic_alias.
         self.assertEqual(p.get(mqtt5.TOPIC_ALIAS_MAXIMUM), TOPIC_ALIAS_MAXIMUM_DEFAULT)
         # 3.2.2.3.4: QoS 2 is supported, so Maximum QoS is absent [MQTT-3.2.2-9].
@@ -58,7 +62,8 @@ class ConnackTest(BrokerTestCase):
     def test_paho_v5_client_connects(self):
         c = self.client5(properties=pprops(PacketTypes.CONNECT, SessionExpiryInterval=0))
         self.assertEqual(c.connack, (False, 0))
-        self.assertEqual(c.connack_props.ReceiveMaximum, RECEIVE_MAXIMUM_DEFAULT)
+        self.assertEqual(getattr(c.connack_props, "ReceiveMaximum", 65535),
+                         RECEIVE_MAXIMUM_DEFAULT)
 
     def test_assigned_client_identifier(self):
         # [MQTT-3.1.3-6], [MQTT-3.2.2-16]: an empty ClientID gets a new, unique one in CONNACK.
@@ -337,7 +342,8 @@ class PahoRawAgreementTest(BrokerTestCase):
         r = self.raw5()
         self.assertEqual(c.connack_props.TopicAliasMaximum,
                          r.connack.props.get(mqtt5.TOPIC_ALIAS_MAXIMUM))
-        self.assertEqual(c.connack_props.ReceiveMaximum, r.connack.props.get(mqtt5.RECEIVE_MAXIMUM))
+        self.assertEqual(getattr(c.connack_props, "ReceiveMaximum", 65535),
+                         r.connack.props.get(mqtt5.RECEIVE_MAXIMUM, 65535))
 
     def test_v5_and_v311_clients_share_the_client_id_space(self):
         # A 3.1.1 connection with the same ClientID takes a v5 session over, and the reverse.

@@ -13,7 +13,7 @@ from harness import (MQTT5, PUBCOMP, PUBLISH, PUBREC, PUBREL, BrokerTestCase, Pa
                      varint)
 
 TOPIC_ALIAS_MAXIMUM = 10  # max_topic_alias's default, as Mosquitto's
-RECEIVE_MAXIMUM = 20  # max_inflight_messages's default
+RECEIVE_MAXIMUM = 20  # max_inflight_messages in ReceiveMaximumTest's broker
 
 
 def wire_size(p):
@@ -199,6 +199,9 @@ class OutboundTopicAliasTest(BrokerTestCase):
 
 
 class ReceiveMaximumTest(BrokerTestCase):
+    # Mosquitto's default window, set explicitly (Starling's default is 65535, announced by
+    # leaving Receive Maximum out of the CONNACK).
+    config_lines = ("max_inflight_messages %d" % RECEIVE_MAXIMUM,)
     def receive_maximum_2(self):
         """A client with Receive Maximum 2 subscribed to rm/#, and 6 QoS 1 messages for it."""
         sub = self.raw5(properties=props((mqtt5.RECEIVE_MAXIMUM, 2)))

@@ -195,7 +195,8 @@ class TakeoverAcrossWorkersTest(WorkersTestCase):
 # --- 2. persistent sessions ---------------------------------------------------------------
 @starling_only(ONLY)
 class SessionAcrossWorkersTest(WorkersTestCase):
-    N_QUEUED = 40  # past the default inflight window of 20
+    config_lines = WorkersTestCase.config_lines + ("max_inflight_messages 20",)
+    N_QUEUED = 40  # past the inflight window of 20
 
     def setUp(self):
         super().setUp()
