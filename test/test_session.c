@@ -174,6 +174,7 @@ static void test_queue_bound(void)
 	CU_ASSERT_EQUAL(m[5]->refs, 1);
 	CU_ASSERT_EQUAL(s->dropped, 2);
 	CU_ASSERT_EQUAL(s->q_len, 3);
+	s->q_full_logged = true; /* the router logged the episode's first drop */
 	/* A PUBACK frees a slot; the oldest queued delivery takes it. */
 	CU_ASSERT_FALSE(session_out_next(s, &d, &none));
 	CU_ASSERT_TRUE(session_out_puback(s, pid[0]));
@@ -181,6 +182,7 @@ static void test_queue_bound(void)
 	CU_ASSERT_TRUE_FATAL(session_out_next(s, &d, &p));
 	CU_ASSERT_PTR_EQUAL(d.m, m[2]);
 	CU_ASSERT_EQUAL(m[2]->refs, 2);
+	CU_ASSERT_TRUE(s->q_full_logged); /* the episode lasts until the queue has drained */
 	CU_ASSERT_FALSE(session_out_next(s, &d, &none));
 	/* Room in the queue again; still queued behind m[3], m[4]. */
 	CU_ASSERT_EQUAL(offer(s, m[6], 1, 6, true, &pid[6]), SESS_OUT_QUEUED);
@@ -191,7 +193,9 @@ static void test_queue_bound(void)
 		CU_ASSERT_TRUE_FATAL(session_out_next(s, &d, &p));
 		CU_ASSERT_PTR_EQUAL(d.m, m[i]);
 		CU_ASSERT_EQUAL(d.sub_id, i);
+		CU_ASSERT_EQUAL(s->q_full_logged, s->q_len > 0);
 	}
+	CU_ASSERT_FALSE(s->q_full_logged);
 	CU_ASSERT_EQUAL(s->dropped, 2);
 	session_free(s);
 	for (int i = 0; i < 7; i++) {
