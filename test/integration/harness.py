@@ -414,6 +414,15 @@ def _code(rc):
     return getattr(rc, "value", rc)
 
 
+def rss_bytes(pid):
+    """Resident memory of process pid, in bytes."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
 # --- subprocesses ----------------------------------------------------------------------------
 class Proc:
     """A child process whose stdout lines are collected by a reader thread."""
@@ -542,6 +551,15 @@ class BrokerTestCase(unittest.TestCase):
         self._teardowns.append(fn)
 
     # --- waiting ----------------------------------------------------------------------------
+    def sys_value(self, topic):
+        """The latest value of a numeric $SYS topic (published every sys_interval)."""
+        sub = self.client()
+        got = self.collect(sub, topic, 0)
+        self.wait_for(lambda: len(got) > 0, 5, "no %s" % topic)
+        value = int(got[-1].payload)
+        sub.disconnect()
+        return value
+
     def wait_for(self, predicate, timeout=5.0, msg=None):
         """Polls predicate until it returns a true value (returned) or fails after timeout."""
         deadline = time.monotonic() + timeout

@@ -14,19 +14,12 @@ import threading
 import time
 import unittest
 
-from harness import BrokerTestCase, client_cmd, encode_publish, MOSQUITTO_SUB, starling_only, tool
+from harness import (MOSQUITTO_SUB, BrokerTestCase, client_cmd, encode_publish, rss_bytes,
+                     starling_only, tool)
 
 QUEUE_MAX = 200
 PUBLISHERS = 50
 DROP_LINE = "Outgoing messages are being dropped for client collector"
-
-
-def rss_bytes(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS for pid %d" % pid)
 
 
 class Collector:
@@ -73,14 +66,6 @@ class SlowCollectorTest(BrokerTestCase):
                               "--json"], capture_output=True, timeout=60)
         self.assertEqual(out.returncode, 0, out.stderr)
         return json.loads(out.stdout)["acked"]
-
-    def sys_value(self, topic):
-        sub = self.client()
-        got = self.collect(sub, topic, 0)
-        self.wait_for(lambda: len(got) > 0, 5, "no %s" % topic)
-        value = int(got[-1].payload)
-        sub.disconnect()
-        return value
 
     def settle(self, collector):
         """Waits until the collector has received everything on its way to it."""

@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from harness import BrokerTestCase, starling_only
+from harness import BrokerTestCase, rss_bytes, starling_only
 from rawmqtt import CONNACK, SUBACK, encode_connect, encode_publish, encode_subscribe
 
 STUCK = 200
@@ -20,14 +20,6 @@ STUCK = 200
 MESSAGES = 2000
 PAYLOAD = 512
 BOUND = 16 << 20  # max_output_memory of the test broker
-
-
-def rss_bytes(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS for pid %d" % pid)
 
 
 def stuck_subscriber(port, client_id, topic):
@@ -123,14 +115,6 @@ class SlowReadersTest(BrokerTestCase):
                     "client_send_buffer 65536", "sys_interval 1")
     # ASan's quarantine would keep freed memory and hide what the broker itself holds.
     asan_options = "quarantine_size_mb=0:thread_local_quarantine_size_kb=0"
-
-    def sys_value(self, topic):
-        sub = self.client()
-        got = self.collect(sub, topic, 0)
-        self.wait_for(lambda: len(got) > 0, 5, "no %s" % topic)
-        value = int(got[-1].payload)
-        sub.disconnect()
-        return value
 
     def wait_sys(self, topic, pred, what):
         """The value of a $SYS topic once pred holds ($SYS lags by up to two intervals)."""
