@@ -14,6 +14,7 @@ import threading
 import time
 import unittest
 
+import harness
 from harness import (MOSQUITTO_SUB, BrokerTestCase, client_cmd, encode_publish, rss_bytes,
                      starling_only, tool)
 
@@ -96,7 +97,8 @@ class SlowCollectorTest(BrokerTestCase):
             grown = rss_bytes(self.broker.pid) - before
             # 80,000 messages of 1 KiB went by (80 MB): the broker holds at most the queue, the
             # output bound and the window's share of the socket, whatever the flood.
-            self.assertLess(grown, 24 << 20, "broker grew %d MiB" % (grown >> 20))
+            if not harness.TSAN:
+                self.assertLess(grown, 24 << 20, "broker grew %d MiB" % (grown >> 20))
             col.reading.set()
             received = self.settle(col)
             dropped = self.sys_value("$SYS/broker/queue/dropped")
