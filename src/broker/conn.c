@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -24,6 +25,8 @@
 #define CONN_HANDOFF_MAX  (1u << 20) /* bytes kept past the CONNECT while a hand-off waits */
 #define CONN_STALL_MS     20         /* a send waiting this long: the reader is not keeping up */
 #define CONN_OUTPUT_SLACK (1u << 20) /* control packets allowed past max_output_bytes */
+#define CONN_DRAIN_CHUNK  16384      /* bytes per read when draining before a takeover */
+#define CONN_DRAIN_MAX    (1u << 20) /* at most this much is drained: a flood is not awaited */
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
@@ -481,6 +484,45 @@ static void conn_on_recv(struct conn *c, const struct ring_cqe *cqe)
 		ring_recv(&c->w->ring, &c->io, c->fd);
 		c->recv_armed = true;
 	}
+}
+
+/*
+ * The ring's receive and the cross-worker channel are separate streams: a CONNECT handed
+ * over through the channel can be seen before this connection's last bytes, which the
+ * kernel holds until the worker next runs its deferred task work. Bytes the client sent
+ * before it reconnected (acknowledgements, a DISCONNECT) must count first, so they are
+ * read here, synchronously; the armed receive later finds the socket empty or at EOF.
+ */
+void conn_drain_input(struct conn *c)
+{
+	size_t budget = CONN_DRAIN_MAX;
+	uint8_t *buf = NULL;
+
+	/* Not the worker's scratch: the handlers below use it. Takeovers are rare. */
+	while (c->state == CONN_ACTIVE && !c->eof && budget > 0) {
+		ssize_t n;
+
+		if (!buf && !(buf = malloc(CONN_DRAIN_CHUNK)))
+			return;
+		n = recv(c->fd, buf, CONN_DRAIN_CHUNK, MSG_DONTWAIT);
+		if (n > 0) {
+			c->w->stats.bytes_received += (uint64_t)n;
+			c->last_rx_ms = c->w->now_ms;
+			conn_input_bytes(c, buf, (size_t)n);
+			budget = (size_t)n < budget ? budget - (size_t)n : 0;
+		} else if (n == 0) {
+			conn_close(c, false, "closed by client");
+		} else if (errno == EINTR) {
+			continue;
+		} else {
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				conn_close(c, false,
+				           errno == ECONNRESET ? "connection reset"
+				                               : "receive failed");
+			break;
+		}
+	}
+	free(buf);
 }
 
 static void conn_on_cqe(struct ring *r, struct ring_io *io, const struct ring_cqe *cqe)

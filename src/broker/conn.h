@@ -133,6 +133,8 @@ void conn_handoff(struct conn *c, unsigned to);
 
 /* Parses bytes as if received (those a handed-over connection had read elsewhere). */
 void conn_input_bytes(struct conn *c, const uint8_t *p, size_t n);
+/* Reads and handles what the socket holds now, before the connection is taken over. */
+void conn_drain_input(struct conn *c);
 
 /* Frees a dead connection (unlinked by the worker); closes its socket if it still has one. */
 void conn_free(struct conn *c);

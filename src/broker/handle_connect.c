@@ -110,6 +110,12 @@ static struct session *connect_session(struct conn *c, const uint8_t *id, size_t
 	struct session *s = worker_session_find(w, id, len);
 
 	if (s && s->conn) {
+		/* What the old connection sent before this CONNECT counts first (a PUBACK, a
+		 * DISCONNECT that ends a clean session). */
+		conn_drain_input(s->conn);
+		s = worker_session_find(w, id, len);
+	}
+	if (s && s->conn) {
 		/* [MQTT-3.1.4-3]: the existing connection is closed (MQTT 5: DISCONNECT 0x8E). */
 		out_disconnect(s->conn, ST_RC_SESSION_TAKEN_OVER,
 		               "another connection took the session");

@@ -4,9 +4,11 @@ Session Present flag, `max_queued_messages`, and CleanSession 1 discarding it al
 Statement ids are MQTT 3.1.1's ([MQTT-3.1.2-4] to [MQTT-3.1.2-6], [MQTT-3.2.2-1] to -3).
 """
 
+import socket
+import threading
 import unittest
 
-from harness import BrokerTestCase, unique_id
+from harness import BrokerTestCase, encode_disconnect, encode_publish, unique_id
 
 
 class OfflineMixin:
@@ -182,6 +184,74 @@ class QueueLimitTest(OfflineMixin, BrokerTestCase):
         # The session still works after the overflow.
         pub.publish_acked("bound/t", b"fresh", 1)
         self.assertEqual(r.recv_publishes(1)[0].payload, b"fresh")
+
+
+class TakeoverOrderTest(BrokerTestCase):
+    """A client that acknowledges, or disconnects, and reconnects at once: what it sent on the
+    old connection counts before the new CONNECT takes the session over. On several workers
+    the CONNECT comes through another worker's channel while the old connection's last bytes
+    still wait in the kernel; a busy target worker (a QoS 0 flood through every worker here)
+    widens that window. Without the ordering, acknowledged messages came again and a clean
+    DISCONNECT still sent the will."""
+
+    ROUNDS = 100
+
+    def setUp(self):
+        super().setUp()
+        stop = threading.Event()
+        readers = [self.raw_connected() for _ in range(8)]
+        for r in readers:
+            r.subscribe([("flood/#", 0)])
+        flooder = self.raw_connected()
+        burst = encode_publish("flood/x", b"y" * 200, 0) * 50
+
+        def flood():
+            while not stop.is_set():
+                try:
+                    flooder.sock.sendall(burst)
+                    for r in readers:
+                        try:
+                            r.sock.recv(1 << 20, socket.MSG_DONTWAIT)
+                        except BlockingIOError:
+                            pass
+                except OSError:
+                    return
+
+        thread = threading.Thread(target=flood, daemon=True)
+        thread.start()
+        self.defer(lambda: (stop.set(), thread.join(5)))
+
+    def test_acknowledgements_count_before_the_takeover(self):
+        pub = self.raw_connected()
+        resent = []
+        for i in range(self.ROUNDS):
+            cid, topic = unique_id("tk"), "tk/%d" % i
+            sub = self.raw_connected(cid, clean_session=False)
+            sub.subscribe([(topic, 1)])
+            for k in range(3):
+                pub.publish_acked(topic, b"a%d" % k, 1)
+            sub.recv_publishes(3)  # and acknowledged
+            sub.close()
+            sub = self.raw_connected(cid, clean_session=False)
+            pub.publish_acked(topic, b"marker", 1)
+            (p,) = sub.recv_publishes(1)
+            if p.payload != b"marker":
+                resent.append((i, p.payload))
+            sub.close()
+        self.assertEqual(resent, [], "acknowledged messages delivered again")
+
+    def test_disconnect_counts_before_the_takeover(self):
+        # [MQTT-3.14.4-3]: after DISCONNECT the will is discarded, not published.
+        watcher = self.raw_connected()
+        watcher.subscribe([("will/#", 0)])
+        for i in range(self.ROUNDS):
+            cid = unique_id("tw")
+            sub = self.raw_connected(cid, clean_session=False,
+                                     will=("will/%d" % i, b"x", 0, False))
+            sub.send(encode_disconnect())
+            sub.close()
+            self.raw_connected(cid, clean_session=False).close()
+        self.assertEqual([p.topic for p in watcher.drain(1.0)], [], "wills published")
 
 
 if __name__ == "__main__":
