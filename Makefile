@@ -143,15 +143,19 @@ unit: asan
 integration: asan
 	$(PYTHON) test/integration/run.py --bin $(B)/asan $(if $(WORKERS),--workers $(WORKERS))
 
+# Port-slice groups (run.py --slices) of the two runs; checkouts testing side by side on one
+# machine give each its own, e.g. make test SLICES_1=2/8 SLICES_4=3/8.
+SLICES_1 ?= 0/2
+SLICES_4 ?= 1/2
 test: asan
 	@status=0; \
 	if $(MAKE) --no-print-directory format-check >/dev/null; then echo "format-check: passed"; \
 	else echo "format-check: FAILED (run make format)"; status=1; fi; \
 	{ tools/check-layers.sh --self-test && tools/check-layers.sh; } || status=1; \
 	tools/run-unit.sh $(addprefix $(B)/asan/,$(UNIT_TESTS)) || status=1; \
-	$(PYTHON) test/integration/run.py --bin $(B)/asan --workers 1 --slices 0/2 \
+	$(PYTHON) test/integration/run.py --bin $(B)/asan --workers 1 --slices $(SLICES_1) \
 		>$(B)/integration-1.log 2>&1 & one=$$!; \
-	$(PYTHON) test/integration/run.py --bin $(B)/asan --workers 4 --slices 1/2 \
+	$(PYTHON) test/integration/run.py --bin $(B)/asan --workers 4 --slices $(SLICES_4) \
 		>$(B)/integration-4.log 2>&1 & four=$$!; \
 	wait $$one || status=1; cat $(B)/integration-1.log; \
 	wait $$four || status=1; cat $(B)/integration-4.log; \
