@@ -33,7 +33,8 @@ usage: bench/compare.sh [options]
                      starling-iN: Starling with max_inflight_messages N
   --flashmq PATH     FlashMQ binary (env FLASHMQ; default: where bench/flashmq.sh builds it)
   --scenarios LIST   fanout50,fanout500,fanin50,pairs50,wildcard100k,conn10k (default all),
-                     or full ids such as fanout50-q1-256
+                     or full ids such as fanout50-q1-256; also share1, share2, share4: fanin50
+                     into a shared group ($share/collectors/...) of 1, 2 or 4 collectors
   --qos LIST         QoS levels for message scenarios (0,1)
   --payloads LIST    payload sizes in bytes (16,256)
   --repeats N        runs per scenario and broker; medians are reported (3)
@@ -122,6 +123,7 @@ scenario_args() {
 	fanout50) echo "fanout -P 1 -S 50" ;;
 	fanout500) echo "fanout -P 1 -S 500" ;;
 	fanin50) echo "fanin -P 50 -S 1" ;;
+	share1 | share2 | share4) echo "fanin -P 50 -S ${1#share} --share collectors" ;;
 	pairs50) echo "pairs -c 50" ;;
 	wildcard100k) echo "wildcard -P 10 -S 100 -n 100000 -t 100" ;;
 	conn10k) echo "connections -c 10000" ;;
@@ -135,7 +137,7 @@ scenario_fan() {
 	case "${1%%-q*}" in
 	fanout50) echo 50 ;;
 	fanout500) echo 500 ;;
-	fanin50 | pairs50) echo 1 ;;
+	fanin50 | pairs50 | share[124]) echo 1 ;;
 	*) [ "$DRY" = 1 ] || $PY "$ROOT/bench/aggregate.py" fan "$RESULTS" "$1" ;;
 	esac
 }

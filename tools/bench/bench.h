@@ -144,6 +144,7 @@ struct bench_conn {
 	uint32_t subacks_pending;   /* SUBSCRIBE packets not yet acknowledged */
 	uint64_t last_tx_ns;        /* last time a send was submitted, for keep alive */
 	struct bench_seq *seq;      /* subscriber: tracking per publisher id */
+	uint64_t delivered_win;     /* subscriber: its deliveries counted in delivered_win */
 	struct bench_pub *pub;      /* publisher: its state */
 };
 

@@ -17,7 +17,8 @@
  * seq mod topic_count of the publisher's topics, so when a subscriber's sequence from a
  * publisher jumps, each skipped message on a topic the subscriber matches is lost for it.
  * A message still outstanding after --lost-after (a loss at the tail, with nothing after it
- * to reveal the gap) is presumed lost.
+ * to reveal the gap) is presumed lost. In a shared group (--share) a gap is no evidence, so
+ * only that timeout finds a loss.
  *
  * Threads. A publisher and its subscribers may live on different threads. Each slot of the
  * ring holds seq << 32 | deliveries left, one 64-bit atomic: the publisher's thread stores it
@@ -157,7 +158,8 @@ void bench_flow_received(struct bench *b, struct bench_pub *pub, uint32_t sub, u
 		return;
 	uint32_t from = first ? 0 : prev_high + 1;
 	bool emptied = false;
-	if (from != seq) {
+	/* A shared group's member sees some of the sequence: a gap is other members' share. */
+	if (from != seq && !b->plan->shared) {
 		/* A gap: head only moves forward, so a stale one is merely conservative. */
 		uint32_t head = atomic_load_explicit(&pub->head, memory_order_relaxed);
 		const struct bench_plan_pub *pp = &b->plan->pub[pub->plan_index];

@@ -91,6 +91,7 @@ static void queue_subscribes(struct bench *b, struct bench_conn *c)
 {
 	const struct bench_plan_sub *sub = &b->plan->sub[c->index];
 	struct st_sub_entry entries[BENCH_SUB_CHUNK];
+	static __thread char shared[BENCH_SUB_CHUNK][256];
 	uint32_t done = 0, chunk = 0;
 
 	while (done < sub->filter_count) {
@@ -101,6 +102,16 @@ static void queue_subscribes(struct bench *b, struct bench_conn *c)
 			size_t len;
 			const char *f =
 			        bench_plan_filter(b->plan, sub->first_filter + done + i, &len);
+			if (b->o->share != NULL) {
+				/* Set-up only: the shared form is built here, not kept in the plan.
+				 */
+				int w = snprintf(shared[i], sizeof(shared[i]), "$share/%s/%s",
+				                 b->o->share, f);
+				if (w < 0 || (size_t)w >= sizeof(shared[i]))
+					bench_fail(b, "shared filter for '%s' too long", f);
+				f = shared[i];
+				len = (size_t)w;
+			}
 			entries[i].filter = (struct st_bytes){(const uint8_t *)f, (uint32_t)len};
 			entries[i].options = b->o->qos;
 		}
@@ -292,9 +303,10 @@ static void record_delivery(struct bench *b, struct bench_conn *c, const uint8_t
 	if (now_ns >= b->win_start_ns && now_ns < b->win_end_ns)
 		b->n.arrived_win++;
 	if (ts >= b->win_start_ns && ts < b->win_end_ns) {
-		if (id >= b->o->ext_publishers)
+		if (id >= b->o->ext_publishers) {
 			b->n.delivered_win++;
-		else
+			c->delivered_win++;
+		} else
 			b->n.delivered_ext_win++;
 		bench_hist_record(&b->hist, now_ns > ts ? now_ns - ts : 0);
 	}

@@ -59,6 +59,8 @@ static const char usage_text[] =
         "      --coalesce-us N      sleep N us per loop iteration, letting completions gather:\n"
         "                           fewer wake-ups and sends (less CPU on both sides),\n"
         "                           up to 2N us more latency (0)\n"
+        "      --share GROUP        fanout, fanin: subscribe as members of shared group GROUP\n"
+        "                           ($share/GROUP/FILTER): each message to one member\n"
         "      --ext-publishers N   publisher ids 0..N-1 come from an outside source\n"
         "      --id-prefix STR      client identifier prefix (sb<pid>)\n"
         "      --label STR          copied into the JSON line\n"
@@ -86,6 +88,7 @@ enum {
 	OPT_EXT_PUBLISHERS,
 	OPT_ID_PREFIX,
 	OPT_LABEL,
+	OPT_SHARE,
 	OPT_JSON,
 	OPT_HELP,
 };
@@ -124,6 +127,7 @@ static const struct option long_options[] = {
         {"ext-publishers", required_argument, NULL, OPT_EXT_PUBLISHERS},
         {"id-prefix", required_argument, NULL, OPT_ID_PREFIX},
         {"label", required_argument, NULL, OPT_LABEL},
+        {"share", required_argument, NULL, OPT_SHARE},
         {"json", no_argument, NULL, OPT_JSON},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
@@ -341,6 +345,16 @@ static int parse_tuning(struct bench_opts *o, int c, const char *arg)
 	case OPT_LABEL:
 		o->label = arg;
 		break;
+	case OPT_SHARE:
+		/* A share name is one topic level, no wildcards [MQTT-4.8.2-2]. */
+		if (arg[0] == '\0' || strpbrk(arg, "/+#") != NULL) {
+			fprintf(stderr,
+			        "starling-bench: --share: a group name, without '/', '+' or "
+			        "'#'\n");
+			return -1;
+		}
+		o->share = arg;
+		break;
 	case OPT_JSON:
 		o->json_only = true;
 		break;
@@ -445,6 +459,10 @@ int bench_opts_parse(struct bench_opts *o, int argc, char **argv)
 	}
 	if (o->rate_total > 0 && o->rate_per_client > 0) {
 		fprintf(stderr, "starling-bench: give --rate or --rate-per-client, not both\n");
+		return -1;
+	}
+	if (o->share != NULL && o->scenario != BENCH_FANOUT && o->scenario != BENCH_FANIN) {
+		fprintf(stderr, "starling-bench: --share goes with fanout or fanin\n");
 		return -1;
 	}
 	return apply_scenario(o);

@@ -59,6 +59,7 @@ struct bench_opts {
 	uint32_t threads;         /* io_uring loops, each with its share of the clients */
 	const char *id_prefix;    /* client identifier prefix */
 	const char *label;        /* free text copied into the JSON line */
+	const char *share;        /* fanout, fanin: subscribers join $share/<share>/FILTER */
 };
 
 /*

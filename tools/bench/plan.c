@@ -223,7 +223,9 @@ static int compute_fans(struct bench_plan *plan, struct bench_fidx *ix, char *er
 			                 : "a subscriber holds two matching filters");
 			return rc != 0 ? rc : -EINVAL;
 		}
-		plan->topics[t].fan = res.subscribers;
+		/* One group per filter string, and here each topic matches one filter string. */
+		plan->topics[t].members = res.subscribers;
+		plan->topics[t].fan = plan->shared ? res.subscribers > 0 : res.subscribers;
 	}
 	return 0;
 }
@@ -258,7 +260,7 @@ static int build_wildcard(struct bench_plan *plan, const struct bench_opts *o,
 			    0)
 				return rc;
 			if (res.subscribers > 0 && res.subscribers == res.filters) {
-				plan->topics[idx].fan = res.subscribers;
+				plan->topics[idx].fan = plan->topics[idx].members = res.subscribers;
 				break;
 			}
 		}
@@ -288,7 +290,7 @@ static int compute_topic_subs(struct bench_plan *plan, struct bench_fidx *ix)
 {
 	uint64_t total = 0;
 	for (uint32_t t = 0; t < plan->topic_count; t++)
-		total += plan->topics[t].fan;
+		total += plan->topics[t].members;
 	if (total > (256u << 20))
 		return -E2BIG;
 	plan->topic_sub_off = calloc((size_t)plan->topic_count + 1, sizeof(uint32_t));
@@ -327,8 +329,8 @@ static int compute_feeders(struct bench_plan *plan)
 		struct bench_plan_pub *pp = &plan->pub[p];
 		for (uint32_t t = pp->first_topic; t < pp->first_topic + pp->topic_count; t++) {
 			uint32_t first = plan->topic_sub_off[t], end = plan->topic_sub_off[t + 1];
-			if (end - first > pp->fan_max)
-				pp->fan_max = end - first;
+			if (plan->topics[t].fan > pp->fan_max)
+				pp->fan_max = plan->topics[t].fan;
 			for (uint32_t i = first; i < end; i++) {
 				uint32_t s = plan->topic_subs[i];
 				if (last[s] == p + 1)
@@ -372,6 +374,7 @@ int bench_plan_build(struct bench_plan *plan, const struct bench_opts *o, char *
 	}
 	plan->pubs = o->publishers;
 	plan->subs = o->subscribers;
+	plan->shared = o->share != NULL;
 	if ((uint64_t)plan->subs * (o->ext_publishers + plan->pubs) > (64u << 20)) {
 		snprintf(err, err_len, "%u subscribers x %u publishers: too many pairs to track",
 		         plan->subs, o->ext_publishers + plan->pubs);

@@ -9,6 +9,9 @@
  * holding a matching filter; topics are chosen so that no subscriber holds two filters matching
  * the same topic, which makes one delivery per matching subscriber the only correct count
  * whatever a broker does with overlapping subscriptions [MQTT-3.3.4-2, MQTT 5 3.3.4].
+ * With --share the subscribers holding one filter form one shared group, which gets each
+ * matching message once [MQTT-4.8.2]: fan is then the number of groups, 1 in fanin and fanout,
+ * and a member's sequence from a publisher has gaps that are other members' messages.
  */
 #ifndef STARLING_BENCH_PLAN_H
 #define STARLING_BENCH_PLAN_H
@@ -20,9 +23,10 @@
 #include "opts.h"
 
 struct bench_topic {
-	char *name;   /* topic name, NUL-terminated, owned by the plan */
-	uint16_t len; /* strlen(name) */
-	uint32_t fan; /* subscribers that should receive each message on it */
+	char *name;       /* topic name, NUL-terminated, owned by the plan */
+	uint16_t len;     /* strlen(name) */
+	uint32_t fan;     /* subscribers that should receive each message on it */
+	uint32_t members; /* subscribers matching it: fan, or more with --share */
 };
 
 struct bench_plan_pub {
@@ -52,6 +56,7 @@ struct bench_plan {
 	uint32_t *filter_off;       /* offset of each filter in filter_text */
 	uint32_t filter_count;      /* filters over all subscribers */
 	uint32_t filter_cap;        /* entries allocated in filter_off */
+	bool shared;                /* --share: subscribers holding one filter are one group */
 	uint32_t *feeders;          /* per subscriber: publishers with a topic it matches */
 	uint32_t feeders_max;       /* largest entry of feeders */
 	uint32_t *topic_sub_off;    /* topic t's subscribers are topic_subs[off[t]..off[t+1]) */

@@ -67,6 +67,8 @@ static void put_si(struct text *t, double v)
 /* The threads' figures added up. */
 struct totals {
 	struct bench_counters n; /* every counter, summed */
+	uint64_t sub_min;        /* fewest window deliveries to one subscriber */
+	uint64_t sub_max;        /* most window deliveries to one subscriber */
 	struct bench_hist hist;  /* every latency sample */
 	uint32_t ooo_pubs;       /* publisher ids with an out-of-order delivery on any thread */
 };
@@ -105,6 +107,20 @@ static void merge(const struct bench_shared *sh, struct totals *t)
 		add_counters(&t->n, &sh->threads[i]->n);
 		bench_hist_merge(&t->hist, &sh->threads[i]->hist);
 	}
+	t->sub_min = UINT64_MAX;
+	t->sub_max = 0;
+	for (uint32_t i = 0; i < sh->nthreads; i++)
+		for (uint32_t j = 0; j < sh->threads[i]->nconns; j++) {
+			const struct bench_conn *c = &sh->threads[i]->conns[j];
+			if (c->role != BENCH_ROLE_SUB)
+				continue;
+			if (c->delivered_win < t->sub_min)
+				t->sub_min = c->delivered_win;
+			if (c->delivered_win > t->sub_max)
+				t->sub_max = c->delivered_win;
+		}
+	if (t->sub_min == UINT64_MAX)
+		t->sub_min = 0;
 	for (uint32_t id = 0; id < sh->plan.pub_ids; id++) {
 		uint64_t ooo = 0;
 		for (uint32_t i = 0; i < sh->nthreads; i++)
@@ -171,6 +187,9 @@ static void human(const struct bench_shared *sh, const struct totals *tot, const
 		put_si(&t, f->delivered_per_s);
 		put(&t, "/s loss %lld dup %llu ooo %llu", (long long)f->loss,
 		    (unsigned long long)n->duplicates, (unsigned long long)n->out_of_order);
+		if (o->share != NULL)
+			put(&t, " | share %s: %llu..%llu per member", o->share,
+			    (unsigned long long)tot->sub_min, (unsigned long long)tot->sub_max);
 		put(&t, " | latency us p50 %.1f p90 %.1f p99 %.1f p99.9 %.1f max %.1f",
 		    f->lat_us[0], f->lat_us[1], f->lat_us[2], f->lat_us[3], f->lat_us[4]);
 	}
@@ -203,6 +222,11 @@ static void put_config(struct text *t, const struct bench_shared *sh)
 	/* Only when not the default, so that a one-thread line reads as it always has. */
 	if (sh->nthreads > 1)
 		put(t, "\"threads\":%u,", sh->nthreads);
+	if (o->share != NULL) {
+		put(t, "\"share\":");
+		put_json_str(t, o->share);
+		put(t, ",");
+	}
 	if (o->label != NULL) {
 		put(t, "\"label\":");
 		put_json_str(t, o->label);
@@ -225,6 +249,8 @@ static void json(const struct bench_shared *sh, const struct totals *tot, const 
 	    n->sent_win ? (double)n->expected_win / (double)n->sent_win : 0.0, (long long)f->loss);
 	put(&t, "\"duplicates\":%llu,\"out_of_order\":%llu,\"ooo_publishers\":%u,",
 	    (unsigned long long)n->duplicates, (unsigned long long)n->out_of_order, tot->ooo_pubs);
+	put(&t, "\"per_subscriber_min\":%llu,\"per_subscriber_max\":%llu,",
+	    (unsigned long long)tot->sub_min, (unsigned long long)tot->sub_max);
 	put(&t, "\"invalid\":%llu,\"sent_total\":%llu,\"delivered_total\":%llu,\"acked\":%llu,",
 	    (unsigned long long)n->invalid, (unsigned long long)n->sent_total,
 	    (unsigned long long)n->delivered_total, (unsigned long long)n->acked);

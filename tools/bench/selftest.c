@@ -241,6 +241,40 @@ static void test_plan(struct check *ck)
 	bench_plan_free(&plan);
 }
 
+/* --share: every topic goes to one group, whatever the number of its members. */
+static void test_plan_shared(struct check *ck)
+{
+	static const enum bench_scenario scenarios[] = {BENCH_FANIN, BENCH_FANOUT};
+	for (unsigned k = 0; k < 2; k++) {
+		struct bench_opts o;
+		struct bench_plan plan;
+		char err[256];
+		memset(&o, 0, sizeof(o));
+		o.scenario = scenarios[k];
+		o.publishers = scenarios[k] == BENCH_FANIN ? 50 : 3;
+		o.subscribers = 7;
+		o.topics = 3;
+		o.share = "collectors";
+		int rc = bench_plan_build(&plan, &o, err, sizeof(err));
+		CHECK(ck, rc == 0, "shared plan: %s", err);
+		if (rc != 0)
+			continue;
+		CHECK(ck, plan.shared, "shared plan not marked shared");
+		for (uint32_t t = 0; t < plan.topic_count; t++) {
+			uint32_t members = 0;
+			for (uint32_t sub = 0; sub < plan.subs; sub++)
+				members += bench_plan_topic_has_sub(&plan, t, sub);
+			CHECK(ck, plan.topics[t].fan == 1 && members > 0,
+			      "shared topic %s: fan %u, %u members", plan.topics[t].name,
+			      plan.topics[t].fan, members);
+		}
+		for (uint32_t p = 0; p < plan.pubs; p++)
+			CHECK(ck, plan.pub[p].fan_max == 1, "shared publisher %u: fan_max %u", p,
+			      plan.pub[p].fan_max);
+		bench_plan_free(&plan);
+	}
+}
+
 enum {
 	FLOW_SUBS = 4,          /* subscriber threads */
 	FLOW_MESSAGES = 20000,  /* messages published */
@@ -392,6 +426,7 @@ int bench_selftest(void)
 	test_seq(&ck);
 	test_fidx(&ck);
 	test_plan(&ck);
+	test_plan_shared(&ck);
 	test_flow(&ck);
 	printf("selftest: %" PRIu64 " checks passed, %" PRIu64 " failed\n", ck.passed, ck.failed);
 	return ck.failed == 0 ? 0 : 1;
