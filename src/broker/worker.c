@@ -52,7 +52,7 @@ static void worker_tick_clock(struct worker *w)
 	w->now_ms = w->now_us / 1000;
 }
 
-static void worker_accepted(struct worker *w, int fd)
+static void worker_accepted(struct worker *w, int fd, unsigned listener)
 {
 	const struct config *cfg = &w->b->cfg;
 	int one = 1;
@@ -86,6 +86,7 @@ static void worker_accepted(struct worker *w, int fd)
 		return;
 	}
 	c->accepted_by = (uint16_t)w->index;
+	c->listener = (uint16_t)listener;
 	w->nclients++;
 }
 
@@ -102,10 +103,11 @@ void worker_conn_handoff(struct worker *w, struct conn *c)
 	if (w->nclients > 0)
 		w->nclients--;
 	worker_conn_dead(w, c);
-	xw_handoff(w, to, fd, bytes, len);
+	xw_handoff(w, to, fd, c->listener, bytes, len);
 }
 
-void worker_conn_adopt(struct worker *w, int fd, uint8_t *bytes, uint32_t len, unsigned from)
+void worker_conn_adopt(struct worker *w, int fd, unsigned listener, uint8_t *bytes, uint32_t len,
+                       unsigned from)
 {
 	struct conn *c = conn_new(w, fd);
 
@@ -116,6 +118,7 @@ void worker_conn_adopt(struct worker *w, int fd, uint8_t *bytes, uint32_t len, u
 		return;
 	}
 	c->accepted_by = (uint16_t)from;
+	c->listener = (uint16_t)listener;
 	c->adopted = true;
 	w->nclients++;
 	conn_input_bytes(c, bytes, len);
@@ -189,7 +192,7 @@ static void worker_on_accept(struct ring *r, struct ring_io *io, const struct ri
 
 	(void)r;
 	if (cqe->res >= 0) {
-		worker_accepted(w, cqe->res);
+		worker_accepted(w, cqe->res, l->cfg_index);
 	} else if (cqe->res != -ECANCELED && log_enabled(&w->log, LOG_T_WARNING)) {
 		/* EMFILE and ENFILE end up here: the listener is re-armed by housekeeping. */
 		log_msg(&w->log, LOG_T_WARNING, "accept on port %u: %s", l->port,
@@ -308,6 +311,7 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
 	w->log.topic_fn = worker_log_topic;
 	w->log.topic_ctx = w;
 	w->sig_fd = sig_fd;
+	w->auth = atomic_load_explicit(&b->shared.auth, memory_order_acquire);
 	w->sess_seed = hmap_seed_new();
 	w->shares.seed = hmap_seed_new();
 	w->shares.owner = (uint16_t)index;
@@ -339,6 +343,7 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
 		l->w = w;
 		l->fd = b->listen_fds[index * nlisteners + i];
 		l->port = b->listen_ports[i];
+		l->cfg_index = b->listen_cfg[i];
 		ring_accept(&w->ring, &l->io, l->fd);
 		l->armed = true;
 	}

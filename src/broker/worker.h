@@ -55,11 +55,12 @@ struct worker_tomb {
 };
 
 struct listener {
-	struct ring_io io; /* accept completions */
-	struct worker *w;  /* owner */
-	int fd;            /* listening socket */
-	uint16_t port;     /* bound port (resolved when 0 was asked) */
-	bool armed;        /* a multishot accept is pending */
+	struct ring_io io;  /* accept completions */
+	struct worker *w;   /* owner */
+	int fd;             /* listening socket */
+	uint16_t port;      /* bound port (resolved when 0 was asked) */
+	uint16_t cfg_index; /* the configured listener this address belongs to */
+	bool armed;         /* a multishot accept is pending */
 };
 
 struct worker_stats {
@@ -93,6 +94,7 @@ struct worker {
 	int sig_fd;                       /* SIGINT/SIGTERM, or -1 */
 	struct signalfd_siginfo sig_info; /* read target */
 	bool stopping;                    /* a signal asked to stop */
+	const struct auth_set *auth;      /* the security this worker applies (reload.c) */
 
 	struct conn *conns;       /* every connection, newest first */
 	uint32_t nconns;          /* connections in the list (any state) */
@@ -170,7 +172,8 @@ unsigned worker_home(const struct worker *w, const uint8_t *id, size_t len);
 void worker_conn_handoff(struct worker *w, struct conn *c);
 
 /* Adopts a socket another worker handed over with the bytes it had read (taken over). */
-void worker_conn_adopt(struct worker *w, int fd, uint8_t *bytes, uint32_t len, unsigned from);
+void worker_conn_adopt(struct worker *w, int fd, unsigned listener, uint8_t *bytes, uint32_t len,
+                       unsigned from);
 
 /* The session with generation gen, or NULL (for deliveries from other workers). */
 struct session *worker_session_by_gen(struct worker *w, uint64_t gen);
