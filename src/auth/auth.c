@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl.h"
 #include "passwd.h"
 #include "starling/error.h"
 
@@ -26,10 +27,8 @@ static int auth_domain_load(struct auth_domain *d, const struct config_auth *a, 
 	d->allow_anonymous = a->allow_anonymous;
 	if (a->password_file[0])
 		rc = auth_pw_load(a->password_file, &d->pw, err, errlen);
-	if (rc == ST_OK && a->acl_file[0]) {
-		snprintf(err, errlen, "%s: acl_file is not supported yet", a->acl_file);
-		rc = ST_ERR_CONFIG;
-	}
+	if (rc == ST_OK && a->acl_file[0])
+		rc = acl_load(a->acl_file, &d->acl, err, errlen);
 	return rc;
 }
 
@@ -76,6 +75,7 @@ void auth_set_free(struct auth_set *set)
 		return;
 	for (unsigned i = 0; i < set->ndomains; i++) {
 		auth_pw_free(set->domains[i].pw);
+		acl_free(set->domains[i].acl);
 	}
 	free(set->domains);
 	free(set);

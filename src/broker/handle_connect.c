@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "auth/auth.h"
 #include "broker.h"
 #include "conn.h"
@@ -338,6 +339,9 @@ int handle_connect(struct conn *c, const struct st_connect *ck)
 		return ST_ERR_NOMEM;
 	s = connect_session(c, id, idlen, ck->clean_start, &present);
 	if (!s)
+		return ST_ERR_NOMEM;
+	if (access_attach(c->w, s, ck->username_flag ? ck->username.ptr : NULL, ck->username.len,
+	                  c->listener) != ST_OK)
 		return ST_ERR_NOMEM;
 	connect_attach(c, s, ck, &cp, present, assigned, keepalive, server_keepalive);
 	return ST_OK;

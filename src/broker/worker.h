@@ -39,6 +39,7 @@ struct subidx;
 struct retain;
 struct msg;
 struct share_group;
+struct pub_view;
 
 /* A further subscription identifier of a session matched by the publish being routed. */
 struct route_id {
@@ -134,6 +135,7 @@ struct worker {
 	uint32_t nmatches;             /* entries used */
 	uint32_t matches_cap;          /* entries allocated */
 	struct session *route_origin;  /* publisher of the message being routed (No Local) */
+	struct pub_view *route_view;   /* the message being routed (per-topic ACL checks) */
 	struct share_group **shared;   /* scratch: shared groups matched */
 	uint32_t nshared;              /* entries used */
 	uint32_t shared_cap;           /* entries allocated */
