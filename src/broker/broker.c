@@ -174,6 +174,7 @@ static int broker_signals(struct broker *b)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP); /* reload (reload.h) */
 	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
 		return ST_ERR_SYS;
 	signal(SIGPIPE, SIG_IGN);
@@ -503,6 +504,7 @@ void broker_fini(struct broker *b)
 	if (sh->barrier_ready)
 		pthread_barrier_destroy(&sh->start);
 	auth_set_free(atomic_load(&sh->auth));
+	auth_set_free(sh->auth_retired);
 	if (b->sig_fd >= 0)
 		close(b->sig_fd);
 	if (b->pid_file_written)

@@ -62,6 +62,8 @@ struct broker_shared {
 	/* The security in force (passwords, ACLs), read-only once published; SIGHUP publishes a
 	 * new one (reload.c says how the old one is retired). */
 	struct auth_set *_Atomic auth;
+	_Atomic unsigned auth_pending; /* workers yet to adopt `auth` (reload.h) */
+	struct auth_set *auth_retired; /* the set they are leaving; worker 0's alone */
 };
 
 struct broker {
@@ -83,7 +85,7 @@ struct broker {
 	uint16_t listen_ports[2 * CONFIG_LISTENERS_MAX]; /* port of each address */
 	uint16_t listen_cfg[2 * CONFIG_LISTENERS_MAX];   /* configured listener of each address */
 	unsigned nlisten;                                /* addresses per worker */
-	int sig_fd;                                      /* signalfd for SIGINT/SIGTERM */
+	int sig_fd;                                      /* signalfd: SIGINT/SIGTERM, SIGHUP */
 	bool pid_file_written;                           /* remove cfg.pid_file at exit */
 	uint64_t instance_salt;      /* random bits for generated client identifiers */
 	struct broker_shared shared; /* what workers share */

@@ -24,6 +24,7 @@
 #include "base/log.h"
 #include "out.h"
 #include "index/retain.h"
+#include "reload.h"
 #include "route.h"
 #include "session.h"
 #include "index/subidx.h"
@@ -207,6 +208,13 @@ static void worker_on_signal(struct ring *r, struct ring_io *io, const struct ri
 	struct worker *w = container_of(io, struct worker, sig_io);
 
 	(void)r;
+	if (cqe->res == (int)sizeof(w->sig_info) && w->sig_info.ssi_signo == SIGHUP) {
+		reload_run(w);
+		if (!w->stopping)
+			ring_read(&w->ring, &w->sig_io, w->sig_fd, &w->sig_info,
+			          sizeof(w->sig_info));
+		return;
+	}
 	if (cqe->res == (int)sizeof(w->sig_info)) {
 		log_msg(&w->log, LOG_T_NOTICE, "Received signal %u, shutting down.",
 		        w->sig_info.ssi_signo);
@@ -400,6 +408,8 @@ static void worker_housekeeping(struct worker *w)
 	if (w->nworkers > 1) {
 		worker_tombs_expire(w);
 		worker_snapshot(w);
+		if (w->index == 0)
+			reload_housekeeping(w);
 	}
 	sys_tick(w);
 }
@@ -609,6 +619,8 @@ int worker_run(struct worker *w)
 		if (w->nworkers > 1 &&
 		    atomic_load_explicit(&w->b->shared.stopping, memory_order_acquire))
 			w->stopping = true;
+		if (w->nworkers > 1)
+			reload_adopt(w);
 		if (w->now_ms >= w->next_housekeeping_ms)
 			worker_housekeeping(w);
 		worker_batch_end(w);

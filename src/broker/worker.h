@@ -95,7 +95,8 @@ struct worker {
 	int sig_fd;                       /* SIGINT/SIGTERM, or -1 */
 	struct signalfd_siginfo sig_info; /* read target */
 	bool stopping;                    /* a signal asked to stop */
-	const struct auth_set *auth;      /* the security this worker applies (reload.c) */
+	const struct auth_set *auth;      /* the security this worker applies (reload.h) */
+	bool reload_waiting;              /* worker 0: a SIGHUP waits for the last hand-over */
 
 	struct conn *conns;       /* every connection, newest first */
 	uint32_t nconns;          /* connections in the list (any state) */
