@@ -92,13 +92,14 @@ struct acl_parser {
 	char why[128];        /* reason of the last error */
 };
 
+/* A new block for user `name`; blocks of one name are merged after the parse (acl_merge). */
 static struct acl_list *acl_user_list(struct acl *acl, const char *name, size_t len)
 {
 	struct acl_user *u;
 
-	for (size_t i = 0; i < acl->nusers; i++)
-		if (acl->users[i].len == len && !memcmp(acl->users[i].name, name, len))
-			return &acl->users[i].list;
+	if (acl->nusers && acl->users[acl->nusers - 1].len == len &&
+	    !memcmp(acl->users[acl->nusers - 1].name, name, len))
+		return &acl->users[acl->nusers - 1].list;
 	u = realloc(acl->users, (acl->nusers + 1) * sizeof(*u));
 	if (!u)
 		return NULL;
@@ -185,6 +186,39 @@ static int acl_user_cmp(const void *a, const void *b)
 	return memcmp(x->name, y->name, x->len);
 }
 
+/*
+ * Blocks of one user (sorted next to each other) become one, as Mosquitto merges them: the
+ * order of rules within a list does not change an answer (acl.h), so they are appended.
+ */
+static int acl_merge(struct acl *acl)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < acl->nusers; i++) {
+		struct acl_user *u = &acl->users[i];
+
+		if (o > 0 && acl_user_cmp(&acl->users[o - 1], u) == 0) {
+			struct acl_list *dst = &acl->users[o - 1].list;
+
+			for (uint32_t k = 0; k < u->list.n; k++)
+				if (acl_list_add(dst, u->list.rules[k].filter, u->list.rules[k].len,
+				                 u->list.rules[k].access) != ST_OK) {
+					/* Every block still held stays listed once, for acl_free.
+					 */
+					memmove(&acl->users[o], u, (acl->nusers - i) * sizeof(*u));
+					acl->nusers = o + (acl->nusers - i);
+					return ST_ERR_NOMEM;
+				}
+			acl_list_free(&u->list);
+			free(u->name);
+			continue;
+		}
+		acl->users[o++] = *u;
+	}
+	acl->nusers = o;
+	return ST_OK;
+}
+
 int acl_parse(const char *path, const char *text, size_t len, struct acl **out, char *err,
               size_t errlen)
 {
@@ -212,6 +246,11 @@ int acl_parse(const char *path, const char *text, size_t len, struct acl **out, 
 	}
 	if (ps.acl->nusers)
 		qsort(ps.acl->users, ps.acl->nusers, sizeof(*ps.acl->users), acl_user_cmp);
+	if (acl_merge(ps.acl) != ST_OK) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		acl_free(ps.acl);
+		return ST_ERR_NOMEM;
+	}
 	*out = ps.acl;
 	return ST_OK;
 }

@@ -185,6 +185,50 @@ class WillAndRetainTest(AclCase):
         self.assertIn(b"Subscribed (mid: 1): 128", r.stdout + r.stderr)
 
 
+class TwoListenerAclBroker(Broker):
+    """per_listener_settings true: an ACL on the first listener, none on the second."""
+
+    def __init__(self, aclfile):
+        super().__init__()
+        self.aclfile = aclfile
+        self.port2 = None
+
+    def _write_config(self):
+        from harness import free_port
+        self.port2 = free_port()
+        lines = ["per_listener_settings true",
+                 "listener %d 127.0.0.1" % self.port, "allow_anonymous true",
+                 "acl_file " + self.aclfile,
+                 "listener %d 127.0.0.1" % self.port2, "allow_anonymous true"]
+        with open(self.config_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+class PerListenerAclTest(BrokerTestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="starling-acl-")
+        self.addCleanup(self.tmp.cleanup)
+        os.chmod(self.tmp.name, 0o755)
+        aclfile = os.path.join(self.tmp.name, "acl")
+        with open(aclfile, "w") as f:
+            f.write("topic read public/#\n")
+        os.chmod(aclfile, 0o644)
+        self._teardowns = []
+        self.broker = TwoListenerAclBroker(aclfile)
+        self.addCleanup(self._shutdown)
+        self.broker.start()
+
+    def test_acl_only_on_its_listener(self):
+        from harness import RawClient
+        codes = []
+        for port in (self.broker.port, self.broker.port2):
+            r = RawClient(port)
+            self.defer(r.close)
+            self.assertEqual(r.connect(unique_id("pl"), True, 60).rc, 0)
+            codes.append(r.subscribe([("public/#", 0), ("private/#", 0)]))
+        self.assertEqual(codes, [[0, 0x80], [0, 0]])
+
+
 @unittest.skipIf(KIND == "mosquitto", "starlingd's start-up errors")
 class BadAclFileTest(unittest.TestCase):
     def test_bad_line_names_file_and_line(self):
