@@ -12,6 +12,13 @@ from harness import (MQTT311, MQTT5, PUBLISH, Broker, BrokerError, BrokerTestCas
                      starling_only, unique_id)
 from test_auth import make_pwfile
 
+# A filter of which the client may read nothing: Starling refuses the subscription (SUBACK
+# 0x80, MQTT 5 0x87); Mosquitto 2.0.11 grants it and delivers nothing. Where a test runs against
+# Mosquitto (run.py --broker mosquitto) the rest of it, the deliveries, still applies.
+NO = 0x80 if KIND == "starling" else 0
+NO1 = 0x80 if KIND == "starling" else 1
+NO5 = 0x87 if KIND == "starling" else 0
+
 ACL = """# anonymous clients
 topic read public/#
 topic write inbox/anon
@@ -69,7 +76,7 @@ class RulesTest(AclCase):
     def test_anonymous_topic_rules(self):
         sub = self.rc()
         self.assertEqual(sub.subscribe([("public/#", 0), ("open/#", 0), ("inbox/anon", 0),
-                                        ("alice/x", 0)]), [0, 0, 0x80, 0x80])
+                                        ("alice/x", 0)]), [0, 0, NO, NO])
         self.sees(sub, self.rc(), "open/a")
         self.sees(sub, self.rc(user="alice"), "public/news", expect=False)  # may not write
         self.sees(sub, self.rc(), "public/news", expect=False)  # read-only for anonymous
@@ -80,12 +87,12 @@ class RulesTest(AclCase):
         w = self.rc()
         self.sees(anon, w, "open/a")
         self.sees(anon, w, "open/secret", expect=False)  # deny beats readwrite
-        self.assertEqual(anon.subscribe(("inbox/anon", 0)), [0x80])  # write-only
+        self.assertEqual(anon.subscribe(("inbox/anon", 0)), [NO])  # write-only
 
     def test_user_blocks(self):
         alice = self.rc(user="alice")
         bob = self.rc(user="bob")
-        self.assertEqual(alice.subscribe(("public/#", 0)), [0x80])  # not anonymous any more  # not anonymous any more
+        self.assertEqual(alice.subscribe(("public/#", 0)), [NO])  # not anonymous any more
         self.assertEqual(bob.subscribe(("sensors/#", 0)), [0])
         self.assertEqual(alice.subscribe(("sensors/+/temp", 0)), [0])
         # A user without write rules: publishes are acknowledged and dropped (3.1.1).
@@ -96,16 +103,16 @@ class RulesTest(AclCase):
         dev = self.rc("dev7")
         other = self.rc("dev8")
         self.assertEqual(dev.subscribe([("devices/dev7/#", 1), ("devices/dev8/#", 1)]),
-                         [1, 0x80])
+                         [1, NO1])
         self.sees(dev, dev, "devices/dev7/cmd", qos=1)
         other.publish_acked("devices/dev7/cmd", b"x", 1)  # not dev8's: dropped
         self.assertTrue(dev.silent_for(0.3))
         carol = self.rc(user="carol")  # no user block: patterns only
         self.assertEqual(carol.subscribe([("users/carol/#", 0), ("users/dave/#", 0),
-                                          ("public/#", 0)]), [0, 0x80, 0x80])
-        self.assertEqual(carol.subscribe(("users/carol/private", 0)), [0x80])
+                                          ("public/#", 0)]), [0, NO, NO])
+        self.assertEqual(carol.subscribe(("users/carol/private", 0)), [NO])
         anon = self.rc("nobody")  # %u patterns do not apply without a user name
-        self.assertEqual(anon.subscribe(("users/nobody/#", 0)), [0x80])
+        self.assertEqual(anon.subscribe(("users/nobody/#", 0)), [NO])
 
     def test_wide_filter_delivers_only_readable_topics(self):
         """alice may read alice/#, sensors/+/temp but not sensors/lab/temp: '#' is granted
@@ -127,7 +134,7 @@ class RulesTest(AclCase):
 
     def test_v5_codes(self):
         r = self.rc(version=MQTT5)
-        self.assertEqual(r.subscribe([("alice/#", 0), ("public/#", 0)]), [0x87, 0])
+        self.assertEqual(r.subscribe([("alice/#", 0), ("public/#", 0)]), [NO5, 0])
         r.publish_acked("public/x", b"no", 1)
         self.assertEqual(r.last_ack.rc, 0x87)
         r.publish_acked("public/x", b"no", 2)
@@ -181,7 +188,7 @@ class WillAndRetainTest(AclCase):
         r = subprocess.run(["/usr/bin/mosquitto_sub", "-p", str(self.broker.port), "-t",
                             "alice/#", "-C", "1", "-W", "1", "-d"], capture_output=True,
                            timeout=10)
-        self.assertIn(b"Subscribed (mid: 1): 128", r.stdout + r.stderr)
+        self.assertIn(b"Subscribed (mid: 1): %d" % NO, r.stdout + r.stderr)
 
 
 class TwoListenerAclBroker(Broker):
@@ -225,7 +232,7 @@ class PerListenerAclTest(BrokerTestCase):
             self.defer(r.close)
             self.assertEqual(r.connect(unique_id("pl"), True, 60).rc, 0)
             codes.append(r.subscribe([("public/#", 0), ("private/#", 0)]))
-        self.assertEqual(codes, [[0, 0x80], [0, 0]])
+        self.assertEqual(codes, [[0, NO], [0, 0]])
 
 
 @unittest.skipIf(KIND == "mosquitto", "starlingd's start-up errors")
