@@ -82,7 +82,7 @@ static void publish_ack(struct conn *c, uint8_t type, uint16_t pid, bool bad_for
 /*
  * A PUBLISH the ACL does not let the client write: dropped. 3.x has no way to say so, so it is
  * acknowledged as if delivered (Mosquitto does the same); MQTT 5 answers PUBACK or PUBREC
- * 0x87, which ends a QoS 2 flow at once [MQTT-4.3.3-?]: no PUBREL follows a failed PUBREC.
+ * 0x87, which ends a QoS 2 flow at once: no PUBREL follows a failed PUBREC [MQTT-4.3.3-4].
  */
 static int publish_denied(struct conn *c, const struct st_publish *p, const struct pub_view *v)
 {
