@@ -34,11 +34,14 @@ CODEC_SRC  := $(wildcard src/codec/*.c)
 BROKER_SRC := $(filter-out $(CODEC_SRC),$(wildcard src/*/*.c))
 TOOL_COMMON_SRC := tools/client.c tools/client_io.c tools/cli.c tools/cli_props.c
 BENCH_TOOL_SRC  := $(wildcard tools/bench/*.c)
-TOOLS      := starling-pub starling-sub starling-bench
+TOOLS      := starling-pub starling-sub starling-bench starling-passwd
+# starling-passwd writes password files with the broker's own code (src/auth/).
+PASSWD_SRC := tools/starling-passwd.c src/auth/passwd.c src/auth/b64.c src/auth/file.c
 UNIT_TESTS := $(patsubst test/%.c,%,$(wildcard test/test_*.c))
 
-REL_LIBS   := -luring -lxxhash -ljemalloc -lm
-ASAN_LIBS  := -luring -lxxhash -lm
+# libcrypto (OpenSSL): password hashing (PBKDF2-HMAC-SHA512, SHA-512) in src/auth/.
+REL_LIBS   := -luring -lxxhash -ljemalloc -lm -lcrypto
+ASAN_LIBS  := -luring -lxxhash -lm -lcrypto
 # Unit tests whose threads meet (make tsan runs them).
 TSAN_UNIT_TESTS := test_chan
 
@@ -77,6 +80,8 @@ $(B)/starling-pub $(B)/starling-sub: $(B)/starling-%: $(B)/release/obj/tools/sta
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS)
 $(B)/starling-bench: $(call obj,release,$(BENCH_TOOL_SRC)) $(B)/release/libstcodec.a
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS)
+$(B)/starling-passwd: $(call obj,release,$(PASSWD_SRC)) $(B)/release/libstcodec.a
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS)
 # The trivial fake broker that proves starling-bench's own speed (bench/README.md).
 $(B)/starling-sink: $(B)/release/obj/bench/sink.o $(B)/release/libstcodec.a
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS)
@@ -97,6 +102,8 @@ $(B)/asan/starling-pub $(B)/asan/starling-sub: $(B)/asan/starling-%: $(B)/asan/o
 		$(call obj,asan,$(TOOL_COMMON_SRC)) $(B)/asan/libstcodec.a
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
 $(B)/asan/starling-bench: $(call obj,asan,$(BENCH_TOOL_SRC)) $(B)/asan/libstcodec.a
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
+$(B)/asan/starling-passwd: $(call obj,asan,$(PASSWD_SRC)) $(B)/asan/libstcodec.a
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
 $(B)/asan/test_%: $(call obj,asan,test/test_%.c test/testutil.c) $(B)/asan/libstbroker.a $(B)/asan/libstcodec.a
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) -lcunit -lpthread
@@ -120,6 +127,8 @@ $(B)/tsan/starling-pub $(B)/tsan/starling-sub: $(B)/tsan/starling-%: $(B)/tsan/o
 	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
 $(B)/tsan/starling-bench: $(call obj,tsan,$(BENCH_TOOL_SRC)) $(B)/tsan/libstcodec.a
 	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) -lpthread
+$(B)/tsan/starling-passwd: $(call obj,tsan,$(PASSWD_SRC)) $(B)/tsan/libstcodec.a
+	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
 $(B)/tsan/test_%: $(call obj,tsan,test/test_%.c test/testutil.c) $(B)/tsan/libstbroker.a $(B)/tsan/libstcodec.a
 	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) -lcunit -lpthread
 

@@ -466,8 +466,6 @@ static void test_paths_and_strings(void)
 
 static void test_unsupported_options(void)
 {
-	expect_error("password_file /etc/mosquitto/passwd", "password_file is not supported yet");
-	expect_error("acl_file /etc/mosquitto/acl", "acl_file is not supported yet");
 	expect_error("persistence true", "persistence is not supported yet");
 	expect_error("persistence false", "persistence is not supported yet");
 	expect_error("persistence_location /var/lib/mosquitto/",
@@ -530,6 +528,52 @@ static void test_allow_anonymous_derivation(void)
 	CU_ASSERT_FALSE(finished(local_false, NULL, 0).allow_anonymous);
 	CU_ASSERT_TRUE(finished(listener_true, NULL, 0).allow_anonymous);
 	CU_ASSERT_TRUE(finished(true_listener, NULL, 0).allow_anonymous);
+}
+
+/* password_file, acl_file, allow_anonymous: broker-wide, or per listener. */
+static void test_security_options(void)
+{
+	const char *global[] = {"password_file /etc/pw file", "acl_file /etc/acl", "listener 1884",
+	                        "allow_anonymous true",       "listener 1885",     NULL};
+	const char *per[] = {"per_listener_settings true",
+	                     "password_file /before",
+	                     "listener 1884",
+	                     "password_file /one",
+	                     "allow_anonymous true",
+	                     "listener 1885",
+	                     "acl_file /two",
+	                     "port 1886",
+	                     NULL};
+	struct config cfg = finished(global, NULL, 0);
+
+	CU_ASSERT_STRING_EQUAL(cfg.password_file, "/etc/pw file");
+	CU_ASSERT_STRING_EQUAL(cfg.acl_file, "/etc/acl");
+	CU_ASSERT_FALSE(cfg.per_listener_settings);
+	for (unsigned i = 0; i < cfg.listener_count; i++) {
+		CU_ASSERT_STRING_EQUAL(cfg.listeners[i].auth.password_file, "/etc/pw file");
+		CU_ASSERT_TRUE(cfg.listeners[i].auth.allow_anonymous);
+	}
+	cfg = finished(per, NULL, 0);
+	CU_ASSERT_EQUAL_FATAL(cfg.listener_count, 3);
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[0].auth.password_file, "/one");
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[0].auth.acl_file, "");
+	CU_ASSERT_TRUE(cfg.listeners[0].auth.allow_anonymous);
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[1].auth.password_file, "");
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[1].auth.acl_file, "/two");
+	CU_ASSERT_FALSE(cfg.listeners[1].auth.allow_anonymous); /* Mosquitto's default */
+	/* The default listener (port) takes what came before any listener. */
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[2].auth.password_file, "/before");
+	CU_ASSERT_FALSE(cfg.listeners[2].auth.allow_anonymous);
+
+	expect_error("password_file", "password_file: missing value");
+	expect_error("per_listener_settings maybe", "expected true or false");
+	config_defaults(&cfg);
+	CU_ASSERT_EQUAL(parse(&cfg, "listener 1884"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "per_listener_settings true"), ST_ERR_CONFIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "must come before"));
+	config_defaults(&cfg);
+	CU_ASSERT_EQUAL(parse(&cfg, "acl_file /x"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "per_listener_settings true"), ST_ERR_CONFIG);
 }
 
 static void test_listener_derivation(void)
@@ -881,6 +925,7 @@ int main(void)
 	        {"log_dest", test_log_dest},
 	        {"paths and strings", test_paths_and_strings},
 	        {"unsupported options", test_unsupported_options},
+	        {"security options", test_security_options},
 	        {"long line, small error buffer", test_long_line_and_small_err},
 	        {"allow_anonymous derivation", test_allow_anonymous_derivation},
 	        {"listener derivation", test_listener_derivation},

@@ -120,6 +120,35 @@ static void test_append_mode(void)
 	unlink(log_path);
 }
 
+/* log_rotate's case: the file is renamed away, log_reopen starts a new one at the same path,
+ * and a copy of the struct log (as each worker holds) follows without being told. */
+static void test_reopen(void)
+{
+	struct config cfg;
+	struct log lg, copy;
+	char rotated[80];
+
+	file_config(&cfg);
+	cfg.log_timestamp = false;
+	CU_ASSERT_EQUAL_FATAL(log_open(&lg, &cfg), ST_OK);
+	copy = lg;
+	log_msg(&copy, LOG_T_WARNING, "before");
+	snprintf(rotated, sizeof(rotated), "%s.1", log_path);
+	CU_ASSERT_EQUAL_FATAL(rename(log_path, rotated), 0);
+	CU_ASSERT_EQUAL(log_reopen(&lg, &cfg), ST_OK);
+	log_msg(&copy, LOG_T_WARNING, "after");
+	CU_ASSERT_STRING_EQUAL(slurp(rotated), "before\n");
+	CU_ASSERT_STRING_EQUAL(slurp(log_path), "after\n");
+	/* A path that cannot be opened keeps the old file. */
+	snprintf(cfg.log_dests[0].path, sizeof(cfg.log_dests[0].path), "/nonexistent/dir/x");
+	CU_ASSERT_EQUAL(log_reopen(&lg, &cfg), ST_ERR_SYS);
+	log_msg(&copy, LOG_T_WARNING, "still");
+	CU_ASSERT_STRING_EQUAL(slurp(log_path), "after\nstill\n");
+	log_close(&lg);
+	unlink(rotated);
+	unlink(log_path);
+}
+
 static void test_timestamp_format(void)
 {
 	struct config cfg;
@@ -458,6 +487,7 @@ int main(void)
 	static const struct tu_test tests[] = {
 	        {"file format", test_file_format},
 	        {"append mode", test_append_mode},
+	        {"reopen (rotation)", test_reopen},
 	        {"timestamp format", test_timestamp_format},
 	        {"type filtering", test_type_filtering},
 	        {"stderr, stdout, none", test_std_destinations},

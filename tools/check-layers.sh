@@ -2,7 +2,8 @@
 # Keeps the layers of src/ pointing down (src/README.md): every #include "..." of a file in
 # src/LAYER/ must name a header of LAYER itself (bare, same folder) or of a layer LAYER may use,
 # as "layer/name.h". The codec's public headers (include/starling/) are the codec layer. The
-# tools use the codec only; tests and benchmarks may reach any layer.
+# tools use the codec (and starling-passwd the auth layer's password files); tests and
+# benchmarks may reach any layer.
 #
 #   tools/check-layers.sh [ROOT]     check the tree at ROOT (default: the repository)
 #   tools/check-layers.sh --self-test   show that a wrong include fails and a right one passes
@@ -14,9 +15,11 @@ declare -A USES=(
 	[base]="codec"
 	[io]="codec base"
 	[index]="codec base"
-	[broker]="codec base io index"
-	[top]="codec base io index broker"
-	[tools]="codec"
+	[auth]="codec base"
+	[broker]="codec base io index auth"
+	[top]="codec base io index auth broker"
+	# starling-passwd includes auth/passwd.h so that it writes exactly what the broker reads.
+	[tools]="codec auth"
 )
 
 # check_file ROOT FILE LAYER: prints one line per include FILE (in LAYER) may not have.

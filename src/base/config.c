@@ -204,14 +204,67 @@ static int opt_bool(struct config *cfg, const struct option *o, const struct wor
 	return parse_bool(o->name, w->v[0], (bool *)(void *)((char *)cfg + o->off), at);
 }
 
+/*
+ * The security options a line sets: with per_listener_settings, those of the last `listener`
+ * above it (the default listener's before any), else the broker-wide ones. NULL: broker-wide.
+ */
+static struct config_auth *auth_target(struct config *cfg)
+{
+	if (!cfg->per_listener_settings || cfg->listener_count == 0)
+		return NULL;
+	return &cfg->listeners[cfg->listener_count - 1].auth;
+}
+
 static int opt_allow_anonymous(struct config *cfg, const struct option *o, const struct words *w,
                                const struct where *at)
 {
-	int rc = opt_bool(cfg, o, w, at);
+	struct config_auth *a = auth_target(cfg);
+	bool v = false;
+	int rc = want_one(w, at);
 
 	if (rc == ST_OK)
+		rc = parse_bool(o->name, w->v[0], &v, at);
+	if (rc != ST_OK)
+		return rc;
+	cfg->security_seen = true;
+	if (a) {
+		a->allow_anonymous = v;
+		a->allow_anonymous_set = true;
+	} else {
+		cfg->allow_anonymous = v;
 		cfg->allow_anonymous_set = true;
-	return rc;
+	}
+	return ST_OK;
+}
+
+/* password_file and acl_file: a path, the rest of the line (it may hold blanks). */
+static int opt_auth_file(struct config *cfg, const struct option *o, const struct words *w,
+                         const struct where *at)
+{
+	struct config_auth *a = auth_target(cfg);
+	bool pw = strcmp(o->name, "password_file") == 0;
+	char *dst = a ? (pw ? a->password_file : a->acl_file)
+	              : (pw ? cfg->password_file : cfg->acl_file);
+
+	cfg->security_seen = true;
+	return copy_value(o->name, dst, PATH_MAX, w->rest, at);
+}
+
+/* Mosquitto: it changes what the security options after it mean, so it comes first. */
+static int opt_per_listener(struct config *cfg, const struct option *o, const struct words *w,
+                            const struct where *at)
+{
+	bool v = false;
+	int rc = want_one(w, at);
+
+	if (rc == ST_OK)
+		rc = parse_bool(o->name, w->v[0], &v, at);
+	if (rc != ST_OK)
+		return rc;
+	if (v != cfg->per_listener_settings && (cfg->security_seen || cfg->listener_count > 0))
+		return fail(at, "%s must come before any listener and security option", o->name);
+	cfg->per_listener_settings = v;
+	return ST_OK;
 }
 
 /* Listener slots still free once the default listener, if configured, has its own. */
@@ -481,7 +534,7 @@ static const struct option options[] = {
         FN_OPT(bind_address, opt_bind_address),
         /* -1 is Mosquitto's "unlimited"; 0 is unlimited there in effect too. */
         INT_OPT(max_connections, max_connections, -1, INT32_MAX, -1, 0),
-        BOOL_OPT(allow_anonymous, allow_anonymous, opt_allow_anonymous),
+        FN_OPT(allow_anonymous, opt_allow_anonymous),
         /* 0 is "no maximum"; Receive Maximum is a Two Byte Integer (MQTT 5.0 3.2.2.3.3). */
         INT_OPT(max_inflight_messages, max_inflight_messages, 0, 65535, 0, 65535),
         INT_OPT(max_queued_messages, max_queued_messages, 0, INT32_MAX, 0, 0),
@@ -509,8 +562,9 @@ static const struct option options[] = {
         BOOL_OPT(log_timestamp, log_timestamp, opt_bool),
         FN_OPT(log_timestamp_format, opt_log_timestamp_format),
         FN_OPT(pid_file, opt_pid_file),
-        FN_OPT(password_file, opt_unsupported),
-        FN_OPT(acl_file, opt_unsupported),
+        FN_OPT(password_file, opt_auth_file),
+        FN_OPT(acl_file, opt_auth_file),
+        FN_OPT(per_listener_settings, opt_per_listener),
         FN_OPT(persistence, opt_unsupported),
         FN_OPT(persistence_location, opt_unsupported),
         FN_OPT(autosave_interval, opt_unsupported),
@@ -684,11 +738,38 @@ int config_load_file(struct config *cfg, const char *path, char *err, size_t err
 	return rc;
 }
 
+/*
+ * Every listener's auth becomes the one in effect for it: its own (per_listener_settings, with
+ * Mosquitto's default allow_anonymous false for a `listener`), or the broker-wide one, which
+ * the default and local-only listeners (from `first_appended` on) always take.
+ */
+static void config_finish_auth(struct config *cfg, unsigned first_appended)
+{
+	struct config_auth global;
+
+	memset(&global, 0, sizeof(global));
+	memcpy(global.password_file, cfg->password_file, sizeof(global.password_file));
+	memcpy(global.acl_file, cfg->acl_file, sizeof(global.acl_file));
+	global.allow_anonymous = cfg->allow_anonymous;
+	global.allow_anonymous_set = cfg->allow_anonymous_set;
+	for (unsigned i = 0; i < cfg->listener_count; i++) {
+		struct config_auth *a = &cfg->listeners[i].auth;
+
+		if (!cfg->per_listener_settings || i >= first_appended)
+			*a = global;
+		else if (!a->allow_anonymous_set)
+			a->allow_anonymous = false;
+	}
+}
+
 void config_finish(struct config *cfg)
 {
+	unsigned first_appended;
+
 	if (cfg->finished)
 		return;
 	cfg->finished = true;
+	first_appended = cfg->listener_count;
 	cfg->local_only = cfg->listener_count == 0 && !cfg->default_listener_set;
 	if (cfg->local_only) {
 		/* Mosquitto 2 also listens on ::1; one loopback address is enough for a start. */
@@ -714,6 +795,7 @@ void config_finish(struct config *cfg)
 	}
 	if (!cfg->allow_anonymous_set)
 		cfg->allow_anonymous = cfg->local_only;
+	config_finish_auth(cfg, first_appended);
 }
 
 __attribute__((format(printf, 3, 4))) static int usage_error(char *err, size_t errlen,

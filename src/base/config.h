@@ -46,9 +46,19 @@ struct config_log_dest {
 	char path[PATH_MAX];            /* LOG_DEST_FILE only */
 };
 
+/* Who may connect and what they may do: Mosquitto's security options. Broker-wide, or one per
+ * listener with per_listener_settings true. Empty paths: no such file. */
+struct config_auth {
+	char password_file[PATH_MAX]; /* `password_file` */
+	char acl_file[PATH_MAX];      /* `acl_file` */
+	bool allow_anonymous;         /* after config_finish: in effect */
+	bool allow_anonymous_set;     /* given explicitly */
+};
+
 struct config_listener {
-	uint16_t port;  /* TCP port; 0 asks the kernel for an ephemeral one */
-	char bind[256]; /* address or host name; empty: all interfaces */
+	uint16_t port;           /* TCP port; 0 asks the kernel for an ephemeral one */
+	char bind[256];          /* address or host name; empty: all interfaces */
+	struct config_auth auth; /* per_listener_settings true: this listener's security */
 };
 
 struct config {
@@ -61,11 +71,17 @@ struct config {
 	bool default_listener_set; /* the file gave `port` or `bind_address` */
 	uint16_t cmd_ports[CONFIG_LISTENERS_MAX]; /* -p PORT, in order (Mosquitto allows several) */
 	unsigned cmd_port_count;                  /* entries in cmd_ports */
-	bool cmd_ports_ignored;         /* -p given but the file defines listeners (Mosquitto 2) */
-	bool local_only;                /* derived: no listener configured, loopback only */
-	uint32_t max_connections;       /* 0: unlimited (Mosquitto's -1) */
-	bool allow_anonymous;           /* Mosquitto 2 default: true only without listeners */
-	bool allow_anonymous_set;       /* the file set allow_anonymous explicitly */
+	bool cmd_ports_ignored;     /* -p given but the file defines listeners (Mosquitto 2) */
+	bool local_only;            /* derived: no listener configured, loopback only */
+	uint32_t max_connections;   /* 0: unlimited (Mosquitto's -1) */
+	bool allow_anonymous;       /* Mosquitto 2 default: true only without listeners */
+	bool allow_anonymous_set;   /* the file set allow_anonymous explicitly */
+	bool per_listener_settings; /* security options belong to the listener above them */
+	bool security_seen;         /* a security option was read (per_listener_settings) */
+	/* The broker-wide password_file and acl_file (allow_anonymous is above); with
+	 * per_listener_settings, those given before any `listener` (the default listener's). */
+	char password_file[PATH_MAX];
+	char acl_file[PATH_MAX];
 	uint32_t max_inflight_messages; /* outbound QoS 1/2 window per client (20; 0 read: 65535) */
 	uint32_t
 	        max_queued_messages; /* QoS 1/2 held per client past inflight (1000; 0: no limit) */

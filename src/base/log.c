@@ -122,6 +122,33 @@ void log_close(struct log *lg)
 	lg->types = 0;
 }
 
+int log_reopen(struct log *lg, const struct config *cfg)
+{
+	int fd;
+
+	if (lg->file_fd < 0)
+		return ST_OK;
+	for (unsigned i = 0; i < cfg->log_dest_count; i++) {
+		if (cfg->log_dests[i].kind != LOG_DEST_FILE)
+			continue;
+		fd = open(cfg->log_dests[i].path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return ST_ERR_SYS;
+		/* dup2 replaces the descriptor atomically: a line written meanwhile by another
+		 * worker goes whole to the old file or whole to the new one. */
+		if (dup3(fd, lg->file_fd, O_CLOEXEC) < 0) {
+			int err = errno;
+
+			close(fd);
+			errno = err;
+			return ST_ERR_SYS;
+		}
+		close(fd);
+		return ST_OK;
+	}
+	return ST_OK;
+}
+
 /* The format is the user's log_timestamp_format, as Mosquitto passes it to strftime(3). */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"

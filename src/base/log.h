@@ -38,6 +38,14 @@ int log_open(struct log *lg, const struct config *cfg);
 /* Closes what log_open opened. */
 void log_close(struct log *lg);
 
+/*
+ * Reopens the `log_dest file` (log rotation on SIGHUP): the path is opened anew and put in
+ * place of the old descriptor with dup2(2), so every copy of this struct log (one per worker)
+ * writes to the new file from then on without being told. Returns ST_OK (also when there is
+ * no file destination) or ST_ERR_SYS with errno set, the old file still in use.
+ */
+int log_reopen(struct log *lg, const struct config *cfg);
+
 static inline bool log_enabled(const struct log *lg, uint32_t type)
 {
 	return (lg->types & type) != 0;

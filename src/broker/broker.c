@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "base/alloc.h"
 #include "starling/codec.h"
 #include "worker.h"
@@ -110,7 +111,8 @@ static int broker_socket(const struct sockaddr *addr, socklen_t len, bool reusep
  * worker 0's socket first (which resolves a port 0), then the others on the same address and
  * port. fds[w * (2 * CONFIG_LISTENERS_MAX) + i] receives worker w's socket of address i.
  */
-static int broker_listen(struct broker *b, const char *host, uint16_t port, int *fds)
+static int broker_listen(struct broker *b, unsigned cfg_index, const char *host, uint16_t port,
+                         int *fds)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
 	                         .ai_socktype = SOCK_STREAM,
@@ -155,6 +157,7 @@ static int broker_listen(struct broker *b, const char *host, uint16_t port, int 
 		b->listen_ports[i] =
 		        ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 		                                       : ((struct sockaddr_in *)&ss)->sin_port);
+		b->listen_cfg[i] = (uint16_t)cfg_index;
 		b->nlisten++;
 		log_msg(&b->log, LOG_T_NOTICE, "Opening %s listen socket on port %u.",
 		        ai->ai_family == AF_INET6 ? "ipv6" : "ipv4", b->listen_ports[i]);
@@ -171,6 +174,7 @@ static int broker_signals(struct broker *b)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP); /* reload (reload.h) */
 	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
 		return ST_ERR_SYS;
 	signal(SIGPIPE, SIG_IGN);
@@ -234,7 +238,7 @@ static int broker_bind_all(struct broker *b)
 	if (!fds)
 		return ST_ERR_NOMEM;
 	for (unsigned i = 0; i < cfg->listener_count && ret == ST_OK; i++)
-		ret = broker_listen(b, cfg->listeners[i].bind, cfg->listeners[i].port, fds);
+		ret = broker_listen(b, i, cfg->listeners[i].bind, cfg->listeners[i].port, fds);
 	/* Packed per worker: worker w's sockets are listen_fds[w * nlisten ..]. */
 	b->listen_fds = malloc((size_t)b->nworkers * (b->nlisten ? b->nlisten : 1) * sizeof(int));
 	for (unsigned w = 0; w < b->nworkers; w++)
@@ -333,6 +337,21 @@ static int broker_shared_init(struct broker *b)
 	return ST_OK;
 }
 
+/* The password and ACL files: a missing or bad one stops the start, naming file and line. */
+static int broker_auth_load(struct broker *b)
+{
+	struct auth_set *set = NULL;
+	char err[1024];
+	int ret = auth_set_load(&b->cfg, &set, err, sizeof(err));
+
+	if (ret != ST_OK) {
+		log_msg(&b->log, LOG_T_ERROR, "Error: %s", err);
+		return ret;
+	}
+	atomic_init(&b->shared.auth, set);
+	return ST_OK;
+}
+
 int broker_init(struct broker *b, const struct config *cfg)
 {
 	struct ring_params rp;
@@ -357,6 +376,9 @@ int broker_init(struct broker *b, const struct config *cfg)
 		        "raise it (ulimit -l, LimitMEMLOCK=) to use them all.",
 		        b->memlock_capped, b->nworkers);
 	broker_raise_nofile(b);
+	ret = broker_auth_load(b);
+	if (ret != ST_OK)
+		return ret;
 	worker_ring_params(b->nworkers, &rp);
 	if (ring_memlock_reserve(&rp, b->nworkers, err, sizeof(err)) != 0) {
 		log_msg(&b->log, LOG_T_ERROR, "Error: %s", err);
@@ -481,6 +503,8 @@ void broker_fini(struct broker *b)
 	interest_fini(&sh->interest);
 	if (sh->barrier_ready)
 		pthread_barrier_destroy(&sh->start);
+	auth_set_free(atomic_load(&sh->auth));
+	auth_set_free(sh->auth_retired);
 	if (b->sig_fd >= 0)
 		close(b->sig_fd);
 	if (b->pid_file_written)

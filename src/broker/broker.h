@@ -25,6 +25,7 @@
 #define BROKER_WORKERS_MAX INTEREST_HOLDERS_MAX
 
 struct worker;
+struct auth_set;
 
 /* A worker's counters as the others may read them ($SYS sums them); refreshed by their owner
  * once per housekeeping pass with relaxed atomic stores. */
@@ -58,6 +59,11 @@ struct broker_shared {
 	pthread_barrier_t start;       /* every ring exists before any loop starts */
 	bool barrier_ready;            /* start was initialised */
 	_Atomic bool start_failed;     /* a worker could not start: every worker exits */
+	/* The security in force (passwords, ACLs), read-only once published; SIGHUP publishes a
+	 * new one (reload.c says how the old one is retired). */
+	struct auth_set *_Atomic auth;
+	_Atomic unsigned auth_pending; /* workers yet to adopt `auth` (reload.h) */
+	struct auth_set *auth_retired; /* the set they are leaving; worker 0's alone */
 };
 
 struct broker {
@@ -77,8 +83,9 @@ struct broker {
 	 * .. (i + 1) * nlisten), nworkers * nlisten in all. */
 	int *listen_fds;
 	uint16_t listen_ports[2 * CONFIG_LISTENERS_MAX]; /* port of each address */
+	uint16_t listen_cfg[2 * CONFIG_LISTENERS_MAX];   /* configured listener of each address */
 	unsigned nlisten;                                /* addresses per worker */
-	int sig_fd;                                      /* signalfd for SIGINT/SIGTERM */
+	int sig_fd;                                      /* signalfd: SIGINT/SIGTERM, SIGHUP */
 	bool pid_file_written;                           /* remove cfg.pid_file at exit */
 	uint64_t instance_salt;      /* random bits for generated client identifiers */
 	struct broker_shared shared; /* what workers share */

@@ -75,6 +75,7 @@ struct conn {
 	bool behind;             /* the last send was short: the socket's buffer is full */
 	uint16_t accepted_by;    /* worker whose listener accepted the socket */
 	uint16_t handoff_to;     /* HANDOFF: the home worker */
+	uint16_t listener;       /* configured listener it came in on (its security domain) */
 	const char *close_later; /* close at the end of the batch, for this reason (static text) */
 	uint16_t keepalive_s;    /* negotiated keep alive, 0: none */
 	uint64_t id;             /* connection number, for logs */

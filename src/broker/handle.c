@@ -8,6 +8,7 @@
 
 #include <stdatomic.h>
 
+#include "access.h"
 #include "broker.h"
 #include "conn.h"
 #include "base/log.h"
@@ -119,10 +120,23 @@ void handle_protocol_error(struct conn *c, int err)
 	handle_error_close(c, err, "protocol error");
 }
 
-/* Publishes will now, with its MQTT 5 Message Expiry Interval counted from now. */
-static void handle_publish_will(struct worker *w, struct msg *will, uint32_t expiry_s)
+/*
+ * Publishes will now, with its MQTT 5 Message Expiry Interval counted from now. As Mosquitto
+ * 2.0 does, the ACL is asked when the will is published (under the rules then in force), not
+ * when it is set: a will the client may not write is dropped.
+ */
+static void handle_publish_will(struct worker *w, struct session *s, struct msg *will,
+                                uint32_t expiry_s)
 {
 	struct pub_view v = pub_view_of(will);
+
+	if (s && s->acl && !access_can(s, &v, ACL_WRITE)) {
+		if (log_enabled(&w->log, LOG_T_NOTICE))
+			log_msg(&w->log, LOG_T_NOTICE, "Denied will of %.*s to %.*s (ACL).",
+			        (int)s->client_id_len, (const char *)s->client_id, (int)v.topic.len,
+			        (const char *)v.topic.ptr);
+		return;
+	}
 
 	will->expiry_ms = expiry_s ? w->now_ms + (uint64_t)expiry_s * 1000 : 0;
 	v.expiry_ms = will->expiry_ms;
@@ -148,7 +162,7 @@ static void handle_will(struct conn *c, struct session *s)
 		s->will_at_ms = w->now_ms + (uint64_t)delay_s * 1000;
 		return;
 	}
-	handle_publish_will(w, will, c->v5 ? c->v5->will_expiry_s : 0);
+	handle_publish_will(w, s, will, c->v5 ? c->v5->will_expiry_s : 0);
 	msg_unref(will);
 }
 
@@ -157,7 +171,7 @@ void handle_session_will_due(struct worker *w, struct session *s)
 	struct msg *will = s->will;
 
 	s->will = NULL;
-	handle_publish_will(w, will, s->will_expiry_s);
+	handle_publish_will(w, s, will, s->will_expiry_s);
 	msg_unref(will);
 }
 

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
+#include "auth/auth.h"
 #include "broker.h"
 #include "conn.h"
 #include "handlers.h"
@@ -162,6 +164,29 @@ static int connect_v5(struct conn *c, const struct st_connect *ck, struct st_pro
 	return ST_OK;
 }
 
+/*
+ * User name and password (auth/auth.c has the rules). 3.x has one code for every refusal,
+ * 0x05; MQTT 5 tells bad credentials (0x86) from a client that may not connect (0x87).
+ * Returns non-zero when c was refused.
+ */
+static int connect_auth(struct conn *c, const struct st_connect *ck)
+{
+	const struct auth_domain *d = auth_domain_of(c->w->auth, c->listener);
+
+	switch (auth_connect(d, ck->username_flag ? ck->username.ptr : NULL, ck->username.len,
+	                     ck->password.ptr, ck->password.len, ck->password_flag)) {
+	case AUTH_ACCEPT:
+		return 0;
+	case AUTH_BAD_CREDENTIALS:
+		return connect_refuse_code(
+		               c, c->v5 ? ST_RC_BAD_USER_PASSWORD : ST_CONNACK_NOT_AUTHORIZED,
+		               "bad user name or password"),
+		       1;
+	default:
+		return connect_refuse(c, ST_CONNACK_NOT_AUTHORIZED, "not authorised"), 1;
+	}
+}
+
 /* Checks made before any session is touched; returns non-zero when c was refused. */
 static int connect_checks(struct conn *c, const struct st_connect *ck, const struct st_props *cp,
                           uint16_t *keepalive, bool *server_keepalive)
@@ -170,8 +195,8 @@ static int connect_checks(struct conn *c, const struct st_connect *ck, const str
 
 	if (c->v5 && st_props_has(cp, ST_PROP_AUTH_METHOD))
 		return connect_refuse_code(c, ST_RC_BAD_AUTH_METHOD, "no authentication method"), 1;
-	if (!cfg->allow_anonymous)
-		return connect_refuse(c, ST_CONNACK_NOT_AUTHORIZED, "not authorised"), 1;
+	if (connect_auth(c, ck))
+		return 1;
 	*keepalive = ck->keepalive_s;
 	*server_keepalive = false;
 	if (cfg->max_keepalive < UINT16_MAX &&
@@ -314,6 +339,9 @@ int handle_connect(struct conn *c, const struct st_connect *ck)
 		return ST_ERR_NOMEM;
 	s = connect_session(c, id, idlen, ck->clean_start, &present);
 	if (!s)
+		return ST_ERR_NOMEM;
+	if (access_attach(c->w, s, ck->username_flag ? ck->username.ptr : NULL, ck->username.len,
+	                  c->listener) != ST_OK)
 		return ST_ERR_NOMEM;
 	connect_attach(c, s, ck, &cp, present, assigned, keepalive, server_keepalive);
 	return ST_OK;

@@ -8,7 +8,9 @@
  */
 #include <string.h>
 
+#include "access.h"
 #include "broker.h"
+#include "base/log.h"
 #include "conn.h"
 #include "handlers.h"
 #include "out.h"
@@ -77,6 +79,38 @@ static int publish_v5(struct conn *c, const struct st_publish *p, struct pub_vie
 
 static void publish_ack(struct conn *c, uint8_t type, uint16_t pid, bool bad_format, bool nobody);
 
+/*
+ * A PUBLISH the ACL does not let the client write: dropped. 3.x has no way to say so, so it is
+ * acknowledged as if delivered (Mosquitto does the same); MQTT 5 answers PUBACK or PUBREC
+ * 0x87, which ends a QoS 2 flow at once: no PUBREL follows a failed PUBREC [MQTT-4.3.3-4].
+ */
+static int publish_denied(struct conn *c, const struct st_publish *p, const struct pub_view *v)
+{
+	struct worker *w = c->w;
+	int ret;
+
+	if (log_enabled(&w->log, LOG_T_DEBUG))
+		log_msg(&w->log, LOG_T_DEBUG, "Denied PUBLISH from %.*s to %.*s (ACL).",
+		        (int)c->session->client_id_len, (const char *)c->session->client_id,
+		        (int)v->topic.len, (const char *)v->topic.ptr);
+	if (p->qos == 0)
+		return ST_OK;
+	if (c->v5) {
+		out_ack(c, p->qos == 1 ? ST_PUBACK : ST_PUBREC, p->packet_id, ST_RC_NOT_AUTHORIZED);
+		return ST_OK;
+	}
+	if (p->qos == 1) {
+		out_ack(c, ST_PUBACK, p->packet_id, 0);
+		return ST_OK;
+	}
+	/* 3.x QoS 2: the flow runs as for a delivered message, PUBREL and PUBCOMP included. */
+	ret = session_in_qos2_begin(c->session, p->packet_id);
+	if (ret < 0)
+		return ret;
+	out_ack(c, ST_PUBREC, p->packet_id, 0);
+	return ST_OK;
+}
+
 int handle_publish(struct conn *c, const struct st_publish *p)
 {
 	struct worker *w = c->w;
@@ -98,6 +132,9 @@ int handle_publish(struct conn *c, const struct st_publish *p)
 	if (w->b->max_payload && p->payload.len > w->b->max_payload)
 		return ST_ERR_TOO_LARGE;
 	w->stats.msgs_received++;
+	/* One predictable branch without an acl_file. */
+	if (s->acl && !access_can(s, &v, ACL_WRITE))
+		return publish_denied(c, p, &v);
 
 	if (p->qos == 2) {
 		/* The broker's Receive Maximum bounds QoS 2 flows awaiting PUBREL [MQTT-3.3.4-8].

@@ -4,6 +4,7 @@
  * MQTT 5 adds a Subscription Identifier, the No Local / Retain As Published / Retain Handling
  * options, shared subscriptions, and per-filter reason codes in UNSUBACK.
  */
+#include "access.h"
 #include "broker.h"
 #include "conn.h"
 #include "handlers.h"
@@ -26,10 +27,21 @@ static uint8_t subscribe_one(struct conn *c, const struct st_sub_entry *e, uint3
 	uint64_t data = subdata_make((uint8_t)((e->options & ~ST_SUBOPT_QOS_MASK) | qos), sub_id);
 	struct st_bytes inner;
 	int added = share_parse(e->filter.ptr, e->filter.len, &inner);
+	int64_t acl;
 
 	*shared = added == 1;
 	if (added < 0)
 		return c->v5 ? ST_RC_FILTER_INVALID : ST_SUBACK_FAILURE;
+	/* A filter the ACL lets the client read no topic of is refused (access.h). */
+	acl = s->acl ? access_sub_flag(s, e->filter.ptr, e->filter.len) : 0;
+	if (acl < 0) {
+		if (log_enabled(&w->log, LOG_T_NOTICE))
+			log_msg(&w->log, LOG_T_NOTICE, "Denied SUBSCRIBE from %.*s to %.*s (ACL).",
+			        (int)s->client_id_len, (const char *)s->client_id,
+			        (int)e->filter.len, (const char *)e->filter.ptr);
+		return c->v5 ? ST_RC_NOT_AUTHORIZED : ST_SUBACK_FAILURE;
+	}
+	data |= (uint64_t)acl;
 	if (*shared) {
 		bool is_new;
 
@@ -99,7 +111,8 @@ int handle_subscribe(struct conn *c, const struct st_packet *pkt)
 		if (code <= 2 && c->w->b->cfg.retain_available &&
 		    subscribe_wants_retained(&e, fresh, shared))
 			route_retained(c->w, c->session, e.filter.ptr, e.filter.len,
-			               subdata_make((uint8_t)code, sp.subscription_id));
+			               subdata_make((uint8_t)code, sp.subscription_id) |
+			                       (c->session->acl ? SUBDATA_ACL : 0));
 	}
 	return ST_OK;
 }

@@ -7,6 +7,7 @@
  * reused oldest-freed first, so a client sees ids cycle through the window instead of the same
  * id reused at once.
  */
+#include "access.h"
 #include "session.h"
 
 #include <stdlib.h>
@@ -100,6 +101,8 @@ void session_free(struct session *s)
 		free(s->subs[i].filter);
 	free(s->subs);
 	free(s->client_id);
+	free(s->auth_user);
+	access_free(s->acl);
 	free(s);
 }
 

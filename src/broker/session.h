@@ -76,6 +76,8 @@ struct sess_sub {
 	uint64_t data;       /* what the index holds for it */
 };
 
+struct access;
+
 struct session {
 	uint8_t *client_id;      /* owned, not NUL-terminated */
 	uint16_t client_id_len;  /* bytes */
@@ -115,6 +117,13 @@ struct session {
 
 	uint64_t *in_qos2;      /* bitmap of inbound QoS 2 ids awaiting PUBREL, or NULL */
 	uint32_t in_qos2_count; /* bits set */
+
+	/* Who the client said it was at its last CONNECT, for the ACL (access.h). */
+	uint8_t *auth_user;     /* user name (owned), or NULL */
+	uint16_t auth_user_len; /* bytes */
+	bool auth_has_user;     /* CONNECT gave a user name */
+	uint16_t auth_listener; /* configured listener it came in on (its security domain) */
+	struct access *acl;     /* resolved rules and cached answers; NULL: no acl_file */
 
 	uint64_t match_gen;  /* routing: generation of the publish last matched */
 	uint64_t match_data; /* routing: merged subscription data for that publish */

@@ -13,6 +13,9 @@
 
 /* The index entry is a shared subscription group (its subscriber is a struct share_group). */
 #define SUBDATA_SHARED (1ull << 16)
+/* The ACL lets the subscriber read some of the topics the filter matches, not all: each
+ * delivery asks access_can() (access.h). Never set without an acl_file. */
+#define SUBDATA_ACL (1ull << 17)
 
 static inline uint64_t subdata_make(uint8_t options, uint32_t sub_id)
 {

@@ -24,6 +24,7 @@
 #include "base/log.h"
 #include "out.h"
 #include "index/retain.h"
+#include "reload.h"
 #include "route.h"
 #include "session.h"
 #include "index/subidx.h"
@@ -52,7 +53,7 @@ static void worker_tick_clock(struct worker *w)
 	w->now_ms = w->now_us / 1000;
 }
 
-static void worker_accepted(struct worker *w, int fd)
+static void worker_accepted(struct worker *w, int fd, unsigned listener)
 {
 	const struct config *cfg = &w->b->cfg;
 	int one = 1;
@@ -86,6 +87,7 @@ static void worker_accepted(struct worker *w, int fd)
 		return;
 	}
 	c->accepted_by = (uint16_t)w->index;
+	c->listener = (uint16_t)listener;
 	w->nclients++;
 }
 
@@ -102,10 +104,11 @@ void worker_conn_handoff(struct worker *w, struct conn *c)
 	if (w->nclients > 0)
 		w->nclients--;
 	worker_conn_dead(w, c);
-	xw_handoff(w, to, fd, bytes, len);
+	xw_handoff(w, to, fd, c->listener, bytes, len);
 }
 
-void worker_conn_adopt(struct worker *w, int fd, uint8_t *bytes, uint32_t len, unsigned from)
+void worker_conn_adopt(struct worker *w, int fd, unsigned listener, uint8_t *bytes, uint32_t len,
+                       unsigned from)
 {
 	struct conn *c = conn_new(w, fd);
 
@@ -116,6 +119,7 @@ void worker_conn_adopt(struct worker *w, int fd, uint8_t *bytes, uint32_t len, u
 		return;
 	}
 	c->accepted_by = (uint16_t)from;
+	c->listener = (uint16_t)listener;
 	c->adopted = true;
 	w->nclients++;
 	conn_input_bytes(c, bytes, len);
@@ -189,7 +193,7 @@ static void worker_on_accept(struct ring *r, struct ring_io *io, const struct ri
 
 	(void)r;
 	if (cqe->res >= 0) {
-		worker_accepted(w, cqe->res);
+		worker_accepted(w, cqe->res, l->cfg_index);
 	} else if (cqe->res != -ECANCELED && log_enabled(&w->log, LOG_T_WARNING)) {
 		/* EMFILE and ENFILE end up here: the listener is re-armed by housekeeping. */
 		log_msg(&w->log, LOG_T_WARNING, "accept on port %u: %s", l->port,
@@ -204,6 +208,13 @@ static void worker_on_signal(struct ring *r, struct ring_io *io, const struct ri
 	struct worker *w = container_of(io, struct worker, sig_io);
 
 	(void)r;
+	if (cqe->res == (int)sizeof(w->sig_info) && w->sig_info.ssi_signo == SIGHUP) {
+		reload_run(w);
+		if (!w->stopping)
+			ring_read(&w->ring, &w->sig_io, w->sig_fd, &w->sig_info,
+			          sizeof(w->sig_info));
+		return;
+	}
 	if (cqe->res == (int)sizeof(w->sig_info)) {
 		log_msg(&w->log, LOG_T_NOTICE, "Received signal %u, shutting down.",
 		        w->sig_info.ssi_signo);
@@ -308,6 +319,7 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
 	w->log.topic_fn = worker_log_topic;
 	w->log.topic_ctx = w;
 	w->sig_fd = sig_fd;
+	w->auth = atomic_load_explicit(&b->shared.auth, memory_order_acquire);
 	w->sess_seed = hmap_seed_new();
 	w->shares.seed = hmap_seed_new();
 	w->shares.owner = (uint16_t)index;
@@ -339,6 +351,7 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
 		l->w = w;
 		l->fd = b->listen_fds[index * nlisteners + i];
 		l->port = b->listen_ports[i];
+		l->cfg_index = b->listen_cfg[i];
 		ring_accept(&w->ring, &l->io, l->fd);
 		l->armed = true;
 	}
@@ -395,6 +408,8 @@ static void worker_housekeeping(struct worker *w)
 	if (w->nworkers > 1) {
 		worker_tombs_expire(w);
 		worker_snapshot(w);
+		if (w->index == 0)
+			reload_housekeeping(w);
 	}
 	sys_tick(w);
 }
@@ -604,6 +619,8 @@ int worker_run(struct worker *w)
 		if (w->nworkers > 1 &&
 		    atomic_load_explicit(&w->b->shared.stopping, memory_order_acquire))
 			w->stopping = true;
+		if (w->nworkers > 1)
+			reload_adopt(w);
 		if (w->now_ms >= w->next_housekeeping_ms)
 			worker_housekeeping(w);
 		worker_batch_end(w);

@@ -39,6 +39,7 @@ struct subidx;
 struct retain;
 struct msg;
 struct share_group;
+struct pub_view;
 
 /* A further subscription identifier of a session matched by the publish being routed. */
 struct route_id {
@@ -55,11 +56,12 @@ struct worker_tomb {
 };
 
 struct listener {
-	struct ring_io io; /* accept completions */
-	struct worker *w;  /* owner */
-	int fd;            /* listening socket */
-	uint16_t port;     /* bound port (resolved when 0 was asked) */
-	bool armed;        /* a multishot accept is pending */
+	struct ring_io io;  /* accept completions */
+	struct worker *w;   /* owner */
+	int fd;             /* listening socket */
+	uint16_t port;      /* bound port (resolved when 0 was asked) */
+	uint16_t cfg_index; /* the configured listener this address belongs to */
+	bool armed;         /* a multishot accept is pending */
 };
 
 struct worker_stats {
@@ -93,6 +95,8 @@ struct worker {
 	int sig_fd;                       /* SIGINT/SIGTERM, or -1 */
 	struct signalfd_siginfo sig_info; /* read target */
 	bool stopping;                    /* a signal asked to stop */
+	const struct auth_set *auth;      /* the security this worker applies (reload.h) */
+	bool reload_waiting;              /* worker 0: a SIGHUP waits for the last hand-over */
 
 	struct conn *conns;       /* every connection, newest first */
 	uint32_t nconns;          /* connections in the list (any state) */
@@ -132,6 +136,7 @@ struct worker {
 	uint32_t nmatches;             /* entries used */
 	uint32_t matches_cap;          /* entries allocated */
 	struct session *route_origin;  /* publisher of the message being routed (No Local) */
+	struct pub_view *route_view;   /* the message being routed (per-topic ACL checks) */
 	struct share_group **shared;   /* scratch: shared groups matched */
 	uint32_t nshared;              /* entries used */
 	uint32_t shared_cap;           /* entries allocated */
@@ -170,7 +175,8 @@ unsigned worker_home(const struct worker *w, const uint8_t *id, size_t len);
 void worker_conn_handoff(struct worker *w, struct conn *c);
 
 /* Adopts a socket another worker handed over with the bytes it had read (taken over). */
-void worker_conn_adopt(struct worker *w, int fd, uint8_t *bytes, uint32_t len, unsigned from);
+void worker_conn_adopt(struct worker *w, int fd, unsigned listener, uint8_t *bytes, uint32_t len,
+                       unsigned from);
 
 /* The session with generation gen, or NULL (for deliveries from other workers). */
 struct session *worker_session_by_gen(struct worker *w, uint64_t gen);

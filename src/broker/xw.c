@@ -69,9 +69,10 @@ struct xw_rec {
 
 /* Bytes a connection had read before it moved. */
 struct xw_bytes {
-	uint32_t len;   /* bytes in data */
-	uint16_t from;  /* the worker that accepted it */
-	uint8_t data[]; /* CONNECT and whatever followed */
+	uint32_t len;      /* bytes in data */
+	uint16_t from;     /* the worker that accepted it */
+	uint16_t listener; /* the configured listener it came in on (per_listener_settings) */
+	uint8_t data[];    /* CONNECT and whatever followed */
 };
 
 /* A shared subscription request from a member's worker to the group's owner. */
@@ -295,7 +296,8 @@ void xw_retain_drop(struct worker *w, struct msg *m)
 	}
 }
 
-void xw_handoff(struct worker *w, unsigned to, int fd, uint8_t *bytes, uint32_t len)
+void xw_handoff(struct worker *w, unsigned to, int fd, unsigned listener, uint8_t *bytes,
+                uint32_t len)
 {
 	struct xw_bytes *hb = malloc(sizeof(*hb) + len);
 	struct chan_entry e = {.kind = XW_HANDOFF, .arg = (uint32_t)fd};
@@ -308,6 +310,7 @@ void xw_handoff(struct worker *w, unsigned to, int fd, uint8_t *bytes, uint32_t 
 	}
 	hb->len = len;
 	hb->from = (uint16_t)w->index;
+	hb->listener = (uint16_t)listener;
 	memcpy(hb->data, bytes, len);
 	free(bytes);
 	e.p1 = hb;
@@ -459,7 +462,7 @@ static void xw_on_entry(struct worker *w, const struct chan_entry *e, unsigned f
 	case XW_HANDOFF: {
 		struct xw_bytes *hb = e->p1;
 
-		worker_conn_adopt(w, (int)e->arg, hb->data, hb->len, hb->from);
+		worker_conn_adopt(w, (int)e->arg, hb->listener, hb->data, hb->len, hb->from);
 		free(hb);
 		break;
 	}

@@ -108,8 +108,10 @@ bool xw_bulk_fits(const struct pub_view *v);
  * its flag as published. */
 void xw_forward_small(struct worker *w, const struct pub_view *v, uint64_t targets, bool retain);
 
-/* Hands socket fd with the bytes read so far (taken over: freed by the target) to worker to. */
-void xw_handoff(struct worker *w, unsigned to, int fd, uint8_t *bytes, uint32_t len);
+/* Hands socket fd (accepted on configured listener `listener`) with the bytes read so far
+ * (taken over: freed by the target) to worker to. */
+void xw_handoff(struct worker *w, unsigned to, int fd, unsigned listener, uint8_t *bytes,
+                uint32_t len);
 
 /* Shared subscriptions: a member session (gen) on w joins, leaves, goes on- or offline. */
 void xw_share_join(struct worker *w, unsigned owner, const uint8_t *key, size_t len, uint64_t gen,

@@ -82,6 +82,16 @@ void bench_mqtt_connected(struct bench *b, struct bench_conn *c)
 	pkt.connect.keepalive_s = b->o->keepalive_s;
 	/* MQTT 5: an empty property block, which the encoder writes as a zero length. */
 	pkt.connect.client_id = (struct st_bytes){(const uint8_t *)id, (uint32_t)strlen(id)};
+	if (b->o->username) {
+		pkt.connect.username_flag = true;
+		pkt.connect.username = (struct st_bytes){(const uint8_t *)b->o->username,
+		                                         (uint32_t)strlen(b->o->username)};
+	}
+	if (b->o->password) {
+		pkt.connect.password_flag = true;
+		pkt.connect.password = (struct st_bytes){(const uint8_t *)b->o->password,
+		                                         (uint32_t)strlen(b->o->password)};
+	}
 	queue_packet(b, c, &pkt);
 	c->state = BENCH_CONN_CONNACK;
 }

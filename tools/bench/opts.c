@@ -63,6 +63,8 @@ static const char usage_text[] =
         "                           ($share/GROUP/FILTER): each message to one member\n"
         "      --ext-publishers N   publisher ids 0..N-1 come from an outside source\n"
         "      --id-prefix STR      client identifier prefix (sb<pid>)\n"
+        "      --username NAME      user name of every connection (password_file, acl_file)\n"
+        "      --password PW        its password\n"
         "      --label STR          copied into the JSON line\n"
         "      --json               print only the JSON line\n"
         "      --help\n"
@@ -87,6 +89,8 @@ enum {
 	OPT_COALESCE,
 	OPT_EXT_PUBLISHERS,
 	OPT_ID_PREFIX,
+	OPT_USERNAME,
+	OPT_PASSWORD,
 	OPT_LABEL,
 	OPT_SHARE,
 	OPT_JSON,
@@ -126,6 +130,8 @@ static const struct option long_options[] = {
         {"coalesce-us", required_argument, NULL, OPT_COALESCE},
         {"ext-publishers", required_argument, NULL, OPT_EXT_PUBLISHERS},
         {"id-prefix", required_argument, NULL, OPT_ID_PREFIX},
+        {"username", required_argument, NULL, OPT_USERNAME},
+        {"password", required_argument, NULL, OPT_PASSWORD},
         {"label", required_argument, NULL, OPT_LABEL},
         {"share", required_argument, NULL, OPT_SHARE},
         {"json", no_argument, NULL, OPT_JSON},
@@ -341,6 +347,12 @@ static int parse_tuning(struct bench_opts *o, int c, const char *arg)
 		break;
 	case OPT_ID_PREFIX:
 		o->id_prefix = arg;
+		break;
+	case OPT_USERNAME:
+		o->username = arg;
+		break;
+	case OPT_PASSWORD:
+		o->password = arg;
 		break;
 	case OPT_LABEL:
 		o->label = arg;

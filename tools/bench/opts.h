@@ -58,6 +58,8 @@ struct bench_opts {
 	pid_t broker_pid;         /* read CPU time and RSS of this process, 0: none */
 	uint32_t threads;         /* io_uring loops, each with its share of the clients */
 	const char *id_prefix;    /* client identifier prefix */
+	const char *username;     /* CONNECT user name of every connection, or NULL */
+	const char *password;     /* CONNECT password, or NULL */
 	const char *label;        /* free text copied into the JSON line */
 	const char *share;        /* fanout, fanin: subscribers join $share/<share>/FILTER */
 };
