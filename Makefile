@@ -37,8 +37,8 @@ BENCH_TOOL_SRC  := $(wildcard tools/bench/*.c)
 TOOLS      := starling-pub starling-sub starling-bench
 UNIT_TESTS := $(patsubst test/%.c,%,$(wildcard test/test_*.c))
 
-REL_LIBS   := -luring -lxxhash -ljemalloc -lm
-ASAN_LIBS  := -luring -lxxhash -lm
+REL_LIBS   := -luring -lxxhash -ljemalloc -lssl -lcrypto -lm
+ASAN_LIBS  := -luring -lxxhash -lssl -lcrypto -lm
 # Unit tests whose threads meet (make tsan runs them).
 TSAN_UNIT_TESTS := test_chan
 
