@@ -32,7 +32,7 @@ TSAN_CFLAGS := $(CFLAGS_BASE) -O1 -g -fsanitize=thread -fno-omit-frame-pointer
 CODEC_SRC  := $(wildcard src/codec/*.c)
 # Every other layer makes the broker's library (main.c, at the top, holds only main()).
 BROKER_SRC := $(filter-out $(CODEC_SRC),$(wildcard src/*/*.c))
-TOOL_COMMON_SRC := tools/client.c tools/client_io.c tools/cli.c tools/cli_props.c
+TOOL_COMMON_SRC := tools/client.c tools/client_io.c tools/client_tls.c tools/cli.c tools/cli_props.c
 BENCH_TOOL_SRC  := $(wildcard tools/bench/*.c)
 TOOLS      := starling-pub starling-sub starling-bench
 UNIT_TESTS := $(patsubst test/%.c,%,$(wildcard test/test_*.c))

@@ -20,7 +20,7 @@ import time
 import unittest
 
 from harness import (BIN, KIND, MOSQUITTO_PUB, MOSQUITTO_SUB, BrokerTestCase, Proc, client_cmd,
-                     encode_connect, free_port, starling_only, unique_id)
+                     encode_connect, free_port, tool, unique_id)
 from tlscerts import OPENSSL, Certs
 
 Endpoint = collections.namedtuple("Endpoint", "host port")
@@ -33,12 +33,13 @@ class TlsCase(BrokerTestCase):
 
     tls_lines = ()
     extra_lines = ("sys_interval 1",)
+    server_san = "IP:127.0.0.1,DNS:localhost"
 
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="starling-tls-")
         cls.certs = Certs(os.path.join(cls.tmp, "ca"))
-        cls.certs.make_server()
+        cls.certs.make_server(cls.server_san)
         cls.other = Certs(os.path.join(cls.tmp, "other"), name="other", cn="Other CA")
         cls.make_certs()
 
@@ -67,9 +68,17 @@ class TlsCase(BrokerTestCase):
             kw.update(certfile=cert, keyfile=key)
         return kw
 
-    def mosquitto(self, program, *args, timeout=10):
-        """Runs mosquitto_pub (or sub with -C) to completion: (exit status, output)."""
-        r = subprocess.run(client_cmd(program, self.broker, *args), stdin=subprocess.DEVNULL,
+    def cmd(self, program, *args):
+        """argv of a client aimed at the TLS listener: Starling's tools flush per message and
+        run without stdbuf, whose LD_PRELOAD would upset their ASan runtime."""
+        if program.startswith(BIN):
+            return [program, "-h", self.broker.host, "-p", str(self.broker.port)] + [
+                str(a) for a in args]
+        return client_cmd(program, self.broker, *args)
+
+    def mosquitto(self, program, *args, timeout=20):
+        """Runs a client (mosquitto_pub, starling-pub...) to completion: (status, output)."""
+        r = subprocess.run(self.cmd(program, *args), stdin=subprocess.DEVNULL,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
         return r.returncode, r.stdout.decode("utf-8", "replace")
 
@@ -360,6 +369,73 @@ class TestTlsVersion12Ciphers(TlsCase):
         self.assertIn("Ciphersuite: ECDHE-ECDSA-CHACHA20-POLY1305", out)
         rc, out = _s_client(self.broker, self.certs.ca, "-tls1_3")
         self.assertEqual(rc, 0, out)
+
+
+@unittest.skipIf(KIND != "starling", "Starling's TLS listener")
+class TestTlsTools(TlsCase):
+    """starling-pub and starling-sub with mosquitto_pub's TLS options."""
+
+    tls_lines = ("require_certificate true", "use_identity_as_username true")
+
+    @classmethod
+    def make_certs(cls):
+        cls.alice = cls.certs.client("alice")
+
+    def tool_args(self, *extra):
+        return ["--cafile", self.certs.ca, "--cert", self.alice[0], "--key", self.alice[1]] + list(
+            extra)
+
+    def test_pub_sub_over_tls(self):
+        topic = unique_id("tools/")
+        big = os.path.join(self.tmp, "big.bin")
+        with open(big, "wb") as f:
+            f.write(b"0123456789abcdef" * 65536)
+        sub = Proc(self.cmd(tool("starling-sub"), *self.tool_args(
+            "-t", topic + "/#", "-C", "3", "-i", unique_id("s"), "-q", "1", "-N")))
+        self.defer(sub.stop)
+        self.wait_for(lambda: "New client connected" in self.broker.log_text(), 5)
+        time.sleep(0.3)
+        for args in (["-m", "small", "-q", "1"], ["-f", big, "-q", "2"],
+                     ["-m", "five", "-V", "5", "--tls-version", "tlsv1.3"]):
+            rc, out = self.mosquitto(tool("starling-pub"), *self.tool_args(
+                "-t", topic + "/x", "-i", unique_id("p"), *args))
+            self.assertEqual(rc, 0, out)
+        self.assertEqual(sub.wait(10), 0, sub.output()[:300])
+        got = "".join(sub.lines())
+        self.assertEqual(len(got), 5 + (1 << 20) + 4)
+        self.assertEqual(got, "small" + "0123456789abcdef" * 65536 + "five")
+        self.assertRegex(self.broker.log_text(), r"u'alice'")
+
+    def test_refusals(self):
+        cases = [
+            (["--cafile", self.other.ca, "--cert", self.alice[0], "--key", self.alice[1]],
+             "certificate verify failed"),
+            (["--cafile", self.certs.ca], "certificate required"),
+            (["--cert", self.alice[0], "--key", self.alice[1]], "need --cafile"),
+            (["--cafile", self.certs.ca, "--cert", self.alice[0]], "Both certfile and keyfile"),
+            (["--cafile", self.certs.ca, "--tls-version", "tlsv1.0"], "Unsupported TLS"),
+        ]
+        for args, want in cases:
+            with self.subTest(want):
+                rc, out = self.mosquitto(tool("starling-pub"), *args, "-t", "t", "-m", "x")
+                self.assertNotEqual(rc, 0)
+                self.assertIn(want, out)
+
+
+@unittest.skipIf(KIND != "starling", "Starling's TLS listener")
+class TestTlsHostName(TlsCase):
+    """A certificate that does not name the host: refused unless --insecure."""
+
+    server_san = "DNS:elsewhere.example"
+
+    def test_insecure(self):
+        for program in (MOSQUITTO_PUB, tool("starling-pub")):
+            with self.subTest(program):
+                rc, out = self.mosquitto(program, "--cafile", self.certs.ca, "-t", "t", "-m", "x")
+                self.assertNotEqual(rc, 0, out)
+                rc, out = self.mosquitto(program, "--cafile", self.certs.ca, "--insecure",
+                                         "-t", "t", "-m", "x")
+                self.assertEqual(rc, 0, out)
 
 
 @unittest.skipIf(KIND != "starling", "Starling's start-up checks")

@@ -79,9 +79,8 @@ class Certs:
     def path(self, name):
         return os.path.join(self.dir, name)
 
-    def make_server(self):
-        self.server, self.server_key = self.sign("server", "/CN=localhost",
-                                                 san="IP:127.0.0.1,DNS:localhost",
+    def make_server(self, san="IP:127.0.0.1,DNS:localhost"):
+        self.server, self.server_key = self.sign("server", "/CN=localhost", san=san,
                                                  usage="serverAuth")
         return self.server, self.server_key
 
