@@ -23,6 +23,10 @@
  * - allow_anonymous defaults to true in local-only mode and false otherwise. Mosquitto 2.0.11
  *   also forces it to true in local-only mode when the file says false; Starling honours an
  *   explicit value, the stricter reading.
+ * - The certificate-based TLS options (certfile, keyfile, cafile, capath, crlfile, ciphers,
+ *   ciphers_tls1.3, tls_version, require_certificate, use_identity_as_username,
+ *   use_subject_as_username) belong to the last `listener` line; given before any, they
+ *   configure the default listener and bring it into being, as `port` does.
  * Port 0 (an ephemeral port) is accepted everywhere as a Starling extension for tests;
  * Mosquitto rejects it. max_connections is per listener in Mosquitto and broker-wide here.
  */
