@@ -10,6 +10,7 @@ several clients cover the hand-off of a TLS connection (its SSL) to another work
 """
 
 import collections
+import json
 import os
 import shutil
 import socket
@@ -224,6 +225,37 @@ class TestTlsServer(TlsCase):
         self.wait_for(lambda: len(stamps) == 100, 10, "got %d of 100" % len(stamps))
         worst = max(stamps[p] - sent[p] for p in sent)
         self.assertLess(worst, 0.5, "a message took %.3f s" % worst)
+
+
+@unittest.skipIf(KIND != "starling", "Starling's TLS listener")
+class TestTlsBench(TlsCase):
+    """starling-bench --tls: short rate-limited runs, every message delivered exactly once."""
+
+    tls_lines = ("require_certificate true",)
+
+    @classmethod
+    def make_certs(cls):
+        cls.bench_cert = cls.certs.client("bench")
+
+    def bench(self, *args):
+        cmd = [tool("starling-bench")] + [str(a) for a in args] + [
+            "-p", str(self.broker.port), "--json", "--setup-timeout", "20", "-d", "1", "-w",
+            "0.2", "--drain", "0.5", "--cafile", self.certs.ca, "--cert", self.bench_cert[0], "--key",
+            self.bench_cert[1]]
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           stdin=subprocess.DEVNULL, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr.decode("utf-8", "replace"))
+        out = json.loads(r.stdout.decode().strip().splitlines()[-1])
+        self.assertTrue(out["ok"], out)
+        self.assertGreater(out["sent"], 0, out)
+        self.assertEqual(out["delivered"], out["expected"], out)
+        self.assertEqual((out["loss"], out["duplicates"], out["out_of_order"]), (0, 0, 0), out)
+        return out
+
+    def test_fanout_and_pairs(self):
+        r = self.bench("fanout", "-S", 5, "-r", 2000)
+        self.assertEqual(r["expected"], r["sent"] * 5)
+        self.bench("pairs", "-c", 4, "-q", 1, "-s", 4000, "-r", 1000, "--tls-version", "tlsv1.3")
 
 
 def _client_hello(broker, ca):
