@@ -72,10 +72,10 @@ void conn_tls_adopt(struct conn *c, struct conn_tls *ct);
 void conn_tls_destroy(struct conn_tls *ct);
 
 /*
- * use_identity_as_username / use_subject_as_username: the username the client's certificate
- * gives, into out (cap bytes, NUL-terminated); its length, or -1 (no such listener option: 0
- * is never returned for that; -1 also when the certificate gives no name).
- * *applies is set when the listener replaces the CONNECT's username with the certificate's.
+ * use_identity_as_username / use_subject_as_username. *applies: c's listener has one of them,
+ * so the certificate's name replaces the CONNECT's username. Then returns the name's length,
+ * written NUL-terminated into out (cap bytes), or -1 when the certificate gives none (no
+ * certificate, no CN, a CN with a NUL byte, too long). Without them returns -1.
  */
 int conn_tls_username(const struct conn *c, char *out, size_t cap, bool *applies);
 

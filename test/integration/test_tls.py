@@ -143,6 +143,24 @@ class TestTlsServer(TlsCase):
         self.assertEqual(sub.lines(), ["%s hello %d" % (topic, i) for i in range(3)])
         self.assertGreaterEqual(self.sys("$SYS/broker/tls/handshakes", lambda v: v >= 4), 4)
 
+    def test_session_takeover(self):
+        """A second TLS connection with the same client id takes the session over: the old
+        connection's pending input is read and decrypted first (conn_drain_input)."""
+        cid = unique_id("take")
+        topic = unique_id("take/")
+        a = self.client(cid, clean_session=False, tls=self.tls())
+        self.subscribe(a, topic, 1)
+        p = self.client(tls=self.tls())
+        for i in range(20):
+            p.publish(topic, b"a%d" % i, qos=1)
+        self.wait_for(lambda: len(a.messages) == 20, 10)
+        b = self.client(cid, clean_session=False, tls=self.tls())
+        self.assertTrue(b.connack[0], "the session was not resumed")
+        self.assertTrue(a.disconnected.wait(5), "the old connection stayed open")
+        got = self.collect(b, topic, 1)
+        p.publish(topic, b"to b", qos=1)
+        self.wait_for(lambda: b"to b" in got.payloads(), 5)
+
     def test_wrong_ca_refuses_the_server(self):
         rc, out = self.mosquitto(MOSQUITTO_PUB, "--cafile", self.other.ca, "-t", "t", "-m", "x")
         self.assertNotEqual(rc, 0, out)
