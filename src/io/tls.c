@@ -92,6 +92,34 @@ static int tls_ctx_verify(SSL_CTX *ctx, const struct config_tls *c, char *err, s
 	return ST_OK;
 }
 
+/*
+ * OpenSSL caches each certificate's decoded extensions inside the X509 object the first time
+ * a verification looks at them. Workers verify clients against the same shared CA and server
+ * certificates, so the cache is filled here, before any worker sees the context: otherwise
+ * two handshakes on two threads race to fill it (ThreadSanitizer sees OpenSSL 3.0 write the
+ * cache while another thread reads it). Certificates found through capath are loaded during
+ * handshakes, under OpenSSL's own locks, and cannot be prepared here.
+ */
+static void tls_ctx_warm(SSL_CTX *ctx)
+{
+	STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+	STACK_OF(X509) *chain = NULL;
+	X509 *cert = SSL_CTX_get0_certificate(ctx);
+
+	for (int i = 0; objs && i < sk_X509_OBJECT_num(objs); i++) {
+		X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+
+		if (x)
+			X509_check_purpose(x, -1, 0);
+	}
+	if (cert)
+		X509_check_purpose(cert, -1, 0);
+	if (SSL_CTX_get0_chain_certs(ctx, &chain) == 1)
+		for (int i = 0; chain && i < sk_X509_num(chain); i++)
+			X509_check_purpose(sk_X509_value(chain, i), -1, 0);
+	ERR_clear_error();
+}
+
 /* A new SSL_CTX from the options, or NULL with err filled. */
 static SSL_CTX *tls_ctx_new(const struct config_tls *c, char *err, size_t errlen)
 {
@@ -135,6 +163,7 @@ static SSL_CTX *tls_ctx_new(const struct config_tls *c, char *err, size_t errlen
 	}
 	if (tls_ctx_verify(ctx, c, err, errlen) != ST_OK)
 		goto fail;
+	tls_ctx_warm(ctx);
 	return ctx;
 fail:
 	SSL_CTX_free(ctx);
