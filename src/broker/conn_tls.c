@@ -109,6 +109,19 @@ static void conn_tls_failed(struct conn *c, int ret)
 	conn_close(c, false, "TLS error");
 }
 
+void conn_tls_timeout(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	if (c->tls->t.established)
+		return;
+	w->stats.tls_handshake_failures++;
+	if (log_enabled(&w->log, LOG_T_NOTICE))
+		log_msg(&w->log, LOG_T_NOTICE, "TLS handshake failed on connection %llu: %s.",
+		        (unsigned long long)c->id,
+		        c->tls->t.ssl ? "not finished in time" : "no handshake started in time");
+}
+
 /* Feeds ciphertext with plaintext gathered in buf; the outcome handled here. */
 static void conn_tls_feed(struct conn *c, const uint8_t *p, size_t n, uint8_t *buf)
 {

@@ -59,6 +59,9 @@ static inline bool conn_tls_pending(const struct conn *c)
 	return c->tls && c->tls->wire.total;
 }
 
+/* The CONNECT timeout fired: a handshake still unfinished is counted and logged as failed. */
+void conn_tls_timeout(struct conn *c);
+
 /* A graceful close: queues close_notify before the final flush. */
 void conn_tls_closing(struct conn *c);
 

@@ -213,6 +213,11 @@ class TestTlsServer(TlsCase):
         self.assert_closed(silent, CONNECT_TIMEOUT_S + 3)
         self.assert_closed(half, 2)
         self.assertGreaterEqual(time.monotonic() - start, CONNECT_TIMEOUT_S - 1.5)
+        log = self.broker.log_text()
+        self.assertIn("TLS handshake failed on connection", log)
+        self.assertIn("not finished in time", log)
+        self.assertIn("no handshake started in time", log)
+        self.sys("$SYS/broker/tls/handshake_failures", lambda v: v >= 2)
 
     def test_half_open_handshakes_do_not_delay_others(self):
         hello = _client_hello(self.broker, self.certs.ca)
