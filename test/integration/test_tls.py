@@ -22,6 +22,7 @@ import unittest
 
 from harness import (BIN, KIND, MOSQUITTO_PUB, MOSQUITTO_SUB, BrokerTestCase, Proc, client_cmd,
                      encode_connect, free_port, tool, unique_id)
+import tlscerts
 from tlscerts import OPENSSL, Certs
 
 Endpoint = collections.namedtuple("Endpoint", "host port")
@@ -35,6 +36,7 @@ class TlsCase(BrokerTestCase):
     tls_lines = ()
     extra_lines = ("sys_interval 1",)
     server_san = "IP:127.0.0.1,DNS:localhost"
+    with_cafile = True  # the listener's cafile is the test CA
 
     @classmethod
     def setUpClass(cls):
@@ -55,10 +57,11 @@ class TlsCase(BrokerTestCase):
     def setUp(self):
         self.plain = Endpoint("127.0.0.1", free_port())
         c = self.certs
-        self.config_lines = [
-            "certfile " + c.server, "keyfile " + c.server_key, "cafile " + c.ca,
-        ] + [line.format(crl=c.crl) for line in self.tls_lines] + list(self.extra_lines) + [
-            "listener %d 127.0.0.1" % self.plain.port]
+        self.config_lines = (
+            ["certfile " + c.server, "keyfile " + c.server_key]
+            + (["cafile " + c.ca] if self.with_cafile else [])
+            + [line.format(crl=c.crl) for line in self.tls_lines] + list(self.extra_lines)
+            + ["listener %d 127.0.0.1" % self.plain.port])
         super().setUp()
 
     # --- helpers ---------------------------------------------------------------------------
@@ -265,8 +268,8 @@ class TestTlsBench(TlsCase):
     def bench(self, *args):
         cmd = [tool("starling-bench")] + [str(a) for a in args] + [
             "-p", str(self.broker.port), "--json", "--setup-timeout", "20", "-d", "1", "-w",
-            "0.2", "--drain", "0.5", "--cafile", self.certs.ca, "--cert", self.bench_cert[0], "--key",
-            self.bench_cert[1]]
+            "0.2", "--drain", "0.5", "--cafile", self.certs.ca, "--cert", self.bench_cert[0],
+            "--key", self.bench_cert[1]]
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            stdin=subprocess.DEVNULL, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr.decode("utf-8", "replace"))
@@ -383,6 +386,32 @@ class TestTlsIdentityWithoutAnonymous(TlsCase):
         self.exchange(a, a, unique_id("t/"), 3)
         self.client(broker=self.plain, expect_rc=0x05)
         self.client(broker=self.plain, protocol=5, expect_rc=0x87)
+
+
+@unittest.skipIf(KIND != "starling", "Starling's TLS listener")
+class TestTlsCapath(TlsCase):
+    """capath: the CAs of a hashed directory (openssl rehash) verify client certificates."""
+
+    with_cafile = False
+
+    @classmethod
+    def make_certs(cls):
+        cls.alice = cls.certs.client("alice")
+        cls.foreign = cls.other.client("mallory")
+        cls.capath = os.path.join(cls.tmp, "capath")
+        os.makedirs(cls.capath)
+        shutil.copy(cls.certs.ca, os.path.join(cls.capath, "ca.pem"))
+        tlscerts.run("rehash", cls.capath)
+        cls.tls_lines = ("capath " + cls.capath, "require_certificate true",
+                         "use_identity_as_username true")
+
+    def test_capath(self):
+        c = self.client(tls=self.tls(*self.alice))
+        self.exchange(c, c, unique_id("t/"), 3)
+        self.assertIn("u'alice'", self.broker.log_text())
+        rc, out = self.mosquitto(MOSQUITTO_PUB, "--cafile", self.certs.ca, "--cert",
+                                 self.foreign[0], "--key", self.foreign[1], "-t", "t", "-m", "x")
+        self.assertNotEqual(rc, 0, out)
 
 
 @unittest.skipIf(KIND != "starling", "Starling's TLS listener")
