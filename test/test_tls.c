@@ -525,6 +525,27 @@ static void test_client_certificates(void)
 	CU_ASSERT(tls_peer_name(&s->t, true, name, 10) == -1); /* does not fit */
 	client_fini(&cl);
 	server_fini(s);
+	/* A CN with a NUL inside could pass for "ab": no identity (its subject is escaped). */
+	{
+		X509 *nul = cert_new(k, old_subj, false, 0, 30);
+		X509_NAME *nn = X509_NAME_new();
+
+		X509_NAME_add_entry_by_txt(nn, "CN", MBSTRING_ASC, (const unsigned char *)"ab\0cd",
+		                           5, -1, 0);
+		X509_set_subject_name(nul, nn);
+		X509_sign(nul, ca_key, EVP_sha256());
+		write_pem("nul.crt", nul, NULL);
+		X509_NAME_free(nn);
+		X509_free(nul);
+	}
+	server_init(s, &srv);
+	client_init(&cl, 0, "nul.crt", "client.key");
+	CU_ASSERT_FATAL(handshake(s, &cl, 0));
+	CU_ASSERT(tls_peer_name(&s->t, false, name, sizeof(name)) == -1);
+	CU_ASSERT(tls_peer_name(&s->t, true, name, sizeof(name)) > 0);
+	CU_ASSERT(strstr(name, "CN=ab") == name && strlen(name) > 5);
+	client_fini(&cl);
+	server_fini(s);
 	/* No certificate, and an expired one: refused, saying why. */
 	for (unsigned i = 0; i < 2; i++) {
 		server_init(s, &srv);
