@@ -412,6 +412,10 @@ class TestTlsCapath(TlsCase):
         rc, out = self.mosquitto(MOSQUITTO_PUB, "--cafile", self.certs.ca, "--cert",
                                  self.foreign[0], "--key", self.foreign[1], "-t", "t", "-m", "x")
         self.assertNotEqual(rc, 0, out)
+        for program in (MOSQUITTO_PUB, tool("starling-pub")):  # --capath on the client side
+            rc, out = self.mosquitto(program, "--capath", self.capath, "--cert", self.alice[0],
+                                     "--key", self.alice[1], "-t", "t", "-m", "x")
+            self.assertEqual(rc, 0, out)
 
 
 @unittest.skipIf(KIND != "starling", "Starling's TLS listener")
