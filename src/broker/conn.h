@@ -20,7 +20,8 @@
  * Hand-off: a CONNECT whose client id lives on another worker puts the connection in HANDOFF:
  * its receive is cancelled, and the CONNECT with every byte after it is kept in `rbuf` until
  * the receive's last completion; then the socket and the bytes move to the home worker
- * (worker_conn_handoff), which parses them as if it had read them itself.
+ * (worker_conn_handoff), which parses them as if it had read them itself. A TLS connection's
+ * SSL moves with it, its bytes kept as plaintext (conn_tls.h says how).
  */
 #ifndef STARLING_CONN_H
 #define STARLING_CONN_H
