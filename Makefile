@@ -32,16 +32,17 @@ TSAN_CFLAGS := $(CFLAGS_BASE) -O1 -g -fsanitize=thread -fno-omit-frame-pointer
 CODEC_SRC  := $(wildcard src/codec/*.c)
 # Every other layer makes the broker's library (main.c, at the top, holds only main()).
 BROKER_SRC := $(filter-out $(CODEC_SRC),$(wildcard src/*/*.c))
-TOOL_COMMON_SRC := tools/client.c tools/client_io.c tools/cli.c tools/cli_props.c
+TOOL_COMMON_SRC := tools/client.c tools/client_io.c tools/client_tls.c tools/cli.c tools/cli_props.c
 BENCH_TOOL_SRC  := $(wildcard tools/bench/*.c)
 TOOLS      := starling-pub starling-sub starling-bench starling-passwd
 # starling-passwd writes password files with the broker's own code (src/auth/).
 PASSWD_SRC := tools/starling-passwd.c src/auth/passwd.c src/auth/b64.c src/auth/file.c
 UNIT_TESTS := $(patsubst test/%.c,%,$(wildcard test/test_*.c))
 
-# libcrypto (OpenSSL): password hashing (PBKDF2-HMAC-SHA512, SHA-512) in src/auth/.
-REL_LIBS   := -luring -lxxhash -ljemalloc -lm -lcrypto
-ASAN_LIBS  := -luring -lxxhash -lm -lcrypto
+# libssl/libcrypto (OpenSSL): TLS listeners and clients (src/io/tls.c, tools/), password
+# hashing (PBKDF2-HMAC-SHA512, SHA-512) in src/auth/.
+REL_LIBS   := -luring -lxxhash -ljemalloc -lssl -lcrypto -lm
+ASAN_LIBS  := -luring -lxxhash -lssl -lcrypto -lm
 # Unit tests whose threads meet (make tsan runs them).
 TSAN_UNIT_TESTS := test_chan
 

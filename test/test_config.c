@@ -776,6 +776,65 @@ static void write_temp(char *path, size_t size, const void *text, size_t len)
 	close(fd);
 }
 
+/* TLS options belong to the last listener; before any, to the default listener. */
+static void test_tls_options(void)
+{
+	struct config cfg;
+
+	config_defaults(&cfg);
+	CU_ASSERT_EQUAL(parse(&cfg, "listener 1883"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "listener 8883"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "certfile /etc/certs/server cert.pem"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "keyfile /etc/certs/server.key"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "cafile /etc/certs/ca.pem"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "capath /etc/certs/ca.d"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "crlfile /etc/certs/crl.pem"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "require_certificate true"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "use_identity_as_username true"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "use_subject_as_username true"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "tls_version tlsv1.3"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "ciphers ECDHE-ECDSA-AES128-GCM-SHA256:HIGH"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "ciphers_tls1.3 TLS_AES_128_GCM_SHA256"), ST_OK);
+	config_finish(&cfg);
+	CU_ASSERT_EQUAL(cfg.listener_count, 2);
+	CU_ASSERT_FALSE(config_listener_is_tls(&cfg.listeners[0]));
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[0].tls.cafile, "");
+	CU_ASSERT_TRUE(config_listener_is_tls(&cfg.listeners[1]));
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[1].tls.certfile, "/etc/certs/server cert.pem");
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[1].tls.keyfile, "/etc/certs/server.key");
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[1].tls.cafile, "/etc/certs/ca.pem");
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[1].tls.capath, "/etc/certs/ca.d");
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[1].tls.crlfile, "/etc/certs/crl.pem");
+	CU_ASSERT_TRUE(cfg.listeners[1].tls.require_certificate);
+	CU_ASSERT_TRUE(cfg.listeners[1].tls.use_identity_as_username);
+	CU_ASSERT_TRUE(cfg.listeners[1].tls.use_subject_as_username);
+	CU_ASSERT_EQUAL(cfg.listeners[1].tls.version, CONFIG_TLS_V13);
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[1].tls.ciphers, "ECDHE-ECDSA-AES128-GCM-SHA256:HIGH");
+	CU_ASSERT_STRING_EQUAL(cfg.listeners[1].tls.ciphers_tls13, "TLS_AES_128_GCM_SHA256");
+
+	/* Before any listener: the default listener, which the option brings into being. */
+	config_defaults(&cfg);
+	CU_ASSERT_EQUAL(parse(&cfg, "certfile a.pem"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "keyfile a.key"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "tls_version tlsv1.2"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "listener 1884"), ST_OK);
+	config_finish(&cfg);
+	CU_ASSERT_FALSE(cfg.local_only);
+	CU_ASSERT_EQUAL(cfg.listener_count, 2);
+	CU_ASSERT_FALSE(config_listener_is_tls(&cfg.listeners[0]));
+	CU_ASSERT_EQUAL(cfg.listeners[1].port, 1883);
+	CU_ASSERT_TRUE(config_listener_is_tls(&cfg.listeners[1]));
+	CU_ASSERT_EQUAL(cfg.listeners[1].tls.version, CONFIG_TLS_V12);
+
+	expect_error("tls_version tlsv1.1", "tlsv1.1 is not supported");
+	expect_error("tls_version tlsv1", "expected tlsv1.2 or tlsv1.3");
+	expect_error("tls_version", "missing value");
+	expect_error("require_certificate yes", "expected true or false");
+	expect_error("use_identity_as_username", "missing value");
+	expect_error("ciphers A B", "unexpected extra value");
+	expect_error("certfile", "missing value");
+}
+
 static void test_load_file(void)
 {
 	static const char text[] = "# Starling test configuration\r\n"
@@ -933,6 +992,7 @@ int main(void)
 	        {"argv help", test_args_help},
 	        {"argv bad", test_args_bad},
 	        {"worker_threads, cpu_affinity, -t", test_threads_file_and_flag},
+	        {"TLS options", test_tls_options},
 	        {"load file", test_load_file},
 	        {"load file errors", test_load_file_errors},
 	        {"file of exactly 1 MiB", test_exactly_one_mib},

@@ -45,6 +45,12 @@ static const struct cli_spec common_specs[] = {
         {"--will-retain", NULL, NULL, CLI_BOTH, CLI_KEY_WILL_RETAIN},
         {"-D", "--property", NULL, CLI_BOTH, CLI_KEY_PROPERTY},
         {"-x", NULL, "session expiry interval", CLI_BOTH, CLI_KEY_SESSION_EXPIRY},
+        {"--cafile", NULL, "cafile", CLI_BOTH, CLI_KEY_CAFILE},
+        {"--capath", NULL, "capath", CLI_BOTH, CLI_KEY_CAPATH},
+        {"--cert", NULL, "certificate", CLI_BOTH, CLI_KEY_CERT},
+        {"--key", NULL, "key", CLI_BOTH, CLI_KEY_KEY},
+        {"--insecure", NULL, NULL, CLI_BOTH, CLI_KEY_INSECURE},
+        {"--tls-version", NULL, "TLS protocol version", CLI_BOTH, CLI_KEY_TLS_VERSION},
 };
 
 int cli_common_init(struct cli_common *o, const char *tool, uint8_t tool_mask, int argc)
@@ -211,6 +217,7 @@ static int apply_connection(struct cli_common *o, uint8_t key, const char *v)
 			return ST_ERR_CONFIG;
 		}
 		o->port = (uint16_t)n;
+		o->port_given = true;
 		return 0;
 	case CLI_KEY_KEEPALIVE:
 		if (!cli_parse_long(v, 5, 65535, &n)) {
@@ -251,6 +258,41 @@ static int apply_identity(struct cli_common *o, uint8_t key, const char *v)
 		return 0;
 	case CLI_KEY_PASSWORD:
 		o->password = v;
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+/* mosquitto_pub's TLS options; --tls-version is the lowest version, as in Mosquitto 2. */
+static int apply_tls(struct cli_common *o, uint8_t key, const char *v)
+{
+	switch (key) {
+	case CLI_KEY_CAFILE:
+		o->cafile = v;
+		return 0;
+	case CLI_KEY_CAPATH:
+		o->capath = v;
+		return 0;
+	case CLI_KEY_CERT:
+		o->certfile = v;
+		return 0;
+	case CLI_KEY_KEY:
+		o->keyfile = v;
+		return 0;
+	case CLI_KEY_INSECURE:
+		o->insecure = true;
+		return 0;
+	case CLI_KEY_TLS_VERSION:
+		if (strcmp(v, "tlsv1.3") == 0)
+			o->tls_version = 13;
+		else if (strcmp(v, "tlsv1.2") == 0)
+			o->tls_version = 12;
+		else {
+			fprintf(stderr,
+			        "Error: Unsupported TLS version '%s' (tlsv1.2 or tlsv1.3).\n", v);
+			return ST_ERR_CONFIG;
+		}
 		return 0;
 	default:
 		return 1;
@@ -311,6 +353,9 @@ int cli_common_apply(struct cli_common *o, const struct cli_spec *spec, const ch
 	if (rc <= 0)
 		return rc;
 	rc = apply_will(o, spec->key, value);
+	if (rc <= 0)
+		return rc;
+	rc = apply_tls(o, spec->key, value);
 	if (rc <= 0)
 		return rc;
 	fprintf(stderr, "Error: Unknown option '%s'.\n", spec->name);
@@ -397,6 +442,18 @@ int cli_common_finish(struct cli_common *o)
 		fprintf(stderr, "Error: Problem setting username and/or password.\n");
 		return ST_ERR_CONFIG;
 	}
+	if (!o->certfile != !o->keyfile) {
+		fprintf(stderr, "Error: Both certfile and keyfile must be provided if one of them "
+		                "is set.\n");
+		return ST_ERR_CONFIG;
+	}
+	if ((o->certfile || o->insecure || o->tls_version) && !o->cafile && !o->capath) {
+		/* As mosquitto's clients: TLS is on with a CA to verify the broker, only. */
+		fprintf(stderr, "Error: TLS options need --cafile or --capath.\n");
+		return ST_ERR_CONFIG;
+	}
+	if ((o->cafile || o->capath) && !o->port_given)
+		o->port = 8883;
 	if (check_session(o) < 0 || make_id(o) < 0)
 		return ST_ERR_CONFIG;
 	return cli_props_finish(o);
@@ -426,6 +483,12 @@ void cli_client_config(const struct cli_common *o, struct client_config *cfg)
 	        .subscribe_props = o->props.block[CLI_PCMD_SUBSCRIBE],
 	        .disconnect_props = o->props.block[CLI_PCMD_DISCONNECT],
 	        .receive_max = CLIENT_INFLIGHT_DEFAULT,
+	        .cafile = o->cafile,
+	        .capath = o->capath,
+	        .certfile = o->certfile,
+	        .keyfile = o->keyfile,
+	        .insecure = o->insecure,
+	        .tls_version = o->tls_version,
 	};
 }
 
@@ -529,7 +592,8 @@ void cli_common_usage(void)
 	        "      (MQTT v5: none, and the broker assigns one).\n"
 	        " -I : define the client id as id_prefix appended with the process id.\n"
 	        " -k : keep alive in seconds for this client. Defaults to 60.\n"
-	        " -p : network port to connect to. Defaults to 1883.\n"
+	        " -p : network port to connect to. Defaults to 1883 for plain MQTT and 8883 for "
+	        "MQTT over TLS.\n"
 	        " -P : provide a password\n"
 	        " -q : quality of service level to use. Defaults to 0.\n"
 	        " -u : provide a username\n"
@@ -549,7 +613,22 @@ void cli_common_usage(void)
 	        "                  length message will be sent.\n"
 	        " --will-qos : QoS level for the client Will.\n"
 	        " --will-retain : if given, make the client Will retained.\n"
-	        " --will-topic : the topic on which to publish the client Will.\n";
+	        " --will-topic : the topic on which to publish the client Will.\n"
+	        " --cafile : path to a file containing trusted CA certificates to enable "
+	        "encrypted\n"
+	        "            communication.\n"
+	        " --capath : path to a directory containing trusted CA certificates to enable\n"
+	        "            encrypted communication (hashed with openssl rehash).\n"
+	        " --cert : client certificate for authentication, if required by server.\n"
+	        " --key : client private key for authentication, if required by server.\n"
+	        " --insecure : do not check that the server certificate hostname matches the "
+	        "remote\n"
+	        "              hostname. Using this option means that you cannot be sure that "
+	        "the\n"
+	        "              remote host is the server you wish to connect to.\n"
+	        " --tls-version : TLS protocol version, can be one of tlsv1.3 or tlsv1.2 (the "
+	        "lowest\n"
+	        "                 accepted). Defaults to allowing both.\n";
 	fputs(text, stdout);
 }
 

@@ -53,6 +53,12 @@ enum cli_key {
 	CLI_KEY_WILL_RETAIN,
 	CLI_KEY_PROPERTY,
 	CLI_KEY_SESSION_EXPIRY,
+	CLI_KEY_CAFILE,
+	CLI_KEY_CAPATH,
+	CLI_KEY_CERT,
+	CLI_KEY_KEY,
+	CLI_KEY_INSECURE,
+	CLI_KEY_TLS_VERSION,
 	CLI_KEY_TOOL = 64,
 };
 
@@ -123,6 +129,13 @@ struct cli_common {
 	bool will_qos_given;      /* --will-qos was given (needs --will-topic) */
 	int64_t session_expiry_s; /* -x: MQTT 5 session expiry interval, -1 when not given */
 	struct cli_props props;   /* -D properties (MQTT 5) */
+	bool port_given;          /* -p was given (TLS changes the default to 8883) */
+	const char *cafile;       /* --cafile: TLS, verifying the broker with these CAs */
+	const char *capath;       /* --capath: the same from a directory */
+	const char *certfile;     /* --cert: client certificate */
+	const char *keyfile;      /* --key: its private key */
+	bool insecure;            /* --insecure: no host name check of the certificate */
+	uint8_t tls_version;      /* --tls-version: 12 or 13 (the lowest), 0: default */
 };
 
 /*

@@ -757,6 +757,7 @@ int client_disconnect(struct client *c, uint8_t reason, int linger_ms)
 		client_close_socket(c);
 		return rc;
 	}
+	client_tls_close(c, true); /* close_notify, then what follows is drained unread */
 	shutdown(c->fd, SHUT_WR);
 	/* Closing with unread bytes would send a reset that can overtake the DISCONNECT;
 	 * read until the broker closes its side (it does on DISCONNECT), within the linger. */

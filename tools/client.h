@@ -64,6 +64,13 @@ struct client_config {
 	struct st_bytes disconnect_props; /* DISCONNECT properties */
 	uint16_t receive_max;             /* Receive Maximum sent unless connect_props has one */
 	uint8_t sub_options;              /* subscription options above the QoS bits */
+	/* TLS, as mosquitto's clients: on when cafile or capath is set. */
+	const char *cafile;   /* PEM CAs that verify the broker, or NULL */
+	const char *capath;   /* directory of hashed PEM CAs, or NULL */
+	const char *certfile; /* client certificate (with keyfile), or NULL */
+	const char *keyfile;  /* its private key */
+	bool insecure;        /* do not check the certificate's host name */
+	uint8_t tls_version;  /* lowest version: 12 (default) or 13 */
 };
 
 enum client_event_type {

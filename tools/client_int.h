@@ -32,9 +32,13 @@ struct client_alias {
 	uint16_t len;   /* bytes of topic */
 };
 
+struct ssl_st;
+
 struct client {
 	struct client_config cfg; /* copy of the caller's config; strings borrowed */
 	int fd;                   /* the socket, -1 when closed */
+	struct ssl_st *ssl;       /* TLS over fd (client_tls.c), NULL for plain MQTT */
+	char tls_why[256];        /* why TLS failed, for client_error() */
 	uint8_t *rbuf;            /* received bytes */
 	size_t rcap;              /* allocated bytes of rbuf */
 	size_t rstart;            /* first byte not yet consumed */
@@ -105,5 +109,15 @@ int client_send_simple(struct client *c, uint8_t type);
  */
 int client_next_packet(struct client *c, int64_t deadline_ms, const int *watch_fds, size_t nwatch,
                        struct st_packet *pkt, unsigned *watch_hit);
+
+/* TLS (client_tls.c): the handshake over the connected socket, made non-blocking. */
+int client_tls_start(struct client *c);
+/* recv/send over TLS: bytes, 0 at EOF, or -1 with errno (EAGAIN: retry when poll says). */
+ssize_t client_tls_recv(struct client *c, uint8_t *buf, size_t len);
+ssize_t client_tls_send(struct client *c, const uint8_t *buf, size_t len);
+/* Decrypted bytes wait inside OpenSSL (poll cannot see them). */
+bool client_tls_pending(const struct client *c);
+/* Frees the SSL, after a close_notify when `notify`. */
+void client_tls_close(struct client *c, bool notify);
 
 #endif

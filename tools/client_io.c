@@ -123,6 +123,8 @@ int client_open_socket(struct client *c)
 	freeaddrinfo(res);
 	if (c->fd < 0)
 		return client_fail_sys(c, last_errno);
+	if (c->cfg.cafile || c->cfg.capath)
+		return client_tls_start(c);
 	return ST_OK;
 }
 
@@ -167,8 +169,11 @@ static int read_some(struct client *c, bool may_move)
 	if (c->rend == c->rcap)
 		return ST_OK;
 	do {
-		n = recv(c->fd, c->rbuf + c->rend, c->rcap - c->rend, MSG_DONTWAIT);
+		n = c->ssl ? client_tls_recv(c, c->rbuf + c->rend, c->rcap - c->rend)
+		           : recv(c->fd, c->rbuf + c->rend, c->rcap - c->rend, MSG_DONTWAIT);
 	} while (n < 0 && errno == EINTR);
+	if (n < 0 && c->ssl && errno == EPROTO)
+		return ST_ERR_SYS; /* client_tls_recv said why */
 	if (n < 0)
 		return errno == EAGAIN ? ST_OK : client_fail_sys(c, errno);
 	if (n == 0)
@@ -208,7 +213,8 @@ static int send_all(struct client *c, const uint8_t *buf, size_t len)
 	if (c->fd < 0)
 		return client_fail(c, ST_ERR_SYS, "The client is not currently connected.");
 	while (off < len) {
-		ssize_t n = send(c->fd, buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = c->ssl ? client_tls_send(c, buf + off, len - off)
+		                   : send(c->fd, buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n >= 0) {
 			off += (size_t)n;
@@ -217,7 +223,7 @@ static int send_all(struct client *c, const uint8_t *buf, size_t len)
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN)
-			return client_fail_sys(c, errno);
+			return c->ssl && errno == EPIPE ? ST_ERR_SYS : client_fail_sys(c, errno);
 		int rc = wait_writable(c);
 		if (rc < 0)
 			return rc;
@@ -228,6 +234,7 @@ static int send_all(struct client *c, const uint8_t *buf, size_t len)
 
 void client_close_socket(struct client *c)
 {
+	client_tls_close(c, false);
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -364,6 +371,12 @@ int client_next_packet(struct client *c, int64_t deadline_ms, const int *watch_f
 			return rc;
 		if (deadline_ms >= 0 && now >= deadline_ms)
 			return 0;
+		if (client_tls_pending(c)) {
+			rc = read_some(c, true);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
 		p[0] = (struct pollfd){.fd = c->fd, .events = POLLIN};
 		for (size_t k = 0; k < nwatch; k++)
 			p[1 + k] = (struct pollfd){.fd = watch_fds[k], .events = POLLIN};

@@ -4,8 +4,8 @@
 set -eu
 
 pkgs="build-essential pkg-config liburing-dev libjemalloc-dev libxxhash-dev libcunit1-dev
-libbenchmark-dev mosquitto-clients python3-paho-mqtt mosquitto gnuplot-nox procps iproute2
-clang-format libssl-dev"
+libbenchmark-dev libssl-dev openssl mosquitto-clients python3-paho-mqtt mosquitto gnuplot-nox procps iproute2
+clang-format"
 
 missing=""
 for p in $pkgs; do

@@ -23,6 +23,10 @@
  * - allow_anonymous defaults to true in local-only mode and false otherwise. Mosquitto 2.0.11
  *   also forces it to true in local-only mode when the file says false; Starling honours an
  *   explicit value, the stricter reading.
+ * - The certificate-based TLS options (certfile, keyfile, cafile, capath, crlfile, ciphers,
+ *   ciphers_tls1.3, tls_version, require_certificate, use_identity_as_username,
+ *   use_subject_as_username) belong to the last `listener` line; given before any, they
+ *   configure the default listener and bring it into being, as `port` does.
  * Port 0 (an ephemeral port) is accepted everywhere as a Starling extension for tests;
  * Mosquitto rejects it. max_connections is per listener in Mosquitto and broker-wide here.
  */
@@ -504,6 +508,99 @@ static int opt_channel_size(struct config *cfg, const struct option *o, const st
 	return ST_OK;
 }
 
+/*
+ * The listener a per-listener TLS option configures: the last `listener` line, or before any,
+ * the default listener (Mosquitto's rule), which the option then brings into being as `port`
+ * does. NULL when no slot is left (err filled).
+ */
+static struct config_tls *tls_target(struct config *cfg, const char *name, const struct where *at)
+{
+	if (cfg->listener_count > 0)
+		return &cfg->listeners[cfg->listener_count - 1].tls;
+	if (claim_default_listener(cfg, name, at) != ST_OK)
+		return NULL;
+	return &cfg->default_tls;
+}
+
+/* A path option (cafile, certfile...): the rest of the line, so it may hold blanks. */
+static int opt_tls_path(struct config *cfg, const struct option *o, const struct words *w,
+                        const struct where *at)
+{
+	char tmp[CONFIG_TLS_PATH_MAX];
+	struct config_tls *t;
+	int rc = copy_value(o->name, tmp, sizeof(tmp), w->rest, at);
+
+	if (rc != ST_OK)
+		return rc;
+	if (!(t = tls_target(cfg, o->name, at)))
+		return ST_ERR_CONFIG;
+	memcpy((char *)t + o->off, tmp, strlen(tmp) + 1);
+	return ST_OK;
+}
+
+static int opt_tls_ciphers(struct config *cfg, const struct option *o, const struct words *w,
+                           const struct where *at)
+{
+	char tmp[CONFIG_TLS_CIPHERS_MAX];
+	struct config_tls *t;
+	int rc = want_one(w, at);
+
+	if (rc == ST_OK)
+		rc = copy_value(o->name, tmp, sizeof(tmp), w->v[0], at);
+	if (rc != ST_OK)
+		return rc;
+	if (!(t = tls_target(cfg, o->name, at)))
+		return ST_ERR_CONFIG;
+	memcpy((char *)t + o->off, tmp, strlen(tmp) + 1);
+	return ST_OK;
+}
+
+static int opt_tls_bool(struct config *cfg, const struct option *o, const struct words *w,
+                        const struct where *at)
+{
+	struct config_tls *t;
+	bool v = false;
+	int rc = want_one(w, at);
+
+	if (rc == ST_OK)
+		rc = parse_bool(o->name, w->v[0], &v, at);
+	if (rc != ST_OK)
+		return rc;
+	if (!(t = tls_target(cfg, o->name, at)))
+		return ST_ERR_CONFIG;
+	*(bool *)(void *)((char *)t + o->off) = v;
+	return ST_OK;
+}
+
+/*
+ * The lowest version accepted (Mosquitto 2; 1.6 took it as the only one). tlsv1.1, which
+ * Mosquitto still accepts, is refused: OpenSSL 3's default security level refuses TLS 1.1
+ * handshakes anyway, so the option would promise what never works.
+ */
+static int opt_tls_version(struct config *cfg, const struct option *o, const struct words *w,
+                           const struct where *at)
+{
+	struct config_tls *t;
+	uint8_t v;
+	int rc = want_one(w, at);
+
+	if (rc != ST_OK)
+		return rc;
+	if (strcmp(w->v[0], "tlsv1.3") == 0)
+		v = CONFIG_TLS_V13;
+	else if (strcmp(w->v[0], "tlsv1.2") == 0)
+		v = CONFIG_TLS_V12;
+	else if (strcmp(w->v[0], "tlsv1.1") == 0)
+		return fail(at, "%s: tlsv1.1 is not supported (OpenSSL 3 refuses it by default)",
+		            o->name);
+	else
+		return fail(at, "%s: expected tlsv1.2 or tlsv1.3, got \"%s\"", o->name, w->v[0]);
+	if (!(t = tls_target(cfg, o->name, at)))
+		return ST_ERR_CONFIG;
+	t->version = v;
+	return ST_OK;
+}
+
 /* Options of Mosquitto's that a later Starling implements; accepting them now would lie. */
 static int opt_unsupported(struct config *cfg, const struct option *o, const struct words *w,
                            const struct where *at)
@@ -522,6 +619,10 @@ static int opt_unsupported(struct config *cfg, const struct option *o, const str
 #define BOOL_OPT(n, field, fn)                                                                     \
 	{                                                                                          \
 		.name = #n, .parse = fn, .off = offsetof(struct config, field)                     \
+	}
+#define TLS_OPT(n, field, fn)                                                                      \
+	{                                                                                          \
+		.name = n, .parse = fn, .off = offsetof(struct config_tls, field)                  \
 	}
 #define FN_OPT(n, fn)                                                                              \
 	{                                                                                          \
@@ -565,6 +666,18 @@ static const struct option options[] = {
         FN_OPT(password_file, opt_auth_file),
         FN_OPT(acl_file, opt_auth_file),
         FN_OPT(per_listener_settings, opt_per_listener),
+        /* Per listener (mosquitto.conf(5), "Certificate based SSL/TLS Support"). */
+        TLS_OPT("cafile", cafile, opt_tls_path),
+        TLS_OPT("capath", capath, opt_tls_path),
+        TLS_OPT("certfile", certfile, opt_tls_path),
+        TLS_OPT("keyfile", keyfile, opt_tls_path),
+        TLS_OPT("crlfile", crlfile, opt_tls_path),
+        TLS_OPT("ciphers", ciphers, opt_tls_ciphers),
+        TLS_OPT("ciphers_tls1.3", ciphers_tls13, opt_tls_ciphers),
+        TLS_OPT("tls_version", version, opt_tls_version),
+        TLS_OPT("require_certificate", require_certificate, opt_tls_bool),
+        TLS_OPT("use_identity_as_username", use_identity_as_username, opt_tls_bool),
+        TLS_OPT("use_subject_as_username", use_subject_as_username, opt_tls_bool),
         FN_OPT(persistence, opt_unsupported),
         FN_OPT(persistence_location, opt_unsupported),
         FN_OPT(autosave_interval, opt_unsupported),
@@ -791,6 +904,7 @@ void config_finish(struct config *cfg)
 			memset(l, 0, sizeof(*l));
 			l->port = cfg->default_port;
 			memcpy(l->bind, cfg->bind_address, sizeof(l->bind));
+			l->tls = cfg->default_tls;
 		}
 	}
 	if (!cfg->allow_anonymous_set)

@@ -55,11 +55,43 @@ struct config_auth {
 	bool allow_anonymous_set;     /* given explicitly */
 };
 
+#define CONFIG_TLS_PATH_MAX    1024 /* a certificate, key, CA or CRL path */
+#define CONFIG_TLS_CIPHERS_MAX 1024 /* a cipher list */
+
+/* tls_version: the lowest protocol version a listener accepts (Mosquitto 2's meaning). */
+enum config_tls_version {
+	CONFIG_TLS_DEFAULT = 0, /* TLS 1.2 and 1.3 */
+	CONFIG_TLS_V12 = 12,    /* tlsv1.2: 1.2 and up */
+	CONFIG_TLS_V13 = 13,    /* tlsv1.3: 1.3 only */
+};
+
+/* A listener's certificate-based TLS options (mosquitto.conf(5)); empty strings: not set. */
+struct config_tls {
+	char cafile[CONFIG_TLS_PATH_MAX];     /* PEM CAs trusted for client certificates */
+	char capath[CONFIG_TLS_PATH_MAX];     /* directory of hashed PEM CAs (openssl rehash) */
+	char certfile[CONFIG_TLS_PATH_MAX];   /* PEM server certificate (chain) */
+	char keyfile[CONFIG_TLS_PATH_MAX];    /* PEM private key of certfile */
+	char crlfile[CONFIG_TLS_PATH_MAX];    /* PEM revocation list checked against clients */
+	char ciphers[CONFIG_TLS_CIPHERS_MAX]; /* TLS 1.2 cipher list; empty: OpenSSL's */
+	char ciphers_tls13[CONFIG_TLS_CIPHERS_MAX]; /* TLS 1.3 cipher suites; empty: OpenSSL's */
+	uint8_t version;                            /* enum config_tls_version */
+	bool require_certificate;      /* clients must present a certificate the CAs verify */
+	bool use_identity_as_username; /* the certificate's CN is the client's username */
+	bool use_subject_as_username;  /* its whole subject (RFC 2253) is the username */
+};
+
 struct config_listener {
 	uint16_t port;           /* TCP port; 0 asks the kernel for an ephemeral one */
 	char bind[256];          /* address or host name; empty: all interfaces */
 	struct config_auth auth; /* per_listener_settings true: this listener's security */
+	struct config_tls tls;   /* TLS options; a listener with certfile and keyfile is TLS */
 };
+
+/* Whether the listener is a TLS listener: it has a certificate and its key (mosquitto.conf). */
+static inline bool config_listener_is_tls(const struct config_listener *l)
+{
+	return l->tls.certfile[0] != '\0' && l->tls.keyfile[0] != '\0';
+}
 
 struct config {
 	/* In file order while parsing; config_finish() appends the default listener (or builds the
@@ -68,7 +100,8 @@ struct config {
 	unsigned listener_count;   /* after config_finish: at least 1 */
 	char bind_address[256];    /* `bind_address`: the default listener's address */
 	uint16_t default_port;     /* `port`: the default listener's port (1883) */
-	bool default_listener_set; /* the file gave `port` or `bind_address` */
+	bool default_listener_set; /* the file gave `port`, `bind_address` or a TLS option first */
+	struct config_tls default_tls;            /* TLS options given before any `listener` line */
 	uint16_t cmd_ports[CONFIG_LISTENERS_MAX]; /* -p PORT, in order (Mosquitto allows several) */
 	unsigned cmd_port_count;                  /* entries in cmd_ports */
 	bool cmd_ports_ignored;     /* -p given but the file defines listeners (Mosquitto 2) */

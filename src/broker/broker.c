@@ -26,6 +26,7 @@
 
 #include "auth/auth.h"
 #include "base/alloc.h"
+#include "io/tls.h"
 #include "starling/codec.h"
 #include "worker.h"
 #include "xw.h"
@@ -352,6 +353,77 @@ static int broker_auth_load(struct broker *b)
 	return ST_OK;
 }
 
+/* A listener's name in messages: "port 8883" or "port 8883 on ADDRESS". */
+static void broker_listener_name(const struct config_listener *l, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "port %u%s%s", l->port, l->bind[0] ? " on " : "", l->bind);
+}
+
+/*
+ * The TLS listeners' contexts, before anything listens: a certificate or key that cannot be
+ * used is a start-up error naming the file. Logs once whether kernel TLS could be used
+ * (kernel-notes/tls.md): records are encrypted in user space either way for now.
+ */
+static int broker_tls_init(struct broker *b)
+{
+	char err[512], name[300];
+	bool any = false;
+
+	for (unsigned i = 0; i < b->cfg.listener_count; i++) {
+		const struct config_listener *l = &b->cfg.listeners[i];
+
+		broker_listener_name(l, name, sizeof(name));
+		if (!config_listener_is_tls(l)) {
+			if (l->tls.certfile[0] || l->tls.keyfile[0]) {
+				log_msg(&b->log, LOG_T_ERROR,
+				        "Error: listener %s: both certfile and keyfile are needed "
+				        "for TLS.",
+				        name);
+				return ST_ERR_CONFIG;
+			}
+			continue;
+		}
+		b->tls[i] = calloc(1, sizeof(*b->tls[i]));
+		if (!b->tls[i])
+			return ST_ERR_NOMEM;
+		if (tls_server_init(b->tls[i], &l->tls, err, sizeof(err)) != ST_OK) {
+			log_msg(&b->log, LOG_T_ERROR, "Error: listener %s: %s.", name, err);
+			return ST_ERR_CONFIG;
+		}
+		any = true;
+	}
+	if (any) {
+		bool ktls = tls_ktls_available(err, sizeof(err));
+
+		log_msg(&b->log, LOG_T_NOTICE,
+		        "Kernel TLS %s: %s; TLS records are encrypted in user space, one send per "
+		        "connection per loop iteration.",
+		        ktls ? "is available" : "is not available", err);
+	}
+	return ST_OK;
+}
+
+int broker_tls_reload(struct broker *b)
+{
+	char err[512], name[300];
+	int ret = ST_OK;
+
+	for (unsigned i = 0; i < b->cfg.listener_count; i++) {
+		if (!b->tls[i])
+			continue;
+		broker_listener_name(&b->cfg.listeners[i], name, sizeof(name));
+		if (tls_server_reload(b->tls[i], err, sizeof(err)) == ST_OK) {
+			log_msg(&b->log, LOG_T_NOTICE, "Reloaded the certificates of listener %s.",
+			        name);
+		} else {
+			ret = ST_ERR_CONFIG;
+			log_msg(&b->log, LOG_T_ERROR,
+			        "Error: listener %s keeps its certificates: %s.", name, err);
+		}
+	}
+	return ret;
+}
+
 int broker_init(struct broker *b, const struct config *cfg)
 {
 	struct ring_params rp;
@@ -392,6 +464,9 @@ int broker_init(struct broker *b, const struct config *cfg)
 	/* Signals are blocked before anything listens: a client that sees the port open may
 	 * send SIGTERM at once, and it must reach the signalfd, not kill the process. */
 	ret = broker_signals(b);
+	if (ret != ST_OK)
+		return ret;
+	ret = broker_tls_init(b);
 	if (ret != ST_OK)
 		return ret;
 	ret = broker_bind_all(b);
@@ -495,6 +570,11 @@ void broker_fini(struct broker *b)
 	for (unsigned i = 0; i < b->nworkers * b->nlisten; i++)
 		close(b->listen_fds[i]);
 	free(b->listen_fds);
+	for (unsigned i = 0; i < CONFIG_LISTENERS_MAX; i++) {
+		if (b->tls[i])
+			tls_server_fini(b->tls[i]);
+		free(b->tls[i]);
+	}
 	if (sh->chans)
 		for (unsigned i = 0; i < b->nworkers * b->nworkers; i++)
 			chan_fini(&sh->chans[i]);

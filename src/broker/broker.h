@@ -26,6 +26,7 @@
 
 struct worker;
 struct auth_set;
+struct tls_server;
 
 /* A worker's counters as the others may read them ($SYS sums them); refreshed by their owner
  * once per housekeeping pass with relaxed atomic stores. */
@@ -42,9 +43,11 @@ struct worker_snapshot {
 	_Atomic uint64_t connections_total;
 	_Atomic uint64_t protocol_errors;
 	_Atomic uint64_t subscriptions;
-	_Atomic uint64_t output_memory;  /* memory held by output to clients */
-	_Atomic uint64_t output_dropped; /* QoS 0 dropped: output bounds */
-	_Atomic uint64_t queue_dropped;  /* QoS 1/2 dropped: session queue full */
+	_Atomic uint64_t output_memory;          /* memory held by output to clients */
+	_Atomic uint64_t output_dropped;         /* QoS 0 dropped: output bounds */
+	_Atomic uint64_t queue_dropped;          /* QoS 1/2 dropped: session queue full */
+	_Atomic uint64_t tls_handshakes;         /* TLS handshakes completed */
+	_Atomic uint64_t tls_handshake_failures; /* TLS connections refused */
 } __attribute__((aligned(64)));
 
 /* Everything workers share. */
@@ -84,9 +87,12 @@ struct broker {
 	int *listen_fds;
 	uint16_t listen_ports[2 * CONFIG_LISTENERS_MAX]; /* port of each address */
 	uint16_t listen_cfg[2 * CONFIG_LISTENERS_MAX];   /* configured listener of each address */
-	unsigned nlisten;                                /* addresses per worker */
-	int sig_fd;                                      /* signalfd: SIGINT/SIGTERM, SIGHUP */
-	bool pid_file_written;                           /* remove cfg.pid_file at exit */
+	/* TLS context of each configured listener (cfg.listeners index), NULL: plaintext. Shared
+	 * by every worker; swapped only inside tls_server_reload (broker_tls_reload). */
+	struct tls_server *tls[CONFIG_LISTENERS_MAX];
+	unsigned nlisten;            /* addresses per worker */
+	int sig_fd;                  /* signalfd: SIGINT/SIGTERM, SIGHUP */
+	bool pid_file_written;       /* remove cfg.pid_file at exit */
 	uint64_t instance_salt;      /* random bits for generated client identifiers */
 	struct broker_shared shared; /* what workers share */
 };
@@ -96,6 +102,14 @@ int broker_init(struct broker *b, const struct config *cfg);
 
 /* Runs the broker until SIGINT/SIGTERM; returns the process exit status. */
 int broker_run(struct broker *b);
+
+/*
+ * Re-reads every TLS listener's certificate, key, CAs and CRL (tls_server_reload): new
+ * connections use the new files, existing ones keep theirs; a listener whose files are
+ * broken keeps its old context, and the failure is logged. Any thread; returns ST_OK when
+ * every listener reloaded, else the last error. (For the SIGHUP path.)
+ */
+int broker_tls_reload(struct broker *b);
 
 /* Releases everything broker_init acquired. */
 void broker_fini(struct broker *b);

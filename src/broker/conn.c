@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "conn_tls.h"
 #include "handlers.h"
 #include "base/log.h"
 #include "route.h"
@@ -136,7 +137,7 @@ void conn_queue_bytes(struct conn *c, const void *p, size_t n)
 	conn_commit(c, n);
 }
 
-static void conn_submit_send(struct conn *c)
+void conn_submit_send(struct conn *c)
 {
 	unsigned need = obuf_iov_count(&c->sending), n;
 
@@ -163,7 +164,13 @@ void conn_flush(struct conn *c)
 {
 	struct obuf tmp;
 
-	if (c->send_busy || c->out.total == 0 || c->eof)
+	if (c->send_busy || c->eof)
+		return;
+	if (c->tls) {
+		conn_tls_flush(c);
+		return;
+	}
+	if (c->out.total == 0)
 		return;
 	tmp = c->sending;
 	c->sending = c->out;
@@ -185,7 +192,8 @@ static void conn_check_dead(struct conn *c)
 	if (c->state == CONN_CLOSING && c->eof) {
 		c->dead = true;
 		worker_conn_dead(c->w, c);
-	} else if (c->state == CONN_HANDOFF) {
+	} else if (c->state == CONN_HANDOFF && !conn_tls_pending(c) && !c->send_busy) {
+		/* A TLS connection's own ciphertext leaves from here first (conn_tls.h). */
 		c->dead = true;
 		worker_conn_handoff(c->w, c);
 	}
@@ -208,7 +216,7 @@ static void conn_maybe_finish(struct conn *c)
 {
 	if (c->state != CONN_CLOSING || c->send_busy)
 		return;
-	if (c->out.total && !c->eof) {
+	if ((c->out.total || conn_tls_pending(c)) && !c->eof) {
 		conn_want_flush(c);
 		return;
 	}
@@ -249,20 +257,22 @@ static void conn_on_send(struct conn *c, const struct ring_cqe *cqe)
 	/* QoS 1/2 deliveries that waited for the output to drain (conn_qos_room) go now. */
 	if (c->session && c->session->q_len && c->state == CONN_ACTIVE)
 		route_pump(c->session);
-	if (c->out.total) {
+	if (c->out.total || conn_tls_pending(c)) {
 		conn_want_flush(c);
 		return;
 	}
 	/* Nothing more to send: an idle connection keeps no output memory. */
 	obuf_release(&c->sending);
 	obuf_release(&c->out);
+	if (c->tls)
+		obuf_release(&c->tls->wire);
 	free(c->iov);
 	c->iov = NULL;
 	c->iov_cap = 0;
 }
 
 /* HANDOFF: keeps bytes for the home worker (bounded: a client may keep sending). */
-static void conn_keep(struct conn *c, const uint8_t *p, size_t n)
+void conn_keep(struct conn *c, const uint8_t *p, size_t n)
 {
 	if (c->rlen + n > c->rcap) {
 		size_t cap = (size_t)c->rcap * 2 > c->rlen + n ? (size_t)c->rcap * 2 : c->rlen + n;
@@ -444,7 +454,10 @@ static void conn_on_recv_handoff(struct conn *c, const struct ring_cqe *cqe)
 {
 	if (cqe->res > 0) {
 		c->w->stats.bytes_received += (uint64_t)cqe->res;
-		conn_keep(c, cqe->buf, (size_t)cqe->res);
+		if (c->tls)
+			conn_tls_input(c, cqe->buf, (size_t)cqe->res);
+		else
+			conn_keep(c, cqe->buf, (size_t)cqe->res);
 	} else if (cqe->res < 0 && cqe->res != -ECANCELED && cqe->res != -ENOBUFS) {
 		/* A reset: nobody left to hand over. An EOF, though, is the home's to see. */
 		conn_close(c, false, "connection reset");
@@ -463,8 +476,12 @@ static void conn_on_recv(struct conn *c, const struct ring_cqe *cqe)
 	if (cqe->res > 0) {
 		c->w->stats.bytes_received += (uint64_t)cqe->res;
 		c->last_rx_ms = c->w->now_ms;
-		if (c->state != CONN_CLOSING)
-			conn_input_bytes(c, cqe->buf, (size_t)cqe->res);
+		if (c->state != CONN_CLOSING) {
+			if (c->tls)
+				conn_tls_input(c, cqe->buf, (size_t)cqe->res);
+			else
+				conn_input_bytes(c, cqe->buf, (size_t)cqe->res);
+		}
 	} else if (cqe->res == 0) {
 		if (c->state != CONN_CLOSING)
 			conn_close(c, false, "closed by client");
@@ -508,7 +525,10 @@ void conn_drain_input(struct conn *c)
 		if (n > 0) {
 			c->w->stats.bytes_received += (uint64_t)n;
 			c->last_rx_ms = c->w->now_ms;
-			conn_input_bytes(c, buf, (size_t)n);
+			if (c->tls)
+				conn_tls_drain(c, buf, (size_t)n);
+			else
+				conn_input_bytes(c, buf, (size_t)n);
 			budget = (size_t)n < budget ? budget - (size_t)n : 0;
 		} else if (n == 0) {
 			conn_close(c, false, "closed by client");
@@ -542,6 +562,8 @@ void conn_close(struct conn *c, bool graceful, const char *reason)
 	if (c->state == CONN_CLOSING)
 		return;
 	handle_conn_closing(c, graceful, reason);
+	if (c->tls && graceful)
+		conn_tls_closing(c);
 	c->state = CONN_CLOSING;
 	c->closing_ms = c->w->now_ms;
 	worker_conn_timer(c->w, c);
@@ -583,5 +605,7 @@ void conn_free(struct conn *c)
 		alias_out_free(&c->v5->alias_out);
 		free(c->v5);
 	}
+	conn_tls_destroy(c->tls);
+	free(c->username);
 	free(c);
 }

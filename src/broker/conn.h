@@ -20,7 +20,8 @@
  * Hand-off: a CONNECT whose client id lives on another worker puts the connection in HANDOFF:
  * its receive is cancelled, and the CONNECT with every byte after it is kept in `rbuf` until
  * the receive's last completion; then the socket and the bytes move to the home worker
- * (worker_conn_handoff), which parses them as if it had read them itself.
+ * (worker_conn_handoff), which parses them as if it had read them itself. A TLS connection's
+ * SSL moves with it, its bytes kept as plaintext (conn_tls.h says how).
  */
 #ifndef STARLING_CONN_H
 #define STARLING_CONN_H
@@ -38,6 +39,7 @@
 struct worker;
 struct session;
 struct msg;
+struct conn_tls;
 
 enum conn_state {
 	CONN_NEW = 0,     /* connected, no CONNECT yet */
@@ -87,6 +89,10 @@ struct conn {
 	struct session *session; /* attached session (ACTIVE), borrowed from the worker */
 	struct msg *will;        /* will message (reference), or NULL */
 	struct conn5 *v5;        /* MQTT 5 state, NULL for 3.x clients */
+	struct conn_tls *tls;    /* TLS state (conn_tls.h), NULL on a plaintext listener */
+	char *username;          /* the client's username (CONNECT's, or its certificate's with
+	                            use_identity/subject_as_username), NUL-terminated; or NULL */
+	uint16_t username_len;   /* bytes of username */
 
 	uint8_t *rbuf; /* partial packet spanning receives, or NULL */
 	uint32_t rlen; /* bytes held in rbuf */
@@ -131,6 +137,12 @@ void conn_abort(struct conn *c);
  * completion has arrived the worker hands socket and bytes over.
  */
 void conn_handoff(struct conn *c, unsigned to);
+
+/* HANDOFF: keeps plaintext bytes for the home worker (for conn_tls.c). */
+void conn_keep(struct conn *c, const uint8_t *p, size_t n);
+
+/* Submits `sending` from offset `sent` as one sendmsg (for conn_tls.c's flush). */
+void conn_submit_send(struct conn *c);
 
 /* Parses bytes as if received (those a handed-over connection had read elsewhere). */
 void conn_input_bytes(struct conn *c, const uint8_t *p, size_t n);

@@ -11,6 +11,7 @@
 #include "auth/auth.h"
 #include "broker.h"
 #include "conn.h"
+#include "conn_tls.h"
 #include "handlers.h"
 #include "base/log.h"
 #include "out.h"
@@ -187,15 +188,53 @@ static int connect_auth(struct conn *c, const struct st_connect *ck)
 	}
 }
 
+/*
+ * Keeps the client's username on c: with use_identity_as_username or use_subject_as_username
+ * on its TLS listener, the certificate's (the CONNECT's username and password are then
+ * ignored, and a client without a usable name is refused with "bad user name or password",
+ * as Mosquitto does); otherwise the CONNECT's, if any. Returns non-zero when c was refused;
+ * *from_cert says the name came from a verified certificate.
+ */
+static int connect_username(struct conn *c, const struct st_connect *ck, bool *from_cert)
+{
+	char name[1024];
+	const uint8_t *p = ck->username.ptr;
+	size_t n = ck->username.len;
+	int len = conn_tls_username(c, name, sizeof(name), from_cert);
+
+	if (*from_cert) {
+		if (len < 0)
+			return connect_refuse(c, ST_CONNACK_BAD_CREDENTIALS,
+			                      "no username in its certificate"),
+			       1;
+		p = (const uint8_t *)name;
+		n = (size_t)len;
+	} else if (!ck->username_flag) {
+		return 0;
+	}
+	c->username = malloc(n + 1);
+	if (!c->username)
+		return connect_refuse(c, ST_CONNACK_UNAVAILABLE, "out of memory"), 1;
+	memcpy(c->username, p, n);
+	c->username[n] = '\0';
+	c->username_len = (uint16_t)n;
+	return 0;
+}
+
 /* Checks made before any session is touched; returns non-zero when c was refused. */
 static int connect_checks(struct conn *c, const struct st_connect *ck, const struct st_props *cp,
                           uint16_t *keepalive, bool *server_keepalive)
 {
 	const struct config *cfg = &c->w->b->cfg;
+	bool from_cert;
 
 	if (c->v5 && st_props_has(cp, ST_PROP_AUTH_METHOD))
 		return connect_refuse_code(c, ST_RC_BAD_AUTH_METHOD, "no authentication method"), 1;
-	if (connect_auth(c, ck))
+	if (connect_username(c, ck, &from_cert))
+		return 1;
+	/* A certificate the listener verified authenticates its client (mosquitto.conf(5)):
+	 * no password and no anonymous rule then. */
+	if (!from_cert && connect_auth(c, ck))
 		return 1;
 	*keepalive = ck->keepalive_s;
 	*server_keepalive = false;
@@ -278,17 +317,22 @@ static void connect_attach(struct conn *c, struct session *s, const struct st_co
 	worker_session_timer(w, s); /* online: its will delay and expiry stop */
 	if (present)
 		worker_session_online(w, s, true);
+	/* The username as Mosquitto shows it: ", u'NAME'" inside the parentheses. */
 	if (log_enabled(&w->log, LOG_T_NOTICE) && w->nworkers == 1)
 		log_msg(&w->log, LOG_T_NOTICE,
-		        "New client connected as %.*s (p%u, c%u, k%u) on connection %llu.",
+		        "New client connected as %.*s (p%u, c%u, k%u%s%.*s%s) on connection %llu.",
 		        (int)s->client_id_len, (const char *)s->client_id, ck->level,
-		        ck->clean_start ? 1 : 0, keepalive, (unsigned long long)c->id);
+		        ck->clean_start ? 1 : 0, keepalive, c->username ? ", u'" : "",
+		        (int)c->username_len, c->username ? c->username : "",
+		        c->username ? "'" : "", (unsigned long long)c->id);
 	else if (log_enabled(&w->log, LOG_T_NOTICE))
 		log_msg(&w->log, LOG_T_NOTICE,
-		        "New client connected as %.*s (p%u, c%u, k%u) on connection %llu, "
+		        "New client connected as %.*s (p%u, c%u, k%u%s%.*s%s) on connection %llu, "
 		        "worker %u (accepted by worker %u).",
 		        (int)s->client_id_len, (const char *)s->client_id, ck->level,
-		        ck->clean_start ? 1 : 0, keepalive, (unsigned long long)c->id, w->index,
+		        ck->clean_start ? 1 : 0, keepalive, c->username ? ", u'" : "",
+		        (int)c->username_len, c->username ? c->username : "",
+		        c->username ? "'" : "", (unsigned long long)c->id, w->index,
 		        c->accepted_by);
 	if (c->v5)
 		connect_ack5(c, present, cp,
@@ -340,8 +384,9 @@ int handle_connect(struct conn *c, const struct st_connect *ck)
 	s = connect_session(c, id, idlen, ck->clean_start, &present);
 	if (!s)
 		return ST_ERR_NOMEM;
-	if (access_attach(c->w, s, ck->username_flag ? ck->username.ptr : NULL, ck->username.len,
-	                  c->listener) != ST_OK)
+	/* c->username: the CONNECT's, or the certificate's with use_identity_as_username. */
+	if (access_attach(c->w, s, (const uint8_t *)c->username, c->username_len, c->listener) !=
+	    ST_OK)
 		return ST_ERR_NOMEM;
 	connect_attach(c, s, ck, &cp, present, assigned, keepalive, server_keepalive);
 	return ST_OK;

@@ -84,10 +84,18 @@ static int reload_auth(struct worker *w)
 	return ST_OK;
 }
 
-/* In order; the TLS certificates' step goes after the auth files'. */
+/* Each TLS listener's certificate, key, CAs and CRL, for the connections made from now on
+ * (broker_tls_reload logs each listener's outcome; a broken one keeps its old context). */
+static int reload_tls(struct worker *w)
+{
+	return broker_tls_reload(w->b);
+}
+
+/* In order. */
 static const struct reload_step reload_steps[] = {
         {"log file", reload_log_file},
         {"password and ACL files", reload_auth},
+        {"TLS certificates", reload_tls},
 };
 
 void reload_run(struct worker *w)

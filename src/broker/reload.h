@@ -5,7 +5,9 @@
  *   1. the log file (`log_dest file`) is reopened, for log rotation;
  *   2. password_file and acl_file are loaded into a new struct auth_set, published to every
  *      worker (below); a file that is missing or bad keeps the old set in force, whole;
- *   3. (TLS certificates and CRLs will be one more step in the table of reload.c.)
+ *   3. each TLS listener's certfile, keyfile, cafile, capath and crlfile are read into a new
+ *      SSL_CTX that connections accepted from then on use (tls_server_reload; connections
+ *      keep the context their handshake used); a file that cannot be used keeps the old one.
  * The configuration file itself is not re-read: the options it holds stay as at start-up.
  *
  * Publishing a new auth set to several workers: the set is immutable once loaded; worker 0

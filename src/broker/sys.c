@@ -47,6 +47,10 @@ static const struct sys_topic sys_topics[] = {
         {"$SYS/broker/output/dropped", SYS_COUNT},
         /* QoS 1/2 deliveries a session's full queue (max_queued_messages) could not take. */
         {"$SYS/broker/queue/dropped", SYS_COUNT},
+        /* TLS listeners: handshakes completed, and connections refused during the handshake
+         * (not TLS, a bad certificate, an unknown CA, revoked, expired, garbage). */
+        {"$SYS/broker/tls/handshakes", SYS_COUNT},
+        {"$SYS/broker/tls/handshake_failures", SYS_COUNT},
 };
 
 _Static_assert(sizeof(sys_topics) / sizeof(sys_topics[0]) <= SYS_TOPICS_MAX, "SYS_TOPICS_MAX");
@@ -90,6 +94,8 @@ static void sys_values_all(struct worker *w, uint64_t *v)
 	v[i++] = SYS_SUM(b, output_memory);
 	v[i++] = SYS_SUM(b, output_dropped);
 	v[i++] = SYS_SUM(b, queue_dropped);
+	v[i++] = SYS_SUM(b, tls_handshakes);
+	v[i++] = SYS_SUM(b, tls_handshake_failures);
 }
 
 static void sys_values(struct worker *w, uint64_t *v)
@@ -122,6 +128,8 @@ static void sys_values(struct worker *w, uint64_t *v)
 	v[i++] = w->output_memory;
 	v[i++] = w->stats.output_dropped;
 	v[i++] = w->stats.queue_dropped;
+	v[i++] = w->stats.tls_handshakes;
+	v[i++] = w->stats.tls_handshake_failures;
 }
 
 static void sys_publish(struct worker *w, const char *topic, const char *payload)

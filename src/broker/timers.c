@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "conn.h"
+#include "conn_tls.h"
 #include "handlers.h"
 #include "out.h"
 #include "session.h"
@@ -60,6 +61,9 @@ static void conn_timer_fire(void *ctx, struct wheel_node *n)
 	}
 	switch (c->state) {
 	case CONN_NEW:
+		/* A TLS handshake that never finished is one of these too. */
+		if (c->tls)
+			conn_tls_timeout(c);
 		conn_close(c, false, "sent no CONNECT");
 		break;
 	case CONN_ACTIVE:

@@ -19,6 +19,7 @@
 
 #include "broker.h"
 #include "conn.h"
+#include "conn_tls.h"
 #include "handlers.h"
 #include "base/fifo.h"
 #include "base/log.h"
@@ -53,7 +54,7 @@ static void worker_tick_clock(struct worker *w)
 	w->now_ms = w->now_us / 1000;
 }
 
-static void worker_accepted(struct worker *w, int fd, unsigned listener)
+static void worker_accepted(struct worker *w, const struct listener *l, int fd)
 {
 	const struct config *cfg = &w->b->cfg;
 	int one = 1;
@@ -87,8 +88,11 @@ static void worker_accepted(struct worker *w, int fd, unsigned listener)
 		return;
 	}
 	c->accepted_by = (uint16_t)w->index;
-	c->listener = (uint16_t)listener;
+	c->listener = l->cfg_index;
 	w->nclients++;
+	/* Its receive is armed: a connection that cannot have TLS closes the normal way. */
+	if (l->tls && conn_tls_attach(c, l->tls) != ST_OK)
+		conn_close(c, false, "out of memory");
 }
 
 void worker_conn_handoff(struct worker *w, struct conn *c)
@@ -104,11 +108,11 @@ void worker_conn_handoff(struct worker *w, struct conn *c)
 	if (w->nclients > 0)
 		w->nclients--;
 	worker_conn_dead(w, c);
-	xw_handoff(w, to, fd, c->listener, bytes, len);
+	xw_handoff(w, to, fd, c->listener, bytes, len, conn_tls_detach(c));
 }
 
 void worker_conn_adopt(struct worker *w, int fd, unsigned listener, uint8_t *bytes, uint32_t len,
-                       unsigned from)
+                       unsigned from, struct conn_tls *tls)
 {
 	struct conn *c = conn_new(w, fd);
 
@@ -116,8 +120,11 @@ void worker_conn_adopt(struct worker *w, int fd, unsigned listener, uint8_t *byt
 		log_msg(&w->log, LOG_T_ERROR, "Out of memory adopting a connection.");
 		atomic_fetch_sub_explicit(&w->b->shared.clients, 1, memory_order_relaxed);
 		close(fd);
+		conn_tls_destroy(tls);
 		return;
 	}
+	if (tls)
+		conn_tls_adopt(c, tls);
 	c->accepted_by = (uint16_t)from;
 	c->listener = (uint16_t)listener;
 	c->adopted = true;
@@ -193,7 +200,7 @@ static void worker_on_accept(struct ring *r, struct ring_io *io, const struct ri
 
 	(void)r;
 	if (cqe->res >= 0) {
-		worker_accepted(w, cqe->res, l->cfg_index);
+		worker_accepted(w, l, cqe->res);
 	} else if (cqe->res != -ECANCELED && log_enabled(&w->log, LOG_T_WARNING)) {
 		/* EMFILE and ENFILE end up here: the listener is re-armed by housekeeping. */
 		log_msg(&w->log, LOG_T_WARNING, "accept on port %u: %s", l->port,
@@ -352,6 +359,7 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
 		l->fd = b->listen_fds[index * nlisteners + i];
 		l->port = b->listen_ports[i];
 		l->cfg_index = b->listen_cfg[i];
+		l->tls = b->tls[b->listen_cfg[i]];
 		ring_accept(&w->ring, &l->io, l->fd);
 		l->armed = true;
 	}
@@ -383,6 +391,8 @@ static void worker_snapshot(struct worker *w)
 	SNAP(output_memory, w->output_memory);
 	SNAP(output_dropped, st->output_dropped);
 	SNAP(queue_dropped, st->queue_dropped);
+	SNAP(tls_handshakes, st->tls_handshakes);
+	SNAP(tls_handshake_failures, st->tls_handshake_failures);
 #undef SNAP
 }
 
@@ -710,5 +720,7 @@ void worker_fini(struct worker *w)
 	free(w->shared);
 	free(w->ids);
 	free(w->logq);
+	free(w->tls_buf);
+	free(w->tls_stage);
 	free(w->scratch);
 }

@@ -40,6 +40,8 @@ struct retain;
 struct msg;
 struct share_group;
 struct pub_view;
+struct tls_server;
+struct conn_tls;
 
 /* A further subscription identifier of a session matched by the publish being routed. */
 struct route_id {
@@ -56,12 +58,13 @@ struct worker_tomb {
 };
 
 struct listener {
-	struct ring_io io;  /* accept completions */
-	struct worker *w;   /* owner */
-	int fd;             /* listening socket */
-	uint16_t port;      /* bound port (resolved when 0 was asked) */
-	uint16_t cfg_index; /* the configured listener this address belongs to */
-	bool armed;         /* a multishot accept is pending */
+	struct ring_io io;      /* accept completions */
+	struct worker *w;       /* owner */
+	struct tls_server *tls; /* the TLS listener's context (broker's), or NULL: plaintext */
+	int fd;                 /* listening socket */
+	uint16_t port;          /* bound port (resolved when 0 was asked) */
+	uint16_t cfg_index;     /* the configured listener this address belongs to */
+	bool armed;             /* a multishot accept is pending */
 };
 
 struct worker_stats {
@@ -79,6 +82,8 @@ struct worker_stats {
 	uint64_t paused;            /* times a publisher's reading was paused (xw backlog) */
 	uint64_t output_dropped; /* QoS 0 deliveries dropped: a connection's or all output full */
 	uint64_t queue_dropped;  /* QoS 1/2 deliveries dropped: a session's queue full */
+	uint64_t tls_handshakes; /* TLS handshakes completed */
+	uint64_t tls_handshake_failures; /* TLS connections refused: bad handshake, certificate */
 };
 
 struct worker {
@@ -149,6 +154,8 @@ struct worker {
 	uint8_t *logq;                 /* log lines for `log_dest topic`, published at batch end */
 	uint32_t logq_len;             /* bytes queued: [u32 type][u16 len][line] records */
 	uint64_t logq_dropped;         /* lines lost because the queue was full */
+	uint8_t *tls_buf;              /* TLS plaintext gathered for the input path, or NULL */
+	uint8_t *tls_stage;            /* TLS plaintext gathered into records at flush, or NULL */
 	uint8_t *scratch;              /* per-packet scratch (filtered MQTT 5 properties) */
 	uint32_t scratch_cap;          /* bytes allocated */
 	struct worker_stats stats;     /* counters */
@@ -174,9 +181,10 @@ unsigned worker_home(const struct worker *w, const uint8_t *id, size_t len);
  * its socket and bytes to its home worker. */
 void worker_conn_handoff(struct worker *w, struct conn *c);
 
-/* Adopts a socket another worker handed over with the bytes it had read (taken over). */
+/* Adopts a socket another worker handed over with the bytes it had read and, for TLS, the
+ * connection's TLS state (all taken over). */
 void worker_conn_adopt(struct worker *w, int fd, unsigned listener, uint8_t *bytes, uint32_t len,
-                       unsigned from);
+                       unsigned from, struct conn_tls *tls);
 
 /* The session with generation gen, or NULL (for deliveries from other workers). */
 struct session *worker_session_by_gen(struct worker *w, uint64_t gen);

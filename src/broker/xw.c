@@ -17,6 +17,7 @@
 
 #include "base/fifo.h"
 #include "broker.h"
+#include "conn_tls.h"
 #include "index/interest.h"
 #include "index/msg.h"
 #include "out.h"
@@ -69,10 +70,11 @@ struct xw_rec {
 
 /* Bytes a connection had read before it moved. */
 struct xw_bytes {
-	uint32_t len;      /* bytes in data */
-	uint16_t from;     /* the worker that accepted it */
-	uint16_t listener; /* the configured listener it came in on (per_listener_settings) */
-	uint8_t data[];    /* CONNECT and whatever followed */
+	uint32_t len;         /* bytes in data */
+	uint16_t from;        /* the worker that accepted it */
+	uint16_t listener;    /* the configured listener it came in on (per_listener_settings) */
+	struct conn_tls *tls; /* its TLS state (the SSL moves with it), or NULL */
+	uint8_t data[];       /* CONNECT and whatever followed, as plaintext */
 };
 
 /* A shared subscription request from a member's worker to the group's owner. */
@@ -119,6 +121,7 @@ static void xw_entry_discard(const struct chan_entry *e)
 		break;
 	case XW_HANDOFF:
 		close((int)e->arg);
+		conn_tls_destroy(((struct xw_bytes *)e->p1)->tls);
 		free(e->p1);
 		break;
 	case XW_BULK:
@@ -297,7 +300,7 @@ void xw_retain_drop(struct worker *w, struct msg *m)
 }
 
 void xw_handoff(struct worker *w, unsigned to, int fd, unsigned listener, uint8_t *bytes,
-                uint32_t len)
+                uint32_t len, struct conn_tls *tls)
 {
 	struct xw_bytes *hb = malloc(sizeof(*hb) + len);
 	struct chan_entry e = {.kind = XW_HANDOFF, .arg = (uint32_t)fd};
@@ -306,11 +309,13 @@ void xw_handoff(struct worker *w, unsigned to, int fd, unsigned listener, uint8_
 		atomic_fetch_sub_explicit(&w->b->shared.clients, 1, memory_order_relaxed);
 		close(fd);
 		free(bytes);
+		conn_tls_destroy(tls);
 		return;
 	}
 	hb->len = len;
 	hb->from = (uint16_t)w->index;
 	hb->listener = (uint16_t)listener;
+	hb->tls = tls;
 	memcpy(hb->data, bytes, len);
 	free(bytes);
 	e.p1 = hb;
@@ -462,7 +467,8 @@ static void xw_on_entry(struct worker *w, const struct chan_entry *e, unsigned f
 	case XW_HANDOFF: {
 		struct xw_bytes *hb = e->p1;
 
-		worker_conn_adopt(w, (int)e->arg, hb->listener, hb->data, hb->len, hb->from);
+		worker_conn_adopt(w, (int)e->arg, hb->listener, hb->data, hb->len, hb->from,
+		                  hb->tls);
 		free(hb);
 		break;
 	}

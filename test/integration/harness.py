@@ -586,7 +586,7 @@ class BrokerTestCase(unittest.TestCase):
     def client(self, client_id=None, clean_session=True, protocol=paho.MQTTv311, *,
                keepalive=60, will=None, username=None, password=None, broker=None,
                timeout=5.0, clean_start=True, properties=None, will_properties=None,
-               expect_rc=0, **kw):
+               expect_rc=0, tls=None, **kw):
         """A connected paho client (network loop running), disconnected in tearDown.
 
         client_id None picks a unique id; "" sends an empty one. will = (topic, payload, qos,
@@ -596,7 +596,9 @@ class BrokerTestCase(unittest.TestCase):
         With protocol=paho.MQTTv5: clean_start replaces clean_session, `properties` and
         `will_properties` are paho Properties of the CONNECT and the will, and the client also
         has connack_props, disconnect_props, suback_props {mid: props}, unsuback_codes
-        {mid: [codes]}; messages are Msg5. expect_rc is the CONNACK code the test wants."""
+        {mid: [codes]}; messages are Msg5. expect_rc is the CONNACK code the test wants.
+        tls: keyword arguments of paho's tls_set (ca_certs, certfile, keyfile...) for a TLS
+        listener."""
         broker = broker or self.broker
         v5 = protocol == paho.MQTTv5
         if client_id is None:
@@ -652,6 +654,8 @@ class BrokerTestCase(unittest.TestCase):
             c.will_set(*will)
         if username is not None:
             c.username_pw_set(username, password)
+        if tls is not None:
+            c.tls_set(**tls)
         if v5:
             c.connect(broker.host, broker.port, keepalive=keepalive, clean_start=clean_start,
                       properties=properties)

@@ -146,6 +146,7 @@ struct bench_conn {
 	struct bench_seq *seq;      /* subscriber: tracking per publisher id */
 	uint64_t delivered_win;     /* subscriber: its deliveries counted in delivered_win */
 	struct bench_pub *pub;      /* publisher: its state */
+	struct ssl_st *ssl;         /* --tls: the client SSL over memory BIOs (tls.c), or NULL */
 };
 
 /* A pre-encoded PUBLISH per topic: copied per message, then patched. */
@@ -233,6 +234,7 @@ struct bench_shared {
 	_Atomic uint32_t subscribing; /* connections waiting for SUBACKs */
 	_Atomic uint32_t closed;      /* connections closed by the broker after DISCONNECT */
 	_Atomic bool failing;         /* a thread is in bench_fail: the others keep quiet */
+	struct ssl_ctx_st *tls_ctx;   /* --tls: the client context all connections share */
 };
 
 /* One thread's loop: its ring, its connections and its counters. */
@@ -269,6 +271,7 @@ struct bench {
 	struct bench_counters n;       /* counters */
 	uint64_t *ooo_per_pub;         /* out-of-order deliveries per publisher id */
 	struct bench_hist hist;        /* latency of window messages, ns */
+	uint8_t *tls_buf;              /* --tls: plaintext gathered for mqtt.c, or NULL */
 	alignas(64) struct bench_pulse pulse; /* read by the leader */
 };
 
@@ -290,6 +293,21 @@ static inline void bench_out_commit(struct bench_conn *c, uint32_t n)
 {
 	c->out[c->send_idx ^ 1u].len += n;
 }
+
+/* tls.c: --tls over memory BIOs. */
+struct ssl_st;
+struct ssl_ctx_st;
+/* Builds the shared client context from the options (nothing without --tls). */
+int bench_tls_prepare(struct bench_shared *sh, char *err, size_t err_len);
+void bench_tls_fini(struct bench_shared *sh);
+/* The TCP connection is up: starts the handshake (CONNECT follows when it is done). */
+void bench_tls_start(struct bench *b, struct bench_conn *c);
+/* Ciphertext received: the handshake, then plaintext to bench_mqtt_input. */
+void bench_tls_input(struct bench *b, struct bench_conn *c, const uint8_t *data, uint32_t len,
+                     uint64_t now_ns);
+/* Encrypts the buffer about to be sent in place (with pending handshake bytes); false: empty. */
+bool bench_tls_seal(struct bench *b, struct bench_conn *c);
+void bench_tls_free(struct bench_conn *c);
 
 /* mqtt.c: packets in and out of one connection. */
 void bench_mqtt_input(struct bench *b, struct bench_conn *c, const uint8_t *data, uint32_t len,

@@ -198,7 +198,9 @@ static void bench_free(struct bench_shared *sh)
 			free(c->out[1].data);
 			free(c->carry);
 			free(c->seq);
+			bench_tls_free(c);
 		}
+		free(b->tls_buf);
 		free(b->conns);
 		free(b->pub_conns);
 		free(b->ooo_per_pub);
@@ -213,6 +215,7 @@ static void bench_free(struct bench_shared *sh)
 		free(sh->tmpl[t].bytes);
 	free(sh->pubs);
 	free(sh->tmpl);
+	bench_tls_fini(sh);
 	free(sh->ring_fds);
 	free(sh->threads);
 	bench_plan_free(&sh->plan);
@@ -250,7 +253,8 @@ int main(int argc, char **argv)
 		bench_fail(lead, "planning the run: %s", err);
 	if (init_conns(sh) != 0)
 		bench_fail(lead, "out of memory for %u connections", sh->nconns);
-	if (bench_loop_prepare(sh, err, sizeof(err)) != 0)
+	if (bench_loop_prepare(sh, err, sizeof(err)) != 0 ||
+	    bench_tls_prepare(sh, err, sizeof(err)) != 0)
 		bench_fail(lead, "%s", err);
 	run_threads(sh);
 	rc = bench_report(sh) == 0 ? 0 : 1;

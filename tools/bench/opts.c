@@ -67,6 +67,12 @@ static const char usage_text[] =
         "      --password PW        its password\n"
         "      --label STR          copied into the JSON line\n"
         "      --json               print only the JSON line\n"
+        "      --tls                connect over TLS (the broker is not verified without\n"
+        "                           --cafile or --capath)\n"
+        "      --cafile FILE, --capath DIR   CAs that verify the broker (imply --tls)\n"
+        "      --cert FILE, --key FILE       client certificate and key\n"
+        "      --insecure           do not check that the certificate names --host\n"
+        "      --tls-version tlsv1.2|tlsv1.3 lowest TLS version (tlsv1.2)\n"
         "      --help\n"
         "Exit status: 0 run completed, 1 the run failed (reason on stderr), 2 usage error.\n";
 
@@ -94,6 +100,13 @@ enum {
 	OPT_LABEL,
 	OPT_SHARE,
 	OPT_JSON,
+	OPT_TLS,
+	OPT_CAFILE,
+	OPT_CAPATH,
+	OPT_CERT,
+	OPT_KEY,
+	OPT_INSECURE,
+	OPT_TLS_VERSION,
 	OPT_HELP,
 };
 
@@ -135,6 +148,13 @@ static const struct option long_options[] = {
         {"label", required_argument, NULL, OPT_LABEL},
         {"share", required_argument, NULL, OPT_SHARE},
         {"json", no_argument, NULL, OPT_JSON},
+        {"tls", no_argument, NULL, OPT_TLS},
+        {"cafile", required_argument, NULL, OPT_CAFILE},
+        {"capath", required_argument, NULL, OPT_CAPATH},
+        {"cert", required_argument, NULL, OPT_CERT},
+        {"key", required_argument, NULL, OPT_KEY},
+        {"insecure", no_argument, NULL, OPT_INSECURE},
+        {"tls-version", required_argument, NULL, OPT_TLS_VERSION},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
 };
@@ -291,6 +311,43 @@ static int parse_level(struct bench_opts *o, const char *arg)
 	return -1;
 }
 
+/* The TLS options, as mosquitto_pub takes them; any of them turns TLS on. */
+static int parse_tls(struct bench_opts *o, int c, const char *arg)
+{
+	o->tls = true;
+	switch (c) {
+	case OPT_CAFILE:
+		o->cafile = arg;
+		break;
+	case OPT_CAPATH:
+		o->capath = arg;
+		break;
+	case OPT_CERT:
+		o->certfile = arg;
+		break;
+	case OPT_KEY:
+		o->keyfile = arg;
+		break;
+	case OPT_INSECURE:
+		o->insecure = true;
+		break;
+	case OPT_TLS_VERSION:
+		if (strcmp(arg, "tlsv1.3") == 0)
+			o->tls_version = 13;
+		else if (strcmp(arg, "tlsv1.2") == 0)
+			o->tls_version = 12;
+		else {
+			fprintf(stderr,
+			        "starling-bench: --tls-version: expected tlsv1.2 or tlsv1.3\n");
+			return -1;
+		}
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
 /* Applies one tuning option (long only); returns 0, 1 for --help, or -1 on a usage error. */
 static int parse_tuning(struct bench_opts *o, int c, const char *arg)
 {
@@ -369,6 +426,15 @@ static int parse_tuning(struct bench_opts *o, int c, const char *arg)
 		break;
 	case OPT_JSON:
 		o->json_only = true;
+		break;
+	case OPT_TLS:
+	case OPT_CAFILE:
+	case OPT_CAPATH:
+	case OPT_CERT:
+	case OPT_KEY:
+	case OPT_INSECURE:
+	case OPT_TLS_VERSION:
+		rc = parse_tls(o, c, arg);
 		break;
 	case OPT_HELP:
 		fputs(usage_text, stdout);
@@ -467,6 +533,10 @@ int bench_opts_parse(struct bench_opts *o, int argc, char **argv)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "starling-bench: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (!o->certfile != !o->keyfile) {
+		fprintf(stderr, "starling-bench: --cert and --key go together\n");
 		return -1;
 	}
 	if (o->rate_total > 0 && o->rate_per_client > 0) {

@@ -62,6 +62,13 @@ struct bench_opts {
 	const char *password;     /* CONNECT password, or NULL */
 	const char *label;        /* free text copied into the JSON line */
 	const char *share;        /* fanout, fanin: subscribers join $share/<share>/FILTER */
+	bool tls;                 /* --tls: connect over TLS */
+	const char *cafile;       /* --cafile: verify the broker with these CAs (implies --tls) */
+	const char *capath;       /* --capath: the same from a directory */
+	const char *certfile;     /* --cert: client certificate */
+	const char *keyfile;      /* --key: its key */
+	bool insecure;            /* --insecure: no check of the certificate's address */
+	uint8_t tls_version;      /* --tls-version: lowest, 12 or 13 (0: 1.2) */
 };
 
 /*

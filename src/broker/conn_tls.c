@@ -1,0 +1,233 @@
+/*
+ * TLS connections: ciphertext in through the engine to the MQTT input path, batched
+ * plaintext out through the engine to one send, failures counted and logged, and the move of
+ * the SSL with a hand-off (see conn_tls.h for the invariants).
+ */
+#include "conn_tls.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "worker.h"
+
+/* Ciphertext the engine makes by itself while the peer does not read (KeyUpdate answers,
+ * handshake flights) may wait in `wire` up to this much; past it the peer is not reading. */
+#define CONN_TLS_WIRE_MAX (256u << 10)
+#define CONN_TLS_IOV      64 /* plaintext pieces encrypted per engine call */
+
+static int conn_tls_sink(void *ctx, const uint8_t *p, size_t n)
+{
+	struct conn *c = ctx;
+
+	return obuf_append(&c->tls->wire, p, n) == ST_OK ? 0 : -1;
+}
+
+int conn_tls_attach(struct conn *c, struct tls_server *srv)
+{
+	struct conn_tls *ct = calloc(1, sizeof(*ct));
+
+	if (!ct)
+		return ST_ERR_NOMEM;
+	tls_conn_init(&ct->t, srv, conn_tls_sink, c);
+	ct->wire.acct = &c->w->output_memory;
+	c->tls = ct;
+	return ST_OK;
+}
+
+void conn_tls_destroy(struct conn_tls *ct)
+{
+	if (!ct)
+		return;
+	tls_conn_free(&ct->t);
+	obuf_release(&ct->wire);
+	free(ct);
+}
+
+struct conn_tls *conn_tls_detach(struct conn *c)
+{
+	struct conn_tls *ct = c->tls;
+
+	c->tls = NULL;
+	if (ct) {
+		/* Sent before the hand-off (conn_check_dead waits for it): nothing to account. */
+		obuf_release(&ct->wire);
+		ct->wire.acct = NULL;
+	}
+	return ct;
+}
+
+void conn_tls_adopt(struct conn *c, struct conn_tls *ct)
+{
+	ct->wire.acct = &c->w->output_memory;
+	tls_conn_set_sink(&ct->t, conn_tls_sink, c);
+	c->tls = ct;
+}
+
+/* Plaintext from the engine: parsed, or kept for the home worker while moving there. */
+static bool conn_tls_plain(void *ctx, const uint8_t *p, size_t n)
+{
+	struct conn *c = ctx;
+
+	if (c->state == CONN_HANDOFF)
+		conn_keep(c, p, n);
+	else
+		conn_input_bytes(c, p, n);
+	return c->state != CONN_CLOSING;
+}
+
+static void conn_tls_log_established(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	c->tls->logged = true;
+	w->stats.tls_handshakes++;
+	if (log_enabled(&w->log, LOG_T_DEBUG))
+		log_msg(&w->log, LOG_T_DEBUG, "TLS handshake done on connection %llu: %s, %s.",
+		        (unsigned long long)c->id, tls_version_name(&c->tls->t),
+		        tls_cipher_name(&c->tls->t));
+}
+
+/* A connection whose TLS failed: counted, logged, closed (the alert, if any, goes first). */
+static void conn_tls_failed(struct conn *c, int ret)
+{
+	struct worker *w = c->w;
+	const char *why = ret == ST_ERR_NOMEM ? "out of memory" : c->tls->t.why;
+
+	if (!c->tls->t.established) {
+		w->stats.tls_handshake_failures++;
+		if (log_enabled(&w->log, LOG_T_NOTICE))
+			log_msg(&w->log, LOG_T_NOTICE,
+			        "TLS handshake failed on connection %llu: %s.",
+			        (unsigned long long)c->id, why);
+		conn_close(c, false, "TLS handshake failed");
+		return;
+	}
+	if (log_enabled(&w->log, LOG_T_NOTICE))
+		log_msg(&w->log, LOG_T_NOTICE, "TLS error on connection %llu: %s.",
+		        (unsigned long long)c->id, why);
+	conn_close(c, false, "TLS error");
+}
+
+void conn_tls_timeout(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	if (c->tls->t.established)
+		return;
+	w->stats.tls_handshake_failures++;
+	if (log_enabled(&w->log, LOG_T_NOTICE))
+		log_msg(&w->log, LOG_T_NOTICE, "TLS handshake failed on connection %llu: %s.",
+		        (unsigned long long)c->id,
+		        c->tls->t.ssl ? "not finished in time" : "no handshake started in time");
+}
+
+/* Feeds ciphertext with plaintext gathered in buf; the outcome handled here. */
+static void conn_tls_feed(struct conn *c, const uint8_t *p, size_t n, uint8_t *buf)
+{
+	struct conn_tls *ct = c->tls;
+	int ret = tls_input(&ct->t, p, n, buf, CONN_TLS_PLAIN_BUF, conn_tls_plain, c);
+
+	/* The input may have closed c, or handed it over; ct is still c's until the batch end. */
+	if (ct->t.established && !ct->logged)
+		conn_tls_log_established(c);
+	if (ret != ST_OK) {
+		if (c->state != CONN_CLOSING)
+			conn_tls_failed(c, ret);
+	} else if (ct->t.peer_closed && c->state != CONN_CLOSING) {
+		conn_close(c, false, "closed by client");
+	} else if (ct->wire.total > CONN_TLS_WIRE_MAX && c->send_busy) {
+		conn_close(c, false, "not reading its output");
+	}
+	if (ct->wire.total)
+		conn_want_flush(c);
+}
+
+void conn_tls_input(struct conn *c, const uint8_t *p, size_t n)
+{
+	struct worker *w = c->w;
+
+	if (!w->tls_buf && !(w->tls_buf = malloc(CONN_TLS_PLAIN_BUF))) {
+		conn_close(c, false, "out of memory");
+		return;
+	}
+	conn_tls_feed(c, p, n, w->tls_buf);
+}
+
+void conn_tls_drain(struct conn *c, const uint8_t *p, size_t n)
+{
+	/* Called while the worker's buffer may hold the CONNECT that caused the drain. */
+	uint8_t *buf = malloc(CONN_TLS_PLAIN_BUF);
+
+	if (!buf) {
+		conn_close(c, false, "out of memory");
+		return;
+	}
+	conn_tls_feed(c, p, n, buf);
+	free(buf);
+}
+
+/* Encrypts everything queued in `out` into `wire`. */
+static int conn_tls_encrypt(struct conn *c, uint8_t *stage)
+{
+	struct iovec iov[CONN_TLS_IOV];
+	uint64_t done = 0;
+
+	while (done < c->out.total) {
+		unsigned n = obuf_iov(&c->out, done, iov, CONN_TLS_IOV);
+		int ret = tls_encrypt(&c->tls->t, iov, n, stage);
+
+		if (ret != ST_OK)
+			return ret;
+		for (unsigned i = 0; i < n; i++)
+			done += iov[i].iov_len;
+	}
+	obuf_reset(&c->out);
+	return ST_OK;
+}
+
+void conn_tls_flush(struct conn *c)
+{
+	struct conn_tls *ct = c->tls;
+	struct worker *w = c->w;
+	struct obuf tmp;
+	int ret;
+
+	if (c->out.total) {
+		if (!w->tls_stage && !(w->tls_stage = malloc(TLS_RECORD_MAX))) {
+			conn_close(c, false, "out of memory");
+			return;
+		}
+		ret = conn_tls_encrypt(c, w->tls_stage);
+		if (ret != ST_OK) {
+			obuf_reset(&c->out);
+			conn_tls_failed(c, ret);
+			return;
+		}
+	}
+	if (ct->wire.total == 0)
+		return;
+	tmp = c->sending;
+	c->sending = ct->wire;
+	ct->wire = tmp;
+	c->sent = 0;
+	c->send_since_ms = w->now_ms;
+	conn_submit_send(c);
+}
+
+void conn_tls_closing(struct conn *c)
+{
+	tls_close_notify(&c->tls->t);
+	if (c->tls->wire.total)
+		conn_want_flush(c);
+}
+
+int conn_tls_username(const struct conn *c, char *out, size_t cap, bool *applies)
+{
+	const struct tls_server *srv = c->tls ? c->tls->t.srv : NULL;
+
+	*applies = srv && (srv->use_identity || srv->use_subject);
+	if (!*applies)
+		return -1;
+	return tls_peer_name(&c->tls->t, srv->use_subject, out, cap);
+}
