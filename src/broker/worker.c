@@ -511,7 +511,7 @@ static void worker_flush(struct worker *w, bool send)
 			c->flush_next = NULL;
 			if (c->close_later)
 				conn_close(c, false, c->close_later);
-			if (c->recv_starved && !c->paused && !c->eof && c->state != CONN_CLOSING) {
+			if (c->recv_starved && conn_reading(c)) {
 				c->recv_starved = false;
 				ring_recv(&w->ring, &c->io, c->fd);
 				c->recv_armed = true;
