@@ -50,7 +50,8 @@ struct conn *conn_new(struct worker *w, int fd)
 	                                                    memory_order_relaxed) +
 	                                  1
 	                        : ++w->next_conn_id;
-	c->last_rx_ms = c->opened_ms = w->now_ms;
+	c->opened_ms = w->now_ms;
+	c->last_rx_ms = worker_now_up_ms(w);
 	c->next = w->conns;
 	if (w->conns)
 		w->conns->prev = c;
@@ -515,7 +516,7 @@ static void conn_on_recv(struct conn *c, const struct ring_cqe *cqe)
 		conn_on_recv_closing(c, cqe);
 	} else if (cqe->res > 0) {
 		c->w->stats.bytes_received += (uint64_t)cqe->res;
-		c->last_rx_ms = c->w->now_ms;
+		c->last_rx_ms = worker_now_up_ms(c->w);
 		conn_input_bytes(c, cqe->buf, (size_t)cqe->res);
 	} else if (cqe->res == 0) {
 		conn_close(c, false, "closed by client");
@@ -558,7 +559,7 @@ void conn_drain_input(struct conn *c)
 		n = recv(c->fd, buf, CONN_DRAIN_CHUNK, MSG_DONTWAIT);
 		if (n > 0) {
 			c->w->stats.bytes_received += (uint64_t)n;
-			c->last_rx_ms = c->w->now_ms;
+			c->last_rx_ms = worker_now_up_ms(c->w);
 			conn_input_bytes(c, buf, (size_t)n);
 			budget = (size_t)n < budget ? budget - (size_t)n : 0;
 		} else if (n == 0) {
