@@ -24,6 +24,8 @@ ROUNDS = 20
 ONLY = ("Mosquitto 2.0.11 answers a QoS 2 PUBLISH past its Receive Maximum with PUBREC 0x97 "
         "instead of DISCONNECT 0x93")
 
+RESETS = "Mosquitto 2.0.11 closes at once: a client still sending gets a reset"
+
 
 def parse(buf, version):
     """The whole packets at the start of buf."""
@@ -140,6 +142,7 @@ class CloseLingerTest(BrokerTestCase):
             self.assertEqual([q.rc for q in discs], [0x93], "round %d: %r" % (rnd, got[-3:]))
             self.assertIs(got[-1], discs[0])
 
+    @starling_only(RESETS)
     def test_v311_protocol_error_with_a_client_still_sending(self):
         # A second CONNECT is a protocol error [MQTT-3.1.0-2]; the client keeps sending
         # PINGREQs and PUBLISHes behind it. It reads its PINGRESPs and then a FIN, no reset.
@@ -174,6 +177,7 @@ class CloseLingerTest(BrokerTestCase):
         self.assertLess(took, 5, "still accepted %d bytes after %.1f s" % (sent, took))
         self.assertTrue(self.broker.alive())
 
+    @starling_only(RESETS)
     def test_a_slow_sender_is_cut_at_the_time_bound(self):
         # A client that trickles a byte now and then after the protocol error (and never
         # closes) is not waited for beyond the bound: it reads the FIN and then, still
