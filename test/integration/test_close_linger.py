@@ -11,7 +11,6 @@ burst in the broker's receive queue when the broker closes.
 """
 
 import socket
-import struct
 import time
 import unittest
 

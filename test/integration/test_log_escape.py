@@ -5,11 +5,9 @@ escaped on one log line each, so a client cannot write a line of its own. U+0000
 malformed string: the connection is refused and nothing of the id reaches the log.
 """
 
-import re
 import unittest
 
-from harness import (MQTT311, MQTT5, BrokerTestCase, ConnectionClosed, RawClient,
-                     encode_connect, starling_only)
+from harness import MQTT311, MQTT5, BrokerTestCase, RawClient, encode_connect, starling_only
 
 ONLY = "Mosquitto writes client strings to its log as they are"
 
