@@ -174,8 +174,10 @@ int handle_ack(struct conn *c, uint8_t type, const struct st_ack *ack)
 				route_pump(s);
 			return ST_OK;
 		}
-		/* An unknown id still gets its PUBREL so the client's flow can finish. */
-		known = session_out_pubrec(s, ack->packet_id);
+		/* An unknown id still gets its PUBREL so the client's flow can finish; a PUBREC
+		 * repeated for a message already awaiting PUBCOMP gets it again, as known. */
+		known = session_out_pubrec(s, ack->packet_id) ||
+		        session_out_qos(s, ack->packet_id) == 2;
 		out_ack(c, ST_PUBREL, ack->packet_id, known ? 0 : ST_RC_PACKET_ID_NOT_FOUND);
 		return ST_OK;
 	case ST_PUBREL:

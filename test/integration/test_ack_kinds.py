@@ -71,6 +71,20 @@ class AckKindTest(BrokerTestCase):
             with self.subTest(version=version):
                 self.wrong(version, 2, PUBACK, pubrec_first=True)
 
+    def test_repeated_pubrec_gets_pubrel_again(self):
+        # A PUBREC for a message already awaiting PUBCOMP is of the right kind: its PUBREL is
+        # sent again (with 0x00 in 5.0: the id is known), and the PUBCOMP ends the flow.
+        for version in (MQTT311, MQTT5):
+            with self.subTest(version=version):
+                sub, p = self.delivery(version, 2, pubrec_first=True)
+                sub.send(encode_ack(PUBREC, p.pid))
+                rel = sub.recv()
+                self.assertEqual((rel.type, rel.pid), (PUBREL, p.pid))
+                if version == MQTT5 and harness.KIND == "starling":
+                    self.assertEqual(rel.rc, 0)
+                sub.send(encode_ack(PUBCOMP, p.pid))
+                sub.ping()
+
     def test_unknown_ids_are_not_errors(self):
         for version in (MQTT311, MQTT5):
             with self.subTest(version=version):
