@@ -16,7 +16,9 @@ from harness import (MQTT5, PUBLISH, BrokerTestCase, ConnectionClosed, RawClient
                      starling_only, unique_id)
 
 ROUNDS = 6
-SLACK_S = 1.0  # housekeeping runs every 250 ms; a timer may fire up to two passes late
+# Housekeeping runs every 250 ms, so a timer fires up to about 0.5 s late on an idle machine;
+# the rest is for a loaded one (1.4 s seen with a load average of 27 on 2 cores).
+SLACK_S = 2.0
 
 
 class WillDelayTest(BrokerTestCase):
