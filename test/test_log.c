@@ -374,6 +374,158 @@ static void test_long_message(void)
 	unlink(log_path);
 }
 
+/* The naive model of log_escape for one byte b (followed by `next`, -1 at the end). */
+static const char *model_escape(unsigned b, int next, char *buf)
+{
+	if (b == '\\')
+		return "\\\\";
+	if (b == '\n')
+		return "\\n";
+	if (b == '\r')
+		return "\\r";
+	if (b == '\t')
+		return "\\t";
+	if (b < 0x20 || b == 0x7f || (b == 0xc2 && next >= 0x80 && next <= 0x9f)) {
+		snprintf(buf, 8, "\\x%02x", b);
+		return buf;
+	}
+	buf[0] = (char)b;
+	buf[1] = '\0';
+	return buf;
+}
+
+/* Reverses log_escape: the original bytes, so escaping is shown unambiguous. */
+static size_t unescape(const char *s, size_t n, uint8_t *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] != '\\') {
+			out[o++] = (uint8_t)s[i];
+			continue;
+		}
+		CU_ASSERT_FATAL(i + 1 < n);
+		switch (s[++i]) {
+		case '\\':
+			out[o++] = '\\';
+			break;
+		case 'n':
+			out[o++] = '\n';
+			break;
+		case 'r':
+			out[o++] = '\r';
+			break;
+		case 't':
+			out[o++] = '\t';
+			break;
+		default:
+			CU_ASSERT_FATAL(s[i] == 'x' && i + 2 < n);
+			out[o++] = (uint8_t)strtoul((char[]){s[i + 1], s[i + 2], 0}, NULL, 16);
+			i += 2;
+		}
+	}
+	return o;
+}
+
+static void test_escape_every_byte(void)
+{
+	for (unsigned b = 0; b < 256; b++) {
+		/* Alone, and before each possible next byte (which matters only after 0xc2). */
+		for (int next = -1; next < 256; next++) {
+			uint8_t in[2] = {(uint8_t)b, (uint8_t)next};
+			size_t len = next < 0 ? 1 : 2, used, n;
+			char out[16], m1[8], m2[8], want[16];
+			bool pair = b == 0xc2 && next >= 0x80 && next <= 0x9f;
+
+			n = log_escape(out, sizeof(out), in, len, &used);
+			CU_ASSERT_EQUAL(used, len);
+			if (pair)
+				snprintf(want, sizeof(want), "\\xc2\\x%02x", (unsigned)next);
+			else
+				snprintf(want, sizeof(want), "%s%s", model_escape(b, next, m1),
+				         next < 0 ? "" : model_escape((unsigned)next, -1, m2));
+			CU_ASSERT_EQUAL_FATAL(n, strlen(want));
+			CU_ASSERT_EQUAL_FATAL(memcmp(out, want, n), 0);
+			for (size_t i = 0; i < n; i++)
+				CU_ASSERT((uint8_t)out[i] >= 0x20 && (uint8_t)out[i] != 0x7f);
+		}
+	}
+}
+
+static void test_escape_round_trip(void)
+{
+	uint8_t in[300], back[300];
+	char out[300 * LOG_ESCAPE_MAX];
+	unsigned seed = 12345;
+
+	for (int round = 0; round < 2000; round++) {
+		size_t len = (size_t)(rand_r(&seed) % 300), used, n;
+
+		for (size_t i = 0; i < len; i++)
+			in[i] = (uint8_t)(round & 1
+			                          ? rand_r(&seed)
+			                          : "a\\\n\r\t\x01\x7f\xc2\x9b\xc3"[rand_r(&seed) %
+			                                                            11]);
+		n = log_escape(out, sizeof(out), in, len, &used);
+		CU_ASSERT_EQUAL(used, len);
+		CU_ASSERT_PTR_NULL(memchr(out, '\n', n));
+		CU_ASSERT_EQUAL_FATAL(unescape(out, n, back), len);
+		CU_ASSERT_EQUAL(memcmp(back, in, len), 0);
+	}
+}
+
+static void test_escape_truncation(void)
+{
+	static const char in[] = "id\nwith\\ctl\x1b[2J\xc2\x9b end";
+	size_t len = sizeof(in) - 1, used, full_n, n;
+	char full[128], out[128];
+
+	full_n = log_escape(full, sizeof(full), in, len, &used);
+	CU_ASSERT_EQUAL(used, len);
+	for (size_t cap = 0; cap <= full_n; cap++) {
+		uint8_t back[128];
+
+		memset(out, '#', sizeof(out));
+		n = log_escape(out, cap, in, len, &used);
+		CU_ASSERT(n <= cap);
+		CU_ASSERT_EQUAL(out[cap], '#'); /* never past cap */
+		/* A prefix of the whole escape that stops between escapes: it unescapes to exactly
+		 * the bytes consumed, and the next escape would not have fitted. */
+		CU_ASSERT_EQUAL(memcmp(out, full, n), 0);
+		CU_ASSERT_EQUAL_FATAL(unescape(out, n, back), used);
+		CU_ASSERT_EQUAL(memcmp(back, in, used), 0);
+		CU_ASSERT(used == len || n + LOG_ESCAPE_MAX * 2 > cap);
+		CU_ASSERT(cap < full_n ? used < len : used == len);
+	}
+}
+
+/* A message carrying a client's newline stays one line, escaped; a cut one is marked. */
+static void test_escaped_lines(void)
+{
+	struct config cfg;
+	struct log lg;
+	char *id = malloc(3000);
+	const char *p;
+	size_t len;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(id);
+	memset(id, '\n', 2999);
+	id[2999] = '\0';
+	file_config(&cfg);
+	CU_ASSERT_EQUAL_FATAL(log_open(&lg, &cfg), ST_OK);
+	log_msg(&lg, LOG_T_NOTICE, "Client %s disconnected.", "evil\n1700000000: forged\\\x07");
+	log_msg(&lg, LOG_T_NOTICE, "Client %.*s disconnected.", 2999, id);
+	log_close(&lg);
+	free(id);
+	p = slurp(log_path);
+	p = check_line(p, "Client evil\\n1700000000: forged\\\\\\x07 disconnected.", 0, time(NULL));
+	len = (size_t)(strchr(p, '\n') - p);
+	CU_ASSERT(len > 2000 && len < 2048);
+	CU_ASSERT_EQUAL(strncmp(p + len - 5, "\\n...", 5), 0);
+	CU_ASSERT_EQUAL(p[len + 1], '\0');
+	unlink(log_path);
+}
+
 static void test_open_failures(void)
 {
 	struct config cfg;
@@ -493,6 +645,10 @@ int main(void)
 	        {"stderr, stdout, none", test_std_destinations},
 	        {"topic destination", test_topic_destination},
 	        {"long message", test_long_message},
+	        {"escape every byte", test_escape_every_byte},
+	        {"escape round trip", test_escape_round_trip},
+	        {"escape truncation", test_escape_truncation},
+	        {"escaped lines", test_escaped_lines},
 	        {"open failures", test_open_failures},
 	        {"syslog destination", test_syslog_destination},
 	        {"concurrent writers", test_concurrent_lines_whole},

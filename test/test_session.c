@@ -283,6 +283,7 @@ static void test_wrong_acks(void)
 
 	for (unsigned k = 0; k < 3; k++)
 		CU_ASSERT_FALSE(ack(empty, k, 1)); /* no table at all yet */
+	CU_ASSERT_EQUAL(session_out_qos(empty, 1), 0);
 	session_free(empty);
 	CU_ASSERT_EQUAL(offer(s, m[0], 1, 0, true, &a), SESS_OUT_SEND);
 	CU_ASSERT_EQUAL(offer(s, m[1], 2, 1, true, &b), SESS_OUT_SEND);
@@ -308,12 +309,20 @@ static void test_wrong_acks(void)
 			CU_ASSERT_TRUE(snap_same(&sn, s, m, 3));
 		}
 	}
+	/* What handle_ack asks before them: the QoS each id stands for, 0 for an unused one. */
+	CU_ASSERT_EQUAL(session_out_qos(s, a), 1);
+	CU_ASSERT_EQUAL(session_out_qos(s, b), 2); /* awaiting PUBREC */
+	CU_ASSERT_EQUAL(session_out_qos(s, c), 2); /* awaiting PUBCOMP */
+	for (int i = 3; i < 7; i++)
+		CU_ASSERT_EQUAL(session_out_qos(s, ids[i]), 0);
 	/* The right ones still work afterwards. */
 	CU_ASSERT_TRUE(session_out_puback(s, a));
 	CU_ASSERT_TRUE(session_out_pubrec(s, b));
 	CU_ASSERT_TRUE(session_out_pubcomp(s, b));
 	CU_ASSERT_TRUE(session_out_pubcomp(s, c));
 	CU_ASSERT_EQUAL(s->inflight, 0);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(session_out_qos(s, right[i]), 0); /* free again */
 	for (int i = 0; i < 3; i++) {
 		CU_ASSERT_EQUAL(m[i]->refs, 1);
 		msg_unref(m[i]);

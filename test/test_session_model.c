@@ -170,6 +170,9 @@ static bool m_ack(struct session *s, struct model *md)
 			kind = md->slot[pid].state - 1u;
 	}
 	sl = &md->slot[pid];
+	MCHECK(session_out_qos(s, pid) == (sl->state == SLOT_FREE          ? 0
+	                                   : sl->state == SLOT_WAIT_PUBACK ? 1
+	                                                                   : 2));
 	want = sl->state == kind + 1; /* PUBACK: state 1, PUBREC: 2, PUBCOMP: 3 */
 	MCHECK(ack(s, kind, pid) == want);
 	if (!want)

@@ -11,6 +11,13 @@
  * of process state is syslog's: openlog(3) keeps its ident and options in libc, which is
  * acceptable for a process that has one log.
  *
+ * The message part of every line goes through log_escape(): client ids, user names and topics
+ * are the client's bytes, and MQTT allows control characters in them (only U+0000 is
+ * forbidden), so a client id holding "\n" would otherwise write a line of its own choosing.
+ * Escaping the whole message rather than each client string at its call site means no call
+ * site, present or future, can forget. It costs one pass over a line already being formatted,
+ * into a second stack buffer: no allocation.
+ *
  * -v (cfg->verbose) turns every type on and leaves the destinations alone: mosquitto 2.0.11
  * with -v and `log_dest stdout` writes everything to stdout only, and with `log_dest none`
  * nothing at all.
@@ -184,6 +191,69 @@ static size_t format_stamp(const struct log *lg, char *buf, size_t size)
 	return n;
 }
 
+/* Bytes escaped: controls (C0, DEL), the backslash, and 0xc2 when a C1 control follows. */
+static bool escaped(const uint8_t *s, size_t i, size_t len)
+{
+	uint8_t b = s[i];
+
+	if (b < 0x20 || b == 0x7f || b == '\\')
+		return true;
+	/* U+0080..U+009F, the C1 controls: terminals act on some (U+009B is CSI). */
+	return b == 0xc2 && i + 1 < len && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f;
+}
+
+/* The escape of b at d (d has LOG_ESCAPE_MAX bytes); returns its length. */
+static size_t escape_byte(char *d, uint8_t b)
+{
+	static const char hex[] = "0123456789abcdef";
+	char short_form = b == '\\'   ? '\\'
+	                  : b == '\n' ? 'n'
+	                  : b == '\r' ? 'r'
+	                  : b == '\t' ? 't'
+	                              : 0;
+
+	d[0] = '\\';
+	if (short_form) {
+		d[1] = short_form;
+		return 2;
+	}
+	d[1] = 'x';
+	d[2] = hex[b >> 4];
+	d[3] = hex[b & 15];
+	return 4;
+}
+
+size_t log_escape(char *dst, size_t cap, const void *src, size_t len, size_t *consumed)
+{
+	const uint8_t *s = src;
+	size_t i = 0, o = 0;
+
+	while (i < len) {
+		char esc[2 * LOG_ESCAPE_MAX];
+		size_t n = 0, took = 1;
+
+		if (!escaped(s, i, len)) {
+			if (o == cap)
+				break;
+			dst[o++] = (char)s[i++];
+			continue;
+		}
+		n = escape_byte(esc, s[i]);
+		if (s[i] == 0xc2) {
+			/* A C1 control: the continuation byte goes with it. */
+			n += escape_byte(esc + n, s[i + 1]);
+			took = 2;
+		}
+		if (cap - o < n)
+			break;
+		memcpy(dst + o, esc, n);
+		o += n;
+		i += took;
+	}
+	*consumed = i;
+	return o;
+}
+
 /* One write(2) normally; a short write (a full pipe, a signal) is resumed a bounded number of
  * times. Errors are dropped: there is nowhere left to report a failing log. */
 static void write_line(int fd, const char *p, size_t len)
@@ -202,26 +272,22 @@ static void write_line(int fd, const char *p, size_t len)
 
 void log_vmsg(struct log *lg, uint32_t type, const char *fmt, va_list ap)
 {
-	char line[LOG_LINE_MAX];
-	size_t len, room;
+	char raw[LOG_LINE_MAX], line[LOG_LINE_MAX];
+	size_t len, room, raw_len, used;
 	int n;
 
 	if (!log_enabled(lg, type))
 		return;
-	/* One byte is kept back for the newline, which replaces the terminating NUL. */
-	room = sizeof(line) - 1;
+	n = vsnprintf(raw, sizeof(raw), fmt, ap);
+	raw_len = n < 0 ? 0 : (size_t)n < sizeof(raw) ? (size_t)n : sizeof(raw) - 1;
+	/* One byte is kept back for the newline, which replaces the terminating NUL, and room
+	 * for the tag that marks a cut line. */
+	room = sizeof(line) - 1 - strlen(LOG_TRUNCATED_TAG);
 	len = format_stamp(lg, line, room);
-	n = vsnprintf(line + len, room - len, fmt, ap);
-	if (n < 0) {
-		n = 0;
-		line[len] = '\0';
-	}
-	if ((size_t)n >= room - len) {
-		len = room - 1;
-		memcpy(line + len - strlen(LOG_TRUNCATED_TAG), LOG_TRUNCATED_TAG,
-		       strlen(LOG_TRUNCATED_TAG));
-	} else {
-		len += (size_t)n;
+	len += log_escape(line + len, room - len, raw, raw_len, &used);
+	if (used < raw_len || (n > 0 && (size_t)n > raw_len)) {
+		memcpy(line + len, LOG_TRUNCATED_TAG, strlen(LOG_TRUNCATED_TAG));
+		len += strlen(LOG_TRUNCATED_TAG);
 	}
 	line[len] = '\n';
 	for (unsigned i = 0; i < lg->fd_count; i++)

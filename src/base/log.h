@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -50,6 +51,20 @@ static inline bool log_enabled(const struct log *lg, uint32_t type)
 {
 	return (lg->types & type) != 0;
 }
+
+/* The longest escape of one byte (backslash, x, two hex digits). */
+#define LOG_ESCAPE_MAX 4
+
+/*
+ * Escapes src[0..len) into dst (at most cap bytes, not NUL-terminated) so that it holds no
+ * control character and reads back unambiguously: a backslash is doubled; newline, carriage
+ * return and tab become backslash n, r, t; every other byte below 0x20, 0x7f, and both bytes
+ * of a C1 control in UTF-8 (U+0080..U+009F: c2 80..c2 9f) become backslash x and two
+ * lowercase hex digits. Other bytes pass unchanged. An escape is never split: when dst fills
+ * up, escaping stops before the byte (or C1 pair) that does not fit. Returns the bytes
+ * written; *consumed is how many bytes of src were escaped (len unless dst filled up).
+ */
+size_t log_escape(char *dst, size_t cap, const void *src, size_t len, size_t *consumed);
 
 /* Formats "<unix time>: <message>\n" and writes it to every destination if type is enabled. */
 void log_msg(struct log *lg, uint32_t type, const char *fmt, ...)

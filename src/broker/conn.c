@@ -28,6 +28,7 @@
 #define CONN_OUTPUT_SLACK (1u << 20) /* control packets allowed past max_output_bytes */
 #define CONN_DRAIN_CHUNK  16384      /* bytes per read when draining before a takeover */
 #define CONN_DRAIN_MAX    (1u << 20) /* at most this much is drained: a flood is not awaited */
+#define CONN_DISCARD_MAX  (4u << 20) /* bytes read and dropped while closing, at most */
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
@@ -50,7 +51,8 @@ struct conn *conn_new(struct worker *w, int fd)
 	                                                    memory_order_relaxed) +
 	                                  1
 	                        : ++w->next_conn_id;
-	c->last_rx_ms = c->opened_ms = w->now_ms;
+	c->opened_ms = w->now_ms;
+	c->last_rx_ms = worker_now_up_ms(w);
 	c->next = w->conns;
 	if (w->conns)
 		w->conns->prev = c;
@@ -211,16 +213,48 @@ static void conn_shutdown(struct conn *c)
 	conn_check_dead(c);
 }
 
-/* A closing connection finishes once its final output is out (or cannot go out). */
+/* Output memory of a connection that will send nothing more. */
+static void conn_release_output(struct conn *c)
+{
+	obuf_release(&c->sending);
+	obuf_release(&c->out);
+	if (c->tls)
+		obuf_release(&c->tls->wire);
+	free(c->iov);
+	c->iov = NULL;
+	c->iov_cap = 0;
+}
+
+/*
+ * A closing connection's final packets (CONNACK, DISCONNECT) leave first; then its sending
+ * side shuts (a FIN after them) and it is read, and what arrives dropped, until the client
+ * closes too (or the bounds of conn_on_recv_closing and the linger timer). Closing a socket
+ * whose receive queue holds bytes makes the kernel answer with a reset, and a reset may
+ * destroy the DISCONNECT before the client reads it: in the broker's send queue, not yet
+ * sent, or in the client's receive queue on some stacks. A client still sending when the
+ * broker gives up on it is the usual case (it exceeded a limit by sending too much).
+ */
 static void conn_maybe_finish(struct conn *c)
 {
-	if (c->state != CONN_CLOSING || c->send_busy)
+	if (c->state != CONN_CLOSING || c->send_busy || c->eof)
 		return;
-	if ((c->out.total || conn_tls_pending(c)) && !c->eof) {
+	if (c->out.total || conn_tls_pending(c)) {
 		conn_want_flush(c);
 		return;
 	}
-	conn_shutdown(c);
+	if (!c->wr_shut) {
+		conn_release_output(c);
+		c->wr_shut = true;
+		c->wr_shut_ms = c->w->now_ms;
+		if (!c->rx_done && shutdown(c->fd, SHUT_WR) == 0) {
+			worker_conn_timer(c->w, c);
+			return;
+		}
+		conn_shutdown(c); /* the client has closed too, or the socket is gone */
+		return;
+	}
+	if (c->rx_done)
+		conn_shutdown(c);
 }
 
 static void conn_on_send(struct conn *c, const struct ring_cqe *cqe)
@@ -262,13 +296,7 @@ static void conn_on_send(struct conn *c, const struct ring_cqe *cqe)
 		return;
 	}
 	/* Nothing more to send: an idle connection keeps no output memory. */
-	obuf_release(&c->sending);
-	obuf_release(&c->out);
-	if (c->tls)
-		obuf_release(&c->tls->wire);
-	free(c->iov);
-	c->iov = NULL;
-	c->iov_cap = 0;
+	conn_release_output(c);
 }
 
 /* HANDOFF: keeps bytes for the home worker (bounded: a client may keep sending). */
@@ -461,8 +489,34 @@ static void conn_on_recv_handoff(struct conn *c, const struct ring_cqe *cqe)
 	} else if (cqe->res < 0 && cqe->res != -ECANCELED && cqe->res != -ENOBUFS) {
 		/* A reset: nobody left to hand over. An EOF, though, is the home's to see. */
 		conn_close(c, false, "connection reset");
+		c->rx_done = true;
 		conn_maybe_finish(c);
 	}
+}
+
+/*
+ * CLOSING: what arrives is dropped unread, and counted: a client that keeps sending is cut
+ * (with a reset: it was told) once it has sent CONN_DISCARD_MAX bytes after the close.
+ */
+static void conn_on_recv_closing(struct conn *c, const struct ring_cqe *cqe)
+{
+	if (cqe->res > 0) {
+		c->w->stats.bytes_received += (uint64_t)cqe->res;
+		c->discarded += (uint64_t)cqe->res;
+		if (c->discarded > CONN_DISCARD_MAX)
+			conn_abort(c);
+		return;
+	}
+	if (cqe->res == -ENOBUFS) {
+		c->recv_starved = true;
+		conn_want_flush(c);
+		return;
+	}
+	if (cqe->res == -ECANCELED && !c->eof)
+		return; /* a receive cancelled before the close (a hand-off, a pause): re-armed */
+	/* EOF, or an error: the client is gone; once the final output is out, so is this. */
+	c->rx_done = true;
+	conn_maybe_finish(c);
 }
 
 static void conn_on_recv(struct conn *c, const struct ring_cqe *cqe)
@@ -471,33 +525,30 @@ static void conn_on_recv(struct conn *c, const struct ring_cqe *cqe)
 		c->recv_armed = false;
 	if (c->state == CONN_HANDOFF) {
 		conn_on_recv_handoff(c, cqe);
-		return;
-	}
-	if (cqe->res > 0) {
+	} else if (c->state == CONN_CLOSING) {
+		conn_on_recv_closing(c, cqe);
+	} else if (cqe->res > 0) {
 		c->w->stats.bytes_received += (uint64_t)cqe->res;
-		c->last_rx_ms = c->w->now_ms;
-		if (c->state != CONN_CLOSING) {
-			if (c->tls)
-				conn_tls_input(c, cqe->buf, (size_t)cqe->res);
-			else
-				conn_input_bytes(c, cqe->buf, (size_t)cqe->res);
-		}
+		c->last_rx_ms = worker_now_up_ms(c->w);
+		if (c->tls)
+			conn_tls_input(c, cqe->buf, (size_t)cqe->res);
+		else
+			conn_input_bytes(c, cqe->buf, (size_t)cqe->res);
 	} else if (cqe->res == 0) {
-		if (c->state != CONN_CLOSING)
-			conn_close(c, false, "closed by client");
+		conn_close(c, false, "closed by client");
+		c->rx_done = true;
 		conn_maybe_finish(c);
 	} else if (cqe->res == -ENOBUFS) {
 		/* Back-pressure, not an error: the bytes wait in the socket for a re-arm. */
 		c->recv_starved = true;
 		conn_want_flush(c);
 	} else if (cqe->res != -ECANCELED) {
-		if (c->state != CONN_CLOSING)
-			conn_close(c, false,
-			           cqe->res == -ECONNRESET ? "connection reset" : "receive failed");
+		conn_close(c, false,
+		           cqe->res == -ECONNRESET ? "connection reset" : "receive failed");
+		c->rx_done = true;
 		conn_maybe_finish(c);
 	}
-	if (!c->recv_armed && !c->recv_starved && !c->paused && c->state < CONN_CLOSING &&
-	    !c->eof) {
+	if (!c->recv_armed && !c->recv_starved && conn_reading(c)) {
 		ring_recv(&c->w->ring, &c->io, c->fd);
 		c->recv_armed = true;
 	}
@@ -524,7 +575,7 @@ void conn_drain_input(struct conn *c)
 		n = recv(c->fd, buf, CONN_DRAIN_CHUNK, MSG_DONTWAIT);
 		if (n > 0) {
 			c->w->stats.bytes_received += (uint64_t)n;
-			c->last_rx_ms = c->w->now_ms;
+			c->last_rx_ms = worker_now_up_ms(c->w);
 			if (c->tls)
 				conn_tls_drain(c, buf, (size_t)n);
 			else
@@ -567,10 +618,17 @@ void conn_close(struct conn *c, bool graceful, const char *reason)
 	c->state = CONN_CLOSING;
 	c->closing_ms = c->w->now_ms;
 	worker_conn_timer(c->w, c);
+	/* Nothing read from now on is handled: what the connection held for it goes now. */
 	conn_drop_rbuf(c);
-	/* Stop reading; let queued final packets (CONNACK, DISCONNECT) leave first. */
-	if (c->recv_armed && !c->eof)
-		shutdown(c->fd, SHUT_RD);
+	if (c->v5) {
+		alias_in_free(&c->v5->alias_in);
+		alias_out_free(&c->v5->alias_out);
+	}
+	/* A receive stopped for a hand-off or a pause reads again, to drop what comes. */
+	if (!c->recv_armed && !c->eof && !c->paused) {
+		c->recv_starved = true;
+		conn_want_flush(c);
+	}
 	conn_maybe_finish(c);
 }
 

@@ -13,9 +13,12 @@
  * one sendmsg carries everything queued since the last send. A short send resumes from where
  * it stopped. At most one send is in flight per socket, so bytes never reorder.
  *
- * Life cycle: NEW (awaiting CONNECT) -> ACTIVE -> CLOSING. Closing shuts the socket down and
- * cancels its operations; the struct is freed only when the last completion has arrived
- * (io.pending == 0), at the end of a batch.
+ * Life cycle: NEW (awaiting CONNECT) -> ACTIVE -> CLOSING. Closing detaches the session and
+ * frees what only handling input needs at once; the final packets (CONNACK, DISCONNECT) are
+ * sent, then the sending side is shut (FIN) and input is read and dropped until the client's
+ * EOF, within bounds of time (timers.c) and bytes, so that the client can read those packets
+ * instead of a reset. Then the socket is shut down and its operations cancelled; the struct is
+ * freed only when the last completion has arrived (io.pending == 0), at the end of a batch.
  *
  * Hand-off: a CONNECT whose client id lives on another worker puts the connection in HANDOFF:
  * its receive is cancelled, and the CONNECT with every byte after it is kept in `rbuf` until
@@ -44,7 +47,7 @@ struct conn_tls;
 enum conn_state {
 	CONN_NEW = 0,     /* connected, no CONNECT yet */
 	CONN_ACTIVE = 1,  /* CONNECT accepted */
-	CONN_CLOSING = 2, /* shut down, waiting for the last completions */
+	CONN_CLOSING = 2, /* final output leaving, then input dropped until the client closes */
 	CONN_HANDOFF = 3, /* moving to the session's home worker, waiting for the last recv */
 };
 
@@ -75,6 +78,8 @@ struct conn {
 	bool adopted;            /* handed over by another worker: never handed on again */
 	bool paused;             /* not read until the cross-worker backlog drains */
 	bool behind;             /* the last send was short: the socket's buffer is full */
+	bool wr_shut;            /* CLOSING: final output out, sending side shut (FIN sent) */
+	bool rx_done;            /* the receive saw the client's EOF or an error */
 	uint16_t accepted_by;    /* worker whose listener accepted the socket */
 	uint16_t handoff_to;     /* HANDOFF: the home worker */
 	uint16_t listener;       /* configured listener it came in on (its security domain) */
@@ -85,6 +90,8 @@ struct conn {
 	uint64_t opened_ms;      /* monotonic time of accept */
 	uint64_t closing_ms;     /* monotonic time conn_close ran (bounds a lingering close) */
 	uint64_t send_since_ms;  /* monotonic time the send in flight was submitted */
+	uint64_t wr_shut_ms;     /* monotonic time the sending side was shut (wr_shut) */
+	uint64_t discarded;      /* CLOSING: bytes received and dropped unread */
 	struct wheel_node timer; /* the worker's timer for this state (timers.c) */
 	struct session *session; /* attached session (ACTIVE), borrowed from the worker */
 	struct msg *will;        /* will message (reference), or NULL */
@@ -110,6 +117,15 @@ struct conn {
 	struct conn *pause_next;  /* worker's list of paused connections */
 	struct conn *prev, *next; /* worker's list of all connections */
 };
+
+/* True while the connection's receive should be armed (whether it is or not): not while it
+ * moves to another worker, nor once a closing connection's client has closed. */
+static inline bool conn_reading(const struct conn *c)
+{
+	if (c->eof || c->paused || c->state == CONN_HANDOFF)
+		return false;
+	return c->state != CONN_CLOSING || !c->rx_done;
+}
 
 /* Creates a connection for an accepted socket, arms its receive. NULL if out of memory. */
 struct conn *conn_new(struct worker *w, int fd);

@@ -159,7 +159,7 @@ static void handle_will(struct conn *c, struct session *s)
 			msg_unref(s->will);
 		s->will = will;
 		s->will_expiry_s = c->v5->will_expiry_s;
-		s->will_at_ms = w->now_ms + (uint64_t)delay_s * 1000;
+		s->will_at_ms = worker_now_up_ms(w) + (uint64_t)delay_s * 1000;
 		return;
 	}
 	handle_publish_will(w, s, will, c->v5 ? c->v5->will_expiry_s : 0);
@@ -205,6 +205,6 @@ void handle_conn_closing(struct conn *c, bool graceful, const char *reason)
 		return;
 	}
 	if (s->expiry_s != UINT32_MAX)
-		s->expire_at_ms = w->now_ms + (uint64_t)s->expiry_s * 1000;
+		s->expire_at_ms = worker_now_up_ms(w) + (uint64_t)s->expiry_s * 1000;
 	worker_session_timer(w, s);
 }

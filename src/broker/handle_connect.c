@@ -287,6 +287,30 @@ static void connect_ack5(struct conn *c, bool present, const struct st_props *cp
 	free(info);
 }
 
+/*
+ * "New client connected as ID (p5, c1, k60, u'NAME')", Mosquitto's line (without the
+ * address), and where the connection lives when there are several workers. The id and the
+ * user name are the client's bytes; log_msg escapes what could forge a line.
+ */
+/* The username as Mosquitto shows it, ", u'NAME'" inside the parentheses: the CONNECT's, or
+ * the certificate's (use_identity_as_username); the log escapes it like the rest. */
+static void connect_log(struct conn *c, const struct session *s, const struct st_connect *ck,
+                        uint16_t keepalive)
+{
+	struct worker *w = c->w;
+	char where[64] = "";
+
+	if (w->nworkers > 1)
+		snprintf(where, sizeof(where), ", worker %u (accepted by worker %u)", w->index,
+		         c->accepted_by);
+	log_msg(&w->log, LOG_T_NOTICE,
+	        "New client connected as %.*s (p%u, c%u, k%u%s%.*s%s) on connection %llu%s.",
+	        (int)s->client_id_len, (const char *)s->client_id, ck->level,
+	        ck->clean_start ? 1 : 0, keepalive, c->username ? ", u'" : "", (int)c->username_len,
+	        c->username ? c->username : "", c->username ? "'" : "", (unsigned long long)c->id,
+	        where);
+}
+
 /* Attaches session s to c and answers CONNACK. */
 static void connect_attach(struct conn *c, struct session *s, const struct st_connect *ck,
                            const struct st_props *cp, bool present, bool assigned,
@@ -317,23 +341,8 @@ static void connect_attach(struct conn *c, struct session *s, const struct st_co
 	worker_session_timer(w, s); /* online: its will delay and expiry stop */
 	if (present)
 		worker_session_online(w, s, true);
-	/* The username as Mosquitto shows it: ", u'NAME'" inside the parentheses. */
-	if (log_enabled(&w->log, LOG_T_NOTICE) && w->nworkers == 1)
-		log_msg(&w->log, LOG_T_NOTICE,
-		        "New client connected as %.*s (p%u, c%u, k%u%s%.*s%s) on connection %llu.",
-		        (int)s->client_id_len, (const char *)s->client_id, ck->level,
-		        ck->clean_start ? 1 : 0, keepalive, c->username ? ", u'" : "",
-		        (int)c->username_len, c->username ? c->username : "",
-		        c->username ? "'" : "", (unsigned long long)c->id);
-	else if (log_enabled(&w->log, LOG_T_NOTICE))
-		log_msg(&w->log, LOG_T_NOTICE,
-		        "New client connected as %.*s (p%u, c%u, k%u%s%.*s%s) on connection %llu, "
-		        "worker %u (accepted by worker %u).",
-		        (int)s->client_id_len, (const char *)s->client_id, ck->level,
-		        ck->clean_start ? 1 : 0, keepalive, c->username ? ", u'" : "",
-		        (int)c->username_len, c->username ? c->username : "",
-		        c->username ? "'" : "", (unsigned long long)c->id, w->index,
-		        c->accepted_by);
+	if (log_enabled(&w->log, LOG_T_NOTICE))
+		connect_log(c, s, ck, keepalive);
 	if (c->v5)
 		connect_ack5(c, present, cp,
 		             assigned ? (struct st_bytes){s->client_id, s->client_id_len}

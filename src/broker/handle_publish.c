@@ -193,6 +193,11 @@ int handle_ack(struct conn *c, uint8_t type, const struct st_ack *ack)
 
 	if (ret < 0)
 		return ret;
+	/* An acknowledgement of the other QoS's kind for a message in flight (PUBREC or PUBCOMP
+	 * for QoS 1, PUBACK for QoS 2): the client and the broker disagree on the flow, which
+	 * neither can repair (3.1.1 4.3, MQTT 5 4.3 and 4.13). An unused id is not an error. */
+	if (type != ST_PUBREL && session_out_qos(s, ack->packet_id) == (type == ST_PUBACK ? 2 : 1))
+		return ST_ERR_PROTOCOL;
 	switch (type) {
 	case ST_PUBACK:
 		if (session_out_puback(s, ack->packet_id))
@@ -206,8 +211,10 @@ int handle_ack(struct conn *c, uint8_t type, const struct st_ack *ack)
 				route_pump(s);
 			return ST_OK;
 		}
-		/* An unknown id still gets its PUBREL so the client's flow can finish. */
-		known = session_out_pubrec(s, ack->packet_id);
+		/* An unknown id still gets its PUBREL so the client's flow can finish; a PUBREC
+		 * repeated for a message already awaiting PUBCOMP gets it again, as known. */
+		known = session_out_pubrec(s, ack->packet_id) ||
+		        session_out_qos(s, ack->packet_id) == 2;
 		out_ack(c, ST_PUBREL, ack->packet_id, known ? 0 : ST_RC_PACKET_ID_NOT_FOUND);
 		return ST_OK;
 	case ST_PUBREL:

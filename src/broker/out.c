@@ -51,10 +51,13 @@ static void out_pub5(struct conn *c, struct pub_view *v, const struct pub_extra 
 
 	*p = (struct pub5){.len = v->props.len + sub_ids_len(x)};
 	if (v->expiry_ms) {
-		/* Rounded up: a message still alive never says 0 seconds left [MQTT-3.3.2-6]. */
+		/* The received value minus the time waited [MQTT-3.3.2-6], rounded down: never
+		 * more than received, though the worker that received it may have read its clock
+		 * a little after this one (rounding up sent 31 s for 30 across workers). At least
+		 * 1: a message still alive never says 0 seconds left. */
 		p->has_expiry = true;
 		p->expiry_s =
-		        v->expiry_ms > now ? (uint32_t)((v->expiry_ms - now + 999) / 1000) : 1;
+		        v->expiry_ms > now + 1000 ? (uint32_t)((v->expiry_ms - now) / 1000) : 1;
 		p->len += 5;
 	}
 	if (c->v5->alias_out.max) {

@@ -280,6 +280,21 @@ bool session_out_pubcomp(struct session *s, uint16_t pid)
 	return true;
 }
 
+uint8_t session_out_qos(const struct session *s, uint16_t pid)
+{
+	if (pid == 0 || pid > s->slots_cap)
+		return 0;
+	switch (s->slots[pid - 1].state) {
+	case SLOT_WAIT_PUBACK:
+		return 1;
+	case SLOT_WAIT_PUBREC:
+	case SLOT_WAIT_PUBCOMP:
+		return 2;
+	default:
+		return 0;
+	}
+}
+
 static int slot_seq_cmp(const void *a, const void *b)
 {
 	const struct sess_slot *x = *(const struct sess_slot *const *)a;

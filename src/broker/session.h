@@ -170,6 +170,14 @@ bool session_out_pubrec(struct session *s, uint16_t pid);
 /* PUBCOMP: true if pid was awaiting it (now freed). */
 bool session_out_pubcomp(struct session *s, uint16_t pid);
 
+/*
+ * The QoS of the outbound message pid stands for: 1 awaiting PUBACK, 2 awaiting PUBREC or
+ * PUBCOMP, 0 if pid is not in use (free, 0, beyond the table). An acknowledgement of the
+ * other QoS's kind for it is a protocol error; one for an unused id is not (a PUBREC then
+ * gets PUBREL 0x92 in MQTT 5; a PUBACK or PUBCOMP is ignored).
+ */
+uint8_t session_out_qos(const struct session *s, uint16_t pid);
+
 typedef void (*session_resend_fn)(void *ctx, uint16_t pid, const struct sess_slot *slot);
 
 /* Calls fn for every inflight slot in original transmission order (for redelivery). */

@@ -1,6 +1,7 @@
 /*
  * A worker's timers, on two timing wheels (src/base/wheel.h): one for connections (the CONNECT
- * timeout, keep alive [MQTT-3.1.2-24], a lingering close), one for offline sessions (a delayed
+ * timeout, keep alive [MQTT-3.1.2-24], a lingering close: its final packets leaving, then the
+ * client's close awaited), one for offline sessions (a delayed
  * will, the session expiry). The housekeeping pass advances them, so its cost follows the
  * timers that come due, not the connections and sessions that exist.
  *
@@ -20,6 +21,7 @@
 
 #define CONNECT_TIMEOUT_MS 10000 /* a socket that sends no CONNECT is closed after this */
 #define LINGER_TIMEOUT_MS  5000  /* final packets of a closing connection get this long */
+#define DRAIN_TIMEOUT_MS   2000  /* then its client this long to close too (conn_maybe_finish) */
 
 /* When c's state next needs looking at; 0: never (no keep alive, or moving elsewhere). */
 static uint64_t conn_deadline(const struct conn *c)
@@ -31,7 +33,10 @@ static uint64_t conn_deadline(const struct conn *c)
 		/* 1.5 keep alives without a packet [MQTT-3.1.2-24]. */
 		return c->keepalive_s ? c->last_rx_ms + (uint64_t)c->keepalive_s * 1500 : 0;
 	case CONN_CLOSING:
-		return c->eof ? 0 : c->closing_ms + LINGER_TIMEOUT_MS;
+		if (c->eof)
+			return 0;
+		return c->wr_shut ? c->wr_shut_ms + DRAIN_TIMEOUT_MS
+		                  : c->closing_ms + LINGER_TIMEOUT_MS;
 	default:
 		return 0;
 	}

@@ -245,4 +245,15 @@ void worker_log_topic(void *ctx, uint32_t type, const char *line, unsigned len);
 /* Worker scratch memory of at least n bytes (valid until the next call), NULL if none. */
 uint8_t *worker_scratch(struct worker *w, size_t n);
 
+/*
+ * The clock rounded up to the millisecond: the base of a deadline that must never come early
+ * (a will delay, a session expiry, a keep alive counted from a packet). now_ms is rounded
+ * down, and a deadline counted from it could fall up to 1 ms before the full delay; timers
+ * fire once now_ms has reached their deadline, so they are never early either.
+ */
+static inline uint64_t worker_now_up_ms(const struct worker *w)
+{
+	return (w->now_us + 999) / 1000;
+}
+
 #endif

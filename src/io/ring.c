@@ -412,11 +412,10 @@ int ring_poll(struct ring *r, int timeout_ms)
 	return ring_poll_us(r, timeout_ms >= 0 ? (int64_t)timeout_ms * 1000 : -1);
 }
 
-int ring_poll_us(struct ring *r, int64_t timeout_us)
+int ring_wait_us(struct ring *r, int64_t timeout_us)
 {
 	struct __kernel_timespec ts;
 	struct io_uring_cqe *cqe;
-	unsigned head, n = 0, total = 0;
 	int ret;
 
 	ring_ts(&ts, timeout_us >= 0 ? timeout_us : 0);
@@ -424,6 +423,14 @@ int ring_poll_us(struct ring *r, int64_t timeout_us)
 	                                       NULL);
 	if (ret < 0 && ret != -ETIME && ret != -EINTR)
 		return ret;
+	return 0;
+}
+
+int ring_reap(struct ring *r)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0, total = 0;
+
 	/*
 	 * Handlers may queue submissions but never wait, so the CQ only grows while we walk it;
 	 * walk until it is empty, advancing as we go so the kernel can post more.
@@ -449,4 +456,11 @@ int ring_poll_us(struct ring *r, int64_t timeout_us)
 		r->stats.cqes += total;
 	}
 	return (int)total;
+}
+
+int ring_poll_us(struct ring *r, int64_t timeout_us)
+{
+	int ret = ring_wait_us(r, timeout_us);
+
+	return ret < 0 ? ret : ring_reap(r);
 }

@@ -146,4 +146,13 @@ int ring_poll(struct ring *r, int timeout_ms);
 /* ring_poll with a timeout in microseconds (negative: none). */
 int ring_poll_us(struct ring *r, int64_t timeout_us);
 
+/*
+ * ring_poll_us in its two halves, for a caller that must act between them (read the clock
+ * after the wait, so that the handlers see the time their completions arrived, not the time
+ * the wait began): ring_wait_us submits and waits (0 or a negative errno; a timeout is 0),
+ * ring_reap runs the handlers of every completion available and returns how many.
+ */
+int ring_wait_us(struct ring *r, int64_t timeout_us);
+int ring_reap(struct ring *r);
+
 #endif
