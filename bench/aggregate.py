@@ -33,13 +33,16 @@ BROKER_BUSY_MIN = 80.0  # percent: below this a saturation run did not saturate 
 HELD_MIN = 0.95  # a fixed-rate run held its target if it delivered this share of it
 # Every variant compare.sh knows, in table order, with its short name in the tables.
 # starling-bN: Starling with a batching budget of N us (max_batch_delay_us).
-VARIANTS = ("starling", "starling-b100", "starling-b1000", "flashmq-1t", "flashmq", "mosquitto",
-            "flashmq-nagle", "mosquitto-nagle")
-SHORT = {"starling": "S", "starling-b100": "S100", "starling-b1000": "S1000", "flashmq-1t": "F1",
-         "flashmq": "F", "mosquitto": "M", "flashmq-nagle": "Fn", "mosquitto-nagle": "Mn"}
+# *-acl: with the password file and ACL of bench/gen-acl.py.
+VARIANTS = ("starling", "starling-b100", "starling-b1000", "starling-acl", "flashmq-1t",
+            "flashmq", "mosquitto", "mosquitto-acl", "flashmq-nagle", "mosquitto-nagle")
+SHORT = {"starling": "S", "starling-b100": "S100", "starling-b1000": "S1000",
+         "starling-acl": "Sacl", "flashmq-1t": "F1", "flashmq": "F", "mosquitto": "M",
+         "mosquitto-acl": "Macl", "flashmq-nagle": "Fn", "mosquitto-nagle": "Mn"}
 TITLE = {"starling": "Starling", "starling-b100": "Starling-100us",
-         "starling-b1000": "Starling-1ms", "flashmq-1t": "FlashMQ-1-thread",
-         "flashmq": "FlashMQ-default-threads", "mosquitto": "Mosquitto",
+         "starling-b1000": "Starling-1ms", "starling-acl": "Starling-ACL",
+         "flashmq-1t": "FlashMQ-1-thread", "flashmq": "FlashMQ-default-threads",
+         "mosquitto": "Mosquitto", "mosquitto-acl": "Mosquitto-ACL",
          "flashmq-nagle": "FlashMQ-Nagle", "mosquitto-nagle": "Mosquitto-Nagle"}
 NODELAY = ("starling", "starling-b100", "starling-b1000", "flashmq-1t", "flashmq", "mosquitto")
 NAGLE = ("starling", "flashmq-nagle", "mosquitto-nagle")

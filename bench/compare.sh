@@ -30,7 +30,9 @@ usage: bench/compare.sh [options]
                      variants flashmq-1t, flashmq and flashmq-nagle, 'mosquitto' means mosquitto
                      and mosquitto-nagle; single variants may be named too (flashmq-1t, ...),
                      and starling-bN: Starling with a batching budget (max_batch_delay_us N),
-                     starling-iN: Starling with max_inflight_messages N
+                     starling-iN: Starling with max_inflight_messages N, starling-acl and
+                     mosquitto-acl: with a password file and an ACL of 1,000 users and patterns
+                     (bench/gen-acl.py; the bench logs in as "bench")
   --flashmq PATH     FlashMQ binary (env FLASHMQ; default: where bench/flashmq.sh builds it)
   --scenarios LIST   fanout50,fanout500,fanin50,pairs50,wildcard100k,conn10k (default all),
                      or full ids such as fanout50-q1-256; also share1, share2, share4: fanin50
@@ -173,7 +175,8 @@ add_variant() {
 }
 for b in ${BROKERS//,/ }; do
 	case "$b" in
-	starling | starling-[bi][0-9]* | flashmq-1t | flashmq-nagle | mosquitto-nagle) add_variant "$b" ;;
+	starling | starling-[bi][0-9]* | starling-acl | mosquitto-acl | flashmq-1t | flashmq-nagle | \
+		mosquitto-nagle) add_variant "$b" ;;
 	flashmq)
 		add_variant flashmq-1t
 		add_variant flashmq
@@ -279,11 +282,16 @@ write_config() {
 	# dropped QoS 1 messages with its default (1000) in fan-in even with 100 in flight.
 	cat >"$conf" <<CONF
 listener $port 127.0.0.1
-allow_anonymous true
 max_connections -1
 set_tcp_nodelay $nodelay
 max_queued_messages 100000
 CONF
+	# *-acl: logins and access rules, made once per run by ensure_acl.
+	case "$variant" in
+	*-acl) printf 'allow_anonymous false\npassword_file %s\nacl_file %s\n' "$WORK/acl/passwd" \
+		"$WORK/acl/acl" >>"$conf" ;;
+	*) echo "allow_anonymous true" >>"$conf" ;;
+	esac
 	# Each with its own default window: Mosquitto 20, Starling 65535 (README).
 	case "$variant" in mosquitto*) echo "max_inflight_messages 20" >>"$conf" ;; esac
 	# Starling runs one worker per CPU it is given (one, by default); Mosquitto has one thread.
@@ -300,9 +308,19 @@ CONF
 	return 0
 }
 
+# The password file and ACL of the *-acl variants: 1,000 users, their blocks and patterns.
+ensure_acl() {
+	[ -f "$WORK/acl/acl" ] && return 0
+	"$PY" "$ROOT/bench/gen-acl.py" --users 1000 --dir "$WORK/acl" --passwd "$BIN/starling-passwd" \
+		2>/dev/null || return 1
+	# Mosquitto started as root reads them as the user mosquitto.
+	chmod o+x "$WORK" && chmod 755 "$WORK/acl"
+}
+
 start_broker() {
 	local variant=$1 conf=$WORK/$1.conf log=$WORK/$1.out
 	BROKER_PORT=$(free_port)
+	case "$variant" in *-acl) ensure_acl || return 1 ;; esac
 	write_config "$variant" "$BROKER_PORT" "$conf"
 	case "$variant" in
 	starling*) taskset -c "$BROKER_CPU" "$BIN/starlingd" -c "$conf" >"$log" 2>&1 &
@@ -358,6 +376,7 @@ run_one() {
 	# starling-bench bounds itself (setup 60 s + window + drain); timeout is the backstop.
 	# The argument lists are split into words on purpose.
 	# shellcheck disable=SC2046,SC2086
+	case "$variant" in *-acl) extra="$extra --username bench --password bench" ;; esac
 	line=$(taskset -c "$BENCH_CPU" timeout -k 5 120 "$BENCH" $(bench_args "$id") $extra \
 		-p "$BROKER_PORT" --broker-pid "$BROKER_PID" --json --label "$label" 2>"$WORK/bench.err") || rc=$?
 	stop_sampler

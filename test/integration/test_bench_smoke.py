@@ -144,6 +144,10 @@ class BenchSmokeTest(BrokerTestCase):
         self.assertTrue(r["ok"], r)
         self.assertEqual(r["connections"], 200)
         self.assertGreater(r["broker"]["rss_kb"], 0, r)
+        # Set-up is timed and costed (bench/tls.sh reads the handshakes' cost from it).
+        self.assertGreater(r["setup_s"], 0, r)
+        self.assertAlmostEqual(r["connects_per_s"] * r["setup_s"], 200, delta=2, msg=r)
+        self.assertGreaterEqual(r["broker"]["setup_cpu_us_per_conn"], 0, r)
         self.assertGreaterEqual(r["broker"]["cpu_s"], 0, r)
 
     def test_failures_exit_non_zero_with_a_reason(self):

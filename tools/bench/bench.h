@@ -182,13 +182,16 @@ struct bench_counters {
 
 /* Broker and bench readings at the edges of the window, taken by the leader. */
 struct bench_samples {
-	uint64_t broker_cpu0_ns; /* broker CPU time when the window opened */
-	uint64_t broker_cpu1_ns; /* ... when it closed */
-	uint64_t broker_rss0_kb; /* broker RSS before the first connection */
-	uint64_t broker_rss1_kb; /* ... when the window closed */
-	uint64_t self_cpu0_ns;   /* our CPU time (all threads) when the window opened */
-	uint64_t self_cpu1_ns;   /* ... when it closed */
-	bool broker_ok;          /* every broker reading succeeded */
+	uint64_t broker_cpu0_ns;       /* broker CPU time when the window opened */
+	uint64_t broker_cpu1_ns;       /* ... when it closed */
+	uint64_t broker_rss0_kb;       /* broker RSS before the first connection */
+	uint64_t broker_cpu_setup0_ns; /* broker CPU time before the first connection */
+	uint64_t broker_cpu_setup1_ns; /* ... when every connection was set up */
+	uint64_t setup_done_ns;        /* when every connection was set up (0: never) */
+	uint64_t broker_rss1_kb;       /* ... when the window closed */
+	uint64_t self_cpu0_ns;         /* our CPU time (all threads) when the window opened */
+	uint64_t self_cpu1_ns;         /* ... when it closed */
+	bool broker_ok;                /* every broker reading succeeded */
 };
 
 /*

@@ -56,6 +56,7 @@ void bench_phase_start(struct bench_shared *sh, uint64_t now_ns)
 	sh->win_start_ns = UINT64_MAX;
 	sh->win_end_ns = UINT64_MAX;
 	sample_broker_rss(sh->threads[0], &sh->s.broker_rss0_kb);
+	sample_broker_cpu(sh->threads[0], &sh->s.broker_cpu_setup0_ns);
 }
 
 static void open_window(struct bench *b, uint64_t now)
@@ -94,6 +95,9 @@ static bool drained(const struct bench_shared *sh)
 static void setup_done(struct bench *b, uint64_t now)
 {
 	struct bench_shared *sh = b->sh;
+	/* What setting every connection up cost (TLS: the handshakes), for the report. */
+	sh->s.setup_done_ns = now;
+	sample_broker_cpu(b, &sh->s.broker_cpu_setup1_ns);
 	if (sh->plan.idle > 0) {
 		sh->win_start_ns = now; /* connections: the window is the hold */
 		sh->win_end_ns = now + ms_ns(b->o->duration_ms);

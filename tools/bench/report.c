@@ -141,6 +141,9 @@ struct figures {
 	double rss_per_conn_bytes; /* (RSS at the end - before connecting) / connections */
 	double self_cpu_pct;       /* this process's CPU use in the window */
 	double msgs_per_send;      /* PUBLISHes generated per send operation (acks' sends too) */
+	double setup_s;            /* start to every connection set up (connected, subscribed) */
+	double connects_per_s;     /* connections / setup_s */
+	double setup_cpu_us;       /* broker CPU per connection set up (TLS: its handshake) */
 };
 
 static void compute(const struct bench_shared *sh, const struct totals *t, struct figures *f)
@@ -158,6 +161,14 @@ static void compute(const struct bench_shared *sh, const struct totals *t, struc
 		f->lat_us[i] = (double)bench_hist_quantile_ns(&t->hist, q[i]) / 1e3;
 	f->lat_us[4] = (double)t->hist.max_ns / 1e3;
 	f->broker_cpu_s = (double)(sh->s.broker_cpu1_ns - sh->s.broker_cpu0_ns) / 1e9;
+	if (sh->s.setup_done_ns > sh->t_start_ns) {
+		f->setup_s = (double)(sh->s.setup_done_ns - sh->t_start_ns) / 1e9;
+		f->connects_per_s = (double)sh->nconns / f->setup_s;
+		if (sh->nconns > 0 && sh->s.broker_cpu_setup1_ns >= sh->s.broker_cpu_setup0_ns)
+			f->setup_cpu_us =
+			        (double)(sh->s.broker_cpu_setup1_ns - sh->s.broker_cpu_setup0_ns) /
+			        1e3 / sh->nconns;
+	}
 	uint64_t msgs = n->arrived_win ? n->arrived_win : n->sent_win;
 	if (msgs > 0)
 		f->cpu_us_per_msg = f->broker_cpu_s * 1e6 / (double)msgs;
@@ -197,7 +208,9 @@ static void human(const struct bench_shared *sh, const struct totals *tot, const
 		put(&t, " | broker %.3f us/msg cpu, rss %.1f MiB", f->cpu_us_per_msg,
 		    (double)sh->s.broker_rss1_kb / 1024.0);
 		if (o->scenario == BENCH_CONNECTIONS)
-			put(&t, ", %.0f B per connection", f->rss_per_conn_bytes);
+			put(&t,
+			    ", %.0f B per connection; set up %.0f/s at %.1f us of broker CPU each",
+			    f->rss_per_conn_bytes, f->connects_per_s, f->setup_cpu_us);
 	}
 	put(&t, " | bench cpu %.0f%%", f->self_cpu_pct);
 	if (sh->nthreads > 1)
@@ -262,10 +275,13 @@ static void json(const struct bench_shared *sh, const struct totals *tot, const 
 	if (sh->s.broker_ok)
 		put(&t,
 		    "\"broker\":{\"pid\":%ld,\"cpu_s\":%.3f,\"cpu_us_per_msg\":%.4f,"
-		    "\"rss_kb\":%llu,\"rss0_kb\":%llu,\"rss_per_conn_bytes\":%.1f},",
+		    "\"rss_kb\":%llu,\"rss0_kb\":%llu,\"rss_per_conn_bytes\":%.1f,"
+		    "\"setup_cpu_us_per_conn\":%.2f},",
 		    (long)sh->o->broker_pid, f->broker_cpu_s, f->cpu_us_per_msg,
 		    (unsigned long long)sh->s.broker_rss1_kb,
-		    (unsigned long long)sh->s.broker_rss0_kb, f->rss_per_conn_bytes);
+		    (unsigned long long)sh->s.broker_rss0_kb, f->rss_per_conn_bytes,
+		    f->setup_cpu_us);
+	put(&t, "\"setup_s\":%.3f,\"connects_per_s\":%.1f,", f->setup_s, f->connects_per_s);
 	put(&t, "\"bench\":{\"cpu_pct\":%.1f,\"sends\":%llu,\"msgs_per_send\":%.1f,",
 	    f->self_cpu_pct, (unsigned long long)n->sends, f->msgs_per_send);
 	put(&t, "\"window\":%u,\"gap_lost\":%llu,\"presumed_lost\":%llu,\"short_sends\":%llu,",
