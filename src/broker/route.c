@@ -211,8 +211,8 @@ static bool route_deliver(struct worker *w, struct session *s, struct pub_view *
 	struct conn *c = s->conn;
 	uint16_t pid;
 
-	/* A shared group's member is picked before its ACL is asked: a member that may not read
-	 * the topic loses the message for the group (a rare configuration). */
+	/* A shared group's member was picked for its ACL (route_pick, xw_on_share_deliver);
+	 * this only catches rules that changed on the way (a reload). */
 	if (group && s->acl && !access_can(s, v, ACL_READ))
 		return false;
 	/* MQTT 5 limits, behind one branch: an expired message is not delivered
@@ -338,7 +338,7 @@ static void route_extra(struct worker *w, struct session *s, struct pub_extra *x
 
 /* Gives one message of group g to member m, here or on its own worker. */
 static bool route_to_member(struct worker *w, struct share_group *g, const struct share_member *m,
-                            struct pub_view *v, uint8_t qos, bool retain)
+                            struct pub_view *v, uint8_t qos, bool retain, unsigned hops)
 {
 	struct pub_extra x = {.sub_id = subdata_sub_id(m->data)};
 	uint8_t granted = subdata_qos(m->data);
@@ -349,8 +349,25 @@ static bool route_to_member(struct worker *w, struct share_group *g, const struc
 		return route_deliver(w, m->s, v, qos, retain, &x, g);
 	if (!route_promote(v, v->m ? v->m->qos : qos, retain))
 		return false;
-	xw_share_deliver(w, m->worker, m->gen, v->m, g, qos, retain, x.sub_id);
+	xw_share_deliver(w, m->worker, m->gen, v->m, g, qos, retain, x.sub_id, hops);
 	return true;
+}
+
+/*
+ * The next member of g in turn that may read the topic: a local member whose subscription the
+ * ACL makes only partly readable is asked here and skipped if refused; a member on another
+ * worker is asked there, and gives the message back if refused (xw_on_share_deliver).
+ */
+static struct share_member *route_pick(struct share_group *g, struct pub_view *v,
+                                       const struct share_member *except)
+{
+	for (uint32_t n = 0; n < g->nmembers; n++) {
+		struct share_member *m = share_pick(g, except);
+
+		if (!m || !m->s || !(m->data & SUBDATA_ACL) || access_can(m->s, v, ACL_READ))
+			return m;
+	}
+	return NULL;
 }
 
 static uint32_t route_shared(struct worker *w, struct pub_view *v, uint8_t qos, bool retain)
@@ -359,9 +376,9 @@ static uint32_t route_shared(struct worker *w, struct pub_view *v, uint8_t qos, 
 
 	for (uint32_t i = 0; i < w->nshared; i++) {
 		struct share_group *g = w->shared[i];
-		struct share_member *m = share_pick(g, NULL);
+		struct share_member *m = route_pick(g, v, NULL);
 
-		if (m && route_to_member(w, g, m, v, qos, retain))
+		if (m && route_to_member(w, g, m, v, qos, retain, 0))
 			delivered++;
 	}
 	return delivered;
@@ -567,17 +584,17 @@ static bool route_rehome_cb(void *ctx, struct sess_delivery *d)
 	struct pub_view v;
 
 	if (d->group->owner != rc->w->index) {
-		xw_share_rehome(rc->w, rc->s->gen, d->m, d->group, d->qos, d->retain);
+		xw_share_rehome(rc->w, rc->s->gen, d->m, d->group, d->qos, d->retain, 0);
 		d->m = NULL;
 		d->group = NULL; /* both references went with the message */
 		sess_delivery_release(d);
 		return true;
 	}
-	to = share_pick(d->group, &except);
+	v = pub_view_of(d->m);
+	to = route_pick(d->group, &v, &except);
 	if (!to || !(to->s ? to->s->conn != NULL : to->online))
 		return false; /* nobody to take it: it stays with the leaving session */
-	v = pub_view_of(d->m);
-	route_to_member(rc->w, d->group, to, &v, d->qos, d->retain);
+	route_to_member(rc->w, d->group, to, &v, d->qos, d->retain, 0);
 	sess_delivery_release(d);
 	return true;
 }
@@ -590,14 +607,26 @@ void route_rehome_shared(struct worker *w, struct session *s)
 }
 
 void route_rehome_remote(struct worker *w, struct msg *m, struct share_group *g,
-                         const struct share_member *leaving, uint8_t qos, bool retain)
+                         const struct share_member *leaving, uint8_t qos, bool retain,
+                         unsigned hops)
 {
-	struct share_member *to = share_pick(g, leaving);
 	struct pub_view v = pub_view_of(m);
+	struct share_member *to = hops <= g->nmembers ? route_pick(g, &v, leaving) : NULL;
 
-	/* The group may have lost every other member meanwhile: the message is dropped. */
-	if (!to || !route_to_member(w, g, to, &v, qos, retain))
+	/* The group may have lost every other member meanwhile, or none may read the topic:
+	 * the message is dropped. */
+	if (!to || !route_to_member(w, g, to, &v, qos, retain, hops))
 		w->stats.msgs_dropped++;
+}
+
+bool route_member_may_read(struct session *s, struct msg *m)
+{
+	struct pub_view v;
+
+	if (!s->acl)
+		return true;
+	v = pub_view_of(m);
+	return access_can(s, &v, ACL_READ);
 }
 
 bool route_deliver_member(struct worker *w, struct session *s, struct msg *m, struct share_group *g,

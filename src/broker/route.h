@@ -53,9 +53,14 @@ void route_resume(struct session *s);
 void route_rehome_shared(struct worker *w, struct session *s);
 
 /* On the owner of group g: a message another worker's member `leaving` gave back (m and g are
- * borrowed) goes to another member. */
+ * borrowed) goes to another member; after `hops` such returns, more than the group has
+ * members, it is dropped. */
 void route_rehome_remote(struct worker *w, struct msg *m, struct share_group *g,
-                         const struct share_member *leaving, uint8_t qos, bool retain);
+                         const struct share_member *leaving, uint8_t qos, bool retain,
+                         unsigned hops);
+
+/* Whether session s's ACL lets it read m's topic (true without an ACL). */
+bool route_member_may_read(struct session *s, struct msg *m);
 
 /* A shared delivery the group's owner chose session s (on w) for; m and g are borrowed. */
 bool route_deliver_member(struct worker *w, struct session *s, struct msg *m, struct share_group *g,

@@ -372,19 +372,30 @@ static void xw_share_push(struct worker *w, enum xw_kind kind, unsigned to, uint
 		xw_entry_discard(&e);
 }
 
+/* A session generation and a hop count in one word (generations stay far below 2^56). */
+#define XW_GEN_BITS 56
+#define XW_GEN_MASK ((UINT64_C(1) << XW_GEN_BITS) - 1)
+
+static uint64_t xw_gen_hops(uint64_t gen, unsigned hops)
+{
+	return (gen & XW_GEN_MASK) | (uint64_t)(hops < XW_HOPS_MAX ? hops : XW_HOPS_MAX)
+	                                     << XW_GEN_BITS;
+}
+
 void xw_share_deliver(struct worker *w, unsigned to, uint64_t gen, struct msg *m,
-                      struct share_group *g, uint8_t qos, bool retain, uint32_t sub_id)
+                      struct share_group *g, uint8_t qos, bool retain, uint32_t sub_id,
+                      unsigned hops)
 {
 	msg_ref(m);
 	share_group_ref(g);
-	xw_share_push(w, XW_SHARE_DELIVER, to, gen, m, g,
+	xw_share_push(w, XW_SHARE_DELIVER, to, xw_gen_hops(gen, hops), m, g,
 	              (uint32_t)qos | (retain ? XW_F_RETAIN : 0) | (sub_id << XW_F_SUB_SHIFT));
 }
 
 void xw_share_rehome(struct worker *w, uint64_t gen, struct msg *m, struct share_group *g,
-                     uint8_t qos, bool retain)
+                     uint8_t qos, bool retain, unsigned hops)
 {
-	xw_share_push(w, XW_SHARE_REHOME, g->owner, gen, m, g,
+	xw_share_push(w, XW_SHARE_REHOME, g->owner, xw_gen_hops(gen, hops), m, g,
 	              (uint32_t)qos | (retain ? XW_F_RETAIN : 0));
 }
 
@@ -440,15 +451,18 @@ static void xw_on_share_req(struct worker *w, const struct chan_entry *e)
 
 static void xw_on_share_deliver(struct worker *w, const struct chan_entry *e)
 {
-	struct session *s = worker_session_by_gen(w, e->u64);
+	uint64_t gen = e->u64 & XW_GEN_MASK;
+	unsigned hops = (unsigned)(e->u64 >> XW_GEN_BITS);
+	struct session *s = worker_session_by_gen(w, gen);
 	uint8_t qos = (uint8_t)(e->arg & XW_F_QOS_MASK);
 	bool retain = (e->arg & XW_F_RETAIN) != 0;
 
-	if (s) {
+	if (s && route_member_may_read(s, e->p1)) {
 		route_deliver_member(w, s, e->p1, e->p2, qos, retain, e->arg >> XW_F_SUB_SHIFT);
-	} else if (qos) {
-		/* The member is gone: its group chooses another, with the entry's references. */
-		xw_share_rehome(w, e->u64, e->p1, e->p2, qos, retain);
+	} else if (s || qos) {
+		/* The member is gone, or may not read this topic (its ACL lives here, not on the
+		 * owner): the group chooses another, with the entry's references. */
+		xw_share_rehome(w, gen, e->p1, e->p2, qos, retain, hops + 1);
 		return;
 	}
 	msg_unref(e->p1);
@@ -488,9 +502,10 @@ static void xw_on_entry(struct worker *w, const struct chan_entry *e, unsigned f
 		msg_unref(e->p1);
 		break;
 	case XW_SHARE_REHOME:
-		leaving = (struct share_member){.gen = e->u64, .worker = (uint16_t)from};
+		leaving = (struct share_member){.gen = e->u64 & XW_GEN_MASK,
+		                                .worker = (uint16_t)from};
 		route_rehome_remote(w, e->p1, e->p2, &leaving, (uint8_t)(e->arg & XW_F_QOS_MASK),
-		                    (e->arg & XW_F_RETAIN) != 0);
+		                    (e->arg & XW_F_RETAIN) != 0, (unsigned)(e->u64 >> XW_GEN_BITS));
 		msg_unref(e->p1);
 		share_group_unref(e->p2);
 		break;

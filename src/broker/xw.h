@@ -125,17 +125,24 @@ void xw_share_online(struct worker *w, unsigned owner, const uint8_t *key, size_
 
 /*
  * The group's owner hands one delivery to member session gen on worker `to`: m and g are
- * references taken here. sub_id is the member's subscription identifier (28 bits).
+ * references taken here. sub_id is the member's subscription identifier (28 bits); hops, how
+ * many members the message was already given back by (XW_HOPS_MAX at most), travels with it.
  */
 void xw_share_deliver(struct worker *w, unsigned to, uint64_t gen, struct msg *m,
-                      struct share_group *g, uint8_t qos, bool retain, uint32_t sub_id);
+                      struct share_group *g, uint8_t qos, bool retain, uint32_t sub_id,
+                      unsigned hops);
 
 /*
- * A member's unacknowledged shared delivery goes back to the group's owner to be given to
- * another member than session `gen` of worker w (the references of m and g are taken over).
+ * A member's shared delivery goes back to the group's owner to be given to another member
+ * than session `gen` of worker w (the references of m and g are taken over): the member's
+ * connection ended before it acknowledged it, or its ACL does not let it read the topic.
  */
 void xw_share_rehome(struct worker *w, uint64_t gen, struct msg *m, struct share_group *g,
-                     uint8_t qos, bool retain);
+                     uint8_t qos, bool retain, unsigned hops);
+
+/* Hops a shared delivery may make between members before it is dropped (the owner also stops
+ * when the hops exceed the group's members); they ride in the top bits of the generation. */
+#define XW_HOPS_MAX 255u
 
 /* Handles everything the other workers published to w (at the end of each batch). */
 void xw_drain(struct worker *w);
