@@ -1,79 +1,46 @@
 /*
- * Base64 for password files: a few dozen characters per line, read once per load, so clarity
- * wins over speed here.
+ * Base64 for password files, by OpenSSL's EVP_EncodeBlock and EVP_DecodeBlock. They do the
+ * coding; what is checked here is what they let through: EVP_DecodeBlock skips blanks around
+ * the input, accepts '=' inside it and leaves the padding's zero bytes in its output, and a
+ * damaged password line must be an error instead.
  */
 #include "b64.h"
 
-#include <stdbool.h>
+#include <string.h>
 
-static const char b64_alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+#include <openssl/evp.h>
+
+#define B64_DECODED_MAX 384 /* longer fields than any password file holds are refused */
 
 size_t b64_encode(const uint8_t *in, size_t n, char *out)
 {
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16;
-		size_t left = n - i;
-
-		if (left > 1)
-			v |= (uint32_t)in[i + 1] << 8;
-		if (left > 2)
-			v |= in[i + 2];
-		out[o++] = b64_alphabet[(v >> 18) & 63];
-		out[o++] = b64_alphabet[(v >> 12) & 63];
-		out[o++] = left > 1 ? b64_alphabet[(v >> 6) & 63] : '=';
-		out[o++] = left > 2 ? b64_alphabet[v & 63] : '=';
-	}
-	out[o] = '\0';
-	return o;
+	return (size_t)EVP_EncodeBlock((unsigned char *)out, in, (int)n);
 }
 
-static int b64_value(char c)
+static int b64_is_digit(char c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '+' || c == '/';
 }
 
 long b64_decode(const char *in, size_t len, uint8_t *out, size_t cap)
 {
-	size_t o = 0;
+	uint8_t buf[B64_DECODED_MAX];
+	size_t pad = 0, n;
 
-	if (len == 0 || len % 4 != 0)
+	if (len == 0 || len % 4 != 0 || len / 4 * 3 > sizeof(buf))
 		return -1;
-	for (size_t i = 0; i < len; i += 4) {
-		bool last = i + 4 == len;
-		int pad = 0;
-		uint32_t v = 0;
-
-		for (size_t k = 0; k < 4; k++) {
-			int d;
-
-			if (in[i + k] == '=' && last && k >= 2) {
-				pad++;
-				d = 0;
-			} else if (pad > 0 || (d = b64_value(in[i + k])) < 0) {
-				return -1;
-			}
-			v = v << 6 | (uint32_t)d;
-		}
-		if (o + 3 - (size_t)pad > cap)
+	/* Padding: at most two '=', only at the end. */
+	while (pad < 2 && in[len - 1 - pad] == '=')
+		pad++;
+	for (size_t i = 0; i < len - pad; i++)
+		if (!b64_is_digit(in[i]))
 			return -1;
-		out[o++] = (uint8_t)(v >> 16);
-		if (pad < 2)
-			out[o++] = (uint8_t)(v >> 8);
-		if (pad < 1)
-			out[o++] = (uint8_t)v;
-	}
-	return (long)o;
+	if (EVP_DecodeBlock(buf, (const unsigned char *)in, (int)len) != (int)(len / 4 * 3))
+		return -1;
+	n = len / 4 * 3 - pad;
+	if (n > cap)
+		return -1;
+	memcpy(out, buf, n);
+	return (long)n;
 }
