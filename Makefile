@@ -36,7 +36,8 @@ TOOL_COMMON_SRC := tools/client.c tools/client_io.c tools/client_tls.c tools/cli
 BENCH_TOOL_SRC  := $(wildcard tools/bench/*.c)
 TOOLS      := starling-pub starling-sub starling-bench starling-passwd
 # starling-passwd writes password files with the broker's own code (src/auth/).
-PASSWD_SRC := tools/starling-passwd.c src/auth/passwd.c src/auth/b64.c src/auth/file.c
+PASSWD_SRC := tools/starling-passwd.c src/auth/passwd.c src/auth/b64.c src/auth/file.c \
+              src/base/readfile.c
 UNIT_TESTS := $(patsubst test/%.c,%,$(wildcard test/test_*.c))
 
 # libssl/libcrypto (OpenSSL): TLS listeners and clients (src/io/tls.c, tools/), password

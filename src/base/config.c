@@ -30,15 +30,13 @@
  * Port 0 (an ephemeral port) is accepted everywhere as a Starling extension for tests;
  * Mosquitto rejects it. max_connections is per listener in Mosquitto and broker-wide here.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "config.h"
+#include "readfile.h"
 #include "starling/error.h"
 
 #define CONFIG_FILE_MAX_BYTES (1u << 20) /* a config file is a few KiB; this bounds the read */
@@ -766,68 +764,12 @@ int config_parse_line(struct config *cfg, const char *text, const char *path, un
 	return fail(&at, "unknown option \"%s\"", w.name);
 }
 
-/* Reads the whole file into a new NUL-terminated buffer the caller frees. */
-static int read_file(const char *path, char **out, size_t *len_out, char *err, size_t errlen)
-{
-	size_t cap = 4096, len = 0;
-	char *buf = NULL, *nbuf;
-	int fd, rc = ST_ERR_CONFIG;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		return ST_ERR_CONFIG;
-	}
-	/* The buffer grows to one byte past the bound (plus the NUL), so an oversized file is
-	 * seen as such rather than cut. */
-	for (;;) {
-		ssize_t n;
-
-		if (buf == NULL || len + 1 >= cap) {
-			if (buf != NULL)
-				cap *= 2;
-			if (cap > CONFIG_FILE_MAX_BYTES + 2)
-				cap = CONFIG_FILE_MAX_BYTES + 2;
-			nbuf = realloc(buf, cap);
-			if (nbuf == NULL) {
-				snprintf(err, errlen, "%s: out of memory", path);
-				goto out;
-			}
-			buf = nbuf;
-		}
-		n = read(fd, buf + len, cap - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > CONFIG_FILE_MAX_BYTES) {
-			snprintf(err, errlen, "%s: larger than %u bytes", path,
-			         CONFIG_FILE_MAX_BYTES);
-			goto out;
-		}
-	}
-	buf[len] = '\0';
-	*out = buf;
-	*len_out = len;
-	buf = NULL;
-	rc = ST_OK;
-out:
-	free(buf);
-	close(fd);
-	return rc;
-}
-
 int config_load_file(struct config *cfg, const char *path, char *err, size_t errlen)
 {
 	char *buf, *p, *end;
 	unsigned line = 0;
 	size_t len;
-	int rc = read_file(path, &buf, &len, err, errlen);
+	int rc = base_read_file(path, CONFIG_FILE_MAX_BYTES, &buf, &len, err, errlen);
 
 	if (rc != ST_OK)
 		return rc;
