@@ -93,7 +93,7 @@ static void gen_record(struct gen *g, const struct model *m)
 		gen_bytes(g->props, sizeof(g->props), &r->props);
 		gen_bytes(g->payload, sizeof(g->payload), &r->payload);
 		if (r->type == STORE_REC_QUEUE_ADD)
-			r->msg_id = tu_rand(12);
+			r->msg_id = 0x100000001ull * tu_rand(12);
 		break;
 	case STORE_REC_SESSION_PUT:
 		r->protocol = (uint8_t)(3 + tu_rand(3));
@@ -106,10 +106,10 @@ static void gen_record(struct gen *g, const struct model *m)
 		r->sub_id = tu_rand(3) ? 0 : 1 + tu_rand(268435455);
 		break;
 	case STORE_REC_QUEUE_DEL:
-		r->msg_id = tu_rand(12);
+		r->msg_id = 0x100000001ull * tu_rand(12);
 		break;
 	case STORE_REC_INFLIGHT_SET:
-		r->msg_id = tu_rand(12);
+		r->msg_id = 0x100000001ull * tu_rand(12);
 		r->stage = (uint8_t)(1 + tu_rand(2));
 		r->packet_id = (uint16_t)(1 + tu_rand(8));
 		break;
