@@ -361,6 +361,12 @@ static void test_header(void)
 	CU_ASSERT_EQUAL(store_seg_open(&seg, b.data, b.len, 8), 0);
 	CU_ASSERT_EQUAL(store_seg_open(&seg, b.data, b.len, 0), 0);
 	CU_ASSERT_EQUAL(store_seg_open(&seg, b.data, b.len, 4), STORE_E_FOREIGN);
+	{
+		struct store_rec r;
+
+		CU_ASSERT_EQUAL(store_seg_next(&seg, &r), 0);
+		CU_ASSERT_EQUAL(seg.records, 0);
+	}
 	CU_ASSERT_EQUAL(store_seg_open(&seg, b.data, b.len - 1, 8), STORE_E_NOT_LOG);
 	CU_ASSERT_EQUAL(store_seg_open(&seg, (const uint8_t *)"# mosquitto.db", 14, 8),
 	                STORE_E_NOT_LOG);

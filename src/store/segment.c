@@ -18,12 +18,13 @@ int store_seg_open(struct store_seg *s, const uint8_t *data, size_t len, uint16_
 	s->records = 0;
 	s->stop = 0;
 	err = store_header_decode(data, len, &s->hdr, &hl);
-	if (err)
-		return err;
-	if (workers != 0 && s->hdr.workers != workers)
-		return STORE_E_FOREIGN;
-	s->valid_end = hl;
-	return 0;
+	if (err == 0 && workers != 0 && s->hdr.workers != workers)
+		err = STORE_E_FOREIGN;
+	/* A refused file yields no record, even if the caller goes on to ask for one. */
+	s->stop = err;
+	if (err == 0)
+		s->valid_end = hl;
+	return err;
 }
 
 int store_seg_next(struct store_seg *s, struct store_rec *r)
