@@ -41,9 +41,10 @@ PASSWD_SRC := tools/starling-passwd.c src/auth/passwd.c src/auth/b64.c src/auth/
 UNIT_TESTS := $(patsubst test/%.c,%,$(wildcard test/test_*.c))
 
 # libssl/libcrypto (OpenSSL): TLS listeners and clients (src/io/tls.c, tools/), password
-# hashing (PBKDF2-HMAC-SHA512, SHA-512) in src/auth/.
-REL_LIBS   := -luring -lxxhash -ljemalloc -lssl -lcrypto -lm
-ASAN_LIBS  := -luring -lxxhash -lssl -lcrypto -lm
+# hashing (PBKDF2-HMAC-SHA512, SHA-512) in src/auth/. libisal (Intel ISA-L): CRC32C of the
+# persistence log's records (src/store/).
+REL_LIBS   := -luring -lxxhash -ljemalloc -lssl -lcrypto -lisal -lm
+ASAN_LIBS  := -luring -lxxhash -lssl -lcrypto -lisal -lm
 # Unit tests whose threads meet (make tsan runs them).
 TSAN_UNIT_TESTS := test_chan
 

@@ -16,8 +16,9 @@ declare -A USES=(
 	[io]="codec base"
 	[index]="codec base"
 	[auth]="codec base"
-	[broker]="codec base io index auth"
-	[top]="codec base io index auth broker"
+	[store]="codec base"
+	[broker]="codec base io index auth store"
+	[top]="codec base io index auth store broker"
 	# starling-passwd includes auth/passwd.h so that it writes exactly what the broker reads.
 	[tools]="codec auth"
 )
