@@ -1,0 +1,140 @@
+/*
+ * The persistence directory (issue 10): the files of every worker's log, as the broker finds
+ * them at start-up and as compaction rewrites them. Blocking file calls live here and only
+ * here: the broker calls these before its workers loop (start-up) or from a compaction
+ * thread, never from a worker's loop (whose appends go through its ring).
+ *
+ * Files, in persistence_location:
+ *   NAME.lock            flock()ed by the broker using the directory: a second broker on the
+ *                        same directory is refused, never two writers on one log
+ *   NAME.<w>.<seq>       segment <seq> (16 lower-case hex digits) of worker <w>'s log (decimal)
+ *   NAME.<w>.<seq>.tmp   a base being written by compaction (removed at start-up)
+ *   NAME.<w>.<seq>.dropped-<unix time>
+ *                        a segment that followed a damaged or missing one, moved aside (never
+ *                        deleted: it may hold what an operator wants back)
+ * A worker's log is a chain: a base segment (header flag STORE_FLAG_BASE: a complete state,
+ * everything before it is superseded), then segments seq + 1, seq + 2, ... each continuing the
+ * one before. The broker appends to the chain's last segment.
+ *
+ * State: what the records of a chain leave, applying them in order (the rules of the
+ * kernel-notes/persistence.md table): retained messages by topic, sessions by client id with
+ * their subscriptions by filter, queued messages by msg_id, in-flight packet ids, inbound QoS 2
+ * packet ids and will. store_state holds it as the records themselves (copies), which is what
+ * compaction writes back out and what resharding routes.
+ */
+#ifndef STARLING_STORE_DIR_H
+#define STARLING_STORE_DIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/log.h"
+#include "record.h"
+
+/* Header flag: the segment holds a complete state (the first of a chain). */
+#define STORE_FLAG_BASE 1u
+
+/* The shard function: the worker (0 .. n - 1) that is home to a client id (xw_home). */
+typedef unsigned (*store_home_fn)(unsigned n, const uint8_t *client, size_t len);
+
+struct store_dir {
+	int dfd;          /* the directory (O_DIRECTORY | O_PATH is not enough: fsync needs O_RDONLY) */
+	int lock_fd;      /* NAME.lock, held with flock(LOCK_EX) */
+	char *path;       /* persistence_location as configured (for messages), owned */
+	char *name;       /* persistence_file, owned */
+	unsigned workers; /* the broker's worker count */
+};
+
+/* One segment of a chain, read into memory at start-up. */
+struct store_loaded {
+	uint64_t seq;  /* its sequence number */
+	uint8_t *data; /* the file's valid prefix (header included), owned */
+	size_t len;    /* bytes */
+};
+
+/* A worker's chain as recovered: base first. The last segment is where appends go. */
+struct store_chain {
+	struct store_loaded *segs; /* owned array */
+	unsigned nsegs;            /* >= 1 after store_dir_recover */
+};
+
+/*
+ * Opens (creating it if missing, one level, mode 0700) the directory `path` and takes
+ * NAME.lock. Errors: a negative errno, with err saying what and where (not a directory, no
+ * permission, another process holds the lock).
+ */
+int store_dir_open(struct store_dir *d, const char *path, const char *name, unsigned workers,
+                   char *err, size_t errlen);
+void store_dir_close(struct store_dir *d);
+
+/*
+ * Start-up, one thread, before the workers run. Reads every worker's chain, checks every
+ * header, cuts a torn or corrupt tail at the last valid record (ftruncate + fsync) and logs at
+ * warning level the file, the bytes and the records dropped; a segment after a damaged or
+ * missing one is moved aside (.dropped-*) and logged at error level. Files of another worker
+ * count are resharded: every session's records go to home(workers, client)'s log, retained
+ * messages to worker 0's, each new log written as a base; the old files are removed only once
+ * the new ones are synced. A worker with no log gets a new empty base segment (seq 1). On
+ * success chains[0 .. workers) hold each worker's chain (free with store_chains_free).
+ * Errors (a negative errno or store_err, err saying which file and why): an unreadable file or
+ * directory, a file with our name that is not a Starling log (STORE_E_NOT_LOG), a damaged
+ * header (STORE_E_HEADER), a newer format (STORE_E_NEWER). Never a silent empty start.
+ */
+int store_dir_recover(struct store_dir *d, store_home_fn home, struct log *lg,
+                      struct store_chain *chains, char *err, size_t errlen);
+void store_chains_free(struct store_chain *chains, unsigned n);
+
+/*
+ * Opens segment `seq` of `worker` for the worker's appends: O_WRONLY | O_CLOEXEC (writes go at
+ * explicit offsets through the ring). A negative errno on failure.
+ */
+int store_dir_open_append(struct store_dir *d, unsigned worker, uint64_t seq);
+
+/*
+ * Creates segment `seq` of `worker` (header without STORE_FLAG_BASE), syncs it and the
+ * directory, and returns its descriptor opened as store_dir_open_append does (a negative errno
+ * on failure: nothing is left behind). For compaction: the worker switches its appends to it.
+ */
+int store_dir_create_segment(struct store_dir *d, unsigned worker, uint64_t seq, char *err,
+                             size_t errlen);
+
+struct store_compact_stats {
+	uint64_t bytes_in;    /* bytes of the segments read */
+	uint64_t records_in;  /* records read */
+	uint64_t bytes_out;   /* bytes of the base written */
+	uint64_t records_out; /* records written */
+};
+
+/*
+ * Compaction (a thread of its own; blocking): replaces segments first .. last of `worker`
+ * (a chain prefix: first is its base) by one base segment `last` holding their state: written
+ * to NAME.<w>.<last>.tmp, synced, renamed over segment `last`, directory synced, then
+ * segments first .. last - 1 unlinked. Segments after `last` are untouched (the worker is
+ * appending to one of them). On failure (ENOSPC, EIO) nothing changes but the .tmp, which is
+ * removed; returns a negative errno, err saying why.
+ */
+int store_dir_compact(struct store_dir *d, unsigned worker, uint64_t first, uint64_t last,
+                      struct store_compact_stats *st, char *err, size_t errlen);
+
+/* The live state of a chain (compaction, resharding, tests). */
+struct store_state;
+
+struct store_state *store_state_new(void);
+void store_state_free(struct store_state *st);
+/* Applies one record (copying what it keeps). 0 or STORE_E_NOMEM. */
+int store_state_apply(struct store_state *st, const struct store_rec *r);
+/*
+ * Encodes the state as records into b: per session its session-put, subscriptions,
+ * queued messages (msg_id order), in-flight ids, inbound ids and will; then the retained
+ * messages. keep(ctx, client) selects sessions (NULL: all); retained: whether to emit them.
+ * 0 or STORE_E_NOMEM.
+ */
+int store_state_encode(const struct store_state *st, struct store_buf *b,
+                       bool (*keep)(void *ctx, const uint8_t *client, size_t len), void *ctx,
+                       bool retained);
+/* Counts, for tests and logs. */
+uint64_t store_state_sessions(const struct store_state *st);
+uint64_t store_state_retained(const struct store_state *st);
+
+#endif
