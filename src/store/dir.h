@@ -39,10 +39,10 @@
 typedef unsigned (*store_home_fn)(unsigned n, const uint8_t *client, size_t len);
 
 struct store_dir {
-	int dfd;          /* the directory (O_DIRECTORY | O_PATH is not enough: fsync needs O_RDONLY) */
-	int lock_fd;      /* NAME.lock, held with flock(LOCK_EX) */
-	char *path;       /* persistence_location as configured (for messages), owned */
-	char *name;       /* persistence_file, owned */
+	int dfd;     /* the directory (O_DIRECTORY | O_PATH is not enough: fsync needs O_RDONLY) */
+	int lock_fd; /* NAME.lock, held with flock(LOCK_EX) */
+	char *path;  /* persistence_location as configured (for messages), owned */
+	char *name;  /* persistence_file, owned */
 	unsigned workers; /* the broker's worker count */
 };
 
