@@ -214,7 +214,8 @@ static int scan(const struct store_dir *d, struct log *lg, struct sd_file **file
 		*nfiles = 0;
 		return e;
 	}
-	qsort(*files, *nfiles, sizeof(**files), cmp_file);
+	if (*nfiles > 1)
+		qsort(*files, *nfiles, sizeof(**files), cmp_file);
 	return 0;
 }
 
