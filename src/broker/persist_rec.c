@@ -255,6 +255,9 @@ void persist_retain(struct worker *w, struct st_bytes topic, const struct msg *m
 
 	if (!p || w->index != 0)
 		return;
+	/* $SYS is the broker's own state, published again once it runs. */
+	if (topic.len >= 5 && memcmp(topic.ptr, "$SYS/", 5) == 0)
+		return;
 	if (!m || m->payload_len == 0) {
 		persist_append(p, &(struct store_rec){.type = STORE_REC_RETAIN_DEL, .topic = topic},
 		               NULL);
