@@ -20,9 +20,10 @@
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
-#define PERSIST_RETRY_MS  1000       /* after a failed write or sync */
-#define PERSIST_WRITE_MAX (1u << 30) /* bytes per write submission (the SQE's length is 32 bits)   \
-	                              */
+#define PERSIST_RETRY_MS 1000 /* after a failed write or sync */
+#define PERSIST_WRITE_MAX                                                                          \
+	(1u << 30) /* bytes per write submission (the SQE's length is 32 bits)                     \
+	            */
 
 static uint64_t wall_now_ms(void)
 {
@@ -159,14 +160,51 @@ static void persist_publish_acks(struct worker *w, const uint64_t *handled)
 
 static bool token_ready(struct worker *w, const struct persist_token *t)
 {
-	for (unsigned to = 0; to < w->nworkers; to++) {
-		if (to == w->index)
+	const struct broker_shared *sh = &w->b->shared;
+
+	for (unsigned k = 0; k < w->nworkers; k++) {
+		if (k == w->index)
 			continue;
-		if (atomic_load_explicit(ack_slot(w, w->index, to), memory_order_seq_cst) <
-		    t->fwd[to])
+		if (t->fwd && atomic_load_explicit(ack_slot(w, w->index, k), memory_order_seq_cst) <
+		                      t->fwd[k])
+			return false;
+		if (t->need && atomic_load_explicit(&sh->persist_synced[k].v,
+		                                    memory_order_seq_cst) < t->need[k])
 			return false;
 	}
 	return true;
+}
+
+uint64_t persist_stamp(struct worker *w)
+{
+	struct persist *p = w->ps;
+
+	if (!p->sync)
+		return 0;
+	p->stamped = true;
+	return p->sealed + 1;
+}
+
+void persist_need(struct worker *w, unsigned from, uint64_t commit)
+{
+	struct persist *p = w->ps;
+
+	if (!p->sync || commit <= p->need[from])
+		return;
+	p->need[from] = commit;
+	p->need_in_fill = true;
+}
+
+/* Tells the workers that wait for this one's commits that one more is on disk. */
+static void persist_publish_synced(struct worker *w)
+{
+	struct broker_shared *sh = &w->b->shared;
+
+	atomic_store_explicit(&sh->persist_synced[w->index].v, w->ps->synced, memory_order_seq_cst);
+	for (unsigned k = 0; k < w->nworkers; k++)
+		if (k != w->index &&
+		    atomic_load_explicit(&sh->persist_waiting[k].v, memory_order_seq_cst))
+			ring_msg(&w->ring, &w->b->workers[k].ring, &w->b->workers[k].xw.io, 0);
 }
 
 static void persist_set_waiting(struct worker *w, bool on)
@@ -197,6 +235,7 @@ static uint64_t persist_releasable(struct worker *w)
 				return t->commit - 1;
 		}
 		free(t->fwd);
+		free(t->need);
 		p->tok_head = (p->tok_head + 1) & (p->tok_cap - 1);
 		p->tok_len--;
 	}
@@ -247,9 +286,47 @@ static void persist_synced(struct worker *w)
 	struct persist *p = w->ps;
 
 	p->synced = p->sealed;
-	if (w->nworkers > 1 && p->sync)
+	if (w->nworkers > 1 && p->sync) {
 		persist_publish_acks(w, p->in_sealed);
+		persist_publish_synced(w);
+	}
 	persist_release(w);
+}
+
+static uint64_t *persist_vec_dup(const struct worker *w, const uint64_t *v)
+{
+	uint64_t *c = malloc(w->nworkers * sizeof(*c));
+
+	if (c)
+		memcpy(c, v, w->nworkers * sizeof(*c));
+	return c;
+}
+
+/*
+ * Commit n waits for other workers: their acknowledgements of what this one queued for them
+ * (a publisher's acknowledgement), their commits its records depend on (a stamped entry).
+ */
+static void persist_token_add(struct worker *w, uint64_t n)
+{
+	struct persist *p = w->ps;
+	struct persist_token t = {.commit = n};
+
+	if (p->remote_in_fill)
+		t.fwd = persist_vec_dup(w, p->out_queued);
+	if (p->need_in_fill)
+		t.need = persist_vec_dup(w, p->need);
+	if ((p->remote_in_fill && !t.fwd) || (p->need_in_fill && !t.need) ||
+	    (p->tok_len == p->tok_cap && fifo_grow((void **)&p->tokens, &p->tok_head, p->tok_len,
+	                                           &p->tok_cap, sizeof(*p->tokens), 16) != ST_OK)) {
+		/* Out of memory: the held output waits for this worker's own sync only. */
+		log_msg(&w->log, LOG_T_ERROR,
+		        "Persistence: out of memory; a commit does not wait for other workers.");
+		free(t.fwd);
+		free(t.need);
+		return;
+	}
+	p->tokens[(p->tok_head + p->tok_len) & (p->tok_cap - 1)] = t;
+	p->tok_len++;
 }
 
 /* Seals the filling buffer as the next commit and starts writing it (or, empty, completes it). */
@@ -269,23 +346,12 @@ static void persist_seal(struct worker *w)
 	}
 	if (w->nworkers > 1 && p->sync) {
 		memcpy(p->in_sealed, p->in_handled, w->nworkers * sizeof(*p->in_sealed));
-		if (p->remote_in_fill) {
-			uint64_t *fwd = malloc(w->nworkers * sizeof(*fwd));
-
-			/* Out of memory: the held output waits for this worker's own sync only. */
-			if (fwd && (p->tok_len < p->tok_cap ||
-			            fifo_grow((void **)&p->tokens, &p->tok_head, p->tok_len,
-			                      &p->tok_cap, sizeof(*p->tokens), 16) == ST_OK)) {
-				memcpy(fwd, p->out_queued, w->nworkers * sizeof(*fwd));
-				p->tokens[(p->tok_head + p->tok_len) & (p->tok_cap - 1)] =
-				        (struct persist_token){.commit = n, .fwd = fwd};
-				p->tok_len++;
-			} else {
-				free(fwd);
-			}
-		}
+		if (p->remote_in_fill || p->need_in_fill)
+			persist_token_add(w, n);
 	}
 	p->remote_in_fill = false;
+	p->need_in_fill = false;
+	p->stamped = false;
 	if (p->buf[p->fill].len == 0) {
 		persist_synced(w);
 		return;
@@ -391,7 +457,7 @@ void persist_batch_end(struct worker *w)
 		if (w->nworkers > 1 && p->sync)
 			acks = memcmp(p->in_handled, p->in_acked, w->nworkers * sizeof(uint64_t)) !=
 			       0;
-		if (p->buf[p->fill].len || p->fill_list || p->remote_in_fill || acks)
+		if (p->buf[p->fill].len || p->fill_list || p->remote_in_fill || acks || p->stamped)
 			persist_seal(w);
 	}
 	if (p->tok_len)
@@ -423,7 +489,8 @@ int persist_init(struct worker *w, const struct store_chain *own)
 	p->in_handled = calloc(n, sizeof(uint64_t));
 	p->in_sealed = calloc(n, sizeof(uint64_t));
 	p->in_acked = calloc(n, sizeof(uint64_t));
-	if (!p->out_queued || !p->in_handled || !p->in_sealed || !p->in_acked)
+	p->need = calloc(n, sizeof(uint64_t));
+	if (!p->out_queued || !p->in_handled || !p->in_sealed || !p->in_acked || !p->need)
 		return ST_ERR_NOMEM;
 	p->fd = store_dir_open_append(b->store, w->index, p->seq);
 	if (p->fd < 0) {
@@ -488,6 +555,7 @@ void persist_fini(struct worker *w)
 	store_buf_free(&p->buf[1]);
 	while (p->tok_len) {
 		free(p->tokens[p->tok_head].fwd);
+		free(p->tokens[p->tok_head].need);
 		p->tok_head = (p->tok_head + 1) & (p->tok_cap - 1);
 		p->tok_len--;
 	}
@@ -496,6 +564,7 @@ void persist_fini(struct worker *w)
 	free(p->in_handled);
 	free(p->in_sealed);
 	free(p->in_acked);
+	free(p->need);
 	free(p);
 	w->ps = NULL;
 }

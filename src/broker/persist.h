@@ -26,6 +26,13 @@
  * when its own records are on disk and every other worker acknowledged the entries queued for
  * it up to the seal. Acknowledgements follow local syncs only, never other workers' releases,
  * so no cycle of waits can form.
+ *
+ * The other way round: a QoS 2 publish from a durable session records its packet id on the
+ * publisher's worker (the duplicate check across a restart). A subscriber's delivery on
+ * another worker must not leave before that record is on disk, or a crash between the two
+ * syncs would deliver the resent PUBLISH a second time. So the forwarded entry carries the
+ * publisher's filling commit number; the receiving worker's commit then also waits for that
+ * commit of that worker (broker_shared.persist_synced, published after each sync).
  */
 #ifndef STARLING_PERSIST_H
 #define STARLING_PERSIST_H
@@ -50,10 +57,11 @@ struct store_chain;
 /* Past this many bytes waiting for the disk, QoS 1/2 publishes are refused (0x97). */
 #define PERSIST_PENDING_MAX (64u << 20)
 
-/* A sealed commit whose release waits for other workers' acknowledgements. */
+/* A sealed commit whose release waits for other workers. */
 struct persist_token {
 	uint64_t commit; /* its number */
-	uint64_t *fwd;   /* entries queued for each worker at its seal (nworkers), owned */
+	uint64_t *fwd;   /* entries queued for each worker at its seal (nworkers), or NULL */
+	uint64_t *need;  /* commits of each worker it depends on (nworkers), or NULL */
 };
 
 struct persist_stats {
@@ -108,6 +116,9 @@ struct persist {
 	uint64_t *in_handled; /* per worker: channel entries handled from it (xw.c counts) */
 	uint64_t *in_sealed;  /* in_handled at the seal of the commit in flight */
 	uint64_t *in_acked;   /* what was last published for each */
+	uint64_t *need;       /* per worker: its commit the filling commit depends on */
+	bool need_in_fill;    /* need rose since the last seal */
+	bool stamped;         /* an entry carries the filling commit's number: seal it */
 	struct persist_token *tokens; /* FIFO of commits waiting for acknowledgements */
 	uint32_t tok_head, tok_len, tok_cap;
 	bool waiting; /* this worker asked others to ring it (persist_waiting) */
@@ -189,6 +200,11 @@ void persist_will_set(struct session *s);
 void persist_will_clear(struct session *s);
 /* Worker 0: a retained write its replica applied (m: the message; NULL or empty: a delete). */
 void persist_retain(struct worker *w, struct st_bytes topic, const struct msg *m);
+
+/* The number of the filling commit, for an entry to other workers that depends on it. */
+uint64_t persist_stamp(struct worker *w);
+/* An entry from worker `from` depends on its commit `commit`: so does the filling commit. */
+void persist_need(struct worker *w, unsigned from, uint64_t commit);
 
 /* Holds c's output for the filling commit (its packet made records, or `remote`: it made a
  * publish that other workers handle). */

@@ -41,7 +41,9 @@ int persist_broker_init(struct broker *b)
 	b->chains = calloc(n, sizeof(*b->chains));
 	sh->persist_acks = calloc((size_t)n * n, sizeof(*sh->persist_acks));
 	sh->persist_waiting = calloc(n, sizeof(*sh->persist_waiting));
-	if (!b->store || !b->chains || !sh->persist_acks || !sh->persist_waiting) {
+	sh->persist_synced = calloc(n, sizeof(*sh->persist_synced));
+	if (!b->store || !b->chains || !sh->persist_acks || !sh->persist_waiting ||
+	    !sh->persist_synced) {
 		log_msg(&b->log, LOG_T_ERROR,
 		        "Error: out of memory opening the persistence store.");
 		return ST_ERR_NOMEM;
@@ -81,6 +83,7 @@ void persist_broker_fini(struct broker *b)
 	}
 	free(b->shared.persist_acks);
 	free(b->shared.persist_waiting);
+	free(b->shared.persist_synced);
 }
 
 struct replay {
