@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -159,6 +160,21 @@ void store_dir_close(struct store_dir *d)
 	d->dfd = d->lock_fd = -1;
 }
 
+/*
+ * Asks for transparent huge pages under a large read buffer: read(2) into fresh memory takes
+ * a page fault per 4 KiB page, which under a hypervisor costs more than the copy itself
+ * (a 378 MB log: most of the recovery time). Advice only; a refusal changes nothing.
+ */
+static void huge_pages(void *p, size_t len)
+{
+	const uintptr_t huge = (uintptr_t)2 << 20;
+	uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+	uintptr_t e = ((uintptr_t)p + len) & ~(huge - 1);
+
+	if (e > a)
+		(void)madvise((void *)a, e - a, MADV_HUGEPAGE);
+}
+
 int sd_read_all(const struct store_dir *d, const char *name, uint8_t **data, size_t *len)
 {
 	struct stat sb;
@@ -178,6 +194,7 @@ int sd_read_all(const struct store_dir *d, const char *name, uint8_t **data, siz
 		close(fd);
 		return -ENOMEM;
 	}
+	huge_pages(p, (size_t)sb.st_size);
 	while (got < (size_t)sb.st_size) {
 		ssize_t n = read(fd, p + got, (size_t)sb.st_size - got);
 
