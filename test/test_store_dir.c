@@ -450,7 +450,7 @@ static void test_missing_middle(void)
 	srand(24);
 	make_seg(0, 1, 1, true, &g, &m, 20, NULL, &b);
 	make_seg(0, 1, 2, false, &g, &m, 20, NULL, &b);
-	model_apply(&m2, &g.r); /* unused: the records below are lost */
+	/* m2: the records of the segments after the gap, which are lost. */
 	make_seg(0, 1, 4, false, &g, &m2, 20, NULL, &b);
 	make_seg(0, 1, 5, false, &g, &m2, 20, NULL, &b);
 	CU_ASSERT_EQUAL_FATAL(open_recover(&d, 1, chains), 0);
@@ -707,6 +707,97 @@ static void test_reshard(void)
 	model_free(&m);
 }
 
+/* Old logs of 3 workers as test_reshard writes them; m gets the state. */
+static void old_logs(struct store_buf logs[3], struct model *m)
+{
+	struct sgen g = {.clients = 30};
+
+	srand(31);
+	for (unsigned w = 0; w < 3; w++)
+		seg_begin(&logs[w], w, 3, 4, STORE_FLAG_BASE);
+	for (int i = 0; i < 1500; i++) {
+		unsigned w;
+
+		sgen_record(&g, m);
+		model_apply(m, &g.r);
+		w = g.r.client.len ? home_fn(3, g.r.client.ptr, g.r.client.len) : 0;
+		CU_ASSERT_EQUAL_FATAL(store_rec_encode(&logs[w], &g.r), 0);
+	}
+}
+
+static void write_old_logs(const struct store_buf logs[3])
+{
+	char name[128];
+
+	for (unsigned w = 0; w < 3; w++) {
+		seg_name(name, w, 4, "");
+		write_file(name, logs[w].data, logs[w].len);
+	}
+}
+
+/*
+ * A resharding cut short: the old logs still there beside all the new bases (the unlinks
+ * lost) is finished; beside only some of them (the renames cut short) it starts over.
+ */
+static void test_reshard_cut_short(void)
+{
+	struct store_buf logs[3] = {{0}};
+	struct model m = {0};
+
+	old_logs(logs, &m);
+	for (int partial = 0; partial < 2; partial++) {
+		struct store_chain chains[2];
+		struct model all = {0};
+		struct store_dir d;
+
+		setup();
+		write_old_logs(logs);
+		CU_ASSERT_EQUAL_FATAL(open_recover(&d, 2, chains), 0);
+		store_chains_free(chains, 2);
+		store_dir_close(&d);
+		CU_ASSERT(exists(NAME ".0.0000000000000005") && exists(NAME ".1.0000000000000005"));
+		write_old_logs(logs);
+		if (partial)
+			CU_ASSERT_EQUAL(unlinkat(AT_FDCWD,
+			                         strcat(strcpy((char[512]){0}, dir),
+			                                "/" NAME ".1.0000000000000005"),
+			                         0),
+			                0);
+		CU_ASSERT_EQUAL_FATAL(open_recover(&d, 2, chains), 0);
+		CU_ASSERT(logged(partial ? "resharding again" : "Finishing a resharding"));
+		CU_ASSERT(!exists(NAME ".0.0000000000000004") &&
+		          !exists(NAME ".2.0000000000000004"));
+		replay_chain(&chains[0], &all);
+		replay_chain(&chains[1], &all);
+		CU_ASSERT(model_equal(&m, &all));
+		store_chains_free(chains, 2);
+		store_dir_close(&d);
+		model_free(&all);
+		teardown();
+	}
+	/* New bases that are not above the old files: a mix recovery refuses. */
+	{
+		struct store_chain chains[2];
+		struct store_buf b = {0};
+		struct store_dir d;
+
+		setup();
+		write_old_logs(logs);
+		seg_begin(&b, 0, 2, 2, STORE_FLAG_BASE);
+		write_file(NAME ".0.0000000000000002", b.data, b.len);
+		seg_begin(&b, 1, 2, 2, STORE_FLAG_BASE);
+		write_file(NAME ".1.0000000000000002", b.data, b.len);
+		CU_ASSERT_EQUAL(open_recover(&d, 2, chains), STORE_E_FOREIGN);
+		CU_ASSERT(exists(NAME ".0.0000000000000004"));
+		store_dir_close(&d);
+		store_buf_free(&b);
+		teardown();
+	}
+	for (unsigned w = 0; w < 3; w++)
+		store_buf_free(&logs[w]);
+	model_free(&m);
+}
+
 /* Reads a segment file whole. */
 static uint8_t *slurp(const char *name, size_t *len)
 {
@@ -884,6 +975,7 @@ int main(void)
 	        {"a .tmp and superseded segments are removed", test_leftovers},
 	        {"a missing worker log; mixed worker counts", test_missing_worker_and_mixed},
 	        {"resharding 3 workers into 1, 2 and 4", test_reshard},
+	        {"a resharding cut short is finished or redone", test_reshard_cut_short},
 	        {"compaction keeps the state and the later segment", test_compact},
 	        {"a full disk during compaction changes nothing", test_compact_disk_full},
 	        {NULL, NULL},

@@ -201,8 +201,9 @@ int sd_reshard(struct store_dir *d, store_home_fn home, struct log *lg, struct s
 		return e;
 	}
 	/*
-	 * The renames, then the directory synced, then the old files removed: a crash before the
-	 * last step leaves both counts, which recovery refuses rather than guess which is whole.
+	 * The renames, then the directory synced, then the old files removed. A crash in between
+	 * leaves both counts; the new bases' segment number, above every old one, tells recovery
+	 * which set is whole (finish_reshard in recover.c).
 	 */
 	for (w = 0; e == 0 && w < d->workers; w++)
 		e = sd_commit(d, w, seq, err, errlen);
