@@ -865,6 +865,14 @@ static void test_compact(void)
 	        pwrite(fd, b.data + STORE_HEADER_LEN, b.len - STORE_HEADER_LEN, STORE_HEADER_LEN),
 	        (ssize_t)(b.len - STORE_HEADER_LEN));
 	close(fd);
+	/* Appending reopens it; a segment that does not exist is an error. */
+	fd = store_dir_open_append(&d, 1, 5);
+	CU_ASSERT(fd >= 0);
+	CU_ASSERT_EQUAL(fcntl(fd, F_GETFL) & O_ACCMODE, O_WRONLY);
+	CU_ASSERT(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	close(fd);
+	CU_ASSERT_EQUAL(store_dir_open_append(&d, 1, 6), -ENOENT);
+	CU_ASSERT_EQUAL(count_named(".tmp"), 0);
 	before5 = slurp(NAME ".1.0000000000000005", &len5);
 	CU_ASSERT_EQUAL(len5, b.len);
 	CU_ASSERT(memcmp(before5, b.data, b.len) == 0);

@@ -96,11 +96,10 @@ static int take_lock(struct store_dir *d, char *err, size_t errlen)
 		       d->path, lock_name, holder);
 		return -e;
 	}
-	/* The holder's pid, for the message a second broker prints. */
+	/* The holder's pid, for the message a second broker prints; without it only that
+	 * message lacks the pid. */
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (ftruncate(d->lock_fd, 0) == 0 && pwrite(d->lock_fd, pid, (size_t)n, 0) != n) {
-		/* Only the message of a refused second broker would lack the pid. */
-	}
+	(void)(ftruncate(d->lock_fd, 0) == 0 && pwrite(d->lock_fd, pid, (size_t)n, 0) == n);
 	return 0;
 }
 
