@@ -248,6 +248,7 @@ static void test_clean_chain(void)
 	write_file("notes.txt", "x", 1);
 	write_file(NAME ".backup", "x", 1);
 	write_file(NAME ".0.xyz", "x", 1);
+	write_file(NAME ".01.0000000000000001", "x", 1);
 	write_file(NAME ".0.0000000000000002.dropped-1", "x", 1);
 	CU_ASSERT_EQUAL_FATAL(open_recover(&d, 2, chains), 0);
 	CU_ASSERT_EQUAL(chains[0].nsegs, 3);
@@ -260,6 +261,7 @@ static void test_clean_chain(void)
 	CU_ASSERT(model_equal(&m0, &r0));
 	CU_ASSERT(model_equal(&m1, &r1));
 	CU_ASSERT(exists("notes.txt") && exists(NAME ".backup") && exists(NAME ".0.xyz"));
+	CU_ASSERT(exists(NAME ".01.0000000000000001"));
 	CU_ASSERT(exists(NAME ".0.0000000000000002.dropped-1"));
 	CU_ASSERT(!logged("Warning"));
 	store_chains_free(chains, 2);
@@ -921,6 +923,36 @@ static void test_compact(void)
 	teardown();
 }
 
+/* A base inside the range compacted supersedes what came before it. */
+static void test_compact_newer_base(void)
+{
+	struct sgen g = {.clients = 6};
+	struct store_compact_stats cs;
+	struct store_buf b = {0};
+	struct model old = {0}, m = {0}, r = {0};
+	struct store_dir d;
+	uint32_t flags;
+
+	setup();
+	srand(32);
+	make_seg(0, 1, 1, true, &g, &old, 100, NULL, &b);
+	make_seg(0, 1, 2, false, &g, &old, 100, NULL, &b);
+	make_seg(0, 1, 3, true, &g, &m, 100, NULL, &b);
+	make_seg(0, 1, 4, false, &g, &m, 100, NULL, &b);
+	CU_ASSERT_EQUAL_FATAL(store_dir_open(&d, dir, NAME, 1, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(store_dir_compact(&d, 0, 1, 4, &cs, err, sizeof(err)), 0);
+	replay_file(NAME ".0.0000000000000004", &r, &flags);
+	CU_ASSERT(model_equal(&m, &r));
+	CU_ASSERT(!model_equal(&old, &r));
+	CU_ASSERT_EQUAL(count_named(NAME ".0."), 1);
+	store_dir_close(&d);
+	model_free(&old);
+	model_free(&m);
+	model_free(&r);
+	store_buf_free(&b);
+	teardown();
+}
+
 /*
  * A full disk during compaction: RLIMIT_FSIZE below the base's size with SIGXFSZ ignored, so
  * write(2) fails with EFBIG where a full disk gives ENOSPC. Nothing changes but the .tmp,
@@ -985,6 +1017,7 @@ int main(void)
 	        {"resharding 3 workers into 1, 2 and 4", test_reshard},
 	        {"a resharding cut short is finished or redone", test_reshard_cut_short},
 	        {"compaction keeps the state and the later segment", test_compact},
+	        {"compaction over a newer base starts from it", test_compact_newer_base},
 	        {"a full disk during compaction changes nothing", test_compact_disk_full},
 	        {NULL, NULL},
 	};

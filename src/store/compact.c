@@ -49,6 +49,14 @@ static int apply_segment(const struct store_dir *d, const char *name, const uint
 	return 0;
 }
 
+static bool is_base(const uint8_t *data, size_t len)
+{
+	struct store_header h;
+	size_t hl;
+
+	return store_header_decode(data, len, &h, &hl) == 0 && (h.flags & STORE_FLAG_BASE);
+}
+
 int store_dir_compact(struct store_dir *d, unsigned worker, uint64_t first, uint64_t last,
                       struct store_compact_stats *stats, char *err, size_t errlen)
 {
@@ -79,6 +87,16 @@ int store_dir_compact(struct store_dir *d, unsigned worker, uint64_t first, uint
 			break;
 		}
 		s.bytes_in += len;
+		if (q > first && is_base(data, len)) {
+			/* A base is a complete state: what came before it is superseded. */
+			store_state_free(st);
+			st = store_state_new();
+			if (!st) {
+				free(data);
+				sd_err(err, errlen, "compaction: out of memory");
+				return -ENOMEM;
+			}
+		}
 		e = apply_segment(d, name, data, len, (uint16_t)d->workers, q == first, st,
 		                  &s.records_in, err, errlen);
 		free(data);

@@ -71,7 +71,9 @@ static enum entry_kind classify(const struct store_dir *d, const char *name, uns
 		return E_OTHER;
 	for (; *p >= '0' && *p <= '9' && digits < 6; p++, digits++)
 		wv = wv * 10 + (unsigned long)(*p - '0');
-	if (digits == 0 || digits == 6 || wv > UINT16_MAX || *p != '.')
+	/* One spelling per worker: "NAME.01.x" is not worker 1's (sd_name would not find it). */
+	if (digits == 0 || digits == 6 || wv > UINT16_MAX || *p != '.' ||
+	    (digits > 1 && name[nl + 1] == '0'))
 		return E_OTHER;
 	p++;
 	for (digits = 0; digits < 16; digits++, p++) {
