@@ -800,6 +800,49 @@ static void test_reshard_cut_short(void)
 	model_free(&m);
 }
 
+/* A full disk while resharding: the error returned, the old logs whole, no new file left. */
+static void test_reshard_disk_full(void)
+{
+	struct store_buf logs[3] = {{0}};
+	struct sigaction ign = {.sa_handler = SIG_IGN}, prev;
+	struct store_chain chains[2];
+	struct rlimit old, lim;
+	struct model m = {0}, all = {0};
+	struct store_dir d;
+	int e;
+
+	old_logs(logs, &m);
+	setup();
+	write_old_logs(logs);
+	CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_FSIZE, &old), 0);
+	sigaction(SIGXFSZ, &ign, &prev);
+	lim = old;
+	lim.rlim_cur = 2000;
+	CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	CU_ASSERT_EQUAL_FATAL(store_dir_open(&d, dir, NAME, 2, err, sizeof(err)), 0);
+	e = store_dir_recover(&d, home_fn, &cap_lg, chains, err, sizeof(err));
+	setrlimit(RLIMIT_FSIZE, &old);
+	sigaction(SIGXFSZ, &prev, NULL);
+	CU_ASSERT_EQUAL(e, -EFBIG);
+	CU_ASSERT_EQUAL(count_named(".tmp"), 0);
+	CU_ASSERT_EQUAL(count_named(NAME ".0."), 1);
+	CU_ASSERT_EQUAL(file_size(NAME ".0.0000000000000004"), (long)logs[0].len);
+	CU_ASSERT_EQUAL(file_size(NAME ".2.0000000000000004"), (long)logs[2].len);
+	store_dir_close(&d);
+	/* With room, the same directory reshards. */
+	CU_ASSERT_EQUAL_FATAL(open_recover(&d, 2, chains), 0);
+	replay_chain(&chains[0], &all);
+	replay_chain(&chains[1], &all);
+	CU_ASSERT(model_equal(&m, &all));
+	store_chains_free(chains, 2);
+	store_dir_close(&d);
+	teardown();
+	for (unsigned w = 0; w < 3; w++)
+		store_buf_free(&logs[w]);
+	model_free(&m);
+	model_free(&all);
+}
+
 /* Reads a segment file whole. */
 static uint8_t *slurp(const char *name, size_t *len)
 {
@@ -1016,6 +1059,7 @@ int main(void)
 	        {"a missing worker log; mixed worker counts", test_missing_worker_and_mixed},
 	        {"resharding 3 workers into 1, 2 and 4", test_reshard},
 	        {"a resharding cut short is finished or redone", test_reshard_cut_short},
+	        {"a full disk while resharding changes nothing", test_reshard_disk_full},
 	        {"compaction keeps the state and the later segment", test_compact},
 	        {"compaction over a newer base starts from it", test_compact_newer_base},
 	        {"a full disk during compaction changes nothing", test_compact_disk_full},
