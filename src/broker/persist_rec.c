@@ -23,7 +23,7 @@ static uint64_t persist_wall(const struct persist *p, uint64_t mono_ms)
 
 static void persist_append(struct persist *p, const struct store_rec *r, struct session *s)
 {
-	struct store_buf *b = &p->buf[p->fill];
+	struct store_buf *b = &p->slot[p->fill].buf;
 	size_t before = b->len;
 	int err = store_rec_encode(b, r);
 
