@@ -309,21 +309,30 @@ class Broker:
             self._killed = True
 
     def restart(self, sig=signal.SIGTERM, down=0.0, config_lines=None):
-        """Stops the broker with `sig` (SIGTERM: checked as stop() does, the log kept; SIGKILL:
-        a crash), waits `down` seconds, and starts it again on the same port with the same temp
-        dir and log (appended), with the same config or `config_lines` instead (persistence
-        tests: the data directory is in the config, so it is the same one)."""
+        """halt(sig), `down` seconds, resume(config_lines): the same broker again on the same
+        port, temp dir and log (persistence tests: the data directory is in the config)."""
+        self.halt(sig)
+        if down:
+            time.sleep(down)
+        return self.resume(config_lines)
+
+    def halt(self, sig=signal.SIGTERM):
+        """Stops the process but keeps the port, temp dir, config and log for resume().
+        SIGTERM: checked as stop() does; SIGKILL: a crash."""
         if sig == signal.SIGKILL:
             self.kill()
             if self._log_file is not None:
                 self._log_file.close()
                 self._log_file = None
-        else:
+        elif self.proc is not None:
             self._halt()
         self.proc = None
         self._killed = False
-        if down:
-            time.sleep(down)
+        self._halted = True
+
+    def resume(self, config_lines=None):
+        """Starts a halted broker again (with `config_lines` instead of its own, if given)."""
+        self._halted = False
         if config_lines is not None:
             self.config_lines = list(config_lines)
         self._write_config()
@@ -341,6 +350,11 @@ class Broker:
         self.config_path = os.path.join(self.dir, "broker.conf")
         self.log_path = os.path.join(self.dir, "broker.log")
         self.port = free_port()
+        return self.resume_fails(timeout)
+
+    def resume_fails(self, timeout=START_TIMEOUT_S):
+        """resume() expecting a refusal: start_fails() on a halted broker's port and dir."""
+        self._halted = False
         self._write_config()
         self._log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
@@ -358,6 +372,8 @@ class Broker:
     def stop(self):
         """SIGTERM, bounded wait; for Starling, a non-zero exit or a sanitizer report fails."""
         if self.proc is None:
+            if getattr(self, "_halted", False):  # halted and never resumed: the log was checked
+                self._cleanup_dir(force=True)
             return
         self._halt()
         self.proc = None

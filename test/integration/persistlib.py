@@ -45,8 +45,12 @@ class PersistCase(BrokerTestCase):
             pw = pwd.getpwnam("mosquitto")
             os.chown(self.pdir, pw.pw_uid, pw.pw_gid)
         self.addCleanup(self._remove_pdir)
+        self.prepare_pdir()
         self.config_lines = persist_lines(self.pdir, self.persistence) + list(self.persist_extra)
         super().setUp()
+
+    def prepare_pdir(self):
+        """Runs before the broker starts (a subclass mounts a filesystem there)."""
 
     def _remove_pdir(self):
         if not os.environ.get("STARLING_KEEP_LOGS"):

@@ -278,6 +278,25 @@ class InflightTest(PersistCase):
         s.send(encode_ack(PUBACK, q.pid))
         self.assertTrue(s.silent_for(0.5), "more after the PUBACK")
 
+    def _window(self, version, sig):
+        """A connected subscriber that acknowledges nothing: the broker fills the in-flight
+        window and queues the rest; all of it is delivered after the restart."""
+        cid = unique_id("pwin")
+        s = self.rawsession(version, cid)
+        topic = "pwin/" + cid
+        self.assertEqual(s.subscribe([(topic, 1)]), [1])
+        pub = self.client()
+        for i in range(60):
+            self.publish(pub, topic, b"w%02d" % i, 1 + i % 2)
+        first = s.expect(PUBLISH)
+        self.assertEqual(first.payload, b"w00")
+        self.restart(sig)
+        s = self._reconnect(version, cid, s)
+        got = s.recv_publishes(60, timeout=10)
+        self.assertEqual([p.payload for p in got], [b"w%02d" % i for i in range(60)])
+        self.assertTrue(got[0].dup)
+        self.assertTrue(s.silent_for(0.5), "more after the 60")
+
     def _qos2_publish(self, version, sig):
         """PUBLISH sent, no PUBREC: resent with DUP, then the flow completes once."""
         cid, s, p = self._sub_and_get(version, 2)
@@ -331,7 +350,7 @@ class InflightTest(PersistCase):
         time.sleep(0.7)
         self.assertEqual(count(), 1, "delivered more than once")
 
-    for _kind in ("qos1", "qos2_publish", "qos2_pubrel", "inbound"):
+    for _kind in ("qos1", "window", "qos2_publish", "qos2_pubrel", "inbound"):
         for _v, _vname in ((MQTT311, "311"), (MQTT5, "v5")):
             locals()["test_%s_%s_term" % (_kind, _vname)] = (
                 lambda k, v: lambda self: getattr(self, "_" + k)(v, TERM))(_kind, _v)
