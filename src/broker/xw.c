@@ -21,6 +21,7 @@
 #include "index/interest.h"
 #include "index/msg.h"
 #include "out.h"
+#include "persist.h"
 #include "route.h"
 #include "session.h"
 #include "share.h"
@@ -174,6 +175,8 @@ static bool xw_push_raw(struct worker *w, unsigned to, const struct chan_entry *
 
 	if (o->over_len == 0 && chan_push(o->ch, e)) {
 		o->pushed = true;
+		if (w->ps)
+			w->ps->out_queued[to]++;
 		return true;
 	}
 	if (droppable) {
@@ -181,8 +184,12 @@ static bool xw_push_raw(struct worker *w, unsigned to, const struct chan_entry *
 		w->stats.msgs_dropped++;
 		return false;
 	}
-	if (xw_over_push(&w->xw, o, e))
+	if (xw_over_push(&w->xw, o, e)) {
+		/* Counted as queued now: the overflow keeps the order they are handled in. */
+		if (w->ps)
+			w->ps->out_queued[to]++;
 		return true;
+	}
 	w->stats.msgs_dropped++;
 	return false;
 }
@@ -265,11 +272,12 @@ uint64_t xw_targets(struct worker *w, const uint8_t *topic, size_t len)
 }
 
 void xw_forward(struct worker *w, struct msg *m, uint64_t targets, uint8_t qos, bool retain,
-                bool store)
+                bool store, uint64_t commit)
 {
 	struct chan_entry e = {
 	        .kind = XW_DELIVER,
 	        .arg = (uint32_t)qos | (retain ? XW_F_RETAIN : 0) | (store ? XW_F_STORE : 0),
+	        .u64 = commit,
 	        .p1 = m,
 	};
 
@@ -401,10 +409,13 @@ void xw_share_rehome(struct worker *w, uint64_t gen, struct msg *m, struct share
 
 /* --- what arrives ------------------------------------------------------------------------ */
 
-static void xw_on_deliver(struct worker *w, const struct chan_entry *e)
+static void xw_on_deliver(struct worker *w, const struct chan_entry *e, unsigned from)
 {
 	struct msg *m = e->p1;
 	struct pub_view v = pub_view_of(m);
+
+	if (e->u64 && w->ps)
+		persist_need(w, from, e->u64);
 
 	if (e->arg & XW_F_STORE)
 		route_retain_apply(w, m);
@@ -476,7 +487,7 @@ static void xw_on_entry(struct worker *w, const struct chan_entry *e, unsigned f
 	w->xw.stats.received++;
 	switch (e->kind) {
 	case XW_DELIVER:
-		xw_on_deliver(w, e);
+		xw_on_deliver(w, e, from);
 		break;
 	case XW_HANDOFF: {
 		struct xw_bytes *hb = e->p1;
@@ -528,6 +539,8 @@ void xw_drain(struct worker *w)
 		while (chan_pop(ch, &e)) {
 			xw_on_entry(w, &e, from);
 			any = true;
+			if (w->ps)
+				w->ps->in_handled[from]++;
 		}
 		if (any)
 			chan_release(ch);
