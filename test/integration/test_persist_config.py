@@ -7,7 +7,6 @@ worker count opened with another. Starling only (Mosquitto's file and options di
 import os
 import shutil
 import tempfile
-import time
 import unittest
 
 from harness import Broker, BrokerTestCase, starling_only, unique_id
