@@ -81,6 +81,18 @@ class PersistCase(BrokerTestCase):
     def persistent(self, version, cid, **kw):
         return self.session5(cid, **kw) if version == 5 else self.session311(cid, **kw)
 
+    def reconnect(self, c, timeout=5.0):
+        """Reconnects the same paho client object after a restart, so it keeps its own state
+        (a QoS 2 message it holds until the PUBREL); returns its CONNACK (session present, rc)."""
+        self.wait_for(c.disconnected.is_set, timeout, "client never saw the broker go")
+        c.loop_stop()
+        c.connack = None
+        c.disconnected.clear()
+        c.reconnect()
+        c.loop_start()
+        self.wait_for(lambda: c.connack is not None, timeout, "no CONNACK on reconnect")
+        return c.connack
+
     def leave(self, c, timeout=5.0):
         """A clean DISCONNECT, waited for."""
         c.disconnect()
