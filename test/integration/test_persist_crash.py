@@ -24,6 +24,10 @@ RETAINED = ["ck/r/%d" % i for i in range(5)]
 
 
 class CrashTest(PersistCase):
+    # The slow subscriber may fall behind by thousands: the default limit (1000) would drop
+    # acknowledged messages by design, which is not what this test is about.
+    persist_extra = ("max_queued_messages 100000",)
+
     def _paho(self, cid, on_message=None):
         c = paho.Client(client_id=cid, clean_session=False, protocol=paho.MQTTv311)
         c.reconnect_delay_set(0.1, 0.5)
