@@ -247,6 +247,11 @@ class Broker:
         if (self.kind == "starling" and WORKERS
                 and not any(l.split()[:1] == ["worker_threads"] for l in self.config_lines)):
             lines.append("worker_threads %d" % WORKERS)
+        # STARLING_TEST_PERSIST=1 (make test-persist) runs every test with persistence on,
+        # its log in the broker's temp dir: every hook on every path the suite covers.
+        if (self.kind == "starling" and os.environ.get("STARLING_TEST_PERSIST") == "1"
+                and not any(l.split()[:1] == ["persistence"] for l in self.config_lines)):
+            lines.append("persistence true")
         lines += self.config_lines
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")
