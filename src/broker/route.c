@@ -565,6 +565,8 @@ static void route_resend_cb(void *ctx, uint16_t pid, const struct sess_slot *slo
 		out_ack(c, ST_PUBREL, pid, 0);
 		return;
 	}
+	if (!slot->d.m)
+		return; /* restored without its message (persist_replay.c): nothing to resend */
 	v = pub_view_of(slot->d.m);
 	x = route_extra_of(&slot->d);
 	route_send(c, &v, slot->d.qos, slot->d.retain, pid, true, &x);

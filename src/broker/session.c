@@ -185,10 +185,11 @@ static void slot_release(struct session *s, uint16_t pid)
 {
 	struct sess_slot *slot = &s->slots[pid - 1];
 
+	/* The id first: a log cut between the two never has a slot whose message is gone. */
 	if (s->ps) {
+		persist_inflight_clear(s, pid);
 		if (slot->d.m)
 			persist_queue_del(s, slot->d.sid);
-		persist_inflight_clear(s, pid);
 	}
 
 	sess_delivery_release(&slot->d);
@@ -289,8 +290,8 @@ bool session_out_pubrec(struct session *s, uint16_t pid)
 	/* After PUBREC the client owns the message; only the id stays until PUBCOMP. PUBRELs
 	 * are resent in the order their PUBRECs arrived [MQTT-4.6.0-4]. */
 	if (s->ps) {
-		persist_queue_del(s, slot->d.sid);
 		persist_inflight_set(s, pid, slot->d.sid, STORE_STAGE_PUBREL);
+		persist_queue_del(s, slot->d.sid);
 	}
 	sess_delivery_release(&slot->d);
 	slot->state = SLOT_WAIT_PUBCOMP;
