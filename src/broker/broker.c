@@ -85,6 +85,32 @@ static int broker_port_free(const struct sockaddr *addr, socklen_t len)
 	return 0;
 }
 
+static int broker_socket(const struct sockaddr *addr, socklen_t len, bool reuseport);
+
+#define BIND_RETRY_MS 2000 /* how long a port still held by a broker just killed is waited for */
+
+/*
+ * The first socket of an address. A broker killed a moment ago (kill -9, then a restart by
+ * systemd or a test) may still hold its listening sockets for a few milliseconds: io_uring
+ * releases the files of a dead process's ring from a kernel worker, after the process is gone.
+ * So a busy port is tried again for a while before it is an error.
+ */
+static int broker_socket_first(struct broker *b, const struct sockaddr *addr, socklen_t len)
+{
+	for (unsigned waited = 0;; waited += 50) {
+		int fd = -1;
+
+		if (b->nworkers == 1 || broker_port_free(addr, len) == 0)
+			fd = broker_socket(addr, len, b->nworkers > 1);
+		if (fd >= 0 || errno != EADDRINUSE || waited >= BIND_RETRY_MS)
+			return fd;
+		if (waited == 0)
+			log_msg(&b->log, LOG_T_NOTICE, "Port busy, trying again for up to %u ms.",
+			        BIND_RETRY_MS);
+		usleep(50000);
+	}
+}
+
 /* A listening socket on addr; with reuseport, one of a group the kernel spreads accepts over. */
 static int broker_socket(const struct sockaddr *addr, socklen_t len, bool reuseport)
 {
@@ -139,11 +165,8 @@ static int broker_listen(struct broker *b, unsigned cfg_index, const char *host,
 
 			if (w > 0)
 				fd = broker_socket((struct sockaddr *)&ss, sl, true);
-			else if (b->nworkers > 1 &&
-			         broker_port_free(ai->ai_addr, ai->ai_addrlen) != 0)
-				fd = -1;
 			else
-				fd = broker_socket(ai->ai_addr, ai->ai_addrlen, b->nworkers > 1);
+				fd = broker_socket_first(b, ai->ai_addr, ai->ai_addrlen);
 			if (fd < 0) {
 				log_msg(&b->log, LOG_T_ERROR,
 				        "Error: cannot listen on %s port %u: %s",

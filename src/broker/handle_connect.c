@@ -126,6 +126,12 @@ static struct session *connect_session(struct conn *c, const uint8_t *id, size_t
 		conn_close(s->conn, false, "session taken over");
 		s = worker_session_find(w, id, len); /* a session that ended with it is gone */
 	}
+	/* Past its expiry, even if the timer (250 ms steps) has not run yet: a restart with
+	 * persistence counts the downtime, and a client connecting at once must not resume it. */
+	if (s && !s->conn && s->expire_at_ms && s->expire_at_ms <= w->now_ms) {
+		worker_session_destroy(w, s);
+		s = NULL;
+	}
 	if (s && clean) {
 		worker_session_destroy(w, s);
 		s = NULL;

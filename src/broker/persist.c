@@ -131,7 +131,8 @@ bool persist_refusing(const struct worker *w)
 {
 	const struct persist *p = w->ps;
 
-	return p && (p->failing || persist_pending_bytes(p) > PERSIST_PENDING_MAX);
+	return p && (p->failing || persist_pending_bytes(p) > PERSIST_PENDING_MAX ||
+	             atomic_load_explicit(&w->b->shared.persist_failing, memory_order_relaxed));
 }
 
 /* --- acknowledgements between workers ---------------------------------------------------- */
@@ -253,6 +254,8 @@ static void persist_release(struct worker *w)
 	if (r <= p->released)
 		return;
 	p->released = r;
+	p->released_ms = 0;
+	p->stall_logged = false;
 	for (struct conn *c = p->wait_list, *next; c; c = next) {
 		next = c->hold_wait_next;
 		if (c->mark_commit > r && c->hold_commit > r)
@@ -413,6 +416,8 @@ static void persist_failed(struct worker *w, struct persist_commit *k, int err, 
 		        what, w->b->cfg.persistence_file, w->index, p->seq, strerror(-err),
 		        PERSIST_RETRY_MS);
 	k->failed = true;
+	if (!p->failing)
+		atomic_fetch_add_explicit(&w->b->shared.persist_failing, 1, memory_order_relaxed);
 	p->failing = true;
 	p->last_err = err;
 	p->retry_ms = w->now_ms + PERSIST_RETRY_MS;
@@ -454,6 +459,8 @@ static void persist_io_done(struct worker *w, struct persist_commit *k)
 			        " succeeds again; publishes are accepted.",
 			        w->b->cfg.persistence_file, w->index, p->seq);
 			p->failing = false;
+			atomic_fetch_sub_explicit(&w->b->shared.persist_failing, 1,
+			                          memory_order_relaxed);
 		}
 	}
 	persist_retire(w);
@@ -582,6 +589,41 @@ int persist_init(struct worker *w, const struct store_chain *own)
 	return ST_OK;
 }
 
+/*
+ * Held output that has not moved for seconds while the disk works is a bug or a stuck peer:
+ * what each side of the wait says goes to the log, once per stall.
+ */
+static void persist_log_stall(struct worker *w)
+{
+	struct persist *p = w->ps;
+	const struct broker_shared *sh = &w->b->shared;
+	char deps[512] = "";
+	size_t n = 0;
+
+	p->stall_logged = true;
+	if (p->tok_len) {
+		const struct persist_token *t = &p->tokens[p->tok_head];
+
+		for (unsigned k = 0; k < w->nworkers && n < sizeof(deps) - 64; k++) {
+			if (k == w->index)
+				continue;
+			n += (size_t)snprintf(
+			        deps + n, sizeof(deps) - n,
+			        " [worker %u: acked %" PRIu64 "/%" PRIu64 ", synced %" PRIu64
+			        "/%" PRIu64 "]",
+			        k, atomic_load(ack_slot(w, w->index, k)), t->fwd ? t->fwd[k] : 0,
+			        atomic_load(&sh->persist_synced[k].v), t->need ? t->need[k] : 0);
+		}
+	}
+	log_msg(&w->log, LOG_T_WARNING,
+	        "Persistence: worker %u has held output for %" PRIu64 " ms: sealed %" PRIu64
+	        ", synced %" PRIu64 ", released %" PRIu64 ", %u in flight%s, %u waiting for "
+	        "other workers (first: commit %" PRIu64 ")%s.",
+	        w->index, w->now_ms - p->released_ms, p->sealed, p->synced, p->released,
+	        p->inflight, p->failing ? " (failing)" : "", p->tok_len,
+	        p->tok_len ? p->tokens[p->tok_head].commit : 0, deps);
+}
+
 void persist_housekeeping(struct worker *w)
 {
 	struct persist *p = w->ps;
@@ -594,6 +636,15 @@ void persist_housekeeping(struct worker *w)
 		persist_retry(w);
 	}
 	persist_compact_tick(w);
+	/* Something waits (sealed and not released, or marked and not sealed): since when. */
+	if (p->sealed == p->released && !p->fill_list) {
+		p->released_ms = 0;
+		p->stall_logged = false;
+	} else if (!p->released_ms) {
+		p->released_ms = w->now_ms;
+	} else if (w->now_ms - p->released_ms > PERSIST_STALL_MS && !p->stall_logged) {
+		persist_log_stall(w);
+	}
 }
 void persist_shutdown(struct worker *w)
 {
@@ -620,8 +671,8 @@ void persist_shutdown(struct worker *w)
 		        "Persistence: worker %u appended %" PRIu64 " records, %" PRIu64
 		        " bytes in %" PRIu64 " commits (%" PRIu64 " synced), %" PRIu64
 		        " compactions, %" PRIu64 " errors, %" PRIu64 " publishes refused.",
-		        w->index, p->stats.records, p->stats.bytes, p->stats.commits, p->stats.syncs,
-		        p->stats.compactions, p->stats.errors, p->stats.refused);
+		        w->index, p->stats.records, p->stats.bytes, p->stats.commits,
+		        p->stats.syncs, p->stats.compactions, p->stats.errors, p->stats.refused);
 	if (p->inflight || fill_slot(p)->buf.len)
 		log_msg(&w->log, LOG_T_ERROR,
 		        "Persistence: %zu bytes of records could not be written at shutdown (%s).",

@@ -76,6 +76,8 @@ struct persist_commit {
 	uint64_t *in_sealed;  /* in_handled at its seal (nworkers) */
 };
 
+#define PERSIST_STALL_MS 5000 /* held output not released for this long is logged */
+
 /* Past this many bytes waiting for the disk, QoS 1/2 publishes are refused (0x97). */
 #define PERSIST_PENDING_MAX (64u << 20)
 
@@ -116,14 +118,16 @@ struct persist {
 	struct persist_commit slot[PERSIST_SLOTS]; /* filling, in flight, done out of order */
 	unsigned fill;                             /* index of the filling one */
 	unsigned inflight;                         /* sealed and not yet retired */
-	bool failing;        /* a write or sync failed: retried every PERSIST_RETRY_MS */
-	uint64_t retry_ms;   /* monotonic time of the next attempt */
-	int last_err;        /* errno of the last failure (logged once per episode) */
-	uint64_t sealed;     /* last commit number sealed */
-	uint64_t synced;     /* last commit number on disk, with all before it */
-	uint64_t released;   /* last commit whose held output may leave */
-	bool remote_in_fill; /* the filling commit has publishes forwarded elsewhere */
-	bool pub_remote;     /* the packet being handled was forwarded (conn.c reads it) */
+	bool failing;         /* a write or sync failed: retried every PERSIST_RETRY_MS */
+	uint64_t retry_ms;    /* monotonic time of the next attempt */
+	int last_err;         /* errno of the last failure (logged once per episode) */
+	uint64_t sealed;      /* last commit number sealed */
+	uint64_t synced;      /* last commit number on disk, with all before it */
+	uint64_t released;    /* last commit whose held output may leave */
+	uint64_t released_ms; /* since when output waits, seen from housekeeping; 0: none */
+	bool stall_logged;    /* this stall was logged */
+	bool remote_in_fill;  /* the filling commit has publishes forwarded elsewhere */
+	bool pub_remote;      /* the packet being handled was forwarded (conn.c reads it) */
 
 	/* Connections whose output waits: `fill` marked during the filling commit, `wait`
 	 * marked at a seal and not yet released (intrusive lists through struct conn). */
