@@ -464,13 +464,47 @@ static void test_paths_and_strings(void)
 	expect_error(line, "value longer than 63 bytes");
 }
 
+static void test_persistence_options(void)
+{
+	struct config cfg;
+
+	config_defaults(&cfg);
+	CU_ASSERT_FALSE(cfg.persistence);
+	CU_ASSERT_STRING_EQUAL(cfg.persistence_location, "");
+	CU_ASSERT_STRING_EQUAL(cfg.persistence_file, "starling.db");
+	CU_ASSERT_EQUAL(cfg.autosave_interval, 1800);
+	CU_ASSERT_FALSE(cfg.autosave_on_changes);
+	CU_ASSERT_TRUE(cfg.persistence_sync);
+	cfg = after("persistence true");
+	CU_ASSERT_TRUE(cfg.persistence);
+	cfg = after("persistence_location /var/lib/mosquitto/");
+	CU_ASSERT_STRING_EQUAL(cfg.persistence_location, "/var/lib/mosquitto/");
+	cfg = after("persistence_file mosquitto.db");
+	CU_ASSERT_STRING_EQUAL(cfg.persistence_file, "mosquitto.db");
+	cfg = after("autosave_interval 0");
+	CU_ASSERT_EQUAL(cfg.autosave_interval, 0);
+	cfg = after("autosave_interval 4294967295");
+	CU_ASSERT_EQUAL(cfg.autosave_interval, UINT32_MAX);
+	cfg = after("autosave_on_changes true");
+	CU_ASSERT_TRUE(cfg.autosave_on_changes);
+	cfg = after("persistence_sync never");
+	CU_ASSERT_FALSE(cfg.persistence_sync);
+	cfg = after("persistence_sync always");
+	CU_ASSERT_TRUE(cfg.persistence_sync);
+
+	expect_error("persistence yes", "persistence");
+	expect_error("persistence_location", "missing value");
+	expect_error("persistence_file a/b.db", "without '/'");
+	expect_error("persistence_file ..", "without '/'");
+	expect_error("persistence_file", "missing value");
+	expect_error("autosave_interval -1", "autosave_interval");
+	expect_error("autosave_interval 4294967296", "autosave_interval");
+	expect_error("persistence_sync sometimes", "'always' or 'never' expected");
+	expect_error("persistence_sync", "persistence_sync");
+}
+
 static void test_unsupported_options(void)
 {
-	expect_error("persistence true", "persistence is not supported yet");
-	expect_error("persistence false", "persistence is not supported yet");
-	expect_error("persistence_location /var/lib/mosquitto/",
-	             "persistence_location is not supported yet");
-	expect_error("autosave_interval 1800", "autosave_interval is not supported yet");
 	expect_error("max_queued_bytes 0", "max_queued_bytes is not supported yet");
 }
 
@@ -983,6 +1017,7 @@ int main(void)
 	        {"log_type", test_log_type},
 	        {"log_dest", test_log_dest},
 	        {"paths and strings", test_paths_and_strings},
+	        {"persistence options", test_persistence_options},
 	        {"unsupported options", test_unsupported_options},
 	        {"security options", test_security_options},
 	        {"long line, small error buffer", test_long_line_and_small_err},

@@ -475,6 +475,46 @@ static int opt_log_timestamp_format(struct config *cfg, const struct option *o,
 	                  w->rest, at);
 }
 
+static int opt_persistence_location(struct config *cfg, const struct option *o,
+                                    const struct words *w, const struct where *at)
+{
+	return copy_value(o->name, cfg->persistence_location, sizeof(cfg->persistence_location),
+	                  w->rest, at);
+}
+
+/* A name, not a path: the segments are NAME.<worker>.<seq> next to it in the directory. */
+static int opt_persistence_file(struct config *cfg, const struct option *o,
+                                const struct words *w, const struct where *at)
+{
+	int rc = copy_value(o->name, cfg->persistence_file, sizeof(cfg->persistence_file) - 24,
+	                    w->rest, at);
+
+	if (rc == ST_OK && (strchr(cfg->persistence_file, '/') ||
+	                    strcmp(cfg->persistence_file, ".") == 0 ||
+	                    strcmp(cfg->persistence_file, "..") == 0))
+		return fail(at, "%s: a file name without '/' is expected (the directory is "
+		                "persistence_location)",
+		            o->name);
+	return rc;
+}
+
+/* always: an acknowledgement leaves only once what it depends on is synced; never: at once. */
+static int opt_persistence_sync(struct config *cfg, const struct option *o, const struct words *w,
+                                const struct where *at)
+{
+	int rc = want_one(w, at);
+
+	if (rc != ST_OK)
+		return rc;
+	if (strcmp(w->v[0], "always") == 0)
+		cfg->persistence_sync = true;
+	else if (strcmp(w->v[0], "never") == 0)
+		cfg->persistence_sync = false;
+	else
+		return fail(at, "%s: 'always' or 'never' expected, not '%s'", o->name, w->v[0]);
+	return ST_OK;
+}
+
 /* Bytes of output all connections may hold; 0 asks for the default (a share of the RAM). */
 static int opt_output_memory(struct config *cfg, const struct option *o, const struct words *w,
                              const struct where *at)
@@ -676,9 +716,14 @@ static const struct option options[] = {
         TLS_OPT("require_certificate", require_certificate, opt_tls_bool),
         TLS_OPT("use_identity_as_username", use_identity_as_username, opt_tls_bool),
         TLS_OPT("use_subject_as_username", use_subject_as_username, opt_tls_bool),
-        FN_OPT(persistence, opt_unsupported),
-        FN_OPT(persistence_location, opt_unsupported),
-        FN_OPT(autosave_interval, opt_unsupported),
+        BOOL_OPT(persistence, persistence, opt_bool),
+        FN_OPT(persistence_location, opt_persistence_location),
+        FN_OPT(persistence_file, opt_persistence_file),
+        /* Mosquitto takes any non-negative count; 0 turns periodic saving off there and
+         * periodic compaction off here (the log is still compacted by size). */
+        INT_OPT(autosave_interval, autosave_interval, 0, UINT32_MAX, 0, 0),
+        BOOL_OPT(autosave_on_changes, autosave_on_changes, opt_bool),
+        FN_OPT(persistence_sync, opt_persistence_sync),
         FN_OPT(max_queued_bytes, opt_unsupported),
 };
 
@@ -701,6 +746,9 @@ void config_defaults(struct config *cfg)
 	cfg->cmd_worker_threads = -1;
 	cfg->log_types = LOG_T_ERROR | LOG_T_WARNING | LOG_T_NOTICE | LOG_T_INFORMATION;
 	cfg->log_timestamp = true;
+	strcpy(cfg->persistence_file, "starling.db");
+	cfg->autosave_interval = 1800;
+	cfg->persistence_sync = true;
 }
 
 /* Splits buf (modified in place) into the option name, its values and the raw rest. */

@@ -461,6 +461,10 @@ int broker_init(struct broker *b, const struct config *cfg)
 		        b->nworkers);
 		return ST_ERR_NOMEM;
 	}
+	/* Before anything listens: a store that cannot be read stops the start. */
+	ret = persist_broker_init(b);
+	if (ret != ST_OK)
+		return ret;
 	/* Signals are blocked before anything listens: a client that sees the port open may
 	 * send SIGTERM at once, and it must reach the signalfd, not kill the process. */
 	ret = broker_signals(b);
@@ -575,6 +579,7 @@ void broker_fini(struct broker *b)
 			tls_server_fini(b->tls[i]);
 		free(b->tls[i]);
 	}
+	persist_broker_fini(b);
 	if (sh->chans)
 		for (unsigned i = 0; i < b->nworkers * b->nworkers; i++)
 			chan_fini(&sh->chans[i]);

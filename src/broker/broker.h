@@ -26,6 +26,8 @@
 
 struct worker;
 struct auth_set;
+struct store_dir;
+struct store_chain;
 struct tls_server;
 
 /* A worker's counters as the others may read them ($SYS sums them); refreshed by their owner
@@ -48,6 +50,15 @@ struct worker_snapshot {
 	_Atomic uint64_t queue_dropped;          /* QoS 1/2 dropped: session queue full */
 	_Atomic uint64_t tls_handshakes;         /* TLS handshakes completed */
 	_Atomic uint64_t tls_handshake_failures; /* TLS connections refused */
+	_Atomic uint64_t persist_commits;        /* persistence: commits completed */
+	_Atomic uint64_t persist_records;        /* records appended */
+	_Atomic uint64_t persist_bytes;          /* bytes appended */
+	_Atomic uint64_t persist_refused;        /* QoS 1/2 publishes refused (log failing) */
+} __attribute__((aligned(64)));
+
+/* A flag one worker sets and others read, alone on its cache line. */
+struct persist_flag {
+	_Atomic bool v;
 } __attribute__((aligned(64)));
 
 /* Everything workers share. */
@@ -66,6 +77,12 @@ struct broker_shared {
 	 * new one (reload.c says how the old one is retired). */
 	struct auth_set *_Atomic auth;
 	_Atomic unsigned auth_pending; /* workers yet to adopt `auth` (reload.h) */
+	/* Persistence (persist.h): persist_acks[from * n + to], written by `to` only: entries
+	 * from `from` it handled whose records are on disk; persist_waiting[i], written by i
+	 * only: i waits for acknowledgements (others ring it after advancing one). Both
+	 * sequentially consistent (a store then a load on each side). NULL when off. */
+	_Atomic uint64_t *persist_acks;
+	struct persist_flag *persist_waiting;
 	struct auth_set *auth_retired; /* the set they are leaving; worker 0's alone */
 };
 
@@ -95,7 +112,16 @@ struct broker {
 	bool pid_file_written;       /* remove cfg.pid_file at exit */
 	uint64_t instance_salt;      /* random bits for generated client identifiers */
 	struct broker_shared shared; /* what workers share */
+	/* Persistence: the directory (lock held), and each worker's log as read at start-up
+	 * (chains[nworkers], freed by the last worker to finish its replay). NULL when off. */
+	struct store_dir *store;
+	struct store_chain *chains;
+	_Atomic unsigned replay_left; /* workers still replaying */
 };
+
+/* Opens and recovers the persistence directory (persist_replay.c); ST_OK when off. */
+int persist_broker_init(struct broker *b);
+void persist_broker_fini(struct broker *b);
 
 /* Validates the configuration, opens the log, binds the listeners, blocks signals. */
 int broker_init(struct broker *b, const struct config *cfg);

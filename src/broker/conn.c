@@ -16,6 +16,7 @@
 #include "broker.h"
 #include "conn_tls.h"
 #include "handlers.h"
+#include "persist.h"
 #include "base/log.h"
 #include "route.h"
 #include "session.h"
@@ -162,12 +163,50 @@ void conn_submit_send(struct conn *c)
 	c->w->sends_inflight++;
 }
 
+static void conn_flush_now(struct conn *c);
+
+/*
+ * Sends what persistence lets leave (persist_sendable): the rest of the output is set aside
+ * while the allowed prefix goes the usual way, then put back.
+ */
+static void conn_flush_held(struct conn *c, uint64_t limit)
+{
+	struct obuf rest = {.acct = c->out.acct};
+
+	if (limit && obuf_split(&c->out, limit, &rest) != ST_OK) {
+		obuf_release(&rest);
+		return; /* out of memory: it leaves once its commit is released */
+	}
+	if (!limit) {
+		rest = c->out;
+		c->out = (struct obuf){.acct = rest.acct};
+	}
+	conn_flush_now(c);
+	obuf_release(&c->out);
+	c->out = rest;
+	persist_sent(c, limit);
+}
+
 void conn_flush(struct conn *c)
 {
-	struct obuf tmp;
+	uint64_t limit;
 
 	if (c->send_busy || c->eof)
 		return;
+	limit = c->w->ps ? persist_sendable(c->w, c) : UINT64_MAX;
+	if (limit < c->out.total) {
+		conn_flush_held(c, limit);
+		return;
+	}
+	if (c->mark)
+		persist_sent(c, UINT64_MAX);
+	conn_flush_now(c);
+}
+
+static void conn_flush_now(struct conn *c)
+{
+	struct obuf tmp;
+
 	if (c->tls) {
 		conn_tls_flush(c);
 		return;
@@ -334,7 +373,9 @@ void conn_handoff(struct conn *c, unsigned to)
 /* Handles one whole packet at p (fixed header decoded into fh). */
 static void conn_packet(struct conn *c, const struct st_fixed_header *fh, const uint8_t *p)
 {
+	struct persist *ps = c->w->ps;
 	struct st_packet pkt;
+	uint64_t recs = 0;
 	int ret;
 
 	if (c->state == CONN_NEW && fh->type != ST_CONNECT) {
@@ -347,7 +388,14 @@ static void conn_packet(struct conn *c, const struct st_fixed_header *fh, const 
 		handle_decode_error(c, fh, ret);
 		return;
 	}
+	if (ps) {
+		recs = ps->stats.records;
+		ps->pub_remote = false;
+	}
 	ret = handle_packet(c, &pkt);
+	/* What this packet changed must be on disk before what it answered leaves. */
+	if (ps && (ps->stats.records != recs || ps->pub_remote) && c->state != CONN_HANDOFF)
+		persist_hold(c->w, c, ps->pub_remote);
 	if (c->state == CONN_HANDOFF)
 		conn_keep(c, p, (size_t)fh->header_len + fh->remaining_len);
 	else if (ret < 0 && c->state != CONN_CLOSING)
@@ -649,6 +697,7 @@ void conn_abort(struct conn *c)
 
 void conn_free(struct conn *c)
 {
+	persist_conn_gone(c->w, c);
 	wheel_del(&c->w->conn_timers, &c->timer);
 	if (c->fd >= 0)
 		close(c->fd);

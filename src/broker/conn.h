@@ -113,6 +113,16 @@ struct conn {
 	struct msghdr mh;    /* header of the send in flight */
 	uint64_t dropped;    /* QoS 0 deliveries dropped: output over max_output_bytes */
 
+	/* Persistence holds (persist.h): all of `out` waits for commit hold_commit, except its
+	 * first `mark` bytes, which wait only for mark_commit. */
+	uint64_t hold_commit;
+	uint64_t mark;
+	uint64_t mark_commit;
+	struct conn *hold_fill_prev, *hold_fill_next; /* marked during the filling commit */
+	struct conn *hold_wait_prev, *hold_wait_next; /* marked at a seal, not yet released */
+	bool on_fill;
+	bool on_wait;
+
 	struct conn *flush_next;  /* worker's flush list */
 	struct conn *pause_next;  /* worker's list of paused connections */
 	struct conn *prev, *next; /* worker's list of all connections */

@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "base/log.h"
 #include "out.h"
+#include "persist.h"
 #include "route.h"
 #include "session.h"
 #include "starling/props.h"
@@ -170,6 +171,7 @@ void handle_session_will_due(struct worker *w, struct session *s)
 {
 	struct msg *will = s->will;
 
+	persist_will_clear(s);
 	s->will = NULL;
 	handle_publish_will(w, s, will, s->will_expiry_s);
 	msg_unref(will);
@@ -206,5 +208,9 @@ void handle_conn_closing(struct conn *c, bool graceful, const char *reason)
 	}
 	if (s->expiry_s != UINT32_MAX)
 		s->expire_at_ms = worker_now_up_ms(w) + (uint64_t)s->expiry_s * 1000;
+	if (s->ps) {
+		persist_session_put(s, s->protocol);
+		persist_will_set(s);
+	}
 	worker_session_timer(w, s);
 }

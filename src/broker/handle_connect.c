@@ -15,6 +15,7 @@
 #include "handlers.h"
 #include "base/log.h"
 #include "out.h"
+#include "persist.h"
 #include "route.h"
 #include "session.h"
 #include "starling/props.h"
@@ -324,8 +325,10 @@ static void connect_attach(struct conn *c, struct session *s, const struct st_co
 	s->clean = s->expiry_s == 0;
 	s->had_expiry = s->expiry_s != 0;
 	s->expire_at_ms = 0;
+	s->protocol = ck->level;
 	if (s->will) {
 		/* Reconnected within the will delay: the will is not sent [MQTT-3.1.3-10]. */
+		persist_will_clear(s);
 		msg_unref(s->will);
 		s->will = NULL;
 	}
@@ -336,6 +339,7 @@ static void connect_attach(struct conn *c, struct session *s, const struct st_co
 	s->conn = c;
 	c->session = s;
 	c->state = CONN_ACTIVE;
+	persist_session_attach(w, s);
 	c->keepalive_s = keepalive;
 	worker_conn_timer(w, c);
 	worker_session_timer(w, s); /* online: its will delay and expiry stop */

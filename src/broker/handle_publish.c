@@ -14,6 +14,7 @@
 #include "conn.h"
 #include "handlers.h"
 #include "out.h"
+#include "persist.h"
 #include "route.h"
 #include "session.h"
 #include "starling/utf8.h"
@@ -78,6 +79,7 @@ static int publish_v5(struct conn *c, const struct st_publish *p, struct pub_vie
 }
 
 static void publish_ack(struct conn *c, uint8_t type, uint16_t pid, bool bad_format, bool nobody);
+static int publish_refused(struct conn *c, const struct st_publish *p);
 
 /*
  * A PUBLISH the ACL does not let the client write: dropped. 3.x has no way to say so, so it is
@@ -135,6 +137,11 @@ int handle_publish(struct conn *c, const struct st_publish *p)
 	/* One predictable branch without an acl_file. */
 	if (s->acl && !access_can(s, &v, ACL_WRITE))
 		return publish_denied(c, p, &v);
+	/* The log cannot take it (disk full, I/O error, too far behind): not accepted, so not
+	 * acknowledged as accepted. A resent QoS 2 PUBLISH already stored is answered below. */
+	if (p->qos && persist_refusing(w) &&
+	    !(p->qos == 2 && session_in_qos2_pending(s, p->packet_id)))
+		return publish_refused(c, p);
 
 	if (p->qos == 2) {
 		/* The broker's Receive Maximum bounds QoS 2 flows awaiting PUBREL [MQTT-3.3.4-8].
@@ -162,6 +169,16 @@ int handle_publish(struct conn *c, const struct st_publish *p)
 		worker_conn_pause(w, c);
 	if (p->qos == 1)
 		publish_ack(c, ST_PUBACK, p->packet_id, bad_format, ret == 0);
+	return ST_OK;
+}
+
+static int publish_refused(struct conn *c, const struct st_publish *p)
+{
+	c->w->ps->stats.refused++;
+	/* MQTT 5: Quota exceeded; 3.x has no way to refuse, so no acknowledgement: the client
+	 * sends it again when it reconnects. */
+	if (c->v5)
+		out_ack(c, p->qos == 1 ? ST_PUBACK : ST_PUBREC, p->packet_id, ST_RC_QUOTA_EXCEEDED);
 	return ST_OK;
 }
 

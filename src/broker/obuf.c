@@ -103,6 +103,48 @@ unsigned obuf_iov(const struct obuf *ob, uint64_t skip, struct iovec *iov, unsig
 	return n;
 }
 
+int obuf_split(struct obuf *ob, uint64_t keep, struct obuf *tail)
+{
+	uint64_t logical = 0;
+	uint32_t pos = 0, k = 0, d;
+
+	/* Where `keep` falls: data offset d, with splices [0, k) before it. */
+	for (;;) {
+		uint32_t next = k < ob->nsp ? ob->sp[k].off : ob->len;
+
+		if (keep <= logical + (next - pos)) {
+			d = pos + (uint32_t)(keep - logical);
+			break;
+		}
+		logical += next - pos;
+		pos = next;
+		if (k == ob->nsp || keep < logical + ob->sp[k].len)
+			return ST_ERR_LIMIT;
+		logical += ob->sp[k].len;
+		k++;
+	}
+	pos = d;
+	for (uint32_t i = k; i < ob->nsp; i++) {
+		const struct obuf_splice *sp = &ob->sp[i];
+
+		if (obuf_append(tail, ob->data + pos, sp->off - pos) != ST_OK ||
+		    obuf_splice(tail, sp->m, sp->ptr, sp->len) != ST_OK)
+			return ST_ERR_NOMEM;
+		pos = sp->off;
+	}
+	if (obuf_append(tail, ob->data + pos, ob->len - pos) != ST_OK)
+		return ST_ERR_NOMEM;
+	for (uint32_t i = k; i < ob->nsp; i++) {
+		if (ob->acct)
+			*ob->acct -= ob->sp[i].len;
+		msg_unref(ob->sp[i].m);
+	}
+	ob->nsp = k;
+	ob->len = d;
+	ob->total = keep;
+	return ST_OK;
+}
+
 void obuf_reset(struct obuf *ob)
 {
 	for (uint32_t i = 0; i < ob->nsp; i++) {

@@ -88,6 +88,14 @@ static inline unsigned obuf_iov_count(const struct obuf *ob)
 	return 2 * ob->nsp + 1;
 }
 
+/*
+ * Moves everything after the first `keep` bytes (of total, at a packet boundary: not inside a
+ * splice) into tail, an empty obuf, and truncates ob to keep. ST_OK, ST_ERR_LIMIT (keep past
+ * the end or inside a splice: nothing changed) or ST_ERR_NOMEM (tail may hold a part: release
+ * it; ob is unchanged).
+ */
+int obuf_split(struct obuf *ob, uint64_t keep, struct obuf *tail);
+
 /* Drops the contents (and the splices' references) but keeps the memory. */
 void obuf_reset(struct obuf *ob);
 

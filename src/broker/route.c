@@ -20,6 +20,7 @@
 #include "broker.h"
 #include "conn.h"
 #include "index/retain.h"
+#include "persist.h"
 #include "session.h"
 #include "share.h"
 #include "subdata.h"
@@ -276,6 +277,9 @@ void route_retain_apply(struct worker *w, struct msg *m)
 		msg_unref(m);
 		return;
 	}
+	/* Worker 0 logs the writes its replica takes, in the order it takes them. */
+	if (w->ps && w->index == 0)
+		persist_retain(w, (struct st_bytes){msg_topic(m), m->topic_len}, m);
 	if (old) {
 		w->tombs_stored -= ((struct msg *)old)->payload_len == 0;
 		msg_unref(old);
@@ -316,6 +320,8 @@ static void route_retain_store(struct worker *w, struct pub_view *v, uint8_t qos
 			msg_unref(m);
 		return;
 	}
+	if (w->ps)
+		persist_retain(w, v->topic, m);
 	if (old)
 		msg_unref(old);
 }
@@ -449,6 +455,9 @@ int route_publish(struct worker *w, struct session *origin, struct pub_view *v, 
 		if (!route_promote(v, qos, retain))
 			return ST_ERR_NOMEM;
 		xw_forward(w, v->m, store ? w->xw.others : targets, qos, retain, store);
+		/* Records on other workers may follow: the publisher's acknowledgement waits. */
+		if (w->ps && (qos || store))
+			w->ps->pub_remote = true;
 		/* Whether another worker's subscribers match is not known here: report a
 		 * delivery, since "no matching subscribers" is only a MAY [MQTT-3.4.2.1]. */
 		if (targets)

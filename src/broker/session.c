@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/fifo.h"
+#include "persist.h"
 #include "share.h"
 #include "starling/error.h"
 
@@ -184,6 +185,12 @@ static void slot_release(struct session *s, uint16_t pid)
 {
 	struct sess_slot *slot = &s->slots[pid - 1];
 
+	if (s->ps) {
+		if (slot->d.m)
+			persist_queue_del(s, slot->d.sid);
+		persist_inflight_clear(s, pid);
+	}
+
 	sess_delivery_release(&slot->d);
 	slot->state = SLOT_FREE;
 	assert(s->inflight > 0);
@@ -211,16 +218,29 @@ enum sess_out_result session_out_offer(struct session *s, const struct sess_deli
 		s->dropped++;
 		return SESS_OUT_DROPPED;
 	}
+	mine.sid = 0;
 	/* Queued deliveries go first, or order would break [MQTT-4.6.0-6]. */
 	if (online && s->q_len == 0) {
 		*pid = slot_take(s, &mine);
-		if (*pid)
+		if (*pid) {
+			if (s->ps) {
+				s->slots[*pid - 1].d.sid = ++s->next_sid;
+				persist_queue_add(s, &s->slots[*pid - 1].d);
+				persist_inflight_set(s, *pid, s->next_sid, STORE_STAGE_PUBLISH);
+			}
 			return SESS_OUT_SEND;
+		}
 	}
 	if ((s->q_max && s->q_len >= s->q_max) || queue_push(s, &mine) != ST_OK) {
 		sess_delivery_release(&mine);
 		s->dropped++;
 		return SESS_OUT_DROPPED;
+	}
+	if (s->ps) {
+		struct sess_delivery *q = &s->q[(s->q_head + s->q_len - 1) & (s->q_cap - 1)];
+
+		q->sid = ++s->next_sid;
+		persist_queue_add(s, q);
 	}
 	return SESS_OUT_QUEUED;
 }
@@ -236,6 +256,8 @@ bool session_out_next(struct session *s, struct sess_delivery *d, uint16_t *pid)
 	if (!*pid)
 		return false;
 	*d = *head;
+	if (s->ps)
+		persist_inflight_set(s, *pid, d->sid, STORE_STAGE_PUBLISH);
 	s->q_head = (s->q_head + 1) & (s->q_cap - 1);
 	s->q_len--;
 	if (s->q_len == 0)
@@ -266,6 +288,10 @@ bool session_out_pubrec(struct session *s, uint16_t pid)
 		return false;
 	/* After PUBREC the client owns the message; only the id stays until PUBCOMP. PUBRELs
 	 * are resent in the order their PUBRECs arrived [MQTT-4.6.0-4]. */
+	if (s->ps) {
+		persist_queue_del(s, slot->d.sid);
+		persist_inflight_set(s, pid, slot->d.sid, STORE_STAGE_PUBREL);
+	}
 	sess_delivery_release(&slot->d);
 	slot->state = SLOT_WAIT_PUBCOMP;
 	slot->seq = s->seq++;
@@ -347,6 +373,8 @@ int session_in_qos2_begin(struct session *s, uint16_t pid)
 		return 0;
 	s->in_qos2[pid >> 6] |= bit;
 	s->in_qos2_count++;
+	if (s->ps)
+		persist_inbound(s, pid, true);
 	return 1;
 }
 
@@ -362,6 +390,8 @@ bool session_in_qos2_release(struct session *s, uint16_t pid)
 	if (!s->in_qos2 || !(s->in_qos2[pid >> 6] & bit))
 		return false;
 	s->in_qos2[pid >> 6] &= ~bit;
+	if (s->ps)
+		persist_inbound(s, pid, false);
 	if (--s->in_qos2_count == 0) {
 		free(s->in_qos2);
 		s->in_qos2 = NULL;
@@ -390,6 +420,8 @@ int session_sub_add(struct session *s, const uint8_t *filter, size_t len, uint64
 
 	if (i >= 0) {
 		s->subs[i].data = data;
+		if (s->ps)
+			persist_sub_add(s, filter, len, data);
 		return ST_OK;
 	}
 	if (s->nsubs == s->subs_cap) {
@@ -408,6 +440,8 @@ int session_sub_add(struct session *s, const uint8_t *filter, size_t len, uint64
 	s->nshared += session_filter_is_shared(filter, len);
 	s->subs[s->nsubs++] =
 	        (struct sess_sub){.filter = copy, .filter_len = (uint16_t)len, .data = data};
+	if (s->ps)
+		persist_sub_add(s, filter, len, data);
 	return ST_OK;
 }
 
@@ -417,6 +451,8 @@ bool session_sub_remove(struct session *s, const uint8_t *filter, size_t len)
 
 	if (i < 0)
 		return false;
+	if (s->ps)
+		persist_sub_del(s, filter, len);
 	s->nshared -= session_filter_is_shared(filter, len);
 	free(s->subs[i].filter);
 	s->subs[i] = s->subs[--s->nsubs];
@@ -449,9 +485,13 @@ void session_take_shared(struct session *s, session_take_fn fn, void *ctx)
 		uint16_t pid = (uint16_t)(order[i] - s->slots + 1);
 		struct sess_slot *slot = &s->slots[pid - 1];
 
+		uint64_t sid = slot->d.sid;
+
 		if (fn(ctx, &slot->d)) {
 			/* fn took the references: empty the slot without releasing them. */
 			slot->d = (struct sess_delivery){0};
+			if (s->ps)
+				persist_queue_del(s, sid);
 			slot_release(s, pid);
 		}
 	}
@@ -459,10 +499,109 @@ void session_take_shared(struct session *s, session_take_fn fn, void *ctx)
 	for (uint32_t i = 0; i < s->q_len; i++) {
 		struct sess_delivery *d = &s->q[(s->q_head + i) & (s->q_cap - 1)];
 
-		if (d->group && fn(ctx, d))
+		uint64_t sid = d->sid;
+
+		if (d->group && fn(ctx, d)) {
+			if (s->ps)
+				persist_queue_del(s, sid);
 			continue;
+		}
 		s->q[(s->q_head + kept) & (s->q_cap - 1)] = *d;
 		kept++;
 	}
 	s->q_len = kept;
+}
+
+int session_restore_queued(struct session *s, const struct sess_delivery *d)
+{
+	return queue_push(s, d);
+}
+
+/* Index in the queue of the delivery with msg_id sid, or -1 (usually the head: FIFO). */
+static long queue_find(const struct session *s, uint64_t sid)
+{
+	for (uint32_t i = 0; i < s->q_len; i++)
+		if (s->q[(s->q_head + i) & (s->q_cap - 1)].sid == sid)
+			return (long)i;
+	return -1;
+}
+
+/* Removes queue entry i (its references move to *out). */
+static void queue_remove(struct session *s, uint32_t i, struct sess_delivery *out)
+{
+	*out = s->q[(s->q_head + i) & (s->q_cap - 1)];
+	for (; i + 1 < s->q_len; i++)
+		s->q[(s->q_head + i) & (s->q_cap - 1)] = s->q[(s->q_head + i + 1) & (s->q_cap - 1)];
+	s->q_len--;
+}
+
+void session_restore_unqueue(struct session *s, uint64_t sid)
+{
+	long i = queue_find(s, sid);
+	struct sess_delivery d;
+
+	if (i >= 0) {
+		queue_remove(s, (uint32_t)i, &d);
+		sess_delivery_release(&d);
+		return;
+	}
+	for (uint32_t k = 0; k < s->slots_cap; k++)
+		if (s->slots[k].state != SLOT_FREE && s->slots[k].d.m && s->slots[k].d.sid == sid)
+			sess_delivery_release(&s->slots[k].d);
+}
+
+/* Takes packet id pid out of the free ring (replay only: linear). */
+static bool free_id_take(struct session *s, uint16_t pid)
+{
+	for (uint32_t i = 0; i < s->nfree; i++) {
+		uint32_t at = (s->free_head + i) % s->slots_cap;
+
+		if (s->free_ids[at] != pid)
+			continue;
+		for (; i + 1 < s->nfree; i++)
+			s->free_ids[(s->free_head + i) % s->slots_cap] =
+			        s->free_ids[(s->free_head + i + 1) % s->slots_cap];
+		s->nfree--;
+		return true;
+	}
+	return false;
+}
+
+bool session_restore_inflight(struct session *s, uint16_t pid, uint64_t sid, uint8_t stage)
+{
+	struct sess_slot *slot;
+	long i;
+
+	if (pid == 0)
+		return false;
+	if (stage == STORE_STAGE_PUBREL) {
+		if (pid > s->slots_cap || s->slots[pid - 1].state == SLOT_FREE)
+			return false;
+		slot = &s->slots[pid - 1];
+		sess_delivery_release(&slot->d);
+		slot->d.sid = sid;
+		slot->state = SLOT_WAIT_PUBCOMP;
+		slot->seq = s->seq++;
+		return true;
+	}
+	i = queue_find(s, sid);
+	if (i < 0)
+		return false;
+	while (pid > s->slots_cap)
+		if (slots_grow(s) != ST_OK)
+			return false;
+	if (s->slots[pid - 1].state != SLOT_FREE || !free_id_take(s, pid))
+		return false;
+	slot = &s->slots[pid - 1];
+	queue_remove(s, (uint32_t)i, &slot->d);
+	slot->seq = s->seq++;
+	slot->state = slot->d.qos == 1 ? SLOT_WAIT_PUBACK : SLOT_WAIT_PUBREC;
+	s->inflight++;
+	return true;
+}
+
+void session_restore_clear(struct session *s, uint16_t pid)
+{
+	if (pid && pid <= s->slots_cap && s->slots[pid - 1].state != SLOT_FREE)
+		slot_release(s, pid);
 }

@@ -49,6 +49,7 @@ struct sess_delivery {
 	uint32_t sub_id;           /* MQTT 5 subscription identifier, 0 if none */
 	uint32_t *more;            /* nmore identifiers, owned; NULL if none */
 	struct share_group *group; /* shared subscription it came through (a reference), or NULL */
+	uint64_t sid;              /* durable session: its msg_id in the log (persist.h), else 0 */
 };
 
 void sess_delivery_release_extras(struct sess_delivery *d);
@@ -77,6 +78,7 @@ struct sess_sub {
 };
 
 struct access;
+struct persist;
 
 struct session {
 	uint8_t *client_id;      /* owned, not NUL-terminated */
@@ -92,6 +94,9 @@ struct session {
 	struct wheel_node timer; /* offline: the worker's timer for the will or the expiry */
 
 	uint64_t gen; /* number unique on its worker, for deliveries from others */
+	struct persist *ps; /* the worker's log while the session is durable, else NULL */
+	uint64_t next_sid;  /* msg_id of the last delivery logged (persist.h) */
+	uint8_t protocol;   /* protocol level of its last CONNECT (3, 4, 5) */
 
 	struct sess_sub *subs; /* subscriptions, unordered */
 	uint32_t nsubs;        /* entries used */
@@ -219,6 +224,19 @@ typedef bool (*session_take_fn)(void *ctx, struct sess_delivery *d);
  * session. For a member that leaves its group (MQTT 5.0 section 4.8.2).
  */
 void session_take_shared(struct session *s, session_take_fn fn, void *ctx);
+
+/*
+ * Replay (persist_replay.c): rebuilds a session from its log records, with no hooks (s->ps is
+ * NULL meanwhile). restore_queued appends d (its reference taken over) to the queue;
+ * restore_unqueue drops the message with msg_id sid, queued or in a slot; restore_inflight
+ * puts the queued message sid into slot pid at stage 1 (false if it is not queued or pid is
+ * beyond the window: it stays queued and is sent as new), or turns slot pid to stage 2;
+ * restore_clear frees slot pid.
+ */
+int session_restore_queued(struct session *s, const struct sess_delivery *d);
+void session_restore_unqueue(struct session *s, uint64_t sid);
+bool session_restore_inflight(struct session *s, uint16_t pid, uint64_t sid, uint8_t stage);
+void session_restore_clear(struct session *s, uint16_t pid);
 
 /* Drops every queued delivery and inflight message (clean start over an old session). */
 void session_clear_messages(struct session *s);

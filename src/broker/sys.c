@@ -12,6 +12,7 @@
 
 #include "broker.h"
 #include "index/retain.h"
+#include "persist.h"
 #include "route.h"
 #include "index/subidx.h"
 #include "worker.h"
@@ -51,6 +52,13 @@ static const struct sys_topic sys_topics[] = {
          * (not TLS, a bad certificate, an unknown CA, revoked, expired, garbage). */
         {"$SYS/broker/tls/handshakes", SYS_COUNT},
         {"$SYS/broker/tls/handshake_failures", SYS_COUNT},
+        /* persistence on: commits written and synced (fdatasync with persistence_sync
+         * always), records and bytes appended to the logs, QoS 1/2 publishes refused because
+         * the log could not take them (disk full, I/O error). */
+        {"$SYS/broker/persistence/commits", SYS_COUNT},
+        {"$SYS/broker/persistence/records", SYS_COUNT},
+        {"$SYS/broker/persistence/bytes", SYS_COUNT},
+        {"$SYS/broker/persistence/refused", SYS_COUNT},
 };
 
 _Static_assert(sizeof(sys_topics) / sizeof(sys_topics[0]) <= SYS_TOPICS_MAX, "SYS_TOPICS_MAX");
@@ -96,6 +104,10 @@ static void sys_values_all(struct worker *w, uint64_t *v)
 	v[i++] = SYS_SUM(b, queue_dropped);
 	v[i++] = SYS_SUM(b, tls_handshakes);
 	v[i++] = SYS_SUM(b, tls_handshake_failures);
+	v[i++] = SYS_SUM(b, persist_commits);
+	v[i++] = SYS_SUM(b, persist_records);
+	v[i++] = SYS_SUM(b, persist_bytes);
+	v[i++] = SYS_SUM(b, persist_refused);
 }
 
 static void sys_values(struct worker *w, uint64_t *v)
@@ -130,6 +142,10 @@ static void sys_values(struct worker *w, uint64_t *v)
 	v[i++] = w->stats.queue_dropped;
 	v[i++] = w->stats.tls_handshakes;
 	v[i++] = w->stats.tls_handshake_failures;
+	v[i++] = w->ps ? w->ps->stats.commits : 0;
+	v[i++] = w->ps ? w->ps->stats.records : 0;
+	v[i++] = w->ps ? w->ps->stats.bytes : 0;
+	v[i++] = w->ps ? w->ps->stats.refused : 0;
 }
 
 static void sys_publish(struct worker *w, const char *topic, const char *payload)
@@ -156,6 +172,8 @@ void sys_tick(struct worker *w)
 	sys_values(w, v);
 	for (unsigned i = 0; i < sizeof(sys_topics) / sizeof(sys_topics[0]); i++) {
 		if (st->published[i] && st->last[i] == v[i])
+			continue;
+		if (!w->ps && strncmp(sys_topics[i].topic, "$SYS/broker/persistence/", 24) == 0)
 			continue;
 		st->published[i] = 1;
 		st->last[i] = v[i];

@@ -11,7 +11,7 @@
 
 struct worker;
 
-#define SYS_TOPICS_MAX 24
+#define SYS_TOPICS_MAX 32
 
 struct sys_state {
 	uint64_t next_ms;                  /* monotonic time of the next round; 0: not started */

@@ -24,6 +24,7 @@
 #include "base/fifo.h"
 #include "base/log.h"
 #include "out.h"
+#include "persist.h"
 #include "index/retain.h"
 #include "reload.h"
 #include "route.h"
@@ -366,6 +367,8 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
 	w->sig_io.fn = worker_on_signal;
 	if (sig_fd >= 0)
 		ring_read(&w->ring, &w->sig_io, sig_fd, &w->sig_info, sizeof(w->sig_info));
+	if (b->chains)
+		return persist_init(w, &b->chains[index]);
 	return ST_OK;
 }
 
@@ -393,6 +396,12 @@ static void worker_snapshot(struct worker *w)
 	SNAP(queue_dropped, st->queue_dropped);
 	SNAP(tls_handshakes, st->tls_handshakes);
 	SNAP(tls_handshake_failures, st->tls_handshake_failures);
+	if (w->ps) {
+		SNAP(persist_commits, w->ps->stats.commits);
+		SNAP(persist_records, w->ps->stats.records);
+		SNAP(persist_bytes, w->ps->stats.bytes);
+		SNAP(persist_refused, w->ps->stats.refused);
+	}
 #undef SNAP
 }
 
@@ -421,6 +430,7 @@ static void worker_housekeeping(struct worker *w)
 		if (w->index == 0)
 			reload_housekeeping(w);
 	}
+	persist_housekeeping(w);
 	sys_tick(w);
 }
 
@@ -573,6 +583,7 @@ static void worker_batch_end(struct worker *w)
 	}
 	if (w->nworkers > 1)
 		xw_flush(w);
+	persist_batch_end(w);
 }
 
 static void worker_close_all(struct worker *w)
@@ -610,6 +621,8 @@ int worker_run(struct worker *w)
 	uint64_t deadline;
 	int ret;
 
+	if (w->ps && w->b->chains)
+		persist_replay(w, &w->b->chains[w->index], &w->b->chains[0]);
 	w->next_housekeeping_ms = w->now_ms + HOUSEKEEPING_MS;
 	while (!w->stopping) {
 		int timeout = (int)(w->next_housekeeping_ms > w->now_ms
@@ -659,6 +672,7 @@ int worker_run(struct worker *w)
 				conn_abort(c);
 		worker_batch_end(w);
 	}
+	persist_shutdown(w);
 	if (log_enabled(&w->log, LOG_T_DEBUG))
 		log_msg(&w->log, LOG_T_DEBUG,
 		        "Worker %u: %" PRIu64 " PUBLISH packets in %" PRIu64 " sends, %" PRIu64
@@ -691,6 +705,7 @@ void worker_fini(struct worker *w)
 	/* Tearing the ring down first cancels whatever is still in flight, so nothing the
 	 * kernel may still touch is freed below. */
 	ring_exit(&w->ring);
+	persist_fini(w);
 	/* Connections still open (the drain timed out) are freed with their sockets. */
 	while (w->conns) {
 		struct conn *c = w->conns;

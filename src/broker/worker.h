@@ -42,6 +42,7 @@ struct share_group;
 struct pub_view;
 struct tls_server;
 struct conn_tls;
+struct persist;
 
 /* A further subscription identifier of a session matched by the publish being routed. */
 struct route_id {
@@ -160,6 +161,7 @@ struct worker {
 	uint32_t scratch_cap;          /* bytes allocated */
 	struct worker_stats stats;     /* counters */
 	struct sys_state sys;          /* $SYS publication state */
+	struct persist *ps;            /* persistence (persist.h), NULL when off */
 };
 
 /* The ring each of nworkers workers creates (the broker reserves locked memory for all). */

@@ -11,6 +11,7 @@
 #include "broker.h"
 #include "index/interest.h"
 #include "index/subidx.h"
+#include "persist.h"
 #include "route.h"
 #include "session.h"
 #include "share.h"
@@ -156,5 +157,6 @@ void worker_session_destroy(struct worker *w, struct session *s)
 	hmap_remove(&w->sessions, sess_hash(w, s->client_id, s->client_id_len), s);
 	if (w->nworkers > 1)
 		hmap_remove(&w->sessions_by_gen, gen_hash(s->gen), s);
+	persist_session_del(s);
 	session_free(s);
 }

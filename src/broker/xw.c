@@ -21,6 +21,7 @@
 #include "index/interest.h"
 #include "index/msg.h"
 #include "out.h"
+#include "persist.h"
 #include "route.h"
 #include "session.h"
 #include "share.h"
@@ -173,6 +174,8 @@ static bool xw_push_raw(struct worker *w, unsigned to, const struct chan_entry *
 
 	if (o->over_len == 0 && chan_push(o->ch, e)) {
 		o->pushed = true;
+		if (w->ps)
+			w->ps->out_queued[to]++;
 		return true;
 	}
 	if (droppable) {
@@ -180,8 +183,12 @@ static bool xw_push_raw(struct worker *w, unsigned to, const struct chan_entry *
 		w->stats.msgs_dropped++;
 		return false;
 	}
-	if (xw_over_push(&w->xw, o, e))
+	if (xw_over_push(&w->xw, o, e)) {
+		/* Counted as queued now: the overflow keeps the order they are handled in. */
+		if (w->ps)
+			w->ps->out_queued[to]++;
 		return true;
+	}
 	w->stats.msgs_dropped++;
 	return false;
 }
@@ -527,6 +534,8 @@ void xw_drain(struct worker *w)
 		while (chan_pop(ch, &e)) {
 			xw_on_entry(w, &e, from);
 			any = true;
+			if (w->ps)
+				w->ps->in_handled[from]++;
 		}
 		if (any)
 			chan_release(ch);

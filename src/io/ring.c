@@ -295,6 +295,29 @@ void ring_read(struct ring *r, struct ring_io *io, int fd, void *buf, size_t len
 	io->pending++;
 }
 
+void ring_write_sync(struct ring *r, struct ring_io *wio, int fd, const void *buf, size_t len,
+                     uint64_t off, struct ring_io *sio, bool datasync)
+{
+	struct io_uring_sqe *sqe;
+
+	/* A link cut by an early submit would let the sync run beside the write, not after. */
+	if (sio && io_uring_sq_space_left(&r->uring) < 2) {
+		r->stats.sqe_full++;
+		io_uring_submit(&r->uring);
+	}
+	sqe = ring_sqe(r);
+	io_uring_prep_write(sqe, fd, buf, (unsigned)len, off);
+	io_uring_sqe_set_data64(sqe, ring_tag(wio, RING_OP_FILE));
+	wio->pending++;
+	if (!sio)
+		return;
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe = ring_sqe(r);
+	io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
+	io_uring_sqe_set_data64(sqe, ring_tag(sio, RING_OP_FILE));
+	sio->pending++;
+}
+
 void ring_cancel_fd(struct ring *r, int fd)
 {
 	struct io_uring_sqe *sqe = ring_sqe(r);

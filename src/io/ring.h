@@ -34,6 +34,7 @@ enum ring_op {
 	RING_OP_READ = 4,   /* plain read into a caller buffer (signalfd) */
 	RING_OP_CANCEL = 5, /* cancellation request; its completion is ignored by owners */
 	RING_OP_MSG = 6,    /* cross-ring doorbell (IORING_OP_MSG_RING) */
+	RING_OP_FILE = 7,   /* a file write or sync (the owner's ring_io says which) */
 };
 
 struct ring;
@@ -121,6 +122,16 @@ void ring_recv(struct ring *r, struct ring_io *io, int fd);
 void ring_sendmsg(struct ring *r, struct ring_io *io, int fd, const struct msghdr *msg);
 /* buf is borrowed until the read completes. */
 void ring_read(struct ring *r, struct ring_io *io, int fd, void *buf, size_t len);
+/*
+ * A write of buf[0..len) at file offset off, linked to a sync of the file (fdatasync when
+ * datasync, else fsync) that starts only once the write completed in full: a failed or short
+ * write cancels the sync (-ECANCELED). The two submissions are queued together, never split
+ * across an early submit. Completions: one for wio (bytes written or -errno), then one for sio
+ * (0 or -errno). sio NULL: the write alone. buf is borrowed until wio's completion.
+ */
+void ring_write_sync(struct ring *r, struct ring_io *wio, int fd, const void *buf, size_t len,
+                     uint64_t off, struct ring_io *sio, bool datasync);
+
 /* Cancels every operation on fd; their completions still arrive (with -ECANCELED). */
 void ring_cancel_fd(struct ring *r, int fd);
 

@@ -32,17 +32,14 @@
 #include "base/log.h"
 #include "record.h"
 
-/* Header flag: the segment holds a complete state (the first of a chain). */
-#define STORE_FLAG_BASE 1u
-
 /* The shard function: the worker (0 .. n - 1) that is home to a client id (xw_home). */
 typedef unsigned (*store_home_fn)(unsigned n, const uint8_t *client, size_t len);
 
 struct store_dir {
-	int dfd;          /* the directory (O_DIRECTORY | O_PATH is not enough: fsync needs O_RDONLY) */
-	int lock_fd;      /* NAME.lock, held with flock(LOCK_EX) */
-	char *path;       /* persistence_location as configured (for messages), owned */
-	char *name;       /* persistence_file, owned */
+	int dfd;     /* the directory (O_DIRECTORY | O_PATH is not enough: fsync needs O_RDONLY) */
+	int lock_fd; /* NAME.lock, held with flock(LOCK_EX) */
+	char *path;  /* persistence_location as configured (for messages), owned */
+	char *name;  /* persistence_file, owned */
 	unsigned workers; /* the broker's worker count */
 };
 
@@ -122,19 +119,35 @@ struct store_state;
 
 struct store_state *store_state_new(void);
 void store_state_free(struct store_state *st);
-/* Applies one record (copying what it keeps). 0 or STORE_E_NOMEM. */
+/*
+ * Applies one record (r borrowed; what it keeps is copied), by the rules of
+ * kernel-notes/persistence.md: a record about a client without a session (no session-put
+ * yet) is an orphan, counted and ignored. 0, STORE_E_FIELD (a record the codec would not
+ * encode, or an unknown type) or STORE_E_NOMEM.
+ */
 int store_state_apply(struct store_state *st, const struct store_rec *r);
 /*
- * Encodes the state as records into b: per session its session-put, subscriptions,
- * queued messages (msg_id order), in-flight ids, inbound ids and will; then the retained
- * messages. keep(ctx, client) selects sessions (NULL: all); retained: whether to emit them.
- * 0 or STORE_E_NOMEM.
+ * Encodes the state as records appended to b: per session its session-put, will, subscriptions,
+ * queued messages (msg_id order, which is the order the broker queued them), in-flight ids
+ * and inbound ids (packet id order); then the retained messages. keep(ctx, client) selects
+ * sessions (NULL: all); retained: whether to emit them. 0 or STORE_E_NOMEM.
  */
 int store_state_encode(const struct store_state *st, struct store_buf *b,
                        bool (*keep)(void *ctx, const uint8_t *client, size_t len), void *ctx,
                        bool retained);
+/*
+ * As store_state_encode, streaming: whenever b holds 1 MiB or more, and once at the end,
+ * flush(fctx, b) takes b's bytes (and sets b->len to 0), so the output never sits whole in
+ * memory; flush returns 0 or a negative errno, which ends the walk and is returned. flush
+ * NULL: everything stays in b. *records (if not NULL) gets the records encoded.
+ */
+int store_state_write(const struct store_state *st, struct store_buf *b,
+                      bool (*keep)(void *ctx, const uint8_t *client, size_t len), void *ctx,
+                      bool retained, int (*flush)(void *fctx, struct store_buf *b), void *fctx,
+                      uint64_t *records);
 /* Counts, for tests and logs. */
 uint64_t store_state_sessions(const struct store_state *st);
 uint64_t store_state_retained(const struct store_state *st);
+uint64_t store_state_orphans(const struct store_state *st);
 
 #endif

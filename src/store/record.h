@@ -12,6 +12,7 @@
  *     8  version    u16  STORE_VERSION; a reader refuses a larger one
  *    10  hdr_len    u16  32 in version 1; a reader skips what it does not know
  *    12  flags      u32  feature bits; a set bit this reader does not know refuses the file
+ *                         (STORE_FLAG_BASE: a base segment)
  *    16  worker     u16  index of the worker that wrote it
  *    18  workers    u16  how many workers the broker had
  *    20  segment    u64  segment sequence number (compaction writes the next one)
@@ -39,8 +40,10 @@
 #define STORE_VERSION     1
 #define STORE_HEADER_LEN  32
 #define STORE_REC_HDR_LEN 8 /* body_len + crc */
-/* No known feature bits yet: every flag is one a version-1 reader must refuse. */
-#define STORE_FLAGS_KNOWN 0u
+/* Header flag bit 1: the segment is a base, a complete state (the first of a chain). */
+#define STORE_FLAG_BASE 1u
+/* The feature bits this reader knows; any other set bit refuses the file as newer. */
+#define STORE_FLAGS_KNOWN STORE_FLAG_BASE
 /*
  * The largest body: an MQTT packet is at most 268,435,460 bytes, so a message's topic, props
  * and payload fit with room for the fixed fields. A larger length is corruption, never a

@@ -1,0 +1,197 @@
+/*
+ * A worker's side of persistence (issue 10; kernel-notes/persistence.md): the records its
+ * state changes make, the group commit that puts them on disk from its own ring, and the
+ * acknowledgements held until they are there.
+ *
+ * Who writes what: a session's records go to its home worker's log (the session lives there);
+ * retained messages go to worker 0's log, in the order worker 0's replica applies them (every
+ * retained write reaches every replica), so one log holds one linear history of the store.
+ *
+ * Group commit: records are encoded into the filling buffer as handlers run; at the end of a
+ * loop iteration, if no commit is in flight, the buffer is sealed as commit N and handed to
+ * the ring as one write linked to one fdatasync (persistence_sync always) or a write alone
+ * (never). Records made meanwhile fill the other buffer, the next commit.
+ *
+ * Holds (persistence_sync always): a connection whose output depends on records (a PUBACK or
+ * PUBREC to a publisher, a SUBACK, a QoS 1/2 PUBLISH or PUBREL to a subscriber of a durable
+ * session) is held: at the seal of commit N its output so far is marked as needing N, and the
+ * mark's bytes leave only once N is released. Output appended later waits for a later commit;
+ * what came before the mark is never held back by records made after it.
+ *
+ * Several workers: a QoS 1/2 publish forwarded to other workers may make records there (a
+ * queued message for a session homed elsewhere, the retained store on worker 0). Each worker
+ * counts the channel entries it queued for each other worker and the entries it handled from
+ * each; once its own commit covering what it handled is on disk, it publishes the count
+ * (broker_shared.persist_acks[from * n + to]). A commit of the publisher's worker is released
+ * when its own records are on disk and every other worker acknowledged the entries queued for
+ * it up to the seal. Acknowledgements follow local syncs only, never other workers' releases,
+ * so no cycle of waits can form.
+ */
+#ifndef STARLING_PERSIST_H
+#define STARLING_PERSIST_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "io/ring.h"
+#include "starling/codec.h"
+#include "store/dir.h"
+#include "store/record.h"
+
+struct worker;
+struct conn;
+struct session;
+struct sess_delivery;
+struct msg;
+struct store_chain;
+
+/* Past this many bytes waiting for the disk, QoS 1/2 publishes are refused (0x97). */
+#define PERSIST_PENDING_MAX (64u << 20)
+
+/* A sealed commit whose release waits for other workers' acknowledgements. */
+struct persist_token {
+	uint64_t commit; /* its number */
+	uint64_t *fwd;   /* entries queued for each worker at its seal (nworkers), owned */
+};
+
+struct persist_stats {
+	uint64_t commits;     /* commits whose write (and sync) completed */
+	uint64_t syncs;       /* fdatasync calls completed */
+	uint64_t records;     /* records appended */
+	uint64_t bytes;       /* bytes appended */
+	uint64_t errors;      /* writes or syncs that failed (each retried) */
+	uint64_t refused;     /* QoS 1/2 publishes refused because the log could not keep up */
+	uint64_t compactions; /* compactions completed */
+};
+
+enum persist_compact_state {
+	PC_IDLE = 0,       /* none running */
+	PC_CREATING = 1,   /* the thread creates the next segment */
+	PC_CREATED = 2,    /* ... done (new_fd set, or error): the worker switches to it */
+	PC_COMPACTING = 3, /* the thread rewrites the old segments as a base */
+	PC_DONE = 4,       /* ... done: the worker joins the thread */
+};
+
+struct persist {
+	struct worker *w;        /* owner */
+	struct ring_io wio;      /* the commit's write */
+	struct ring_io sio;      /* its sync */
+	int fd;                  /* the segment appended to */
+	uint64_t seq;            /* its sequence number */
+	uint64_t base_seq;       /* sequence number of the chain's base */
+	uint64_t off;            /* file offset where the next commit goes */
+	bool sync;               /* persistence_sync always */
+	struct store_buf buf[2]; /* the filling buffer and the one in flight */
+	unsigned fill;           /* index of the filling buffer */
+	bool busy;               /* a commit is in flight */
+	size_t done;             /* bytes of the commit in flight already written */
+	int write_res;           /* the write's error (-errno), 0 if none */
+	int sync_res;            /* the sync's error (-errno), 0 if none */
+	bool failing;            /* the last attempt failed: retried at retry_ms */
+	uint64_t retry_ms;       /* monotonic time of the next attempt */
+	int last_err;            /* errno of the last failure (logged once per episode) */
+	uint64_t sealed;         /* last commit number sealed */
+	uint64_t synced;         /* last commit number on disk */
+	uint64_t released;       /* last commit whose held output may leave */
+	bool remote_in_fill;     /* the filling commit has publishes forwarded elsewhere */
+	bool pub_remote;         /* the packet being handled was forwarded (conn.c reads it) */
+
+	/* Connections whose output waits: `fill` marked during the filling commit, `wait`
+	 * marked at a seal and not yet released (intrusive lists through struct conn). */
+	struct conn *fill_list;
+	struct conn *wait_list;
+
+	/* Several workers. */
+	uint64_t *out_queued; /* per worker: channel entries queued for it (xw.c counts) */
+	uint64_t *in_handled; /* per worker: channel entries handled from it (xw.c counts) */
+	uint64_t *in_sealed;  /* in_handled at the seal of the commit in flight */
+	uint64_t *in_acked;   /* what was last published for each */
+	struct persist_token *tokens; /* FIFO of commits waiting for acknowledgements */
+	uint32_t tok_head, tok_len, tok_cap;
+	bool waiting; /* this worker asked others to ring it (persist_waiting) */
+
+	/* Compaction. */
+	uint64_t since_compact; /* seconds (ms deadline) or records, by autosave_on_changes */
+	uint64_t compact_at_ms; /* next periodic compaction (autosave_interval seconds) */
+	uint64_t seg_bytes;     /* bytes in the segment appended to */
+	uint64_t base_bytes;    /* bytes of the last base written */
+	_Atomic int cstate;     /* enum persist_compact_state, written by both sides */
+	pthread_t thread;       /* the compaction thread while cstate != PC_IDLE */
+	int new_fd;             /* PC_CREATED: the new segment, or -errno */
+	uint64_t new_seq;       /* its sequence number */
+	int compact_err;        /* PC_DONE: 0 or -errno */
+	bool thread_live;       /* thread started and not joined */
+	struct store_compact_stats compact_stats; /* PC_DONE: what it did */
+	char compact_msg[256];                    /* PC_CREATED/PC_DONE: what failed */
+
+	uint64_t wall_off_ms;       /* wall clock minus the worker's monotonic clock, in ms */
+	struct persist_stats stats; /* counters ($SYS) */
+};
+
+/* Sets up w's writer for its recovered chain (store_dir_recover): ST_OK or an error. */
+int persist_init(struct worker *w, const struct store_chain *own);
+
+/*
+ * Replays the records of chains into w's state (worker thread, before its loop): w's own
+ * chain's sessions; worker 0's chain's retained messages (every worker keeps a replica).
+ */
+int persist_replay(struct worker *w, const struct store_chain *own, const struct store_chain *w0);
+
+/* At the end of each loop iteration: seal and submit a commit, release what can go. */
+void persist_batch_end(struct worker *w);
+
+/* Housekeeping: retries after a failure, starts and finishes compactions. */
+void persist_housekeeping(struct worker *w);
+
+/* Compaction (persist_compact.c): started and finished from housekeeping; stop waits for a
+ * running one (shutdown). */
+void persist_compact_tick(struct worker *w);
+/* End of an iteration: a new segment is ready and no commit is in flight: switch to it. */
+void persist_compact_switch(struct worker *w);
+void persist_compact_stop(struct worker *w);
+
+/* At shutdown (worker thread, loop ended): writes and syncs everything still pending. */
+void persist_shutdown(struct worker *w);
+
+/* Frees what persist holds (after persist_shutdown). */
+void persist_fini(struct worker *w);
+
+/* QoS 1/2 publishes cannot be stored now (a failed write, or too much waiting for the disk). */
+bool persist_refusing(const struct worker *w);
+
+/* A connection is going away: takes it off the hold lists. */
+void persist_conn_gone(struct worker *w, struct conn *c);
+
+/* Output of c that may leave now: all of it (UINT64_MAX), a prefix, or 0. */
+uint64_t persist_sendable(const struct worker *w, const struct conn *c);
+/* c sent `n` bytes from the front of its output. */
+void persist_sent(struct conn *c, uint64_t n);
+
+/*
+ * Hooks, called where the state changes; each appends the record(s) and holds the output of
+ * the session's connection (if any) for the commit they go into. No-ops for sessions that are
+ * not durable (s->ps NULL) and with persistence off.
+ */
+/* A connection attached s: it becomes durable (session-put) or stops being so (session-del). */
+void persist_session_attach(struct worker *w, struct session *s);
+void persist_session_put(struct session *s, uint8_t protocol);
+void persist_session_del(struct session *s);
+void persist_sub_add(struct session *s, const uint8_t *filter, size_t len, uint64_t data);
+void persist_sub_del(struct session *s, const uint8_t *filter, size_t len);
+void persist_queue_add(struct session *s, const struct sess_delivery *d);
+void persist_queue_del(struct session *s, uint64_t sid);
+void persist_inflight_set(struct session *s, uint16_t pid, uint64_t sid, uint8_t stage);
+void persist_inflight_clear(struct session *s, uint16_t pid);
+void persist_inbound(struct session *s, uint16_t pid, bool add);
+void persist_will_set(struct session *s);
+void persist_will_clear(struct session *s);
+/* Worker 0: a retained write its replica applied (m: the message; NULL or empty: a delete). */
+void persist_retain(struct worker *w, struct st_bytes topic, const struct msg *m);
+
+/* Holds c's output for the filling commit (its packet made records, or `remote`: it made a
+ * publish that other workers handle). */
+void persist_hold(struct worker *w, struct conn *c, bool remote);
+
+#endif

@@ -1,0 +1,353 @@
+/*
+ * The persistence directory's files (dir.h): opening and locking the directory, file names,
+ * whole-file reads, and segments written through a .tmp file that is synced, then renamed into
+ * place, then the directory synced, so a segment name never holds a half-written header.
+ * Blocking calls, start-up and compaction thread only.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dirio.h"
+
+void sd_name(const struct store_dir *d, char *out, unsigned w, uint64_t seq, const char *suffix)
+{
+	snprintf(out, SD_NAME_MAX, "%s.%u.%016" PRIx64 "%s", d->name, w, seq, suffix);
+}
+
+void sd_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+void sd_log(struct log *lg, uint32_t type, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!lg)
+		return;
+	va_start(ap, fmt);
+	log_vmsg(lg, type, fmt, ap);
+	va_end(ap);
+}
+
+bool sd_keep_home(void *ctx, const uint8_t *client, size_t len)
+{
+	const struct sd_home *h = ctx;
+
+	return h->home(h->n, client, len) == h->w;
+}
+
+/* Reads the lock holder's pid (written after locking) for the refusal message; 0 if none. */
+static long lock_holder(int dfd, const char *lock_name)
+{
+	char buf[32];
+	ssize_t n;
+	int fd = openat(dfd, lock_name, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return strtol(buf, NULL, 10);
+}
+
+static int take_lock(struct store_dir *d, char *err, size_t errlen)
+{
+	char lock_name[SD_NAME_MAX], pid[32];
+	int n, e;
+
+	snprintf(lock_name, sizeof(lock_name), "%s.lock", d->name);
+	d->lock_fd = openat(d->dfd, lock_name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (d->lock_fd < 0) {
+		e = errno;
+		sd_err(err, errlen, "%s/%s: %s", d->path, lock_name, strerror(e));
+		return -e;
+	}
+	if (flock(d->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		long holder;
+
+		e = errno;
+		if (e != EWOULDBLOCK) {
+			sd_err(err, errlen, "%s/%s: flock: %s", d->path, lock_name, strerror(e));
+			return -e;
+		}
+		holder = lock_holder(d->dfd, lock_name);
+		sd_err(err, errlen,
+		       "%s/%s is locked by another process (pid %ld): another broker is running "
+		       "with this persistence directory",
+		       d->path, lock_name, holder);
+		return -e;
+	}
+	/* The holder's pid, for the message a second broker prints. */
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(d->lock_fd, 0) == 0 && pwrite(d->lock_fd, pid, (size_t)n, 0) != n) {
+		/* Only the message of a refused second broker would lack the pid. */
+	}
+	return 0;
+}
+
+int store_dir_open(struct store_dir *d, const char *path, const char *name, unsigned workers,
+                   char *err, size_t errlen)
+{
+	int e;
+
+	memset(d, 0, sizeof(*d));
+	d->dfd = d->lock_fd = -1;
+	if (!name[0] || strchr(name, '/') || strlen(name) > SD_PREFIX_MAX || !strcmp(name, ".") ||
+	    !strcmp(name, "..")) {
+		sd_err(err, errlen, "persistence file name \"%s\": not a plain file name", name);
+		return -EINVAL;
+	}
+	if (workers == 0 || workers > UINT16_MAX) {
+		sd_err(err, errlen, "persistence: %u workers out of range", workers);
+		return -EINVAL;
+	}
+	d->path = strdup(path);
+	d->name = strdup(name);
+	d->workers = workers;
+	if (!d->path || !d->name) {
+		e = ENOMEM;
+		sd_err(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
+	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+		e = errno;
+		sd_err(err, errlen, "%s: mkdir: %s", path, strerror(e));
+		goto fail;
+	}
+	d->dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d->dfd < 0) {
+		e = errno;
+		sd_err(err, errlen, "%s: %s", path, strerror(e));
+		goto fail;
+	}
+	e = -take_lock(d, err, errlen);
+	if (e)
+		goto fail;
+	return 0;
+fail:
+	store_dir_close(d);
+	return -e;
+}
+
+void store_dir_close(struct store_dir *d)
+{
+	if (d->lock_fd >= 0)
+		close(d->lock_fd); /* releases the flock */
+	if (d->dfd >= 0)
+		close(d->dfd);
+	free(d->path);
+	free(d->name);
+	d->path = d->name = NULL;
+	d->dfd = d->lock_fd = -1;
+}
+
+int sd_read_all(const struct store_dir *d, const char *name, uint8_t **data, size_t *len)
+{
+	struct stat sb;
+	size_t got = 0;
+	uint8_t *p;
+	int fd = openat(d->dfd, name, O_RDONLY | O_CLOEXEC), e;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) != 0) {
+		e = errno;
+		close(fd);
+		return -e;
+	}
+	p = malloc(sb.st_size > 0 ? (size_t)sb.st_size : 1);
+	if (!p) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (got < (size_t)sb.st_size) {
+		ssize_t n = read(fd, p + got, (size_t)sb.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* A file that shrank under us is as unreadable as one that failed. */
+			e = n < 0 ? errno : EIO;
+			free(p);
+			close(fd);
+			return -e;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	*data = p;
+	*len = got;
+	return 0;
+}
+
+int sd_sync_dir(const struct store_dir *d, char *err, size_t errlen)
+{
+	if (fsync(d->dfd) != 0) {
+		int e = errno;
+
+		sd_err(err, errlen, "%s: fsync: %s", d->path, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+struct tmp_out {
+	int fd;
+	uint64_t bytes;
+};
+
+static int flush_tmp(void *fctx, struct store_buf *b)
+{
+	struct tmp_out *o = fctx;
+	int e = write_all(o->fd, b->data, b->len);
+
+	if (e)
+		return e;
+	o->bytes += b->len;
+	b->len = 0;
+	return 0;
+}
+
+int sd_write_tmp(const struct store_dir *d, unsigned w, uint16_t workers, uint64_t seq,
+                 uint32_t flags, const struct store_state *st,
+                 bool (*keep)(void *ctx, const uint8_t *client, size_t len), void *ctx,
+                 bool retained, int *fd_keep, uint64_t *bytes, uint64_t *records, char *err,
+                 size_t errlen)
+{
+	struct store_header h = {
+	        .flags = flags, .worker = (uint16_t)w, .workers = workers, .segment = seq};
+	struct tmp_out o = {.fd = -1};
+	struct store_buf b = {0};
+	char name[SD_NAME_MAX];
+	uint64_t n = 0;
+	int e;
+
+	sd_name(d, name, w, seq, ".tmp");
+	o.fd = openat(d->dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (o.fd < 0) {
+		e = -errno;
+		sd_err(err, errlen, "%s/%s: %s", d->path, name, strerror(-e));
+		return e;
+	}
+	e = store_header_encode(&b, &h);
+	if (e == 0 && st)
+		e = store_state_write(st, &b, keep, ctx, retained, flush_tmp, &o, &n);
+	else if (e == 0)
+		e = flush_tmp(&o, &b);
+	if (e == STORE_E_NOMEM || e == STORE_E_FIELD)
+		e = e == STORE_E_NOMEM ? -ENOMEM : -EINVAL;
+	if (e == 0 && fsync(o.fd) != 0)
+		e = -errno;
+	store_buf_free(&b);
+	if (e) {
+		sd_err(err, errlen, "%s/%s: writing: %s", d->path, name, strerror(-e));
+		close(o.fd);
+		unlinkat(d->dfd, name, 0);
+		return e;
+	}
+	if (fd_keep)
+		*fd_keep = o.fd;
+	else
+		close(o.fd);
+	if (bytes)
+		*bytes = o.bytes;
+	if (records)
+		*records = n;
+	return 0;
+}
+
+int sd_commit(const struct store_dir *d, unsigned w, uint64_t seq, char *err, size_t errlen)
+{
+	char from[SD_NAME_MAX], to[SD_NAME_MAX];
+
+	sd_name(d, from, w, seq, ".tmp");
+	sd_name(d, to, w, seq, "");
+	if (renameat(d->dfd, from, d->dfd, to) != 0) {
+		int e = errno;
+
+		sd_err(err, errlen, "%s/%s: rename to %s: %s", d->path, from, to, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+int store_dir_open_append(struct store_dir *d, unsigned worker, uint64_t seq)
+{
+	char name[SD_NAME_MAX];
+	int fd;
+
+	sd_name(d, name, worker, seq, "");
+	fd = openat(d->dfd, name, O_WRONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int store_dir_create_segment(struct store_dir *d, unsigned worker, uint64_t seq, char *err,
+                             size_t errlen)
+{
+	char name[SD_NAME_MAX];
+	int fd = -1, e;
+
+	if (worker >= d->workers) {
+		sd_err(err, errlen, "create segment: worker %u of %u", worker, d->workers);
+		return -EINVAL;
+	}
+	sd_name(d, name, worker, seq, "");
+	/* Never over an existing segment: that would be a broker bug losing records. */
+	if (faccessat(d->dfd, name, F_OK, 0) == 0) {
+		sd_err(err, errlen, "%s/%s: exists already", d->path, name);
+		return -EEXIST;
+	}
+	e = sd_write_tmp(d, worker, (uint16_t)d->workers, seq, 0, NULL, NULL, NULL, false, &fd,
+	                 NULL, NULL, err, errlen);
+	if (e)
+		return e;
+	e = sd_commit(d, worker, seq, err, errlen);
+	if (e) {
+		char tmp[SD_NAME_MAX];
+
+		sd_name(d, tmp, worker, seq, ".tmp");
+		unlinkat(d->dfd, tmp, 0);
+		close(fd);
+		return e;
+	}
+	e = sd_sync_dir(d, err, errlen);
+	if (e) {
+		unlinkat(d->dfd, name, 0);
+		close(fd);
+		return e;
+	}
+	return fd;
+}

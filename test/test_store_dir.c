@@ -1,0 +1,894 @@
+/*
+ * The persistence directory (src/store/dir.h): real files in a fresh directory under /tmp per
+ * test. Recovery of a clean chain, a torn tail cut at every offset of the last record, a
+ * flipped byte in an older segment, a missing segment, a missing base, a newer header, a file
+ * that only has our name, logs of another worker count (resharded into 1, 2 and 4 workers),
+ * a worker's missing log, the lock, compaction (state kept, older segments gone, the later
+ * one untouched, a crash's leftovers cleaned) and a full disk during compaction (RLIMIT_FSIZE
+ * with SIGXFSZ ignored, so the write fails with EFBIG as it would with ENOSPC). What recovery
+ * logs is captured in a memfd and checked.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CUnit/CUnit.h>
+
+#include "store/dir.h"
+#include "store/segment.h"
+#include "store_gen.h"
+#include "store_model.h"
+#include "testutil.h"
+
+#define NAME "starling.log"
+
+static char dir[64];
+static struct log cap_lg;
+static char err[512];
+
+static void setup(void)
+{
+	int fd = memfd_create("store-log", 0);
+
+	strcpy(dir, "/tmp/st-storedir-XXXXXX");
+	if (!mkdtemp(dir) || fd < 0)
+		abort();
+	memset(&cap_lg, 0, sizeof(cap_lg));
+	cap_lg.types = LOG_T_ALL;
+	cap_lg.fds[0] = fd;
+	cap_lg.fd_count = 1;
+	cap_lg.file_fd = -1;
+	err[0] = '\0';
+}
+
+static void teardown(void)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	while (d && (de = readdir(d)) != NULL) {
+		char p[512];
+
+		if (de->d_name[0] == '.' && (!de->d_name[1] || !strcmp(de->d_name, "..")))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		unlink(p);
+	}
+	if (d)
+		closedir(d);
+	rmdir(dir);
+	close(cap_lg.fds[0]);
+}
+
+/* Whether the captured log holds s. */
+static bool logged(const char *s)
+{
+	static char buf[1 << 16];
+	ssize_t n = pread(cap_lg.fds[0], buf, sizeof(buf) - 1, 0);
+
+	buf[n > 0 ? n : 0] = '\0';
+	return strstr(buf, s) != NULL;
+}
+
+static void path_of(char *out, const char *name)
+{
+	snprintf(out, 512, "%s/%s", dir, name);
+}
+
+static void seg_name(char *out, unsigned w, uint64_t seq, const char *suffix)
+{
+	snprintf(out, 128, NAME ".%u.%016llx%s", w, (unsigned long long)seq, suffix);
+}
+
+static void write_file(const char *name, const void *p, size_t n)
+{
+	char path[512];
+	FILE *f;
+
+	path_of(path, name);
+	f = fopen(path, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT_EQUAL(fwrite(p, 1, n, f), n);
+	fclose(f);
+}
+
+static bool exists(const char *name)
+{
+	char path[512];
+
+	path_of(path, name);
+	return access(path, F_OK) == 0;
+}
+
+static long file_size(const char *name)
+{
+	char path[512];
+	struct stat sb;
+
+	path_of(path, name);
+	return stat(path, &sb) == 0 ? (long)sb.st_size : -1;
+}
+
+/* How many directory entries contain s. */
+static unsigned count_named(const char *s)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	unsigned n = 0;
+
+	while (d && (de = readdir(d)) != NULL)
+		n += strstr(de->d_name, s) != NULL;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static void seg_begin(struct store_buf *b, unsigned w, unsigned workers, uint64_t seq,
+                      uint32_t flags)
+{
+	struct store_header h = {.flags = flags,
+	                         .worker = (uint16_t)w,
+	                         .workers = (uint16_t)workers,
+	                         .segment = seq};
+
+	b->len = 0;
+	CU_ASSERT_EQUAL_FATAL(store_header_encode(b, &h), 0);
+}
+
+/* n random records into b and m; ends[i] (if not NULL) the end of record i. */
+static void seg_fill(struct store_buf *b, struct sgen *g, struct model *m, unsigned n, size_t *ends)
+{
+	for (unsigned i = 0; i < n; i++) {
+		sgen_record(g, m);
+		CU_ASSERT_EQUAL_FATAL(store_rec_encode(b, &g->r), 0);
+		model_apply(m, &g->r);
+		if (ends)
+			ends[i] = b->len;
+	}
+}
+
+/* Writes segment seq of worker w: header then n random records. */
+static void make_seg(unsigned w, unsigned workers, uint64_t seq, bool base, struct sgen *g,
+                     struct model *m, unsigned n, size_t *ends, struct store_buf *b)
+{
+	char name[128];
+
+	seg_begin(b, w, workers, seq, base ? STORE_FLAG_BASE : 0);
+	seg_fill(b, g, m, n, ends);
+	seg_name(name, w, seq, "");
+	write_file(name, b->data, b->len);
+}
+
+static void replay_chain(const struct store_chain *c, struct model *m)
+{
+	for (unsigned i = 0; i < c->nsegs; i++) {
+		struct store_seg seg;
+		struct store_rec r;
+
+		CU_ASSERT_EQUAL_FATAL(store_seg_open(&seg, c->segs[i].data, c->segs[i].len, 0), 0);
+		CU_ASSERT_EQUAL(seg.hdr.segment, c->segs[i].seq);
+		CU_ASSERT_EQUAL((seg.hdr.flags & STORE_FLAG_BASE) != 0, i == 0);
+		while (store_seg_next(&seg, &r) > 0)
+			model_apply(m, &r);
+		CU_ASSERT_EQUAL(seg.stop, 0);
+	}
+}
+
+static unsigned home_fn(unsigned n, const uint8_t *client, size_t len)
+{
+	unsigned h = 7;
+
+	for (size_t i = 0; i < len; i++)
+		h = h * 31 + client[i];
+	return h % n;
+}
+
+/* Opens the directory and recovers it; returns recover's result. */
+static int open_recover(struct store_dir *d, unsigned workers, struct store_chain *chains)
+{
+	int e = store_dir_open(d, dir, NAME, workers, err, sizeof(err));
+
+	CU_ASSERT_EQUAL_FATAL(e, 0);
+	return store_dir_recover(d, home_fn, &cap_lg, chains, err, sizeof(err));
+}
+
+static void test_fresh_start(void)
+{
+	struct store_chain chains[3];
+	struct store_dir d;
+	char name[128];
+
+	setup();
+	for (int round = 0; round < 2; round++) {
+		CU_ASSERT_EQUAL_FATAL(open_recover(&d, 3, chains), 0);
+		for (unsigned w = 0; w < 3; w++) {
+			CU_ASSERT_EQUAL(chains[w].nsegs, 1);
+			CU_ASSERT_EQUAL(chains[w].segs[0].seq, 1);
+			CU_ASSERT_EQUAL(chains[w].segs[0].len, STORE_HEADER_LEN);
+			seg_name(name, w, 1, "");
+			CU_ASSERT(exists(name));
+		}
+		store_chains_free(chains, 3);
+		store_dir_close(&d);
+	}
+	CU_ASSERT(!logged("Warning"));
+	CU_ASSERT(!logged("Error"));
+	CU_ASSERT(exists(NAME ".lock"));
+	teardown();
+}
+
+/* A clean chain per worker: every segment in order, the state the records made. */
+static void test_clean_chain(void)
+{
+	struct store_chain chains[2];
+	struct sgen g = {.clients = 6};
+	struct model m0 = {0}, m1 = {0}, r0 = {0}, r1 = {0};
+	struct store_buf b = {0};
+	struct store_dir d;
+	long size7;
+	char name[128];
+
+	setup();
+	srand(21);
+	make_seg(0, 2, 5, true, &g, &m0, 40, NULL, &b);
+	make_seg(0, 2, 6, false, &g, &m0, 40, NULL, &b);
+	make_seg(0, 2, 7, false, &g, &m0, 40, NULL, &b);
+	seg_name(name, 0, 7, "");
+	size7 = file_size(name);
+	make_seg(1, 2, 3, true, &g, &m1, 30, NULL, &b);
+	/* Unrelated files and a moved-aside segment are left alone. */
+	write_file("notes.txt", "x", 1);
+	write_file(NAME ".backup", "x", 1);
+	write_file(NAME ".0.xyz", "x", 1);
+	write_file(NAME ".0.0000000000000002.dropped-1", "x", 1);
+	CU_ASSERT_EQUAL_FATAL(open_recover(&d, 2, chains), 0);
+	CU_ASSERT_EQUAL(chains[0].nsegs, 3);
+	CU_ASSERT_EQUAL(chains[0].segs[0].seq, 5);
+	CU_ASSERT_EQUAL(chains[0].segs[2].seq, 7);
+	CU_ASSERT_EQUAL((long)chains[0].segs[2].len, size7);
+	CU_ASSERT_EQUAL(chains[1].nsegs, 1);
+	replay_chain(&chains[0], &r0);
+	replay_chain(&chains[1], &r1);
+	CU_ASSERT(model_equal(&m0, &r0));
+	CU_ASSERT(model_equal(&m1, &r1));
+	CU_ASSERT(exists("notes.txt") && exists(NAME ".backup") && exists(NAME ".0.xyz"));
+	CU_ASSERT(exists(NAME ".0.0000000000000002.dropped-1"));
+	CU_ASSERT(!logged("Warning"));
+	store_chains_free(chains, 2);
+	store_dir_close(&d);
+	model_free(&m0);
+	model_free(&m1);
+	model_free(&r0);
+	model_free(&r1);
+	store_buf_free(&b);
+	teardown();
+}
+
+/* Two brokers on one directory: the second is refused while the first holds the lock. */
+static void test_lock(void)
+{
+	struct store_dir d, d2;
+
+	setup();
+	CU_ASSERT_EQUAL_FATAL(store_dir_open(&d, dir, NAME, 1, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(store_dir_open(&d2, dir, NAME, 1, err, sizeof(err)), -EWOULDBLOCK);
+	CU_ASSERT(strstr(err, "another broker is running") != NULL);
+	CU_ASSERT(strstr(err, NAME ".lock") != NULL);
+	store_dir_close(&d);
+	CU_ASSERT_EQUAL(store_dir_open(&d2, dir, NAME, 1, err, sizeof(err)), 0);
+	store_dir_close(&d2);
+	/* Not a directory; a bad file name. */
+	write_file("plain", "x", 1);
+	{
+		char p[512];
+
+		path_of(p, "plain");
+		CU_ASSERT_EQUAL(store_dir_open(&d2, p, NAME, 1, err, sizeof(err)), -ENOTDIR);
+		CU_ASSERT(strstr(err, "plain") != NULL);
+		path_of(p, "sub");
+		CU_ASSERT_EQUAL(store_dir_open(&d2, p, NAME, 1, err, sizeof(err)), 0);
+		store_dir_close(&d2);
+		unlink(strcat(p, "/" NAME ".lock"));
+		path_of(p, "sub");
+		rmdir(p);
+	}
+	CU_ASSERT_EQUAL(store_dir_open(&d2, dir, "a/b", 1, err, sizeof(err)), -EINVAL);
+	teardown();
+}
+
+static void replay_file(const char *name, struct model *m, uint32_t *flags);
+
+/* Applies the records of a segment's first len bytes. */
+static void replay_prefix(const uint8_t *data, size_t len, struct model *m)
+{
+	struct store_seg seg;
+	struct store_rec r;
+
+	CU_ASSERT_EQUAL_FATAL(store_seg_open(&seg, data, len, 0), 0);
+	while (store_seg_next(&seg, &r) > 0)
+		model_apply(m, &r);
+	CU_ASSERT_EQUAL(seg.stop, 0);
+}
+
+/* The last record torn at every offset: the file cut at the record before, the rest kept. */
+static void test_torn_tail(void)
+{
+	struct sgen g = {.clients = 4};
+	struct store_buf b1 = {0}, b2 = {0};
+	struct model m = {0}, before = {0};
+	size_t ends[20];
+	char name[128];
+
+	srand(22);
+	seg_begin(&b1, 0, 1, 1, STORE_FLAG_BASE);
+	seg_fill(&b1, &g, &m, 30, NULL);
+	seg_begin(&b2, 0, 1, 2, 0);
+	seg_fill(&b2, &g, &m, 19, ends);
+	/* The model before the last record: the same generation without it. */
+	{
+		struct store_seg seg;
+		struct store_rec r;
+
+		CU_ASSERT_EQUAL_FATAL(store_seg_open(&seg, b1.data, b1.len, 1), 0);
+		while (store_seg_next(&seg, &r) > 0)
+			model_apply(&before, &r);
+		CU_ASSERT_EQUAL_FATAL(store_seg_open(&seg, b2.data, ends[17], 1), 0);
+		while (store_seg_next(&seg, &r) > 0)
+			model_apply(&before, &r);
+	}
+	seg_fill(&b2, &g, &m, 1, ends + 19);
+	seg_name(name, 0, 2, "");
+	for (size_t cut = ends[18]; cut < ends[19]; cut++) {
+		struct store_chain chains[1];
+		struct model r = {0};
+		struct store_dir d;
+
+		setup();
+		write_file(NAME ".0.0000000000000001", b1.data, b1.len);
+		write_file(name, b2.data, cut);
+		CU_ASSERT_EQUAL_FATAL(open_recover(&d, 1, chains), 0);
+		CU_ASSERT_EQUAL(chains[0].nsegs, 2);
+		CU_ASSERT_EQUAL(chains[0].segs[1].len, ends[18]);
+		CU_ASSERT_EQUAL(file_size(name), (long)ends[18]);
+		replay_chain(&chains[0], &r);
+		CU_ASSERT(model_equal(&r, &before));
+		CU_ASSERT_EQUAL(logged("Warning") && logged(name), cut != ends[18]);
+		CU_ASSERT(!logged("Error"));
+		store_chains_free(chains, 1);
+		store_dir_close(&d);
+		model_free(&r);
+		teardown();
+	}
+	model_free(&m);
+	model_free(&before);
+	store_buf_free(&b1);
+	store_buf_free(&b2);
+}
+
+/* A flipped byte in an older segment: cut there, the segments after it moved aside. */
+static void test_flipped_middle(void)
+{
+	struct sgen g = {.clients = 4};
+	struct store_chain chains[2];
+	struct store_buf b = {0};
+	struct model m = {0}, m1 = {0}, r = {0}, r1 = {0}, want = {0};
+	size_t ends[30];
+	char name2[128], name3[128];
+	struct store_dir d;
+
+	setup();
+	srand(23);
+	make_seg(0, 2, 1, true, &g, &m, 30, NULL, &b);
+	make_seg(1, 2, 1, true, &g, &m1, 10, NULL, &b);
+	make_seg(0, 2, 2, false, &g, &m, 30, ends, &b);
+	/* Record 15 of segment 2 damaged: records 0 .. 14 stay. */
+	b.data[ends[14] + 12] ^= 0x40;
+	seg_name(name2, 0, 2, "");
+	write_file(name2, b.data, b.len);
+	{
+		struct store_buf b1 = {0};
+		struct model tmp = {0};
+		uint32_t flags;
+
+		make_seg(0, 2, 3, false, &g, &tmp, 20, NULL, &b1);
+		store_buf_free(&b1);
+		model_free(&tmp);
+		/* want: segment 1 and the first 15 records of segment 2. */
+		replay_file(NAME ".0.0000000000000001", &want, &flags);
+		replay_prefix(b.data, ends[14], &want);
+	}
+	seg_name(name3, 0, 3, "");
+	CU_ASSERT_EQUAL_FATAL(open_recover(&d, 2, chains), 0);
+	CU_ASSERT_EQUAL(chains[0].nsegs, 2);
+	CU_ASSERT_EQUAL(chains[0].segs[1].len, ends[14]);
+	CU_ASSERT_EQUAL(file_size(name2), (long)ends[14]);
+	CU_ASSERT(!exists(name3));
+	CU_ASSERT_EQUAL(count_named(".0.0000000000000003.dropped-"), 1);
+	CU_ASSERT(logged("CRC32C") && logged("Warning"));
+	CU_ASSERT(logged("Error") && logged("follows a damaged segment"));
+	replay_chain(&chains[1], &r1);
+	CU_ASSERT(model_equal(&m1, &r1));
+	replay_chain(&chains[0], &r);
+	CU_ASSERT(model_equal(&r, &want));
+	store_chains_free(chains, 2);
+	store_dir_close(&d);
+	/* Recovering again finds the same, now clean, chain. */
+	model_free(&r);
+	CU_ASSERT_EQUAL_FATAL(open_recover(&d, 2, chains), 0);
+	replay_chain(&chains[0], &r);
+	CU_ASSERT(model_equal(&r, &want));
+	CU_ASSERT_EQUAL(count_named(".dropped-"), 1);
+	store_chains_free(chains, 2);
+	store_dir_close(&d);
+	model_free(&m);
+	model_free(&m1);
+	model_free(&r);
+	model_free(&r1);
+	model_free(&want);
+	store_buf_free(&b);
+	teardown();
+}
+
+/* A missing middle segment: the chain stops before it, later ones moved aside. */
+static void test_missing_middle(void)
+{
+	struct sgen g = {.clients = 4};
+	struct store_chain chains[1];
+	struct store_buf b = {0};
+	struct model m = {0}, m2 = {0}, r = {0};
+	struct store_dir d;
+
+	setup();
+	srand(24);
+	make_seg(0, 1, 1, true, &g, &m, 20, NULL, &b);
+	make_seg(0, 1, 2, false, &g, &m, 20, NULL, &b);
+	model_apply(&m2, &g.r); /* unused: the records below are lost */
+	make_seg(0, 1, 4, false, &g, &m2, 20, NULL, &b);
+	make_seg(0, 1, 5, false, &g, &m2, 20, NULL, &b);
+	CU_ASSERT_EQUAL_FATAL(open_recover(&d, 1, chains), 0);
+	CU_ASSERT_EQUAL(chains[0].nsegs, 2);
+	replay_chain(&chains[0], &r);
+	CU_ASSERT(model_equal(&m, &r));
+	CU_ASSERT_EQUAL(count_named(".0.0000000000000004.dropped-"), 1);
+	CU_ASSERT_EQUAL(count_named(".0.0000000000000005.dropped-"), 1);
+	CU_ASSERT(logged(NAME ".0.0000000000000003 is missing"));
+	store_chains_free(chains, 1);
+	store_dir_close(&d);
+	model_free(&m);
+	model_free(&m2);
+	model_free(&r);
+	store_buf_free(&b);
+	teardown();
+}
+
+/* Segments without a base: the start of the log is gone; an error, nothing touched. */
+static void test_missing_base(void)
+{
+	struct sgen g = {.clients = 4};
+	struct store_chain chains[1];
+	struct store_buf b = {0};
+	struct model m = {0};
+	struct store_dir d;
+
+	setup();
+	srand(25);
+	make_seg(0, 1, 2, false, &g, &m, 5, NULL, &b);
+	make_seg(0, 1, 3, false, &g, &m, 5, NULL, &b);
+	CU_ASSERT_EQUAL(open_recover(&d, 1, chains), -ENOENT);
+	CU_ASSERT(strstr(err, "no base segment") != NULL);
+	CU_ASSERT(exists(NAME ".0.0000000000000002") && exists(NAME ".0.0000000000000003"));
+	store_dir_close(&d);
+	model_free(&m);
+	store_buf_free(&b);
+	teardown();
+}
+
+/* Header errors name the file and refuse the start: newer, corrupt, not a log. */
+static void test_bad_headers(void)
+{
+	static const struct {
+		int off, val, want;
+	} cases[] = {
+	        {8, STORE_VERSION + 1, STORE_E_NEWER}, /* version */
+	        {12, 4, STORE_E_NEWER},                /* an unknown flag */
+	        {20, 9, STORE_E_HEADER},               /* segment number (CRC fails) */
+	        {0, 'X', STORE_E_NOT_LOG},             /* magic */
+	};
+	struct store_buf b = {0};
+
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct store_chain chains[1];
+		struct store_dir d;
+		uint32_t crc;
+
+		setup();
+		seg_begin(&b, 0, 1, 1, STORE_FLAG_BASE);
+		b.data[cases[i].off] = (uint8_t)cases[i].val;
+		if (cases[i].off == 8 || cases[i].off == 12) {
+			crc = store_crc32c(0, b.data, 28);
+			for (int k = 0; k < 4; k++)
+				b.data[28 + k] = (uint8_t)(crc >> (8 * k));
+		}
+		write_file(NAME ".0.0000000000000001", b.data, b.len);
+		CU_ASSERT_EQUAL(open_recover(&d, 1, chains), cases[i].want);
+		CU_ASSERT(strstr(err, NAME ".0.0000000000000001") != NULL);
+		CU_ASSERT(exists(NAME ".0.0000000000000001"));
+		store_dir_close(&d);
+		teardown();
+	}
+	/* A file with our name pattern that is not a log; Mosquitto's file is not read. */
+	{
+		struct store_chain chains[1];
+		struct store_dir d;
+
+		setup();
+		write_file(NAME ".0.0000000000000001", "hello", 5);
+		CU_ASSERT_EQUAL(open_recover(&d, 1, chains), STORE_E_NOT_LOG);
+		CU_ASSERT(strstr(err, "not a Starling log") != NULL);
+		store_dir_close(&d);
+		teardown();
+		setup();
+		write_file(NAME, "mosquitto db", 12);
+		CU_ASSERT_EQUAL(open_recover(&d, 1, chains), 0);
+		CU_ASSERT(logged("does not import Mosquitto"));
+		CU_ASSERT(exists(NAME));
+		store_chains_free(chains, 1);
+		store_dir_close(&d);
+		teardown();
+	}
+	/* A header whose worker or segment is not its file name's. */
+	{
+		struct store_chain chains[2];
+		struct store_dir d;
+
+		setup();
+		seg_begin(&b, 1, 2, 1, STORE_FLAG_BASE);
+		write_file(NAME ".0.0000000000000001", b.data, b.len);
+		CU_ASSERT_EQUAL(open_recover(&d, 2, chains), STORE_E_HEADER);
+		CU_ASSERT(strstr(err, "header names worker 1") != NULL);
+		store_dir_close(&d);
+		teardown();
+	}
+	store_buf_free(&b);
+}
+
+/* Leftovers: a .tmp removed, segments a newer base supersedes removed. */
+static void test_leftovers(void)
+{
+	struct sgen g = {.clients = 4};
+	struct store_chain chains[1];
+	struct store_buf b = {0};
+	struct model old = {0}, m = {0}, r = {0};
+	struct store_dir d;
+
+	setup();
+	srand(26);
+	make_seg(0, 1, 1, true, &g, &old, 10, NULL, &b);
+	make_seg(0, 1, 2, false, &g, &old, 10, NULL, &b);
+	make_seg(0, 1, 3, true, &g, &m, 10, NULL, &b);
+	make_seg(0, 1, 4, false, &g, &m, 10, NULL, &b);
+	write_file(NAME ".0.0000000000000005.tmp", "half", 4);
+	CU_ASSERT_EQUAL_FATAL(open_recover(&d, 1, chains), 0);
+	CU_ASSERT_EQUAL(chains[0].nsegs, 2);
+	CU_ASSERT_EQUAL(chains[0].segs[0].seq, 3);
+	replay_chain(&chains[0], &r);
+	CU_ASSERT(model_equal(&m, &r));
+	CU_ASSERT(!exists(NAME ".0.0000000000000001") && !exists(NAME ".0.0000000000000002"));
+	CU_ASSERT(!exists(NAME ".0.0000000000000005.tmp"));
+	CU_ASSERT(logged("superseded"));
+	store_chains_free(chains, 1);
+	store_dir_close(&d);
+	model_free(&old);
+	model_free(&m);
+	model_free(&r);
+	store_buf_free(&b);
+	teardown();
+}
+
+/* A worker's whole log missing: a new empty base and a warning; mixed counts refused. */
+static void test_missing_worker_and_mixed(void)
+{
+	struct sgen g = {.clients = 4};
+	struct store_chain chains[3];
+	struct store_buf b = {0};
+	struct model m = {0};
+	struct store_dir d;
+
+	setup();
+	srand(27);
+	make_seg(0, 3, 1, true, &g, &m, 10, NULL, &b);
+	make_seg(2, 3, 1, true, &g, &m, 10, NULL, &b);
+	CU_ASSERT_EQUAL_FATAL(open_recover(&d, 3, chains), 0);
+	CU_ASSERT_EQUAL(chains[1].nsegs, 1);
+	CU_ASSERT_EQUAL(chains[1].segs[0].len, STORE_HEADER_LEN);
+	CU_ASSERT(exists(NAME ".1.0000000000000001"));
+	CU_ASSERT(logged("Warning: worker 1's log was missing"));
+	store_chains_free(chains, 3);
+	store_dir_close(&d);
+	make_seg(1, 2, 7, true, &g, &m, 10, NULL, &b);
+	CU_ASSERT_EQUAL(open_recover(&d, 3, chains), STORE_E_FOREIGN);
+	CU_ASSERT(strstr(err, "two worker counts") != NULL);
+	store_dir_close(&d);
+	model_free(&m);
+	store_buf_free(&b);
+	teardown();
+}
+
+/*
+ * A log of 3 workers (sessions on their home worker, retained on worker 0) opened with 1, 2
+ * and 4 workers: one base per new worker, each session in its home log, retained in worker
+ * 0's, the same state, the old files gone.
+ */
+static void test_reshard(void)
+{
+	static const unsigned counts[] = {1, 2, 4};
+	struct sgen g = {.clients = 40};
+	struct store_buf logs[3] = {{0}}, b = {0};
+	struct model m = {0};
+
+	srand(28);
+	for (unsigned w = 0; w < 3; w++)
+		seg_begin(&logs[w], w, 3, w == 1 ? 9 : 1, STORE_FLAG_BASE);
+	for (int i = 0; i < 3000; i++) {
+		unsigned w;
+
+		sgen_record(&g, &m);
+		model_apply(&m, &g.r);
+		w = g.r.client.len ? home_fn(3, g.r.client.ptr, g.r.client.len) : 0;
+		CU_ASSERT_EQUAL_FATAL(store_rec_encode(&logs[w], &g.r), 0);
+	}
+	for (unsigned k = 0; k < 3; k++) {
+		struct store_chain chains[4];
+		struct model all = {0};
+		struct store_dir d;
+		char name[128];
+
+		setup();
+		for (unsigned w = 0; w < 3; w++) {
+			seg_name(name, w, w == 1 ? 9 : 1, "");
+			write_file(name, logs[w].data, logs[w].len);
+		}
+		/* Worker 1's log continues in a second segment. */
+		seg_begin(&b, 1, 3, 10, 0);
+		seg_name(name, 1, 10, "");
+		write_file(name, b.data, b.len);
+		CU_ASSERT_EQUAL_FATAL(open_recover(&d, counts[k], chains), 0);
+		CU_ASSERT(logged("Resharded"));
+		for (unsigned w = 0; w < counts[k]; w++) {
+			struct store_seg seg;
+			struct store_rec r;
+
+			CU_ASSERT_EQUAL(chains[w].nsegs, 1);
+			CU_ASSERT_EQUAL(chains[w].segs[0].seq, 11);
+			CU_ASSERT_EQUAL_FATAL(store_seg_open(&seg, chains[w].segs[0].data,
+			                                     chains[w].segs[0].len, counts[k]),
+			                      0);
+			CU_ASSERT(seg.hdr.flags & STORE_FLAG_BASE);
+			while (store_seg_next(&seg, &r) > 0) {
+				unsigned want = r.client.len ? home_fn(counts[k], r.client.ptr,
+				                                       r.client.len)
+				                             : 0;
+
+				CU_ASSERT_EQUAL(want, w);
+			}
+			replay_chain(&chains[w], &all);
+		}
+		CU_ASSERT(model_equal(&m, &all));
+		for (unsigned w = 0; w < 3; w++) {
+			seg_name(name, w, w == 1 ? 9 : 1, "");
+			CU_ASSERT(!exists(name) || counts[k] > w);
+		}
+		CU_ASSERT(!exists(NAME ".1.000000000000000a"));
+		CU_ASSERT_EQUAL(count_named(".tmp"), 0);
+		store_chains_free(chains, counts[k]);
+		store_dir_close(&d);
+		/* Opened again with the same count: no resharding, the same state. */
+		model_free(&all);
+		CU_ASSERT_EQUAL_FATAL(open_recover(&d, counts[k], chains), 0);
+		for (unsigned w = 0; w < counts[k]; w++)
+			replay_chain(&chains[w], &all);
+		CU_ASSERT(model_equal(&m, &all));
+		store_chains_free(chains, counts[k]);
+		store_dir_close(&d);
+		model_free(&all);
+		teardown();
+	}
+	for (unsigned w = 0; w < 3; w++)
+		store_buf_free(&logs[w]);
+	store_buf_free(&b);
+	model_free(&m);
+}
+
+/* Reads a segment file whole. */
+static uint8_t *slurp(const char *name, size_t *len)
+{
+	char path[512];
+	FILE *f;
+	uint8_t *p;
+	long n;
+
+	path_of(path, name);
+	f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	p = malloc(n > 0 ? (size_t)n : 1);
+	*len = fread(p, 1, (size_t)n, f);
+	fclose(f);
+	return p;
+}
+
+static void replay_file(const char *name, struct model *m, uint32_t *flags)
+{
+	struct store_seg seg;
+	struct store_rec r;
+	size_t len;
+	uint8_t *p = slurp(name, &len);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_EQUAL_FATAL(store_seg_open(&seg, p, len, 0), 0);
+	*flags = seg.hdr.flags;
+	while (store_seg_next(&seg, &r) > 0)
+		model_apply(m, &r);
+	CU_ASSERT_EQUAL(seg.stop, 0);
+	free(p);
+}
+
+/* Compaction: 1..4 become base 4 with their state; 5, being appended to, untouched. */
+static void test_compact(void)
+{
+	struct sgen g = {.clients = 6};
+	struct store_compact_stats cs;
+	struct store_chain chains[2];
+	struct store_buf b = {0};
+	struct model m = {0}, m5 = {0}, base = {0}, r = {0};
+	uint8_t *before5, *after5;
+	size_t len5, len5b;
+	struct store_dir d;
+	uint32_t flags = 0;
+	int fd;
+
+	setup();
+	srand(29);
+	for (uint64_t q = 1; q <= 4; q++)
+		make_seg(1, 2, q, q == 1, &g, &m, 300, NULL, &b);
+	CU_ASSERT_EQUAL_FATAL(open_recover(&d, 2, chains), 0);
+	store_chains_free(chains, 2);
+	fd = store_dir_create_segment(&d, 1, 5, err, sizeof(err));
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(store_dir_create_segment(&d, 1, 5, err, sizeof(err)), -EEXIST);
+	/* The worker appends to 5 through its descriptor. */
+	seg_begin(&b, 1, 2, 5, 0);
+	seg_fill(&b, &g, &m, 50, NULL);
+	CU_ASSERT_EQUAL(
+	        pwrite(fd, b.data + STORE_HEADER_LEN, b.len - STORE_HEADER_LEN, STORE_HEADER_LEN),
+	        (ssize_t)(b.len - STORE_HEADER_LEN));
+	close(fd);
+	before5 = slurp(NAME ".1.0000000000000005", &len5);
+	CU_ASSERT_EQUAL(len5, b.len);
+	CU_ASSERT(memcmp(before5, b.data, b.len) == 0);
+	/* The model of 1..4 alone. */
+	for (uint64_t q = 1; q <= 4; q++) {
+		char name[128];
+
+		seg_name(name, 1, q, "");
+		replay_file(name, &m5, &flags);
+	}
+	CU_ASSERT_EQUAL(store_dir_compact(&d, 1, 1, 4, &cs, err, sizeof(err)), 0);
+	replay_file(NAME ".1.0000000000000004", &base, &flags);
+	CU_ASSERT(flags & STORE_FLAG_BASE);
+	CU_ASSERT(model_equal(&m5, &base));
+	CU_ASSERT_EQUAL(cs.records_in, 1200);
+	CU_ASSERT_EQUAL(cs.records_out, base.n);
+	CU_ASSERT_EQUAL((long)cs.bytes_out, file_size(NAME ".1.0000000000000004"));
+	CU_ASSERT(cs.bytes_out < cs.bytes_in);
+	for (uint64_t q = 1; q <= 3; q++) {
+		char name[128];
+
+		seg_name(name, 1, q, "");
+		CU_ASSERT(!exists(name));
+	}
+	after5 = slurp(NAME ".1.0000000000000005", &len5b);
+	CU_ASSERT(len5b == len5 && memcmp(before5, after5, len5) == 0);
+	CU_ASSERT_EQUAL(count_named(".tmp"), 0);
+	/* A compaction whose first segment is not a base is refused. */
+	CU_ASSERT_EQUAL(store_dir_compact(&d, 1, 5, 5, &cs, err, sizeof(err)), STORE_E_HEADER);
+	CU_ASSERT(exists(NAME ".1.0000000000000005"));
+	store_dir_close(&d);
+	/* Recovery: base 4 then 5, the whole state. */
+	CU_ASSERT_EQUAL_FATAL(open_recover(&d, 2, chains), 0);
+	CU_ASSERT_EQUAL(chains[1].nsegs, 2);
+	replay_chain(&chains[1], &r);
+	CU_ASSERT(model_equal(&m, &r));
+	store_chains_free(chains, 2);
+	store_dir_close(&d);
+	free(before5);
+	free(after5);
+	model_free(&m);
+	model_free(&m5);
+	model_free(&base);
+	model_free(&r);
+	store_buf_free(&b);
+	teardown();
+}
+
+/*
+ * A full disk during compaction: RLIMIT_FSIZE below the base's size with SIGXFSZ ignored, so
+ * write(2) fails with EFBIG where a full disk gives ENOSPC. Nothing changes but the .tmp,
+ * which is removed.
+ */
+static void test_compact_disk_full(void)
+{
+	struct sgen g = {.clients = 6};
+	struct store_compact_stats cs;
+	struct store_chain chains[1];
+	struct store_buf b = {0};
+	struct model m = {0};
+	struct rlimit old, lim;
+	struct sigaction ign = {.sa_handler = SIG_IGN}, prev;
+	long s1, s2;
+	struct store_dir d;
+	int e;
+
+	setup();
+	srand(30);
+	make_seg(0, 1, 1, true, &g, &m, 400, NULL, &b);
+	make_seg(0, 1, 2, false, &g, &m, 400, NULL, &b);
+	s1 = file_size(NAME ".0.0000000000000001");
+	s2 = file_size(NAME ".0.0000000000000002");
+	CU_ASSERT_EQUAL_FATAL(open_recover(&d, 1, chains), 0);
+	store_chains_free(chains, 1);
+	CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_FSIZE, &old), 0);
+	sigaction(SIGXFSZ, &ign, &prev);
+	lim = old;
+	lim.rlim_cur = 1000;
+	CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	e = store_dir_compact(&d, 0, 1, 2, &cs, err, sizeof(err));
+	setrlimit(RLIMIT_FSIZE, &old);
+	sigaction(SIGXFSZ, &prev, NULL);
+	CU_ASSERT_EQUAL(e, -EFBIG);
+	CU_ASSERT(strstr(err, ".tmp") != NULL);
+	CU_ASSERT_EQUAL(count_named(".tmp"), 0);
+	CU_ASSERT_EQUAL(file_size(NAME ".0.0000000000000001"), s1);
+	CU_ASSERT_EQUAL(file_size(NAME ".0.0000000000000002"), s2);
+	/* With room again it succeeds. */
+	CU_ASSERT_EQUAL(store_dir_compact(&d, 0, 1, 2, &cs, err, sizeof(err)), 0);
+	CU_ASSERT(!exists(NAME ".0.0000000000000001"));
+	store_dir_close(&d);
+	model_free(&m);
+	store_buf_free(&b);
+	teardown();
+}
+
+int main(void)
+{
+	static const struct tu_test tests[] = {
+	        {"fresh directory: an empty base per worker", test_fresh_start},
+	        {"clean chains replay what was written", test_clean_chain},
+	        {"the lock refuses a second broker", test_lock},
+	        {"a torn tail is cut at every offset", test_torn_tail},
+	        {"a flipped byte in an older segment", test_flipped_middle},
+	        {"a missing middle segment", test_missing_middle},
+	        {"segments without a base are refused", test_missing_base},
+	        {"bad headers, foreign files, Mosquitto's file", test_bad_headers},
+	        {"a .tmp and superseded segments are removed", test_leftovers},
+	        {"a missing worker log; mixed worker counts", test_missing_worker_and_mixed},
+	        {"resharding 3 workers into 1, 2 and 4", test_reshard},
+	        {"compaction keeps the state and the later segment", test_compact},
+	        {"a full disk during compaction changes nothing", test_compact_disk_full},
+	        {NULL, NULL},
+	};
+
+	tu_add_suite("store directory", tests);
+	return tu_run_registry();
+}
