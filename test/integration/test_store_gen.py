@@ -14,7 +14,8 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import SANITIZER_MARKERS, tool
+from harness import SANITIZER_MARKERS, WORKERS, Broker, starling_only, tool
+from rawmqtt import PUBLISH, RawClient
 
 GEN = tool("starling-store-gen")
 MAGIC = b"\x89STLOG\r\n"
@@ -113,6 +114,49 @@ class StoreGenTest(unittest.TestCase):
         rc, _, err = gen(self.dir, "--check")
         self.assertEqual(rc, 1)
         self.assertIn("CRC", err)
+
+
+    def loaded_broker(self, gen_workers):
+        """A starlingd started on a generated directory; returns (broker, generator's JSON)."""
+        rc, out, err = gen(self.dir, "--workers", gen_workers, "--retained", 3000,
+                           "--sessions", 40, "--queued", 3)
+        self.assertEqual(rc, 0, err)
+        broker = Broker(["persistence true", "persistence_location " + self.dir])
+        broker.start()
+        self.addCleanup(broker.stop)
+        return broker, json.loads(out)
+
+    def check_loaded(self, broker, info):
+        r = RawClient(broker.port)
+        self.addCleanup(r.close)
+        self.assertEqual(r.connect("probe", True, 60).rc, 0)
+        r.subscribe([(info["probe_topic"], 0)])
+        got = r.expect(PUBLISH)
+        self.assertEqual(got.topic, info["probe_topic"])
+        self.assertTrue(got.payload.startswith(info["probe_payload"].encode()), got)
+        self.assertTrue(got.retain)
+        # A stored session: present, with its three queued QoS 1 messages.
+        s = RawClient(broker.port)
+        self.addCleanup(s.close)
+        ca = s.connect("gen-7", False, 60)
+        self.assertEqual((ca.rc, ca.session_present), (0, True))
+        msgs = [s.expect(PUBLISH) for _ in range(3)]
+        for m in msgs:
+            s.ack(m)
+        self.assertEqual([m.payload[:len("queued 7/0 ")] for m in msgs],
+                         [b"queued 7/%d " % k for k in range(3)])
+
+    @starling_only("reads Starling's own persistence format")
+    def test_broker_loads_it(self):
+        """starlingd with the worker count the files were written for replays them as they
+        are: the last retained message and a session with its queue are back."""
+        broker, info = self.loaded_broker(WORKERS or 1)
+        self.check_loaded(broker, info)
+
+    @starling_only("reads Starling's own persistence format")
+    def test_broker_reshards_another_worker_count(self):
+        broker, info = self.loaded_broker(3)
+        self.check_loaded(broker, info)
 
 
 if __name__ == "__main__":
