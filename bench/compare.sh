@@ -66,6 +66,9 @@ usage: bench/compare.sh [options]
   --out DIR          results directory (bench/results)
   --persistent       every variant's clients use persistent sessions (starling-bench
                      --persistent), as the *-persist variants' always do: like for like
+  --inflight N       starling-bench --inflight in every run: each publisher's QoS 1/2 window
+                     (default the bench's 20, Mosquitto's max_inflight_messages); with
+                     persistence_sync always it bounds a publisher to N messages per fsync
   --persist-dir DIR  where the *-persist variants' directories are made (/var/tmp; must not
                      be tmpfs: the point is the disk)
   --dry-run          print the runs, run nothing
@@ -101,6 +104,7 @@ OUT=$ROOT/bench/results
 DRY=0
 PERSISTENT=0
 PERSIST_BASE=/var/tmp
+INFLIGHT=""
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -126,6 +130,7 @@ while [ $# -gt 0 ]; do
 	--out) OUT=$2; shift 2 ;;
 	--persistent) PERSISTENT=1; shift ;;
 	--persist-dir) PERSIST_BASE=$2; shift 2 ;;
+	--inflight) INFLIGHT=$2; shift 2 ;;
 	--dry-run) DRY=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "compare.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -431,6 +436,9 @@ run_one() {
 	label="phase=$phase;scenario=$id;broker=$variant;rep=$rep${target:+;target=$target}"
 	if persistent_clients "$variant" && [ "$id" != conn10k ]; then
 		extra="$extra --persistent"
+	fi
+	if [ -n "$INFLIGHT" ] && [ "$id" != conn10k ]; then
+		extra="$extra --inflight $INFLIGHT"
 	fi
 	if [ "$DRY" = 1 ]; then
 		echo "  $variant: starling-bench $(bench_args "$id") $extra"

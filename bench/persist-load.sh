@@ -6,8 +6,9 @@
 #   listen     the first TCP connection accepted;
 #   retained   a CONNACK, then one known retained message (the last one written) read back
 #              through a SUBSCRIBE, payload checked;
-#   session    a persistent session's client id (gen-0, clean session 0) connects with session
-#              present set and receives its queued messages;
+#   session    a persistent session's client id (gen-<repeat - 1>, clean session 0: each
+#              start takes a session whose queue the ones before did not empty) connects with
+#              session present set and receives its queued messages;
 # then the broker's RSS (VmRSS) and peak (VmHWM), and its log lines about the load. The files
 # are in the page cache (just written) unless --cold, which drops the caches first (root).
 # Results: one JSON line per run in bench/results/persist-load-<stamp>.jsonl and a table.
@@ -112,7 +113,7 @@ import json, os, socket, struct, sys, time
 
 t0, port, topic, prefix, timeout = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3], \
     sys.argv[4].encode(), float(sys.argv[5])
-queued, pid = int(sys.argv[6]), int(sys.argv[7])
+queued, pid, session = int(sys.argv[6]), int(sys.argv[7]), sys.argv[8]
 deadline = t0 + timeout
 out = {}
 
@@ -196,7 +197,7 @@ try:
     c.sock.sendall(b"\xe0\x00")
     c.sock.close()
     # A stored session: present, and its queued messages delivered (acknowledged).
-    c = connect("gen-0", False)
+    c = connect(session, False)
     first, body = c.packet()
     if first >> 4 != 2 or body[1] != 0:
         raise RuntimeError("CONNACK %r" % body)
@@ -255,7 +256,7 @@ CONF
 		t0=$(mono)
 		taskset -c "$BROKER_CPU" "$BIN/starlingd" -c "$conf" >"$log" 2>&1 &
 		BROKER_PID=$!
-		res=$(probe "$t0" "$port" "$topic" "$prefix" "$TIMEOUT" "$QUEUED" "$BROKER_PID")
+		res=$(probe "$t0" "$port" "$topic" "$prefix" "$TIMEOUT" "$QUEUED" "$BROKER_PID" "gen-$((rep - 1))")
 		rss=0
 		hwm=0
 		if kill -0 "$BROKER_PID" 2>/dev/null; then
@@ -282,14 +283,14 @@ r = json.loads(sys.argv[1])
 def t(k):
     return f"{r[k]:.2f} s" if k in r else "-"
 print(f"    start {r['rep']}: listening {t('listen_s')}, CONNACK {t('connack_s')}, "
-      f"retained message read {t('retained_s')}, session gen-0 "
+      f"retained message read {t('retained_s')}, session gen-{r['rep'] - 1} "
       f"{'present' if r.get('session_present') else 'NOT present'} with "
       f"{r.get('queued_received', 0)} queued at {t('session_s')}; "
       f"RSS {r['rss_kb'] / 1024:.0f} MiB (peak {r['hwm_kb'] / 1024:.0f} MiB)"
       + (f"; ERROR {r['error']}" if "error" in r else ""))
 PYEOF
-		if grep -qiE "persist|replay|recover|segment|load" "$log"; then
-			grep -iE "persist|replay|recover|segment|load" "$log" | head -n 8 | sed 's/^/      log: /'
+		if grep -qiE "^[0-9]*: (Persistence|.*persistence)" "$log"; then
+			grep -iE "^[0-9]*: (Persistence|.*persistence)" "$log" | head -n 8 | sed 's/^/      log: /'
 		fi
 		if grep -q '"error"' <<<"$line"; then
 			FAILED=1
