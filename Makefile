@@ -52,7 +52,7 @@ TSAN_UNIT_TESTS := test_chan
 
 obj = $(patsubst %.c,$(B)/$(1)/obj/%.o,$(2))
 
-.PHONY: all deps run test unit integration bench bench-compare format format-check layer-check clean asan \
+.PHONY: all deps run test test-persist unit integration bench bench-compare format format-check layer-check clean asan \
         tsan tsan-build probes
 # Objects are intermediates of pattern chains; keep them so a rebuild relinks only what changed.
 .SECONDARY:
@@ -182,6 +182,19 @@ test: asan
 	if [ $$status -eq 0 ]; then echo "make test: all passed"; else echo "make test: FAILED"; fi; \
 	exit $$status
 
+# The whole integration suite again with persistence on (every test's broker logs to its temp
+# dir, persistence_sync always): every hook on every path the suite covers. Not in `make test`
+# (it doubles its time); the persistence modules themselves are.
+test-persist: asan
+	@status=0; \
+	STARLING_TEST_PERSIST=1 $(PYTHON) test/integration/run.py --bin $(B)/asan --workers 1 \
+		--slices $(SLICES_1) >$(B)/integration-persist-1.log 2>&1 & one=$$!; \
+	STARLING_TEST_PERSIST=1 $(PYTHON) test/integration/run.py --bin $(B)/asan --workers 4 \
+		--slices $(SLICES_4) >$(B)/integration-persist-4.log 2>&1 & four=$$!; \
+	wait $$one || status=1; cat $(B)/integration-persist-1.log; \
+	wait $$four || status=1; cat $(B)/integration-persist-4.log; \
+	exit $$status
+
 # --- benchmarks ----------------------------------------------------------------------
 BENCH_SRC := $(wildcard bench/bench_*.cc)
 BENCHES   := $(patsubst bench/%.cc,$(B)/bench/%,$(BENCH_SRC))
@@ -197,6 +210,12 @@ $(B)/bench/probe_%: bench/probe_%.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -o $@ $< -luring -lpthread
 probes: $(PROBES)
+
+# The start-up load of a large persistence directory: recovery, replay, compaction and
+# resharding times of 1M retained messages and 100k sessions, printed (bench/store_load.c).
+$(B)/bench/store_load: bench/store_load.c $(B)/release/libstbroker.a $(B)/release/libstcodec.a | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS)
 
 bench: $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; $$b --benchmark_min_time=0.2 || exit 1; done

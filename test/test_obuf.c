@@ -284,6 +284,80 @@ static void test_splices(void)
 	msg_unref(c);
 }
 
+/* The test_splices contents, with the logical ranges its splices cover. */
+static void build_mixed(struct obuf *ob, struct expect *e, struct msg *a, struct msg *b,
+                        uint64_t sp[][2], unsigned *nsp)
+{
+	*nsp = 0;
+#define SPLICE(m, off, n)                                                                          \
+	do {                                                                                       \
+		sp[*nsp][0] = e->len;                                                              \
+		splice(ob, e, m, off, n);                                                          \
+		sp[(*nsp)++][1] = e->len;                                                          \
+	} while (0)
+	SPLICE(a, 0, 1500);
+	append(ob, e, "\x30\x0a", 2);
+	SPLICE(b, 0, 1024);
+	SPLICE(b, 5, 30);
+	append(ob, e, "middle bytes", 12);
+	SPLICE(a, 100, 1);
+	append(ob, e, "x", 1);
+	SPLICE(b, 1023, 1);
+	append(ob, e, "tail", 4);
+#undef SPLICE
+}
+
+/* obuf_split at every offset: a prefix and a tail that together are the whole, refs kept. */
+static void test_split(void)
+{
+	static struct expect e, head, rest;
+	struct msg *a = msg_pattern(1500, 1), *b = msg_pattern(1024, 2);
+	uint64_t sp[8][2], acct = 0, total;
+	unsigned nsp, bad = 0;
+
+	e.len = 0;
+	{
+		struct obuf ob = {.acct = &acct};
+
+		build_mixed(&ob, &e, a, b, sp, &nsp);
+		total = ob.total;
+		obuf_release(&ob);
+	}
+	for (uint64_t keep = 0; keep <= total + 1; keep++) {
+		struct obuf ob = {.acct = &acct}, tail = {.acct = &acct};
+		bool inside = keep > total;
+		int ret;
+
+		for (unsigned i = 0; i < nsp; i++)
+			inside |= keep > sp[i][0] && keep < sp[i][1];
+		e.len = 0;
+		build_mixed(&ob, &e, a, b, sp, &nsp);
+		ret = obuf_split(&ob, keep, &tail);
+		if (inside) {
+			if (ret != ST_ERR_LIMIT || ob.total != total || tail.total != 0)
+				bad++;
+			head = e;
+			check_iov_all(&ob, &head);
+		} else {
+			if (ret != ST_OK || ob.total != keep || tail.total != total - keep)
+				bad++;
+			head.len = 0;
+			exp_add(&head, e.b, keep);
+			rest.len = 0;
+			exp_add(&rest, e.b + keep, total - keep);
+			check_iov_all(&ob, &head);
+			check_iov_all(&tail, &rest);
+		}
+		obuf_release(&ob);
+		obuf_release(&tail);
+		if (acct != 0 || a->refs != 1 || b->refs != 1)
+			bad++;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	msg_unref(a);
+	msg_unref(b);
+}
+
 /* Short iovec arrays, for every skip and every iov_max up to what is needed. */
 static void test_iov_short(void)
 {
@@ -513,6 +587,7 @@ int main(void)
 	        {"append across growth", test_append},
 	        {"reserve and commit", test_reserve_commit},
 	        {"splices at several offsets", test_splices},
+	        {"split at every offset", test_split},
 	        {"short iovec arrays", test_iov_short},
 	        {"reset keeps memory, release frees it", test_reset},
 	        {"random contents", test_random},

@@ -25,6 +25,7 @@
 #include "starling/error.h"
 #include "index/msg.h"
 #include "broker/session.h"
+#include "store/record.h"
 #include "session_cases.h"
 #include "testutil.h"
 
@@ -271,6 +272,70 @@ static void test_qos2_flow(void)
 	CU_ASSERT_EQUAL(n->refs, 1);
 	msg_unref(m);
 	msg_unref(n);
+}
+
+/*
+ * Replay (persist_replay.c) rebuilds queue and window from log records: queued messages by
+ * msg_id, stage 1 moves one into a given packet id, a message dropped (PUBREC, expiry) while
+ * its id stays, stage 2 alone (a compacted log), then the session goes on as if never stopped.
+ */
+static void test_restore(void)
+{
+	struct session *s = sess_make(8, 0);
+	struct msg *m[4];
+	struct visit v[8];
+	struct visits vs = {v, 0, 8};
+	struct sess_delivery d;
+	uint16_t pid;
+
+	for (unsigned i = 0; i < 4; i++) {
+		m[i] = msg_make("restored");
+		d = (struct sess_delivery){
+		        .m = msg_ref(m[i]), .qos = (uint8_t)(1 + i % 2), .sid = i + 1};
+		CU_ASSERT_EQUAL(session_restore_queued(s, &d), ST_OK);
+	}
+	CU_ASSERT_EQUAL(s->q_len, 4);
+	CU_ASSERT_TRUE(session_restore_inflight(s, 5, 1, STORE_STAGE_PUBLISH));
+	CU_ASSERT_TRUE(session_restore_inflight(s, 3, 2, STORE_STAGE_PUBLISH));
+	session_restore_unqueue(s, 2); /* its PUBREC: the message goes, the id stays */
+	CU_ASSERT_EQUAL(m[1]->refs, 1);
+	CU_ASSERT_TRUE(session_restore_inflight(s, 3, 2, STORE_STAGE_PUBREL));
+	CU_ASSERT_TRUE(session_restore_inflight(s, 7, 99, STORE_STAGE_PUBREL));
+	CU_ASSERT_FALSE(session_restore_inflight(s, 6, 42, STORE_STAGE_PUBLISH)); /* not queued */
+	CU_ASSERT_FALSE(session_restore_inflight(s, 0, 3, STORE_STAGE_PUBLISH));
+	CU_ASSERT_FALSE(session_restore_inflight(s, 5, 3, STORE_STAGE_PUBLISH)); /* id in use */
+	CU_ASSERT_FALSE(session_restore_inflight(s, 9, 3, STORE_STAGE_PUBLISH)); /* past window */
+	CU_ASSERT_EQUAL(s->inflight, 3);
+	CU_ASSERT_EQUAL(s->q_len, 2);
+	session_restore_unqueue(s, 4);
+	CU_ASSERT_EQUAL(s->q_len, 1);
+	CU_ASSERT_EQUAL(m[3]->refs, 1);
+	CU_ASSERT_EQUAL_FATAL(visits_collect(s, &vs), 3);
+	CU_ASSERT_EQUAL(v[0].pid, 5);
+	CU_ASSERT_EQUAL(v[0].state, SLOT_WAIT_PUBACK);
+	CU_ASSERT_PTR_EQUAL(v[0].m, m[0]);
+	CU_ASSERT_EQUAL(v[1].pid, 3);
+	CU_ASSERT_EQUAL(v[1].state, SLOT_WAIT_PUBCOMP);
+	CU_ASSERT_PTR_NULL(v[1].m);
+	CU_ASSERT_EQUAL(v[2].pid, 7);
+	CU_ASSERT_EQUAL(v[2].state, SLOT_WAIT_PUBCOMP);
+	/* It goes on: ids 3 and 7 are not handed out while in use. */
+	CU_ASSERT_TRUE(session_out_puback(s, 5));
+	CU_ASSERT_EQUAL(m[0]->refs, 1);
+	CU_ASSERT_TRUE_FATAL(session_out_next(s, &d, &pid));
+	CU_ASSERT_PTR_EQUAL(d.m, m[2]);
+	CU_ASSERT(pid != 3 && pid != 7 && pid >= 1 && pid <= 8);
+	CU_ASSERT_TRUE(session_out_pubcomp(s, 3));
+	CU_ASSERT_TRUE(session_out_pubcomp(s, 7));
+	session_restore_clear(s, pid);
+	session_restore_clear(s, pid); /* twice: nothing */
+	CU_ASSERT_EQUAL(s->inflight, 0);
+	CU_ASSERT_EQUAL(s->nfree, s->slots_cap);
+	session_free(s);
+	for (unsigned i = 0; i < 4; i++) {
+		CU_ASSERT_EQUAL(m[i]->refs, 1);
+		msg_unref(m[i]);
+	}
 }
 
 /* Every acknowledgement in the wrong state returns false and changes nothing. */
@@ -692,6 +757,7 @@ int main(void)
 	static const struct tu_test in[] = {
 	        {"QoS 2 inbound: once until PUBREL", test_in_qos2},
 	        {"subscription list", test_subs},
+	        {"restored from log records", test_restore},
 	        {NULL, NULL},
 	};
 

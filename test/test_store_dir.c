@@ -248,6 +248,7 @@ static void test_clean_chain(void)
 	write_file("notes.txt", "x", 1);
 	write_file(NAME ".backup", "x", 1);
 	write_file(NAME ".0.xyz", "x", 1);
+	write_file(NAME ".01.0000000000000001", "x", 1);
 	write_file(NAME ".0.0000000000000002.dropped-1", "x", 1);
 	CU_ASSERT_EQUAL_FATAL(open_recover(&d, 2, chains), 0);
 	CU_ASSERT_EQUAL(chains[0].nsegs, 3);
@@ -260,6 +261,7 @@ static void test_clean_chain(void)
 	CU_ASSERT(model_equal(&m0, &r0));
 	CU_ASSERT(model_equal(&m1, &r1));
 	CU_ASSERT(exists("notes.txt") && exists(NAME ".backup") && exists(NAME ".0.xyz"));
+	CU_ASSERT(exists(NAME ".01.0000000000000001"));
 	CU_ASSERT(exists(NAME ".0.0000000000000002.dropped-1"));
 	CU_ASSERT(!logged("Warning"));
 	store_chains_free(chains, 2);
@@ -450,7 +452,7 @@ static void test_missing_middle(void)
 	srand(24);
 	make_seg(0, 1, 1, true, &g, &m, 20, NULL, &b);
 	make_seg(0, 1, 2, false, &g, &m, 20, NULL, &b);
-	model_apply(&m2, &g.r); /* unused: the records below are lost */
+	/* m2: the records of the segments after the gap, which are lost. */
 	make_seg(0, 1, 4, false, &g, &m2, 20, NULL, &b);
 	make_seg(0, 1, 5, false, &g, &m2, 20, NULL, &b);
 	CU_ASSERT_EQUAL_FATAL(open_recover(&d, 1, chains), 0);
@@ -707,6 +709,140 @@ static void test_reshard(void)
 	model_free(&m);
 }
 
+/* Old logs of 3 workers as test_reshard writes them; m gets the state. */
+static void old_logs(struct store_buf logs[3], struct model *m)
+{
+	struct sgen g = {.clients = 30};
+
+	srand(31);
+	for (unsigned w = 0; w < 3; w++)
+		seg_begin(&logs[w], w, 3, 4, STORE_FLAG_BASE);
+	for (int i = 0; i < 1500; i++) {
+		unsigned w;
+
+		sgen_record(&g, m);
+		model_apply(m, &g.r);
+		w = g.r.client.len ? home_fn(3, g.r.client.ptr, g.r.client.len) : 0;
+		CU_ASSERT_EQUAL_FATAL(store_rec_encode(&logs[w], &g.r), 0);
+	}
+}
+
+static void write_old_logs(const struct store_buf logs[3])
+{
+	char name[128];
+
+	for (unsigned w = 0; w < 3; w++) {
+		seg_name(name, w, 4, "");
+		write_file(name, logs[w].data, logs[w].len);
+	}
+}
+
+/*
+ * A resharding cut short: the old logs still there beside all the new bases (the unlinks
+ * lost) is finished; beside only some of them (the renames cut short) it starts over.
+ */
+static void test_reshard_cut_short(void)
+{
+	struct store_buf logs[3] = {{0}};
+	struct model m = {0};
+
+	old_logs(logs, &m);
+	for (int partial = 0; partial < 2; partial++) {
+		struct store_chain chains[2];
+		struct model all = {0};
+		struct store_dir d;
+
+		setup();
+		write_old_logs(logs);
+		CU_ASSERT_EQUAL_FATAL(open_recover(&d, 2, chains), 0);
+		store_chains_free(chains, 2);
+		store_dir_close(&d);
+		CU_ASSERT(exists(NAME ".0.0000000000000005") && exists(NAME ".1.0000000000000005"));
+		write_old_logs(logs);
+		if (partial)
+			CU_ASSERT_EQUAL(unlinkat(AT_FDCWD,
+			                         strcat(strcpy((char[512]){0}, dir),
+			                                "/" NAME ".1.0000000000000005"),
+			                         0),
+			                0);
+		CU_ASSERT_EQUAL_FATAL(open_recover(&d, 2, chains), 0);
+		CU_ASSERT(logged(partial ? "resharding again" : "Finishing a resharding"));
+		CU_ASSERT(!exists(NAME ".0.0000000000000004") &&
+		          !exists(NAME ".2.0000000000000004"));
+		replay_chain(&chains[0], &all);
+		replay_chain(&chains[1], &all);
+		CU_ASSERT(model_equal(&m, &all));
+		store_chains_free(chains, 2);
+		store_dir_close(&d);
+		model_free(&all);
+		teardown();
+	}
+	/* New bases that are not above the old files: a mix recovery refuses. */
+	{
+		struct store_chain chains[2];
+		struct store_buf b = {0};
+		struct store_dir d;
+
+		setup();
+		write_old_logs(logs);
+		seg_begin(&b, 0, 2, 2, STORE_FLAG_BASE);
+		write_file(NAME ".0.0000000000000002", b.data, b.len);
+		seg_begin(&b, 1, 2, 2, STORE_FLAG_BASE);
+		write_file(NAME ".1.0000000000000002", b.data, b.len);
+		CU_ASSERT_EQUAL(open_recover(&d, 2, chains), STORE_E_FOREIGN);
+		CU_ASSERT(exists(NAME ".0.0000000000000004"));
+		store_dir_close(&d);
+		store_buf_free(&b);
+		teardown();
+	}
+	for (unsigned w = 0; w < 3; w++)
+		store_buf_free(&logs[w]);
+	model_free(&m);
+}
+
+/* A full disk while resharding: the error returned, the old logs whole, no new file left. */
+static void test_reshard_disk_full(void)
+{
+	struct store_buf logs[3] = {{0}};
+	struct sigaction ign = {.sa_handler = SIG_IGN}, prev;
+	struct store_chain chains[2];
+	struct rlimit old, lim;
+	struct model m = {0}, all = {0};
+	struct store_dir d;
+	int e;
+
+	old_logs(logs, &m);
+	setup();
+	write_old_logs(logs);
+	CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_FSIZE, &old), 0);
+	sigaction(SIGXFSZ, &ign, &prev);
+	lim = old;
+	lim.rlim_cur = 2000;
+	CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	CU_ASSERT_EQUAL_FATAL(store_dir_open(&d, dir, NAME, 2, err, sizeof(err)), 0);
+	e = store_dir_recover(&d, home_fn, &cap_lg, chains, err, sizeof(err));
+	setrlimit(RLIMIT_FSIZE, &old);
+	sigaction(SIGXFSZ, &prev, NULL);
+	CU_ASSERT_EQUAL(e, -EFBIG);
+	CU_ASSERT_EQUAL(count_named(".tmp"), 0);
+	CU_ASSERT_EQUAL(count_named(NAME ".0."), 1);
+	CU_ASSERT_EQUAL(file_size(NAME ".0.0000000000000004"), (long)logs[0].len);
+	CU_ASSERT_EQUAL(file_size(NAME ".2.0000000000000004"), (long)logs[2].len);
+	store_dir_close(&d);
+	/* With room, the same directory reshards. */
+	CU_ASSERT_EQUAL_FATAL(open_recover(&d, 2, chains), 0);
+	replay_chain(&chains[0], &all);
+	replay_chain(&chains[1], &all);
+	CU_ASSERT(model_equal(&m, &all));
+	store_chains_free(chains, 2);
+	store_dir_close(&d);
+	teardown();
+	for (unsigned w = 0; w < 3; w++)
+		store_buf_free(&logs[w]);
+	model_free(&m);
+	model_free(&all);
+}
+
 /* Reads a segment file whole. */
 static uint8_t *slurp(const char *name, size_t *len)
 {
@@ -774,6 +910,14 @@ static void test_compact(void)
 	        pwrite(fd, b.data + STORE_HEADER_LEN, b.len - STORE_HEADER_LEN, STORE_HEADER_LEN),
 	        (ssize_t)(b.len - STORE_HEADER_LEN));
 	close(fd);
+	/* Appending reopens it; a segment that does not exist is an error. */
+	fd = store_dir_open_append(&d, 1, 5);
+	CU_ASSERT(fd >= 0);
+	CU_ASSERT_EQUAL(fcntl(fd, F_GETFL) & O_ACCMODE, O_WRONLY);
+	CU_ASSERT(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	close(fd);
+	CU_ASSERT_EQUAL(store_dir_open_append(&d, 1, 6), -ENOENT);
+	CU_ASSERT_EQUAL(count_named(".tmp"), 0);
 	before5 = slurp(NAME ".1.0000000000000005", &len5);
 	CU_ASSERT_EQUAL(len5, b.len);
 	CU_ASSERT(memcmp(before5, b.data, b.len) == 0);
@@ -817,6 +961,36 @@ static void test_compact(void)
 	model_free(&m);
 	model_free(&m5);
 	model_free(&base);
+	model_free(&r);
+	store_buf_free(&b);
+	teardown();
+}
+
+/* A base inside the range compacted supersedes what came before it. */
+static void test_compact_newer_base(void)
+{
+	struct sgen g = {.clients = 6};
+	struct store_compact_stats cs;
+	struct store_buf b = {0};
+	struct model old = {0}, m = {0}, r = {0};
+	struct store_dir d;
+	uint32_t flags;
+
+	setup();
+	srand(32);
+	make_seg(0, 1, 1, true, &g, &old, 100, NULL, &b);
+	make_seg(0, 1, 2, false, &g, &old, 100, NULL, &b);
+	make_seg(0, 1, 3, true, &g, &m, 100, NULL, &b);
+	make_seg(0, 1, 4, false, &g, &m, 100, NULL, &b);
+	CU_ASSERT_EQUAL_FATAL(store_dir_open(&d, dir, NAME, 1, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(store_dir_compact(&d, 0, 1, 4, &cs, err, sizeof(err)), 0);
+	replay_file(NAME ".0.0000000000000004", &r, &flags);
+	CU_ASSERT(model_equal(&m, &r));
+	CU_ASSERT(!model_equal(&old, &r));
+	CU_ASSERT_EQUAL(count_named(NAME ".0."), 1);
+	store_dir_close(&d);
+	model_free(&old);
+	model_free(&m);
 	model_free(&r);
 	store_buf_free(&b);
 	teardown();
@@ -884,7 +1058,10 @@ int main(void)
 	        {"a .tmp and superseded segments are removed", test_leftovers},
 	        {"a missing worker log; mixed worker counts", test_missing_worker_and_mixed},
 	        {"resharding 3 workers into 1, 2 and 4", test_reshard},
+	        {"a resharding cut short is finished or redone", test_reshard_cut_short},
+	        {"a full disk while resharding changes nothing", test_reshard_disk_full},
 	        {"compaction keeps the state and the later segment", test_compact},
+	        {"compaction over a newer base starts from it", test_compact_newer_base},
 	        {"a full disk during compaction changes nothing", test_compact_disk_full},
 	        {NULL, NULL},
 	};

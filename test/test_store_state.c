@@ -11,6 +11,7 @@
 
 #include <CUnit/CUnit.h>
 
+#include "failalloc.h"
 #include "store/dir.h"
 #include "store/segment.h"
 #include "store_gen.h"
@@ -366,6 +367,82 @@ static void test_many(void)
 	store_state_free(st);
 }
 
+/* The state's records as a model (allocates: outside a failing window). */
+static void state_model(const struct store_state *st, struct model *m)
+{
+	struct store_buf b = {0};
+
+	CU_ASSERT_EQUAL_FATAL(store_state_encode(st, &b, NULL, NULL, true), 0);
+	replay_buf(&b, m, NULL);
+	store_buf_free(&b);
+}
+
+/*
+ * Every allocation of an apply and of an encode refused in turn: STORE_E_NOMEM, the state
+ * unchanged, nothing leaked (ASan), and the retry succeeds.
+ */
+static void test_allocation_failures(void)
+{
+	struct sgen g = {.clients = 5, .orphan_1 = 30};
+	struct store_state *st = store_state_new();
+	struct model m = {0};
+	unsigned long refused = 0;
+
+	srand(14);
+	for (int i = 0; i < 400; i++) {
+		struct model before = {0}, after = {0};
+		int err = 0;
+		long n;
+
+		sgen_record(&g, &m);
+		state_model(st, &before);
+		for (n = 0; n < 100; n++) {
+			fa_fail_after(n);
+			err = store_state_apply(st, &g.r);
+			fa_reset();
+			if (err == 0)
+				break;
+			CU_ASSERT_EQUAL(err, STORE_E_NOMEM);
+			refused++;
+			state_model(st, &after);
+			CU_ASSERT(model_equal(&before, &after));
+			model_free(&after);
+		}
+		CU_ASSERT_EQUAL(err, 0);
+		model_apply(&m, &g.r);
+		model_free(&before);
+	}
+	CU_ASSERT(refused > 100);
+	{
+		struct model now = {0};
+		struct store_buf b = {0};
+		int err = 0;
+
+		/* The state after the retries is the model's. */
+		state_model(st, &now);
+		CU_ASSERT(model_equal(&m, &now));
+		model_free(&now);
+		for (long n = 0; n < 100; n++) {
+			b.len = 0;
+			fa_fail_after(n);
+			err = store_state_encode(st, &b, NULL, NULL, true);
+			fa_reset();
+			if (err == 0)
+				break;
+			CU_ASSERT_EQUAL(err, STORE_E_NOMEM);
+		}
+		CU_ASSERT_EQUAL(err, 0);
+		replay_buf(&b, &now, NULL);
+		CU_ASSERT(model_equal(&m, &now));
+		model_free(&now);
+		store_buf_free(&b);
+	}
+	CU_ASSERT_PTR_NULL((fa_fail_after(0), store_state_new()));
+	fa_reset();
+	store_state_free(st);
+	model_free(&m);
+}
+
 int main(void)
 {
 	static const struct tu_test tests[] = {
@@ -378,6 +455,7 @@ int main(void)
 	        {"session-put replaces, session-del drops, bad records refused",
 	         test_session_rules},
 	        {"20,000 retained, 3,000 sessions, deletes", test_many},
+	        {"every allocation failure leaves the state unchanged", test_allocation_failures},
 	        {NULL, NULL},
 	};
 

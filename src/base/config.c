@@ -483,17 +483,18 @@ static int opt_persistence_location(struct config *cfg, const struct option *o,
 }
 
 /* A name, not a path: the segments are NAME.<worker>.<seq> next to it in the directory. */
-static int opt_persistence_file(struct config *cfg, const struct option *o,
-                                const struct words *w, const struct where *at)
+static int opt_persistence_file(struct config *cfg, const struct option *o, const struct words *w,
+                                const struct where *at)
 {
 	int rc = copy_value(o->name, cfg->persistence_file, sizeof(cfg->persistence_file) - 24,
 	                    w->rest, at);
 
-	if (rc == ST_OK && (strchr(cfg->persistence_file, '/') ||
-	                    strcmp(cfg->persistence_file, ".") == 0 ||
-	                    strcmp(cfg->persistence_file, "..") == 0))
-		return fail(at, "%s: a file name without '/' is expected (the directory is "
-		                "persistence_location)",
+	if (rc == ST_OK &&
+	    (strchr(cfg->persistence_file, '/') || strcmp(cfg->persistence_file, ".") == 0 ||
+	     strcmp(cfg->persistence_file, "..") == 0))
+		return fail(at,
+		            "%s: a file name without '/' is expected (the directory is "
+		            "persistence_location)",
 		            o->name);
 	return rc;
 }

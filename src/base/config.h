@@ -140,14 +140,14 @@ struct config {
 	bool log_timestamp; /* prefix lines with a time stamp (true) */
 	/* strftime(3) format of the stamp; empty: seconds since the epoch, as Mosquitto. */
 	char log_timestamp_format[CONFIG_LOG_TIMESTAMP_FMT_SIZE];
-	char pid_file[PATH_MAX];    /* empty: none */
+	char pid_file[PATH_MAX]; /* empty: none */
 	/* Persistence (issue 10; kernel-notes/persistence.md). */
-	bool persistence;                 /* keep retained messages and sessions on disk (false) */
+	bool persistence; /* keep retained messages and sessions on disk (false) */
 	char persistence_location[PATH_MAX]; /* the log's directory; empty: the working directory */
 	char persistence_file[NAME_MAX + 1]; /* the log files' name prefix ("starling.db") */
 	uint32_t autosave_interval;          /* compaction period: seconds, or records (1800) */
-	bool autosave_on_changes; /* autosave_interval counts changed records, not seconds */
-	bool persistence_sync;    /* acknowledge only what is synced (always: true) */
+	bool autosave_on_changes;   /* autosave_interval counts changed records, not seconds */
+	bool persistence_sync;      /* acknowledge only what is synced (always: true) */
 	bool verbose;               /* -v: every log type, as Mosquitto's log_type all */
 	bool daemonize;             /* -d */
 	char config_path[PATH_MAX]; /* -c FILE, empty if none */

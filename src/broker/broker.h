@@ -61,6 +61,11 @@ struct persist_flag {
 	_Atomic bool v;
 } __attribute__((aligned(64)));
 
+/* A counter one worker advances and others read, alone on its cache line. */
+struct persist_count {
+	_Atomic uint64_t v;
+} __attribute__((aligned(64)));
+
 /* Everything workers share. */
 struct broker_shared {
 	_Atomic uint32_t clients;      /* connections counted against max_connections (all) */
@@ -83,7 +88,8 @@ struct broker_shared {
 	 * sequentially consistent (a store then a load on each side). NULL when off. */
 	_Atomic uint64_t *persist_acks;
 	struct persist_flag *persist_waiting;
-	struct auth_set *auth_retired; /* the set they are leaving; worker 0's alone */
+	struct persist_count *persist_synced; /* [i], written by i: its last commit on disk */
+	struct auth_set *auth_retired;        /* the set they are leaving; worker 0's alone */
 };
 
 struct broker {

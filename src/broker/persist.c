@@ -20,9 +20,10 @@
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
-#define PERSIST_RETRY_MS  1000       /* after a failed write or sync */
-#define PERSIST_WRITE_MAX (1u << 30) /* bytes per write submission (the SQE's length is 32 bits)   \
-	                              */
+#define PERSIST_RETRY_MS 1000 /* after a failed write or sync */
+#define PERSIST_WRITE_MAX                                                                          \
+	(1u << 30) /* bytes per write submission (the SQE's length is 32 bits)                     \
+	            */
 
 static uint64_t wall_now_ms(void)
 {
@@ -124,11 +125,13 @@ void persist_sent(struct conn *c, uint64_t n)
 	}
 }
 
+static size_t persist_pending_bytes(const struct persist *p);
+
 bool persist_refusing(const struct worker *w)
 {
 	const struct persist *p = w->ps;
 
-	return p && (p->failing || p->buf[0].len + p->buf[1].len > PERSIST_PENDING_MAX);
+	return p && (p->failing || persist_pending_bytes(p) > PERSIST_PENDING_MAX);
 }
 
 /* --- acknowledgements between workers ---------------------------------------------------- */
@@ -159,14 +162,51 @@ static void persist_publish_acks(struct worker *w, const uint64_t *handled)
 
 static bool token_ready(struct worker *w, const struct persist_token *t)
 {
-	for (unsigned to = 0; to < w->nworkers; to++) {
-		if (to == w->index)
+	const struct broker_shared *sh = &w->b->shared;
+
+	for (unsigned k = 0; k < w->nworkers; k++) {
+		if (k == w->index)
 			continue;
-		if (atomic_load_explicit(ack_slot(w, w->index, to), memory_order_seq_cst) <
-		    t->fwd[to])
+		if (t->fwd && atomic_load_explicit(ack_slot(w, w->index, k), memory_order_seq_cst) <
+		                      t->fwd[k])
+			return false;
+		if (t->need && atomic_load_explicit(&sh->persist_synced[k].v,
+		                                    memory_order_seq_cst) < t->need[k])
 			return false;
 	}
 	return true;
+}
+
+uint64_t persist_stamp(struct worker *w)
+{
+	struct persist *p = w->ps;
+
+	if (!p->sync)
+		return 0;
+	p->stamped = true;
+	return p->sealed + 1;
+}
+
+void persist_need(struct worker *w, unsigned from, uint64_t commit)
+{
+	struct persist *p = w->ps;
+
+	if (!p->sync || commit <= p->need[from])
+		return;
+	p->need[from] = commit;
+	p->need_in_fill = true;
+}
+
+/* Tells the workers that wait for this one's commits that one more is on disk. */
+static void persist_publish_synced(struct worker *w)
+{
+	struct broker_shared *sh = &w->b->shared;
+
+	atomic_store_explicit(&sh->persist_synced[w->index].v, w->ps->synced, memory_order_seq_cst);
+	for (unsigned k = 0; k < w->nworkers; k++)
+		if (k != w->index &&
+		    atomic_load_explicit(&sh->persist_waiting[k].v, memory_order_seq_cst))
+			ring_msg(&w->ring, &w->b->workers[k].ring, &w->b->workers[k].xw.io, 0);
 }
 
 static void persist_set_waiting(struct worker *w, bool on)
@@ -197,6 +237,7 @@ static uint64_t persist_releasable(struct worker *w)
 				return t->commit - 1;
 		}
 		free(t->fwd);
+		free(t->need);
 		p->tok_head = (p->tok_head + 1) & (p->tok_cap - 1);
 		p->tok_len--;
 	}
@@ -223,39 +264,103 @@ static void persist_release(struct worker *w)
 
 /* --- the commit ------------------------------------------------------------------------- */
 
-static struct store_buf *inflight_buf(struct persist *p)
+/* The slot of the filling buffer. */
+static struct persist_commit *fill_slot(struct persist *p)
 {
-	return &p->buf[p->fill ^ 1];
+	return &p->slot[p->fill];
 }
 
-static void persist_submit(struct worker *w)
+static void persist_submit(struct worker *w, struct persist_commit *k)
 {
-	struct persist *p = w->ps;
-	struct store_buf *b = inflight_buf(p);
-	size_t len = b->len - p->done;
+	size_t len = k->buf.len - k->done;
 
 	if (len > PERSIST_WRITE_MAX)
 		len = PERSIST_WRITE_MAX;
-	p->write_res = 0;
-	p->sync_res = 0;
-	ring_write_sync(&w->ring, &p->wio, p->fd, b->data + p->done, len, p->off + p->done,
-	                p->sync ? &p->sio : NULL, true);
+	k->write_res = 0;
+	k->sync_res = 0;
+	k->failed = false;
+	ring_write_sync(&w->ring, &k->wio, k->fd, k->buf.data + k->done, len, k->off + k->done,
+	                w->ps->sync ? &k->sio : NULL, true);
 }
 
-static void persist_synced(struct worker *w)
+/*
+ * Commits complete in any order (two may be in flight); they count as on disk in order:
+ * commit n is synced once it and every older one completed (each has its own sync, and an
+ * older write is covered by nothing but its own).
+ */
+static void persist_retire(struct worker *w)
 {
 	struct persist *p = w->ps;
+	bool advanced = false;
 
-	p->synced = p->sealed;
+	for (;;) {
+		struct persist_commit *k = NULL;
+
+		for (unsigned i = 0; i < PERSIST_SLOTS; i++)
+			if (p->slot[i].n == p->synced + 1 && p->slot[i].done_ok)
+				k = &p->slot[i];
+		if (!k)
+			break;
+		p->synced = k->n;
+		if (w->nworkers > 1 && p->sync)
+			persist_publish_acks(w, k->in_sealed);
+		k->n = 0;
+		k->done_ok = false;
+		k->buf.len = 0;
+		p->inflight--;
+		advanced = true;
+	}
+	if (!advanced)
+		return;
 	if (w->nworkers > 1 && p->sync)
-		persist_publish_acks(w, p->in_sealed);
+		persist_publish_synced(w);
 	persist_release(w);
 }
 
-/* Seals the filling buffer as the next commit and starts writing it (or, empty, completes it). */
+static uint64_t *persist_vec_dup(const struct worker *w, const uint64_t *v)
+{
+	uint64_t *c = malloc(w->nworkers * sizeof(*c));
+
+	if (c)
+		memcpy(c, v, w->nworkers * sizeof(*c));
+	return c;
+}
+
+/*
+ * Commit n waits for other workers: their acknowledgements of what this one queued for them
+ * (a publisher's acknowledgement), their commits its records depend on (a stamped entry).
+ */
+static void persist_token_add(struct worker *w, uint64_t n)
+{
+	struct persist *p = w->ps;
+	struct persist_token t = {.commit = n};
+
+	if (p->remote_in_fill)
+		t.fwd = persist_vec_dup(w, p->out_queued);
+	if (p->need_in_fill)
+		t.need = persist_vec_dup(w, p->need);
+	if ((p->remote_in_fill && !t.fwd) || (p->need_in_fill && !t.need) ||
+	    (p->tok_len == p->tok_cap && fifo_grow((void **)&p->tokens, &p->tok_head, p->tok_len,
+	                                           &p->tok_cap, sizeof(*p->tokens), 16) != ST_OK)) {
+		/* Out of memory: the held output waits for this worker's own sync only. */
+		log_msg(&w->log, LOG_T_ERROR,
+		        "Persistence: out of memory; a commit does not wait for other workers.");
+		free(t.fwd);
+		free(t.need);
+		return;
+	}
+	p->tokens[(p->tok_head + p->tok_len) & (p->tok_cap - 1)] = t;
+	p->tok_len++;
+}
+
+/*
+ * Seals the filling buffer as the next commit and starts writing it at the segment's end (an
+ * empty one completes at once, in its turn); another free buffer becomes the filling one.
+ */
 static void persist_seal(struct worker *w)
 {
 	struct persist *p = w->ps;
+	struct persist_commit *k = fill_slot(p);
 	uint64_t n = ++p->sealed;
 
 	while (p->fill_list) {
@@ -268,35 +373,34 @@ static void persist_seal(struct worker *w)
 			wait_add(p, c);
 	}
 	if (w->nworkers > 1 && p->sync) {
-		memcpy(p->in_sealed, p->in_handled, w->nworkers * sizeof(*p->in_sealed));
-		if (p->remote_in_fill) {
-			uint64_t *fwd = malloc(w->nworkers * sizeof(*fwd));
-
-			/* Out of memory: the held output waits for this worker's own sync only. */
-			if (fwd && (p->tok_len < p->tok_cap ||
-			            fifo_grow((void **)&p->tokens, &p->tok_head, p->tok_len,
-			                      &p->tok_cap, sizeof(*p->tokens), 16) == ST_OK)) {
-				memcpy(fwd, p->out_queued, w->nworkers * sizeof(*fwd));
-				p->tokens[(p->tok_head + p->tok_len) & (p->tok_cap - 1)] =
-				        (struct persist_token){.commit = n, .fwd = fwd};
-				p->tok_len++;
-			} else {
-				free(fwd);
-			}
-		}
+		memcpy(k->in_sealed, p->in_handled, w->nworkers * sizeof(*k->in_sealed));
+		if (p->remote_in_fill || p->need_in_fill)
+			persist_token_add(w, n);
 	}
 	p->remote_in_fill = false;
-	if (p->buf[p->fill].len == 0) {
-		persist_synced(w);
+	p->need_in_fill = false;
+	p->stamped = false;
+	k->n = n;
+	k->fd = p->fd;
+	k->off = p->off;
+	k->done = 0;
+	p->off += k->buf.len;
+	p->seg_bytes += k->buf.len;
+	p->inflight++;
+	for (unsigned i = 0; i < PERSIST_SLOTS; i++)
+		if (p->slot[i].n == 0) {
+			p->fill = i;
+			break;
+		}
+	if (k->buf.len == 0) {
+		k->done_ok = true;
+		persist_retire(w);
 		return;
 	}
-	p->fill ^= 1;
-	p->busy = true;
-	p->done = 0;
-	persist_submit(w);
+	persist_submit(w, k);
 }
 
-static void persist_failed(struct worker *w, int err, const char *what)
+static void persist_failed(struct worker *w, struct persist_commit *k, int err, const char *what)
 {
 	struct persist *p = w->ps;
 
@@ -308,73 +412,106 @@ static void persist_failed(struct worker *w, int err, const char *what)
 		        "until it succeeds; retrying every %u ms.",
 		        what, w->b->cfg.persistence_file, w->index, p->seq, strerror(-err),
 		        PERSIST_RETRY_MS);
+	k->failed = true;
 	p->failing = true;
 	p->last_err = err;
 	p->retry_ms = w->now_ms + PERSIST_RETRY_MS;
 }
 
-/* Both completions of the commit's attempt are in: done, go on, or fail and retry later. */
-static void persist_io_done(struct worker *w)
+/* Both completions of a commit's attempt are in: done, go on, or fail and retry later. */
+static void persist_io_done(struct worker *w, struct persist_commit *k)
 {
 	struct persist *p = w->ps;
-	struct store_buf *b = inflight_buf(p);
 
-	if (p->wio.pending || p->sio.pending)
+	if (k->wio.pending || k->sio.pending)
 		return;
-	if (p->write_res < 0) {
-		persist_failed(w, p->write_res, "a write");
-		return;
-	}
-	if (p->done < b->len) {
-		persist_submit(w); /* a short write: the rest, then the sync */
+	if (k->write_res < 0) {
+		persist_failed(w, k, k->write_res, "a write");
 		return;
 	}
-	if (p->sync_res < 0) {
+	if (k->done < k->buf.len) {
+		persist_submit(w, k); /* a short write: the rest, then the sync */
+		return;
+	}
+	if (k->sync_res < 0) {
 		/* The sync failed: what it should have covered may have left the page cache
 		 * unwritten, so the whole commit is written again before it is trusted. */
-		p->done = 0;
-		persist_failed(w, p->sync_res, "fdatasync");
+		k->done = 0;
+		persist_failed(w, k, k->sync_res, "fdatasync");
 		return;
-	}
-	if (p->failing) {
-		log_msg(&w->log, LOG_T_NOTICE,
-		        "Persistence: writing %s.%u.%016" PRIx64 " succeeds again; publishes are "
-		        "accepted.",
-		        w->b->cfg.persistence_file, w->index, p->seq);
-		p->failing = false;
 	}
 	p->stats.commits++;
 	p->stats.syncs += p->sync;
-	p->off += b->len;
-	p->seg_bytes += b->len;
-	b->len = 0;
-	p->busy = false;
-	persist_synced(w);
+	k->done_ok = true;
+	if (p->failing) {
+		bool any = false;
+
+		for (unsigned i = 0; i < PERSIST_SLOTS; i++)
+			any |= p->slot[i].failed;
+		if (!any) {
+			log_msg(&w->log, LOG_T_NOTICE,
+			        "Persistence: writing %s.%u.%016" PRIx64
+			        " succeeds again; publishes are accepted.",
+			        w->b->cfg.persistence_file, w->index, p->seq);
+			p->failing = false;
+		}
+	}
+	persist_retire(w);
+}
+
+/* Retries the commits whose write or sync failed (housekeeping, shutdown). */
+static void persist_retry(struct worker *w)
+{
+	struct persist *p = w->ps;
+
+	for (unsigned i = 0; i < PERSIST_SLOTS; i++) {
+		struct persist_commit *k = &p->slot[i];
+
+		if (k->failed && !k->wio.pending && !k->sio.pending)
+			persist_submit(w, k);
+	}
 }
 
 static void persist_on_write(struct ring *r, struct ring_io *io, const struct ring_cqe *cqe)
 {
-	struct persist *p = container_of(io, struct persist, wio);
+	struct persist_commit *k = container_of(io, struct persist_commit, wio);
 
 	(void)r;
 	if (cqe->res < 0)
-		p->write_res = cqe->res;
+		k->write_res = cqe->res;
 	else
-		p->done += (size_t)cqe->res;
-	if (cqe->res == 0 && p->done < inflight_buf(p)->len)
-		p->write_res = -ENOSPC; /* a write that makes no progress is a full disk */
-	persist_io_done(p->w);
+		k->done += (size_t)cqe->res;
+	if (cqe->res == 0 && k->done < k->buf.len)
+		k->write_res = -ENOSPC; /* a write that makes no progress is a full disk */
+	persist_io_done(k->p->w, k);
 }
 
 static void persist_on_sync(struct ring *r, struct ring_io *io, const struct ring_cqe *cqe)
 {
-	struct persist *p = container_of(io, struct persist, sio);
+	struct persist_commit *k = container_of(io, struct persist_commit, sio);
 
 	(void)r;
 	/* -ECANCELED: the write failed or was short, which the write's completion says. */
 	if (cqe->res < 0 && cqe->res != -ECANCELED)
-		p->sync_res = cqe->res;
-	persist_io_done(p->w);
+		k->sync_res = cqe->res;
+	persist_io_done(k->p->w, k);
+}
+
+bool persist_fd_busy(const struct persist *p, int fd)
+{
+	for (unsigned i = 0; i < PERSIST_SLOTS; i++)
+		if (p->slot[i].n && !p->slot[i].done_ok && p->slot[i].fd == fd)
+			return true;
+	return false;
+}
+
+static size_t persist_pending_bytes(const struct persist *p)
+{
+	size_t n = 0;
+
+	for (unsigned i = 0; i < PERSIST_SLOTS; i++)
+		n += p->slot[i].buf.len;
+	return n;
 }
 
 void persist_batch_end(struct worker *w)
@@ -383,21 +520,21 @@ void persist_batch_end(struct worker *w)
 
 	if (!p)
 		return;
-	if (!p->busy && atomic_load_explicit(&p->cstate, memory_order_relaxed) == PC_CREATED)
+	if (atomic_load_explicit(&p->cstate, memory_order_relaxed) == PC_CREATED)
 		persist_compact_switch(w);
-	if (!p->busy) {
+	if (!p->failing && p->inflight < PERSIST_INFLIGHT) {
 		bool acks = false;
 
 		if (w->nworkers > 1 && p->sync)
 			acks = memcmp(p->in_handled, p->in_acked, w->nworkers * sizeof(uint64_t)) !=
 			       0;
-		if (p->buf[p->fill].len || p->fill_list || p->remote_in_fill || acks)
+		if (fill_slot(p)->buf.len || p->fill_list || p->remote_in_fill || acks ||
+		    p->stamped)
 			persist_seal(w);
 	}
 	if (p->tok_len)
 		persist_release(w);
 }
-
 int persist_init(struct worker *w, const struct store_chain *own)
 {
 	struct broker *b = w->b;
@@ -409,8 +546,6 @@ int persist_init(struct worker *w, const struct store_chain *own)
 		return ST_ERR_NOMEM;
 	w->ps = p;
 	p->w = w;
-	p->wio.fn = persist_on_write;
-	p->sio.fn = persist_on_sync;
 	p->sync = b->cfg.persistence_sync;
 	p->seq = last->seq;
 	p->base_seq = own->segs[0].seq;
@@ -419,12 +554,23 @@ int persist_init(struct worker *w, const struct store_chain *own)
 	for (unsigned i = 0; i < own->nsegs; i++)
 		p->base_bytes += i == 0 ? own->segs[i].len : 0;
 	p->new_fd = -1;
+	p->old_fd = -1;
 	p->out_queued = calloc(n, sizeof(uint64_t));
 	p->in_handled = calloc(n, sizeof(uint64_t));
-	p->in_sealed = calloc(n, sizeof(uint64_t));
 	p->in_acked = calloc(n, sizeof(uint64_t));
-	if (!p->out_queued || !p->in_handled || !p->in_sealed || !p->in_acked)
+	p->need = calloc(n, sizeof(uint64_t));
+	if (!p->out_queued || !p->in_handled || !p->in_acked || !p->need)
 		return ST_ERR_NOMEM;
+	for (unsigned i = 0; i < PERSIST_SLOTS; i++) {
+		struct persist_commit *k = &p->slot[i];
+
+		k->p = p;
+		k->wio.fn = persist_on_write;
+		k->sio.fn = persist_on_sync;
+		k->in_sealed = calloc(n, sizeof(uint64_t));
+		if (!k->in_sealed)
+			return ST_ERR_NOMEM;
+	}
 	p->fd = store_dir_open_append(b->store, w->index, p->seq);
 	if (p->fd < 0) {
 		log_msg(&w->log, LOG_T_ERROR, "Persistence: cannot open %s.%u.%016" PRIx64 ": %s.",
@@ -443,11 +589,12 @@ void persist_housekeeping(struct worker *w)
 	if (!p)
 		return;
 	p->wall_off_ms = wall_now_ms() - w->now_ms;
-	if (p->failing && p->busy && !p->wio.pending && !p->sio.pending && w->now_ms >= p->retry_ms)
-		persist_submit(w);
+	if (p->failing && w->now_ms >= p->retry_ms) {
+		p->retry_ms = w->now_ms + PERSIST_RETRY_MS;
+		persist_retry(w);
+	}
 	persist_compact_tick(w);
 }
-
 void persist_shutdown(struct worker *w)
 {
 	struct persist *p = w->ps;
@@ -458,24 +605,28 @@ void persist_shutdown(struct worker *w)
 	/* The loop has ended: what is still to write goes through the ring as before, waited
 	 * for here (a failing disk gets a few more seconds, then what is left is reported). */
 	for (unsigned round = 0; round < 50; round++) {
-		if (!p->busy && p->buf[p->fill].len == 0)
+		if (!p->inflight && fill_slot(p)->buf.len == 0)
 			break;
-		if (!p->busy)
+		if (!p->failing && p->inflight < PERSIST_INFLIGHT && fill_slot(p)->buf.len)
 			persist_seal(w);
-		else if (p->failing && p->wio.pending == 0 && p->sio.pending == 0 &&
-		         round % 10 == 9)
-			persist_submit(w);
+		else if (p->failing && round % 10 == 9)
+			persist_retry(w);
 		if (ring_wait_us(&w->ring, 100000) < 0)
 			break;
 		ring_reap(&w->ring);
 	}
-	if (p->busy || p->buf[p->fill].len)
+	if (log_enabled(&w->log, LOG_T_DEBUG))
+		log_msg(&w->log, LOG_T_DEBUG,
+		        "Persistence: worker %u appended %" PRIu64 " records, %" PRIu64
+		        " bytes in %" PRIu64 " commits (%" PRIu64 " synced), %" PRIu64
+		        " compactions, %" PRIu64 " errors, %" PRIu64 " publishes refused.",
+		        w->index, p->stats.records, p->stats.bytes, p->stats.commits, p->stats.syncs,
+		        p->stats.compactions, p->stats.errors, p->stats.refused);
+	if (p->inflight || fill_slot(p)->buf.len)
 		log_msg(&w->log, LOG_T_ERROR,
 		        "Persistence: %zu bytes of records could not be written at shutdown (%s).",
-		        p->buf[0].len + p->buf[1].len,
-		        p->failing ? strerror(-p->last_err) : "timeout");
+		        persist_pending_bytes(p), p->failing ? strerror(-p->last_err) : "timeout");
 }
-
 void persist_fini(struct worker *w)
 {
 	struct persist *p = w->ps;
@@ -484,18 +635,23 @@ void persist_fini(struct worker *w)
 		return;
 	if (p->fd >= 0)
 		close(p->fd);
-	store_buf_free(&p->buf[0]);
-	store_buf_free(&p->buf[1]);
+	if (p->old_fd >= 0)
+		close(p->old_fd);
+	for (unsigned i = 0; i < PERSIST_SLOTS; i++) {
+		store_buf_free(&p->slot[i].buf);
+		free(p->slot[i].in_sealed);
+	}
 	while (p->tok_len) {
 		free(p->tokens[p->tok_head].fwd);
+		free(p->tokens[p->tok_head].need);
 		p->tok_head = (p->tok_head + 1) & (p->tok_cap - 1);
 		p->tok_len--;
 	}
 	free(p->tokens);
 	free(p->out_queued);
 	free(p->in_handled);
-	free(p->in_sealed);
 	free(p->in_acked);
+	free(p->need);
 	free(p);
 	w->ps = NULL;
 }

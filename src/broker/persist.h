@@ -26,6 +26,13 @@
  * when its own records are on disk and every other worker acknowledged the entries queued for
  * it up to the seal. Acknowledgements follow local syncs only, never other workers' releases,
  * so no cycle of waits can form.
+ *
+ * The other way round: a QoS 2 publish from a durable session records its packet id on the
+ * publisher's worker (the duplicate check across a restart). A subscriber's delivery on
+ * another worker must not leave before that record is on disk, or a crash between the two
+ * syncs would deliver the resent PUBLISH a second time. So the forwarded entry carries the
+ * publisher's filling commit number; the receiving worker's commit then also waits for that
+ * commit of that worker (broker_shared.persist_synced, published after each sync).
  */
 #ifndef STARLING_PERSIST_H
 #define STARLING_PERSIST_H
@@ -47,13 +54,36 @@ struct sess_delivery;
 struct msg;
 struct store_chain;
 
+#define PERSIST_SLOTS    3 /* buffers: one filling, the others' commits in flight */
+#define PERSIST_INFLIGHT 2 /* commits in flight at once (each a write and its sync) */
+
+struct persist;
+
+/* One commit: its buffer, where it goes, how its write and sync went. */
+struct persist_commit {
+	struct ring_io wio;   /* its write */
+	struct ring_io sio;   /* its sync */
+	struct persist *p;    /* owner */
+	struct store_buf buf; /* the records */
+	uint64_t n;           /* commit number while sealed (in flight or done), 0: free */
+	int fd;               /* segment it is written to */
+	uint64_t off;         /* at this offset */
+	size_t done;          /* bytes written so far */
+	int write_res;        /* the write's error (-errno), 0 if none */
+	int sync_res;         /* the sync's error (-errno), 0 if none */
+	bool failed;          /* the last attempt failed: retried from housekeeping */
+	bool done_ok;         /* written and synced, waiting for older commits */
+	uint64_t *in_sealed;  /* in_handled at its seal (nworkers) */
+};
+
 /* Past this many bytes waiting for the disk, QoS 1/2 publishes are refused (0x97). */
 #define PERSIST_PENDING_MAX (64u << 20)
 
-/* A sealed commit whose release waits for other workers' acknowledgements. */
+/* A sealed commit whose release waits for other workers. */
 struct persist_token {
 	uint64_t commit; /* its number */
-	uint64_t *fwd;   /* entries queued for each worker at its seal (nworkers), owned */
+	uint64_t *fwd;   /* entries queued for each worker at its seal (nworkers), or NULL */
+	uint64_t *need;  /* commits of each worker it depends on (nworkers), or NULL */
 };
 
 struct persist_stats {
@@ -72,31 +102,28 @@ enum persist_compact_state {
 	PC_CREATED = 2,    /* ... done (new_fd set, or error): the worker switches to it */
 	PC_COMPACTING = 3, /* the thread rewrites the old segments as a base */
 	PC_DONE = 4,       /* ... done: the worker joins the thread */
+	PC_SWITCHED = 5,   /* appends go to the new segment; the old one's commits finish */
 };
 
 struct persist {
-	struct worker *w;        /* owner */
-	struct ring_io wio;      /* the commit's write */
-	struct ring_io sio;      /* its sync */
-	int fd;                  /* the segment appended to */
-	uint64_t seq;            /* its sequence number */
-	uint64_t base_seq;       /* sequence number of the chain's base */
-	uint64_t off;            /* file offset where the next commit goes */
-	bool sync;               /* persistence_sync always */
-	struct store_buf buf[2]; /* the filling buffer and the one in flight */
-	unsigned fill;           /* index of the filling buffer */
-	bool busy;               /* a commit is in flight */
-	size_t done;             /* bytes of the commit in flight already written */
-	int write_res;           /* the write's error (-errno), 0 if none */
-	int sync_res;            /* the sync's error (-errno), 0 if none */
-	bool failing;            /* the last attempt failed: retried at retry_ms */
-	uint64_t retry_ms;       /* monotonic time of the next attempt */
-	int last_err;            /* errno of the last failure (logged once per episode) */
-	uint64_t sealed;         /* last commit number sealed */
-	uint64_t synced;         /* last commit number on disk */
-	uint64_t released;       /* last commit whose held output may leave */
-	bool remote_in_fill;     /* the filling commit has publishes forwarded elsewhere */
-	bool pub_remote;         /* the packet being handled was forwarded (conn.c reads it) */
+	struct worker *w;  /* owner */
+	int fd;            /* the segment appended to */
+	int old_fd;        /* the one before a switch, until its commits are done */
+	uint64_t seq;      /* its sequence number */
+	uint64_t base_seq; /* sequence number of the chain's base */
+	uint64_t off;      /* file offset where the next commit goes */
+	bool sync;         /* persistence_sync always */
+	struct persist_commit slot[PERSIST_SLOTS]; /* filling, in flight, done out of order */
+	unsigned fill;                             /* index of the filling one */
+	unsigned inflight;                         /* sealed and not yet retired */
+	bool failing;        /* a write or sync failed: retried every PERSIST_RETRY_MS */
+	uint64_t retry_ms;   /* monotonic time of the next attempt */
+	int last_err;        /* errno of the last failure (logged once per episode) */
+	uint64_t sealed;     /* last commit number sealed */
+	uint64_t synced;     /* last commit number on disk, with all before it */
+	uint64_t released;   /* last commit whose held output may leave */
+	bool remote_in_fill; /* the filling commit has publishes forwarded elsewhere */
+	bool pub_remote;     /* the packet being handled was forwarded (conn.c reads it) */
 
 	/* Connections whose output waits: `fill` marked during the filling commit, `wait`
 	 * marked at a seal and not yet released (intrusive lists through struct conn). */
@@ -106,8 +133,10 @@ struct persist {
 	/* Several workers. */
 	uint64_t *out_queued; /* per worker: channel entries queued for it (xw.c counts) */
 	uint64_t *in_handled; /* per worker: channel entries handled from it (xw.c counts) */
-	uint64_t *in_sealed;  /* in_handled at the seal of the commit in flight */
 	uint64_t *in_acked;   /* what was last published for each */
+	uint64_t *need;       /* per worker: its commit the filling commit depends on */
+	bool need_in_fill;    /* need rose since the last seal */
+	bool stamped;         /* an entry carries the filling commit's number: seal it */
 	struct persist_token *tokens; /* FIFO of commits waiting for acknowledgements */
 	uint32_t tok_head, tok_len, tok_cap;
 	bool waiting; /* this worker asked others to ring it (persist_waiting) */
@@ -189,6 +218,14 @@ void persist_will_set(struct session *s);
 void persist_will_clear(struct session *s);
 /* Worker 0: a retained write its replica applied (m: the message; NULL or empty: a delete). */
 void persist_retain(struct worker *w, struct st_bytes topic, const struct msg *m);
+
+/* The number of the filling commit, for an entry to other workers that depends on it. */
+uint64_t persist_stamp(struct worker *w);
+/* An entry from worker `from` depends on its commit `commit`: so does the filling commit. */
+void persist_need(struct worker *w, unsigned from, uint64_t commit);
+
+/* A commit in flight writes to fd (compaction waits for the old segment's). */
+bool persist_fd_busy(const struct persist *p, int fd);
 
 /* Holds c's output for the filling commit (its packet made records, or `remote`: it made a
  * publish that other workers handle). */

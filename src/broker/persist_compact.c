@@ -1,8 +1,9 @@
 /*
  * Compaction of a worker's log (persist.h): every autosave_interval seconds (or records, with
  * autosave_on_changes), or when the segment appended to has grown well past the last base, a
- * thread of its own creates the next segment; the worker switches its appends to it between
- * two commits; the thread then rewrites the chain up to the old segment as one base
+ * thread of its own creates the next segment; the worker switches its appends to it at the end
+ * of an iteration; once the commits still in flight to the old segment are done, a thread
+ * rewrites the chain up to the old segment as one base
  * (store_dir_compact) while the worker goes on. The loop never waits for a file: it only
  * looks at the thread's state from housekeeping and at the end of its iterations.
  */
@@ -19,6 +20,8 @@
 /* Bytes past the last base's size after which the log is compacted whatever the interval. */
 #define COMPACT_GROWTH_MIN (64ull << 20)
 #define COMPACT_RETRY_MS   60000 /* after a failed compaction */
+
+static void compact_run(struct worker *w);
 
 static void *compact_create_main(void *arg)
 {
@@ -82,13 +85,26 @@ static void compact_switch(struct worker *w)
 {
 	struct persist *p = w->ps;
 
-	close(p->fd);
+	p->old_fd = p->fd;
 	p->fd = p->new_fd;
 	p->new_fd = -1;
 	p->seq = p->new_seq;
 	p->off = STORE_HEADER_LEN;
 	p->seg_bytes = STORE_HEADER_LEN;
 	p->since_compact = 0;
+	atomic_store_explicit(&p->cstate, PC_SWITCHED, memory_order_relaxed);
+	compact_run(w);
+}
+
+/* Once no commit is in flight to the old segment, its chain is rewritten as a base. */
+static void compact_run(struct worker *w)
+{
+	struct persist *p = w->ps;
+
+	if (persist_fd_busy(p, p->old_fd))
+		return;
+	close(p->old_fd);
+	p->old_fd = -1;
 	atomic_store_explicit(&p->cstate, PC_COMPACTING, memory_order_relaxed);
 	if (pthread_create(&p->thread, NULL, compact_run_main, p) != 0) {
 		atomic_store_explicit(&p->cstate, PC_IDLE, memory_order_relaxed);
@@ -98,12 +114,11 @@ static void compact_switch(struct worker *w)
 	}
 	p->thread_live = true;
 }
-
 void persist_compact_switch(struct worker *w)
 {
 	struct persist *p = w->ps;
 
-	if (p->busy || atomic_load_explicit(&p->cstate, memory_order_acquire) != PC_CREATED)
+	if (atomic_load_explicit(&p->cstate, memory_order_acquire) != PC_CREATED)
 		return;
 	if (p->thread_live) {
 		pthread_join(p->thread, NULL);
@@ -158,6 +173,9 @@ void persist_compact_tick(struct worker *w)
 	case PC_CREATED:
 		persist_compact_switch(w);
 		break;
+	case PC_SWITCHED:
+		compact_run(w);
+		break;
 	case PC_DONE:
 		compact_done(w);
 		break;
@@ -173,6 +191,11 @@ void persist_compact_stop(struct worker *w)
 	if (p->thread_live) {
 		pthread_join(p->thread, NULL);
 		p->thread_live = false;
+	}
+	if (atomic_load_explicit(&p->cstate, memory_order_acquire) == PC_SWITCHED) {
+		/* Its chain stays as it is: base .. old segment, new segment. */
+		atomic_store_explicit(&p->cstate, PC_IDLE, memory_order_relaxed);
+		return;
 	}
 	if (atomic_load_explicit(&p->cstate, memory_order_acquire) == PC_CREATED &&
 	    p->new_fd >= 0) {

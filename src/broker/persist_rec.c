@@ -23,7 +23,7 @@ static uint64_t persist_wall(const struct persist *p, uint64_t mono_ms)
 
 static void persist_append(struct persist *p, const struct store_rec *r, struct session *s)
 {
-	struct store_buf *b = &p->buf[p->fill];
+	struct store_buf *b = &p->slot[p->fill].buf;
 	size_t before = b->len;
 	int err = store_rec_encode(b, r);
 
@@ -254,6 +254,9 @@ void persist_retain(struct worker *w, struct st_bytes topic, const struct msg *m
 	struct persist *p = w->ps;
 
 	if (!p || w->index != 0)
+		return;
+	/* $SYS is the broker's own state, published again once it runs. */
+	if (topic.len >= 5 && memcmp(topic.ptr, "$SYS/", 5) == 0)
 		return;
 	if (!m || m->payload_len == 0) {
 		persist_append(p, &(struct store_rec){.type = STORE_REC_RETAIN_DEL, .topic = topic},

@@ -17,6 +17,7 @@
 #include "store/dir.h"
 #include "store/segment.h"
 #include "starling/props.h"
+#include "starling/topic.h"
 #include "subdata.h"
 #include "worker.h"
 #include "xw.h"
@@ -41,7 +42,9 @@ int persist_broker_init(struct broker *b)
 	b->chains = calloc(n, sizeof(*b->chains));
 	sh->persist_acks = calloc((size_t)n * n, sizeof(*sh->persist_acks));
 	sh->persist_waiting = calloc(n, sizeof(*sh->persist_waiting));
-	if (!b->store || !b->chains || !sh->persist_acks || !sh->persist_waiting) {
+	sh->persist_synced = calloc(n, sizeof(*sh->persist_synced));
+	if (!b->store || !b->chains || !sh->persist_acks || !sh->persist_waiting ||
+	    !sh->persist_synced) {
 		log_msg(&b->log, LOG_T_ERROR,
 		        "Error: out of memory opening the persistence store.");
 		return ST_ERR_NOMEM;
@@ -81,6 +84,7 @@ void persist_broker_fini(struct broker *b)
 	}
 	free(b->shared.persist_acks);
 	free(b->shared.persist_waiting);
+	free(b->shared.persist_synced);
 }
 
 struct replay {
@@ -196,6 +200,38 @@ static void replay_sub(struct replay *rp, struct session *s, const struct store_
 	session_sub_add(s, r->filter.ptr, r->filter.len, data);
 }
 
+/*
+ * The subscription identifiers a queued message goes out with are not logged: they are those
+ * of the session's subscriptions that match its topic, which replay has rebuilt by then.
+ */
+static void replay_sub_ids(const struct session *s, struct st_bytes topic, struct sess_delivery *d)
+{
+	uint32_t ids[ROUTE_IDS_MAX];
+	uint16_t n = 0;
+
+	for (uint32_t i = 0; i < s->nsubs && n < ROUTE_IDS_MAX; i++) {
+		const struct sess_sub *sub = &s->subs[i];
+		struct st_bytes f = {sub->filter, sub->filter_len};
+		uint32_t id = subdata_sub_id(sub->data);
+
+		if (!id)
+			continue;
+		share_parse(sub->filter, sub->filter_len, &f);
+		if (st_topic_matches(f.ptr, f.len, topic.ptr, topic.len))
+			ids[n++] = id;
+	}
+	if (!n)
+		return;
+	d->sub_id = ids[0];
+	if (n > 1) {
+		d->more = malloc((n - 1) * sizeof(*d->more));
+		if (d->more) {
+			memcpy(d->more, ids + 1, (n - 1) * sizeof(*d->more));
+			d->nmore = (uint16_t)(n - 1);
+		}
+	}
+}
+
 static void replay_queue(struct replay *rp, struct session *s, const struct store_rec *r)
 {
 	struct sess_delivery d = {.qos = r->qos, .retain = r->retain, .sid = r->msg_id};
@@ -210,8 +246,10 @@ static void replay_queue(struct replay *rp, struct session *s, const struct stor
 	if (!d.m)
 		return;
 	d.m->expiry_ms = replay_mono(rp, r->expiry_ms);
+	if (s->protocol == ST_MQTT_5)
+		replay_sub_ids(s, r->topic, &d);
 	if (session_restore_queued(s, &d) != ST_OK)
-		msg_unref(d.m);
+		sess_delivery_release(&d);
 	else
 		rp->queued++;
 }

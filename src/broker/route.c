@@ -454,7 +454,8 @@ int route_publish(struct worker *w, struct session *origin, struct pub_view *v, 
 	} else if (targets || store) {
 		if (!route_promote(v, qos, retain))
 			return ST_ERR_NOMEM;
-		xw_forward(w, v->m, store ? w->xw.others : targets, qos, retain, store);
+		xw_forward(w, v->m, store ? w->xw.others : targets, qos, retain, store,
+		           w->ps && qos == 2 && origin && origin->ps ? persist_stamp(w) : 0);
 		/* Records on other workers may follow: the publisher's acknowledgement waits. */
 		if (w->ps && (qos || store))
 			w->ps->pub_remote = true;

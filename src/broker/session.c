@@ -575,9 +575,17 @@ bool session_restore_inflight(struct session *s, uint16_t pid, uint64_t sid, uin
 	if (pid == 0)
 		return false;
 	if (stage == STORE_STAGE_PUBREL) {
-		if (pid > s->slots_cap || s->slots[pid - 1].state == SLOT_FREE)
-			return false;
+		/* A compacted log has the stage-2 record alone: the slot is made here. */
+		while (pid > s->slots_cap)
+			if (slots_grow(s) != ST_OK)
+				return false;
 		slot = &s->slots[pid - 1];
+		if (slot->state == SLOT_FREE) {
+			if (!free_id_take(s, pid))
+				return false;
+			slot->d = (struct sess_delivery){0};
+			s->inflight++;
+		}
 		sess_delivery_release(&slot->d);
 		slot->d.sid = sid;
 		slot->state = SLOT_WAIT_PUBCOMP;

@@ -574,6 +574,9 @@ static void worker_batch_end(struct worker *w)
 			worker_resume_paused(w);
 	}
 	worker_log_flush(w);
+	/* Before the flush: what a commit released (an empty one, others' acknowledgements)
+	 * leaves in this batch, not after the next wait. */
+	persist_batch_end(w);
 	worker_flush(w, worker_flush_now(w));
 	while (w->dead) {
 		struct conn *c = w->dead;
@@ -583,7 +586,6 @@ static void worker_batch_end(struct worker *w)
 	}
 	if (w->nworkers > 1)
 		xw_flush(w);
-	persist_batch_end(w);
 }
 
 static void worker_close_all(struct worker *w)

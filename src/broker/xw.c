@@ -271,11 +271,12 @@ uint64_t xw_targets(struct worker *w, const uint8_t *topic, size_t len)
 }
 
 void xw_forward(struct worker *w, struct msg *m, uint64_t targets, uint8_t qos, bool retain,
-                bool store)
+                bool store, uint64_t commit)
 {
 	struct chan_entry e = {
 	        .kind = XW_DELIVER,
 	        .arg = (uint32_t)qos | (retain ? XW_F_RETAIN : 0) | (store ? XW_F_STORE : 0),
+	        .u64 = commit,
 	        .p1 = m,
 	};
 
@@ -407,10 +408,13 @@ void xw_share_rehome(struct worker *w, uint64_t gen, struct msg *m, struct share
 
 /* --- what arrives ------------------------------------------------------------------------ */
 
-static void xw_on_deliver(struct worker *w, const struct chan_entry *e)
+static void xw_on_deliver(struct worker *w, const struct chan_entry *e, unsigned from)
 {
 	struct msg *m = e->p1;
 	struct pub_view v = pub_view_of(m);
+
+	if (e->u64 && w->ps)
+		persist_need(w, from, e->u64);
 
 	if (e->arg & XW_F_STORE)
 		route_retain_apply(w, m);
@@ -482,7 +486,7 @@ static void xw_on_entry(struct worker *w, const struct chan_entry *e, unsigned f
 	w->xw.stats.received++;
 	switch (e->kind) {
 	case XW_DELIVER:
-		xw_on_deliver(w, e);
+		xw_on_deliver(w, e, from);
 		break;
 	case XW_HANDOFF: {
 		struct xw_bytes *hb = e->p1;

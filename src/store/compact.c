@@ -49,26 +49,25 @@ static int apply_segment(const struct store_dir *d, const char *name, const uint
 	return 0;
 }
 
-int store_dir_compact(struct store_dir *d, unsigned worker, uint64_t first, uint64_t last,
-                      struct store_compact_stats *stats, char *err, size_t errlen)
+static bool is_base(const uint8_t *data, size_t len)
 {
-	struct store_compact_stats s = {0};
-	struct store_state *st;
+	struct store_header h;
+	size_t hl;
+
+	return store_header_decode(data, len, &h, &hl) == 0 && (h.flags & STORE_FLAG_BASE);
+}
+
+/* Replays segments first .. last of worker into *stp: a new state (NULL if none could be
+ * made), the caller's to free. */
+static int compact_read(const struct store_dir *d, unsigned worker, uint64_t first, uint64_t last,
+                        struct store_state **stp, struct store_compact_stats *s, char *err,
+                        size_t errlen)
+{
 	char name[SD_NAME_MAX];
 	int e = 0;
 
-	if (worker >= d->workers || first > last) {
-		sd_err(err, errlen,
-		       "compaction of worker %u segments %" PRIu64 "..%" PRIu64 ": out of range",
-		       worker, first, last);
-		return -EINVAL;
-	}
-	st = store_state_new();
-	if (!st) {
-		sd_err(err, errlen, "compaction: out of memory");
-		return -ENOMEM;
-	}
-	for (uint64_t q = first; e == 0 && q <= last; q++) {
+	*stp = store_state_new();
+	for (uint64_t q = first; *stp && e == 0 && q <= last; q++) {
 		uint8_t *data;
 		size_t len;
 
@@ -78,11 +77,39 @@ int store_dir_compact(struct store_dir *d, unsigned worker, uint64_t first, uint
 			sd_err(err, errlen, "%s/%s: %s", d->path, name, strerror(-e));
 			break;
 		}
-		s.bytes_in += len;
-		e = apply_segment(d, name, data, len, (uint16_t)d->workers, q == first, st,
-		                  &s.records_in, err, errlen);
+		s->bytes_in += len;
+		if (q > first && is_base(data, len)) {
+			/* A base is a complete state: what came before it is superseded. */
+			store_state_free(*stp);
+			*stp = store_state_new();
+		}
+		if (*stp)
+			e = apply_segment(d, name, data, len, (uint16_t)d->workers, q == first,
+			                  *stp, &s->records_in, err, errlen);
 		free(data);
 	}
+	if (!*stp) {
+		sd_err(err, errlen, "compaction: out of memory");
+		return -ENOMEM;
+	}
+	return e;
+}
+
+int store_dir_compact(struct store_dir *d, unsigned worker, uint64_t first, uint64_t last,
+                      struct store_compact_stats *stats, char *err, size_t errlen)
+{
+	struct store_compact_stats s = {0};
+	struct store_state *st;
+	char name[SD_NAME_MAX];
+	int e;
+
+	if (worker >= d->workers || first > last) {
+		sd_err(err, errlen,
+		       "compaction of worker %u segments %" PRIu64 "..%" PRIu64 ": out of range",
+		       worker, first, last);
+		return -EINVAL;
+	}
+	e = compact_read(d, worker, first, last, &st, &s, err, errlen);
 	if (e == 0)
 		e = sd_write_tmp(d, worker, (uint16_t)d->workers, last, STORE_FLAG_BASE, st, NULL,
 		                 NULL, true, NULL, &s.bytes_out, &s.records_out, err, errlen);
@@ -161,13 +188,57 @@ static int reshard_read(struct store_dir *d, struct log *lg, struct sd_file *fil
 	return e;
 }
 
+/* Writes and syncs one base .tmp per new worker; on failure none is left. */
+static int reshard_write(const struct store_dir *d, const struct store_state *st,
+                         store_home_fn home, uint64_t seq, uint64_t *bytes, uint64_t *records,
+                         char *err, size_t errlen)
+{
+	char name[SD_NAME_MAX];
+	unsigned w;
+	int e = 0;
+
+	for (w = 0; e == 0 && w < d->workers; w++) {
+		struct sd_home h = {.home = home, .n = d->workers, .w = w};
+		uint64_t b = 0, r = 0;
+
+		e = sd_write_tmp(d, w, (uint16_t)d->workers, seq, STORE_FLAG_BASE, st,
+		                 home ? sd_keep_home : NULL, &h, w == 0, NULL, &b, &r, err, errlen);
+		*bytes += b;
+		*records += r;
+	}
+	for (unsigned k = 0; e && k < w; k++) {
+		sd_name(d, name, k, seq, ".tmp");
+		unlinkat(d->dfd, name, 0);
+	}
+	return e;
+}
+
+/* Removes the old files still listed (workers != 0), then syncs the directory. */
+static int remove_old(const struct store_dir *d, const struct sd_file *files, unsigned nfiles,
+                      char *err, size_t errlen)
+{
+	char name[SD_NAME_MAX];
+
+	for (unsigned i = 0; i < nfiles; i++) {
+		if (files[i].workers == 0)
+			continue;
+		sd_name(d, name, files[i].worker, files[i].seq, "");
+		if (unlinkat(d->dfd, name, 0) != 0 && errno != ENOENT) {
+			int e = errno;
+
+			sd_err(err, errlen, "%s/%s: unlink: %s", d->path, name, strerror(e));
+			return -e;
+		}
+	}
+	return sd_sync_dir(d, err, errlen);
+}
+
 int sd_reshard(struct store_dir *d, store_home_fn home, struct log *lg, struct sd_file *files,
                unsigned nfiles, struct store_chain *chains, char *err, size_t errlen)
 {
 	unsigned old = files[0].workers, w;
-	uint64_t seq, bytes = 0, records = 0;
+	uint64_t seq = 0, bytes = 0, records = 0;
 	struct store_state *st;
-	char name[SD_NAME_MAX];
 	int e;
 
 	if (!home && d->workers > 1) {
@@ -183,42 +254,19 @@ int sd_reshard(struct store_dir *d, store_home_fn home, struct log *lg, struct s
 	e = reshard_read(d, lg, files, nfiles, st, &seq, err, errlen);
 	/* Above every old segment's number: no new name can be an old one's. */
 	seq++;
-	for (w = 0; e == 0 && w < d->workers; w++) {
-		struct sd_home h = {.home = home, .n = d->workers, .w = w};
-		uint64_t b = 0, r = 0;
-
-		e = sd_write_tmp(d, w, (uint16_t)d->workers, seq, STORE_FLAG_BASE, st,
-		                 home ? sd_keep_home : NULL, &h, w == 0, NULL, &b, &r, err, errlen);
-		bytes += b;
-		records += r;
-	}
-	if (e) {
-		for (unsigned k = 0; k < w; k++) {
-			sd_name(d, name, k, seq, ".tmp");
-			unlinkat(d->dfd, name, 0);
-		}
-		store_state_free(st);
-		return e;
-	}
+	if (e == 0)
+		e = reshard_write(d, st, home, seq, &bytes, &records, err, errlen);
 	/*
-	 * The renames, then the directory synced, then the old files removed: a crash before the
-	 * last step leaves both counts, which recovery refuses rather than guess which is whole.
+	 * The renames, then the directory synced, then the old files removed. A crash in between
+	 * leaves both counts; the new bases' segment number, above every old one, tells recovery
+	 * which set is whole (finish_reshard in recover.c).
 	 */
 	for (w = 0; e == 0 && w < d->workers; w++)
 		e = sd_commit(d, w, seq, err, errlen);
 	if (e == 0)
 		e = sd_sync_dir(d, err, errlen);
-	for (unsigned i = 0; e == 0 && i < nfiles; i++) {
-		if (files[i].workers == 0)
-			continue;
-		sd_name(d, name, files[i].worker, files[i].seq, "");
-		if (unlinkat(d->dfd, name, 0) != 0 && errno != ENOENT) {
-			e = -errno;
-			sd_err(err, errlen, "%s/%s: unlink: %s", d->path, name, strerror(-e));
-		}
-	}
 	if (e == 0)
-		e = sd_sync_dir(d, err, errlen);
+		e = remove_old(d, files, nfiles, err, errlen);
 	if (e == 0)
 		sd_log(lg, LOG_T_NOTICE,
 		       "Resharded the persistent log in %s from %u to %u workers: %" PRIu64

@@ -8,19 +8,25 @@
  *   NAME.lock            flock()ed by the broker using the directory: a second broker on the
  *                        same directory is refused, never two writers on one log
  *   NAME.<w>.<seq>       segment <seq> (16 lower-case hex digits) of worker <w>'s log (decimal)
- *   NAME.<w>.<seq>.tmp   a base being written by compaction (removed at start-up)
+ *   NAME.<w>.<seq>.tmp   a segment being written (a compaction's or resharding's base, or a
+ *                        new segment before its header is synced): removed at start-up
  *   NAME.<w>.<seq>.dropped-<unix time>
  *                        a segment that followed a damaged or missing one, moved aside (never
  *                        deleted: it may hold what an operator wants back)
  * A worker's log is a chain: a base segment (header flag STORE_FLAG_BASE: a complete state,
  * everything before it is superseded), then segments seq + 1, seq + 2, ... each continuing the
- * one before. The broker appends to the chain's last segment.
+ * one before. The broker appends to the chain's last segment. A file named NAME itself
+ * (Mosquitto's mosquitto.db) is never read (a warning says Starling does not import it);
+ * other files in the directory are left alone.
  *
  * State: what the records of a chain leave, applying them in order (the rules of the
  * kernel-notes/persistence.md table): retained messages by topic, sessions by client id with
  * their subscriptions by filter, queued messages by msg_id, in-flight packet ids, inbound QoS 2
  * packet ids and will. store_state holds it as the records themselves (copies), which is what
  * compaction writes back out and what resharding routes.
+ *
+ * Built in: dir.c (open, lock, file helpers, new segments), recover.c (start-up), compact.c
+ * (compaction, resharding), state.c (store_state); dirio.h is their private interface.
  */
 #ifndef STARLING_STORE_DIR_H
 #define STARLING_STORE_DIR_H
@@ -66,17 +72,24 @@ int store_dir_open(struct store_dir *d, const char *path, const char *name, unsi
 void store_dir_close(struct store_dir *d);
 
 /*
- * Start-up, one thread, before the workers run. Reads every worker's chain, checks every
- * header, cuts a torn or corrupt tail at the last valid record (ftruncate + fsync) and logs at
- * warning level the file, the bytes and the records dropped; a segment after a damaged or
- * missing one is moved aside (.dropped-*) and logged at error level. Files of another worker
- * count are resharded: every session's records go to home(workers, client)'s log, retained
- * messages to worker 0's, each new log written as a base; the old files are removed only once
- * the new ones are synced. A worker with no log gets a new empty base segment (seq 1). On
+ * Start-up, one thread, before the workers run. Reads every worker's chain (plain read(2) of
+ * whole files), checks every header (its worker and segment must be its file name's), removes
+ * .tmp files and the segments older than a worker's newest base (a compaction stopped after
+ * its rename), cuts a torn or corrupt tail at the last valid record (ftruncate + fsync) and
+ * logs at warning level the file, the bytes and the records dropped; a segment after a
+ * damaged or missing one is moved aside (.dropped-*) and logged at error level. Files all of
+ * another worker count are resharded: every session's records go to home(workers, client)'s
+ * log, retained messages to worker 0's, each new log written as a base numbered above every
+ * old segment; the old files are removed only once the new ones are synced (a resharding cut
+ * short is finished, or redone, at the next start). home may be NULL only for 1 worker. A
+ * worker with no file gets a new empty base segment (seq 1), logged at warning level when
+ * other workers' logs exist (its log went missing). lg may be NULL (nothing logged). On
  * success chains[0 .. workers) hold each worker's chain (free with store_chains_free).
- * Errors (a negative errno or store_err, err saying which file and why): an unreadable file or
- * directory, a file with our name that is not a Starling log (STORE_E_NOT_LOG), a damaged
- * header (STORE_E_HEADER), a newer format (STORE_E_NEWER). Never a silent empty start.
+ * Errors (a negative errno or store_err, err saying which file and why; chains then hold
+ * nothing): an unreadable file or directory, a file with our name that is not a Starling log
+ * (STORE_E_NOT_LOG), a damaged header (STORE_E_HEADER), a newer format (STORE_E_NEWER),
+ * segments without a base (-ENOENT), two worker counts in one directory (STORE_E_FOREIGN).
+ * Never a silent empty start.
  */
 int store_dir_recover(struct store_dir *d, store_home_fn home, struct log *lg,
                       struct store_chain *chains, char *err, size_t errlen);
@@ -89,9 +102,11 @@ void store_chains_free(struct store_chain *chains, unsigned n);
 int store_dir_open_append(struct store_dir *d, unsigned worker, uint64_t seq);
 
 /*
- * Creates segment `seq` of `worker` (header without STORE_FLAG_BASE), syncs it and the
- * directory, and returns its descriptor opened as store_dir_open_append does (a negative errno
- * on failure: nothing is left behind). For compaction: the worker switches its appends to it.
+ * Creates segment `seq` of `worker` (header without STORE_FLAG_BASE): written as .tmp,
+ * synced, renamed into place, directory synced, so the name never holds a partial header.
+ * Returns its descriptor opened as store_dir_open_append does (a negative errno on failure,
+ * -EEXIST if the segment exists: nothing is left behind). For compaction: the worker
+ * switches its appends to it.
  */
 int store_dir_create_segment(struct store_dir *d, unsigned worker, uint64_t seq, char *err,
                              size_t errlen);
@@ -99,7 +114,7 @@ int store_dir_create_segment(struct store_dir *d, unsigned worker, uint64_t seq,
 struct store_compact_stats {
 	uint64_t bytes_in;    /* bytes of the segments read */
 	uint64_t records_in;  /* records read */
-	uint64_t bytes_out;   /* bytes of the base written */
+	uint64_t bytes_out;   /* bytes of the base written (its file size) */
 	uint64_t records_out; /* records written */
 };
 
@@ -108,8 +123,10 @@ struct store_compact_stats {
  * (a chain prefix: first is its base) by one base segment `last` holding their state: written
  * to NAME.<w>.<last>.tmp, synced, renamed over segment `last`, directory synced, then
  * segments first .. last - 1 unlinked. Segments after `last` are untouched (the worker is
- * appending to one of them). On failure (ENOSPC, EIO) nothing changes but the .tmp, which is
- * removed; returns a negative errno, err saying why.
+ * appending to one of them). On failure (ENOSPC, EIO; a segment first that is not a base:
+ * STORE_E_HEADER; a damaged record in one: its store_err) nothing changes but the .tmp, which
+ * is removed; returns a negative errno or store_err, err saying why. Memory: the state, one
+ * segment at a time, a 1 MiB write buffer.
  */
 int store_dir_compact(struct store_dir *d, unsigned worker, uint64_t first, uint64_t last,
                       struct store_compact_stats *st, char *err, size_t errlen);

@@ -358,6 +358,11 @@ static bool bytes_are_valid(uint8_t f, struct st_bytes s)
 
 int store_rec_encode(struct store_buf *b, const struct store_rec *r)
 {
+	return store_rec_encode_views(b, r, NULL);
+}
+
+int store_rec_encode_views(struct store_buf *b, const struct store_rec *r, struct store_rec *out)
+{
 	const uint8_t *fs;
 	uint64_t body = 1;
 	uint8_t *p;
@@ -383,6 +388,8 @@ int store_rec_encode(struct store_buf *b, const struct store_rec *r)
 		return STORE_E_FIELD;
 	if (store_buf_reserve(b, STORE_REC_HDR_LEN + body))
 		return STORE_E_NOMEM;
+	if (out)
+		*out = *r;
 	p = b->data + b->len;
 	put_le(p, body, 4);
 	p[8] = r->type;
@@ -401,6 +408,9 @@ int store_rec_encode(struct store_buf *b, const struct store_rec *r)
 		put_le(p, s.len, lw);
 		if (s.len)
 			memcpy(p + lw, s.ptr, s.len);
+		if (out)
+			*field_bytes(out, fs[i]) =
+			        (struct st_bytes){.ptr = s.len ? p + lw : NULL, .len = s.len};
 		p += lw + s.len;
 	}
 	put_le(b->data + b->len + 4, store_crc32c(0, b->data + b->len + 8, body), 4);

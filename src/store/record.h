@@ -165,6 +165,13 @@ int store_header_decode(const uint8_t *data, size_t len, struct store_header *h,
 int store_rec_encode(struct store_buf *b, const struct store_rec *r);
 
 /*
+ * As store_rec_encode; on 0, *out (if not NULL) is a copy of r whose byte fields of the type
+ * are views into the bytes just appended to b (valid until b next grows): where a key lies in
+ * an encoded record, without decoding it again.
+ */
+int store_rec_encode_views(struct store_buf *b, const struct store_rec *r, struct store_rec *out);
+
+/*
  * Decodes the record at the start of data[0..len) (borrowed): on 0, *r holds views into data
  * and *used the record's size. Errors: STORE_E_TORN (len ends inside the record),
  * STORE_E_TOO_LONG, STORE_E_CRC, STORE_E_TYPE, STORE_E_MALFORMED. The length is checked against

@@ -71,7 +71,9 @@ static enum entry_kind classify(const struct store_dir *d, const char *name, uns
 		return E_OTHER;
 	for (; *p >= '0' && *p <= '9' && digits < 6; p++, digits++)
 		wv = wv * 10 + (unsigned long)(*p - '0');
-	if (digits == 0 || digits == 6 || wv > UINT16_MAX || *p != '.')
+	/* One spelling per worker: "NAME.01.x" is not worker 1's (sd_name would not find it). */
+	if (digits == 0 || digits == 6 || wv > UINT16_MAX || *p != '.' ||
+	    (digits > 1 && name[nl + 1] == '0'))
 		return E_OTHER;
 	p++;
 	for (digits = 0; digits < 16; digits++, p++) {
@@ -409,6 +411,75 @@ static int new_base(struct store_dir *d, struct log *lg, unsigned w, bool missin
 	return sd_chain_recover(d, lg, w, (uint16_t)d->workers, &f, 1, out, err, errlen);
 }
 
+/* Unlinks the files of worker count `workers` and drops them from the list. */
+static int drop_count(const struct store_dir *d, struct sd_file *files, unsigned *nfiles,
+                      uint16_t workers, char *err, size_t errlen)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < *nfiles; i++) {
+		char name[SD_NAME_MAX];
+
+		if (files[i].workers != workers) {
+			files[k++] = files[i];
+			continue;
+		}
+		sd_name(d, name, files[i].worker, files[i].seq, "");
+		if (unlinkat(d->dfd, name, 0) != 0 && errno != ENOENT) {
+			int e = errno;
+
+			sd_err(err, errlen, "%s/%s: unlink: %s", d->path, name, strerror(e));
+			return -e;
+		}
+	}
+	*nfiles = k;
+	return sd_sync_dir(d, err, errlen);
+}
+
+/*
+ * A resharding cut short by a crash leaves two worker counts: the old logs, and new bases of
+ * our count, all with one segment number above every old file's (sd_reshard picks it so).
+ * If every worker has its new base, only the old files' removal was lost: finish it. If
+ * some are missing, the renames were cut short and the old logs are still whole: remove the
+ * new bases and reshard again. Any other mix is left for the caller to refuse.
+ */
+static int finish_reshard(const struct store_dir *d, struct log *lg, struct sd_file *files,
+                          unsigned *nfiles, char *err, size_t errlen)
+{
+	uint64_t seq = 0, old_max = 0;
+	unsigned ours = 0, others = 0;
+	uint16_t other = 0;
+
+	for (unsigned i = 0; i < *nfiles; i++) {
+		const struct sd_file *f = &files[i];
+
+		if (f->workers != d->workers) {
+			if (others++ && f->workers != other)
+				return 0;
+			other = f->workers;
+			old_max = f->seq > old_max ? f->seq : old_max;
+			continue;
+		}
+		if (!(f->flags & STORE_FLAG_BASE) || (ours++ && f->seq != seq))
+			return 0;
+		seq = f->seq;
+	}
+	if (ours == 0 || others == 0 || seq <= old_max)
+		return 0;
+	if (ours == d->workers) {
+		sd_log(lg, LOG_T_NOTICE,
+		       "Finishing a resharding of %s from %u to %u workers that a stop cut short: "
+		       "removing the old logs",
+		       d->path, other, d->workers);
+		return drop_count(d, files, nfiles, other, err, errlen);
+	}
+	sd_log(lg, LOG_T_NOTICE,
+	       "A resharding of %s from %u to %u workers was cut short before its new logs were "
+	       "all in place: removing them and resharding again",
+	       d->path, other, d->workers);
+	return drop_count(d, files, nfiles, (uint16_t)d->workers, err, errlen);
+}
+
 int store_dir_recover(struct store_dir *d, store_home_fn home, struct log *lg,
                       struct store_chain *chains, char *err, size_t errlen)
 {
@@ -420,7 +491,8 @@ int store_dir_recover(struct store_dir *d, store_home_fn home, struct log *lg,
 	e = scan(d, lg, &files, &nfiles, err, errlen);
 	if (e)
 		return e;
-	for (unsigned i = 1; i < nfiles; i++) {
+	e = finish_reshard(d, lg, files, &nfiles, err, errlen);
+	for (unsigned i = 1; e == 0 && i < nfiles; i++) {
 		if (files[i].workers != files[0].workers) {
 			char a[SD_NAME_MAX], b[SD_NAME_MAX];
 
@@ -434,6 +506,10 @@ int store_dir_recover(struct store_dir *d, store_home_fn home, struct log *lg,
 			free(files);
 			return STORE_E_FOREIGN;
 		}
+	}
+	if (e) {
+		free(files);
+		return e;
 	}
 	if (nfiles > 0 && files[0].workers != d->workers) {
 		e = sd_reshard(d, home, lg, files, nfiles, chains, err, errlen);

@@ -144,10 +144,9 @@ static struct ent *ent_new(struct store_state *st, const struct store_rec *r, en
 	struct store_rec d;
 	struct st_bytes key;
 	struct ent *e;
-	size_t used;
 
 	b->len = 0;
-	*err = store_rec_encode(b, r);
+	*err = store_rec_encode_views(b, r, &d);
 	if (*err)
 		return NULL;
 	e = malloc(sizeof(*e) + b->len);
@@ -161,14 +160,9 @@ static struct ent *ent_new(struct store_state *st, const struct store_rec *r, en
 		e->k.id = id;
 		return e;
 	}
-	/* Decoding the copy yields views into it: where the key lies, whatever the schema. */
-	*err = store_rec_decode(e->rec, e->len, &d, &used);
-	if (*err) {
-		free(e);
-		return NULL;
-	}
+	/* The encoder's views say where the key lies, whatever the schema. */
 	key = kk == K_TOPIC ? d.topic : kk == K_CLIENT ? d.client : d.filter;
-	e->k.b.off = key.len ? (uint32_t)(key.ptr - e->rec) : 0;
+	e->k.b.off = key.len ? (uint32_t)(key.ptr - b->data) : 0;
 	e->k.b.len = key.len;
 	return e;
 }

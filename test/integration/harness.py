@@ -247,6 +247,11 @@ class Broker:
         if (self.kind == "starling" and WORKERS
                 and not any(l.split()[:1] == ["worker_threads"] for l in self.config_lines)):
             lines.append("worker_threads %d" % WORKERS)
+        # STARLING_TEST_PERSIST=1 (make test-persist) runs every test with persistence on,
+        # its log in the broker's temp dir: every hook on every path the suite covers.
+        if (self.kind == "starling" and os.environ.get("STARLING_TEST_PERSIST") == "1"
+                and not any(l.split()[:1] == ["persistence"] for l in self.config_lines)):
+            lines.append("persistence true")
         lines += self.config_lines
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -308,10 +313,80 @@ class Broker:
             self.returncode = self.proc.returncode
             self._killed = True
 
+    def restart(self, sig=signal.SIGTERM, down=0.0, config_lines=None):
+        """halt(sig), `down` seconds, resume(config_lines): the same broker again on the same
+        port, temp dir and log (persistence tests: the data directory is in the config)."""
+        self.halt(sig)
+        if down:
+            time.sleep(down)
+        return self.resume(config_lines)
+
+    def halt(self, sig=signal.SIGTERM):
+        """Stops the process but keeps the port, temp dir, config and log for resume().
+        SIGTERM: checked as stop() does; SIGKILL: a crash."""
+        if sig == signal.SIGKILL:
+            self.kill()
+            if self._log_file is not None:
+                self._log_file.close()
+                self._log_file = None
+        elif self.proc is not None:
+            self._halt()
+        self.proc = None
+        self._killed = False
+        self._halted = True
+
+    def resume(self, config_lines=None):
+        """Starts a halted broker again (with `config_lines` instead of its own, if given)."""
+        self._halted = False
+        if config_lines is not None:
+            self.config_lines = list(config_lines)
+        self._write_config()
+        if not self._spawn_and_wait():
+            self.proc = None
+            raise BrokerError("broker did not restart on 127.0.0.1:%d (log in %s):\n%s"
+                              % (self.port, self.dir, _tail(self.log_text())))
+        return self
+
+    def start_fails(self, timeout=START_TIMEOUT_S):
+        """Starts the broker expecting it to refuse (bad config, unusable data directory):
+        returns its exit status, or None if it was still running after `timeout` (then it is
+        killed). The log stays readable (log_text()) until stop(), which only cleans up."""
+        self.dir = tempfile.mkdtemp(prefix="starling-it-")
+        self.config_path = os.path.join(self.dir, "broker.conf")
+        self.log_path = os.path.join(self.dir, "broker.log")
+        self.port = free_port()
+        return self.resume_fails(timeout)
+
+    def resume_fails(self, timeout=START_TIMEOUT_S):
+        """resume() expecting a refusal: start_fails() on a halted broker's port and dir."""
+        self._halted = False
+        self._write_config()
+        self._log_file = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                     stdout=self._log_file, stderr=subprocess.STDOUT,
+                                     env=self._env(), cwd=self.dir)
+        self.pid = self.proc.pid
+        try:
+            self.returncode = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+        self._killed = True  # an expected exit: stop() only reaps and cleans up
+        return self.returncode
+
     def stop(self):
         """SIGTERM, bounded wait; for Starling, a non-zero exit or a sanitizer report fails."""
         if self.proc is None:
+            if getattr(self, "_halted", False):  # halted and never resumed: the log was checked
+                self._cleanup_dir(force=True)
             return
+        self._halt()
+        self.proc = None
+        self._cleanup_dir(force=True)
+
+    def _halt(self):
+        """stop() without removing the temp dir: raises BrokerError (the dir kept) on a
+        problem; the process is reaped either way."""
         problems = []
         if self.alive():
             os.kill(self.pid, signal.SIGTERM)
@@ -338,13 +413,11 @@ class Broker:
                 if marker in text:
                     problems.append("log holds a sanitizer report (%r)" % marker)
                     break
-        self.proc = None
         if problems:
-            self._cleanup_dir(force=False)
+            self.proc = None
             raise BrokerError("%s broker (pid %s, port %s) %s; log %s:\n%s"
                               % (self.kind, self.pid, self.port, "; ".join(problems),
                                  self.log_path, _tail(text)))
-        self._cleanup_dir(force=True)
 
     def _cleanup_dir(self, force):
         if self.dir and (force and not os.environ.get("STARLING_KEEP_LOGS")):

@@ -142,9 +142,10 @@ class SlowReadersTest(BrokerTestCase):
         for i in range(MESSAGES):
             pub.send(encode_publish("flood/t", b"%06d" % i + payload, 0))
             if i % 25 == 24:
-                # 250 KB/s: what the bound leaves each connection (BOUND / 200) and the kernel's
-                # buffers cover a reader that a loaded machine starves for up to a second.
-                time.sleep(0.05)
+                # 125 KB/s: what the bound leaves each connection (BOUND / 200) and the kernel's
+                # buffers cover a reader that a loaded machine starves for up to two seconds
+                # (at 250 KB/s a CI machine running other suites starved it past the bound).
+                time.sleep(0.1)
         deadline = time.monotonic() + 30
         while len(reader.numbers) < MESSAGES and time.monotonic() < deadline:
             time.sleep(0.05)

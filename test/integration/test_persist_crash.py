@@ -1,0 +1,145 @@
+"""Persistence (issue 10): the crash test. A paho publisher (clean session 0) sends numbered
+QoS 1 and QoS 2 messages on several topics, some retained, and records every acknowledgement;
+a persistent paho subscriber (clean session 0, QoS 2) reads slowly; starlingd is killed with
+SIGKILL at seeded random moments and restarted, and both clients reconnect by themselves. At
+the end every acknowledged message reached the subscriber (QoS 2 exactly once, QoS 1 at least
+once) and the retained store equals the last acknowledged retained message of each topic.
+
+The seed is printed; STARLING_SEED=N reruns one. The same run with SIGTERM restarts, and one
+with none (the bookkeeping's control, which passes on Mosquitto too).
+"""
+
+import random
+import sys
+import threading
+import time
+import unittest
+from collections import Counter
+
+from harness import KIND, paho, seeded_random, starling_only, unique_id
+from persistlib import KILL, KILL_REASON, TERM, PersistCase
+
+TOPICS = ["ck/a", "ck/b", "ck/c/d"]
+RETAINED = ["ck/r/%d" % i for i in range(5)]
+
+
+class CrashTest(PersistCase):
+    # The slow subscriber may fall behind by thousands: the default limit (1000) would drop
+    # acknowledged messages by design, which is not what this test is about.
+    persist_extra = ("max_queued_messages 100000",)
+
+    def _paho(self, cid, on_message=None):
+        c = paho.Client(client_id=cid, clean_session=False, protocol=paho.MQTTv311)
+        c.reconnect_delay_set(0.1, 0.5)
+        # Mosquitto 2.0.11 acknowledges but drops a 3.1.1 publisher's QoS 1/2 messages beyond
+        # its max_inflight_messages (20): the control keeps to that there.
+        c.max_inflight_messages_set(20 if KIND == "mosquitto" else 100)
+        c.connected_flag = threading.Event()
+
+        def on_connect(client, userdata, flags, rc):
+            if rc == 0:
+                c.connected_flag.set()
+
+        def on_disconnect(client, userdata, rc):
+            c.connected_flag.clear()
+
+        c.on_connect, c.on_disconnect = on_connect, on_disconnect
+        if on_message:
+            c.on_message = on_message
+        c.connect(self.broker.host, self.broker.port, keepalive=30)
+        c.loop_start()
+
+        def stop():
+            try:
+                c.disconnect()
+            except Exception:
+                pass
+            c.loop_stop()
+        self.defer(stop)
+        self.wait_for(c.connected_flag.is_set, 5, "%s did not connect" % cid)
+        return c
+
+    def _run(self, sig, n_msgs, n_restarts, timeout):
+        rnd, seed = seeded_random(random.SystemRandom().randrange(1 << 31))
+        sys.stderr.write("\n%s: seed %d (STARLING_SEED=%d reruns it)\n" % (self.id(), seed, seed))
+        received = []  # (topic, payload, qos), appended by the subscriber's network thread
+
+        def on_message(client, userdata, m):
+            received.append((m.topic, bytes(m.payload), m.qos))
+            if len(received) % 4 == 0:
+                time.sleep(0.002)  # a slow reader: the broker queues for it
+
+        sub = self._paho(unique_id("cks"), on_message)
+        subacked = threading.Event()
+        sub.on_subscribe = lambda *a: subacked.set()
+        rc, _mid = sub.subscribe("ck/#", 2)
+        self.assertEqual(rc, paho.MQTT_ERR_SUCCESS)
+        self.wait_for(subacked.is_set, 5, "no SUBACK")
+
+        acked_mids = []  # appended by the publisher's network thread
+        pub = self._paho(unique_id("ckp"))
+        pub.on_publish = lambda client, userdata, mid: acked_mids.append(mid)
+
+        sent = {}  # mid -> (seq, topic, qos, retain)
+        kills = sorted(rnd.sample(range(n_msgs // 10, n_msgs * 9 // 10), n_restarts))
+        deadline = time.monotonic() + timeout
+        for seq in range(n_msgs):
+            while seq - len(acked_mids) > 150:  # bounded outstanding work
+                self.assertLess(time.monotonic(), deadline,
+                                "publishing stalled at %d of %d (%d acknowledged)"
+                                % (seq, n_msgs, len(acked_mids)))
+                time.sleep(0.005)
+            if kills and seq == kills[0]:
+                kills.pop(0)
+                self.broker.restart(sig, down=rnd.uniform(0, 0.3))
+            retained = rnd.random() < 0.2
+            topic = rnd.choice(RETAINED if retained else TOPICS)
+            qos = rnd.choice((1, 2))
+            info = pub.publish(topic, b"%06d" % seq, qos, retained)
+            self.assertIn(info.rc, (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN))
+            sent[info.mid] = (seq, topic, qos, retained)
+        self.wait_for(lambda: len(set(acked_mids)) >= n_msgs, max(1, deadline - time.monotonic()),
+                      "acknowledged %d of %d" % (len(set(acked_mids)), n_msgs))
+        acked = [sent[m] for m in set(acked_mids)]
+        want = {b"%06d" % seq: (topic, qos) for seq, topic, qos, _r in acked}
+
+        def have_all():
+            got = {p for _t, p, _q in list(received)}
+            return all(p in got for p in want)
+        self.wait_for(have_all, max(5, deadline - time.monotonic()), "the subscriber got %d "
+                      "distinct of %d acknowledged" % (len({p for _t, p, _q in received}),
+                                                       len(want)))
+        time.sleep(0.5)  # duplicates that would still come
+        counts = Counter(p for _t, p, _q in received)
+        extra = [p for p in counts if p not in want]
+        self.assertFalse(extra, "received messages never published: %r" % extra[:10])
+        twice = sorted(p for p, (_t, q) in want.items() if q == 2 and counts[p] != 1)
+        self.assertFalse(twice, "QoS 2 messages not received exactly once (seed %d): %r"
+                         % (seed, [(p, counts[p]) for p in twice[:10]]))
+        for t, p, q in received:
+            self.assertEqual((t, q), want[p], "message %r arrived on %r at QoS %d" % (p, t, q))
+        # The retained store: the last message published on each retained topic (all were
+        # acknowledged, and one connection publishes in order).
+        last = {}
+        for seq, topic, _q, retained in sorted(acked):
+            if retained:
+                last[topic] = b"%06d" % seq
+        got = self.read_retained("ck/r/#", len(last))
+        self.assertEqual({t: m.payload for t, m in got.items()}, last, "seed %d" % seed)
+
+    @starling_only(KILL_REASON)
+    def test_sigkill_loses_nothing_acknowledged(self):
+        self._run(KILL, n_msgs=3000, n_restarts=5, timeout=50)
+
+    @starling_only("Mosquitto 2.0.11 fails it: ~60 of 800 acknowledged messages, published "
+                   "around a graceful restart, never reach the subscriber (cause not pinned "
+                   "down; the run without restart passes there)")
+    def test_sigterm_restarts(self):
+        self._run(TERM, n_msgs=800, n_restarts=2, timeout=30)
+
+    def test_no_restart_control(self):
+        self._run(TERM, n_msgs=800, n_restarts=0, timeout=20)
+
+
+if __name__ == "__main__":
+    unittest.main()
