@@ -34,10 +34,12 @@ CODEC_SRC  := $(wildcard src/codec/*.c)
 BROKER_SRC := $(filter-out $(CODEC_SRC),$(wildcard src/*/*.c))
 TOOL_COMMON_SRC := tools/client.c tools/client_io.c tools/client_tls.c tools/cli.c tools/cli_props.c
 BENCH_TOOL_SRC  := $(wildcard tools/bench/*.c)
-TOOLS      := starling-pub starling-sub starling-bench starling-passwd
+TOOLS      := starling-pub starling-sub starling-bench starling-passwd starling-store-gen
 # starling-passwd writes password files with the broker's own code (src/auth/).
 PASSWD_SRC := tools/starling-passwd.c src/auth/passwd.c src/auth/b64.c src/auth/file.c \
               src/base/readfile.c
+# starling-store-gen writes persistence directories with the store layer's own encoder.
+STOREGEN_SRC := tools/starling-store-gen.c src/store/record.c
 UNIT_TESTS := $(patsubst test/%.c,%,$(wildcard test/test_*.c))
 
 # libssl/libcrypto (OpenSSL): TLS listeners and clients (src/io/tls.c, tools/), password
@@ -85,6 +87,8 @@ $(B)/starling-bench: $(call obj,release,$(BENCH_TOOL_SRC)) $(B)/release/libstcod
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS)
 $(B)/starling-passwd: $(call obj,release,$(PASSWD_SRC)) $(B)/release/libstcodec.a
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS)
+$(B)/starling-store-gen: $(call obj,release,$(STOREGEN_SRC)) $(B)/release/libstcodec.a
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS)
 # The trivial fake broker that proves starling-bench's own speed (bench/README.md).
 $(B)/starling-sink: $(B)/release/obj/bench/sink.o $(B)/release/libstcodec.a
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS)
@@ -107,6 +111,8 @@ $(B)/asan/starling-pub $(B)/asan/starling-sub: $(B)/asan/starling-%: $(B)/asan/o
 $(B)/asan/starling-bench: $(call obj,asan,$(BENCH_TOOL_SRC)) $(B)/asan/libstcodec.a
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
 $(B)/asan/starling-passwd: $(call obj,asan,$(PASSWD_SRC)) $(B)/asan/libstcodec.a
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
+$(B)/asan/starling-store-gen: $(call obj,asan,$(STOREGEN_SRC)) $(B)/asan/libstcodec.a
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
 $(B)/asan/test_%: $(call obj,asan,test/test_%.c test/testutil.c) $(B)/asan/libstbroker.a $(B)/asan/libstcodec.a
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) -lcunit -lpthread
@@ -131,6 +137,8 @@ $(B)/tsan/starling-pub $(B)/tsan/starling-sub: $(B)/tsan/starling-%: $(B)/tsan/o
 $(B)/tsan/starling-bench: $(call obj,tsan,$(BENCH_TOOL_SRC)) $(B)/tsan/libstcodec.a
 	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) -lpthread
 $(B)/tsan/starling-passwd: $(call obj,tsan,$(PASSWD_SRC)) $(B)/tsan/libstcodec.a
+	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
+$(B)/tsan/starling-store-gen: $(call obj,tsan,$(STOREGEN_SRC)) $(B)/tsan/libstcodec.a
 	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
 $(B)/tsan/test_%: $(call obj,tsan,test/test_%.c test/testutil.c) $(B)/tsan/libstbroker.a $(B)/tsan/libstcodec.a
 	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) -lcunit -lpthread

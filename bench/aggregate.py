@@ -13,6 +13,11 @@ deliveries/s target; fixed-rate runs also carry "broker_tcp" (bench/tcp_segs.py)
   aggregate.py fan RESULTS SCENARIO    the median fan-out of SCENARIO's saturation runs
   aggregate.py attach SEGS < line      the line with tcp_segs.py's output added as "broker_tcp"
                                        (and deliveries per segment)
+  aggregate.py persist BEFORE AFTER < line
+                                       the line with the differences of the broker's
+                                       $SYS/broker/persistence counters (JSON objects from
+                                       bench/sysread.py) added as "persist", with messages per
+                                       fsync and fsyncs per second
   aggregate.py report RESULTS [--chart PNG] [--summary JSON] [--machine TEXT]
                                        markdown tables on stdout, summary JSON, PNG chart
 
@@ -34,17 +39,24 @@ HELD_MIN = 0.95  # a fixed-rate run held its target if it delivered this share o
 # Every variant compare.sh knows, in table order, with its short name in the tables.
 # starling-bN: Starling with a batching budget of N us (max_batch_delay_us).
 # *-acl: with the password file and ACL of bench/gen-acl.py.
-VARIANTS = ("starling", "starling-b100", "starling-b1000", "starling-acl", "flashmq-1t",
-            "flashmq", "mosquitto", "mosquitto-acl", "flashmq-nagle", "mosquitto-nagle")
+# *-persist: persistence on (Sp: persistence_sync always, Spn: never; Mp: Mosquitto's).
+VARIANTS = ("starling", "starling-b100", "starling-b1000", "starling-acl", "starling-persist",
+            "starling-persist-never", "flashmq-1t", "flashmq", "mosquitto", "mosquitto-acl",
+            "mosquitto-persist", "flashmq-nagle", "mosquitto-nagle")
 SHORT = {"starling": "S", "starling-b100": "S100", "starling-b1000": "S1000",
-         "starling-acl": "Sacl", "flashmq-1t": "F1", "flashmq": "F", "mosquitto": "M",
-         "mosquitto-acl": "Macl", "flashmq-nagle": "Fn", "mosquitto-nagle": "Mn"}
+         "starling-acl": "Sacl", "starling-persist": "Sp", "starling-persist-never": "Spn",
+         "flashmq-1t": "F1", "flashmq": "F", "mosquitto": "M", "mosquitto-acl": "Macl",
+         "mosquitto-persist": "Mp", "flashmq-nagle": "Fn", "mosquitto-nagle": "Mn"}
 TITLE = {"starling": "Starling", "starling-b100": "Starling-100us",
          "starling-b1000": "Starling-1ms", "starling-acl": "Starling-ACL",
-         "flashmq-1t": "FlashMQ-1-thread", "flashmq": "FlashMQ-default-threads",
-         "mosquitto": "Mosquitto", "mosquitto-acl": "Mosquitto-ACL",
+         "starling-persist": "Starling-persist-sync", "starling-persist-never":
+         "Starling-persist-nosync", "flashmq-1t": "FlashMQ-1-thread",
+         "flashmq": "FlashMQ-default-threads", "mosquitto": "Mosquitto",
+         "mosquitto-acl": "Mosquitto-ACL", "mosquitto-persist": "Mosquitto-persist",
          "flashmq-nagle": "FlashMQ-Nagle", "mosquitto-nagle": "Mosquitto-Nagle"}
-NODELAY = ("starling", "starling-b100", "starling-b1000", "flashmq-1t", "flashmq", "mosquitto")
+NODELAY = ("starling", "starling-b100", "starling-b1000", "starling-persist",
+           "starling-persist-never", "flashmq-1t", "flashmq", "mosquitto", "mosquitto-persist")
+PERSIST_VARIANTS = ("starling-persist", "starling-persist-never")
 NAGLE = ("starling", "flashmq-nagle", "mosquitto-nagle")
 
 
@@ -101,10 +113,16 @@ def oneline(line):
                 f"{broker.get('rss_per_conn_bytes', 0):.0f} B per connection")
     tcp = run.get("broker_tcp", {})
     per_seg = f", {tcp['deliveries_per_seg']:.1f}/segment" if tcp.get("deliveries_per_seg") else ""
+    persist = run.get("persist")
+    disk = ""
+    if persist is not None:
+        disk = (f", {persist['msgs_per_fsync']:.1f} msgs/fsync, "
+                f"{persist['fsyncs_per_s']:.0f} fsyncs/s" if persist.get("msgs_per_fsync")
+                else ", no $SYS persistence counters" if persist.get("absent") else "")
     return (f"delivered {si(run['delivered_per_s'])}/s, "
             f"broker {broker.get('cpu_us_per_msg', 0):.3f} us/msg{per_seg}, "
             f"p50 {run['latency_us']['p50']:.0f} p99 {run['latency_us']['p99']:.0f} us, "
-            f"loss {run['loss']}, bench cpu {run['bench']['cpu_pct']:.0f}%")
+            f"loss {run['loss']}, bench cpu {run['bench']['cpu_pct']:.0f}%{disk}")
 
 
 def attach(segs_path, line):
@@ -120,6 +138,33 @@ def attach(segs_path, line):
     if run.get("ok") and tcp.get("cpu_per_s") is not None and run.get("delivered_per_s"):
         tcp["cpu_us_per_msg"] = tcp["cpu_per_s"] * 1e6 / run["delivered_per_s"]
     run["broker_tcp"] = tcp
+    return json.dumps(run, separators=(",", ":"))
+
+
+def persist(before, after, line):
+    """The run's JSON line with the broker's persistence counters over the run as "persist":
+    commits (fsyncs completed), records and bytes appended between the two readings (taken
+    before the bench started and after it ended, so set-up and the clean connects count too),
+    messages published per fsync, and fsyncs per second of publishing (sent_total at the
+    window's rate). {"absent": true} when the broker published no such counters."""
+    try:
+        run = json.loads(line)
+        b, a = json.loads(before or "{}"), json.loads(after or "{}")
+    except json.JSONDecodeError:
+        return line
+    keys = ("commits", "records", "bytes")
+    if not all(isinstance(a.get(k), (int, float)) for k in keys):
+        run["persist"] = {"absent": True}
+        return json.dumps(run, separators=(",", ":"))
+    p = {k: a[k] - (b.get(k, 0) if isinstance(b.get(k), (int, float)) else 0) for k in keys}
+    sent = run.get("sent_total", 0)
+    seconds = sent / run["sent_per_s"] if run.get("sent_per_s") else None
+    p["messages"] = sent
+    p["msgs_per_fsync"] = sent / p["commits"] if p["commits"] else None
+    p["fsyncs_per_s"] = p["commits"] / seconds if seconds else None
+    p["records_per_msg"] = p["records"] / sent if sent else None
+    p["bytes_per_msg"] = p["bytes"] / sent if sent else None
+    run["persist"] = p
     return json.dumps(run, separators=(",", ":"))
 
 
@@ -178,6 +223,12 @@ def figures(groups, phase, scenario, broker):
         "broker_busy_pct": median([100 * t["cpu_per_s"] if t.get("cpu_per_s") is not None else
                                    x.get("cpu_us_per_msg", 0) * r["delivered_per_s"] / 1e4
                                    for x, r, t in zip(b, runs, tcp)]),
+        # Persistence ($SYS counters over the run, starling-persist*): see persist().
+        "msgs_per_fsync": median([r.get("persist", {}).get("msgs_per_fsync") for r in runs]),
+        "fsyncs_per_s": median([r.get("persist", {}).get("fsyncs_per_s") for r in runs]),
+        "records_per_msg": median([r.get("persist", {}).get("records_per_msg") for r in runs]),
+        "bytes_per_msg": median([r.get("persist", {}).get("bytes_per_msg") for r in runs]),
+        "persist_counters_absent": any(r.get("persist", {}).get("absent") for r in runs),
         # Every repeat delivered at least HELD_MIN of the target.
         "held": (min(r["delivered_per_s"] for r in runs) >= HELD_MIN * int(target)
                  if target else None),
@@ -308,6 +359,29 @@ def rate_ratio_table(groups, scenarios, variants):
     return lines
 
 
+def persist_table(groups, scenarios):
+    """Saturation runs of the persistence variants: the disk's share of the work."""
+    lines = ["| scenario | broker | delivered/s | of Starling without persistence | "
+             "msgs/fsync | fsyncs/s | records/msg | bytes/msg |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for scenario in scenarios:
+        base = figures(groups, "sat", scenario, "starling")
+        for v in PERSIST_VARIANTS + ("mosquitto-persist", "mosquitto"):
+            f = figures(groups, "sat", scenario, v)
+            if not f or (v == "mosquitto" and not any(figures(groups, "sat", scenario, p)
+                                                      for p in PERSIST_VARIANTS)):
+                continue
+            share = ratio(f["delivered_per_s"], base["delivered_per_s"]) if base else "-"
+            if v in PERSIST_VARIANTS and f["persist_counters_absent"]:
+                disk = ["n/a (no $SYS counters)"] + ["-"] * 3
+            else:
+                disk = [fmt(f["msgs_per_fsync"], 1), fmt(f["fsyncs_per_s"], 0),
+                        fmt(f["records_per_msg"], 2), fmt(f["bytes_per_msg"], 0)]
+            lines.append(f"| {scenario} | {v} | {si(f['delivered_per_s'])} | {share} | "
+                         + " | ".join(disk) + " |")
+    return lines if len(lines) > 2 else []
+
+
 def conn_table(groups):
     lines = ["| broker | RSS MiB with 10k idle connections | RSS per connection, bytes |",
              "| --- | ---: | ---: |"]
@@ -435,6 +509,13 @@ def report(args):
     print_section("Fixed rates: Starling / the others", "CPU per delivery, p50 and p99; * where "
                   "one of the two did not hold the rate.",
                   rate_ratio_table(groups, scenarios, fixed))
+    disk = persist_table(groups, scenarios)
+    if disk:
+        print_section("Persistence", "Saturation runs with persistence on (Starling: sync always "
+                      "/ never; Mosquitto: its snapshots). Disk figures from Starling's "
+                      "$SYS/broker/persistence counters read before and after each run (set-up "
+                      "and clean-up included): messages published per fsync completed, fsyncs "
+                      "per second of publishing, records and bytes appended per message.", disk)
     conn = conn_table(groups)
     if conn:
         print("\n## Idle connections\n")
@@ -468,6 +549,9 @@ def main():
     p.add_argument("scenario")
     p = sub.add_parser("attach")
     p.add_argument("segs")
+    p = sub.add_parser("persist")
+    p.add_argument("before")
+    p.add_argument("after")
     p = sub.add_parser("report")
     p.add_argument("results")
     p.add_argument("--chart")
@@ -479,6 +563,9 @@ def main():
         return 0
     if args.cmd == "attach":
         print(attach(args.segs, sys.stdin.read().strip().splitlines()[-1]))
+        return 0
+    if args.cmd == "persist":
+        print(persist(args.before, args.after, sys.stdin.read().strip().splitlines()[-1]))
         return 0
     if args.cmd == "rates":
         rates(args.results)

@@ -15,6 +15,14 @@
 # machine), both with tcp_nodelay true; mosquitto (set_tcp_nodelay true). The saturation pass
 # also runs flashmq-nagle and mosquitto-nagle: their defaults, Nagle included. FlashMQ is built
 # outside the repository by bench/flashmq.sh; without it the FlashMQ variants are skipped.
+# Persistence (issue 10): starling-persist (persistence true, persistence_sync always),
+# starling-persist-never (persistence_sync never) and mosquitto-persist (persistence true, its
+# own autosave_interval: a snapshot every 30 min and at exit, so no disk write per message),
+# each with a fresh persistence_location under /var/tmp (the machine's disk, not tmpfs; removed
+# with the broker), loaded with starling-bench --persistent (persistent sessions, cleaned up
+# after each run); --persistent gives the other variants the same clients, like for like. For
+# the Starling ones the broker's $SYS/broker/persistence/{commits,records,bytes} counters, read
+# before and after each run (bench/sysread.py), give fsyncs per second and messages per fsync.
 # Results: bench/results/<stamp>.jsonl (a meta line, then one starling-bench JSON line per run),
 # <stamp>-summary.json, <stamp>.png, and the tables on stdout (bench/aggregate.py).
 #
@@ -32,7 +40,9 @@ usage: bench/compare.sh [options]
                      and starling-bN: Starling with a batching budget (max_batch_delay_us N),
                      starling-iN: Starling with max_inflight_messages N, starling-acl and
                      mosquitto-acl: with a password file and an ACL of 1,000 users and patterns
-                     (bench/gen-acl.py; the bench logs in as "bench")
+                     (bench/gen-acl.py; the bench logs in as "bench"); starling-persist,
+                     starling-persist-never, mosquitto-persist: with persistence on (sync
+                     always / never; Mosquitto's snapshots), their clients --persistent
   --flashmq PATH     FlashMQ binary (env FLASHMQ; default: where bench/flashmq.sh builds it)
   --scenarios LIST   fanout50,fanout500,fanin50,pairs50,wildcard100k,conn10k (default all),
                      or full ids such as fanout50-q1-256; also share1, share2, share4: fanin50
@@ -54,6 +64,13 @@ usage: bench/compare.sh [options]
   --bench-cpu N      CPU for starling-bench (1)
   --bin DIR          where starlingd and starling-bench are (build)
   --out DIR          results directory (bench/results)
+  --persistent       every variant's clients use persistent sessions (starling-bench
+                     --persistent), as the *-persist variants' always do: like for like
+  --inflight N       starling-bench --inflight in every run: each publisher's QoS 1/2 window
+                     (default the bench's 20, Mosquitto's max_inflight_messages); with
+                     persistence_sync always it bounds a publisher to N messages per fsync
+  --persist-dir DIR  where the *-persist variants' directories are made (/var/tmp; must not
+                     be tmpfs: the point is the disk)
   --dry-run          print the runs, run nothing
 EOF
 }
@@ -85,6 +102,9 @@ BENCH_CPU=1
 BIN=$ROOT/build
 OUT=$ROOT/bench/results
 DRY=0
+PERSISTENT=0
+PERSIST_BASE=/var/tmp
+INFLIGHT=""
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -108,6 +128,9 @@ while [ $# -gt 0 ]; do
 	--bench-cpu) BENCH_CPU=$2; shift 2 ;;
 	--bin) BIN=$(cd "$2" && pwd); shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
+	--persistent) PERSISTENT=1; shift ;;
+	--persist-dir) PERSIST_BASE=$2; shift 2 ;;
+	--inflight) INFLIGHT=$2; shift 2 ;;
 	--dry-run) DRY=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "compare.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -176,7 +199,8 @@ add_variant() {
 for b in ${BROKERS//,/ }; do
 	case "$b" in
 	starling | starling-[bi][0-9]* | starling-acl | mosquitto-acl | flashmq-1t | flashmq-nagle | \
-		mosquitto-nagle) add_variant "$b" ;;
+		mosquitto-nagle | starling-persist | starling-persist-never | mosquitto-persist)
+		add_variant "$b" ;;
 	flashmq)
 		add_variant flashmq-1t
 		add_variant flashmq
@@ -207,6 +231,13 @@ case " $VARIANTS " in *" flashmq"*)
 	;;
 esac
 [ -n "${VARIANTS// /}" ] || die "no broker selected"
+case " $VARIANTS " in *"-persist"*)
+	[ -d "$PERSIST_BASE" ] || die "--persist-dir $PERSIST_BASE: not a directory"
+	if [ "$(stat -f -c %T "$PERSIST_BASE")" = tmpfs ]; then
+		echo "compare.sh: warning: $PERSIST_BASE is tmpfs: the persistence figures will not include the disk" >&2
+	fi
+	;;
+esac
 [ "$(nproc)" -ge 2 ] || echo "compare.sh: warning: one CPU only; broker and bench share it" >&2
 
 # Brokers inherit this: 10k connections need more than the usual 1024 descriptors.
@@ -220,6 +251,7 @@ WORK=$(mktemp -d /tmp/starling-compare.XXXXXX)
 BROKER_PID=""
 BROKER_PORT=""
 SEG_PID=""
+PERSIST_DIR=""
 
 # The TCP segment sampler of a fixed-rate run (bench/tcp_segs.py), stopped by its PID.
 stop_sampler() {
@@ -229,9 +261,17 @@ stop_sampler() {
 	SEG_PID=""
 }
 
+# The persistence directory of the broker just stopped: each start gets a fresh one.
+remove_persist_dir() {
+	[ -n "$PERSIST_DIR" ] || return 0
+	rm -rf "$PERSIST_DIR"
+	PERSIST_DIR=""
+}
+
 cleanup() {
 	stop_sampler
 	stop_broker
+	remove_persist_dir
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -294,6 +334,19 @@ CONF
 	esac
 	# Each with its own default window: Mosquitto 20, Starling 65535 (README).
 	case "$variant" in mosquitto*) echo "max_inflight_messages 20" >>"$conf" ;; esac
+	# *-persist: a fresh directory (made by start_broker). Starling publishes $SYS every
+	# second so that the counters read around a run are at most a second old.
+	case "$variant" in
+	starling-persist*)
+		printf 'persistence true\npersistence_location %s\nsys_interval 1\n' "$PERSIST_DIR" >>"$conf"
+		if [ "$variant" = starling-persist-never ]; then
+			echo "persistence_sync never" >>"$conf"
+		else
+			echo "persistence_sync always" >>"$conf"
+		fi
+		;;
+	mosquitto-persist) printf 'persistence true\npersistence_location %s/\n' "$PERSIST_DIR" >>"$conf" ;;
+	esac
 	# Starling runs one worker per CPU it is given (one, by default); Mosquitto has one thread.
 	# starling-bN: with a batching budget of N us (max_batch_delay_us); starling-iN: with
 	# max_inflight_messages N (0: as many as the protocol allows).
@@ -321,6 +374,14 @@ start_broker() {
 	local variant=$1 conf=$WORK/$1.conf log=$WORK/$1.out
 	BROKER_PORT=$(free_port)
 	case "$variant" in *-acl) ensure_acl || return 1 ;; esac
+	case "$variant" in *-persist*)
+		PERSIST_DIR=$(mktemp -d "$PERSIST_BASE/starling-persist.XXXXXX") || return 1
+		# Mosquitto started as root drops to the user mosquitto, which must write there.
+		if [ "$(id -u)" = 0 ] && id mosquitto >/dev/null 2>&1; then
+			chown mosquitto: "$PERSIST_DIR"
+		fi
+		;;
+	esac
 	write_config "$variant" "$BROKER_PORT" "$conf"
 	case "$variant" in
 	starling*) taskset -c "$BROKER_CPU" "$BIN/starlingd" -c "$conf" >"$log" 2>&1 &
@@ -336,8 +397,22 @@ start_broker() {
 		cat "$log" >&2
 		[ -f "$WORK/$variant.log" ] && tail -n 20 "$WORK/$variant.log" >&2
 		stop_broker
+		remove_persist_dir
 		return 1
 	fi
+}
+
+# The Starling persistence counters ($SYS/broker/persistence/...) as a JSON object, {} when the
+# broker publishes none. $SYS is published every second (write_config): wait for a fresh round.
+read_persist_counters() {
+	sleep 1.2
+	$PY "$ROOT/bench/sysread.py" "$BROKER_PORT" 2>/dev/null || echo '{}'
+}
+
+# Whether a variant's clients use persistent sessions.
+persistent_clients() {
+	case "$1" in *-persist*) return 0 ;; esac
+	[ "$PERSISTENT" = 1 ]
 }
 
 # Bench arguments for a scenario id, without port and pid.
@@ -359,6 +434,12 @@ bench_args() {
 run_one() {
 	local phase=$1 rep=$2 id=$3 variant=$4 extra=$5 target=${6:-} label line rc=0
 	label="phase=$phase;scenario=$id;broker=$variant;rep=$rep${target:+;target=$target}"
+	if persistent_clients "$variant" && [ "$id" != conn10k ]; then
+		extra="$extra --persistent"
+	fi
+	if [ -n "$INFLIGHT" ] && [ "$id" != conn10k ]; then
+		extra="$extra --inflight $INFLIGHT"
+	fi
 	if [ "$DRY" = 1 ]; then
 		echo "  $variant: starling-bench $(bench_args "$id") $extra"
 		return
@@ -368,6 +449,8 @@ run_one() {
 		return
 	fi
 	rm -f "$WORK/segs.json"
+	local sys0="" sys1=""
+	case "$variant" in starling-persist*) sys0=$(read_persist_counters) ;; esac
 	if [ -n "$target" ]; then
 		taskset -c "$BENCH_CPU" "$PY" "$ROOT/bench/tcp_segs.py" --port "$BROKER_PORT" \
 			--pid "$BROKER_PID" --out "$WORK/segs.json" --max-s 150 &
@@ -383,12 +466,17 @@ run_one() {
 	if [ -n "$line" ] && [ -s "$WORK/segs.json" ]; then
 		line=$($PY "$ROOT/bench/aggregate.py" attach "$WORK/segs.json" <<<"$line")
 	fi
+	if [ -n "$sys0" ] && [ -n "$line" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
+		sys1=$(read_persist_counters)
+		line=$($PY "$ROOT/bench/aggregate.py" persist "$sys0" "$sys1" <<<"$line")
+	fi
 	if ! kill -0 "$BROKER_PID" 2>/dev/null; then
 		line="{\"ok\":false,\"error\":\"the broker died during the run\",\"label\":\"$label\"}"
 	elif [ -z "$line" ]; then
 		line="{\"ok\":false,\"error\":\"starling-bench exited $rc without output\",\"label\":\"$label\"}"
 	fi
 	stop_broker
+	remove_persist_dir
 	echo "$line" | tail -n 1 >>"$RESULTS"
 	printf '  %-16s %-26s %s\n' "$variant" "$id${target:+ @$target/s}" \
 		"$($PY "$ROOT/bench/aggregate.py" oneline <<<"$line")"

@@ -2,7 +2,8 @@
 # Keeps the layers of src/ pointing down (src/README.md): every #include "..." of a file in
 # src/LAYER/ must name a header of LAYER itself (bare, same folder) or of a layer LAYER may use,
 # as "layer/name.h". The codec's public headers (include/starling/) are the codec layer. The
-# tools use the codec (and starling-passwd the auth layer's password files); tests and
+# tools use the codec (starling-passwd the auth layer's password files, starling-store-gen the
+# store layer's persistence log); tests and
 # benchmarks may reach any layer.
 #
 #   tools/check-layers.sh [ROOT]     check the tree at ROOT (default: the repository)
@@ -19,8 +20,9 @@ declare -A USES=(
 	[store]="codec base"
 	[broker]="codec base io index auth store"
 	[top]="codec base io index auth store broker"
-	# starling-passwd includes auth/passwd.h so that it writes exactly what the broker reads.
-	[tools]="codec auth"
+	# starling-passwd includes auth/passwd.h so that it writes exactly what the broker reads;
+	# starling-store-gen includes store/ (record encoder, shard function) for the same reason.
+	[tools]="codec auth store"
 )
 
 # check_file ROOT FILE LAYER: prints one line per include FILE (in LAYER) may not have.

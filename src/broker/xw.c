@@ -25,10 +25,8 @@
 #include "route.h"
 #include "session.h"
 #include "share.h"
+#include "store/home.h"
 #include "worker.h"
-
-/* A fixed seed: every worker must compute the same home for a client id. */
-#define XW_HOME_SEED 0x686f6d6521ull
 
 enum xw_kind {
 	XW_DELIVER = 1,       /* p1 msg: route it here (and store it when XW_F_STORE) */
@@ -90,7 +88,8 @@ struct xw_share_req {
 
 unsigned xw_home(unsigned n, const uint8_t *key, size_t len)
 {
-	return n > 1 ? (unsigned)(XXH3_64bits_withSeed(key, len, XW_HOME_SEED) % n) : 0;
+	/* One definition for the broker and whatever writes its persistence directory. */
+	return store_home(n, key, len);
 }
 
 int xw_init(struct worker *w)

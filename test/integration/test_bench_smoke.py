@@ -10,9 +10,13 @@ witness. Benchmarks proper (bench/compare.sh) never run here.
 
 import json
 import os
+import re
 import subprocess
 
-from harness import SANITIZER_MARKERS, BrokerTestCase, free_port, starling_only, tool
+import paho.mqtt.client as paho
+
+from harness import (SANITIZER_MARKERS, BrokerTestCase, free_port, starling_only, tool,
+                     unique_id)
 
 BENCH = tool("starling-bench")
 RUN_TIMEOUT_S = 60  # the bench bounds itself far below this; this is the backstop
@@ -118,6 +122,52 @@ class BenchSmokeTest(BrokerTestCase):
                                  stdin=subprocess.DEVNULL, timeout=RUN_TIMEOUT_S, env=bench_env())
             self.assertEqual(res.returncode, 2, args)
             self.assertIn(b"--share", res.stderr)
+
+    def test_persistent_sessions_start_clean_and_leave_nothing(self):
+        """--persistent (3.1.1): every client connects with clean session 0, after a clean
+        connect that discards what an earlier run with the same id left (here a stale session
+        with a subscription and queued messages, which would arrive as foreign payloads or a
+        session present flag); after the run no session of those ids is left."""
+        prefix = unique_id("pers")
+        stale = self.client(prefix + "-s0", clean_session=False)
+        self.subscribe(stale, "bench/pairs/#", 1)
+        stale.disconnect()
+        self.wait_for(lambda: stale.disconnected.is_set(), 5, "stale client not disconnected")
+        pub = self.client()
+        for i in range(5):
+            self.publish(pub, "bench/pairs/0", b"stale %d" % i, qos=1)
+        r = self.bench("pairs", "-c", 2, "-q", 1, "-R", 300, "-d", 0.5, "-w", 0.2,
+                       "--persistent", "--id-prefix", prefix)
+        self.assert_exact(r, fan=1)
+        self.assertIs(r["persistent"], True, r)
+        self.assertEqual(r["acked"], r["sent_total"], r)
+        log = self.broker.log_text()
+        if "New client connected" in log:  # Starling's and Mosquitto's connection line
+            for role in ("s0", "s1", "p0", "p1"):
+                self.assertRegex(log, r"as %s \(p\d, c0" % re.escape("%s-%s" % (prefix, role)))
+        for role in ("s0", "p1"):
+            after = self.client("%s-%s" % (prefix, role), clean_session=False)
+            self.assertEqual(after.connack[0], 0, "session %s-%s left behind" % (prefix, role))
+
+    def test_persistent_sessions_mqtt5(self):
+        """--persistent with MQTT 5: clean start with a session expiry; QoS 2 in both roles
+        (the publishers' inbound QoS 2 state is part of their sessions); nothing left after."""
+        prefix = unique_id("pers5")
+        r = self.bench("fanin", "-P", 3, "-q", 2, "-V", 5, "-r", 600, "-d", 0.5, "-w", 0.2,
+                       "--persistent", "--id-prefix", prefix)
+        self.assert_exact(r, fan=1)
+        self.assertEqual(r["acked"], r["sent_total"], r)
+        for role in ("s0", "p2"):
+            after = self.client("%s-%s" % (prefix, role), protocol=paho.MQTTv5,
+                                clean_start=False)
+            self.assertEqual(after.connack[0], 0, "session %s-%s left behind" % (prefix, role))
+
+    def test_persistent_is_refused_with_tls(self):
+        res = subprocess.run([BENCH, "pairs", "--persistent", "--tls"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                             timeout=RUN_TIMEOUT_S, env=bench_env())
+        self.assertEqual(res.returncode, 2)
+        self.assertIn(b"--persistent", res.stderr)
 
     def test_unlimited_rate_is_bounded(self):
         """Without a rate the bench keeps a bounded number in flight and still loses nothing."""

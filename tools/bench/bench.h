@@ -330,6 +330,14 @@ void bench_flow_sent(struct bench_pub *pub, uint32_t seq, uint32_t fan, uint64_t
 void bench_flow_received(struct bench *b, struct bench_pub *pub, uint32_t sub, uint32_t seq,
                          enum bench_seq_verdict v, bool first, uint32_t prev_high);
 
+/* session.c: --persistent. */
+/*
+ * Connects every client id of the run once with a clean session and disconnects it, waiting
+ * for the broker's close: whatever the broker held for those ids is gone. Blocking; call it
+ * before the threads start and after they end. 0, or -1 with err saying which client and why.
+ */
+int bench_sessions_clean(const struct bench_shared *sh, char *err, size_t errlen);
+
 /* run.c: one thread's loop and its publishers. */
 /* Runs the thread's loop until the leader ends the run; b->id 0 leads (phase.c). */
 int bench_run(struct bench *b);

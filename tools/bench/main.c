@@ -256,7 +256,13 @@ int main(int argc, char **argv)
 	if (bench_loop_prepare(sh, err, sizeof(err)) != 0 ||
 	    bench_tls_prepare(sh, err, sizeof(err)) != 0)
 		bench_fail(lead, "%s", err);
+	/* --persistent: nothing inherited from an earlier run with the same ids (session.c). */
+	if (o.persistent && bench_sessions_clean(sh, err, sizeof(err)) != 0)
+		bench_fail(lead, "before the run: %s", err);
 	run_threads(sh);
+	/* ... and nothing left behind for the next one, or the broker's next start. */
+	if (o.persistent && bench_sessions_clean(sh, err, sizeof(err)) != 0)
+		bench_fail(lead, "after the run: %s", err);
 	rc = bench_report(sh) == 0 ? 0 : 1;
 	bench_free(sh);
 	return rc;

@@ -80,7 +80,19 @@ void bench_mqtt_connected(struct bench *b, struct bench_conn *c)
 	pkt.connect.level = b->o->level;
 	pkt.connect.clean_start = true;
 	pkt.connect.keepalive_s = b->o->keepalive_s;
-	/* MQTT 5: an empty property block, which the encoder writes as a zero length. */
+	/*
+	 * --persistent: a session that outlives the connection. 3.1.1: clean session 0 (the id
+	 * was connected clean just before, so nothing is inherited); 5.0: clean start with a
+	 * Session Expiry Interval. Otherwise, in MQTT 5, an empty property block.
+	 */
+	static const uint8_t expiry_prop[5] = {0x11, (uint8_t)(BENCH_SESSION_EXPIRY_S >> 24),
+	                                       (uint8_t)(BENCH_SESSION_EXPIRY_S >> 16),
+	                                       (uint8_t)(BENCH_SESSION_EXPIRY_S >> 8),
+	                                       (uint8_t)BENCH_SESSION_EXPIRY_S};
+	if (b->o->persistent && b->o->level == ST_MQTT_5)
+		pkt.connect.props = (struct st_bytes){expiry_prop, sizeof(expiry_prop)};
+	else if (b->o->persistent)
+		pkt.connect.clean_start = false;
 	pkt.connect.client_id = (struct st_bytes){(const uint8_t *)id, (uint32_t)strlen(id)};
 	if (b->o->username) {
 		pkt.connect.username_flag = true;
@@ -220,6 +232,12 @@ static void on_connack(struct bench *b, struct bench_conn *c, const struct st_co
 	if (ack->code != 0)
 		bench_fail(b, "%s %u: connection refused by the broker: CONNACK code 0x%02x",
 		           role_name(c), c->index, ack->code);
+	/* A session the clean connect before the run should have removed: not ours to use. */
+	if (b->o->persistent && ack->session_present)
+		bench_fail(b,
+		           "%s %u: the broker resumed an existing session (CONNACK session "
+		           "present)",
+		           role_name(c), c->index);
 	b->handshakes--;
 	atomic_fetch_sub_explicit(&b->sh->handshakes, 1, memory_order_relaxed);
 	if (b->o->level == ST_MQTT_5)

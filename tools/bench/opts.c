@@ -61,6 +61,11 @@ static const char usage_text[] =
         "                           up to 2N us more latency (0)\n"
         "      --share GROUP        fanout, fanin: subscribe as members of shared group GROUP\n"
         "                           ($share/GROUP/FILTER): each message to one member\n"
+        "      --persistent         sessions that outlive their connections, so that a broker\n"
+        "                           with persistence stores them: 3.1.1 clean session 0, 5.0\n"
+        "                           session expiry 3600 s; every client id is first connected\n"
+        "                           clean (nothing inherited) and again at the end (nothing\n"
+        "                           left behind); not with --tls\n"
         "      --ext-publishers N   publisher ids 0..N-1 come from an outside source\n"
         "      --id-prefix STR      client identifier prefix (sb<pid>)\n"
         "      --username NAME      user name of every connection (password_file, acl_file)\n"
@@ -99,6 +104,7 @@ enum {
 	OPT_PASSWORD,
 	OPT_LABEL,
 	OPT_SHARE,
+	OPT_PERSISTENT,
 	OPT_JSON,
 	OPT_TLS,
 	OPT_CAFILE,
@@ -147,6 +153,7 @@ static const struct option long_options[] = {
         {"password", required_argument, NULL, OPT_PASSWORD},
         {"label", required_argument, NULL, OPT_LABEL},
         {"share", required_argument, NULL, OPT_SHARE},
+        {"persistent", no_argument, NULL, OPT_PERSISTENT},
         {"json", no_argument, NULL, OPT_JSON},
         {"tls", no_argument, NULL, OPT_TLS},
         {"cafile", required_argument, NULL, OPT_CAFILE},
@@ -424,6 +431,9 @@ static int parse_tuning(struct bench_opts *o, int c, const char *arg)
 		}
 		o->share = arg;
 		break;
+	case OPT_PERSISTENT:
+		o->persistent = true;
+		break;
 	case OPT_JSON:
 		o->json_only = true;
 		break;
@@ -543,6 +553,11 @@ int bench_opts_parse(struct bench_opts *o, int argc, char **argv)
 		fprintf(stderr, "starling-bench: give --rate or --rate-per-client, not both\n");
 		return -1;
 	}
+	if (o->persistent && o->tls) {
+		/* The clean connects before and after the run are plain blocking sockets. */
+		fprintf(stderr, "starling-bench: --persistent does not go with TLS yet\n");
+		return -1;
+	}
 	if (o->share != NULL && o->scenario != BENCH_FANOUT && o->scenario != BENCH_FANIN) {
 		fprintf(stderr, "starling-bench: --share goes with fanout or fanin\n");
 		return -1;
@@ -553,5 +568,9 @@ int bench_opts_parse(struct bench_opts *o, int argc, char **argv)
 uint64_t bench_opts_budget_ms(const struct bench_opts *o)
 {
 	/* Setup, warm-up, window, drain, then up to 3 s to disconnect everyone. */
-	return o->setup_timeout_ms + o->warmup_ms + o->duration_ms + o->drain_ms + 3000;
+	uint64_t ms = o->setup_timeout_ms + o->warmup_ms + o->duration_ms + o->drain_ms + 3000;
+	/* --persistent: the clean connects before and after, each bounded (session.c). */
+	if (o->persistent)
+		ms += 2 * BENCH_CLEAN_BUDGET_MS;
+	return ms;
 }

@@ -23,6 +23,10 @@ enum bench_scenario {
 #define BENCH_PAYLOAD_MIN 16u
 #define BENCH_PAYLOAD_MAX (1u << 20)
 #define BENCH_THREADS_MAX 64u /* a thread's wake-ups are a bit in a uint64_t (flow.c) */
+/* --persistent with MQTT 5: the Session Expiry Interval of every CONNECT (one hour). */
+#define BENCH_SESSION_EXPIRY_S 3600u
+/* --persistent: the bound on each pass of clean connects, before and after the run. */
+#define BENCH_CLEAN_BUDGET_MS 30000u
 
 struct bench_opts {
 	enum bench_scenario scenario; /* what to run */
@@ -62,6 +66,7 @@ struct bench_opts {
 	const char *password;     /* CONNECT password, or NULL */
 	const char *label;        /* free text copied into the JSON line */
 	const char *share;        /* fanout, fanin: subscribers join $share/<share>/FILTER */
+	bool persistent;          /* --persistent: sessions outlive their connections (session.c) */
 	bool tls;                 /* --tls: connect over TLS */
 	const char *cafile;       /* --cafile: verify the broker with these CAs (implies --tls) */
 	const char *capath;       /* --capath: the same from a directory */

@@ -186,8 +186,8 @@ static void human(const struct bench_shared *sh, const struct totals *tot, const
 	const struct bench_opts *o = sh->o;
 	const struct bench_counters *n = &tot->n;
 	struct text t = {.len = 0};
-	put(&t, "%s qos%u %uB mqtt%s", bench_scenario_name(o->scenario), o->qos, o->payload_bytes,
-	    level_name(o->level));
+	put(&t, "%s qos%u %uB mqtt%s%s", bench_scenario_name(o->scenario), o->qos, o->payload_bytes,
+	    level_name(o->level), o->persistent ? " persistent" : "");
 	if (o->scenario == BENCH_CONNECTIONS) {
 		put(&t, " N=%u: held %.1f s", sh->nconns, f->window_s);
 	} else {
@@ -235,6 +235,8 @@ static void put_config(struct text *t, const struct bench_shared *sh)
 	/* Only when not the default, so that a one-thread line reads as it always has. */
 	if (sh->nthreads > 1)
 		put(t, "\"threads\":%u,", sh->nthreads);
+	if (o->persistent)
+		put(t, "\"persistent\":true,");
 	if (o->share != NULL) {
 		put(t, "\"share\":");
 		put_json_str(t, o->share);
