@@ -92,7 +92,7 @@ struct broker_shared {
 	/* Workers whose log is failing (disk full, I/O error): while any is, every worker refuses
 	 * QoS 1/2 publishes (their records may be bound for the failing one's log). */
 	_Atomic unsigned persist_failing;
-	struct auth_set *auth_retired;        /* the set they are leaving; worker 0's alone */
+	struct auth_set *auth_retired; /* the set they are leaving; worker 0's alone */
 };
 
 struct broker {
