@@ -967,6 +967,70 @@ static void test_compact(void)
 }
 
 /* A base inside the range compacted supersedes what came before it. */
+/* A snapshot given as records stands for segments 1 .. 3: none of them is read. */
+static void test_compact_from(void)
+{
+	struct sgen g = {.clients = 6};
+	struct store_compact_stats cs;
+	struct store_buf b = {0}, snap = {0};
+	struct model m = {0}, r = {0};
+	struct store_state *st = store_state_new();
+	struct store_dir d;
+	struct store_seg seg;
+	struct store_rec rec;
+	uint8_t *seg4, *after4, *data;
+	size_t len4, len4b, len;
+	uint32_t flags;
+
+	setup();
+	srand(33);
+	make_seg(0, 1, 1, true, &g, &m, 200, NULL, &b);
+	make_seg(0, 1, 2, false, &g, &m, 200, NULL, &b);
+	make_seg(0, 1, 3, false, &g, &m, 200, NULL, &b);
+	make_seg(0, 1, 4, false, &g, &m, 50, NULL, &b);
+	seg4 = slurp(NAME ".0.0000000000000004", &len4);
+	/* The state of 1 .. 3, as the broker would encode it from memory. */
+	for (uint64_t q = 1; q <= 3; q++) {
+		char name[128];
+
+		seg_name(name, 0, q, "");
+		data = slurp(name, &len);
+		CU_ASSERT_EQUAL_FATAL(store_seg_open(&seg, data, len, 1), 0);
+		while (store_seg_next(&seg, &rec) > 0)
+			CU_ASSERT_EQUAL(store_state_apply(st, &rec), 0);
+		free(data);
+	}
+	CU_ASSERT_EQUAL_FATAL(store_state_encode(st, &snap, NULL, NULL, true), 0);
+	CU_ASSERT_EQUAL_FATAL(store_dir_open(&d, dir, NAME, 1, err, sizeof(err)), 0);
+	/* A damaged snapshot changes nothing. */
+	snap.data[snap.len / 2] ^= 0x40;
+	CU_ASSERT(store_dir_compact_from(&d, 0, 1, 3, snap.data, snap.len, &cs, err, sizeof(err)) <
+	          0);
+	CU_ASSERT_EQUAL(count_named(NAME ".0."), 4);
+	CU_ASSERT_EQUAL(count_named(".tmp"), 0);
+	snap.data[snap.len / 2] ^= 0x40;
+	CU_ASSERT_EQUAL(
+	        store_dir_compact_from(&d, 0, 1, 3, snap.data, snap.len, &cs, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(count_named(NAME ".0."), 2);
+	CU_ASSERT_EQUAL(cs.bytes_in, snap.len);
+	/* Base 3 then segment 4, untouched, replay to the whole state. */
+	replay_file(NAME ".0.0000000000000003", &r, &flags);
+	CU_ASSERT(flags & STORE_FLAG_BASE);
+	replay_file(NAME ".0.0000000000000004", &r, &flags);
+	CU_ASSERT(model_equal(&m, &r));
+	after4 = slurp(NAME ".0.0000000000000004", &len4b);
+	CU_ASSERT(len4 == len4b && memcmp(seg4, after4, len4) == 0);
+	store_dir_close(&d);
+	store_state_free(st);
+	free(seg4);
+	free(after4);
+	model_free(&m);
+	model_free(&r);
+	store_buf_free(&b);
+	store_buf_free(&snap);
+	teardown();
+}
+
 static void test_compact_newer_base(void)
 {
 	struct sgen g = {.clients = 6};
@@ -1062,6 +1126,7 @@ int main(void)
 	        {"a full disk while resharding changes nothing", test_reshard_disk_full},
 	        {"compaction keeps the state and the later segment", test_compact},
 	        {"compaction over a newer base starts from it", test_compact_newer_base},
+	        {"compaction from a snapshot reads no segment", test_compact_from},
 	        {"a full disk during compaction changes nothing", test_compact_disk_full},
 	        {NULL, NULL},
 	};

@@ -72,6 +72,7 @@ struct broker_shared {
 	_Atomic uint64_t retain_seq;   /* last retained write number handed out (fetch_add) */
 	_Atomic uint64_t next_conn_id; /* connection numbers for logs (fetch_add per accept) */
 	_Atomic bool stopping;         /* set once by the worker that read SIGINT/SIGTERM */
+	_Atomic unsigned quiesced;     /* workers that closed their connections at shutdown */
 	struct interest interest;      /* which workers hold which filters (atomics inside) */
 	struct chan *chans;            /* nworkers^2 SPSC channels, chans[from * n + to] */
 	struct worker_snapshot *snap;  /* per worker, written by its owner only */

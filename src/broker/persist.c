@@ -530,6 +530,8 @@ void persist_batch_end(struct worker *w)
 		return;
 	if (atomic_load_explicit(&p->cstate, memory_order_relaxed) == PC_CREATED)
 		persist_compact_switch(w);
+	else if (p->since_compact)
+		persist_compact_poll(w);
 	if (!p->failing && p->inflight < PERSIST_INFLIGHT) {
 		bool acks = false;
 
@@ -689,6 +691,7 @@ void persist_fini(struct worker *w)
 		close(p->fd);
 	if (p->old_fd >= 0)
 		close(p->old_fd);
+	store_buf_free(&p->snap);
 	for (unsigned i = 0; i < PERSIST_SLOTS; i++) {
 		store_buf_free(&p->slot[i].buf);
 		free(p->slot[i].in_sealed);

@@ -159,6 +159,11 @@ struct persist {
 	struct store_compact_stats compact_stats; /* PC_DONE: what it did */
 	char compact_msg[256];                    /* PC_CREATED/PC_DONE: what failed */
 
+	struct store_buf *snap_to;  /* persist_snapshot: records go here instead, unheld */
+	size_t snap_max;            /* ... at most this many bytes */
+	bool snap_over;             /* ... which it went past (or ran out of memory) */
+	struct store_buf snap;      /* the snapshot handed to the compaction thread */
+	bool use_snap;              /* the thread compacts from snap, not from the files */
 	uint64_t wall_off_ms;       /* wall clock minus the worker's monotonic clock, in ms */
 	struct persist_stats stats; /* counters ($SYS) */
 };
@@ -181,9 +186,17 @@ void persist_housekeeping(struct worker *w);
 /* Compaction (persist_compact.c): started and finished from housekeeping; stop waits for a
  * running one (shutdown). */
 void persist_compact_tick(struct worker *w);
+/* End of an iteration: starts a compaction that is due by size or by changes (cheap). */
+void persist_compact_poll(struct worker *w);
 /* End of an iteration: a new segment is ready and no commit is in flight: switch to it. */
 void persist_compact_switch(struct worker *w);
 void persist_compact_stop(struct worker *w);
+
+/*
+ * Encodes w's durable state (its durable sessions; worker 0: the retained messages) into b as
+ * the records a base holds. 0, or -1 if it went past max bytes (b then holds a part).
+ */
+int persist_snapshot(struct worker *w, struct store_buf *b, size_t max);
 
 /* At shutdown (worker thread, loop ended): writes and syncs everything still pending. */
 void persist_shutdown(struct worker *w);

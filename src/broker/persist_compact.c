@@ -20,6 +20,9 @@
 /* Bytes past the last base's size after which the log is compacted whatever the interval. */
 #define COMPACT_GROWTH_MIN (64ull << 20)
 #define COMPACT_RETRY_MS   60000 /* after a failed compaction */
+/* Largest state taken from memory for a compaction (a few milliseconds of encoding at most);
+ * a larger one is rebuilt from the segments by the thread. */
+#define COMPACT_SNAPSHOT_MAX (4u << 20)
 
 static void compact_run(struct worker *w);
 
@@ -39,9 +42,14 @@ static void *compact_run_main(void *arg)
 	struct persist *p = arg;
 	struct worker *w = p->w;
 
-	p->compact_err =
-	        store_dir_compact(w->b->store, w->index, p->base_seq, p->new_seq - 1,
-	                          &p->compact_stats, p->compact_msg, sizeof(p->compact_msg));
+	if (p->use_snap)
+		p->compact_err = store_dir_compact_from(
+		        w->b->store, w->index, p->base_seq, p->new_seq - 1, p->snap.data,
+		        p->snap.len, &p->compact_stats, p->compact_msg, sizeof(p->compact_msg));
+	else
+		p->compact_err = store_dir_compact(w->b->store, w->index, p->base_seq,
+		                                   p->new_seq - 1, &p->compact_stats,
+		                                   p->compact_msg, sizeof(p->compact_msg));
 	atomic_store_explicit(&p->cstate, PC_DONE, memory_order_release);
 	return NULL;
 }
@@ -132,6 +140,12 @@ void persist_compact_switch(struct worker *w)
 		p->compact_at_ms = w->now_ms + COMPACT_RETRY_MS;
 		return;
 	}
+	/* A small state is taken from memory now, between two iterations: the thread then
+	 * needs no segment read back. */
+	p->snap.len = 0;
+	p->use_snap = persist_snapshot(w, &p->snap, COMPACT_SNAPSHOT_MAX) == 0;
+	if (!p->use_snap)
+		store_buf_free(&p->snap);
 	compact_switch(w);
 }
 
@@ -142,6 +156,7 @@ static void compact_done(struct worker *w)
 
 	pthread_join(p->thread, NULL);
 	p->thread_live = false;
+	store_buf_free(&p->snap);
 	atomic_store_explicit(&p->cstate, PC_IDLE, memory_order_relaxed);
 	p->compact_at_ms = w->now_ms + (uint64_t)w->b->cfg.autosave_interval * 1000;
 	if (p->compact_err < 0) {
@@ -156,9 +171,19 @@ static void compact_done(struct worker *w)
 	p->base_bytes = st->bytes_out;
 	p->stats.compactions++;
 	log_msg(&w->log, LOG_T_INFORMATION,
-	        "Persistence: worker %u's log compacted: %" PRIu64 " records in %" PRIu64
+	        "Persistence: worker %u's log compacted%s: %" PRIu64 " records in %" PRIu64
 	        " bytes became %" PRIu64 " records in %" PRIu64 " bytes.",
-	        w->index, st->records_in, st->bytes_in, st->records_out, st->bytes_out);
+	        w->index, p->use_snap ? " from a snapshot" : "", st->records_in, st->bytes_in,
+	        st->records_out, st->bytes_out);
+}
+
+void persist_compact_poll(struct worker *w)
+{
+	struct persist *p = w->ps;
+
+	if (atomic_load_explicit(&p->cstate, memory_order_relaxed) == PC_IDLE && !w->stopping &&
+	    compact_due(w))
+		compact_start(w);
 }
 
 void persist_compact_tick(struct worker *w)

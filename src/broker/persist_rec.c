@@ -25,7 +25,16 @@ static void persist_append(struct persist *p, const struct store_rec *r, struct 
 {
 	struct store_buf *b = &p->slot[p->fill].buf;
 	size_t before = b->len;
-	int err = store_rec_encode(b, r);
+	int err;
+
+	if (p->snap_to) {
+		/* A snapshot being taken (persist_snapshot): into its buffer, nothing held. */
+		if (!p->snap_over &&
+		    (store_rec_encode(p->snap_to, r) != 0 || p->snap_to->len > p->snap_max))
+			p->snap_over = true;
+		return;
+	}
+	err = store_rec_encode(b, r);
 
 	if (err) {
 		/* Out of memory, or a field the format cannot hold: that change is not durable. */

@@ -115,9 +115,15 @@ void worker_conn_handoff(struct worker *w, struct conn *c)
 void worker_conn_adopt(struct worker *w, int fd, unsigned listener, uint8_t *bytes, uint32_t len,
                        unsigned from, struct conn_tls *tls)
 {
-	struct conn *c = conn_new(w, fd);
+	struct conn *c = w->stopping ? NULL : conn_new(w, fd);
 
 	if (!c) {
+		if (w->stopping) {
+			atomic_fetch_sub_explicit(&w->b->shared.clients, 1, memory_order_relaxed);
+			close(fd);
+			conn_tls_destroy(tls);
+			return;
+		}
 		log_msg(&w->log, LOG_T_ERROR, "Out of memory adopting a connection.");
 		atomic_fetch_sub_explicit(&w->b->shared.clients, 1, memory_order_relaxed);
 		close(fd);
@@ -568,9 +574,11 @@ static void worker_flush(struct worker *w, bool send)
 /* End of a completion batch: one send per connection with output; re-arm starved recvs. */
 static void worker_batch_end(struct worker *w)
 {
-	if (w->nworkers > 1 && !w->stopping) {
+	/* Also while stopping: what other workers handed over before they stopped (a retained
+	 * write, a message for a durable session) is state to keep. */
+	if (w->nworkers > 1) {
 		xw_drain(w);
-		if (w->paused && w->xw.backlog < XW_BACKLOG_LOW)
+		if (w->paused && w->xw.backlog < XW_BACKLOG_LOW && !w->stopping)
 			worker_resume_paused(w);
 	}
 	worker_log_flush(w);
@@ -601,6 +609,17 @@ static void worker_close_all(struct worker *w)
 	for (unsigned i = 0; i < w->nlisteners; i++)
 		ring_cancel_fd(&w->ring, w->listeners[i].fd);
 	worker_batch_end(w);
+}
+
+/* Every other worker has stopped handing things over (shutdown), and what it did is handled. */
+static bool worker_others_quiet(struct worker *w)
+{
+	if (w->nworkers == 1)
+		return true;
+	if (atomic_load_explicit(&w->b->shared.quiesced, memory_order_acquire) < w->nworkers)
+		return false;
+	xw_drain(w);
+	return true;
 }
 
 /* How long the loop may wait: until housekeeping, or until output kept back is due. */
@@ -657,13 +676,18 @@ int worker_run(struct worker *w)
 	}
 	/* Drain: let closing connections and cancelled operations complete (bounded). */
 	worker_close_all(w);
+	/* This worker hands nothing more over: the others may finish once all have said so. */
+	if (w->nworkers > 1) {
+		atomic_fetch_add_explicit(&w->b->shared.quiesced, 1, memory_order_acq_rel);
+		xw_wake_all(w);
+	}
 	deadline = w->now_ms + 2000;
 	while ((w->conns || w->sig_io.pending || w->nlisteners) && w->now_ms < deadline) {
 		bool listening = false;
 
 		for (unsigned i = 0; i < w->nlisteners; i++)
 			listening |= w->listeners[i].io.pending > 0;
-		if (!w->conns && !w->sig_io.pending && !listening)
+		if (!w->conns && !w->sig_io.pending && !listening && worker_others_quiet(w))
 			break;
 		if (ring_wait_us(&w->ring, 100000) < 0)
 			break;

@@ -257,6 +257,11 @@ static void emit_subtree(const struct retain *rs, const struct rnode *top, retai
 	assert(!"retain emit_subtree: walk longer than the tree");
 }
 
+void retain_each(const struct retain *rs, retain_fn fn, void *ctx)
+{
+	emit_subtree(rs, rs->root, fn, ctx);
+}
+
 /* Start of the level before the one that starts at pos (pos >= 1; pos - 1 is its '/'). */
 static size_t level_start_before(const uint8_t *s, size_t pos)
 {

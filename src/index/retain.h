@@ -46,6 +46,9 @@ void *retain_get(const struct retain *rs, const uint8_t *topic, size_t len);
 void retain_match(const struct retain *rs, const uint8_t *filter, size_t len, retain_fn fn,
                   void *ctx);
 
+/* Calls fn(ctx, value) for every value held, '$' topics included (a snapshot of the store). */
+void retain_each(const struct retain *rs, retain_fn fn, void *ctx);
+
 /* Number of values held. */
 size_t retain_count(const struct retain *rs);
 

@@ -95,12 +95,15 @@ static int compact_read(const struct store_dir *d, unsigned worker, uint64_t fir
 	return e;
 }
 
+static int compact_write(struct store_dir *d, unsigned worker, uint64_t first, uint64_t last,
+                         struct store_state *st, int e, struct store_compact_stats *sp,
+                         struct store_compact_stats *stats, char *err, size_t errlen);
+
 int store_dir_compact(struct store_dir *d, unsigned worker, uint64_t first, uint64_t last,
                       struct store_compact_stats *stats, char *err, size_t errlen)
 {
 	struct store_compact_stats s = {0};
-	struct store_state *st;
-	char name[SD_NAME_MAX];
+	struct store_state *st = NULL;
 	int e;
 
 	if (worker >= d->workers || first > last) {
@@ -110,6 +113,49 @@ int store_dir_compact(struct store_dir *d, unsigned worker, uint64_t first, uint
 		return -EINVAL;
 	}
 	e = compact_read(d, worker, first, last, &st, &s, err, errlen);
+	return compact_write(d, worker, first, last, st, e, &s, stats, err, errlen);
+}
+
+int store_dir_compact_from(struct store_dir *d, unsigned worker, uint64_t first, uint64_t last,
+                           const uint8_t *recs, size_t len, struct store_compact_stats *stats,
+                           char *err, size_t errlen)
+{
+	struct store_compact_stats s = {.bytes_in = len};
+	struct store_state *st;
+	struct store_rec r;
+	size_t used;
+	int e = 0;
+
+	if (worker >= d->workers || first > last) {
+		sd_err(err, errlen,
+		       "compaction of worker %u segments %" PRIu64 "..%" PRIu64 ": out of range",
+		       worker, first, last);
+		return -EINVAL;
+	}
+	st = store_state_new();
+	if (!st) {
+		sd_err(err, errlen, "out of memory");
+		return STORE_E_NOMEM;
+	}
+	for (size_t off = 0; e == 0 && off < len; off += used) {
+		e = store_rec_decode(recs + off, len - off, &r, &used);
+		if (e == 0)
+			e = store_state_apply(st, &r);
+		s.records_in++;
+	}
+	if (e)
+		sd_err(err, errlen, "a snapshot record: %s", store_strerror(e));
+	return compact_write(d, worker, first, last, st, e, &s, stats, err, errlen);
+}
+
+/* Writes st (when e is 0) as base segment `last`, then retires first .. last - 1. */
+static int compact_write(struct store_dir *d, unsigned worker, uint64_t first, uint64_t last,
+                         struct store_state *st, int e, struct store_compact_stats *sp,
+                         struct store_compact_stats *stats, char *err, size_t errlen)
+{
+	struct store_compact_stats s = *sp;
+	char name[SD_NAME_MAX];
+
 	if (e == 0)
 		e = sd_write_tmp(d, worker, (uint16_t)d->workers, last, STORE_FLAG_BASE, st, NULL,
 		                 NULL, true, NULL, &s.bytes_out, &s.records_out, err, errlen);

@@ -131,6 +131,16 @@ struct store_compact_stats {
 int store_dir_compact(struct store_dir *d, unsigned worker, uint64_t first, uint64_t last,
                       struct store_compact_stats *st, char *err, size_t errlen);
 
+/*
+ * The same, from the live state given as records (recs[0..len), a snapshot the broker
+ * encoded from memory at the switch to segment last + 1) instead of segments first .. last:
+ * no segment is read. The snapshot must be of a moment after every record of segments up to
+ * `last` and before every record of the later ones (which replay applies on top of it).
+ */
+int store_dir_compact_from(struct store_dir *d, unsigned worker, uint64_t first, uint64_t last,
+                           const uint8_t *recs, size_t len, struct store_compact_stats *st,
+                           char *err, size_t errlen);
+
 /* The live state of a chain (compaction, resharding, tests). */
 struct store_state;
 

