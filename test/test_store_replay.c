@@ -14,136 +14,23 @@
 
 #include "store/record.h"
 #include "store/segment.h"
+#include "store_gen.h"
 #include "store_model.h"
 #include "testutil.h"
 
-#define CLIENTS 6
-
-/* Storage behind one generated record's views. */
-struct gen {
-	char client[8], topic[32], filter[32];
-	uint8_t props[24], payload[200];
-	struct store_rec r;
-};
-
-static void gen_bytes(uint8_t *p, size_t cap, struct st_bytes *s)
-{
-	size_t n = tu_rand((unsigned)cap + 1);
-
-	/* One in four empty, to cover the NULL view of a zero length. */
-	if (tu_rand(4) == 0)
-		n = 0;
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)tu_rand(256);
-	s->ptr = n ? p : NULL;
-	s->len = (uint32_t)n;
-}
-
-static bool session_exists(const struct model *m, const char *client)
-{
-	struct mbytes *k = malloc(sizeof(*k));
-	bool found;
-
-	k->n = 0;
-	mb_put(k, "S", 1);
-	mb_put(k, client, strlen(client));
-	mb_put(k, "", 1);
-	found = model_find(m, k->b, k->n) >= 0;
-	free(k);
-	return found;
-}
-
-/*
- * A random record valid against the model: session records only name sessions the model
- * holds (or create one). Packet ids and message ids come from small ranges so that clears and
- * deletes often hit something.
- */
-static void gen_record(struct gen *g, const struct model *m)
-{
-	struct store_rec *r = &g->r;
-	static const uint8_t session_types[] = {
-	        STORE_REC_SESSION_DEL,  STORE_REC_SUB_ADD,        STORE_REC_SUB_DEL,
-	        STORE_REC_QUEUE_ADD,    STORE_REC_QUEUE_ADD,      STORE_REC_QUEUE_DEL,
-	        STORE_REC_INFLIGHT_SET, STORE_REC_INFLIGHT_CLEAR, STORE_REC_INBOUND_ADD,
-	        STORE_REC_INBOUND_DEL,  STORE_REC_WILL_SET,       STORE_REC_WILL_CLEAR,
-	        STORE_REC_SUB_ADD,      STORE_REC_QUEUE_ADD,
-	};
-	unsigned pick = tu_rand(10);
-
-	memset(r, 0, sizeof(*r));
-	snprintf(g->client, sizeof(g->client), "c%u", tu_rand(CLIENTS));
-	r->client.ptr = (const uint8_t *)g->client;
-	r->client.len = (uint32_t)strlen(g->client);
-	if (pick < 3) {
-		r->type = pick < 2 ? STORE_REC_RETAIN_SET : STORE_REC_RETAIN_DEL;
-		memset(&r->client, 0, sizeof(r->client));
-	} else if (pick < 5 || !session_exists(m, g->client)) {
-		r->type = STORE_REC_SESSION_PUT;
-	} else {
-		r->type = session_types[tu_rand(sizeof(session_types))];
-	}
-	switch (r->type) {
-	case STORE_REC_RETAIN_SET:
-	case STORE_REC_QUEUE_ADD:
-	case STORE_REC_WILL_SET:
-		r->qos = (uint8_t)tu_rand(3);
-		if (r->type != STORE_REC_RETAIN_SET)
-			r->retain = (uint8_t)tu_rand(2);
-		r->expiry_ms = tu_rand(2) ? 1700000000000ull + tu_rand(1u << 30) : 0;
-		gen_bytes(g->props, sizeof(g->props), &r->props);
-		gen_bytes(g->payload, sizeof(g->payload), &r->payload);
-		if (r->type == STORE_REC_QUEUE_ADD)
-			r->msg_id = 0x100000001ull * tu_rand(12);
-		break;
-	case STORE_REC_SESSION_PUT:
-		r->protocol = (uint8_t)(3 + tu_rand(3));
-		r->expiry_interval_s = tu_rand(3) ? tu_rand(100000) : UINT32_MAX;
-		r->expiry_ms = tu_rand(2) ? 1700000000000ull + tu_rand(1u << 30) : 0;
-		break;
-	case STORE_REC_SUB_ADD:
-		r->options =
-		        (uint8_t)(tu_rand(3) | tu_rand(2) << 2 | tu_rand(2) << 3 | tu_rand(3) << 4);
-		r->sub_id = tu_rand(3) ? 0 : 1 + tu_rand(268435455);
-		break;
-	case STORE_REC_QUEUE_DEL:
-		r->msg_id = 0x100000001ull * tu_rand(12);
-		break;
-	case STORE_REC_INFLIGHT_SET:
-		r->msg_id = 0x100000001ull * tu_rand(12);
-		r->stage = (uint8_t)(1 + tu_rand(2));
-		r->packet_id = (uint16_t)(1 + tu_rand(8));
-		break;
-	case STORE_REC_INFLIGHT_CLEAR:
-	case STORE_REC_INBOUND_ADD:
-	case STORE_REC_INBOUND_DEL:
-		r->packet_id = (uint16_t)(1 + tu_rand(8));
-		break;
-	default:
-		break;
-	}
-	if (r->type == STORE_REC_RETAIN_SET || r->type == STORE_REC_RETAIN_DEL ||
-	    r->type == STORE_REC_QUEUE_ADD || r->type == STORE_REC_WILL_SET) {
-		tu_random_topic(g->topic, false);
-		r->topic.ptr = (const uint8_t *)g->topic;
-		r->topic.len = (uint32_t)strlen(g->topic);
-	}
-	if (r->type == STORE_REC_SUB_ADD || r->type == STORE_REC_SUB_DEL) {
-		tu_random_topic(g->filter, true);
-		r->filter.ptr = (const uint8_t *)g->filter;
-		r->filter.len = (uint32_t)strlen(g->filter);
-	}
-}
+/* The generator of random records valid against the model is store_gen.h's (shared with the
+ * directory and state tests): sgen_record with 6 clients and no orphans. */
 
 /* A log of n random records; model gets them applied directly, ends[i] the end of record i. */
 static void build_log(struct store_buf *b, struct model *m, size_t *ends, size_t n)
 {
 	struct store_header h = {.workers = 4, .worker = 2, .segment = 7};
-	struct gen g;
+	struct sgen g = {.clients = 6};
 
 	b->len = 0;
 	CU_ASSERT_EQUAL_FATAL(store_header_encode(b, &h), 0);
 	for (size_t i = 0; i < n; i++) {
-		gen_record(&g, m);
+		sgen_record(&g, m);
 		CU_ASSERT_EQUAL_FATAL(store_rec_encode(b, &g.r), 0);
 		model_apply(m, &g.r);
 		ends[i] = b->len;

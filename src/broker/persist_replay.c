@@ -236,6 +236,10 @@ static void replay_queue(struct replay *rp, struct session *s, const struct stor
 {
 	struct sess_delivery d = {.qos = r->qos, .retain = r->retain, .sid = r->msg_id};
 
+	/* A compaction's snapshot is followed by records it already covers: a msg_id below the
+	 * highest seen may be one the session holds (the log's ids only grow otherwise). */
+	if (r->msg_id <= s->next_sid && session_holds_sid(s, r->msg_id))
+		return;
 	if (r->msg_id > s->next_sid)
 		s->next_sid = r->msg_id;
 	if (r->expiry_ms && r->expiry_ms <= rp->wall_ms) {

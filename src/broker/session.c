@@ -614,3 +614,13 @@ void session_restore_clear(struct session *s, uint16_t pid)
 	if (pid && pid <= s->slots_cap && s->slots[pid - 1].state != SLOT_FREE)
 		slot_release(s, pid);
 }
+
+bool session_holds_sid(const struct session *s, uint64_t sid)
+{
+	if (queue_find(s, sid) >= 0)
+		return true;
+	for (uint32_t k = 0; k < s->slots_cap; k++)
+		if (s->slots[k].state != SLOT_FREE && s->slots[k].d.sid == sid)
+			return true;
+	return false;
+}

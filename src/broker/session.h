@@ -237,6 +237,8 @@ int session_restore_queued(struct session *s, const struct sess_delivery *d);
 void session_restore_unqueue(struct session *s, uint64_t sid);
 bool session_restore_inflight(struct session *s, uint16_t pid, uint64_t sid, uint8_t stage);
 void session_restore_clear(struct session *s, uint16_t pid);
+/* Whether msg_id sid is queued or in a slot (a record replayed twice: after a snapshot). */
+bool session_holds_sid(const struct session *s, uint64_t sid);
 
 /* Drops every queued delivery and inflight message (clean start over an old session). */
 void session_clear_messages(struct session *s);
