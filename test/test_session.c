@@ -307,7 +307,13 @@ static void test_restore(void)
 	CU_ASSERT_FALSE(session_restore_inflight(s, 9, 3, STORE_STAGE_PUBLISH)); /* past window */
 	CU_ASSERT_EQUAL(s->inflight, 3);
 	CU_ASSERT_EQUAL(s->q_len, 2);
+	/* What it holds, queued or in a slot (a replayed record repeated after a snapshot). */
+	CU_ASSERT_TRUE(session_holds_sid(s, 1)); /* slot 5 */
+	CU_ASSERT_TRUE(session_holds_sid(s, 2)); /* slot 3, stage 2 */
+	CU_ASSERT_TRUE(session_holds_sid(s, 3)); /* queued */
+	CU_ASSERT_FALSE(session_holds_sid(s, 5));
 	session_restore_unqueue(s, 4);
+	CU_ASSERT_FALSE(session_holds_sid(s, 4));
 	CU_ASSERT_EQUAL(s->q_len, 1);
 	CU_ASSERT_EQUAL(m[3]->refs, 1);
 	CU_ASSERT_EQUAL_FATAL(visits_collect(s, &vs), 3);
