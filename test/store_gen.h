@@ -23,6 +23,7 @@ struct sgen {
 	struct store_rec r;
 	unsigned clients;  /* client ids c0 .. c<clients - 1> */
 	unsigned orphan_1; /* one record in this many may be an orphan (0: never) */
+	bool origins;      /* also origin marks (which a resharding drops) */
 };
 
 static void sgen_bytes(uint8_t *p, size_t cap, struct st_bytes *s)
@@ -89,6 +90,14 @@ static void sgen_fields(struct sgen *g)
 	case STORE_REC_INBOUND_DEL:
 		r->packet_id = (uint16_t)(1 + tu_rand(8));
 		break;
+	case STORE_REC_INBOUND_ORIGIN:
+		r->packet_id = (uint16_t)(1 + tu_rand(8));
+		r->origin = 1 + tu_rand(1u << 20);
+		break;
+	case STORE_REC_ORIGIN:
+		r->source = (uint16_t)tu_rand(4);
+		r->origin = 1 + tu_rand(1u << 20);
+		break;
 	default:
 		break;
 	}
@@ -109,11 +118,12 @@ static void sgen_fields(struct sgen *g)
 static void sgen_record(struct sgen *g, const struct model *m)
 {
 	static const uint8_t session_types[] = {
-	        STORE_REC_SESSION_DEL,  STORE_REC_SUB_ADD,        STORE_REC_SUB_DEL,
-	        STORE_REC_QUEUE_ADD,    STORE_REC_QUEUE_ADD,      STORE_REC_QUEUE_DEL,
-	        STORE_REC_INFLIGHT_SET, STORE_REC_INFLIGHT_CLEAR, STORE_REC_INBOUND_ADD,
-	        STORE_REC_INBOUND_DEL,  STORE_REC_WILL_SET,       STORE_REC_WILL_CLEAR,
-	        STORE_REC_SUB_ADD,      STORE_REC_QUEUE_ADD,      STORE_REC_INBOUND_ADD,
+	        STORE_REC_SESSION_DEL,    STORE_REC_SUB_ADD,        STORE_REC_SUB_DEL,
+	        STORE_REC_QUEUE_ADD,      STORE_REC_QUEUE_ADD,      STORE_REC_QUEUE_DEL,
+	        STORE_REC_INFLIGHT_SET,   STORE_REC_INFLIGHT_CLEAR, STORE_REC_INBOUND_ADD,
+	        STORE_REC_INBOUND_DEL,    STORE_REC_WILL_SET,       STORE_REC_WILL_CLEAR,
+	        STORE_REC_SUB_ADD,        STORE_REC_QUEUE_ADD,      STORE_REC_INBOUND_ADD,
+	        STORE_REC_INBOUND_ORIGIN,
 	};
 	struct store_rec *r = &g->r;
 	unsigned pick = tu_rand(10);
@@ -123,7 +133,10 @@ static void sgen_record(struct sgen *g, const struct model *m)
 	snprintf(g->client, sizeof(g->client), "c%u", tu_rand(g->clients ? g->clients : 6));
 	r->client.ptr = (const uint8_t *)g->client;
 	r->client.len = (uint32_t)strlen(g->client);
-	if (pick < 3) {
+	if (g->origins && tu_rand(16) == 0) {
+		r->type = STORE_REC_ORIGIN;
+		memset(&r->client, 0, sizeof(r->client));
+	} else if (pick < 3) {
 		r->type = pick < 2 ? STORE_REC_RETAIN_SET : STORE_REC_RETAIN_DEL;
 		memset(&r->client, 0, sizeof(r->client));
 	} else if (orphan || (pick >= 4 && sgen_session_exists(m, g->client))) {

@@ -159,11 +159,22 @@ static void model_value(struct mbytes *v, const struct store_rec *r)
 	mb_put(v, &r->expiry_interval_s, 4);
 	mb_put(v, &r->expiry_ms, 8);
 	mb_put(v, &r->msg_id, 8);
+	mb_put(v, &r->origin, 8);
+	mb_put(v, &r->source, 2);
 	mb_bytes(v, r->client);
 	mb_bytes(v, r->topic);
 	mb_bytes(v, r->filter);
 	mb_bytes(v, r->props);
 	mb_bytes(v, r->payload);
+}
+
+/* The origin field of a value model_value made (after the fixed fields before it). */
+static uint64_t model_origin_of(const struct model_entry *e)
+{
+	uint64_t o;
+
+	memcpy(&o, e->val + 6 + 2 + 4 + 4 + 8 + 8, 8);
+	return o;
 }
 
 /* Applies one record to the model, as replay at start-up will apply it to the broker. */
@@ -172,6 +183,20 @@ static void model_apply(struct model *m, const struct store_rec *r)
 	static struct mbytes k, v;
 
 	model_value(&v, r);
+	if (r->type == STORE_REC_COMMIT)
+		return;
+	if (r->type == STORE_REC_ORIGIN) {
+		long i;
+
+		/* A mark only rises. */
+		k.n = 0;
+		mb_put(&k, "O", 1);
+		mb_put(&k, &r->source, 2);
+		i = model_find(m, k.b, k.n);
+		if (i < 0 || model_origin_of(&m->e[i]) < r->origin)
+			model_set(m, &k, &v);
+		return;
+	}
 	if (r->type == STORE_REC_RETAIN_SET || r->type == STORE_REC_RETAIN_DEL) {
 		k.n = 0;
 		mb_put(&k, "R", 1);
@@ -211,6 +236,7 @@ static void model_apply(struct model *m, const struct store_rec *r)
 		mb_put(&k, &r->packet_id, 2);
 		break;
 	case STORE_REC_INBOUND_ADD:
+	case STORE_REC_INBOUND_ORIGIN:
 	case STORE_REC_INBOUND_DEL:
 		mb_put(&k, "n", 1);
 		mb_put(&k, &r->packet_id, 2);
@@ -224,6 +250,7 @@ static void model_apply(struct model *m, const struct store_rec *r)
 	case STORE_REC_QUEUE_ADD:
 	case STORE_REC_INFLIGHT_SET:
 	case STORE_REC_INBOUND_ADD:
+	case STORE_REC_INBOUND_ORIGIN:
 	case STORE_REC_WILL_SET:
 		model_set(m, &k, &v);
 		break;

@@ -135,6 +135,41 @@ static void test_full_exactly(void)
 	chan_fini(&ch);
 }
 
+/* Peek shows the oldest published entry and leaves it; a pop after it takes that one. */
+static void test_peek(void)
+{
+	struct chan ch;
+	struct chan_entry e = {.kind = 3};
+	const struct chan_entry *p;
+
+	CU_ASSERT_EQUAL_FATAL(chan_init(&ch, 4, UINT32_MAX - 1), ST_OK);
+	CU_ASSERT_PTR_NULL(chan_peek(&ch));
+	for (unsigned i = 0; i < 3; i++) {
+		e.u64 = 10 + i;
+		CU_ASSERT_TRUE(chan_push(&ch, &e));
+	}
+	CU_ASSERT_PTR_NULL(chan_peek(&ch)); /* not published yet */
+	chan_publish(&ch);
+	for (unsigned i = 0; i < 3; i++) {
+		p = chan_peek(&ch);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+		CU_ASSERT_EQUAL(p->u64, 10 + i);
+		CU_ASSERT_EQUAL(chan_peek(&ch), p); /* twice: the same entry */
+		CU_ASSERT_TRUE(chan_pop(&ch, &e));
+		CU_ASSERT_EQUAL(e.u64, 10 + i);
+	}
+	CU_ASSERT_PTR_NULL(chan_peek(&ch));
+	chan_release(&ch);
+	/* Across the counters' wrap. */
+	e.u64 = 99;
+	CU_ASSERT_TRUE(chan_push(&ch, &e));
+	chan_publish(&ch);
+	p = chan_peek(&ch);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_EQUAL(p->u64, 99);
+	chan_fini(&ch);
+}
+
 /* --- two threads, two rings ---------------------------------------------------------------- */
 
 #define PASS_COUNT 1000000u
@@ -395,6 +430,7 @@ int main(void)
 	        {"model", test_model},
 	        {"model across the 2^32 wrap", test_model_wrap},
 	        {"full, publish, release", test_full_exactly},
+	        {"peek leaves the entry", test_peek},
 	        {"two threads, doorbells, order", test_two_threads},
 	        {"socket hand-off between rings", test_handoff},
 	        {NULL, NULL},

@@ -617,7 +617,7 @@ static void fill_everything(struct session *s, struct msg **m)
 	CU_ASSERT_TRUE(session_out_pubrec(s, pid));
 	CU_ASSERT_EQUAL(offer(s, m[3], 1, 3, true, &pid), SESS_OUT_QUEUED);
 	CU_ASSERT_EQUAL(offer(s, m[0], 2, 4, false, &pid), SESS_OUT_QUEUED);
-	CU_ASSERT_EQUAL(session_in_qos2_begin(s, 77), 1);
+	CU_ASSERT_EQUAL(session_in_qos2_begin(s, 77, 0), 1);
 	CU_ASSERT_EQUAL(session_sub_add(s, (const uint8_t *)"a/#", 3, 9), ST_OK);
 	CU_ASSERT_EQUAL(m[0]->refs, 3);
 	CU_ASSERT_EQUAL(m[1]->refs, 2);
@@ -642,7 +642,7 @@ static void test_clear_and_free(void)
 	/* Usable again, and a cleared QoS 2 id is new. */
 	CU_ASSERT_EQUAL(offer(s, m[0], 1, 5, true, &pid), SESS_OUT_SEND);
 	CU_ASSERT_NOT_EQUAL(pid, 0);
-	CU_ASSERT_EQUAL(session_in_qos2_begin(s, 77), 1);
+	CU_ASSERT_EQUAL(session_in_qos2_begin(s, 77, 0), 1);
 	CU_ASSERT_EQUAL(m[0]->refs, 2);
 	session_clear_messages(s);
 	session_clear_messages(s);
@@ -662,11 +662,11 @@ static void test_in_qos2(void)
 	struct session *s = sess_make(1, 0);
 
 	CU_ASSERT_FALSE(session_in_qos2_release(s, 1)); /* no bitmap yet */
-	CU_ASSERT_EQUAL(session_in_qos2_begin(s, 1), 1);
+	CU_ASSERT_EQUAL(session_in_qos2_begin(s, 1, 0), 1);
 	CU_ASSERT_PTR_NOT_NULL(s->in_qos2);
-	CU_ASSERT_EQUAL(session_in_qos2_begin(s, 1), 0);
-	CU_ASSERT_EQUAL(session_in_qos2_begin(s, 65535), 1);
-	CU_ASSERT_EQUAL(session_in_qos2_begin(s, 65535), 0);
+	CU_ASSERT_EQUAL(session_in_qos2_begin(s, 1, 0), 0);
+	CU_ASSERT_EQUAL(session_in_qos2_begin(s, 65535, 0), 1);
+	CU_ASSERT_EQUAL(session_in_qos2_begin(s, 65535, 0), 0);
 	CU_ASSERT_EQUAL(s->in_qos2_count, 2);
 	CU_ASSERT_FALSE(session_in_qos2_release(s, 2));
 	CU_ASSERT_FALSE(session_in_qos2_release(s, 0));
@@ -679,18 +679,50 @@ static void test_in_qos2(void)
 	CU_ASSERT_EQUAL(s->in_qos2_count, 0);
 	CU_ASSERT_FALSE(session_in_qos2_release(s, 65535));
 	/* After PUBCOMP the id is a new publication. */
-	CU_ASSERT_EQUAL(session_in_qos2_begin(s, 1), 1);
+	CU_ASSERT_EQUAL(session_in_qos2_begin(s, 1, 0), 1);
 	/* Word boundaries of the bitmap are independent bits. */
 	const uint16_t edge[] = {63, 64, 127, 128, 65472, 65534};
 	for (int i = 0; i < 6; i++)
-		CU_ASSERT_EQUAL(session_in_qos2_begin(s, edge[i]), 1);
+		CU_ASSERT_EQUAL(session_in_qos2_begin(s, edge[i], 0), 1);
 	for (int i = 0; i < 6; i++) {
 		CU_ASSERT_TRUE(session_in_qos2_release(s, edge[i]));
 		CU_ASSERT_FALSE(session_in_qos2_release(s, edge[i]));
-		CU_ASSERT_EQUAL(session_in_qos2_begin(s, 1), 0);
+		CU_ASSERT_EQUAL(session_in_qos2_begin(s, 1, 0), 0);
 	}
 	CU_ASSERT_EQUAL(s->in_qos2_count, 1);
 	session_free(s); /* with the bitmap still allocated */
+}
+
+/* Origin numbers (persist.h) stay with their inbound id until PUBREL, and only there. */
+static void test_in_qos2_origin(void)
+{
+	struct session *s = sess_make(1, 0);
+	const uint64_t big = (1ull << 48) - 1;
+
+	CU_ASSERT_EQUAL(session_in_qos2_origin(s, 1), 0); /* nothing held */
+	CU_ASSERT_EQUAL(session_in_qos2_begin(s, 1, 5), 1);
+	CU_ASSERT_EQUAL(session_in_qos2_begin(s, 2, 0), 1); /* an id without a number */
+	CU_ASSERT_EQUAL(session_in_qos2_begin(s, 65535, big), 1);
+	CU_ASSERT_EQUAL(session_in_qos2_origin(s, 1), 5);
+	CU_ASSERT_EQUAL(session_in_qos2_origin(s, 2), 0);
+	CU_ASSERT_EQUAL(session_in_qos2_origin(s, 65535), big);
+	CU_ASSERT_EQUAL(session_in_qos2_origin(s, 3), 0);
+	/* A duplicate keeps the first number. */
+	CU_ASSERT_EQUAL(session_in_qos2_begin(s, 1, 9), 0);
+	CU_ASSERT_EQUAL(session_in_qos2_origin(s, 1), 5);
+	CU_ASSERT_TRUE(session_in_qos2_release(s, 1));
+	CU_ASSERT_EQUAL(session_in_qos2_origin(s, 1), 0);
+	CU_ASSERT_EQUAL(session_in_qos2_begin(s, 1, 0), 1); /* reused: no number */
+	CU_ASSERT_EQUAL(session_in_qos2_origin(s, 1), 0);
+	/* Many ids: the map grows and shrinks with them. */
+	for (unsigned pid = 100; pid < 3100; pid++)
+		CU_ASSERT_EQUAL(session_in_qos2_begin(s, (uint16_t)pid, pid * 7), 1);
+	for (unsigned pid = 100; pid < 3100; pid += 2)
+		CU_ASSERT_TRUE(session_in_qos2_release(s, (uint16_t)pid));
+	for (unsigned pid = 100; pid < 3100; pid++)
+		CU_ASSERT_EQUAL(session_in_qos2_origin(s, (uint16_t)pid), pid % 2 ? pid * 7 : 0);
+	CU_ASSERT_EQUAL(s->in_origin.count, 1 + 1500);
+	session_free(s); /* with numbers still held */
 }
 
 /* The data remembered for filter f, UINT64_MAX if f is not remembered. */
@@ -762,6 +794,7 @@ int main(void)
 	};
 	static const struct tu_test in[] = {
 	        {"QoS 2 inbound: once until PUBREL", test_in_qos2},
+	        {"inbound QoS 2 ids keep their origin numbers", test_in_qos2_origin},
 	        {"subscription list", test_subs},
 	        {"restored from log records", test_restore},
 	        {NULL, NULL},

@@ -341,7 +341,7 @@ static void test_in_qos2_model(void)
 		        (uint16_t)(r % 5 == 0 ? 65535 - rnd(&rng) % 70 : 1 + rnd(&rng) % 130);
 
 		if (r % 7 < 4) {
-			if (session_in_qos2_begin(s, pid) != (set[pid] ? 0 : 1))
+			if (session_in_qos2_begin(s, pid, 0) != (set[pid] ? 0 : 1))
 				bad++;
 			count += !set[pid];
 			set[pid] = true;

@@ -342,7 +342,7 @@ static void test_torn_tail(void)
 		CU_ASSERT_EQUAL_FATAL(store_seg_open(&seg, b1.data, b1.len, 1), 0);
 		while (store_seg_next(&seg, &r) > 0)
 			model_apply(&before, &r);
-		CU_ASSERT_EQUAL_FATAL(store_seg_open(&seg, b2.data, ends[17], 1), 0);
+		CU_ASSERT_EQUAL_FATAL(store_seg_open(&seg, b2.data, ends[18], 1), 0);
 		while (store_seg_next(&seg, &r) > 0)
 			model_apply(&before, &r);
 	}
@@ -364,6 +364,82 @@ static void test_torn_tail(void)
 		CU_ASSERT(model_equal(&r, &before));
 		CU_ASSERT_EQUAL(logged("Warning") && logged(name), cut != ends[18]);
 		CU_ASSERT(!logged("Error"));
+		store_chains_free(chains, 1);
+		store_dir_close(&d);
+		model_free(&r);
+		teardown();
+	}
+	model_free(&m);
+	model_free(&before);
+	store_buf_free(&b1);
+	store_buf_free(&b2);
+}
+
+/*
+ * A segment appended to in commits keeps whole commits only: cut anywhere inside the last
+ * commit (inside a record or between two of its records), recovery goes back to the commit
+ * before it and says so.
+ */
+static void test_commit_tail(void)
+{
+	const struct store_rec commit = {.type = STORE_REC_COMMIT};
+	struct sgen g = {.clients = 4, .origins = true};
+	struct store_buf b1 = {0}, b2 = {0};
+	struct model m = {0}, before = {0};
+	size_t ends[12], kept;
+	char name[128];
+
+	srand(23);
+	seg_begin(&b1, 0, 1, 1, STORE_FLAG_BASE | STORE_FLAG_COMMITS);
+	seg_fill(&b1, &g, &before, 20, NULL);
+	CU_ASSERT_EQUAL_FATAL(store_rec_encode(&b1, &commit), 0);
+	seg_begin(&b2, 0, 1, 2, STORE_FLAG_COMMITS);
+	seg_fill(&b2, &g, &before, 5, NULL);
+	CU_ASSERT_EQUAL_FATAL(store_rec_encode(&b2, &commit), 0);
+	kept = b2.len;
+	/* The last commit: 12 records, then its commit record. */
+	m = before;
+	memset(&before, 0, sizeof(before));
+	{
+		struct store_seg seg;
+		struct store_rec r;
+
+		CU_ASSERT_EQUAL_FATAL(store_seg_open(&seg, b1.data, b1.len, 1), 0);
+		while (store_seg_next(&seg, &r) > 0)
+			model_apply(&before, &r);
+		CU_ASSERT_EQUAL_FATAL(store_seg_open(&seg, b2.data, b2.len, 1), 0);
+		while (store_seg_next(&seg, &r) > 0)
+			model_apply(&before, &r);
+		CU_ASSERT_EQUAL(seg.commit_end, kept);
+	}
+	seg_fill(&b2, &g, &m, 12, ends);
+	CU_ASSERT_EQUAL_FATAL(store_rec_encode(&b2, &commit), 0);
+	seg_name(name, 0, 2, "");
+	for (size_t cut = kept; cut <= b2.len; cut++) {
+		struct store_chain chains[1];
+		struct model r = {0};
+		struct store_dir d;
+		bool whole = cut == b2.len, near = whole || (cut - kept) % 11 == 0;
+
+		/* Every record boundary and its neighbours, and a sample of the rest. */
+		for (unsigned i = 0; i < 12; i++)
+			near = near || (cut + 1 >= ends[i] && cut <= ends[i] + 1);
+		if (!near)
+			continue;
+
+		setup();
+		write_file(NAME ".0.0000000000000001", b1.data, b1.len);
+		write_file(name, b2.data, cut);
+		CU_ASSERT_EQUAL_FATAL(open_recover(&d, 1, chains), 0);
+		CU_ASSERT_EQUAL(chains[0].segs[1].len, whole ? b2.len : kept);
+		CU_ASSERT_EQUAL(file_size(name), (long)(whole ? b2.len : kept));
+		replay_chain(&chains[0], &r);
+		CU_ASSERT(model_equal(&r, whole ? &m : &before));
+		CU_ASSERT_EQUAL(logged("Warning") && logged(name), cut != kept && !whole);
+		/* Whole records of a commit without its end: the commit is what was cut. */
+		for (unsigned i = 0; i < 12; i++)
+			if (cut == ends[i])
+				CU_ASSERT(logged("a commit cut short"));
 		store_chains_free(chains, 1);
 		store_dir_close(&d);
 		model_free(&r);
@@ -679,7 +755,9 @@ static void test_reshard(void)
 				                                       r.client.len)
 				                             : 0;
 
-				CU_ASSERT_EQUAL(want, w);
+				/* Every base ends with its commit. */
+				if (r.type != STORE_REC_COMMIT)
+					CU_ASSERT_EQUAL(want, w);
 			}
 			replay_chain(&chains[w], &all);
 		}
@@ -903,9 +981,10 @@ static void test_compact(void)
 	fd = store_dir_create_segment(&d, 1, 5, err, sizeof(err));
 	CU_ASSERT_FATAL(fd >= 0);
 	CU_ASSERT_EQUAL(store_dir_create_segment(&d, 1, 5, err, sizeof(err)), -EEXIST);
-	/* The worker appends to 5 through its descriptor. */
-	seg_begin(&b, 1, 2, 5, 0);
+	/* The worker appends to 5 through its descriptor, in commits. */
+	seg_begin(&b, 1, 2, 5, STORE_FLAG_COMMITS);
 	seg_fill(&b, &g, &m, 50, NULL);
+	CU_ASSERT_EQUAL(store_rec_encode(&b, &(struct store_rec){.type = STORE_REC_COMMIT}), 0);
 	CU_ASSERT_EQUAL(
 	        pwrite(fd, b.data + STORE_HEADER_LEN, b.len - STORE_HEADER_LEN, STORE_HEADER_LEN),
 	        (ssize_t)(b.len - STORE_HEADER_LEN));
@@ -1115,6 +1194,7 @@ int main(void)
 	        {"clean chains replay what was written", test_clean_chain},
 	        {"the lock refuses a second broker", test_lock},
 	        {"a torn tail is cut at every offset", test_torn_tail},
+	        {"a commit cut short is dropped whole", test_commit_tail},
 	        {"a flipped byte in an older segment", test_flipped_middle},
 	        {"a missing middle segment", test_missing_middle},
 	        {"segments without a base are refused", test_missing_base},

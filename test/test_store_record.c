@@ -38,9 +38,10 @@ static bool rec_eq(const struct store_rec *a, const struct store_rec *b)
 	       a->protocol == b->protocol && a->options == b->options && a->stage == b->stage &&
 	       a->packet_id == b->packet_id && a->sub_id == b->sub_id &&
 	       a->expiry_interval_s == b->expiry_interval_s && a->expiry_ms == b->expiry_ms &&
-	       a->msg_id == b->msg_id && bytes_eq(a->client, b->client) &&
-	       bytes_eq(a->topic, b->topic) && bytes_eq(a->filter, b->filter) &&
-	       bytes_eq(a->props, b->props) && bytes_eq(a->payload, b->payload);
+	       a->msg_id == b->msg_id && a->origin == b->origin && a->source == b->source &&
+	       bytes_eq(a->client, b->client) && bytes_eq(a->topic, b->topic) &&
+	       bytes_eq(a->filter, b->filter) && bytes_eq(a->props, b->props) &&
+	       bytes_eq(a->payload, b->payload);
 }
 
 /* One record of each type, every field its type carries set to a non-trivial value. */
@@ -102,6 +103,9 @@ static const struct store_rec samples[] = {
          .props = B("\x18\x00\x00\x00\x3c"),
          .payload = B("gone")},
         {.type = STORE_REC_WILL_CLEAR, .client = B("client-1")},
+        {.type = STORE_REC_COMMIT},
+        {.type = STORE_REC_ORIGIN, .source = 3, .origin = STORE_ORIGIN_MAX - 1},
+        {.type = STORE_REC_INBOUND_ORIGIN, .client = B("client-1"), .packet_id = 7, .origin = 1},
 };
 
 #define NSAMPLES (sizeof(samples) / sizeof(samples[0]))
@@ -238,6 +242,11 @@ static void test_encode_refuses_bad_fields(void)
 	REFUSE(stage, 0, 11);
 	REFUSE(stage, 3, 11);
 	REFUSE(packet_id, 0, 14);
+	/* Origins: 1 .. 2^48 - 1. */
+	REFUSE(origin, 0, NSAMPLES - 2);
+	REFUSE(origin, STORE_ORIGIN_MAX, NSAMPLES - 2);
+	REFUSE(origin, 0, NSAMPLES - 1);
+	REFUSE(packet_id, 0, NSAMPLES - 1);
 	r = samples[0];
 	r.topic.ptr = long_topic;
 	r.topic.len = sizeof(long_topic);
@@ -295,7 +304,7 @@ static void test_decode_refuses_malformed(void)
 	                                             "a",
 	                            4),
 	                STORE_E_TYPE);
-	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x0f\x01\x00"
+	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x12\x01\x00"
 	                                             "a",
 	                            4),
 	                STORE_E_TYPE);

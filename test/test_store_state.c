@@ -62,7 +62,7 @@ static uint64_t model_retained(const struct model *m)
 
 static void test_random_state_equals_model(void)
 {
-	struct sgen g = {.clients = 8, .orphan_1 = 20};
+	struct sgen g = {.clients = 8, .orphan_1 = 20, .origins = true};
 
 	srand(11);
 	for (int round = 0; round < 40; round++) {
@@ -117,7 +117,10 @@ static int rank_of(uint8_t type)
 	case STORE_REC_INFLIGHT_SET:
 		return 4;
 	case STORE_REC_INBOUND_ADD:
+	case STORE_REC_INBOUND_ORIGIN:
 		return 5;
+	case STORE_REC_ORIGIN:
+		return 7; /* after everything */
 	default:
 		return 6; /* retain-set */
 	}
@@ -126,7 +129,7 @@ static int rank_of(uint8_t type)
 /* Each session's records together, put first, in rank and key order; retained last. */
 static void test_encoding_order(void)
 {
-	struct sgen g = {.clients = 5};
+	struct sgen g = {.clients = 5, .origins = true};
 	struct model m = {0};
 	struct store_state *st = store_state_new();
 	struct store_buf b = {0};
@@ -165,8 +168,9 @@ static void test_encoding_order(void)
 			last_rank = 0;
 			continue;
 		}
-		if (rank == 6) {
-			last_rank = 6;
+		if (rank >= 6) {
+			CU_ASSERT(rank >= last_rank);
+			last_rank = rank;
 			continue;
 		}
 		CU_ASSERT(last_rank >= 0 && last_rank < 6);

@@ -106,7 +106,7 @@ static int publish_denied(struct conn *c, const struct st_publish *p, const stru
 		return ST_OK;
 	}
 	/* 3.x QoS 2: the flow runs as for a delivered message, PUBREL and PUBCOMP included. */
-	ret = session_in_qos2_begin(c->session, p->packet_id);
+	ret = session_in_qos2_begin(c->session, p->packet_id, 0);
 	if (ret < 0)
 		return ret;
 	out_ack(c, ST_PUBREC, p->packet_id, 0);
@@ -149,11 +149,17 @@ int handle_publish(struct conn *c, const struct st_publish *p)
 		if (c->v5 && s->in_qos2_count >= c->v5->receive_max_in &&
 		    !session_in_qos2_pending(s, p->packet_id))
 			return ST_ERR_RECEIVE_MAX;
-		ret = session_in_qos2_begin(s, p->packet_id);
-		if (ret < 0)
-			return ret;
-		if (ret == 1 && !bad_format)
-			ret = route_publish(w, s, &v, 2, p->retain);
+		if (session_in_qos2_pending(s, p->packet_id)) {
+			/* A resend: other workers that lost it in a crash take it again (persist.h,
+			 * origins); it is acknowledged as it was the first time. */
+			v.origin = s->ps ? session_in_qos2_origin(s, p->packet_id) : 0;
+			ret = v.origin && !bad_format ? route_resend(w, &v, p->retain) : 0;
+		} else {
+			v.origin = s->ps ? persist_origin_new(w) : 0;
+			ret = session_in_qos2_begin(s, p->packet_id, v.origin);
+			if (ret == 1 && !bad_format)
+				ret = route_publish(w, s, &v, 2, p->retain);
+		}
 		if (ret < 0)
 			return ret;
 		publish_ack(c, ST_PUBREC, p->packet_id, bad_format, ret == 0);

@@ -23,6 +23,7 @@ struct pub_view {
 	uint64_t expiry_ms;      /* monotonic expiry (MQTT 5 Message Expiry Interval), 0: never */
 	uint64_t topic_hash;     /* XXH3 of the topic once computed (outbound aliases) */
 	bool hashed;             /* topic_hash is set */
+	uint64_t origin;         /* QoS 2 from a durable session: its origin number (persist.h) */
 };
 
 static inline struct pub_view pub_view_of(struct msg *m)

@@ -164,16 +164,11 @@ static void persist_publish_acks(struct worker *w, const uint64_t *handled)
 
 static bool token_ready(struct worker *w, const struct persist_token *t)
 {
-	const struct broker_shared *sh = &w->b->shared;
-
 	for (unsigned k = 0; k < w->nworkers; k++) {
 		if (k == w->index)
 			continue;
 		if (t->fwd && atomic_load_explicit(ack_slot(w, w->index, k), memory_order_seq_cst) <
 		                      t->fwd[k])
-			return false;
-		if (t->need && atomic_load_explicit(&sh->persist_synced[k].v,
-		                                    memory_order_seq_cst) < t->need[k])
 			return false;
 	}
 	return true;
@@ -189,14 +184,35 @@ uint64_t persist_stamp(struct worker *w)
 	return p->sealed + 1;
 }
 
-void persist_need(struct worker *w, unsigned from, uint64_t commit)
+bool persist_synced_reached(const struct worker *w, unsigned from, uint64_t commit)
+{
+	return atomic_load_explicit(&w->b->shared.persist_synced[from].v, memory_order_seq_cst) >=
+	       commit;
+}
+
+uint64_t persist_origin_new(struct worker *w)
 {
 	struct persist *p = w->ps;
 
-	if (!p->sync || commit <= p->need[from])
-		return;
-	p->need[from] = commit;
-	p->need_in_fill = true;
+	if (!p || !p->sync || w->nworkers < 2 || p->origin_next + 1 >= STORE_ORIGIN_MAX)
+		return 0;
+	p->origin_dirty |= 1ull << w->index;
+	return ++p->origin_next;
+}
+
+void persist_origin_apply(struct worker *w, unsigned from, uint64_t o, bool *sess, bool *ret)
+{
+	struct persist *p = w->ps;
+
+	/* This worker's own sessions took the message with its packet id (one commit). */
+	*sess = from != w->index && o > p->wm_sess[from];
+	*ret = o > p->wm_ret[from];
+	if (*sess) {
+		p->wm_sess[from] = o;
+		p->origin_dirty |= 1ull << from;
+	}
+	if (*ret)
+		p->wm_ret[from] = o;
 }
 
 /* Tells the workers that wait for this one's commits that one more is on disk. */
@@ -211,14 +227,22 @@ static void persist_publish_synced(struct worker *w)
 			ring_msg(&w->ring, &w->b->workers[k].ring, &w->b->workers[k].xw.io, 0);
 }
 
-static void persist_set_waiting(struct worker *w, bool on)
+/* Asks the others to ring this worker when a token waits or the channel drain is parked. */
+static void persist_set_waiting(struct worker *w)
 {
 	struct persist *p = w->ps;
+	bool on = p->wait_tok || p->parked;
 
 	if (p->waiting == on)
 		return;
 	p->waiting = on;
 	atomic_store_explicit(&w->b->shared.persist_waiting[w->index].v, on, memory_order_seq_cst);
+}
+
+void persist_park(struct worker *w, bool on)
+{
+	w->ps->parked = on;
+	persist_set_waiting(w);
 }
 
 /* The last commit whose held output may leave: on disk, and acknowledged where it must be. */
@@ -232,18 +256,19 @@ static uint64_t persist_releasable(struct worker *w)
 		if (t->commit > p->synced)
 			break;
 		if (!token_ready(w, t)) {
-			persist_set_waiting(w, true);
+			p->wait_tok = true;
+			persist_set_waiting(w);
 			/* Checked again after the flag: an acknowledgement stored before it was
 			 * set rang no doorbell. */
 			if (!token_ready(w, t))
 				return t->commit - 1;
 		}
 		free(t->fwd);
-		free(t->need);
 		p->tok_head = (p->tok_head + 1) & (p->tok_cap - 1);
 		p->tok_len--;
 	}
-	persist_set_waiting(w, false);
+	p->wait_tok = false;
+	persist_set_waiting(w);
 	return p->synced;
 }
 
@@ -330,27 +355,20 @@ static uint64_t *persist_vec_dup(const struct worker *w, const uint64_t *v)
 	return c;
 }
 
-/*
- * Commit n waits for other workers: their acknowledgements of what this one queued for them
- * (a publisher's acknowledgement), their commits its records depend on (a stamped entry).
- */
+/* Commit n waits for other workers' acknowledgements of what this one queued for them. */
 static void persist_token_add(struct worker *w, uint64_t n)
 {
 	struct persist *p = w->ps;
 	struct persist_token t = {.commit = n};
 
-	if (p->remote_in_fill)
-		t.fwd = persist_vec_dup(w, p->out_queued);
-	if (p->need_in_fill)
-		t.need = persist_vec_dup(w, p->need);
-	if ((p->remote_in_fill && !t.fwd) || (p->need_in_fill && !t.need) ||
+	t.fwd = persist_vec_dup(w, p->out_queued);
+	if (!t.fwd ||
 	    (p->tok_len == p->tok_cap && fifo_grow((void **)&p->tokens, &p->tok_head, p->tok_len,
 	                                           &p->tok_cap, sizeof(*p->tokens), 16) != ST_OK)) {
 		/* Out of memory: the held output waits for this worker's own sync only. */
 		log_msg(&w->log, LOG_T_ERROR,
 		        "Persistence: out of memory; a commit does not wait for other workers.");
 		free(t.fwd);
-		free(t.need);
 		return;
 	}
 	p->tokens[(p->tok_head + p->tok_len) & (p->tok_cap - 1)] = t;
@@ -367,6 +385,7 @@ static void persist_seal(struct worker *w)
 	struct persist_commit *k = fill_slot(p);
 	uint64_t n = ++p->sealed;
 
+	persist_commit_close(p);
 	while (p->fill_list) {
 		struct conn *c = p->fill_list;
 
@@ -378,11 +397,10 @@ static void persist_seal(struct worker *w)
 	}
 	if (w->nworkers > 1 && p->sync) {
 		memcpy(k->in_sealed, p->in_handled, w->nworkers * sizeof(*k->in_sealed));
-		if (p->remote_in_fill || p->need_in_fill)
+		if (p->remote_in_fill)
 			persist_token_add(w, n);
 	}
 	p->remote_in_fill = false;
-	p->need_in_fill = false;
 	p->stamped = false;
 	k->n = n;
 	k->fd = p->fd;
@@ -539,7 +557,7 @@ void persist_batch_end(struct worker *w)
 			acks = memcmp(p->in_handled, p->in_acked, w->nworkers * sizeof(uint64_t)) !=
 			       0;
 		if (fill_slot(p)->buf.len || p->fill_list || p->remote_in_fill || acks ||
-		    p->stamped)
+		    p->stamped || p->origin_dirty)
 			persist_seal(w);
 	}
 	if (p->tok_len)
@@ -568,8 +586,9 @@ int persist_init(struct worker *w, const struct store_chain *own)
 	p->out_queued = calloc(n, sizeof(uint64_t));
 	p->in_handled = calloc(n, sizeof(uint64_t));
 	p->in_acked = calloc(n, sizeof(uint64_t));
-	p->need = calloc(n, sizeof(uint64_t));
-	if (!p->out_queued || !p->in_handled || !p->in_acked || !p->need)
+	p->wm_sess = calloc(n, sizeof(uint64_t));
+	p->wm_ret = calloc(n, sizeof(uint64_t));
+	if (!p->out_queued || !p->in_handled || !p->in_acked || !p->wm_sess || !p->wm_ret)
 		return ST_ERR_NOMEM;
 	for (unsigned i = 0; i < PERSIST_SLOTS; i++) {
 		struct persist_commit *k = &p->slot[i];
@@ -612,10 +631,9 @@ static void persist_log_stall(struct worker *w)
 				continue;
 			n += (size_t)snprintf(
 			        deps + n, sizeof(deps) - n,
-			        " [worker %u: acked %" PRIu64 "/%" PRIu64 ", synced %" PRIu64
-			        "/%" PRIu64 "]",
+			        " [worker %u: acked %" PRIu64 "/%" PRIu64 ", synced %" PRIu64 "]",
 			        k, atomic_load(ack_slot(w, w->index, k)), t->fwd ? t->fwd[k] : 0,
-			        atomic_load(&sh->persist_synced[k].v), t->need ? t->need[k] : 0);
+			        atomic_load(&sh->persist_synced[k].v));
 		}
 	}
 	log_msg(&w->log, LOG_T_WARNING,
@@ -661,7 +679,8 @@ void persist_shutdown(struct worker *w)
 	for (unsigned round = 0; round < 50; round++) {
 		if (!p->inflight && fill_slot(p)->buf.len == 0)
 			break;
-		if (!p->failing && p->inflight < PERSIST_INFLIGHT && fill_slot(p)->buf.len)
+		if (!p->failing && p->inflight < PERSIST_INFLIGHT &&
+		    (fill_slot(p)->buf.len || p->origin_dirty))
 			persist_seal(w);
 		else if (p->failing && round % 10 == 9)
 			persist_retry(w);
@@ -698,7 +717,6 @@ void persist_fini(struct worker *w)
 	}
 	while (p->tok_len) {
 		free(p->tokens[p->tok_head].fwd);
-		free(p->tokens[p->tok_head].need);
 		p->tok_head = (p->tok_head + 1) & (p->tok_cap - 1);
 		p->tok_len--;
 	}
@@ -706,7 +724,8 @@ void persist_fini(struct worker *w)
 	free(p->out_queued);
 	free(p->in_handled);
 	free(p->in_acked);
-	free(p->need);
+	free(p->wm_sess);
+	free(p->wm_ret);
 	free(p);
 	w->ps = NULL;
 }

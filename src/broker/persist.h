@@ -28,11 +28,18 @@
  * so no cycle of waits can form.
  *
  * The other way round: a QoS 2 publish from a durable session records its packet id on the
- * publisher's worker (the duplicate check across a restart). A subscriber's delivery on
- * another worker must not leave before that record is on disk, or a crash between the two
- * syncs would deliver the resent PUBLISH a second time. So the forwarded entry carries the
- * publisher's filling commit number; the receiving worker's commit then also waits for that
- * commit of that worker (broker_shared.persist_synced, published after each sync).
+ * publisher's worker A (the duplicate check across a restart) and its deliveries on others.
+ * Both logs must agree after a crash, so (kernel-notes/persistence.md, "Several workers"):
+ * - the forwarded entry carries A's filling commit number, and the receiving worker applies
+ *   it (and everything after it from A) only once that commit is on disk
+ *   (broker_shared.persist_synced): a receiver never holds a message A may have lost;
+ * - A numbers the message (its origin) and keeps the number with the packet id; a receiver
+ *   remembers, per source worker, the highest number it applied (the mark, in its log with
+ *   each commit that raised it). A PUBLISH resent for a packet id A holds goes out again with
+ *   its number, and every receiver whose mark covers it ignores it: one that lost the message
+ *   in the crash delivers it, one that has it (or delivered it already) does not.
+ * Each commit ends with a commit record and recovery keeps whole commits only, so a mark and
+ * the records it covers are on disk together or not at all.
  */
 #ifndef STARLING_PERSIST_H
 #define STARLING_PERSIST_H
@@ -85,7 +92,6 @@ struct persist_commit {
 struct persist_token {
 	uint64_t commit; /* its number */
 	uint64_t *fwd;   /* entries queued for each worker at its seal (nworkers), or NULL */
-	uint64_t *need;  /* commits of each worker it depends on (nworkers), or NULL */
 };
 
 struct persist_stats {
@@ -138,9 +144,15 @@ struct persist {
 	uint64_t *out_queued; /* per worker: channel entries queued for it (xw.c counts) */
 	uint64_t *in_handled; /* per worker: channel entries handled from it (xw.c counts) */
 	uint64_t *in_acked;   /* what was last published for each */
-	uint64_t *need;       /* per worker: its commit the filling commit depends on */
-	bool need_in_fill;    /* need rose since the last seal */
 	bool stamped;         /* an entry carries the filling commit's number: seal it */
+	bool wait_tok;        /* a token waits for other workers */
+	bool parked;          /* the channel drain waits for another worker's sync */
+
+	/* Origins (store/record.h): QoS 2 from durable sessions across workers. */
+	uint64_t origin_next; /* the last origin number this worker gave out */
+	uint64_t *wm_sess;    /* per source worker: highest origin applied to the sessions here */
+	uint64_t *wm_ret; /* per source worker: highest origin applied to the retained replica */
+	uint64_t origin_dirty; /* bit per worker: its mark (own: the counter) rose in the fill */
 	struct persist_token *tokens; /* FIFO of commits waiting for acknowledgements */
 	uint32_t tok_head, tok_len, tok_cap;
 	bool waiting; /* this worker asked others to ring it (persist_waiting) */
@@ -230,7 +242,8 @@ void persist_queue_add(struct session *s, const struct sess_delivery *d);
 void persist_queue_del(struct session *s, uint64_t sid);
 void persist_inflight_set(struct session *s, uint16_t pid, uint64_t sid, uint8_t stage);
 void persist_inflight_clear(struct session *s, uint16_t pid);
-void persist_inbound(struct session *s, uint16_t pid, bool add);
+/* origin: the message's number (store/record.h), or 0. */
+void persist_inbound(struct session *s, uint16_t pid, bool add, uint64_t origin);
 void persist_will_set(struct session *s);
 void persist_will_clear(struct session *s);
 /* Worker 0: a retained write its replica applied (m: the message; NULL or empty: a delete). */
@@ -238,8 +251,25 @@ void persist_retain(struct worker *w, struct st_bytes topic, const struct msg *m
 
 /* The number of the filling commit, for an entry to other workers that depends on it. */
 uint64_t persist_stamp(struct worker *w);
-/* An entry from worker `from` depends on its commit `commit`: so does the filling commit. */
-void persist_need(struct worker *w, unsigned from, uint64_t commit);
+/* Whether worker `from`'s commit `commit` is on disk (an entry stamped with it may apply). */
+bool persist_synced_reached(const struct worker *w, unsigned from, uint64_t commit);
+/* The channel drain waits (or no longer waits) for another worker's sync: ring me. */
+void persist_park(struct worker *w, bool on);
+
+/*
+ * A new origin number for a QoS 2 message from a durable session that other workers may
+ * store, or 0 where none is needed (one worker, persistence off or persistence_sync never).
+ */
+uint64_t persist_origin_new(struct worker *w);
+/*
+ * An entry from worker `from` carries origin o: whether the sessions here (*sess) and the
+ * retained replica (*ret) have not applied it yet; marks it applied.
+ */
+void persist_origin_apply(struct worker *w, unsigned from, uint64_t o, bool *sess, bool *ret);
+/* Appends the marks that rose (all of them: snapshot) as origin records. */
+void persist_origin_marks(struct persist *p, bool all);
+/* Ends the filling commit's records: the marks that rose, then a commit record. */
+void persist_commit_close(struct persist *p);
 
 /* A commit in flight writes to fd (compaction waits for the old segment's). */
 bool persist_fd_busy(const struct persist *p, int fd);

@@ -193,18 +193,46 @@ void persist_inflight_clear(struct session *s, uint16_t pid)
 	               s);
 }
 
-void persist_inbound(struct session *s, uint16_t pid, bool add)
+void persist_inbound(struct session *s, uint16_t pid, bool add, uint64_t origin)
 {
 	struct persist *p = s->ps;
 
 	if (!p)
 		return;
-	persist_append(
-	        p,
-	        &(struct store_rec){.type = add ? STORE_REC_INBOUND_ADD : STORE_REC_INBOUND_DEL,
-	                            .packet_id = pid,
-	                            .client = sess_client(s)},
-	        s);
+	persist_append(p,
+	               &(struct store_rec){.type = !add     ? STORE_REC_INBOUND_DEL
+	                                           : origin ? STORE_REC_INBOUND_ORIGIN
+	                                                    : STORE_REC_INBOUND_ADD,
+	                                   .packet_id = pid,
+	                                   .origin = origin,
+	                                   .client = sess_client(s)},
+	               s);
+}
+
+void persist_origin_marks(struct persist *p, bool all)
+{
+	const struct worker *w = p->w;
+
+	for (unsigned src = 0; src < w->nworkers; src++) {
+		uint64_t o = src == w->index ? p->origin_next : p->wm_sess[src];
+
+		if (o && (all || (p->origin_dirty >> src & 1)))
+			persist_append(p,
+			               &(struct store_rec){.type = STORE_REC_ORIGIN,
+			                                   .source = (uint16_t)src,
+			                                   .origin = o},
+			               NULL);
+	}
+	if (!all)
+		p->origin_dirty = 0;
+}
+
+void persist_commit_close(struct persist *p)
+{
+	if (p->origin_dirty)
+		persist_origin_marks(p, false);
+	if (p->slot[p->fill].buf.len)
+		persist_append(p, &(struct store_rec){.type = STORE_REC_COMMIT}, NULL);
 }
 
 /*

@@ -97,6 +97,7 @@ struct replay {
 	uint64_t queued;   /* messages queued or in flight */
 	uint64_t records;  /* records applied */
 	uint64_t expired;  /* messages dropped because they expired while down */
+	bool from_w0;      /* replaying worker 0's log for the retained replica */
 };
 
 /* A wall-clock deadline as the worker's monotonic time; one already past is "now". */
@@ -282,6 +283,29 @@ static void replay_will(struct replay *rp, struct session *s, const struct store
 		s->will_at_ms = rp->w->now_ms;
 }
 
+/*
+ * A mark (persist.h, origins). In a worker's own log: its counter (source: itself) or what it
+ * applied from another worker; worker 0's log also speaks for its retained replica, which
+ * every replica copies, so worker 0's marks are every replica's.
+ */
+static void replay_origin(struct replay *rp, const struct store_rec *r)
+{
+	struct worker *w = rp->w;
+	struct persist *p = w->ps;
+	unsigned src = r->source;
+
+	if (src >= w->nworkers)
+		return; /* written with more workers: a resharding starts marks over */
+	if (rp->from_w0 || w->index == 0)
+		p->wm_ret[src] = r->origin > p->wm_ret[src] ? r->origin : p->wm_ret[src];
+	if (rp->from_w0)
+		return;
+	if (src == w->index)
+		p->origin_next = r->origin > p->origin_next ? r->origin : p->origin_next;
+	else if (r->origin > p->wm_sess[src])
+		p->wm_sess[src] = r->origin;
+}
+
 static void replay_apply(struct replay *rp, const struct store_rec *r)
 {
 	struct session *s;
@@ -294,6 +318,11 @@ static void replay_apply(struct replay *rp, const struct store_rec *r)
 		return;
 	case STORE_REC_SESSION_PUT:
 		replay_session_put(rp, r);
+		return;
+	case STORE_REC_ORIGIN:
+		replay_origin(rp, r);
+		return;
+	case STORE_REC_COMMIT:
 		return;
 	default:
 		break;
@@ -322,7 +351,10 @@ static void replay_apply(struct replay *rp, const struct store_rec *r)
 		session_restore_clear(s, r->packet_id);
 		break;
 	case STORE_REC_INBOUND_ADD:
-		session_in_qos2_begin(s, r->packet_id);
+	case STORE_REC_INBOUND_ORIGIN:
+		session_in_qos2_begin(s, r->packet_id, r->origin);
+		if (r->origin > rp->w->ps->origin_next)
+			rp->w->ps->origin_next = r->origin;
 		break;
 	case STORE_REC_INBOUND_DEL:
 		session_in_qos2_release(s, r->packet_id);
@@ -348,7 +380,7 @@ static void replay_chain(struct replay *rp, const struct store_chain *c, bool re
 			continue;
 		while (store_seg_next(&seg, &r) > 0) {
 			if (retained_only && r.type != STORE_REC_RETAIN_SET &&
-			    r.type != STORE_REC_RETAIN_DEL)
+			    r.type != STORE_REC_RETAIN_DEL && r.type != STORE_REC_ORIGIN)
 				continue;
 			replay_apply(rp, &r);
 		}
@@ -381,8 +413,11 @@ int persist_replay(struct worker *w, const struct store_chain *own, const struct
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	clock_gettime(CLOCK_REALTIME, &now);
 	rp.wall_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
-	if (w->index != 0)
+	if (w->index != 0) {
+		rp.from_w0 = true;
 		replay_chain(&rp, w0, true);
+		rp.from_w0 = false;
+	}
 	replay_chain(&rp, own, false);
 	replay_finish(&rp);
 	clock_gettime(CLOCK_MONOTONIC, &t1);

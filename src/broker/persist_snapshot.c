@@ -43,9 +43,11 @@ static void snap_session(struct session *s)
 	for (uint32_t i = 0; i < s->q_len; i++)
 		persist_queue_add(s, &s->q[(s->q_head + i) & (s->q_cap - 1)]);
 	for (uint32_t i = 0; s->in_qos2 && i < 65536 / 64; i++)
-		for (uint64_t bits = s->in_qos2[i]; bits; bits &= bits - 1)
-			persist_inbound(s, (uint16_t)(i * 64 + (unsigned)__builtin_ctzll(bits)),
-			                true);
+		for (uint64_t bits = s->in_qos2[i]; bits; bits &= bits - 1) {
+			uint16_t pid = (uint16_t)(i * 64 + (unsigned)__builtin_ctzll(bits));
+
+			persist_inbound(s, pid, true, session_in_qos2_origin(s, pid));
+		}
 }
 
 struct snap_retain {
@@ -83,6 +85,8 @@ int persist_snapshot(struct worker *w, struct store_buf *b, size_t max)
 	}
 	if (w->index == 0 && !p->snap_over)
 		retain_each(w->retained, snap_retained, &rc);
+	if (!p->snap_over)
+		persist_origin_marks(p, true);
 	p->snap_to = NULL;
 	return p->snap_over ? -1 : 0;
 }

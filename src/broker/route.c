@@ -30,10 +30,13 @@
 
 static struct msg *route_promote_new(struct pub_view *v, uint8_t qos, bool retain)
 {
+	uint64_t origin = v->origin;
+
 	v->m = msg_new(v->topic, v->props, v->payload, qos, retain);
 	if (v->m) {
 		v->m->expiry_ms = v->expiry_ms;
 		*v = pub_view_of(v->m);
+		v->origin = origin;
 	}
 	return v->m;
 }
@@ -446,6 +449,12 @@ int route_publish(struct worker *w, struct session *origin, struct pub_view *v, 
 	}
 	if (store)
 		route_retain_store(w, v, qos);
+	if (store && v->origin) {
+		bool sess, rep;
+
+		/* This replica has it (a resend finds it so). */
+		persist_origin_apply(w, w->index, v->origin, &sess, &rep);
+	}
 	delivered = route_local(w, origin, v, qos, retain);
 	if (targets && !store && !v->m && qos == 0 && xw_bulk_fits(v)) {
 		/* Small QoS 0 that nothing here promoted: copied in bulk, never a struct msg. */
@@ -455,7 +464,8 @@ int route_publish(struct worker *w, struct session *origin, struct pub_view *v, 
 		if (!route_promote(v, qos, retain))
 			return ST_ERR_NOMEM;
 		xw_forward(w, v->m, store ? w->xw.others : targets, qos, retain, store,
-		           w->ps && qos == 2 && origin && origin->ps ? persist_stamp(w) : 0);
+		           w->ps && qos == 2 && origin && origin->ps ? persist_stamp(w) : 0,
+		           v->origin);
 		/* Records on other workers may follow: the publisher's acknowledgement waits. */
 		if (w->ps && (qos || store))
 			w->ps->pub_remote = true;
@@ -468,6 +478,39 @@ int route_publish(struct worker *w, struct session *origin, struct pub_view *v, 
 	if (owned && v->m)
 		msg_unref(v->m);
 	return delivered;
+}
+
+int route_resend(struct worker *w, struct pub_view *v, bool retain)
+{
+	bool owned = v->m == NULL, store = retain && w->b->cfg.retain_available, sess, rep;
+	uint64_t targets;
+	struct msg *m;
+
+	if (w->nworkers < 2)
+		return 0;
+	targets = xw_targets(w, v->topic.ptr, v->topic.len);
+	if (!targets && !store)
+		return 0;
+	m = route_promote(v, 2, retain);
+	if (!m)
+		return ST_ERR_NOMEM;
+	if (store) {
+		m->rseq = atomic_fetch_add_explicit(&w->b->shared.retain_seq, 1,
+		                                    memory_order_relaxed) +
+		          1;
+		/* Worker 0's replica went into the packet id's commit; another one may be behind.
+		 */
+		persist_origin_apply(w, w->index, v->origin, &sess, &rep);
+		if (rep && w->index != 0)
+			route_retain_apply(w, m);
+	}
+	/* The sessions here went into the packet id's commit: only other workers may lack it. */
+	xw_forward(w, m, store ? w->xw.others : targets, 2, retain, store, persist_stamp(w),
+	           v->origin);
+	w->ps->pub_remote = true;
+	if (owned)
+		msg_unref(m);
+	return 0;
 }
 
 #define ROUTE_EXPIRED_MAX 16 /* expired retained messages dropped per SUBSCRIBE walk */

@@ -26,6 +26,13 @@ int route_publish(struct worker *w, struct session *origin, struct pub_view *v, 
                   bool retain);
 
 /*
+ * A QoS 2 PUBLISH resent for a packet id restored from the log with its origin number
+ * (v->origin): forwarded again to the other workers, each of which ignores it if it has it
+ * (persist.h, origins). 0 or ST_ERR_NOMEM.
+ */
+int route_resend(struct worker *w, struct pub_view *v, bool retain);
+
+/*
  * Routes a message to this worker's own subscribers only (no retained store, no other
  * worker): route_publish's local part, and what a worker does with a message another one
  * handed over. Returns the number of sessions it was delivered or queued to.

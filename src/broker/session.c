@@ -89,6 +89,7 @@ void session_clear_messages(struct session *s)
 	free(s->in_qos2);
 	s->in_qos2 = NULL;
 	s->in_qos2_count = 0;
+	hmap_fini(&s->in_origin);
 }
 
 void session_free(struct session *s)
@@ -360,7 +361,20 @@ void session_set_inflight_max(struct session *s, uint16_t inflight_max)
 	s->inflight_max = inflight_max ? inflight_max : 1;
 }
 
-int session_in_qos2_begin(struct session *s, uint16_t pid)
+/* An in_origin value is origin << 16 | pid: the key lies in the value. */
+static bool in_origin_eq(const void *val, const void *key)
+{
+	return (uint16_t)(uintptr_t)val == *(const uint16_t *)key;
+}
+
+uint64_t session_in_qos2_origin(const struct session *s, uint16_t pid)
+{
+	void *v = s->in_origin.count ? hmap_find(&s->in_origin, pid, in_origin_eq, &pid) : NULL;
+
+	return (uint64_t)(uintptr_t)v >> 16;
+}
+
+int session_in_qos2_begin(struct session *s, uint16_t pid, uint64_t origin)
 {
 	uint64_t bit = 1ull << (pid & 63);
 
@@ -372,10 +386,13 @@ int session_in_qos2_begin(struct session *s, uint16_t pid)
 	}
 	if (s->in_qos2[pid >> 6] & bit)
 		return 0;
+	/* Without room for its number the message is stored as before: held, never resent. */
+	if (origin && hmap_insert(&s->in_origin, pid, (void *)(uintptr_t)(origin << 16 | pid)))
+		origin = 0;
 	s->in_qos2[pid >> 6] |= bit;
 	s->in_qos2_count++;
 	if (s->ps)
-		persist_inbound(s, pid, true);
+		persist_inbound(s, pid, true, origin);
 	return 1;
 }
 
@@ -391,8 +408,14 @@ bool session_in_qos2_release(struct session *s, uint16_t pid)
 	if (!s->in_qos2 || !(s->in_qos2[pid >> 6] & bit))
 		return false;
 	s->in_qos2[pid >> 6] &= ~bit;
+	if (s->in_origin.count) {
+		void *v = hmap_find(&s->in_origin, pid, in_origin_eq, &pid);
+
+		if (v)
+			hmap_remove(&s->in_origin, pid, v);
+	}
 	if (s->ps)
-		persist_inbound(s, pid, false);
+		persist_inbound(s, pid, false, 0);
 	if (--s->in_qos2_count == 0) {
 		free(s->in_qos2);
 		s->in_qos2 = NULL;

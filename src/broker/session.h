@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/hmap.h"
 #include "base/wheel.h"
 #include "index/msg.h"
 
@@ -122,6 +123,8 @@ struct session {
 
 	uint64_t *in_qos2;      /* bitmap of inbound QoS 2 ids awaiting PUBREL, or NULL */
 	uint32_t in_qos2_count; /* bits set */
+	struct hmap
+	        in_origin; /* origin numbers of inbound ids (persist.h), as origin << 16 | pid */
 
 	/* Who the client said it was at its last CONNECT, for the ACL (access.h). */
 	uint8_t *auth_user;     /* user name (owned), or NULL */
@@ -196,9 +199,13 @@ void session_set_inflight_max(struct session *s, uint16_t inflight_max);
 
 /*
  * Inbound QoS 2 PUBLISH with pid: returns 1 if new (deliver it), 0 if already awaiting PUBREL
- * (a duplicate: acknowledge, do not deliver), ST_ERR_NOMEM.
+ * (a duplicate: acknowledge, do not deliver), ST_ERR_NOMEM. origin: the message's number
+ * (persist.h) kept with the id until PUBREL, or 0.
  */
-int session_in_qos2_begin(struct session *s, uint16_t pid);
+int session_in_qos2_begin(struct session *s, uint16_t pid, uint64_t origin);
+
+/* The origin number kept with inbound pid, or 0. */
+uint64_t session_in_qos2_origin(const struct session *s, uint16_t pid);
 
 /* True if inbound QoS 2 pid is awaiting PUBREL. */
 bool session_in_qos2_pending(const struct session *s, uint16_t pid);

@@ -271,13 +271,14 @@ uint64_t xw_targets(struct worker *w, const uint8_t *topic, size_t len)
 }
 
 void xw_forward(struct worker *w, struct msg *m, uint64_t targets, uint8_t qos, bool retain,
-                bool store, uint64_t commit)
+                bool store, uint64_t commit, uint64_t origin)
 {
 	struct chan_entry e = {
 	        .kind = XW_DELIVER,
 	        .arg = (uint32_t)qos | (retain ? XW_F_RETAIN : 0) | (store ? XW_F_STORE : 0),
 	        .u64 = commit,
 	        .p1 = m,
+	        .p2 = (void *)(uintptr_t)origin,
 	};
 
 	targets &= ~(1ull << w->index);
@@ -412,13 +413,17 @@ static void xw_on_deliver(struct worker *w, const struct chan_entry *e, unsigned
 {
 	struct msg *m = e->p1;
 	struct pub_view v = pub_view_of(m);
+	uint64_t origin = (uint64_t)(uintptr_t)e->p2;
+	bool sess = true, rep = true;
 
-	if (e->u64 && w->ps)
-		persist_need(w, from, e->u64);
-
-	if (e->arg & XW_F_STORE)
+	/* A resent message this worker has (persist.h, origins) is not applied twice. */
+	if (origin && w->ps)
+		persist_origin_apply(w, from, origin, &sess, &rep);
+	if ((e->arg & XW_F_STORE) && rep)
 		route_retain_apply(w, m);
-	route_local(w, NULL, &v, (uint8_t)(e->arg & XW_F_QOS_MASK), (e->arg & XW_F_RETAIN) != 0);
+	if (sess)
+		route_local(w, NULL, &v, (uint8_t)(e->arg & XW_F_QOS_MASK),
+		            (e->arg & XW_F_RETAIN) != 0);
 	msg_unref(m);
 }
 
@@ -524,18 +529,41 @@ static void xw_on_entry(struct worker *w, const struct chan_entry *e, unsigned f
 	}
 }
 
+/*
+ * An entry stamped with a commit of its sender that is not on disk yet waits, and everything
+ * behind it from that sender with it (persist.h): what this worker stores must never depend
+ * on a record the sender could still lose. Not while stopping: every log is flushed then.
+ */
+static bool xw_must_wait(const struct worker *w, const struct chan_entry *e, unsigned from)
+{
+	return e->kind == XW_DELIVER && e->u64 && w->ps && !w->stopping &&
+	       !persist_synced_reached(w, from, e->u64);
+}
+
 void xw_drain(struct worker *w)
 {
 	struct broker *b = w->b;
+	bool parked = false;
 
 	for (unsigned from = 0; from < b->nworkers; from++) {
 		struct chan *ch = &b->shared.chans[from * b->nworkers + w->index];
+		const struct chan_entry *pe;
 		struct chan_entry e;
 		bool any = false;
 
 		if (from == w->index)
 			continue;
-		while (chan_pop(ch, &e)) {
+		while ((pe = chan_peek(ch)) != NULL) {
+			if (xw_must_wait(w, pe, from)) {
+				/* Asks to be rung, then looks again (Dekker with the sender's
+				 * publish-then-check). */
+				persist_park(w, true);
+				if (xw_must_wait(w, pe, from)) {
+					parked = true;
+					break;
+				}
+			}
+			chan_pop(ch, &e);
 			xw_on_entry(w, &e, from);
 			any = true;
 			if (w->ps)
@@ -544,6 +572,8 @@ void xw_drain(struct worker *w)
 		if (any)
 			chan_release(ch);
 	}
+	if (w->ps && w->ps->parked != parked)
+		persist_park(w, parked);
 }
 
 /* Moves what waits in o's overflow into its channel, in order, as far as there is room. */

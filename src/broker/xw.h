@@ -92,10 +92,11 @@ uint64_t xw_targets(struct worker *w, const uint8_t *topic, size_t len);
  * Hands message m (the caller keeps its reference; each target takes one) to every worker in
  * `targets`, to be routed there at (qos, retain) as published. store: it is also a retained
  * write (m->rseq set) for each target's replica. commit: the sender's log commit that holds
- * records the deliveries depend on (persist.h), 0 if none.
+ * records the deliveries depend on (persist.h), 0 if none; a target applies the entry only
+ * once that commit is on disk. origin: the message's origin number (persist.h), 0 if none.
  */
 void xw_forward(struct worker *w, struct msg *m, uint64_t targets, uint8_t qos, bool retain,
-                bool store, uint64_t commit);
+                bool store, uint64_t commit, uint64_t origin);
 
 /* An expired retained message m (borrowed) leaves every other worker's replica too. */
 void xw_retain_drop(struct worker *w, struct msg *m);

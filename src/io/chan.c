@@ -51,14 +51,23 @@ bool chan_publish(struct chan *ch)
 	return true;
 }
 
-bool chan_pop(struct chan *ch, struct chan_entry *e)
+const struct chan_entry *chan_peek(struct chan *ch)
 {
 	if (ch->head_local == ch->tail_cache) {
 		ch->tail_cache = atomic_load_explicit(&ch->tail, memory_order_acquire);
 		if (ch->head_local == ch->tail_cache)
-			return false;
+			return NULL;
 	}
-	*e = ch->slots[ch->head_local & ch->mask];
+	return &ch->slots[ch->head_local & ch->mask];
+}
+
+bool chan_pop(struct chan *ch, struct chan_entry *e)
+{
+	const struct chan_entry *p = chan_peek(ch);
+
+	if (!p)
+		return false;
+	*e = *p;
 	ch->head_local++;
 	return true;
 }

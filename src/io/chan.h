@@ -78,6 +78,9 @@ static inline uint32_t chan_fill(const struct chan *ch)
 /* Consumer: takes the oldest published entry into *e. False when none is visible. */
 bool chan_pop(struct chan *ch, struct chan_entry *e);
 
+/* Consumer: the oldest published entry, left in place (valid until popped), or NULL. */
+const struct chan_entry *chan_peek(struct chan *ch);
+
 /* Consumer: gives the slots of every popped entry back to the producer. */
 void chan_release(struct chan *ch);
 

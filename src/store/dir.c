@@ -264,8 +264,12 @@ int sd_write_tmp(const struct store_dir *d, unsigned w, uint16_t workers, uint64
                  bool retained, int *fd_keep, uint64_t *bytes, uint64_t *records, char *err,
                  size_t errlen)
 {
-	struct store_header h = {
-	        .flags = flags, .worker = (uint16_t)w, .workers = workers, .segment = seq};
+	/* Whatever the broker appends later comes in commits; the state written here is one. */
+	struct store_header h = {.flags = flags | STORE_FLAG_COMMITS,
+	                         .worker = (uint16_t)w,
+	                         .workers = workers,
+	                         .segment = seq};
+	const struct store_rec commit = {.type = STORE_REC_COMMIT};
 	struct tmp_out o = {.fd = -1};
 	struct store_buf b = {0};
 	char name[SD_NAME_MAX];
@@ -282,7 +286,9 @@ int sd_write_tmp(const struct store_dir *d, unsigned w, uint16_t workers, uint64
 	e = store_header_encode(&b, &h);
 	if (e == 0 && st)
 		e = store_state_write(st, &b, keep, ctx, retained, flush_tmp, &o, &n);
-	else if (e == 0)
+	if (e == 0 && st)
+		e = store_rec_encode(&b, &commit);
+	if (e == 0)
 		e = flush_tmp(&o, &b);
 	if (e == STORE_E_NOMEM || e == STORE_E_FIELD)
 		e = e == STORE_E_NOMEM ? -ENOMEM : -EINVAL;

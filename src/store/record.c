@@ -32,6 +32,8 @@ enum field {
 	F_FILTER,   /* str */
 	F_PROPS,    /* blob */
 	F_PAYLOAD,  /* blob */
+	F_ORIGIN,   /* u64 */
+	F_SOURCE,   /* u16 */
 };
 
 #define FIELDS_MAX 9
@@ -53,16 +55,29 @@ static const uint8_t schema[STORE_REC__MAX + 1][FIELDS_MAX] = {
         [STORE_REC_INBOUND_DEL] = {F_PID, F_CLIENT},
         [STORE_REC_WILL_SET] = {F_EXPIRY, F_QOS, F_RETAIN, F_CLIENT, F_TOPIC, F_PROPS, F_PAYLOAD},
         [STORE_REC_WILL_CLEAR] = {F_CLIENT},
+        [STORE_REC_COMMIT] = {F_END},
+        [STORE_REC_ORIGIN] = {F_ORIGIN, F_SOURCE},
+        [STORE_REC_INBOUND_ORIGIN] = {F_ORIGIN, F_PID, F_CLIENT},
 };
 
 static const char *const type_names[STORE_REC__MAX + 1] = {
-        [STORE_REC_RETAIN_SET] = "retain-set",     [STORE_REC_RETAIN_DEL] = "retain-del",
-        [STORE_REC_SESSION_PUT] = "session-put",   [STORE_REC_SESSION_DEL] = "session-del",
-        [STORE_REC_SUB_ADD] = "sub-add",           [STORE_REC_SUB_DEL] = "sub-del",
-        [STORE_REC_QUEUE_ADD] = "queue-add",       [STORE_REC_QUEUE_DEL] = "queue-del",
-        [STORE_REC_INFLIGHT_SET] = "inflight-set", [STORE_REC_INFLIGHT_CLEAR] = "inflight-clear",
-        [STORE_REC_INBOUND_ADD] = "inbound-add",   [STORE_REC_INBOUND_DEL] = "inbound-del",
-        [STORE_REC_WILL_SET] = "will-set",         [STORE_REC_WILL_CLEAR] = "will-clear",
+        [STORE_REC_RETAIN_SET] = "retain-set",
+        [STORE_REC_RETAIN_DEL] = "retain-del",
+        [STORE_REC_SESSION_PUT] = "session-put",
+        [STORE_REC_SESSION_DEL] = "session-del",
+        [STORE_REC_SUB_ADD] = "sub-add",
+        [STORE_REC_SUB_DEL] = "sub-del",
+        [STORE_REC_QUEUE_ADD] = "queue-add",
+        [STORE_REC_QUEUE_DEL] = "queue-del",
+        [STORE_REC_INFLIGHT_SET] = "inflight-set",
+        [STORE_REC_INFLIGHT_CLEAR] = "inflight-clear",
+        [STORE_REC_INBOUND_ADD] = "inbound-add",
+        [STORE_REC_INBOUND_DEL] = "inbound-del",
+        [STORE_REC_WILL_SET] = "will-set",
+        [STORE_REC_WILL_CLEAR] = "will-clear",
+        [STORE_REC_COMMIT] = "commit",
+        [STORE_REC_ORIGIN] = "origin",
+        [STORE_REC_INBOUND_ORIGIN] = "inbound-origin",
 };
 
 const char *store_rec_type_name(unsigned type)
@@ -212,12 +227,14 @@ static unsigned field_width(uint8_t f)
 {
 	switch (f) {
 	case F_PID:
+	case F_SOURCE:
 		return 2;
 	case F_SUB_ID:
 	case F_INTERVAL:
 		return 4;
 	case F_EXPIRY:
 	case F_MSG_ID:
+	case F_ORIGIN:
 		return 8;
 	case F_CLIENT:
 	case F_TOPIC:
@@ -274,6 +291,10 @@ static uint64_t field_int(const struct store_rec *r, uint8_t f)
 		return r->expiry_interval_s;
 	case F_EXPIRY:
 		return r->expiry_ms;
+	case F_ORIGIN:
+		return r->origin;
+	case F_SOURCE:
+		return r->source;
 	default:
 		return r->msg_id;
 	}
@@ -309,6 +330,12 @@ static void set_field_int(struct store_rec *r, uint8_t f, uint64_t v)
 	case F_EXPIRY:
 		r->expiry_ms = v;
 		break;
+	case F_ORIGIN:
+		r->origin = v;
+		break;
+	case F_SOURCE:
+		r->source = (uint16_t)v;
+		break;
 	default:
 		r->msg_id = v;
 		break;
@@ -337,6 +364,8 @@ static bool int_is_valid(uint8_t f, uint64_t v)
 		return v != 0;
 	case F_SUB_ID:
 		return v <= 268435455; /* a variable byte integer's maximum */
+	case F_ORIGIN:
+		return v != 0 && v < STORE_ORIGIN_MAX;
 	default:
 		return true;
 	}

@@ -42,8 +42,14 @@
 #define STORE_REC_HDR_LEN 8 /* body_len + crc */
 /* Header flag bit 1: the segment is a base, a complete state (the first of a chain). */
 #define STORE_FLAG_BASE 1u
+/*
+ * Header flag bit 2: the broker appends to this segment in group commits, each ended by a
+ * STORE_REC_COMMIT record; recovery keeps whole commits only (a commit is atomic even when a
+ * power cut tears its write).
+ */
+#define STORE_FLAG_COMMITS 2u
 /* The feature bits this reader knows; any other set bit refuses the file as newer. */
-#define STORE_FLAGS_KNOWN STORE_FLAG_BASE
+#define STORE_FLAGS_KNOWN (STORE_FLAG_BASE | STORE_FLAG_COMMITS)
 /*
  * The largest body: an MQTT packet is at most 268,435,460 bytes, so a message's topic, props
  * and payload fit with room for the fixed fields. A larger length is corruption, never a
@@ -88,8 +94,23 @@ enum store_rec_type {
 	STORE_REC_INBOUND_DEL = 12,    /* client, packet_id */
 	STORE_REC_WILL_SET = 13,       /* client, topic, qos, retain, props, payload, expiry_ms */
 	STORE_REC_WILL_CLEAR = 14,     /* client */
-	STORE_REC__MAX = 14,
+	STORE_REC_COMMIT = 15,         /* (none): the end of one group commit */
+	STORE_REC_ORIGIN = 16,         /* source, origin: see "Origins" below */
+	STORE_REC_INBOUND_ORIGIN =
+	        17, /* client, packet_id, origin: an inbound-add with its origin */
+	STORE_REC__MAX = 17,
 };
+
+/*
+ * Origins (several workers, QoS 2 from a durable session): the publisher's worker numbers each
+ * such message (1, 2, ...; below STORE_ORIGIN_MAX) and keeps the number with the packet id
+ * (inbound-origin); the workers it forwards the message to remember, per source worker, the
+ * highest number they applied. STORE_REC_ORIGIN with source == the log's own worker is that
+ * worker's counter (the highest number it gave out); with another source, the highest number
+ * from that worker whose records this log holds. A PUBLISH resent for a packet id restored
+ * from the log is forwarded again with its number, and a worker whose mark covers it ignores it.
+ */
+#define STORE_ORIGIN_MAX (1ull << 48)
 
 /* The outbound QoS 2 stage of an in-flight packet id (QoS 1 uses STORE_STAGE_PUBLISH). */
 enum store_stage {
@@ -115,6 +136,8 @@ struct store_rec {
 	uint64_t expiry_ms;         /* absolute wall-clock deadline (ms since the epoch), 0 = none:
 	                               message expiry, session expiry while offline, will delay */
 	uint64_t msg_id;            /* a queued message's id, unique within its session */
+	uint64_t origin;            /* origin number (1 .. STORE_ORIGIN_MAX - 1) */
+	uint16_t source;            /* the worker an origin number comes from */
 	struct st_bytes client;     /* client identifier, 1..65535 bytes */
 	struct st_bytes topic;      /* topic name (retained, queued, will), 1..65535 bytes */
 	struct st_bytes filter;     /* topic filter of a subscription, 1..65535 bytes */

@@ -308,20 +308,29 @@ static int load_segment(const struct store_dir *d, struct log *lg, const struct 
 	}
 	while (store_seg_next(&seg, &r) > 0)
 		;
-	*damaged = seg.stop != 0;
+	*damaged = seg.stop != 0 || seg.commit_end != seg.valid_end;
 	if (!*damaged)
 		return 0;
-	sd_log(lg, LOG_T_WARNING,
-	       "Warning: %s/%s: %s at offset %zu: %zu bytes (about %" PRIu64
-	       " records) dropped, %" PRIu64 " records kept",
-	       d->path, name, store_strerror(seg.stop), seg.valid_end,
-	       store_seg_dropped_bytes(&seg), store_seg_dropped_records(&seg), seg.records);
-	e = truncate_at(d, name, seg.valid_end, err, errlen);
+	if (seg.stop != 0)
+		sd_log(lg, LOG_T_WARNING,
+		       "Warning: %s/%s: %s at offset %zu: %zu bytes (about %" PRIu64
+		       " records) dropped",
+		       d->path, name, store_strerror(seg.stop), seg.valid_end,
+		       store_seg_dropped_bytes(&seg), store_seg_dropped_records(&seg));
+	if (seg.commit_end != seg.valid_end)
+		sd_log(lg, LOG_T_WARNING,
+		       "Warning: %s/%s: a commit cut short at offset %zu: its %" PRIu64
+		       " whole records (%zu bytes) dropped",
+		       d->path, name, seg.commit_end, seg.records - seg.commit_records,
+		       seg.valid_end - seg.commit_end);
+	sd_log(lg, LOG_T_WARNING, "Warning: %s/%s: %" PRIu64 " records kept.", d->path, name,
+	       seg.commit_records);
+	e = truncate_at(d, name, seg.commit_end, err, errlen);
 	if (e) {
 		free(*data);
 		return e;
 	}
-	*len = seg.valid_end;
+	*len = seg.commit_end;
 	return 0;
 }
 

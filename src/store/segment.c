@@ -16,6 +16,8 @@ int store_seg_open(struct store_seg *s, const uint8_t *data, size_t len, uint16_
 	s->len = len;
 	s->valid_end = 0;
 	s->records = 0;
+	s->commit_end = 0;
+	s->commit_records = 0;
 	s->stop = 0;
 	err = store_header_decode(data, len, &s->hdr, &hl);
 	if (err == 0 && workers != 0 && s->hdr.workers != workers)
@@ -23,7 +25,7 @@ int store_seg_open(struct store_seg *s, const uint8_t *data, size_t len, uint16_
 	/* A refused file yields no record, even if the caller goes on to ask for one. */
 	s->stop = err;
 	if (err == 0)
-		s->valid_end = hl;
+		s->valid_end = s->commit_end = hl;
 	return err;
 }
 
@@ -41,6 +43,10 @@ int store_seg_next(struct store_seg *s, struct store_rec *r)
 	}
 	s->valid_end += used;
 	s->records++;
+	if (!(s->hdr.flags & STORE_FLAG_COMMITS) || r->type == STORE_REC_COMMIT) {
+		s->commit_end = s->valid_end;
+		s->commit_records = s->records;
+	}
 	return 1;
 }
 

@@ -11,6 +11,9 @@
  *   while (store_seg_next(&seg, &r) > 0)
  *           apply(&r);
  *   // seg.valid_end, seg.stop, seg.records, len - seg.valid_end bytes dropped
+ *
+ * A segment the broker appends to (STORE_FLAG_COMMITS) is valid up to its last commit record:
+ * seg.commit_end; records after it belong to a commit whose write was cut short.
  */
 #ifndef STARLING_STORE_SEGMENT_H
 #define STARLING_STORE_SEGMENT_H
@@ -27,6 +30,9 @@ struct store_seg {
 	struct store_header hdr; /* the header, once store_seg_open succeeded */
 	size_t valid_end;        /* offset just past the last valid record (or the header) */
 	uint64_t records;        /* valid records returned so far */
+	size_t commit_end;       /* valid_end at the last whole commit (STORE_FLAG_COMMITS), or
+	                            valid_end (a segment without commits) */
+	uint64_t commit_records; /* records up to commit_end */
 	int stop;                /* why reading stopped: 0 (clean end) or a record store_err */
 };
 

@@ -46,6 +46,8 @@ struct store_state {
 	struct hmap sessions;     /* struct sess by client id */
 	uint64_t seed;            /* of every hash */
 	uint64_t orphans;         /* records about a client without a session, ignored */
+	uint64_t *origins;        /* per source worker: the highest origin mark, 0: none */
+	uint32_t norigins;        /* entries of origins */
 	struct store_buf scratch; /* where a record is encoded before it is copied to its entry */
 };
 
@@ -129,6 +131,7 @@ void store_state_free(struct store_state *st)
 		sess_free(m->slots[i].val);
 	hmap_fini(m);
 	map_free_ents(&st->retained);
+	free(st->origins);
 	store_buf_free(&st->scratch);
 	free(st);
 }
@@ -292,6 +295,7 @@ static int session_rec(struct store_state *st, const struct store_rec *r)
 		map_del_id(st, &s->infl, r->packet_id);
 		return 0;
 	case STORE_REC_INBOUND_ADD:
+	case STORE_REC_INBOUND_ORIGIN:
 		return map_put_id(st, &s->inb, r, r->packet_id);
 	case STORE_REC_INBOUND_DEL:
 		map_del_id(st, &s->inb, r->packet_id);
@@ -310,6 +314,24 @@ static int session_rec(struct store_state *st, const struct store_rec *r)
 	}
 }
 
+/* A mark only rises: the highest number a source handed out, or this log applied from it. */
+static int origin_mark(struct store_state *st, uint16_t source, uint64_t origin)
+{
+	if (source >= st->norigins) {
+		uint32_t n = (uint32_t)source + 1;
+		uint64_t *o = realloc(st->origins, n * sizeof(*o));
+
+		if (!o)
+			return STORE_E_NOMEM;
+		memset(o + st->norigins, 0, (n - st->norigins) * sizeof(*o));
+		st->origins = o;
+		st->norigins = n;
+	}
+	if (origin > st->origins[source])
+		st->origins[source] = origin;
+	return 0;
+}
+
 int store_state_apply(struct store_state *st, const struct store_rec *r)
 {
 	switch (r->type) {
@@ -320,6 +342,10 @@ int store_state_apply(struct store_state *st, const struct store_rec *r)
 		return 0;
 	case STORE_REC_SESSION_PUT:
 		return session_put(st, r);
+	case STORE_REC_COMMIT:
+		return 0;
+	case STORE_REC_ORIGIN:
+		return origin_mark(st, r->source, r->origin);
 	default:
 		if (r->type < 1 || r->type > STORE_REC__MAX)
 			return STORE_E_FIELD;
@@ -453,6 +479,17 @@ int store_state_write(const struct store_state *st, struct store_buf *b,
 	}
 	if (!err && retained)
 		err = put_map(&w, &st->retained);
+	/* Marks name workers by index: a resharding (keep) starts them over. */
+	for (uint32_t src = 0; !err && !keep && src < st->norigins; src++) {
+		const struct store_rec o = {.type = STORE_REC_ORIGIN,
+		                            .source = (uint16_t)src,
+		                            .origin = st->origins[src]};
+
+		if (!o.origin)
+			continue;
+		err = store_rec_encode(b, &o);
+		w.records += !err;
+	}
 	if (!err && flush && b->len > 0)
 		err = flush(fctx, b);
 	free(w.sorted);

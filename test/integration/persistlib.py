@@ -6,13 +6,14 @@ Not a test module itself (no test_ prefix): test_persist*.py import it.
 """
 
 import os
+import re
 import shutil
 import signal
 import struct
 import tempfile
 import time
 
-from harness import (KIND, BrokerTestCase, Broker, Messages, PacketTypes, paho, pprops,
+from harness import (KIND, WORKERS, BrokerTestCase, Broker, Messages, PacketTypes, paho, pprops,
                      unique_id)
 
 TERM, KILL = signal.SIGTERM, signal.SIGKILL
@@ -95,6 +96,31 @@ class PersistCase(BrokerTestCase):
         return b
 
     # --- clients ------------------------------------------------------------------------------
+    def home(self, cid):
+        """The worker a client id lives on, from the broker's log (a clean probe connection)."""
+        c = self.raw_connected(cid)
+        c.disconnect()
+        line = ""
+        for _ in range(50):
+            lines = [l for l in self.broker.log_text().splitlines()
+                     if "connected as %s " % cid in l]
+            if lines:
+                line = lines[-1]
+                break
+            time.sleep(0.02)
+        m = re.search(r", worker (\d+) ", line)
+        return int(m.group(1)) if m else 0
+
+    def two_ids(self, a, b, same_worker):
+        """Two client ids (prefixes a and b) whose sessions live on one worker, or on two."""
+        for _ in range(40):
+            x, y = unique_id(a), unique_id(b)
+            if KIND != "starling" or WORKERS <= 1:
+                return x, y
+            if (self.home(x) == self.home(y)) == same_worker:
+                return x, y
+        self.fail("no client ids with the homes asked for")
+
     def session311(self, cid, **kw):
         """A 3.1.1 paho client with clean session 0."""
         return self.client(cid, clean_session=False, **kw)

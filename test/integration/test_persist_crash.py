@@ -9,20 +9,21 @@ The seed is printed; STARLING_SEED=N reruns one. The same run with SIGTERM resta
 with none (the bookkeeping's control, which passes on Mosquitto too).
 
 With several workers the publisher's and the subscriber's sessions are put on one worker (ids
-chosen by their home) and retained messages go at QoS 1: a QoS 2 message whose records land in
-two workers' logs has a known window after a crash (kernel-notes/persistence.md, "Several
-workers"), which a further test covers for QoS 1, where nothing is lost.
+chosen by their home), and a further run puts them on two: a QoS 2 message then has records in
+two workers' logs (the packet id in the publisher's, the delivery in the subscriber's, a
+retained one in worker 0's), which must agree after every crash (kernel-notes/persistence.md,
+"Several workers").
 """
 
+import os
 import random
-import re
 import sys
 import threading
 import time
 import unittest
 from collections import Counter
 
-from harness import KIND, WORKERS, paho, seeded_random, starling_only, unique_id
+from harness import KIND, WORKERS, paho, seeded_random, starling_only
 from persistlib import KILL, KILL_REASON, TERM, PersistCase
 
 TOPICS = ["ck/a", "ck/b", "ck/c/d"]
@@ -65,31 +66,6 @@ class CrashTest(PersistCase):
         self.wait_for(c.connected_flag.is_set, 5, "%s did not connect" % cid)
         return c
 
-    def _home(self, cid):
-        """The worker a client id lives on, from the broker's log (a clean probe connection)."""
-        c = self.raw_connected(cid)
-        c.disconnect()
-        line = ""
-        for _ in range(50):
-            lines = [l for l in self.broker.log_text().splitlines()
-                     if "connected as %s " % cid in l]
-            if lines:
-                line = lines[-1]
-                break
-            time.sleep(0.02)
-        m = re.search(r", worker (\d+) ", line)
-        return int(m.group(1)) if m else 0
-
-    def _ids(self, same_worker):
-        """Client ids for the subscriber and the publisher, on one worker or on two."""
-        for _ in range(40):
-            sub, pub = unique_id("cks"), unique_id("ckp")
-            if KIND != "starling" or WORKERS <= 1:
-                return sub, pub
-            if (self._home(sub) == self._home(pub)) == same_worker:
-                return sub, pub
-        self.fail("no client ids with the homes asked for")
-
     def _run(self, sig, n_msgs, n_restarts, timeout, same_worker=True, qos_choice=(1, 2)):
         rnd, seed = seeded_random(random.SystemRandom().randrange(1 << 31))
         sys.stderr.write("\n%s: seed %d (STARLING_SEED=%d reruns it)\n" % (self.id(), seed, seed))
@@ -100,7 +76,7 @@ class CrashTest(PersistCase):
             if len(received) % 4 == 0:
                 time.sleep(0.002)  # a slow reader: the broker queues for it
 
-        sub_id, pub_id = self._ids(same_worker)
+        sub_id, pub_id = self.two_ids("cks", "ckp", same_worker)
         sub = self._paho(sub_id, on_message)
         subacked = threading.Event()
         sub.on_subscribe = lambda *a: subacked.set()
@@ -127,10 +103,6 @@ class CrashTest(PersistCase):
             retained = rnd.random() < 0.2
             topic = rnd.choice(RETAINED if retained else TOPICS)
             qos = rnd.choice(qos_choice)
-            if retained and WORKERS > 1:
-                # Retained writes are logged by worker 0, so a retained QoS 2 message crosses
-                # workers: the open window of kernel-notes/persistence.md ("Several workers").
-                qos = 1
             info = pub.publish(topic, b"%06d" % seq, qos, retained)
             self.assertIn(info.rc, (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN))
             sent[info.mid] = (seq, topic, qos, retained)
@@ -165,21 +137,22 @@ class CrashTest(PersistCase):
 
     @starling_only(KILL_REASON)
     def test_sigkill_loses_nothing_acknowledged(self):
-        """QoS 1 and 2, publisher and subscriber sessions on one worker (with several
-        workers: see the next test and kernel-notes/persistence.md, "Several workers")."""
+        """QoS 1 and 2, publisher and subscriber sessions on one worker."""
         self._run(KILL, n_msgs=3000, n_restarts=5, timeout=50)
 
     @starling_only(KILL_REASON)
-    def test_sigkill_across_workers_qos1(self):
-        """Publisher and subscriber sessions on two workers: every acknowledged QoS 1 message
-        arrives (the PUBACK waits for the subscriber's worker's sync). QoS 2 across workers has
-        a known window after a crash (kernel-notes/persistence.md, "Several workers"): the
-        publisher's worker can have stored the packet id while the subscriber's had not stored
-        the delivery, and the resent PUBLISH is then taken for a duplicate."""
+    def test_sigkill_across_workers(self):
+        """Publisher and subscriber sessions on two workers: the PUBACK/PUBREC waits for the
+        subscriber's worker's sync, the subscriber's worker stores a QoS 2 message only once
+        the packet id is on disk, and a PUBLISH resent after a crash reaches only the workers
+        that lost it (kernel-notes/persistence.md, "Several workers"). QoS 1 here; with
+        STARLING_TEST_QOS2_ACROSS=1 QoS 2 too, which passes about 9 runs in 10 on this machine:
+        in the others the subscriber's restored queue stops being delivered after the last
+        restart (open, issue 10's note)."""
         if WORKERS <= 1:
             self.skipTest("one worker: nothing crosses workers")
         self._run(KILL, n_msgs=2000, n_restarts=4, timeout=40, same_worker=False,
-                  qos_choice=(1,))
+                  qos_choice=(1,) if not os.environ.get("STARLING_TEST_QOS2_ACROSS") else (1, 2))
 
     @starling_only("Mosquitto 2.0.11 fails it: ~60 of 800 acknowledged messages, published "
                    "around a graceful restart, never reach the subscriber (cause not pinned "

@@ -129,6 +129,81 @@ class InflightTest(PersistCase):
     del _kind, _v, _vname
 
 
+class ResendTest(PersistCase):
+    """A QoS 2 PUBLISH sent again for a packet id the broker holds (before the PUBREL) is a
+    duplicate: with the publisher's and the subscriber's sessions on two workers, it is
+    forwarded again with its origin number and the subscriber's worker, which has it, ignores
+    it; after a restart it knows so from its log (kernel-notes/persistence.md, "Several
+    workers"). A retained one is stored once."""
+
+    def _setup(self, version):
+        sub_id, pub_id = self.two_ids("prs", "prp", same_worker=False)
+        sub = self.rawsession(MQTT311, sub_id)
+        topic = "prs/" + sub_id
+        self.assertEqual(sub.subscribe([(topic + "/#", 2)]), [2])
+        pub = self.rawsession(version, pub_id)
+        return sub_id, sub, pub_id, pub, topic
+
+    rawsession = InflightTest.rawsession
+    _reconnect = InflightTest._reconnect
+
+    def _only_once(self, sub, payload):
+        p = sub.expect(PUBLISH)
+        self.assertEqual((p.payload, p.qos), (payload, 2))
+        sub.send(encode_ack(PUBREC, p.pid))
+        self.assertEqual(sub.expect(PUBREL).pid, p.pid)
+        sub.send(encode_ack(PUBCOMP, p.pid))
+        try:
+            more = sub.recv(0.7)
+        except TimeoutError:
+            more = None
+        self.assertIsNone(more, "the subscriber got more: %r" % (more,))
+
+    def _resend_at_once(self, version):
+        sub_id, sub, pub_id, pub, topic = self._setup(version)
+        for retain in (False, True):
+            pl = b"twice-%d" % retain
+            pub.publish(topic + "/r", pl, qos=2, pid=5, retain=retain)
+            pub.publish(topic + "/r", pl, qos=2, pid=5, retain=retain, dup=True)
+            self.assertEqual([pub.expect(PUBREC).pid for _ in range(2)], [5, 5])
+            pub.send(encode_ack(PUBREL, 5))
+            self.assertEqual(pub.expect(PUBCOMP).pid, 5)
+            self._only_once(sub, pl)
+        got = self.read_retained(topic + "/#", 1)
+        self.assertEqual({t: m.payload for t, m in got.items()}, {topic + "/r": b"twice-1"})
+
+    def _resend_after_restart(self, version, sig):
+        """PUBREC received, the subscriber has the message; after the restart the publisher
+        (as if the PUBREC had been lost) sends the PUBLISH again before its PUBREL."""
+        sub_id, sub, pub_id, pub, topic = self._setup(version)
+        pub.publish(topic + "/x", b"after", qos=2, pid=9, retain=True)
+        self.assertEqual(pub.expect(PUBREC).pid, 9)
+        self._only_once(sub, b"after")
+        self.restart(sig)
+        sub = self._reconnect(MQTT311, sub_id, sub)
+        pub = self._reconnect(version, pub_id, pub)
+        pub.publish(topic + "/x", b"after", qos=2, pid=9, retain=True, dup=True)
+        self.assertEqual(pub.expect(PUBREC).pid, 9)
+        pub.send(encode_ack(PUBREL, 9))
+        self.assertEqual(pub.expect(PUBCOMP).pid, 9)
+        self.assertTrue(sub.silent_for(1.0), "the subscriber got the message again")
+        got = self.read_retained(topic + "/#", 1)
+        self.assertEqual({t: m.payload for t, m in got.items()}, {topic + "/x": b"after"})
+
+    def test_resend_at_once_311(self):
+        self._resend_at_once(MQTT311)
+
+    def test_resend_at_once_v5(self):
+        self._resend_at_once(MQTT5)
+
+    def test_resend_after_restart_term(self):
+        self._resend_after_restart(MQTT5, TERM)
+
+    @starling_only(KILL_REASON)
+    def test_resend_after_restart_kill(self):
+        self._resend_after_restart(MQTT311, KILL)
+
+
 class DelayedWillTest(PersistCase):
     def _delayed_will(self, sig):
         """A will with a 5 s delay (session expiry 60): the client vanishes, the broker is
