@@ -95,8 +95,10 @@ static void sgen_fields(struct sgen *g)
 		r->origin = 1 + tu_rand(1u << 20);
 		break;
 	case STORE_REC_ORIGIN:
+		/* Intervals that often touch or overlap: few numbers, as a log holds. */
 		r->source = (uint16_t)tu_rand(4);
-		r->origin = 1 + tu_rand(1u << 20);
+		r->origin_lo = 1 + tu_rand(200);
+		r->origin = r->origin_lo + (tu_rand(3) ? tu_rand(4) : tu_rand(60));
 		break;
 	default:
 		break;

@@ -160,6 +160,7 @@ static void model_value(struct mbytes *v, const struct store_rec *r)
 	mb_put(v, &r->expiry_ms, 8);
 	mb_put(v, &r->msg_id, 8);
 	mb_put(v, &r->origin, 8);
+	mb_put(v, &r->origin_lo, 8);
 	mb_put(v, &r->source, 2);
 	mb_bytes(v, r->client);
 	mb_bytes(v, r->topic);
@@ -168,13 +169,41 @@ static void model_value(struct mbytes *v, const struct store_rec *r)
 	mb_bytes(v, r->payload);
 }
 
-/* The origin field of a value model_value made (after the fixed fields before it). */
-static uint64_t model_origin_of(const struct model_entry *e)
+/*
+ * Origin intervals: one key per maximal interval, "O" source lo -> hi. Adding [lo, hi] takes
+ * out every interval of the source that overlaps or touches it and puts back their union.
+ */
+static void model_origin(struct model *m, uint16_t source, uint64_t lo, uint64_t hi)
 {
-	uint64_t o;
+	static struct mbytes k, v;
 
-	memcpy(&o, e->val + 6 + 2 + 4 + 4 + 8 + 8, 8);
-	return o;
+	for (size_t i = 0; i < m->n;) {
+		struct model_entry *e = &m->e[i];
+		uint64_t elo, ehi;
+		uint16_t src;
+
+		if (e->klen != 1 + 2 + 8 || e->key[0] != 'O') {
+			i++;
+			continue;
+		}
+		memcpy(&src, e->key + 1, 2);
+		memcpy(&elo, e->key + 3, 8);
+		memcpy(&ehi, e->val, 8);
+		if (src != source || ehi + 1 < lo || elo > hi + 1) {
+			i++;
+			continue;
+		}
+		lo = elo < lo ? elo : lo;
+		hi = ehi > hi ? ehi : hi;
+		model_del_at(m, i);
+	}
+	k.n = 0;
+	mb_put(&k, "O", 1);
+	mb_put(&k, &source, 2);
+	mb_put(&k, &lo, 8);
+	v.n = 0;
+	mb_put(&v, &hi, 8);
+	model_set(m, &k, &v);
 }
 
 /* Applies one record to the model, as replay at start-up will apply it to the broker. */
@@ -186,15 +215,7 @@ static void model_apply(struct model *m, const struct store_rec *r)
 	if (r->type == STORE_REC_COMMIT)
 		return;
 	if (r->type == STORE_REC_ORIGIN) {
-		long i;
-
-		/* A mark only rises. */
-		k.n = 0;
-		mb_put(&k, "O", 1);
-		mb_put(&k, &r->source, 2);
-		i = model_find(m, k.b, k.n);
-		if (i < 0 || model_origin_of(&m->e[i]) < r->origin)
-			model_set(m, &k, &v);
+		model_origin(m, r->source, r->origin_lo, r->origin);
 		return;
 	}
 	if (r->type == STORE_REC_RETAIN_SET || r->type == STORE_REC_RETAIN_DEL) {

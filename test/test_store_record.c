@@ -39,9 +39,9 @@ static bool rec_eq(const struct store_rec *a, const struct store_rec *b)
 	       a->packet_id == b->packet_id && a->sub_id == b->sub_id &&
 	       a->expiry_interval_s == b->expiry_interval_s && a->expiry_ms == b->expiry_ms &&
 	       a->msg_id == b->msg_id && a->origin == b->origin && a->source == b->source &&
-	       bytes_eq(a->client, b->client) && bytes_eq(a->topic, b->topic) &&
-	       bytes_eq(a->filter, b->filter) && bytes_eq(a->props, b->props) &&
-	       bytes_eq(a->payload, b->payload);
+	       a->origin_lo == b->origin_lo && bytes_eq(a->client, b->client) &&
+	       bytes_eq(a->topic, b->topic) && bytes_eq(a->filter, b->filter) &&
+	       bytes_eq(a->props, b->props) && bytes_eq(a->payload, b->payload);
 }
 
 /* One record of each type, every field its type carries set to a non-trivial value. */
@@ -104,7 +104,7 @@ static const struct store_rec samples[] = {
          .payload = B("gone")},
         {.type = STORE_REC_WILL_CLEAR, .client = B("client-1")},
         {.type = STORE_REC_COMMIT},
-        {.type = STORE_REC_ORIGIN, .source = 3, .origin = STORE_ORIGIN_MAX - 1},
+        {.type = STORE_REC_ORIGIN, .source = 3, .origin_lo = 2, .origin = STORE_ORIGIN_MAX - 1},
         {.type = STORE_REC_INBOUND_ORIGIN, .client = B("client-1"), .packet_id = 7, .origin = 1},
 };
 
@@ -245,6 +245,8 @@ static void test_encode_refuses_bad_fields(void)
 	/* Origins: 1 .. 2^48 - 1. */
 	REFUSE(origin, 0, NSAMPLES - 2);
 	REFUSE(origin, STORE_ORIGIN_MAX, NSAMPLES - 2);
+	REFUSE(origin_lo, 0, NSAMPLES - 2);
+	REFUSE(origin, 1, NSAMPLES - 2); /* an interval [2, 1] */
 	REFUSE(origin, 0, NSAMPLES - 1);
 	REFUSE(packet_id, 0, NSAMPLES - 1);
 	r = samples[0];
@@ -304,6 +306,15 @@ static void test_decode_refuses_malformed(void)
 	                                             "a",
 	                            4),
 	                STORE_E_TYPE);
+	/* An origin interval [5, 3]; then [3, 3], which is fine. */
+	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x10\x05\x00\x00\x00\x00\x00\x00\x00"
+	                                             "\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+	                            19),
+	                STORE_E_MALFORMED);
+	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x10\x03\x00\x00\x00\x00\x00\x00\x00"
+	                                             "\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+	                            19),
+	                0);
 	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x12\x01\x00"
 	                                             "a",
 	                            4),

@@ -90,6 +90,9 @@ struct broker_shared {
 	_Atomic uint64_t *persist_acks;
 	struct persist_flag *persist_waiting;
 	struct persist_count *persist_synced; /* [i], written by i: its last commit on disk */
+	/* [i], written by i before its replay ends (replay_left), read after: its origin counter
+	 * as restored (persist.h, origins). */
+	uint64_t *origin_start;
 	/* Workers whose log is failing (disk full, I/O error): while any is, every worker refuses
 	 * QoS 1/2 publishes (their records may be bound for the failing one's log). */
 	_Atomic unsigned persist_failing;

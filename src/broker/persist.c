@@ -200,19 +200,56 @@ uint64_t persist_origin_new(struct worker *w)
 	return ++p->origin_next;
 }
 
+static bool origin_handled(const struct persist_origins *po, uint64_t o)
+{
+	return o > po->start ? o <= po->wm : ivset_has(&po->done, o);
+}
+
+/* Marks o handled; durable: the record that says so goes into the filling commit. */
+static void origin_mark(struct persist *p, struct persist_origins *po, unsigned from, uint64_t o,
+                        bool durable)
+{
+	if (o > po->start) {
+		po->wm = o; /* in order: the interval [start + 1, wm] goes out at the seal */
+		if (durable)
+			p->origin_dirty |= 1ull << from;
+		return;
+	}
+	/* A resend of an older number: the set keeps it, and so does the log, at once. */
+	if (ivset_add(&po->done, o, o) != ST_OK)
+		log_msg(&p->w->log, LOG_T_ERROR,
+		        "Persistence: out of memory for an origin number.");
+	if (durable)
+		persist_origin_record(p, from, o, o);
+}
+
 void persist_origin_apply(struct worker *w, unsigned from, uint64_t o, bool *sess, bool *ret)
 {
 	struct persist *p = w->ps;
+	struct persist_origins *s = &p->sess[from], *r = &p->ret[from];
 
 	/* This worker's own sessions took the message with its packet id (one commit). */
-	*sess = from != w->index && o > p->wm_sess[from];
-	*ret = o > p->wm_ret[from];
-	if (*sess) {
-		p->wm_sess[from] = o;
-		p->origin_dirty |= 1ull << from;
+	*sess = from != w->index && !origin_handled(s, o);
+	*ret = !origin_handled(r, o);
+	if (*sess)
+		origin_mark(p, s, from, o, true);
+	if (*ret && (r != s || !*sess))
+		origin_mark(p, r, from, o, false);
+}
+
+void persist_origin_begin(struct worker *w)
+{
+	struct persist *p = w->ps;
+
+	for (unsigned k = 0; k < w->nworkers; k++) {
+		uint64_t start = w->b->shared.origin_start[k];
+
+		p->sess[k].start = p->sess[k].wm = start;
+		p->ret[k].start = p->ret[k].wm = start;
 	}
-	if (*ret)
-		p->wm_ret[from] = o;
+	/* Worker 0's replica took its own publishes with their packet ids (one commit). */
+	if (w->index == 0 && p->origin_next)
+		ivset_add(&p->ret[0].done, 1, p->origin_next);
 }
 
 /* Tells the workers that wait for this one's commits that one more is on disk. */
@@ -586,9 +623,9 @@ int persist_init(struct worker *w, const struct store_chain *own)
 	p->out_queued = calloc(n, sizeof(uint64_t));
 	p->in_handled = calloc(n, sizeof(uint64_t));
 	p->in_acked = calloc(n, sizeof(uint64_t));
-	p->wm_sess = calloc(n, sizeof(uint64_t));
-	p->wm_ret = calloc(n, sizeof(uint64_t));
-	if (!p->out_queued || !p->in_handled || !p->in_acked || !p->wm_sess || !p->wm_ret)
+	p->sess = calloc(n, sizeof(*p->sess));
+	p->ret = w->index == 0 ? p->sess : calloc(n, sizeof(*p->ret));
+	if (!p->out_queued || !p->in_handled || !p->in_acked || !p->sess || !p->ret)
 		return ST_ERR_NOMEM;
 	for (unsigned i = 0; i < PERSIST_SLOTS; i++) {
 		struct persist_commit *k = &p->slot[i];
@@ -724,8 +761,14 @@ void persist_fini(struct worker *w)
 	free(p->out_queued);
 	free(p->in_handled);
 	free(p->in_acked);
-	free(p->wm_sess);
-	free(p->wm_ret);
+	for (unsigned k = 0; p->sess && k < w->nworkers; k++) {
+		ivset_free(&p->sess[k].done);
+		if (p->ret && p->ret != p->sess)
+			ivset_free(&p->ret[k].done);
+	}
+	if (p->ret != p->sess)
+		free(p->ret);
+	free(p->sess);
 	free(p);
 	w->ps = NULL;
 }

@@ -49,6 +49,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/ivset.h"
 #include "io/ring.h"
 #include "starling/codec.h"
 #include "store/dir.h"
@@ -65,6 +66,18 @@ struct store_chain;
 #define PERSIST_INFLIGHT 2 /* commits in flight at once (each a write and its sync) */
 
 struct persist;
+
+/*
+ * The origin numbers a worker handled from one source worker: those of earlier runs (from its
+ * log), and in this run, the source's new numbers (above `start`, the source's counter when the
+ * run began), which arrive in order, so one number says how far; resends of older numbers come
+ * in any order and go into `done` one by one.
+ */
+struct persist_origins {
+	struct ivset done; /* numbers handled in earlier runs, and resends handled in this one */
+	uint64_t start;    /* the source's counter when this run began */
+	uint64_t wm;       /* highest new number handled in this run (start: none) */
+};
 
 /* One commit: its buffer, where it goes, how its write and sync went. */
 struct persist_commit {
@@ -149,10 +162,10 @@ struct persist {
 	bool parked;          /* the channel drain waits for another worker's sync */
 
 	/* Origins (store/record.h): QoS 2 from durable sessions across workers. */
-	uint64_t origin_next; /* the last origin number this worker gave out */
-	uint64_t *wm_sess;    /* per source worker: highest origin applied to the sessions here */
-	uint64_t *wm_ret; /* per source worker: highest origin applied to the retained replica */
-	uint64_t origin_dirty; /* bit per worker: its mark (own: the counter) rose in the fill */
+	uint64_t origin_next;         /* the last origin number this worker gave out */
+	struct persist_origins *sess; /* per source worker: handled for the sessions here */
+	struct persist_origins *ret;  /* ... for the retained replica (worker 0: sess itself) */
+	uint64_t origin_dirty;        /* bit per worker: its interval (own: the counter) grew */
 	struct persist_token *tokens; /* FIFO of commits waiting for acknowledgements */
 	uint32_t tok_head, tok_len, tok_cap;
 	bool waiting; /* this worker asked others to ring it (persist_waiting) */
@@ -266,8 +279,12 @@ uint64_t persist_origin_new(struct worker *w);
  * retained replica (*ret) have not applied it yet; marks it applied.
  */
 void persist_origin_apply(struct worker *w, unsigned from, uint64_t o, bool *sess, bool *ret);
-/* Appends the marks that rose (all of them: snapshot) as origin records. */
+/* Appends the origin intervals that grew (all of them: snapshot) as origin records. */
 void persist_origin_marks(struct persist *p, bool all);
+/* Once every worker's replay is done: where each source's new numbers start. */
+void persist_origin_begin(struct worker *w);
+/* Appends an origin record: [lo, hi] from worker `from` handled here. */
+void persist_origin_record(struct persist *p, unsigned from, uint64_t lo, uint64_t hi);
 /* Ends the filling commit's records: the marks that rose, then a commit record. */
 void persist_commit_close(struct persist *p);
 

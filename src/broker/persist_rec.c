@@ -209,19 +209,32 @@ void persist_inbound(struct session *s, uint16_t pid, bool add, uint64_t origin)
 	               s);
 }
 
+void persist_origin_record(struct persist *p, unsigned from, uint64_t lo, uint64_t hi)
+{
+	persist_append(p,
+	               &(struct store_rec){.type = STORE_REC_ORIGIN,
+	                                   .source = (uint16_t)from,
+	                                   .origin_lo = lo,
+	                                   .origin = hi},
+	               NULL);
+}
+
 void persist_origin_marks(struct persist *p, bool all)
 {
 	const struct worker *w = p->w;
 
 	for (unsigned src = 0; src < w->nworkers; src++) {
-		uint64_t o = src == w->index ? p->origin_next : p->wm_sess[src];
+		const struct persist_origins *po = &p->sess[src];
 
-		if (o && (all || (p->origin_dirty >> src & 1)))
-			persist_append(p,
-			               &(struct store_rec){.type = STORE_REC_ORIGIN,
-			                                   .source = (uint16_t)src,
-			                                   .origin = o},
-			               NULL);
+		if (src == w->index) {
+			if (p->origin_next && (all || (p->origin_dirty >> src & 1)))
+				persist_origin_record(p, src, 1, p->origin_next);
+			continue;
+		}
+		if (po->wm > po->start && (all || (p->origin_dirty >> src & 1)))
+			persist_origin_record(p, src, po->start + 1, po->wm);
+		for (uint32_t i = 0; all && i < po->done.n; i++)
+			persist_origin_record(p, src, po->done.v[i].lo, po->done.v[i].hi);
 	}
 	if (!all)
 		p->origin_dirty = 0;

@@ -43,8 +43,9 @@ int persist_broker_init(struct broker *b)
 	sh->persist_acks = calloc((size_t)n * n, sizeof(*sh->persist_acks));
 	sh->persist_waiting = calloc(n, sizeof(*sh->persist_waiting));
 	sh->persist_synced = calloc(n, sizeof(*sh->persist_synced));
+	sh->origin_start = calloc(n, sizeof(*sh->origin_start));
 	if (!b->store || !b->chains || !sh->persist_acks || !sh->persist_waiting ||
-	    !sh->persist_synced) {
+	    !sh->persist_synced || !sh->origin_start) {
 		log_msg(&b->log, LOG_T_ERROR,
 		        "Error: out of memory opening the persistence store.");
 		return ST_ERR_NOMEM;
@@ -85,6 +86,7 @@ void persist_broker_fini(struct broker *b)
 	free(b->shared.persist_acks);
 	free(b->shared.persist_waiting);
 	free(b->shared.persist_synced);
+	free(b->shared.origin_start);
 }
 
 struct replay {
@@ -284,9 +286,9 @@ static void replay_will(struct replay *rp, struct session *s, const struct store
 }
 
 /*
- * A mark (persist.h, origins). In a worker's own log: its counter (source: itself) or what it
- * applied from another worker; worker 0's log also speaks for its retained replica, which
- * every replica copies, so worker 0's marks are every replica's.
+ * Origin intervals (persist.h, origins). In a worker's own log: its counter (source: itself)
+ * or what it handled from another worker; worker 0's log also speaks for its retained replica,
+ * which every replica copies, so worker 0's intervals are every replica's.
  */
 static void replay_origin(struct replay *rp, const struct store_rec *r)
 {
@@ -295,15 +297,15 @@ static void replay_origin(struct replay *rp, const struct store_rec *r)
 	unsigned src = r->source;
 
 	if (src >= w->nworkers)
-		return; /* written with more workers: a resharding starts marks over */
-	if (rp->from_w0 || w->index == 0)
-		p->wm_ret[src] = r->origin > p->wm_ret[src] ? r->origin : p->wm_ret[src];
-	if (rp->from_w0)
+		return; /* written with more workers: a resharding starts them over */
+	if (rp->from_w0) {
+		ivset_add(&p->ret[src].done, r->origin_lo, r->origin);
 		return;
+	}
 	if (src == w->index)
 		p->origin_next = r->origin > p->origin_next ? r->origin : p->origin_next;
-	else if (r->origin > p->wm_sess[src])
-		p->wm_sess[src] = r->origin;
+	else
+		ivset_add(&p->sess[src].done, r->origin_lo, r->origin);
 }
 
 static void replay_apply(struct replay *rp, const struct store_rec *r)
@@ -420,6 +422,8 @@ int persist_replay(struct worker *w, const struct store_chain *own, const struct
 	}
 	replay_chain(&rp, own, false);
 	replay_finish(&rp);
+	/* Read by the others once every replay is done (worker_run waits for that). */
+	b->shared.origin_start[w->index] = w->ps->origin_next;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	log_msg(&w->log, LOG_T_NOTICE,
 	        "Persistence: worker %u restored %" PRIu64 " sessions (%" PRIu64

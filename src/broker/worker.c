@@ -642,8 +642,16 @@ int worker_run(struct worker *w)
 	uint64_t deadline;
 	int ret;
 
-	if (w->ps && w->b->chains)
+	if (w->ps && w->b->chains) {
 		persist_replay(w, &w->b->chains[w->index], &w->b->chains[0]);
+		/* No worker routes before every worker restored its sessions: a message published
+		 * on one whose subscriber's worker has not yet put its subscriptions back in the
+		 * interest summary would reach nobody, and be acknowledged (a resent QoS 2 message
+		 * was seen lost so). Start-up only; the slowest replay bounds the wait. */
+		while (atomic_load_explicit(&w->b->replay_left, memory_order_acquire) != 0)
+			nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+		persist_origin_begin(w);
+	}
 	w->next_housekeeping_ms = w->now_ms + HOUSEKEEPING_MS;
 	while (!w->stopping) {
 		int timeout = (int)(w->next_housekeeping_ms > w->now_ms

@@ -17,23 +17,24 @@ const uint8_t store_magic[STORE_MAGIC_LEN] = {0x89, 'S', 'T', 'L', 'O', 'G', '\r
 
 enum field {
 	F_END = 0,
-	F_QOS,      /* u8 */
-	F_RETAIN,   /* u8 */
-	F_PROTOCOL, /* u8 */
-	F_OPTIONS,  /* u8 */
-	F_STAGE,    /* u8 */
-	F_PID,      /* u16 */
-	F_SUB_ID,   /* u32 */
-	F_INTERVAL, /* u32 */
-	F_EXPIRY,   /* u64 */
-	F_MSG_ID,   /* u64 */
-	F_CLIENT,   /* str */
-	F_TOPIC,    /* str */
-	F_FILTER,   /* str */
-	F_PROPS,    /* blob */
-	F_PAYLOAD,  /* blob */
-	F_ORIGIN,   /* u64 */
-	F_SOURCE,   /* u16 */
+	F_QOS,       /* u8 */
+	F_RETAIN,    /* u8 */
+	F_PROTOCOL,  /* u8 */
+	F_OPTIONS,   /* u8 */
+	F_STAGE,     /* u8 */
+	F_PID,       /* u16 */
+	F_SUB_ID,    /* u32 */
+	F_INTERVAL,  /* u32 */
+	F_EXPIRY,    /* u64 */
+	F_MSG_ID,    /* u64 */
+	F_CLIENT,    /* str */
+	F_TOPIC,     /* str */
+	F_FILTER,    /* str */
+	F_PROPS,     /* blob */
+	F_PAYLOAD,   /* blob */
+	F_ORIGIN,    /* u64 */
+	F_SOURCE,    /* u16 */
+	F_ORIGIN_LO, /* u64 */
 };
 
 #define FIELDS_MAX 9
@@ -56,7 +57,7 @@ static const uint8_t schema[STORE_REC__MAX + 1][FIELDS_MAX] = {
         [STORE_REC_WILL_SET] = {F_EXPIRY, F_QOS, F_RETAIN, F_CLIENT, F_TOPIC, F_PROPS, F_PAYLOAD},
         [STORE_REC_WILL_CLEAR] = {F_CLIENT},
         [STORE_REC_COMMIT] = {F_END},
-        [STORE_REC_ORIGIN] = {F_ORIGIN, F_SOURCE},
+        [STORE_REC_ORIGIN] = {F_ORIGIN_LO, F_ORIGIN, F_SOURCE},
         [STORE_REC_INBOUND_ORIGIN] = {F_ORIGIN, F_PID, F_CLIENT},
 };
 
@@ -235,6 +236,7 @@ static unsigned field_width(uint8_t f)
 	case F_EXPIRY:
 	case F_MSG_ID:
 	case F_ORIGIN:
+	case F_ORIGIN_LO:
 		return 8;
 	case F_CLIENT:
 	case F_TOPIC:
@@ -293,6 +295,8 @@ static uint64_t field_int(const struct store_rec *r, uint8_t f)
 		return r->expiry_ms;
 	case F_ORIGIN:
 		return r->origin;
+	case F_ORIGIN_LO:
+		return r->origin_lo;
 	case F_SOURCE:
 		return r->source;
 	default:
@@ -333,6 +337,9 @@ static void set_field_int(struct store_rec *r, uint8_t f, uint64_t v)
 	case F_ORIGIN:
 		r->origin = v;
 		break;
+	case F_ORIGIN_LO:
+		r->origin_lo = v;
+		break;
 	case F_SOURCE:
 		r->source = (uint16_t)v;
 		break;
@@ -365,6 +372,7 @@ static bool int_is_valid(uint8_t f, uint64_t v)
 	case F_SUB_ID:
 		return v <= 268435455; /* a variable byte integer's maximum */
 	case F_ORIGIN:
+	case F_ORIGIN_LO:
 		return v != 0 && v < STORE_ORIGIN_MAX;
 	default:
 		return true;
@@ -397,6 +405,8 @@ int store_rec_encode_views(struct store_buf *b, const struct store_rec *r, struc
 	uint8_t *p;
 
 	if (r->type < 1 || r->type > STORE_REC__MAX)
+		return STORE_E_FIELD;
+	if (r->type == STORE_REC_ORIGIN && r->origin_lo > r->origin)
 		return STORE_E_FIELD;
 	fs = schema[r->type];
 	for (unsigned i = 0; i < FIELDS_MAX && fs[i] != F_END; i++) {
@@ -488,6 +498,8 @@ static int decode_body(const uint8_t *p, size_t len, struct store_rec *r)
 			return STORE_E_MALFORMED;
 		p += n;
 	}
+	if (r->type == STORE_REC_ORIGIN && r->origin_lo > r->origin)
+		return STORE_E_MALFORMED; /* an interval ends where it starts or later */
 	return p == end ? 0 : STORE_E_MALFORMED;
 }
 

@@ -95,7 +95,7 @@ enum store_rec_type {
 	STORE_REC_WILL_SET = 13,       /* client, topic, qos, retain, props, payload, expiry_ms */
 	STORE_REC_WILL_CLEAR = 14,     /* client */
 	STORE_REC_COMMIT = 15,         /* (none): the end of one group commit */
-	STORE_REC_ORIGIN = 16,         /* source, origin: see "Origins" below */
+	STORE_REC_ORIGIN = 16,         /* source, origin_lo, origin: see "Origins" below */
 	STORE_REC_INBOUND_ORIGIN =
 	        17, /* client, packet_id, origin: an inbound-add with its origin */
 	STORE_REC__MAX = 17,
@@ -104,11 +104,12 @@ enum store_rec_type {
 /*
  * Origins (several workers, QoS 2 from a durable session): the publisher's worker numbers each
  * such message (1, 2, ...; below STORE_ORIGIN_MAX) and keeps the number with the packet id
- * (inbound-origin); the workers it forwards the message to remember, per source worker, the
- * highest number they applied. STORE_REC_ORIGIN with source == the log's own worker is that
- * worker's counter (the highest number it gave out); with another source, the highest number
- * from that worker whose records this log holds. A PUBLISH resent for a packet id restored
- * from the log is forwarded again with its number, and a worker whose mark covers it ignores it.
+ * (inbound-origin); the workers it forwards the message to remember, per source worker, which
+ * numbers they handled. STORE_REC_ORIGIN [origin_lo, origin] with source == the log's own
+ * worker says its counter reached `origin`; with another source, that every number of the
+ * interval from that worker was handled here (applied, or not meant for this worker). A
+ * PUBLISH resent for a packet id restored from the log is forwarded again with its number, and
+ * a worker that handled it ignores it.
  */
 #define STORE_ORIGIN_MAX (1ull << 48)
 
@@ -137,6 +138,7 @@ struct store_rec {
 	                               message expiry, session expiry while offline, will delay */
 	uint64_t msg_id;            /* a queued message's id, unique within its session */
 	uint64_t origin;            /* origin number (1 .. STORE_ORIGIN_MAX - 1) */
+	uint64_t origin_lo;         /* origin record: first number of its interval (<= origin) */
 	uint16_t source;            /* the worker an origin number comes from */
 	struct st_bytes client;     /* client identifier, 1..65535 bytes */
 	struct st_bytes topic;      /* topic name (retained, queued, will), 1..65535 bytes */

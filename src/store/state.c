@@ -17,6 +17,8 @@
 #include <xxhash.h>
 
 #include "base/hmap.h"
+#include "base/ivset.h"
+#include "starling/error.h"
 #include "dir.h"
 
 /* One record of the state. */
@@ -46,7 +48,7 @@ struct store_state {
 	struct hmap sessions;     /* struct sess by client id */
 	uint64_t seed;            /* of every hash */
 	uint64_t orphans;         /* records about a client without a session, ignored */
-	uint64_t *origins;        /* per source worker: the highest origin mark, 0: none */
+	struct ivset *origins;    /* per source worker: the origin numbers its records cover */
 	uint32_t norigins;        /* entries of origins */
 	struct store_buf scratch; /* where a record is encoded before it is copied to its entry */
 };
@@ -131,6 +133,8 @@ void store_state_free(struct store_state *st)
 		sess_free(m->slots[i].val);
 	hmap_fini(m);
 	map_free_ents(&st->retained);
+	for (uint32_t i = 0; i < st->norigins; i++)
+		ivset_free(&st->origins[i]);
 	free(st->origins);
 	store_buf_free(&st->scratch);
 	free(st);
@@ -314,12 +318,12 @@ static int session_rec(struct store_state *st, const struct store_rec *r)
 	}
 }
 
-/* A mark only rises: the highest number a source handed out, or this log applied from it. */
-static int origin_mark(struct store_state *st, uint16_t source, uint64_t origin)
+/* Origin intervals only grow (record.h, "Origins"). */
+static int origin_mark(struct store_state *st, uint16_t source, uint64_t lo, uint64_t hi)
 {
 	if (source >= st->norigins) {
 		uint32_t n = (uint32_t)source + 1;
-		uint64_t *o = realloc(st->origins, n * sizeof(*o));
+		struct ivset *o = realloc(st->origins, n * sizeof(*o));
 
 		if (!o)
 			return STORE_E_NOMEM;
@@ -327,9 +331,7 @@ static int origin_mark(struct store_state *st, uint16_t source, uint64_t origin)
 		st->origins = o;
 		st->norigins = n;
 	}
-	if (origin > st->origins[source])
-		st->origins[source] = origin;
-	return 0;
+	return ivset_add(&st->origins[source], lo, hi) == ST_OK ? 0 : STORE_E_NOMEM;
 }
 
 int store_state_apply(struct store_state *st, const struct store_rec *r)
@@ -345,7 +347,7 @@ int store_state_apply(struct store_state *st, const struct store_rec *r)
 	case STORE_REC_COMMIT:
 		return 0;
 	case STORE_REC_ORIGIN:
-		return origin_mark(st, r->source, r->origin);
+		return origin_mark(st, r->source, r->origin_lo, r->origin);
 	default:
 		if (r->type < 1 || r->type > STORE_REC__MAX)
 			return STORE_E_FIELD;
@@ -480,15 +482,18 @@ int store_state_write(const struct store_state *st, struct store_buf *b,
 	if (!err && retained)
 		err = put_map(&w, &st->retained);
 	/* Marks name workers by index: a resharding (keep) starts them over. */
-	for (uint32_t src = 0; !err && !keep && src < st->norigins; src++) {
-		const struct store_rec o = {.type = STORE_REC_ORIGIN,
-		                            .source = (uint16_t)src,
-		                            .origin = st->origins[src]};
+	for (uint32_t src = 0; !keep && src < st->norigins; src++) {
+		const struct ivset *is = &st->origins[src];
 
-		if (!o.origin)
-			continue;
-		err = store_rec_encode(b, &o);
-		w.records += !err;
+		for (uint32_t i = 0; !err && i < is->n; i++) {
+			const struct store_rec o = {.type = STORE_REC_ORIGIN,
+			                            .source = (uint16_t)src,
+			                            .origin_lo = is->v[i].lo,
+			                            .origin = is->v[i].hi};
+
+			err = store_rec_encode(b, &o);
+			w.records += !err;
+		}
 	}
 	if (!err && flush && b->len > 0)
 		err = flush(fctx, b);

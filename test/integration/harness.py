@@ -637,14 +637,16 @@ class BrokerTestCase(unittest.TestCase):
         return value
 
     def wait_for(self, predicate, timeout=5.0, msg=None):
-        """Polls predicate until it returns a true value (returned) or fails after timeout."""
+        """Polls predicate until it returns a true value (returned) or fails after timeout
+        (with msg, or what msg() says when it is a function)."""
         deadline = time.monotonic() + timeout
         while True:
             value = predicate()
             if value:
                 return value
             if time.monotonic() >= deadline:
-                self.fail(msg or "condition not met within %.1f s" % timeout)
+                self.fail((msg() if callable(msg) else msg)
+                          or "condition not met within %.1f s" % timeout)
             time.sleep(0.005)
 
     def assert_stays(self, predicate, duration, msg=None):

@@ -15,7 +15,6 @@ retained one in worker 0's), which must agree after every crash (kernel-notes/pe
 "Several workers").
 """
 
-import os
 import random
 import sys
 import threading
@@ -90,6 +89,7 @@ class CrashTest(PersistCase):
 
         sent = {}  # mid -> (seq, topic, qos, retain)
         kills = sorted(rnd.sample(range(n_msgs // 10, n_msgs * 9 // 10), n_restarts))
+        kills_at = list(kills)
         deadline = time.monotonic() + timeout
         for seq in range(n_msgs):
             while seq - len(acked_mids) > 150:  # bounded outstanding work
@@ -114,9 +114,14 @@ class CrashTest(PersistCase):
         def have_all():
             got = {p for _t, p, _q in list(received)}
             return all(p in got for p in want)
-        self.wait_for(have_all, max(5, deadline - time.monotonic()), "the subscriber got %d "
-                      "distinct of %d acknowledged" % (len({p for _t, p, _q in received}),
-                                                       len(want)))
+
+        def missing():
+            got = {p for _t, p, _q in list(received)}
+            miss = sorted((p, want[p]) for p in want if p not in got)
+            return "the subscriber got %d distinct of %d acknowledged (seed %d, restarts at " \
+                   "%r); missing: %r" % (len(want) - len(miss), len(want), seed, kills_at,
+                                         miss[:30])
+        self.wait_for(have_all, max(5, deadline - time.monotonic()), missing)
         time.sleep(0.5)  # duplicates that would still come
         counts = Counter(p for _t, p, _q in received)
         extra = [p for p in counts if p not in want]
@@ -142,17 +147,14 @@ class CrashTest(PersistCase):
 
     @starling_only(KILL_REASON)
     def test_sigkill_across_workers(self):
-        """Publisher and subscriber sessions on two workers: the PUBACK/PUBREC waits for the
-        subscriber's worker's sync, the subscriber's worker stores a QoS 2 message only once
-        the packet id is on disk, and a PUBLISH resent after a crash reaches only the workers
-        that lost it (kernel-notes/persistence.md, "Several workers"). QoS 1 here; with
-        STARLING_TEST_QOS2_ACROSS=1 QoS 2 too, which passes about 9 runs in 10 on this machine:
-        in the others the subscriber's restored queue stops being delivered after the last
-        restart (open, issue 10's note)."""
+        """Publisher and subscriber sessions on two workers, QoS 1 and 2: the PUBACK/PUBREC
+        waits for the subscriber's worker's sync, the subscriber's worker stores a QoS 2
+        message only once the packet id is on disk, and a PUBLISH resent after a crash reaches
+        only the workers that had not handled it (kernel-notes/persistence.md, "Several
+        workers")."""
         if WORKERS <= 1:
             self.skipTest("one worker: nothing crosses workers")
-        self._run(KILL, n_msgs=2000, n_restarts=4, timeout=40, same_worker=False,
-                  qos_choice=(1,) if not os.environ.get("STARLING_TEST_QOS2_ACROSS") else (1, 2))
+        self._run(KILL, n_msgs=2000, n_restarts=4, timeout=40, same_worker=False)
 
     @starling_only("Mosquitto 2.0.11 fails it: ~60 of 800 acknowledged messages, published "
                    "around a graceful restart, never reach the subscriber (cause not pinned "
