@@ -36,7 +36,7 @@ TOOL_COMMON_SRC := tools/client.c tools/client_io.c tools/client_tls.c tools/cli
 BENCH_TOOL_SRC  := $(wildcard tools/bench/*.c)
 TOOLS      := starling-pub starling-sub starling-bench starling-passwd starling-store-gen
 # starling-passwd writes password files with the broker's own code (src/auth/).
-PASSWD_SRC := tools/starling-passwd.c src/auth/passwd.c src/auth/b64.c src/auth/file.c \
+PASSWD_SRC := tools/starling-passwd.c src/auth/passwd.c src/base/b64.c src/auth/file.c \
               src/base/readfile.c
 # starling-store-gen writes persistence directories with the store layer's own encoder.
 STOREGEN_SRC := tools/starling-store-gen.c src/store/record.c
