@@ -108,8 +108,8 @@ struct config {
 	char bind_address[256];    /* `bind_address`: the default listener's address */
 	uint16_t default_port;     /* `port`: the default listener's port (1883) */
 	bool default_listener_set; /* the file gave `port`, `bind_address` or a TLS option first */
-	struct config_tls default_tls;            /* TLS options given before any `listener` line */
-	uint8_t default_protocol;                 /* `protocol` given before any `listener` line */
+	struct config_tls default_tls;    /* TLS options given before any `listener` line */
+	uint8_t default_protocol;         /* `protocol` given before any `listener` line */
 	uint32_t websockets_headers_size; /* bytes an HTTP upgrade request may take (8192) */
 	uint16_t cmd_ports[CONFIG_LISTENERS_MAX]; /* -p PORT, in order (Mosquitto allows several) */
 	unsigned cmd_port_count;                  /* entries in cmd_ports */

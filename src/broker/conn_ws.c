@@ -14,7 +14,7 @@
 #include "worker.h"
 
 /* Pongs a client makes the broker owe while it does not read may wait up to this much. */
-#define CONN_WS_CTL_MAX (64u << 10)
+#define CONN_WS_CTL_MAX  (64u << 10)
 #define CONN_WS_HTTP_MAX 512 /* an answer to the upgrade request */
 
 /* The subprotocols of MQTT over WebSockets (MQTT 5.0 section 6; 3.1's older name). */

@@ -65,6 +65,22 @@ static long http_request_line(const uint8_t *p, size_t n, struct http_request *r
 	return 0;
 }
 
+/* Whether the start of a request line could still become one: a client speaking another
+ * protocol (MQTT on a WebSocket port) is answered at once, not when the timeout fires. */
+static bool http_partial_line_ok(const uint8_t *p, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && http_is_tchar(p[i]))
+		i++;
+	if (i < len && p[i] != ' ')
+		return false;
+	for (; i < len; i++)
+		if ((p[i] < ' ' && p[i] != '\r') || p[i] == 0x7f)
+			return false;
+	return true;
+}
+
 /* "Name: value" into h. */
 static long http_field(const uint8_t *p, size_t n, struct http_header *h)
 {
@@ -99,7 +115,7 @@ long http_parse_request(const uint8_t *p, size_t len, struct http_request *req)
 	if (len >= 1 && (p[0] == '\r' || p[0] == '\n'))
 		return -400;
 	if (!http_line(p, len, &n, &next))
-		return 0;
+		return http_partial_line_ok(p, len) ? 0 : -400;
 	ret = http_request_line(p, n, req);
 	if (ret < 0)
 		return ret;
@@ -151,7 +167,8 @@ bool http_list_has(struct http_slice v, const char *token)
 		end = i;
 		while (end > start && http_is_blank((uint8_t)v.p[end - 1]))
 			end--;
-		if (end > start && http_slice_eq((struct http_slice){v.p + start, end - start}, token))
+		if (end > start &&
+		    http_slice_eq((struct http_slice){v.p + start, end - start}, token))
 			return true;
 	}
 	return false;

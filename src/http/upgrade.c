@@ -11,7 +11,7 @@
 
 #include "base/b64.h"
 
-#define HTTP_WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define HTTP_WS_GUID    "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define HTTP_WS_KEY_LEN 24 /* base64 of the 16-byte nonce */
 
 static int http_ws_refuse(struct http_ws_upgrade *u, int status, const char *why)
@@ -88,13 +88,20 @@ size_t http_ws_accept_response(const struct http_ws_upgrade *u, char *out, size_
 static const char *http_reason(int status)
 {
 	switch (status) {
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 426: return "Upgrade Required";
-	case 431: return "Request Header Fields Too Large";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Error";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 426:
+		return "Upgrade Required";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Error";
 	}
 }
 

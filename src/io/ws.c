@@ -63,7 +63,8 @@ static int ws_check_start(struct ws_rx *rx, const uint8_t *h)
 		return ST_OK;
 	}
 	if (op == WS_OP_TEXT)
-		return ws_fail(rx, WS_CLOSE_UNSUPPORTED, "text frame (MQTT travels in binary frames)");
+		return ws_fail(rx, WS_CLOSE_UNSUPPORTED,
+		               "text frame (MQTT travels in binary frames)");
 	if (op == WS_OP_BINARY && rx->in_message)
 		return ws_fail(rx, WS_CLOSE_PROTOCOL, "new message inside a fragmented one");
 	if (op == WS_OP_CONT && !rx->in_message)
