@@ -684,6 +684,7 @@ static void test_protocol_option(void)
 	CU_ASSERT_EQUAL(after("websockets_headers_size 1024").websockets_headers_size, 1024);
 	CU_ASSERT_EQUAL(after("websockets_headers_size 0").websockets_headers_size, 8192);
 	expect_error("websockets_headers_size 65537", "websockets_headers_size");
+	expect_error("http_dir /var/www", "http_dir is not supported yet");
 }
 
 /* Runs config_from_args on a NULL-terminated argument list. */

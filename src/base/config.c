@@ -753,6 +753,8 @@ static const struct option options[] = {
         FN_OPT(persistence_sync, opt_persistence_sync),
         FN_OPT(max_queued_bytes, opt_unsupported),
         FN_OPT(protocol, opt_protocol),
+        FN_OPT(http_dir, opt_unsupported),
+        FN_OPT(websockets_log_level, opt_unsupported),
         /* Mosquitto's libwebsockets default is 1024; browsers with cookies send more. */
         INT_OPT(websockets_headers_size, websockets_headers_size, 0, 65536, 0, 8192),
 };
