@@ -164,7 +164,7 @@ void conn_submit_send(struct conn *c)
 	c->w->sends_inflight++;
 }
 
-static void conn_flush_now(struct conn *c);
+static void conn_flush_now(struct conn *c, bool whole);
 
 /*
  * Sends what persistence lets leave (persist_sendable): the rest of the output is set aside
@@ -182,7 +182,7 @@ static void conn_flush_held(struct conn *c, uint64_t limit)
 		rest = c->out;
 		c->out = (struct obuf){.acct = rest.acct};
 	}
-	conn_flush_now(c);
+	conn_flush_now(c, false);
 	obuf_release(&c->out);
 	c->out = rest;
 	persist_sent(c, limit);
@@ -201,12 +201,14 @@ void conn_flush(struct conn *c)
 	}
 	if (c->mark)
 		persist_sent(c, UINT64_MAX);
-	conn_flush_now(c);
+	conn_flush_now(c, true);
 }
 
-static void conn_flush_now(struct conn *c)
+/* Sends `out`; whole: nothing of it stays held for persistence (a WebSocket close frame may
+ * then follow it). */
+static void conn_flush_now(struct conn *c, bool whole)
 {
-	bool ws_closed = c->ws && conn_ws_frame(c);
+	bool ws_closed = c->ws && conn_ws_frame(c, whole);
 	struct obuf tmp;
 
 	if (c->tls) {

@@ -307,7 +307,7 @@ static bool conn_ws_frame_failed(struct conn *c)
 	return false;
 }
 
-bool conn_ws_frame(struct conn *c)
+bool conn_ws_frame(struct conn *c, bool whole)
 {
 	struct conn_ws *ws = c->ws;
 	struct obuf *f = &ws->spare;
@@ -319,7 +319,7 @@ bool conn_ws_frame(struct conn *c)
 		obuf_reset(&c->out); /* nothing follows a close frame (RFC 6455 5.5.1) */
 		return false;
 	}
-	if (!ws->ctl.total && !ws->close_pending && (!c->out.total || !ws->open))
+	if (!ws->ctl.total && !(ws->close_pending && whole) && (!c->out.total || !ws->open))
 		return false;
 	if (ws->ctl.total) {
 		if (obuf_append_obuf(f, &ws->ctl) != ST_OK)
@@ -332,7 +332,7 @@ bool conn_ws_frame(struct conn *c)
 		if (obuf_append(f, hdr, h) != ST_OK || obuf_append_obuf(f, &c->out) != ST_OK)
 			return conn_ws_frame_failed(c);
 	}
-	if (ws->close_pending) {
+	if (ws->close_pending && whole) {
 		size_t h = ws_frame_header(hdr, WS_OP_CLOSE, 2, NULL);
 
 		hdr[h] = (uint8_t)(ws->close_code >> 8);

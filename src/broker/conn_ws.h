@@ -55,11 +55,12 @@ int conn_ws_attach(struct conn *c);
 void conn_ws_input(struct conn *c, const uint8_t *p, size_t n);
 
 /*
- * Frames `out` (after `ctl`, before a pending close frame) for conn_flush: `out` then holds
- * the bytes for the wire. Returns true when the close frame went in just now (a wss
- * connection then follows it with TLS close_notify).
+ * Frames `out` (after `ctl`, and before a pending close frame when `whole`: no output of the
+ * connection is held back for persistence) for conn_flush: `out` then holds the bytes for the
+ * wire. Returns true when the close frame went in just now (a wss connection then follows it
+ * with TLS close_notify).
  */
-bool conn_ws_frame(struct conn *c);
+bool conn_ws_frame(struct conn *c, bool whole);
 
 /* Whether WebSocket bytes wait to be framed or sent. */
 static inline bool conn_ws_pending(const struct conn *c)
