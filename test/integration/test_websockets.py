@@ -12,6 +12,7 @@ workers.
 """
 
 import collections
+import json
 import os
 import shutil
 import socket
@@ -474,6 +475,16 @@ class WssTest(WsCase):
             self.publish(tcp, "wss/paho", b"w%d" % i, 1)
         self.wait_messages(got, 10)
 
+    def test_bench_over_wss(self):
+        args = (tool("starling-bench"), "fanout", "-S", 3, "-q", 1, "-r", 1000, "-d", 1, "-w",
+                0.2, "-p", self.ws.port, "--ws", "--cafile", self.certs.ca, "--json")
+        res = subprocess.run([str(a) for a in args], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stderr.decode())
+        r = json.loads(res.stdout.decode().strip().splitlines()[-1])
+        self.assertEqual((r["ok"], r["loss"]), (True, 0), r)
+        self.assertEqual(r["delivered"], r["sent"] * 3, r)
+
     @unittest.skipUnless(have_mqttjs(), "MQTT.js (node-mqtt) is not installed")
     def test_mqttjs_over_wss_qos_0_1_2(self):
         for qos in (0, 1, 2):
@@ -481,6 +492,41 @@ class WssTest(WsCase):
                             qos, 30, ca=self.certs.ca)
             self.assertEqual(p.wait(30), 0, p.output())
             self.assertIn("ok 30", p.output())
+
+
+class BenchWsTest(WsCase):
+    """starling-bench --ws: short, rate-limited runs with exact counts (test_bench_smoke's rule)."""
+
+    def bench(self, *args):
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:halt_on_error=1",
+                   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+        cmd = [tool("starling-bench")] + [str(a) for a in args] + [
+            "-p", str(self.ws.port), "--ws", "--json", "--setup-timeout", "20"]
+        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, timeout=60, env=env)
+        self.assertEqual(res.returncode, 0, "%r\n%s\n%s" % (cmd, res.stdout.decode(),
+                                                         res.stderr.decode()))
+        r = json.loads(res.stdout.decode().strip().splitlines()[-1])
+        self.assertTrue(r["ok"], r)
+        self.assertGreater(r["sent"], 0, r)
+        self.assertEqual(r["delivered"], r["expected"], r)
+        self.assertEqual((r["loss"], r["duplicates"], r["out_of_order"], r["invalid"]),
+                         (0, 0, 0, 0), r)
+        return r
+
+    def test_fanout_qos0_over_ws(self):
+        r = self.bench("fanout", "-S", 5, "-r", 2000, "-d", 1, "-w", 0.2)
+        self.assertEqual(r["expected"], r["sent"] * 5, r)
+
+    def test_fanin_qos2_mqtt5_over_ws(self):
+        r = self.bench("fanin", "-P", 4, "-q", 2, "-V", 5, "-r", 1000, "-d", 1, "-w", 0.2)
+        self.assertEqual(r["acked"], r["sent_total"], r)
+
+    def test_persistent_is_refused_with_ws(self):
+        res = subprocess.run([tool("starling-bench"), "fanout", "--ws", "--persistent"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+        self.assertEqual(res.returncode, 2)
+        self.assertIn(b"--ws", res.stderr)
 
 
 @unittest.skipIf(KIND == "mosquitto", "starlingd's configuration errors")
