@@ -609,6 +609,8 @@ static void worker_close_all(struct worker *w)
 		next = c->next;
 		if (c->state == CONN_ACTIVE)
 			out_disconnect(c, ST_RC_SERVER_SHUTTING_DOWN, NULL);
+		if (c->ws && !c->ws->close_code)
+			c->ws->close_code = WS_CLOSE_GOING_AWAY; /* RFC 6455 7.4.1 */
 		conn_close(c, true, "broker shutting down");
 	}
 	if (w->sig_fd >= 0)

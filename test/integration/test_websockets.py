@@ -282,6 +282,12 @@ class FramingTest(WsCase):
         c.send(b"\xe0\x00")  # DISCONNECT
         self.assert_close(c.ws, 1000)
 
+    def test_broker_shutdown_closes_with_1001(self):
+        c = self.wsraw()
+        self.assertEqual(c.connect("leaving").rc, 0)
+        self.broker.stop()
+        self.assert_close(c.ws, 1001)
+
     def bad_frame(self, data, code):
         s = self.upgraded()
         s.sendall(encode_connect(unique_id(), True, 60))
