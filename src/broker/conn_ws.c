@@ -199,6 +199,7 @@ static void conn_ws_refuse(struct conn *c, int status, const char *why)
 	ws->refused = true;
 	free(ws->head);
 	ws->head = NULL;
+	ws->head_len = ws->head_cap = 0;
 	if (log_enabled(&w->log, LOG_T_NOTICE))
 		log_msg(&w->log, LOG_T_NOTICE,
 		        "WebSocket upgrade refused on connection %llu: %s (HTTP %d).",
@@ -208,14 +209,13 @@ static void conn_ws_refuse(struct conn *c, int status, const char *why)
 	conn_close(c, false, "WebSocket upgrade refused");
 }
 
-/* A whole request head of `len` bytes in ws->head: answered; what followed it is frames. */
-static void conn_ws_upgrade(struct conn *c, const struct http_request *req, size_t len)
+/* A whole request head: answered (its slices are valid during the call only). */
+static void conn_ws_upgrade(struct conn *c, const struct http_request *req)
 {
 	struct conn_ws *ws = c->ws;
 	struct worker *w = c->w;
 	struct http_ws_upgrade u;
 	char resp[CONN_WS_HTTP_MAX];
-	uint8_t *head = ws->head;
 	size_t n;
 	int ret = http_ws_check(req, conn_ws_protocols, &u);
 
@@ -230,40 +230,76 @@ static void conn_ws_upgrade(struct conn *c, const struct http_request *req, size
 	}
 	conn_want_flush(c);
 	ws->open = true;
+	free(ws->head);
+	ws->head = NULL;
+	ws->head_len = ws->head_cap = 0;
 	if (log_enabled(&w->log, LOG_T_WEBSOCKETS))
 		log_msg(&w->log, LOG_T_WEBSOCKETS,
 		        "WebSocket upgrade on connection %llu: subprotocol %s.",
 		        (unsigned long long)c->id, u.protocol);
-	ws->head = NULL;
-	if (ws->head_len > len)
-		conn_ws_decode(c, head + len, ws->head_len - len);
-	free(head);
-	ws->head_len = 0;
 }
 
-/* Bytes of the upgrade request; returns how many of p[0..n) it took. */
+/* Keeps the start of a request head that continues in a later receive; false: no memory. */
+static bool conn_ws_keep_head(struct conn_ws *ws, const uint8_t *p, size_t n, uint32_t max)
+{
+	if (ws->head_len + n > ws->head_cap) {
+		/* Grows with what arrives, as rbuf does: a slow client holds only what it sent. */
+		size_t cap = ws->head_cap ? (size_t)ws->head_cap * 2 : 512;
+		uint8_t *nb;
+
+		while (cap < ws->head_len + n)
+			cap *= 2;
+		if (cap > max)
+			cap = max;
+		nb = realloc(ws->head, cap);
+		if (!nb)
+			return false;
+		ws->head = nb;
+		ws->head_cap = (uint32_t)cap;
+	}
+	memcpy(ws->head + ws->head_len, p, n);
+	ws->head_len += (uint32_t)n;
+	return true;
+}
+
+/*
+ * Bytes of the upgrade request. Returns how many of p[0..n) belong to it: once it is answered,
+ * what follows is frames. The usual request arrives in one receive and is parsed where it
+ * lies; only one cut by a receive's end is gathered in `head` (websockets_headers_size at
+ * most).
+ */
 static size_t conn_ws_handshake(struct conn *c, const uint8_t *p, size_t n)
 {
 	struct conn_ws *ws = c->ws;
-	uint32_t max = c->w->b->cfg.websockets_headers_size;
+	uint32_t max = c->w->b->cfg.websockets_headers_size, had = ws->head_len;
+	size_t take = n < max - had ? n : max - had;
 	struct http_request req;
-	size_t take = n < max - ws->head_len ? n : max - ws->head_len;
 	long ret;
 
-	if (!ws->head && !(ws->head = malloc(max))) {
-		conn_close(c, false, "out of memory");
-		return n;
+	if (had == 0) {
+		ret = http_parse_request(p, take, &req);
+		if (ret > 0) {
+			conn_ws_upgrade(c, &req);
+			return (size_t)ret;
+		}
+	} else {
+		if (!conn_ws_keep_head(ws, p, take, max)) {
+			conn_close(c, false, "out of memory");
+			return n;
+		}
+		ret = http_parse_request(ws->head, ws->head_len, &req);
+		if (ret > 0) {
+			conn_ws_upgrade(c, &req);
+			return (size_t)ret - had; /* the head ended inside p */
+		}
 	}
-	memcpy(ws->head + ws->head_len, p, take);
-	ws->head_len += (uint32_t)take;
-	ret = http_parse_request(ws->head, ws->head_len, &req);
-	if (ret == 0 && ws->head_len == max)
-		conn_ws_refuse(c, 431, "request head over websockets_headers_size");
-	else if (ret < 0)
+	if (ret < 0)
 		conn_ws_refuse(c, (int)-ret, "malformed HTTP request");
-	else if (ret > 0)
-		conn_ws_upgrade(c, &req, (size_t)ret);
-	return take;
+	else if (had + take == max)
+		conn_ws_refuse(c, 431, "request head over websockets_headers_size");
+	else if (had == 0 && !conn_ws_keep_head(ws, p, take, max))
+		conn_close(c, false, "out of memory");
+	return n;
 }
 
 void conn_ws_input(struct conn *c, const uint8_t *p, size_t n)

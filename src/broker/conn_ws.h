@@ -3,8 +3,9 @@
  * the HTTP upgrade (src/http/) and WebSocket framing (src/io/ws.h) below MQTT. It sits where
  * conn_tls.c sits, one step further up: socket -> TLS (wss) -> WebSocket -> MQTT.
  *
- * Receive: until the upgrade is answered, bytes gather in `head` (at most
- * websockets_headers_size; the CONNECT timeout bounds the time). A valid request gets 101 and
+ * Receive: the upgrade request is parsed where the receive put it; only a request cut by a
+ * receive's end is gathered in `head` (at most websockets_headers_size; the CONNECT timeout
+ * bounds the time). A valid request gets 101 and
  * the subprotocol `mqtt` (or `mqttv3.1`), anything else an HTTP error and a close. From then
  * on received bytes are frames: their payloads, unmasked into the worker's buffer, go to
  * conn_input_bytes() (in HANDOFF, to the bytes kept for the home worker) exactly as a plain
@@ -39,8 +40,9 @@ struct conn_ws {
 	struct ws_rx rx;     /* incoming frames */
 	struct obuf ctl;     /* the WebSocket layer's own bytes, ready to send (101, pongs) */
 	struct obuf spare;   /* what `out` swaps with when framed (keeps its memory) */
-	uint8_t *head;       /* the upgrade request gathered so far, or NULL */
+	uint8_t *head;       /* the start of an upgrade request cut by a receive's end, or NULL */
 	uint32_t head_len;   /* bytes in head */
+	uint32_t head_cap;   /* bytes allocated (grows with what arrives) */
 	bool open;           /* the upgrade was answered: frames from here on */
 	bool refused;        /* the upgrade was refused: its HTTP answer, then the close */
 	bool close_pending;  /* a close frame leaves after the data at the next flush */

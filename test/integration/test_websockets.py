@@ -175,6 +175,18 @@ class UpgradeTest(WsCase):
         self.assertEqual((f.opcode, f.payload), (OP_BINARY, b"\x20\x02\x00\x00"))
 
 
+    def test_request_cut_in_two_with_frames_behind_it(self):
+        """The head gathered across receives; the frame after it, in the same segment as the
+        head's end, is taken as a frame."""
+        s = self.wssock()
+        data, _key = s.request()
+        s.sock.sendall(data[:30])
+        time.sleep(0.05)
+        s.sock.sendall(data[30:] + frame_bytes(OP_BINARY, encode_connect("cut", True, 60)))
+        self.assertEqual(s.read_response()[0], 101)
+        self.assertEqual(s.recv_frame().payload, b"\x20\x02\x00\x00")
+
+
 class HandshakeLimitTest(WsCase):
     extra_lines = ("websockets_headers_size 1024",)
 
