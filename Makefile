@@ -33,10 +33,11 @@ CODEC_SRC  := $(wildcard src/codec/*.c)
 # Every other layer makes the broker's library (main.c, at the top, holds only main()).
 BROKER_SRC := $(filter-out $(CODEC_SRC),$(wildcard src/*/*.c))
 TOOL_COMMON_SRC := tools/client.c tools/client_io.c tools/client_tls.c tools/cli.c tools/cli_props.c
-BENCH_TOOL_SRC  := $(wildcard tools/bench/*.c)
+# starling-bench frames --ws traffic with the broker's own WebSocket framing (src/io/ws.c).
+BENCH_TOOL_SRC  := $(wildcard tools/bench/*.c) src/io/ws.c
 TOOLS      := starling-pub starling-sub starling-bench starling-passwd starling-store-gen
 # starling-passwd writes password files with the broker's own code (src/auth/).
-PASSWD_SRC := tools/starling-passwd.c src/auth/passwd.c src/auth/b64.c src/auth/file.c \
+PASSWD_SRC := tools/starling-passwd.c src/auth/passwd.c src/base/b64.c src/auth/file.c \
               src/base/readfile.c
 # starling-store-gen writes persistence directories with the store layer's own encoder.
 STOREGEN_SRC := tools/starling-store-gen.c src/store/record.c

@@ -660,6 +660,33 @@ static void test_listener_derivation(void)
 	CU_ASSERT_FALSE(cfg.allow_anonymous);
 }
 
+/* `protocol`: per listener (before any: the default listener), mqtt by default. */
+static void test_protocol_option(void)
+{
+	const char *ws[] = {"listener 1884", "listener 8080", "protocol websockets", NULL};
+	const char *dflt[] = {"protocol websockets", "listener 1884", "protocol mqtt", NULL};
+	struct config cfg;
+
+	cfg = finished(ws, NULL, 0);
+	CU_ASSERT_EQUAL(cfg.listener_count, 2);
+	CU_ASSERT_EQUAL(cfg.listeners[0].protocol, CONFIG_PROTO_MQTT);
+	CU_ASSERT_EQUAL(cfg.listeners[1].protocol, CONFIG_PROTO_WEBSOCKETS);
+	cfg = finished(dflt, NULL, 0); /* the default listener (on 1883) speaks websockets */
+	CU_ASSERT_EQUAL(cfg.listener_count, 2);
+	CU_ASSERT_EQUAL(cfg.listeners[0].protocol, CONFIG_PROTO_MQTT);
+	CU_ASSERT_EQUAL(cfg.listeners[1].port, 1883);
+	CU_ASSERT_EQUAL(cfg.listeners[1].protocol, CONFIG_PROTO_WEBSOCKETS);
+	expect_error("protocol http", "protocol: expected mqtt or websockets, got \"http\"");
+	expect_error("protocol", "protocol: missing value");
+	expect_error("protocol mqtt websockets", "protocol: unexpected extra value");
+	cfg = finished(NULL, NULL, 0);
+	CU_ASSERT_EQUAL(cfg.websockets_headers_size, 8192);
+	CU_ASSERT_EQUAL(after("websockets_headers_size 1024").websockets_headers_size, 1024);
+	CU_ASSERT_EQUAL(after("websockets_headers_size 0").websockets_headers_size, 8192);
+	expect_error("websockets_headers_size 65537", "websockets_headers_size");
+	expect_error("http_dir /var/www", "http_dir is not supported yet");
+}
+
 /* Runs config_from_args on a NULL-terminated argument list. */
 static int from_args(struct config *cfg, const char *const *args)
 {
@@ -1023,6 +1050,7 @@ int main(void)
 	        {"long line, small error buffer", test_long_line_and_small_err},
 	        {"allow_anonymous derivation", test_allow_anonymous_derivation},
 	        {"listener derivation", test_listener_derivation},
+	        {"protocol", test_protocol_option},
 	        {"argv good", test_args_good},
 	        {"argv help", test_args_help},
 	        {"argv bad", test_args_bad},

@@ -578,9 +578,43 @@ static void test_accounting(void)
 	msg_unref(m);
 }
 
+/* obuf_append_obuf: bytes copied, splices by reference (same payload pointer, one more
+ * reference each), at the end of what dst held; an empty source adds nothing. */
+static void test_append_obuf(void)
+{
+	struct msg *m = msg_pattern(5000, 3);
+	struct obuf src = {0}, dst = {0}, empty = {0};
+	struct expect *e = calloc(1, sizeof(*e)), *junk = calloc(1, sizeof(*junk));
+	struct iovec iov[16];
+	unsigned refs0 = m->refs;
+
+	append(&dst, e, "\x82\x7e\x00\x00", 4); /* a frame header, say */
+	append(&src, junk, "head", 4);
+	splice(&src, junk, m, 0, 2000);
+	append(&src, junk, "middle", 6);
+	splice(&src, junk, m, 2000, 1500);
+	splice(&src, junk, m, 3500, 1500);
+	append(&src, junk, "tail", 4);
+	CU_ASSERT_EQUAL(obuf_append_obuf(&dst, &src), ST_OK);
+	exp_add(e, junk->b, junk->len);
+	check_iov_all(&dst, e);
+	CU_ASSERT_EQUAL(m->refs, refs0 + 6);
+	CU_ASSERT(obuf_iov(&dst, 0, iov, 16) >= 3);
+	CU_ASSERT_PTR_EQUAL(iov[1].iov_base, msg_payload(m));
+	CU_ASSERT_EQUAL(obuf_append_obuf(&dst, &empty), ST_OK);
+	check_iov_all(&dst, e);
+	obuf_release(&src);
+	obuf_release(&dst);
+	CU_ASSERT_EQUAL(m->refs, refs0);
+	free(e);
+	free(junk);
+	msg_unref(m);
+}
+
 int main(void)
 {
 	static const struct tu_test obuf_tests[] = {
+	        {"append another obuf", test_append_obuf},
 	        {"memory accounting", test_accounting},
 	        {"empty obuf", test_empty},
 	        {"empty obuf: zero bytes", test_empty_zero_bytes},

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
-#include "auth/b64.h"
+#include "base/b64.h"
 #include "auth/passwd.h"
 #include "starling/error.h"
 #include "testutil.h"

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "b64.h"
+#include "base/b64.h"
 #include "file.h"
 #include "starling/error.h"
 

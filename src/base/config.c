@@ -26,7 +26,8 @@
  * - The certificate-based TLS options (certfile, keyfile, cafile, capath, crlfile, ciphers,
  *   ciphers_tls1.3, tls_version, require_certificate, use_identity_as_username,
  *   use_subject_as_username) belong to the last `listener` line; given before any, they
- *   configure the default listener and bring it into being, as `port` does.
+ *   configure the default listener and bring it into being, as `port` does. So does
+ *   `protocol mqtt|websockets`.
  * Port 0 (an ephemeral port) is accepted everywhere as a Starling extension for tests;
  * Mosquitto rejects it. max_connections is per listener in Mosquitto and broker-wide here.
  */
@@ -640,6 +641,31 @@ static int opt_tls_version(struct config *cfg, const struct option *o, const str
 	return ST_OK;
 }
 
+/* `protocol mqtt|websockets`, for the listener above (before any: the default listener). */
+static int opt_protocol(struct config *cfg, const struct option *o, const struct words *w,
+                        const struct where *at)
+{
+	uint8_t v;
+	int rc = want_one(w, at);
+
+	if (rc != ST_OK)
+		return rc;
+	if (strcmp(w->v[0], "mqtt") == 0)
+		v = CONFIG_PROTO_MQTT;
+	else if (strcmp(w->v[0], "websockets") == 0)
+		v = CONFIG_PROTO_WEBSOCKETS;
+	else
+		return fail(at, "%s: expected mqtt or websockets, got \"%s\"", o->name, w->v[0]);
+	if (cfg->listener_count > 0) {
+		cfg->listeners[cfg->listener_count - 1].protocol = v;
+		return ST_OK;
+	}
+	rc = claim_default_listener(cfg, o->name, at);
+	if (rc == ST_OK)
+		cfg->default_protocol = v;
+	return rc;
+}
+
 /* Options of Mosquitto's that a later Starling implements; accepting them now would lie. */
 static int opt_unsupported(struct config *cfg, const struct option *o, const struct words *w,
                            const struct where *at)
@@ -726,6 +752,11 @@ static const struct option options[] = {
         BOOL_OPT(autosave_on_changes, autosave_on_changes, opt_bool),
         FN_OPT(persistence_sync, opt_persistence_sync),
         FN_OPT(max_queued_bytes, opt_unsupported),
+        FN_OPT(protocol, opt_protocol),
+        FN_OPT(http_dir, opt_unsupported),
+        FN_OPT(websockets_log_level, opt_unsupported),
+        /* Mosquitto's libwebsockets default is 1024; browsers with cookies send more. */
+        INT_OPT(websockets_headers_size, websockets_headers_size, 0, 65536, 0, 8192),
 };
 
 void config_defaults(struct config *cfg)
@@ -750,6 +781,7 @@ void config_defaults(struct config *cfg)
 	strcpy(cfg->persistence_file, "starling.db");
 	cfg->autosave_interval = 1800;
 	cfg->persistence_sync = true;
+	cfg->websockets_headers_size = 8192;
 }
 
 /* Splits buf (modified in place) into the option name, its values and the raw rest. */
@@ -896,6 +928,7 @@ void config_finish(struct config *cfg)
 			l->port = cfg->default_port;
 			memcpy(l->bind, cfg->bind_address, sizeof(l->bind));
 			l->tls = cfg->default_tls;
+			l->protocol = cfg->default_protocol;
 		}
 	}
 	if (!cfg->allow_anonymous_set)

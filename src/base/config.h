@@ -28,7 +28,7 @@ enum config_log_type {
 	LOG_T_DEBUG = 1u << 4,
 	LOG_T_SUBSCRIBE = 1u << 5,
 	LOG_T_UNSUBSCRIBE = 1u << 6,
-	LOG_T_WEBSOCKETS = 1u << 7, /* accepted for compatibility; Starling has no websockets */
+	LOG_T_WEBSOCKETS = 1u << 7, /* WebSocket handshakes and framing errors */
 	LOG_T_ALL = 0xffu,
 };
 
@@ -80,8 +80,15 @@ struct config_tls {
 	bool use_subject_as_username;  /* its whole subject (RFC 2253) is the username */
 };
 
+/* `protocol`: what a listener speaks above TCP (or TLS). */
+enum config_protocol {
+	CONFIG_PROTO_MQTT = 0,       /* MQTT straight on the stream (the default) */
+	CONFIG_PROTO_WEBSOCKETS = 1, /* MQTT in WebSocket binary frames after an HTTP upgrade */
+};
+
 struct config_listener {
 	uint16_t port;           /* TCP port; 0 asks the kernel for an ephemeral one */
+	uint8_t protocol;        /* enum config_protocol */
 	char bind[256];          /* address or host name; empty: all interfaces */
 	struct config_auth auth; /* per_listener_settings true: this listener's security */
 	struct config_tls tls;   /* TLS options; a listener with certfile and keyfile is TLS */
@@ -101,7 +108,9 @@ struct config {
 	char bind_address[256];    /* `bind_address`: the default listener's address */
 	uint16_t default_port;     /* `port`: the default listener's port (1883) */
 	bool default_listener_set; /* the file gave `port`, `bind_address` or a TLS option first */
-	struct config_tls default_tls;            /* TLS options given before any `listener` line */
+	struct config_tls default_tls;    /* TLS options given before any `listener` line */
+	uint8_t default_protocol;         /* `protocol` given before any `listener` line */
+	uint32_t websockets_headers_size; /* bytes an HTTP upgrade request may take (8192) */
 	uint16_t cmd_ports[CONFIG_LISTENERS_MAX]; /* -p PORT, in order (Mosquitto allows several) */
 	unsigned cmd_port_count;                  /* entries in cmd_ports */
 	bool cmd_ports_ignored;     /* -p given but the file defines listeners (Mosquitto 2) */

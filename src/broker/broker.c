@@ -183,7 +183,10 @@ static int broker_listen(struct broker *b, unsigned cfg_index, const char *host,
 		                                       : ((struct sockaddr_in *)&ss)->sin_port);
 		b->listen_cfg[i] = (uint16_t)cfg_index;
 		b->nlisten++;
-		log_msg(&b->log, LOG_T_NOTICE, "Opening %s listen socket on port %u.",
+		log_msg(&b->log, LOG_T_NOTICE, "Opening %s%s listen socket on port %u.",
+		        b->cfg.listeners[cfg_index].protocol == CONFIG_PROTO_WEBSOCKETS
+		                ? "websockets "
+		                : "",
 		        ai->ai_family == AF_INET6 ? "ipv6" : "ipv4", b->listen_ports[i]);
 		bound++;
 	}

@@ -15,6 +15,7 @@
 
 #include "broker.h"
 #include "conn_tls.h"
+#include "conn_ws.h"
 #include "handlers.h"
 #include "persist.h"
 #include "base/log.h"
@@ -163,7 +164,7 @@ void conn_submit_send(struct conn *c)
 	c->w->sends_inflight++;
 }
 
-static void conn_flush_now(struct conn *c);
+static void conn_flush_now(struct conn *c, bool whole);
 
 /*
  * Sends what persistence lets leave (persist_sendable): the rest of the output is set aside
@@ -181,7 +182,7 @@ static void conn_flush_held(struct conn *c, uint64_t limit)
 		rest = c->out;
 		c->out = (struct obuf){.acct = rest.acct};
 	}
-	conn_flush_now(c);
+	conn_flush_now(c, false);
 	obuf_release(&c->out);
 	c->out = rest;
 	persist_sent(c, limit);
@@ -200,15 +201,18 @@ void conn_flush(struct conn *c)
 	}
 	if (c->mark)
 		persist_sent(c, UINT64_MAX);
-	conn_flush_now(c);
+	conn_flush_now(c, true);
 }
 
-static void conn_flush_now(struct conn *c)
+/* Sends `out`; whole: nothing of it stays held for persistence (a WebSocket close frame may
+ * then follow it). */
+static void conn_flush_now(struct conn *c, bool whole)
 {
+	bool ws_closed = c->ws && conn_ws_frame(c, whole);
 	struct obuf tmp;
 
 	if (c->tls) {
-		conn_tls_flush(c);
+		conn_tls_flush(c, ws_closed);
 		return;
 	}
 	if (c->out.total == 0)
@@ -233,8 +237,10 @@ static void conn_check_dead(struct conn *c)
 	if (c->state == CONN_CLOSING && c->eof) {
 		c->dead = true;
 		worker_conn_dead(c->w, c);
-	} else if (c->state == CONN_HANDOFF && !conn_tls_pending(c) && !c->send_busy) {
-		/* A TLS connection's own ciphertext leaves from here first (conn_tls.h). */
+	} else if (c->state == CONN_HANDOFF && !conn_tls_pending(c) && !conn_ws_pending(c) &&
+	           !c->send_busy) {
+		/* A TLS connection's own ciphertext leaves from here first (conn_tls.h), and a
+		 * WebSocket connection's own frames (conn_ws.h). */
 		c->dead = true;
 		worker_conn_handoff(c->w, c);
 	}
@@ -259,6 +265,8 @@ static void conn_release_output(struct conn *c)
 	obuf_release(&c->out);
 	if (c->tls)
 		obuf_release(&c->tls->wire);
+	if (c->ws)
+		conn_ws_release_output(c);
 	free(c->iov);
 	c->iov = NULL;
 	c->iov_cap = 0;
@@ -277,7 +285,7 @@ static void conn_maybe_finish(struct conn *c)
 {
 	if (c->state != CONN_CLOSING || c->send_busy || c->eof)
 		return;
-	if (c->out.total || conn_tls_pending(c)) {
+	if (c->out.total || conn_tls_pending(c) || conn_ws_pending(c)) {
 		conn_want_flush(c);
 		return;
 	}
@@ -330,7 +338,7 @@ static void conn_on_send(struct conn *c, const struct ring_cqe *cqe)
 	/* QoS 1/2 deliveries that waited for the output to drain (conn_qos_room) go now. */
 	if (c->session && c->session->q_len && c->state == CONN_ACTIVE)
 		route_pump(c->session);
-	if (c->out.total || conn_tls_pending(c)) {
+	if (c->out.total || conn_tls_pending(c) || conn_ws_pending(c)) {
 		conn_want_flush(c);
 		return;
 	}
@@ -525,6 +533,16 @@ void conn_input_bytes(struct conn *c, const uint8_t *p, size_t n)
 		conn_keep(c, p, n);
 }
 
+void conn_stream_bytes(struct conn *c, const uint8_t *p, size_t n)
+{
+	if (c->ws)
+		conn_ws_input(c, p, n);
+	else if (c->state == CONN_HANDOFF)
+		conn_keep(c, p, n);
+	else
+		conn_input_bytes(c, p, n);
+}
+
 /* HANDOFF: bytes that arrived before the cancelled receive ended go with the connection. */
 static void conn_on_recv_handoff(struct conn *c, const struct ring_cqe *cqe)
 {
@@ -533,7 +551,7 @@ static void conn_on_recv_handoff(struct conn *c, const struct ring_cqe *cqe)
 		if (c->tls)
 			conn_tls_input(c, cqe->buf, (size_t)cqe->res);
 		else
-			conn_keep(c, cqe->buf, (size_t)cqe->res);
+			conn_stream_bytes(c, cqe->buf, (size_t)cqe->res);
 	} else if (cqe->res < 0 && cqe->res != -ECANCELED && cqe->res != -ENOBUFS) {
 		/* A reset: nobody left to hand over. An EOF, though, is the home's to see. */
 		conn_close(c, false, "connection reset");
@@ -581,7 +599,7 @@ static void conn_on_recv(struct conn *c, const struct ring_cqe *cqe)
 		if (c->tls)
 			conn_tls_input(c, cqe->buf, (size_t)cqe->res);
 		else
-			conn_input_bytes(c, cqe->buf, (size_t)cqe->res);
+			conn_stream_bytes(c, cqe->buf, (size_t)cqe->res);
 	} else if (cqe->res == 0) {
 		conn_close(c, false, "closed by client");
 		c->rx_done = true;
@@ -627,7 +645,7 @@ void conn_drain_input(struct conn *c)
 			if (c->tls)
 				conn_tls_drain(c, buf, (size_t)n);
 			else
-				conn_input_bytes(c, buf, (size_t)n);
+				conn_stream_bytes(c, buf, (size_t)n);
 			budget = (size_t)n < budget ? budget - (size_t)n : 0;
 		} else if (n == 0) {
 			conn_close(c, false, "closed by client");
@@ -661,7 +679,9 @@ void conn_close(struct conn *c, bool graceful, const char *reason)
 	if (c->state == CONN_CLOSING)
 		return;
 	handle_conn_closing(c, graceful, reason);
-	if (c->tls && graceful)
+	if (c->ws)
+		conn_ws_closing(c); /* its close frame, then (wss) close_notify, at the flush */
+	else if (c->tls && graceful)
 		conn_tls_closing(c);
 	c->state = CONN_CLOSING;
 	c->closing_ms = c->w->now_ms;
@@ -713,6 +733,7 @@ void conn_free(struct conn *c)
 		free(c->v5);
 	}
 	conn_tls_destroy(c->tls);
+	conn_ws_destroy(c->ws);
 	free(c->username);
 	free(c);
 }

@@ -24,7 +24,11 @@
  * its receive is cancelled, and the CONNECT with every byte after it is kept in `rbuf` until
  * the receive's last completion; then the socket and the bytes move to the home worker
  * (worker_conn_handoff), which parses them as if it had read them itself. A TLS connection's
- * SSL moves with it, its bytes kept as plaintext (conn_tls.h says how).
+ * SSL moves with it, its bytes kept as plaintext (conn_tls.h says how); so does a WebSocket
+ * connection's framing state, its bytes kept unframed (conn_ws.h).
+ *
+ * Layers of the byte stream: socket -> TLS (conn_tls) -> WebSocket (conn_ws) -> MQTT
+ * (conn_input_bytes); each is optional and each hands the next plain bytes.
  */
 #ifndef STARLING_CONN_H
 #define STARLING_CONN_H
@@ -43,6 +47,7 @@ struct worker;
 struct session;
 struct msg;
 struct conn_tls;
+struct conn_ws;
 
 enum conn_state {
 	CONN_NEW = 0,     /* connected, no CONNECT yet */
@@ -97,6 +102,7 @@ struct conn {
 	struct msg *will;        /* will message (reference), or NULL */
 	struct conn5 *v5;        /* MQTT 5 state, NULL for 3.x clients */
 	struct conn_tls *tls;    /* TLS state (conn_tls.h), NULL on a plaintext listener */
+	struct conn_ws *ws;      /* WebSocket state (conn_ws.h), NULL on an MQTT listener */
 	char *username;          /* the client's username (CONNECT's, or its certificate's with
 	                            use_identity/subject_as_username), NUL-terminated; or NULL */
 	uint16_t username_len;   /* bytes of username */
@@ -169,6 +175,10 @@ void conn_keep(struct conn *c, const uint8_t *p, size_t n);
 
 /* Submits `sending` from offset `sent` as one sendmsg (for conn_tls.c's flush). */
 void conn_submit_send(struct conn *c);
+
+/* Bytes from below the WebSocket layer (the socket, or TLS plaintext): through the WebSocket
+ * layer if c has one, then to the MQTT input path (or kept, in HANDOFF). */
+void conn_stream_bytes(struct conn *c, const uint8_t *p, size_t n);
 
 /* Parses bytes as if received (those a handed-over connection had read elsewhere). */
 void conn_input_bytes(struct conn *c, const uint8_t *p, size_t n);

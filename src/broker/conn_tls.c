@@ -64,15 +64,12 @@ void conn_tls_adopt(struct conn *c, struct conn_tls *ct)
 	c->tls = ct;
 }
 
-/* Plaintext from the engine: parsed, or kept for the home worker while moving there. */
+/* Plaintext from the engine: up the stack (WebSocket, MQTT), or kept while moving. */
 static bool conn_tls_plain(void *ctx, const uint8_t *p, size_t n)
 {
 	struct conn *c = ctx;
 
-	if (c->state == CONN_HANDOFF)
-		conn_keep(c, p, n);
-	else
-		conn_input_bytes(c, p, n);
+	conn_stream_bytes(c, p, n);
 	return c->state != CONN_CLOSING;
 }
 
@@ -186,7 +183,7 @@ static int conn_tls_encrypt(struct conn *c, uint8_t *stage)
 	return ST_OK;
 }
 
-void conn_tls_flush(struct conn *c)
+void conn_tls_flush(struct conn *c, bool close_notify)
 {
 	struct conn_tls *ct = c->tls;
 	struct worker *w = c->w;
@@ -205,6 +202,8 @@ void conn_tls_flush(struct conn *c)
 			return;
 		}
 	}
+	if (close_notify)
+		tls_close_notify(&ct->t);
 	if (ct->wire.total == 0)
 		return;
 	tmp = c->sending;

@@ -4,8 +4,8 @@
  *
  * Receive: each ciphertext the ring's multishot receive delivers goes through tls_input(),
  * which advances the handshake and hands the plaintext, gathered in the worker's TLS buffer,
- * to conn_input_bytes() exactly as a plaintext connection's bytes (in HANDOFF, to the bytes
- * kept for the home worker).
+ * to conn_stream_bytes() exactly as a plaintext connection's bytes (through the WebSocket
+ * layer for wss; in HANDOFF, to the bytes kept for the home worker).
  *
  * Send: handlers append plaintext packets to `out` as for any connection. At the end of the
  * loop iteration conn_flush() comes here: `out` is encrypted into `wire` (few 16 KiB records
@@ -50,8 +50,9 @@ void conn_tls_input(struct conn *c, const uint8_t *p, size_t n);
 /* Ciphertext read synchronously by conn_drain_input: decrypted with a buffer of its own. */
 void conn_tls_drain(struct conn *c, const uint8_t *p, size_t n);
 
-/* conn_flush for a TLS connection (no send in flight, not at EOF). */
-void conn_tls_flush(struct conn *c);
+/* conn_flush for a TLS connection (no send in flight, not at EOF); close_notify follows the
+ * records (after a WebSocket close frame). */
+void conn_tls_flush(struct conn *c, bool close_notify);
 
 /* Whether ciphertext waits in `wire` to be sent. */
 static inline bool conn_tls_pending(const struct conn *c)

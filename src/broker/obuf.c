@@ -72,6 +72,24 @@ int obuf_splice(struct obuf *ob, struct msg *m, const uint8_t *ptr, uint32_t len
 	return ST_OK;
 }
 
+int obuf_append_obuf(struct obuf *dst, const struct obuf *src)
+{
+	uint32_t pos = 0;
+
+	for (uint32_t i = 0; i < src->nsp; i++) {
+		const struct obuf_splice *sp = &src->sp[i];
+
+		if (sp->off > pos && obuf_append(dst, src->data + pos, sp->off - pos) != ST_OK)
+			return ST_ERR_NOMEM;
+		if (obuf_splice(dst, sp->m, sp->ptr, sp->len) != ST_OK)
+			return ST_ERR_NOMEM;
+		pos = sp->off;
+	}
+	if (src->len > pos && obuf_append(dst, src->data + pos, src->len - pos) != ST_OK)
+		return ST_ERR_NOMEM;
+	return ST_OK;
+}
+
 /* Adds [p, p+n) to iov after skipping what was already sent; returns entries added (0/1). */
 static unsigned obuf_iov_piece(const uint8_t *p, size_t n, uint64_t *skip, struct iovec *iov)
 {

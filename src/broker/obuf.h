@@ -76,6 +76,10 @@ int obuf_append(struct obuf *ob, const void *p, size_t n);
 /* Appends ptr[0..len) by reference; takes a reference on m. Returns ST_OK or ST_ERR_NOMEM. */
 int obuf_splice(struct obuf *ob, struct msg *m, const uint8_t *ptr, uint32_t len);
 
+/* Appends src's contents (bytes copied, splices by reference). ST_OK or ST_ERR_NOMEM (dst may
+ * hold a part). */
+int obuf_append_obuf(struct obuf *dst, const struct obuf *src);
+
 /*
  * Fills iov (room for iov_max entries) with the obuf's contents starting `skip` bytes in.
  * Returns the number of entries used; the iovecs borrow from the obuf.

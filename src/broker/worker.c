@@ -20,6 +20,7 @@
 #include "broker.h"
 #include "conn.h"
 #include "conn_tls.h"
+#include "conn_ws.h"
 #include "handlers.h"
 #include "base/fifo.h"
 #include "base/log.h"
@@ -92,7 +93,8 @@ static void worker_accepted(struct worker *w, const struct listener *l, int fd)
 	c->listener = l->cfg_index;
 	w->nclients++;
 	/* Its receive is armed: a connection that cannot have TLS closes the normal way. */
-	if (l->tls && conn_tls_attach(c, l->tls) != ST_OK)
+	if ((l->tls && conn_tls_attach(c, l->tls) != ST_OK) ||
+	    (l->ws && conn_ws_attach(c) != ST_OK))
 		conn_close(c, false, "out of memory");
 }
 
@@ -109,11 +111,11 @@ void worker_conn_handoff(struct worker *w, struct conn *c)
 	if (w->nclients > 0)
 		w->nclients--;
 	worker_conn_dead(w, c);
-	xw_handoff(w, to, fd, c->listener, bytes, len, conn_tls_detach(c));
+	xw_handoff(w, to, fd, c->listener, bytes, len, conn_tls_detach(c), conn_ws_detach(c));
 }
 
 void worker_conn_adopt(struct worker *w, int fd, unsigned listener, uint8_t *bytes, uint32_t len,
-                       unsigned from, struct conn_tls *tls)
+                       unsigned from, struct conn_tls *tls, struct conn_ws *ws)
 {
 	struct conn *c = w->stopping ? NULL : conn_new(w, fd);
 
@@ -122,16 +124,20 @@ void worker_conn_adopt(struct worker *w, int fd, unsigned listener, uint8_t *byt
 			atomic_fetch_sub_explicit(&w->b->shared.clients, 1, memory_order_relaxed);
 			close(fd);
 			conn_tls_destroy(tls);
+			conn_ws_destroy(ws);
 			return;
 		}
 		log_msg(&w->log, LOG_T_ERROR, "Out of memory adopting a connection.");
 		atomic_fetch_sub_explicit(&w->b->shared.clients, 1, memory_order_relaxed);
 		close(fd);
 		conn_tls_destroy(tls);
+		conn_ws_destroy(ws);
 		return;
 	}
 	if (tls)
 		conn_tls_adopt(c, tls);
+	if (ws)
+		conn_ws_adopt(c, ws);
 	c->accepted_by = (uint16_t)from;
 	c->listener = (uint16_t)listener;
 	c->adopted = true;
@@ -367,6 +373,7 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
 		l->port = b->listen_ports[i];
 		l->cfg_index = b->listen_cfg[i];
 		l->tls = b->tls[b->listen_cfg[i]];
+		l->ws = b->cfg.listeners[b->listen_cfg[i]].protocol == CONFIG_PROTO_WEBSOCKETS;
 		ring_accept(&w->ring, &l->io, l->fd);
 		l->armed = true;
 	}
@@ -602,6 +609,8 @@ static void worker_close_all(struct worker *w)
 		next = c->next;
 		if (c->state == CONN_ACTIVE)
 			out_disconnect(c, ST_RC_SERVER_SHUTTING_DOWN, NULL);
+		if (c->ws && !c->ws->close_code)
+			c->ws->close_code = WS_CLOSE_GOING_AWAY; /* RFC 6455 7.4.1 */
 		conn_close(c, true, "broker shutting down");
 	}
 	if (w->sig_fd >= 0)
@@ -777,5 +786,6 @@ void worker_fini(struct worker *w)
 	free(w->logq);
 	free(w->tls_buf);
 	free(w->tls_stage);
+	free(w->ws_buf);
 	free(w->scratch);
 }

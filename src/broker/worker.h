@@ -42,6 +42,7 @@ struct share_group;
 struct pub_view;
 struct tls_server;
 struct conn_tls;
+struct conn_ws;
 struct persist;
 
 /* A further subscription identifier of a session matched by the publish being routed. */
@@ -62,6 +63,7 @@ struct listener {
 	struct ring_io io;      /* accept completions */
 	struct worker *w;       /* owner */
 	struct tls_server *tls; /* the TLS listener's context (broker's), or NULL: plaintext */
+	bool ws;                /* `protocol websockets`: clients upgrade from HTTP first */
 	int fd;                 /* listening socket */
 	uint16_t port;          /* bound port (resolved when 0 was asked) */
 	uint16_t cfg_index;     /* the configured listener this address belongs to */
@@ -157,6 +159,8 @@ struct worker {
 	uint64_t logq_dropped;         /* lines lost because the queue was full */
 	uint8_t *tls_buf;              /* TLS plaintext gathered for the input path, or NULL */
 	uint8_t *tls_stage;            /* TLS plaintext gathered into records at flush, or NULL */
+	uint8_t *ws_buf;               /* WebSocket payload unmasked for the input path, or NULL */
+	bool ws_buf_busy;              /* ws_buf is being parsed (a nested decode takes its own) */
 	uint8_t *scratch;              /* per-packet scratch (filtered MQTT 5 properties) */
 	uint32_t scratch_cap;          /* bytes allocated */
 	struct worker_stats stats;     /* counters */
@@ -183,10 +187,10 @@ unsigned worker_home(const struct worker *w, const uint8_t *id, size_t len);
  * its socket and bytes to its home worker. */
 void worker_conn_handoff(struct worker *w, struct conn *c);
 
-/* Adopts a socket another worker handed over with the bytes it had read and, for TLS, the
- * connection's TLS state (all taken over). */
+/* Adopts a socket another worker handed over with the bytes it had read and, for TLS and
+ * WebSocket connections, their state (all taken over). */
 void worker_conn_adopt(struct worker *w, int fd, unsigned listener, uint8_t *bytes, uint32_t len,
-                       unsigned from, struct conn_tls *tls);
+                       unsigned from, struct conn_tls *tls, struct conn_ws *ws);
 
 /* The session with generation gen, or NULL (for deliveries from other workers). */
 struct session *worker_session_by_gen(struct worker *w, uint64_t gen);

@@ -18,6 +18,7 @@
 #include "base/fifo.h"
 #include "broker.h"
 #include "conn_tls.h"
+#include "conn_ws.h"
 #include "index/interest.h"
 #include "index/msg.h"
 #include "out.h"
@@ -73,6 +74,7 @@ struct xw_bytes {
 	uint16_t from;        /* the worker that accepted it */
 	uint16_t listener;    /* the configured listener it came in on (per_listener_settings) */
 	struct conn_tls *tls; /* its TLS state (the SSL moves with it), or NULL */
+	struct conn_ws *ws;   /* its WebSocket state (a frame may be half read), or NULL */
 	uint8_t data[];       /* CONNECT and whatever followed, as plaintext */
 };
 
@@ -122,6 +124,7 @@ static void xw_entry_discard(const struct chan_entry *e)
 	case XW_HANDOFF:
 		close((int)e->arg);
 		conn_tls_destroy(((struct xw_bytes *)e->p1)->tls);
+		conn_ws_destroy(((struct xw_bytes *)e->p1)->ws);
 		free(e->p1);
 		break;
 	case XW_BULK:
@@ -308,7 +311,7 @@ void xw_retain_drop(struct worker *w, struct msg *m)
 }
 
 void xw_handoff(struct worker *w, unsigned to, int fd, unsigned listener, uint8_t *bytes,
-                uint32_t len, struct conn_tls *tls)
+                uint32_t len, struct conn_tls *tls, struct conn_ws *ws)
 {
 	struct xw_bytes *hb = malloc(sizeof(*hb) + len);
 	struct chan_entry e = {.kind = XW_HANDOFF, .arg = (uint32_t)fd};
@@ -318,12 +321,14 @@ void xw_handoff(struct worker *w, unsigned to, int fd, unsigned listener, uint8_
 		close(fd);
 		free(bytes);
 		conn_tls_destroy(tls);
+		conn_ws_destroy(ws);
 		return;
 	}
 	hb->len = len;
 	hb->from = (uint16_t)w->index;
 	hb->listener = (uint16_t)listener;
 	hb->tls = tls;
+	hb->ws = ws;
 	memcpy(hb->data, bytes, len);
 	free(bytes);
 	e.p1 = hb;
@@ -497,7 +502,7 @@ static void xw_on_entry(struct worker *w, const struct chan_entry *e, unsigned f
 		struct xw_bytes *hb = e->p1;
 
 		worker_conn_adopt(w, (int)e->arg, hb->listener, hb->data, hb->len, hb->from,
-		                  hb->tls);
+		                  hb->tls, hb->ws);
 		free(hb);
 		break;
 	}

@@ -42,6 +42,7 @@ struct msg;
 struct pub_view;
 struct share_group;
 struct conn_tls;
+struct conn_ws;
 
 #define XW_BACKLOG_HIGH 65536u /* overflow entries past which publishers are paused */
 #define XW_BACKLOG_LOW  16384u /* ... and below which they are read again */
@@ -113,10 +114,10 @@ void xw_forward_small(struct worker *w, const struct pub_view *v, uint64_t targe
 
 /*
  * Hands socket fd (accepted on configured listener `listener`) with the bytes read so far and
- * its TLS state, or NULL (all taken over: freed by the target), to worker to.
+ * its TLS and WebSocket states, or NULL (all taken over: freed by the target), to worker to.
  */
 void xw_handoff(struct worker *w, unsigned to, int fd, unsigned listener, uint8_t *bytes,
-                uint32_t len, struct conn_tls *tls);
+                uint32_t len, struct conn_tls *tls, struct conn_ws *ws);
 
 /* Shared subscriptions: a member session (gen) on w joins, leaves, goes on- or offline. */
 void xw_share_join(struct worker *w, unsigned owner, const uint8_t *key, size_t len, uint64_t gen,

@@ -147,6 +147,7 @@ struct bench_conn {
 	uint64_t delivered_win;     /* subscriber: its deliveries counted in delivered_win */
 	struct bench_pub *pub;      /* publisher: its state */
 	struct ssl_st *ssl;         /* --tls: the client SSL over memory BIOs (tls.c), or NULL */
+	struct bench_ws *ws;        /* --ws: the WebSocket state (ws.c), or NULL */
 };
 
 /* A pre-encoded PUBLISH per topic: copied per message, then patched. */
@@ -275,6 +276,8 @@ struct bench {
 	uint64_t *ooo_per_pub;         /* out-of-order deliveries per publisher id */
 	struct bench_hist hist;        /* latency of window messages, ns */
 	uint8_t *tls_buf;              /* --tls: plaintext gathered for mqtt.c, or NULL */
+	uint8_t *ws_buf;               /* --ws: frame payloads gathered for mqtt.c, or NULL */
+	uint64_t ws_rng;               /* --ws: state of the masking keys' generator */
 	alignas(64) struct bench_pulse pulse; /* read by the leader */
 };
 
@@ -311,6 +314,22 @@ void bench_tls_input(struct bench *b, struct bench_conn *c, const uint8_t *data,
 /* Encrypts the buffer about to be sent in place (with pending handshake bytes); false: empty. */
 bool bench_tls_seal(struct bench *b, struct bench_conn *c);
 void bench_tls_free(struct bench_conn *c);
+
+/* ws.c: --ws, MQTT over WebSockets. */
+struct bench_ws;
+/* The TCP (or TLS) connection is up: sends the upgrade request (CONNECT follows the 101). */
+void bench_ws_start(struct bench *b, struct bench_conn *c);
+/* Bytes from below (socket or TLS): the 101, then frames to bench_mqtt_input. */
+void bench_ws_input(struct bench *b, struct bench_conn *c, const uint8_t *data, uint32_t len,
+                    uint64_t now_ns);
+/* Frames (masked) the buffer about to be sent, in place. */
+void bench_ws_seal(struct bench *b, struct bench_conn *c);
+void bench_ws_free(struct bench_conn *c);
+/* The connection's transport is up (TCP, or TLS after its handshake): WebSocket or MQTT. */
+void bench_stream_connected(struct bench *b, struct bench_conn *c);
+/* Plain bytes received (from the socket or TLS): through WebSocket if any, to mqtt.c. */
+void bench_stream_input(struct bench *b, struct bench_conn *c, const uint8_t *data, uint32_t len,
+                        uint64_t now_ns);
 
 /* mqtt.c: packets in and out of one connection. */
 void bench_mqtt_input(struct bench *b, struct bench_conn *c, const uint8_t *data, uint32_t len,

@@ -282,8 +282,13 @@ void bench_loop_flush(struct bench *b)
 	for (uint32_t i = 0; i < b->ndirty; i++) {
 		struct bench_conn *c = &b->conns[b->dirty[i]];
 		c->dirty = false;
-		if (c->send_busy || c->fd < 0 || (c->ssl && !bench_tls_seal(b, c)) ||
-		    c->out[c->send_idx ^ 1u].len == 0)
+		if (c->send_busy || c->fd < 0)
+			continue;
+		/* Framed (and encrypted) only when it leaves: bytes queued while a send is in
+		 * flight join the same frame. */
+		if (c->ws)
+			bench_ws_seal(b, c);
+		if ((c->ssl && !bench_tls_seal(b, c)) || c->out[c->send_idx ^ 1u].len == 0)
 			continue;
 		/* The buffer just sent is empty; the one filled since becomes the one in flight. */
 		c->send_idx ^= 1u;
@@ -313,7 +318,7 @@ static void on_connect(struct bench *b, struct bench_conn *c, int res)
 	if (b->sh->tls_ctx)
 		bench_tls_start(b, c);
 	else
-		bench_mqtt_connected(b, c);
+		bench_stream_connected(b, c);
 }
 
 static void on_send(struct bench *b, struct bench_conn *c, int res, uint64_t now_ns)
@@ -369,8 +374,9 @@ static void on_recv(struct bench *b, struct bench_conn *c, const struct io_uring
 				bench_tls_input(b, c, b->rx_mem + (size_t)bid * BENCH_RX_BUF_BYTES,
 				                (uint32_t)res, bench_now_ns());
 			else
-				bench_mqtt_input(b, c, b->rx_mem + (size_t)bid * BENCH_RX_BUF_BYTES,
-				                 (uint32_t)res, bench_now_ns());
+				bench_stream_input(b, c,
+				                   b->rx_mem + (size_t)bid * BENCH_RX_BUF_BYTES,
+				                   (uint32_t)res, bench_now_ns());
 		}
 		return_buffer(b, bid);
 	}

@@ -199,8 +199,10 @@ static void bench_free(struct bench_shared *sh)
 			free(c->carry);
 			free(c->seq);
 			bench_tls_free(c);
+			bench_ws_free(c);
 		}
 		free(b->tls_buf);
+		free(b->ws_buf);
 		free(b->conns);
 		free(b->pub_conns);
 		free(b->ooo_per_pub);

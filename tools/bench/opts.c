@@ -65,7 +65,7 @@ static const char usage_text[] =
         "                           with persistence stores them: 3.1.1 clean session 0, 5.0\n"
         "                           session expiry 3600 s; every client id is first connected\n"
         "                           clean (nothing inherited) and again at the end (nothing\n"
-        "                           left behind); not with --tls\n"
+        "                           left behind); not with --tls or --ws\n"
         "      --ext-publishers N   publisher ids 0..N-1 come from an outside source\n"
         "      --id-prefix STR      client identifier prefix (sb<pid>)\n"
         "      --username NAME      user name of every connection (password_file, acl_file)\n"
@@ -78,11 +78,14 @@ static const char usage_text[] =
         "      --cert FILE, --key FILE       client certificate and key\n"
         "      --insecure           do not check that the certificate names --host\n"
         "      --tls-version tlsv1.2|tlsv1.3 lowest TLS version (tlsv1.2)\n"
+        "      --ws                 MQTT over WebSockets (a `protocol websockets` listener;\n"
+        "                           with --tls: wss), path /mqtt, subprotocol mqtt\n"
         "      --help\n"
         "Exit status: 0 run completed, 1 the run failed (reason on stderr), 2 usage error.\n";
 
 enum {
 	OPT_DRAIN = 256,
+	OPT_WS,
 	OPT_NO_NODELAY,
 	OPT_NODELAY,
 	OPT_BROKER_PID,
@@ -156,6 +159,7 @@ static const struct option long_options[] = {
         {"persistent", no_argument, NULL, OPT_PERSISTENT},
         {"json", no_argument, NULL, OPT_JSON},
         {"tls", no_argument, NULL, OPT_TLS},
+        {"ws", no_argument, NULL, OPT_WS},
         {"cafile", required_argument, NULL, OPT_CAFILE},
         {"capath", required_argument, NULL, OPT_CAPATH},
         {"cert", required_argument, NULL, OPT_CERT},
@@ -446,6 +450,9 @@ static int parse_tuning(struct bench_opts *o, int c, const char *arg)
 	case OPT_TLS_VERSION:
 		rc = parse_tls(o, c, arg);
 		break;
+	case OPT_WS:
+		o->ws = true;
+		break;
 	case OPT_HELP:
 		fputs(usage_text, stdout);
 		return 1;
@@ -553,9 +560,9 @@ int bench_opts_parse(struct bench_opts *o, int argc, char **argv)
 		fprintf(stderr, "starling-bench: give --rate or --rate-per-client, not both\n");
 		return -1;
 	}
-	if (o->persistent && o->tls) {
+	if (o->persistent && (o->tls || o->ws)) {
 		/* The clean connects before and after the run are plain blocking sockets. */
-		fprintf(stderr, "starling-bench: --persistent does not go with TLS yet\n");
+		fprintf(stderr, "starling-bench: --persistent does not go with TLS or --ws yet\n");
 		return -1;
 	}
 	if (o->share != NULL && o->scenario != BENCH_FANOUT && o->scenario != BENCH_FANIN) {

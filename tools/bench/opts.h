@@ -74,6 +74,7 @@ struct bench_opts {
 	const char *keyfile;      /* --key: its key */
 	bool insecure;            /* --insecure: no check of the certificate's address */
 	uint8_t tls_version;      /* --tls-version: lowest, 12 or 13 (0: 1.2) */
+	bool ws;                  /* --ws: MQTT over WebSockets (wss with --tls) */
 };
 
 /*

@@ -128,7 +128,7 @@ void bench_tls_input(struct bench *b, struct bench_conn *c, const uint8_t *data,
 		tls_want_send(b, c);
 		if (r != 1)
 			return;
-		bench_mqtt_connected(b, c);
+		bench_stream_connected(b, c);
 	}
 	if (!b->tls_buf && !(b->tls_buf = malloc(BENCH_TLS_PLAIN)))
 		bench_fail(b, "out of memory for TLS");
@@ -145,7 +145,7 @@ void bench_tls_input(struct bench *b, struct bench_conn *c, const uint8_t *data,
 			used += (uint32_t)got;
 		}
 		if (used)
-			bench_mqtt_input(b, c, b->tls_buf, used, now_ns);
+			bench_stream_input(b, c, b->tls_buf, used, now_ns);
 		if (e == SSL_ERROR_NONE)
 			continue;
 		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_ZERO_RETURN)

@@ -1,8 +1,9 @@
 /*
- * Base64 for password files, by OpenSSL's EVP_EncodeBlock and EVP_DecodeBlock. They do the
- * coding; what is checked here is what they let through: EVP_DecodeBlock skips blanks around
- * the input, accepts '=' inside it and leaves the padding's zero bytes in its output, and a
- * damaged password line must be an error instead.
+ * Base64 for password files and the WebSocket handshake's accept key, by OpenSSL's
+ * EVP_EncodeBlock and EVP_DecodeBlock. They do the coding; what is checked here is what they
+ * let through: EVP_DecodeBlock skips blanks around the input, accepts '=' inside it and leaves
+ * the padding's zero bytes in its output, and a damaged password line must be an error
+ * instead.
  */
 #include "b64.h"
 

@@ -3,8 +3,8 @@
  * salts and hashes. Strict: a length that is not a multiple of four, a byte outside the
  * alphabet or padding anywhere but the end is an error, so a damaged line is noticed.
  */
-#ifndef STARLING_AUTH_B64_H
-#define STARLING_AUTH_B64_H
+#ifndef STARLING_BASE_B64_H
+#define STARLING_BASE_B64_H
 
 #include <stddef.h>
 #include <stdint.h>
