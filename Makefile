@@ -47,6 +47,9 @@ UNIT_TESTS := $(patsubst test/%.c,%,$(wildcard test/test_*.c))
 # persistence log's records (src/store/).
 REL_LIBS   := -luring -lxxhash -ljemalloc -lssl -lcrypto -lisal -lm
 ASAN_LIBS  := -luring -lxxhash -lssl -lcrypto -lisal -lm
+# libsystemd: sd_notify(3) for systemd's Type=notify (src/broker/service.c); the broker's
+# library needs it, the tools do not.
+SD_LIBS    := -lsystemd
 # Unit tests whose threads meet (make tsan runs them).
 TSAN_UNIT_TESTS := test_chan
 
@@ -79,7 +82,7 @@ $(B)/release/libstbroker.a: $(call obj,release,$(BROKER_SRC)) | $(B)/layers.ok
 	ar rcs $@ $^
 
 $(B)/starlingd: $(call obj,release,src/main.c) $(B)/release/libstbroker.a $(B)/release/libstcodec.a
-	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS) -lpthread
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS) $(SD_LIBS) -lpthread
 $(B)/starling-pub $(B)/starling-sub: $(B)/starling-%: $(B)/release/obj/tools/starling-%.o \
 		$(call obj,release,$(TOOL_COMMON_SRC)) $(B)/release/libstcodec.a
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS)
@@ -104,7 +107,7 @@ $(B)/asan/libstbroker.a: $(call obj,asan,$(BROKER_SRC)) | $(B)/layers.ok
 	ar rcs $@ $^
 
 $(B)/asan/starlingd: $(call obj,asan,src/main.c) $(B)/asan/libstbroker.a $(B)/asan/libstcodec.a
-	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) -lpthread
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) $(SD_LIBS) -lpthread
 $(B)/asan/starling-pub $(B)/asan/starling-sub: $(B)/asan/starling-%: $(B)/asan/obj/tools/starling-%.o \
 		$(call obj,asan,$(TOOL_COMMON_SRC)) $(B)/asan/libstcodec.a
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
@@ -115,7 +118,7 @@ $(B)/asan/starling-passwd: $(call obj,asan,$(PASSWD_SRC)) $(B)/asan/libstcodec.a
 $(B)/asan/starling-store-gen: $(call obj,asan,$(STOREGEN_SRC)) $(B)/asan/libstcodec.a
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
 $(B)/asan/test_%: $(call obj,asan,test/test_%.c test/testutil.c) $(B)/asan/libstbroker.a $(B)/asan/libstcodec.a
-	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) -lcunit -lpthread
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) $(SD_LIBS) -lcunit -lpthread
 
 asan: $(B)/asan/starlingd $(addprefix $(B)/asan/,$(TOOLS)) $(addprefix $(B)/asan/,$(UNIT_TESTS))
 
@@ -130,7 +133,7 @@ $(B)/tsan/libstbroker.a: $(call obj,tsan,$(BROKER_SRC)) | $(B)/layers.ok
 	ar rcs $@ $^
 
 $(B)/tsan/starlingd: $(call obj,tsan,src/main.c) $(B)/tsan/libstbroker.a $(B)/tsan/libstcodec.a
-	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) -lpthread
+	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) $(SD_LIBS) -lpthread
 $(B)/tsan/starling-pub $(B)/tsan/starling-sub: $(B)/tsan/starling-%: $(B)/tsan/obj/tools/starling-%.o \
 		$(call obj,tsan,$(TOOL_COMMON_SRC)) $(B)/tsan/libstcodec.a
 	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
@@ -141,7 +144,7 @@ $(B)/tsan/starling-passwd: $(call obj,tsan,$(PASSWD_SRC)) $(B)/tsan/libstcodec.a
 $(B)/tsan/starling-store-gen: $(call obj,tsan,$(STOREGEN_SRC)) $(B)/tsan/libstcodec.a
 	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
 $(B)/tsan/test_%: $(call obj,tsan,test/test_%.c test/testutil.c) $(B)/tsan/libstbroker.a $(B)/tsan/libstcodec.a
-	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) -lcunit -lpthread
+	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) $(SD_LIBS) -lcunit -lpthread
 
 tsan-build: $(B)/tsan/starlingd $(addprefix $(B)/tsan/,$(TOOLS)) $(addprefix $(B)/tsan/,$(TSAN_UNIT_TESTS))
 
@@ -202,7 +205,7 @@ BENCHES   := $(patsubst bench/%.cc,$(B)/bench/%,$(BENCH_SRC))
 BENCH_SHIMS := $(call obj,release,$(wildcard bench/*_shim.c))
 $(B)/bench/%: bench/%.cc $(BENCH_SHIMS) $(B)/release/libstbroker.a $(B)/release/libstcodec.a | deps
 	@mkdir -p $(dir $@)
-	$(CXX) -std=c++17 -O2 -g -Iinclude -Isrc -Ibench -o $@ $^ -lbenchmark -lpthread $(REL_LIBS)
+	$(CXX) -std=c++17 -O2 -g -Iinclude -Isrc -Ibench -o $@ $^ -lbenchmark -lpthread $(REL_LIBS) $(SD_LIBS)
 
 # Kernel-feature probes (bench/probe_*.c): stand-alone programs, not part of the broker.
 PROBES := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/probe_*.c))
@@ -215,7 +218,7 @@ probes: $(PROBES)
 # resharding times of 1M retained messages and 100k sessions, printed (bench/store_load.c).
 $(B)/bench/store_load: bench/store_load.c $(B)/release/libstbroker.a $(B)/release/libstcodec.a | deps
 	@mkdir -p $(dir $@)
-	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS)
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS) $(SD_LIBS)
 
 bench: $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; $$b --benchmark_min_time=0.2 || exit 1; done

@@ -464,6 +464,27 @@ static void test_paths_and_strings(void)
 	expect_error(line, "value longer than 63 bytes");
 }
 
+/* `user`: one existing user name; a name no user has is an error naming file and line. */
+static void test_user_option(void)
+{
+	struct config cfg;
+	char line[CONFIG_USER_MAX + 16];
+
+	config_defaults(&cfg);
+	CU_ASSERT_STRING_EQUAL(cfg.user, "");
+	cfg = after("user root");
+	CU_ASSERT_STRING_EQUAL(cfg.user, "root");
+	cfg = after("user   nobody  ");
+	CU_ASSERT_STRING_EQUAL(cfg.user, "nobody");
+	expect_error("user", "user: missing value");
+	expect_error("user no-such-user-starling-test", "user: no such user \"no-such-user-");
+	expect_error("user root nobody", "unexpected extra value \"nobody\"");
+	memset(line, 0, sizeof(line));
+	memcpy(line, "user ", 5);
+	memset(line + 5, 'u', CONFIG_USER_MAX);
+	expect_error(line, "value longer than 255 bytes");
+}
+
 static void test_persistence_options(void)
 {
 	struct config cfg;
@@ -1017,6 +1038,7 @@ int main(void)
 	        {"log_type", test_log_type},
 	        {"log_dest", test_log_dest},
 	        {"paths and strings", test_paths_and_strings},
+	        {"user option", test_user_option},
 	        {"persistence options", test_persistence_options},
 	        {"unsupported options", test_unsupported_options},
 	        {"security options", test_security_options},

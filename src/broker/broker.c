@@ -26,6 +26,7 @@
 
 #include "auth/auth.h"
 #include "base/alloc.h"
+#include "base/privdrop.h"
 #include "io/tls.h"
 #include "starling/codec.h"
 #include "worker.h"
@@ -447,38 +448,51 @@ int broker_tls_reload(struct broker *b)
 	return ret;
 }
 
-int broker_init(struct broker *b, const struct config *cfg)
+/*
+ * A root start that becomes `user` loses CAP_IPC_LOCK, after which the rings' locked memory
+ * counts against RLIMIT_MEMLOCK: raised now, soft and hard, while raising the hard limit is still
+ * allowed (an unprivileged start gets ring_memlock_reserve's check instead).
+ */
+static int broker_memlock(struct broker *b)
 {
 	struct ring_params rp;
+	struct rlimit rl;
 	char err[512];
-	int ret;
+	size_t need;
 
-	memset(b, 0, sizeof(*b));
-	b->cfg = *cfg;
-	b->sig_fd = -1;
-	broker_workers(b);
-	b->start_s = (uint64_t)time(NULL);
-	if (getrandom(&b->instance_salt, sizeof(b->instance_salt), 0) != sizeof(b->instance_salt))
-		b->instance_salt = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	broker_limits(b);
-	if (log_open(&b->log, &b->cfg) != ST_OK)
-		return ST_ERR_SYS;
-	log_msg(&b->log, LOG_T_NOTICE, "starlingd starting with %u worker thread%s", b->nworkers,
-	        b->nworkers > 1 ? "s" : "");
-	if (b->memlock_capped)
-		log_msg(&b->log, LOG_T_WARNING,
-		        "Warning: %u CPUs but RLIMIT_MEMLOCK allows io_uring rings for %u workers; "
-		        "raise it (ulimit -l, LimitMEMLOCK=) to use them all.",
-		        b->memlock_capped, b->nworkers);
-	broker_raise_nofile(b);
-	ret = broker_auth_load(b);
-	if (ret != ST_OK)
-		return ret;
 	worker_ring_params(b->nworkers, &rp);
-	if (ring_memlock_reserve(&rp, b->nworkers, err, sizeof(err)) != 0) {
+	if (!b->priv.drop) {
+		if (ring_memlock_reserve(&rp, b->nworkers, err, sizeof(err)) == 0)
+			return ST_OK;
 		log_msg(&b->log, LOG_T_ERROR, "Error: %s", err);
 		return ST_ERR_SYS;
 	}
+	need = ring_memlock_bytes(&rp) * b->nworkers;
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= need)
+		return ST_OK;
+	rl.rlim_cur = need;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
+		rl.rlim_max = need;
+	if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0) {
+		log_msg(&b->log, LOG_T_ERROR,
+		        "Error: cannot raise RLIMIT_MEMLOCK to %zu KiB for user %s: %s",
+		        need / 1024, b->priv.name, strerror(errno));
+		return ST_ERR_SYS;
+	}
+	return ST_OK;
+}
+
+/*
+ * What the start reads and creates on disk, done as the user the broker will run as
+ * (privdrop.h): password and ACL files, the persistence directory, TLS certificates.
+ */
+static int broker_init_files(struct broker *b)
+{
+	int ret = broker_auth_load(b);
+
+	if (ret != ST_OK)
+		return ret;
 	if (broker_shared_init(b) != ST_OK) {
 		log_msg(&b->log, LOG_T_ERROR, "Error: out of memory setting up %u workers",
 		        b->nworkers);
@@ -488,17 +502,79 @@ int broker_init(struct broker *b, const struct config *cfg)
 	ret = persist_broker_init(b);
 	if (ret != ST_OK)
 		return ret;
+	return broker_tls_init(b);
+}
+
+/* Opens the log as the user the broker will run as, then logs the start. */
+static int broker_init_log(struct broker *b)
+{
+	char err[512];
+	int ret;
+
+	ret = privdrop_plan(&b->priv, &b->cfg, err, sizeof(err));
+	if (ret == ST_OK)
+		ret = privdrop_enter(&b->priv, err, sizeof(err));
+	if (ret != ST_OK) {
+		fprintf(stderr, "Error: %s\n", err);
+		return ret;
+	}
+	if (log_open(&b->log, &b->cfg) != ST_OK)
+		return ST_ERR_SYS;
+	log_msg(&b->log, LOG_T_NOTICE, "starlingd starting with %u worker thread%s", b->nworkers,
+	        b->nworkers > 1 ? "s" : "");
+	if (b->priv.root_default)
+		log_msg(&b->log, LOG_T_WARNING,
+		        "Warning: running as root: no `user` option and no user \"%s\" to become; "
+		        "set `user` in the configuration file.",
+		        PRIVDROP_DEFAULT_USER);
+	if (b->memlock_capped)
+		log_msg(&b->log, LOG_T_WARNING,
+		        "Warning: %u CPUs but RLIMIT_MEMLOCK allows io_uring rings for %u workers; "
+		        "raise it (ulimit -l, LimitMEMLOCK=) to use them all.",
+		        b->memlock_capped, b->nworkers);
+	return ST_OK;
+}
+
+int broker_init(struct broker *b, const struct config *cfg)
+{
+	char err[512];
+	int ret;
+
+	memset(b, 0, sizeof(*b));
+	b->cfg = *cfg;
+	b->sig_fd = -1;
+	b->log.file_fd = -1;
+	broker_workers(b);
+	b->start_s = (uint64_t)time(NULL);
+	if (getrandom(&b->instance_salt, sizeof(b->instance_salt), 0) != sizeof(b->instance_salt))
+		b->instance_salt = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	broker_limits(b);
+	ret = broker_init_log(b);
+	if (ret == ST_OK)
+		ret = broker_init_files(b);
+	/* As root again, when it was root: the limits and the sockets. */
+	privdrop_leave(&b->priv);
+	if (ret != ST_OK)
+		return ret;
+	broker_raise_nofile(b);
+	ret = broker_memlock(b);
+	if (ret != ST_OK)
+		return ret;
 	/* Signals are blocked before anything listens: a client that sees the port open may
 	 * send SIGTERM at once, and it must reach the signalfd, not kill the process. */
 	ret = broker_signals(b);
 	if (ret != ST_OK)
 		return ret;
-	ret = broker_tls_init(b);
-	if (ret != ST_OK)
-		return ret;
 	ret = broker_bind_all(b);
 	if (ret != ST_OK)
 		return ret;
+	if (privdrop_apply(&b->priv, err, sizeof(err)) != ST_OK) {
+		log_msg(&b->log, LOG_T_ERROR, "Error: %s", err);
+		return ST_ERR_SYS;
+	}
+	if (b->priv.drop)
+		log_msg(&b->log, LOG_T_NOTICE, "Running as user %s (uid %u, gid %u).", b->priv.name,
+		        (unsigned)b->priv.uid, (unsigned)b->priv.gid);
 	if (cfg->daemonize && broker_daemonize(b) != ST_OK)
 		return ST_ERR_SYS;
 	return broker_pid_file(b);
