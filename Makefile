@@ -55,6 +55,7 @@ TSAN_UNIT_TESTS := test_chan
 
 obj = $(patsubst %.c,$(B)/$(1)/obj/%.o,$(2))
 
+.PHONY: install uninstall deb
 .PHONY: all deps run test test-persist unit integration bench bench-compare format format-check layer-check clean asan \
         tsan tsan-build probes
 # Objects are intermediates of pattern chains; keep them so a rebuild relinks only what changed.
@@ -225,6 +226,67 @@ bench: $(BENCHES)
 
 bench-compare: all
 	bench/compare.sh --bin $(B) $(COMPARE_ARGS)
+
+# --- install and package -------------------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the broker in sbin, the tools in bin, man
+# pages, the systemd unit, the default configuration (never over an existing one) and the
+# persistence directory it names. The configuration lives in /etc whatever PREFIX is, as the
+# unit and the man pages say.
+PREFIX        ?= /usr/local
+BINDIR        ?= $(PREFIX)/bin
+SBINDIR       ?= $(PREFIX)/sbin
+MANDIR        ?= $(PREFIX)/share/man
+UNITDIR       ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR    ?= /etc
+LOCALSTATEDIR ?= /var
+# starling-store-gen is a test tool (persistence directories for the tests), not installed.
+INSTALL_TOOLS := starling-pub starling-sub starling-passwd starling-bench
+MAN_PAGES     := $(wildcard tools/man/*.[158])
+VERSION       := $(shell sed -n 's/^\#define STARLING_VERSION "\(.*\)"/\1/p' src/broker/sys.c)
+CONF          := $(DESTDIR)$(SYSCONFDIR)/starling/starling.conf
+STATEDIR      := $(LOCALSTATEDIR)/lib/starling
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/starling $(addprefix $(DESTDIR)$(MANDIR)/man,1 5 8)
+	install -m 0755 $(B)/starlingd $(DESTDIR)$(SBINDIR)/starlingd
+	install -m 0755 $(addprefix $(B)/,$(INSTALL_TOOLS)) $(DESTDIR)$(BINDIR)/
+	@for p in $(MAN_PAGES); do \
+		echo "install -m 0644 $$p $(DESTDIR)$(MANDIR)/man$${p##*.}/"; \
+		install -m 0644 $$p $(DESTDIR)$(MANDIR)/man$${p##*.}/ || exit 1; \
+	done
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g; s|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g' \
+		tools/dist/starlingd.service.in >$(DESTDIR)$(UNITDIR)/starlingd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/starlingd.service
+	@if [ -e $(CONF) ]; then echo "make install: keeping $(CONF) (the default is tools/dist/starling.conf)"; \
+	else echo "install -m 0644 tools/dist/starling.conf $(CONF)"; \
+		sed -e 's|^persistence_location /var/lib/starling$$|persistence_location $(STATEDIR)|' \
+			tools/dist/starling.conf >$(CONF) && chmod 0644 $(CONF); fi
+	install -d -m 0750 $(DESTDIR)$(STATEDIR)
+	@# A root start becomes the user starling when it exists: the directory must be its.
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && getent passwd starling >/dev/null; then \
+		echo "chown starling:starling $(STATEDIR)"; chown starling:starling $(STATEDIR); fi
+
+# Removes what install put in place, except the configuration once edited and the data.
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/starlingd $(addprefix $(DESTDIR)$(BINDIR)/,$(INSTALL_TOOLS)) \
+		$(DESTDIR)$(UNITDIR)/starlingd.service
+	rm -f $(foreach p,$(MAN_PAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(p)))/$(notdir $(p)))
+	@if [ -e $(CONF) ] && sed -e 's|^persistence_location /var/lib/starling$$|persistence_location $(STATEDIR)|' \
+		tools/dist/starling.conf | cmp -s - $(CONF); then \
+		echo "rm -f $(CONF)"; rm -f $(CONF); rmdir $(DESTDIR)$(SYSCONFDIR)/starling 2>/dev/null || true; \
+	elif [ -e $(CONF) ]; then echo "make uninstall: keeping the edited $(CONF)"; fi
+	@rmdir $(DESTDIR)$(STATEDIR) 2>/dev/null || echo "make uninstall: keeping $(DESTDIR)$(STATEDIR)"
+
+# make deb: build/starling_VERSION_ARCH.deb (tools/dist/mkdeb.sh), from an install with
+# PREFIX=/usr staged in DEB_STAGE. DEB_STAGE and DEB_OUT let the tests build their own.
+DEB_STAGE ?= $(B)/deb
+DEB_OUT   ?= $(B)
+deb: all
+	rm -rf $(DEB_STAGE)
+	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(DEB_STAGE))/root PREFIX=/usr \
+		SYSCONFDIR=/etc LOCALSTATEDIR=/var UNITDIR=/lib/systemd/system >/dev/null
+	tools/dist/mkdeb.sh $(abspath $(DEB_STAGE)) $(VERSION) $(abspath $(DEB_OUT))
 
 # --- housekeeping --------------------------------------------------------------------
 FORMAT_FILES := $(wildcard src/*.[ch] src/*/*.[ch] include/starling/*.h tools/*.[ch] tools/bench/*.[ch] test/*.[ch] bench/*.[ch])

@@ -298,6 +298,30 @@ static void broker_raise_nofile(struct broker *b)
 }
 
 /*
+ * How many rings of these parameters RLIMIT_MEMLOCK lets the process lock (UINT_MAX: no limit
+ * applies). A root start that becomes `user` loses CAP_IPC_LOCK, after which ring memory counts
+ * against the limit: the hard limit is first raised to what n rings need, which root may still
+ * do (with CAP_SYS_RESOURCE; a systemd unit's LimitMEMLOCK= does it otherwise).
+ */
+static unsigned broker_memlock_fit(struct broker *b, const struct ring_params *rp, unsigned n)
+{
+	size_t per = ring_memlock_bytes(rp);
+	struct rlimit rl;
+
+	if (!b->priv.drop)
+		return ring_memlock_rings(rp);
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) != 0)
+		return UINT_MAX;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < per * n) {
+		struct rlimit up = {.rlim_cur = per * n, .rlim_max = per * n};
+
+		if (setrlimit(RLIMIT_MEMLOCK, &up) == 0)
+			rl = up;
+	}
+	return rl.rlim_max == RLIM_INFINITY ? UINT_MAX : (unsigned)(rl.rlim_max / per);
+}
+
+/*
  * The worker count: worker_threads, or one per CPU the process may run on; and the CPUs
  * cpu_affinity pins them to (the i-th allowed CPU for worker i).
  */
@@ -320,7 +344,7 @@ static void broker_workers(struct broker *b)
 		unsigned fit;
 
 		worker_ring_params(b->nworkers, &rp);
-		fit = ring_memlock_rings(&rp);
+		fit = broker_memlock_fit(b, &rp, b->nworkers);
 		if (fit < b->nworkers) {
 			b->nworkers = fit ? fit : 1;
 			b->memlock_capped = ncpus;
@@ -449,9 +473,10 @@ int broker_tls_reload(struct broker *b)
 }
 
 /*
- * A root start that becomes `user` loses CAP_IPC_LOCK, after which the rings' locked memory
- * counts against RLIMIT_MEMLOCK: raised now, soft and hard, while raising the hard limit is still
- * allowed (an unprivileged start gets ring_memlock_reserve's check instead).
+ * The locked memory the rings need. A start that stays who it is: ring_memlock_reserve (the soft
+ * limit raised as far as the hard one allows). A root start that becomes `user`: the soft limit
+ * raised now to what every worker's ring needs, since the user will count it all (the hard limit
+ * was raised, where allowed, by broker_memlock_fit).
  */
 static int broker_memlock(struct broker *b)
 {
@@ -471,16 +496,21 @@ static int broker_memlock(struct broker *b)
 	if (getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
 	    rl.rlim_cur >= need)
 		return ST_OK;
-	rl.rlim_cur = need;
-	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
-		rl.rlim_max = need;
-	if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0) {
-		log_msg(&b->log, LOG_T_ERROR,
-		        "Error: cannot raise RLIMIT_MEMLOCK to %zu KiB for user %s: %s",
-		        need / 1024, b->priv.name, strerror(errno));
-		return ST_ERR_SYS;
+	if (broker_memlock_fit(b, &rp, b->nworkers) >= b->nworkers) {
+		getrlimit(RLIMIT_MEMLOCK, &rl);
+		rl.rlim_cur =
+		        rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+		if (setrlimit(RLIMIT_MEMLOCK, &rl) == 0)
+			return ST_OK;
 	}
-	return ST_OK;
+	log_msg(&b->log, LOG_T_ERROR,
+	        "Error: as user %s the io_uring rings of %u workers need about %zu KiB of locked "
+	        "memory, but RLIMIT_MEMLOCK is %llu KiB (hard %llu KiB) and root cannot raise it "
+	        "here: raise it (ulimit -l, or LimitMEMLOCK= in a systemd unit) or use fewer "
+	        "worker_threads",
+	        b->priv.name, b->nworkers, need / 1024, (unsigned long long)rl.rlim_cur / 1024,
+	        (unsigned long long)rl.rlim_max / 1024);
+	return ST_ERR_SYS;
 }
 
 /*
@@ -505,15 +535,14 @@ static int broker_init_files(struct broker *b)
 	return broker_tls_init(b);
 }
 
-/* Opens the log as the user the broker will run as, then logs the start. */
+/* Opens the log as the user the broker will run as (privdrop_plan has run), then logs the
+ * start. */
 static int broker_init_log(struct broker *b)
 {
 	char err[512];
 	int ret;
 
-	ret = privdrop_plan(&b->priv, &b->cfg, err, sizeof(err));
-	if (ret == ST_OK)
-		ret = privdrop_enter(&b->priv, err, sizeof(err));
+	ret = privdrop_enter(&b->priv, err, sizeof(err));
 	if (ret != ST_OK) {
 		fprintf(stderr, "Error: %s\n", err);
 		return ret;
@@ -544,6 +573,11 @@ int broker_init(struct broker *b, const struct config *cfg)
 	b->cfg = *cfg;
 	b->sig_fd = -1;
 	b->log.file_fd = -1;
+	ret = privdrop_plan(&b->priv, &b->cfg, err, sizeof(err));
+	if (ret != ST_OK) {
+		fprintf(stderr, "Error: %s\n", err);
+		return ret;
+	}
 	broker_workers(b);
 	b->start_s = (uint64_t)time(NULL);
 	if (getrandom(&b->instance_salt, sizeof(b->instance_salt), 0) != sizeof(b->instance_salt))
