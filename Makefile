@@ -171,7 +171,7 @@ integration: asan
 # machine give each its own, e.g. make test SLICES_1=2/8 SLICES_4=3/8.
 SLICES_1 ?= 0/2
 SLICES_4 ?= 1/2
-test: asan
+test: asan all
 	@status=0; \
 	if $(MAKE) --no-print-directory format-check >/dev/null; then echo "format-check: passed"; \
 	else echo "format-check: FAILED (run make format)"; status=1; fi; \
