@@ -545,6 +545,75 @@ class DebTest(unittest.TestCase):
             self.assertNotEqual(p.returncode, 0, name)
 
 
+    def _run_scripts(self, steps, systemd=True):
+        """Runs maintainer scripts in a private mount namespace whose /var/lib and /run are
+        empty tmpfs (nothing of this machine changes), with the commands that would change
+        the system (adduser, addgroup, chown, systemctl, deb-systemd-helper,
+        deb-systemd-invoke) replaced by stubs that log their arguments. steps: (script,
+        args...) tuples. Returns (log lines, /var/lib listing after each step)."""
+        stubs = os.path.join(self.tmp, "stubs")
+        shutil.rmtree(stubs, ignore_errors=True)
+        os.makedirs(stubs)
+        log = os.path.join(self.tmp, "calls.log")
+        for cmd in ("adduser", "addgroup", "chown", "systemctl", "deb-systemd-helper",
+                    "deb-systemd-invoke"):
+            with open(os.path.join(stubs, cmd), "w") as f:
+                # deb-systemd-helper was-enabled: true, as on a first installation.
+                f.write('#!/bin/sh\necho "%s $*" >>%s\nexit 0\n' % (cmd, log))
+            os.chmod(os.path.join(stubs, cmd), 0o755)
+        with open(os.path.join(stubs, "getent"), "w") as f:
+            f.write("#!/bin/sh\nexit 2\n")  # no starling user or group yet
+        os.chmod(os.path.join(stubs, "getent"), 0o755)
+        script = ["set -e", "mount -t tmpfs none /var/lib", "mount -t tmpfs none /run"]
+        if systemd:
+            script.append("mkdir -p /run/systemd/system")
+        for step in steps:
+            script.append("sh %s %s" % (os.path.join(self.x, "DEBIAN", step[0]),
+                                        " ".join(step[1:])))
+            script.append("echo \"== %s: $(ls /var/lib)\" >>%s" % (" ".join(step), log))
+        if os.path.exists(log):
+            os.unlink(log)
+        env = dict(os.environ, PATH=stubs + ":" + os.environ["PATH"])
+        p = subprocess.run(["unshare", "-m", "sh", "-c", "\n".join(script)], env=env,
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        with open(log) as f:
+            return f.read().splitlines()
+
+    def test_maintainer_scripts_run(self):
+        """install, upgrade, remove and purge, as dpkg runs the scripts: the user and group
+        made, /var/lib/starling made and given to them, the service enabled and started
+        (restarted on an upgrade) where systemd runs, stopped before removal, the data
+        deleted on purge; without systemd, nothing is started."""
+        if os.geteuid() != 0 or not shutil.which("unshare"):
+            self.skipTest("needs root and unshare for a private mount namespace")
+        if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+            self.skipTest("unshare -m is not permitted here")
+        calls = self._run_scripts([("postinst", "configure"), ("postinst", "configure", "0.0.9"),
+                                   ("prerm", "remove"), ("postrm", "remove"),
+                                   ("postrm", "purge")])
+        text = "\n".join(calls)
+        self.assertIn("addgroup --quiet --system starling", text)
+        self.assertIn("adduser --quiet --system --no-create-home --ingroup starling "
+                      "--home /var/lib/starling --shell /usr/sbin/nologin starling", text)
+        self.assertIn("chown starling:starling /var/lib/starling", text)
+        self.assertIn("deb-systemd-helper enable starlingd.service", text)
+        self.assertIn("deb-systemd-invoke start starlingd.service", text)
+        self.assertIn("deb-systemd-invoke restart starlingd.service", text)
+        self.assertIn("deb-systemd-invoke stop starlingd.service", text)
+        self.assertIn("deb-systemd-helper purge starlingd.service", text)
+        self.assertIn("== postinst configure: starling", text)
+        self.assertIn("== postrm remove: starling", text)
+        self.assertIn("== postrm purge: ", text)
+        self.assertNotIn("== postrm purge: starling", text)
+        # start, restart, stop: in that order
+        order = [l for l in calls if l.startswith("deb-systemd-invoke")]
+        self.assertEqual([l.split()[1] for l in order], ["start", "restart", "stop"])
+        calls = self._run_scripts([("postinst", "configure"), ("prerm", "remove")],
+                                  systemd=False)
+        self.assertFalse([l for l in calls if l.startswith(("deb-systemd-invoke", "systemctl"))])
+
+
 @starling_only("Starling's user option and sd_notify")
 class UserTest(harness.BrokerTestCase):
     """The `user` option on the suite's broker (--bin)."""
