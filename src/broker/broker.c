@@ -504,12 +504,12 @@ static int broker_memlock(struct broker *b)
 			return ST_OK;
 	}
 	log_msg(&b->log, LOG_T_ERROR,
-	        "Error: as user %s the io_uring rings of %u workers need about %zu KiB of locked "
+	        "Error: as user %s the io_uring rings of %u worker%s need about %zu KiB of locked "
 	        "memory, but RLIMIT_MEMLOCK is %llu KiB (hard %llu KiB) and root cannot raise it "
 	        "here: raise it (ulimit -l, or LimitMEMLOCK= in a systemd unit) or use fewer "
 	        "worker_threads",
-	        b->priv.name, b->nworkers, need / 1024, (unsigned long long)rl.rlim_cur / 1024,
-	        (unsigned long long)rl.rlim_max / 1024);
+	        b->priv.name, b->nworkers, b->nworkers > 1 ? "s" : "", need / 1024,
+	        (unsigned long long)rl.rlim_cur / 1024, (unsigned long long)rl.rlim_max / 1024);
 	return ST_ERR_SYS;
 }
 

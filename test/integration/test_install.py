@@ -678,6 +678,27 @@ class UserTest(harness.BrokerTestCase):
         self._stop()
         self.assertNotIn("starlingd.pid", os.listdir(data))
 
+    def test_files_are_read_as_the_user(self):
+        """A password file only root may read stops a start that becomes nobody, naming the
+        file: the start reads it as nobody (as a SIGHUP reload would), not as root."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root to drop privileges")
+        d = tempfile.mkdtemp(prefix="starling-user-")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.chmod(d, 0o755)
+        passwd = os.path.join(d, "passwd")
+        subprocess.run([os.path.join(BIN, "starling-passwd"), "-c", "-b", passwd, "u", "p"],
+                       check=True)
+        os.chmod(passwd, 0o600)
+        self.broker = Broker(["user nobody", "password_file " + passwd])
+        self.assertEqual(self.broker.start_fails(), 1)
+        self.assertIn("%s: cannot open: Permission denied" % passwd, self.broker.log_text())
+        self.broker.stop()
+        os.chmod(passwd, 0o644)
+        self.broker = Broker(["user nobody", "password_file " + passwd])
+        self.broker.start()
+        self.assertEqual(proc_ids(self.broker.pid)[0], [pwd.getpwnam("nobody").pw_uid] * 4)
+
     def test_memlock_raised_before_the_drop(self):
         """A soft RLIMIT_MEMLOCK too small for 4 rings: root raises it for the user before
         dropping (the user will count every ring's locked memory; root did not)."""
