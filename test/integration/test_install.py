@@ -359,16 +359,23 @@ class InstallTest(unittest.TestCase):
                              "%s is missing from tools/dist/starling.conf" % name)
             self.assertRegex(page, r"(?m)^\.B[IR]? %s( |$)" % re.escape(name.replace("-", "\\-")),
                              "%s is missing from tools/man/starling.conf.5" % name)
-        # The tools' pages name each of their flags that --help lists.
-        for tool, page_name in (("starling-pub", "starling-pub.1"),
-                                ("starling-sub", "starling-sub.1"),
-                                ("starling-bench", "starling-bench.1")):
-            help_text = subprocess.run([os.path.join(self.prefix, "bin", tool), "--help"],
-                                       capture_output=True, text=True).stdout
-            with open(os.path.join(self.mandir, "man1", page_name)) as f:
-                text = f.read().replace("\\-", "-")
-            for flag in set(re.findall(r"(?m)^\s{1,8}(--?[a-zA-Z][a-z0-9-]*)", help_text)):
-                self.assertIn("\\fB" + flag + "\\fR", text, "%s: %s" % (page_name, flag))
+        # Each program's page names every flag its --help lists (starling-passwd: its usage).
+        for prog, page_name in (("bin/starling-pub", "man1/starling-pub.1"),
+                                ("bin/starling-sub", "man1/starling-sub.1"),
+                                ("bin/starling-bench", "man1/starling-bench.1"),
+                                ("bin/starling-passwd", "man1/starling-passwd.1"),
+                                ("sbin/starlingd", "man8/starlingd.8")):
+            p = subprocess.run([os.path.join(self.prefix, prog), "--help"],
+                               capture_output=True, text=True)
+            help_text = p.stdout + p.stderr
+            with open(os.path.join(self.mandir, page_name)) as f:
+                text = re.sub(r"\\f[BIRP]", " ", f.read().replace("\\-", "-"))
+            flags = set(re.findall(r"(?m)^\s{1,8}(--?[a-zA-Z][a-zA-Z0-9-]*)", help_text))
+            flags |= set(re.findall(r"(?m)^\s{1,8}-[a-zA-Z], (--[a-z][a-z0-9-]*)", help_text))
+            self.assertGreaterEqual(len(flags), 5, prog)
+            for flag in flags:
+                self.assertRegex(text, r"(?<![\w-])%s(?![\w-])" % re.escape(flag),
+                                 "%s does not name %s" % (page_name, flag))
 
     def test_installed_broker_serves(self):
         """The installed starlingd with the installed configuration (a free port and a temp
