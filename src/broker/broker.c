@@ -584,18 +584,25 @@ int broker_init(struct broker *b, const struct config *cfg)
 		b->instance_salt = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	broker_limits(b);
 	ret = broker_init_log(b);
-	if (ret == ST_OK)
-		ret = broker_init_files(b);
-	/* As root again, when it was root: the limits and the sockets. */
 	privdrop_leave(&b->priv);
 	if (ret != ST_OK)
 		return ret;
+	/* As root, when it was root: the limits, before anything is made on disk. */
 	broker_raise_nofile(b);
 	ret = broker_memlock(b);
 	if (ret != ST_OK)
 		return ret;
-	/* Signals are blocked before anything listens: a client that sees the port open may
-	 * send SIGTERM at once, and it must reach the signalfd, not kill the process. */
+	if (privdrop_enter(&b->priv, err, sizeof(err)) != ST_OK) {
+		log_msg(&b->log, LOG_T_ERROR, "Error: %s", err);
+		return ST_ERR_SYS;
+	}
+	ret = broker_init_files(b);
+	privdrop_leave(&b->priv);
+	if (ret != ST_OK)
+		return ret;
+	/* As root again: the sockets. Signals are blocked before anything listens: a client that
+	 * sees the port open may send SIGTERM at once, and it must reach the signalfd, not kill
+	 * the process. */
 	ret = broker_signals(b);
 	if (ret != ST_OK)
 		return ret;
