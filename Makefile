@@ -48,11 +48,15 @@ UNIT_TESTS := $(patsubst test/%.c,%,$(wildcard test/test_*.c))
 # persistence log's records (src/store/).
 REL_LIBS   := -luring -lxxhash -ljemalloc -lssl -lcrypto -lisal -lm
 ASAN_LIBS  := -luring -lxxhash -lssl -lcrypto -lisal -lm
+# libsystemd: sd_notify(3) for systemd's Type=notify (src/broker/service.c); the broker's
+# library needs it, the tools do not.
+SD_LIBS    := -lsystemd
 # Unit tests whose threads meet (make tsan runs them).
 TSAN_UNIT_TESTS := test_chan
 
 obj = $(patsubst %.c,$(B)/$(1)/obj/%.o,$(2))
 
+.PHONY: install uninstall deb
 .PHONY: all deps run test test-persist unit integration bench bench-compare format format-check layer-check clean asan \
         tsan tsan-build probes
 # Objects are intermediates of pattern chains; keep them so a rebuild relinks only what changed.
@@ -80,7 +84,7 @@ $(B)/release/libstbroker.a: $(call obj,release,$(BROKER_SRC)) | $(B)/layers.ok
 	ar rcs $@ $^
 
 $(B)/starlingd: $(call obj,release,src/main.c) $(B)/release/libstbroker.a $(B)/release/libstcodec.a
-	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS) -lpthread
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS) $(SD_LIBS) -lpthread
 $(B)/starling-pub $(B)/starling-sub: $(B)/starling-%: $(B)/release/obj/tools/starling-%.o \
 		$(call obj,release,$(TOOL_COMMON_SRC)) $(B)/release/libstcodec.a
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS)
@@ -105,7 +109,7 @@ $(B)/asan/libstbroker.a: $(call obj,asan,$(BROKER_SRC)) | $(B)/layers.ok
 	ar rcs $@ $^
 
 $(B)/asan/starlingd: $(call obj,asan,src/main.c) $(B)/asan/libstbroker.a $(B)/asan/libstcodec.a
-	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) -lpthread
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) $(SD_LIBS) -lpthread
 $(B)/asan/starling-pub $(B)/asan/starling-sub: $(B)/asan/starling-%: $(B)/asan/obj/tools/starling-%.o \
 		$(call obj,asan,$(TOOL_COMMON_SRC)) $(B)/asan/libstcodec.a
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
@@ -116,7 +120,7 @@ $(B)/asan/starling-passwd: $(call obj,asan,$(PASSWD_SRC)) $(B)/asan/libstcodec.a
 $(B)/asan/starling-store-gen: $(call obj,asan,$(STOREGEN_SRC)) $(B)/asan/libstcodec.a
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
 $(B)/asan/test_%: $(call obj,asan,test/test_%.c test/testutil.c) $(B)/asan/libstbroker.a $(B)/asan/libstcodec.a
-	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) -lcunit -lpthread
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) $(SD_LIBS) -lcunit -lpthread
 
 asan: $(B)/asan/starlingd $(addprefix $(B)/asan/,$(TOOLS)) $(addprefix $(B)/asan/,$(UNIT_TESTS))
 
@@ -131,7 +135,7 @@ $(B)/tsan/libstbroker.a: $(call obj,tsan,$(BROKER_SRC)) | $(B)/layers.ok
 	ar rcs $@ $^
 
 $(B)/tsan/starlingd: $(call obj,tsan,src/main.c) $(B)/tsan/libstbroker.a $(B)/tsan/libstcodec.a
-	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) -lpthread
+	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) $(SD_LIBS) -lpthread
 $(B)/tsan/starling-pub $(B)/tsan/starling-sub: $(B)/tsan/starling-%: $(B)/tsan/obj/tools/starling-%.o \
 		$(call obj,tsan,$(TOOL_COMMON_SRC)) $(B)/tsan/libstcodec.a
 	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
@@ -142,7 +146,7 @@ $(B)/tsan/starling-passwd: $(call obj,tsan,$(PASSWD_SRC)) $(B)/tsan/libstcodec.a
 $(B)/tsan/starling-store-gen: $(call obj,tsan,$(STOREGEN_SRC)) $(B)/tsan/libstcodec.a
 	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS)
 $(B)/tsan/test_%: $(call obj,tsan,test/test_%.c test/testutil.c) $(B)/tsan/libstbroker.a $(B)/tsan/libstcodec.a
-	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) -lcunit -lpthread
+	$(CC) $(TSAN_CFLAGS) -o $@ $^ $(ASAN_LIBS) $(SD_LIBS) -lcunit -lpthread
 
 tsan-build: $(B)/tsan/starlingd $(addprefix $(B)/tsan/,$(TOOLS)) $(addprefix $(B)/tsan/,$(TSAN_UNIT_TESTS))
 
@@ -168,7 +172,7 @@ integration: asan
 # machine give each its own, e.g. make test SLICES_1=2/8 SLICES_4=3/8.
 SLICES_1 ?= 0/2
 SLICES_4 ?= 1/2
-test: asan
+test: asan all
 	@status=0; \
 	if $(MAKE) --no-print-directory format-check >/dev/null; then echo "format-check: passed"; \
 	else echo "format-check: FAILED (run make format)"; status=1; fi; \
@@ -203,7 +207,7 @@ BENCHES   := $(patsubst bench/%.cc,$(B)/bench/%,$(BENCH_SRC))
 BENCH_SHIMS := $(call obj,release,$(wildcard bench/*_shim.c))
 $(B)/bench/%: bench/%.cc $(BENCH_SHIMS) $(B)/release/libstbroker.a $(B)/release/libstcodec.a | deps
 	@mkdir -p $(dir $@)
-	$(CXX) -std=c++17 -O2 -g -Iinclude -Isrc -Ibench -o $@ $^ -lbenchmark -lpthread $(REL_LIBS)
+	$(CXX) -std=c++17 -O2 -g -Iinclude -Isrc -Ibench -o $@ $^ -lbenchmark -lpthread $(REL_LIBS) $(SD_LIBS)
 
 # Kernel-feature probes (bench/probe_*.c): stand-alone programs, not part of the broker.
 PROBES := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/probe_*.c))
@@ -216,13 +220,74 @@ probes: $(PROBES)
 # resharding times of 1M retained messages and 100k sessions, printed (bench/store_load.c).
 $(B)/bench/store_load: bench/store_load.c $(B)/release/libstbroker.a $(B)/release/libstcodec.a | deps
 	@mkdir -p $(dir $@)
-	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS)
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(REL_LIBS) $(SD_LIBS)
 
 bench: $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; $$b --benchmark_min_time=0.2 || exit 1; done
 
 bench-compare: all
 	bench/compare.sh --bin $(B) $(COMPARE_ARGS)
+
+# --- install and package -------------------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the broker in sbin, the tools in bin, man
+# pages, the systemd unit, the default configuration (never over an existing one) and the
+# persistence directory it names. The configuration lives in /etc whatever PREFIX is, as the
+# unit and the man pages say.
+PREFIX        ?= /usr/local
+BINDIR        ?= $(PREFIX)/bin
+SBINDIR       ?= $(PREFIX)/sbin
+MANDIR        ?= $(PREFIX)/share/man
+UNITDIR       ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR    ?= /etc
+LOCALSTATEDIR ?= /var
+# starling-store-gen is a test tool (persistence directories for the tests), not installed.
+INSTALL_TOOLS := starling-pub starling-sub starling-passwd starling-bench
+MAN_PAGES     := $(wildcard tools/man/*.[158])
+VERSION       := $(shell sed -n 's/^\#define STARLING_VERSION "\(.*\)"/\1/p' src/broker/sys.c)
+CONF          := $(DESTDIR)$(SYSCONFDIR)/starling/starling.conf
+STATEDIR      := $(LOCALSTATEDIR)/lib/starling
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/starling $(addprefix $(DESTDIR)$(MANDIR)/man,1 5 8)
+	install -m 0755 $(B)/starlingd $(DESTDIR)$(SBINDIR)/starlingd
+	install -m 0755 $(addprefix $(B)/,$(INSTALL_TOOLS)) $(DESTDIR)$(BINDIR)/
+	@for p in $(MAN_PAGES); do \
+		echo "install -m 0644 $$p $(DESTDIR)$(MANDIR)/man$${p##*.}/"; \
+		install -m 0644 $$p $(DESTDIR)$(MANDIR)/man$${p##*.}/ || exit 1; \
+	done
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g; s|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g' \
+		tools/dist/starlingd.service.in >$(DESTDIR)$(UNITDIR)/starlingd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/starlingd.service
+	@if [ -e $(CONF) ]; then echo "make install: keeping $(CONF) (the default is tools/dist/starling.conf)"; \
+	else echo "install -m 0644 tools/dist/starling.conf $(CONF)"; \
+		sed -e 's|^persistence_location /var/lib/starling$$|persistence_location $(STATEDIR)|' \
+			tools/dist/starling.conf >$(CONF) && chmod 0644 $(CONF); fi
+	install -d -m 0750 $(DESTDIR)$(STATEDIR)
+	@# A root start becomes the user starling when it exists: the directory must be its.
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && getent passwd starling >/dev/null; then \
+		echo "chown starling:starling $(STATEDIR)"; chown starling:starling $(STATEDIR); fi
+
+# Removes what install put in place, except the configuration once edited and the data.
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/starlingd $(addprefix $(DESTDIR)$(BINDIR)/,$(INSTALL_TOOLS)) \
+		$(DESTDIR)$(UNITDIR)/starlingd.service
+	rm -f $(foreach p,$(MAN_PAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(p)))/$(notdir $(p)))
+	@if [ -e $(CONF) ] && sed -e 's|^persistence_location /var/lib/starling$$|persistence_location $(STATEDIR)|' \
+		tools/dist/starling.conf | cmp -s - $(CONF); then \
+		echo "rm -f $(CONF)"; rm -f $(CONF); rmdir $(DESTDIR)$(SYSCONFDIR)/starling 2>/dev/null || true; \
+	elif [ -e $(CONF) ]; then echo "make uninstall: keeping the edited $(CONF)"; fi
+	@rmdir $(DESTDIR)$(STATEDIR) 2>/dev/null || echo "make uninstall: keeping $(DESTDIR)$(STATEDIR)"
+
+# make deb: build/starling_VERSION_ARCH.deb (tools/dist/mkdeb.sh), from an install with
+# PREFIX=/usr staged in DEB_STAGE. DEB_STAGE and DEB_OUT let the tests build their own.
+DEB_STAGE ?= $(B)/deb
+DEB_OUT   ?= $(B)
+deb: all
+	rm -rf $(DEB_STAGE)
+	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(DEB_STAGE))/root PREFIX=/usr \
+		SYSCONFDIR=/etc LOCALSTATEDIR=/var UNITDIR=/lib/systemd/system >/dev/null
+	tools/dist/mkdeb.sh $(abspath $(DEB_STAGE)) $(VERSION) $(abspath $(DEB_OUT))
 
 # --- housekeeping --------------------------------------------------------------------
 FORMAT_FILES := $(wildcard src/*.[ch] src/*/*.[ch] include/starling/*.h tools/*.[ch] tools/bench/*.[ch] test/*.[ch] bench/*.[ch])

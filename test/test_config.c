@@ -464,6 +464,66 @@ static void test_paths_and_strings(void)
 	expect_error(line, "value longer than 63 bytes");
 }
 
+/* `user`: one existing user name; a name no user has is an error naming file and line. */
+static void test_user_option(void)
+{
+	struct config cfg;
+	char line[CONFIG_USER_MAX + 16];
+
+	config_defaults(&cfg);
+	CU_ASSERT_STRING_EQUAL(cfg.user, "");
+	cfg = after("user root");
+	CU_ASSERT_STRING_EQUAL(cfg.user, "root");
+	cfg = after("user   nobody  ");
+	CU_ASSERT_STRING_EQUAL(cfg.user, "nobody");
+	expect_error("user", "user: missing value");
+	expect_error("user no-such-user-starling-test", "user: no such user \"no-such-user-");
+	expect_error("user root nobody", "unexpected extra value \"nobody\"");
+	memset(line, 0, sizeof(line));
+	memcpy(line, "user ", 5);
+	memset(line + 5, 'u', CONFIG_USER_MAX);
+	expect_error(line, "value longer than 255 bytes");
+}
+
+/*
+ * The default configuration installed as /etc/starling/starling.conf (tools/dist/) shows each
+ * option as "#name default": every such line, uncommented, must parse; one without a value must
+ * name a known option; the active lines must parse too. `user` is left out: whether its user
+ * exists depends on the machine.
+ */
+static void test_default_config_file(void)
+{
+	FILE *f = fopen("tools/dist/starling.conf", "r");
+	char line[1024];
+	unsigned lineno = 0, checked = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	while (fgets(line, sizeof(line), f)) {
+		char *text = line[0] == '#' ? line + 1 : line;
+		struct config cfg;
+		int rc;
+
+		lineno++;
+		line[strcspn(line, "\n")] = '\0';
+		if (line[0] == '\0' || (line[0] == '#' && (line[1] < 'a' || line[1] > 'z')) ||
+		    strncmp(text, "user ", 5) == 0)
+			continue;
+		config_defaults(&cfg);
+		rc = config_parse_line(&cfg, text, "starling.conf", lineno, err, sizeof(err));
+		if (strchr(text, ' ')) {
+			CU_ASSERT_EQUAL(rc, ST_OK);
+		} else {
+			CU_ASSERT_PTR_NULL(strstr(err, "unknown option"));
+		}
+		if ((strchr(text, ' ') && rc != ST_OK) || strstr(err, "unknown option"))
+			fprintf(stderr, "\n  tools/dist/starling.conf:%u: [%s]: %s\n", lineno, text,
+			        err);
+		checked++;
+	}
+	fclose(f);
+	CU_ASSERT(checked >= 50);
+}
+
 static void test_persistence_options(void)
 {
 	struct config cfg;
@@ -1044,6 +1104,8 @@ int main(void)
 	        {"log_type", test_log_type},
 	        {"log_dest", test_log_dest},
 	        {"paths and strings", test_paths_and_strings},
+	        {"user option", test_user_option},
+	        {"default configuration file", test_default_config_file},
 	        {"persistence options", test_persistence_options},
 	        {"unsupported options", test_unsupported_options},
 	        {"security options", test_security_options},

@@ -31,6 +31,8 @@
  * Port 0 (an ephemeral port) is accepted everywhere as a Starling extension for tests;
  * Mosquitto rejects it. max_connections is per listener in Mosquitto and broker-wide here.
  */
+#include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -469,6 +471,26 @@ static int opt_pid_file(struct config *cfg, const struct option *o, const struct
 	return copy_value(o->name, cfg->pid_file, sizeof(cfg->pid_file), w->rest, at);
 }
 
+/* The user must exist when the file is read: a typo is an error here, not at the drop. */
+static int opt_user(struct config *cfg, const struct option *o, const struct words *w,
+                    const struct where *at)
+{
+	char buf[16384];
+	struct passwd pw, *res = NULL;
+	int rc = want_one(w, at);
+
+	if (rc == ST_OK)
+		rc = copy_value(o->name, cfg->user, sizeof(cfg->user), w->v[0], at);
+	if (rc != ST_OK)
+		return rc;
+	rc = getpwnam_r(cfg->user, &pw, buf, sizeof(buf), &res);
+	if (!res && (rc == 0 || rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM))
+		return fail(at, "%s: no such user \"%s\"", o->name, cfg->user);
+	if (!res)
+		return fail(at, "%s: cannot look up \"%s\": %s", o->name, cfg->user, strerror(rc));
+	return ST_OK;
+}
+
 static int opt_log_timestamp_format(struct config *cfg, const struct option *o,
                                     const struct words *w, const struct where *at)
 {
@@ -728,6 +750,7 @@ static const struct option options[] = {
         BOOL_OPT(log_timestamp, log_timestamp, opt_bool),
         FN_OPT(log_timestamp_format, opt_log_timestamp_format),
         FN_OPT(pid_file, opt_pid_file),
+        FN_OPT(user, opt_user),
         FN_OPT(password_file, opt_auth_file),
         FN_OPT(acl_file, opt_auth_file),
         FN_OPT(per_listener_settings, opt_per_listener),

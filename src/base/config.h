@@ -18,6 +18,7 @@
  * bit mask does). */
 #define CONFIG_LOG_DESTS_MAX          5
 #define CONFIG_LOG_TIMESTAMP_FMT_SIZE 64
+#define CONFIG_USER_MAX               256 /* a user name (LOGIN_NAME_MAX) */
 
 /* log_type bits (Mosquitto's names). */
 enum config_log_type {
@@ -150,6 +151,9 @@ struct config {
 	/* strftime(3) format of the stamp; empty: seconds since the epoch, as Mosquitto. */
 	char log_timestamp_format[CONFIG_LOG_TIMESTAMP_FMT_SIZE];
 	char pid_file[PATH_MAX]; /* empty: none */
+	/* `user`: whom a root start becomes once its sockets are bound (base/privdrop.h); empty:
+	 * `starling` if it exists, else root. Checked to exist when read. */
+	char user[CONFIG_USER_MAX];
 	/* Persistence (issue 10; kernel-notes/persistence.md). */
 	bool persistence; /* keep retained messages and sessions on disk (false) */
 	char persistence_location[PATH_MAX]; /* the log's directory; empty: the working directory */

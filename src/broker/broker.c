@@ -26,6 +26,7 @@
 
 #include "auth/auth.h"
 #include "base/alloc.h"
+#include "base/privdrop.h"
 #include "io/tls.h"
 #include "starling/codec.h"
 #include "worker.h"
@@ -300,6 +301,30 @@ static void broker_raise_nofile(struct broker *b)
 }
 
 /*
+ * How many rings of these parameters RLIMIT_MEMLOCK lets the process lock (UINT_MAX: no limit
+ * applies). A root start that becomes `user` loses CAP_IPC_LOCK, after which ring memory counts
+ * against the limit: the hard limit is first raised to what n rings need, which root may still
+ * do (with CAP_SYS_RESOURCE; a systemd unit's LimitMEMLOCK= does it otherwise).
+ */
+static unsigned broker_memlock_fit(struct broker *b, const struct ring_params *rp, unsigned n)
+{
+	size_t per = ring_memlock_bytes(rp);
+	struct rlimit rl;
+
+	if (!b->priv.drop)
+		return ring_memlock_rings(rp);
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) != 0)
+		return UINT_MAX;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < per * n) {
+		struct rlimit up = {.rlim_cur = per * n, .rlim_max = per * n};
+
+		if (setrlimit(RLIMIT_MEMLOCK, &up) == 0)
+			rl = up;
+	}
+	return rl.rlim_max == RLIM_INFINITY ? UINT_MAX : (unsigned)(rl.rlim_max / per);
+}
+
+/*
  * The worker count: worker_threads, or one per CPU the process may run on; and the CPUs
  * cpu_affinity pins them to (the i-th allowed CPU for worker i).
  */
@@ -322,7 +347,7 @@ static void broker_workers(struct broker *b)
 		unsigned fit;
 
 		worker_ring_params(b->nworkers, &rp);
-		fit = ring_memlock_rings(&rp);
+		fit = broker_memlock_fit(b, &rp, b->nworkers);
 		if (fit < b->nworkers) {
 			b->nworkers = fit ? fit : 1;
 			b->memlock_capped = ncpus;
@@ -450,38 +475,57 @@ int broker_tls_reload(struct broker *b)
 	return ret;
 }
 
-int broker_init(struct broker *b, const struct config *cfg)
+/*
+ * The locked memory the rings need. A start that stays who it is: ring_memlock_reserve (the soft
+ * limit raised as far as the hard one allows). A root start that becomes `user`: the soft limit
+ * raised now to what every worker's ring needs, since the user will count it all (the hard limit
+ * was raised, where allowed, by broker_memlock_fit).
+ */
+static int broker_memlock(struct broker *b)
 {
 	struct ring_params rp;
+	struct rlimit rl;
 	char err[512];
-	int ret;
+	size_t need;
 
-	memset(b, 0, sizeof(*b));
-	b->cfg = *cfg;
-	b->sig_fd = -1;
-	broker_workers(b);
-	b->start_s = (uint64_t)time(NULL);
-	if (getrandom(&b->instance_salt, sizeof(b->instance_salt), 0) != sizeof(b->instance_salt))
-		b->instance_salt = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	broker_limits(b);
-	if (log_open(&b->log, &b->cfg) != ST_OK)
-		return ST_ERR_SYS;
-	log_msg(&b->log, LOG_T_NOTICE, "starlingd starting with %u worker thread%s", b->nworkers,
-	        b->nworkers > 1 ? "s" : "");
-	if (b->memlock_capped)
-		log_msg(&b->log, LOG_T_WARNING,
-		        "Warning: %u CPUs but RLIMIT_MEMLOCK allows io_uring rings for %u workers; "
-		        "raise it (ulimit -l, LimitMEMLOCK=) to use them all.",
-		        b->memlock_capped, b->nworkers);
-	broker_raise_nofile(b);
-	ret = broker_auth_load(b);
-	if (ret != ST_OK)
-		return ret;
 	worker_ring_params(b->nworkers, &rp);
-	if (ring_memlock_reserve(&rp, b->nworkers, err, sizeof(err)) != 0) {
+	if (!b->priv.drop) {
+		if (ring_memlock_reserve(&rp, b->nworkers, err, sizeof(err)) == 0)
+			return ST_OK;
 		log_msg(&b->log, LOG_T_ERROR, "Error: %s", err);
 		return ST_ERR_SYS;
 	}
+	need = ring_memlock_bytes(&rp) * b->nworkers;
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= need)
+		return ST_OK;
+	if (broker_memlock_fit(b, &rp, b->nworkers) >= b->nworkers) {
+		getrlimit(RLIMIT_MEMLOCK, &rl);
+		rl.rlim_cur =
+		        rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+		if (setrlimit(RLIMIT_MEMLOCK, &rl) == 0)
+			return ST_OK;
+	}
+	log_msg(&b->log, LOG_T_ERROR,
+	        "Error: as user %s the io_uring rings of %u worker%s need about %zu KiB of locked "
+	        "memory, but RLIMIT_MEMLOCK is %llu KiB (hard %llu KiB) and root cannot raise it "
+	        "here: raise it (ulimit -l, or LimitMEMLOCK= in a systemd unit) or use fewer "
+	        "worker_threads",
+	        b->priv.name, b->nworkers, b->nworkers > 1 ? "s" : "", need / 1024,
+	        (unsigned long long)rl.rlim_cur / 1024, (unsigned long long)rl.rlim_max / 1024);
+	return ST_ERR_SYS;
+}
+
+/*
+ * What the start reads and creates on disk, done as the user the broker will run as
+ * (privdrop.h): password and ACL files, the persistence directory, TLS certificates.
+ */
+static int broker_init_files(struct broker *b)
+{
+	int ret = broker_auth_load(b);
+
+	if (ret != ST_OK)
+		return ret;
 	if (broker_shared_init(b) != ST_OK) {
 		log_msg(&b->log, LOG_T_ERROR, "Error: out of memory setting up %u workers",
 		        b->nworkers);
@@ -491,17 +535,90 @@ int broker_init(struct broker *b, const struct config *cfg)
 	ret = persist_broker_init(b);
 	if (ret != ST_OK)
 		return ret;
-	/* Signals are blocked before anything listens: a client that sees the port open may
-	 * send SIGTERM at once, and it must reach the signalfd, not kill the process. */
-	ret = broker_signals(b);
+	return broker_tls_init(b);
+}
+
+/* Opens the log as the user the broker will run as (privdrop_plan has run), then logs the
+ * start. */
+static int broker_init_log(struct broker *b)
+{
+	char err[512];
+	int ret;
+
+	ret = privdrop_enter(&b->priv, err, sizeof(err));
+	if (ret != ST_OK) {
+		fprintf(stderr, "Error: %s\n", err);
+		return ret;
+	}
+	if (log_open(&b->log, &b->cfg) != ST_OK)
+		return ST_ERR_SYS;
+	log_msg(&b->log, LOG_T_NOTICE, "starlingd starting with %u worker thread%s", b->nworkers,
+	        b->nworkers > 1 ? "s" : "");
+	if (b->priv.root_default)
+		log_msg(&b->log, LOG_T_WARNING,
+		        "Warning: running as root: no `user` option and no user \"%s\" to become; "
+		        "set `user` in the configuration file.",
+		        PRIVDROP_DEFAULT_USER);
+	if (b->memlock_capped)
+		log_msg(&b->log, LOG_T_WARNING,
+		        "Warning: %u CPUs but RLIMIT_MEMLOCK allows io_uring rings for %u workers; "
+		        "raise it (ulimit -l, LimitMEMLOCK=) to use them all.",
+		        b->memlock_capped, b->nworkers);
+	return ST_OK;
+}
+
+int broker_init(struct broker *b, const struct config *cfg)
+{
+	char err[512];
+	int ret;
+
+	memset(b, 0, sizeof(*b));
+	b->cfg = *cfg;
+	b->sig_fd = -1;
+	b->log.file_fd = -1;
+	ret = privdrop_plan(&b->priv, &b->cfg, err, sizeof(err));
+	if (ret != ST_OK) {
+		fprintf(stderr, "Error: %s\n", err);
+		return ret;
+	}
+	broker_workers(b);
+	b->start_s = (uint64_t)time(NULL);
+	if (getrandom(&b->instance_salt, sizeof(b->instance_salt), 0) != sizeof(b->instance_salt))
+		b->instance_salt = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	broker_limits(b);
+	ret = broker_init_log(b);
+	privdrop_leave(&b->priv);
 	if (ret != ST_OK)
 		return ret;
-	ret = broker_tls_init(b);
+	/* As root, when it was root: the limits, before anything is made on disk. */
+	broker_raise_nofile(b);
+	ret = broker_memlock(b);
+	if (ret != ST_OK)
+		return ret;
+	if (privdrop_enter(&b->priv, err, sizeof(err)) != ST_OK) {
+		log_msg(&b->log, LOG_T_ERROR, "Error: %s", err);
+		return ST_ERR_SYS;
+	}
+	ret = broker_init_files(b);
+	privdrop_leave(&b->priv);
+	if (ret != ST_OK)
+		return ret;
+	/* As root again: the sockets. Signals are blocked before anything listens: a client that
+	 * sees the port open may send SIGTERM at once, and it must reach the signalfd, not kill
+	 * the process. */
+	ret = broker_signals(b);
 	if (ret != ST_OK)
 		return ret;
 	ret = broker_bind_all(b);
 	if (ret != ST_OK)
 		return ret;
+	if (privdrop_apply(&b->priv, err, sizeof(err)) != ST_OK) {
+		log_msg(&b->log, LOG_T_ERROR, "Error: %s", err);
+		return ST_ERR_SYS;
+	}
+	if (b->priv.drop)
+		log_msg(&b->log, LOG_T_NOTICE, "Running as user %s (uid %u, gid %u).", b->priv.name,
+		        (unsigned)b->priv.uid, (unsigned)b->priv.gid);
 	if (cfg->daemonize && broker_daemonize(b) != ST_OK)
 		return ST_ERR_SYS;
 	return broker_pid_file(b);

@@ -19,6 +19,7 @@
 
 #include "base/config.h"
 #include "base/log.h"
+#include "base/privdrop.h"
 #include "index/interest.h"
 #include "io/chan.h"
 
@@ -102,6 +103,7 @@ struct broker_shared {
 struct broker {
 	struct config cfg;            /* effective configuration */
 	struct log log;               /* log destinations */
+	struct privdrop priv;         /* whom a root start becomes (`user`, base/privdrop.h) */
 	uint32_t max_packet;          /* largest packet accepted from a client, header included */
 	uint32_t max_payload;         /* largest PUBLISH payload accepted (message_size_limit) */
 	uint16_t inflight_max;        /* outbound QoS 1/2 window per client */

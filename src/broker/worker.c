@@ -28,6 +28,7 @@
 #include "persist.h"
 #include "index/retain.h"
 #include "reload.h"
+#include "service.h"
 #include "route.h"
 #include "session.h"
 #include "index/subidx.h"
@@ -229,7 +230,9 @@ static void worker_on_signal(struct ring *r, struct ring_io *io, const struct ri
 
 	(void)r;
 	if (cqe->res == (int)sizeof(w->sig_info) && w->sig_info.ssi_signo == SIGHUP) {
+		service_reloading(w);
 		reload_run(w);
+		service_reloaded(w);
 		if (!w->stopping)
 			ring_read(&w->ring, &w->sig_io, w->sig_fd, &w->sig_info,
 			          sizeof(w->sig_info));
@@ -244,6 +247,7 @@ static void worker_on_signal(struct ring *r, struct ring_io *io, const struct ri
 	} else {
 		return;
 	}
+	service_stopping(w);
 	/* Every worker stops: the flag, then a doorbell so that sleeping ones look at it. */
 	atomic_store_explicit(&w->b->shared.stopping, true, memory_order_release);
 	w->stopping = true;
@@ -443,6 +447,8 @@ static void worker_housekeeping(struct worker *w)
 		if (w->index == 0)
 			reload_housekeeping(w);
 	}
+	if (w->index == 0)
+		service_tick(w);
 	persist_housekeeping(w);
 	sys_tick(w);
 }
@@ -662,6 +668,9 @@ int worker_run(struct worker *w)
 		persist_origin_begin(w);
 	}
 	w->next_housekeeping_ms = w->now_ms + HOUSEKEEPING_MS;
+	/* Worker 0 is the main thread, the one that talks to the service manager. */
+	if (w->index == 0)
+		service_ready(w);
 	while (!w->stopping) {
 		int timeout = (int)(w->next_housekeeping_ms > w->now_ms
 		                            ? w->next_housekeeping_ms - w->now_ms

@@ -105,6 +105,11 @@ struct worker {
 	bool stopping;                    /* a signal asked to stop */
 	const struct auth_set *auth;      /* the security this worker applies (reload.h) */
 	bool reload_waiting;              /* worker 0: a SIGHUP waits for the last hand-over */
+	struct {
+		uint64_t next_ms; /* worker 0: when STATUS= may be refreshed (service.h) */
+		uint32_t clients; /* the client count the last STATUS= gave */
+		bool failed;      /* an sd_notify failure was logged */
+	} service;
 
 	struct conn *conns;       /* every connection, newest first */
 	uint32_t nconns;          /* connections in the list (any state) */

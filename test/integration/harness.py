@@ -194,6 +194,15 @@ def _is_listening(port, pid):
     return bool(inodes & _socket_inodes(pid)) if inodes else False
 
 
+def _user_exists(name):
+    import pwd
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
 class BrokerError(AssertionError):
     """The broker failed to start or did not stop cleanly (a test failure, not an error)."""
 
@@ -252,6 +261,12 @@ class Broker:
         if (self.kind == "starling" and os.environ.get("STARLING_TEST_PERSIST") == "1"
                 and not any(l.split()[:1] == ["persistence"] for l in self.config_lines)):
             lines.append("persistence true")
+        # A root start without `user` becomes `starling` where that user exists (a machine
+        # with the package installed), which could not use the test's temp dir: tests that
+        # check the drop say `user` themselves.
+        if (self.kind == "starling" and os.geteuid() == 0 and _user_exists("starling")
+                and not any(l.split()[:1] == ["user"] for l in self.config_lines)):
+            lines.append("user root")
         lines += self.config_lines
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")

@@ -86,9 +86,9 @@ class DaemonTest(unittest.TestCase):
             "pid_file %s" % self.pid_file,
             "log_dest file %s" % self.log_file,
             "log_type all",
-        ] + (["user root"] if KIND == "mosquitto" and os.getuid() == 0 else []))
-        # (Mosquitto started as root switches to its own user, who cannot write into our
-        # private temp dir; Starling does not change user.)
+        ] + (["user root"] if os.getuid() == 0 else []))
+        # (Started as root, Mosquitto switches to its own user and Starling to `starling` where
+        # it exists; neither could write into our private temp dir.)
         # -d returns at once, leaving the daemon running.
         r = subprocess.run([broker_binary(), "-c", conf, "-d"], env=self.env(),
                            stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
