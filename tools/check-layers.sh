@@ -18,8 +18,9 @@ declare -A USES=(
 	[index]="codec base"
 	[auth]="codec base"
 	[store]="codec base"
-	[broker]="codec base io index auth store"
-	[top]="codec base io index auth store broker"
+	[http]="codec base"
+	[broker]="codec base io index auth store http"
+	[top]="codec base io index auth store http broker"
 	# starling-passwd includes auth/passwd.h so that it writes exactly what the broker reads;
 	# starling-store-gen includes store/ (record encoder, shard function) for the same reason.
 	[tools]="codec auth store"
