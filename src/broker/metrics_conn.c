@@ -8,12 +8,14 @@
  * sendmsg, a short send resumed), another path 404, another method 405, a malformed head
  * 400, a version other than 1.x 505. HTTP/1.1 connections stay open for the next request
  * (Prometheus keeps one per target) unless the client says `Connection: close`; HTTP/1.0 ones
- * and any error close after the response, as does a request carrying a body. One request is
+ * close after the response, as do a malformed request and one carrying a body. One request is
  * answered at a time; pipelined ones wait in `in` for the response before them to leave.
  *
- * Bounds: METRICS_CONNS_MAX connections per worker (more are closed as accepted); a request
- * head must be complete within METRICS_HEAD_MS of its first byte, and a connection with no
- * request is closed after METRICS_IDLE_MS; deadlines are checked by housekeeping (250 ms).
+ * Bounds: METRICS_CONNS_MAX connections per worker; at the bound a new one takes the place of
+ * the oldest that is not sending a response, so clients holding connections open cannot lock
+ * a scraper out. A request head must be complete within METRICS_HEAD_MS of its first byte,
+ * and a connection with no request is closed after METRICS_IDLE_MS; deadlines are checked by
+ * housekeeping (250 ms).
  * Closing: the response leaves, the sending side is shut (FIN), and what the client still
  * sends is read and dropped until its EOF, for at most METRICS_LINGER_MS and
  * METRICS_DISCARD_MAX bytes, so that the client reads the response rather than a reset; then
@@ -109,15 +111,44 @@ static void mconn_reap(struct mconn *m)
 		mconn_free(m);
 }
 
+/*
+ * Makes room for a new connection at the bound: the oldest one not sending a response goes
+ * (the list is newest first), so that clients which hold connections without finishing a
+ * request cannot lock a scraper out; a scrape takes milliseconds. False if none can go.
+ */
+static bool mconn_evict(struct worker *w)
+{
+	struct mconn *m = w->mconns, *victim = NULL;
+	unsigned live = 0;
+
+	for (; m; m = m->next) {
+		if (m->eof)
+			continue;
+		live++;
+		if (!m->out)
+			victim = m;
+	}
+	if (live < METRICS_CONNS_MAX)
+		return true;
+	if (!victim)
+		return false;
+	mconn_abort(victim);
+	mconn_reap(victim);
+	return true;
+}
+
 void metrics_accepted(struct worker *w, int fd)
 {
-	struct mconn *m = w->nmconns < METRICS_CONNS_MAX ? calloc(1, sizeof(*m)) : NULL;
+	struct mconn *m = NULL;
 
+	/* Aborted ones still waiting for their last completion count against a wider bound. */
+	if (w->nmconns < 2 * METRICS_CONNS_MAX && mconn_evict(w))
+		m = calloc(1, sizeof(*m));
 	if (!m) {
 		if (log_enabled(&w->log, LOG_T_NOTICE))
 			log_msg(&w->log, LOG_T_NOTICE, "Metrics connection refused: %s.",
-			        w->nmconns < METRICS_CONNS_MAX ? "out of memory"
-			                                       : "too many on this worker");
+			        w->nmconns < 2 * METRICS_CONNS_MAX ? "out of memory"
+			                                           : "too many on this worker");
 		close(fd);
 		return;
 	}
@@ -167,13 +198,14 @@ static void mconn_respond(struct mconn *m, unsigned status, const char *type, co
 	mconn_submit(m);
 }
 
-/* A plain-text error response, closing the connection after it. */
-static void mconn_error(struct mconn *m, unsigned status, bool head_only, const char *extra)
+/* A plain-text error response; keep: the request was well-formed, the connection stays. */
+static void mconn_error(struct mconn *m, unsigned status, bool head_only, bool keep,
+                        const char *extra)
 {
 	char body[64];
 	size_t n = (size_t)snprintf(body, sizeof(body), "%u %s\n", status, http_reason(status));
 
-	mconn_respond(m, status, "text/plain; charset=utf-8", body, n, head_only, false, extra);
+	mconn_respond(m, status, "text/plain; charset=utf-8", body, n, head_only, keep, extra);
 }
 
 /* The answer to one complete request head. */
@@ -184,17 +216,17 @@ static void mconn_answer(struct mconn *m, const struct http_request *req)
 	struct mtext t;
 
 	if (!head && !http_slice_is(req->method, "GET")) {
-		mconn_error(m, 405, false, "Allow: GET, HEAD\r\n");
+		mconn_error(m, 405, false, keep, "Allow: GET, HEAD\r\n");
 		return;
 	}
 	if (!http_slice_is(req->path, "/metrics")) {
-		mconn_error(m, 404, head, NULL);
+		mconn_error(m, 404, head, keep, NULL);
 		return;
 	}
 	mtext_init(&t);
 	metrics_render(m->w, &t);
 	if (t.failed)
-		mconn_error(m, 500, head, NULL);
+		mconn_error(m, 500, head, false, NULL);
 	else
 		mconn_respond(m, 200, MTEXT_CONTENT_TYPE, t.buf, t.len, head, keep, NULL);
 	mtext_free(&t);
@@ -212,7 +244,7 @@ static void mconn_serve(struct mconn *m)
 	if (ret == 0)
 		return;
 	if (ret < 0) {
-		mconn_error(m, (unsigned)-ret, false, NULL);
+		mconn_error(m, (unsigned)-ret, false, false, NULL);
 		return;
 	}
 	mconn_answer(m, &req);
@@ -241,7 +273,7 @@ static void mconn_input(struct mconn *m, const uint8_t *p, size_t n)
 		/* Pipelined requests past the bound are refused the same way. */
 		m->in_len = METRICS_HEAD_MAX;
 		if (!m->out)
-			mconn_error(m, 431, false, NULL);
+			mconn_error(m, 431, false, false, NULL);
 		else
 			m->closing = true;
 		return;
