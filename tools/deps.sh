@@ -5,7 +5,7 @@ set -eu
 
 pkgs="build-essential pkg-config liburing-dev libjemalloc-dev libxxhash-dev libcunit1-dev
 libbenchmark-dev libssl-dev libisal-dev openssl mosquitto-clients python3-paho-mqtt mosquitto gnuplot-nox procps iproute2
-clang-format"
+clang-format prometheus"
 
 missing=""
 for p in $pkgs; do
