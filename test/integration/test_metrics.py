@@ -23,7 +23,7 @@ import urllib.parse
 import urllib.request
 
 from harness import (MOSQUITTO_PUB, WORKERS, BrokerTestCase, PacketTypes, Properties,
-                     client_cmd, free_port, starling_only, unique_id)
+                     client_cmd, encode_publish, free_port, starling_only, unique_id)
 
 PROMTOOL = "/usr/bin/promtool"
 PROMETHEUS = "/usr/bin/prometheus"
@@ -260,6 +260,38 @@ class TestDrops(MetricsCase):
         back = self.client5(cid, clean_start=False, properties=props)
         self.wait_value(lambda v: v >= 1, "starling_dropped_messages_total", cause="expired")
         self.assertEqual(len(back.messages), 0)
+
+
+    def test_too_large(self):
+        """An MQTT 5 subscriber's Maximum Packet Size: a larger message is not sent to it
+        [MQTT-3.1.2-25], and counted as too_large."""
+        props = Properties(PacketTypes.CONNECT)
+        props.MaximumPacketSize = 100
+        sub = self.client5(properties=props)
+        got = self.collect(sub, "m/big", 0)
+        pub = self.client()
+        self.publish(pub, "m/big", b"x" * 500, 0)
+        self.publish(pub, "m/big", b"small", 0)
+        self.wait_messages(got, 1)
+        self.assertEqual(got[0].payload, b"small")
+        self.wait_value(lambda v: v == 1, "starling_dropped_messages_total", cause="too_large")
+
+
+class TestOutputDrops(MetricsCase):
+    extra_lines = ("max_output_bytes 65536", "client_send_buffer 4096")
+
+    def test_output_full(self):
+        """A QoS 0 subscriber that never reads: past max_output_bytes its deliveries are
+        dropped for output_full, and the output memory gauge shows what it holds."""
+        from test_output_bounds import stuck_subscriber
+        s = stuck_subscriber(self.broker.port, unique_id("stuck"), "m/out")
+        self.defer(s.close)
+        pub = self.raw_connected()
+        for i in range(2000):
+            pub.send(encode_publish("m/out", b"%06d" % i + b"x" * 506, 0))
+        self.wait_value(lambda v: v >= 500, "starling_dropped_messages_total",
+                        cause="output_full", timeout=10)
+        self.wait_value(lambda v: v > 0, "starling_output_memory_bytes")
 
 
 class TestPersistence(MetricsCase):
