@@ -243,7 +243,7 @@ LOCALSTATEDIR ?= /var
 # starling-store-gen is a test tool (persistence directories for the tests), not installed.
 INSTALL_TOOLS := starling-pub starling-sub starling-passwd starling-bench
 MAN_PAGES     := $(wildcard tools/man/*.[158])
-VERSION       := $(shell sed -n 's/^\#define STARLING_VERSION "\(.*\)"/\1/p' src/broker/sys.c)
+VERSION       := $(shell sed -n 's/^\#define STARLING_VERSION "\([^"]*\)".*/\1/p' src/broker/sys.h)
 CONF          := $(DESTDIR)$(SYSCONFDIR)/starling/starling.conf
 STATEDIR      := $(LOCALSTATEDIR)/lib/starling
 

@@ -342,6 +342,44 @@ static void test_listener_option(void)
 	CU_ASSERT_EQUAL(cfg.listener_count, CONFIG_LISTENERS_MAX);
 }
 
+/* metrics_listener: repeatable, beside the MQTT listeners (it does not end local-only mode). */
+static void test_metrics_listener_option(void)
+{
+	struct config cfg;
+
+	cfg = after("metrics_listener 9100");
+	CU_ASSERT_EQUAL(cfg.metrics_count, 1);
+	CU_ASSERT_EQUAL(cfg.metrics[0].port, 9100);
+	CU_ASSERT_STRING_EQUAL(cfg.metrics[0].bind, "");
+	config_finish(&cfg);
+	CU_ASSERT_TRUE(cfg.local_only);
+	CU_ASSERT_EQUAL(cfg.listener_count, 1);
+	CU_ASSERT_EQUAL(cfg.listeners[0].port, 1883);
+
+	config_defaults(&cfg);
+	CU_ASSERT_EQUAL(parse(&cfg, "metrics_listener 9100 127.0.0.1"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "metrics_listener 9100 ::1"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "metrics_listener 0 127.0.0.1"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "metrics_listener 0 127.0.0.1"), ST_OK);
+	CU_ASSERT_EQUAL(cfg.metrics_count, 4);
+	CU_ASSERT_STRING_EQUAL(cfg.metrics[1].bind, "::1");
+	CU_ASSERT_EQUAL(parse(&cfg, "metrics_listener 9101"), ST_ERR_CONFIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "more than 4 metrics listeners"));
+	CU_ASSERT_EQUAL(cfg.listener_count, 0);
+
+	config_defaults(&cfg);
+	CU_ASSERT_EQUAL(parse(&cfg, "metrics_listener 9100 127.0.0.1"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "metrics_listener 9100 127.0.0.1"), ST_ERR_CONFIG);
+	CU_ASSERT_PTR_NOT_NULL(
+	        strstr(err, "t.conf:7: metrics_listener: duplicate metrics listener"));
+
+	expect_error("metrics_listener", "missing port");
+	expect_error("metrics_listener 70000", "out of range (0..65535)");
+	expect_error("metrics_listener x", "not a decimal integer");
+	expect_error("metrics_listener 9100 127.0.0.1 extra", "unexpected extra value \"extra\"");
+	expect_error("metrics_listener 9100 /run/metrics.sock", "Unix socket listeners");
+}
+
 static void test_port_and_bind_address(void)
 {
 	struct config cfg;
@@ -1100,6 +1138,7 @@ int main(void)
 	        {"integer options", test_integer_options},
 	        {"boolean options", test_boolean_options},
 	        {"listener", test_listener_option},
+	        {"metrics_listener", test_metrics_listener_option},
 	        {"port and bind_address", test_port_and_bind_address},
 	        {"log_type", test_log_type},
 	        {"log_dest", test_log_dest},

@@ -316,6 +316,46 @@ static int opt_listener(struct config *cfg, const struct option *o, const struct
 	return ST_OK;
 }
 
+/*
+ * `metrics_listener PORT [ADDRESS]`: an HTTP listener for Prometheus, beside the MQTT ones (it
+ * is not a `listener`: it does not end local-only mode nor take the TLS and security options
+ * that follow it). Repeatable, as `listener` is: one on loopback and one on a private
+ * interface, say.
+ */
+static int opt_metrics_listener(struct config *cfg, const struct option *o, const struct words *w,
+                                const struct where *at)
+{
+	struct config_metrics_listener l;
+	long long port;
+	int rc;
+
+	if (w->n == 0)
+		return fail(at, "%s: missing port", o->name);
+	if (w->n > 2)
+		return fail(at, "%s: unexpected extra value \"%s\"", o->name, w->v[2]);
+	rc = parse_range(o->name, w->v[0], 0, 65535, &port, at);
+	if (rc != ST_OK)
+		return rc;
+	memset(&l, 0, sizeof(l));
+	l.port = (uint16_t)port;
+	if (w->n == 2) {
+		if (strchr(w->v[1], '/') != NULL)
+			return fail(at, "%s: Unix socket listeners are not supported", o->name);
+		rc = copy_value(o->name, l.bind, sizeof(l.bind), w->v[1], at);
+		if (rc != ST_OK)
+			return rc;
+	}
+	if (cfg->metrics_count == CONFIG_METRICS_MAX)
+		return fail(at, "%s: more than %d metrics listeners", o->name, CONFIG_METRICS_MAX);
+	for (unsigned i = 0; i < cfg->metrics_count; i++)
+		if (l.port != 0 && cfg->metrics[i].port == l.port &&
+		    strcmp(cfg->metrics[i].bind, l.bind) == 0)
+			return fail(at, "%s: duplicate metrics listener on port %u", o->name,
+			            l.port);
+	cfg->metrics[cfg->metrics_count++] = l;
+	return ST_OK;
+}
+
 /* `port` and `bind_address` both configure the default listener, which then takes a slot. */
 static int claim_default_listener(struct config *cfg, const char *name, const struct where *at)
 {
@@ -780,6 +820,7 @@ static const struct option options[] = {
         FN_OPT(websockets_log_level, opt_unsupported),
         /* Mosquitto's libwebsockets default is 1024; browsers with cookies send more. */
         INT_OPT(websockets_headers_size, websockets_headers_size, 0, 65536, 0, 8192),
+        FN_OPT(metrics_listener, opt_metrics_listener),
 };
 
 void config_defaults(struct config *cfg)

@@ -14,6 +14,7 @@
 
 #define CONFIG_LISTENERS_MAX 16
 #define CONFIG_WORKERS_MAX   64 /* worker threads at most (a 64-bit mask of workers) */
+#define CONFIG_METRICS_MAX   4  /* metrics_listener lines at most */
 /* One of each kind: stderr, stdout, file, syslog, topic (duplicates are merged, as Mosquitto's
  * bit mask does). */
 #define CONFIG_LOG_DESTS_MAX          5
@@ -101,6 +102,12 @@ static inline bool config_listener_is_tls(const struct config_listener *l)
 	return l->tls.certfile[0] != '\0' && l->tls.keyfile[0] != '\0';
 }
 
+/* `metrics_listener PORT [ADDRESS]`: an HTTP listener serving GET /metrics (Prometheus). */
+struct config_metrics_listener {
+	uint16_t port;  /* TCP port; 0 asks the kernel for an ephemeral one */
+	char bind[256]; /* address or host name; empty: all interfaces */
+};
+
 struct config {
 	/* In file order while parsing; config_finish() appends the default listener (or builds the
 	 * local-only ones), after which this is the complete list to open. */
@@ -159,8 +166,11 @@ struct config {
 	char persistence_location[PATH_MAX]; /* the log's directory; empty: the working directory */
 	char persistence_file[NAME_MAX + 1]; /* the log files' name prefix ("starling.db") */
 	uint32_t autosave_interval;          /* compaction period: seconds, or records (1800) */
-	bool autosave_on_changes;   /* autosave_interval counts changed records, not seconds */
-	bool persistence_sync;      /* acknowledge only what is synced (always: true) */
+	bool autosave_on_changes; /* autosave_interval counts changed records, not seconds */
+	bool persistence_sync;    /* acknowledge only what is synced (always: true) */
+	/* Prometheus metrics listeners (repeatable; none: no metrics). */
+	struct config_metrics_listener metrics[CONFIG_METRICS_MAX];
+	unsigned metrics_count;     /* entries in metrics */
 	bool verbose;               /* -v: every log type, as Mosquitto's log_type all */
 	bool daemonize;             /* -d */
 	char config_path[PATH_MAX]; /* -c FILE, empty if none */

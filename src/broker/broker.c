@@ -137,10 +137,11 @@ static int broker_socket(const struct sockaddr *addr, socklen_t len, bool reusep
 /*
  * Binds every address of one listener (IPv4 and IPv6 for a wildcard address) once per worker:
  * worker 0's socket first (which resolves a port 0), then the others on the same address and
- * port. fds[w * (2 * CONFIG_LISTENERS_MAX) + i] receives worker w's socket of address i.
+ * port. fds[w * BROKER_ADDRS_MAX + i] receives worker w's socket of address i. metrics: a
+ * metrics_listener (cfg_index indexes cfg.metrics).
  */
 static int broker_listen(struct broker *b, unsigned cfg_index, const char *host, uint16_t port,
-                         int *fds)
+                         int *fds, bool metrics)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
 	                         .ai_socktype = SOCK_STREAM,
@@ -156,7 +157,7 @@ static int broker_listen(struct broker *b, unsigned cfg_index, const char *host,
 		        gai_strerror(ret));
 		return ST_ERR_CONFIG;
 	}
-	for (ai = res; ai && b->nlisten < 2 * CONFIG_LISTENERS_MAX; ai = ai->ai_next) {
+	for (ai = res; ai && b->nlisten < BROKER_ADDRS_MAX; ai = ai->ai_next) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		unsigned i = b->nlisten;
@@ -175,7 +176,7 @@ static int broker_listen(struct broker *b, unsigned cfg_index, const char *host,
 				freeaddrinfo(res);
 				return ST_ERR_SYS;
 			}
-			fds[w * (2 * CONFIG_LISTENERS_MAX) + i] = fd;
+			fds[w * BROKER_ADDRS_MAX + i] = fd;
 			if (w == 0)
 				getsockname(fd, (struct sockaddr *)&ss, &sl);
 		}
@@ -183,12 +184,14 @@ static int broker_listen(struct broker *b, unsigned cfg_index, const char *host,
 		        ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 		                                       : ((struct sockaddr_in *)&ss)->sin_port);
 		b->listen_cfg[i] = (uint16_t)cfg_index;
+		b->listen_metrics[i] = metrics;
 		b->nlisten++;
-		log_msg(&b->log, LOG_T_NOTICE, "Opening %s%s listen socket on port %u.",
-		        b->cfg.listeners[cfg_index].protocol == CONFIG_PROTO_WEBSOCKETS
+		log_msg(&b->log, LOG_T_NOTICE, "Opening %s%s %slisten socket on port %u.",
+		        !metrics && b->cfg.listeners[cfg_index].protocol == CONFIG_PROTO_WEBSOCKETS
 		                ? "websockets "
 		                : "",
-		        ai->ai_family == AF_INET6 ? "ipv6" : "ipv4", b->listen_ports[i]);
+		        ai->ai_family == AF_INET6 ? "ipv6" : "ipv4", metrics ? "metrics " : "",
+		        b->listen_ports[i]);
 		bound++;
 	}
 	freeaddrinfo(res);
@@ -259,14 +262,17 @@ static int broker_pid_file(struct broker *b)
 static int broker_bind_all(struct broker *b)
 {
 	const struct config *cfg = &b->cfg;
-	const unsigned stride = 2 * CONFIG_LISTENERS_MAX;
+	const unsigned stride = BROKER_ADDRS_MAX;
 	int *fds = malloc((size_t)b->nworkers * stride * sizeof(*fds));
 	int ret = ST_OK;
 
 	if (!fds)
 		return ST_ERR_NOMEM;
 	for (unsigned i = 0; i < cfg->listener_count && ret == ST_OK; i++)
-		ret = broker_listen(b, i, cfg->listeners[i].bind, cfg->listeners[i].port, fds);
+		ret = broker_listen(b, i, cfg->listeners[i].bind, cfg->listeners[i].port, fds,
+		                    false);
+	for (unsigned i = 0; i < cfg->metrics_count && ret == ST_OK; i++)
+		ret = broker_listen(b, i, cfg->metrics[i].bind, cfg->metrics[i].port, fds, true);
 	/* Packed per worker: worker w's sockets are listen_fds[w * nlisten ..]. */
 	b->listen_fds = malloc((size_t)b->nworkers * (b->nlisten ? b->nlisten : 1) * sizeof(int));
 	for (unsigned w = 0; w < b->nworkers; w++)

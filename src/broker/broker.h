@@ -22,8 +22,12 @@
 #include "base/privdrop.h"
 #include "index/interest.h"
 #include "io/chan.h"
+#include "metrics.h"
 
 #define BROKER_WORKERS_MAX INTEREST_HOLDERS_MAX
+/* Listening addresses per worker, at most: each MQTT or metrics listener may resolve to an
+ * IPv4 and an IPv6 address. */
+#define BROKER_ADDRS_MAX (2 * (CONFIG_LISTENERS_MAX + CONFIG_METRICS_MAX))
 
 struct worker;
 struct auth_set;
@@ -55,6 +59,28 @@ struct worker_snapshot {
 	_Atomic uint64_t persist_records;        /* records appended */
 	_Atomic uint64_t persist_bytes;          /* bytes appended */
 	_Atomic uint64_t persist_refused;        /* QoS 1/2 publishes refused (log failing) */
+	/* For the metrics (metrics.h says how they are read). */
+	_Atomic uint64_t pub_in[3];       /* PUBLISH received by QoS */
+	_Atomic uint64_t pub_in_bytes[3]; /* their payload bytes */
+	_Atomic uint64_t pub_out[3];      /* PUBLISH queued to clients by QoS */
+	_Atomic uint64_t pub_out_bytes[3];
+	_Atomic uint64_t channel_dropped;   /* QoS 0 not handed to a worker: channel full */
+	_Atomic uint64_t expired_dropped;   /* deliveries of expired messages not made */
+	_Atomic uint64_t too_large_dropped; /* deliveries over a Maximum Packet Size */
+	_Atomic uint64_t other_dropped;     /* the rest of msgs_dropped (memory, no member) */
+	_Atomic uint64_t accepted[CONFIG_LISTENERS_MAX]; /* connections per configured listener */
+	_Atomic uint64_t queued;                         /* QoS 1/2 deliveries queued */
+	_Atomic uint64_t retained;                       /* retained messages in its replica */
+	_Atomic uint64_t loop_iterations; /* loop iterations that handled completions */
+	_Atomic uint64_t cqes;            /* completions handled */
+	_Atomic uint64_t sends;           /* send operations completed */
+	_Atomic uint64_t enobufs;         /* receives stopped for lack of provided buffers */
+	_Atomic uint64_t http_requests;   /* metrics requests answered */
+	_Atomic uint64_t loop_counts[METRICS_LOOP_BUCKETS + 1]; /* loop-time histogram */
+	_Atomic uint64_t loop_sum_ns;
+	_Atomic uint64_t persist_syncs;       /* persistence: syncs completed */
+	_Atomic uint64_t persist_errors;      /* writes or syncs that failed */
+	_Atomic uint64_t persist_compactions; /* compactions completed */
 } __attribute__((aligned(64)));
 
 /* A flag one worker sets and others read, alone on its cache line. */
@@ -117,8 +143,10 @@ struct broker {
 	 * SO_REUSEPORT, so the kernel spreads connections; worker i owns listen_fds[i * nlisten
 	 * .. (i + 1) * nlisten), nworkers * nlisten in all. */
 	int *listen_fds;
-	uint16_t listen_ports[2 * CONFIG_LISTENERS_MAX]; /* port of each address */
-	uint16_t listen_cfg[2 * CONFIG_LISTENERS_MAX];   /* configured listener of each address */
+	uint16_t listen_ports[BROKER_ADDRS_MAX]; /* port of each address */
+	uint16_t listen_cfg[BROKER_ADDRS_MAX];   /* configured listener of each address */
+	/* The address is a metrics_listener's (listen_cfg then indexes cfg.metrics). */
+	bool listen_metrics[BROKER_ADDRS_MAX];
 	/* TLS context of each configured listener (cfg.listeners index), NULL: plaintext. Shared
 	 * by every worker; swapped only inside tls_server_reload (broker_tls_reload). */
 	struct tls_server *tls[CONFIG_LISTENERS_MAX];

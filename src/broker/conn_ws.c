@@ -277,7 +277,7 @@ static size_t conn_ws_handshake(struct conn *c, const uint8_t *p, size_t n)
 	long ret;
 
 	if (had == 0) {
-		ret = http_parse_request(p, take, &req);
+		ret = http_request_parse(p, take, max, &req);
 		if (ret > 0) {
 			conn_ws_upgrade(c, &req);
 			return (size_t)ret;
@@ -287,7 +287,7 @@ static size_t conn_ws_handshake(struct conn *c, const uint8_t *p, size_t n)
 			conn_close(c, false, "out of memory");
 			return n;
 		}
-		ret = http_parse_request(ws->head, ws->head_len, &req);
+		ret = http_request_parse(ws->head, ws->head_len, max, &req);
 		if (ret > 0) {
 			conn_ws_upgrade(c, &req);
 			return (size_t)ret - had; /* the head ended inside p */

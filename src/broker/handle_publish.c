@@ -134,6 +134,8 @@ int handle_publish(struct conn *c, const struct st_publish *p)
 	if (w->b->max_payload && p->payload.len > w->b->max_payload)
 		return ST_ERR_TOO_LARGE;
 	w->stats.msgs_received++;
+	w->stats.pub_in[p->qos]++;
+	w->stats.pub_in_bytes[p->qos] += p->payload.len;
 	/* One predictable branch without an acl_file. */
 	if (s->acl && !access_can(s, &v, ACL_WRITE))
 		return publish_denied(c, p, &v);

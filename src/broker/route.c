@@ -128,6 +128,8 @@ static void route_send(struct conn *c, struct pub_view *v, uint8_t qos, bool ret
 		return;
 	}
 	c->w->stats.msgs_sent++;
+	c->w->stats.pub_out[qos]++;
+	c->w->stats.pub_out_bytes[qos] += v->payload.len;
 }
 
 /* Queues a PUBLISH to a 3.1/3.1.1 connection. */
@@ -139,6 +141,8 @@ static inline bool route_send3(struct worker *w, struct conn *c, const struct pu
 		return false;
 	}
 	w->stats.msgs_sent++;
+	w->stats.pub_out[(flags >> 1) & 3]++;
+	w->stats.pub_out_bytes[(flags >> 1) & 3] += v->payload.len;
 	return true;
 }
 
@@ -223,10 +227,14 @@ static bool route_deliver(struct worker *w, struct session *s, struct pub_view *
 	 * [MQTT-3.3.2-5]; one over the client's Maximum Packet Size is dropped as if sent
 	 * [MQTT-3.1.2-25]. */
 	if (v->expiry_ms | (uintptr_t)(c ? c->v5 : NULL)) {
-		if (v->expiry_ms && v->expiry_ms <= w->now_ms)
+		if (v->expiry_ms && v->expiry_ms <= w->now_ms) {
+			w->stats.expired_dropped++;
 			return false;
-		if (route_too_large(c, v, x, qos))
+		}
+		if (route_too_large(c, v, x, qos)) {
+			w->stats.too_large_dropped++;
 			return false;
+		}
 	}
 	if (qos == 0) {
 		/* QoS 0 is not queued for an offline client, nor past a slow reader's bound. */
@@ -589,6 +597,7 @@ void route_pump(struct session *s)
 
 		/* An expired message is not sent; the slot is given back [MQTT-3.3.2-5]. */
 		if (v.expiry_ms && v.expiry_ms <= s->conn->w->now_ms) {
+			s->conn->w->stats.expired_dropped++;
 			session_out_drop(s, pid);
 			continue;
 		}

@@ -18,6 +18,13 @@
 #include "share.h"
 #include "starling/error.h"
 
+/* Keeps the worker's count of queued deliveries (q_acct) in step with q_len. */
+static inline void queue_count(struct session *s, int64_t d)
+{
+	if (s->q_acct)
+		*s->q_acct += (uint64_t)d;
+}
+
 struct session *session_new(const uint8_t *client_id, size_t len, uint16_t inflight_max,
                             uint32_t queue_max)
 {
@@ -83,6 +90,7 @@ void session_clear_messages(struct session *s)
 	s->inflight = 0;
 	for (uint32_t i = 0; i < s->q_len; i++)
 		sess_delivery_release(&s->q[(s->q_head + i) & (s->q_cap - 1)]);
+	queue_count(s, -(int64_t)s->q_len);
 	free(s->q);
 	s->q = NULL;
 	s->q_head = s->q_len = s->q_cap = 0;
@@ -207,6 +215,7 @@ static int queue_push(struct session *s, const struct sess_delivery *d)
 		return ST_ERR_NOMEM;
 	s->q[(s->q_head + s->q_len) & (s->q_cap - 1)] = *d;
 	s->q_len++;
+	queue_count(s, 1);
 	return ST_OK;
 }
 
@@ -262,6 +271,7 @@ bool session_out_next(struct session *s, struct sess_delivery *d, uint16_t *pid)
 		persist_inflight_set(s, *pid, d->sid, STORE_STAGE_PUBLISH);
 	s->q_head = (s->q_head + 1) & (s->q_cap - 1);
 	s->q_len--;
+	queue_count(s, -1);
 	if (s->q_len == 0)
 		s->q_full_logged = false;
 	return true;
@@ -533,6 +543,7 @@ void session_take_shared(struct session *s, session_take_fn fn, void *ctx)
 		s->q[(s->q_head + kept) & (s->q_cap - 1)] = *d;
 		kept++;
 	}
+	queue_count(s, (int64_t)kept - (int64_t)s->q_len);
 	s->q_len = kept;
 }
 
@@ -557,6 +568,7 @@ static void queue_remove(struct session *s, uint32_t i, struct sess_delivery *ou
 	for (; i + 1 < s->q_len; i++)
 		s->q[(s->q_head + i) & (s->q_cap - 1)] = s->q[(s->q_head + i + 1) & (s->q_cap - 1)];
 	s->q_len--;
+	queue_count(s, -1);
 }
 
 void session_restore_unqueue(struct session *s, uint64_t sid)

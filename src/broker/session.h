@@ -120,6 +120,7 @@ struct session {
 	uint32_t q_max;          /* bound (max_queued_messages); 0: unbounded */
 	uint64_t dropped;        /* deliveries dropped because the queue was full */
 	bool q_full_logged;      /* a drop was logged; cleared once the queue has drained */
+	uint64_t *q_acct;        /* the worker's count of queued deliveries (metrics), or NULL */
 
 	uint64_t *in_qos2;      /* bitmap of inbound QoS 2 ids awaiting PUBREL, or NULL */
 	uint32_t in_qos2_count; /* bits set */

@@ -17,8 +17,6 @@
 #include "index/subidx.h"
 #include "worker.h"
 
-#define STARLING_VERSION "0.1.0"
-
 enum sys_kind { SYS_COUNT, SYS_SECONDS };
 
 struct sys_topic {

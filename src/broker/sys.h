@@ -11,6 +11,8 @@
 
 struct worker;
 
+#define STARLING_VERSION "0.1.0" /* $SYS/broker/version, starling_build_info */
+
 #define SYS_TOPICS_MAX 32
 
 struct sys_state {

@@ -24,6 +24,7 @@
 #include "handlers.h"
 #include "base/fifo.h"
 #include "base/log.h"
+#include "metrics.h"
 #include "out.h"
 #include "persist.h"
 #include "index/retain.h"
@@ -42,18 +43,21 @@
  * channel or overflow queue, so no older write of the topic can still arrive after it. */
 #define TOMBSTONE_MS 5000
 
-static uint64_t worker_clock_us(void)
+static uint64_t worker_clock_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
 }
 
 /* The clock, read once per batch. */
 static void worker_tick_clock(struct worker *w)
 {
-	w->now_us = worker_clock_us();
+	uint64_t ns = worker_clock_ns();
+
+	w->loop_start_ns = ns;
+	w->now_us = ns / 1000;
 	w->now_ms = w->now_us / 1000;
 }
 
@@ -64,6 +68,7 @@ static void worker_accepted(struct worker *w, const struct listener *l, int fd)
 	struct conn *c;
 
 	w->stats.connections_total++;
+	w->stats.accepted[l->cfg_index]++;
 	/* max_connections counts every worker's connections: one shared counter. */
 	if (atomic_fetch_add_explicit(&w->b->shared.clients, 1, memory_order_relaxed) >=
 	            cfg->max_connections &&
@@ -213,7 +218,9 @@ static void worker_on_accept(struct ring *r, struct ring_io *io, const struct ri
 	struct worker *w = l->w;
 
 	(void)r;
-	if (cqe->res >= 0) {
+	if (cqe->res >= 0 && l->metrics) {
+		metrics_accepted(w, cqe->res);
+	} else if (cqe->res >= 0) {
 		worker_accepted(w, l, cqe->res);
 	} else if (cqe->res != -ECANCELED && log_enabled(&w->log, LOG_T_WARNING)) {
 		/* EMFILE and ENFILE end up here: the listener is re-armed by housekeeping. */
@@ -368,6 +375,7 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
 		return ST_ERR_SYS;
 	}
 	w->nlisteners = nlisteners;
+	w->loop_timing = b->cfg.metrics_count > 0;
 	for (unsigned i = 0; i < nlisteners; i++) {
 		struct listener *l = &w->listeners[i];
 
@@ -376,8 +384,10 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
 		l->fd = b->listen_fds[index * nlisteners + i];
 		l->port = b->listen_ports[i];
 		l->cfg_index = b->listen_cfg[i];
-		l->tls = b->tls[b->listen_cfg[i]];
-		l->ws = b->cfg.listeners[b->listen_cfg[i]].protocol == CONFIG_PROTO_WEBSOCKETS;
+		l->metrics = b->listen_metrics[i];
+		l->tls = l->metrics ? NULL : b->tls[b->listen_cfg[i]];
+		l->ws = !l->metrics &&
+		        b->cfg.listeners[b->listen_cfg[i]].protocol == CONFIG_PROTO_WEBSOCKETS;
 		ring_accept(&w->ring, &l->io, l->fd);
 		l->armed = true;
 	}
@@ -389,10 +399,16 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
 	return ST_OK;
 }
 
-/* Publishes this worker's counters for $SYS, which sums every worker's. */
-static void worker_snapshot(struct worker *w)
+/* QoS 0 deliveries dropped for another cause than the output, the queue or a full channel. */
+static uint64_t worker_other_dropped(const struct worker *w)
 {
-	struct worker_snapshot *sn = &w->b->shared.snap[w->index];
+	uint64_t known = w->stats.output_dropped + w->stats.queue_dropped + w->xw.stats.dropped;
+
+	return w->stats.msgs_dropped > known ? w->stats.msgs_dropped - known : 0;
+}
+
+void worker_snapshot_fill(const struct worker *w, struct worker_snapshot *sn)
+{
 	const struct worker_stats *st = &w->stats;
 
 #define SNAP(field, value) atomic_store_explicit(&sn->field, (value), memory_order_relaxed)
@@ -418,8 +434,39 @@ static void worker_snapshot(struct worker *w)
 		SNAP(persist_records, w->ps->stats.records);
 		SNAP(persist_bytes, w->ps->stats.bytes);
 		SNAP(persist_refused, w->ps->stats.refused);
+		SNAP(persist_syncs, w->ps->stats.syncs);
+		SNAP(persist_errors, w->ps->stats.errors);
+		SNAP(persist_compactions, w->ps->stats.compactions);
 	}
+	for (unsigned q = 0; q < 3; q++) {
+		SNAP(pub_in[q], st->pub_in[q]);
+		SNAP(pub_in_bytes[q], st->pub_in_bytes[q]);
+		SNAP(pub_out[q], st->pub_out[q]);
+		SNAP(pub_out_bytes[q], st->pub_out_bytes[q]);
+	}
+	SNAP(channel_dropped, w->xw.stats.dropped);
+	SNAP(expired_dropped, st->expired_dropped);
+	SNAP(too_large_dropped, st->too_large_dropped);
+	SNAP(other_dropped, worker_other_dropped(w));
+	for (unsigned i = 0; i < CONFIG_LISTENERS_MAX; i++)
+		SNAP(accepted[i], st->accepted[i]);
+	SNAP(queued, w->queued);
+	SNAP(retained, retain_count(w->retained) - w->tombs_stored);
+	SNAP(loop_iterations, w->ring.stats.batches);
+	SNAP(cqes, w->ring.stats.cqes);
+	SNAP(sends, st->sends);
+	SNAP(enobufs, w->ring.stats.enobufs);
+	SNAP(http_requests, st->http_requests);
+	for (unsigned i = 0; i <= METRICS_LOOP_BUCKETS; i++)
+		SNAP(loop_counts[i], w->loop.counts[i]);
+	SNAP(loop_sum_ns, w->loop.sum_ns);
 #undef SNAP
+}
+
+/* Publishes this worker's counters for $SYS and the metrics, which sum every worker's. */
+void worker_snapshot(struct worker *w)
+{
+	worker_snapshot_fill(w, &w->b->shared.snap[w->index]);
 }
 
 /*
@@ -433,6 +480,8 @@ static void worker_housekeeping(struct worker *w)
 
 	w->next_housekeeping_ms = now + HOUSEKEEPING_MS;
 	worker_timers_advance(w);
+	if (w->mconns)
+		metrics_housekeeping(w);
 	for (unsigned i = 0; i < w->nlisteners; i++) {
 		struct listener *l = &w->listeners[i];
 
@@ -611,6 +660,7 @@ static void worker_batch_end(struct worker *w)
 
 static void worker_close_all(struct worker *w)
 {
+	metrics_close_all(w);
 	for (struct conn *c = w->conns, *next; c; c = next) {
 		next = c->next;
 		if (c->state == CONN_ACTIVE)
@@ -699,6 +749,8 @@ int worker_run(struct worker *w)
 		if (w->now_ms >= w->next_housekeeping_ms)
 			worker_housekeeping(w);
 		worker_batch_end(w);
+		if (w->loop_timing)
+			metrics_loop_observe(&w->loop, worker_clock_ns() - w->loop_start_ns);
 	}
 	/* Drain: let closing connections and cancelled operations complete (bounded). */
 	worker_close_all(w);
@@ -708,12 +760,14 @@ int worker_run(struct worker *w)
 		xw_wake_all(w);
 	}
 	deadline = w->now_ms + 2000;
-	while ((w->conns || w->sig_io.pending || w->nlisteners) && w->now_ms < deadline) {
+	while ((w->conns || w->mconns || w->sig_io.pending || w->nlisteners) &&
+	       w->now_ms < deadline) {
 		bool listening = false;
 
 		for (unsigned i = 0; i < w->nlisteners; i++)
 			listening |= w->listeners[i].io.pending > 0;
-		if (!w->conns && !w->sig_io.pending && !listening && worker_others_quiet(w))
+		if (!w->conns && !w->mconns && !w->sig_io.pending && !listening &&
+		    worker_others_quiet(w))
 			break;
 		if (ring_wait_us(&w->ring, 100000) < 0)
 			break;
@@ -758,6 +812,7 @@ void worker_fini(struct worker *w)
 	 * kernel may still touch is freed below. */
 	ring_exit(&w->ring);
 	persist_fini(w);
+	metrics_fini(w);
 	/* Connections still open (the drain timed out) are freed with their sockets. */
 	while (w->conns) {
 		struct conn *c = w->conns;

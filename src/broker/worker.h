@@ -22,11 +22,13 @@
 #include <stdint.h>
 #include <sys/signalfd.h>
 
+#include "base/config.h"
 #include "base/hmap.h"
 #include "base/wheel.h"
 #include "base/log.h"
 #include "index/interest.h"
 #include "io/ring.h"
+#include "metrics.h"
 #include "share.h"
 #include "starling/codec.h"
 #include "sys.h"
@@ -67,6 +69,7 @@ struct listener {
 	int fd;                 /* listening socket */
 	uint16_t port;          /* bound port (resolved when 0 was asked) */
 	uint16_t cfg_index;     /* the configured listener this address belongs to */
+	bool metrics;           /* a metrics_listener (cfg_index indexes cfg.metrics) */
 	bool armed;             /* a multishot accept is pending */
 };
 
@@ -87,6 +90,16 @@ struct worker_stats {
 	uint64_t queue_dropped;  /* QoS 1/2 deliveries dropped: a session's queue full */
 	uint64_t tls_handshakes; /* TLS handshakes completed */
 	uint64_t tls_handshake_failures; /* TLS connections refused: bad handshake, certificate */
+	/* For the metrics: PUBLISH packets and their payload bytes by QoS, received from
+	 * clients and queued to them (a message at QoS 1 to a subscriber granted 0 counts at 0). */
+	uint64_t pub_in[3];
+	uint64_t pub_in_bytes[3];
+	uint64_t pub_out[3];
+	uint64_t pub_out_bytes[3];
+	uint64_t expired_dropped;   /* deliveries not made: the message expired (MQTT 5) */
+	uint64_t too_large_dropped; /* deliveries over the client's Maximum Packet Size */
+	uint64_t accepted[CONFIG_LISTENERS_MAX]; /* connections accepted per configured listener */
+	uint64_t http_requests;                  /* metrics requests answered (any status) */
 };
 
 struct worker {
@@ -171,6 +184,12 @@ struct worker {
 	struct worker_stats stats;     /* counters */
 	struct sys_state sys;          /* $SYS publication state */
 	struct persist *ps;            /* persistence (persist.h), NULL when off */
+	uint64_t queued;               /* QoS 1/2 deliveries in its sessions' queues (metrics) */
+	struct mconn *mconns;          /* metrics listener connections (metrics_conn.c) */
+	uint32_t nmconns;              /* entries in mconns */
+	bool loop_timing;              /* a metrics listener exists: time every loop iteration */
+	uint64_t loop_start_ns;        /* loop_timing: when this iteration's wait ended */
+	struct metrics_loop loop;      /* loop_timing: iteration times (metrics.h) */
 };
 
 /* The ring each of nworkers workers creates (the broker reserves locked memory for all). */
@@ -228,6 +247,14 @@ void worker_timers_advance(struct worker *w);
 
 /* Stops reading c until the cross-worker backlog drains (a publisher feeding it). */
 void worker_conn_pause(struct worker *w, struct conn *c);
+
+struct worker_snapshot;
+
+/* Writes w's counters into sn (relaxed atomic stores; sn may be another thread's to read). */
+void worker_snapshot_fill(const struct worker *w, struct worker_snapshot *sn);
+
+/* Refreshes w's own entry of the shared snapshots (several workers only). */
+void worker_snapshot(struct worker *w);
 
 /* Frees everything the worker holds. */
 void worker_fini(struct worker *w);

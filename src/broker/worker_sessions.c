@@ -69,6 +69,11 @@ int worker_session_add(struct worker *w, struct session *s)
 	ret = hmap_insert(&w->sessions, sess_hash(w, s->client_id, s->client_id_len), s);
 	if (ret != ST_OK && w->nworkers > 1)
 		hmap_remove(&w->sessions_by_gen, gen_hash(s->gen), s);
+	if (ret == ST_OK && !s->q_acct) {
+		/* What it queued before (a replayed session) counts from now on. */
+		w->queued += s->q_len;
+		s->q_acct = &w->queued;
+	}
 	return ret;
 }
 

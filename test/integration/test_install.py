@@ -463,7 +463,7 @@ class DebTest(unittest.TestCase):
         arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True,
                               text=True).stdout.strip()
         version = re.search(r'STARLING_VERSION "([^"]+)"',
-                            open(os.path.join(REPO, "src/broker/sys.c")).read()).group(1)
+                            open(os.path.join(REPO, "src/broker/sys.h")).read()).group(1)
         assert os.path.basename(cls.deb) == "starling_%s_%s.deb" % (version, arch), cls.deb
         cls.x = os.path.join(cls.tmp, "x")
         subprocess.run(["dpkg-deb", "-x", cls.deb, cls.x], check=True)
