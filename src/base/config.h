@@ -93,6 +93,13 @@ static inline bool config_listener_is_tls(const struct config_listener *l)
 	return l->tls.certfile[0] != '\0' && l->tls.keyfile[0] != '\0';
 }
 
+/* event_backend: auto tries io_uring and falls back to epoll, saying why. */
+enum config_event_backend {
+	CONFIG_BACKEND_AUTO = 0,
+	CONFIG_BACKEND_IO_URING,
+	CONFIG_BACKEND_EPOLL,
+};
+
 struct config {
 	/* In file order while parsing; config_finish() appends the default listener (or builds the
 	 * local-only ones), after which this is the complete list to open. */
@@ -146,8 +153,10 @@ struct config {
 	char persistence_location[PATH_MAX]; /* the log's directory; empty: the working directory */
 	char persistence_file[NAME_MAX + 1]; /* the log files' name prefix ("starling.db") */
 	uint32_t autosave_interval;          /* compaction period: seconds, or records (1800) */
-	bool autosave_on_changes;   /* autosave_interval counts changed records, not seconds */
-	bool persistence_sync;      /* acknowledge only what is synced (always: true) */
+	bool autosave_on_changes; /* autosave_interval counts changed records, not seconds */
+	bool persistence_sync;    /* acknowledge only what is synced (always: true) */
+	/* The event loop (issue 11): io_uring, epoll, or io_uring when it works (auto). */
+	enum config_event_backend event_backend;
 	bool verbose;               /* -v: every log type, as Mosquitto's log_type all */
 	bool daemonize;             /* -d */
 	char config_path[PATH_MAX]; /* -c FILE, empty if none */

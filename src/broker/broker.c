@@ -313,12 +313,12 @@ static void broker_workers(struct broker *b)
 	if (ncpus == 0)
 		b->cpus[ncpus++] = 0;
 	b->nworkers = b->cfg.worker_threads ? b->cfg.worker_threads : ncpus;
-	if (!b->cfg.worker_threads) {
+	if (!b->cfg.worker_threads && b->cfg.event_backend != CONFIG_BACKEND_EPOLL) {
 		/* The default must start: no more rings than RLIMIT_MEMLOCK lets this user lock. */
 		struct ring_params rp;
 		unsigned fit;
 
-		worker_ring_params(b->nworkers, &rp);
+		worker_ring_params(b->nworkers, RING_BACKEND_IO_URING, &rp);
 		fit = ring_memlock_rings(&rp);
 		if (fit < b->nworkers) {
 			b->nworkers = fit ? fit : 1;
@@ -447,10 +447,40 @@ int broker_tls_reload(struct broker *b)
 	return ret;
 }
 
-int broker_init(struct broker *b, const struct config *cfg)
+/*
+ * The event loop of every worker: event_backend, where auto is io_uring if a ring can be set
+ * up with the locked memory all workers need, else epoll with the reason logged.
+ */
+static int broker_backend(struct broker *b)
 {
+	static const enum ring_backend want[] = {
+	        [CONFIG_BACKEND_AUTO] = RING_BACKEND_AUTO,
+	        [CONFIG_BACKEND_IO_URING] = RING_BACKEND_IO_URING,
+	        [CONFIG_BACKEND_EPOLL] = RING_BACKEND_EPOLL,
+	};
 	struct ring_params rp;
 	char err[512];
+
+	b->backend = want[b->cfg.event_backend];
+	worker_ring_params(b->nworkers, RING_BACKEND_IO_URING, &rp);
+	if (ring_select(&b->backend, &rp, b->nworkers, err, sizeof(err)) != 0) {
+		log_msg(&b->log, LOG_T_ERROR, "Error: %s (event_backend io_uring).", err);
+		return ST_ERR_SYS;
+	}
+	if (b->cfg.event_backend == CONFIG_BACKEND_AUTO && b->backend == RING_BACKEND_EPOLL) {
+		log_msg(&b->log, LOG_T_WARNING,
+		        "Warning: io_uring cannot be used, running on epoll: %s", err);
+		/* A worker count held down by RLIMIT_MEMLOCK for the rings is free again. */
+		if (b->memlock_capped) {
+			b->nworkers = b->memlock_capped;
+			b->memlock_capped = 0;
+		}
+	}
+	return ST_OK;
+}
+
+int broker_init(struct broker *b, const struct config *cfg)
+{
 	int ret;
 
 	memset(b, 0, sizeof(*b));
@@ -463,8 +493,11 @@ int broker_init(struct broker *b, const struct config *cfg)
 	broker_limits(b);
 	if (log_open(&b->log, &b->cfg) != ST_OK)
 		return ST_ERR_SYS;
-	log_msg(&b->log, LOG_T_NOTICE, "starlingd starting with %u worker thread%s", b->nworkers,
-	        b->nworkers > 1 ? "s" : "");
+	ret = broker_backend(b);
+	if (ret != ST_OK)
+		return ret;
+	log_msg(&b->log, LOG_T_NOTICE, "starlingd starting with %u worker thread%s on %s",
+	        b->nworkers, b->nworkers > 1 ? "s" : "", ring_backend_name(b->backend));
 	if (b->memlock_capped)
 		log_msg(&b->log, LOG_T_WARNING,
 		        "Warning: %u CPUs but RLIMIT_MEMLOCK allows io_uring rings for %u workers; "
@@ -474,11 +507,6 @@ int broker_init(struct broker *b, const struct config *cfg)
 	ret = broker_auth_load(b);
 	if (ret != ST_OK)
 		return ret;
-	worker_ring_params(b->nworkers, &rp);
-	if (ring_memlock_reserve(&rp, b->nworkers, err, sizeof(err)) != 0) {
-		log_msg(&b->log, LOG_T_ERROR, "Error: %s", err);
-		return ST_ERR_SYS;
-	}
 	if (broker_shared_init(b) != ST_OK) {
 		log_msg(&b->log, LOG_T_ERROR, "Error: out of memory setting up %u workers",
 		        b->nworkers);
@@ -536,7 +564,7 @@ static void *broker_worker_main(void *arg)
 	pthread_barrier_wait(&b->shared.start);
 	if (ret == ST_OK && !atomic_load(&b->shared.start_failed))
 		ret = worker_run(w);
-	if (ret != ST_OK && b->nworkers > 1 && w->ring.uring.ring_fd > 0) {
+	if (ret != ST_OK && b->nworkers > 1 && ring_is_open(&w->ring)) {
 		/* A worker that cannot go on stops them all. */
 		atomic_store(&b->shared.stopping, true);
 		xw_wake_all(w);
