@@ -449,9 +449,9 @@ int broker_tls_reload(struct broker *b)
 
 /*
  * The event loop of every worker: event_backend, where auto is io_uring if a ring can be set
- * up with the locked memory all workers need, else epoll with the reason logged.
+ * up with the locked memory all workers need, else epoll with the reason in why (else empty).
  */
-static int broker_backend(struct broker *b)
+static int broker_backend(struct broker *b, char *why, size_t whylen)
 {
 	static const enum ring_backend want[] = {
 	        [CONFIG_BACKEND_AUTO] = RING_BACKEND_AUTO,
@@ -461,6 +461,7 @@ static int broker_backend(struct broker *b)
 	struct ring_params rp;
 	char err[512];
 
+	why[0] = '\0';
 	b->backend = want[b->cfg.event_backend];
 	worker_ring_params(b->nworkers, RING_BACKEND_IO_URING, &rp);
 	if (ring_select(&b->backend, &rp, b->nworkers, err, sizeof(err)) != 0) {
@@ -468,8 +469,7 @@ static int broker_backend(struct broker *b)
 		return ST_ERR_SYS;
 	}
 	if (b->cfg.event_backend == CONFIG_BACKEND_AUTO && b->backend == RING_BACKEND_EPOLL) {
-		log_msg(&b->log, LOG_T_WARNING,
-		        "Warning: io_uring cannot be used, running on epoll: %s", err);
+		snprintf(why, whylen, "%s", err);
 		/* A worker count held down by RLIMIT_MEMLOCK for the rings is free again. */
 		if (b->memlock_capped) {
 			b->nworkers = b->memlock_capped;
@@ -481,6 +481,7 @@ static int broker_backend(struct broker *b)
 
 int broker_init(struct broker *b, const struct config *cfg)
 {
+	char why[512];
 	int ret;
 
 	memset(b, 0, sizeof(*b));
@@ -493,11 +494,15 @@ int broker_init(struct broker *b, const struct config *cfg)
 	broker_limits(b);
 	if (log_open(&b->log, &b->cfg) != ST_OK)
 		return ST_ERR_SYS;
-	ret = broker_backend(b);
+	ret = broker_backend(b, why, sizeof(why));
 	if (ret != ST_OK)
 		return ret;
-	log_msg(&b->log, LOG_T_NOTICE, "starlingd starting with %u worker thread%s on %s",
-	        b->nworkers, b->nworkers > 1 ? "s" : "", ring_backend_name(b->backend));
+	log_msg(&b->log, LOG_T_NOTICE, "starlingd starting with %u worker thread%s", b->nworkers,
+	        b->nworkers > 1 ? "s" : "");
+	if (why[0])
+		log_msg(&b->log, LOG_T_WARNING,
+		        "Warning: io_uring cannot be used, running on epoll: %s", why);
+	log_msg(&b->log, LOG_T_NOTICE, "Event loop: %s.", ring_backend_name(b->backend));
 	if (b->memlock_capped)
 		log_msg(&b->log, LOG_T_WARNING,
 		        "Warning: %u CPUs but RLIMIT_MEMLOCK allows io_uring rings for %u workers; "
