@@ -14,10 +14,12 @@
  *   for its handler (unlike io_uring's completion queue), the pool cannot run dry and -ENOBUFS
  *   never happens here. A socket read EP_RECV_ROUNDS times in one batch waits for the next
  *   batch (fairness, as io_uring's per-completion cap).
- * - A send is made when it is submitted (the owner submits at the end of its batch, one per
- *   connection): sendmsg non-blocking; its completion (bytes sent, a short count when the
- *   socket filled, or -errno) is queued for the next reap. EAGAIN, or a previous send that
- *   was short, leaves it waiting for EPOLLOUT, then it is made and completes.
+ * - Sends are made where io_uring submits them, at the next wait (the owner submits at the end
+ *   of its batch, one per connection): sendmsg non-blocking, each completion (bytes sent, a
+ *   short count when the socket filled, or -errno) queued for the next reap. EAGAIN, or a
+ *   previous send that was short, leaves it waiting for EPOLLOUT, then it is made and
+ *   completes. Doorbells rung during the batch thus leave before its sends, as on io_uring:
+ *   another worker is woken before a client can answer what this one sent.
  * - Cancellation removes the armed operations and queues their -ECANCELED completions, so that
  *   every pending count balances as it does on io_uring.
  * - Doorbells from other threads: the target's eventfd, written only by the doorbell that
@@ -96,6 +98,8 @@ struct ring_epoll {
 	int nevents;                /* how many */
 	int *ready, *ready_spare;   /* descriptors to try in the next reap, and the list in use */
 	uint32_t nready, ready_cap, spare_cap;  /* lengths and capacities */
+	int *sendq;                             /* sockets with a send to make at the wait */
+	uint32_t nsendq, sendq_cap;             /* its length and capacity */
 	struct ep_cqe *cq, *cq_spare;           /* queued completions, and those being run */
 	uint32_t cq_len, cq_cap, cq_spare_cap;  /* lengths and capacities */
 	uint8_t *rbuf;                          /* the receive buffer */
@@ -317,26 +321,21 @@ static void ep_sendmsg(struct ring *ring, struct ring_io *io, int fd, const stru
 {
 	struct ring_epoll *e = E(ring);
 	struct ep_fd *f = ep_fd(e, fd);
-	ssize_t n;
 	int ret;
 
 	io->pending++;
-	if (!f) {
+	if (!f || !ep_reserve((void **)&e->sendq, &e->sendq_cap, e->nsendq + 1, sizeof(int))) {
 		ep_queue(e, io, RING_OP_SEND, -ENOMEM);
 		return;
 	}
 	assert(!f->send_io);
-	/* After a short send the socket is full: the next one waits for room without trying. */
-	if (!f->wfull) {
-		n = ep_send(e, fd, msg);
-		if (n != -EAGAIN) {
-			ep_queue(e, io, RING_OP_SEND, (int32_t)n);
-			return;
-		}
-	}
-	f = &e->fds[fd];
 	f->send_io = io;
 	f->send_msg = msg;
+	if (!f->wfull) {
+		e->sendq[e->nsendq++] = fd;
+		return;
+	}
+	/* After a short send the socket is full: this one waits for room without trying. */
 	if (!(f->mask & EPOLLOUT)) {
 		ret = ep_watch(e, fd, EP_SOCK);
 		if (ret < 0) {
@@ -344,6 +343,35 @@ static void ep_sendmsg(struct ring *ring, struct ring_io *io, int fd, const stru
 			ep_queue(e, io, RING_OP_SEND, ret);
 		}
 	}
+}
+
+/* The sends submitted since the last wait; those that find the socket full wait for room. */
+static void ep_flush_sends(struct ring_epoll *e)
+{
+	for (uint32_t i = 0; i < e->nsendq; i++) {
+		int fd = e->sendq[i];
+		struct ep_fd *f = &e->fds[fd];
+		struct ring_io *io = f->send_io;
+		ssize_t n;
+		int ret;
+
+		if (!io || f->wfull)
+			continue; /* cancelled since */
+		n = ep_send(e, fd, f->send_msg);
+		if (n == -EAGAIN) {
+			if (f->mask & EPOLLOUT)
+				continue;
+			ret = ep_watch(e, fd, EP_SOCK);
+			if (ret == 0)
+				continue;
+			n = ret;
+		}
+		f->send_io = NULL;
+		f->send_msg = NULL;
+		ep_queue(e, io, RING_OP_SEND, (int32_t)n);
+		ep_maybe_idle(e, fd);
+	}
+	e->nsendq = 0;
 }
 
 static void ep_read(struct ring *ring, struct ring_io *io, int fd, void *buf, size_t len)
@@ -702,6 +730,7 @@ static int ep_wait_us(struct ring *ring, int64_t timeout_us)
 	struct timespec ts;
 	int n = -1;
 
+	ep_flush_sends(e);
 	/* Completions queued, descriptors to try: look at the kernel without sleeping. */
 	if (e->cq_len || e->nready)
 		timeout_us = 0;
@@ -794,6 +823,7 @@ static void ep_exit(struct ring *ring)
 	free(e->events);
 	free(e->ready);
 	free(e->ready_spare);
+	free(e->sendq);
 	free(e->cq);
 	free(e->cq_spare);
 	free(e->rbuf);
