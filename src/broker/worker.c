@@ -666,6 +666,11 @@ int worker_run(struct worker *w)
 		 * wait's start (a 3 s will delay was seen cut to 2.9 s), nor a packet its
 		 * keep alive. */
 		worker_tick_clock(w);
+		/* What other workers handed over before the wait ended is applied before what the
+		 * sockets bring: a client answering another worker's output (a PUBACK that worker
+		 * sent after handing a publish over) must find that publish routed here first. */
+		if (w->nworkers > 1)
+			xw_drain(w);
 		ring_reap(&w->ring);
 		if (w->nworkers > 1 &&
 		    atomic_load_explicit(&w->b->shared.stopping, memory_order_acquire))
@@ -707,6 +712,10 @@ int worker_run(struct worker *w)
 		        " loop iterations, %" PRIu64 " completions.",
 		        w->index, w->stats.msgs_sent, w->stats.sends, w->ring.stats.batches,
 		        w->ring.stats.cqes);
+	/* Only the epoll loop counts them (io_uring: one io_uring_enter per iteration). */
+	if (w->ring.stats.syscalls && log_enabled(&w->log, LOG_T_DEBUG))
+		log_msg(&w->log, LOG_T_DEBUG, "Worker %u: %" PRIu64 " system calls of the %s loop.",
+		        w->index, w->ring.stats.syscalls, ring_backend_name(w->ring.backend));
 	if (w->nworkers > 1 && log_enabled(&w->log, LOG_T_DEBUG)) {
 		const struct xw_stats *x = &w->xw.stats;
 
