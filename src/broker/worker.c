@@ -666,11 +666,6 @@ int worker_run(struct worker *w)
 		 * wait's start (a 3 s will delay was seen cut to 2.9 s), nor a packet its
 		 * keep alive. */
 		worker_tick_clock(w);
-		/* What other workers handed over before the wait ended is applied before what the
-		 * sockets bring: a client answering another worker's output (a PUBACK that worker
-		 * sent after handing a publish over) must find that publish routed here first. */
-		if (w->nworkers > 1)
-			xw_drain(w);
 		ring_reap(&w->ring);
 		if (w->nworkers > 1 &&
 		    atomic_load_explicit(&w->b->shared.stopping, memory_order_acquire))
