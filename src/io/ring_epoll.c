@@ -24,9 +24,8 @@
  *   every pending count balances as it does on io_uring.
  * - Doorbells from other threads: the target's eventfd, written only by the doorbell that
  *   finds its flag down (those rung before the target looks arrive as one completion).
- * - File writes and syncs run on a small I/O thread per ring (started at the first one):
- *   pwrite, then fdatasync/fsync if the write was whole (else the sync is -ECANCELED), the
- *   results returned through the eventfd. The worker thread never blocks on a file.
+ * - File writes and syncs run on a small I/O thread per ring (ring_epoll_file.c), the results
+ *   returned through the eventfd. The worker thread never blocks on a file.
  *
  * Completions never run recursively: what a handler submits completes in a later reap.
  */
@@ -35,7 +34,6 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "base/fifo.h"
+#include "ring_epoll_file.h"
 #include "ring_impl.h"
 #include "starling/error.h"
 
@@ -76,19 +74,6 @@ struct ep_cqe {
 	uint8_t op;         /* enum ring_op */
 };
 
-/* A file write (and sync) for the I/O thread. */
-struct ep_job {
-	struct ring_io *wio; /* the write's owner */
-	struct ring_io *sio; /* the sync's, or NULL */
-	const void *buf;     /* bytes to write (borrowed until wio completes) */
-	size_t len;          /* their count */
-	uint64_t off;        /* file offset */
-	int fd;              /* the file */
-	bool datasync;       /* fdatasync, else fsync */
-	int32_t wres;        /* bytes written or -errno */
-	int32_t sres;        /* 0, -errno, or -ECANCELED after a short write */
-};
-
 struct ring_epoll {
 	int epfd;                   /* the epoll instance */
 	int evfd;                   /* doorbells and the I/O thread's results */
@@ -97,31 +82,19 @@ struct ring_epoll {
 	struct epoll_event *events; /* the last wait's events */
 	int nevents;                /* how many */
 	int *ready, *ready_spare;   /* descriptors to try in the next reap, and the list in use */
-	uint32_t nready, ready_cap, spare_cap;  /* lengths and capacities */
-	int *sendq;                             /* sockets with a send to make at the wait */
-	uint32_t nsendq, sendq_cap;             /* its length and capacity */
-	struct ep_cqe *cq, *cq_spare;           /* queued completions, and those being run */
-	uint32_t cq_len, cq_cap, cq_spare_cap;  /* lengths and capacities */
-	uint8_t *rbuf;                          /* the receive buffer */
-	uint32_t recv_max;                      /* its size: bytes per recv */
-	bool no_pwait2;                         /* epoll_pwait2 is missing: ms waits */
-	struct ring_stats *stats;               /* the owning ring's counters */
-	_Atomic(struct ring_io *) bell_io;      /* where doorbells land */
-	atomic_int bell_res;                    /* the last doorbell's res */
-	atomic_bool bell_rung;                  /* a doorbell waits to be delivered */
-	atomic_bool done_rung;                  /* the I/O thread finished jobs */
-	pthread_t thread;                       /* the I/O thread */
-	bool thread_on;                         /* started */
-	pthread_mutex_t mu;                     /* guards what follows, to `taken` */
-	pthread_cond_t cv;                      /* jobs to do, or stop */
-	bool stop;                              /* the thread ends */
-	struct ep_job *todo;                    /* FIFO of jobs to run */
-	uint32_t todo_head, todo_len, todo_cap; /* its ring */
-	struct ep_job *done;                    /* jobs run, for the worker */
-	uint32_t done_len, done_cap;            /* its length and capacity */
-	uint32_t jobs_out;                      /* jobs submitted and not yet taken back */
-	struct ep_job *taken;                   /* worker's: the done jobs being delivered */
-	uint32_t taken_cap;                     /* its capacity */
+	uint32_t nready, ready_cap, spare_cap; /* lengths and capacities */
+	int *sendq;                            /* sockets with a send to make at the wait */
+	uint32_t nsendq, sendq_cap;            /* its length and capacity */
+	struct ep_cqe *cq, *cq_spare;          /* queued completions, and those being run */
+	uint32_t cq_len, cq_cap, cq_spare_cap; /* lengths and capacities */
+	uint8_t *rbuf;                         /* the receive buffer */
+	uint32_t recv_max;                     /* its size: bytes per recv */
+	bool no_pwait2;                        /* epoll_pwait2 is missing: ms waits */
+	struct ring_stats *stats;              /* the owning ring's counters */
+	_Atomic(struct ring_io *) bell_io;     /* where doorbells land */
+	atomic_int bell_res;                   /* the last doorbell's res */
+	atomic_bool bell_rung;                 /* a doorbell waits to be delivered */
+	struct ep_files files;                 /* the file I/O thread (ring_epoll_file.c) */
 };
 
 static struct ring_epoll *E(struct ring *r)
@@ -397,19 +370,6 @@ static void ep_read(struct ring *ring, struct ring_io *io, int fd, void *buf, si
 	}
 }
 
-static void *ep_io_thread(void *arg);
-
-/* Starts the I/O thread at the first file write: most brokers never write a file. */
-static int ep_thread_start(struct ring_epoll *e)
-{
-	if (e->thread_on)
-		return 0;
-	if (pthread_create(&e->thread, NULL, ep_io_thread, e) != 0)
-		return -EAGAIN;
-	e->thread_on = true;
-	return 0;
-}
-
 static void ep_write_sync(struct ring *ring, struct ring_io *wio, int fd, const void *buf,
                           size_t len, uint64_t off, struct ring_io *sio, bool datasync)
 {
@@ -421,29 +381,15 @@ static void ep_write_sync(struct ring *ring, struct ring_io *wio, int fd, const 
 	                   .off = off,
 	                   .fd = fd,
 	                   .datasync = datasync};
-	int ret = ep_thread_start(e);
-	bool ok;
+	int ret;
 
 	wio->pending++;
 	if (sio)
 		sio->pending++;
-	pthread_mutex_lock(&e->mu);
-	/* Room for every job out in both result arrays: the thread never allocates. */
-	ok = ret == 0 &&
-	     (e->todo_len < e->todo_cap ||
-	      fifo_grow((void **)&e->todo, &e->todo_head, e->todo_len, &e->todo_cap,
-	                sizeof(*e->todo), 16) == ST_OK) &&
-	     ep_reserve((void **)&e->done, &e->done_cap, e->jobs_out + 1, sizeof(*e->done)) &&
-	     ep_reserve((void **)&e->taken, &e->taken_cap, e->jobs_out + 1, sizeof(*e->taken));
-	if (ok) {
-		e->todo[(e->todo_head + e->todo_len++) & (e->todo_cap - 1)] = j;
-		e->jobs_out++;
-		pthread_cond_signal(&e->cv);
-	}
-	pthread_mutex_unlock(&e->mu);
-	if (ok)
+	ret = ep_files_submit(&e->files, &j);
+	if (ret == 0)
 		return;
-	ep_queue(e, wio, RING_OP_FILE, ret < 0 ? ret : -ENOMEM);
+	ep_queue(e, wio, RING_OP_FILE, ret);
 	if (sio)
 		ep_queue(e, sio, RING_OP_FILE, -ECANCELED);
 }
@@ -501,79 +447,13 @@ static void ep_msg(struct ring *ring, const struct ring *target, struct ring_io 
 		ring->stats.msg_errors++;
 }
 
-/* --- the I/O thread ----------------------------------------------------------------------- */
-
-static void ep_job_run(struct ep_job *j)
-{
-	ssize_t n;
-
-	do
-		n = pwrite(j->fd, j->buf, j->len, (off_t)j->off);
-	while (n < 0 && errno == EINTR);
-	j->wres = n >= 0 ? (int32_t)n : -errno;
-	if (!j->sio)
-		return;
-	/* As io_uring's link: the sync runs only after a whole write. */
-	if (n < 0 || (size_t)n != j->len)
-		j->sres = -ECANCELED;
-	else if ((j->datasync ? fdatasync(j->fd) : fsync(j->fd)) != 0)
-		j->sres = -errno;
-	else
-		j->sres = 0;
-}
-
-static void *ep_io_thread(void *arg)
-{
-	struct ring_epoll *e = arg;
-	uint64_t one = 1;
-
-	pthread_mutex_lock(&e->mu);
-	for (;;) {
-		struct ep_job j;
-		bool wake;
-
-		while (!e->stop && !e->todo_len)
-			pthread_cond_wait(&e->cv, &e->mu);
-		if (e->stop)
-			break;
-		j = e->todo[e->todo_head];
-		e->todo_head = (e->todo_head + 1) & (e->todo_cap - 1);
-		e->todo_len--;
-		pthread_mutex_unlock(&e->mu);
-		ep_job_run(&j);
-		pthread_mutex_lock(&e->mu);
-		assert(e->done_len < e->done_cap);
-		e->done[e->done_len++] = j;
-		wake = !atomic_exchange(&e->done_rung, true);
-		pthread_mutex_unlock(&e->mu);
-		if (wake && write(e->evfd, &one, sizeof(one)) != sizeof(one))
-			abort(); /* an eventfd write fails only when its counter is full */
-		pthread_mutex_lock(&e->mu);
-	}
-	pthread_mutex_unlock(&e->mu);
-	return NULL;
-}
-
 /* Delivers the jobs the I/O thread finished: the write's completion, then the sync's. */
 static void ep_take_done(struct ring *ring, struct ring_epoll *e)
 {
-	struct ep_job *t;
-	uint32_t n, cap;
+	uint32_t n = ep_files_take(&e->files);
 
-	pthread_mutex_lock(&e->mu);
-	t = e->taken;
-	cap = e->taken_cap;
-	e->taken = e->done;
-	e->taken_cap = e->done_cap;
-	e->done = t;
-	e->done_cap = cap;
-	n = e->done_len;
-	e->done_len = 0;
-	e->jobs_out -= n;
-	pthread_mutex_unlock(&e->mu);
-	/* A handler may submit again, which may grow `taken`: copy each job out first. */
 	for (uint32_t i = 0; i < n; i++) {
-		struct ep_job j = e->taken[i];
+		struct ep_job j = e->files.taken[i];
 
 		ep_deliver(ring, j.wio, RING_OP_FILE, j.wres, false, NULL);
 		if (j.sio)
@@ -597,8 +477,7 @@ static void ep_on_wake(struct ring *ring, struct ring_epoll *e)
 		if (io)
 			ep_deliver(ring, io, RING_OP_MSG, atomic_load(&e->bell_res), false, NULL);
 	}
-	if (atomic_exchange(&e->done_rung, false))
-		ep_take_done(ring, e);
+	ep_take_done(ring, e);
 }
 
 /* A final completion of the operation in the fd's slot: disarmed first, then delivered. */
@@ -806,15 +685,7 @@ static void ep_exit(struct ring *ring)
 
 	if (!e)
 		return;
-	if (e->thread_on) {
-		pthread_mutex_lock(&e->mu);
-		e->stop = true;
-		pthread_cond_signal(&e->cv);
-		pthread_mutex_unlock(&e->mu);
-		pthread_join(e->thread, NULL);
-	}
-	pthread_mutex_destroy(&e->mu);
-	pthread_cond_destroy(&e->cv);
+	ep_files_fini(&e->files);
 	if (e->epfd >= 0)
 		close(e->epfd);
 	if (e->evfd >= 0)
@@ -827,9 +698,6 @@ static void ep_exit(struct ring *ring)
 	free(e->cq);
 	free(e->cq_spare);
 	free(e->rbuf);
-	free(e->todo);
-	free(e->done);
-	free(e->taken);
 	free(e);
 	ring->be = NULL;
 }
@@ -847,8 +715,7 @@ static int ep_init(struct ring *ring, const struct ring_params *p, char *err, si
 	ring->be = e;
 	e->stats = &ring->stats;
 	e->evfd = -1;
-	pthread_mutex_init(&e->mu, NULL);
-	pthread_cond_init(&e->cv, NULL);
+	ep_files_init(&e->files, -1);
 	e->recv_max = p->recv_max ? p->recv_max : p->buf_size;
 	e->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (e->epfd < 0) {
@@ -857,6 +724,7 @@ static int ep_init(struct ring *ring, const struct ring_params *p, char *err, si
 		goto fail;
 	}
 	e->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	e->files.evfd = e->evfd;
 	if (e->evfd < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
