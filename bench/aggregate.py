@@ -40,21 +40,23 @@ HELD_MIN = 0.95  # a fixed-rate run held its target if it delivered this share o
 # starling-bN: Starling with a batching budget of N us (max_batch_delay_us).
 # *-acl: with the password file and ACL of bench/gen-acl.py.
 # *-persist: persistence on (Sp: persistence_sync always, Spn: never; Mp: Mosquitto's).
-VARIANTS = ("starling", "starling-b100", "starling-b1000", "starling-acl", "starling-persist",
-            "starling-persist-never", "flashmq-1t", "flashmq", "mosquitto", "mosquitto-acl",
+# starling-epoll (Se): the epoll back-end; starling-alt (Sa): another build (--alt-bin).
+VARIANTS = ("starling", "starling-epoll", "starling-alt", "starling-b100", "starling-b1000",
+            "starling-acl", "starling-persist", "starling-persist-never", "flashmq-1t", "flashmq", "mosquitto", "mosquitto-acl",
             "mosquitto-persist", "flashmq-nagle", "mosquitto-nagle")
-SHORT = {"starling": "S", "starling-b100": "S100", "starling-b1000": "S1000",
+SHORT = {"starling": "S", "starling-epoll": "Se", "starling-alt": "Sa", "starling-b100": "S100", "starling-b1000": "S1000",
          "starling-acl": "Sacl", "starling-persist": "Sp", "starling-persist-never": "Spn",
          "flashmq-1t": "F1", "flashmq": "F", "mosquitto": "M", "mosquitto-acl": "Macl",
          "mosquitto-persist": "Mp", "flashmq-nagle": "Fn", "mosquitto-nagle": "Mn"}
-TITLE = {"starling": "Starling", "starling-b100": "Starling-100us",
+TITLE = {"starling": "Starling", "starling-epoll": "Starling-epoll",
+         "starling-alt": "Starling-alt-build", "starling-b100": "Starling-100us",
          "starling-b1000": "Starling-1ms", "starling-acl": "Starling-ACL",
          "starling-persist": "Starling-persist-sync", "starling-persist-never":
          "Starling-persist-nosync", "flashmq-1t": "FlashMQ-1-thread",
          "flashmq": "FlashMQ-default-threads", "mosquitto": "Mosquitto",
          "mosquitto-acl": "Mosquitto-ACL", "mosquitto-persist": "Mosquitto-persist",
          "flashmq-nagle": "FlashMQ-Nagle", "mosquitto-nagle": "Mosquitto-Nagle"}
-NODELAY = ("starling", "starling-b100", "starling-b1000", "starling-persist",
+NODELAY = ("starling", "starling-epoll", "starling-alt", "starling-b100", "starling-b1000", "starling-persist",
            "starling-persist-never", "flashmq-1t", "flashmq", "mosquitto", "mosquitto-persist")
 PERSIST_VARIANTS = ("starling-persist", "starling-persist-never")
 NAGLE = ("starling", "flashmq-nagle", "mosquitto-nagle")

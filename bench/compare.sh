@@ -42,7 +42,10 @@ usage: bench/compare.sh [options]
                      mosquitto-acl: with a password file and an ACL of 1,000 users and patterns
                      (bench/gen-acl.py; the bench logs in as "bench"); starling-persist,
                      starling-persist-never, mosquitto-persist: with persistence on (sync
-                     always / never; Mosquitto's snapshots), their clients --persistent
+                     always / never; Mosquitto's snapshots), their clients --persistent;
+                     starling-epoll: Starling on its epoll back-end (event_backend epoll);
+                     starling-alt: the starlingd of --alt-bin (before/after a change)
+  --alt-bin DIR      where starling-alt's starlingd is
   --flashmq PATH     FlashMQ binary (env FLASHMQ; default: where bench/flashmq.sh builds it)
   --scenarios LIST   fanout50,fanout500,fanin50,pairs50,wildcard100k,conn10k (default all),
                      or full ids such as fanout50-q1-256; also share1, share2, share4: fanin50
@@ -81,6 +84,7 @@ PY=/usr/bin/python3
 . "$ROOT/bench/lib.sh"
 BROKERS=starling,flashmq,mosquitto
 FLASHMQ_BIN=${FLASHMQ:-}
+ALT_BIN=""
 SCENARIOS=fanout50,fanout500,fanin50,pairs50,wildcard100k,conn10k
 QOS_LIST=0,1
 PAYLOADS=16,256
@@ -110,6 +114,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--brokers) BROKERS=$2; shift 2 ;;
 	--flashmq) FLASHMQ_BIN=$2; shift 2 ;;
+	--alt-bin) ALT_BIN=$2; shift 2 ;;
 	--scenarios) SCENARIOS=$2; shift 2 ;;
 	--qos) QOS_LIST=$2; shift 2 ;;
 	--payloads) PAYLOADS=$2; shift 2 ;;
@@ -199,7 +204,8 @@ add_variant() {
 for b in ${BROKERS//,/ }; do
 	case "$b" in
 	starling | starling-[bi][0-9]* | starling-acl | mosquitto-acl | flashmq-1t | flashmq-nagle | \
-		mosquitto-nagle | starling-persist | starling-persist-never | mosquitto-persist)
+		mosquitto-nagle | starling-persist | starling-persist-never | mosquitto-persist | \
+		starling-epoll | starling-alt)
 		add_variant "$b" ;;
 	flashmq)
 		add_variant flashmq-1t
@@ -218,6 +224,9 @@ BENCH=$BIN/starling-bench
 [ -x "$BENCH" ] || die "$BENCH not found: build it first (make B=${BIN#"$ROOT"/} all)"
 case " $VARIANTS " in *" starling"*)
 	[ -x "$BIN/starlingd" ] || die "$BIN/starlingd not found; use --brokers mosquitto to run without it" ;;
+esac
+case " $VARIANTS " in *" starling-alt "*)
+	[ -x "$ALT_BIN/starlingd" ] || die "starling-alt needs --alt-bin DIR with a starlingd" ;;
 esac
 case " $VARIANTS " in *" mosquitto"*)
 	[ -x /usr/sbin/mosquitto ] || die "/usr/sbin/mosquitto not found (apt-get install mosquitto)" ;;
@@ -355,6 +364,7 @@ CONF
 		case "$variant" in
 		starling-b*) echo "max_batch_delay_us ${variant#starling-b}" >>"$conf" ;;
 		starling-i*) echo "max_inflight_messages ${variant#starling-i}" >>"$conf" ;;
+		starling-epoll) echo "event_backend epoll" >>"$conf" ;;
 		esac
 		;;
 	esac
@@ -384,6 +394,8 @@ start_broker() {
 	esac
 	write_config "$variant" "$BROKER_PORT" "$conf"
 	case "$variant" in
+	starling-alt) taskset -c "$BROKER_CPU" "$ALT_BIN/starlingd" -c "$conf" >"$log" 2>&1 &
+		;;
 	starling*) taskset -c "$BROKER_CPU" "$BIN/starlingd" -c "$conf" >"$log" 2>&1 &
 		;;
 	flashmq*) taskset -c "$BROKER_CPU" "$FLASHMQ_BIN" -c "$conf" >"$log" 2>&1 &

@@ -8,7 +8,8 @@
  * with the queue's answers (full, empty, the entry popped) compared at each step. Then two
  * threads: a producer and a consumer passing a million numbered entries through a small
  * channel, each woken by the other's doorbell; the consumer must see every number once, in
- * order (run under ThreadSanitizer by `make tsan`).
+ * order (run under ThreadSanitizer by `make tsan`). The ring tests run on both back-ends
+ * (io_uring, epoll): the epoll back-end's doorbells are its eventfd.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -174,7 +175,7 @@ static void test_peek(void)
 
 #define PASS_COUNT 1000000u
 
-static const struct ring_params test_ring = {
+static struct ring_params test_ring = {
         .sq_entries = 64,
         .cq_entries = 1024,
         .buf_count = 16,
@@ -424,6 +425,20 @@ static void test_handoff(void)
 	close(sv[1]);
 }
 
+static void test_two_threads_epoll(void)
+{
+	test_ring.backend = RING_BACKEND_EPOLL;
+	test_two_threads();
+	test_ring.backend = RING_BACKEND_IO_URING;
+}
+
+static void test_handoff_epoll(void)
+{
+	test_ring.backend = RING_BACKEND_EPOLL;
+	test_handoff();
+	test_ring.backend = RING_BACKEND_IO_URING;
+}
+
 int main(void)
 {
 	static const struct tu_test tests[] = {
@@ -433,6 +448,8 @@ int main(void)
 	        {"peek leaves the entry", test_peek},
 	        {"two threads, doorbells, order", test_two_threads},
 	        {"socket hand-off between rings", test_handoff},
+	        {"two threads, doorbells, order (epoll)", test_two_threads_epoll},
+	        {"socket hand-off between rings (epoll)", test_handoff_epoll},
 	        {NULL, NULL},
 	};
 

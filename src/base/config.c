@@ -579,6 +579,26 @@ static int opt_persistence_sync(struct config *cfg, const struct option *o, cons
 	return ST_OK;
 }
 
+/* auto: io_uring where it works, else epoll; io_uring or epoll: that one or no start. */
+static int opt_event_backend(struct config *cfg, const struct option *o, const struct words *w,
+                             const struct where *at)
+{
+	int rc = want_one(w, at);
+
+	if (rc != ST_OK)
+		return rc;
+	if (strcmp(w->v[0], "auto") == 0)
+		cfg->event_backend = CONFIG_BACKEND_AUTO;
+	else if (strcmp(w->v[0], "io_uring") == 0)
+		cfg->event_backend = CONFIG_BACKEND_IO_URING;
+	else if (strcmp(w->v[0], "epoll") == 0)
+		cfg->event_backend = CONFIG_BACKEND_EPOLL;
+	else
+		return fail(at, "%s: 'auto', 'io_uring' or 'epoll' expected, not '%s'", o->name,
+		            w->v[0]);
+	return ST_OK;
+}
+
 /* Bytes of output all connections may hold; 0 asks for the default (a share of the RAM). */
 static int opt_output_memory(struct config *cfg, const struct option *o, const struct words *w,
                              const struct where *at)
@@ -814,6 +834,7 @@ static const struct option options[] = {
         INT_OPT(autosave_interval, autosave_interval, 0, UINT32_MAX, 0, 0),
         BOOL_OPT(autosave_on_changes, autosave_on_changes, opt_bool),
         FN_OPT(persistence_sync, opt_persistence_sync),
+        FN_OPT(event_backend, opt_event_backend),
         FN_OPT(max_queued_bytes, opt_unsupported),
         FN_OPT(protocol, opt_protocol),
         FN_OPT(http_dir, opt_unsupported),

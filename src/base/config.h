@@ -108,6 +108,13 @@ struct config_metrics_listener {
 	char bind[256]; /* address or host name; empty: all interfaces */
 };
 
+/* event_backend: auto tries io_uring and falls back to epoll, saying why. */
+enum config_event_backend {
+	CONFIG_BACKEND_AUTO = 0,
+	CONFIG_BACKEND_IO_URING,
+	CONFIG_BACKEND_EPOLL,
+};
+
 struct config {
 	/* In file order while parsing; config_finish() appends the default listener (or builds the
 	 * local-only ones), after which this is the complete list to open. */
@@ -170,7 +177,9 @@ struct config {
 	bool persistence_sync;    /* acknowledge only what is synced (always: true) */
 	/* Prometheus metrics listeners (repeatable; none: no metrics). */
 	struct config_metrics_listener metrics[CONFIG_METRICS_MAX];
-	unsigned metrics_count;     /* entries in metrics */
+	unsigned metrics_count; /* entries in metrics */
+	/* The event loop (issue 11): io_uring, epoll, or io_uring when it works (auto). */
+	enum config_event_backend event_backend;
 	bool verbose;               /* -v: every log type, as Mosquitto's log_type all */
 	bool daemonize;             /* -d */
 	char config_path[PATH_MAX]; /* -c FILE, empty if none */

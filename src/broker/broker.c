@@ -347,12 +347,12 @@ static void broker_workers(struct broker *b)
 	if (ncpus == 0)
 		b->cpus[ncpus++] = 0;
 	b->nworkers = b->cfg.worker_threads ? b->cfg.worker_threads : ncpus;
-	if (!b->cfg.worker_threads) {
+	if (!b->cfg.worker_threads && b->cfg.event_backend != CONFIG_BACKEND_EPOLL) {
 		/* The default must start: no more rings than RLIMIT_MEMLOCK lets this user lock. */
 		struct ring_params rp;
 		unsigned fit;
 
-		worker_ring_params(b->nworkers, &rp);
+		worker_ring_params(b->nworkers, RING_BACKEND_IO_URING, &rp);
 		fit = broker_memlock_fit(b, &rp, b->nworkers);
 		if (fit < b->nworkers) {
 			b->nworkers = fit ? fit : 1;
@@ -482,10 +482,10 @@ int broker_tls_reload(struct broker *b)
 }
 
 /*
- * The locked memory the rings need. A start that stays who it is: ring_memlock_reserve (the soft
- * limit raised as far as the hard one allows). A root start that becomes `user`: the soft limit
- * raised now to what every worker's ring needs, since the user will count it all (the hard limit
- * was raised, where allowed, by broker_memlock_fit).
+ * The locked memory the rings need (io_uring only). A start that stays who it is:
+ * ring_memlock_reserve (the soft limit raised as far as the hard one allows). A root start that
+ * becomes `user`: the soft limit raised now to what every worker's ring needs, since the user
+ * will count it all (the hard limit was raised, where allowed, by broker_memlock_fit).
  */
 static int broker_memlock(struct broker *b)
 {
@@ -494,7 +494,9 @@ static int broker_memlock(struct broker *b)
 	char err[512];
 	size_t need;
 
-	worker_ring_params(b->nworkers, &rp);
+	if (b->backend != RING_BACKEND_IO_URING)
+		return ST_OK;
+	worker_ring_params(b->nworkers, RING_BACKEND_IO_URING, &rp);
 	if (!b->priv.drop) {
 		if (ring_memlock_reserve(&rp, b->nworkers, err, sizeof(err)) == 0)
 			return ST_OK;
@@ -520,6 +522,38 @@ static int broker_memlock(struct broker *b)
 	        b->priv.name, b->nworkers, b->nworkers > 1 ? "s" : "", need / 1024,
 	        (unsigned long long)rl.rlim_cur / 1024, (unsigned long long)rl.rlim_max / 1024);
 	return ST_ERR_SYS;
+}
+
+/*
+ * The event loop of every worker: event_backend, where auto is io_uring if a ring can be set
+ * up with the locked memory all workers need, else epoll with the reason in why (else empty).
+ */
+static int broker_backend(struct broker *b, char *why, size_t whylen)
+{
+	static const enum ring_backend want[] = {
+	        [CONFIG_BACKEND_AUTO] = RING_BACKEND_AUTO,
+	        [CONFIG_BACKEND_IO_URING] = RING_BACKEND_IO_URING,
+	        [CONFIG_BACKEND_EPOLL] = RING_BACKEND_EPOLL,
+	};
+	struct ring_params rp;
+	char err[512];
+
+	why[0] = '\0';
+	b->backend = want[b->cfg.event_backend];
+	worker_ring_params(b->nworkers, RING_BACKEND_IO_URING, &rp);
+	if (ring_select(&b->backend, &rp, b->nworkers, err, sizeof(err)) != 0) {
+		log_msg(&b->log, LOG_T_ERROR, "Error: %s (event_backend io_uring).", err);
+		return ST_ERR_SYS;
+	}
+	if (b->cfg.event_backend == CONFIG_BACKEND_AUTO && b->backend == RING_BACKEND_EPOLL) {
+		snprintf(why, whylen, "%s", err);
+		/* A worker count held down by RLIMIT_MEMLOCK for the rings is free again. */
+		if (b->memlock_capped) {
+			b->nworkers = b->memlock_capped;
+			b->memlock_capped = 0;
+		}
+	}
+	return ST_OK;
 }
 
 /*
@@ -575,7 +609,7 @@ static int broker_init_log(struct broker *b)
 
 int broker_init(struct broker *b, const struct config *cfg)
 {
-	char err[512];
+	char err[512], why[512];
 	int ret;
 
 	memset(b, 0, sizeof(*b));
@@ -596,6 +630,13 @@ int broker_init(struct broker *b, const struct config *cfg)
 	privdrop_leave(&b->priv);
 	if (ret != ST_OK)
 		return ret;
+	ret = broker_backend(b, why, sizeof(why));
+	if (ret != ST_OK)
+		return ret;
+	if (why[0])
+		log_msg(&b->log, LOG_T_WARNING,
+		        "Warning: io_uring cannot be used, running on epoll: %s", why);
+	log_msg(&b->log, LOG_T_NOTICE, "Event loop: %s.", ring_backend_name(b->backend));
 	/* As root, when it was root: the limits, before anything is made on disk. */
 	broker_raise_nofile(b);
 	ret = broker_memlock(b);
@@ -662,7 +703,7 @@ static void *broker_worker_main(void *arg)
 	pthread_barrier_wait(&b->shared.start);
 	if (ret == ST_OK && !atomic_load(&b->shared.start_failed))
 		ret = worker_run(w);
-	if (ret != ST_OK && b->nworkers > 1 && w->ring.uring.ring_fd > 0) {
+	if (ret != ST_OK && b->nworkers > 1 && ring_is_open(&w->ring)) {
 		/* A worker that cannot go on stops them all. */
 		atomic_store(&b->shared.stopping, true);
 		xw_wake_all(w);

@@ -23,6 +23,7 @@
 #include "index/interest.h"
 #include "io/chan.h"
 #include "metrics.h"
+#include "io/ring.h"
 
 #define BROKER_WORKERS_MAX INTEREST_HOLDERS_MAX
 /* Listening addresses per worker, at most: each MQTT or metrics listener may resolve to an
@@ -139,6 +140,7 @@ struct broker {
 	unsigned nworkers;            /* worker_threads (-t), 1 to BROKER_WORKERS_MAX */
 	int cpus[BROKER_WORKERS_MAX]; /* cpu_affinity: worker i runs on cpus[i] */
 	unsigned memlock_capped;      /* CPUs, when RLIMIT_MEMLOCK held the default below them */
+	enum ring_backend backend;    /* the event loop every worker runs (event_backend) */
 	/* Listening sockets: each address of each listener is bound once per worker with
 	 * SO_REUSEPORT, so the kernel spreads connections; worker i owns listen_fds[i * nlisten
 	 * .. (i + 1) * nlisten), nworkers * nlisten in all. */

@@ -297,7 +297,7 @@ void worker_conn_dead(struct worker *w, struct conn *c)
 	w->dead = c;
 }
 
-void worker_ring_params(unsigned nworkers, struct ring_params *p)
+void worker_ring_params(unsigned nworkers, enum ring_backend be, struct ring_params *p)
 {
 	uint32_t cq = 65536;
 
@@ -315,6 +315,7 @@ void worker_ring_params(unsigned nworkers, struct ring_params *p)
 	        .cq_entries = cq,
 	        .buf_count = 256,
 	        .buf_size = 16384,
+	        .backend = be,
 	};
 }
 
@@ -368,7 +369,7 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
 		log_msg(&w->log, LOG_T_ERROR, "Out of memory starting worker %u.", index);
 		return ST_ERR_NOMEM;
 	}
-	worker_ring_params(w->nworkers, &rp);
+	worker_ring_params(w->nworkers, b->backend, &rp);
 	ret = ring_init(&w->ring, &rp, err, sizeof(err));
 	if (ret < 0) {
 		log_msg(&w->log, LOG_T_ERROR, "Error: %s", err);
@@ -732,7 +733,8 @@ int worker_run(struct worker *w)
 			timeout = 1;
 		ret = ring_wait_us(&w->ring, worker_wait_us(w, timeout));
 		if (ret < 0) {
-			log_msg(&w->log, LOG_T_ERROR, "io_uring_enter: %s", strerror(-ret));
+			log_msg(&w->log, LOG_T_ERROR, "%s wait: %s",
+			        ring_backend_name(w->ring.backend), strerror(-ret));
 			return ST_ERR_SYS;
 		}
 		/* Before the handlers run: a connection lost during a wait of up to
@@ -785,6 +787,10 @@ int worker_run(struct worker *w)
 		        " loop iterations, %" PRIu64 " completions.",
 		        w->index, w->stats.msgs_sent, w->stats.sends, w->ring.stats.batches,
 		        w->ring.stats.cqes);
+	/* Only the epoll loop counts them (io_uring: one io_uring_enter per iteration). */
+	if (w->ring.stats.syscalls && log_enabled(&w->log, LOG_T_DEBUG))
+		log_msg(&w->log, LOG_T_DEBUG, "Worker %u: %" PRIu64 " system calls of the %s loop.",
+		        w->index, w->ring.stats.syscalls, ring_backend_name(w->ring.backend));
 	if (w->nworkers > 1 && log_enabled(&w->log, LOG_T_DEBUG)) {
 		const struct xw_stats *x = &w->xw.stats;
 

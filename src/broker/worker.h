@@ -107,7 +107,7 @@ struct worker {
 	unsigned index;                   /* worker number, 0 .. b->nworkers - 1 */
 	unsigned nworkers;                /* b->nworkers, at hand */
 	struct log log;                   /* the broker's log, with this worker as topic_ctx */
-	struct ring ring;                 /* this worker's io_uring */
+	struct ring ring;                 /* this worker's event loop (io_uring or epoll) */
 	struct xw xw;                     /* channels to the other workers (nworkers > 1) */
 	struct interest_local interest;   /* this worker's side of the interest summary */
 	struct listener *listeners;       /* one per configured listener */
@@ -192,8 +192,9 @@ struct worker {
 	struct metrics_loop loop;      /* loop_timing: iteration times (metrics.h) */
 };
 
-/* The ring each of nworkers workers creates (the broker reserves locked memory for all). */
-void worker_ring_params(unsigned nworkers, struct ring_params *p);
+/* The ring each of nworkers workers creates (the broker reserves locked memory for all), on
+ * back-end be. */
+void worker_ring_params(unsigned nworkers, enum ring_backend be, struct ring_params *p);
 
 /*
  * Sets the worker up in its own thread: ring, listeners (sockets already bound by the broker),

@@ -99,6 +99,14 @@ TSAN = os.path.basename(os.path.normpath(BIN)) == "tsan"
 # Worker threads of every Starling broker the tests start (0: the broker's default).
 WORKERS = int(_take_option("workers") or os.environ.get("STARLING_WORKERS") or 0)
 os.environ["STARLING_WORKERS"] = str(WORKERS)
+# The event loop every Starling broker runs on (event_backend): "" leaves the broker's default
+# (auto: io_uring here); STARLING_TEST_BACKEND=epoll is make test-epoll.
+BACKEND = os.environ.get("STARLING_TEST_BACKEND", "")
+
+
+def io_uring_only(reason):
+    """Skips a test that is about io_uring itself when the suite runs on another back-end."""
+    return unittest.skipIf(BACKEND not in ("", "auto", "io_uring"), "io_uring only: " + reason)
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                      "WARNING: ThreadSanitizer")
@@ -267,6 +275,11 @@ class Broker:
         if (self.kind == "starling" and os.geteuid() == 0 and _user_exists("starling")
                 and not any(l.split()[:1] == ["user"] for l in self.config_lines)):
             lines.append("user root")
+        # STARLING_TEST_BACKEND=epoll (make test-epoll) runs every test on that event loop; a
+        # test that sets event_backend itself keeps it.
+        if (self.kind == "starling" and BACKEND
+                and not any(l.split()[:1] == ["event_backend"] for l in self.config_lines)):
+            lines.append("event_backend %s" % BACKEND)
         lines += self.config_lines
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")
