@@ -445,38 +445,27 @@ static void test_doorbell(void)
 }
 
 struct file_owner {
-	struct ring_io wio, sio; /* the write's and the sync's */
-	int order[4];            /* which completed, in order: 1 write, 2 sync */
-	int32_t res[4];          /* with their results */
-	unsigned n;              /* completions */
+	struct ring_io wio; /* the write */
+	int32_t res;        /* its result */
+	unsigned n;         /* completions */
 };
-
-static void file_done(struct file_owner *f, int which, const struct ring_cqe *cqe)
-{
-	CU_ASSERT_EQUAL(cqe->op, RING_OP_FILE);
-	if (f->n < 4) {
-		f->order[f->n] = which;
-		f->res[f->n] = cqe->res;
-	}
-	f->n++;
-}
 
 static void on_write(struct ring *r, struct ring_io *io, const struct ring_cqe *cqe)
 {
+	struct file_owner *f = container_of(io, struct file_owner, wio);
+
 	(void)r;
-	file_done(container_of(io, struct file_owner, wio), 1, cqe);
+	CU_ASSERT_EQUAL(cqe->op, RING_OP_FILE);
+	f->res = cqe->res;
+	f->n++;
 }
 
-static void on_sync(struct ring *r, struct ring_io *io, const struct ring_cqe *cqe)
-{
-	(void)r;
-	file_done(container_of(io, struct file_owner, sio), 2, cqe);
-}
-
+/* A plain write and a synced one (RWF_DSYNC) land where they were asked to; a failing one
+ * completes with its error. */
 static void test_write_sync(void)
 {
 	char path[] = "/tmp/test_ring_XXXXXX";
-	struct file_owner f = {.wio.fn = on_write, .sio.fn = on_sync};
+	struct file_owner f = {.wio.fn = on_write};
 	struct ring r;
 	char back[16] = {0};
 	int fd = mkstemp(path), ro;
@@ -485,25 +474,26 @@ static void test_write_sync(void)
 	unlink(path);
 	if (!ring_up(&r))
 		return;
-	ring_write_sync(&r, &f.wio, fd, "0123456789", 10, 100, &f.sio, true);
-	for (int i = 0; i < 200 && (f.wio.pending || f.sio.pending); i++)
+	ring_write(&r, &f.wio, fd, "0123456789", 10, 100, true);
+	for (int i = 0; i < 200 && f.wio.pending; i++)
 		ring_poll(&r, 10);
-	CU_ASSERT_EQUAL(f.n, 2);
-	CU_ASSERT_EQUAL(f.order[0], 1);
-	CU_ASSERT_EQUAL(f.res[0], 10);
-	CU_ASSERT_EQUAL(f.order[1], 2);
-	CU_ASSERT_EQUAL(f.res[1], 0);
+	CU_ASSERT_EQUAL(f.n, 1);
+	CU_ASSERT_EQUAL(f.res, 10);
 	CU_ASSERT_EQUAL(pread(fd, back, 10, 100), 10);
 	CU_ASSERT_EQUAL(memcmp(back, "0123456789", 10), 0);
-	/* A write that fails cancels its sync. */
-	ro = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	f.n = 0;
-	ring_write_sync(&r, &f.wio, ro, "x", 1, 0, &f.sio, true);
-	for (int i = 0; i < 200 && (f.wio.pending || f.sio.pending); i++)
+	ring_write(&r, &f.wio, fd, "abc", 3, 102, false);
+	for (int i = 0; i < 200 && f.wio.pending; i++)
 		ring_poll(&r, 10);
 	CU_ASSERT_EQUAL(f.n, 2);
-	CU_ASSERT_EQUAL(f.res[0], -EBADF);
-	CU_ASSERT_EQUAL(f.res[1], -ECANCELED);
+	CU_ASSERT_EQUAL(f.res, 3);
+	CU_ASSERT_EQUAL(pread(fd, back, 10, 100), 10);
+	CU_ASSERT_EQUAL(memcmp(back, "01abc56789", 10), 0);
+	ro = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ring_write(&r, &f.wio, ro, "x", 1, 0, true);
+	for (int i = 0; i < 200 && f.wio.pending; i++)
+		ring_poll(&r, 10);
+	CU_ASSERT_EQUAL(f.n, 3);
+	CU_ASSERT_EQUAL(f.res, -EBADF);
 	ring_exit(&r);
 	close(ro);
 	close(fd);
@@ -710,7 +700,7 @@ int main(void)
 	        {"cancel a socket's send and recv", test_cancel_fd_send_and_recv_uring},
 	        {"no completion inside its submitter's reap", test_no_recursion_uring},
 	        {"doorbell", test_doorbell_uring},
-	        {"write linked to sync", test_write_sync_uring},
+	        {"write, synced write, failed write", test_write_sync_uring},
 	        {NULL, NULL},
 	};
 	static const struct tu_test epoll[] = {
@@ -721,7 +711,7 @@ int main(void)
 	        {"cancel a socket's send and recv", test_cancel_fd_send_and_recv_epoll},
 	        {"no completion inside its submitter's reap", test_no_recursion_epoll},
 	        {"doorbell", test_doorbell_epoll},
-	        {"write then sync on the I/O thread", test_write_sync_epoll},
+	        {"writes on the I/O thread", test_write_sync_epoll},
 	        {"many sockets, one receive buffer", test_many_epoll},
 	        {"a short send's successor waits for EPOLLOUT", test_short_epoll},
 	        {"EMFILE ends the accept", test_emfile_epoll},

@@ -576,7 +576,7 @@ static void test_bad_headers(void)
 		int off, val, want;
 	} cases[] = {
 	        {8, STORE_VERSION + 1, STORE_E_NEWER}, /* version */
-	        {12, 4, STORE_E_NEWER},                /* an unknown flag */
+	        {12, 8, STORE_E_NEWER},                /* an unknown flag */
 	        {20, 9, STORE_E_HEADER},               /* segment number (CRC fails) */
 	        {0, 'X', STORE_E_NOT_LOG},             /* magic */
 	};
@@ -978,9 +978,9 @@ static void test_compact(void)
 		make_seg(1, 2, q, q == 1, &g, &m, 300, NULL, &b);
 	CU_ASSERT_EQUAL_FATAL(open_recover(&d, 2, chains), 0);
 	store_chains_free(chains, 2);
-	fd = store_dir_create_segment(&d, 1, 5, err, sizeof(err));
+	fd = store_dir_create_segment(&d, 1, 5, false, 0, err, sizeof(err));
 	CU_ASSERT_FATAL(fd >= 0);
-	CU_ASSERT_EQUAL(store_dir_create_segment(&d, 1, 5, err, sizeof(err)), -EEXIST);
+	CU_ASSERT_EQUAL(store_dir_create_segment(&d, 1, 5, false, 0, err, sizeof(err)), -EEXIST);
 	/* The worker appends to 5 through its descriptor, in commits. */
 	seg_begin(&b, 1, 2, 5, STORE_FLAG_COMMITS);
 	seg_fill(&b, &g, &m, 50, NULL);
@@ -990,12 +990,13 @@ static void test_compact(void)
 	        (ssize_t)(b.len - STORE_HEADER_LEN));
 	close(fd);
 	/* Appending reopens it; a segment that does not exist is an error. */
-	fd = store_dir_open_append(&d, 1, 5);
+	fd = store_dir_open_append(&d, 1, 5, false);
 	CU_ASSERT(fd >= 0);
-	CU_ASSERT_EQUAL(fcntl(fd, F_GETFL) & O_ACCMODE, O_WRONLY);
+	CU_ASSERT_EQUAL(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDWR);
+	CU_ASSERT_EQUAL(fcntl(fd, F_GETFL) & O_DIRECT, 0);
 	CU_ASSERT(fcntl(fd, F_GETFD) & FD_CLOEXEC);
 	close(fd);
-	CU_ASSERT_EQUAL(store_dir_open_append(&d, 1, 6), -ENOENT);
+	CU_ASSERT_EQUAL(store_dir_open_append(&d, 1, 6, false), -ENOENT);
 	CU_ASSERT_EQUAL(count_named(".tmp"), 0);
 	before5 = slurp(NAME ".1.0000000000000005", &len5);
 	CU_ASSERT_EQUAL(len5, b.len);
@@ -1187,6 +1188,165 @@ static void test_compact_disk_full(void)
 	teardown();
 }
 
+/* Reads segment `name` whole and walks it: its header flags, records and where it ends. */
+static void walk_file(const char *name, uint32_t *flags, struct model *m, size_t *commit_end,
+                      int *stop, size_t *zero_tail)
+{
+	size_t len;
+	uint8_t *data = slurp(name, &len);
+	struct store_seg seg;
+	struct store_rec r;
+
+	CU_ASSERT_EQUAL_FATAL(store_seg_open(&seg, data, len, 0), 0);
+	*flags = seg.hdr.flags;
+	while (store_seg_next(&seg, &r) > 0)
+		if (m)
+			model_apply(m, &r);
+	*commit_end = seg.commit_end;
+	*stop = seg.stop;
+	*zero_tail = seg.zero_tail;
+	free(data);
+}
+
+/*
+ * Direct writes' preparations (store_seg_pad, store_zero_ahead, store_dir_create_segment with
+ * zeros): the header gains STORE_FLAG_PADDED with a valid CRC, an empty commit padded to the
+ * next boundary follows the last record (into the next block when the gap is too small for a
+ * pad and a commit), an aligned end is left as it is, zeros written ahead are a clean end, and
+ * recovery keeps every record and the file's zeros.
+ */
+static void test_pad_and_zeros(void)
+{
+	static const size_t gaps[] = {0, 1, 17, 18, 19, 4000};
+	struct sgen g = {.clients = 3};
+	struct store_buf b = {0};
+	struct store_chain chains[1];
+	struct store_dir d;
+	char name[128], path[600];
+
+	setup();
+	srand(33);
+	seg_name(name, 0, 1, "");
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	for (unsigned i = 0; i < sizeof(gaps) / sizeof(gaps[0]); i++) {
+		struct model m = {0}, back = {0};
+		uint64_t start = 0, off;
+		size_t commit_end, zt;
+		uint32_t flags;
+		int stop, fd;
+
+		/* A base whose records end `gaps[i]` bytes before a 4096 boundary (or on one). */
+		seg_begin(&b, 0, 1, 1, STORE_FLAG_BASE | STORE_FLAG_COMMITS);
+		seg_fill(&b, &g, &m, 5, NULL);
+		CU_ASSERT_EQUAL_FATAL(
+		        store_rec_encode(&b, &(struct store_rec){.type = STORE_REC_COMMIT}), 0);
+		off = (b.len + STORE_PAD_MIN + STORE_COMMIT_LEN + gaps[i] + 4095) / 4096 * 4096 -
+		      gaps[i];
+		CU_ASSERT_EQUAL_FATAL(store_pad_encode(&b, off - b.len - STORE_COMMIT_LEN), 0);
+		CU_ASSERT_EQUAL_FATAL(
+		        store_rec_encode(&b, &(struct store_rec){.type = STORE_REC_COMMIT}), 0);
+		CU_ASSERT_EQUAL_FATAL(b.len, off);
+		off = b.len;
+		write_file(name, b.data, b.len);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		CU_ASSERT_FATAL(fd >= 0);
+		CU_ASSERT_EQUAL(store_seg_pad(fd, off, 4096, &start), 0);
+		if (off % 4096 == 0) {
+			CU_ASSERT_EQUAL(start, off);
+		} else if (4096 - off % 4096 >= STORE_PAD_MIN + STORE_COMMIT_LEN) {
+			CU_ASSERT_EQUAL(start, (off + 4095) / 4096 * 4096);
+		} else {
+			CU_ASSERT_EQUAL(start, (off + 4095) / 4096 * 4096 + 4096);
+		}
+		CU_ASSERT_EQUAL(store_zero_ahead(fd, start, start + 3 * 4096), 0);
+		close(fd);
+		CU_ASSERT_EQUAL(file_size(name), (long)(start + 3 * 4096));
+		walk_file(name, &flags, &back, &commit_end, &stop, &zt);
+		CU_ASSERT(flags & STORE_FLAG_PADDED);
+		CU_ASSERT(flags & STORE_FLAG_BASE);
+		CU_ASSERT_EQUAL(commit_end, start);
+		CU_ASSERT_EQUAL(stop, 0);
+		CU_ASSERT_EQUAL(zt, 3 * 4096);
+		CU_ASSERT(model_equal(&m, &back));
+		/* Recovery: the whole state, nothing cut, the zeros left in the file. */
+		CU_ASSERT_EQUAL_FATAL(open_recover(&d, 1, chains), 0);
+		CU_ASSERT_EQUAL(chains[0].segs[0].len, start);
+		CU_ASSERT_EQUAL(file_size(name), (long)(start + 3 * 4096));
+		CU_ASSERT(strstr(err, "dropped") == NULL);
+		store_chains_free(chains, 1);
+		store_dir_close(&d);
+		model_free(&m);
+		model_free(&back);
+	}
+	/* A new segment with zeros ahead: header (flagged), then zeros up to the size asked. */
+	{
+		int fd;
+		uint32_t flags;
+		size_t commit_end, zt;
+		int stop;
+		uint64_t start = 0;
+
+		CU_ASSERT_EQUAL_FATAL(store_dir_open(&d, dir, NAME, 1, err, sizeof(err)), 0);
+		fd = store_dir_create_segment(&d, 0, 2, true, 1 << 20, err, sizeof(err));
+		CU_ASSERT_FATAL(fd >= 0);
+		CU_ASSERT_EQUAL(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDWR);
+		seg_name(name, 0, 2, "");
+		CU_ASSERT_EQUAL(file_size(name), 1 << 20);
+		walk_file(name, &flags, NULL, &commit_end, &stop, &zt);
+		CU_ASSERT(flags & STORE_FLAG_PADDED);
+		CU_ASSERT_EQUAL(commit_end, STORE_HEADER_LEN);
+		CU_ASSERT_EQUAL(zt, (1 << 20) - STORE_HEADER_LEN);
+		/* Whatever the file system says of direct I/O, the pad goes where it should. */
+		CU_ASSERT_EQUAL(store_seg_pad(fd, STORE_HEADER_LEN, 4096, &start), 0);
+		CU_ASSERT_EQUAL(start, 4096);
+		close(fd);
+		walk_file(name, &flags, NULL, &commit_end, &stop, &zt);
+		CU_ASSERT_EQUAL(commit_end, 4096);
+		CU_ASSERT_EQUAL(stop, 0);
+		store_dir_close(&d);
+	}
+	store_buf_free(&b);
+	teardown();
+}
+
+/* Aligned buffers stay aligned as they grow; one made aligned later moves once. */
+static void test_buf_align(void)
+{
+	struct store_buf b = {0};
+
+	CU_ASSERT_EQUAL(store_buf_reserve(&b, 10), 0);
+	memcpy(b.data, "0123456789", 10);
+	b.len = 10;
+	CU_ASSERT_EQUAL(store_buf_align(&b, 65536), 0);
+	CU_ASSERT_EQUAL((uintptr_t)b.data % 65536, 0);
+	CU_ASSERT_EQUAL(memcmp(b.data, "0123456789", 10), 0);
+	for (unsigned i = 0; i < 8; i++) {
+		size_t was = b.cap;
+
+		CU_ASSERT_EQUAL(store_buf_reserve(&b, b.cap - b.len + 1), 0); /* grows */
+		CU_ASSERT(b.cap > was);
+		CU_ASSERT_EQUAL((uintptr_t)b.data % 65536, 0);
+	}
+	CU_ASSERT_EQUAL(memcmp(b.data, "0123456789", 10), 0);
+	/* Pads: any size from the minimum, refused below it. */
+	b.len = 0;
+	CU_ASSERT_EQUAL(store_pad_encode(&b, STORE_PAD_MIN - 1), STORE_E_FIELD);
+	CU_ASSERT_EQUAL(store_pad_encode(&b, STORE_PAD_MIN), 0);
+	CU_ASSERT_EQUAL(store_pad_encode(&b, 5000), 0);
+	CU_ASSERT_EQUAL(b.len, STORE_PAD_MIN + 5000);
+	{
+		struct store_rec r;
+		size_t used;
+
+		CU_ASSERT_EQUAL(store_rec_decode(b.data, b.len, &r, &used), 0);
+		CU_ASSERT_EQUAL(r.type, STORE_REC_PAD);
+		CU_ASSERT_EQUAL(used, STORE_PAD_MIN);
+		CU_ASSERT_EQUAL(store_rec_decode(b.data + used, b.len - used, &r, &used), 0);
+		CU_ASSERT_EQUAL(used, 5000);
+	}
+	store_buf_free(&b);
+}
+
 int main(void)
 {
 	static const struct tu_test tests[] = {
@@ -1208,6 +1368,8 @@ int main(void)
 	        {"compaction over a newer base starts from it", test_compact_newer_base},
 	        {"compaction from a snapshot reads no segment", test_compact_from},
 	        {"a full disk during compaction changes nothing", test_compact_disk_full},
+	        {"pads to a block boundary, zeros written ahead", test_pad_and_zeros},
+	        {"aligned buffers and pad records", test_buf_align},
 	        {NULL, NULL},
 	};
 

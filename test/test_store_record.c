@@ -104,6 +104,7 @@ static const struct store_rec samples[] = {
          .payload = B("gone")},
         {.type = STORE_REC_WILL_CLEAR, .client = B("client-1")},
         {.type = STORE_REC_COMMIT},
+        {.type = STORE_REC_PAD},
         {.type = STORE_REC_ORIGIN, .source = 3, .origin_lo = 2, .origin = STORE_ORIGIN_MAX - 1},
         {.type = STORE_REC_INBOUND_ORIGIN, .client = B("client-1"), .packet_id = 7, .origin = 1},
 };
@@ -315,10 +316,16 @@ static void test_decode_refuses_malformed(void)
 	                                             "\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00",
 	                            19),
 	                0);
-	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x12\x01\x00"
+	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x13\x01\x00"
 	                                             "a",
 	                            4),
 	                STORE_E_TYPE);
+	/* A pad's payload is anything, of any length. */
+	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x12\x01\x00"
+	                                             "a",
+	                            4),
+	                0);
+	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x12", 1), 0);
 	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\xff", 1), STORE_E_TYPE);
 	/* inbound-add: u16 packet id 0 */
 	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x0b\x00\x00\x01\x00"

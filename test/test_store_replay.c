@@ -189,7 +189,10 @@ static void test_every_bit_flip(void)
 	tu_guard_release(&guard);
 }
 
-/* A preallocated (zero-filled) tail after the last record is dropped, not misread. */
+/*
+ * A tail of zeros written ahead after the last record is a clean end (nothing dropped, the
+ * file not cut); zeros followed by anything else are damage, cut at the last record.
+ */
 static void test_zero_tail(void)
 {
 	struct store_buf b = {0};
@@ -209,8 +212,29 @@ static void test_zero_tail(void)
 		;
 	CU_ASSERT_EQUAL(seg.records, 10);
 	CU_ASSERT_EQUAL(seg.valid_end, valid);
-	CU_ASSERT_EQUAL(seg.stop, STORE_E_TOO_LONG);
-	CU_ASSERT_EQUAL(store_seg_dropped_bytes(&seg), 4096);
+	CU_ASSERT_EQUAL(seg.stop, 0);
+	CU_ASSERT_EQUAL(seg.zero_tail, 4096);
+	CU_ASSERT_EQUAL(store_seg_dropped_bytes(&seg), 0);
+	CU_ASSERT_EQUAL(store_seg_next(&seg, &r), 0); /* and it stays ended */
+	/* One byte that is not zero anywhere in the tail: damage, as before. */
+	for (size_t at = 0; at < 4096; at += 1021) {
+		b.data[valid + at] = 1;
+		CU_ASSERT_EQUAL_FATAL(store_seg_open(&seg, b.data, b.len, 0), 0);
+		while (store_seg_next(&seg, &r) > 0)
+			;
+		CU_ASSERT_EQUAL(seg.records, 10);
+		CU_ASSERT_EQUAL(seg.valid_end, valid);
+		CU_ASSERT(seg.stop != 0);
+		CU_ASSERT_EQUAL(seg.zero_tail, 0);
+		CU_ASSERT_EQUAL(store_seg_dropped_bytes(&seg), 4096);
+		b.data[valid + at] = 0;
+	}
+	/* A tail shorter than a record header is a clean end too. */
+	CU_ASSERT_EQUAL_FATAL(store_seg_open(&seg, b.data, valid + 3, 0), 0);
+	while (store_seg_next(&seg, &r) > 0)
+		;
+	CU_ASSERT_EQUAL(seg.stop, 0);
+	CU_ASSERT_EQUAL(seg.zero_tail, 3);
 	model_free(&full);
 	store_buf_free(&b);
 }
@@ -222,7 +246,7 @@ int main(void)
 	        {"every truncation point yields the prefix before it", test_every_truncation},
 	        {"replayed prefixes equal the model of their records", test_prefix_models},
 	        {"every single-bit flip is caught or leaves a prefix", test_every_bit_flip},
-	        {"a zero-filled tail is dropped", test_zero_tail},
+	        {"a zero-filled tail is a clean end", test_zero_tail},
 	        {NULL, NULL},
 	};
 

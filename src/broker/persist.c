@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -336,17 +338,29 @@ static struct persist_commit *fill_slot(struct persist *p)
 	return &p->slot[p->fill];
 }
 
+static void persist_failed(struct worker *w, struct persist_commit *k, int err, const char *what);
+
 static void persist_submit(struct worker *w, struct persist_commit *k)
 {
-	size_t len = k->buf.len - k->done;
+	struct persist *p = w->ps;
+	size_t len;
 
+	/* Direct writes come from aligned memory (a buffer that grew before dio: moved once). */
+	if (p->dio && k->fd == p->fd && store_buf_align(&k->buf, p->dio) != 0) {
+		persist_failed(w, k, -ENOMEM, "a write");
+		return;
+	}
+	len = k->buf.len - k->done;
 	if (len > PERSIST_WRITE_MAX)
 		len = PERSIST_WRITE_MAX;
 	k->write_res = 0;
-	k->sync_res = 0;
 	k->failed = false;
-	ring_write_sync(&w->ring, &k->wio, k->fd, k->buf.data + k->done, len, k->off + k->done,
-	                w->ps->sync ? &k->sio : NULL, true);
+	ring_write(&w->ring, &k->wio, k->fd, k->buf.data + k->done, len, k->off + k->done, p->sync);
+}
+
+static uint64_t align_up(uint64_t v, unsigned a)
+{
+	return (v + a - 1) & ~(uint64_t)(a - 1);
 }
 
 /*
@@ -420,9 +434,16 @@ static void persist_seal(struct worker *w)
 {
 	struct persist *p = w->ps;
 	struct persist_commit *k = fill_slot(p);
-	uint64_t n = ++p->sealed;
+	uint64_t n = p->sealed + 1;
 
-	persist_commit_close(p);
+	if (persist_commit_close(p) != 0) {
+		/* Out of memory for the pad: sealed at a later iteration, held output waits. */
+		if (!p->failing)
+			log_msg(&w->log, LOG_T_ERROR,
+			        "Persistence: out of memory closing a commit.");
+		return;
+	}
+	p->sealed = n;
 	while (p->fill_list) {
 		struct conn *c = p->fill_list;
 
@@ -444,6 +465,8 @@ static void persist_seal(struct worker *w)
 	k->off = p->off;
 	k->done = 0;
 	p->off += k->buf.len;
+	if (k->fd == p->fd && p->off > p->zero_end)
+		p->zero_end = p->off;
 	p->seg_bytes += k->buf.len;
 	p->inflight++;
 	for (unsigned i = 0; i < PERSIST_SLOTS; i++)
@@ -479,26 +502,21 @@ static void persist_failed(struct worker *w, struct persist_commit *k, int err, 
 	p->retry_ms = w->now_ms + PERSIST_RETRY_MS;
 }
 
-/* Both completions of a commit's attempt are in: done, go on, or fail and retry later. */
+/* A commit's write completed: done, go on, or fail and retry later. */
 static void persist_io_done(struct worker *w, struct persist_commit *k)
 {
 	struct persist *p = w->ps;
 
-	if (k->wio.pending || k->sio.pending)
-		return;
 	if (k->write_res < 0) {
-		persist_failed(w, k, k->write_res, "a write");
+		/* With persistence_sync always the failure may be the sync's: what it should
+		 * have covered may have left the page cache unwritten, so the whole commit is
+		 * written again before it is trusted. */
+		k->done = 0;
+		persist_failed(w, k, k->write_res, p->sync ? "a synced write" : "a write");
 		return;
 	}
 	if (k->done < k->buf.len) {
-		persist_submit(w, k); /* a short write: the rest, then the sync */
-		return;
-	}
-	if (k->sync_res < 0) {
-		/* The sync failed: what it should have covered may have left the page cache
-		 * unwritten, so the whole commit is written again before it is trusted. */
-		k->done = 0;
-		persist_failed(w, k, k->sync_res, "fdatasync");
+		persist_submit(w, k); /* a short write: the rest (itself synced) */
 		return;
 	}
 	p->stats.commits++;
@@ -530,7 +548,7 @@ static void persist_retry(struct worker *w)
 	for (unsigned i = 0; i < PERSIST_SLOTS; i++) {
 		struct persist_commit *k = &p->slot[i];
 
-		if (k->failed && !k->wio.pending && !k->sio.pending)
+		if (k->failed && !k->wio.pending)
 			persist_submit(w, k);
 	}
 }
@@ -549,19 +567,10 @@ static void persist_on_write(struct ring *r, struct ring_io *io, const struct ri
 	persist_io_done(k->p->w, k);
 }
 
-static void persist_on_sync(struct ring *r, struct ring_io *io, const struct ring_cqe *cqe)
-{
-	struct persist_commit *k = container_of(io, struct persist_commit, sio);
-
-	(void)r;
-	/* -ECANCELED: the write failed or was short, which the write's completion says. */
-	if (cqe->res < 0 && cqe->res != -ECANCELED)
-		k->sync_res = cqe->res;
-	persist_io_done(k->p->w, k);
-}
-
 bool persist_fd_busy(const struct persist *p, int fd)
 {
+	if (p->zeroing && p->zfd == fd)
+		return true;
 	for (unsigned i = 0; i < PERSIST_SLOTS; i++)
 		if (p->slot[i].n && !p->slot[i].done_ok && p->slot[i].fd == fd)
 			return true;
@@ -577,6 +586,85 @@ static size_t persist_pending_bytes(const struct persist *p)
 	return n;
 }
 
+/* --- zeros written ahead (dio) ---------------------------------------------------------- */
+
+/* Read by the kernel only, by every worker's ring: never written, so shared safely. */
+static uint8_t persist_zeros[PERSIST_ZERO_CHUNK] __attribute__((aligned(PERSIST_DIO_MAX)));
+
+static void persist_zero_next(struct worker *w)
+{
+	struct persist *p = w->ps;
+	size_t len = p->zto - p->zoff > PERSIST_ZERO_CHUNK ? PERSIST_ZERO_CHUNK
+	                                                   : (size_t)(p->zto - p->zoff);
+	bool last = p->zoff + len == p->zto;
+
+	/* The last one synced: the size and allocation of all of them reach the disk. */
+	ring_write(&w->ring, &p->zio, p->zfd, persist_zeros, len, p->zoff, last);
+}
+
+static void persist_zero_done(struct worker *w)
+{
+	struct persist *p = w->ps;
+
+	if (p->zio.pending)
+		return;
+	if (p->zres == 0 && p->zoff < p->zto) {
+		persist_zero_next(w);
+		return;
+	}
+	p->zeroing = false;
+	if (p->zfd != p->fd)
+		return; /* a segment left behind meanwhile */
+	if (p->zres == 0) {
+		p->zero_end = p->zto;
+		return;
+	}
+	/* A full disk, say: what was written is harmless (zeros are a clean end), and the
+	 * commits extend the file themselves, as without dio. */
+	p->zero_stopped = true;
+	if (log_enabled(&w->log, LOG_T_DEBUG))
+		log_msg(&w->log, LOG_T_DEBUG,
+		        "Persistence: worker %u stops writing zeros ahead in this segment: %s.",
+		        w->index, strerror(-p->zres));
+}
+
+static void persist_on_zero(struct ring *r, struct ring_io *io, const struct ring_cqe *cqe)
+{
+	struct persist *p = container_of(io, struct persist, zio);
+
+	(void)r;
+	if (cqe->res <= 0 && p->zres == 0)
+		p->zres = cqe->res < 0 ? cqe->res : -ENOSPC;
+	else if (cqe->res > 0)
+		p->zoff += (uint64_t)cqe->res;
+	persist_zero_done(p->w);
+}
+
+/* Starts the next zeros once the appends come within PERSIST_ZERO_LOW of the file's end. */
+static void persist_zero_tick(struct worker *w)
+{
+	struct persist *p = w->ps;
+
+	if (!p->dio || p->zeroing || p->zero_stopped || w->stopping || p->failing ||
+	    p->off + PERSIST_ZERO_LOW <= p->zero_end)
+		return;
+	p->zeroing = true;
+	p->zfd = p->fd;
+	p->zres = 0;
+	p->zfrom = p->zoff = align_up(p->zero_end > p->off ? p->zero_end : p->off, p->dio);
+	p->zto = p->zfrom + PERSIST_ZERO_STEP;
+	persist_zero_next(w);
+}
+
+/* Whether the filling commit may be sealed: its write must stay clear of zeros in flight. */
+static bool persist_clear_of_zeros(const struct persist *p)
+{
+	/* (The seal adds a commit record and origin marks: a few hundred bytes.) */
+	return !p->zeroing || p->zfd != p->fd ||
+	       align_up(p->off + fill_slot((struct persist *)p)->buf.len, p->dio) + (1u << 20) <=
+	               p->zfrom;
+}
+
 void persist_batch_end(struct worker *w)
 {
 	struct persist *p = w->ps;
@@ -587,7 +675,8 @@ void persist_batch_end(struct worker *w)
 		persist_compact_switch(w);
 	else if (p->since_compact)
 		persist_compact_poll(w);
-	if (!p->failing && p->inflight < PERSIST_INFLIGHT) {
+	persist_zero_tick(w);
+	if (!p->failing && p->inflight < p->max_inflight && persist_clear_of_zeros(p)) {
 		bool acks = false;
 
 		if (w->nworkers > 1 && p->sync)
@@ -600,6 +689,31 @@ void persist_batch_end(struct worker *w)
 	if (p->tok_len)
 		persist_release(w);
 }
+unsigned persist_dio_open(int fd, uint64_t off, uint64_t *start, uint64_t *size)
+{
+	unsigned a = store_dio_align(fd);
+	struct stat sb;
+	int fl;
+
+	if (a && a <= PERSIST_DIO_MAX && store_seg_pad(fd, off, a, start) == 0 &&
+	    fstat(fd, &sb) == 0) {
+		*size = (uint64_t)sb.st_size;
+		/* Pages cached by recovery's reads would turn direct writes into queued ones. */
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+		return a;
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && (fl & O_DIRECT))
+		(void)fcntl(fd, F_SETFL, fl & ~O_DIRECT);
+	return 0;
+}
+
+void persist_set_dio(struct persist *p, unsigned dio)
+{
+	p->dio = dio;
+	p->max_inflight = dio ? PERSIST_INFLIGHT_DIO : PERSIST_INFLIGHT;
+}
+
 int persist_init(struct worker *w, const struct store_chain *own)
 {
 	struct broker *b = w->b;
@@ -632,17 +746,20 @@ int persist_init(struct worker *w, const struct store_chain *own)
 
 		k->p = p;
 		k->wio.fn = persist_on_write;
-		k->sio.fn = persist_on_sync;
 		k->in_sealed = calloc(n, sizeof(uint64_t));
 		if (!k->in_sealed)
 			return ST_ERR_NOMEM;
 	}
-	p->fd = store_dir_open_append(b->store, w->index, p->seq);
+	p->zio.fn = persist_on_zero;
+	p->max_inflight = PERSIST_INFLIGHT;
+	p->fd = store_dir_open_append(b->store, w->index, p->seq, p->sync);
 	if (p->fd < 0) {
 		log_msg(&w->log, LOG_T_ERROR, "Persistence: cannot open %s.%u.%016" PRIx64 ": %s.",
 		        b->cfg.persistence_file, w->index, p->seq, strerror(-p->fd));
 		return ST_ERR_SYS;
 	}
+	p->dio = persist_dio_open(p->fd, p->off, &p->off, &p->zero_end);
+	persist_set_dio(p, p->dio);
 	p->wall_off_ms = wall_now_ms() - w->now_ms;
 	p->compact_at_ms = w->now_ms + (uint64_t)b->cfg.autosave_interval * 1000;
 	return ST_OK;
@@ -714,9 +831,9 @@ void persist_shutdown(struct worker *w)
 	/* The loop has ended: what is still to write goes through the ring as before, waited
 	 * for here (a failing disk gets a few more seconds, then what is left is reported). */
 	for (unsigned round = 0; round < 50; round++) {
-		if (!p->inflight && fill_slot(p)->buf.len == 0)
+		if (!p->inflight && fill_slot(p)->buf.len == 0 && !p->zeroing)
 			break;
-		if (!p->failing && p->inflight < PERSIST_INFLIGHT &&
+		if (!p->failing && p->inflight < p->max_inflight && persist_clear_of_zeros(p) &&
 		    (fill_slot(p)->buf.len || p->origin_dirty))
 			persist_seal(w);
 		else if (p->failing && round % 10 == 9)

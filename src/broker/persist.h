@@ -9,8 +9,9 @@
  *
  * Group commit: records are encoded into the filling buffer as handlers run; at the end of a
  * loop iteration, if no commit is in flight, the buffer is sealed as commit N and handed to
- * the ring as one write linked to one fdatasync (persistence_sync always) or a write alone
- * (never). Records made meanwhile fill the other buffer, the next commit.
+ * the ring as one write with RWF_DSYNC (persistence_sync always: the data is on disk when it
+ * completes, as after an fdatasync) or a plain write (never). Records made meanwhile fill
+ * another buffer, the next commit.
  *
  * Holds (persistence_sync always): a connection whose output depends on records (a PUBACK or
  * PUBREC to a publisher, a SUBACK, a QoS 1/2 PUBLISH or PUBREL to a subscriber of a durable
@@ -62,8 +63,24 @@ struct sess_delivery;
 struct msg;
 struct store_chain;
 
-#define PERSIST_SLOTS    3 /* buffers: one filling, the others' commits in flight */
-#define PERSIST_INFLIGHT 2 /* commits in flight at once (each a write and its sync) */
+#define PERSIST_SLOTS        5 /* buffers: one filling, the others' commits in flight */
+#define PERSIST_INFLIGHT     2 /* commits in flight at once, buffered */
+#define PERSIST_INFLIGHT_DIO 4 /* ... direct */
+
+/*
+ * Direct writes (persistence_sync always, a file system with O_DIRECT and a segment with
+ * STORE_FLAG_PADDED): each commit ends with a pad record and its commit record on a block
+ * boundary, so the next one starts on one and no two commits share a block. A commit then
+ * goes from the ring to the device with RWF_DSYNC and nothing else (no kernel thread, no page
+ * cache, no write of an older commit's block again), and several can be in flight: their
+ * flushes overlap. The segment is kept zeroed ahead of the appends (PERSIST_ZERO_STEP at a
+ * time once less than PERSIST_ZERO_LOW is left) so that a commit overwrites allocated blocks
+ * and its sync writes no metadata (kernel-notes/persistence.md, "Where the time goes").
+ */
+#define PERSIST_ZERO_STEP  (16u << 20)
+#define PERSIST_ZERO_LOW   (8u << 20)
+#define PERSIST_ZERO_CHUNK (1u << 20)  /* bytes per zero write */
+#define PERSIST_DIO_MAX    (64u << 10) /* larger alignments: buffered writes */
 
 struct persist;
 
@@ -82,15 +99,13 @@ struct persist_origins {
 /* One commit: its buffer, where it goes, how its write and sync went. */
 struct persist_commit {
 	struct ring_io wio;   /* its write */
-	struct ring_io sio;   /* its sync */
 	struct persist *p;    /* owner */
 	struct store_buf buf; /* the records */
 	uint64_t n;           /* commit number while sealed (in flight or done), 0: free */
 	int fd;               /* segment it is written to */
 	uint64_t off;         /* at this offset */
-	size_t done;          /* bytes written so far */
+	size_t done;          /* bytes of wdata written so far */
 	int write_res;        /* the write's error (-errno), 0 if none */
-	int sync_res;         /* the sync's error (-errno), 0 if none */
 	bool failed;          /* the last attempt failed: retried from housekeeping */
 	bool done_ok;         /* written and synced, waiting for older commits */
 	uint64_t *in_sealed;  /* in_handled at its seal (nworkers) */
@@ -109,7 +124,7 @@ struct persist_token {
 
 struct persist_stats {
 	uint64_t commits;     /* commits whose write (and sync) completed */
-	uint64_t syncs;       /* fdatasync calls completed */
+	uint64_t syncs;       /* synced writes (RWF_DSYNC: an fdatasync each) completed */
 	uint64_t records;     /* records appended */
 	uint64_t bytes;       /* bytes appended */
 	uint64_t errors;      /* writes or syncs that failed (each retried) */
@@ -127,13 +142,24 @@ enum persist_compact_state {
 };
 
 struct persist {
-	struct worker *w;  /* owner */
-	int fd;            /* the segment appended to */
-	int old_fd;        /* the one before a switch, until its commits are done */
-	uint64_t seq;      /* its sequence number */
-	uint64_t base_seq; /* sequence number of the chain's base */
-	uint64_t off;      /* file offset where the next commit goes */
-	bool sync;         /* persistence_sync always */
+	struct worker *w;      /* owner */
+	int fd;                /* the segment appended to */
+	int old_fd;            /* the one before a switch, until its commits are done */
+	uint64_t seq;          /* its sequence number */
+	uint64_t base_seq;     /* sequence number of the chain's base */
+	uint64_t off;          /* file offset where the next commit goes */
+	bool sync;             /* persistence_sync always */
+	unsigned dio;          /* direct writes: their alignment (store_dio_align); 0: buffered */
+	unsigned max_inflight; /* commits in flight at once (PERSIST_INFLIGHT, _DIO) */
+
+	/* Zeros written ahead (dio): the segment's size, and the write in flight if any. */
+	uint64_t zero_end;         /* file size of the segment appended to */
+	bool zeroing;              /* zero writes in flight, on zfd over [zfrom, zto) */
+	bool zero_stopped;         /* a zero write failed: none more in this segment */
+	int zfd;                   /* the segment they extend */
+	uint64_t zfrom, zoff, zto; /* first byte, next write, end */
+	int zres;                  /* first error of the run (-errno) */
+	struct ring_io zio;        /* the zero write in flight */
 	struct persist_commit slot[PERSIST_SLOTS]; /* filling, in flight, done out of order */
 	unsigned fill;                             /* index of the filling one */
 	unsigned inflight;                         /* sealed and not yet retired */
@@ -178,6 +204,9 @@ struct persist {
 	_Atomic int cstate;     /* enum persist_compact_state, written by both sides */
 	pthread_t thread;       /* the compaction thread while cstate != PC_IDLE */
 	int new_fd;             /* PC_CREATED: the new segment, or -errno */
+	unsigned new_dio;       /* ... its store_dio_align */
+	uint64_t new_size;      /* ... its size (header and zeros) */
+	uint64_t new_off;       /* ... where its first commit goes (after its first pad) */
 	uint64_t new_seq;       /* its sequence number */
 	int compact_err;        /* PC_DONE: 0 or -errno */
 	bool thread_live;       /* thread started and not joined */
@@ -192,6 +221,17 @@ struct persist {
 	uint64_t wall_off_ms;       /* wall clock minus the worker's monotonic clock, in ms */
 	struct persist_stats stats; /* counters ($SYS) */
 };
+
+/*
+ * Direct writes to segment fd (open with O_DIRECT or not), whose valid bytes end at off:
+ * readies it (store_seg_pad: *start is where the first commit goes) and says the file's size
+ * (*size); returns the alignment (store_dio_align), or 0 with O_DIRECT taken off fd when
+ * anything is missing (buffered writes then, *start and *size untouched). Blocking: start-up
+ * and the compaction thread.
+ */
+unsigned persist_dio_open(int fd, uint64_t off, uint64_t *start, uint64_t *size);
+/* Direct writes (alignment dio) or buffered ones (0), and how many commits fly at once. */
+void persist_set_dio(struct persist *p, unsigned dio);
 
 /* Sets up w's writer for its recovered chain (store_dir_recover): ST_OK or an error. */
 int persist_init(struct worker *w, const struct store_chain *own);
@@ -286,7 +326,7 @@ void persist_origin_begin(struct worker *w);
 /* Appends an origin record: [lo, hi] from worker `from` handled here. */
 void persist_origin_record(struct persist *p, unsigned from, uint64_t lo, uint64_t hi);
 /* Ends the filling commit's records: the marks that rose, then a commit record. */
-void persist_commit_close(struct persist *p);
+int persist_commit_close(struct persist *p);
 
 /* A commit in flight writes to fd (compaction waits for the old segment's). */
 bool persist_fd_busy(const struct persist *p, int fd);

@@ -31,8 +31,14 @@ static void *compact_create_main(void *arg)
 	struct persist *p = arg;
 	struct worker *w = p->w;
 
-	p->new_fd = store_dir_create_segment(w->b->store, w->index, p->new_seq, p->compact_msg,
+	p->new_fd = store_dir_create_segment(w->b->store, w->index, p->new_seq, p->dio != 0,
+	                                     p->dio ? PERSIST_ZERO_STEP : 0, p->compact_msg,
 	                                     sizeof(p->compact_msg));
+	p->new_off = STORE_HEADER_LEN;
+	p->new_size = 0;
+	p->new_dio = p->new_fd >= 0 ? persist_dio_open(p->new_fd, STORE_HEADER_LEN, &p->new_off,
+	                                               &p->new_size)
+	                            : 0;
 	atomic_store_explicit(&p->cstate, PC_CREATED, memory_order_release);
 	return NULL;
 }
@@ -97,7 +103,10 @@ static void compact_switch(struct worker *w)
 	p->fd = p->new_fd;
 	p->new_fd = -1;
 	p->seq = p->new_seq;
-	p->off = STORE_HEADER_LEN;
+	p->off = p->new_off;
+	persist_set_dio(p, p->new_dio);
+	p->zero_end = p->new_size;
+	p->zero_stopped = false;
 	p->seg_bytes = STORE_HEADER_LEN;
 	p->since_compact = 0;
 	atomic_store_explicit(&p->cstate, PC_SWITCHED, memory_order_relaxed);

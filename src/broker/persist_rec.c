@@ -240,12 +240,28 @@ void persist_origin_marks(struct persist *p, bool all)
 		p->origin_dirty = 0;
 }
 
-void persist_commit_close(struct persist *p)
+int persist_commit_close(struct persist *p)
 {
+	struct store_buf *b = &p->slot[p->fill].buf;
+
 	if (p->origin_dirty)
 		persist_origin_marks(p, false);
-	if (p->slot[p->fill].buf.len)
-		persist_append(p, &(struct store_rec){.type = STORE_REC_COMMIT}, NULL);
+	if (!b->len)
+		return 0;
+	if (p->dio) {
+		/* A pad so that the commit record ends on a block boundary (persist.h). */
+		uint64_t end = p->off + b->len + STORE_PAD_MIN + STORE_COMMIT_LEN;
+		size_t pad = (size_t)(((end + p->dio - 1) & ~(uint64_t)(p->dio - 1)) - end) +
+		             STORE_PAD_MIN;
+
+		/* Room for the pad and the commit first: the commit is then whole or not made. */
+		if (store_buf_reserve(b, pad + STORE_COMMIT_LEN) != 0)
+			return ST_ERR_NOMEM;
+		store_pad_encode(b, pad);
+		p->stats.bytes += pad;
+	}
+	persist_append(p, &(struct store_rec){.type = STORE_REC_COMMIT}, NULL);
+	return 0;
 }
 
 /*

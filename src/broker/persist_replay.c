@@ -325,6 +325,7 @@ static void replay_apply(struct replay *rp, const struct store_rec *r)
 		replay_origin(rp, r);
 		return;
 	case STORE_REC_COMMIT:
+	case STORE_REC_PAD:
 		return;
 	default:
 		break;

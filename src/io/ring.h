@@ -108,8 +108,8 @@ struct ring_ops {
 	void (*recv)(struct ring *r, struct ring_io *io, int fd);
 	void (*sendmsg)(struct ring *r, struct ring_io *io, int fd, const struct msghdr *msg);
 	void (*read)(struct ring *r, struct ring_io *io, int fd, void *buf, size_t len);
-	void (*write_sync)(struct ring *r, struct ring_io *wio, int fd, const void *buf, size_t len,
-	                   uint64_t off, struct ring_io *sio, bool datasync);
+	void (*write)(struct ring *r, struct ring_io *io, int fd, const void *buf, size_t len,
+	              uint64_t off, bool dsync);
 	void (*cancel_fd)(struct ring *r, int fd);
 	void (*cancel_recv)(struct ring *r, struct ring_io *io);
 	void (*msg)(struct ring *r, const struct ring *target, struct ring_io *target_io,
@@ -194,18 +194,19 @@ static inline void ring_read(struct ring *r, struct ring_io *io, int fd, void *b
 	r->ops->read(r, io, fd, buf, len);
 }
 /*
- * A write of buf[0..len) at file offset off, linked to a sync of the file (fdatasync when
- * datasync, else fsync) that starts only once the write completed in full: a failed or short
- * write cancels the sync (-ECANCELED). The two submissions are queued together, never split
- * across an early submit. Completions: one for wio (bytes written or -errno), then one for sio
- * (0 or -errno). sio NULL: the write alone. buf is borrowed until wio's completion. The
- * worker thread never blocks on the file: io_uring runs it in the kernel, epoll on a small
- * I/O thread of the ring.
+ * A write of buf[0..len) at file offset off; with dsync, what it wrote is on stable storage
+ * when it completes, with what reading it back needs (the file's size, its allocation), as
+ * after an fdatasync of that range: one operation, so no second trip through the loop between
+ * the write and its sync (io_uring: RWF_DSYNC; a direct write's cache flush then runs from
+ * the device's completion, a buffered one's in the kernel thread that writes it). Completion:
+ * bytes written (only those are durable: a short write is resubmitted for the rest) or -errno.
+ * buf is borrowed until then. The worker thread never blocks on the file: io_uring runs it in
+ * the kernel, epoll on a small I/O thread of the ring.
  */
-static inline void ring_write_sync(struct ring *r, struct ring_io *wio, int fd, const void *buf,
-                                   size_t len, uint64_t off, struct ring_io *sio, bool datasync)
+static inline void ring_write(struct ring *r, struct ring_io *io, int fd, const void *buf,
+                              size_t len, uint64_t off, bool dsync)
 {
-	r->ops->write_sync(r, wio, fd, buf, len, off, sio, datasync);
+	r->ops->write(r, io, fd, buf, len, off, dsync);
 }
 
 /* Cancels every socket operation on fd; their completions still arrive (with -ECANCELED). */

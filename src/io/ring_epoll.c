@@ -370,28 +370,17 @@ static void ep_read(struct ring *ring, struct ring_io *io, int fd, void *buf, si
 	}
 }
 
-static void ep_write_sync(struct ring *ring, struct ring_io *wio, int fd, const void *buf,
-                          size_t len, uint64_t off, struct ring_io *sio, bool datasync)
+static void ep_write(struct ring *ring, struct ring_io *io, int fd, const void *buf, size_t len,
+                     uint64_t off, bool dsync)
 {
 	struct ring_epoll *e = E(ring);
-	struct ep_job j = {.wio = wio,
-	                   .sio = sio,
-	                   .buf = buf,
-	                   .len = len,
-	                   .off = off,
-	                   .fd = fd,
-	                   .datasync = datasync};
+	struct ep_job j = {.io = io, .buf = buf, .len = len, .off = off, .fd = fd, .dsync = dsync};
 	int ret;
 
-	wio->pending++;
-	if (sio)
-		sio->pending++;
+	io->pending++;
 	ret = ep_files_submit(&e->files, &j);
-	if (ret == 0)
-		return;
-	ep_queue(e, wio, RING_OP_FILE, ret);
-	if (sio)
-		ep_queue(e, sio, RING_OP_FILE, -ECANCELED);
+	if (ret != 0)
+		ep_queue(e, io, RING_OP_FILE, ret);
 }
 
 /* Queues -ECANCELED for the operation in *slot, if any. */
@@ -447,7 +436,7 @@ static void ep_msg(struct ring *ring, const struct ring *target, struct ring_io 
 		ring->stats.msg_errors++;
 }
 
-/* Delivers the jobs the I/O thread finished: the write's completion, then the sync's. */
+/* Delivers the writes the I/O thread finished. */
 static void ep_take_done(struct ring *ring, struct ring_epoll *e)
 {
 	uint32_t n = ep_files_take(&e->files);
@@ -455,9 +444,7 @@ static void ep_take_done(struct ring *ring, struct ring_epoll *e)
 	for (uint32_t i = 0; i < n; i++) {
 		struct ep_job j = e->files.taken[i];
 
-		ep_deliver(ring, j.wio, RING_OP_FILE, j.wres, false, NULL);
-		if (j.sio)
-			ep_deliver(ring, j.sio, RING_OP_FILE, j.sres, false, NULL);
+		ep_deliver(ring, j.io, RING_OP_FILE, j.res, false, NULL);
 	}
 }
 
@@ -757,7 +744,7 @@ const struct ring_ops ring_epoll_ops = {
         .recv = ep_recv,
         .sendmsg = ep_sendmsg,
         .read = ep_read,
-        .write_sync = ep_write_sync,
+        .write = ep_write,
         .cancel_fd = ep_cancel_fd,
         .cancel_recv = ep_cancel_recv,
         .msg = ep_msg,

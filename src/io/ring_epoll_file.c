@@ -1,8 +1,7 @@
 /*
  * The epoll back-end's file I/O thread: epoll cannot wait for a file, so the persistence
- * log's write and sync (ring_write_sync) run here, one job after the other in submission
- * order: pwrite, then fdatasync/fsync only if the write was whole (else the sync completes
- * -ECANCELED, as io_uring's link does). A finished job goes to the `done` array and the
+ * log's writes (ring_write) run here, one job after the other in submission order, with
+ * pwritev2's RWF_DSYNC as io_uring's write does. A finished job goes to the `done` array and the
  * worker's eventfd is written once until the worker takes them (the `rung` flag). Started at
  * the first job: most brokers never write a file. Both result arrays have room for every job
  * out, reserved at submission, so the thread never allocates.
@@ -11,7 +10,9 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "base/fifo.h"
@@ -43,20 +44,13 @@ void ep_files_fini(struct ep_files *fs)
 
 static void ep_job_run(struct ep_job *j)
 {
+	struct iovec v = {.iov_base = (void *)(uintptr_t)j->buf, .iov_len = j->len};
 	ssize_t n;
 
 	do
-		n = pwrite(j->fd, j->buf, j->len, (off_t)j->off);
+		n = pwritev2(j->fd, &v, 1, (off_t)j->off, j->dsync ? RWF_DSYNC : 0);
 	while (n < 0 && errno == EINTR);
-	j->wres = n >= 0 ? (int32_t)n : -errno;
-	if (!j->sio)
-		return;
-	if (n < 0 || (size_t)n != j->len)
-		j->sres = -ECANCELED;
-	else if ((j->datasync ? fdatasync(j->fd) : fsync(j->fd)) != 0)
-		j->sres = -errno;
-	else
-		j->sres = 0;
+	j->res = n >= 0 ? (int32_t)n : -errno;
 }
 
 static void *ep_files_run(void *arg)

@@ -14,17 +14,15 @@
 
 #include "ring.h"
 
-/* A file write (and sync) for the I/O thread. */
+/* A file write for the I/O thread. */
 struct ep_job {
-	struct ring_io *wio; /* the write's owner */
-	struct ring_io *sio; /* the sync's, or NULL */
-	const void *buf;     /* bytes to write (borrowed until wio completes) */
-	size_t len;          /* their count */
-	uint64_t off;        /* file offset */
-	int fd;              /* the file */
-	bool datasync;       /* fdatasync, else fsync */
-	int32_t wres;        /* bytes written or -errno */
-	int32_t sres;        /* 0, -errno, or -ECANCELED after a short write */
+	struct ring_io *io; /* the write's owner */
+	const void *buf;    /* bytes to write (borrowed until it completes) */
+	size_t len;         /* their count */
+	uint64_t off;       /* file offset */
+	int fd;             /* the file */
+	bool dsync;         /* RWF_DSYNC (ring_write) */
+	int32_t res;        /* bytes written or -errno */
 };
 
 /* One ring's I/O thread, its queues and its wake-up. */

@@ -337,28 +337,16 @@ static void uring_read(struct ring *ring, struct ring_io *io, int fd, void *buf,
 	io->pending++;
 }
 
-static void uring_write_sync(struct ring *ring, struct ring_io *wio, int fd, const void *buf,
-                             size_t len, uint64_t off, struct ring_io *sio, bool datasync)
+static void uring_write(struct ring *ring, struct ring_io *io, int fd, const void *buf, size_t len,
+                        uint64_t off, bool dsync)
 {
-	struct ring_uring *r = U(ring);
-	struct io_uring_sqe *sqe;
+	struct io_uring_sqe *sqe = ring_sqe(U(ring));
 
-	/* A link cut by an early submit would let the sync run beside the write, not after. */
-	if (sio && io_uring_sq_space_left(&r->uring) < 2) {
-		r->stats->sqe_full++;
-		io_uring_submit(&r->uring);
-	}
-	sqe = ring_sqe(r);
 	io_uring_prep_write(sqe, fd, buf, (unsigned)len, off);
-	io_uring_sqe_set_data64(sqe, ring_tag(wio, RING_OP_FILE));
-	wio->pending++;
-	if (!sio)
-		return;
-	sqe->flags |= IOSQE_IO_LINK;
-	sqe = ring_sqe(r);
-	io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
-	io_uring_sqe_set_data64(sqe, ring_tag(sio, RING_OP_FILE));
-	sio->pending++;
+	if (dsync)
+		sqe->rw_flags = RWF_DSYNC;
+	io_uring_sqe_set_data64(sqe, ring_tag(io, RING_OP_FILE));
+	io->pending++;
 }
 
 static void uring_cancel_fd(struct ring *ring, int fd)
@@ -532,7 +520,7 @@ const struct ring_ops ring_uring_ops = {
         .recv = uring_recv,
         .sendmsg = uring_sendmsg,
         .read = uring_read,
-        .write_sync = uring_write_sync,
+        .write = uring_write,
         .cancel_fd = uring_cancel_fd,
         .cancel_recv = uring_cancel_recv,
         .msg = uring_msg,

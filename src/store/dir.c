@@ -327,18 +327,146 @@ int sd_commit(const struct store_dir *d, unsigned w, uint64_t seq, char *err, si
 	return 0;
 }
 
-int store_dir_open_append(struct store_dir *d, unsigned worker, uint64_t seq)
+int store_dir_open_append(struct store_dir *d, unsigned worker, uint64_t seq, bool direct)
 {
 	char name[SD_NAME_MAX];
-	int fd;
+	int fd = -1;
 
 	sd_name(d, name, worker, seq, "");
-	fd = openat(d->dfd, name, O_WRONLY | O_CLOEXEC);
+	if (direct)
+		fd = openat(d->dfd, name, O_RDWR | O_CLOEXEC | O_DIRECT);
+	/* EINVAL: a file system without direct I/O (tmpfs before 6.6, some FUSE ones). */
+	if (fd < 0 && (!direct || errno == EINVAL))
+		fd = openat(d->dfd, name, O_RDWR | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
-int store_dir_create_segment(struct store_dir *d, unsigned worker, uint64_t seq, char *err,
-                             size_t errlen)
+unsigned store_dio_align(int fd)
+{
+	struct statx sx;
+	int fl = fcntl(fd, F_GETFL);
+	unsigned a;
+
+	if (fl < 0 || !(fl & O_DIRECT))
+		return 0;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) != 0 ||
+	    !(sx.stx_mask & STATX_DIOALIGN) || sx.stx_dio_offset_align == 0)
+		return 0;
+	a = sx.stx_dio_offset_align > sx.stx_dio_mem_align ? sx.stx_dio_offset_align
+	                                                   : sx.stx_dio_mem_align;
+	/* Whole pages: a device with 4 KiB physical sectors rewrites a partial one itself. */
+	if (a < 4096)
+		a = 4096;
+	return a & (a - 1) ? 0 : a;
+}
+
+/* pwrite of all len bytes (a short write of a regular file: the disk is full). */
+static int write_full(int fd, const uint8_t *buf, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t k = pwrite(fd, buf, len, (off_t)off);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : -ENOSPC;
+		buf += k;
+		len -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
+int store_seg_pad(int fd, uint64_t off, unsigned align, uint64_t *start)
+{
+	uint64_t blk = off & ~(uint64_t)(align - 1);
+	size_t cur = (size_t)(off - blk), end;
+	struct store_header h;
+	struct store_buf b = {0};
+	uint8_t *buf = aligned_alloc(align, 2 * (size_t)align);
+	size_t hl;
+	ssize_t n;
+	int e = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	memset(buf, 0, align);
+	n = pread(fd, buf, align, 0);
+	if (n < 0 || store_header_decode(buf, (size_t)n, &h, &hl) != 0 || hl != STORE_HEADER_LEN) {
+		e = n < 0 ? -errno : -EINVAL;
+		goto out;
+	}
+	if (!(h.flags & STORE_FLAG_PADDED)) {
+		/* The header's first sector is rewritten whole or not at all. */
+		h.flags |= STORE_FLAG_PADDED;
+		if (store_header_encode(&b, &h) != 0) {
+			e = -ENOMEM;
+			goto out;
+		}
+		memcpy(buf, b.data, STORE_HEADER_LEN);
+		b.len = 0;
+		e = write_full(fd, buf, align, 0);
+		if (e)
+			goto out;
+	}
+	if (cur) {
+		/* An empty commit, padded to the block's end: the next one starts on a boundary. */
+		if (blk != 0) {
+			memset(buf, 0, align);
+			n = pread(fd, buf, align, (off_t)blk);
+			if (n < 0 || (size_t)n < cur) {
+				e = n < 0 ? -errno : -EIO;
+				goto out;
+			}
+		}
+		end = (cur + STORE_PAD_MIN + STORE_COMMIT_LEN + align - 1) & ~(size_t)(align - 1);
+		memset(buf + cur, 0, end - cur);
+		if (store_pad_encode(&b, end - cur - STORE_COMMIT_LEN) != 0 ||
+		    store_rec_encode(&b, &(struct store_rec){.type = STORE_REC_COMMIT}) != 0) {
+			e = -ENOMEM;
+			goto out;
+		}
+		memcpy(buf + cur, b.data, b.len);
+		e = write_full(fd, buf, end, blk);
+		if (e)
+			goto out;
+		blk += end;
+	} else {
+		blk = off;
+	}
+	if (fdatasync(fd) != 0)
+		e = -errno;
+	*start = blk;
+out:
+	store_buf_free(&b);
+	free(buf);
+	return e;
+}
+
+int store_zero_ahead(int fd, uint64_t from, uint64_t to)
+{
+	static const uint8_t zeros[1 << 16];
+
+	while (from < to) {
+		size_t n = to - from < sizeof(zeros) ? (size_t)(to - from) : sizeof(zeros);
+		ssize_t k = pwrite(fd, zeros, n, (off_t)from);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : -ENOSPC;
+		from += (uint64_t)k;
+	}
+	if (fdatasync(fd) != 0)
+		return -errno;
+	/* Out of the page cache: a direct write over a cached page is no longer direct (the
+	 * ring hands it to a kernel thread to drop the page first). */
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	return 0;
+}
+
+int store_dir_create_segment(struct store_dir *d, unsigned worker, uint64_t seq, bool direct,
+                             uint64_t zeros, char *err, size_t errlen)
 {
 	char name[SD_NAME_MAX];
 	int fd = -1, e;
@@ -353,24 +481,31 @@ int store_dir_create_segment(struct store_dir *d, unsigned worker, uint64_t seq,
 		sd_err(err, errlen, "%s/%s: exists already", d->path, name);
 		return -EEXIST;
 	}
-	e = sd_write_tmp(d, worker, (uint16_t)d->workers, seq, 0, NULL, NULL, NULL, false, &fd,
-	                 NULL, NULL, err, errlen);
+	e = sd_write_tmp(d, worker, (uint16_t)d->workers, seq, direct ? STORE_FLAG_PADDED : 0, NULL,
+	                 NULL, NULL, false, &fd, NULL, NULL, err, errlen);
 	if (e)
 		return e;
+	/* Zeros are a clean end (segment.h): a crash before the rename leaves a valid .tmp. */
+	if (zeros > STORE_HEADER_LEN && store_zero_ahead(fd, STORE_HEADER_LEN, zeros) != 0)
+		if (ftruncate(fd, STORE_HEADER_LEN) != 0) /* a full disk: appends extend the file */
+			zeros = 0;                        /* (the zeros written are harmless) */
+	close(fd);
 	e = sd_commit(d, worker, seq, err, errlen);
 	if (e) {
 		char tmp[SD_NAME_MAX];
 
 		sd_name(d, tmp, worker, seq, ".tmp");
 		unlinkat(d->dfd, tmp, 0);
-		close(fd);
 		return e;
 	}
 	e = sd_sync_dir(d, err, errlen);
-	if (e) {
-		unlinkat(d->dfd, name, 0);
-		close(fd);
-		return e;
+	if (e == 0) {
+		fd = store_dir_open_append(d, worker, seq, direct);
+		if (fd >= 0)
+			return fd;
+		e = fd;
+		sd_err(err, errlen, "%s/%s: %s", d->path, name, strerror(-e));
 	}
-	return fd;
+	unlinkat(d->dfd, name, 0);
+	return e;
 }

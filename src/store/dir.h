@@ -96,20 +96,46 @@ int store_dir_recover(struct store_dir *d, store_home_fn home, struct log *lg,
 void store_chains_free(struct store_chain *chains, unsigned n);
 
 /*
- * Opens segment `seq` of `worker` for the worker's appends: O_WRONLY | O_CLOEXEC (writes go at
- * explicit offsets through the ring). A negative errno on failure.
+ * Opens segment `seq` of `worker` for the worker's appends: O_RDWR | O_CLOEXEC (writes go at
+ * explicit offsets through the ring; the last partial block is read back from it), with
+ * O_DIRECT when `direct` and the file system takes it (store_dio_align then says so). A
+ * negative errno on failure.
  */
-int store_dir_open_append(struct store_dir *d, unsigned worker, uint64_t seq);
+int store_dir_open_append(struct store_dir *d, unsigned worker, uint64_t seq, bool direct);
 
 /*
- * Creates segment `seq` of `worker` (header without STORE_FLAG_BASE): written as .tmp,
- * synced, renamed into place, directory synced, so the name never holds a partial header.
- * Returns its descriptor opened as store_dir_open_append does (a negative errno on failure,
+ * The alignment (file offset, length and memory address) of direct writes to fd, a power of
+ * two of at least 4096; 0 if fd is not open with O_DIRECT or its file system does not say.
+ */
+unsigned store_dio_align(int fd);
+
+/*
+ * Readies segment fd, whose valid bytes end at off, for commits that start on `align`
+ * boundaries (direct writes): sets STORE_FLAG_PADDED in its header if it lacks it (the
+ * header's block rewritten in place), and if off is not on a boundary writes an empty commit
+ * padded up to the next one (STORE_REC_PAD then STORE_REC_COMMIT), then fdatasyncs. *start:
+ * where the next commit goes. Blocking (start-up, the compaction thread); fd may be O_DIRECT
+ * (every transfer is whole aligned blocks from aligned memory). 0 or a negative errno.
+ */
+int store_seg_pad(int fd, uint64_t off, unsigned align, uint64_t *start);
+
+/*
+ * Writes zeros over fd's bytes [from, to) and fdatasyncs it (blocking: start-up and the
+ * compaction thread). Space written ahead of the appends makes a later commit an overwrite
+ * of allocated blocks: its fdatasync writes no size and no allocation. 0 or a negative errno.
+ */
+int store_zero_ahead(int fd, uint64_t from, uint64_t to);
+
+/*
+ * Creates segment `seq` of `worker` (header without STORE_FLAG_BASE, then zeros up to byte
+ * `zeros` when it is larger, as far as the disk takes them): written as .tmp, synced, renamed
+ * into place, directory synced, so the name never holds a partial header. Returns its
+ * descriptor opened as store_dir_open_append(direct) does (a negative errno on failure,
  * -EEXIST if the segment exists: nothing is left behind). For compaction: the worker
  * switches its appends to it.
  */
-int store_dir_create_segment(struct store_dir *d, unsigned worker, uint64_t seq, char *err,
-                             size_t errlen);
+int store_dir_create_segment(struct store_dir *d, unsigned worker, uint64_t seq, bool direct,
+                             uint64_t zeros, char *err, size_t errlen);
 
 struct store_compact_stats {
 	uint64_t bytes_in;    /* bytes of the segments read */

@@ -59,6 +59,7 @@ static const uint8_t schema[STORE_REC__MAX + 1][FIELDS_MAX] = {
         [STORE_REC_COMMIT] = {F_END},
         [STORE_REC_ORIGIN] = {F_ORIGIN_LO, F_ORIGIN, F_SOURCE},
         [STORE_REC_INBOUND_ORIGIN] = {F_ORIGIN, F_PID, F_CLIENT},
+        [STORE_REC_PAD] = {F_END}, /* its payload is skipped, whatever its length */
 };
 
 static const char *const type_names[STORE_REC__MAX + 1] = {
@@ -77,6 +78,7 @@ static const char *const type_names[STORE_REC__MAX + 1] = {
         [STORE_REC_WILL_SET] = "will-set",
         [STORE_REC_WILL_CLEAR] = "will-clear",
         [STORE_REC_COMMIT] = "commit",
+        [STORE_REC_PAD] = "pad",
         [STORE_REC_ORIGIN] = "origin",
         [STORE_REC_INBOUND_ORIGIN] = "inbound-origin",
 };
@@ -129,10 +131,33 @@ uint32_t store_crc32c(uint32_t crc, const void *data, size_t len)
 	return ~crc;
 }
 
+static void put_le(uint8_t *p, uint64_t v, unsigned n);
+
+/* A new allocation of cap bytes holding the buffer's bytes, at b->align if it has one. */
+static int buf_move(struct store_buf *b, size_t cap)
+{
+	uint8_t *p;
+
+	if (!b->align) {
+		p = realloc(b->data, cap);
+		if (!p)
+			return STORE_E_NOMEM;
+	} else {
+		p = aligned_alloc(b->align, cap);
+		if (!p)
+			return STORE_E_NOMEM;
+		if (b->len)
+			memcpy(p, b->data, b->len);
+		free(b->data);
+	}
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
 int store_buf_reserve(struct store_buf *b, size_t more)
 {
 	size_t need, cap;
-	uint8_t *p;
 
 	if (more > SIZE_MAX / 2 - b->len)
 		return STORE_E_NOMEM;
@@ -140,13 +165,39 @@ int store_buf_reserve(struct store_buf *b, size_t more)
 	if (need <= b->cap)
 		return 0;
 	cap = b->cap ? b->cap : 4096;
-	while (cap < need)
+	while (cap < need || cap < b->align)
 		cap *= 2;
-	p = realloc(b->data, cap);
-	if (!p)
+	return buf_move(b, cap);
+}
+
+int store_buf_align(struct store_buf *b, size_t align)
+{
+	size_t was = b->align;
+
+	b->align = align;
+	if (!align || !b->data || ((uintptr_t)b->data & (align - 1)) == 0)
+		return 0;
+	if (buf_move(b, b->cap < align ? align : b->cap) != 0) {
+		b->align = was;
 		return STORE_E_NOMEM;
-	b->data = p;
-	b->cap = cap;
+	}
+	return 0;
+}
+
+int store_pad_encode(struct store_buf *b, size_t total)
+{
+	uint8_t *p;
+
+	if (total < STORE_PAD_MIN || total - STORE_REC_HDR_LEN > STORE_BODY_MAX)
+		return STORE_E_FIELD;
+	if (store_buf_reserve(b, total))
+		return STORE_E_NOMEM;
+	p = b->data + b->len;
+	memset(p, 0, total);
+	put_le(p, total - STORE_REC_HDR_LEN, 4);
+	p[STORE_REC_HDR_LEN] = STORE_REC_PAD;
+	put_le(p + 4, store_crc32c(0, p + STORE_REC_HDR_LEN, total - STORE_REC_HDR_LEN), 4);
+	b->len += total;
 	return 0;
 }
 
@@ -467,6 +518,8 @@ static int decode_body(const uint8_t *p, size_t len, struct store_rec *r)
 	r->type = p[0];
 	if (r->type < 1 || r->type > STORE_REC__MAX)
 		return STORE_E_TYPE;
+	if (r->type == STORE_REC_PAD)
+		return 0;
 	fs = schema[r->type];
 	p++;
 	for (unsigned i = 0; i < FIELDS_MAX && fs[i] != F_END; i++) {

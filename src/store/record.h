@@ -12,7 +12,8 @@
  *     8  version    u16  STORE_VERSION; a reader refuses a larger one
  *    10  hdr_len    u16  32 in version 1; a reader skips what it does not know
  *    12  flags      u32  feature bits; a set bit this reader does not know refuses the file
- *                         (STORE_FLAG_BASE: a base segment)
+ *                         (STORE_FLAG_BASE: a base segment; STORE_FLAG_COMMITS,
+ *                         STORE_FLAG_PADDED: see below)
  *    16  worker     u16  index of the worker that wrote it
  *    18  workers    u16  how many workers the broker had
  *    20  segment    u64  segment sequence number (compaction writes the next one)
@@ -48,8 +49,15 @@
  * power cut tears its write).
  */
 #define STORE_FLAG_COMMITS 2u
+/*
+ * Header flag bit 3: the segment may hold pad records (STORE_REC_PAD), which the broker's
+ * direct writes put before each commit record so that every commit ends on a block boundary
+ * and the next one starts on it (kernel-notes/persistence.md). A reader that does not know
+ * pad records refuses the file rather than cutting it at the first one.
+ */
+#define STORE_FLAG_PADDED 4u
 /* The feature bits this reader knows; any other set bit refuses the file as newer. */
-#define STORE_FLAGS_KNOWN (STORE_FLAG_BASE | STORE_FLAG_COMMITS)
+#define STORE_FLAGS_KNOWN (STORE_FLAG_BASE | STORE_FLAG_COMMITS | STORE_FLAG_PADDED)
 /*
  * The largest body: an MQTT packet is at most 268,435,460 bytes, so a message's topic, props
  * and payload fit with room for the fixed fields. A larger length is corruption, never a
@@ -97,8 +105,9 @@ enum store_rec_type {
 	STORE_REC_COMMIT = 15,         /* (none): the end of one group commit */
 	STORE_REC_ORIGIN = 16,         /* source, origin_lo, origin: see "Origins" below */
 	STORE_REC_INBOUND_ORIGIN =
-	        17, /* client, packet_id, origin: an inbound-add with its origin */
-	STORE_REC__MAX = 17,
+	        17,         /* client, packet_id, origin: an inbound-add with its origin */
+	STORE_REC_PAD = 18, /* filler of any length, ignored (STORE_FLAG_PADDED segments) */
+	STORE_REC__MAX = 18,
 };
 
 /*
@@ -161,10 +170,23 @@ struct store_buf {
 	uint8_t *data; /* owned; NULL before the first growth */
 	size_t len;    /* bytes written */
 	size_t cap;    /* bytes allocated */
+	size_t align;  /* 0, or data's address is a multiple of it (store_buf_align) */
 };
 
 /* Makes room for `more` bytes past len; 0 or STORE_E_NOMEM (the buffer is unchanged). */
 int store_buf_reserve(struct store_buf *b, size_t more);
+/*
+ * From now on data sits at a multiple of `align` (a power of two; 0: anywhere), moved now if
+ * it does not (direct writes need it). 0 or STORE_E_NOMEM (the buffer is unchanged).
+ */
+int store_buf_align(struct store_buf *b, size_t align);
+/*
+ * Appends a pad record of exactly `total` bytes (at least STORE_PAD_MIN): 0, STORE_E_FIELD
+ * (too short or too long) or STORE_E_NOMEM.
+ */
+int store_pad_encode(struct store_buf *b, size_t total);
+#define STORE_PAD_MIN    (STORE_REC_HDR_LEN + 1)
+#define STORE_COMMIT_LEN (STORE_REC_HDR_LEN + 1) /* a commit record's size */
 /* Frees the buffer's memory; b may be reused afterwards. */
 void store_buf_free(struct store_buf *b);
 

@@ -309,8 +309,10 @@ static int load_segment(const struct store_dir *d, struct log *lg, const struct 
 	while (store_seg_next(&seg, &r) > 0)
 		;
 	*damaged = seg.stop != 0 || seg.commit_end != seg.valid_end;
-	if (!*damaged)
+	if (!*damaged) {
+		*len = seg.valid_end; /* zeros written ahead stay in the file, out of the chain */
 		return 0;
+	}
 	if (seg.stop != 0)
 		sd_log(lg, LOG_T_WARNING,
 		       "Warning: %s/%s: %s at offset %zu: %zu bytes (about %" PRIu64

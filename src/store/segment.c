@@ -7,6 +7,8 @@
  */
 #include "segment.h"
 
+#include <string.h>
+
 int store_seg_open(struct store_seg *s, const uint8_t *data, size_t len, uint16_t workers)
 {
 	size_t hl = 0;
@@ -19,6 +21,7 @@ int store_seg_open(struct store_seg *s, const uint8_t *data, size_t len, uint16_
 	s->commit_end = 0;
 	s->commit_records = 0;
 	s->stop = 0;
+	s->zero_tail = 0;
 	err = store_header_decode(data, len, &s->hdr, &hl);
 	if (err == 0 && workers != 0 && s->hdr.workers != workers)
 		err = STORE_E_FOREIGN;
@@ -29,16 +32,33 @@ int store_seg_open(struct store_seg *s, const uint8_t *data, size_t len, uint16_
 	return err;
 }
 
+/* Whether data[0..len) is all zeros. */
+static int all_zero(const uint8_t *data, size_t len)
+{
+	static const uint8_t zeros[256];
+
+	while (len >= sizeof(zeros)) {
+		if (memcmp(data, zeros, sizeof(zeros)) != 0)
+			return 0;
+		data += sizeof(zeros);
+		len -= sizeof(zeros);
+	}
+	return memcmp(data, zeros, len) == 0;
+}
+
 int store_seg_next(struct store_seg *s, struct store_rec *r)
 {
 	size_t used = 0;
 	int err;
 
-	if (s->stop != 0 || s->valid_end == s->len)
+	if (s->stop != 0 || s->zero_tail || s->valid_end == s->len)
 		return 0;
 	err = store_rec_decode(s->data + s->valid_end, s->len - s->valid_end, r, &used);
 	if (err) {
-		s->stop = err;
+		if (all_zero(s->data + s->valid_end, s->len - s->valid_end))
+			s->zero_tail = s->len - s->valid_end;
+		else
+			s->stop = err;
 		return 0;
 	}
 	s->valid_end += used;

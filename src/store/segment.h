@@ -14,6 +14,11 @@
  *
  * A segment the broker appends to (STORE_FLAG_COMMITS) is valid up to its last commit record:
  * seg.commit_end; records after it belong to a commit whose write was cut short.
+ *
+ * Zeros after the last record are space the broker wrote ahead of its appends (so that a
+ * commit's fdatasync finds no size or allocation to write): a clean end, not damage. A record
+ * never starts with four zero bytes (its body is at least one byte), so the first zero header
+ * ends the log without ambiguity; zeros followed by anything else are damage as before.
  */
 #ifndef STARLING_STORE_SEGMENT_H
 #define STARLING_STORE_SEGMENT_H
@@ -34,6 +39,7 @@ struct store_seg {
 	                            valid_end (a segment without commits) */
 	uint64_t commit_records; /* records up to commit_end */
 	int stop;                /* why reading stopped: 0 (clean end) or a record store_err */
+	size_t zero_tail;        /* stop 0: bytes of zeros after valid_end (written ahead) */
 };
 
 /*
@@ -50,10 +56,13 @@ int store_seg_open(struct store_seg *s, const uint8_t *data, size_t len, uint16_
  */
 int store_seg_next(struct store_seg *s, struct store_rec *r);
 
-/* Bytes past the valid prefix: what the caller truncates (valid only after next returned 0). */
+/*
+ * Bytes past the valid prefix that are not zeros written ahead: what the caller truncates
+ * (valid only after next returned 0).
+ */
 static inline size_t store_seg_dropped_bytes(const struct store_seg *s)
 {
-	return s->len - s->valid_end;
+	return s->len - s->valid_end - s->zero_tail;
 }
 
 /*

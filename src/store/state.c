@@ -345,6 +345,7 @@ int store_state_apply(struct store_state *st, const struct store_rec *r)
 	case STORE_REC_SESSION_PUT:
 		return session_put(st, r);
 	case STORE_REC_COMMIT:
+	case STORE_REC_PAD:
 		return 0;
 	case STORE_REC_ORIGIN:
 		return origin_mark(st, r->source, r->origin_lo, r->origin);

@@ -250,8 +250,12 @@ class Record:
         return self.body[pos + 4:pos + 4 + plen]
 
 
+PAD = 18  # filler before a commit record (direct writes): not returned
+
+
 def read_segment(path):
-    """(header bytes, [Record...]) of a whole, valid segment (asserts on anything else)."""
+    """(header bytes, [Record...]) of a whole, valid segment (asserts on anything else). Zeros
+    after the last record are space the broker wrote ahead: the end."""
     with open(path, "rb") as f:
         data = f.read()
     assert data[:8] == MAGIC, "%s: no log magic" % path
@@ -259,10 +263,13 @@ def read_segment(path):
     assert crc32c(data[:hlen - 4]) == struct.unpack_from("<I", data, hlen - 4)[0], path
     recs, pos = [], hlen
     while pos < len(data):
+        if not any(data[pos:]):
+            break
         blen, crc = struct.unpack_from("<II", data, pos)
         body = data[pos + 8:pos + 8 + blen]
         assert len(body) == blen and crc32c(body) == crc, "%s: bad record at %d" % (path, pos)
-        recs.append(Record(pos, pos + 8 + blen, body[0], body[1:]))
+        if body[0] != PAD:
+            recs.append(Record(pos, pos + 8 + blen, body[0], body[1:]))
         pos += 8 + blen
     return data[:hlen], recs
 
