@@ -375,6 +375,8 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
 		log_msg(&w->log, LOG_T_ERROR, "Error: %s", err);
 		return ST_ERR_SYS;
 	}
+	if (w->nworkers > 1)
+		ring_set_before_input(&w->ring, xw_drain_early, w);
 	w->nlisteners = nlisteners;
 	w->loop_timing = b->cfg.metrics_count > 0;
 	for (unsigned i = 0; i < nlisteners; i++) {
@@ -645,6 +647,11 @@ static void worker_batch_end(struct worker *w)
 			worker_resume_paused(w);
 	}
 	worker_log_flush(w);
+	/* What the handlers forwarded is published to the other workers before any reply
+	 * leaves: a client that got its PUBACK or SUBACK and acts on it at another worker finds
+	 * it there (xw_drain_early). */
+	if (w->nworkers > 1)
+		xw_flush(w);
 	/* Before the flush: what a commit released (an empty one, others' acknowledgements)
 	 * leaves in this batch, not after the next wait. */
 	persist_batch_end(w);

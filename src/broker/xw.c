@@ -545,7 +545,11 @@ static bool xw_must_wait(const struct worker *w, const struct chan_entry *e, uns
 	       !persist_synced_reached(w, from, e->u64);
 }
 
-void xw_drain(struct worker *w)
+/*
+ * One pass over the channels into w. early: stops each channel at its first handoff, which
+ * waits for the batch end (below).
+ */
+static void xw_drain_pass(struct worker *w, bool early)
 {
 	struct broker *b = w->b;
 	bool parked = false;
@@ -559,6 +563,8 @@ void xw_drain(struct worker *w)
 		if (from == w->index)
 			continue;
 		while ((pe = chan_peek(ch)) != NULL) {
+			if (early && pe->kind == XW_HANDOFF)
+				break;
 			if (xw_must_wait(w, pe, from)) {
 				/* Asks to be rung, then looks again (Dekker with the sender's
 				 * publish-then-check). */
@@ -579,6 +585,31 @@ void xw_drain(struct worker *w)
 	}
 	if (w->ps && w->ps->parked != parked)
 		persist_park(w, parked);
+}
+
+/*
+ * Before the ring hands over input (ring_set_before_input): a worker queues its forwards in
+ * the channels, publishes them, and only then sends the PUBACK or SUBACK that a client may
+ * act on (worker_batch_end), so what the client does next (a SUBSCRIBE to a worker that holds
+ * a forwarded message, a CONNECT where a retained message was forwarded) finds it here.
+ * Handoffs wait for the batch end: a CONNECT that takes a session over must come after the
+ * old connection's last bytes, which may be in this very batch (conn_drain_input reads what
+ * is still in the socket).
+ */
+void xw_drain_early(struct ring *r, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)r;
+	xw_drain_pass(w, true);
+}
+
+void xw_drain(struct worker *w)
+{
+	/* What is not a handoff first, from every channel: a client whose CONNECT was handed
+	 * over may have sent its SUBSCRIBE with it, after what other workers forwarded. */
+	xw_drain_pass(w, true);
+	xw_drain_pass(w, false);
 }
 
 /* Moves what waits in o's overflow into its channel, in order, as far as there is room. */

@@ -149,6 +149,9 @@ void xw_share_rehome(struct worker *w, uint64_t gen, struct msg *m, struct share
 
 /* Handles everything the other workers published to w (at the end of each batch). */
 void xw_drain(struct worker *w);
+/* The same but handoffs, before the ring hands input over (ring_before_input_fn; arg: w). */
+struct ring;
+void xw_drain_early(struct ring *r, void *arg);
 
 /* Moves overflow into channels, publishes what was pushed, rings the targets' doorbells. */
 void xw_flush(struct worker *w);

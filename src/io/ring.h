@@ -92,11 +92,19 @@ struct ring_stats {
 
 struct ring_ops;
 
+/*
+ * Called by the back-end before it hands over input (ring_set_before_input), with `arg`.
+ * May run any handler-level work (queue submissions, close connections), never wait.
+ */
+typedef void (*ring_before_input_fn)(struct ring *r, void *arg);
+
 struct ring {
 	const struct ring_ops *ops; /* the back-end's functions; NULL: not set up */
 	void *be;                   /* the back-end's state (struct ring_uring, ring_epoll) */
 	enum ring_backend backend;  /* which one */
 	struct ring_stats stats;    /* counters for $SYS and kernel-notes */
+	ring_before_input_fn before_input; /* NULL: none (ring_set_before_input) */
+	void *before_arg;
 };
 
 /* One back-end (ring_uring.c, ring_epoll.c); the functions below call through it. */
@@ -252,6 +260,21 @@ int ring_poll_us(struct ring *r, int64_t timeout_us);
  * the wait began): ring_wait_us submits and waits (0 or a negative errno; a timeout is 0),
  * ring_reap runs the handlers of every completion available and returns how many.
  */
+/*
+ * fn runs after the back-end took a batch of completions from the kernel and before it hands
+ * the first one over, and again before every later piece of received data (epoll reads
+ * sockets while it hands completions over): whatever another thread made visible before some
+ * input reached this ring's sockets is visible to fn before that input's handler runs. The
+ * owner drains its queues from other threads there, so a reply one thread sent after
+ * queueing work for another cannot be overtaken, at the other, by what its recipient did
+ * next (the workers' channels: xw.c).
+ */
+static inline void ring_set_before_input(struct ring *r, ring_before_input_fn fn, void *arg)
+{
+	r->before_input = fn;
+	r->before_arg = arg;
+}
+
 static inline int ring_wait_us(struct ring *r, int64_t timeout_us)
 {
 	return r->ops->wait_us(r, timeout_us);

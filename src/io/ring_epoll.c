@@ -494,6 +494,13 @@ static void ep_try_recv(struct ring *ring, struct ring_epoll *e, int fd, bool sh
 		ring->stats.syscalls++;
 		n = recv(fd, e->rbuf, e->recv_max, MSG_DONTWAIT);
 		if (n > 0) {
+			/* After the read, before its handler (ring_set_before_input). What that
+			 * runs may close this socket's owner: its bytes then go nowhere. */
+			if (ring->before_input) {
+				ring->before_input(ring, ring->before_arg);
+				if (e->fds[fd].recv_io != io)
+					return;
+			}
 			ep_deliver(ring, io, RING_OP_RECV, (int32_t)n, true, e->rbuf);
 			if (shortcut && (size_t)n < e->recv_max)
 				return;
@@ -625,6 +632,8 @@ static int ep_reap(struct ring *ring)
 	uint64_t before = ring->stats.cqes;
 	uint32_t n;
 
+	if (ring->before_input && (e->cq_len || e->nevents || e->nready))
+		ring->before_input(ring, ring->before_arg);
 	/* What was queued before this reap; what its handlers queue waits for the next. */
 	n = e->cq_len;
 	if (n) {

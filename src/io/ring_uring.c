@@ -491,6 +491,8 @@ static int uring_reap(struct ring *ring)
 	 */
 	for (;;) {
 		n = 0;
+		if (ring->before_input && io_uring_cq_ready(&r->uring))
+			ring->before_input(ring, ring->before_arg);
 		io_uring_for_each_cqe(&r->uring, head, cqe)
 		{
 			ring_dispatch(ring, r, cqe);

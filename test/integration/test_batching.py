@@ -55,14 +55,20 @@ class BudgetTest(BrokerTestCase):
         self.assertEqual(first.count(b"b/"), 20, "not sent together: %r" % first[:200])
 
     def test_the_connack_of_a_refused_client_is_not_held(self):
-        # A closing connection's final packets leave at once, budget or not.
-        s = socket.create_connection((self.broker.host, self.broker.port), timeout=5)
-        self.defer(s.close)
-        t0 = time.monotonic()
-        s.sendall(encode_connect("", False, 60))  # 3.1.1: empty id with clean session 0
-        data = s.recv(16)
-        self.assertEqual(data[:4], b"\x20\x02\x00\x02")  # CONNACK, identifier rejected
-        self.assertLess(time.monotonic() - t0, BUDGET_US / 1e6 * 0.5)
+        # A closing connection's final packets leave at once, budget or not. Held, every try
+        # would take the whole budget; a loaded machine may delay one try, not five.
+        took = []
+        for _ in range(5):
+            s = socket.create_connection((self.broker.host, self.broker.port), timeout=5)
+            self.defer(s.close)
+            t0 = time.monotonic()
+            s.sendall(encode_connect("", False, 60))  # 3.1.1: empty id with clean session 0
+            data = s.recv(16)
+            self.assertEqual(data[:4], b"\x20\x02\x00\x02")  # CONNACK, identifier rejected
+            took.append(time.monotonic() - t0)
+            if took[-1] < BUDGET_US / 1e6 * 0.5:
+                return
+        self.fail("every CONNACK waited: %s s" % ", ".join("%.3f" % t for t in took))
 
 
 @starling_only("a Starling option (max_batch_delay_us)")

@@ -5,7 +5,7 @@ Subscription Identifiers on the messages they match. Statement ids are MQTT 5.0'
 
 import unittest
 
-from harness import (BACKEND, WORKERS, MOSQUITTO_PUB, MOSQUITTO_SUB, MQTT5, PUBACK, PUBCOMP, PUBLISH, PUBREC,
+from harness import (MOSQUITTO_PUB, MOSQUITTO_SUB, MQTT5, PUBACK, PUBCOMP, PUBLISH, PUBREC,
                      PUBREL, BrokerTestCase, PacketTypes, SubscribeOptions, client_cmd,
                      encode_ack, encode_subscribe, mqtt5, pprops, props, starling_only,
                      sub_options, unique_id)
@@ -13,11 +13,6 @@ from harness import (BACKEND, WORKERS, MOSQUITTO_PUB, MOSQUITTO_SUB, MQTT5, PUBA
 
 def sub_id(n):
     return props((mqtt5.SUBSCRIPTION_ID, n))
-
-EPOLL_RACE = ("epoll: the publisher's PUBACK leaves before the subscriber's worker has taken the "
-              "forwarded message in, and the client's next SUBSCRIBE can overtake it (a race on "
-              "both back-ends that epoll's read-at-reap timing shows about 1 run in 6; open, "
-              "issue 11's note)")
 
 
 class AckReasonCodeTest(BrokerTestCase):
@@ -203,7 +198,6 @@ class SubscriptionOptionsTest(BrokerTestCase):
         r.subscribe([("rhu/#", opts)])
         self.assertEqual([p.payload for p in r.drain(0.3, ack=True)], [b"kept"])
 
-    @unittest.skipIf(BACKEND == "epoll" and WORKERS > 1, EPOLL_RACE)
     def test_retain_handling_2_still_gets_live_messages(self):
         r = self.raw5()
         self.raw5().publish_acked("rh2/t", b"old", 1, retain=True)
@@ -261,7 +255,6 @@ class SubscriptionIdentifierTest(BrokerTestCase):
         self.assertEqual(sorted(p.props.all(mqtt5.SUBSCRIPTION_ID)), [1, 2])
         self.assertEqual(p.qos, 2)
 
-    @unittest.skipIf(BACKEND == "epoll" and WORKERS > 1, EPOLL_RACE)
     def test_resubscribe_replaces_the_identifier(self):
         # [MQTT-3.8.4-3]: a SUBSCRIBE for an existing filter replaces the subscription, its
         # identifier included; without one, the identifier is gone.
