@@ -331,6 +331,64 @@ static void test_session_rules(void)
 	model_free(&m);
 }
 
+static bool keep_all(void *ctx, const uint8_t *client, size_t len)
+{
+	(void)ctx;
+	(void)client;
+	(void)len;
+	return true;
+}
+
+/*
+ * A resharding (keep given) writes an inbound QoS 2 packet id held with its origin number as a
+ * plain inbound-add (origin numbers name workers by index, and their marks are not written);
+ * a compaction (keep NULL) keeps the number and the marks.
+ */
+static void test_reshard_drops_origins(void)
+{
+	static const uint8_t cid[] = "pub";
+	struct store_state *st = store_state_new();
+	struct store_buf b = {0};
+	struct store_rec r = {
+	        .type = STORE_REC_SESSION_PUT, .protocol = 5, .expiry_interval_s = 60};
+	unsigned types[3] = {0};
+
+	r.client = (struct st_bytes){.ptr = cid, .len = 3};
+	CU_ASSERT_EQUAL_FATAL(store_state_apply(st, &r), 0);
+	r = (struct store_rec){.type = STORE_REC_INBOUND_ORIGIN, .packet_id = 7, .origin = 41};
+	r.client = (struct st_bytes){.ptr = cid, .len = 3};
+	CU_ASSERT_EQUAL_FATAL(store_state_apply(st, &r), 0);
+	r = (struct store_rec){.type = STORE_REC_ORIGIN, .source = 1, .origin_lo = 1, .origin = 50};
+	CU_ASSERT_EQUAL_FATAL(store_state_apply(st, &r), 0);
+	for (int pass = 0; pass < 2; pass++) {
+		size_t off = 0, used;
+
+		b.len = 0;
+		memset(types, 0, sizeof(types));
+		CU_ASSERT_EQUAL_FATAL(
+		        store_state_encode(st, &b, pass ? keep_all : NULL, NULL, true), 0);
+		while (off < b.len) {
+			CU_ASSERT_EQUAL_FATAL(
+			        store_rec_decode(b.data + off, b.len - off, &r, &used), 0);
+			if (r.type == STORE_REC_INBOUND_ORIGIN || r.type == STORE_REC_INBOUND_ADD) {
+				CU_ASSERT_EQUAL(r.packet_id, 7);
+				CU_ASSERT_EQUAL(r.client.len, 3);
+			}
+			types[0] += r.type == STORE_REC_INBOUND_ORIGIN;
+			types[1] += r.type == STORE_REC_INBOUND_ADD;
+			types[2] += r.type == STORE_REC_ORIGIN;
+			off += used;
+		}
+		if (pass == 0) {
+			CU_ASSERT(types[0] == 1 && types[1] == 0 && types[2] == 1);
+		} else {
+			CU_ASSERT(types[0] == 0 && types[1] == 1 && types[2] == 0);
+		}
+	}
+	store_buf_free(&b);
+	store_state_free(st);
+}
+
 /* Many entries: the maps grow and shrink through deletes without losing one. */
 static void test_many(void)
 {
@@ -459,6 +517,8 @@ int main(void)
 	        {"session-put replaces, session-del drops, bad records refused",
 	         test_session_rules},
 	        {"20,000 retained, 3,000 sessions, deletes", test_many},
+	        {"a resharding writes held QoS 2 ids without their origins",
+	         test_reshard_drops_origins},
 	        {"every allocation failure leaves the state unchanged", test_allocation_failures},
 	        {NULL, NULL},
 	};

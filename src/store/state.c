@@ -379,6 +379,7 @@ struct writer {
 	uint64_t records;
 	struct ent **sorted; /* scratch for a map's entries in key order */
 	size_t sorted_cap;
+	bool plain_inbound; /* resharding: inbound-origin records become inbound-add */
 };
 
 /* Past this many bytes the buffer goes to the flush callback: compaction's memory bound. */
@@ -388,6 +389,31 @@ static int put_ent(struct writer *w, const struct ent *e)
 {
 	int err;
 
+	/*
+	 * Origin numbers name workers by index, which a resharding changes, and the marks that
+	 * say which ones were handled are dropped with them (store_state_write). A packet id kept
+	 * with its number would be forwarded again on a resend and delivered twice wherever it
+	 * was handled; as a plain inbound id, a resend is the duplicate it is: PUBREC, nothing
+	 * delivered. (A resharding follows a restart with another worker_threads; after a clean
+	 * stop every worker had handled every forwarded message.)
+	 */
+	if (w->plain_inbound && e->len > STORE_REC_HDR_LEN &&
+	    e->rec[STORE_REC_HDR_LEN] == STORE_REC_INBOUND_ORIGIN) {
+		struct store_rec r;
+		size_t used;
+
+		if (store_rec_decode(e->rec, e->len, &r, &used) == 0) {
+			struct store_rec in = {.type = STORE_REC_INBOUND_ADD,
+			                       .client = r.client,
+			                       .packet_id = r.packet_id};
+
+			err = store_rec_encode(w->b, &in);
+			if (err)
+				return err;
+			w->records++;
+			return w->flush && w->b->len >= WRITE_CHUNK ? w->flush(w->fctx, w->b) : 0;
+		}
+	}
 	if (store_buf_reserve(w->b, e->len))
 		return STORE_E_NOMEM;
 	memcpy(w->b->data + w->b->len, e->rec, e->len);
@@ -469,7 +495,7 @@ int store_state_write(const struct store_state *st, struct store_buf *b,
                       bool retained, int (*flush)(void *fctx, struct store_buf *b), void *fctx,
                       uint64_t *records)
 {
-	struct writer w = {.b = b, .flush = flush, .fctx = fctx};
+	struct writer w = {.b = b, .flush = flush, .fctx = fctx, .plain_inbound = keep != NULL};
 	const struct hmap *m = &st->sessions;
 	int err = 0;
 
