@@ -58,7 +58,7 @@ TSAN_UNIT_TESTS := test_chan test_ring
 
 obj = $(patsubst %.c,$(B)/$(1)/obj/%.o,$(2))
 
-.PHONY: install uninstall deb
+.PHONY: test-deb install uninstall deb
 .PHONY: all deps run test test-epoll test-persist unit integration bench bench-compare format format-check layer-check clean asan \
         tsan tsan-build probes
 # Objects are intermediates of pattern chains; keep them so a rebuild relinks only what changed.
@@ -208,6 +208,12 @@ test-epoll: asan
 	wait $$four || status=1; cat $(B)/integration-epoll-4.log; \
 	if [ $$status -eq 0 ]; then echo "make test-epoll: all passed"; else echo "make test-epoll: FAILED"; fi; \
 	exit $$status
+
+# The Debian package installed on this machine for real (apt-get install of `make deb`'s
+# .deb, the service run as its unit says, a purge): it adds and removes a package and the
+# `starling` user, so it is a target of its own, for a throwaway machine (CI runs it).
+test-deb: asan all
+	STARLING_TEST_DEB=1 $(PYTHON) test/integration/run.py --bin $(B)/asan test_deb_install
 
 # The whole integration suite again with persistence on (every test's broker logs to its temp
 # dir, persistence_sync always): every hook on every path the suite covers. Not in `make test`
