@@ -4,7 +4,10 @@
  * other system call is allowed. The integration tests start starlingd through it to show that
  * event_backend auto falls back to epoll and that event_backend io_uring refuses to start.
  *
- *   no-io-uring PROGRAM [ARG...]
+ *   no-io-uring [--eperm] PROGRAM [ARG...]
+ *
+ * --eperm: they fail with EPERM instead, as with kernel.io_uring_disabled=2 (the tests pair
+ * it with that sysctl's file replaced in a mount namespace of their own, never the real one).
  *
  * The filter is four BPF instructions written by hand rather than built with libseccomp: one
  * architecture check and one syscall range, with nothing to link and no package to install.
@@ -34,6 +37,8 @@
 int main(int argc, char **argv)
 {
 #ifdef NIU_ARCH
+	int eperm = argc > 1 && strcmp(argv[1], "--eperm") == 0;
+	unsigned err = eperm ? EPERM : ENOSYS;
 	struct sock_filter filter[] = {
 	        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
 	        /* Another architecture's calls (a 32-bit one) pass: their numbers differ. */
@@ -41,13 +46,15 @@ int main(int argc, char **argv)
 	        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
 	        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, NIU_FIRST, 0, 2),
 	        BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, NIU_LAST, 1, 0),
-	        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+	        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (err & SECCOMP_RET_DATA)),
 	        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
 	struct sock_fprog prog = {.len = sizeof(filter) / sizeof(filter[0]), .filter = filter};
 
+	argc -= eperm;
+	argv += eperm;
 	if (argc < 2) {
-		fprintf(stderr, "usage: no-io-uring PROGRAM [ARG...]\n");
+		fprintf(stderr, "usage: no-io-uring [--eperm] PROGRAM [ARG...]\n");
 		return 2;
 	}
 	/* Lets an unprivileged process install the filter; it survives execve. */

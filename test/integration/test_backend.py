@@ -110,6 +110,44 @@ class RefusalTest(unittest.TestCase):
         self.assertIn("(event_backend io_uring)", err)
         self.assertNotIn("Opening ipv4 listen socket", err)
 
+    def test_sysctl_disabled_is_named(self):
+        """kernel.io_uring_disabled=2, as the broker sees it: io_uring_setup fails with EPERM
+        (the launcher's --eperm) and the sysctl's file says 2 (a file bind-mounted over it in
+        a mount namespace of the broker's own: the machine's sysctl is never touched)."""
+        if not launcher_works():
+            self.skipTest("no-io-uring cannot install its seccomp filter here")
+        if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+            self.skipTest("no mount namespace here (needs CAP_SYS_ADMIN)")
+        d = tempfile.mkdtemp(prefix="st-sysctl-")
+        fake = os.path.join(d, "io_uring_disabled")
+        with open(fake, "w") as f:
+            f.write("2\n")
+        conf = os.path.join(d, "b.conf")
+        with open(conf, "w") as f:
+            f.write("listener %d 127.0.0.1\nallow_anonymous true\nevent_backend auto\n"
+                    % free_port())
+        cmd = ["unshare", "-m", "sh", "-c",
+               'mount --bind "$0" /proc/sys/kernel/io_uring_disabled && exec "$@"', fake,
+               LAUNCHER, "--eperm", os.path.join(BIN, "starlingd"), "-c", conf, "-t", "1"]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=d)
+        try:
+            out = b""
+            for _ in range(100):
+                line = p.stdout.readline()
+                out += line
+                if b"Event loop:" in line or not line:
+                    break
+        finally:
+            p.terminate()
+            out += p.communicate(timeout=10)[0]
+        text = out.decode(errors="replace")
+        self.assertIn("io_uring cannot be used, running on epoll: io_uring_setup: Operation not "
+                      "permitted: kernel.io_uring_disabled=2; set it to 0 (sysctl -w "
+                      "kernel.io_uring_disabled=0)", text)
+        self.assertIn("Event loop: epoll.", text)
+        with open("/proc/sys/kernel/io_uring_disabled") as f:
+            self.assertNotEqual(f.read().strip(), "2", "the real sysctl was changed")
+
     def test_unknown_value_names_file_and_line(self):
         res, conf = self.run_broker(["allow_anonymous true", "event_backend kqueue"])
         err = res.stderr.decode()
