@@ -640,19 +640,33 @@ static void persist_on_zero(struct ring *r, struct ring_io *io, const struct rin
 	persist_zero_done(p->w);
 }
 
-/* Starts the next zeros once the appends come within PERSIST_ZERO_LOW of the file's end. */
+uint64_t persist_zero_ahead(uint64_t grown, unsigned align)
+{
+	uint64_t a = grown < PERSIST_ZERO_MIN   ? PERSIST_ZERO_MIN
+	             : grown > PERSIST_ZERO_MAX ? PERSIST_ZERO_MAX
+	                                        : grown;
+
+	return align_up(a, align);
+}
+
+/* Starts the next zeros once the appends come within half the distance of the file's end. */
 static void persist_zero_tick(struct worker *w)
 {
 	struct persist *p = w->ps;
+	uint64_t ahead;
 
-	if (!p->dio || p->zeroing || p->zero_stopped || w->stopping || p->failing ||
-	    p->off + PERSIST_ZERO_LOW <= p->zero_end)
+	if (!p->dio || p->zeroing || p->zero_stopped || w->stopping || p->failing)
+		return;
+	ahead = persist_zero_ahead(p->off - p->seg_first, p->dio);
+	if (p->off + ahead / 2 <= p->zero_end)
 		return;
 	p->zeroing = true;
 	p->zfd = p->fd;
 	p->zres = 0;
 	p->zfrom = p->zoff = align_up(p->zero_end > p->off ? p->zero_end : p->off, p->dio);
-	p->zto = p->zfrom + PERSIST_ZERO_STEP;
+	p->zto = align_up(p->off, p->dio) + ahead;
+	if (p->zto <= p->zfrom)
+		p->zto = p->zfrom + ahead / 2;
 	persist_zero_next(w);
 }
 
@@ -759,6 +773,7 @@ int persist_init(struct worker *w, const struct store_chain *own)
 		return ST_ERR_SYS;
 	}
 	p->dio = persist_dio_open(p->fd, p->off, &p->off, &p->zero_end);
+	p->seg_first = p->off;
 	persist_set_dio(p, p->dio);
 	p->wall_off_ms = wall_now_ms() - w->now_ms;
 	p->compact_at_ms = w->now_ms + (uint64_t)b->cfg.autosave_interval * 1000;

@@ -73,12 +73,14 @@ struct store_chain;
  * boundary, so the next one starts on one and no two commits share a block. A commit then
  * goes from the ring to the device with RWF_DSYNC and nothing else (no kernel thread, no page
  * cache, no write of an older commit's block again), and several can be in flight: their
- * flushes overlap. The segment is kept zeroed ahead of the appends (PERSIST_ZERO_STEP at a
- * time once less than PERSIST_ZERO_LOW is left) so that a commit overwrites allocated blocks
- * and its sync writes no metadata (kernel-notes/persistence.md, "Where the time goes").
+ * flushes overlap. The segment is kept zeroed ahead of the appends so that a commit
+ * overwrites allocated blocks and its sync writes no metadata (kernel-notes/persistence.md,
+ * "Direct writes"): as far ahead as the segment has grown since this run began appending to
+ * it, between PERSIST_ZERO_MIN and PERSIST_ZERO_MAX, topped up once half of that is left. An
+ * idle broker so keeps a small file (start-up reads it whole) and a busy one 16 MiB ahead.
  */
-#define PERSIST_ZERO_STEP  (16u << 20)
-#define PERSIST_ZERO_LOW   (8u << 20)
+#define PERSIST_ZERO_MIN   (64u << 10)
+#define PERSIST_ZERO_MAX   (16u << 20)
 #define PERSIST_ZERO_CHUNK (1u << 20)  /* bytes per zero write */
 #define PERSIST_DIO_MAX    (64u << 10) /* larger alignments: buffered writes */
 
@@ -154,6 +156,7 @@ struct persist {
 
 	/* Zeros written ahead (dio): the segment's size, and the write in flight if any. */
 	uint64_t zero_end;         /* file size of the segment appended to */
+	uint64_t seg_first;        /* where this run's first commit to that segment went */
 	bool zeroing;              /* zero writes in flight, on zfd over [zfrom, zto) */
 	bool zero_stopped;         /* a zero write failed: none more in this segment */
 	int zfd;                   /* the segment they extend */
@@ -207,6 +210,7 @@ struct persist {
 	unsigned new_dio;       /* ... its store_dio_align */
 	uint64_t new_size;      /* ... its size (header and zeros) */
 	uint64_t new_off;       /* ... where its first commit goes (after its first pad) */
+	uint64_t new_grown;     /* bytes the segment before it grew this run (zeros ahead) */
 	uint64_t new_seq;       /* its sequence number */
 	int compact_err;        /* PC_DONE: 0 or -errno */
 	bool thread_live;       /* thread started and not joined */
@@ -230,6 +234,8 @@ struct persist {
  * and the compaction thread.
  */
 unsigned persist_dio_open(int fd, uint64_t off, uint64_t *start, uint64_t *size);
+/* How far ahead of the appends a segment that grew `grown` bytes is kept zeroed. */
+uint64_t persist_zero_ahead(uint64_t grown, unsigned align);
 /* Direct writes (alignment dio) or buffered ones (0), and how many commits fly at once. */
 void persist_set_dio(struct persist *p, unsigned dio);
 

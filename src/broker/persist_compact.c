@@ -31,9 +31,10 @@ static void *compact_create_main(void *arg)
 	struct persist *p = arg;
 	struct worker *w = p->w;
 
+	/* As far ahead as the segment it follows grew (persist.h); the worker adds more. */
 	p->new_fd = store_dir_create_segment(w->b->store, w->index, p->new_seq, p->dio != 0,
-	                                     p->dio ? PERSIST_ZERO_STEP : 0, p->compact_msg,
-	                                     sizeof(p->compact_msg));
+	                                     p->dio ? persist_zero_ahead(p->new_grown, p->dio) : 0,
+	                                     p->compact_msg, sizeof(p->compact_msg));
 	p->new_off = STORE_HEADER_LEN;
 	p->new_size = 0;
 	p->new_dio = p->new_fd >= 0 ? persist_dio_open(p->new_fd, STORE_HEADER_LEN, &p->new_off,
@@ -84,6 +85,7 @@ static void compact_start(struct worker *w)
 
 	p->new_seq = p->seq + 1;
 	p->new_fd = -1;
+	p->new_grown = p->off - p->seg_first;
 	atomic_store_explicit(&p->cstate, PC_CREATING, memory_order_relaxed);
 	if (pthread_create(&p->thread, NULL, compact_create_main, p) != 0) {
 		atomic_store_explicit(&p->cstate, PC_IDLE, memory_order_relaxed);
@@ -104,6 +106,7 @@ static void compact_switch(struct worker *w)
 	p->new_fd = -1;
 	p->seq = p->new_seq;
 	p->off = p->new_off;
+	p->seg_first = p->off;
 	persist_set_dio(p, p->new_dio);
 	p->zero_end = p->new_size;
 	p->zero_stopped = false;
