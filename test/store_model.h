@@ -281,4 +281,20 @@ static void model_apply(struct model *m, const struct store_rec *r)
 	}
 }
 
+/*
+ * What a resharding keeps of m (store_state_write with keep): a held inbound packet id
+ * without its origin number, an inbound-add (the origin sits at byte 32 of a value).
+ */
+static inline void model_reshard(struct model *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		struct model_entry *e = &m->e[i];
+
+		if (e->vlen >= 40 && e->val[0] == STORE_REC_INBOUND_ORIGIN) {
+			e->val[0] = STORE_REC_INBOUND_ADD;
+			memset(e->val + 32, 0, 8);
+		}
+	}
+}
+
 #endif

@@ -723,6 +723,7 @@ static void test_reshard(void)
 		w = g.r.client.len ? home_fn(3, g.r.client.ptr, g.r.client.len) : 0;
 		CU_ASSERT_EQUAL_FATAL(store_rec_encode(&logs[w], &g.r), 0);
 	}
+	model_reshard(&m);
 	for (unsigned k = 0; k < 3; k++) {
 		struct store_chain chains[4];
 		struct model all = {0};
@@ -825,6 +826,7 @@ static void test_reshard_cut_short(void)
 	struct model m = {0};
 
 	old_logs(logs, &m);
+	model_reshard(&m);
 	for (int partial = 0; partial < 2; partial++) {
 		struct store_chain chains[2];
 		struct model all = {0};
@@ -890,6 +892,7 @@ static void test_reshard_disk_full(void)
 	int e;
 
 	old_logs(logs, &m);
+	model_reshard(&m);
 	setup();
 	write_old_logs(logs);
 	CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_FSIZE, &old), 0);
