@@ -329,6 +329,125 @@ class ConnectionMessagesDefaultTest(BrokerTestCase):
         self.assertRegex(self.broker.log_text(), r"New client connected .*loud-client")
 
 
+# --- every option at once ----------------------------------------------------------------
+
+ALL_MAIN = """# every option this build reads, across the main file and two included ones
+per_listener_settings false
+user root
+worker_threads 2
+max_connections 100
+max_inflight_messages 100
+max_queued_messages 500
+message_size_limit 1000000
+max_packet_size 2000000
+max_keepalive 3600
+retain_available true
+max_topic_alias 20
+set_tcp_nodelay true
+max_output_bytes 8388608
+max_output_memory 268435456
+client_send_buffer 262144
+sys_interval 5
+cpu_affinity false
+worker_channel_size 1024
+max_batch_delay_us 100
+log_type error
+log_type warning
+log_type notice
+log_type information
+log_dest file {root}/var/log/mosquitto/mosquitto.log
+log_dest stderr
+log_timestamp true
+log_timestamp_format %Y-%m-%dT%H:%M:%S
+connection_messages true
+log_facility 3
+pid_file {root}/run/mosquitto/mosquitto.pid
+persistence true
+persistence_location {root}/var/lib/mosquitto/
+persistence_file starling.db
+persistence_sync always
+autosave_interval 600
+autosave_on_changes false
+websockets_headers_size 4096
+allow_duplicate_messages false
+retry_interval 20
+include_dir {root}/etc/mosquitto/conf.d
+"""
+
+ALL_LISTENERS = """port {port_default}
+bind_address 127.0.0.1
+listener {port_tls} 127.0.0.1
+certfile {certs}/server.crt
+keyfile {certs}/server.key
+tls_keyform pem
+cafile {certs}/ca.crt
+capath {certs}
+crlfile {certs}/crl.pem
+require_certificate false
+use_identity_as_username false
+use_subject_as_username false
+tls_version tlsv1.2
+ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384
+ciphers_tls1.3 TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384
+listener {port_ws} 127.0.0.1
+protocol websockets
+websockets_log_level 0
+metrics_listener {port_metrics} 127.0.0.1
+"""
+
+ALL_SECURITY = """password_file {root}/etc/mosquitto/passwd
+acl_file {root}/etc/mosquitto/acl
+"""
+
+
+@starling_only("Starling-only options (max_output_bytes, metrics_listener...) are in it")
+class EveryOptionAtOnceTest(TreeCase):
+    """Issue 16: a configuration using every supported option at once loads, and clients use
+    it. The options of the limits and listener parts (OTHER_PARTS) join it once they exist."""
+    main = ALL_MAIN
+
+    def setUp(self):
+        import tlscerts
+        self.tmp = tempfile.mkdtemp(prefix="starling-allopts-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        certs = tlscerts.Certs(os.path.join(self.tmp, "ca"))
+        certs.make_server()
+        certs.gencrl()
+        tlscerts.run("rehash", certs.dir)
+        self.ports = {"port_default": free_port(), "port_tls": free_port(),
+                      "port_ws": free_port(), "port_metrics": free_port()}
+        self.files = {
+            "etc/mosquitto/conf.d/50-listeners.conf":
+                ALL_LISTENERS.format(certs=certs.dir, **self.ports),
+            "etc/mosquitto/conf.d/60-security.conf": ALL_SECURITY,
+            "etc/mosquitto/acl": "topic readwrite #\nuser alice\ntopic readwrite #\n",
+        }
+        super().setUp()
+
+    @staticmethod
+    def prepare(root):
+        make_pwfile(os.path.join(root, "etc/mosquitto/passwd"), {"alice": "pw"}, "starling")
+
+    def test_loads_and_serves(self):
+        from test_install import config_options
+        b = self.broker
+        text = ALL_MAIN + ALL_LISTENERS + ALL_SECURITY
+        with open(os.path.join(b.root, "etc/mosquitto/conf.d/local.conf")) as f:
+            text += f.read()
+        used = set(re.findall(r"(?m)^([a-z0-9_.]+) ", text))
+        missing = set(config_options()) - used - OTHER_PARTS
+        missing.discard("event_backend")  # the harness sets it only for make test-epoll
+        self.assertEqual(sorted(missing), [])
+        for name in ("port_default", "port_tls", "port_ws", "port_metrics"):
+            self.wait_for(lambda: harness._is_listening(self.ports[name], b.pid),
+                          msg="%s not listening" % name)
+        c = self.client(username="alice", password="pw")
+        got = self.collect(c, "all/#", qos=1)
+        self.publish(c, "all/1", b"x", qos=1)
+        self.wait_messages(got, 1)
+        self.assertIn("Notice:", b.file_log())
+
+
 # --- the README's table of every mosquitto.conf option -----------------------------------
 
 # Implemented on the limits/identity and listener branches of issue 16 (their tests cover
