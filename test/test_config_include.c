@@ -340,6 +340,61 @@ static void test_main_file_in_dir(void)
 	remove_root();
 }
 
+/* "The listener above" is per file, as in Mosquitto: a line that would change another file's
+ * listener is refused; global options and a file's own listeners are unaffected. */
+static void test_listener_of_another_file(void)
+{
+	struct config cfg;
+
+	fresh_root();
+	mkdir_in("d");
+	put("d/a.conf", "listener 2000\n");
+	put("d/b.conf", "max_keepalive 100\nprotocol websockets\n");
+	CU_ASSERT_EQUAL(load_main(&cfg, "listener 1000\ninclude_dir %s/d\n", root), ST_ERR_CONFIG);
+	CU_ASSERT_TRUE(err_has("/d/b.conf:2: protocol: the listener above this line is defined in "
+	                       "another file"));
+	CU_ASSERT_TRUE(err_has("(included from "));
+	/* The same line in the main file after the include_dir: refused too. */
+	put("d/b.conf", "max_keepalive 100\n");
+	CU_ASSERT_EQUAL(
+	        load_main(&cfg, "listener 1000\ninclude_dir %s/d\nprotocol websockets\n", root),
+	        ST_ERR_CONFIG);
+	CU_ASSERT_TRUE(err_has("main.conf:3: protocol: the listener above"));
+	/* ...until the main file has a listener of its own again. */
+	CU_ASSERT_EQUAL(load_main(&cfg,
+	                          "listener 1000\ninclude_dir %s/d\nlistener 3000\n"
+	                          "protocol websockets\n",
+	                          root),
+	                ST_OK);
+	CU_ASSERT_EQUAL_FATAL(cfg.listener_count, 3);
+	CU_ASSERT_EQUAL(cfg.listeners[0].protocol, CONFIG_PROTO_MQTT);
+	CU_ASSERT_EQUAL(cfg.listeners[1].protocol, CONFIG_PROTO_MQTT);
+	CU_ASSERT_EQUAL(cfg.listeners[2].protocol, CONFIG_PROTO_WEBSOCKETS);
+	CU_ASSERT_EQUAL(cfg.max_keepalive, 100);
+	CU_ASSERT_FALSE(cfg.listener_foreign);
+	/* An include_dir that adds no listener leaves the main file's listener its own. */
+	put("d/a.conf", "max_keepalive 200\n");
+	CU_ASSERT_EQUAL(
+	        load_main(&cfg, "listener 1000\ninclude_dir %s/d\nprotocol websockets\n", root),
+	        ST_OK);
+	CU_ASSERT_EQUAL(cfg.listeners[0].protocol, CONFIG_PROTO_WEBSOCKETS);
+	/* Without any listener, an included file's listener option is the default listener's,
+	 * as in the main file (and in Mosquitto). */
+	put("d/a.conf", "protocol websockets\n");
+	CU_ASSERT_EQUAL(load_main(&cfg, "include_dir %s/d\n", root), ST_OK);
+	CU_ASSERT_TRUE(cfg.default_listener_set);
+	CU_ASSERT_EQUAL(cfg.default_protocol, CONFIG_PROTO_WEBSOCKETS);
+	/* per_listener_settings: security options are listener options too. */
+	put("d/a.conf", "password_file /etc/passwd-x\n");
+	CU_ASSERT_EQUAL(load_main(&cfg,
+	                          "per_listener_settings true\nlistener 1000\n"
+	                          "include_dir %s/d\n",
+	                          root),
+	                ST_ERR_CONFIG);
+	CU_ASSERT_TRUE(err_has("a.conf:1: password_file: the listener above"));
+	remove_root();
+}
+
 static void test_too_many_files(void)
 {
 	struct config cfg;
@@ -622,6 +677,7 @@ int main(void)
 	        {"directory named x.conf", test_dir_named_conf},
 	        {"nested include_dir", test_nested},
 	        {"main file in the directory", test_main_file_in_dir},
+	        {"listener of another file", test_listener_of_another_file},
 	        {"too many files", test_too_many_files},
 	        {"refused options", test_refused},
 	        {"accepted options", test_accepted},

@@ -973,6 +973,39 @@ static int parse_compat(struct config *cfg, const struct words *w, const struct 
 	return fail(at, "unknown option \"%s\"", w->name);
 }
 
+/*
+ * A line read while the last listener comes from another file (included, or the included
+ * files after an include_dir line of the main file): mosquitto 2.0.11 keeps "the listener
+ * above" per file and gives a listener option there to the default listener, so applying it
+ * to another file's listener would silently differ. A line that would change that listener
+ * is refused instead, whatever the option (those of later Starlings too).
+ */
+static int parse_guarded(struct config *cfg, const struct option *o, const struct words *w,
+                         const struct where *at)
+{
+	unsigned n = cfg->listener_count;
+	struct config_listener *before = malloc(sizeof(*before));
+	int rc;
+
+	if (before == NULL)
+		return fail(at, "out of memory");
+	memcpy(before, &cfg->listeners[n - 1], sizeof(*before));
+	rc = o != NULL ? o->parse(cfg, o, w, at) : parse_compat(cfg, w, at);
+	if (rc == ST_OK && cfg->listener_count == n &&
+	    memcmp(before, &cfg->listeners[n - 1], sizeof(*before)) != 0) {
+		memcpy(&cfg->listeners[n - 1], before, sizeof(*before));
+		rc = fail(at,
+		          "%s: the listener above this line is defined in another file; "
+		          "Mosquitto applies listener options only under a `listener` line of "
+		          "the same file (else to the default listener): add one above it here",
+		          w->name);
+	}
+	if (cfg->listener_count != n)
+		cfg->listener_foreign = false;
+	free(before);
+	return rc;
+}
+
 int config_parse_line(struct config *cfg, const char *text, const char *path, unsigned line,
                       char *err, size_t errlen)
 {
@@ -998,6 +1031,8 @@ int config_parse_line(struct config *cfg, const char *text, const char *path, un
 	if (rc != ST_OK)
 		return rc;
 	o = find_option(w.name);
+	if (cfg->listener_foreign && cfg->listener_count > 0)
+		return parse_guarded(cfg, o, &w, &at);
 	return o != NULL ? o->parse(cfg, o, &w, &at) : parse_compat(cfg, &w, &at);
 }
 

@@ -187,6 +187,10 @@ struct config {
 	int8_t log_facility;      /* `log_facility N`: syslog's local0..local7; -1: daemon */
 	uint8_t include_depth;    /* while loading: 0 in the main file, 1 in an included one */
 	const char *main_path;    /* while config_load_file reads the main file: its path */
+	/* The last `listener` was read from another file than the line being read: Mosquitto
+	 * gives listener options there to the default listener, so config.c refuses a line
+	 * that would change that listener (config_include.c sets and clears it). */
+	bool listener_foreign;
 	/* Notices about accepted options (deprecated, ignored), "FILE:LINE: text", logged at
 	 * start-up; notices_dropped counts those past CONFIG_NOTICES_MAX. */
 	char notices[CONFIG_NOTICES_MAX][CONFIG_NOTICE_SIZE];

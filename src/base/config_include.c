@@ -17,6 +17,11 @@
  *   it, naming the file and line, rather than silently drop settings.
  * - The directory must not hold the main file (mosquitto.conf(5)); Mosquitto reads it a second
  *   time and then fails on its duplicate listeners. Starling refuses with that rule named.
+ * - "The listener above" is per file: in an included file before its first `listener` line,
+ *   and in the main file after an include_dir that added listeners, mosquitto 2.0.11 gives
+ *   listener options (max_connections, certfile...) to the default listener, not to the last
+ *   listener read. Starling refuses such a line that would change another file's listener
+ *   (config.c, parse_guarded) rather than silently apply it elsewhere.
  * - Later files win where options assign (max_connections in b.conf overrides a.conf's);
  *   options that add (listener, log_dest, log_type) add up, exactly as repeated lines of one
  *   file do.
@@ -154,6 +159,8 @@ static int load_one(struct config *cfg, const char *file, const char *path, unsi
 		               file);
 	if (stat(file, &st) == 0 && S_ISDIR(st.st_mode))
 		return fail_at(err, errlen, path, line, "include_dir: %s is a directory", file);
+	/* Each file starts without a listener of its own, as in Mosquitto. */
+	cfg->listener_foreign = cfg->listener_count > 0;
 	cfg->include_depth++;
 	rc = config_load_file(cfg, file, err, errlen);
 	cfg->include_depth--;
@@ -173,12 +180,16 @@ int config_include_dir(struct config *cfg, const char *dir, const char *path, un
 	size_t count;
 	size_t dirlen = strlen(dir);
 	bool slash = dirlen > 0 && dir[dirlen - 1] == '/';
+	bool foreign_before;
+	unsigned listeners_before;
 	int rc;
 
 	if (cfg->include_depth > 0)
 		return fail_at(err, errlen, path, line,
 		               "include_dir is only read in the main configuration file (Mosquitto "
 		               "ignores it in an included file)");
+	listeners_before = cfg->listener_count;
+	foreign_before = cfg->listener_foreign;
 	rc = list_dir(dir, &names, &count, err, errlen, path, line);
 	for (size_t i = 0; i < count; i++) {
 		char file[PATH_MAX];
@@ -192,5 +203,7 @@ int config_include_dir(struct config *cfg, const char *dir, const char *path, un
 		free(names[i]);
 	}
 	free(names);
+	/* Back in the main file, its own last listener is "above" only if no file added one. */
+	cfg->listener_foreign = foreign_before || cfg->listener_count != listeners_before;
 	return rc;
 }
