@@ -188,7 +188,7 @@ class ConfDReloadTest(TreeCase):
 
 
 MAIN_WITH_DIR = """# a main file that includes its conf.d last, as Debian's does
-max_connections 10
+sys_interval 10
 include_dir {root}/etc/mosquitto/conf.d
 """
 
@@ -228,7 +228,7 @@ class ConfErrorsTest(unittest.TestCase):
 
     def test_error_in_included_file_names_it(self):
         b = TreeBroker(main=MAIN_WITH_DIR,
-                       files={"etc/mosquitto/conf.d/b.conf": "# ok\nmax_connections 1\n"
+                       files={"etc/mosquitto/conf.d/b.conf": "# ok\nmax_keepalive 100\n"
                                                              "max_connection 2\n"})
         text = self.fails(b)
         self.assertIn("%s/etc/mosquitto/conf.d/b.conf:3: unknown option \"max_connection\" "
@@ -341,7 +341,6 @@ ALL_MAIN = """# every option this build reads, across the main file and two incl
 per_listener_settings false
 user root
 worker_threads 2
-max_connections 100
 max_inflight_messages 100
 max_queued_messages 500
 message_size_limit 1000000
@@ -383,6 +382,7 @@ include_dir {root}/etc/mosquitto/conf.d
 ALL_LISTENERS = """port {port_default}
 bind_address 127.0.0.1
 listener {port_tls} 127.0.0.1
+max_connections 100
 certfile {certs}/server.crt
 keyfile {certs}/server.key
 tls_keyform pem
