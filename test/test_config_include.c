@@ -158,9 +158,9 @@ static void test_others_ignored(void)
 	put("d/x.conf~", "bogus 1\n");
 	put("d/.conf", "bogus 1\n");
 	put("d/sub/y.conf", "bogus 1\n"); /* not recursive */
-	put("d/a.conf", "max_connections 4\n");
+	put("d/a.conf", "max_keepalive 40\n");
 	CU_ASSERT_EQUAL(load_main(&cfg, "include_dir %s/d\n", root), ST_OK);
-	CU_ASSERT_EQUAL(cfg.max_connections, 4);
+	CU_ASSERT_EQUAL(cfg.max_keepalive, 40);
 	remove_root();
 }
 
@@ -171,8 +171,8 @@ static void test_sorted_and_in_place(void)
 
 	fresh_root();
 	mkdir_in("d");
-	put("d/b.conf", "listener 1005\nmax_connections 2\n");
-	put("d/A.conf", "listener 1002\nmax_connections 1\n");
+	put("d/b.conf", "listener 1005\nmax_keepalive 20\n");
+	put("d/A.conf", "listener 1002\nmax_keepalive 10\n");
 	put("d/a.conf", "listener 1003\n");
 	put("d/B.conf", "listener 1004\n");
 	put("d/00.conf", "listener 1001\n");
@@ -181,10 +181,10 @@ static void test_sorted_and_in_place(void)
 	CU_ASSERT_EQUAL_FATAL(cfg.listener_count, 7);
 	for (unsigned i = 0; i < 7; i++)
 		CU_ASSERT_EQUAL(cfg.listeners[i].port, 1000 + i);
-	CU_ASSERT_EQUAL(cfg.max_connections, 2); /* b.conf, the last, wins */
+	CU_ASSERT_EQUAL(cfg.max_keepalive, 20); /* b.conf, the last, wins */
 	/* The main file's later line wins over the included ones. */
-	CU_ASSERT_EQUAL(load_main(&cfg, "include_dir %s/d\nmax_connections 9\n", root), ST_OK);
-	CU_ASSERT_EQUAL(cfg.max_connections, 9);
+	CU_ASSERT_EQUAL(load_main(&cfg, "include_dir %s/d\nmax_keepalive 90\n", root), ST_OK);
+	CU_ASSERT_EQUAL(cfg.max_keepalive, 90);
 	CU_ASSERT_PTR_NULL(cfg.main_path);
 	CU_ASSERT_EQUAL(cfg.include_depth, 0);
 	remove_root();
@@ -217,7 +217,7 @@ static void test_error_names_included_file(void)
 
 	fresh_root();
 	mkdir_in("d");
-	put("d/a.conf", "max_connections 1\n");
+	put("d/a.conf", "max_keepalive 10\n");
 	put("d/b.conf", "# two\n\nmax_qos_typo 1\n");
 	CU_ASSERT_EQUAL(load_main(&cfg, "# one\ninclude_dir %s/d\n", root), ST_ERR_CONFIG);
 	snprintf(want, sizeof(want),
@@ -305,11 +305,11 @@ static void test_nested(void)
 	fresh_root();
 	mkdir_in("d");
 	mkdir_in("d2");
-	put("d2/x.conf", "max_connections 7\n");
+	put("d2/x.conf", "max_keepalive 70\n");
 	{
 		char text[PATH_MAX];
 
-		snprintf(text, sizeof(text), "max_connections 1\n\ninclude_dir %s/d2\n", root);
+		snprintf(text, sizeof(text), "max_keepalive 10\n\ninclude_dir %s/d2\n", root);
 		put("d/a.conf", text);
 	}
 	CU_ASSERT_EQUAL(load_main(&cfg, "include_dir %s/d\n", root), ST_ERR_CONFIG);
