@@ -113,7 +113,7 @@ static void test_comments_and_blanks(void)
 static void test_unknown_option(void)
 {
 	expect_error("bogus_option 1", "unknown option \"bogus_option\"");
-	expect_error("include_dir /etc/mosquitto/conf.d", "unknown option \"include_dir\"");
+	expect_error("include /etc/mosquitto/conf.d", "unknown option \"include\"");
 	expect_error("Max_connections 5", "unknown option");
 	expect_error("max_connections=5", "unknown option");
 }
@@ -472,7 +472,8 @@ static void test_log_dest(void)
 	expect_error("log_dest file", "file: missing path");
 	expect_error("log_dest file   ", "file: missing path");
 	expect_error("log_dest stderr now", "unexpected extra value \"now\"");
-	expect_error("log_dest dlt", "unknown destination \"dlt\"");
+	expect_error("log_dest dlt", "log_dest dlt: the automotive Diagnostic Log and Trace daemon "
+	                             "is not supported: use syslog");
 	expect_error("log_dest STDERR", "unknown destination");
 }
 

@@ -9,7 +9,9 @@
  * We are stricter than Mosquitto, which uses atoi() and ignores extra words: a value with
  * trailing garbage, out of range, or followed by another word is an error naming the file and
  * line, so a typo never silently becomes a default. Options Mosquitto has and Starling does
- * not implement yet are errors saying so, rather than being accepted and ignored.
+ * not implement yet are errors saying so, rather than being accepted and ignored; those it
+ * cannot honour, deprecated ones and Mosquitto's other names are in config_compat.c, and
+ * include_dir in config_include.c.
  *
  * Listener rules, checked against mosquitto 2.0.11 itself:
  * - `listener PORT [ADDRESS]` adds a listener (all interfaces without an address).
@@ -39,6 +41,8 @@
 #include <string.h>
 
 #include "config.h"
+#include "config_compat.h"
+#include "config_include.h"
 #include "readfile.h"
 #include "starling/error.h"
 
@@ -485,6 +489,11 @@ static int opt_log_dest(struct config *cfg, const struct option *o, const struct
 	for (kind = 0; kind < count; kind++)
 		if (strcmp(w->v[0], log_dest_names[kind]) == 0)
 			break;
+	if (kind == count && strcmp(w->v[0], "dlt") == 0)
+		return fail(at,
+		            "%s dlt: the automotive Diagnostic Log and Trace daemon is not "
+		            "supported: use syslog, file or topic",
+		            o->name);
 	if (kind == count)
 		return fail(at, "%s: unknown destination \"%s\"", o->name, w->v[0]);
 	if (kind == LOG_DEST_FILE) {
@@ -748,6 +757,29 @@ static int opt_protocol(struct config *cfg, const struct option *o, const struct
 	return rc;
 }
 
+/* `log_facility N`: syslog's local0..local7 instead of daemon (mosquitto.conf(5)). */
+static int opt_log_facility(struct config *cfg, const struct option *o, const struct words *w,
+                            const struct where *at)
+{
+	long long v;
+	int rc = want_one(w, at);
+
+	if (rc == ST_OK)
+		rc = parse_range(o->name, w->v[0], 0, 7, &v, at);
+	if (rc == ST_OK)
+		cfg->log_facility = (int8_t)v;
+	return rc;
+}
+
+/* The directory is the rest of the line, so it may hold blanks; config_include.c reads it. */
+static int opt_include_dir(struct config *cfg, const struct option *o, const struct words *w,
+                           const struct where *at)
+{
+	if (w->rest[0] == '\0')
+		return fail(at, "%s: missing value", o->name);
+	return config_include_dir(cfg, w->rest, at->path, at->line, at->err, at->errlen);
+}
+
 /* Options of Mosquitto's that a later Starling implements; accepting them now would lie. */
 static int opt_unsupported(struct config *cfg, const struct option *o, const struct words *w,
                            const struct where *at)
@@ -838,10 +870,12 @@ static const struct option options[] = {
         FN_OPT(max_queued_bytes, opt_unsupported),
         FN_OPT(protocol, opt_protocol),
         FN_OPT(http_dir, opt_unsupported),
-        FN_OPT(websockets_log_level, opt_unsupported),
         /* Mosquitto's libwebsockets default is 1024; browsers with cookies send more. */
         INT_OPT(websockets_headers_size, websockets_headers_size, 0, 65536, 0, 8192),
         FN_OPT(metrics_listener, opt_metrics_listener),
+        FN_OPT(include_dir, opt_include_dir),
+        BOOL_OPT(connection_messages, connection_messages, opt_bool),
+        FN_OPT(log_facility, opt_log_facility),
 };
 
 void config_defaults(struct config *cfg)
@@ -867,6 +901,8 @@ void config_defaults(struct config *cfg)
 	cfg->autosave_interval = 1800;
 	cfg->persistence_sync = true;
 	cfg->websockets_headers_size = 8192;
+	cfg->connection_messages = true;
+	cfg->log_facility = -1;
 }
 
 /* Splits buf (modified in place) into the option name, its values and the raw rest. */
@@ -901,11 +937,81 @@ static int split_words(char *buf, struct words *w, const struct where *at)
 	return ST_OK;
 }
 
+static const struct option *find_option(const char *name)
+{
+	for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++)
+		if (strcmp(name, options[i].name) == 0)
+			return &options[i];
+	return NULL;
+}
+
+/* A name our table lacks: a Mosquitto option refused, accepted or renamed (config_compat.c),
+ * or unknown. */
+static int parse_compat(struct config *cfg, const struct words *w, const struct where *at)
+{
+	char msg[CONFIG_NOTICE_SIZE];
+	const char *alias;
+	const struct option *o;
+
+	switch (config_compat_check(w->name, w->v, w->n, &alias, msg, sizeof(msg))) {
+	case CONFIG_COMPAT_REFUSED:
+		return fail(at, "%s", msg);
+	case CONFIG_COMPAT_ACCEPTED:
+		if (msg[0] != '\0')
+			config_notice(cfg, at->path, at->line, msg);
+		return ST_OK;
+	case CONFIG_COMPAT_ALIAS:
+		if ((o = find_option(alias)) == NULL)
+			return fail(at,
+			            "%s (Mosquitto's other name of %s): %s is not supported yet",
+			            w->name, alias, alias);
+		config_notice(cfg, at->path, at->line, msg);
+		return o->parse(cfg, o, w, at);
+	case CONFIG_COMPAT_UNKNOWN:
+		break;
+	}
+	return fail(at, "unknown option \"%s\"", w->name);
+}
+
+/*
+ * A line read while the last listener comes from another file (included, or the included
+ * files after an include_dir line of the main file): mosquitto 2.0.11 keeps "the listener
+ * above" per file and gives a listener option there to the default listener, so applying it
+ * to another file's listener would silently differ. A line that would change that listener
+ * is refused instead, whatever the option (those of later Starlings too).
+ */
+static int parse_guarded(struct config *cfg, const struct option *o, const struct words *w,
+                         const struct where *at)
+{
+	unsigned n = cfg->listener_count;
+	struct config_listener *before = malloc(sizeof(*before));
+	int rc;
+
+	if (before == NULL)
+		return fail(at, "out of memory");
+	memcpy(before, &cfg->listeners[n - 1], sizeof(*before));
+	rc = o != NULL ? o->parse(cfg, o, w, at) : parse_compat(cfg, w, at);
+	if (rc == ST_OK && cfg->listener_count == n &&
+	    memcmp(before, &cfg->listeners[n - 1], sizeof(*before)) != 0) {
+		memcpy(&cfg->listeners[n - 1], before, sizeof(*before));
+		rc = fail(at,
+		          "%s: the listener above this line is defined in another file; "
+		          "Mosquitto applies listener options only under a `listener` line of "
+		          "the same file (else to the default listener): add one above it here",
+		          w->name);
+	}
+	if (cfg->listener_count != n)
+		cfg->listener_foreign = false;
+	free(before);
+	return rc;
+}
+
 int config_parse_line(struct config *cfg, const char *text, const char *path, unsigned line,
                       char *err, size_t errlen)
 {
 	const struct where at = {.path = path, .line = line, .err = err, .errlen = errlen};
 	char buf[2 * CONFIG_LINE_MAX + 2];
+	const struct option *o;
 	struct words w;
 	size_t len;
 	int rc;
@@ -924,10 +1030,10 @@ int config_parse_line(struct config *cfg, const char *text, const char *path, un
 	rc = split_words(buf, &w, &at);
 	if (rc != ST_OK)
 		return rc;
-	for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++)
-		if (strcmp(w.name, options[i].name) == 0)
-			return options[i].parse(cfg, &options[i], &w, &at);
-	return fail(&at, "unknown option \"%s\"", w.name);
+	o = find_option(w.name);
+	if (cfg->listener_foreign && cfg->listener_count > 0)
+		return parse_guarded(cfg, o, &w, &at);
+	return o != NULL ? o->parse(cfg, o, &w, &at) : parse_compat(cfg, &w, &at);
 }
 
 int config_load_file(struct config *cfg, const char *path, char *err, size_t errlen)
@@ -939,6 +1045,8 @@ int config_load_file(struct config *cfg, const char *path, char *err, size_t err
 
 	if (rc != ST_OK)
 		return rc;
+	if (cfg->include_depth == 0)
+		cfg->main_path = path; /* include_dir refuses to read it a second time */
 	end = buf + len;
 	for (p = buf; p < end && rc == ST_OK;) {
 		char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -956,6 +1064,8 @@ int config_load_file(struct config *cfg, const char *path, char *err, size_t err
 		p = eol + 1;
 	}
 	free(buf);
+	if (cfg->include_depth == 0)
+		cfg->main_path = NULL;
 	return rc;
 }
 

@@ -20,6 +20,8 @@
 #define CONFIG_LOG_DESTS_MAX          5
 #define CONFIG_LOG_TIMESTAMP_FMT_SIZE 64
 #define CONFIG_USER_MAX               256 /* a user name (LOGIN_NAME_MAX) */
+#define CONFIG_NOTICES_MAX            16  /* notices about options kept for the log */
+#define CONFIG_NOTICE_SIZE            320 /* "FILE:LINE: " and one sentence */
 
 /* log_type bits (Mosquitto's names). */
 enum config_log_type {
@@ -180,6 +182,20 @@ struct config {
 	unsigned metrics_count; /* entries in metrics */
 	/* The event loop (issue 11): io_uring, epoll, or io_uring when it works (auto). */
 	enum config_event_backend event_backend;
+	/* Logging and include_dir (issue 16). */
+	bool connection_messages; /* log clients connecting and disconnecting (true) */
+	int8_t log_facility;      /* `log_facility N`: syslog's local0..local7; -1: daemon */
+	uint8_t include_depth;    /* while loading: 0 in the main file, 1 in an included one */
+	const char *main_path;    /* while config_load_file reads the main file: its path */
+	/* The last `listener` was read from another file than the line being read: Mosquitto
+	 * gives listener options there to the default listener, so config.c refuses a line
+	 * that would change that listener (config_include.c sets and clears it). */
+	bool listener_foreign;
+	/* Notices about accepted options (deprecated, ignored), "FILE:LINE: text", logged at
+	 * start-up; notices_dropped counts those past CONFIG_NOTICES_MAX. */
+	char notices[CONFIG_NOTICES_MAX][CONFIG_NOTICE_SIZE];
+	unsigned notice_count;
+	unsigned notices_dropped;
 	bool verbose;               /* -v: every log type, as Mosquitto's log_type all */
 	bool daemonize;             /* -d */
 	char config_path[PATH_MAX]; /* -c FILE, empty if none */

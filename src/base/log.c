@@ -71,6 +71,7 @@ int log_open(struct log *lg, const struct config *cfg)
 	lg->file_fd = -1;
 	lg->types = cfg->verbose ? LOG_T_ALL : cfg->log_types;
 	lg->timestamp = cfg->log_timestamp;
+	lg->connection_messages = cfg->connection_messages;
 	memcpy(lg->timestamp_format, cfg->log_timestamp_format, sizeof(lg->timestamp_format));
 	lg->timestamp_format[sizeof(lg->timestamp_format) - 1] = '\0';
 	if (cfg->log_dest_count == 0) /* Mosquitto's default destination */
@@ -101,7 +102,9 @@ int log_open(struct log *lg, const struct config *cfg)
 			break;
 		case LOG_DEST_SYSLOG:
 			if (!lg->to_syslog)
-				openlog("starlingd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+				openlog("starlingd", LOG_PID | LOG_NDELAY,
+				        cfg->log_facility < 0 ? LOG_DAEMON
+				                              : LOG_LOCAL0 + cfg->log_facility * 8);
 			lg->to_syslog = true;
 			break;
 		case LOG_DEST_TOPIC:

@@ -23,6 +23,7 @@ struct log {
 	bool to_syslog;                /* a syslog destination is configured */
 	bool to_topic;                 /* a topic destination is configured */
 	bool timestamp;                /* prefix lines with a time stamp */
+	bool connection_messages;      /* log clients' connects and disconnects (Mosquitto's) */
 	char timestamp_format[CONFIG_LOG_TIMESTAMP_FMT_SIZE]; /* strftime(3); empty: Unix time */
 	/* Called for LOG_DEST_TOPIC lines (never for debug, as Mosquitto); NULL if none. Set by the
 	 * broker after log_open; may be called from any thread that logs. line is borrowed, not
@@ -50,6 +51,13 @@ int log_reopen(struct log *lg, const struct config *cfg);
 static inline bool log_enabled(const struct log *lg, uint32_t type)
 {
 	return (lg->types & type) != 0;
+}
+
+/* Whether a client's "New client connected ..." and "Client ... disconnected." lines are
+ * logged: `connection_messages` and the notice type both on. */
+static inline bool log_connections(const struct log *lg)
+{
+	return lg->connection_messages && log_enabled(lg, LOG_T_NOTICE);
 }
 
 /* The longest escape of one byte (backslash, x, two hex digits). */

@@ -599,6 +599,11 @@ static int broker_init_log(struct broker *b)
 		        "Warning: running as root: no `user` option and no user \"%s\" to become; "
 		        "set `user` in the configuration file.",
 		        PRIVDROP_DEFAULT_USER);
+	for (unsigned i = 0; i < b->cfg.notice_count; i++)
+		log_msg(&b->log, LOG_T_NOTICE, "Notice: %s.", b->cfg.notices[i]);
+	if (b->cfg.notices_dropped > 0)
+		log_msg(&b->log, LOG_T_NOTICE, "Notice: %u more notices about options.",
+		        b->cfg.notices_dropped);
 	if (b->memlock_capped)
 		log_msg(&b->log, LOG_T_WARNING,
 		        "Warning: %u CPUs but RLIMIT_MEMLOCK allows io_uring rings for %u workers; "

@@ -185,7 +185,7 @@ void handle_conn_closing(struct conn *c, bool graceful, const char *reason)
 	if (w->nclients > 0)
 		w->nclients--;
 	atomic_fetch_sub_explicit(&w->b->shared.clients, 1, memory_order_relaxed);
-	if (s && log_enabled(&w->log, LOG_T_NOTICE))
+	if (s && log_connections(&w->log))
 		log_msg(&w->log, LOG_T_NOTICE, "Client %.*s %s.", (int)s->client_id_len,
 		        (const char *)s->client_id, graceful ? "disconnected" : reason);
 	if (s) {

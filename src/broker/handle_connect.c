@@ -351,7 +351,7 @@ static void connect_attach(struct conn *c, struct session *s, const struct st_co
 	worker_session_timer(w, s); /* online: its will delay and expiry stop */
 	if (present)
 		worker_session_online(w, s, true);
-	if (log_enabled(&w->log, LOG_T_NOTICE))
+	if (log_connections(&w->log))
 		connect_log(c, s, ck, keepalive);
 	if (c->v5)
 		connect_ack5(c, present, cp,
