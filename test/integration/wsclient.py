@@ -207,8 +207,18 @@ class WsSocket:
 
 
 def connect(port, host="127.0.0.1", tls_ca=None, timeout=5.0):
-    """A TCP (or, with tls_ca, TLS) socket to the broker, not yet upgraded."""
-    s = socket.create_connection((host, port), timeout=timeout)
+    """A TCP (or, with tls_ca, TLS) socket to the broker, not yet upgraded. The harness waits
+    for the broker's first listener only; under load a second one may still be retrying its
+    bind ("Port busy, trying again"), so a refused connection is tried again for 5 s."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        try:
+            s = socket.create_connection((host, port), timeout=timeout)
+            break
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if tls_ca:
         ctx = ssl.create_default_context(cafile=tls_ca)
