@@ -835,7 +835,6 @@ static const struct option options[] = {
         BOOL_OPT(autosave_on_changes, autosave_on_changes, opt_bool),
         FN_OPT(persistence_sync, opt_persistence_sync),
         FN_OPT(event_backend, opt_event_backend),
-        FN_OPT(max_queued_bytes, opt_unsupported),
         FN_OPT(protocol, opt_protocol),
         FN_OPT(http_dir, opt_unsupported),
         FN_OPT(websockets_log_level, opt_unsupported),
@@ -867,6 +866,7 @@ void config_defaults(struct config *cfg)
 	cfg->autosave_interval = 1800;
 	cfg->persistence_sync = true;
 	cfg->websockets_headers_size = 8192;
+	config_limits_defaults(&cfg->limits);
 }
 
 /* Splits buf (modified in place) into the option name, its values and the raw rest. */
@@ -927,6 +927,9 @@ int config_parse_line(struct config *cfg, const char *text, const char *path, un
 	for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++)
 		if (strcmp(w.name, options[i].name) == 0)
 			return options[i].parse(cfg, &options[i], &w, &at);
+	rc = config_limits_parse(cfg, w.name, w.v, w.n, w.rest, path, line, err, errlen);
+	if (rc != CONFIG_LIMITS_NOT_MINE)
+		return rc;
 	return fail(&at, "unknown option \"%s\"", w.name);
 }
 
@@ -1019,6 +1022,7 @@ void config_finish(struct config *cfg)
 	if (!cfg->allow_anonymous_set)
 		cfg->allow_anonymous = cfg->local_only;
 	config_finish_auth(cfg, first_appended);
+	config_limits_finish(cfg, first_appended);
 }
 
 __attribute__((format(printf, 3, 4))) static int usage_error(char *err, size_t errlen,

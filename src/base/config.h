@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config_limits.h"
+
 #define CONFIG_LISTENERS_MAX 16
 #define CONFIG_WORKERS_MAX   64 /* worker threads at most (a 64-bit mask of workers) */
 #define CONFIG_METRICS_MAX   4  /* metrics_listener lines at most */
@@ -94,6 +96,7 @@ struct config_listener {
 	char bind[256];          /* address or host name; empty: all interfaces */
 	struct config_auth auth; /* per_listener_settings true: this listener's security */
 	struct config_tls tls;   /* TLS options; a listener with certfile and keyfile is TLS */
+	struct config_listener_limits lim; /* max_qos, client id options (config_limits.h) */
 };
 
 /* Whether the listener is a TLS listener: it has a certificate and its key (mosquitto.conf). */
@@ -180,10 +183,11 @@ struct config {
 	unsigned metrics_count; /* entries in metrics */
 	/* The event loop (issue 11): io_uring, epoll, or io_uring when it works (auto). */
 	enum config_event_backend event_backend;
-	bool verbose;               /* -v: every log type, as Mosquitto's log_type all */
-	bool daemonize;             /* -d */
-	char config_path[PATH_MAX]; /* -c FILE, empty if none */
-	bool finished;              /* config_finish() ran; a second call does nothing */
+	struct config_limits limits; /* limits, queues and client ids (config_limits.h) */
+	bool verbose;                /* -v: every log type, as Mosquitto's log_type all */
+	bool daemonize;              /* -d */
+	char config_path[PATH_MAX];  /* -c FILE, empty if none */
+	bool finished;               /* config_finish() ran; a second call does nothing */
 };
 
 /* Fills *cfg with Starling's defaults (Mosquitto's, except TCP_NODELAY on). */
