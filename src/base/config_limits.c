@@ -264,6 +264,8 @@ void config_limits_finish(struct config *cfg, unsigned first_appended)
 			l->max_qos = first->max_qos;
 			l->use_username_as_clientid = first->use_username_as_clientid;
 		}
+		if (!l->max_qos_set)
+			l->max_qos = 2;
 		if (!cfg->per_listener_settings || i >= first_appended) {
 			l->refuse_zero_length_clientid = first->refuse_zero_length_clientid;
 			memcpy(l->auto_id_prefix, first->auto_id_prefix, sizeof(l->auto_id_prefix));
