@@ -20,6 +20,7 @@
 #include "broker.h"
 #include "conn.h"
 #include "index/retain.h"
+#include "limits.h"
 #include "persist.h"
 #include "session.h"
 #include "share.h"
@@ -494,8 +495,15 @@ int route_publish(struct worker *w, struct session *origin, struct pub_view *v, 
 		if (store && !route_promote(v, qos, retain))
 			return ST_ERR_NOMEM;
 	}
-	if (store)
+	if (store) {
+		/* check_retain_source: the message remembers who set it, before anyone holds it
+		 * (under an acl_file only: without rules there is no right to lose). */
+		if (origin && origin->acl && v->payload.len &&
+		    w->b->cfg.limits.check_retain_source && route_promote(v, qos, retain) &&
+		    !v->m->src)
+			limits_retain_source(v->m, origin);
 		route_retain_store(w, v, qos);
+	}
 	if (store && v->origin) {
 		bool sess, rep;
 
@@ -568,6 +576,7 @@ struct route_retained_ctx {
 	uint64_t data;                          /* its subscription's data */
 	struct msg *expired[ROUTE_EXPIRED_MAX]; /* expired messages met (references) */
 	unsigned nexpired;                      /* entries used */
+	struct limits_src_cache src;            /* check_retain_source (limits.h) */
 };
 
 static void route_retained_cb(void *ctx, void *value)
@@ -582,6 +591,8 @@ static void route_retained_cb(void *ctx, void *value)
 		return; /* a tombstone of another worker's delete (route_retain_apply) */
 	if ((rc->data & SUBDATA_ACL) && !access_can(rc->s, &v, ACL_READ))
 		return; /* retained messages are judged when delivered, as live ones */
+	if (m->src && !limits_source_may_write(rc->w, m, &rc->src))
+		return; /* its publisher lost the right to write it (check_retain_source) */
 	if (m->expiry_ms && m->expiry_ms <= rc->w->now_ms) {
 		/* Expired: not sent [MQTT-3.3.2-5], and dropped from the store after the walk. */
 		if (rc->nexpired < ROUTE_EXPIRED_MAX)
@@ -598,6 +609,7 @@ void route_retained(struct worker *w, struct session *s, const uint8_t *filter, 
 	struct route_retained_ctx rc = {.w = w, .s = s, .data = subdata};
 
 	retain_match(w->retained, filter, len, route_retained_cb, &rc);
+	limits_src_cache_fini(&rc.src);
 	for (unsigned i = 0; i < rc.nexpired; i++) {
 		struct msg *m = rc.expired[i];
 

@@ -7,6 +7,8 @@ with the file and line named.
 """
 
 import os
+import signal
+import tempfile
 import time
 import unittest
 
@@ -460,6 +462,69 @@ class UseUsernameAsClientIdTest(BrokerTestCase):
         self.assertEqual(self.raw().connect("x").rc, 5)
         self.assertEqual(self.raw(version=MQTT5).connect("x").rc, 0x87)
         self.assertEqual(self.raw().connect("x", username="").rc, 5)
+
+
+class RetainSourceCase(BrokerTestCase):
+    """bob may write ret/#; alice may read it. After a reload takes bob's write access away,
+    what bob retained is (check_retain_source true, the default) or is not (false) withheld."""
+    extra = ()
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="starling-retsrc-")
+        self.addCleanup(self.tmp.cleanup)
+        os.chmod(self.tmp.name, 0o755)
+        self.aclfile = os.path.join(self.tmp.name, "acl")
+        self.write_acl("user alice\ntopic read ret/#\nuser bob\ntopic write ret/#\n"
+                       "user carol\ntopic write ret/#\n")
+        self.config_lines = ("acl_file " + self.aclfile,) + tuple(self.extra)
+        super().setUp()
+
+    def write_acl(self, text):
+        with open(self.aclfile + ".new", "w") as f:
+            f.write(text)
+        os.rename(self.aclfile + ".new", self.aclfile)
+
+    def hup(self):
+        before = self.broker.log_text().count("Reloading on SIGHUP")
+        os.kill(self.broker.pid, signal.SIGHUP)
+        self.wait_for(lambda: self.broker.log_text().count("Reloading on SIGHUP") > before,
+                      msg="no reload in the log")
+        time.sleep(0.3)  # the other workers adopt the new rules at their next iteration
+
+    def retained_after_reload(self):
+        bob = self.raw()
+        bob.connect(unique_id("b"), username="bob")
+        bob.publish_acked("ret/bob", b"from bob", 1, retain=True)
+        carol = self.raw()
+        carol.connect(unique_id("c"), username="carol")
+        carol.publish_acked("ret/carol", b"from carol", 1, retain=True)
+        # Before any reload both are delivered.
+        a = self.raw()
+        a.connect(unique_id("a"), username="alice")
+        a.subscribe([("ret/#", 1)])
+        self.assertEqual(sorted(p.payload for p in a.recv_publishes(2)),
+                         [b"from bob", b"from carol"])
+        self.write_acl("user alice\ntopic read ret/#\nuser carol\ntopic write ret/#\n")
+        self.hup()
+        a = self.raw()
+        a.connect(unique_id("a"), username="alice")
+        a.subscribe([("ret/#", 1)])
+        return sorted(p.payload for p in a.drain(0.5, ack=True))
+
+
+@starling_only("Starling's reload keeps retained messages; Mosquitto's reloads them the same "
+               "way, but the test reads Starling's log")
+class CheckRetainSourceTest(RetainSourceCase):
+    def test_source_without_write_access_withheld(self):
+        self.assertEqual(self.retained_after_reload(), [b"from carol"])
+
+
+@starling_only("reads Starling's reload log line")
+class NoCheckRetainSourceTest(RetainSourceCase):
+    extra = ("check_retain_source false",)
+
+    def test_always_delivered(self):
+        self.assertEqual(self.retained_after_reload(), [b"from bob", b"from carol"])
 
 
 class BadValuesTest(unittest.TestCase):
