@@ -528,6 +528,50 @@ class NoCheckRetainSourceTest(RetainSourceCase):
         self.assertEqual(self.retained_after_reload(), [b"from bob", b"from carol"])
 
 
+class TwoListenerBroker(Broker):
+    """per_listener_settings true: the listener options of the first listener are not the
+    second's (per_listener_settings must come before the harness's own listener line)."""
+
+    def _write_config(self):
+        from harness import WORKERS, free_port
+        self.port2 = free_port()
+        lines = ["per_listener_settings true",
+                 "listener %d 127.0.0.1" % self.port, "allow_anonymous true",
+                 "max_qos 1", "allow_zero_length_clientid false", "use_username_as_clientid true",
+                 "listener %d 127.0.0.1" % self.port2, "allow_anonymous true",
+                 "auto_id_prefix two-"]
+        if self.kind == "starling" and WORKERS:
+            lines.append("worker_threads %d" % WORKERS)
+        with open(self.config_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+@starling_only("the broker's config is written by hand, with Starling's worker_threads")
+class PerListenerTest(BrokerTestCase):
+    def setUp(self):
+        self._teardowns = []
+        self.broker = TwoListenerBroker()
+        self.addCleanup(self._shutdown)
+        self.broker.start()
+
+    def connect5(self, port, cid, **kw):
+        from harness import RawClient
+        r = RawClient(port, version=MQTT5)
+        self.defer(r.close)
+        return r.connect(cid, **kw)
+
+    def test_each_listener_its_own(self):
+        one, two = self.broker.port, self.broker.port2
+        ca = self.connect5(one, "", username="u1")
+        self.assertEqual((ca.rc, ca.props.get(mqtt5.MAXIMUM_QOS)), (0, 1))
+        self.assertEqual(self.connect5(one, "x").rc, 0x87)  # no user name
+        ca = self.connect5(two, "")
+        self.assertEqual(ca.rc, 0)
+        self.assertNotIn(mqtt5.MAXIMUM_QOS, ca.props)
+        self.assertTrue(ca.props.get(mqtt5.ASSIGNED_CLIENT_ID).startswith("two-"))
+        self.assertIn("connected as u1 ", self.broker.log_text())
+
+
 class BadValuesTest(unittest.TestCase):
     def test_start_refused_naming_the_line(self):
         for bad, reason in (("persistent_client_expiration 10", "is not a duration"),
