@@ -183,11 +183,12 @@ struct config {
 	unsigned metrics_count; /* entries in metrics */
 	/* The event loop (issue 11): io_uring, epoll, or io_uring when it works (auto). */
 	enum config_event_backend event_backend;
-	struct config_limits limits; /* limits, queues and client ids (config_limits.h) */
-	bool verbose;                /* -v: every log type, as Mosquitto's log_type all */
-	bool daemonize;              /* -d */
-	char config_path[PATH_MAX];  /* -c FILE, empty if none */
-	bool finished;               /* config_finish() ran; a second call does nothing */
+	/* Limits, queues and client identifiers (issue 16; config_limits.h). */
+	struct config_limits limits;
+	bool verbose;               /* -v: every log type, as Mosquitto's log_type all */
+	bool daemonize;             /* -d */
+	char config_path[PATH_MAX]; /* -c FILE, empty if none */
+	bool finished;              /* config_finish() ran; a second call does nothing */
 };
 
 /* Fills *cfg with Starling's defaults (Mosquitto's, except TCP_NODELAY on). */
