@@ -333,6 +333,8 @@ class MemoryLimitReachedTest(BrokerTestCase):
 
     def test_publishes_refused(self):
         self.wait_for(self.refused, 3, "QoS 1 not refused with 0x97")
+        # Every worker follows worker 0's sample within two housekeeping passes (limits.h).
+        time.sleep(0.6)
         sub = self.client()
         got = self.collect(sub, "ml/#", 0)
         r = self.raw5()
