@@ -604,7 +604,7 @@ static void test_persistence_options(void)
 
 static void test_unsupported_options(void)
 {
-	expect_error("max_queued_bytes 0", "max_queued_bytes is not supported yet");
+	expect_error("http_dir /srv/www", "http_dir is not supported yet");
 }
 
 static void test_long_line_and_small_err(void)

@@ -867,7 +867,6 @@ static const struct option options[] = {
         BOOL_OPT(autosave_on_changes, autosave_on_changes, opt_bool),
         FN_OPT(persistence_sync, opt_persistence_sync),
         FN_OPT(event_backend, opt_event_backend),
-        FN_OPT(max_queued_bytes, opt_unsupported),
         FN_OPT(protocol, opt_protocol),
         FN_OPT(http_dir, opt_unsupported),
         /* Mosquitto's libwebsockets default is 1024; browsers with cookies send more. */
@@ -903,6 +902,7 @@ void config_defaults(struct config *cfg)
 	cfg->websockets_headers_size = 8192;
 	cfg->connection_messages = true;
 	cfg->log_facility = -1;
+	config_limits_defaults(&cfg->limits);
 }
 
 /* Splits buf (modified in place) into the option name, its values and the raw rest. */
@@ -952,7 +952,13 @@ static int parse_compat(struct config *cfg, const struct words *w, const struct 
 	char msg[CONFIG_NOTICE_SIZE];
 	const char *alias;
 	const struct option *o;
+	int rc;
 
+	/* The limits, queues and client-id options have their own file (config_limits.c). */
+	rc = config_limits_parse(cfg, w->name, w->v, w->n, w->rest, at->path, at->line, at->err,
+	                         at->errlen);
+	if (rc != CONFIG_LIMITS_NOT_MINE)
+		return rc;
 	switch (config_compat_check(w->name, w->v, w->n, &alias, msg, sizeof(msg))) {
 	case CONFIG_COMPAT_REFUSED:
 		return fail(at, "%s", msg);
@@ -961,7 +967,16 @@ static int parse_compat(struct config *cfg, const struct words *w, const struct 
 			config_notice(cfg, at->path, at->line, msg);
 		return ST_OK;
 	case CONFIG_COMPAT_ALIAS:
-		if ((o = find_option(alias)) == NULL)
+		if ((o = find_option(alias)) == NULL) {
+			rc = config_limits_parse(cfg, alias, w->v, w->n, w->rest, at->path,
+			                         at->line, at->err, at->errlen);
+			if (rc != CONFIG_LIMITS_NOT_MINE) {
+				if (rc == ST_OK)
+					config_notice(cfg, at->path, at->line, msg);
+				return rc;
+			}
+		}
+		if (o == NULL)
 			return fail(at,
 			            "%s (Mosquitto's other name of %s): %s is not supported yet",
 			            w->name, alias, alias);
@@ -1129,6 +1144,7 @@ void config_finish(struct config *cfg)
 	if (!cfg->allow_anonymous_set)
 		cfg->allow_anonymous = cfg->local_only;
 	config_finish_auth(cfg, first_appended);
+	config_limits_finish(cfg, first_appended);
 }
 
 __attribute__((format(printf, 3, 4))) static int usage_error(char *err, size_t errlen,

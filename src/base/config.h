@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config_limits.h"
+
 #define CONFIG_LISTENERS_MAX 16
 #define CONFIG_WORKERS_MAX   64 /* worker threads at most (a 64-bit mask of workers) */
 #define CONFIG_METRICS_MAX   4  /* metrics_listener lines at most */
@@ -96,6 +98,7 @@ struct config_listener {
 	char bind[256];          /* address or host name; empty: all interfaces */
 	struct config_auth auth; /* per_listener_settings true: this listener's security */
 	struct config_tls tls;   /* TLS options; a listener with certfile and keyfile is TLS */
+	struct config_listener_limits lim; /* max_qos, client id options (config_limits.h) */
 };
 
 /* Whether the listener is a TLS listener: it has a certificate and its key (mosquitto.conf). */
@@ -196,6 +199,8 @@ struct config {
 	char notices[CONFIG_NOTICES_MAX][CONFIG_NOTICE_SIZE];
 	unsigned notice_count;
 	unsigned notices_dropped;
+	/* Limits, queues and client identifiers (issue 16; config_limits.h). */
+	struct config_limits limits;
 	bool verbose;               /* -v: every log type, as Mosquitto's log_type all */
 	bool daemonize;             /* -d */
 	char config_path[PATH_MAX]; /* -c FILE, empty if none */

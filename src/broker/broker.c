@@ -57,6 +57,10 @@ static void broker_limits(struct broker *b)
 
 		b->output_memory = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 8
 		                                         : (uint64_t)1 << 30;
+		/* Under memory_limit, slow readers' output may take half of it: back-pressure
+		 * on them comes before the refusal of every PUBLISH (README, memory_limit). */
+		if (cfg->limits.memory_limit && cfg->limits.memory_limit / 2 < b->output_memory)
+			b->output_memory = cfg->limits.memory_limit / 2;
 	}
 }
 

@@ -124,6 +124,7 @@ struct broker_shared {
 	/* Workers whose log is failing (disk full, I/O error): while any is, every worker refuses
 	 * QoS 1/2 publishes (their records may be bound for the failing one's log). */
 	_Atomic unsigned persist_failing;
+	_Atomic bool mem_over;         /* memory_limit reached; worker 0 writes it (limits.h) */
 	struct auth_set *auth_retired; /* the set they are leaving; worker 0's alone */
 };
 

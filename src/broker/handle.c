@@ -11,6 +11,7 @@
 #include "access.h"
 #include "broker.h"
 #include "conn.h"
+#include "limits.h"
 #include "base/log.h"
 #include "out.h"
 #include "persist.h"
@@ -206,8 +207,9 @@ void handle_conn_closing(struct conn *c, bool graceful, const char *reason)
 		worker_session_destroy(w, s);
 		return;
 	}
-	if (s->expiry_s != UINT32_MAX)
-		s->expire_at_ms = worker_now_up_ms(w) + (uint64_t)s->expiry_s * 1000;
+	if (limits_session_expiry_s(&w->b->cfg, s->expiry_s) != UINT32_MAX)
+		s->expire_at_ms = worker_now_up_ms(w) +
+		                  (uint64_t)limits_session_expiry_s(&w->b->cfg, s->expiry_s) * 1000;
 	if (s->ps) {
 		persist_session_put(s, s->protocol);
 		persist_will_set(s);

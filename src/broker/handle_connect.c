@@ -71,12 +71,12 @@ static int connect_refuse(struct conn *c, uint8_t v3_code, const char *why)
  * its home, since the session is made here and a client reconnecting with it (MQTT 5 returns
  * it) is sent to its home: numbers are tried until one hashes here (nworkers tries on average).
  */
-static size_t connect_generate_id(struct worker *w, uint8_t *buf, size_t cap)
+static size_t connect_generate_id(struct worker *w, const char *prefix, uint8_t *buf, size_t cap)
 {
 	int n;
 
 	do {
-		n = snprintf((char *)buf, cap, "auto-%08x-%04x-%012llx",
+		n = snprintf((char *)buf, cap, "%s%08x-%04x-%012llx", prefix[0] ? prefix : "auto-",
 		             (unsigned)(w->b->instance_salt >> 32), w->index & 0xffff,
 		             (unsigned long long)++w->next_client_num);
 	} while (worker_home(w, buf, (size_t)n) != w->index ||
@@ -142,6 +142,8 @@ static struct session *connect_session(struct conn *c, const uint8_t *id, size_t
 	s = session_new(id, len, w->b->inflight_max, w->b->cfg.max_queued_messages);
 	if (!s)
 		return NULL;
+	s->q_bytes_max = w->b->cfg.limits.max_queued_bytes;
+	s->inflight_bytes_max = w->b->cfg.limits.max_inflight_bytes;
 	if (worker_session_add(w, s) != ST_OK) {
 		session_free(s);
 		return NULL;
@@ -254,6 +256,18 @@ static int connect_checks(struct conn *c, const struct st_connect *ck, const str
 		*keepalive = cfg->max_keepalive;
 		*server_keepalive = true;
 	}
+	/* A will above max_qos: MQTT 5 CONNACK 0x9B [MQTT-3.2.2-12]; a 3.x client is closed
+	 * without a CONNACK, as Mosquitto does (3.x has no code for it). */
+	if (ck->will_flag && ck->will_qos > cfg->listeners[c->listener].lim.max_qos) {
+		if (c->v5)
+			return connect_refuse_code(c, ST_RC_QOS_NOT_SUPPORTED,
+			                           "will QoS above max_qos"),
+			       1;
+		log_msg(&c->w->log, LOG_T_NOTICE,
+		        "Connection %llu refused: will QoS above max_qos.",
+		        (unsigned long long)c->id);
+		return conn_close(c, false, "will QoS above max_qos"), 1;
+	}
 	if (ck->will_flag && ck->will_retain && !cfg->retain_available) {
 		if (c->v5)
 			return connect_refuse_code(c, ST_RC_RETAIN_NOT_SUPPORTED, "retain"), 1;
@@ -275,6 +289,8 @@ static void connect_ack5(struct conn *c, bool present, const struct st_props *cp
 	        .topic_alias_max = b->cfg.max_topic_alias,
 	        .max_packet = b->cfg.max_packet_size,
 	        .retain_unavailable = !b->cfg.retain_available,
+	        .send_max_qos = b->cfg.listeners[c->listener].lim.max_qos < 2,
+	        .max_qos = b->cfg.listeners[c->listener].lim.max_qos,
 	};
 
 	/* Response Information: a topic prefix reserved for this client's responses. */
@@ -364,10 +380,48 @@ static void connect_attach(struct conn *c, struct session *s, const struct st_co
 		route_resume(s);
 }
 
+/*
+ * use_username_as_clientid: the client id is the user name (its certificate's with
+ * use_identity_as_username), known before the hand-off so that the session's home is the
+ * name's. Returns false when there is none (the client is then not authorised, as in
+ * Mosquitto); an empty name counts as none, an empty id being no id.
+ */
+static bool connect_name_as_id(struct conn *c, const struct st_connect *ck, char *buf, size_t cap,
+                               const uint8_t **id, size_t *idlen)
+{
+	bool from_cert;
+	int len = conn_tls_username(c, buf, cap, &from_cert);
+
+	if (from_cert) {
+		if (len <= 0)
+			return false;
+		*id = (const uint8_t *)buf;
+		*idlen = (size_t)len;
+		return true;
+	}
+	if (!ck->username_flag || ck->username.len == 0)
+		return false;
+	*id = ck->username.ptr;
+	*idlen = ck->username.len;
+	return true;
+}
+
+/* clientid_prefixes (deprecated in Mosquitto): only ids starting with the prefix connect. */
+static bool connect_id_allowed(const struct config *cfg, const uint8_t *id, size_t len)
+{
+	const char *prefix = cfg->limits.clientid_prefixes;
+	size_t n = strlen(prefix);
+
+	return n == 0 || (len >= n && memcmp(id, prefix, n) == 0);
+}
+
 int handle_connect(struct conn *c, const struct st_connect *ck)
 {
+	const struct config *cfg = &c->w->b->cfg;
+	const struct config_listener_limits *lim = &cfg->listeners[c->listener].lim;
 	struct st_props cp = {0}, wp = {0};
-	uint8_t idbuf[64];
+	uint8_t idbuf[CONFIG_AUTO_ID_PREFIX_MAX + 64];
+	char namebuf[1024];
 	const uint8_t *id = ck->client_id.ptr;
 	size_t idlen = ck->client_id.len;
 	uint16_t keepalive;
@@ -376,6 +430,10 @@ int handle_connect(struct conn *c, const struct st_connect *ck)
 	int ret;
 
 	c->level = ck->level;
+	if (lim->use_username_as_clientid &&
+	    !connect_name_as_id(c, ck, namebuf, sizeof(namebuf), &id, &idlen))
+		return connect_refuse(c, ST_CONNACK_NOT_AUTHORIZED,
+		                      "no user name (use_username_as_clientid)");
 	/* The session lives on its client id's home worker: the connection moves there. */
 	if (idlen && c->w->nworkers > 1 && !c->adopted) {
 		unsigned home = worker_home(c->w, id, idlen);
@@ -390,12 +448,16 @@ int handle_connect(struct conn *c, const struct st_connect *ck)
 	if (idlen == 0) {
 		/* 3.1 requires an identifier; 3.1.1 allows none only with clean session
 		 * [MQTT-3.1.3-7], [MQTT-3.1.3-8]; MQTT 5 always assigns one [MQTT-3.2.2-16]. */
-		if (ck->level == ST_MQTT_31 || (!ck->clean_start && ck->level == ST_MQTT_311))
+		if (ck->level == ST_MQTT_31 || (!ck->clean_start && ck->level == ST_MQTT_311) ||
+		    lim->refuse_zero_length_clientid)
 			return connect_refuse(c, ST_CONNACK_ID_REJECTED, "empty client id");
-		idlen = connect_generate_id(c->w, idbuf, sizeof(idbuf));
+		idlen = connect_generate_id(c->w, lim->auto_id_prefix, idbuf, sizeof(idbuf));
 		id = idbuf;
 		assigned = true;
 	}
+	if (!connect_id_allowed(cfg, id, idlen))
+		return connect_refuse(c, ST_CONNACK_NOT_AUTHORIZED,
+		                      "client id without the prefix of clientid_prefixes");
 	if (connect_checks(c, ck, &cp, &keepalive, &server_keepalive))
 		return ST_OK;
 	if (connect_will(c, ck, &wp) != ST_OK)

@@ -80,6 +80,7 @@ static int publish_v5(struct conn *c, const struct st_publish *p, struct pub_vie
 
 static void publish_ack(struct conn *c, uint8_t type, uint16_t pid, bool bad_format, bool nobody);
 static int publish_refused(struct conn *c, const struct st_publish *p);
+static int publish_over_memory(struct conn *c, const struct st_publish *p);
 
 /*
  * A PUBLISH the ACL does not let the client write: dropped. 3.x has no way to say so, so it is
@@ -121,6 +122,10 @@ int handle_publish(struct conn *c, const struct st_publish *p)
 	bool bad_format = false;
 	int ret;
 
+	/* Above the listener's max_qos: the client is disconnected (MQTT 5: DISCONNECT 0x9B
+	 * [MQTT-3.2.2-11]; 3.x as Mosquitto does). QoS 0 never pays for the look-up. */
+	if (p->qos && p->qos > w->b->cfg.listeners[c->listener].lim.max_qos)
+		return ST_ERR_QOS_UNSUPPORTED;
 	if (c->v5) {
 		ret = publish_v5(c, p, &v, &bad_format);
 		if (ret < 0)
@@ -144,6 +149,11 @@ int handle_publish(struct conn *c, const struct st_publish *p)
 	if (p->qos && persist_refusing(w) &&
 	    !(p->qos == 2 && session_in_qos2_pending(s, p->packet_id)))
 		return publish_refused(c, p);
+	/* memory_limit reached (limits.h): one worker-local byte per PUBLISH. Deleting a
+	 * retained message frees memory, so it is let through. */
+	if (w->mem_over && !(p->retain && p->payload.len == 0) &&
+	    !(p->qos == 2 && session_in_qos2_pending(s, p->packet_id)))
+		return publish_over_memory(c, p);
 
 	if (p->qos == 2) {
 		/* The broker's Receive Maximum bounds QoS 2 flows awaiting PUBREL [MQTT-3.3.4-8].
@@ -187,6 +197,25 @@ static int publish_refused(struct conn *c, const struct st_publish *p)
 	 * sends it again when it reconnects. */
 	if (c->v5)
 		out_ack(c, p->qos == 1 ? ST_PUBACK : ST_PUBREC, p->packet_id, ST_RC_QUOTA_EXCEEDED);
+	return ST_OK;
+}
+
+/*
+ * Over memory_limit. Mosquitto drops the message and disconnects the client when an
+ * allocation is refused; here an MQTT 5 client is told instead (PUBACK/PUBREC 0x97 Quota
+ * exceeded, QoS 0 dropped), while a 3.x client sending QoS 1/2, which has no way to be told,
+ * is disconnected as in Mosquitto, so that it sends the message again when it reconnects.
+ */
+static int publish_over_memory(struct conn *c, const struct st_publish *p)
+{
+	c->w->stats.msgs_dropped++;
+	if (p->qos == 0)
+		return ST_OK;
+	if (c->v5) {
+		out_ack(c, p->qos == 1 ? ST_PUBACK : ST_PUBREC, p->packet_id, ST_RC_QUOTA_EXCEEDED);
+		return ST_OK;
+	}
+	conn_close(c, false, "memory_limit reached");
 	return ST_OK;
 }
 

@@ -24,10 +24,16 @@ static uint8_t subscribe_one(struct conn *c, const struct st_sub_entry *e, uint3
 	struct worker *w = c->w;
 	struct session *s = c->session;
 	uint8_t qos = e->options & ST_SUBOPT_QOS_MASK;
-	uint64_t data = subdata_make((uint8_t)((e->options & ~ST_SUBOPT_QOS_MASK) | qos), sub_id);
+	uint8_t max_qos = w->b->cfg.listeners[c->listener].lim.max_qos;
+	uint64_t data;
 	struct st_bytes inner;
 	int added = share_parse(e->filter.ptr, e->filter.len, &inner);
 	int64_t acl;
+
+	/* max_qos: granted at most the listener's (Mosquitto; MQTT 5 3.2.2.3.4 allows it). */
+	if (qos > max_qos)
+		qos = max_qos;
+	data = subdata_make((uint8_t)((e->options & ~ST_SUBOPT_QOS_MASK) | qos), sub_id);
 
 	*shared = added == 1;
 	if (added < 0)

@@ -324,6 +324,8 @@ void out_connack5(struct conn *c, bool session_present, uint8_t code, const stru
 		st_pw_u32(&pw, ST_PROP_MAXIMUM_PACKET_SIZE, cp->max_packet);
 	if (cp->retain_unavailable)
 		st_pw_byte(&pw, ST_PROP_RETAIN_AVAILABLE, 0);
+	if (cp->send_max_qos)
+		st_pw_byte(&pw, ST_PROP_MAXIMUM_QOS, cp->max_qos);
 	if (cp->response_info.len)
 		st_pw_str(&pw, ST_PROP_RESPONSE_INFO, cp->response_info);
 	if (cp->reason_string.len)

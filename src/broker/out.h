@@ -96,6 +96,8 @@ struct connack5 {
 	uint16_t topic_alias_max;      /* the broker's Topic Alias Maximum */
 	uint32_t max_packet;           /* the broker's Maximum Packet Size, 0: none */
 	bool retain_unavailable;       /* Retain Available 0 */
+	bool send_max_qos;             /* include Maximum QoS (max_qos below 2) */
+	uint8_t max_qos;               /* Maximum QoS: 0 or 1 */
 	struct st_bytes response_info; /* Response Information, empty: none */
 	struct st_bytes reason_string; /* Reason String (a refusal's why), empty: none */
 };

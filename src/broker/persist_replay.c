@@ -11,6 +11,7 @@
 
 #include "broker.h"
 #include "index/retain.h"
+#include "limits.h"
 #include "persist.h"
 #include "session.h"
 #include "share.h"
@@ -155,6 +156,8 @@ static void replay_session_put(struct replay *rp, const struct store_rec *r)
 		                w->b->cfg.max_queued_messages);
 		if (!s)
 			return;
+		s->q_bytes_max = w->b->cfg.limits.max_queued_bytes;
+		s->inflight_bytes_max = w->b->cfg.limits.max_inflight_bytes;
 		if (worker_session_add(w, s) != ST_OK) {
 			session_free(s);
 			return;
@@ -399,8 +402,10 @@ static void replay_finish(struct replay *rp)
 	     i = hmap_next(&w->sessions, i + 1)) {
 		struct session *s = w->sessions.slots[i].val;
 
-		if (!s->expire_at_ms && s->expiry_s != UINT32_MAX)
-			s->expire_at_ms = w->now_ms + (uint64_t)s->expiry_s * 1000;
+		uint32_t life_s = limits_session_expiry_s(&w->b->cfg, s->expiry_s);
+
+		if (!s->expire_at_ms && life_s != UINT32_MAX)
+			s->expire_at_ms = w->now_ms + (uint64_t)life_s * 1000;
 		s->ps = w->ps;
 		worker_session_timer(w, s);
 	}

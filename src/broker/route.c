@@ -20,6 +20,7 @@
 #include "broker.h"
 #include "conn.h"
 #include "index/retain.h"
+#include "limits.h"
 #include "persist.h"
 #include "session.h"
 #include "share.h"
@@ -160,7 +161,7 @@ static void route_queue_full(struct worker *w, struct session *s)
 	s->q_full_logged = true;
 	log_msg(&w->log, LOG_T_WARNING,
 	        "Outgoing messages are being dropped for client %.*s: %u queued "
-	        "(max_queued_messages).",
+	        "(max_queued_messages, max_queued_bytes).",
 	        (int)s->client_id_len, (const char *)s->client_id, s->q_len);
 }
 
@@ -169,6 +170,17 @@ static void route_queue_full(struct worker *w, struct session *s)
  * 3.1/3.1.1 client of a message without MQTT 5 expiry. Same rules as route_deliver; none of
  * the MQTT 5 fields are looked at.
  */
+/*
+ * The QoS of a delivery: the lower of the publish's and the subscription's [MQTT-3.8.4-8],
+ * or with upgrade_outgoing_qos (Mosquitto's non-standard option) the subscription's: OR-ing
+ * 3 into the publish's makes the subscription's the lower, without a branch.
+ */
+static inline uint8_t route_qos(const struct worker *w, uint8_t pub, uint8_t granted)
+{
+	pub |= w->qos_upgrade;
+	return pub < granted ? pub : granted;
+}
+
 static inline bool route_deliver_v3(struct worker *w, struct session *s, struct conn *c,
                                     struct pub_view *v, uint8_t pub_qos, uint8_t qos, bool retain)
 {
@@ -209,6 +221,32 @@ static bool route_too_large(struct conn *c, struct pub_view *v, const struct pub
 }
 
 /*
+ * queue_qos0_messages: a QoS 0 message for an offline session waits in its queue, counted
+ * against max_queued_messages and max_queued_bytes as Mosquitto counts it, and leaves as
+ * QoS 0 when the client is back (route_pump).
+ */
+static bool route_queue_qos0(struct worker *w, struct session *s, struct pub_view *v, bool retain,
+                             const struct pub_extra *x, struct share_group *group)
+{
+	struct sess_delivery d = {
+	        .m = route_promote(v, v->m ? v->m->qos : 0, retain),
+	        .retain = retain,
+	        .sub_id = x ? x->sub_id : 0,
+	        .nmore = x ? x->nmore : 0,
+	        .more = x ? (uint32_t *)x->more : NULL,
+	        .group = group,
+	};
+	uint16_t pid;
+
+	if (!d.m)
+		return false;
+	if (session_out_offer(s, &d, false, &pid) == SESS_OUT_QUEUED)
+		return true;
+	route_queue_full(w, s);
+	return false;
+}
+
+/*
  * Delivers one message to one session at `qos`. group is the shared subscription it came
  * through (the delivery takes a reference), or NULL. Returns true if it was delivered or
  * queued.
@@ -237,9 +275,11 @@ static bool route_deliver(struct worker *w, struct session *s, struct pub_view *
 		}
 	}
 	if (qos == 0) {
-		/* QoS 0 is not queued for an offline client, nor past a slow reader's bound. */
+		/* QoS 0 is not queued for an offline client (unless queue_qos0_messages), nor past
+		 * a slow reader's bound. */
 		if (!c)
-			return false;
+			return w->b->cfg.limits.queue_qos0_messages &&
+			       route_queue_qos0(w, s, v, retain, x, group);
 		if (conn_output_full(c, out_publish_size(c, v, x))) {
 			c->dropped++;
 			w->stats.msgs_dropped++;
@@ -360,7 +400,7 @@ static bool route_to_member(struct worker *w, struct share_group *g, const struc
 	struct pub_extra x = {.sub_id = subdata_sub_id(m->data)};
 	uint8_t granted = subdata_qos(m->data);
 
-	qos = qos < granted ? qos : granted;
+	qos = route_qos(w, qos, granted);
 	retain = retain && (m->data & ST_SUBOPT_RETAIN_AS_PUB);
 	if (m->s)
 		return route_deliver(w, m->s, v, qos, retain, &x, g);
@@ -422,8 +462,8 @@ int route_local(struct worker *w, struct session *origin, struct pub_view *v, ui
 		struct pub_extra x, *xp = NULL;
 
 		if (c && !c->v5 && !v->expiry_ms) {
-			delivered += route_deliver_v3(w, s, c, v, qos,
-			                              qos < granted ? qos : granted, rap);
+			delivered +=
+			        route_deliver_v3(w, s, c, v, qos, route_qos(w, qos, granted), rap);
 			continue;
 		}
 		if (subdata_sub_id(data) || s->match_ids) {
@@ -431,7 +471,7 @@ int route_local(struct worker *w, struct session *origin, struct pub_view *v, ui
 			xp = &x;
 		}
 		/* Live deliveries clear retain unless Retain As Published [MQTT-3.3.1-12]. */
-		delivered += route_deliver(w, s, v, qos < granted ? qos : granted, rap, xp, NULL);
+		delivered += route_deliver(w, s, v, route_qos(w, qos, granted), rap, xp, NULL);
 	}
 	if (w->nshared)
 		delivered += route_shared(w, v, qos, retain);
@@ -455,8 +495,15 @@ int route_publish(struct worker *w, struct session *origin, struct pub_view *v, 
 		if (store && !route_promote(v, qos, retain))
 			return ST_ERR_NOMEM;
 	}
-	if (store)
+	if (store) {
+		/* check_retain_source: the message remembers who set it, before anyone holds it
+		 * (under an acl_file only: without rules there is no right to lose). */
+		if (origin && origin->acl && v->payload.len &&
+		    w->b->cfg.limits.check_retain_source && route_promote(v, qos, retain) &&
+		    !v->m->src)
+			limits_retain_source(v->m, origin);
 		route_retain_store(w, v, qos);
+	}
 	if (store && v->origin) {
 		bool sess, rep;
 
@@ -529,6 +576,7 @@ struct route_retained_ctx {
 	uint64_t data;                          /* its subscription's data */
 	struct msg *expired[ROUTE_EXPIRED_MAX]; /* expired messages met (references) */
 	unsigned nexpired;                      /* entries used */
+	struct limits_src_cache src;            /* check_retain_source (limits.h) */
 };
 
 static void route_retained_cb(void *ctx, void *value)
@@ -543,6 +591,8 @@ static void route_retained_cb(void *ctx, void *value)
 		return; /* a tombstone of another worker's delete (route_retain_apply) */
 	if ((rc->data & SUBDATA_ACL) && !access_can(rc->s, &v, ACL_READ))
 		return; /* retained messages are judged when delivered, as live ones */
+	if (m->src && !limits_source_may_write(rc->w, m, &rc->src))
+		return; /* its publisher lost the right to write it (check_retain_source) */
 	if (m->expiry_ms && m->expiry_ms <= rc->w->now_ms) {
 		/* Expired: not sent [MQTT-3.3.2-5], and dropped from the store after the walk. */
 		if (rc->nexpired < ROUTE_EXPIRED_MAX)
@@ -550,7 +600,7 @@ static void route_retained_cb(void *ctx, void *value)
 		return;
 	}
 	/* Retained messages are sent with retain set [MQTT-3.3.1-8]. */
-	route_deliver(rc->w, rc->s, &v, m->qos < granted ? m->qos : granted, true, &x, NULL);
+	route_deliver(rc->w, rc->s, &v, route_qos(rc->w, m->qos, granted), true, &x, NULL);
 }
 
 void route_retained(struct worker *w, struct session *s, const uint8_t *filter, size_t len,
@@ -559,6 +609,7 @@ void route_retained(struct worker *w, struct session *s, const uint8_t *filter, 
 	struct route_retained_ctx rc = {.w = w, .s = s, .data = subdata};
 
 	retain_match(w->retained, filter, len, route_retained_cb, &rc);
+	limits_src_cache_fini(&rc.src);
 	for (unsigned i = 0; i < rc.nexpired; i++) {
 		struct msg *m = rc.expired[i];
 
@@ -598,10 +649,15 @@ void route_pump(struct session *s)
 		/* An expired message is not sent; the slot is given back [MQTT-3.3.2-5]. */
 		if (v.expiry_ms && v.expiry_ms <= s->conn->w->now_ms) {
 			s->conn->w->stats.expired_dropped++;
-			session_out_drop(s, pid);
+			if (pid)
+				session_out_drop(s, pid);
+			else
+				sess_delivery_release(&d);
 			continue;
 		}
 		route_send(s->conn, &v, d.qos, d.retain, pid, false, &x);
+		if (!pid) /* a queued QoS 0 message (queue_qos0_messages) is ours once sent */
+			sess_delivery_release(&d);
 		if (!s->conn)
 			return;
 	}

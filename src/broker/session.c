@@ -88,6 +88,8 @@ void session_clear_messages(struct session *s)
 	s->slots_cap = 0;
 	s->nfree = 0;
 	s->inflight = 0;
+	s->inflight_bytes = 0;
+	s->q_bytes = 0;
 	for (uint32_t i = 0; i < s->q_len; i++)
 		sess_delivery_release(&s->q[(s->q_head + i) & (s->q_cap - 1)]);
 	queue_count(s, -(int64_t)s->q_len);
@@ -168,6 +170,12 @@ static int slots_grow(struct session *s)
 	return ST_OK;
 }
 
+/* Payload bytes a delivery counts for max_queued_bytes and max_inflight_bytes (Mosquitto's). */
+static inline uint32_t delivery_bytes(const struct sess_delivery *d)
+{
+	return d->m ? d->m->payload_len : 0;
+}
+
 /* Puts d into a free slot; returns its packet id, or 0 if the window is full. */
 static uint16_t slot_take(struct session *s, const struct sess_delivery *d)
 {
@@ -175,6 +183,9 @@ static uint16_t slot_take(struct session *s, const struct sess_delivery *d)
 	uint16_t pid;
 
 	if (s->inflight >= s->inflight_max)
+		return 0;
+	/* max_inflight_bytes: as Mosquitto, one message of any size may always be in flight. */
+	if (s->inflight_bytes_max && s->inflight_bytes >= s->inflight_bytes_max)
 		return 0;
 	if (s->nfree == 0 && slots_grow(s) != ST_OK)
 		return 0;
@@ -186,6 +197,8 @@ static uint16_t slot_take(struct session *s, const struct sess_delivery *d)
 	slot->d = *d;
 	slot->seq = s->seq++;
 	slot->state = d->qos == 1 ? SLOT_WAIT_PUBACK : SLOT_WAIT_PUBREC;
+	slot->bytes = delivery_bytes(d);
+	s->inflight_bytes += slot->bytes;
 	s->inflight++;
 	return pid;
 }
@@ -203,6 +216,8 @@ static void slot_release(struct session *s, uint16_t pid)
 
 	sess_delivery_release(&slot->d);
 	slot->state = SLOT_FREE;
+	s->inflight_bytes -= slot->bytes;
+	slot->bytes = 0;
 	assert(s->inflight > 0);
 	s->inflight--;
 	free_id_push(s, pid);
@@ -215,6 +230,7 @@ static int queue_push(struct session *s, const struct sess_delivery *d)
 		return ST_ERR_NOMEM;
 	s->q[(s->q_head + s->q_len) & (s->q_cap - 1)] = *d;
 	s->q_len++;
+	s->q_bytes += delivery_bytes(d);
 	queue_count(s, 1);
 	return ST_OK;
 }
@@ -224,7 +240,8 @@ enum sess_out_result session_out_offer(struct session *s, const struct sess_deli
 {
 	struct sess_delivery mine;
 
-	assert(d->qos == 1 || d->qos == 2);
+	/* QoS 0 only for an offline session (queue_qos0_messages): it takes no slot. */
+	assert(d->qos == 1 || d->qos == 2 || (d->qos == 0 && !online));
 	if (!sess_delivery_copy(&mine, d)) {
 		s->dropped++;
 		return SESS_OUT_DROPPED;
@@ -242,7 +259,8 @@ enum sess_out_result session_out_offer(struct session *s, const struct sess_deli
 			return SESS_OUT_SEND;
 		}
 	}
-	if ((s->q_max && s->q_len >= s->q_max) || queue_push(s, &mine) != ST_OK) {
+	if ((s->q_max && s->q_len >= s->q_max) ||
+	    (s->q_bytes_max && s->q_bytes >= s->q_bytes_max) || queue_push(s, &mine) != ST_OK) {
 		sess_delivery_release(&mine);
 		s->dropped++;
 		return SESS_OUT_DROPPED;
@@ -263,14 +281,19 @@ bool session_out_next(struct session *s, struct sess_delivery *d, uint16_t *pid)
 	if (s->q_len == 0)
 		return false;
 	head = &s->q[s->q_head];
-	*pid = slot_take(s, head);
-	if (!*pid)
+	/* A QoS 0 message queued while offline (queue_qos0_messages) leaves without a slot:
+	 * sent once, its record goes with it. */
+	*pid = head->qos ? slot_take(s, head) : 0;
+	if (head->qos && !*pid)
 		return false;
 	*d = *head;
-	if (s->ps)
+	if (s->ps && *pid)
 		persist_inflight_set(s, *pid, d->sid, STORE_STAGE_PUBLISH);
+	else if (s->ps)
+		persist_queue_del(s, d->sid);
 	s->q_head = (s->q_head + 1) & (s->q_cap - 1);
 	s->q_len--;
+	s->q_bytes -= delivery_bytes(d);
 	queue_count(s, -1);
 	if (s->q_len == 0)
 		s->q_full_logged = false;
@@ -534,8 +557,10 @@ void session_take_shared(struct session *s, session_take_fn fn, void *ctx)
 		struct sess_delivery *d = &s->q[(s->q_head + i) & (s->q_cap - 1)];
 
 		uint64_t sid = d->sid;
+		uint32_t bytes = delivery_bytes(d); /* fn may drop the message it takes */
 
 		if (d->group && fn(ctx, d)) {
+			s->q_bytes -= bytes;
 			if (s->ps)
 				persist_queue_del(s, sid);
 			continue;
@@ -565,6 +590,7 @@ static long queue_find(const struct session *s, uint64_t sid)
 static void queue_remove(struct session *s, uint32_t i, struct sess_delivery *out)
 {
 	*out = s->q[(s->q_head + i) & (s->q_cap - 1)];
+	s->q_bytes -= delivery_bytes(out);
 	for (; i + 1 < s->q_len; i++)
 		s->q[(s->q_head + i) & (s->q_cap - 1)] = s->q[(s->q_head + i + 1) & (s->q_cap - 1)];
 	s->q_len--;
@@ -640,6 +666,8 @@ bool session_restore_inflight(struct session *s, uint16_t pid, uint64_t sid, uin
 	queue_remove(s, (uint32_t)i, &slot->d);
 	slot->seq = s->seq++;
 	slot->state = slot->d.qos == 1 ? SLOT_WAIT_PUBACK : SLOT_WAIT_PUBREC;
+	slot->bytes = delivery_bytes(&slot->d);
+	s->inflight_bytes += slot->bytes;
 	s->inflight++;
 	return true;
 }

@@ -68,6 +68,7 @@ static inline void sess_delivery_release(struct sess_delivery *d)
 struct sess_slot {
 	struct sess_delivery d; /* d.m is NULL in SLOT_WAIT_PUBCOMP */
 	uint64_t seq;           /* order of first transmission */
+	uint32_t bytes;         /* payload bytes counted in inflight_bytes */
 	uint8_t state;          /* enum sess_slot_state */
 };
 
@@ -104,20 +105,24 @@ struct session {
 	uint32_t subs_cap;     /* entries allocated */
 	uint32_t nshared;      /* of which shared ("$share/...") */
 
-	struct sess_slot *slots; /* outbound inflight table, index = packet id - 1 */
-	uint16_t slots_cap;      /* slots allocated (<= inflight_max) */
-	uint16_t inflight_max;   /* window: most slots in use at once (1..65535) */
-	uint16_t inflight;       /* slots in use */
-	uint16_t *free_ids;      /* FIFO ring of unused packet ids among the allocated slots */
-	uint16_t free_head;      /* index of the oldest free id in free_ids */
-	uint16_t nfree;          /* free ids in the ring */
-	uint64_t seq;            /* sequence number of the next transmission */
+	struct sess_slot *slots;     /* outbound inflight table, index = packet id - 1 */
+	uint16_t slots_cap;          /* slots allocated (<= inflight_max) */
+	uint16_t inflight_max;       /* window: most slots in use at once (1..65535) */
+	uint16_t inflight;           /* slots in use */
+	uint16_t *free_ids;          /* FIFO ring of unused packet ids among the allocated slots */
+	uint16_t free_head;          /* index of the oldest free id in free_ids */
+	uint16_t nfree;              /* free ids in the ring */
+	uint64_t seq;                /* sequence number of the next transmission */
+	uint64_t inflight_bytes;     /* payload bytes of the slots in use */
+	uint64_t inflight_bytes_max; /* max_inflight_bytes: no slot taken at or past it; 0: none */
 
 	struct sess_delivery *q; /* FIFO of deliveries waiting for the window or the client */
 	uint32_t q_head;         /* index of the oldest */
 	uint32_t q_len;          /* entries queued */
 	uint32_t q_cap;          /* entries allocated (power of two) */
 	uint32_t q_max;          /* bound (max_queued_messages); 0: unbounded */
+	uint64_t q_bytes;        /* payload bytes queued */
+	uint64_t q_bytes_max;    /* max_queued_bytes: nothing queued at or past it; 0: none */
 	uint64_t dropped;        /* deliveries dropped because the queue was full */
 	bool q_full_logged;      /* a drop was logged; cleared once the queue has drained */
 	uint64_t *q_acct;        /* the worker's count of queued deliveries (metrics), or NULL */
@@ -163,7 +168,8 @@ enum sess_out_result session_out_offer(struct session *s, const struct sess_deli
 
 /*
  * Takes the oldest queued delivery into the window if a slot is free. Returns true with *d
- * (whose reference now belongs to the inflight slot: do not drop it) and *pid set.
+ * (whose reference now belongs to the inflight slot: do not drop it) and *pid set. A QoS 0
+ * delivery (queue_qos0_messages) takes no slot: *pid is 0 and the caller owns d's references.
  */
 bool session_out_next(struct session *s, struct sess_delivery *d, uint16_t *pid);
 

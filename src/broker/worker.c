@@ -19,6 +19,7 @@
 
 #include "broker.h"
 #include "conn.h"
+#include "limits.h"
 #include "conn_tls.h"
 #include "conn_ws.h"
 #include "handlers.h"
@@ -357,6 +358,7 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
 	w->shares.owner = (uint16_t)index;
 	w->idbuf_cap = ROUTE_IDS_MAX;
 	w->output_max = b->output_memory / b->nworkers;
+	w->qos_upgrade = b->cfg.limits.upgrade_outgoing_qos ? 3 : 0;
 	/* A message crossing workers waits in two loops: each gets half the budget. */
 	w->batch_delay_us = b->cfg.max_batch_delay_us / (b->nworkers > 1 ? 2 : 1);
 	worker_tick_clock(w);
@@ -502,6 +504,7 @@ static void worker_housekeeping(struct worker *w)
 	if (w->index == 0)
 		service_tick(w);
 	persist_housekeeping(w);
+	limits_housekeeping(w);
 	sys_tick(w);
 }
 

@@ -131,6 +131,8 @@ struct worker {
 	uint32_t sends_inflight;  /* sends submitted whose completion has not arrived */
 	uint64_t output_memory;   /* memory held by all connections' output (obuf acct) */
 	uint64_t output_max;      /* this worker's share of max_output_memory */
+	uint8_t qos_upgrade;      /* 3 with upgrade_outgoing_qos, else 0 (route.c, route_qos) */
+	bool mem_over;            /* memory_limit reached: PUBLISHes refused (limits.c) */
 	uint32_t batch_delay_us;  /* how long output may wait for more to join it */
 	struct conn *dead;        /* closed connections to free at batch end */
 	uint64_t next_conn_id;    /* for logs */

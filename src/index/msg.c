@@ -24,6 +24,7 @@ struct msg *msg_new(struct st_bytes topic, struct st_bytes props, struct st_byte
 	m->payload_len = payload.len;
 	m->expiry_ms = 0;
 	m->rseq = 0;
+	m->src = NULL;
 	if (topic.len)
 		memcpy(m->data, topic.ptr, topic.len);
 	if (props.len)
@@ -35,5 +36,6 @@ struct msg *msg_new(struct st_bytes topic, struct st_bytes props, struct st_byte
 
 void msg_free(struct msg *m)
 {
+	free(m->src);
 	free(m);
 }

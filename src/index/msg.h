@@ -23,6 +23,18 @@
 
 #include "starling/codec.h"
 
+/*
+ * Who published a retained message, for check_retain_source: the publisher's identity as the
+ * access rules see it. Opaque to this layer; owned by the message.
+ */
+struct msg_source {
+	uint16_t listener; /* configured listener it came in on (its security domain) */
+	bool has_user;     /* it gave a user name */
+	uint16_t user_len; /* bytes of user name at data[0] */
+	uint16_t id_len;   /* bytes of client id after it */
+	uint8_t data[];    /* user name, client id */
+};
+
 struct msg {
 	_Atomic uint32_t refs; /* references held, by any worker; freed when it reaches 0 */
 	uint8_t qos;           /* QoS as published */
@@ -32,7 +44,9 @@ struct msg {
 	uint32_t payload_len;  /* bytes of payload after the properties */
 	uint64_t expiry_ms;    /* monotonic ms at which the message expires; 0: never */
 	uint64_t rseq;         /* retained write order across workers (0: none) */
-	uint8_t data[];        /* topic, properties, payload */
+	struct msg_source
+	        *src;   /* retained: its publisher (owned, set before it is shared), or NULL */
+	uint8_t data[]; /* topic, properties, payload */
 };
 
 static inline const uint8_t *msg_topic(const struct msg *m)

@@ -68,6 +68,10 @@ def config_options():
                          table):
         if "opt_unsupported" not in m.group(3):
             names.append(m.group(2))
+    # The limits and client-id options (config_limits.c): the first name of each test, so
+    # that an alias (maximum_qos) is not asked for.
+    with open(os.path.join(REPO, "src", "base", "config_limits.c")) as f:
+        names += re.findall(r'\bif \(strcmp\(name, "([a-z0-9_]+)"\)', f.read())
     return names
 
 

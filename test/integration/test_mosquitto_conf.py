@@ -376,6 +376,18 @@ autosave_on_changes false
 websockets_headers_size 4096
 allow_duplicate_messages false
 retry_interval 20
+memory_limit 1073741824
+max_queued_bytes 10000000
+max_inflight_bytes 1000000
+max_qos 2
+queue_qos0_messages false
+upgrade_outgoing_qos false
+persistent_client_expiration 1d
+allow_zero_length_clientid true
+auto_id_prefix auto-
+use_username_as_clientid true
+clientid_prefixes c
+check_retain_source true
 include_dir {root}/etc/mosquitto/conf.d
 """
 
@@ -459,9 +471,6 @@ class EveryOptionAtOnceTest(TreeCase):
 # Implemented on the limits/identity and listener branches of issue 16 (their tests cover
 # them); on a build without them they are still unknown options here.
 OTHER_PARTS = {
-    "memory_limit", "max_queued_bytes", "max_inflight_bytes", "max_qos", "queue_qos0_messages",
-    "upgrade_outgoing_qos", "persistent_client_expiration", "allow_zero_length_clientid",
-    "auto_id_prefix", "clientid_prefixes", "use_username_as_clientid", "check_retain_source",
     "mount_point", "bind_interface", "socket_domain", "psk_file", "psk_hint", "http_dir",
     "maximum_qos"}
 
