@@ -96,7 +96,9 @@ struct persist_count {
 
 /* Everything workers share. */
 struct broker_shared {
-	_Atomic uint32_t clients;      /* connections counted against max_connections (all) */
+	_Atomic uint32_t clients; /* connections open, all listeners (admit.h) */
+	/* Connections open per configured listener, counted against its max_connections. */
+	_Atomic uint32_t listener_clients[CONFIG_LISTENERS_MAX];
 	_Atomic uint64_t retain_seq;   /* last retained write number handed out (fetch_add) */
 	_Atomic uint64_t next_conn_id; /* connection numbers for logs (fetch_add per accept) */
 	_Atomic bool stopping;         /* set once by the worker that read SIGINT/SIGTERM */
