@@ -26,6 +26,7 @@
 #include "base/fifo.h"
 #include "base/log.h"
 #include "metrics.h"
+#include "mount.h"
 #include "out.h"
 #include "persist.h"
 #include "index/retain.h"
@@ -96,6 +97,7 @@ static void worker_accepted(struct worker *w, const struct listener *l, int fd)
 	}
 	c->accepted_by = (uint16_t)w->index;
 	c->listener = l->cfg_index;
+	mount_attach(c);
 	w->nclients++;
 	/* Its receive is armed: a connection that cannot have TLS closes the normal way. */
 	if ((l->tls && conn_tls_attach(c, l->tls) != ST_OK) ||
@@ -145,6 +147,7 @@ void worker_conn_adopt(struct worker *w, int fd, unsigned listener, uint8_t *byt
 		conn_ws_adopt(c, ws);
 	c->accepted_by = (uint16_t)from;
 	c->listener = (uint16_t)listener;
+	mount_attach(c);
 	c->adopted = true;
 	w->nclients++;
 	conn_input_bytes(c, bytes, len);
@@ -857,4 +860,5 @@ void worker_fini(struct worker *w)
 	free(w->tls_stage);
 	free(w->ws_buf);
 	free(w->scratch);
+	free(w->mount_buf);
 }
