@@ -27,6 +27,7 @@
 #include "auth/auth.h"
 #include "base/alloc.h"
 #include "base/privdrop.h"
+#include "conn_tls.h"
 #include "io/tls.h"
 #include "starling/codec.h"
 #include "worker.h"
@@ -482,10 +483,19 @@ static int broker_tls_init(struct broker *b)
 			}
 			continue;
 		}
+		/* Mosquitto may take PSK keys from a plugin; here they come from a psk_file. */
+		if (l->opts.psk_hint[0] && !l->auth.psk_file[0]) {
+			log_msg(&b->log, LOG_T_ERROR,
+			        "Error: listener %s: psk_hint needs a psk_file with the keys.",
+			        name);
+			return ST_ERR_CONFIG;
+		}
 		b->tls[i] = calloc(1, sizeof(*b->tls[i]));
 		if (!b->tls[i])
 			return ST_ERR_NOMEM;
-		if (tls_server_init(b->tls[i], &l->tls, err, sizeof(err)) != ST_OK) {
+		if (tls_server_init_psk(b->tls[i], &l->tls, l->opts.psk_hint,
+		                        l->opts.psk_hint[0] ? conn_tls_psk : NULL, err,
+		                        sizeof(err)) != ST_OK) {
 			log_msg(&b->log, LOG_T_ERROR, "Error: listener %s: %s.", name, err);
 			return ST_ERR_CONFIG;
 		}
