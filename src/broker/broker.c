@@ -27,6 +27,7 @@
 #include "auth/auth.h"
 #include "base/alloc.h"
 #include "base/privdrop.h"
+#include "conn_http.h"
 #include "conn_tls.h"
 #include "io/tls.h"
 #include "starling/codec.h"
@@ -625,6 +626,8 @@ static int broker_init_files(struct broker *b)
 	}
 	/* Before anything listens: a store that cannot be read stops the start. */
 	ret = persist_broker_init(b);
+	if (ret == ST_OK)
+		ret = conn_http_open_dirs(b);
 	if (ret != ST_OK)
 		return ret;
 	return broker_tls_init(b);
@@ -668,6 +671,8 @@ int broker_init(struct broker *b, const struct config *cfg)
 	b->cfg = *cfg;
 	b->sig_fd = -1;
 	b->log.file_fd = -1;
+	for (unsigned i = 0; i < CONFIG_LISTENERS_MAX; i++)
+		b->http_dir_fd[i] = -1;
 	ret = privdrop_plan(&b->priv, &b->cfg, err, sizeof(err));
 	if (ret != ST_OK) {
 		fprintf(stderr, "Error: %s\n", err);
@@ -821,6 +826,7 @@ void broker_fini(struct broker *b)
 			tls_server_fini(b->tls[i]);
 		free(b->tls[i]);
 	}
+	conn_http_close_dirs(b);
 	persist_broker_fini(b);
 	if (sh->chans)
 		for (unsigned i = 0; i < b->nworkers * b->nworkers; i++)

@@ -154,11 +154,12 @@ struct broker {
 	/* TLS context of each configured listener (cfg.listeners index), NULL: plaintext. Shared
 	 * by every worker; swapped only inside tls_server_reload (broker_tls_reload). */
 	struct tls_server *tls[CONFIG_LISTENERS_MAX];
-	unsigned nlisten;            /* addresses per worker */
-	int sig_fd;                  /* signalfd: SIGINT/SIGTERM, SIGHUP */
-	bool pid_file_written;       /* remove cfg.pid_file at exit */
-	uint64_t instance_salt;      /* random bits for generated client identifiers */
-	struct broker_shared shared; /* what workers share */
+	int http_dir_fd[CONFIG_LISTENERS_MAX]; /* each listener's http_dir (O_PATH), or -1 */
+	unsigned nlisten;                      /* addresses per worker */
+	int sig_fd;                            /* signalfd: SIGINT/SIGTERM, SIGHUP */
+	bool pid_file_written;                 /* remove cfg.pid_file at exit */
+	uint64_t instance_salt;                /* random bits for generated client identifiers */
+	struct broker_shared shared;           /* what workers share */
 	/* Persistence: the directory (lock held), and each worker's log as read at start-up
 	 * (chains[nworkers], freed by the last worker to finish its replay). NULL when off. */
 	struct store_dir *store;
