@@ -187,6 +187,41 @@ class MountPointTest(BrokerTestCase):
         self.assertEqual(msgs[0].topic, "p/1")
 
 
+class MountPointAclTest(BrokerTestCase):
+    """The ACL judges a mounted client's full topics (as Mosquitto's does): it may write
+    tenant/ok/#, so its "ok/1" passes and its "no/1" (tenant/no/1) does not."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="starling-macl-")
+        os.chmod(cls.tmp, 0o755)
+        cls.acl = os.path.join(cls.tmp, "acl")
+        with open(cls.acl, "w") as f:
+            f.write("topic readwrite tenant/ok/#\ntopic read tenant/#\n")
+        os.chmod(cls.acl, 0o644)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        self.mounted = Endpoint("127.0.0.1", free_port())
+        self.config_lines = ["acl_file " + self.acl,
+                             "listener %d 127.0.0.1" % self.mounted.port, "mount_point tenant/"]
+        super().setUp()
+        wait_opened(self.broker, self.mounted.port)
+
+    def test_acl_sees_the_full_topic(self):
+        plain = self.client()
+        got = self.collect(plain, "tenant/#", 1)
+        m = self.client(broker=self.mounted)
+        self.publish(m, "no/1", b"denied", 1)
+        self.publish(m, "ok/1", b"allowed", 1)
+        msgs = self.wait_messages(got, 1)
+        self.assert_no_messages(got, 0.3, expected=1)
+        self.assertEqual((msgs[0].topic, msgs[0].payload), ("tenant/ok/1", b"allowed"))
+
+
 class MountPointConfigTest(unittest.TestCase):
     """A mount_point before any listener, or with a wildcard, stops the start (file:line)."""
 
@@ -456,6 +491,32 @@ class PskIdentityAsUsernameTest(PskCase):
         self.wait_for(lambda: "u'alice'" in self.broker.log_text(), 5,
                       "no connection logged with username alice")
         self.assertNotIn("u'mallory'", self.broker.log_text())
+
+
+class PskReloadTest(PskCase):
+    """SIGHUP reads psk_file again (mosquitto.conf(5): "Reloaded on reload signal")."""
+
+    def setUp(self):
+        super().setUp()
+        self.orig = open(self.psk_file).read()
+        self.addCleanup(self.restore)
+
+    def restore(self):
+        with open(self.psk_file, "w") as f:
+            f.write(self.orig)
+
+    @starling_only("waits for Starling's reload line in the log")
+    def test_new_keys_after_sighup(self):
+        self.assertEqual(self.pub("alice", KEY_ALICE, "r/1", "a").returncode, 0)
+        with open(self.psk_file, "w") as f:
+            f.write("carol:%s\n" % KEY_BOB)
+        before = self.broker.log_text().count("Reloaded the password")
+        os.kill(self.broker.pid, signal.SIGHUP)
+        self.wait_for(lambda: self.broker.log_text().count("Reloaded the password") > before,
+                      5, "no reload in the log")
+        time.sleep(0.2)  # every worker adopts the new set at its next iteration
+        self.assertNotEqual(self.pub("alice", KEY_ALICE, "r/2", "a").returncode, 0)
+        self.assertEqual(self.pub("carol", KEY_BOB, "r/3", "c").returncode, 0)
 
 
 class PskConfigErrorsTest(unittest.TestCase):
