@@ -144,7 +144,7 @@ static int opt_max_connections(struct config *cfg, const struct config_line *ln)
 		return rc;
 	errno = 0;
 	v = strtoll(ln->v[0], &end, 10);
-	if (end == ln->v[0] || *end != '\0' || ln->v[0][0] == '+' || ln->v[0][0] == ' ')
+	if (end == ln->v[0] || *end != '\0' || ln->v[0][0] == '+')
 		return lfail(ln, "\"%s\" is not a decimal integer", ln->v[0]);
 	if (errno == ERANGE || v < -1 || v > INT32_MAX)
 		return lfail(ln, "%s is out of range (-1..%d)", ln->v[0], INT32_MAX);

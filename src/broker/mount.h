@@ -9,9 +9,11 @@
  * Cost: nothing for clients of other listeners but a test of conn->mount_len on delivery
  * (a field on a line the delivery reads anyway). A mounted client's inbound topic or filter is
  * copied once behind the prefix into the worker's mount buffer (mount + topic, at most 64 KiB
- * plus the prefix); its deliveries take the prefix off a view of the topic, without a copy,
- * but cannot share the pre-encoded QoS 0 head of others (out.c writes the head per client
- * anyway).
+ * plus the prefix); its deliveries take the prefix off a copy of the topic's view, not of its
+ * bytes (out.c writes every client's PUBLISH head anyway), and an MQTT 5 client's outbound
+ * alias hashes the shorter topic itself. Measured (fan-out 1 to 50, QoS 0, 16 B, one worker,
+ * a busy 2-core machine): 0.051 us of broker CPU per delivery on a plain listener, 0.054 to
+ * 0.060 us with every client on a mounted one.
  *
  * Where Mosquitto 2.0 differs: it prefixes a shared subscription's whole filter
  * ("PREFIX$share/g/t", no longer a shared subscription) where Starling puts the prefix on the
