@@ -179,6 +179,36 @@ class MountPointTest(BrokerTestCase):
         msgs = self.wait_messages(got, 5)
         self.assertEqual([m.topic for m in msgs], ["v5/%d" % i for i in range(5)])
 
+    @starling_only("Mosquitto 2.0.11 leaves the mount point on delivered topics")
+    def test_mqtt5_topic_aliases_both_ways(self):
+        """Aliases the broker assigns name the topic without the prefix; an alias a mounted
+        publisher sets stands for its topic, which is then mounted."""
+        sub = harness.RawClient(self.mounted.port, "127.0.0.1", version=harness.MQTT5)
+        self.defer(sub.close)
+        ca = sub.connect(unique_id("s"), True, 60,
+                         properties=harness.props((harness.mqtt5.TOPIC_ALIAS_MAXIMUM, 10)))
+        self.assertEqual(ca.rc, 0)
+        self.assertLess(sub.subscribe([("al/#", 0)])[0], 0x80)
+        plain = self.client()
+        for i in range(2):
+            self.publish(plain, "tenant/al/x", b"%d" % i, 1)
+        got = sub.recv_publishes(2)
+        self.assertEqual([(p.topic, p.payload) for p in got], [("al/x", b"0"), ("", b"1")])
+        self.assertEqual(got[0].topic_alias, got[1].topic_alias)
+        self.assertIsNotNone(got[0].topic_alias)
+        # A raw mounted publisher sets alias 1 for "al/y", then publishes through it alone.
+        pub = harness.RawClient(self.mounted.port, "127.0.0.1", version=harness.MQTT5)
+        self.defer(pub.close)
+        self.assertEqual(pub.connect(unique_id("a"), True, 60).rc, 0)
+        alias = harness.props((harness.mqtt5.TOPIC_ALIAS, 1))
+        pub.send(harness.encode_publish("al/y", b"set", version=harness.MQTT5, properties=alias))
+        pub.send(harness.encode_publish("", b"used", version=harness.MQTT5, properties=alias))
+        got = sub.recv_publishes(2)
+        self.assertEqual([(p.topic, p.payload) for p in got], [("al/y", b"set"), ("", b"used")])
+        seen = self.collect(self.client(), "tenant/al/y", 0)
+        pub.send(harness.encode_publish("", b"again", version=harness.MQTT5, properties=alias))
+        self.assertEqual(self.wait_messages(seen, 1)[0].topic, "tenant/al/y")
+
     def test_other_listener_unaffected(self):
         plain = self.client()
         got = self.collect(plain, "p/#", 1)
