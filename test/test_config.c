@@ -62,7 +62,7 @@ static void test_defaults(void)
 	CU_ASSERT_EQUAL(cfg.default_port, 1883);
 	CU_ASSERT_STRING_EQUAL(cfg.bind_address, "");
 	CU_ASSERT_FALSE(cfg.default_listener_set);
-	CU_ASSERT_EQUAL(cfg.max_connections, 0);
+	CU_ASSERT_EQUAL(cfg.default_opts.max_connections, 0);
 	CU_ASSERT_FALSE(cfg.allow_anonymous_set);
 	CU_ASSERT_EQUAL(cfg.max_inflight_messages, 65535);
 	CU_ASSERT_EQUAL(cfg.max_queued_messages, 1000);
@@ -103,9 +103,9 @@ static void test_comments_and_blanks(void)
 		CU_ASSERT_EQUAL(memcmp(&cfg, &ref, sizeof(cfg)), 0);
 	}
 	cfg = after("  \t max_connections \t  5 \t\r\n");
-	CU_ASSERT_EQUAL(cfg.max_connections, 5);
+	CU_ASSERT_EQUAL(cfg.default_opts.max_connections, 5);
 	cfg = after("max_connections\t6");
-	CU_ASSERT_EQUAL(cfg.max_connections, 6);
+	CU_ASSERT_EQUAL(cfg.default_opts.max_connections, 6);
 	/* A '#' after a value is not a comment: Mosquitto only knows whole-line comments. */
 	expect_error("max_connections 5 # five", "unexpected extra value \"#\"");
 }
@@ -129,7 +129,7 @@ struct int_case {
 
 static uint32_t get_maxconn(const struct config *c)
 {
-	return c->max_connections;
+	return c->default_opts.max_connections;
 }
 static uint32_t get_inflight(const struct config *c)
 {
@@ -602,9 +602,12 @@ static void test_persistence_options(void)
 	expect_error("persistence_sync", "persistence_sync");
 }
 
+/* Every option of the table is implemented now; what Starling cannot honour is refused with
+ * its reason (config_compat.c), bridges until issue 12. */
 static void test_unsupported_options(void)
 {
-	expect_error("http_dir /srv/www", "http_dir is not supported yet");
+	expect_error("plugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so", "plugin");
+	expect_error("connection bridge-1", "not supported yet");
 }
 
 static void test_long_line_and_small_err(void)
@@ -783,7 +786,7 @@ static void test_protocol_option(void)
 	CU_ASSERT_EQUAL(after("websockets_headers_size 1024").websockets_headers_size, 1024);
 	CU_ASSERT_EQUAL(after("websockets_headers_size 0").websockets_headers_size, 8192);
 	expect_error("websockets_headers_size 65537", "websockets_headers_size");
-	expect_error("http_dir /var/www", "http_dir is not supported yet");
+	expect_error("http_dir /nonexistent/www", "http_dir: /nonexistent/www: No such file");
 }
 
 /* Runs config_from_args on a NULL-terminated argument list. */
@@ -1091,7 +1094,7 @@ static void test_load_file_errors(void)
 	CU_ASSERT_EQUAL(config_load_file(&cfg, path, err, sizeof(err)), ST_ERR_CONFIG);
 	snprintf(want, sizeof(want), "%s:2: NUL byte in line", path);
 	CU_ASSERT_STRING_EQUAL(err, want);
-	CU_ASSERT_EQUAL(cfg.max_connections, 5);
+	CU_ASSERT_EQUAL(cfg.default_opts.max_connections, 5);
 	unlink(path);
 
 	/* Over the 1 MiB bound: a blank file that large is still refused. */
@@ -1125,7 +1128,7 @@ static void test_exactly_one_mib(void)
 	free(buf);
 	config_defaults(&cfg);
 	CU_ASSERT_EQUAL(config_load_file(&cfg, path, err, sizeof(err)), ST_OK);
-	CU_ASSERT_EQUAL(cfg.max_connections, 9);
+	CU_ASSERT_EQUAL(cfg.default_opts.max_connections, 9);
 	unlink(path);
 }
 

@@ -16,6 +16,7 @@
 
 #include "acl.h"
 #include "passwd.h"
+#include "psk.h"
 #include "starling/error.h"
 
 /* Loads one domain's files. */
@@ -29,6 +30,8 @@ static int auth_domain_load(struct auth_domain *d, const struct config_auth *a, 
 		rc = auth_pw_load(a->password_file, &d->pw, err, errlen);
 	if (rc == ST_OK && a->acl_file[0])
 		rc = acl_load(a->acl_file, &d->acl, err, errlen);
+	if (rc == ST_OK && a->psk_file[0])
+		rc = auth_psk_load(a->psk_file, &d->psk, err, errlen);
 	return rc;
 }
 
@@ -57,6 +60,7 @@ int auth_set_load(const struct config *cfg, struct auth_set **out, char *err, si
 			memcpy(global.password_file, cfg->password_file,
 			       sizeof(global.password_file));
 			memcpy(global.acl_file, cfg->acl_file, sizeof(global.acl_file));
+			memcpy(global.psk_file, cfg->psk_file, sizeof(global.psk_file));
 		}
 		rc = auth_domain_load(&set->domains[i], a, err, errlen);
 		set->any_acl |= set->domains[i].acl != NULL;
@@ -76,6 +80,7 @@ void auth_set_free(struct auth_set *set)
 	for (unsigned i = 0; i < set->ndomains; i++) {
 		auth_pw_free(set->domains[i].pw);
 		acl_free(set->domains[i].acl);
+		auth_psk_free(set->domains[i].psk);
 	}
 	free(set->domains);
 	free(set);

@@ -16,11 +16,13 @@
 
 struct auth_pw;
 struct acl;
+struct auth_psk;
 
 /* One listener's (or the broker's) security. */
 struct auth_domain {
 	struct auth_pw *pw;   /* password_file's users, or NULL: none configured */
 	struct acl *acl;      /* acl_file's rules, or NULL: every client may do everything */
+	struct auth_psk *psk; /* psk_file's identities and keys (psk.h), or NULL: none */
 	bool allow_anonymous; /* clients without a user name may connect */
 };
 

@@ -31,7 +31,8 @@
  *   configure the default listener and bring it into being, as `port` does. So does
  *   `protocol mqtt|websockets`.
  * Port 0 (an ephemeral port) is accepted everywhere as a Starling extension for tests;
- * Mosquitto rejects it. max_connections is per listener in Mosquitto and broker-wide here.
+ * Mosquitto rejects it. The other per-listener options (mount_point, max_connections...) are
+ * config_listener.c's.
  */
 #include <errno.h>
 #include <pwd.h>
@@ -43,6 +44,7 @@
 #include "config.h"
 #include "config_compat.h"
 #include "config_include.h"
+#include "config_listener.h"
 #include "readfile.h"
 #include "starling/error.h"
 
@@ -780,13 +782,20 @@ static int opt_include_dir(struct config *cfg, const struct option *o, const str
 	return config_include_dir(cfg, w->rest, at->path, at->line, at->err, at->errlen);
 }
 
-/* Options of Mosquitto's that a later Starling implements; accepting them now would lie. */
-static int opt_unsupported(struct config *cfg, const struct option *o, const struct words *w,
-                           const struct where *at)
+/* The per-listener options of config_listener.c. */
+static int opt_listener_more(struct config *cfg, const struct option *o, const struct words *w,
+                             const struct where *at)
 {
-	(void)cfg;
-	(void)w;
-	return fail(at, "%s is not supported yet", o->name);
+	const struct config_line ln = {.name = o->name,
+	                               .v = w->v,
+	                               .n = w->n,
+	                               .rest = w->rest,
+	                               .path = at->path,
+	                               .line = at->line,
+	                               .err = at->err,
+	                               .errlen = at->errlen};
+
+	return config_listener_option(cfg, &ln);
 }
 
 #define INT_OPT(n, field, lo, hi, f, t)                                                            \
@@ -812,8 +821,7 @@ static const struct option options[] = {
         FN_OPT(listener, opt_listener),
         FN_OPT(port, opt_port),
         FN_OPT(bind_address, opt_bind_address),
-        /* -1 is Mosquitto's "unlimited"; 0 is unlimited there in effect too. */
-        INT_OPT(max_connections, max_connections, -1, INT32_MAX, -1, 0),
+        FN_OPT(max_connections, opt_listener_more),
         FN_OPT(allow_anonymous, opt_allow_anonymous),
         /* 0 is "no maximum"; Receive Maximum is a Two Byte Integer (MQTT 5.0 3.2.2.3.3). */
         INT_OPT(max_inflight_messages, max_inflight_messages, 0, 65535, 0, 65535),
@@ -868,7 +876,13 @@ static const struct option options[] = {
         FN_OPT(persistence_sync, opt_persistence_sync),
         FN_OPT(event_backend, opt_event_backend),
         FN_OPT(protocol, opt_protocol),
-        FN_OPT(http_dir, opt_unsupported),
+        /* Per listener (mosquitto.conf(5), "Listeners"): config_listener.c. */
+        FN_OPT(http_dir, opt_listener_more),
+        FN_OPT(mount_point, opt_listener_more),
+        FN_OPT(bind_interface, opt_listener_more),
+        FN_OPT(socket_domain, opt_listener_more),
+        FN_OPT(psk_hint, opt_listener_more),
+        FN_OPT(psk_file, opt_listener_more),
         /* Mosquitto's libwebsockets default is 1024; browsers with cookies send more. */
         INT_OPT(websockets_headers_size, websockets_headers_size, 0, 65536, 0, 8192),
         FN_OPT(metrics_listener, opt_metrics_listener),
@@ -881,7 +895,6 @@ void config_defaults(struct config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->default_port = 1883;
-	cfg->max_connections = 0;
 	cfg->max_inflight_messages = 65535; /* see README, "max_inflight_messages" */
 	cfg->max_queued_messages = 1000;
 	cfg->message_size_limit = 0;
@@ -1096,6 +1109,7 @@ static void config_finish_auth(struct config *cfg, unsigned first_appended)
 	memset(&global, 0, sizeof(global));
 	memcpy(global.password_file, cfg->password_file, sizeof(global.password_file));
 	memcpy(global.acl_file, cfg->acl_file, sizeof(global.acl_file));
+	memcpy(global.psk_file, cfg->psk_file, sizeof(global.psk_file));
 	global.allow_anonymous = cfg->allow_anonymous;
 	global.allow_anonymous_set = cfg->allow_anonymous_set;
 	for (unsigned i = 0; i < cfg->listener_count; i++) {
@@ -1118,7 +1132,7 @@ void config_finish(struct config *cfg)
 	first_appended = cfg->listener_count;
 	cfg->local_only = cfg->listener_count == 0 && !cfg->default_listener_set;
 	if (cfg->local_only) {
-		/* Mosquitto 2 also listens on ::1; one loopback address is enough for a start. */
+		/* Mosquitto 2 listens on 127.0.0.1 and on ::1 when it can. */
 		unsigned n = cfg->cmd_port_count;
 
 		for (unsigned i = 0; i < (n == 0 ? 1 : n); i++) {
@@ -1127,6 +1141,7 @@ void config_finish(struct config *cfg)
 			memset(l, 0, sizeof(*l));
 			l->port = n == 0 ? cfg->default_port : cfg->cmd_ports[i];
 			memcpy(l->bind, "127.0.0.1", sizeof("127.0.0.1"));
+			l->loopback_v6 = true;
 		}
 	} else {
 		cfg->cmd_ports_ignored = cfg->cmd_port_count > 0;
@@ -1139,6 +1154,7 @@ void config_finish(struct config *cfg)
 			memcpy(l->bind, cfg->bind_address, sizeof(l->bind));
 			l->tls = cfg->default_tls;
 			l->protocol = cfg->default_protocol;
+			l->opts = cfg->default_opts;
 		}
 	}
 	if (!cfg->allow_anonymous_set)

@@ -57,6 +57,7 @@ struct config_log_dest {
 struct config_auth {
 	char password_file[PATH_MAX]; /* `password_file` */
 	char acl_file[PATH_MAX];      /* `acl_file` */
+	char psk_file[PATH_MAX];      /* `psk_file`: TLS-PSK identities and keys */
 	bool allow_anonymous;         /* after config_finish: in effect */
 	bool allow_anonymous_set;     /* given explicitly */
 };
@@ -92,19 +93,45 @@ enum config_protocol {
 	CONFIG_PROTO_WEBSOCKETS = 1, /* MQTT in WebSocket binary frames after an HTTP upgrade */
 };
 
+#define CONFIG_MOUNT_POINT_MAX 1024 /* bytes of a mount_point */
+#define CONFIG_PSK_HINT_MAX    129  /* a psk_hint and its NUL (OpenSSL: 128 bytes) */
+#define CONFIG_IFNAME_MAX      16   /* a bind_interface and its NUL (IFNAMSIZ) */
+
+/* socket_domain: the address families a listener opens. */
+enum config_socket_domain {
+	CONFIG_DOMAIN_ANY = 0, /* every family its address resolves to (the default) */
+	CONFIG_DOMAIN_IPV4 = 4,
+	CONFIG_DOMAIN_IPV6 = 6,
+};
+
+/* The per-listener options of mosquitto.conf(5)'s "Listeners" section beyond the address and
+ * protocol (config_listener.c); zero: not set. */
+struct config_listener_opts {
+	char mount_point[CONFIG_MOUNT_POINT_MAX]; /* prefix of its clients' topics; empty: none */
+	char bind_interface[CONFIG_IFNAME_MAX];   /* SO_BINDTODEVICE; empty: any interface */
+	char http_dir[PATH_MAX];                  /* websockets: static files; empty: no HTTP */
+	char psk_hint[CONFIG_PSK_HINT_MAX];       /* TLS-PSK with this hint; empty: no PSK */
+	uint32_t max_connections;                 /* connections at once; 0: no limit */
+	uint8_t socket_domain;                    /* enum config_socket_domain */
+};
+
 struct config_listener {
 	uint16_t port;           /* TCP port; 0 asks the kernel for an ephemeral one */
 	uint8_t protocol;        /* enum config_protocol */
+	bool loopback_v6;        /* local-only mode: ::1 too, beside bind 127.0.0.1 (Mosquitto 2) */
 	char bind[256];          /* address or host name; empty: all interfaces */
 	struct config_auth auth; /* per_listener_settings true: this listener's security */
 	struct config_tls tls;   /* TLS options; a listener with certfile and keyfile is TLS */
 	struct config_listener_limits lim; /* max_qos, client id options (config_limits.h) */
+	struct config_listener_opts opts;  /* mount_point, bind_interface, psk_hint... */
 };
 
-/* Whether the listener is a TLS listener: it has a certificate and its key (mosquitto.conf). */
+/* Whether the listener is a TLS listener: it has a certificate and its key, or a psk_hint
+ * (mosquitto.conf). */
 static inline bool config_listener_is_tls(const struct config_listener *l)
 {
-	return l->tls.certfile[0] != '\0' && l->tls.keyfile[0] != '\0';
+	return (l->tls.certfile[0] != '\0' && l->tls.keyfile[0] != '\0') ||
+	       l->opts.psk_hint[0] != '\0';
 }
 
 /* `metrics_listener PORT [ADDRESS]`: an HTTP listener serving GET /metrics (Prometheus). */
@@ -133,9 +160,10 @@ struct config {
 	uint32_t websockets_headers_size; /* bytes an HTTP upgrade request may take (8192) */
 	uint16_t cmd_ports[CONFIG_LISTENERS_MAX]; /* -p PORT, in order (Mosquitto allows several) */
 	unsigned cmd_port_count;                  /* entries in cmd_ports */
-	bool cmd_ports_ignored;     /* -p given but the file defines listeners (Mosquitto 2) */
-	bool local_only;            /* derived: no listener configured, loopback only */
-	uint32_t max_connections;   /* 0: unlimited (Mosquitto's -1) */
+	bool cmd_ports_ignored; /* -p given but the file defines listeners (Mosquitto 2) */
+	bool local_only;        /* derived: no listener configured, loopback only */
+	/* Listener options given before any `listener` line: the default listener's. */
+	struct config_listener_opts default_opts;
 	bool allow_anonymous;       /* Mosquitto 2 default: true only without listeners */
 	bool allow_anonymous_set;   /* the file set allow_anonymous explicitly */
 	bool per_listener_settings; /* security options belong to the listener above them */
@@ -144,6 +172,7 @@ struct config {
 	 * per_listener_settings, those given before any `listener` (the default listener's). */
 	char password_file[PATH_MAX];
 	char acl_file[PATH_MAX];
+	char psk_file[PATH_MAX];
 	uint32_t max_inflight_messages; /* outbound QoS 1/2 window per client (20; 0 read: 65535) */
 	uint32_t
 	        max_queued_messages; /* QoS 1/2 held per client past inflight (1000; 0: no limit) */

@@ -27,6 +27,8 @@
 #include "auth/auth.h"
 #include "base/alloc.h"
 #include "base/privdrop.h"
+#include "conn_http.h"
+#include "conn_tls.h"
 #include "io/tls.h"
 #include "starling/codec.h"
 #include "worker.h"
@@ -90,7 +92,8 @@ static int broker_port_free(const struct sockaddr *addr, socklen_t len)
 	return 0;
 }
 
-static int broker_socket(const struct sockaddr *addr, socklen_t len, bool reuseport);
+static int broker_socket(const struct sockaddr *addr, socklen_t len, bool reuseport,
+                         const char *ifname);
 
 #define BIND_RETRY_MS 2000 /* how long a port still held by a broker just killed is waited for */
 
@@ -100,13 +103,14 @@ static int broker_socket(const struct sockaddr *addr, socklen_t len, bool reusep
  * releases the files of a dead process's ring from a kernel worker, after the process is gone.
  * So a busy port is tried again for a while before it is an error.
  */
-static int broker_socket_first(struct broker *b, const struct sockaddr *addr, socklen_t len)
+static int broker_socket_first(struct broker *b, const struct sockaddr *addr, socklen_t len,
+                               const char *ifname)
 {
 	for (unsigned waited = 0;; waited += 50) {
 		int fd = -1;
 
 		if (b->nworkers == 1 || broker_port_free(addr, len) == 0)
-			fd = broker_socket(addr, len, b->nworkers > 1);
+			fd = broker_socket(addr, len, b->nworkers > 1, ifname);
 		if (fd >= 0 || errno != EADDRINUSE || waited >= BIND_RETRY_MS)
 			return fd;
 		if (waited == 0)
@@ -116,8 +120,13 @@ static int broker_socket_first(struct broker *b, const struct sockaddr *addr, so
 	}
 }
 
-/* A listening socket on addr; with reuseport, one of a group the kernel spreads accepts over. */
-static int broker_socket(const struct sockaddr *addr, socklen_t len, bool reuseport)
+/*
+ * A listening socket on addr; with reuseport, one of a group the kernel spreads accepts over.
+ * ifname (bind_interface, or NULL): only connections arriving through that interface are
+ * taken (SO_BINDTODEVICE, which needs no privilege on an unbound socket since Linux 5.7).
+ */
+static int broker_socket(const struct sockaddr *addr, socklen_t len, bool reuseport,
+                         const char *ifname)
 {
 	int one = 1, fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -128,7 +137,9 @@ static int broker_socket(const struct sockaddr *addr, socklen_t len, bool reusep
 		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (addr->sa_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, addr, len) != 0 || listen(fd, 4096) != 0) {
+	if ((ifname &&
+	     setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname)) != 0) ||
+	    bind(fd, addr, len) != 0 || listen(fd, 4096) != 0) {
 		int err = errno;
 
 		close(fd);
@@ -138,16 +149,36 @@ static int broker_socket(const struct sockaddr *addr, socklen_t len, bool reusep
 	return fd;
 }
 
+/* The address family a listener's socket_domain asks getaddrinfo for. */
+static int broker_family(const struct config_listener_opts *o)
+{
+	if (o && o->socket_domain == CONFIG_DOMAIN_IPV4)
+		return AF_INET;
+	if (o && o->socket_domain == CONFIG_DOMAIN_IPV6)
+		return AF_INET6;
+	return AF_UNSPEC;
+}
+
+/* Closes the sockets of address i that workers 0..n-1 opened (an optional address failed). */
+static void broker_unlisten(int *fds, unsigned i, unsigned n)
+{
+	for (unsigned w = 0; w < n; w++)
+		close(fds[w * BROKER_ADDRS_MAX + i]);
+}
+
 /*
- * Binds every address of one listener (IPv4 and IPv6 for a wildcard address) once per worker:
- * worker 0's socket first (which resolves a port 0), then the others on the same address and
- * port. fds[w * BROKER_ADDRS_MAX + i] receives worker w's socket of address i. metrics: a
- * metrics_listener (cfg_index indexes cfg.metrics).
+ * Binds every address of one listener (IPv4 and IPv6 for a wildcard address, one of them with
+ * socket_domain) once per worker: worker 0's socket first (which resolves a port 0), then the
+ * others on the same address and port. fds[w * BROKER_ADDRS_MAX + i] receives worker w's
+ * socket of address i. metrics: a metrics_listener (cfg_index indexes cfg.metrics). optional:
+ * a failure is a warning (local-only mode's ::1, which Mosquitto also only tries).
  */
 static int broker_listen(struct broker *b, unsigned cfg_index, const char *host, uint16_t port,
-                         int *fds, bool metrics)
+                         int *fds, bool metrics, bool optional)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+	const struct config_listener_opts *o = metrics ? NULL : &b->cfg.listeners[cfg_index].opts;
+	const char *ifname = o && o->bind_interface[0] ? o->bind_interface : NULL;
+	struct addrinfo hints = {.ai_family = broker_family(o),
 	                         .ai_socktype = SOCK_STREAM,
 	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *res, *ai;
@@ -157,9 +188,10 @@ static int broker_listen(struct broker *b, unsigned cfg_index, const char *host,
 	snprintf(portstr, sizeof(portstr), "%u", port);
 	ret = getaddrinfo(host && *host ? host : NULL, portstr, &hints, &res);
 	if (ret != 0) {
-		log_msg(&b->log, LOG_T_ERROR, "Error: cannot resolve %s: %s", host,
-		        gai_strerror(ret));
-		return ST_ERR_CONFIG;
+		log_msg(&b->log, optional ? LOG_T_WARNING : LOG_T_ERROR,
+		        "%s: cannot resolve %s: %s", optional ? "Warning" : "Error",
+		        host && *host ? host : "*", gai_strerror(ret));
+		return optional ? ST_OK : ST_ERR_CONFIG;
 	}
 	for (ai = res; ai && b->nlisten < BROKER_ADDRS_MAX; ai = ai->ai_next) {
 		struct sockaddr_storage ss;
@@ -170,15 +202,18 @@ static int broker_listen(struct broker *b, unsigned cfg_index, const char *host,
 			int fd;
 
 			if (w > 0)
-				fd = broker_socket((struct sockaddr *)&ss, sl, true);
+				fd = broker_socket((struct sockaddr *)&ss, sl, true, ifname);
 			else
-				fd = broker_socket_first(b, ai->ai_addr, ai->ai_addrlen);
+				fd = broker_socket_first(b, ai->ai_addr, ai->ai_addrlen, ifname);
 			if (fd < 0) {
-				log_msg(&b->log, LOG_T_ERROR,
-				        "Error: cannot listen on %s port %u: %s",
-				        host && *host ? host : "*", port, strerror(errno));
+				log_msg(&b->log, optional ? LOG_T_WARNING : LOG_T_ERROR,
+				        "%s: cannot listen on %s port %u%s%s: %s",
+				        optional ? "Warning" : "Error", host && *host ? host : "*",
+				        port, ifname ? " on interface " : "", ifname ? ifname : "",
+				        strerror(errno));
+				broker_unlisten(fds, i, w);
 				freeaddrinfo(res);
-				return ST_ERR_SYS;
+				return optional ? ST_OK : ST_ERR_SYS;
 			}
 			fds[w * BROKER_ADDRS_MAX + i] = fd;
 			if (w == 0)
@@ -190,16 +225,16 @@ static int broker_listen(struct broker *b, unsigned cfg_index, const char *host,
 		b->listen_cfg[i] = (uint16_t)cfg_index;
 		b->listen_metrics[i] = metrics;
 		b->nlisten++;
-		log_msg(&b->log, LOG_T_NOTICE, "Opening %s%s %slisten socket on port %u.",
+		log_msg(&b->log, LOG_T_NOTICE, "Opening %s%s %slisten socket on port %u%s%s.",
 		        !metrics && b->cfg.listeners[cfg_index].protocol == CONFIG_PROTO_WEBSOCKETS
 		                ? "websockets "
 		                : "",
 		        ai->ai_family == AF_INET6 ? "ipv6" : "ipv4", metrics ? "metrics " : "",
-		        b->listen_ports[i]);
+		        b->listen_ports[i], ifname ? " on interface " : "", ifname ? ifname : "");
 		bound++;
 	}
 	freeaddrinfo(res);
-	return bound ? ST_OK : ST_ERR_SYS;
+	return bound || optional ? ST_OK : ST_ERR_SYS;
 }
 
 static int broker_signals(struct broker *b)
@@ -272,11 +307,18 @@ static int broker_bind_all(struct broker *b)
 
 	if (!fds)
 		return ST_ERR_NOMEM;
-	for (unsigned i = 0; i < cfg->listener_count && ret == ST_OK; i++)
+	for (unsigned i = 0; i < cfg->listener_count && ret == ST_OK; i++) {
+		unsigned first = b->nlisten;
+
 		ret = broker_listen(b, i, cfg->listeners[i].bind, cfg->listeners[i].port, fds,
-		                    false);
+		                    false, false);
+		/* Local-only mode: ::1 on the port 127.0.0.1 got (a -p 0 resolves there). */
+		if (ret == ST_OK && cfg->listeners[i].loopback_v6 && b->nlisten > first)
+			ret = broker_listen(b, i, "::1", b->listen_ports[first], fds, false, true);
+	}
 	for (unsigned i = 0; i < cfg->metrics_count && ret == ST_OK; i++)
-		ret = broker_listen(b, i, cfg->metrics[i].bind, cfg->metrics[i].port, fds, true);
+		ret = broker_listen(b, i, cfg->metrics[i].bind, cfg->metrics[i].port, fds, true,
+		                    false);
 	/* Packed per worker: worker w's sockets are listen_fds[w * nlisten ..]. */
 	b->listen_fds = malloc((size_t)b->nworkers * (b->nlisten ? b->nlisten : 1) * sizeof(int));
 	for (unsigned w = 0; w < b->nworkers; w++)
@@ -380,6 +422,8 @@ static int broker_shared_init(struct broker *b)
 
 	_Static_assert(CONFIG_WORKERS_MAX <= BROKER_WORKERS_MAX, "a worker mask is 64 bits");
 	atomic_init(&sh->clients, 0);
+	for (unsigned i = 0; i < CONFIG_LISTENERS_MAX; i++)
+		atomic_init(&sh->listener_clients[i], 0);
 	atomic_init(&sh->retain_seq, 0);
 	atomic_init(&sh->next_conn_id, 0);
 	atomic_init(&sh->stopping, false);
@@ -444,10 +488,19 @@ static int broker_tls_init(struct broker *b)
 			}
 			continue;
 		}
+		/* Mosquitto may take PSK keys from a plugin; here they come from a psk_file. */
+		if (l->opts.psk_hint[0] && !l->auth.psk_file[0]) {
+			log_msg(&b->log, LOG_T_ERROR,
+			        "Error: listener %s: psk_hint needs a psk_file with the keys.",
+			        name);
+			return ST_ERR_CONFIG;
+		}
 		b->tls[i] = calloc(1, sizeof(*b->tls[i]));
 		if (!b->tls[i])
 			return ST_ERR_NOMEM;
-		if (tls_server_init(b->tls[i], &l->tls, err, sizeof(err)) != ST_OK) {
+		if (tls_server_init_psk(b->tls[i], &l->tls, l->opts.psk_hint,
+		                        l->opts.psk_hint[0] ? conn_tls_psk : NULL, err,
+		                        sizeof(err)) != ST_OK) {
 			log_msg(&b->log, LOG_T_ERROR, "Error: listener %s: %s.", name, err);
 			return ST_ERR_CONFIG;
 		}
@@ -577,6 +630,8 @@ static int broker_init_files(struct broker *b)
 	}
 	/* Before anything listens: a store that cannot be read stops the start. */
 	ret = persist_broker_init(b);
+	if (ret == ST_OK)
+		ret = conn_http_open_dirs(b);
 	if (ret != ST_OK)
 		return ret;
 	return broker_tls_init(b);
@@ -625,6 +680,8 @@ int broker_init(struct broker *b, const struct config *cfg)
 	b->cfg = *cfg;
 	b->sig_fd = -1;
 	b->log.file_fd = -1;
+	for (unsigned i = 0; i < CONFIG_LISTENERS_MAX; i++)
+		b->http_dir_fd[i] = -1;
 	ret = privdrop_plan(&b->priv, &b->cfg, err, sizeof(err));
 	if (ret != ST_OK) {
 		fprintf(stderr, "Error: %s\n", err);
@@ -778,6 +835,7 @@ void broker_fini(struct broker *b)
 			tls_server_fini(b->tls[i]);
 		free(b->tls[i]);
 	}
+	conn_http_close_dirs(b);
 	persist_broker_fini(b);
 	if (sh->chans)
 		for (unsigned i = 0; i < b->nworkers * b->nworkers; i++)

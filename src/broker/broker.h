@@ -96,7 +96,9 @@ struct persist_count {
 
 /* Everything workers share. */
 struct broker_shared {
-	_Atomic uint32_t clients;      /* connections counted against max_connections (all) */
+	_Atomic uint32_t clients; /* connections open, all listeners (admit.h) */
+	/* Connections open per configured listener, counted against its max_connections. */
+	_Atomic uint32_t listener_clients[CONFIG_LISTENERS_MAX];
 	_Atomic uint64_t retain_seq;   /* last retained write number handed out (fetch_add) */
 	_Atomic uint64_t next_conn_id; /* connection numbers for logs (fetch_add per accept) */
 	_Atomic bool stopping;         /* set once by the worker that read SIGINT/SIGTERM */
@@ -153,11 +155,12 @@ struct broker {
 	/* TLS context of each configured listener (cfg.listeners index), NULL: plaintext. Shared
 	 * by every worker; swapped only inside tls_server_reload (broker_tls_reload). */
 	struct tls_server *tls[CONFIG_LISTENERS_MAX];
-	unsigned nlisten;            /* addresses per worker */
-	int sig_fd;                  /* signalfd: SIGINT/SIGTERM, SIGHUP */
-	bool pid_file_written;       /* remove cfg.pid_file at exit */
-	uint64_t instance_salt;      /* random bits for generated client identifiers */
-	struct broker_shared shared; /* what workers share */
+	int http_dir_fd[CONFIG_LISTENERS_MAX]; /* each listener's http_dir (O_PATH), or -1 */
+	unsigned nlisten;                      /* addresses per worker */
+	int sig_fd;                            /* signalfd: SIGINT/SIGTERM, SIGHUP */
+	bool pid_file_written;                 /* remove cfg.pid_file at exit */
+	uint64_t instance_salt;                /* random bits for generated client identifiers */
+	struct broker_shared shared;           /* what workers share */
 	/* Persistence: the directory (lock held), and each worker's log as read at start-up
 	 * (chains[nworkers], freed by the last worker to finish its replay). NULL when off. */
 	struct store_dir *store;

@@ -88,6 +88,8 @@ struct conn {
 	uint16_t accepted_by;    /* worker whose listener accepted the socket */
 	uint16_t handoff_to;     /* HANDOFF: the home worker */
 	uint16_t listener;       /* configured listener it came in on (its security domain) */
+	uint16_t mount_len;      /* bytes of mount: its listener's mount_point (mount.h), 0: none */
+	const uint8_t *mount;    /* the mount_point, borrowed from the configuration */
 	const char *close_later; /* close at the end of the batch, for this reason (static text) */
 	uint16_t keepalive_s;    /* negotiated keep alive, 0: none */
 	uint64_t id;             /* connection number, for logs */

@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
+#include "auth/psk.h"
 #include "base/log.h"
+#include "starling/utf8.h"
 #include "worker.h"
 
 /* Ciphertext the engine makes by itself while the peer does not read (KeyUpdate answers,
@@ -224,9 +227,36 @@ void conn_tls_closing(struct conn *c)
 int conn_tls_username(const struct conn *c, char *out, size_t cap, bool *applies)
 {
 	const struct tls_server *srv = c->tls ? c->tls->t.srv : NULL;
+	const char *id;
+	size_t n;
 
 	*applies = srv && (srv->use_identity || srv->use_subject);
 	if (!*applies)
 		return -1;
-	return tls_peer_name(&c->tls->t, srv->use_subject, out, cap);
+	if (!srv->psk)
+		return tls_peer_name(&c->tls->t, srv->use_subject, out, cap);
+	/* A PSK listener: the identity is the username (Mosquitto), which must be UTF-8; a
+	 * client that came with a certificate instead has none. */
+	id = srv->use_identity ? tls_psk_identity(&c->tls->t) : NULL;
+	if (!id || (n = strlen(id)) >= cap || st_utf8_check((const uint8_t *)id, n) != ST_OK)
+		return -1;
+	memcpy(out, id, n + 1);
+	return (int)n;
+}
+
+unsigned conn_tls_psk(void *conn, const char *identity, uint8_t *key, unsigned cap)
+{
+	struct conn *c = conn;
+	const struct auth_domain *d = auth_domain_of(c->w->auth, c->listener);
+	const struct auth_psk_entry *e = auth_psk_find(d->psk, identity);
+
+	if (!e || e->key_len > cap) {
+		if (log_enabled(&c->w->log, LOG_T_NOTICE))
+			log_msg(&c->w->log, LOG_T_NOTICE,
+			        "TLS-PSK identity \"%.128s\" unknown on connection %llu.", identity,
+			        (unsigned long long)c->id);
+		return 0;
+	}
+	memcpy(key, e->key, e->key_len);
+	return e->key_len;
 }

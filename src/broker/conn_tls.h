@@ -83,4 +83,8 @@ void conn_tls_destroy(struct conn_tls *ct);
  */
 int conn_tls_username(const struct conn *c, char *out, size_t cap, bool *applies);
 
+/* The TLS-PSK key of `identity` from the psk_file in force for conn's listener (io/tls.h,
+ * tls_psk_fn); 0 when unknown, which fails the handshake. */
+unsigned conn_tls_psk(void *conn, const char *identity, uint8_t *key, unsigned cap);
+
 #endif

@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "broker.h"
+#include "conn_http.h"
 #include "http/upgrade.h"
 #include "worker.h"
 
@@ -217,8 +218,17 @@ static void conn_ws_upgrade(struct conn *c, const struct http_request *req)
 	struct http_ws_upgrade u;
 	char resp[CONN_WS_HTTP_MAX];
 	size_t n;
-	int ret = http_ws_check(req, conn_ws_protocols, &u);
+	int ret;
 
+	/* A page's files, from http_dir, on the same listener (conn_http.h). */
+	if (conn_http_wanted(c, req)) {
+		conn_http_serve(c, req); /* req may point into head: freed after */
+		free(ws->head);
+		ws->head = NULL;
+		ws->head_len = ws->head_cap = 0;
+		return;
+	}
+	ret = http_ws_check(req, conn_ws_protocols, &u);
 	if (ret < 0) {
 		conn_ws_refuse(c, -ret, u.why);
 		return;

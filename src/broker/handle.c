@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 
 #include "access.h"
+#include "admit.h"
 #include "broker.h"
 #include "conn.h"
 #include "limits.h"
@@ -185,7 +186,7 @@ void handle_conn_closing(struct conn *c, bool graceful, const char *reason)
 
 	if (w->nclients > 0)
 		w->nclients--;
-	atomic_fetch_sub_explicit(&w->b->shared.clients, 1, memory_order_relaxed);
+	admit_release(w->b, c->listener);
 	if (s && log_connections(&w->log))
 		log_msg(&w->log, LOG_T_NOTICE, "Client %.*s %s.", (int)s->client_id_len,
 		        (const char *)s->client_id, graceful ? "disconnected" : reason);

@@ -14,6 +14,7 @@
 #include "conn_tls.h"
 #include "handlers.h"
 #include "base/log.h"
+#include "mount.h"
 #include "out.h"
 #include "persist.h"
 #include "route.h"
@@ -99,7 +100,17 @@ static int connect_will(struct conn *c, const struct st_connect *ck, const struc
 		c->v5->will_delay_s = wp->will_delay_s;
 		c->v5->will_expiry_s = wp->message_expiry_s;
 	}
-	m = msg_new(ck->will_topic, fwd, ck->will_payload, ck->will_qos, ck->will_retain);
+	if (c->mount_len) {
+		/* The will is published under the listener's prefix (mount.h). */
+		struct st_bytes topic = ck->will_topic;
+		int ret = mount_conn_name(c, &topic);
+
+		if (ret != ST_OK)
+			return ret;
+		m = msg_new(topic, fwd, ck->will_payload, ck->will_qos, ck->will_retain);
+	} else {
+		m = msg_new(ck->will_topic, fwd, ck->will_payload, ck->will_qos, ck->will_retain);
+	}
 	if (!m)
 		return ST_ERR_NOMEM;
 	c->will = m;

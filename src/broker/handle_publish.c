@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "conn.h"
 #include "handlers.h"
+#include "mount.h"
 #include "out.h"
 #include "persist.h"
 #include "route.h"
@@ -133,6 +134,9 @@ int handle_publish(struct conn *c, const struct st_publish *p)
 	} else if (p->topic.len == 0) {
 		return ST_ERR_TOPIC;
 	}
+	/* A mounted client's topic lives under its listener's prefix (mount.h). */
+	if (c->mount_len && (ret = mount_conn_name(c, &v.topic)) != ST_OK)
+		return ret;
 	/* A retained PUBLISH where retain is off: MQTT 5 says 0x9A [MQTT-3.3.1-?]. */
 	if (p->retain && !w->b->cfg.retain_available)
 		return ST_ERR_RETAIN;

@@ -9,6 +9,7 @@
 #include "conn.h"
 #include "handlers.h"
 #include "base/log.h"
+#include "mount.h"
 #include "out.h"
 #include "route.h"
 #include "session.h"
@@ -110,7 +111,14 @@ int handle_subscribe(struct conn *c, const struct st_packet *pkt)
 	st_sub_iter_init(&it, pkt);
 	while (st_sub_iter_next(&it, &e)) {
 		bool fresh = false, shared = false;
-		int code = subscribe_one(c, &e, sp.subscription_id, &fresh, &shared);
+		int code;
+
+		/* A mounted client's filter, under its listener's prefix (mount.h). */
+		if (c->mount_len && mount_conn_filter(c, &e.filter) != ST_OK) {
+			out_code_set(c, off, i++, c->v5 ? ST_RC_FILTER_INVALID : ST_SUBACK_FAILURE);
+			continue;
+		}
+		code = subscribe_one(c, &e, sp.subscription_id, &fresh, &shared);
 
 		out_code_set(c, off, i++, (uint8_t)code);
 		/* Retained messages follow the SUBACK [MQTT-3.3.1-6]. */
@@ -145,7 +153,12 @@ int handle_unsubscribe(struct conn *c, const struct st_packet *pkt)
 	}
 	st_sub_iter_init(&it, pkt);
 	while (st_sub_iter_next(&it, &e)) {
-		bool existed = session_sub_remove(s, e.filter.ptr, e.filter.len);
+		bool existed;
+
+		/* Too long once mounted: no such subscription can exist. */
+		if (c->mount_len && mount_conn_filter(c, &e.filter) != ST_OK)
+			e.filter.len = 0;
+		existed = e.filter.len && session_sub_remove(s, e.filter.ptr, e.filter.len);
 
 		if (existed)
 			worker_unsubscribe(w, s, e.filter.ptr, e.filter.len);

@@ -10,9 +10,21 @@
 #include <xxhash.h>
 
 #include "conn.h"
+#include "mount.h"
 #include "starling/error.h"
 #include "starling/props.h"
 #include "worker.h"
+
+/* The view a mounted client gets: the topic without its listener's prefix (mount.h), and
+ * an outbound alias hash of its own (the shared view's is the full topic's). */
+static inline struct pub_view out_mounted(const struct conn *c, const struct pub_view *v)
+{
+	struct pub_view mv = *v;
+
+	mv.topic = mount_strip(c->mount, c->mount_len, v->topic);
+	mv.hashed = mv.topic.len == v->topic.len && v->hashed;
+	return mv;
+}
 
 static bool out_splices(const struct pub_view *v)
 {
@@ -117,8 +129,13 @@ uint64_t out_publish5_exact_size(struct conn *c, struct pub_view *v, const struc
                                  uint8_t qos)
 {
 	struct pub5 p5;
+	struct pub_view mv;
 	uint64_t rem;
 
+	if (c->mount_len) {
+		mv = out_mounted(c, v);
+		v = &mv;
+	}
 	out_pub5(c, v, x, &p5, false);
 	rem = 2 + (p5.alias && !p5.fresh ? 0 : v->topic.len) + (qos ? 2 : 0) +
 	      st_varint_size(p5.len) + p5.len + v->payload.len;
@@ -157,10 +174,17 @@ static inline int out_publish_payload(struct conn *c, const struct pub_view *v, 
 int out_publish3(struct conn *c, const struct pub_view *v, uint8_t flags, uint16_t pid)
 {
 	bool splice = out_splices(v);
-	uint8_t *p = obuf_reserve(&c->out, ST_PUBLISH_HEAD_MAX + v->topic.len +
-	                                           (splice ? 0 : v->payload.len));
+	struct pub_view mv;
+	uint8_t *p;
 	size_t n;
 
+	/* One test of a field on a line the delivery reads anyway (mount.h). */
+	if (c->mount_len) {
+		mv = out_mounted(c, v);
+		v = &mv;
+	}
+	p = obuf_reserve(&c->out,
+	                 ST_PUBLISH_HEAD_MAX + v->topic.len + (splice ? 0 : v->payload.len));
 	if (!p)
 		return ST_ERR_NOMEM;
 	n = st_encode_publish_head(p, flags, v->topic, pid, v->payload.len);
@@ -173,12 +197,18 @@ int out_publish(struct conn *c, struct pub_view *v, uint8_t flags, uint16_t pid,
 	bool splice;
 	struct pub5 p5;
 	uint32_t props_len;
-	struct st_bytes topic = v->topic;
+	struct st_bytes topic;
+	struct pub_view mv;
 	uint8_t *p;
 	size_t n;
 
 	if (c->level < ST_MQTT_5)
 		return out_publish3(c, v, flags, pid);
+	if (c->mount_len) {
+		mv = out_mounted(c, v);
+		v = &mv;
+	}
+	topic = v->topic;
 	splice = out_splices(v);
 	out_pub5(c, v, x, &p5, true);
 	props_len = (uint32_t)st_varint_size(p5.len) + p5.len;

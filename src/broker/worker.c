@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admit.h"
 #include "broker.h"
 #include "conn.h"
 #include "limits.h"
@@ -26,6 +27,7 @@
 #include "base/fifo.h"
 #include "base/log.h"
 #include "metrics.h"
+#include "mount.h"
 #include "out.h"
 #include "persist.h"
 #include "index/retain.h"
@@ -70,15 +72,13 @@ static void worker_accepted(struct worker *w, const struct listener *l, int fd)
 
 	w->stats.connections_total++;
 	w->stats.accepted[l->cfg_index]++;
-	/* max_connections counts every worker's connections: one shared counter. */
-	if (atomic_fetch_add_explicit(&w->b->shared.clients, 1, memory_order_relaxed) >=
-	            cfg->max_connections &&
-	    cfg->max_connections) {
-		atomic_fetch_sub_explicit(&w->b->shared.clients, 1, memory_order_relaxed);
+	/* max_connections counts every worker's connections of the listener (admit.h). */
+	if (!admit_take(w->b, l->cfg_index)) {
 		if (log_enabled(&w->log, LOG_T_NOTICE))
 			log_msg(&w->log, LOG_T_NOTICE,
-			        "Client connection refused: max_connections (%u) reached.",
-			        cfg->max_connections);
+			        "Client connection refused: max_connections (%u) reached on port "
+			        "%u.",
+			        cfg->listeners[l->cfg_index].opts.max_connections, l->port);
 		close(fd);
 		return;
 	}
@@ -92,12 +92,13 @@ static void worker_accepted(struct worker *w, const struct listener *l, int fd)
 	c = conn_new(w, fd);
 	if (!c) {
 		log_msg(&w->log, LOG_T_ERROR, "Out of memory accepting a connection.");
-		atomic_fetch_sub_explicit(&w->b->shared.clients, 1, memory_order_relaxed);
+		admit_release(w->b, l->cfg_index);
 		close(fd);
 		return;
 	}
 	c->accepted_by = (uint16_t)w->index;
 	c->listener = l->cfg_index;
+	mount_attach(c);
 	w->nclients++;
 	/* Its receive is armed: a connection that cannot have TLS closes the normal way. */
 	if ((l->tls && conn_tls_attach(c, l->tls) != ST_OK) ||
@@ -128,14 +129,14 @@ void worker_conn_adopt(struct worker *w, int fd, unsigned listener, uint8_t *byt
 
 	if (!c) {
 		if (w->stopping) {
-			atomic_fetch_sub_explicit(&w->b->shared.clients, 1, memory_order_relaxed);
+			admit_release(w->b, listener);
 			close(fd);
 			conn_tls_destroy(tls);
 			conn_ws_destroy(ws);
 			return;
 		}
 		log_msg(&w->log, LOG_T_ERROR, "Out of memory adopting a connection.");
-		atomic_fetch_sub_explicit(&w->b->shared.clients, 1, memory_order_relaxed);
+		admit_release(w->b, listener);
 		close(fd);
 		conn_tls_destroy(tls);
 		conn_ws_destroy(ws);
@@ -147,6 +148,7 @@ void worker_conn_adopt(struct worker *w, int fd, unsigned listener, uint8_t *byt
 		conn_ws_adopt(c, ws);
 	c->accepted_by = (uint16_t)from;
 	c->listener = (uint16_t)listener;
+	mount_attach(c);
 	c->adopted = true;
 	w->nclients++;
 	conn_input_bytes(c, bytes, len);
@@ -868,4 +870,5 @@ void worker_fini(struct worker *w)
 	free(w->tls_stage);
 	free(w->ws_buf);
 	free(w->scratch);
+	free(w->mount_buf);
 }

@@ -182,6 +182,7 @@ struct worker {
 	uint8_t *ws_buf;               /* WebSocket payload unmasked for the input path, or NULL */
 	bool ws_buf_busy;              /* ws_buf is being parsed (a nested decode takes its own) */
 	uint8_t *scratch;              /* per-packet scratch (filtered MQTT 5 properties) */
+	uint8_t *mount_buf;            /* a mounted client's topic or filter, prefixed (mount.h) */
 	uint32_t scratch_cap;          /* bytes allocated */
 	struct worker_stats stats;     /* counters */
 	struct sys_state sys;          /* $SYS publication state */

@@ -16,6 +16,7 @@
 #include <xxhash.h>
 
 #include "base/fifo.h"
+#include "admit.h"
 #include "broker.h"
 #include "conn_tls.h"
 #include "conn_ws.h"
@@ -317,7 +318,7 @@ void xw_handoff(struct worker *w, unsigned to, int fd, unsigned listener, uint8_
 	struct chan_entry e = {.kind = XW_HANDOFF, .arg = (uint32_t)fd};
 
 	if (!hb) {
-		atomic_fetch_sub_explicit(&w->b->shared.clients, 1, memory_order_relaxed);
+		admit_release(w->b, listener);
 		close(fd);
 		free(bytes);
 		conn_tls_destroy(tls);
@@ -335,7 +336,7 @@ void xw_handoff(struct worker *w, unsigned to, int fd, unsigned listener, uint8_
 	if (xw_push(w, to, &e, false)) {
 		w->xw.stats.handoffs++;
 	} else {
-		atomic_fetch_sub_explicit(&w->b->shared.clients, 1, memory_order_relaxed);
+		admit_release(w->b, listener);
 		xw_entry_discard(&e);
 	}
 }

@@ -10,8 +10,12 @@ const char *http_reason(unsigned status)
 	switch (status) {
 	case 200:
 		return "OK";
+	case 302:
+		return "Found";
 	case 400:
 		return "Bad Request";
+	case 403:
+		return "Forbidden";
 	case 404:
 		return "Not Found";
 	case 405:
@@ -20,6 +24,8 @@ const char *http_reason(unsigned status)
 		return "Request Timeout";
 	case 413:
 		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
 	case 431:
 		return "Request Header Fields Too Large";
 	case 500:

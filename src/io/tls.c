@@ -120,10 +120,57 @@ static void tls_ctx_warm(SSL_CTX *ctx)
 	ERR_clear_error();
 }
 
-/* A new SSL_CTX from the options, or NULL with err filled. */
-static SSL_CTX *tls_ctx_new(const struct config_tls *c, char *err, size_t errlen)
+/* The key of a PSK handshake, from the caller's table (tls.h, tls_psk_fn). */
+static unsigned int tls_psk_cb(SSL *ssl, const char *identity, unsigned char *psk,
+                               unsigned int max_psk_len)
+{
+	struct tls_conn *t = SSL_get_app_data(ssl);
+
+	if (!t || !identity || !t->srv->psk)
+		return 0;
+	return t->srv->psk(t->sink_ctx, identity, psk, max_psk_len);
+}
+
+/* TLS-PSK on ctx: the callback, the hint, TLS 1.2 at most (Mosquitto turns TLS 1.3 off when
+ * PSK keys are in use). */
+static int tls_ctx_psk(SSL_CTX *ctx, const struct tls_server *s, char *err, size_t errlen)
+{
+	char why[128];
+
+	if (s->cfg.version == CONFIG_TLS_V13) {
+		snprintf(err, errlen, "tls_version tlsv1.3 with psk_hint: TLS-PSK is TLS 1.2 only");
+		return ST_ERR_CONFIG;
+	}
+	SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_psk_server_callback(ctx, tls_psk_cb);
+	if (s->psk_hint[0] && SSL_CTX_use_psk_identity_hint(ctx, s->psk_hint) != 1) {
+		snprintf(err, errlen, "psk_hint: %s", tls_reason(why, sizeof(why)));
+		return ST_ERR_CONFIG;
+	}
+	return ST_OK;
+}
+
+/* The certificate and its key, checked to match. */
+static int tls_ctx_cert(SSL_CTX *ctx, const struct config_tls *c, char *err, size_t errlen)
+{
+	if (SSL_CTX_use_certificate_chain_file(ctx, c->certfile) != 1)
+		return tls_file_error("certfile", c->certfile, err, errlen);
+	if (SSL_CTX_use_PrivateKey_file(ctx, c->keyfile, SSL_FILETYPE_PEM) != 1)
+		return tls_file_error("keyfile", c->keyfile, err, errlen);
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		ERR_clear_error();
+		snprintf(err, errlen, "keyfile %s is not the key of certfile %s", c->keyfile,
+		         c->certfile);
+		return ST_ERR_CONFIG;
+	}
+	return ST_OK;
+}
+
+/* A new SSL_CTX from the listener's options, or NULL with err filled. */
+static SSL_CTX *tls_ctx_new(const struct tls_server *s, char *err, size_t errlen)
 {
 	static const unsigned char sid_ctx[] = "starling";
+	const struct config_tls *c = &s->cfg;
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	char why[128];
 
@@ -147,20 +194,12 @@ static SSL_CTX *tls_ctx_new(const struct config_tls *c, char *err, size_t errlen
 		         tls_reason(why, sizeof(why)));
 		goto fail;
 	}
-	if (SSL_CTX_use_certificate_chain_file(ctx, c->certfile) != 1) {
-		tls_file_error("certfile", c->certfile, err, errlen);
+	/* A PSK listener may have no certificate: it then does PSK cipher suites only. */
+	if ((!s->psk || c->certfile[0] || c->keyfile[0]) &&
+	    tls_ctx_cert(ctx, c, err, errlen) != ST_OK)
 		goto fail;
-	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, c->keyfile, SSL_FILETYPE_PEM) != 1) {
-		tls_file_error("keyfile", c->keyfile, err, errlen);
+	if (s->psk && tls_ctx_psk(ctx, s, err, errlen) != ST_OK)
 		goto fail;
-	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
-		ERR_clear_error();
-		snprintf(err, errlen, "keyfile %s is not the key of certfile %s", c->keyfile,
-		         c->certfile);
-		goto fail;
-	}
 	if (tls_ctx_verify(ctx, c, err, errlen) != ST_OK)
 		goto fail;
 	tls_ctx_warm(ctx);
@@ -233,8 +272,17 @@ static BIO_METHOD *tls_bio_method_new(void)
 
 int tls_server_init(struct tls_server *s, const struct config_tls *cfg, char *err, size_t errlen)
 {
+	return tls_server_init_psk(s, cfg, NULL, NULL, err, errlen);
+}
+
+int tls_server_init_psk(struct tls_server *s, const struct config_tls *cfg, const char *psk_hint,
+                        tls_psk_fn psk, char *err, size_t errlen)
+{
 	memset(s, 0, sizeof(*s));
 	s->cfg = *cfg;
+	s->psk = psk;
+	if (psk_hint)
+		snprintf(s->psk_hint, sizeof(s->psk_hint), "%s", psk_hint);
 	s->use_identity = cfg->use_identity_as_username;
 	s->use_subject = cfg->use_subject_as_username && !s->use_identity;
 	if (pthread_mutex_init(&s->lock, NULL) != 0) {
@@ -247,13 +295,13 @@ int tls_server_init(struct tls_server *s, const struct config_tls *cfg, char *er
 		snprintf(err, errlen, "out of memory");
 		return ST_ERR_NOMEM;
 	}
-	s->ctx = tls_ctx_new(&s->cfg, err, errlen);
+	s->ctx = tls_ctx_new(s, err, errlen);
 	return s->ctx ? ST_OK : ST_ERR_CONFIG;
 }
 
 int tls_server_reload(struct tls_server *s, char *err, size_t errlen)
 {
-	SSL_CTX *ctx = tls_ctx_new(&s->cfg, err, errlen), *old;
+	SSL_CTX *ctx = tls_ctx_new(s, err, errlen), *old;
 
 	if (!ctx)
 		return ST_ERR_CONFIG;
@@ -307,6 +355,7 @@ static int tls_conn_start(struct tls_conn *t)
 		return ST_ERR_NOMEM;
 	}
 	BIO_set_data(bio, t);
+	SSL_set_app_data(t->ssl, t);   /* the PSK callback finds its connection */
 	SSL_set_bio(t->ssl, bio, bio); /* one BIO both ways: the SSL owns its one reference */
 	SSL_set_accept_state(t->ssl);
 	return ST_OK;
@@ -494,6 +543,11 @@ int tls_peer_name(const struct tls_conn *t, bool subject, char *out, size_t cap)
 		out[len] = '\0';
 		return len;
 	}
+}
+
+const char *tls_psk_identity(const struct tls_conn *t)
+{
+	return t->ssl ? SSL_get_psk_identity(t->ssl) : NULL;
 }
 
 const char *tls_version_name(const struct tls_conn *t)

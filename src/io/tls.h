@@ -41,15 +41,24 @@ struct ssl_ctx_st;
 struct ssl_st;
 struct bio_method_st;
 
+/*
+ * TLS-PSK: the key of `identity` for the connection whose sink argument is `conn` (the
+ * caller's connection: it knows which keys are in force). Writes the key into key[0..cap) and
+ * returns its length, or 0 to refuse the handshake. Called during tls_input().
+ */
+typedef unsigned (*tls_psk_fn)(void *conn, const char *identity, uint8_t *key, unsigned cap);
+
 /* One TLS listener. */
 struct tls_server {
-	pthread_mutex_t lock;             /* orders ctx swaps against references taken */
-	struct ssl_ctx_st *ctx;           /* current SSL_CTX (one reference held here) */
-	struct bio_method_st *bio_method; /* the memory BIO of its connections */
-	struct config_tls cfg;            /* the options, for reloads */
-	bool use_identity;                /* use_identity_as_username (wins over subject) */
-	bool use_subject;                 /* use_subject_as_username */
-	bool lock_ready;                  /* lock was initialised */
+	pthread_mutex_t lock;               /* orders ctx swaps against references taken */
+	struct ssl_ctx_st *ctx;             /* current SSL_CTX (one reference held here) */
+	struct bio_method_st *bio_method;   /* the memory BIO of its connections */
+	struct config_tls cfg;              /* the options, for reloads */
+	bool use_identity;                  /* use_identity_as_username (wins over subject) */
+	bool use_subject;                   /* use_subject_as_username */
+	bool lock_ready;                    /* lock was initialised */
+	tls_psk_fn psk;                     /* TLS-PSK keys (psk_hint set), or NULL: certificates */
+	char psk_hint[CONFIG_PSK_HINT_MAX]; /* the identity hint sent to clients */
 };
 
 /*
@@ -83,6 +92,14 @@ struct tls_conn {
  * option and OpenSSL's reason.
  */
 int tls_server_init(struct tls_server *s, const struct config_tls *cfg, char *err, size_t errlen);
+
+/*
+ * The same for a listener with TLS-PSK (mosquitto.conf's psk_hint): the hint is sent to
+ * clients and psk looks their keys up; a certificate (certfile and keyfile) is optional.
+ * As in Mosquitto, a PSK listener speaks TLS 1.2 only: tls_version tlsv1.3 is refused.
+ */
+int tls_server_init_psk(struct tls_server *s, const struct config_tls *cfg, const char *psk_hint,
+                        tls_psk_fn psk, char *err, size_t errlen);
 
 /*
  * Re-reads certfile, keyfile, cafile, capath and crlfile into a new context and makes it the
@@ -135,6 +152,9 @@ void tls_close_notify(struct tls_conn *t);
  * holding a NUL byte, or it does not fit.
  */
 int tls_peer_name(const struct tls_conn *t, bool subject, char *out, size_t cap);
+
+/* The PSK identity the handshake used (NUL-terminated), or NULL: none (a certificate). */
+const char *tls_psk_identity(const struct tls_conn *t);
 
 /* The negotiated protocol and cipher, for the log ("TLSv1.3", "TLS_AES_256_GCM_SHA384"). */
 const char *tls_version_name(const struct tls_conn *t);

@@ -393,6 +393,8 @@ include_dir {root}/etc/mosquitto/conf.d
 
 ALL_LISTENERS = """port {port_default}
 bind_address 127.0.0.1
+socket_domain ipv4
+bind_interface lo
 listener {port_tls} 127.0.0.1
 max_connections 100
 certfile {certs}/server.crt
@@ -410,18 +412,23 @@ ciphers_tls1.3 TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384
 listener {port_ws} 127.0.0.1
 protocol websockets
 websockets_log_level 0
+http_dir {{root}}/www
+mount_point web/
+listener {port_psk} 127.0.0.1
+psk_hint starling
 metrics_listener {port_metrics} 127.0.0.1
 """
 
 ALL_SECURITY = """password_file {root}/etc/mosquitto/passwd
 acl_file {root}/etc/mosquitto/acl
+psk_file {root}/etc/mosquitto/psk
 """
 
 
 @starling_only("Starling-only options (max_output_bytes, metrics_listener...) are in it")
 class EveryOptionAtOnceTest(TreeCase):
     """Issue 16: a configuration using every supported option at once loads, and clients use
-    it. The options of the limits and listener parts (OTHER_PARTS) join it once they exist."""
+    it (the options of the limits and listener parts included)."""
     main = ALL_MAIN
 
     def setUp(self):
@@ -433,12 +440,15 @@ class EveryOptionAtOnceTest(TreeCase):
         certs.gencrl()
         tlscerts.run("rehash", certs.dir)
         self.ports = {"port_default": free_port(), "port_tls": free_port(),
-                      "port_ws": free_port(), "port_metrics": free_port()}
+                      "port_ws": free_port(), "port_psk": free_port(),
+                      "port_metrics": free_port()}
         self.files = {
             "etc/mosquitto/conf.d/50-listeners.conf":
                 ALL_LISTENERS.format(certs=certs.dir, **self.ports),
             "etc/mosquitto/conf.d/60-security.conf": ALL_SECURITY,
             "etc/mosquitto/acl": "topic readwrite #\nuser alice\ntopic readwrite #\n",
+            "etc/mosquitto/psk": "alice:deadbeef\n",
+            "www/index.html": "<p>starling</p>\n",
         }
         super().setUp()
 
@@ -456,7 +466,7 @@ class EveryOptionAtOnceTest(TreeCase):
         missing = set(config_options()) - used - OTHER_PARTS
         missing.discard("event_backend")  # the harness sets it only for make test-epoll
         self.assertEqual(sorted(missing), [])
-        for name in ("port_default", "port_tls", "port_ws", "port_metrics"):
+        for name in ("port_default", "port_tls", "port_ws", "port_psk", "port_metrics"):
             self.wait_for(lambda: harness._is_listening(self.ports[name], b.pid),
                           msg="%s not listening" % name)
         c = self.client(username="alice", password="pw")
@@ -470,9 +480,7 @@ class EveryOptionAtOnceTest(TreeCase):
 
 # Implemented on the limits/identity and listener branches of issue 16 (their tests cover
 # them); on a build without them they are still unknown options here.
-OTHER_PARTS = {
-    "mount_point", "bind_interface", "socket_domain", "psk_file", "psk_hint", "http_dir",
-    "maximum_qos"}
+OTHER_PARTS = {"maximum_qos"}
 
 
 def readme_options():
