@@ -394,6 +394,9 @@ class LocalOnlyBothFamiliesTest(unittest.TestCase):
             while not connects("127.0.0.1", port) and time.monotonic() < deadline:
                 time.sleep(0.02)
             self.assertTrue(connects("127.0.0.1", port))
+            # The listeners open one after the other: ::1 may come a moment later.
+            while not connects("::1", port) and time.monotonic() < deadline + 5:
+                time.sleep(0.02)
             self.assertTrue(connects("::1", port))
             r = subprocess.run([MOSQUITTO_PUB, "-h", "::1", "-p", str(port), "-t", "lo",
                                 "-m", "x", "-q", "1"], timeout=10)
