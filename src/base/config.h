@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config_bridge.h"
 #include "config_limits.h"
 
 #define CONFIG_LISTENERS_MAX 16
@@ -230,6 +231,9 @@ struct config {
 	unsigned notices_dropped;
 	/* Limits, queues and client identifiers (issue 16; config_limits.h). */
 	struct config_limits limits;
+	/* Bridges (issue 12; config_bridge.h): `connection` blocks in file order, allocated. */
+	struct config_bridge *bridges;
+	unsigned bridge_count;
 	bool verbose;               /* -v: every log type, as Mosquitto's log_type all */
 	bool daemonize;             /* -d */
 	char config_path[PATH_MAX]; /* -c FILE, empty if none */

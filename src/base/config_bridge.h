@@ -1,0 +1,121 @@
+/*
+ * Bridges (issue 12): mosquitto.conf's `connection` blocks, each a client of another broker
+ * that this broker drives. A `connection NAME` line opens a block; the bridge options after it
+ * belong to that block until the next `connection` line (general options may come between
+ * them and stay general, as in Mosquitto). A bridge option outside any block is an error
+ * naming its file and line.
+ *
+ * Kept apart from config.c, as config_limits.c is: config_parse_line() hands a line whose
+ * option it does not know to config_bridge_parse(). Bridges are few and their topics
+ * repeatable, so they are allocated (struct config keeps a pointer, which its shallow copies
+ * share); they live as long as the process.
+ */
+#ifndef STARLING_CONFIG_BRIDGE_H
+#define STARLING_CONFIG_BRIDGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_BRIDGES_MAX      64    /* `connection` blocks */
+#define CONFIG_BRIDGE_ADDRS_MAX 8     /* hosts of one `address`/`addresses` line */
+#define CONFIG_BRIDGE_HOST_MAX  256   /* a host name or address and its NUL */
+#define CONFIG_BRIDGE_ID_MAX    65536 /* bound of client ids, user names, passwords (MQTT) */
+#define CONFIG_BRIDGE_PATH_MAX  4096
+
+enum config_bridge_dir {
+	CONFIG_BRIDGE_OUT = 1,  /* local -> remote (the default) */
+	CONFIG_BRIDGE_IN = 2,   /* remote -> local */
+	CONFIG_BRIDGE_BOTH = 3, /* both ways (OUT | IN) */
+};
+
+enum config_bridge_start {
+	CONFIG_BRIDGE_AUTOMATIC = 0, /* at start-up, and again after restart_timeout (default) */
+	CONFIG_BRIDGE_LAZY = 1,      /* once `threshold` messages wait; stops after idle_timeout */
+	CONFIG_BRIDGE_ONCE = 2,      /* at start-up, never again after a failure */
+};
+
+/* One `topic` line. Strings are NUL-terminated and allocated; "" given as `""` is empty. */
+struct config_bridge_topic {
+	char *pattern;       /* the topic pattern (a filter; may be empty, see mosquitto.conf) */
+	char *local_prefix;  /* "" when none */
+	char *remote_prefix; /* "" when none */
+	uint8_t dir;         /* enum config_bridge_dir */
+	uint8_t qos;         /* 0..2 (default 0) */
+};
+
+struct config_bridge_addr {
+	char host[CONFIG_BRIDGE_HOST_MAX]; /* name or address (an IPv6 one without brackets) */
+	uint16_t port;                     /* 1883 when not given */
+};
+
+/* One `connection` block, with Mosquitto's defaults for what it does not set. */
+struct config_bridge {
+	char *name;       /* `connection NAME` */
+	const char *path; /* file of the `connection` line (for messages), borrowed */
+	unsigned line;    /* its line */
+	struct config_bridge_addr addrs[CONFIG_BRIDGE_ADDRS_MAX];
+	unsigned addr_count; /* at least 1 after config_bridge_finish */
+	bool round_robin; /* false: the first address is the main one, retried while on another */
+	struct config_bridge_topic *topics; /* in file order */
+	unsigned topic_count;               /* at least 1 after config_bridge_finish */
+	char *remote_clientid;    /* default "NAME.HOSTNAME" (hence set by config_bridge_finish) */
+	char *local_clientid;     /* default "local.REMOTE_CLIENTID" */
+	char *remote_username;    /* NULL: none */
+	char *remote_password;    /* NULL: none (needs remote_username) */
+	char *local_username;     /* NULL: none; the local session's user for ACL checks */
+	char *local_password;     /* NULL: none */
+	bool cleansession;        /* false */
+	bool local_cleansession;  /* defaults to cleansession */
+	uint16_t keepalive_s;     /* keepalive_interval: 60, at least 5 */
+	uint32_t idle_timeout_s;  /* lazy: 60 */
+	uint32_t threshold;       /* lazy: 10 */
+	uint32_t restart_base_s;  /* restart_timeout: jitter base 5 ... */
+	uint32_t restart_cap_s;   /* ... up to cap 30; base == cap: a constant delay */
+	uint8_t start_type;       /* enum config_bridge_start */
+	uint8_t protocol_version; /* bridge_protocol_version: 3 (mqttv31), 4 (mqttv311, default), 5
+	                           */
+	bool try_private;         /* true: the CONNECT's protocol level has 0x80 set */
+	bool notifications;       /* true */
+	bool notifications_local_only; /* false */
+	char *notification_topic;      /* default "$SYS/broker/connection/REMOTE_CLIENTID/state" */
+	uint32_t max_packet_size;      /* bridge_max_packet_size: 0, no limit */
+	bool outgoing_retain;          /* bridge_outgoing_retain: true */
+	bool attempt_unsubscribe;      /* bridge_attempt_unsubscribe: true */
+	char bind_address[CONFIG_BRIDGE_HOST_MAX]; /* bridge_bind_address; empty: any */
+	/* TLS to the remote: on when cafile, capath or identity is given. */
+	bool tls;
+	char cafile[CONFIG_BRIDGE_PATH_MAX];
+	char capath[CONFIG_BRIDGE_PATH_MAX];
+	char certfile[CONFIG_BRIDGE_PATH_MAX];
+	char keyfile[CONFIG_BRIDGE_PATH_MAX];
+	bool insecure;       /* bridge_insecure: no host name check */
+	uint8_t tls_version; /* enum config_tls_version (config.h); default tlsv1.2 */
+	char *alpn;          /* bridge_alpn; NULL: none */
+	char *psk_identity;  /* bridge_identity; NULL: certificates */
+	char *psk_hex;       /* bridge_psk, hexadecimal */
+	bool require_ocsp;   /* bridge_require_ocsp */
+};
+
+struct config;
+
+/*
+ * Parses option `name` with values v[0..n) (`rest`: the line after the name) if it is a bridge
+ * option (including Mosquitto's old names clientid, username, password). Returns
+ * CONFIG_BRIDGE_NOT_MINE when it is not, ST_OK, or ST_ERR_CONFIG with "FILE:LINE: reason" in
+ * err (a bridge option outside a `connection` block, a bad direction or QoS, ...).
+ */
+#define CONFIG_BRIDGE_NOT_MINE 1
+int config_bridge_parse(struct config *cfg, const char *name, const char *const *v, unsigned n,
+                        const char *rest, const char *path, unsigned line, char *err,
+                        size_t errlen);
+
+/*
+ * After the last line: checks each block (an address, at least one topic, remote_password
+ * only with remote_username, certificates or PSK not both, ...) and fills in the defaults that
+ * depend on other values. ST_OK or ST_ERR_CONFIG with "FILE:LINE: reason" (the block's
+ * `connection` line) in err.
+ */
+int config_bridge_finish(struct config *cfg, char *err, size_t errlen);
+
+#endif
