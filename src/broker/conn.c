@@ -386,8 +386,10 @@ static void conn_packet(struct conn *c, const struct st_fixed_header *fh, const 
 	uint64_t recs = 0;
 	int ret;
 
-	if (c->state == CONN_NEW && fh->type != ST_CONNECT) {
-		conn_close(c, false, "first packet is not CONNECT");
+	if (c->state == CONN_NEW && fh->type != (c->bridge ? ST_CONNACK : ST_CONNECT)) {
+		conn_close(c, false,
+		           c->bridge ? "first packet is not CONNACK"
+		                     : "first packet is not CONNECT");
 		return;
 	}
 	c->w->stats.packets_received++;

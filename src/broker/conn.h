@@ -48,6 +48,7 @@ struct session;
 struct msg;
 struct conn_tls;
 struct conn_ws;
+struct bridge;
 
 enum conn_state {
 	CONN_NEW = 0,     /* connected, no CONNECT yet */
@@ -105,6 +106,7 @@ struct conn {
 	struct conn5 *v5;        /* MQTT 5 state, NULL for 3.x clients */
 	struct conn_tls *tls;    /* TLS state (conn_tls.h), NULL on a plaintext listener */
 	struct conn_ws *ws;      /* WebSocket state (conn_ws.h), NULL on an MQTT listener */
+	struct bridge *bridge;   /* a bridge's connection to its remote (bridge.h), else NULL */
 	char *username;          /* the client's username (CONNECT's, or its certificate's with
 	                            use_identity/subject_as_username), NUL-terminated; or NULL */
 	uint16_t username_len;   /* bytes of username */

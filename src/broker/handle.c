@@ -10,6 +10,7 @@
 
 #include "access.h"
 #include "admit.h"
+#include "bridge.h"
 #include "broker.h"
 #include "conn.h"
 #include "limits.h"
@@ -50,14 +51,14 @@ static int handle_disconnect(struct conn *c, const struct st_disconnect *d)
 
 int handle_packet(struct conn *c, const struct st_packet *pkt)
 {
-	if (pkt->type == ST_CONNECT) {
-		/* A second CONNECT is a protocol violation [MQTT-3.1.0-2]. */
+	if (c->state != CONN_ACTIVE) {
 		if (c->state != CONN_NEW)
 			return ST_ERR_PROTOCOL;
-		return handle_connect(c, &pkt->connect);
+		/* A bridge's connection starts with the remote's CONNACK (bridge.h). */
+		if (c->bridge)
+			return bridge_packet(c, pkt);
+		return pkt->type == ST_CONNECT ? handle_connect(c, &pkt->connect) : ST_ERR_PROTOCOL;
 	}
-	if (c->state != CONN_ACTIVE)
-		return ST_ERR_PROTOCOL;
 	switch (pkt->type) {
 	case ST_PUBLISH:
 		return handle_publish(c, &pkt->publish);
@@ -67,18 +68,21 @@ int handle_packet(struct conn *c, const struct st_packet *pkt)
 	case ST_PUBCOMP:
 		return handle_ack(c, pkt->type, &pkt->ack);
 	case ST_SUBSCRIBE:
-		return handle_subscribe(c, pkt);
+		return c->bridge ? ST_ERR_PROTOCOL : handle_subscribe(c, pkt);
 	case ST_UNSUBSCRIBE:
-		return handle_unsubscribe(c, pkt);
+		return c->bridge ? ST_ERR_PROTOCOL : handle_unsubscribe(c, pkt);
 	case ST_PINGREQ:
+		if (c->bridge)
+			return ST_ERR_PROTOCOL;
 		out_pingresp(c);
 		return ST_OK;
 	case ST_DISCONNECT:
-		return handle_disconnect(c, &pkt->disconnect);
+		return c->bridge ? bridge_packet(c, pkt) : handle_disconnect(c, &pkt->disconnect);
 	default:
-		/* CONNACK, SUBACK, UNSUBACK, PINGRESP only travel server to client; AUTH needs an
-		 * authentication method, and CONNECT with one was refused. */
-		return ST_ERR_PROTOCOL;
+		/* CONNACK, SUBACK, UNSUBACK, PINGRESP only travel server to client (a bridge's
+		 * remote sends them); AUTH needs an authentication method, and CONNECT with one
+		 * was refused; a second CONNECT is a protocol violation [MQTT-3.1.0-2]. */
+		return c->bridge ? bridge_packet(c, pkt) : ST_ERR_PROTOCOL;
 	}
 }
 
@@ -184,9 +188,13 @@ void handle_conn_closing(struct conn *c, bool graceful, const char *reason)
 	struct worker *w = c->w;
 	struct session *s = c->session;
 
-	if (w->nclients > 0)
-		w->nclients--;
-	admit_release(w->b, c->listener);
+	if (c->bridge) {
+		bridge_conn_closing(c, graceful, reason);
+	} else {
+		if (w->nclients > 0)
+			w->nclients--;
+		admit_release(w->b, c->listener);
+	}
 	if (s && log_connections(&w->log))
 		log_msg(&w->log, LOG_T_NOTICE, "Client %.*s %s.", (int)s->client_id_len,
 		        (const char *)s->client_id, graceful ? "disconnected" : reason);
@@ -208,7 +216,8 @@ void handle_conn_closing(struct conn *c, bool graceful, const char *reason)
 		worker_session_destroy(w, s);
 		return;
 	}
-	if (limits_session_expiry_s(&w->b->cfg, s->expiry_s) != UINT32_MAX)
+	/* A bridge's session is the broker's own: persistent_client_expiration spares it. */
+	if (!s->bridge && limits_session_expiry_s(&w->b->cfg, s->expiry_s) != UINT32_MAX)
 		s->expire_at_ms = worker_now_up_ms(w) +
 		                  (uint64_t)limits_session_expiry_s(&w->b->cfg, s->expiry_s) * 1000;
 	if (s->ps) {

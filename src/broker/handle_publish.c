@@ -11,6 +11,7 @@
 #include "access.h"
 #include "broker.h"
 #include "base/log.h"
+#include "bridge.h"
 #include "conn.h"
 #include "handlers.h"
 #include "mount.h"
@@ -120,7 +121,7 @@ int handle_publish(struct conn *c, const struct st_publish *p)
 	struct worker *w = c->w;
 	struct session *s = c->session;
 	struct pub_view v = {.topic = p->topic, .payload = p->payload};
-	bool bad_format = false;
+	bool bad_format = false, drop = false;
 	int ret;
 
 	/* Above the listener's max_qos: the client is disconnected (MQTT 5: DISCONNECT 0x9B
@@ -137,6 +138,9 @@ int handle_publish(struct conn *c, const struct st_publish *p)
 	/* A mounted client's topic lives under its listener's prefix (mount.h). */
 	if (c->mount_len && (ret = mount_conn_name(c, &v.topic)) != ST_OK)
 		return ret;
+	/* From a bridge's remote: its local topic, or acknowledged and dropped (bridge.h). */
+	if (c->bridge)
+		drop = bridge_topic_in(c, &v.topic) == 0;
 	/* A retained PUBLISH where retain is off: MQTT 5 says 0x9A [MQTT-3.3.1-?]. */
 	if (p->retain && !w->b->cfg.retain_available)
 		return ST_ERR_RETAIN;
@@ -169,12 +173,14 @@ int handle_publish(struct conn *c, const struct st_publish *p)
 			/* A resend: other workers that lost it in a crash take it again (persist.h,
 			 * origins); it is acknowledged as it was the first time. */
 			v.origin = s->ps ? session_in_qos2_origin(s, p->packet_id) : 0;
-			ret = v.origin && !bad_format ? route_resend(w, &v, p->retain) : 0;
+			ret = v.origin && !bad_format && !drop ? route_resend(w, &v, p->retain) : 0;
 		} else {
 			v.origin = s->ps ? persist_origin_new(w) : 0;
 			ret = session_in_qos2_begin(s, p->packet_id, v.origin);
-			if (ret == 1 && !bad_format)
+			if (ret == 1 && !bad_format && !drop)
 				ret = route_publish(w, s, &v, 2, p->retain);
+			else if (ret == 1)
+				ret = 0;
 		}
 		if (ret < 0)
 			return ret;
@@ -183,7 +189,7 @@ int handle_publish(struct conn *c, const struct st_publish *p)
 			worker_conn_pause(w, c);
 		return ST_OK;
 	}
-	ret = bad_format ? 0 : route_publish(w, s, &v, p->qos, p->retain);
+	ret = bad_format || drop ? 0 : route_publish(w, s, &v, p->qos, p->retain);
 	if (ret < 0)
 		return ret;
 	/* Other workers are behind: this publisher waits, its acknowledgements with it. */

@@ -9,6 +9,7 @@
 
 #include <xxhash.h>
 
+#include "bridge.h"
 #include "conn.h"
 #include "mount.h"
 #include "starling/error.h"
@@ -16,14 +17,31 @@
 #include "worker.h"
 
 /* The view a mounted client gets: the topic without its listener's prefix (mount.h), and
- * an outbound alias hash of its own (the shared view's is the full topic's). */
+ * an outbound alias hash of its own (the shared view's is the full topic's). A bridge's
+ * remote gets the topic its out topic maps to (bridge.h). */
 static inline struct pub_view out_mounted(const struct conn *c, const struct pub_view *v)
 {
 	struct pub_view mv = *v;
 
+	if (c->bridge) {
+		mv.hashed = !bridge_topic_out(c, &mv.topic) && v->hashed;
+		return mv;
+	}
 	mv.topic = mount_strip(c->mount, c->mount_len, v->topic);
 	mv.hashed = mv.topic.len == v->topic.len && v->hashed;
 	return mv;
+}
+
+/* A PUBLISH to a bridge's remote: counted; with bridge_outgoing_retain false, without its
+ * retain flag (bridge.h). */
+static inline uint8_t out_bridge_flags(const struct conn *c, uint8_t flags)
+{
+	if (!c->bridge)
+		return flags;
+	c->bridge->stats.msgs_out++;
+	if (!c->bridge->cfg->outgoing_retain)
+		flags &= (uint8_t)~ST_PUBLISH_FLAG_RETAIN;
+	return flags;
 }
 
 static bool out_splices(const struct pub_view *v)
@@ -132,7 +150,7 @@ uint64_t out_publish5_exact_size(struct conn *c, struct pub_view *v, const struc
 	struct pub_view mv;
 	uint64_t rem;
 
-	if (c->mount_len) {
+	if (c->mount_len || c->bridge) {
 		mv = out_mounted(c, v);
 		v = &mv;
 	}
@@ -178,10 +196,11 @@ int out_publish3(struct conn *c, const struct pub_view *v, uint8_t flags, uint16
 	uint8_t *p;
 	size_t n;
 
-	/* One test of a field on a line the delivery reads anyway (mount.h). */
-	if (c->mount_len) {
+	/* One test of fields on a line the delivery reads anyway (mount.h). */
+	if (c->mount_len || c->bridge) {
 		mv = out_mounted(c, v);
 		v = &mv;
+		flags = out_bridge_flags(c, flags);
 	}
 	p = obuf_reserve(&c->out,
 	                 ST_PUBLISH_HEAD_MAX + v->topic.len + (splice ? 0 : v->payload.len));
@@ -204,9 +223,10 @@ int out_publish(struct conn *c, struct pub_view *v, uint8_t flags, uint16_t pid,
 
 	if (c->level < ST_MQTT_5)
 		return out_publish3(c, v, flags, pid);
-	if (c->mount_len) {
+	if (c->mount_len || c->bridge) {
 		mv = out_mounted(c, v);
 		v = &mv;
+		flags = out_bridge_flags(c, flags);
 	}
 	topic = v->topic;
 	splice = out_splices(v);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 
 #include "access.h"
+#include "bridge.h"
 #include "broker.h"
 #include "conn.h"
 #include "index/retain.h"
@@ -154,6 +155,8 @@ static inline bool route_send3(struct worker *w, struct conn *c, const struct pu
  */
 static void route_queue_full(struct worker *w, struct session *s)
 {
+	if (s->bridge)
+		s->bridge->stats.dropped++;
 	w->stats.msgs_dropped++;
 	w->stats.queue_dropped++;
 	if (s->q_full_logged)
@@ -277,9 +280,13 @@ static bool route_deliver(struct worker *w, struct session *s, struct pub_view *
 	if (qos == 0) {
 		/* QoS 0 is not queued for an offline client (unless queue_qos0_messages), nor past
 		 * a slow reader's bound. */
-		if (!c)
+		if (!c) {
+			/* A bridge's remote that is away loses QoS 0, counted (bridge.h). */
+			if (s->bridge && !w->b->cfg.limits.queue_qos0_messages)
+				s->bridge->stats.dropped++;
 			return w->b->cfg.limits.queue_qos0_messages &&
 			       route_queue_qos0(w, s, v, retain, x, group);
+		}
 		if (conn_output_full(c, out_publish_size(c, v, x))) {
 			c->dropped++;
 			w->stats.msgs_dropped++;

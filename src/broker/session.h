@@ -81,6 +81,7 @@ struct sess_sub {
 
 struct access;
 struct persist;
+struct bridge;
 
 struct session {
 	uint8_t *client_id;      /* owned, not NUL-terminated */
@@ -139,9 +140,10 @@ struct session {
 	uint16_t auth_listener; /* configured listener it came in on (its security domain) */
 	struct access *acl;     /* resolved rules and cached answers; NULL: no acl_file */
 
-	uint64_t match_gen;  /* routing: generation of the publish last matched */
-	uint64_t match_data; /* routing: merged subscription data for that publish */
-	uint32_t match_ids;  /* routing: further subscription ids (worker list index + 1) */
+	struct bridge *bridge; /* the bridge whose local session this is (bridge.h), or NULL */
+	uint64_t match_gen;    /* routing: generation of the publish last matched */
+	uint64_t match_data;   /* routing: merged subscription data for that publish */
+	uint32_t match_ids;    /* routing: further subscription ids (worker list index + 1) */
 };
 
 enum sess_out_result {

@@ -69,7 +69,7 @@ static void conn_timer_fire(void *ctx, struct wheel_node *n)
 		/* A TLS handshake that never finished is one of these too. */
 		if (c->tls)
 			conn_tls_timeout(c);
-		conn_close(c, false, "sent no CONNECT");
+		conn_close(c, false, c->bridge ? "no CONNACK from the remote" : "sent no CONNECT");
 		break;
 	case CONN_ACTIVE:
 		out_disconnect(c, ST_RC_KEEP_ALIVE_TIMEOUT, "nothing received for 1.5 keep alives");

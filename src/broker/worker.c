@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "admit.h"
+#include "bridge.h"
 #include "broker.h"
 #include "conn.h"
 #include "limits.h"
@@ -507,6 +508,8 @@ static void worker_housekeeping(struct worker *w)
 		service_tick(w);
 	persist_housekeeping(w);
 	limits_housekeeping(w);
+	if (w->nbridges)
+		bridge_tick(w);
 	sys_tick(w);
 }
 
@@ -674,9 +677,10 @@ static void worker_batch_end(struct worker *w)
 static void worker_close_all(struct worker *w)
 {
 	metrics_close_all(w);
+	bridge_stop_all(w); /* its connections say DISCONNECT as clients do */
 	for (struct conn *c = w->conns, *next; c; c = next) {
 		next = c->next;
-		if (c->state == CONN_ACTIVE)
+		if (c->state == CONN_ACTIVE && !c->bridge)
 			out_disconnect(c, ST_RC_SERVER_SHUTTING_DOWN, NULL);
 		if (c->ws && !c->ws->close_code)
 			c->ws->close_code = WS_CLOSE_GOING_AWAY; /* RFC 6455 7.4.1 */
@@ -729,6 +733,10 @@ int worker_run(struct worker *w)
 		while (atomic_load_explicit(&w->b->replay_left, memory_order_acquire) != 0)
 			nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
 		persist_origin_begin(w);
+	}
+	if (bridge_start_all(w) != ST_OK) {
+		log_msg(&w->log, LOG_T_ERROR, "Out of memory starting the bridges.");
+		return ST_ERR_NOMEM;
 	}
 	w->next_housekeeping_ms = w->now_ms + HOUSEKEEPING_MS;
 	/* Worker 0 is the main thread, the one that talks to the service manager. */
@@ -840,6 +848,7 @@ void worker_fini(struct worker *w)
 			c->session->conn = NULL;
 		conn_free(c);
 	}
+	bridge_free_all(w);
 	for (size_t i = hmap_next(&w->sessions, 0); i < hmap_cap(&w->sessions);
 	     i = hmap_next(&w->sessions, i + 1))
 		session_free(w->sessions.slots[i].val);

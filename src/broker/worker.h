@@ -46,6 +46,7 @@ struct tls_server;
 struct conn_tls;
 struct conn_ws;
 struct persist;
+struct bridge;
 
 /* A further subscription identifier of a session matched by the publish being routed. */
 struct route_id {
@@ -193,6 +194,9 @@ struct worker {
 	bool loop_timing;              /* a metrics listener exists: time every loop iteration */
 	uint64_t loop_start_ns;        /* loop_timing: when this iteration's wait ended */
 	struct metrics_loop loop;      /* loop_timing: iteration times (metrics.h) */
+	struct bridge *bridges;        /* the bridges homed here (bridge.h) */
+	unsigned nbridges;             /* entries in bridges */
+	uint8_t *bridge_buf;           /* a bridge's remapped topic (bridge_topic_in/out) */
 };
 
 /* The ring each of nworkers workers creates (the broker reserves locked memory for all), on

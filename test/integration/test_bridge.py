@@ -1,0 +1,309 @@
+"""Starling's own bridges (issue 12): a `connection` block makes Starling a client of another
+broker, here Debian's Mosquitto 2.0.11 and another Starling, with real clients on both sides:
+both directions at QoS 0/1/2, prefixes, retained messages, notifications, no loops when two
+brokers bridge both ways on `#`, a remote restarted mid-stream (nothing acknowledged lost), a
+remote that refuses the bridge's credentials (retried with back-off, no busy loop), and with
+persistence the queue for a remote that is away kept across a restart of Starling.
+"""
+
+import os
+import tempfile
+import time
+import unittest
+
+from harness import Broker, BrokerTestCase, starling_only, unique_id
+from test_auth import make_pwfile
+
+STATE = "$SYS/broker/connection/%s/state"
+
+
+def bridge_block(name, port, topics, *more, remote_id=None):
+    """The lines of one `connection` block to 127.0.0.1:port."""
+    lines = ["connection %s" % name, "address 127.0.0.1:%d" % port,
+             "remote_clientid %s" % (remote_id or "starling-" + name),
+             "restart_timeout 1 2"]
+    lines += ["topic %s" % t for t in topics]
+    lines += list(more)
+    return lines
+
+
+@starling_only("Starling's bridge configuration")
+class BridgeCase(BrokerTestCase):
+    """self.broker: the Starling that bridges; self.remote: the broker it connects to."""
+
+    remote_kind = "mosquitto"
+    remote_lines = ()
+    topics = ("# both 1",)
+    more = ()
+
+    def setUp(self):
+        self.remote = Broker(self.remote_lines, kind=self.remote_kind)
+        self.remote.start()
+        self.addCleanup(self.remote.stop)
+        self.name = unique_id("br")
+        self.remote_id = "starling-" + self.name
+        self.config_lines = tuple(self.config_lines) + tuple(
+            bridge_block(self.name, self.remote.port, self.topics, *self.more))
+        super().setUp()
+
+    def remote_client(self, **kw):
+        return self.client(broker=self.remote, **kw)
+
+    def wait_connected(self, count=1, timeout=10.0):
+        self.wait_for(lambda: self.broker.log_text().count(
+            "Bridge %s connected" % self.name) >= count, timeout,
+            lambda: "bridge not connected:\n" + self.broker.log_text()[-3000:])
+
+    def wait_flow(self, pub_broker, pub_topic, got, timeout=10.0):
+        """Publishes probes on pub_topic until `got` (a collector on the other side) has one:
+        the bridge's subscriptions are in place on both brokers. Clears `got`."""
+        pub = self.client(broker=pub_broker)
+        deadline = time.monotonic() + timeout
+        while not len(got):
+            self.assertLess(time.monotonic(), deadline, "nothing crossed the bridge")
+            pub.publish(pub_topic, b"probe", 0)
+            time.sleep(0.1)
+        time.sleep(0.2)
+        got.clear()
+        pub.disconnect()
+
+
+class StarlingToMosquittoTest(BridgeCase):
+    topics = ("out/# out 2", "in/# in 2", "both/# both 2")
+
+    def test_out_each_qos(self):
+        sub = self.remote_client()
+        got = self.collect(sub, "out/#", 2)
+        self.wait_connected()
+        self.wait_flow(self.broker, "out/probe", got)
+        pub = self.client()
+        for qos in (0, 1, 2):
+            self.publish(pub, "out/q%d" % qos, b"m%d" % qos, qos)
+        msgs = self.wait_messages(got, 3)
+        self.assertEqual(sorted((m.topic, m.payload, m.qos) for m in msgs),
+                         [("out/q0", b"m0", 0), ("out/q1", b"m1", 1), ("out/q2", b"m2", 2)])
+        self.assert_no_messages(got, 0.3, 3)
+
+    def test_in_each_qos(self):
+        sub = self.client()
+        got = self.collect(sub, "in/#", 2)
+        self.wait_connected()
+        self.wait_flow(self.remote, "in/probe", got)
+        pub = self.remote_client()
+        for qos in (0, 1, 2):
+            self.publish(pub, "in/q%d" % qos, b"m%d" % qos, qos)
+        msgs = self.wait_messages(got, 3)
+        self.assertEqual(sorted((m.topic, m.payload, m.qos) for m in msgs),
+                         [("in/q0", b"m0", 0), ("in/q1", b"m1", 1), ("in/q2", b"m2", 2)])
+        self.assert_no_messages(got, 0.3, 3)
+
+    def test_directions_are_kept(self):
+        # An `in` topic published locally does not go out; an `out` one published remotely
+        # does not come in; `both` goes both ways, once.
+        rsub, lsub = self.remote_client(), self.client()
+        rgot, lgot = self.collect(rsub, "#", 1), self.collect(lsub, "#", 1)
+        self.wait_connected()
+        self.wait_flow(self.broker, "both/probe", rgot)
+        lgot.clear()
+        lpub, rpub = self.client(), self.remote_client()
+        self.publish(lpub, "in/local", b"x", 1)
+        self.publish(rpub, "out/remote", b"y", 1)
+        self.publish(lpub, "both/local", b"l", 1)
+        self.publish(rpub, "both/remote", b"r", 1)
+        time.sleep(0.5)
+        self.assertEqual(sorted(m.topic for m in rgot if not m.topic.startswith("$")),
+                         ["both/local", "both/remote", "out/remote"])
+        self.assertEqual(sorted(m.topic for m in lgot if not m.topic.startswith("$")),
+                         ["both/local", "both/remote", "in/local"])
+
+    def test_notifications(self):
+        # Mosquitto's convention: "1" retained on the state topic on both sides once up.
+        self.wait_connected()
+        for broker in (self.broker, self.remote):
+            c = self.client(broker=broker)
+            got = self.collect(c, STATE % self.remote_id, 1)
+            (m,) = self.wait_messages(got, 1)
+            self.assertEqual((m.payload, m.retain), (b"1", True))
+
+
+class PrefixTest(BridgeCase):
+    topics = ("sensors/# out 1 site/ hq/site1/", "cmd/# in 1 local/ hq/to-site1/",
+              '"" out 1 status/one hq/site1-status')
+
+    def test_prefixes_both_ways(self):
+        rsub, lsub = self.remote_client(), self.client()
+        rgot = self.collect(rsub, "hq/site1/#", 1)
+        self.collect(rsub, "hq/site1-status", 1)
+        rsub.collectors[-1] = ("hq/site1-status", rgot)
+        lgot = self.collect(lsub, "local/#", 1)
+        self.wait_connected()
+        self.wait_flow(self.broker, "site/sensors/probe", rgot)
+        self.wait_flow(self.remote, "hq/to-site1/cmd/probe", lgot)
+        lpub, rpub = self.client(), self.remote_client()
+        self.publish(lpub, "site/sensors/t1", b"21.5", 1)
+        self.publish(lpub, "site/other/t1", b"not bridged", 1)
+        self.publish(lpub, "status/one", b"ok", 1)
+        self.publish(rpub, "hq/to-site1/cmd/reboot", b"now", 1)
+        self.publish(rpub, "hq/elsewhere/cmd/x", b"not bridged", 1)
+        (m,) = self.wait_messages(lgot, 1)
+        self.assertEqual((m.topic, m.payload), ("local/cmd/reboot", b"now"))
+        msgs = self.wait_messages(rgot, 2)
+        self.assertEqual(sorted((m.topic, m.payload) for m in msgs),
+                         [("hq/site1-status", b"ok"), ("hq/site1/sensors/t1", b"21.5")])
+        self.assert_no_messages(rgot, 0.3, 2)
+        self.assert_no_messages(lgot, 0.1, 1)
+
+
+class RetainedTest(BridgeCase):
+    topics = ("ret/# both 1",)
+
+    def test_retained_set_before_the_bridge_reaches_the_remote(self):
+        # Set while the bridge is down (its remote stopped), then the remote comes back: the
+        # retained message is sent with the retain flag and a new remote subscriber gets it.
+        self.wait_connected()
+        self.remote.halt()
+        pub = self.client()
+        self.publish(pub, "ret/early", b"kept", 1, retain=True)
+        self.remote.resume()
+        self.wait_connected(2)
+        sub = self.remote_client()
+
+        def got_it():
+            got = self.collect(sub, "ret/early", 1)
+            time.sleep(0.2)
+            return [m for m in got if m.payload == b"kept" and m.retain]
+        self.wait_for(got_it, 10, "retained message not on the remote")
+
+    def test_retained_from_the_remote(self):
+        self.wait_connected()
+        rpub = self.remote_client()
+        self.publish(rpub, "ret/remote", b"there", 1, retain=True)
+        # Delivered live to the bridge with its retain flag (try_private), so stored here.
+        sub = self.client()
+
+        def stored():
+            got = self.collect(sub, "ret/remote", 1)
+            time.sleep(0.1)
+            return [m for m in got if m.payload == b"there" and m.retain]
+        self.wait_for(stored, 10, "retained message from the remote not stored locally")
+
+
+class StarlingBothWaysTest(BridgeCase):
+    """Two Starlings bridged both ways on # (one bridge, direction both): no ping-pong."""
+
+    remote_kind = "starling"
+    topics = ("# both 2",)
+
+    def test_no_loop_each_message_once_on_each_side(self):
+        lsub, rsub = self.client(), self.remote_client()
+        lgot, rgot = self.collect(lsub, "t/#", 2), self.collect(rsub, "t/#", 2)
+        self.wait_connected()
+        self.wait_flow(self.broker, "t/probe", rgot)
+        lgot.clear()
+        lpub, rpub = self.client(), self.remote_client()
+        for i in range(20):
+            self.publish(lpub, "t/l", b"l%d" % i, 2)
+            self.publish(rpub, "t/r", b"r%d" % i, 2)
+        time.sleep(1.0)
+        for got in (lgot, rgot):
+            payloads = sorted(m.payload for m in got)
+            self.assertEqual(payloads, sorted([b"l%d" % i for i in range(20)] +
+                                              [b"r%d" % i for i in range(20)]),
+                             "each message exactly once on each side")
+
+
+class RemoteRestartTest(BridgeCase):
+    """The remote stops mid-stream and comes back: QoS 1 messages published meanwhile wait in
+    the bridge's session and all arrive; the state notification says 0, then 1. The remote
+    (Mosquitto with persistence) keeps its subscriber's session across its restart."""
+
+    topics = ("data/# out 1",)
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory(prefix="starling-bridge-")
+        self.addCleanup(tmp.cleanup)
+        os.chmod(tmp.name, 0o777)  # Mosquitto started as root writes as `mosquitto`
+        self.remote_lines = ("persistence true", "persistence_location %s/" % tmp.name)
+        super().setUp()
+
+    def test_nothing_acknowledged_lost(self):
+        sub = self.remote_client(client_id="rsub", clean_session=False)
+        got = self.collect(sub, "data/#", 1)
+        state = self.collect(self.client(), STATE % self.remote_id, 1)
+        self.wait_connected()
+        self.wait_flow(self.broker, "data/probe", got)
+        pub = self.client()
+        for i in range(50):
+            self.publish(pub, "data/x", b"%d" % i, 1)
+        self.wait_for(lambda: len(got) >= 50, 10, "first half not delivered")
+        sub.disconnect()
+        self.remote.halt()
+        self.wait_for(lambda: any(m.payload == b"0" for m in state), 10,
+                      "no state 0 after the remote went away")
+        for i in range(50, 100):
+            self.publish(pub, "data/x", b"%d" % i, 1)   # acknowledged by Starling, queued
+        self.remote.resume()
+        self.wait_connected(2)
+        self.wait_for(lambda: state and state[-1].payload == b"1", 10, "no state 1 again")
+        sub2 = self.remote_client(client_id="rsub", clean_session=False)
+        got2 = sub2.messages
+        want = {b"%d" % i for i in range(100)}
+        self.wait_for(lambda: {m.payload for m in got} | {m.payload for m in got2} >= want,
+                      15, lambda: "missing: %r" % sorted(
+                          want - ({m.payload for m in got2} | {m.payload for m in got}))[:20])
+
+
+class RefusedCredentialsTest(BridgeCase):
+    """A remote that refuses the bridge: logged, retried with back-off (no busy loop)."""
+
+    remote_kind = "starling"
+    more = ("remote_username bridge", "remote_password wrong")
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory(prefix="starling-bridge-")
+        self.addCleanup(tmp.cleanup)
+        pw = os.path.join(tmp.name, "passwd")
+        make_pwfile(pw, {"bridge": "right"})
+        self.remote_lines = ("allow_anonymous false", "password_file %s" % pw)
+        super().setUp()
+
+    def test_refused_and_retried_with_back_off(self):
+        pattern = "Bridge %s: the remote refused the connection" % self.name
+        self.wait_for(lambda: pattern in self.broker.log_text(), 10, "refusal not logged")
+        start = self.broker.log_text().count(pattern)
+        time.sleep(4)
+        tries = self.broker.log_text().count(pattern) - start
+        # restart_timeout 1 2: one attempt every 1-2 s, never a busy loop.
+        self.assertGreaterEqual(tries, 1, "not retried")
+        self.assertLessEqual(tries, 5, "retried too often: %d in 4 s" % tries)
+        self.assertIn("not authorised", self.broker.log_text())
+
+
+class PersistedQueueTest(BridgeCase):
+    """Persistence on: QoS 1 messages for a remote that is away survive Starling's restart."""
+
+    topics = ("keep/# out 1",)
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory(prefix="starling-bridge-data-")
+        self.addCleanup(tmp.cleanup)
+        self.config_lines = ("persistence true", "persistence_location %s" % tmp.name)
+        super().setUp()
+
+    def test_queue_kept_across_restart(self):
+        self.wait_connected()
+        self.remote.halt()
+        pub = self.client()
+        for i in range(20):
+            self.publish(pub, "keep/x", b"%d" % i, 1)
+        pub.disconnect()
+        self.broker.restart()
+        self.remote.resume()
+        sub = self.remote_client()
+        got = self.collect(sub, "keep/#", 1)
+        self.wait_for(lambda: {m.payload for m in got} >= {b"%d" % i for i in range(20)}, 15,
+                      lambda: "got %r" % sorted(m.payload for m in got))
+
+
+if __name__ == "__main__":
+    unittest.main()
