@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -31,8 +32,9 @@
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
-#define BRIDGE_TOPIC_BUF (2u * 65536u + 16u) /* a mapped topic: prefix + topic, bounded below */
-#define BRIDGE_SUBOPTS   (ST_SUBOPT_NO_LOCAL | ST_SUBOPT_RETAIN_AS_PUB)
+#define BRIDGE_TOPIC_BUF     (2u * 65536u + 16u) /* a mapped topic: prefix + topic, bounded below */
+#define BRIDGE_SYS_TOPIC_MAX 1024                /* $SYS/broker/bridges/NAME/... */
+#define BRIDGE_SUBOPTS       (ST_SUBOPT_NO_LOCAL | ST_SUBOPT_RETAIN_AS_PUB)
 
 static void bridge_on_cqe(struct ring *r, struct ring_io *io, const struct ring_cqe *cqe);
 
@@ -783,6 +785,7 @@ int bridge_start_all(struct worker *w)
 		b->io.fn = bridge_on_cqe;
 		b->w = w;
 		b->cfg = bc;
+		b->snap = &w->b->shared.bridge_snap[bc - cfg->bridges];
 		b->fd = -1;
 		b->level = bc->protocol_version;
 		if (bridge_filters(b) != ST_OK)
@@ -797,6 +800,46 @@ int bridge_start_all(struct worker *w)
 	return ST_OK;
 }
 
+/* Its figures for the metrics, and every sys_interval its $SYS topics
+ * ($SYS/broker/bridges/NAME/...), published as the broker's others are: retained, only what
+ * changed. */
+static void bridge_figures(struct bridge *b)
+{
+	static const char *const names[5] = {"connected", "messages/sent", "messages/received",
+	                                     "queued", "dropped"};
+	struct worker *w = b->w;
+	uint64_t v[5] = {b->state == BRIDGE_UP, b->stats.msgs_out, b->stats.msgs_in,
+	                 b->s ? b->s->q_len : 0, b->stats.dropped + (b->s ? b->s->dropped : 0)};
+	uint32_t every = w->b->cfg.sys_interval_s;
+
+	atomic_store_explicit(&b->snap->connected, v[0], memory_order_relaxed);
+	atomic_store_explicit(&b->snap->msgs_out, v[1], memory_order_relaxed);
+	atomic_store_explicit(&b->snap->msgs_in, v[2], memory_order_relaxed);
+	atomic_store_explicit(&b->snap->queued, v[3], memory_order_relaxed);
+	atomic_store_explicit(&b->snap->dropped, v[4], memory_order_relaxed);
+	atomic_store_explicit(&b->snap->connects, b->stats.connects, memory_order_relaxed);
+	atomic_store_explicit(&b->snap->failures, b->stats.failures, memory_order_relaxed);
+	if (!every || w->now_ms < b->sys_next_ms)
+		return;
+	b->sys_next_ms = w->now_ms + (uint64_t)every * 1000;
+	for (unsigned i = 0; i < 5; i++) {
+		char topic[BRIDGE_SYS_TOPIC_MAX], val[24];
+		struct pub_view pv;
+
+		if (b->sys_sent && b->sys_last[i] == v[i])
+			continue;
+		b->sys_last[i] = v[i];
+		snprintf(topic, sizeof(topic), "$SYS/broker/bridges/%s/%s", bname(b), names[i]);
+		snprintf(val, sizeof(val), "%llu", (unsigned long long)v[i]);
+		pv = (struct pub_view){
+		        .topic = {(const uint8_t *)topic, (uint32_t)strlen(topic)},
+		        .payload = {(const uint8_t *)val, (uint32_t)strlen(val)},
+		};
+		route_publish(w, NULL, &pv, 0, true);
+	}
+	b->sys_sent = true;
+}
+
 /* Lazy: the messages waiting for the remote. */
 static uint32_t bridge_waiting(const struct bridge *b)
 {
@@ -809,6 +852,7 @@ void bridge_tick(struct worker *w)
 		struct bridge *b = &w->bridges[i];
 		uint64_t msgs;
 
+		bridge_figures(b);
 		switch (b->state) {
 		case BRIDGE_WAITING:
 			if (w->now_ms >= b->next_ms)

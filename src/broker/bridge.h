@@ -32,6 +32,7 @@
 struct worker;
 struct conn;
 struct session;
+struct bridge_snapshot;
 
 enum bridge_state {
 	BRIDGE_WAITING = 0, /* until next_ms: the first attempt, or a retry after its back-off */
@@ -77,6 +78,10 @@ struct bridge {
 	char **unsub; /* remote filters of out-only topics (attempt_unsubscribe) */
 	unsigned nunsub;
 	struct bridge_stats stats;
+	struct bridge_snapshot *snap; /* its figures for the metrics (broker.h) */
+	uint64_t sys_next_ms;         /* when its $SYS topics are published next */
+	uint64_t sys_last[5];         /* the values last published there */
+	bool sys_sent;                /* published at least once */
 };
 
 /* Packet ids the bridge's own SUBSCRIBE and UNSUBSCRIBE use: above the session's window. */

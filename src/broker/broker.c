@@ -431,6 +431,14 @@ static int broker_shared_init(struct broker *b)
 	if (pthread_barrier_init(&sh->start, NULL, n) != 0)
 		return ST_ERR_NOMEM;
 	sh->barrier_ready = true;
+	if (b->cfg.bridge_count) {
+		size_t bytes = b->cfg.bridge_count * sizeof(*sh->bridge_snap);
+
+		sh->bridge_snap = aligned_alloc(64, bytes);
+		if (!sh->bridge_snap)
+			return ST_ERR_NOMEM;
+		memset(sh->bridge_snap, 0, bytes);
+	}
 	if (n == 1)
 		return ST_OK;
 	sh->snap = calloc(n, sizeof(*sh->snap));
@@ -842,6 +850,7 @@ void broker_fini(struct broker *b)
 			chan_fini(&sh->chans[i]);
 	free(sh->chans);
 	free(sh->snap);
+	free(sh->bridge_snap);
 	interest_fini(&sh->interest);
 	if (sh->barrier_ready)
 		pthread_barrier_destroy(&sh->start);

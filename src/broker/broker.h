@@ -94,6 +94,17 @@ struct persist_count {
 	_Atomic uint64_t v;
 } __attribute__((aligned(64)));
 
+/* One bridge's figures for the metrics (bridge.h), written by its home worker only. */
+struct bridge_snapshot {
+	_Atomic uint64_t connected; /* 1 while forwarding */
+	_Atomic uint64_t msgs_out;  /* PUBLISHes sent to the remote */
+	_Atomic uint64_t msgs_in;   /* PUBLISHes received from it */
+	_Atomic uint64_t queued;    /* messages waiting for it (its local session's queue) */
+	_Atomic uint64_t dropped;   /* messages for it dropped */
+	_Atomic uint64_t connects;  /* connections accepted by the remote */
+	_Atomic uint64_t failures;  /* attempts that failed */
+} __attribute__((aligned(64)));
+
 /* Everything workers share. */
 struct broker_shared {
 	_Atomic uint32_t clients; /* connections open, all listeners (admit.h) */
@@ -106,9 +117,10 @@ struct broker_shared {
 	struct interest interest;      /* which workers hold which filters (atomics inside) */
 	struct chan *chans;            /* nworkers^2 SPSC channels, chans[from * n + to] */
 	struct worker_snapshot *snap;  /* per worker, written by its owner only */
-	pthread_barrier_t start;       /* every ring exists before any loop starts */
-	bool barrier_ready;            /* start was initialised */
-	_Atomic bool start_failed;     /* a worker could not start: every worker exits */
+	struct bridge_snapshot *bridge_snap; /* per configured bridge; NULL without bridges */
+	pthread_barrier_t start;             /* every ring exists before any loop starts */
+	bool barrier_ready;                  /* start was initialised */
+	_Atomic bool start_failed;           /* a worker could not start: every worker exits */
 	/* The security in force (passwords, ACLs), read-only once published; SIGHUP publishes a
 	 * new one (reload.c says how the old one is retired). */
 	struct auth_set *_Atomic auth;

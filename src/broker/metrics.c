@@ -283,6 +283,58 @@ static void metrics_info(struct mtext *t, const struct worker *w)
 	             retain_count(w->retained) - w->tombs_stored);
 }
 
+/* Bridges (bridge.h): one series per `connection` block, labelled with its name. */
+static void metrics_bridges(struct mtext *t, const struct broker *b)
+{
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+	} fams[] = {
+	        {"starling_bridge_connected", "gauge", "1 while the bridge is connected.",
+	         offsetof(struct bridge_snapshot, connected)},
+	        {"starling_bridge_queued_messages", "gauge",
+	         "Messages waiting for the bridge's remote.",
+	         offsetof(struct bridge_snapshot, queued)},
+	        {"starling_bridge_dropped_messages_total", "counter",
+	         "Messages for the remote dropped (QoS 0 while it is away, a full queue).",
+	         offsetof(struct bridge_snapshot, dropped)},
+	        {"starling_bridge_connects_total", "counter", "Connections the remote accepted.",
+	         offsetof(struct bridge_snapshot, connects)},
+	        {"starling_bridge_connect_failures_total", "counter",
+	         "Attempts that failed: connect, TLS, CONNACK refused, connection lost early.",
+	         offsetof(struct bridge_snapshot, failures)},
+	};
+	static const char msgs[] = "starling_bridge_messages_total";
+
+	for (unsigned f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
+		mtext_family(t, fams[f].name, fams[f].type, fams[f].help);
+		for (unsigned i = 0; i < b->cfg.bridge_count; i++) {
+			struct mtext_label l = {"bridge", b->cfg.bridges[i].name};
+			const _Atomic uint64_t *p =
+			        (const _Atomic uint64_t *)(const void *)((const char *)&b->shared
+			                                                         .bridge_snap[i] +
+			                                                 fams[f].off);
+
+			mtext_sample(t, fams[f].name, &l, 1,
+			             atomic_load_explicit(p, memory_order_relaxed));
+		}
+	}
+	mtext_family(t, msgs, "counter",
+	             "PUBLISH packets through the bridge: out to the remote, in from it.");
+	for (unsigned i = 0; i < b->cfg.bridge_count; i++) {
+		const struct bridge_snapshot *s = &b->shared.bridge_snap[i];
+		struct mtext_label out[2] = {{"bridge", b->cfg.bridges[i].name},
+		                             {"direction", "out"}};
+		struct mtext_label in[2] = {{"bridge", b->cfg.bridges[i].name},
+		                            {"direction", "in"}};
+
+		mtext_sample(t, msgs, out, 2,
+		             atomic_load_explicit(&s->msgs_out, memory_order_relaxed));
+		mtext_sample(t, msgs, in, 2,
+		             atomic_load_explicit(&s->msgs_in, memory_order_relaxed));
+	}
+}
+
 void metrics_render(struct worker *w, struct mtext *t)
 {
 	struct worker_snapshot own;
@@ -306,4 +358,6 @@ void metrics_render(struct worker *w, struct mtext *t)
 		for (unsigned i = 0; i < sizeof(metrics_persist) / sizeof(metrics_persist[0]); i++)
 			metrics_simple_family(t, &v, &metrics_persist[i]);
 	metrics_per_worker(t, &v);
+	if (w->b->cfg.bridge_count)
+		metrics_bridges(t, w->b);
 }

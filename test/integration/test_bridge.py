@@ -7,11 +7,13 @@ persistence the queue for a remote that is away kept across a restart of Starlin
 """
 
 import os
+import re
 import tempfile
 import time
 import unittest
+import urllib.request
 
-from harness import Broker, BrokerTestCase, starling_only, unique_id
+from harness import Broker, BrokerTestCase, free_port, starling_only, unique_id
 from test_auth import make_pwfile
 
 STATE = "$SYS/broker/connection/%s/state"
@@ -124,6 +126,70 @@ class StarlingToMosquittoTest(BridgeCase):
             got = self.collect(c, STATE % self.remote_id, 1)
             (m,) = self.wait_messages(got, 1)
             self.assertEqual((m.payload, m.retain), (b"1", True))
+
+
+class FiguresTest(BridgeCase):
+    """Bridge state in $SYS and in the Prometheus metrics (connected, messages each way,
+    queued, dropped)."""
+
+    topics = ("f/# both 1",)
+
+    def setUp(self):
+        self.mport = free_port()
+        self.config_lines = ("sys_interval 1", "metrics_listener %d 127.0.0.1" % self.mport)
+        super().setUp()
+
+    def metric(self, name, **labels):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.mport, timeout=5) as r:
+            text = r.read().decode()
+        want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+        for line in text.splitlines():
+            m = re.match(r"^(\w+)\{([^}]*)\} (\S+)$", line)
+            if m and m.group(1) == name and ",".join(sorted(m.group(2).split(","))) == want:
+                return float(m.group(3))
+        return None
+
+    def test_sys_and_metrics(self):
+        rsub = self.remote_client()
+        rgot = self.collect(rsub, "f/#", 1)
+        self.wait_connected()
+        self.wait_flow(self.broker, "f/probe", rgot)
+        pub, rpub = self.client(), self.remote_client()
+        for i in range(5):
+            self.publish(pub, "f/out", b"%d" % i, 1)
+        for i in range(3):
+            self.publish(rpub, "f/in", b"%d" % i, 1)
+        self.wait_for(lambda: len([m for m in rgot if m.topic == "f/out"]) == 5, 5)
+        sys_sub = self.client()
+        sysgot = self.collect(sys_sub, "$SYS/broker/bridges/%s/#" % self.name, 0)
+
+        def sys(leaf):
+            vals = [m.payload for m in sysgot if m.topic.endswith("/" + leaf)]
+            return int(vals[-1]) if vals else None
+        self.wait_for(lambda: sys("connected") == 1, 5, "no $SYS connected 1")
+        # Probes count too: at least the 5 sent, the 3 received (and the bridge's own).
+        self.wait_for(lambda: (sys("messages/sent") or 0) >= 5, 5, "$SYS messages/sent")
+        self.wait_for(lambda: (sys("messages/received") or 0) >= 3, 5,
+                      "$SYS messages/received")
+        self.assertEqual(self.metric("starling_bridge_connected", bridge=self.name), 1)
+        self.wait_for(lambda: (self.metric("starling_bridge_messages_total", bridge=self.name,
+                                           direction="out") or 0) >= 5, 5)
+        self.assertGreaterEqual(self.metric("starling_bridge_messages_total", bridge=self.name,
+                                            direction="in"), 3)
+        # The remote goes away: QoS 1 waits (queued), QoS 0 is dropped, both counted.
+        self.remote.halt()
+        self.wait_for(lambda: self.metric("starling_bridge_connected", bridge=self.name) == 0,
+                      10, "still connected in the metrics")
+        for i in range(4):
+            self.publish(pub, "f/q1", b"%d" % i, 1)
+            self.publish(pub, "f/q0", b"%d" % i, 0)
+        self.wait_for(lambda: self.metric("starling_bridge_queued_messages",
+                                          bridge=self.name) == 4, 5, "queued not 4")
+        self.wait_for(lambda: self.metric("starling_bridge_dropped_messages_total",
+                                          bridge=self.name) == 4, 5, "dropped not 4")
+        self.wait_for(lambda: sys("queued") == 4 and sys("connected") == 0, 5,
+                      "$SYS queued/connected")
+        self.remote.resume()
 
 
 class PrefixTest(BridgeCase):
