@@ -44,6 +44,19 @@ static const char *bname(const struct bridge *b)
 	return b->cfg->name;
 }
 
+/* A DISCONNECT to the remote (a graceful end: it does not publish the bridge's will). */
+static void bridge_disconnect(struct conn *c)
+{
+	static const uint8_t disc[2] = {ST_DISCONNECT << 4, 0};
+
+	if (c->state != CONN_ACTIVE)
+		return;
+	if (c->level < ST_MQTT_5)
+		conn_queue_bytes(c, disc, sizeof(disc));
+	else
+		out_disconnect(c, ST_RC_SUCCESS, NULL);
+}
+
 /* ---- topics ---- */
 
 static char *cat(const char *a, const char *b)
@@ -307,6 +320,11 @@ static void bridge_schedule(struct bridge *b, bool failed)
 		return;
 	}
 	b->delay_ms = failed ? bridge_next_delay(b) : b->cfg->restart_base_s * 1000;
+	if (b->to_main) {
+		/* The probe found the main address back: go there now. */
+		b->to_main = false;
+		b->delay_ms = 0;
+	}
 	b->next_ms = w->now_ms + b->delay_ms;
 	b->state = BRIDGE_WAITING;
 	/* round_robin false: the first address is the main one, tried again first. */
@@ -332,11 +350,12 @@ static void bridge_fail(struct bridge *b, const char *why)
 	        a->host, a->port, why, b->state == BRIDGE_WAITING ? b->delay_ms : 0);
 }
 
-/* Resolves address `i` without waiting: numeric addresses only here (a name goes to the
- * resolver). 0, or -errno. */
-static int bridge_resolve(struct bridge *b)
+/* Resolves address i into sa without waiting: numeric addresses only here (a name goes to
+ * the resolver). 0, or -errno. */
+static int bridge_resolve_into(struct bridge *b, unsigned i, struct sockaddr_storage *sa,
+                               socklen_t *len)
 {
-	const struct config_bridge_addr *a = &b->cfg->addrs[b->addr];
+	const struct config_bridge_addr *a = &b->cfg->addrs[i];
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
 	                         .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
 	struct addrinfo *res = NULL;
@@ -347,10 +366,15 @@ static int bridge_resolve(struct bridge *b)
 	rc = getaddrinfo(a->host, port, &hints, &res);
 	if (rc != 0 || !res)
 		return -EINVAL;
-	memcpy(&b->sa, res->ai_addr, res->ai_addrlen);
-	b->sa_len = res->ai_addrlen;
+	memcpy(sa, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
 	freeaddrinfo(res);
 	return 0;
+}
+
+static int bridge_resolve(struct bridge *b)
+{
+	return bridge_resolve_into(b, b->addr, &b->sa, &b->sa_len);
 }
 
 static void bridge_attempt(struct bridge *b)
@@ -510,6 +534,45 @@ static void bridge_on_cqe(struct ring *r, struct ring_io *io, const struct ring_
 		return;
 	}
 	bridge_connected(b);
+}
+
+/*
+ * round_robin false: while connected to a secondary address, the main one (the first) is
+ * probed with a TCP connect every restart_timeout cap; once it answers, the bridge leaves
+ * the secondary (DISCONNECT) and connects to the main one (mosquitto.conf(5)).
+ */
+static void bridge_on_probe(struct ring *r, struct ring_io *io, const struct ring_cqe *cqe)
+{
+	struct bridge *b = container_of(io, struct bridge, probe_io);
+
+	(void)r;
+	if (cqe->op != RING_OP_CONNECT || b->probe_fd < 0)
+		return;
+	close(b->probe_fd);
+	b->probe_fd = -1;
+	if (cqe->res < 0 || b->stopping || b->state != BRIDGE_UP || !b->c || b->addr == 0)
+		return;
+	log_msg(&b->w->log, LOG_T_NOTICE,
+	        "Bridge %s: its main address %s port %u answers again: moving back to it.",
+	        bname(b), b->cfg->addrs[0].host, b->cfg->addrs[0].port);
+	b->to_main = true;
+	bridge_disconnect(b->c);
+	conn_close(b->c, true, "moving back to the main address");
+}
+
+static void bridge_probe_main(struct bridge *b)
+{
+	struct worker *w = b->w;
+
+	b->probe_next_ms = w->now_ms + (uint64_t)b->cfg->restart_cap_s * 1000;
+	if (b->probe_fd >= 0 || bridge_resolve_into(b, 0, &b->probe_sa, &b->probe_len) < 0)
+		return;
+	b->probe_fd = socket(b->probe_sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	                     IPPROTO_TCP);
+	if (b->probe_fd < 0)
+		return;
+	ring_connect(&w->ring, &b->probe_io, b->probe_fd, (const struct sockaddr *)&b->probe_sa,
+	             b->probe_len);
 }
 
 /* ---- the handshake ---- */
@@ -675,6 +738,7 @@ static int bridge_connack(struct bridge *b, struct conn *c, const struct st_conn
 	b->active_ms = w->now_ms;
 	b->seen_msgs = b->stats.msgs_in + b->stats.msgs_out;
 	b->stats.connects++;
+	b->probe_next_ms = w->now_ms + (uint64_t)b->cfg->restart_cap_s * 1000;
 	log_msg(&w->log, LOG_T_NOTICE, "Bridge %s connected to %s port %u%s.", bname(b),
 	        b->cfg->addrs[b->addr].host, b->cfg->addrs[b->addr].port,
 	        ck->session_present ? " (session present)" : "");
@@ -783,6 +847,8 @@ int bridge_start_all(struct worker *w)
 			continue;
 		b = &w->bridges[w->nbridges++];
 		b->io.fn = bridge_on_cqe;
+		b->probe_io.fn = bridge_on_probe;
+		b->probe_fd = -1;
 		b->w = w;
 		b->cfg = bc;
 		b->snap = &w->b->shared.bridge_snap[bc - cfg->bridges];
@@ -872,6 +938,8 @@ void bridge_tick(struct worker *w)
 				conn_queue_bytes(b->c, ping, sizeof(ping));
 				b->ping_ms = w->now_ms;
 			}
+			if (!b->cfg->round_robin && b->addr != 0 && w->now_ms >= b->probe_next_ms)
+				bridge_probe_main(b);
 			msgs = b->stats.msgs_in + b->stats.msgs_out;
 			if (msgs != b->seen_msgs) {
 				b->seen_msgs = msgs;
@@ -882,8 +950,9 @@ void bridge_tick(struct worker *w)
 				log_msg(&w->log, LOG_T_NOTICE,
 				        "Bridge %s idle for %u s: stopping it (start_type lazy).",
 				        bname(b), b->cfg->idle_timeout_s);
-				out_disconnect(b->c, ST_RC_SUCCESS, NULL);
+				bridge_disconnect(b->c);
 				conn_close(b->c, true, "idle (start_type lazy)");
+				break;
 			}
 			break;
 		default:
@@ -902,15 +971,12 @@ void bridge_stop_all(struct worker *w)
 			shutdown(b->fd, SHUT_RDWR);
 			ring_cancel_fd(&w->ring, b->fd);
 		}
-		if (b->c && b->c->state == CONN_ACTIVE) {
-			static const uint8_t disc[2] = {ST_DISCONNECT << 4, 0};
-
-			/* A graceful end: the remote does not publish the bridge's will. */
-			if (b->level < ST_MQTT_5)
-				conn_queue_bytes(b->c, disc, sizeof(disc));
-			else
-				out_disconnect(b->c, ST_RC_SUCCESS, NULL);
+		if (b->probe_fd >= 0) {
+			shutdown(b->probe_fd, SHUT_RDWR);
+			ring_cancel_fd(&w->ring, b->probe_fd);
 		}
+		if (b->c)
+			bridge_disconnect(b->c);
 		/* An open connection ends through bridge_conn_closing; a connect in flight
 		 * through its cancelled completion. */
 		if (b->state != BRIDGE_CONNECTING && b->state != BRIDGE_UP &&
@@ -926,6 +992,8 @@ void bridge_free_all(struct worker *w)
 
 		if (b->fd >= 0)
 			close(b->fd);
+		if (b->probe_fd >= 0)
+			close(b->probe_fd);
 		for (unsigned j = 0; j < b->nrfilters; j++)
 			free(b->rfilters[j]);
 		for (unsigned j = 0; j < b->nlfilters; j++)

@@ -61,16 +61,22 @@ struct bridge {
 	unsigned addr;                   /* the address tried or in use (cfg->addrs) */
 	struct sockaddr_storage sa;      /* its resolved form (borrowed by the connect) */
 	socklen_t sa_len;
-	struct conn *c;     /* the connection, from CONNECT sent to its close */
-	struct session *s;  /* the local session, or NULL while it has none */
-	uint64_t next_ms;   /* WAITING: when the next attempt starts */
-	uint32_t delay_ms;  /* the last back-off delay */
-	uint64_t ping_ms;   /* UP: when the last PINGREQ left */
-	uint64_t active_ms; /* UP: when a message last crossed (lazy's idle_timeout) */
-	uint64_t seen_msgs; /* msgs_in + msgs_out at active_ms */
-	bool stopping;      /* the broker is stopping: no more attempts */
-	char **rfilters;    /* remote filters of the in/both topics */
-	uint8_t *rqos;      /* their QoS */
+	struct ring_io probe_io; /* round_robin false, on a secondary: the main's probe */
+	int probe_fd;            /* the probe's socket, -1 */
+	struct sockaddr_storage probe_sa;
+	socklen_t probe_len;
+	uint64_t probe_next_ms; /* when the main address is probed next */
+	bool to_main;           /* the probe reached it: reconnect there at once */
+	struct conn *c;         /* the connection, from CONNECT sent to its close */
+	struct session *s;      /* the local session, or NULL while it has none */
+	uint64_t next_ms;       /* WAITING: when the next attempt starts */
+	uint32_t delay_ms;      /* the last back-off delay */
+	uint64_t ping_ms;       /* UP: when the last PINGREQ left */
+	uint64_t active_ms;     /* UP: when a message last crossed (lazy's idle_timeout) */
+	uint64_t seen_msgs;     /* msgs_in + msgs_out at active_ms */
+	bool stopping;          /* the broker is stopping: no more attempts */
+	char **rfilters;        /* remote filters of the in/both topics */
+	uint8_t *rqos;          /* their QoS */
 	unsigned nrfilters;
 	char **lfilters; /* local filters of the out/both topics */
 	uint8_t *lqos;

@@ -160,6 +160,19 @@ uint64_t out_publish5_exact_size(struct conn *c, struct pub_view *v, const struc
 	return 1 + st_varint_size((uint32_t)rem) + rem;
 }
 
+uint64_t out_publish3_exact_size(const struct conn *c, const struct pub_view *v, uint8_t qos)
+{
+	struct pub_view mv;
+	uint64_t rem;
+
+	if (c->mount_len || c->bridge) {
+		mv = out_mounted(c, v);
+		v = &mv;
+	}
+	rem = 2 + (uint64_t)v->topic.len + (qos ? 2 : 0) + v->payload.len;
+	return 1 + st_varint_size((uint32_t)rem) + rem;
+}
+
 uint64_t out_publish_size(const struct conn *c, const struct pub_view *v, const struct pub_extra *x)
 {
 	uint64_t n = ST_PUBLISH_HEAD_MAX + (uint64_t)v->topic.len + v->payload.len;

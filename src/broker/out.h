@@ -65,6 +65,9 @@ static inline uint64_t out_publish3_size(const struct pub_view *v)
 uint64_t out_publish5_exact_size(struct conn *c, struct pub_view *v, const struct pub_extra *x,
                                  uint8_t qos);
 
+/* The exact size of the PUBLISH out_publish3 would write for v on 3.x connection c. */
+uint64_t out_publish3_exact_size(const struct conn *c, const struct pub_view *v, uint8_t qos);
+
 /* Bytes out_publish would queue at most for v on c (the output bound). */
 uint64_t out_publish_size(const struct conn *c, const struct pub_view *v,
                           const struct pub_extra *x);

@@ -215,12 +215,18 @@ static inline bool route_deliver_v3(struct worker *w, struct session *s, struct 
 	}
 }
 
-/* Too large for the client's Maximum Packet Size: dropped as if sent [MQTT-3.1.2-25]. */
+/* Too large for the client's Maximum Packet Size: dropped as if sent [MQTT-3.1.2-25]. So is
+ * a message over bridge_max_packet_size for a bridge's 3.x remote (bridge.h). */
 static bool route_too_large(struct conn *c, struct pub_view *v, const struct pub_extra *x,
                             uint8_t qos)
 {
-	return c && c->v5 && c->v5->max_packet_out &&
-	       out_publish5_exact_size(c, v, x, qos) > c->v5->max_packet_out;
+	if (!c)
+		return false;
+	if (c->v5)
+		return c->v5->max_packet_out &&
+		       out_publish5_exact_size(c, v, x, qos) > c->v5->max_packet_out;
+	return c->bridge && c->bridge->cfg->max_packet_size &&
+	       out_publish3_exact_size(c, v, qos) > c->bridge->cfg->max_packet_size;
 }
 
 /*
@@ -267,7 +273,7 @@ static bool route_deliver(struct worker *w, struct session *s, struct pub_view *
 	/* MQTT 5 limits, behind one branch: an expired message is not delivered
 	 * [MQTT-3.3.2-5]; one over the client's Maximum Packet Size is dropped as if sent
 	 * [MQTT-3.1.2-25]. */
-	if (v->expiry_ms | (uintptr_t)(c ? c->v5 : NULL)) {
+	if (v->expiry_ms | (c ? (uintptr_t)c->v5 | (uintptr_t)c->bridge : 0)) {
 		if (v->expiry_ms && v->expiry_ms <= w->now_ms) {
 			w->stats.expired_dropped++;
 			return false;
@@ -468,7 +474,7 @@ int route_local(struct worker *w, struct session *origin, struct pub_view *v, ui
 		struct conn *c = s->conn;
 		struct pub_extra x, *xp = NULL;
 
-		if (c && !c->v5 && !v->expiry_ms) {
+		if (c && !c->v5 && !v->expiry_ms && !c->bridge) {
 			delivered +=
 			        route_deliver_v3(w, s, c, v, qos, route_qos(w, qos, granted), rap);
 			continue;

@@ -19,9 +19,10 @@ from test_auth import make_pwfile
 STATE = "$SYS/broker/connection/%s/state"
 
 
-def bridge_block(name, port, topics, *more, remote_id=None):
-    """The lines of one `connection` block to 127.0.0.1:port."""
-    lines = ["connection %s" % name, "address 127.0.0.1:%d" % port,
+def bridge_block(name, port, topics, *more, remote_id=None, main_port=None):
+    """The lines of one `connection` block to 127.0.0.1:port (after 127.0.0.1:main_port)."""
+    addrs = ("127.0.0.1:%d " % main_port if main_port else "") + "127.0.0.1:%d" % port
+    lines = ["connection %s" % name, "address %s" % addrs,
              "remote_clientid %s" % (remote_id or "starling-" + name),
              "restart_timeout 1 2"]
     lines += ["topic %s" % t for t in topics]
@@ -44,8 +45,10 @@ class BridgeCase(BrokerTestCase):
         self.addCleanup(self.remote.stop)
         self.name = unique_id("br")
         self.remote_id = "starling-" + self.name
+        main = getattr(self, "main", None)
         self.config_lines = tuple(self.config_lines) + tuple(
-            bridge_block(self.name, self.remote.port, self.topics, *self.more))
+            bridge_block(self.name, self.remote.port, self.topics, *self.more,
+                         main_port=main.port if main else None))
         super().setUp()
 
     def remote_client(self, **kw):
@@ -72,6 +75,7 @@ class BridgeCase(BrokerTestCase):
 
 class StarlingToMosquittoTest(BridgeCase):
     topics = ("out/# out 2", "in/# in 2", "both/# both 2")
+    echo = []
 
     def test_out_each_qos(self):
         sub = self.remote_client()
@@ -116,7 +120,7 @@ class StarlingToMosquittoTest(BridgeCase):
         self.assertEqual(sorted(m.topic for m in rgot if not m.topic.startswith("$")),
                          ["both/local", "both/remote", "out/remote"])
         self.assertEqual(sorted(m.topic for m in lgot if not m.topic.startswith("$")),
-                         ["both/local", "both/remote", "in/local"])
+                         sorted(["both/local", "both/remote", "in/local"] + self.echo))
 
     def test_notifications(self):
         # Mosquitto's convention: "1" retained on the state topic on both sides once up.
@@ -190,6 +194,111 @@ class FiguresTest(BridgeCase):
         self.wait_for(lambda: sys("queued") == 4 and sys("connected") == 0, 5,
                       "$SYS queued/connected")
         self.remote.resume()
+
+
+class Mqtt5BridgeTest(StarlingToMosquittoTest):
+    """The same flows over bridge_protocol_version mqttv50 (No Local asked of the remote)."""
+
+    more = ("bridge_protocol_version mqttv50",)
+
+
+class Mqtt31BridgeTest(StarlingToMosquittoTest):
+    """... and over mqttv31 (MQIsdp, level 3 | 0x80 with try_private)."""
+
+    more = ("bridge_protocol_version mqttv31",)
+
+
+class NoTryPrivateTest(StarlingToMosquittoTest):
+    """try_private false: a plain 3.1.1 client to the remote, which then sends a `both`
+    message published here back once, as Mosquitto's own bridge gets it (3.1.1 has no No
+    Local); the local No Local subscriptions stop it there: no loop."""
+
+    more = ("try_private false",)
+    echo = ["both/local"]
+
+
+class LazyStartTest(BridgeCase):
+    """start_type lazy: connected once `threshold` messages wait, stopped after idle_timeout."""
+
+    topics = ("lazy/# out 1",)
+    more = ("start_type lazy", "threshold 3", "idle_timeout 2")
+
+    def test_starts_at_threshold_and_stops_when_idle(self):
+        rsub = self.remote_client()
+        got = self.collect(rsub, "lazy/#", 1)
+        pub = self.client()
+        self.publish(pub, "lazy/a", b"1", 1)
+        self.publish(pub, "lazy/a", b"2", 1)
+        time.sleep(1.0)
+        self.assertNotIn("Bridge %s connected" % self.name, self.broker.log_text())
+        self.publish(pub, "lazy/a", b"3", 1)
+        self.wait_connected()
+        self.assertEqual(sorted(m.payload for m in self.wait_messages(got, 3)),
+                         [b"1", b"2", b"3"])
+        self.wait_for(lambda: "idle for 2 s" in self.broker.log_text(), 6,
+                      "lazy bridge not stopped when idle")
+
+
+class OnceStartTest(BridgeCase):
+    """start_type once: not started again after its connection ends."""
+
+    more = ("start_type once",)
+
+    def test_not_restarted(self):
+        self.wait_connected()
+        self.remote.halt()
+        self.wait_for(lambda: "stopped (start_type once)" in self.broker.log_text(), 10)
+        self.remote.resume()
+        time.sleep(3)
+        self.assertEqual(self.broker.log_text().count("Bridge %s connected" % self.name), 1)
+
+
+class AddressesTest(BridgeCase):
+    """Two addresses, round_robin false: the first one down, the bridge uses the second, and
+    moves back to the first (the main one) once it answers."""
+
+    topics = ("a/# out 1",)
+
+    def setUp(self):
+        self.main = Broker(kind="mosquitto")
+        self.main.start()
+        self.addCleanup(self.main.stop)
+        self.main.halt()   # keeps its port: down for now
+        super().setUp()
+
+    def test_secondary_then_back_to_main(self):
+        self.wait_connected()
+        self.assertIn("connected to 127.0.0.1 port %d" % self.remote.port,
+                      self.broker.log_text())
+        self.main.resume()
+        self.wait_for(lambda: "connected to 127.0.0.1 port %d" % self.main.port
+                      in self.broker.log_text(), 10, "did not move back to the main address")
+        sub = self.client(broker=self.main)
+        got = self.collect(sub, "a/#", 1)
+        self.wait_flow(self.broker, "a/probe", got)
+
+
+class MaxPacketTest(BridgeCase):
+    """bridge_max_packet_size: a larger message is not sent to the remote (3.1.1 and 5.0)."""
+
+    topics = ("big/# out 1",)
+    more = ("bridge_max_packet_size 200",)
+
+    def test_large_message_not_forwarded(self):
+        sub = self.remote_client()
+        got = self.collect(sub, "big/#", 1)
+        self.wait_connected()
+        self.wait_flow(self.broker, "big/probe", got)
+        pub = self.client()
+        self.publish(pub, "big/large", b"x" * 300, 1)
+        self.publish(pub, "big/small", b"y" * 100, 1)
+        (m,) = self.wait_messages(got, 1)
+        self.assertEqual(m.topic, "big/small")
+        self.assert_no_messages(got, 0.3, 1)
+
+
+class MaxPacket5Test(MaxPacketTest):
+    more = ("bridge_max_packet_size 200", "bridge_protocol_version mqttv50")
 
 
 class PrefixTest(BridgeCase):
