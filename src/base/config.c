@@ -972,6 +972,11 @@ static int parse_compat(struct config *cfg, const struct words *w, const struct 
 	                         at->errlen);
 	if (rc != CONFIG_LIMITS_NOT_MINE)
 		return rc;
+	/* So have the bridges' `connection` blocks (config_bridge.c). */
+	rc = config_bridge_parse(cfg, w->name, w->v, w->n, w->rest, at->path, at->line, at->err,
+	                         at->errlen);
+	if (rc != CONFIG_BRIDGE_NOT_MINE)
+		return rc;
 	switch (config_compat_check(w->name, w->v, w->n, &alias, msg, sizeof(msg))) {
 	case CONFIG_COMPAT_REFUSED:
 		return fail(at, "%s", msg);
@@ -1067,7 +1072,7 @@ int config_parse_line(struct config *cfg, const char *text, const char *path, un
 int config_load_file(struct config *cfg, const char *path, char *err, size_t errlen)
 {
 	char *buf, *p, *end;
-	unsigned line = 0;
+	unsigned line = 0, bridge_open = cfg->bridge_open;
 	size_t len;
 	int rc = base_read_file(path, CONFIG_FILE_MAX_BYTES, &buf, &len, err, errlen);
 
@@ -1075,6 +1080,7 @@ int config_load_file(struct config *cfg, const char *path, char *err, size_t err
 		return rc;
 	if (cfg->include_depth == 0)
 		cfg->main_path = path; /* include_dir refuses to read it a second time */
+	cfg->bridge_open = 0;
 	end = buf + len;
 	for (p = buf; p < end && rc == ST_OK;) {
 		char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -1092,8 +1098,13 @@ int config_load_file(struct config *cfg, const char *path, char *err, size_t err
 		p = eol + 1;
 	}
 	free(buf);
-	if (cfg->include_depth == 0)
+	cfg->bridge_open = bridge_open;
+	if (cfg->include_depth == 0) {
 		cfg->main_path = NULL;
+		/* Every file is read: each bridge block is complete. */
+		if (rc == ST_OK)
+			rc = config_bridge_finish(cfg, err, errlen);
+	}
 	return rc;
 }
 

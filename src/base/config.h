@@ -234,6 +234,11 @@ struct config {
 	/* Bridges (issue 12; config_bridge.h): `connection` blocks in file order, allocated. */
 	struct config_bridge *bridges;
 	unsigned bridge_count;
+	unsigned bridge_cap; /* entries allocated in bridges */
+	/* While a file is read: 1 + the index of the block its bridge lines go to, 0 for none.
+	 * Each file starts outside any block (config_load_file saves and restores it), as
+	 * Mosquitto keeps the current bridge per file. */
+	unsigned bridge_open;
 	bool verbose;               /* -v: every log type, as Mosquitto's log_type all */
 	bool daemonize;             /* -d */
 	char config_path[PATH_MAX]; /* -c FILE, empty if none */

@@ -35,11 +35,19 @@ enum config_bridge_start {
 	CONFIG_BRIDGE_ONCE = 2,      /* at start-up, never again after a failure */
 };
 
-/* One `topic` line. Strings are NUL-terminated and allocated; "" given as `""` is empty. */
+/*
+ * One `topic` line. Strings are NUL-terminated and allocated; "" given as `""` is empty.
+ * local_topic and remote_topic are the prefixes joined to the pattern, each a valid topic
+ * filter (checked when parsed): the local filter an out/both rule subscribes to, the remote
+ * one an in/both rule subscribes to. An empty pattern (Mosquitto's "remap one topic" rows)
+ * needs both prefixes, and its filters are the prefixes themselves.
+ */
 struct config_bridge_topic {
 	char *pattern;       /* the topic pattern (a filter; may be empty, see mosquitto.conf) */
 	char *local_prefix;  /* "" when none */
 	char *remote_prefix; /* "" when none */
+	char *local_topic;   /* local_prefix + pattern */
+	char *remote_topic;  /* remote_prefix + pattern */
 	uint8_t dir;         /* enum config_bridge_dir */
 	uint8_t qos;         /* 0..2 (default 0) */
 };
@@ -51,28 +59,31 @@ struct config_bridge_addr {
 
 /* One `connection` block, with Mosquitto's defaults for what it does not set. */
 struct config_bridge {
-	char *name;       /* `connection NAME` */
-	const char *path; /* file of the `connection` line (for messages), borrowed */
-	unsigned line;    /* its line */
+	char *name;    /* `connection NAME` */
+	char *path;    /* file of the `connection` line (for messages), allocated */
+	unsigned line; /* its line */
 	struct config_bridge_addr addrs[CONFIG_BRIDGE_ADDRS_MAX];
 	unsigned addr_count; /* at least 1 after config_bridge_finish */
 	bool round_robin; /* false: the first address is the main one, retried while on another */
 	struct config_bridge_topic *topics; /* in file order */
 	unsigned topic_count;               /* at least 1 after config_bridge_finish */
-	char *remote_clientid;    /* default "NAME.HOSTNAME" (hence set by config_bridge_finish) */
-	char *local_clientid;     /* default "local.REMOTE_CLIENTID" */
-	char *remote_username;    /* NULL: none */
-	char *remote_password;    /* NULL: none (needs remote_username) */
-	char *local_username;     /* NULL: none; the local session's user for ACL checks */
-	char *local_password;     /* NULL: none */
-	bool cleansession;        /* false */
-	bool local_cleansession;  /* defaults to cleansession */
-	uint16_t keepalive_s;     /* keepalive_interval: 60, at least 5 */
-	uint32_t idle_timeout_s;  /* lazy: 60 */
-	uint32_t threshold;       /* lazy: 10 */
-	uint32_t restart_base_s;  /* restart_timeout: jitter base 5 ... */
-	uint32_t restart_cap_s;   /* ... up to cap 30; base == cap: a constant delay */
-	uint8_t start_type;       /* enum config_bridge_start */
+	/* Default "HOSTNAME.NAME": what mosquitto 2.0.11 sends, although mosquitto.conf(5) says
+	 * "name.hostname" (set by config_bridge_finish, as the defaults below that use it). */
+	char *remote_clientid;
+	char *local_clientid;        /* default "local.REMOTE_CLIENTID" */
+	char *remote_username;       /* NULL: none */
+	char *remote_password;       /* NULL: none (needs remote_username) */
+	char *local_username;        /* NULL: none; the local session's user for ACL checks */
+	char *local_password;        /* NULL: none */
+	bool cleansession;           /* false */
+	bool local_cleansession;     /* defaults to cleansession */
+	bool local_cleansession_set; /* local_cleansession was given */
+	uint16_t keepalive_s;        /* keepalive_interval: 60; below 5 read as 5, as Mosquitto */
+	uint32_t idle_timeout_s;     /* lazy: 60; 0 read as 1 */
+	uint32_t threshold;          /* lazy: 10; 0 read as 1 */
+	uint32_t restart_base_s;     /* restart_timeout: jitter base 5 (0 read as 1) ... */
+	uint32_t restart_cap_s;      /* ... up to cap 30; base == cap: a constant delay */
+	uint8_t start_type;          /* enum config_bridge_start */
 	uint8_t protocol_version; /* bridge_protocol_version: 3 (mqttv31), 4 (mqttv311, default), 5
 	                           */
 	bool try_private;         /* true: the CONNECT's protocol level has 0x80 set */
@@ -94,7 +105,7 @@ struct config_bridge {
 	char *alpn;          /* bridge_alpn; NULL: none */
 	char *psk_identity;  /* bridge_identity; NULL: certificates */
 	char *psk_hex;       /* bridge_psk, hexadecimal */
-	bool require_ocsp;   /* bridge_require_ocsp */
+	bool require_ocsp;   /* bridge_require_ocsp: only false (true is refused, see .c) */
 };
 
 struct config;
@@ -117,5 +128,8 @@ int config_bridge_parse(struct config *cfg, const char *name, const char *const 
  * `connection` line) in err.
  */
 int config_bridge_finish(struct config *cfg, char *err, size_t errlen);
+
+/* Frees cfg's bridges and everything they hold (bridges NULL, bridge_count 0 after). */
+void config_bridges_free(struct config *cfg);
 
 #endif

@@ -1,16 +1,17 @@
 /*
  * The mosquitto.conf options of Mosquitto 2.0 that Starling does not parse as settings of its
- * own: refused with a one-line reason that says what to use instead (plugins, OpenSSL engines,
- * bridges), accepted with a notice (deprecated options, knobs of libraries Starling does not
- * use), or Mosquitto's other names of an option Starling has. config.c asks here only for a
- * name its own table lacks, once per such line at start-up, so a linear scan of a table of
- * about fifty entries is plenty.
+ * own: refused with a one-line reason that says what to use instead (plugins, OpenSSL engines),
+ * accepted with a notice (deprecated options, knobs of libraries Starling does not use), or
+ * Mosquitto's other names of an option Starling has. config.c asks here only for a name its
+ * own table lacks, once per such line at start-up, so a linear scan of a short table is
+ * plenty. The bridge options, old names included (`clientid`, `username`, `password`), are
+ * config_bridge.c's.
  *
  * The list is mosquitto.conf(5) of 2.0.11 (Debian 12's package) plus the names the 2.0.11
  * broker accepts without documenting them (`plugin`, `plugin_opt_*`, `retry_interval`,
- * `retained_persistence`, `maximum_qos`, the bridge aliases `clientid`, `username`,
- * `password`), each checked against mosquitto 2.0.11 itself. The README's table of every
- * option says the same in prose; test_config.c and test_mosquitto_conf.py hold both to it.
+ * `retained_persistence`, `maximum_qos`), each checked against mosquitto 2.0.11 itself. The
+ * README's table of every option says the same in prose; test_config.c and
+ * test_mosquitto_conf.py hold both to it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -32,10 +33,6 @@ static const char why_engine[] =
 static const char why_dhparam[] =
         "finite-field DHE is not offered: Starling's TLS listeners use ECDHE (TLS 1.2) and TLS "
         "1.3 key exchange, which need no DH parameters; remove the line";
-static const char why_bridge[] =
-        "bridges are not supported yet (Starling issue 12, \"Bridges\"): run Mosquitto as the "
-        "bridge next to Starling until then";
-
 /* A value check for accepted options, so a typo is still an error. */
 enum compat_value {
 	VALUE_NONE, /* refused whatever the value */
@@ -95,47 +92,6 @@ static const struct compat compat_table[] = {
         ALIAS("retained_persistence", "persistence",
               "retained_persistence is Mosquitto's older name of persistence"),
         ALIAS("maximum_qos", "max_qos", "maximum_qos is Mosquitto's older name of max_qos"),
-        /* Bridges (mosquitto.conf(5), "Configuring Bridges"). */
-        REFUSED("connection", why_bridge),
-        REFUSED("address", why_bridge),
-        REFUSED("addresses", why_bridge),
-        REFUSED("bridge_attempt_unsubscribe", why_bridge),
-        REFUSED("bridge_bind_address", why_bridge),
-        REFUSED("bridge_max_packet_size", why_bridge),
-        REFUSED("bridge_outgoing_retain", why_bridge),
-        REFUSED("bridge_protocol_version", why_bridge),
-        REFUSED("cleansession", why_bridge),
-        REFUSED("local_cleansession", why_bridge),
-        REFUSED("keepalive_interval", why_bridge),
-        REFUSED("idle_timeout", why_bridge),
-        REFUSED("local_clientid", why_bridge),
-        REFUSED("local_password", why_bridge),
-        REFUSED("local_username", why_bridge),
-        REFUSED("notifications", why_bridge),
-        REFUSED("notifications_local_only", why_bridge),
-        REFUSED("notification_topic", why_bridge),
-        REFUSED("remote_clientid", why_bridge),
-        REFUSED("remote_password", why_bridge),
-        REFUSED("remote_username", why_bridge),
-        REFUSED("clientid", why_bridge),
-        REFUSED("username", why_bridge),
-        REFUSED("password", why_bridge),
-        REFUSED("restart_timeout", why_bridge),
-        REFUSED("round_robin", why_bridge),
-        REFUSED("start_type", why_bridge),
-        REFUSED("threshold", why_bridge),
-        REFUSED("topic", why_bridge),
-        REFUSED("try_private", why_bridge),
-        REFUSED("bridge_alpn", why_bridge),
-        REFUSED("bridge_cafile", why_bridge),
-        REFUSED("bridge_capath", why_bridge),
-        REFUSED("bridge_certfile", why_bridge),
-        REFUSED("bridge_identity", why_bridge),
-        REFUSED("bridge_insecure", why_bridge),
-        REFUSED("bridge_keyfile", why_bridge),
-        REFUSED("bridge_psk", why_bridge),
-        REFUSED("bridge_require_ocsp", why_bridge),
-        REFUSED("bridge_tls_version", why_bridge),
 };
 
 static const struct compat *compat_find(const char *name)
