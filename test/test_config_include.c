@@ -438,7 +438,8 @@ static void expect_refused(const char *text, const char *reason)
 
 static void test_refused(void)
 {
-	/* Bridge options are parsed now (test_config_bridge.c); outside a block they are refused. */
+	/* Bridge options are parsed now (test_config_bridge.c); outside a block they are refused.
+	 */
 	static const char *const bridge[] = {"address 10.0.0.1:1883",
 	                                     "addresses a:1 b:2",
 	                                     "bridge_attempt_unsubscribe true",
