@@ -456,6 +456,69 @@ static void test_value_errors(void)
 	}
 }
 
+/* Every name of a block is parsed somewhere: none comes back as unknown, whatever its value. */
+static void test_every_name_known(void)
+{
+	static const char *const names[] = {"address",
+	                                    "addresses",
+	                                    "topic",
+	                                    "remote_clientid",
+	                                    "clientid",
+	                                    "local_clientid",
+	                                    "remote_username",
+	                                    "username",
+	                                    "remote_password",
+	                                    "password",
+	                                    "local_username",
+	                                    "local_password",
+	                                    "round_robin",
+	                                    "cleansession",
+	                                    "local_cleansession",
+	                                    "keepalive_interval",
+	                                    "idle_timeout",
+	                                    "threshold",
+	                                    "restart_timeout",
+	                                    "start_type",
+	                                    "bridge_protocol_version",
+	                                    "try_private",
+	                                    "notifications",
+	                                    "notifications_local_only",
+	                                    "notification_topic",
+	                                    "bridge_max_packet_size",
+	                                    "bridge_outgoing_retain",
+	                                    "bridge_attempt_unsubscribe",
+	                                    "bridge_bind_address",
+	                                    "bridge_cafile",
+	                                    "bridge_capath",
+	                                    "bridge_certfile",
+	                                    "bridge_keyfile",
+	                                    "bridge_insecure",
+	                                    "bridge_tls_version",
+	                                    "bridge_alpn",
+	                                    "bridge_identity",
+	                                    "bridge_psk",
+	                                    "bridge_require_ocsp"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char l2[64];
+		const char *lines[] = {"connection b", l2, NULL};
+
+		snprintf(l2, sizeof(l2), "%s x", names[i]);
+		(void)load(lines);
+		CU_ASSERT_PTR_NULL(strstr(err, "unknown"));
+		/* Outside a block each is refused as a bridge option. */
+		CU_ASSERT_EQUAL(
+		        config_parse_line(&cfg, "listener 1", "b.conf", 3, err, sizeof(err)),
+		        ST_OK);
+		config_bridges_free(&cfg);
+		config_defaults(&cfg);
+		CU_ASSERT_EQUAL(config_parse_line(&cfg, l2, "b.conf", 9, err, sizeof(err)),
+		                ST_ERR_CONFIG);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "b.conf:9: "));
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "a bridge option outside a connection block"));
+	}
+}
+
 /* A string option given twice in one block is an error, as Mosquitto's "Duplicate". */
 static void test_duplicates(void)
 {
@@ -696,6 +759,7 @@ int main(void)
 	        {"addresses", test_addresses},
 	        {"value errors", test_value_errors},
 	        {"duplicates", test_duplicates},
+	        {"every name known", test_every_name_known},
 	        {"raised values", test_raised_values},
 	        {"finish errors", test_finish_errors},
 	        {"blocks", test_blocks},
