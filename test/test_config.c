@@ -603,11 +603,13 @@ static void test_persistence_options(void)
 }
 
 /* Every option of the table is implemented now; what Starling cannot honour is refused with
- * its reason (config_compat.c), bridges until issue 12. */
+ * its reason (config_compat.c). Bridges are parsed (test_config_bridge.c); a bridge option
+ * outside a `connection` block is an error. */
 static void test_unsupported_options(void)
 {
 	expect_error("plugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so", "plugin");
-	expect_error("connection bridge-1", "not supported yet");
+	expect_error("topic sensors/# out 1", "topic: a bridge option outside a connection block");
+	expect_error("remote_clientid x", "outside a connection block");
 }
 
 static void test_long_line_and_small_err(void)

@@ -19,8 +19,9 @@ declare -A USES=(
 	[auth]="codec base"
 	[store]="codec base"
 	[http]="codec base"
-	[broker]="codec base io index auth store http"
-	[top]="codec base io index auth store http broker"
+	[bridge]="codec base"
+	[broker]="codec base io index auth store http bridge"
+	[top]="codec base io index auth store http bridge broker"
 	# starling-passwd includes auth/passwd.h so that it writes exactly what the broker reads;
 	# starling-store-gen includes store/ (record encoder, shard function) for the same reason;
 	# starling-bench frames its WebSocket traffic with io/ws.h, the broker's own framing.

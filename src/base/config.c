@@ -50,7 +50,7 @@
 
 #define CONFIG_FILE_MAX_BYTES (1u << 20) /* a config file is a few KiB; this bounds the read */
 #define CONFIG_LINE_MAX       8192       /* longer than "log_dest file " + PATH_MAX */
-#define CONFIG_WORDS_MAX      8          /* values after the option name */
+#define CONFIG_WORDS_MAX      16         /* values after the option name (bridge addresses) */
 #define MQTT_PAYLOAD_MAX      268435455  /* largest Remaining Length (MQTT 5.0 1.5.5) */
 #define MQTT_PACKET_MAX       (MQTT_PAYLOAD_MAX + 5) /* plus fixed header byte and 4-byte length */
 

@@ -6,9 +6,11 @@
  * naming its file and line.
  *
  * Kept apart from config.c, as config_limits.c is: config_parse_line() hands a line whose
- * option it does not know to config_bridge_parse(). Bridges are few and their topics
- * repeatable, so they are allocated (struct config keeps a pointer, which its shallow copies
- * share); they live as long as the process.
+ * option it does not know to config_bridge_parse(), and config_load_file() calls
+ * config_bridge_finish() once the main file and its includes are read. Bridges are few and
+ * their topics repeatable, so they are allocated (struct config keeps a pointer, which its
+ * shallow copies share); they live as long as the process, and config_bridges_free() is there
+ * for a configuration read again (tests; SIGHUP does not re-read bridges, as in Mosquitto).
  */
 #ifndef STARLING_CONFIG_BRIDGE_H
 #define STARLING_CONFIG_BRIDGE_H

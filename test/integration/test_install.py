@@ -72,6 +72,14 @@ def config_options():
     # that an alias (maximum_qos) is not asked for.
     with open(os.path.join(REPO, "src", "base", "config_limits.c")) as f:
         names += re.findall(r'\bif \(strcmp\(name, "([a-z0-9_]+)"\)', f.read())
+    # The bridge options (config_bridge.c's table of a block's options, and `connection`),
+    # except Mosquitto's older names, which the pages mention beside the new ones.
+    with open(os.path.join(REPO, "src", "base", "config_bridge.c")) as f:
+        text = f.read()
+    table = text[text.index("block_names[] = {"):]
+    table = table[:table.index("};")]
+    old = {"clientid", "username", "password", "addresses"}
+    names += ["connection"] + [n for n in re.findall(r'"([a-z0-9_]+)"', table) if n not in old]
     return names
 
 

@@ -268,8 +268,9 @@ class ConfErrorsTest(unittest.TestCase):
             ("tls_keyform engine", "tls_keyform: OpenSSL engines"),
             ("dhparamfile /etc/ssl/dh.pem", "dhparamfile: finite-field DHE is not offered"),
             ("log_dest dlt", "log_dest dlt: the automotive Diagnostic Log and Trace"),
-            ("connection edge-to-cloud", "connection: bridges are not supported yet"),
-            ("topic sensors/# out 1", "topic: bridges are not supported yet"),
+            # Bridge options are read now; outside a `connection` block they are an error
+            # (test_bridge_config.py has the rest).
+            ("topic sensors/# out 1", "topic: a bridge option outside a connection block"),
         ]
         for line, reason in cases:
             with self.subTest(line=line):
@@ -419,6 +420,50 @@ psk_hint starling
 metrics_listener {port_metrics} 127.0.0.1
 """
 
+# Two bridges to a port where nothing listens (one with certificates, one with a PSK: a block
+# takes one or the other), every bridge option between them.
+ALL_BRIDGES = """connection cloud
+address 127.0.0.1:{port_bridge} 127.0.0.1:{port_bridge2}
+round_robin false
+topic sensors/# out 1 site1/ sites/site1/
+topic "" both 0 local/status remote/status
+remote_clientid site1
+local_clientid local.site1
+remote_username site1
+remote_password pw
+local_username alice
+local_password pw
+cleansession false
+local_cleansession true
+keepalive_interval 30
+start_type automatic
+restart_timeout 5 30
+idle_timeout 60
+threshold 10
+bridge_protocol_version mqttv50
+try_private true
+notifications true
+notifications_local_only false
+notification_topic bridges/site1/state
+bridge_max_packet_size 0
+bridge_outgoing_retain true
+bridge_attempt_unsubscribe true
+bridge_bind_address 127.0.0.1
+bridge_cafile {certs}/ca.crt
+bridge_capath {certs}
+bridge_certfile {certs}/server.crt
+bridge_keyfile {certs}/server.key
+bridge_insecure true
+bridge_tls_version tlsv1.2
+bridge_alpn mqtt
+bridge_require_ocsp false
+connection psk
+address 127.0.0.1:{port_bridge}
+topic commands/# in 2
+bridge_identity site1
+bridge_psk deadbeef
+"""
+
 ALL_SECURITY = """password_file {root}/etc/mosquitto/passwd
 acl_file {root}/etc/mosquitto/acl
 psk_file {root}/etc/mosquitto/psk
@@ -441,11 +486,14 @@ class EveryOptionAtOnceTest(TreeCase):
         tlscerts.run("rehash", certs.dir)
         self.ports = {"port_default": free_port(), "port_tls": free_port(),
                       "port_ws": free_port(), "port_psk": free_port(),
-                      "port_metrics": free_port()}
+                      "port_metrics": free_port(), "port_bridge": free_port(),
+                      "port_bridge2": free_port()}
         self.files = {
             "etc/mosquitto/conf.d/50-listeners.conf":
                 ALL_LISTENERS.format(certs=certs.dir, **self.ports),
             "etc/mosquitto/conf.d/60-security.conf": ALL_SECURITY,
+            "etc/mosquitto/conf.d/70-bridges.conf":
+                ALL_BRIDGES.format(certs=certs.dir, **self.ports),
             "etc/mosquitto/acl": "topic readwrite #\nuser alice\ntopic readwrite #\n",
             "etc/mosquitto/psk": "alice:deadbeef\n",
             "www/index.html": "<p>starling</p>\n",
@@ -459,7 +507,7 @@ class EveryOptionAtOnceTest(TreeCase):
     def test_loads_and_serves(self):
         from test_install import config_options
         b = self.broker
-        text = ALL_MAIN + ALL_LISTENERS + ALL_SECURITY
+        text = ALL_MAIN + ALL_LISTENERS + ALL_SECURITY + ALL_BRIDGES
         with open(os.path.join(b.root, "etc/mosquitto/conf.d/local.conf")) as f:
             text += f.read()
         used = set(re.findall(r"(?m)^([a-z0-9_.]+) ", text))
