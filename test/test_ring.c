@@ -53,9 +53,9 @@ static bool ring_up(struct ring *r)
 /* What an owner saw: completions per op, the last result, the bytes received. */
 struct owner {
 	struct ring_io io;
-	unsigned n[8];         /* completions by op */
+	unsigned n[16];        /* completions by op */
 	unsigned finals;       /* of which final (more unset) */
-	int32_t last[8];       /* last res by op */
+	int32_t last[16];      /* last res by op */
 	int fds[64];           /* accepted descriptors */
 	unsigned nfds;         /* how many */
 	uint8_t got[1 << 16];  /* bytes received */
@@ -648,6 +648,138 @@ static void test_epoll_accept_emfile(void)
 	close(l);
 }
 
+/* --- outgoing connections ----------------------------------------------------------------- */
+
+static int socket_nb(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		abort();
+	return fd;
+}
+
+static struct sockaddr_in loopback(uint16_t port)
+{
+	return (struct sockaddr_in){.sin_family = AF_INET,
+	                            .sin_port = htons(port),
+	                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+}
+
+static bool got_hello(const struct owner *o)
+{
+	return o->got_len >= 5;
+}
+
+/* Connected, the socket receives and sends through the ring as an accepted one does. */
+static void test_connect(void)
+{
+	struct ring r;
+	struct owner o;
+	uint16_t port;
+	int l = listen_any(&port), c = socket_nb(), s;
+	struct sockaddr_in a = loopback(port);
+	char buf[8] = {0};
+
+	owner_init(&o);
+	if (!ring_up(&r))
+		return;
+	ring_connect(&r, &o.io, c, (struct sockaddr *)&a, sizeof(a));
+	CU_ASSERT_EQUAL(o.io.pending, 1);
+	CU_ASSERT_EQUAL(o.n[RING_OP_CONNECT], 0); /* never inside the call */
+	poll_until(&r, &o, has_final);
+	CU_ASSERT_EQUAL(o.n[RING_OP_CONNECT], 1);
+	CU_ASSERT_EQUAL(o.last[RING_OP_CONNECT], 0);
+	s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	CU_ASSERT_FATAL(s >= 0);
+	CU_ASSERT_EQUAL(write(s, "hello", 5), 5);
+	ring_recv(&r, &o.io, c);
+	poll_until(&r, &o, got_hello);
+	CU_ASSERT_EQUAL(o.got_len, 5);
+	CU_ASSERT(memcmp(o.got, "hello", 5) == 0);
+	o.iov = (struct iovec){(void *)"world", 5};
+	o.mh = (struct msghdr){.msg_iov = &o.iov, .msg_iovlen = 1};
+	ring_sendmsg(&r, &o.io, c, &o.mh);
+	poll_until(&r, &o, send_done);
+	CU_ASSERT_EQUAL(o.last[RING_OP_SEND], 5);
+	CU_ASSERT_EQUAL(read(s, buf, sizeof(buf)), 5);
+	CU_ASSERT(memcmp(buf, "world", 5) == 0);
+	ring_cancel_fd(&r, c);
+	poll_until(&r, &o, has_final);
+	CU_ASSERT_EQUAL(o.io.pending, 0);
+	ring_exit(&r);
+	close(s);
+	close(c);
+	close(l);
+}
+
+/* A port nobody listens on: -ECONNREFUSED, the pending count balanced. */
+static void test_connect_refused(void)
+{
+	struct ring r;
+	struct owner o;
+	uint16_t port;
+	int l = listen_any(&port), c = socket_nb();
+	struct sockaddr_in a = loopback(port);
+
+	close(l);
+	owner_init(&o);
+	if (!ring_up(&r))
+		return;
+	ring_connect(&r, &o.io, c, (struct sockaddr *)&a, sizeof(a));
+	poll_until(&r, &o, has_final);
+	CU_ASSERT_EQUAL(o.n[RING_OP_CONNECT], 1);
+	CU_ASSERT_EQUAL(o.last[RING_OP_CONNECT], -ECONNREFUSED);
+	CU_ASSERT_EQUAL(o.io.pending, 0);
+	ring_exit(&r);
+	close(c);
+}
+
+/*
+ * A connect that cannot finish soon: the listener's accept queue is full, so the kernel drops
+ * the SYN and the client would retry it a second later. ring_cancel_fd ends it with
+ * -ECANCELED, and the socket can be closed.
+ */
+static void test_connect_cancel(void)
+{
+	struct ring r;
+	struct owner o;
+	struct sockaddr_in a;
+	uint16_t port;
+	int l = listen_any(&port), fill[8], nfill = 0, c;
+
+	if (listen(l, 0) != 0)
+		abort();
+	a = loopback(port);
+	/* Fill the queue (backlog 0 holds one) with connections nobody accepts. */
+	for (; nfill < 8; nfill++) {
+		fill[nfill] = socket_nb();
+		if (connect(fill[nfill], (struct sockaddr *)&a, sizeof(a)) != 0) {
+			nfill++;
+			break;
+		}
+	}
+	usleep(20000);
+	c = socket_nb();
+	owner_init(&o);
+	if (!ring_up(&r))
+		return;
+	ring_connect(&r, &o.io, c, (struct sockaddr *)&a, sizeof(a));
+	ring_poll(&r, 50);
+	CU_ASSERT_EQUAL(o.n[RING_OP_CONNECT], 0);
+	CU_ASSERT_EQUAL(o.io.pending, 1);
+	ring_cancel_fd(&r, c);
+	poll_until(&r, &o, has_final);
+	CU_ASSERT_EQUAL(o.n[RING_OP_CONNECT], 1);
+	CU_ASSERT_EQUAL(o.last[RING_OP_CONNECT], -ECANCELED);
+	CU_ASSERT_EQUAL(o.io.pending, 0);
+	close(c);
+	ring_exit(&r);
+	while (nfill > 0)
+		close(fill[--nfill]);
+	close(l);
+}
+
 #define BOTH(name, fn)                                                                             \
 	static void fn##_uring(void)                                                               \
 	{                                                                                          \
@@ -668,6 +800,9 @@ BOTH("cancel fd", test_cancel_fd_send_and_recv)
 BOTH("recursion", test_no_recursion)
 BOTH("doorbell", test_doorbell)
 BOTH("file", test_write_sync)
+BOTH("connect", test_connect)
+BOTH("connect refused", test_connect_refused)
+BOTH("connect cancelled", test_connect_cancel)
 
 static void epoll_only(void (*fn)(void))
 {
@@ -701,6 +836,9 @@ int main(void)
 	        {"no completion inside its submitter's reap", test_no_recursion_uring},
 	        {"doorbell", test_doorbell_uring},
 	        {"write, synced write, failed write", test_write_sync_uring},
+	        {"connect, then receive and send", test_connect_uring},
+	        {"connect refused", test_connect_refused_uring},
+	        {"connect cancelled while pending", test_connect_cancel_uring},
 	        {NULL, NULL},
 	};
 	static const struct tu_test epoll[] = {
@@ -712,6 +850,9 @@ int main(void)
 	        {"no completion inside its submitter's reap", test_no_recursion_epoll},
 	        {"doorbell", test_doorbell_epoll},
 	        {"writes on the I/O thread", test_write_sync_epoll},
+	        {"connect, then receive and send", test_connect_epoll},
+	        {"connect refused", test_connect_refused_epoll},
+	        {"connect cancelled while pending", test_connect_cancel_epoll},
 	        {"many sockets, one receive buffer", test_many_epoll},
 	        {"a short send's successor waits for EPOLLOUT", test_short_epoll},
 	        {"EMFILE ends the accept", test_emfile_epoll},

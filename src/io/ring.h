@@ -31,13 +31,14 @@
 #include <sys/socket.h>
 
 enum ring_op {
-	RING_OP_ACCEPT = 1, /* multishot accept */
-	RING_OP_RECV = 2,   /* multishot recv into a provided buffer */
-	RING_OP_SEND = 3,   /* sendmsg */
-	RING_OP_READ = 4,   /* plain read into a caller buffer (signalfd) */
-	RING_OP_CANCEL = 5, /* cancellation request; its completion is ignored by owners */
-	RING_OP_MSG = 6,    /* cross-ring doorbell */
-	RING_OP_FILE = 7,   /* a file write or sync (the owner's ring_io says which) */
+	RING_OP_ACCEPT = 1,  /* multishot accept */
+	RING_OP_RECV = 2,    /* multishot recv into a provided buffer */
+	RING_OP_SEND = 3,    /* sendmsg */
+	RING_OP_READ = 4,    /* plain read into a caller buffer (signalfd) */
+	RING_OP_CANCEL = 5,  /* cancellation request; its completion is ignored by owners */
+	RING_OP_MSG = 6,     /* cross-ring doorbell */
+	RING_OP_FILE = 7,    /* a file write or sync (the owner's ring_io says which) */
+	RING_OP_CONNECT = 8, /* an outgoing connection (ring_connect) */
 };
 
 struct ring;
@@ -115,6 +116,8 @@ struct ring_ops {
 	void (*accept)(struct ring *r, struct ring_io *io, int listen_fd);
 	void (*recv)(struct ring *r, struct ring_io *io, int fd);
 	void (*sendmsg)(struct ring *r, struct ring_io *io, int fd, const struct msghdr *msg);
+	void (*connect)(struct ring *r, struct ring_io *io, int fd, const struct sockaddr *sa,
+	                socklen_t len);
 	void (*read)(struct ring *r, struct ring_io *io, int fd, void *buf, size_t len);
 	void (*write)(struct ring *r, struct ring_io *io, int fd, const void *buf, size_t len,
 	              uint64_t off, bool dsync);
@@ -194,6 +197,21 @@ static inline void ring_sendmsg(struct ring *r, struct ring_io *io, int fd,
                                 const struct msghdr *msg)
 {
 	r->ops->sendmsg(r, io, fd, msg);
+}
+
+/*
+ * Connects fd, a non-blocking stream socket the caller made (and bound, if it wants a source
+ * address), to sa: the broker's outgoing connections (bridges) wait in the loop like
+ * everything else rather than in a blocking connect(). One completion: res 0 once connected,
+ * or -errno (-ECONNREFUSED, -ETIMEDOUT, -ENETUNREACH..., -ECANCELED after ring_cancel_fd,
+ * which a caller closing a connection still being made uses as for any socket). sa is
+ * borrowed until then. Once connected, fd takes ring_recv and ring_sendmsg as an accepted
+ * socket does; nothing else may be armed on fd while the connect is pending.
+ */
+static inline void ring_connect(struct ring *r, struct ring_io *io, int fd,
+                                const struct sockaddr *sa, socklen_t len)
+{
+	r->ops->connect(r, io, fd, sa, len);
 }
 
 /* buf is borrowed until the read completes. */

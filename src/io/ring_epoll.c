@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -59,6 +60,7 @@ struct ep_fd {
 	struct ring_io *accept_io;     /* multishot accept, or NULL */
 	struct ring_io *read_io;       /* one read, or NULL */
 	struct ring_io *send_io;       /* a send waiting for EPOLLOUT, or NULL */
+	struct ring_io *connect_io;    /* a connect in progress (EINPROGRESS), or NULL */
 	const struct msghdr *send_msg; /* its message (borrowed) */
 	void *read_buf;                /* the read's target (borrowed) */
 	uint32_t read_len;             /* its length */
@@ -190,7 +192,7 @@ static void ep_maybe_idle(struct ring_epoll *e, int fd)
 {
 	struct ep_fd *f = &e->fds[fd];
 
-	if (f->recv_io || f->accept_io || f->read_io || f->send_io || !f->mask)
+	if (f->recv_io || f->accept_io || f->read_io || f->send_io || f->connect_io || !f->mask)
 		return;
 	e->stats->syscalls++;
 	epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, NULL);
@@ -347,6 +349,43 @@ static void ep_flush_sends(struct ring_epoll *e)
 	e->nsendq = 0;
 }
 
+/*
+ * connect() at once: a loopback or local connect may finish (or fail) here, and then
+ * completes in the next reap; EINPROGRESS waits for the socket to become writable (EPOLLOUT,
+ * or EPOLLERR|EPOLLHUP on a failure), when SO_ERROR gives the result.
+ */
+static void ep_connect(struct ring *ring, struct ring_io *io, int fd, const struct sockaddr *sa,
+                       socklen_t len)
+{
+	struct ring_epoll *e = E(ring);
+	struct ep_fd *f = ep_fd(e, fd);
+	int ret;
+
+	io->pending++;
+	if (!f) {
+		ep_queue(e, io, RING_OP_CONNECT, -ENOMEM);
+		return;
+	}
+	assert(!f->connect_io && !f->send_io && !f->recv_io);
+	ep_nonblock(fd);
+	e->stats->syscalls++;
+	/* Interrupted, a non-blocking connect goes on in the kernel, as EINPROGRESS. */
+	if (connect(fd, sa, len) == 0 || errno == EISCONN) {
+		ep_queue(e, io, RING_OP_CONNECT, 0);
+		return;
+	}
+	if (errno != EINPROGRESS && errno != EINTR) {
+		ep_queue(e, io, RING_OP_CONNECT, -errno);
+		return;
+	}
+	f->connect_io = io;
+	ret = ep_watch(e, fd, EP_SOCK);
+	if (ret < 0) {
+		f->connect_io = NULL;
+		ep_queue(e, io, RING_OP_CONNECT, ret);
+	}
+}
+
 static void ep_read(struct ring *ring, struct ring_io *io, int fd, void *buf, size_t len)
 {
 	struct ring_epoll *e = E(ring);
@@ -404,6 +443,7 @@ static void ep_cancel_fd(struct ring *ring, int fd)
 	ep_cancel_slot(e, &f->recv_io, RING_OP_RECV);
 	ep_cancel_slot(e, &f->read_io, RING_OP_READ);
 	ep_cancel_slot(e, &f->send_io, RING_OP_SEND);
+	ep_cancel_slot(e, &f->connect_io, RING_OP_CONNECT);
 	f->send_msg = NULL;
 	ep_maybe_idle(e, fd);
 }
@@ -574,6 +614,31 @@ static void ep_try_send(struct ring *ring, struct ring_epoll *e, int fd)
 	ep_finish(ring, e, fd, &f->send_io, RING_OP_SEND, (int32_t)n);
 }
 
+/*
+ * A connect in progress: done when the socket is writable or in error (ev), which on the
+ * ready list (ev 0, no edge seen) a poll() asks; SO_ERROR is its result.
+ */
+static void ep_try_connect(struct ring *ring, struct ring_epoll *e, int fd, uint32_t ev)
+{
+	struct ep_fd *f = &e->fds[fd];
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (!ev) {
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+
+		ring->stats.syscalls++;
+		if (poll(&p, 1, 0) <= 0)
+			return;
+	} else if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+		return;
+	}
+	ring->stats.syscalls++;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+		err = errno;
+	ep_finish(ring, e, fd, &f->connect_io, RING_OP_CONNECT, -err);
+}
+
 /* What fd's events (or its place on the ready list, ev 0) let run. */
 static void ep_on_fd(struct ring *ring, struct ring_epoll *e, int fd, uint32_t ev)
 {
@@ -583,6 +648,11 @@ static void ep_on_fd(struct ring *ring, struct ring_epoll *e, int fd, uint32_t e
 	}
 	if ((uint32_t)fd >= e->nfds)
 		return;
+	/* Nothing else is armed during a connect; what its handler arms waits for its edge. */
+	if (e->fds[fd].connect_io) {
+		ep_try_connect(ring, e, fd, ev);
+		return;
+	}
 	if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 		ep_try_send(ring, e, fd);
 	if (ev && !(ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)))
@@ -752,6 +822,7 @@ const struct ring_ops ring_epoll_ops = {
         .accept = ep_accept,
         .recv = ep_recv,
         .sendmsg = ep_sendmsg,
+        .connect = ep_connect,
         .read = ep_read,
         .write = ep_write,
         .cancel_fd = ep_cancel_fd,

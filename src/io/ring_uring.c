@@ -27,8 +27,15 @@
 #include "ring_impl.h"
 #include "starling/error.h"
 
-#define RING_OP_MASK 7u
-#define RING_BGID    0
+/*
+ * user_data is the owner's struct ring_io pointer with the operation in its top byte: user
+ * space pointers leave it zero (x86-64 and arm64 user addresses are below 2^56; a tagged
+ * pointer scheme such as HWASan's would need another encoding), and the low bits would give
+ * room for only seven operations.
+ */
+#define RING_OP_SHIFT 56
+#define RING_PTR_MASK ((UINT64_C(1) << RING_OP_SHIFT) - 1)
+#define RING_BGID     0
 
 /* Newer than liburing 2.3's headers (Linux 6.12). */
 #ifndef IOU_PBUF_RING_INC
@@ -61,7 +68,8 @@ static struct ring_uring *U(struct ring *r)
 
 static uint64_t ring_tag(struct ring_io *io, enum ring_op op)
 {
-	return (uint64_t)(uintptr_t)io | (uint64_t)op;
+	assert(((uint64_t)(uintptr_t)io & ~RING_PTR_MASK) == 0);
+	return (uint64_t)(uintptr_t)io | (uint64_t)op << RING_OP_SHIFT;
 }
 
 size_t ring_memlock_bytes(const struct ring_params *p)
@@ -328,6 +336,16 @@ static void uring_sendmsg(struct ring *ring, struct ring_io *io, int fd, const s
 	io->pending++;
 }
 
+static void uring_connect(struct ring *ring, struct ring_io *io, int fd, const struct sockaddr *sa,
+                          socklen_t len)
+{
+	struct io_uring_sqe *sqe = ring_sqe(U(ring));
+
+	io_uring_prep_connect(sqe, fd, sa, len);
+	io_uring_sqe_set_data64(sqe, ring_tag(io, RING_OP_CONNECT));
+	io->pending++;
+}
+
 static void uring_read(struct ring *ring, struct ring_io *io, int fd, void *buf, size_t len)
 {
 	struct io_uring_sqe *sqe = ring_sqe(U(ring));
@@ -356,7 +374,7 @@ static void uring_cancel_fd(struct ring *ring, int fd)
 	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
 	/* Nobody waits for the cancel itself; the cancelled operations complete on their own. */
 	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-	io_uring_sqe_set_data64(sqe, RING_OP_CANCEL);
+	io_uring_sqe_set_data64(sqe, ring_tag(NULL, RING_OP_CANCEL));
 }
 
 static void uring_cancel_recv(struct ring *ring, struct ring_io *io)
@@ -365,7 +383,7 @@ static void uring_cancel_recv(struct ring *ring, struct ring_io *io)
 
 	io_uring_prep_cancel64(sqe, ring_tag(io, RING_OP_RECV), 0);
 	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-	io_uring_sqe_set_data64(sqe, RING_OP_CANCEL);
+	io_uring_sqe_set_data64(sqe, ring_tag(NULL, RING_OP_CANCEL));
 }
 
 static void uring_msg(struct ring *ring, const struct ring *target, struct ring_io *target_io,
@@ -378,7 +396,7 @@ static void uring_msg(struct ring *ring, const struct ring *target, struct ring_
 	                       ring_tag(target_io, RING_OP_MSG), 0);
 	/* Only a failure completes here; it carries no owner (RING_OP_MSG with a NULL io). */
 	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-	io_uring_sqe_set_data64(sqe, RING_OP_MSG);
+	io_uring_sqe_set_data64(sqe, ring_tag(NULL, RING_OP_MSG));
 	ring->stats.msgs_sent++;
 }
 
@@ -422,9 +440,9 @@ static const uint8_t *ring_data(struct ring_uring *r, const struct io_uring_cqe 
 static void ring_dispatch(struct ring *ring, struct ring_uring *r, const struct io_uring_cqe *cqe)
 {
 	uint64_t ud = cqe->user_data;
-	struct ring_io *io = (struct ring_io *)(uintptr_t)(ud & ~(uint64_t)RING_OP_MASK);
+	struct ring_io *io = (struct ring_io *)(uintptr_t)(ud & RING_PTR_MASK);
 	struct ring_cqe ev = {
-	        .op = (uint8_t)(ud & RING_OP_MASK),
+	        .op = (uint8_t)(ud >> RING_OP_SHIFT),
 	        .more = (cqe->flags & IORING_CQE_F_MORE) != 0,
 	        .res = cqe->res,
 	        .buf = NULL,
@@ -521,6 +539,7 @@ const struct ring_ops ring_uring_ops = {
         .accept = uring_accept,
         .recv = uring_recv,
         .sendmsg = uring_sendmsg,
+        .connect = uring_connect,
         .read = uring_read,
         .write = uring_write,
         .cancel_fd = uring_cancel_fd,
