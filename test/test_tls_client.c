@@ -1,0 +1,655 @@
+/*
+ * Tests of the TLS engine's client side (src/io/tls_client.c) against its server side, both
+ * driven from memory: each end is a struct tls_conn whose sink appends to a byte array, and a
+ * pump hands each side's bytes to the other until nothing moves. No socket.
+ *
+ * Certificates are made here with OpenSSL's API (EC P-256, into a temporary directory): a CA,
+ * a server certificate for broker.test and 127.0.0.1 (subjectAltName), a client certificate
+ * signed by the same CA, and a second CA that signed nothing of the server's.
+ *
+ * What is checked: the ClientHello leaves at once; the handshake and data both ways; a client
+ * certificate the server requires (and its absence refused); a server certificate from the
+ * wrong CA refused, with OpenSSL's verdict in why; a wrong host name or address refused, and
+ * accepted with insecure; TLS-PSK (and a wrong key refused); the version floor both ways;
+ * ALPN offered and the server's choice seen; options that cannot go together refused.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <CUnit/CUnit.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "io/tls.h"
+#include "starling/error.h"
+#include "testutil.h"
+
+static char dir[] = "/tmp/starling-tlsc-test-XXXXXX";
+static EVP_PKEY *ca_key, *other_key;
+static X509 *ca_cert, *other_cert;
+
+static const uint8_t psk_key[] = {0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0};
+
+/* A growing byte array: a side's sink, or the plaintext it received. */
+struct bytes {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+static void bytes_add(struct bytes *b, const void *p, size_t n)
+{
+	if (b->len + n > b->cap) {
+		b->cap = (b->len + n) * 2;
+		b->p = realloc(b->p, b->cap);
+		if (!b->p)
+			abort();
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+}
+
+static int sink(void *ctx, const uint8_t *p, size_t n)
+{
+	bytes_add(ctx, p, n);
+	return 0;
+}
+
+static bool on_plain(void *ctx, const uint8_t *p, size_t n)
+{
+	bytes_add(ctx, p, n);
+	return true;
+}
+
+static char *path(const char *name)
+{
+	static char buf[8][256];
+	static unsigned i;
+	char *p = buf[i++ % 8];
+
+	snprintf(p, 256, "%s/%s", dir, name);
+	return p;
+}
+
+static EVP_PKEY *key_new(void)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+
+	if (!k)
+		abort();
+	return k;
+}
+
+static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX v3;
+	X509_EXTENSION *e;
+
+	X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
+	e = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
+	if (!e)
+		abort();
+	X509_add_ext(x, e, -1);
+	X509_EXTENSION_free(e);
+}
+
+/* A certificate for CN cn: a CA's own (issuer NULL), or one signed by issuer, with san. */
+static X509 *cert_new(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
+                      const char *san)
+{
+	X509 *x = X509_new();
+	X509_NAME *n = X509_NAME_new();
+	static long serial = 1;
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 30 * 86400);
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_subject_name(x, n);
+	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
+	X509_set_pubkey(x, key);
+	if (!issuer)
+		add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE");
+	if (san)
+		add_ext(x, issuer, NID_subject_alt_name, san);
+	X509_sign(x, issuer ? issuer_key : key, EVP_sha256());
+	X509_NAME_free(n);
+	return x;
+}
+
+static void write_pem(const char *file, X509 *x, EVP_PKEY *k)
+{
+	FILE *f = fopen(path(file), "w");
+
+	if (!f)
+		abort();
+	if (x)
+		PEM_write_X509(f, x);
+	if (k)
+		PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
+	fclose(f);
+}
+
+/* name.crt and name.key, signed by the CA. */
+static void make_leaf(const char *name, const char *cn, const char *san)
+{
+	EVP_PKEY *k = key_new();
+	X509 *x = cert_new(k, cn, ca_cert, ca_key, san);
+	char crt[64], key[64];
+
+	snprintf(crt, sizeof(crt), "%s.crt", name);
+	snprintf(key, sizeof(key), "%s.key", name);
+	write_pem(crt, x, NULL);
+	write_pem(key, NULL, k);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+static int suite_init(void)
+{
+	if (!mkdtemp(dir))
+		return -1;
+	ca_key = key_new();
+	ca_cert = cert_new(ca_key, "Test CA", NULL, NULL, NULL);
+	write_pem("ca.crt", ca_cert, NULL);
+	other_key = key_new();
+	other_cert = cert_new(other_key, "Other CA", NULL, NULL, NULL);
+	write_pem("other-ca.crt", other_cert, NULL);
+	make_leaf("server", "broker.test", "DNS:broker.test,IP:127.0.0.1");
+	make_leaf("client", "bridge one", NULL);
+	return 0;
+}
+
+static int suite_fini(void)
+{
+	char cmd[128];
+
+	X509_free(ca_cert);
+	EVP_PKEY_free(ca_key);
+	X509_free(other_cert);
+	EVP_PKEY_free(other_key);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* The server's keys for PSK: one identity. */
+static unsigned server_psk(void *conn, const char *identity, uint8_t *key, unsigned cap)
+{
+	(void)conn;
+	if (strcmp(identity, "bridge-id") != 0 || cap < sizeof(psk_key))
+		return 0;
+	memcpy(key, psk_key, sizeof(psk_key));
+	return sizeof(psk_key);
+}
+
+static void server_up(struct tls_server *srv, bool require_cert, uint8_t version)
+{
+	struct config_tls c;
+	char err[256];
+
+	memset(&c, 0, sizeof(c));
+	snprintf(c.certfile, sizeof(c.certfile), "%s", path("server.crt"));
+	snprintf(c.keyfile, sizeof(c.keyfile), "%s", path("server.key"));
+	snprintf(c.cafile, sizeof(c.cafile), "%s", path("ca.crt"));
+	c.require_certificate = require_cert;
+	c.version = version;
+	CU_ASSERT_FATAL(tls_server_init(srv, &c, err, sizeof(err)) == ST_OK);
+}
+
+static void opts_ca(struct tls_client_opts *o, const char *ca)
+{
+	memset(o, 0, sizeof(*o));
+	o->cafile = path(ca);
+}
+
+/* One end: its engine state, its ciphertext out, its plaintext in, its last result. */
+struct end {
+	struct tls_conn t;
+	struct bytes wire, got;
+	uint8_t buf[4 * TLS_RECORD_MAX];
+	int last;
+};
+
+static struct end *end_new(void)
+{
+	struct end *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		abort();
+	return e;
+}
+
+static void end_free(struct end *e)
+{
+	tls_conn_free(&e->t);
+	free(e->wire.p);
+	free(e->got.p);
+	free(e);
+	ERR_clear_error();
+}
+
+/* Moves from's ciphertext into to; false when nothing moved. */
+static bool move(struct end *from, struct end *to)
+{
+	struct bytes b = from->wire;
+
+	if (b.len == 0 || to->last != ST_OK)
+		return false;
+	from->wire = (struct bytes){0};
+	to->last = tls_input(&to->t, b.p, b.len, to->buf, sizeof(to->buf), on_plain, &to->got);
+	free(b.p);
+	return true;
+}
+
+/* Pumps until nothing moves; true when both ends are established and nothing failed. */
+static bool pump(struct end *cl, struct end *sv)
+{
+	for (int i = 0; i < 20; i++) {
+		bool a = move(cl, sv), b = move(sv, cl);
+
+		if (!a && !b)
+			break;
+	}
+	return cl->last == ST_OK && sv->last == ST_OK && cl->t.established && sv->t.established;
+}
+
+/* A client of cl and a server of srv, handshaken (or failed): the result of pump. */
+static bool connect_pair(struct tls_client *cl, struct tls_server *srv, const char *host,
+                         struct end **c, struct end **s)
+{
+	*c = end_new();
+	*s = end_new();
+	tls_conn_init(&(*s)->t, srv, sink, &(*s)->wire);
+	(*c)->last = tls_conn_init_client(&(*c)->t, cl, host, sink, &(*c)->wire);
+	if ((*c)->last != ST_OK)
+		return false;
+	return pump(*c, *s);
+}
+
+static void send_plain(struct end *e, const char *text)
+{
+	uint8_t stage[TLS_RECORD_MAX];
+	struct iovec iov = {(void *)text, strlen(text)};
+
+	CU_ASSERT_EQUAL(tls_encrypt(&e->t, &iov, 1, stage), ST_OK);
+}
+
+static void test_client_hello_at_once(void)
+{
+	struct tls_client cl;
+	struct tls_client_opts o;
+	struct end *c = end_new();
+	char err[256];
+
+	opts_ca(&o, "ca.crt");
+	CU_ASSERT_FATAL(tls_client_init(&cl, &o, err, sizeof(err)) == ST_OK);
+	CU_ASSERT_EQUAL(tls_conn_init_client(&c->t, &cl, "broker.test", sink, &c->wire), ST_OK);
+	CU_ASSERT(c->wire.len > 5);
+	CU_ASSERT(c->wire.len > 0 && c->wire.p[0] == 0x16); /* a handshake record */
+	CU_ASSERT_FALSE(c->t.established);
+	/* Nothing to send before the handshake: refused, not buffered. */
+	{
+		uint8_t stage[TLS_RECORD_MAX];
+		struct iovec iov = {(void *)"x", 1};
+
+		CU_ASSERT_EQUAL(tls_encrypt(&c->t, &iov, 1, stage), ST_ERR_PROTOCOL);
+	}
+	end_free(c);
+	tls_client_fini(&cl);
+}
+
+static void test_handshake_and_data(void)
+{
+	struct tls_server srv;
+	struct tls_client cl;
+	struct tls_client_opts o;
+	struct end *c, *s;
+	char err[256];
+
+	server_up(&srv, false, CONFIG_TLS_DEFAULT);
+	opts_ca(&o, "ca.crt");
+	CU_ASSERT_FATAL(tls_client_init(&cl, &o, err, sizeof(err)) == ST_OK);
+	CU_ASSERT_FATAL(connect_pair(&cl, &srv, "broker.test", &c, &s));
+	CU_ASSERT_STRING_EQUAL(tls_version_name(&c->t), "TLSv1.3");
+	send_plain(c, "ping");
+	send_plain(s, "pong");
+	pump(c, s);
+	CU_ASSERT(s->got.len == 4 && memcmp(s->got.p, "ping", 4) == 0);
+	CU_ASSERT(c->got.len == 4 && memcmp(c->got.p, "pong", 4) == 0);
+	/* The server's close_notify reaches the client as an end. */
+	tls_close_notify(&s->t);
+	pump(c, s);
+	CU_ASSERT_TRUE(c->t.peer_closed);
+	end_free(c);
+	end_free(s);
+	/* The numeric address in the certificate's subjectAltName. */
+	CU_ASSERT(connect_pair(&cl, &srv, "127.0.0.1", &c, &s));
+	end_free(c);
+	end_free(s);
+	tls_client_fini(&cl);
+	tls_server_fini(&srv);
+}
+
+static void test_client_certificate(void)
+{
+	struct tls_server srv;
+	struct tls_client cl, anon;
+	struct tls_client_opts o;
+	struct end *c, *s;
+	char err[256], name[64];
+
+	server_up(&srv, true, CONFIG_TLS_DEFAULT);
+	opts_ca(&o, "ca.crt");
+	o.certfile = path("client.crt");
+	o.keyfile = path("client.key");
+	CU_ASSERT_FATAL(tls_client_init(&cl, &o, err, sizeof(err)) == ST_OK);
+	CU_ASSERT(connect_pair(&cl, &srv, "broker.test", &c, &s));
+	CU_ASSERT(tls_peer_name(&s->t, false, name, sizeof(name)) > 0);
+	CU_ASSERT_STRING_EQUAL(name, "bridge one");
+	end_free(c);
+	end_free(s);
+	/* Without one the server refuses it (TLS 1.3: after the client thinks it is done). */
+	opts_ca(&o, "ca.crt");
+	CU_ASSERT_FATAL(tls_client_init(&anon, &o, err, sizeof(err)) == ST_OK);
+	CU_ASSERT_FALSE(connect_pair(&anon, &srv, "broker.test", &c, &s));
+	CU_ASSERT_EQUAL(s->last, ST_ERR_PROTOCOL);
+	CU_ASSERT(strstr(s->t.why, "did not return a certificate") != NULL);
+	CU_ASSERT_EQUAL(c->last, ST_ERR_PROTOCOL);
+	CU_ASSERT(c->t.why[0] != '\0');
+	end_free(c);
+	end_free(s);
+	tls_client_fini(&anon);
+	tls_client_fini(&cl);
+	tls_server_fini(&srv);
+}
+
+/* A server certificate the client's CA did not sign: refused by the client, saying why. */
+static void test_wrong_ca(void)
+{
+	struct tls_server srv;
+	struct tls_client cl;
+	struct tls_client_opts o;
+	struct end *c, *s;
+	char err[256];
+
+	server_up(&srv, false, CONFIG_TLS_DEFAULT);
+	opts_ca(&o, "other-ca.crt");
+	CU_ASSERT_FATAL(tls_client_init(&cl, &o, err, sizeof(err)) == ST_OK);
+	CU_ASSERT_FALSE(connect_pair(&cl, &srv, "broker.test", &c, &s));
+	CU_ASSERT_EQUAL(c->last, ST_ERR_PROTOCOL);
+	CU_ASSERT_FALSE(c->t.established);
+	/* The server sends its CA along (OpenSSL builds the chain): a self-signed root the
+	 * client does not trust. */
+	CU_ASSERT(strcmp(c->t.why, "certificate verify failed: self-signed certificate in "
+	                           "certificate chain") == 0);
+	/* The client's alert tells the server. */
+	CU_ASSERT_EQUAL(s->last, ST_ERR_PROTOCOL);
+	end_free(c);
+	end_free(s);
+	/* insecure skips the host name only, never the chain. */
+	tls_client_fini(&cl);
+	o.insecure = true;
+	CU_ASSERT_FATAL(tls_client_init(&cl, &o, err, sizeof(err)) == ST_OK);
+	CU_ASSERT_FALSE(connect_pair(&cl, &srv, "broker.test", &c, &s));
+	CU_ASSERT(strstr(c->t.why, "certificate verify failed") != NULL);
+	end_free(c);
+	end_free(s);
+	tls_client_fini(&cl);
+	tls_server_fini(&srv);
+}
+
+static void test_host_name(void)
+{
+	static const char *const wrong[] = {"other.test", "broker.test.evil", "127.0.0.2", "::1"};
+	struct tls_server srv;
+	struct tls_client cl, ins;
+	struct tls_client_opts o;
+	struct end *c, *s;
+	char err[256];
+
+	server_up(&srv, false, CONFIG_TLS_DEFAULT);
+	opts_ca(&o, "ca.crt");
+	CU_ASSERT_FATAL(tls_client_init(&cl, &o, err, sizeof(err)) == ST_OK);
+	o.insecure = true;
+	CU_ASSERT_FATAL(tls_client_init(&ins, &o, err, sizeof(err)) == ST_OK);
+	for (unsigned i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+		CU_ASSERT_FALSE(connect_pair(&cl, &srv, wrong[i], &c, &s));
+		CU_ASSERT_EQUAL(c->last, ST_ERR_PROTOCOL);
+		CU_ASSERT(strstr(c->t.why, i < 2 ? "hostname mismatch" : "IP address mismatch") !=
+		          NULL);
+		end_free(c);
+		end_free(s);
+		CU_ASSERT(connect_pair(&ins, &srv, wrong[i], &c, &s));
+		end_free(c);
+		end_free(s);
+	}
+	/* No name at all: nothing to check against, refused unless insecure. */
+	c = end_new();
+	CU_ASSERT_EQUAL(tls_conn_init_client(&c->t, &cl, "", sink, &c->wire), ST_ERR_PROTOCOL);
+	CU_ASSERT(strstr(c->t.why, "no host name") != NULL);
+	end_free(c);
+	tls_client_fini(&ins);
+	tls_client_fini(&cl);
+	tls_server_fini(&srv);
+}
+
+static void test_psk(void)
+{
+	static const uint8_t bad_key[] = {1, 2, 3, 4};
+	struct config_tls sc;
+	struct tls_server srv;
+	struct tls_client cl;
+	struct tls_client_opts o = {
+	        .psk_identity = "bridge-id", .psk_key = psk_key, .psk_key_len = sizeof(psk_key)};
+	struct end *c, *s;
+	char err[256];
+
+	memset(&sc, 0, sizeof(sc));
+	CU_ASSERT_FATAL(tls_server_init_psk(&srv, &sc, "hint", server_psk, err, sizeof(err)) ==
+	                ST_OK);
+	CU_ASSERT_FATAL(tls_client_init(&cl, &o, err, sizeof(err)) == ST_OK);
+	CU_ASSERT(connect_pair(&cl, &srv, "broker.test", &c, &s));
+	CU_ASSERT_STRING_EQUAL(tls_psk_identity(&s->t), "bridge-id");
+	CU_ASSERT_STRING_EQUAL(tls_version_name(&c->t), "TLSv1.2");
+	send_plain(c, "psk ok");
+	pump(c, s);
+	CU_ASSERT(s->got.len == 6 && memcmp(s->got.p, "psk ok", 6) == 0);
+	end_free(c);
+	end_free(s);
+	tls_client_fini(&cl);
+	/* A wrong key fails the handshake (the Finished messages do not match). */
+	o.psk_key = bad_key;
+	o.psk_key_len = sizeof(bad_key);
+	CU_ASSERT_FATAL(tls_client_init(&cl, &o, err, sizeof(err)) == ST_OK);
+	CU_ASSERT_FALSE(connect_pair(&cl, &srv, "broker.test", &c, &s));
+	CU_ASSERT(s->last == ST_ERR_PROTOCOL || c->last == ST_ERR_PROTOCOL);
+	end_free(c);
+	end_free(s);
+	tls_client_fini(&cl);
+	tls_server_fini(&srv);
+	/* A certificate server does not let a PSK client in without one. */
+	server_up(&srv, false, CONFIG_TLS_DEFAULT);
+	o.psk_key = psk_key;
+	o.psk_key_len = sizeof(psk_key);
+	CU_ASSERT_FATAL(tls_client_init(&cl, &o, err, sizeof(err)) == ST_OK);
+	CU_ASSERT_FALSE(connect_pair(&cl, &srv, "broker.test", &c, &s));
+	end_free(c);
+	end_free(s);
+	tls_client_fini(&cl);
+	tls_server_fini(&srv);
+}
+
+static void test_version_floor(void)
+{
+	struct tls_server srv12, srv13;
+	struct tls_client def, v13;
+	struct tls_client_opts o;
+	struct end *c, *s;
+	char err[256];
+
+	/* A server that speaks TLS 1.2 at most (OpenSSL's context, capped by the test). */
+	server_up(&srv12, false, CONFIG_TLS_DEFAULT);
+	SSL_CTX_set_max_proto_version(srv12.ctx, TLS1_2_VERSION);
+	server_up(&srv13, false, CONFIG_TLS_V13);
+	opts_ca(&o, "ca.crt");
+	CU_ASSERT_FATAL(tls_client_init(&def, &o, err, sizeof(err)) == ST_OK);
+	o.version = CONFIG_TLS_V13;
+	CU_ASSERT_FATAL(tls_client_init(&v13, &o, err, sizeof(err)) == ST_OK);
+	CU_ASSERT(connect_pair(&def, &srv12, "broker.test", &c, &s));
+	CU_ASSERT_STRING_EQUAL(tls_version_name(&c->t), "TLSv1.2");
+	end_free(c);
+	end_free(s);
+	CU_ASSERT(connect_pair(&def, &srv13, "broker.test", &c, &s));
+	CU_ASSERT_STRING_EQUAL(tls_version_name(&c->t), "TLSv1.3");
+	end_free(c);
+	end_free(s);
+	/* tlsv1.3 will not go down to 1.2. */
+	CU_ASSERT_FALSE(connect_pair(&v13, &srv12, "broker.test", &c, &s));
+	CU_ASSERT(c->last == ST_ERR_PROTOCOL || s->last == ST_ERR_PROTOCOL);
+	CU_ASSERT(strstr(c->last ? c->t.why : s->t.why, "protocol") != NULL);
+	end_free(c);
+	end_free(s);
+	tls_client_fini(&v13);
+	tls_client_fini(&def);
+	tls_server_fini(&srv13);
+	tls_server_fini(&srv12);
+}
+
+/* What the client offered; the server picks "mqtt" if it is there. */
+struct alpn_seen {
+	uint8_t offer[64];
+	unsigned len;
+};
+
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+	struct alpn_seen *seen = arg;
+
+	(void)ssl;
+	seen->len = inlen < sizeof(seen->offer) ? inlen : sizeof(seen->offer);
+	memcpy(seen->offer, in, seen->len);
+	for (unsigned i = 0; i < inlen; i += 1u + in[i])
+		if (in[i] == 4 && i + 5 <= inlen && memcmp(in + i + 1, "mqtt", 4) == 0) {
+			*out = in + i + 1;
+			*outlen = 4;
+			return SSL_TLSEXT_ERR_OK;
+		}
+	return SSL_TLSEXT_ERR_NOACK;
+}
+
+static void test_alpn(void)
+{
+	struct tls_server srv;
+	struct tls_client cl;
+	struct tls_client_opts o;
+	struct alpn_seen seen = {0};
+	struct end *c, *s;
+	char err[256], got[16];
+
+	server_up(&srv, false, CONFIG_TLS_DEFAULT);
+	SSL_CTX_set_alpn_select_cb(srv.ctx, alpn_select, &seen);
+	opts_ca(&o, "ca.crt");
+	o.alpn = "x-other,mqtt";
+	CU_ASSERT_FATAL(tls_client_init(&cl, &o, err, sizeof(err)) == ST_OK);
+	CU_ASSERT(connect_pair(&cl, &srv, "broker.test", &c, &s));
+	CU_ASSERT_EQUAL(seen.len, 13);
+	CU_ASSERT(memcmp(seen.offer, "\x07x-other\x04mqtt", 13) == 0);
+	CU_ASSERT_STRING_EQUAL(tls_alpn_selected(&c->t, got, sizeof(got)), "mqtt");
+	end_free(c);
+	end_free(s);
+	tls_client_fini(&cl);
+	/* None offered: none chosen. */
+	seen.len = 0;
+	opts_ca(&o, "ca.crt");
+	CU_ASSERT_FATAL(tls_client_init(&cl, &o, err, sizeof(err)) == ST_OK);
+	CU_ASSERT(connect_pair(&cl, &srv, "broker.test", &c, &s));
+	CU_ASSERT_EQUAL(seen.len, 0);
+	CU_ASSERT_STRING_EQUAL(tls_alpn_selected(&c->t, got, sizeof(got)), "");
+	end_free(c);
+	end_free(s);
+	tls_client_fini(&cl);
+	tls_server_fini(&srv);
+}
+
+static void test_bad_options(void)
+{
+	struct tls_client cl;
+	struct tls_client_opts o;
+	char err[256];
+
+	opts_ca(&o, "ca.crt");
+	o.certfile = path("client.crt");
+	CU_ASSERT_EQUAL(tls_client_init(&cl, &o, err, sizeof(err)), ST_ERR_CONFIG);
+	CU_ASSERT(strstr(err, "certfile without keyfile") != NULL);
+	opts_ca(&o, "missing.crt");
+	CU_ASSERT_EQUAL(tls_client_init(&cl, &o, err, sizeof(err)), ST_ERR_CONFIG);
+	CU_ASSERT(strstr(err, "missing.crt") != NULL);
+	opts_ca(&o, "ca.crt");
+	o.certfile = path("client.crt");
+	o.keyfile = path("server.key");
+	CU_ASSERT_EQUAL(tls_client_init(&cl, &o, err, sizeof(err)), ST_ERR_CONFIG);
+	CU_ASSERT(strstr(err, "server.key: key values mismatch") != NULL);
+	opts_ca(&o, "ca.crt");
+	o.alpn = "mqtt,";
+	CU_ASSERT_EQUAL(tls_client_init(&cl, &o, err, sizeof(err)), ST_ERR_CONFIG);
+	opts_ca(&o, "ca.crt");
+	o.psk_identity = "id";
+	o.psk_key = psk_key;
+	o.psk_key_len = sizeof(psk_key);
+	CU_ASSERT_EQUAL(tls_client_init(&cl, &o, err, sizeof(err)), ST_ERR_CONFIG);
+	CU_ASSERT(strstr(err, "PSK or certificates") != NULL);
+	o.cafile = NULL;
+	o.version = CONFIG_TLS_V13;
+	CU_ASSERT_EQUAL(tls_client_init(&cl, &o, err, sizeof(err)), ST_ERR_CONFIG);
+	CU_ASSERT(strstr(err, "TLS 1.2 only") != NULL);
+	o.version = CONFIG_TLS_DEFAULT;
+	o.psk_key_len = 0;
+	CU_ASSERT_EQUAL(tls_client_init(&cl, &o, err, sizeof(err)), ST_ERR_CONFIG);
+	/* No CA given: the system's, which do not know this test's CA. */
+	{
+		struct tls_server srv;
+		struct end *c, *s;
+
+		memset(&o, 0, sizeof(o));
+		CU_ASSERT_FATAL(tls_client_init(&cl, &o, err, sizeof(err)) == ST_OK);
+		server_up(&srv, false, CONFIG_TLS_DEFAULT);
+		CU_ASSERT_FALSE(connect_pair(&cl, &srv, "broker.test", &c, &s));
+		CU_ASSERT(strstr(c->t.why, "certificate verify failed") != NULL);
+		end_free(c);
+		end_free(s);
+		tls_server_fini(&srv);
+		tls_client_fini(&cl);
+	}
+}
+
+int main(void)
+{
+	static const struct tu_test tests[] = {
+	        {"the ClientHello leaves at once", test_client_hello_at_once},
+	        {"handshake and data both ways", test_handshake_and_data},
+	        {"client certificate", test_client_certificate},
+	        {"server certificate of another CA refused", test_wrong_ca},
+	        {"host name checked, unless insecure", test_host_name},
+	        {"TLS-PSK", test_psk},
+	        {"version floor", test_version_floor},
+	        {"ALPN", test_alpn},
+	        {"options refused", test_bad_options},
+	        {NULL, NULL},
+	};
+
+	if (suite_init() != 0)
+		return 1;
+	tu_add_suite("tls client", tests);
+	{
+		int ret = tu_run_registry();
+
+		return suite_fini() != 0 ? 1 : ret;
+	}
+}
