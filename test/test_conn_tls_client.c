@@ -27,6 +27,7 @@
 #include <openssl/err.h>
 
 #include "base/config.h"
+#include "base/config_bridge.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/conn_tls.h"
@@ -344,6 +345,52 @@ static void test_closed_during_handshake(void)
 	tls_server_fini(&srv);
 }
 
+/* A bridge's options into a client context: files, PSK (hex as psk_file), refusals. */
+static void test_bridge_options(void)
+{
+	struct config_bridge *b = calloc(1, sizeof(*b));
+	struct tls_client cl;
+	char err[256];
+
+	CU_ASSERT_FATAL(b != NULL);
+	b->tls = true;
+	snprintf(b->cafile, sizeof(b->cafile), "%s", path("ca.crt"));
+	snprintf(b->certfile, sizeof(b->certfile), "%s", path("client.crt"));
+	snprintf(b->keyfile, sizeof(b->keyfile), "%s", path("client.key"));
+	b->tls_version = CONFIG_TLS_V12;
+	CU_ASSERT_EQUAL(conn_tls_client_new(&cl, b, err, sizeof(err)), ST_OK);
+	CU_ASSERT_FALSE(cl.psk);
+	tls_client_fini(&cl);
+	b->alpn = (char *)"mqtt";
+	b->insecure = true;
+	CU_ASSERT_EQUAL(conn_tls_client_new(&cl, b, err, sizeof(err)), ST_OK);
+	CU_ASSERT_TRUE(cl.insecure);
+	tls_client_fini(&cl);
+	b->require_ocsp = true;
+	CU_ASSERT_EQUAL(conn_tls_client_new(&cl, b, err, sizeof(err)), ST_ERR_CONFIG);
+	CU_ASSERT(strstr(err, "bridge_require_ocsp") != NULL);
+	b->require_ocsp = false;
+	snprintf(b->keyfile, sizeof(b->keyfile), "%s", path("nowhere.key"));
+	CU_ASSERT_EQUAL(conn_tls_client_new(&cl, b, err, sizeof(err)), ST_ERR_CONFIG);
+	CU_ASSERT(strstr(err, "nowhere.key") != NULL);
+	/* PSK: the key decoded as Mosquitto does ("000a0b" is 00 0a 0b). */
+	memset(b, 0, sizeof(*b));
+	b->psk_identity = (char *)"edge-1";
+	b->psk_hex = (char *)"000a0b";
+	CU_ASSERT_EQUAL(conn_tls_client_new(&cl, b, err, sizeof(err)), ST_OK);
+	CU_ASSERT_TRUE(cl.psk);
+	CU_ASSERT_STRING_EQUAL(cl.psk_identity, "edge-1");
+	CU_ASSERT_EQUAL(cl.psk_key_len, 3);
+	CU_ASSERT(memcmp(cl.psk_key, "\x00\x0a\x0b", 3) == 0);
+	tls_client_fini(&cl);
+	b->psk_hex = (char *)"0xzz";
+	CU_ASSERT_EQUAL(conn_tls_client_new(&cl, b, err, sizeof(err)), ST_ERR_CONFIG);
+	CU_ASSERT(strstr(err, "bridge_psk") != NULL);
+	b->psk_hex = NULL;
+	CU_ASSERT_EQUAL(conn_tls_client_new(&cl, b, err, sizeof(err)), ST_ERR_CONFIG);
+	free(b);
+}
+
 #define BOTH(fn)                                                                                   \
 	static void fn##_uring(void)                                                               \
 	{                                                                                          \
@@ -375,8 +422,14 @@ int main(void)
 	        {NULL, NULL},
 	};
 
+	static const struct tu_test options[] = {
+	        {"a bridge's options", test_bridge_options},
+	        {NULL, NULL},
+	};
+
 	if (tls_certs_init() != 0)
 		return 1;
+	tu_add_suite("conn_tls client context", options);
 	tu_add_suite("conn_tls client (io_uring)", uring);
 	tu_add_suite("conn_tls client (epoll)", epoll);
 	{
