@@ -11,7 +11,8 @@
  * certificate the server requires (and its absence refused); a server certificate from the
  * wrong CA refused, with OpenSSL's verdict in why; a wrong host name or address refused, and
  * accepted with insecure; TLS-PSK (and a wrong key refused); the version floor both ways;
- * ALPN offered and the server's choice seen; options that cannot go together refused.
+ * ALPN offered and the server's choice seen; OCSP stapling required (good, revoked, unknown,
+ * stale, badly signed, missing; TLS 1.2 and 1.3); options that cannot go together refused.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include <CUnit/CUnit.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -434,6 +436,153 @@ static void test_alpn(void)
 	tls_server_fini(&srv);
 }
 
+/* --- OCSP stapling ---------------------------------------------------------------------- */
+
+/* The response the test's server staples (DER), or none. */
+struct staple {
+	unsigned char *der;
+	int len;
+};
+
+static int staple_cb(SSL *ssl, void *arg)
+{
+	struct staple *st = arg;
+	unsigned char *copy;
+
+	if (!st->der)
+		return SSL_TLSEXT_ERR_NOACK;
+	copy = OPENSSL_malloc((size_t)st->len);
+	memcpy(copy, st->der, (size_t)st->len);
+	SSL_set_tlsext_status_ocsp_resp(ssl, copy, st->len); /* takes copy */
+	return SSL_TLSEXT_ERR_OK;
+}
+
+static X509 *read_cert(const char *name)
+{
+	FILE *f = fopen(path(name), "r");
+	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+
+	if (f)
+		fclose(f);
+	if (!x)
+		abort();
+	return x;
+}
+
+/* A response about the server's certificate: status, valid from..to (seconds from now),
+ * signed by signer. */
+static void staple_make(struct staple *st, int status, long from_s, long to_s, X509 *signer,
+                        EVP_PKEY *signer_key)
+{
+	X509 *leaf = read_cert("server.crt");
+	OCSP_CERTID *id = OCSP_cert_to_id(NULL, leaf, ca_cert);
+	OCSP_BASICRESP *bs = OCSP_BASICRESP_new();
+	ASN1_TIME *this_upd = X509_gmtime_adj(NULL, from_s),
+	          *next_upd = X509_gmtime_adj(NULL, to_s);
+	ASN1_TIME *rev = X509_gmtime_adj(NULL, -7200);
+	OCSP_RESPONSE *resp;
+
+	OCSP_basic_add1_status(
+	        bs, id, status,
+	        status == V_OCSP_CERTSTATUS_REVOKED ? OCSP_REVOKED_STATUS_KEYCOMPROMISE : 0,
+	        status == V_OCSP_CERTSTATUS_REVOKED ? rev : NULL, this_upd, next_upd);
+	CU_ASSERT_FATAL(OCSP_basic_sign(bs, signer, signer_key, EVP_sha256(), NULL, 0) == 1);
+	resp = OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, bs);
+	OPENSSL_free(st->der);
+	st->der = NULL;
+	st->len = i2d_OCSP_RESPONSE(resp, &st->der);
+	CU_ASSERT_FATAL(st->len > 0);
+	OCSP_RESPONSE_free(resp);
+	OCSP_BASICRESP_free(bs);
+	OCSP_CERTID_free(id);
+	ASN1_TIME_free(this_upd);
+	ASN1_TIME_free(next_upd);
+	ASN1_TIME_free(rev);
+	X509_free(leaf);
+}
+
+static void test_ocsp(void)
+{
+	static const uint8_t versions[] = {CONFIG_TLS_DEFAULT, CONFIG_TLS_V13};
+	struct tls_server srv12, srv13;
+	struct tls_client cl, plain;
+	struct tls_client_opts o;
+	struct staple st = {0};
+	struct end *c, *s;
+	char err[256];
+
+	/* Both versions: TLS 1.2 staples in CertificateStatus, TLS 1.3 in the Certificate. */
+	server_up(&srv12, false, CONFIG_TLS_DEFAULT);
+	SSL_CTX_set_max_proto_version(srv12.ctx, TLS1_2_VERSION);
+	server_up(&srv13, false, CONFIG_TLS_DEFAULT);
+	SSL_CTX_set_tlsext_status_cb(srv12.ctx, staple_cb);
+	SSL_CTX_set_tlsext_status_arg(srv12.ctx, &st);
+	SSL_CTX_set_tlsext_status_cb(srv13.ctx, staple_cb);
+	SSL_CTX_set_tlsext_status_arg(srv13.ctx, &st);
+	opts_ca(&o, "ca.crt");
+	CU_ASSERT_FATAL(tls_client_init(&plain, &o, err, sizeof(err)) == ST_OK);
+	o.require_ocsp = true;
+	CU_ASSERT_FATAL(tls_client_init(&cl, &o, err, sizeof(err)) == ST_OK);
+	for (unsigned v = 0; v < sizeof(versions); v++) {
+		struct tls_server *srv = v ? &srv13 : &srv12;
+		static const struct {
+			int status;
+			long from, to;
+			bool other_signer;
+			const char *why; /* NULL: accepted */
+		} cases[] = {
+		        {V_OCSP_CERTSTATUS_GOOD, -60, 3600, false, NULL},
+		        {V_OCSP_CERTSTATUS_REVOKED, -60, 3600, false, "revoked"},
+		        {V_OCSP_CERTSTATUS_UNKNOWN, -60, 3600, false, "status unknown"},
+		        {V_OCSP_CERTSTATUS_GOOD, -7200, -3600, false, "validity period"},
+		        {V_OCSP_CERTSTATUS_GOOD, -60, 3600, true, "does not verify"},
+		};
+
+		/* Nothing stapled: refused by a client that requires it, not by one that does
+		 * not. */
+		OPENSSL_free(st.der);
+		st.der = NULL;
+		CU_ASSERT_FALSE(connect_pair(&cl, srv, "broker.test", &c, &s));
+		CU_ASSERT(strstr(c->t.why, "stapled no OCSP response") != NULL);
+		end_free(c);
+		end_free(s);
+		CU_ASSERT(connect_pair(&plain, srv, "broker.test", &c, &s));
+		end_free(c);
+		end_free(s);
+		for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			bool ok;
+
+			staple_make(&st, cases[i].status, cases[i].from, cases[i].to,
+			            cases[i].other_signer ? other_cert : ca_cert,
+			            cases[i].other_signer ? other_key : ca_key);
+			ok = connect_pair(&cl, srv, "broker.test", &c, &s);
+			CU_ASSERT_EQUAL(ok, cases[i].why == NULL);
+			if (cases[i].why && !strstr(c->t.why, cases[i].why)) {
+				fprintf(stderr, "case %u, TLS %s: why \"%s\"\n", i,
+				        v ? "1.3" : "1.2", c->t.why);
+				CU_FAIL("OCSP refusal without its reason");
+			}
+			if (ok)
+				CU_ASSERT_STRING_EQUAL(tls_version_name(&c->t),
+				                       v ? "TLSv1.3" : "TLSv1.2");
+			end_free(c);
+			end_free(s);
+		}
+	}
+	OPENSSL_free(st.der);
+	tls_client_fini(&cl);
+	tls_client_fini(&plain);
+	tls_server_fini(&srv12);
+	tls_server_fini(&srv13);
+	/* PSK has no certificate to ask about. */
+	memset(&o, 0, sizeof(o));
+	o.psk_identity = "id";
+	o.psk_key = psk_key;
+	o.psk_key_len = sizeof(psk_key);
+	o.require_ocsp = true;
+	CU_ASSERT_EQUAL(tls_client_init(&cl, &o, err, sizeof(err)), ST_ERR_CONFIG);
+}
+
 static void test_bad_options(void)
 {
 	struct tls_client cl;
@@ -496,6 +645,7 @@ int main(void)
 	        {"TLS-PSK", test_psk},
 	        {"version floor", test_version_floor},
 	        {"ALPN", test_alpn},
+	        {"OCSP stapling required", test_ocsp},
 	        {"options refused", test_bad_options},
 	        {NULL, NULL},
 	};

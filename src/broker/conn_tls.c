@@ -74,14 +74,11 @@ int conn_tls_client_new(struct tls_client *cl, const struct config_bridge *b, ch
 	        .insecure = b->insecure,
 	        .alpn = b->alpn,
 	        .psk_identity = b->psk_identity,
+	        .require_ocsp = b->require_ocsp,
 	};
 	uint8_t key[AUTH_PSK_KEY_MAX];
 	int len, ret;
 
-	if (b->require_ocsp) {
-		snprintf(err, errlen, "bridge_require_ocsp is not supported");
-		return ST_ERR_CONFIG;
-	}
 	if (b->psk_identity) {
 		len = b->psk_hex ? auth_psk_hex(b->psk_hex, strlen(b->psk_hex), key, sizeof(key))
 		                 : -1;

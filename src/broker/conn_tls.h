@@ -65,8 +65,8 @@ int conn_tls_init_client(struct conn *c, struct tls_client *cl, const char *host
 /*
  * Builds the TLS client context of bridge b (its bridge_cafile, bridge_capath,
  * bridge_certfile, bridge_keyfile, bridge_insecure, bridge_tls_version, bridge_alpn,
- * bridge_identity and bridge_psk, the key decoded as psk_file keys are). ST_OK, or
- * ST_ERR_CONFIG with err saying why (bridge_require_ocsp is refused: not implemented).
+ * bridge_identity and bridge_psk, the key decoded as psk_file keys are, and
+ * bridge_require_ocsp). ST_OK, or ST_ERR_CONFIG with err saying why.
  */
 int conn_tls_client_new(struct tls_client *cl, const struct config_bridge *b, char *err,
                         size_t errlen);

@@ -375,7 +375,10 @@ int tls_fail(struct tls_conn *t, int ssl_err)
 	long v = t->ssl ? SSL_get_verify_result(t->ssl) : X509_V_OK;
 	char why[128];
 
-	if (v != X509_V_OK) {
+	if (t->why_kept) {
+		/* A check of ours (the OCSP status) refused the handshake and said why. */
+		ERR_clear_error();
+	} else if (v != X509_V_OK) {
 		ERR_clear_error();
 		snprintf(t->why, sizeof(t->why), "certificate verify failed: %s",
 		         X509_verify_cert_error_string(v));

@@ -100,6 +100,8 @@ struct tls_client_opts {
 	const uint8_t *psk_key;   /* ... and the key (decoded bytes: the caller decodes the
 	                             hex the way the broker's psk_file does) */
 	unsigned psk_key_len;     /* bytes of psk_key, 1..TLS_PSK_KEY_MAX */
+	bool require_ocsp;        /* bridge_require_ocsp: the server must staple a good OCSP
+	                             response for its certificate (tls_client_init says how) */
 };
 
 /*
@@ -110,6 +112,7 @@ struct tls_client {
 	struct ssl_ctx_st *ctx;           /* the SSL_CTX (one reference held here) */
 	struct bio_method_st *bio_method; /* the memory BIO of its connections */
 	bool insecure;                    /* no host name check */
+	bool require_ocsp;                /* a stapled OCSP response is required */
 	bool psk;                         /* TLS-PSK: identity and key below, no certificates */
 	char psk_identity[TLS_PSK_IDENTITY_MAX + 1];
 	uint8_t psk_key[TLS_PSK_KEY_MAX];
@@ -128,6 +131,7 @@ struct tls_conn {
 	size_t in_len;          /* bytes of it not yet taken by OpenSSL */
 	bool established;       /* the handshake completed */
 	bool peer_closed;       /* close_notify received: no more plaintext will come */
+	bool why_kept;          /* why was written by a check of the handshake (OCSP) */
 	char why[160];          /* why the connection failed (for the log) */
 };
 
@@ -163,8 +167,13 @@ void tls_conn_init(struct tls_conn *t, struct tls_server *srv, tls_sink_fn sink,
  * to match its key), the lowest version, ALPN, or TLS-PSK. With PSK, only PSK cipher suites
  * of TLS 1.2 are offered (a TLS 1.3 server could otherwise fall back to a certificate that
  * nothing verifies; Mosquitto's PSK is TLS 1.2 only too), so version tlsv1.3 with PSK, and
- * certificates with PSK, are refused. On failure returns ST_ERR_CONFIG with err naming the
- * option or file and OpenSSL's reason (ST_ERR_NOMEM: out of memory).
+ * certificates with PSK, are refused. With require_ocsp the client asks for the server's OCSP
+ * status (status_request) and refuses the handshake unless a response is stapled, signed by the
+ * certificate's CA or a responder it authorised (verified against the same CAs), valid now
+ * (5 minutes of clock skew allowed), and says "good" for the server's certificate; why then
+ * says which check failed. (require_ocsp with PSK is refused: there is no certificate.) On failure
+ * returns ST_ERR_CONFIG with err naming the option or file and OpenSSL's reason (ST_ERR_NOMEM: out
+ * of memory).
  */
 int tls_client_init(struct tls_client *cl, const struct tls_client_opts *o, char *err,
                     size_t errlen);

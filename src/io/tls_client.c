@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/ocsp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -70,6 +71,92 @@ static unsigned int tls_psk_client_cb(SSL *ssl, const char *hint, char *identity
 	return cl->psk_key_len;
 }
 
+/* --- OCSP stapling ------------------------------------------------------------------------ */
+
+#define TLS_OCSP_SKEW_S 300 /* clock skew allowed on a response's times */
+
+/* The issuer of x among the verified chain, or the chain the server sent. */
+static X509 *tls_ocsp_issuer(SSL *ssl, X509 *x)
+{
+	STACK_OF(X509) * chains[2] = {SSL_get0_verified_chain(ssl), SSL_get_peer_cert_chain(ssl)};
+
+	for (unsigned k = 0; k < 2; k++)
+		for (int i = 0; chains[k] && i < sk_X509_num(chains[k]); i++) {
+			X509 *c = sk_X509_value(chains[k], i);
+
+			if (c != x && X509_check_issued(c, x) == X509_V_OK)
+				return c;
+		}
+	return NULL;
+}
+
+/* Checks a decoded response for the server's certificate; NULL when good, else why not. */
+static const char *tls_ocsp_check(SSL *ssl, OCSP_RESPONSE *resp)
+{
+	X509 *leaf = SSL_get0_peer_certificate(ssl), *issuer;
+	X509_STORE *store = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl));
+	ASN1_GENERALIZEDTIME *this_upd = NULL, *next_upd = NULL;
+	OCSP_BASICRESP *bs = NULL;
+	OCSP_CERTID *id = NULL;
+	const char *why = NULL;
+	int status = -1, reason = 0;
+
+	if (OCSP_response_status(resp) != OCSP_RESPONSE_STATUS_SUCCESSFUL)
+		return "the stapled OCSP response is an error status";
+	if (!leaf || !(issuer = tls_ocsp_issuer(ssl, leaf)))
+		return "no issuer to check the OCSP response against";
+	if (!(bs = OCSP_response_get1_basic(resp)))
+		return "the stapled OCSP response cannot be read";
+	/* Signed by the issuer, or by a responder the issuer delegated to, chained to our CAs. */
+	if (OCSP_basic_verify(bs, SSL_get_peer_cert_chain(ssl), store, 0) <= 0)
+		why = "the stapled OCSP response's signature does not verify";
+	else if (!(id = OCSP_cert_to_id(NULL, leaf, issuer)))
+		why = "out of memory";
+	else if (OCSP_resp_find_status(bs, id, &status, &reason, NULL, &this_upd, &next_upd) != 1)
+		why = "the stapled OCSP response is not about the server's certificate";
+	else if (OCSP_check_validity(this_upd, next_upd, TLS_OCSP_SKEW_S, -1) != 1)
+		why = "the stapled OCSP response is outside its validity period";
+	else if (status == V_OCSP_CERTSTATUS_REVOKED)
+		why = "the server's certificate is revoked (OCSP)";
+	else if (status != V_OCSP_CERTSTATUS_GOOD)
+		why = "the server's certificate has OCSP status unknown";
+	OCSP_CERTID_free(id);
+	OCSP_BASICRESP_free(bs);
+	return why;
+}
+
+/*
+ * OpenSSL calls this once the server's certificate and its stapled status are in (and the
+ * chain verified): 1 accepts, 0 fails the handshake with the reason kept in t->why.
+ */
+static int tls_ocsp_cb(SSL *ssl, void *arg)
+{
+	struct tls_conn *t = SSL_get_app_data(ssl);
+	const unsigned char *p = NULL;
+	long len = SSL_get_tlsext_status_ocsp_resp(ssl, &p);
+	OCSP_RESPONSE *resp = p && len > 0 ? d2i_OCSP_RESPONSE(NULL, &p, len) : NULL;
+	const char *why;
+
+	(void)arg;
+	if (!p || len <= 0)
+		why = "the server stapled no OCSP response (bridge_require_ocsp)";
+	else if (!resp)
+		why = "the stapled OCSP response cannot be decoded";
+	else
+		why = tls_ocsp_check(ssl, resp);
+	OCSP_RESPONSE_free(resp);
+	/* The OCSP checks leave their reasons on the thread's queue, which SSL_get_error would
+	 * read as the handshake's own failure. */
+	ERR_clear_error();
+	if (!why)
+		return 1;
+	if (t) {
+		snprintf(t->why, sizeof(t->why), "%s", why);
+		t->why_kept = true;
+	}
+	return 0;
+}
+
 /* The options that cannot go together, and the PSK's bounds; ST_OK or ST_ERR_CONFIG. */
 static int tls_client_check(const struct tls_client_opts *o, char *err, size_t errlen)
 {
@@ -87,6 +174,10 @@ static int tls_client_check(const struct tls_client_opts *o, char *err, size_t e
 	}
 	if (o->version == CONFIG_TLS_V13) {
 		snprintf(err, errlen, "tls_version tlsv1.3 with a PSK: TLS-PSK is TLS 1.2 only");
+		return ST_ERR_CONFIG;
+	}
+	if (o->require_ocsp) {
+		snprintf(err, errlen, "require_ocsp with a PSK: there is no certificate to check");
 		return ST_ERR_CONFIG;
 	}
 	if (strlen(o->psk_identity) > TLS_PSK_IDENTITY_MAX) {
@@ -138,6 +229,10 @@ static int tls_client_certs(SSL_CTX *ctx, const struct tls_client_opts *o, char 
 		return ST_ERR_CONFIG;
 	}
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (o->require_ocsp) {
+		SSL_CTX_set_tlsext_status_type(ctx, TLSEXT_STATUSTYPE_ocsp);
+		SSL_CTX_set_tlsext_status_cb(ctx, tls_ocsp_cb);
+	}
 	if (tls_set(o->certfile))
 		return tls_ctx_cert(ctx, o->certfile, o->keyfile, err, errlen);
 	return ST_OK;
@@ -154,6 +249,7 @@ int tls_client_init(struct tls_client *cl, const struct tls_client_opts *o, char
 
 	memset(cl, 0, sizeof(*cl));
 	cl->insecure = o->insecure;
+	cl->require_ocsp = o->require_ocsp;
 	if ((ret = tls_client_check(o, err, errlen)) != ST_OK)
 		return ret;
 	if (tls_set(o->alpn) && tls_alpn_wire(o->alpn, alpn, sizeof(alpn), &alpn_len) != 0) {
