@@ -54,7 +54,7 @@ ASAN_LIBS  := -luring -lxxhash -lssl -lcrypto -lisal -lm
 # library needs it, the tools do not.
 SD_LIBS    := -lsystemd
 # Unit tests whose threads meet (make tsan runs them).
-TSAN_UNIT_TESTS := test_chan test_ring
+TSAN_UNIT_TESTS := test_chan test_ring test_resolve
 
 obj = $(patsubst %.c,$(B)/$(1)/obj/%.o,$(2))
 

@@ -194,6 +194,11 @@ void conn_flush(struct conn *c)
 
 	if (c->send_busy || c->eof)
 		return;
+	/* A bridge's handshake under way: only its records leave, `out` waits (conn_tls.h). */
+	if (conn_tls_holds_output(c)) {
+		conn_tls_flush(c, false);
+		return;
+	}
 	limit = c->w->ps ? persist_sendable(c->w, c) : UINT64_MAX;
 	if (limit < c->out.total) {
 		conn_flush_held(c, limit);
@@ -690,6 +695,8 @@ void conn_close(struct conn *c, bool graceful, const char *reason)
 	worker_conn_timer(c->w, c);
 	/* Nothing read from now on is handled: what the connection held for it goes now. */
 	conn_drop_rbuf(c);
+	if (c->tls)
+		conn_tls_drop_unsent(c); /* a bridge's CONNECT that its handshake still held */
 	if (c->v5) {
 		alias_in_free(&c->v5->alias_in);
 		alias_out_free(&c->v5->alias_out);

@@ -5,11 +5,13 @@
  */
 #include "conn_tls.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth/auth.h"
 #include "auth/psk.h"
+#include "base/config_bridge.h"
 #include "base/log.h"
 #include "starling/utf8.h"
 #include "worker.h"
@@ -18,6 +20,8 @@
  * handshake flights) may wait in `wire` up to this much; past it the peer is not reading. */
 #define CONN_TLS_WIRE_MAX (256u << 10)
 #define CONN_TLS_IOV      64 /* plaintext pieces encrypted per engine call */
+
+static void conn_tls_failed(struct conn *c, int ret);
 
 static int conn_tls_sink(void *ctx, const uint8_t *p, size_t n)
 {
@@ -36,6 +40,67 @@ int conn_tls_attach(struct conn *c, struct tls_server *srv)
 	ct->wire.acct = &c->w->output_memory;
 	c->tls = ct;
 	return ST_OK;
+}
+
+int conn_tls_init_client(struct conn *c, struct tls_client *cl, const char *host)
+{
+	struct conn_tls *ct = calloc(1, sizeof(*ct));
+	int ret;
+
+	if (!ct) {
+		conn_close(c, false, "out of memory");
+		return ST_ERR_NOMEM;
+	}
+	ct->wire.acct = &c->w->output_memory;
+	c->tls = ct; /* before the engine starts: its sink writes into ct->wire */
+	ret = tls_conn_init_client(&ct->t, cl, host, conn_tls_sink, c);
+	if (ret != ST_OK) {
+		conn_tls_failed(c, ret);
+		return ret;
+	}
+	conn_want_flush(c);
+	return ST_OK;
+}
+
+int conn_tls_client_new(struct tls_client *cl, const struct config_bridge *b, char *err,
+                        size_t errlen)
+{
+	struct tls_client_opts o = {
+	        .cafile = b->cafile,
+	        .capath = b->capath,
+	        .certfile = b->certfile,
+	        .keyfile = b->keyfile,
+	        .version = b->tls_version,
+	        .insecure = b->insecure,
+	        .alpn = b->alpn,
+	        .psk_identity = b->psk_identity,
+	        .require_ocsp = b->require_ocsp,
+	};
+	uint8_t key[AUTH_PSK_KEY_MAX];
+	int len, ret;
+
+	if (b->psk_identity) {
+		len = b->psk_hex ? auth_psk_hex(b->psk_hex, strlen(b->psk_hex), key, sizeof(key))
+		                 : -1;
+		if (len < 0) {
+			snprintf(err, errlen,
+			         "bridge_psk: missing, not hexadecimal, zero or longer than %d "
+			         "bytes",
+			         AUTH_PSK_KEY_MAX);
+			return ST_ERR_CONFIG;
+		}
+		o.psk_key = key;
+		o.psk_key_len = (unsigned)len;
+	}
+	ret = tls_client_init(cl, &o, err, errlen);
+	memset(key, 0, sizeof(key));
+	return ret;
+}
+
+void conn_tls_drop_unsent(struct conn *c)
+{
+	if (conn_tls_holds_output(c))
+		obuf_reset(&c->out);
 }
 
 void conn_tls_destroy(struct conn_tls *ct)
@@ -129,8 +194,12 @@ static void conn_tls_feed(struct conn *c, const uint8_t *p, size_t n, uint8_t *b
 	int ret = tls_input(&ct->t, p, n, buf, CONN_TLS_PLAIN_BUF, conn_tls_plain, c);
 
 	/* The input may have closed c, or handed it over; ct is still c's until the batch end. */
-	if (ct->t.established && !ct->logged)
+	if (ct->t.established && !ct->logged) {
 		conn_tls_log_established(c);
+		/* A client's output queued during the handshake can leave now. */
+		if (c->out.total && c->state != CONN_CLOSING)
+			conn_want_flush(c);
+	}
 	if (ret != ST_OK) {
 		if (c->state != CONN_CLOSING)
 			conn_tls_failed(c, ret);
@@ -193,7 +262,8 @@ void conn_tls_flush(struct conn *c, bool close_notify)
 	struct obuf tmp;
 	int ret;
 
-	if (c->out.total) {
+	/* A client's first packets wait for its handshake (conn_tls.h). */
+	if (c->out.total && !conn_tls_holds_output(c)) {
 		if (!w->tls_stage && !(w->tls_stage = malloc(TLS_RECORD_MAX))) {
 			conn_close(c, false, "out of memory");
 			return;

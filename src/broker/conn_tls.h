@@ -14,6 +14,12 @@
  * makes by itself (handshake flights, alerts, close_notify) also lands in `wire` and leaves
  * with the next send. `wire` and `sending` count in the worker's output memory.
  *
+ * Connections the broker makes (bridges) are TLS clients: conn_tls_init_client starts the
+ * handshake on a connected socket, the ClientHello leaving with the first flush. What the
+ * bridge queues in `out` before the handshake is done (its CONNECT) waits there, unencrypted
+ * and unsent, until the handshake completes, and then leaves as any output; a connection that
+ * closes before that never sends it. After the handshake nothing differs from the server side.
+ *
  * Hand-off to the session's home worker: the SSL moves with the socket. The accepting
  * worker decrypts everything its receive delivered (the plaintext goes with the connection,
  * as for plaintext connections), waits until nothing of its own is in flight and `wire` has
@@ -35,6 +41,8 @@
 
 #define CONN_TLS_PLAIN_BUF (4 * TLS_RECORD_MAX) /* plaintext gathered per conn_input_bytes */
 
+struct config_bridge;
+
 struct conn_tls {
 	struct tls_conn t; /* the engine's state (its address is the BIO's: never moves) */
 	struct obuf wire;  /* ciphertext made and not yet being sent */
@@ -43,6 +51,28 @@ struct conn_tls {
 
 /* Makes c a TLS connection of listener srv (before its first receive). ST_OK / NOMEM. */
 int conn_tls_attach(struct conn *c, struct tls_server *srv);
+
+/*
+ * Makes c, a connection the broker opened to a remote broker, a TLS client of cl for host
+ * (the name or address it connected to: SNI and the name the certificate must carry; copied).
+ * The ClientHello is queued and leaves at the end of the batch; arm c's receive as for any
+ * connection. ST_OK; otherwise the failure is logged and counted as a failed handshake, and
+ * c is closing (conn_close, reason "TLS handshake failed"), as when a handshake fails later.
+ * cl is borrowed and must outlive c.
+ */
+int conn_tls_init_client(struct conn *c, struct tls_client *cl, const char *host);
+
+/*
+ * Builds the TLS client context of bridge b (its bridge_cafile, bridge_capath,
+ * bridge_certfile, bridge_keyfile, bridge_insecure, bridge_tls_version, bridge_alpn,
+ * bridge_identity and bridge_psk, the key decoded as psk_file keys are, and
+ * bridge_require_ocsp). ST_OK, or ST_ERR_CONFIG with err saying why.
+ */
+int conn_tls_client_new(struct tls_client *cl, const struct config_bridge *b, char *err,
+                        size_t errlen);
+
+/* A connection the broker made closes: its output still waiting for the handshake goes. */
+void conn_tls_drop_unsent(struct conn *c);
 
 /* Ciphertext received (borrowed for the call). */
 void conn_tls_input(struct conn *c, const uint8_t *p, size_t n);
@@ -58,6 +88,12 @@ void conn_tls_flush(struct conn *c, bool close_notify);
 static inline bool conn_tls_pending(const struct conn *c)
 {
 	return c->tls && c->tls->wire.total;
+}
+
+/* A connection the broker made whose handshake is under way: `out` waits for it. */
+static inline bool conn_tls_holds_output(const struct conn *c)
+{
+	return c->tls && c->tls->t.cli && !c->tls->t.established;
 }
 
 /* The CONNECT timeout fired: a handshake still unfinished is counted and logged as failed. */

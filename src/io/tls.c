@@ -25,13 +25,14 @@
 #include <openssl/x509v3.h>
 
 #include "starling/error.h"
+#include "tls_impl.h"
 
 #ifndef TCP_ULP
 #define TCP_ULP 31
 #endif
 
 /* OpenSSL's last error as a short reason, and the queue emptied (it is per thread). */
-static const char *tls_reason(char *buf, size_t cap)
+const char *tls_reason(char *buf, size_t cap)
 {
 	unsigned long e = ERR_peek_last_error();
 	const char *r = e ? ERR_reason_error_string(e) : NULL;
@@ -47,7 +48,7 @@ static const char *tls_reason(char *buf, size_t cap)
 }
 
 /* Fails with "option PATH: reason"; a file that cannot be opened says so plainly. */
-static int tls_file_error(const char *opt, const char *path, char *err, size_t errlen)
+int tls_file_error(const char *opt, const char *path, char *err, size_t errlen)
 {
 	char why[128];
 	FILE *f = fopen(path, "r");
@@ -100,7 +101,7 @@ static int tls_ctx_verify(SSL_CTX *ctx, const struct config_tls *c, char *err, s
  * cache while another thread reads it). Certificates found through capath are loaded during
  * handshakes, under OpenSSL's own locks, and cannot be prepared here.
  */
-static void tls_ctx_warm(SSL_CTX *ctx)
+void tls_ctx_warm(SSL_CTX *ctx)
 {
 	STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
 	STACK_OF(X509) *chain = NULL;
@@ -151,16 +152,16 @@ static int tls_ctx_psk(SSL_CTX *ctx, const struct tls_server *s, char *err, size
 }
 
 /* The certificate and its key, checked to match. */
-static int tls_ctx_cert(SSL_CTX *ctx, const struct config_tls *c, char *err, size_t errlen)
+int tls_ctx_cert(SSL_CTX *ctx, const char *certfile, const char *keyfile, char *err, size_t errlen)
 {
-	if (SSL_CTX_use_certificate_chain_file(ctx, c->certfile) != 1)
-		return tls_file_error("certfile", c->certfile, err, errlen);
-	if (SSL_CTX_use_PrivateKey_file(ctx, c->keyfile, SSL_FILETYPE_PEM) != 1)
-		return tls_file_error("keyfile", c->keyfile, err, errlen);
+	if (SSL_CTX_use_certificate_chain_file(ctx, certfile) != 1)
+		return tls_file_error("certfile", certfile, err, errlen);
+	if (SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM) != 1)
+		return tls_file_error("keyfile", keyfile, err, errlen);
 	if (SSL_CTX_check_private_key(ctx) != 1) {
 		ERR_clear_error();
-		snprintf(err, errlen, "keyfile %s is not the key of certfile %s", c->keyfile,
-		         c->certfile);
+		snprintf(err, errlen, "keyfile %s is not the key of certfile %s", keyfile,
+		         certfile);
 		return ST_ERR_CONFIG;
 	}
 	return ST_OK;
@@ -196,7 +197,7 @@ static SSL_CTX *tls_ctx_new(const struct tls_server *s, char *err, size_t errlen
 	}
 	/* A PSK listener may have no certificate: it then does PSK cipher suites only. */
 	if ((!s->psk || c->certfile[0] || c->keyfile[0]) &&
-	    tls_ctx_cert(ctx, c, err, errlen) != ST_OK)
+	    tls_ctx_cert(ctx, c->certfile, c->keyfile, err, errlen) != ST_OK)
 		goto fail;
 	if (s->psk && tls_ctx_psk(ctx, s, err, errlen) != ST_OK)
 		goto fail;
@@ -255,7 +256,7 @@ static int tls_bio_create(BIO *b)
 	return 1;
 }
 
-static BIO_METHOD *tls_bio_method_new(void)
+BIO_METHOD *tls_bio_method_new(void)
 {
 	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "starling");
 
@@ -369,12 +370,15 @@ void tls_conn_free(struct tls_conn *t)
 }
 
 /* Records why the connection failed: the certificate check's verdict, or OpenSSL's reason. */
-static int tls_fail(struct tls_conn *t, int ssl_err)
+int tls_fail(struct tls_conn *t, int ssl_err)
 {
 	long v = t->ssl ? SSL_get_verify_result(t->ssl) : X509_V_OK;
 	char why[128];
 
-	if (v != X509_V_OK) {
+	if (t->why_kept) {
+		/* A check of ours (the OCSP status) refused the handshake and said why. */
+		ERR_clear_error();
+	} else if (v != X509_V_OK) {
 		ERR_clear_error();
 		snprintf(t->why, sizeof(t->why), "certificate verify failed: %s",
 		         X509_verify_cert_error_string(v));
@@ -424,6 +428,11 @@ int tls_input(struct tls_conn *t, const uint8_t *p, size_t n, uint8_t *buf, size
 {
 	int ret = ST_OK;
 
+	if (!t->ssl && !t->srv) {
+		/* A client connection whose start failed: nothing to drive. */
+		snprintf(t->why, sizeof(t->why), "no TLS session");
+		return ST_ERR_PROTOCOL;
+	}
 	if (!t->ssl && (ret = tls_conn_start(t)) != ST_OK)
 		return ret;
 	t->in = p;

@@ -20,8 +20,14 @@
  * home worker) as long as one thread uses it at a time; the caller's hand-off queue gives the
  * happens-before. OpenSSL's error queue is per thread, and is cleared after each failure.
  *
- * Memory: an SSL is made at the first ciphertext, so a TCP connection that never speaks TLS
- * costs nothing here; SSL_MODE_RELEASE_BUFFERS frees OpenSSL's 16 KiB record buffers whenever
+ * A tls_client is the other side, for the connections the broker makes (bridges): one
+ * context per remote broker, built once from its options; its connections start their
+ * handshake when made (tls_conn_init_client: the client speaks first) and then go through
+ * the same tls_input/tls_encrypt as a server's, so the caller's receive and send path does not
+ * care which side it is.
+ *
+ * Memory: a server-side SSL is made at the first ciphertext, so a TCP connection that never speaks
+ * TLS costs nothing here; SSL_MODE_RELEASE_BUFFERS frees OpenSSL's 16 KiB record buffers whenever
  * they are empty, so an idle connection keeps only the SSL itself (a few KiB).
  */
 #ifndef STARLING_TLS_H
@@ -73,9 +79,51 @@ typedef int (*tls_sink_fn)(void *ctx, const uint8_t *p, size_t n);
  */
 typedef bool (*tls_plain_fn)(void *ctx, const uint8_t *p, size_t n);
 
+#define TLS_PSK_IDENTITY_MAX 128 /* OpenSSL's PSK_MAX_IDENTITY_LEN */
+#define TLS_PSK_KEY_MAX      512 /* OpenSSL's PSK_MAX_PSK_LEN */
+
+/*
+ * What a client context is made of (a bridge's bridge_* options). Strings are borrowed for
+ * the call; NULL or "" is "not set".
+ */
+struct tls_client_opts {
+	const char *cafile;       /* PEM CAs that verify the server; with capath unset as well, the
+	                             system's default CAs (unless PSK) */
+	const char *capath;       /* directory of hashed PEM CAs */
+	const char *certfile;     /* PEM client certificate (chain), with keyfile */
+	const char *keyfile;      /* its private key */
+	uint8_t version;          /* enum config_tls_version: the lowest version offered (TLS 1.2
+	                             by default, as Mosquitto's bridge_tls_version) */
+	bool insecure;            /* bridge_insecure: the chain is verified, the host name is not */
+	const char *alpn;         /* protocol names offered, comma-separated ("mqtt"), or NULL */
+	const char *psk_identity; /* TLS-PSK instead of certificates: the identity sent ... */
+	const uint8_t *psk_key;   /* ... and the key (decoded bytes: the caller decodes the
+	                             hex the way the broker's psk_file does) */
+	unsigned psk_key_len;     /* bytes of psk_key, 1..TLS_PSK_KEY_MAX */
+	bool require_ocsp;        /* bridge_require_ocsp: the server must staple a good OCSP
+	                             response for its certificate (tls_client_init says how) */
+};
+
+/*
+ * The client side: one context per remote endpoint. It must outlive its connections (their
+ * BIOs use its method); the SSL_CTX is reference-counted by OpenSSL and thread-safe.
+ */
+struct tls_client {
+	struct ssl_ctx_st *ctx;           /* the SSL_CTX (one reference held here) */
+	struct bio_method_st *bio_method; /* the memory BIO of its connections */
+	bool insecure;                    /* no host name check */
+	bool require_ocsp;                /* a stapled OCSP response is required */
+	bool psk;                         /* TLS-PSK: identity and key below, no certificates */
+	char psk_identity[TLS_PSK_IDENTITY_MAX + 1];
+	uint8_t psk_key[TLS_PSK_KEY_MAX];
+	unsigned psk_key_len;
+};
+
 /* One connection's TLS state; embedded in (or allocated with) the caller's connection. */
 struct tls_conn {
-	struct tls_server *srv; /* listener, borrowed (outlives its connections) */
+	struct tls_server *srv; /* listener, borrowed (outlives its connections); NULL: client */
+	struct tls_client *cli; /* client context, borrowed (outlives its connections); NULL:
+	                           server */
 	struct ssl_st *ssl;     /* made at the first ciphertext; NULL before */
 	tls_sink_fn sink;       /* where ciphertext goes */
 	void *sink_ctx;         /* its argument */
@@ -83,6 +131,7 @@ struct tls_conn {
 	size_t in_len;          /* bytes of it not yet taken by OpenSSL */
 	bool established;       /* the handshake completed */
 	bool peer_closed;       /* close_notify received: no more plaintext will come */
+	bool why_kept;          /* why was written by a check of the handshake (OCSP) */
 	char why[160];          /* why the connection failed (for the log) */
 };
 
@@ -112,6 +161,39 @@ void tls_server_fini(struct tls_server *s);
 
 /* Prepares t for a new server-side connection of srv (no allocation until tls_input). */
 void tls_conn_init(struct tls_conn *t, struct tls_server *srv, tls_sink_fn sink, void *sink_ctx);
+
+/*
+ * Builds a client context from o: the CAs (or the system's), the client certificate (checked
+ * to match its key), the lowest version, ALPN, or TLS-PSK. With PSK, only PSK cipher suites
+ * of TLS 1.2 are offered (a TLS 1.3 server could otherwise fall back to a certificate that
+ * nothing verifies; Mosquitto's PSK is TLS 1.2 only too), so version tlsv1.3 with PSK, and
+ * certificates with PSK, are refused. With require_ocsp the client asks for the server's OCSP
+ * status (status_request) and refuses the handshake unless a response is stapled, signed by the
+ * certificate's CA or a responder it authorised (verified against the same CAs), valid now
+ * (5 minutes of clock skew allowed), and says "good" for the server's certificate; why then
+ * says which check failed. (require_ocsp with PSK is refused: there is no certificate.) On failure
+ * returns ST_ERR_CONFIG with err naming the option or file and OpenSSL's reason (ST_ERR_NOMEM: out
+ * of memory).
+ */
+int tls_client_init(struct tls_client *cl, const struct tls_client_opts *o, char *err,
+                    size_t errlen);
+
+void tls_client_fini(struct tls_client *cl);
+
+/*
+ * Prepares t for a connection of cl to host (the name or address the caller connected to;
+ * copied): sends it as SNI when it is a name, checks the server's certificate for it (an
+ * address as an IP address, a name with the usual wildcard rules) unless cl is insecure, and
+ * starts the handshake: the ClientHello goes into the sink before this returns. ST_OK,
+ * ST_ERR_NOMEM, or ST_ERR_PROTOCOL (t->why). Afterwards tls_input and tls_encrypt work as for
+ * a server connection; a certificate refused fails tls_input with ST_ERR_PROTOCOL and t->why
+ * "certificate verify failed: " and OpenSSL's verdict. tls_conn_free frees it, even on error.
+ */
+int tls_conn_init_client(struct tls_conn *t, struct tls_client *cl, const char *host,
+                         tls_sink_fn sink, void *sink_ctx);
+
+/* The ALPN protocol the server chose (NUL-terminated into out, cap bytes), or "": none. */
+const char *tls_alpn_selected(const struct tls_conn *t, char *out, size_t cap);
 
 /* Points the sink elsewhere (the connection moved to another worker's struct). */
 static inline void tls_conn_set_sink(struct tls_conn *t, tls_sink_fn sink, void *sink_ctx)
