@@ -28,6 +28,7 @@ static void compare_connect(const struct st_connect *got, const struct st_connec
 
 	ASSERT_BYTES(got->protocol_name, B(level == ST_MQTT_31 ? "MQIsdp" : "MQTT"));
 	CU_ASSERT_EQUAL(got->level, level);
+	CU_ASSERT_EQUAL(got->bridge, want->bridge && !v5); /* the private bit is 3.x only */
 	CU_ASSERT_EQUAL(got->clean_start, want->clean_start);
 	CU_ASSERT_EQUAL(got->will_flag, want->will_flag);
 	CU_ASSERT_EQUAL(got->will_qos, want->will_flag ? want->will_qos : 0);
@@ -208,6 +209,9 @@ static void test_roundtrip_connect(void)
 		p.connect.keepalive_s = 60;
 		p.connect.client_id = B("c");
 		roundtrip(&p, level);
+		p.connect.bridge = true; /* try_private: 0x83, 0x84; 5.0 is sent as 5 */
+		roundtrip(&p, level);
+		p.connect.bridge = false;
 
 		p.connect.clean_start = false;
 		p.connect.keepalive_s = 65535;
@@ -457,6 +461,12 @@ static const struct golden goldens[] = {
         {4, "b0020002"},
         /* Mosquitto's answer to CONNECT level 6: a 3.x CONNACK 0x01 */
         {5, "20020001"},
+        /* A mosquitto 2.0.11 bridge's CONNECT (try_private, cleansession false, the
+         * notification topic as will, remote_username/password): 3.1.1 (0x84) and 3.1 (0x83) */
+        {4, "104000044d51545484ec003c0005766d2e62310022245359532f62726f6b65722f636f6e6e656374"
+            "696f6e2f766d2e62312f73746174650001300002627500026270"},
+        {3, "104200064d514973647083ec003c0005766d2e62310022245359532f62726f6b65722f636f6e6e65"
+            "6374696f6e2f766d2e62312f73746174650001300002627500026270"},
 };
 
 static void test_golden_bytes(void)
@@ -543,6 +553,24 @@ static void test_golden_fields(void)
 	ASSERT_BYTES(p.publish.props, BN(expiry, sizeof(expiry)));
 	ASSERT_BYTES(p.publish.payload, B("hello"));
 	CU_ASSERT_EQUAL(p.publish.packet_id, 1);
+
+	/* Mosquitto's bridges: the level without its private bit, the bit as .bridge. */
+	for (size_t i = 26; i <= 27; i++) {
+		n = unhex(goldens[i].hex, in, sizeof(in));
+		CU_ASSERT_EQUAL_FATAL(decode_guarded(&g, in, n, ST_MQTT_311, &p, &used), ST_OK);
+		CU_ASSERT_EQUAL(p.connect.level, i == 26 ? ST_MQTT_311 : ST_MQTT_31);
+		CU_ASSERT(p.connect.bridge);
+		CU_ASSERT_FALSE(p.connect.clean_start);
+		ASSERT_BYTES(p.connect.client_id, B("vm.b1"));
+		ASSERT_BYTES(p.connect.will_topic, B("$SYS/broker/connection/vm.b1/state"));
+		ASSERT_BYTES(p.connect.will_payload, B("0"));
+		CU_ASSERT(p.connect.will_retain && p.connect.will_qos == 1);
+		ASSERT_BYTES(p.connect.username, B("bu"));
+	}
+	n = unhex(goldens[5].hex, in, sizeof(in));
+	CU_ASSERT_EQUAL_FATAL(decode_guarded(&g, in, n, ST_MQTT_311, &p, &used), ST_OK);
+	CU_ASSERT_EQUAL(p.connect.level, ST_MQTT_311);
+	CU_ASSERT_FALSE(p.connect.bridge);
 	tu_guard_release(&g);
 }
 

@@ -157,6 +157,20 @@ static void expect_malformed(const uint8_t *in, size_t in_len, uint8_t level, in
 	  0x00, 0x04, 'M', 'Q', 'T', 'T', 0x06, 0x02, 0x00, 0x3C, S1('c')) \
 	X(connect_mqisdp_level_4, 4, ST_ERR_PROTOCOL_LEVEL, 0x10, \
 	  0x00, 0x06, 'M', 'Q', 'I', 's', 'd', 'p', 0x04, 0x02, 0x00, 0x3C, S1('c')) \
+	X(connect_mqtt_level_5_bridge, 4, ST_ERR_PROTOCOL_LEVEL, 0x10, \
+	  0x00, 0x04, 'M', 'Q', 'T', 'T', 0x85, 0x02, 0x00, 0x3C, 0x00, S1('c')) \
+	X(connect_mqtt_level_3_bridge, 4, ST_ERR_PROTOCOL_LEVEL, 0x10, \
+	  0x00, 0x04, 'M', 'Q', 'T', 'T', 0x83, 0x02, 0x00, 0x3C, S1('c')) \
+	X(connect_mqisdp_level_4_bridge, 4, ST_ERR_PROTOCOL_LEVEL, 0x10, \
+	  0x00, 0x06, 'M', 'Q', 'I', 's', 'd', 'p', 0x84, 0x02, 0x00, 0x3C, S1('c')) \
+	X(connect_mqtt_level_0x80, 4, ST_ERR_PROTOCOL_LEVEL, 0x10, \
+	  0x00, 0x04, 'M', 'Q', 'T', 'T', 0x80, 0x02, 0x00, 0x3C, S1('c')) \
+	X(connect_mqtt_level_0xff, 4, ST_ERR_PROTOCOL_LEVEL, 0x10, \
+	  0x00, 0x04, 'M', 'Q', 'T', 'T', 0xFF, 0x02, 0x00, 0x3C, S1('c')) \
+	X(connect_bridge_reserved_bit, 4, ST_ERR_CONNECT_FLAGS, 0x10, \
+	  0x00, 0x04, 'M', 'Q', 'T', 'T', 0x84, 0x03, 0x00, 0x3C, S1('c')) \
+	X(connect_bridge_flags_v4, 4, ST_ERR_FLAGS, 0x12, \
+	  0x00, 0x04, 'M', 'Q', 'T', 'T', 0x84, 0x02, 0x00, 0x3C, S1('c')) \
 	X(connect_trailing_byte, 4, ST_ERR_LENGTH, 0x10, V4(0x02), S1('c'), 0xAA) \
 	X(connect_no_client_id, 4, ST_ERR_LENGTH, 0x10, V4(0x02)) \
 	X(connect_client_id_overrun, 4, ST_ERR_LENGTH, 0x10, V4(0x02), 0x00, 0x05, 'c') \
@@ -330,6 +344,23 @@ static void test_protocol_level_reported(void)
 	                ST_ERR_PROTOCOL_LEVEL);
 	CU_ASSERT_EQUAL(p.connect.level, 5);
 	ASSERT_BYTES(p.connect.protocol_name, B("MQIsdp"));
+	/* A bridge's private bit on 5.0 is no level: reported as sent (CONNACK 0x01). */
+	CU_ASSERT_EQUAL(DECODE(4, 0x10, &p, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x85, 0x02, 0x00, 0x3C,
+	                       0x00, S1('c')),
+	                ST_ERR_PROTOCOL_LEVEL);
+	CU_ASSERT_EQUAL(p.connect.level, 0x85);
+	CU_ASSERT_FALSE(p.connect.bridge);
+	/* ...and on a level its name does not go with, the level without it. */
+	CU_ASSERT_EQUAL(DECODE(4, 0x10, &p, 0x00, 0x06, 'M', 'Q', 'I', 's', 'd', 'p', 0x84, 0x02,
+	                       0x00, 0x3C, S1('c')),
+	                ST_ERR_PROTOCOL_LEVEL);
+	CU_ASSERT_EQUAL(p.connect.level, 4);
+	/* A 3.1 bridge keeps 3.1's allowances (fixed-header flags are not checked). */
+	CU_ASSERT_EQUAL(DECODE(4, 0x12, &p, 0x00, 0x06, 'M', 'Q', 'I', 's', 'd', 'p', 0x83, 0x02,
+	                       0x00, 0x3C, S1('c')),
+	                ST_OK);
+	CU_ASSERT_EQUAL(p.connect.level, 3);
+	CU_ASSERT(p.connect.bridge);
 	/* The connection's level does not matter for a CONNECT: it carries its own. */
 	CU_ASSERT_EQUAL(DECODE(3, 0x10, &p, V5(0x02), S1('c')), ST_OK);
 	CU_ASSERT_EQUAL(p.connect.level, 5);

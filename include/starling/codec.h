@@ -53,6 +53,13 @@ enum st_protocol_level {
 	ST_MQTT_5 = 5,
 };
 
+/*
+ * A Mosquitto bridge with try_private (its default) sets the level's high bit on 3.1 and 3.1.1
+ * (0x83, 0x84): "I am a bridge". st_connect.level is the level without it, .bridge says it was
+ * set; MQTT 5 has No Local and Retain As Published instead and no such bit (0x85 is refused).
+ */
+#define ST_PROTOCOL_BRIDGE_BIT 0x80u
+
 #define ST_REMLEN_MAX          268435455u /* largest value four length bytes can carry */
 #define ST_FIXED_HEADER_MAX    5u         /* type byte + up to 4 length bytes */
 #define ST_PUBLISH_FLAG_RETAIN 0x01u
@@ -110,6 +117,7 @@ struct st_connect {
 	struct st_bytes will_payload;  /* binary */
 	struct st_bytes username;      /* UTF-8 */
 	struct st_bytes password;      /* binary */
+	bool bridge;                   /* 3.x level with ST_PROTOCOL_BRIDGE_BIT (try_private) */
 };
 
 struct st_connack {

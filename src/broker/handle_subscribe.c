@@ -29,12 +29,15 @@ static uint8_t subscribe_one(struct conn *c, const struct st_sub_entry *e, uint3
 	uint64_t data;
 	struct st_bytes inner;
 	int added = share_parse(e->filter.ptr, e->filter.len, &inner);
+	uint8_t options = e->options & ~ST_SUBOPT_QOS_MASK;
 	int64_t acl;
 
 	/* max_qos: granted at most the listener's (Mosquitto; MQTT 5 3.2.2.3.4 allows it). */
 	if (qos > max_qos)
 		qos = max_qos;
-	data = subdata_make((uint8_t)((e->options & ~ST_SUBOPT_QOS_MASK) | qos), sub_id);
+	if (c->bridge)
+		options = subdata_bridge_options(options, added == 1);
+	data = subdata_make((uint8_t)(options | qos), sub_id);
 
 	*shared = added == 1;
 	if (added < 0)

@@ -346,6 +346,13 @@ static int decode_connect(struct rd *r, uint8_t fh_flags, struct st_connect *c)
 	memset(c, 0, sizeof(*c));
 	if ((rc = rd_bin(r, &c->protocol_name)) || (rc = rd_u8(r, &c->level)))
 		return rc;
+	/* A Mosquitto bridge's private bit (try_private): 0x83 and 0x84 only, since MQTT 5
+	 * bridges use subscription options instead; 0x85 stays the unsupported level it is. */
+	if ((c->level & ST_PROTOCOL_BRIDGE_BIT) &&
+	    (c->level & ~ST_PROTOCOL_BRIDGE_BIT) != ST_MQTT_5) {
+		c->level &= (uint8_t)~ST_PROTOCOL_BRIDGE_BIT;
+		c->bridge = true;
+	}
 	if ((rc = check_protocol(c->protocol_name, c->level)))
 		return rc;
 	if (c->level != ST_MQTT_31 && fh_flags != 0) /* [MQTT-2.2.2-1] */

@@ -212,7 +212,8 @@ static uint8_t *put_connect(uint8_t *p, const struct st_connect *c, uint8_t leve
 	if (c->username_flag)
 		flags |= 0x80;
 	p = put_str(p, name);
-	*p++ = level;
+	/* try_private: a bridge says so in the level's high bit (3.x only, codec.h). */
+	*p++ = c->bridge && !is_v5(level) ? (uint8_t)(level | ST_PROTOCOL_BRIDGE_BIT) : level;
 	*p++ = flags;
 	p = put_u16(p, c->keepalive_s);
 	if (is_v5(level))
