@@ -26,6 +26,10 @@
 #include <sys/socket.h>
 
 #include "base/config.h"
+#include "bridge/address.h"
+#include "bridge/backoff.h"
+#include "bridge/topicmap.h"
+#include "io/resolve.h"
 #include "io/ring.h"
 #include "starling/codec.h"
 
@@ -33,6 +37,7 @@ struct worker;
 struct conn;
 struct session;
 struct bridge_snapshot;
+struct tls_client;
 
 enum bridge_state {
 	BRIDGE_WAITING = 0, /* until next_ms: the first attempt, or a retry after its back-off */
@@ -57,38 +62,39 @@ struct bridge {
 	const struct config_bridge *cfg; /* borrowed from the broker's configuration */
 	uint8_t state;                   /* enum bridge_state */
 	uint8_t level;                   /* protocol level spoken (3, 4, 5) */
+	bool stopping;                   /* the broker is stopping: no more attempts */
+	bool to_main;                    /* the main address answers again: go there at once */
 	int fd;                          /* socket while connecting; -1 otherwise */
-	unsigned addr;                   /* the address tried or in use (cfg->addrs) */
-	struct sockaddr_storage sa;      /* its resolved form (borrowed by the connect) */
-	socklen_t sa_len;
-	struct ring_io probe_io; /* round_robin false, on a secondary: the main's probe */
-	int probe_fd;            /* the probe's socket, -1 */
-	struct sockaddr_storage probe_sa;
-	socklen_t probe_len;
-	uint64_t probe_next_ms; /* when the main address is probed next */
-	bool to_main;           /* the probe reached it: reconnect there at once */
-	struct conn *c;         /* the connection, from CONNECT sent to its close */
-	struct session *s;      /* the local session, or NULL while it has none */
-	uint64_t next_ms;       /* WAITING: when the next attempt starts */
-	uint32_t delay_ms;      /* the last back-off delay */
-	uint64_t ping_ms;       /* UP: when the last PINGREQ left */
-	uint64_t active_ms;     /* UP: when a message last crossed (lazy's idle_timeout) */
-	uint64_t seen_msgs;     /* msgs_in + msgs_out at active_ms */
-	bool stopping;          /* the broker is stopping: no more attempts */
-	char **rfilters;        /* remote filters of the in/both topics */
-	uint8_t *rqos;          /* their QoS */
-	unsigned nrfilters;
-	char **lfilters; /* local filters of the out/both topics */
-	uint8_t *lqos;
-	unsigned nlfilters;
-	char **unsub; /* remote filters of out-only topics (attempt_unsubscribe) */
-	unsigned nunsub;
+	struct bridge_addr_sel sel;      /* which address to use (bridge/address.h) */
+	struct bridge_backoff bo;        /* the delay before the next attempt (bridge/backoff.h) */
+	uint64_t rnd;                    /* the back-off's random state */
+	struct resolve rs;               /* the address being looked up (io/resolve.h) */
+	struct resolve_addr dest;        /* the address connected to (borrowed by the connect) */
+	struct ring_io probe_io;         /* round_robin false, on a secondary: the main's probe */
+	int probe_fd;                    /* the probe's socket, -1 */
+	struct resolve probe_rs;         /* the main address looked up for the probe */
+	struct resolve_addr probe_dest;  /* and connected to */
+	struct tls_client *tls;          /* TLS to the remote (bridge_cafile...), or NULL */
+	struct conn *c;                  /* the connection, from CONNECT sent to its close */
+	struct session *s;               /* the local session, or NULL while it has none */
+	uint64_t next_ms;                /* WAITING: when the next attempt starts */
+	uint64_t delay_ms;               /* the last back-off delay */
+	uint64_t ping_ms;                /* UP: when the last PINGREQ left */
+	uint64_t active_ms;              /* UP: when a message last crossed (lazy's idle_timeout) */
+	uint64_t seen_msgs;              /* msgs_in + msgs_out at active_ms */
+	struct bridge_sub *lsubs;        /* local subscriptions (out/both topics) */
+	struct bridge_sub *rsubs;        /* remote subscriptions (in/both topics) */
+	struct bridge_sub *unsubs;       /* remote unsubscriptions (bridge_attempt_unsubscribe) */
+	unsigned nlsubs, nrsubs, nunsubs;
 	struct bridge_stats stats;
 	struct bridge_snapshot *snap; /* its figures for the metrics (broker.h) */
 	uint64_t sys_next_ms;         /* when its $SYS topics are published next */
 	uint64_t sys_last[5];         /* the values last published there */
 	bool sys_sent;                /* published at least once */
 };
+
+/* Bytes of the worker's bridge buffer: a renamed topic is at most an MQTT string. */
+#define BRIDGE_TOPIC_BUF 65536u
 
 /* Packet ids the bridge's own SUBSCRIBE and UNSUBSCRIBE use: above the session's window. */
 #define BRIDGE_PID_SUBSCRIBE   65535
@@ -109,6 +115,23 @@ void bridge_stop_all(struct worker *w);
 
 /* Frees what the bridges hold (after the loop, no operation in flight). */
 void bridge_free_all(struct worker *w);
+
+/* bridge_proto.c, for bridge.c: the connection is up (CONNECT queued) and its CONNACK came. */
+int bridge_send_connect(struct bridge *b, struct conn *c);
+int bridge_connack(struct bridge *b, struct conn *c, const struct st_connack *ck);
+/* Finds (a restored one) or makes the local session. */
+int bridge_session(struct bridge *b);
+/* A DISCONNECT to the remote (a graceful end: it does not publish the bridge's will). */
+void bridge_disconnect(struct conn *c);
+/* The "0" of the notification topic, locally (the connection ended). */
+void bridge_notify_local(struct bridge *b, bool up);
+/* bridge.c, for bridge_proto.c: a connection reached the remote broker and was accepted. */
+void bridge_up(struct bridge *b);
+/* "NAME" for the log. */
+static inline const char *bridge_name(const struct bridge *b)
+{
+	return b->cfg->name;
+}
 
 /* A packet only a server sends (CONNACK, SUBACK, UNSUBACK, PINGRESP, DISCONNECT) on a bridge
  * connection; anything else a server may not send is a protocol error. */

@@ -339,7 +339,7 @@ static void connect_log(struct conn *c, const struct session *s, const struct st
 		         c->accepted_by);
 	log_msg(&w->log, LOG_T_NOTICE,
 	        "New %s connected as %.*s (p%u, c%u, k%u%s%.*s%s) on connection %llu%s.",
-	        c->bridge ? "bridge" : "client", (int)s->client_id_len, (const char *)s->client_id,
+	        c->peer_bridge ? "bridge" : "client", (int)s->client_id_len, (const char *)s->client_id,
 	        ck->level, ck->clean_start ? 1 : 0, keepalive, c->username ? ", u'" : "",
 	        (int)c->username_len, c->username ? c->username : "", c->username ? "'" : "",
 	        (unsigned long long)c->id, where);
@@ -441,7 +441,7 @@ int handle_connect(struct conn *c, const struct st_connect *ck)
 	int ret;
 
 	c->level = ck->level;
-	c->bridge = ck->bridge;
+	c->peer_bridge = ck->bridge;
 	if (lim->use_username_as_clientid &&
 	    !connect_name_as_id(c, ck, namebuf, sizeof(namebuf), &id, &idlen))
 		return connect_refuse(c, ST_CONNACK_NOT_AUTHORIZED,

@@ -35,7 +35,7 @@ static uint8_t subscribe_one(struct conn *c, const struct st_sub_entry *e, uint3
 	/* max_qos: granted at most the listener's (Mosquitto; MQTT 5 3.2.2.3.4 allows it). */
 	if (qos > max_qos)
 		qos = max_qos;
-	if (c->bridge)
+	if (c->peer_bridge)
 		options = subdata_bridge_options(options, added == 1);
 	data = subdata_make((uint8_t)(options | qos), sub_id);
 
