@@ -8,6 +8,7 @@ persistence the queue for a remote that is away kept across a restart of Starlin
 
 import os
 import re
+import shutil
 import tempfile
 import time
 import unittest
@@ -15,6 +16,7 @@ import urllib.request
 
 from harness import Broker, BrokerTestCase, free_port, starling_only, unique_id
 from test_auth import make_pwfile
+from tlscerts import Certs
 
 STATE = "$SYS/broker/connection/%s/state"
 
@@ -452,6 +454,75 @@ class RefusedCredentialsTest(BridgeCase):
         self.assertGreaterEqual(tries, 1, "not retried")
         self.assertLessEqual(tries, 5, "retried too often: %d in 4 s" % tries)
         self.assertIn("not authorised", self.broker.log_text())
+
+
+class TlsBridgeTest(BridgeCase):
+    """A bridge to a TLS listener that requires a client certificate (Mosquitto as remote):
+    bridge_cafile, bridge_certfile, bridge_keyfile; the host name (here 127.0.0.1) checked
+    against the remote's certificate."""
+
+    topics = ("tls/# both 1",)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tmp = tempfile.mkdtemp(prefix="starling-bridge-tls-")
+        os.chmod(cls.tmp, 0o755)
+        cls.certs = Certs(os.path.join(cls.tmp, "ca"))
+        cls.certs.make_server()
+        cls.client_cert = cls.certs.client("bridge")
+        cls.other = Certs(os.path.join(cls.tmp, "other"), name="other", cn="Other CA")
+        for root, dirs, files in os.walk(cls.tmp):
+            for d in dirs:
+                os.chmod(os.path.join(root, d), 0o755)
+            for f in files:
+                os.chmod(os.path.join(root, f), 0o644)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+        super().tearDownClass()
+
+    def setUp(self):
+        self.remote_lines = ("certfile " + self.certs.server, "keyfile " + self.certs.server_key,
+                             "cafile " + self.certs.ca, "require_certificate true")
+        self.more = self.bridge_tls()
+        super().setUp()
+
+    def bridge_tls(self):
+        return ("bridge_cafile " + self.certs.ca, "bridge_certfile " + self.client_cert[0],
+                "bridge_keyfile " + self.client_cert[1])
+
+    def remote_client(self, **kw):
+        return self.client(broker=self.remote, tls={
+            "ca_certs": self.certs.ca, "certfile": self.client_cert[0],
+            "keyfile": self.client_cert[1]}, **kw)
+
+    def test_both_ways_over_tls(self):
+        rsub, lsub = self.remote_client(), self.client()
+        rgot, lgot = self.collect(rsub, "tls/r", 1), self.collect(lsub, "tls/l", 1)
+        self.wait_connected()
+        self.wait_flow(self.broker, "tls/r", rgot)
+        rpub, lpub = self.remote_client(), self.client()
+        self.publish(lpub, "tls/r", b"to remote", 1)
+        self.publish(rpub, "tls/l", b"to local", 1)
+        self.assertEqual(self.wait_messages(rgot, 1)[0].payload, b"to remote")
+        self.assertEqual(self.wait_messages(lgot, 1)[0].payload, b"to local")
+
+
+class TlsWrongCaTest(TlsBridgeTest):
+    """The remote's certificate is not signed by bridge_cafile: refused, logged, retried."""
+
+    def bridge_tls(self):
+        return ("bridge_cafile " + self.other.ca, "bridge_certfile " + self.client_cert[0],
+                "bridge_keyfile " + self.client_cert[1])
+
+    def test_both_ways_over_tls(self):
+        self.wait_for(lambda: self.broker.log_text().count("Bridge %s: connecting" % self.name)
+                      >= 2, 10, lambda: "no failed attempts logged:\n" +
+                      self.broker.log_text()[-2000:])
+        self.assertIn("certificate verify failed", self.broker.log_text())
+        self.assertNotIn("Bridge %s connected" % self.name, self.broker.log_text())
 
 
 class PersistedQueueTest(BridgeCase):
