@@ -82,7 +82,19 @@ static void bridge_subscribe_local(struct bridge *b, bool retained)
 		const uint8_t *f = (const uint8_t *)b->lsubs[i].filter;
 		size_t len = b->lsubs[i].len;
 		uint64_t data = subdata_make((uint8_t)(BRIDGE_SUBOPTS | b->lsubs[i].qos), 0);
-		int at = session_sub_find(s, f, len), added;
+		int64_t acl = s->acl ? access_sub_flag(s, f, len) : 0;
+		int at, added;
+
+		/* local_username's ACL: a filter it may read nothing of is not subscribed, one it
+		 * may read in part is checked per message (access.h). */
+		if (acl < 0) {
+			log_msg(&w->log, LOG_T_WARNING,
+			        "Bridge %s: the ACL lets it read nothing of %s: not forwarded.",
+			        bridge_name(b), b->lsubs[i].filter);
+			continue;
+		}
+		data |= (uint64_t)acl;
+		at = session_sub_find(s, f, len);
 
 		if (at >= 0 && s->subs[at].data != data) {
 			worker_unsubscribe(w, s, f, len);

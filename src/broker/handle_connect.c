@@ -472,6 +472,10 @@ int handle_connect(struct conn *c, const struct st_connect *ck)
 		                      "client id without the prefix of clientid_prefixes");
 	if (connect_checks(c, ck, &cp, &keepalive, &server_keepalive))
 		return ST_OK;
+	/* A bridge's local session (local_clientid) is the broker's own: no client takes it. */
+	s = worker_session_find(c->w, id, idlen);
+	if (s && s->bridge)
+		return connect_refuse(c, ST_CONNACK_ID_REJECTED, "client id of a bridge");
 	if (connect_will(c, ck, &wp) != ST_OK)
 		return ST_ERR_NOMEM;
 	s = connect_session(c, id, idlen, ck->clean_start, &present);
