@@ -9,6 +9,9 @@ persistence the queue for a remote that is away kept across a restart of Starlin
 import os
 import re
 import shutil
+import signal
+import ssl
+import subprocess
 import tempfile
 import time
 import unittest
@@ -644,6 +647,120 @@ class AclTest(BridgeCase):
                          ["allowed/a"])
         self.assertEqual(sorted(m.topic for m in lgot if not m.topic.startswith("$")),
                          ["allowed/a", "denied/a", "incoming/b"])
+
+
+class TlsCapathTest(TlsBridgeTest):
+    """bridge_capath: a directory of hashed CA certificates (openssl rehash)."""
+
+    def bridge_tls(self):
+        d = os.path.join(self.tmp, "capath")
+        if not os.path.isdir(d):
+            os.makedirs(d)
+            shutil.copy(self.certs.ca, os.path.join(d, "ca.crt"))
+            subprocess.run(["/usr/bin/openssl", "rehash", d], check=True, timeout=20,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            os.chmod(d, 0o755)
+        return ("bridge_capath " + d, "bridge_certfile " + self.client_cert[0],
+                "bridge_keyfile " + self.client_cert[1])
+
+
+class TlsInsecureTest(TlsBridgeTest):
+    """A remote certificate that does not name the address connected to (127.0.0.1): refused,
+    unless bridge_insecure true."""
+
+    insecure = True
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.wrong = cls.certs.sign("wrongname", "/CN=elsewhere.example",
+                                   san="DNS:elsewhere.example", usage="serverAuth")
+        for f in cls.wrong:
+            os.chmod(f, 0o644)
+
+    def setUp(self):
+        self.remote_lines = ("certfile " + self.wrong[0], "keyfile " + self.wrong[1],
+                             "cafile " + self.certs.ca, "require_certificate true")
+        self.more = self.bridge_tls() + (("bridge_insecure true",) if self.insecure else ())
+        BridgeCase.setUp(self)
+
+    def remote_client(self, **kw):
+        return self.client(broker=self.remote, tls={
+            "ca_certs": self.certs.ca, "certfile": self.client_cert[0],
+            "keyfile": self.client_cert[1], "cert_reqs": ssl.CERT_NONE}, **kw)
+
+
+class TlsNameRefusedTest(TlsInsecureTest):
+    insecure = False
+
+    def test_both_ways_over_tls(self):
+        self.wait_for(lambda: self.broker.log_text().count("Bridge %s: connecting" % self.name)
+                      >= 1, 10, lambda: self.broker.log_text()[-2000:])
+        self.assertNotIn("Bridge %s connected" % self.name, self.broker.log_text())
+
+
+class OutgoingRetainTest(BridgeCase):
+    """bridge_outgoing_retain false: the remote gets no retain flag."""
+
+    topics = ("r/# out 1",)
+    more = ("bridge_outgoing_retain false",)
+
+    def test_retain_flag_cleared(self):
+        sub = self.remote_client()
+        got = self.collect(sub, "r/#", 1)
+        self.wait_connected()
+        self.wait_flow(self.broker, "r/probe", got)
+        self.publish(self.client(), "r/kept", b"v", 1, retain=True)
+        (m,) = self.wait_messages(got, 1)
+        self.assertEqual((m.payload, m.retain), (b"v", False))
+        # Not retained on the remote either: a new subscriber gets nothing.
+        late = self.collect(self.remote_client(), "r/kept", 1)
+        self.assert_no_messages(late, 0.5)
+
+
+class QueueBoundTest(BridgeCase):
+    """While the remote is away: QoS 1 waits up to max_queued_messages, the rest is dropped
+    and counted; what waited arrives once it is back."""
+
+    topics = ("qb/# out 1",)
+    config_lines = ("max_queued_messages 5", "sys_interval 1")
+
+    def test_bounded(self):
+        self.wait_connected()
+        self.remote.halt()
+        self.wait_for(lambda: "Bridge %s disconnected" % self.name in self.broker.log_text(), 10)
+        pub = self.client()
+        for i in range(8):
+            self.publish(pub, "qb/x", b"%d" % i, 1)
+        dropped = self.collect(self.client(), "$SYS/broker/bridges/%s/dropped" % self.name, 0)
+        self.wait_for(lambda: dropped and dropped[-1].payload == b"3", 5,
+                      lambda: "dropped: %r" % dropped.snapshot())
+        self.remote.resume()
+        sub = self.remote_client()
+        got = self.collect(sub, "qb/#", 1)
+        self.wait_for(lambda: len(got) >= 5, 10, lambda: "got %r" % got.snapshot())
+        self.assertEqual(sorted(m.payload for m in got), [b"0", b"1", b"2", b"3", b"4"])
+
+
+class KeepAliveTest(BridgeCase):
+    """A PINGREQ every keepalive_interval; a remote that stops answering is dropped after 1.5
+    of them and the bridge reconnects once it is back."""
+
+    topics = ("k/# out 0",)
+    more = ("keepalive_interval 5",)
+    remote_lines = ("log_type all",)
+
+    def test_pings_and_dead_remote(self):
+        self.wait_connected()
+        self.wait_for(lambda: "Received PINGREQ from %s" % self.remote_id
+                      in self.remote.log_text(), 8, "no PINGREQ within 8 s")
+        os.kill(self.remote.pid, signal.SIGSTOP)
+        try:
+            self.wait_for(lambda: "Bridge %s disconnected" % self.name in self.broker.log_text(),
+                          12, "a silent remote was not dropped")
+        finally:
+            os.kill(self.remote.pid, signal.SIGCONT)
+        self.wait_connected(2, timeout=15)
 
 
 class PersistedQueueTest(BridgeCase):
