@@ -78,7 +78,9 @@ static inline bool resolve_is_pending(const struct resolve *rs)
 /*
  * Abandons the lookup in flight, if any: fn will not be called, and rs may be freed as soon
  * as this returns. The thread runs on to the end of its getaddrinfo (which cannot be
- * interrupted) and its job is freed then. r is the ring the lookup was started on.
+ * interrupted) and its job is freed then. r is the ring the lookup was started on; the job's
+ * read ends in a later batch of r (-ECANCELED), so a loop that is shutting down reaps once
+ * more before ring_exit (a worker's drain does), or that job is never freed.
  */
 void resolve_cancel(struct resolve *rs, struct ring *r);
 
