@@ -320,6 +320,13 @@ static void test_topic_forms(void)
 	CU_ASSERT_STRING_EQUAL(t[6].pattern, "");
 	CU_ASSERT_STRING_EQUAL(t[6].local_topic, "here");
 	CU_ASSERT_STRING_EQUAL(t[6].remote_topic, "there/x");
+	CU_ASSERT_EQUAL(t[6].local_prefix_len, 4);
+	CU_ASSERT_EQUAL(t[6].remote_prefix_len, 7);
+	CU_ASSERT_EQUAL(t[6].local_topic_len, 4);
+	CU_ASSERT_EQUAL(t[6].remote_topic_len, 7);
+	CU_ASSERT_EQUAL(t[3].local_topic_len, strlen("local/#"));
+	CU_ASSERT_EQUAL(t[3].remote_prefix_len, strlen("remote/"));
+	CU_ASSERT_EQUAL(t[0].local_prefix_len, 0);
 	CU_ASSERT_STRING_EQUAL(t[7].local_topic, "f");
 	CU_ASSERT_STRING_EQUAL(t[7].remote_topic, "f");
 }

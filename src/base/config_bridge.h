@@ -50,8 +50,10 @@ struct config_bridge_topic {
 	char *remote_prefix; /* "" when none */
 	char *local_topic;   /* local_prefix + pattern */
 	char *remote_topic;  /* remote_prefix + pattern */
-	uint8_t dir;         /* enum config_bridge_dir */
-	uint8_t qos;         /* 0..2 (default 0) */
+	/* strlen() of the four above, for the per-message mapping (each fits an MQTT string). */
+	uint16_t local_prefix_len, remote_prefix_len, local_topic_len, remote_topic_len;
+	uint8_t dir; /* enum config_bridge_dir */
+	uint8_t qos; /* 0..2 (default 0) */
 };
 
 struct config_bridge_addr {

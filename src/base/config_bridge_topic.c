@@ -124,7 +124,14 @@ static int topic_fill(struct config_bridge_topic *t, const char *const *v, unsig
 	rc = join_filter(t->local_prefix, pat, "local", &t->local_topic, at);
 	if (rc == ST_OK)
 		rc = join_filter(t->remote_prefix, pat, "remote", &t->remote_topic, at);
-	return rc;
+	if (rc != ST_OK)
+		return rc;
+	/* join_filter bounded each join, so each part, to TOPIC_MAX. */
+	t->local_prefix_len = (uint16_t)strlen(t->local_prefix);
+	t->remote_prefix_len = (uint16_t)strlen(t->remote_prefix);
+	t->local_topic_len = (uint16_t)strlen(t->local_topic);
+	t->remote_topic_len = (uint16_t)strlen(t->remote_topic);
+	return ST_OK;
 }
 
 int config_bridge_topic(struct config_bridge *b, const char *const *v, unsigned n,
