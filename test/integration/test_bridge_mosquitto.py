@@ -19,6 +19,7 @@ stopped by PID (bridgelib.py).
 """
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -30,6 +31,7 @@ from bridgelib import by_payload, connection_block, start_peer, wait_crossing, w
 from persistlib import PersistCase
 
 QUIET_S = 1.0  # after the last expected message: long enough for a ping-pong to show
+MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
 
 
 def connected_rx(cid, bridge=True):
@@ -327,26 +329,20 @@ class BridgeNotifications(BridgeCase):
         self.assertEqual(self.retained_of(self.broker, "$SYS/broker/connection/#", 0), {})
 
 
-MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
-
-
 class BridgeCredentials(BridgeCase):
     """A remote with a password file: a bridge with the wrong password is refused, logged as
     such, and retried by Mosquitto; the right one connects."""
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="starling-bpw-")
-        os.chmod(self.tmp, 0o755)
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        os.chmod(self.tmp, 0o755)  # a Mosquitto remote reads it after dropping root
         self.pwfile = os.path.join(self.tmp, "passwd")
         subprocess.run([MOSQUITTO_PASSWD, "-c", "-b", self.pwfile, "edge", "right"],
                        check=True, timeout=20, stdout=subprocess.DEVNULL)
         os.chmod(self.pwfile, 0o644)
         self.config_lines = ("allow_anonymous false", "password_file " + self.pwfile)
         super().setUp()
-
-    def tearDown(self):
-        super().tearDown()
-        subprocess.run(["rm", "-rf", self.tmp], check=False)
 
     def test_wrong_password_refused_and_logged(self):
         peer = self.bridge(["t/# both 1"], remote_username="edge", remote_password="wrong")
