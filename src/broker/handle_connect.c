@@ -39,14 +39,21 @@ static uint8_t connect_v5_code(uint8_t v3)
 	}
 }
 
-/* Refuses the connection with `code` (MQTT 5 reason code for 5.0 clients, else the 3.x one). */
-static int connect_refuse_code(struct conn *c, uint8_t code, const char *why)
+/*
+ * Refuses the connection with `code` (MQTT 5 reason code for 5.0 clients, else the 3.x one),
+ * naming the client id the CONNECT gave and whether it is a bridge (a bridge refused its
+ * credentials retries for ever: the line says who to look for).
+ */
+static int connect_refuse_code(struct conn *c, const struct st_connect *ck, uint8_t code,
+                               const char *why)
 {
 	struct worker *w = c->w;
 
 	if (log_enabled(&w->log, LOG_T_NOTICE))
-		log_msg(&w->log, LOG_T_NOTICE, "Connection %llu refused: %s.",
-		        (unsigned long long)c->id, why);
+		log_msg(&w->log, LOG_T_NOTICE, "Connection %llu refused: %s (%s %.*s).",
+		        (unsigned long long)c->id, why, c->bridge ? "bridge" : "client",
+		        ck->client_id.len ? (int)ck->client_id.len : 10,
+		        ck->client_id.len ? (const char *)ck->client_id.ptr : "without id");
 	if (c->level >= ST_MQTT_5) {
 		/* A refusal may say why, even without Request Problem Information. */
 		struct connack5 a = {
@@ -61,10 +68,11 @@ static int connect_refuse_code(struct conn *c, uint8_t code, const char *why)
 }
 
 /* Refuses with a 3.x return code, translated for MQTT 5 clients. */
-static int connect_refuse(struct conn *c, uint8_t v3_code, const char *why)
+static int connect_refuse(struct conn *c, const struct st_connect *ck, uint8_t v3_code,
+                          const char *why)
 {
-	return connect_refuse_code(c, c->level >= ST_MQTT_5 ? connect_v5_code(v3_code) : v3_code,
-	                           why);
+	return connect_refuse_code(c, ck,
+	                           c->level >= ST_MQTT_5 ? connect_v5_code(v3_code) : v3_code, why);
 }
 
 /*
@@ -200,11 +208,11 @@ static int connect_auth(struct conn *c, const struct st_connect *ck)
 		return 0;
 	case AUTH_BAD_CREDENTIALS:
 		return connect_refuse_code(
-		               c, c->v5 ? ST_RC_BAD_USER_PASSWORD : ST_CONNACK_NOT_AUTHORIZED,
+		               c, ck, c->v5 ? ST_RC_BAD_USER_PASSWORD : ST_CONNACK_NOT_AUTHORIZED,
 		               "bad user name or password"),
 		       1;
 	default:
-		return connect_refuse(c, ST_CONNACK_NOT_AUTHORIZED, "not authorised"), 1;
+		return connect_refuse(c, ck, ST_CONNACK_NOT_AUTHORIZED, "not authorised"), 1;
 	}
 }
 
@@ -224,7 +232,7 @@ static int connect_username(struct conn *c, const struct st_connect *ck, bool *f
 
 	if (*from_cert) {
 		if (len < 0)
-			return connect_refuse(c, ST_CONNACK_BAD_CREDENTIALS,
+			return connect_refuse(c, ck, ST_CONNACK_BAD_CREDENTIALS,
 			                      "no username in its certificate"),
 			       1;
 		p = (const uint8_t *)name;
@@ -234,7 +242,7 @@ static int connect_username(struct conn *c, const struct st_connect *ck, bool *f
 	}
 	c->username = malloc(n + 1);
 	if (!c->username)
-		return connect_refuse(c, ST_CONNACK_UNAVAILABLE, "out of memory"), 1;
+		return connect_refuse(c, ck, ST_CONNACK_UNAVAILABLE, "out of memory"), 1;
 	memcpy(c->username, p, n);
 	c->username[n] = '\0';
 	c->username_len = (uint16_t)n;
@@ -249,7 +257,9 @@ static int connect_checks(struct conn *c, const struct st_connect *ck, const str
 	bool from_cert;
 
 	if (c->v5 && st_props_has(cp, ST_PROP_AUTH_METHOD))
-		return connect_refuse_code(c, ST_RC_BAD_AUTH_METHOD, "no authentication method"), 1;
+		return connect_refuse_code(c, ck, ST_RC_BAD_AUTH_METHOD,
+		                           "no authentication method"),
+		       1;
 	if (connect_username(c, ck, &from_cert))
 		return 1;
 	/* A certificate the listener verified authenticates its client (mosquitto.conf(5)):
@@ -263,7 +273,8 @@ static int connect_checks(struct conn *c, const struct st_connect *ck, const str
 		/* 3.x clients cannot be told a shorter keep alive: refuse, as Mosquitto does;
 		 * MQTT 5 ones get the broker's in Server Keep Alive [MQTT-3.2.2-21]. */
 		if (!c->v5)
-			return connect_refuse(c, ST_CONNACK_ID_REJECTED, "keepalive too long"), 1;
+			return connect_refuse(c, ck, ST_CONNACK_ID_REJECTED, "keepalive too long"),
+			       1;
 		*keepalive = cfg->max_keepalive;
 		*server_keepalive = true;
 	}
@@ -271,7 +282,7 @@ static int connect_checks(struct conn *c, const struct st_connect *ck, const str
 	 * without a CONNACK, as Mosquitto does (3.x has no code for it). */
 	if (ck->will_flag && ck->will_qos > cfg->listeners[c->listener].lim.max_qos) {
 		if (c->v5)
-			return connect_refuse_code(c, ST_RC_QOS_NOT_SUPPORTED,
+			return connect_refuse_code(c, ck, ST_RC_QOS_NOT_SUPPORTED,
 			                           "will QoS above max_qos"),
 			       1;
 		log_msg(&c->w->log, LOG_T_NOTICE,
@@ -281,8 +292,8 @@ static int connect_checks(struct conn *c, const struct st_connect *ck, const str
 	}
 	if (ck->will_flag && ck->will_retain && !cfg->retain_available) {
 		if (c->v5)
-			return connect_refuse_code(c, ST_RC_RETAIN_NOT_SUPPORTED, "retain"), 1;
-		return connect_refuse(c, ST_CONNACK_NOT_AUTHORIZED, "retained will"), 1;
+			return connect_refuse_code(c, ck, ST_RC_RETAIN_NOT_SUPPORTED, "retain"), 1;
+		return connect_refuse(c, ck, ST_CONNACK_NOT_AUTHORIZED, "retained will"), 1;
 	}
 	return 0;
 }
@@ -444,7 +455,7 @@ int handle_connect(struct conn *c, const struct st_connect *ck)
 	c->peer_bridge = ck->bridge;
 	if (lim->use_username_as_clientid &&
 	    !connect_name_as_id(c, ck, namebuf, sizeof(namebuf), &id, &idlen))
-		return connect_refuse(c, ST_CONNACK_NOT_AUTHORIZED,
+		return connect_refuse(c, ck, ST_CONNACK_NOT_AUTHORIZED,
 		                      "no user name (use_username_as_clientid)");
 	/* The session lives on its client id's home worker: the connection moves there. */
 	if (idlen && c->w->nworkers > 1 && !c->adopted) {
@@ -456,19 +467,19 @@ int handle_connect(struct conn *c, const struct st_connect *ck)
 		}
 	}
 	if (ck->level >= ST_MQTT_5 && (ret = connect_v5(c, ck, &cp, &wp)) < 0)
-		return connect_refuse_code(c, st_err_reason_code(ret), st_strerror(ret));
+		return connect_refuse_code(c, ck, st_err_reason_code(ret), st_strerror(ret));
 	if (idlen == 0) {
 		/* 3.1 requires an identifier; 3.1.1 allows none only with clean session
 		 * [MQTT-3.1.3-7], [MQTT-3.1.3-8]; MQTT 5 always assigns one [MQTT-3.2.2-16]. */
 		if (ck->level == ST_MQTT_31 || (!ck->clean_start && ck->level == ST_MQTT_311) ||
 		    lim->refuse_zero_length_clientid)
-			return connect_refuse(c, ST_CONNACK_ID_REJECTED, "empty client id");
+			return connect_refuse(c, ck, ST_CONNACK_ID_REJECTED, "empty client id");
 		idlen = connect_generate_id(c->w, lim->auto_id_prefix, idbuf, sizeof(idbuf));
 		id = idbuf;
 		assigned = true;
 	}
 	if (!connect_id_allowed(cfg, id, idlen))
-		return connect_refuse(c, ST_CONNACK_NOT_AUTHORIZED,
+		return connect_refuse(c, ck, ST_CONNACK_NOT_AUTHORIZED,
 		                      "client id without the prefix of clientid_prefixes");
 	if (connect_checks(c, ck, &cp, &keepalive, &server_keepalive))
 		return ST_OK;
