@@ -440,7 +440,6 @@ static void test_value_errors(void)
 	        {"bridge_max_packet_size 268435461", "out of range (0..268435460)"},
 	        {"bridge_tls_version tlsv1.1", "bridge_tls_version: TLS 1.1 is not offered"},
 	        {"bridge_tls_version tlsv1", "expected tlsv1.3, tlsv1.2 or tlsv1.1"},
-	        {"bridge_require_ocsp true", "OCSP stapling checks are not implemented"},
 	        {"bridge_require_ocsp perhaps", "bridge_require_ocsp: expected true or false"},
 	        {"bridge_psk 0x12", "bridge_psk: expected the key in hexadecimal"},
 	        {"bridge_psk zz", "bridge_psk: expected the key in hexadecimal"},
@@ -604,7 +603,7 @@ static void test_finish_errors(void)
 	expect_error_at(same_id, 5, "local_clientid \"local.same\" is also bridge a's");
 	expect_error_at(local_same, 5, "local_clientid \"l\" is also bridge a's");
 	{
-		const char *lines[] = {"connection b", "address h", "topic a", NULL, NULL, NULL};
+		const char *lines[] = {"connection b", "address h", "topic a", NULL, NULL, NULL, NULL};
 
 		lines[3] = "remote_password p";
 		expect_error_at(lines, 1, "connection b: remote_password without remote_username");
@@ -614,6 +613,11 @@ static void test_finish_errors(void)
 		expect_error_at(lines, 1, "connection b: bridge_psk without bridge_identity");
 		lines[3] = "bridge_identity me";
 		expect_error_at(lines, 1, "connection b: bridge_identity without bridge_psk");
+		lines[3] = "bridge_identity me";
+		lines[4] = "bridge_psk 00";
+		lines[5] = "bridge_require_ocsp true";
+		expect_error_at(lines, 1, "bridge_require_ocsp needs certificates, not bridge_identity");
+		lines[5] = NULL;
 		lines[3] = "bridge_certfile c.pem";
 		lines[4] = "bridge_cafile ca.pem";
 		expect_error_at(lines, 1, "bridge_certfile and bridge_keyfile go together");

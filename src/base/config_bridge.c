@@ -309,15 +309,7 @@ static int opt_insecure(struct config *cfg, struct config_bridge *b, const char 
 static int opt_ocsp(struct config_bridge *b, const char *name, unsigned n, const char *const *v,
                     const struct bwhere *at)
 {
-	int rc = get_bool(name, n, v, &b->require_ocsp, at);
-
-	if (rc == ST_OK && b->require_ocsp)
-		return bridge_fail(at,
-		                   "%s: OCSP stapling checks are not implemented: Starling cannot "
-		                   "require a stapled OCSP response from the remote broker; remove "
-		                   "the line or set it to false",
-		                   name);
-	return rc;
+	return get_bool(name, n, v, &b->require_ocsp, at);
 }
 
 static int opt_notification_topic(struct config_bridge *b, const char *name, const char *rest,
@@ -648,6 +640,12 @@ static int bridge_check(const struct config_bridge *b, const struct bwhere *at)
 		                   b->name);
 	if (b->psk_identity != NULL && b->psk_hex == NULL)
 		return bridge_fail(at, "connection %s: bridge_identity without bridge_psk",
+		                   b->name);
+	/* A stapled OCSP response speaks of a certificate: TLS-PSK has none (io/tls.h). */
+	if (b->require_ocsp && b->psk_identity != NULL)
+		return bridge_fail(at,
+		                   "connection %s: bridge_require_ocsp needs certificates, not "
+		                   "bridge_identity/bridge_psk",
 		                   b->name);
 	if ((b->certfile[0] != '\0') != (b->keyfile[0] != '\0'))
 		return bridge_fail(at,

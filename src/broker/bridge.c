@@ -61,9 +61,10 @@ static void bridge_schedule(struct bridge *b, bool failed)
 		return;
 	}
 	b->delay_ms = bridge_backoff_next_ms(&b->bo);
-	if (b->to_main) {
-		/* The main address answers again: go there now. */
+	if (b->to_main || b->retry_now) {
+		/* The main address answers again, or the same one is tried another way: now. */
 		b->to_main = false;
+		b->retry_now = false;
 		b->delay_ms = 0;
 	} else if (failed) {
 		bridge_addr_failed(&b->sel);

@@ -64,6 +64,8 @@ struct bridge {
 	uint8_t level;                   /* protocol level spoken (3, 4, 5) */
 	bool stopping;                   /* the broker is stopping: no more attempts */
 	bool to_main;                    /* the main address answers again: go there at once */
+	bool retry_now;                  /* try again at once (try_private refused: without it) */
+	bool no_private;                 /* the remote refused try_private: plain 3.x from now on */
 	int fd;                          /* socket while connecting; -1 otherwise */
 	struct bridge_addr_sel sel;      /* which address to use (bridge/address.h) */
 	struct bridge_backoff bo;        /* the delay before the next attempt (bridge/backoff.h) */

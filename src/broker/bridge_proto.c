@@ -241,7 +241,8 @@ int bridge_send_connect(struct bridge *b, struct conn *c)
 	struct st_prop_writer pw;
 
 	ck->level = b->level;
-	ck->bridge = cfg->try_private; /* 3.x: "a bridge" in the level's high bit */
+	/* 3.x: "a bridge" in the level's high bit, unless this remote refused it. */
+	ck->bridge = cfg->try_private && !b->no_private;
 	ck->clean_start = cfg->cleansession;
 	ck->keepalive_s = cfg->keepalive_s;
 	ck->client_id = (struct st_bytes){(const uint8_t *)cfg->remote_clientid,
@@ -353,6 +354,19 @@ int bridge_connack(struct bridge *b, struct conn *c, const struct st_connack *ck
 
 		if (ret < 0)
 			return ret;
+	}
+	if (ck->code == ST_CONNACK_BAD_PROTOCOL && b->level < ST_MQTT_5 && b->cfg->try_private &&
+	    !b->no_private) {
+		/* A remote that does not know try_private's level: as Mosquitto does, the bridge
+		 * connects again at once as a plain client (loops then rest on No Local here). */
+		log_msg(&w->log, LOG_T_NOTICE,
+		        "Bridge %s: the remote refused try_private's protocol level; connecting "
+		        "again without it.",
+		        bridge_name(b));
+		b->no_private = true;
+		b->retry_now = true;
+		conn_close(c, true, "try_private refused by the remote");
+		return ST_OK;
 	}
 	if (ck->code != 0) {
 		log_msg(&w->log, LOG_T_WARNING, "Bridge %s: the remote refused the connection: %s.",

@@ -51,7 +51,7 @@ static int connect_refuse_code(struct conn *c, const struct st_connect *ck, uint
 
 	if (log_enabled(&w->log, LOG_T_NOTICE))
 		log_msg(&w->log, LOG_T_NOTICE, "Connection %llu refused: %s (%s %.*s).",
-		        (unsigned long long)c->id, why, c->bridge ? "bridge" : "client",
+		        (unsigned long long)c->id, why, ck->bridge ? "bridge" : "client",
 		        ck->client_id.len ? (int)ck->client_id.len : 10,
 		        ck->client_id.len ? (const char *)ck->client_id.ptr : "without id");
 	if (c->level >= ST_MQTT_5) {
@@ -350,10 +350,10 @@ static void connect_log(struct conn *c, const struct session *s, const struct st
 		         c->accepted_by);
 	log_msg(&w->log, LOG_T_NOTICE,
 	        "New %s connected as %.*s (p%u, c%u, k%u%s%.*s%s) on connection %llu%s.",
-	        c->peer_bridge ? "bridge" : "client", (int)s->client_id_len, (const char *)s->client_id,
-	        ck->level, ck->clean_start ? 1 : 0, keepalive, c->username ? ", u'" : "",
-	        (int)c->username_len, c->username ? c->username : "", c->username ? "'" : "",
-	        (unsigned long long)c->id, where);
+	        c->peer_bridge ? "bridge" : "client", (int)s->client_id_len,
+	        (const char *)s->client_id, ck->level, ck->clean_start ? 1 : 0, keepalive,
+	        c->username ? ", u'" : "", (int)c->username_len, c->username ? c->username : "",
+	        c->username ? "'" : "", (unsigned long long)c->id, where);
 }
 
 /* Attaches session s to c and answers CONNACK. */
@@ -486,7 +486,7 @@ int handle_connect(struct conn *c, const struct st_connect *ck)
 	/* A bridge's local session (local_clientid) is the broker's own: no client takes it. */
 	s = worker_session_find(c->w, id, idlen);
 	if (s && s->bridge)
-		return connect_refuse(c, ST_CONNACK_ID_REJECTED, "client id of a bridge");
+		return connect_refuse(c, ck, ST_CONNACK_ID_REJECTED, "client id of a bridge");
 	if (connect_will(c, ck, &wp) != ST_OK)
 		return ST_ERR_NOMEM;
 	s = connect_session(c, id, idlen, ck->clean_start, &present);

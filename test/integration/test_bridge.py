@@ -10,9 +10,11 @@ import os
 import re
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import urllib.request
@@ -699,6 +701,19 @@ class TlsNameRefusedTest(TlsInsecureTest):
         self.assertNotIn("Bridge %s connected" % self.name, self.broker.log_text())
 
 
+class TlsOcspRequiredTest(TlsBridgeTest):
+    """bridge_require_ocsp true against a remote that staples no OCSP response (Mosquitto
+    2.0.11 cannot): refused, logged, never connected."""
+
+    def bridge_tls(self):
+        return super().bridge_tls() + ("bridge_require_ocsp true",)
+
+    def test_both_ways_over_tls(self):
+        self.wait_for(lambda: "OCSP" in self.broker.log_text(), 10,
+                      lambda: "no OCSP refusal logged:\n" + self.broker.log_text()[-2000:])
+        self.assertNotIn("Bridge %s connected" % self.name, self.broker.log_text())
+
+
 class OutgoingRetainTest(BridgeCase):
     """bridge_outgoing_retain false: the remote gets no retain flag."""
 
@@ -761,6 +776,54 @@ class KeepAliveTest(BridgeCase):
         finally:
             os.kill(self.remote.pid, signal.SIGCONT)
         self.wait_connected(2, timeout=15)
+
+
+@starling_only("Starling's bridge client")
+class TryPrivateFallbackTest(BrokerTestCase):
+    """A remote that answers try_private's level (0x84) with CONNACK 0x01: the bridge connects
+    again at once with plain 3.1.1 (4), as Mosquitto's bridge does. The remote here is a
+    minimal MQTT server in the test, which records each CONNECT's level byte."""
+
+    def setUp(self):
+        self.levels = []
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(4)
+        self.addCleanup(self.srv.close)
+        self.conns = []
+        self.addCleanup(lambda: [c.close() for c in self.conns])
+        threading.Thread(target=self.serve, daemon=True).start()
+        self.name = unique_id("tp")
+        self.config_lines = tuple(bridge_block(self.name, self.srv.getsockname()[1],
+                                               ("x/# out 0",)))
+        super().setUp()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            data = b""
+            while len(data) < 9:
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            if len(data) < 9:
+                continue
+            level = data[8]   # fixed header (2), name length (2), "MQTT" (4), level
+            self.levels.append(level)
+            c.sendall(bytes([0x20, 2, 0, 1 if level & 0x80 else 0]))
+            if level & 0x80:
+                c.close()
+
+    def test_plain_level_after_refusal(self):
+        self.wait_for(lambda: len(self.levels) >= 2, 10, lambda: "levels %r" % self.levels)
+        self.assertEqual(self.levels[:2], [0x84, 0x04])
+        self.wait_for(lambda: "Bridge %s connected" % self.name in self.broker.log_text(), 5)
+        self.assertIn("refused try_private's protocol level", self.broker.log_text())
 
 
 class PersistedQueueTest(BridgeCase):
