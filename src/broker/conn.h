@@ -86,8 +86,8 @@ struct conn {
 	bool behind;             /* the last send was short: the socket's buffer is full */
 	bool wr_shut;            /* CLOSING: final output out, sending side shut (FIN sent) */
 	bool rx_done;            /* the receive saw the client's EOF or an error */
-	bool peer_bridge;           /* a Mosquitto bridge (try_private): its subscriptions are
-	                            No Local and Retain As Published (subdata.h) */
+	bool peer_bridge;        /* a Mosquitto bridge (try_private): its subscriptions are
+	                         No Local and Retain As Published (subdata.h) */
 	uint16_t accepted_by;    /* worker whose listener accepted the socket */
 	uint16_t handoff_to;     /* HANDOFF: the home worker */
 	uint16_t listener;       /* configured listener it came in on (its security domain) */
