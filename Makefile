@@ -242,6 +242,13 @@ PROBES := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/probe_*.c))
 $(B)/bench/probe_%: bench/probe_%.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -o $@ $< -luring -lpthread
+# libnats (the NATS C client, pkg-config libnats): the probe of its cost per message
+# (kernel-notes/cluster.md). Not linked into starlingd: the cluster's NATS connection (issue 14)
+# will add $(NATS_LIBS) there if it is built on libnats.
+NATS_LIBS := $(shell pkg-config --libs libnats 2>/dev/null || echo -lnats)
+$(B)/bench/probe_nats: bench/probe_nats.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -o $@ $< $(NATS_LIBS) -lpthread
 probes: $(PROBES)
 
 # The start-up load of a large persistence directory: recovery, replay, compaction and

@@ -20,8 +20,9 @@ declare -A USES=(
 	[store]="codec base"
 	[http]="codec base"
 	[bridge]="codec base"
-	[broker]="codec base io index auth store http bridge"
-	[top]="codec base io index auth store http bridge broker"
+	[cluster]="codec base"
+	[broker]="codec base io index auth store http bridge cluster"
+	[top]="codec base io index auth store http bridge cluster broker"
 	# starling-passwd includes auth/passwd.h so that it writes exactly what the broker reads;
 	# starling-store-gen includes store/ (record encoder, shard function) for the same reason;
 	# starling-bench frames its WebSocket traffic with io/ws.h, the broker's own framing.

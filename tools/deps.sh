@@ -5,7 +5,7 @@ set -eu
 
 pkgs="build-essential pkg-config liburing-dev libjemalloc-dev libxxhash-dev libcunit1-dev
 libbenchmark-dev libssl-dev libisal-dev libsystemd-dev openssl mosquitto-clients python3-paho-mqtt mosquitto gnuplot-nox procps iproute2
-systemd strace man-db
+systemd strace man-db nats-server libnats-dev
 clang-format nodejs node-mqtt chromium esbuild node-buffer node-process node-url prometheus"
 
 missing=""
