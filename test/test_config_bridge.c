@@ -603,7 +603,8 @@ static void test_finish_errors(void)
 	expect_error_at(same_id, 5, "local_clientid \"local.same\" is also bridge a's");
 	expect_error_at(local_same, 5, "local_clientid \"l\" is also bridge a's");
 	{
-		const char *lines[] = {"connection b", "address h", "topic a", NULL, NULL, NULL, NULL};
+		const char *lines[] = {"connection b", "address h", "topic a", NULL,
+		                       NULL,           NULL,        NULL};
 
 		lines[3] = "remote_password p";
 		expect_error_at(lines, 1, "connection b: remote_password without remote_username");
@@ -616,7 +617,8 @@ static void test_finish_errors(void)
 		lines[3] = "bridge_identity me";
 		lines[4] = "bridge_psk 00";
 		lines[5] = "bridge_require_ocsp true";
-		expect_error_at(lines, 1, "bridge_require_ocsp needs certificates, not bridge_identity");
+		expect_error_at(lines, 1,
+		                "bridge_require_ocsp needs certificates, not bridge_identity");
 		lines[5] = NULL;
 		lines[3] = "bridge_certfile c.pem";
 		lines[4] = "bridge_cafile ca.pem";
