@@ -199,7 +199,12 @@ class MessageExpiryTest(BrokerTestCase):
         queued, unacked = unique_id(), unique_id()
         r = self.raw5(queued, properties=session_props(60))
         r.subscribe([("mq/#", 1)])
-        r.disconnect()
+        # Offline for certain before anything is published: the broker closes after the
+        # DISCONNECT (with 4 workers a publish routed from another worker could otherwise be
+        # sent to this connection, in flight, and then resent whatever its expiry).
+        r.try_send(encode_disconnect(None, b""))
+        self.assertTrue(r.wait_closed()[0], "the broker did not close after DISCONNECT")
+        r.close()
         unacked_sub = self.raw5(unacked, properties=session_props(60))
         unacked_sub.subscribe([("mu/#", 1)])
         pub = self.raw5()
