@@ -12,14 +12,18 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "broker.h"
+#include "cluster/hello.h"
+#include "conn.h"
 #include "cluster_impl.h"
 #include "out.h"
 #include "route.h"
 #include "session.h"
 #include "share.h"
+#include "starling/props.h"
 #include "worker.h"
 
 #define CL_DRAIN_MAX 4096 /* messages routed per batch end; the rest next iteration */
@@ -215,6 +219,53 @@ bool cluster_share(struct worker *w, const uint8_t *key, size_t len, bool add)
 	return true;
 }
 
+void cluster_connected(struct worker *w, struct session *s)
+{
+	struct timespec ts;
+	uint64_t ns;
+	uint8_t *p;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	s->cl_since_ns = ns;
+	p = cl_reserve(w->cl, (uint32_t)(sizeof(struct cl_rec) + s->client_id_len + 16));
+	if (!p) {
+		log_msg(&w->log, LOG_T_ERROR, "Cluster: out of memory announcing a client.");
+		return;
+	}
+	p += sizeof(struct cl_rec);
+	memcpy(p, s->client_id, s->client_id_len);
+	memcpy(p + s->client_id_len, &ns, sizeof(ns));
+	cl_commit(w->cl, CL_REC_HELLO, s->client_id_len, sizeof(ns));
+}
+
+/* Another node announced a client: a connection of the same id here since earlier goes. */
+static void cl_hello(struct worker *w, void *nm)
+{
+	struct cluster *cl = w->b->cluster;
+	struct cluster_hello h;
+	struct session *s;
+	const char *subj;
+	const uint8_t *data;
+	uint32_t len;
+
+	cluster_msg_view(nm, &subj, &data, &len);
+	if (cluster_hello_decode(data, len, &h) != ST_OK) {
+		atomic_fetch_add_explicit(&cl->invalid, 1, memory_order_relaxed);
+		return;
+	}
+	s = worker_session_find(w, h.client.ptr, h.client.len);
+	if (!s || !s->conn || s->bridge ||
+	    !cluster_hello_wins(&h, s->cl_since_ns, (const uint8_t *)cl->node_id, cl->node_id_len))
+		return;
+	log_msg(&w->log, LOG_T_NOTICE, "Client %.*s connected to node %.*s of the cluster.",
+	        (int)s->client_id_len, (const char *)s->client_id, (int)h.node.len,
+	        (const char *)h.node.ptr);
+	/* [MQTT-3.1.4-3] over the cluster: the existing connection is closed (MQTT 5: 0x8E). */
+	out_disconnect(s->conn, ST_RC_SESSION_TAKEN_OVER, "another node took the session");
+	conn_close(s->conn, false, "session taken over by another node");
+}
+
 void cluster_flush(struct worker *w)
 {
 	struct cluster_lane *l = w->cl;
@@ -294,7 +345,10 @@ void cluster_drain(struct worker *w)
 	unsigned n = 0;
 
 	while (n < CL_DRAIN_MAX && chan_pop(&l->in, &e)) {
-		cl_route(w, l, e.p1, e.kind == CL_E_QMSG ? e.p2 : NULL);
+		if (e.kind == CL_E_HELLO)
+			cl_hello(w, e.p1);
+		else
+			cl_route(w, l, e.p1, e.kind == CL_E_QMSG ? e.p2 : NULL);
 		cluster_msg_free(e.p1);
 		n++;
 	}

@@ -85,6 +85,12 @@ void cluster_interest(struct worker *w, const uint8_t *filter, size_t len, bool 
  */
 bool cluster_share(struct worker *w, const uint8_t *key, size_t len, bool add);
 
+/*
+ * s's client connected here (CONNACK accepted): the other nodes are told, and one holding the
+ * same client id connected since earlier closes that connection (cluster/hello.h).
+ */
+void cluster_connected(struct worker *w, struct session *s);
+
 /* Routes what NATS delivered for w (at the end of each batch). */
 void cluster_drain(struct worker *w);
 

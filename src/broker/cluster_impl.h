@@ -29,6 +29,7 @@ enum {
 	CL_REC_UNSUB = 3,  /* an MQTT filter a session lost */
 	CL_REC_QSUB = 4,   /* a cluster-wide shared group made: "$share/GROUP/FILTER" */
 	CL_REC_QUNSUB = 5, /* and dropped */
+	CL_REC_HELLO = 6,  /* a client connected: its id, then 8 bytes of wall-clock ns */
 };
 
 struct cl_rec {
@@ -53,9 +54,10 @@ struct cl_held {
 
 /* Channel entry kinds. */
 enum {
-	CL_E_BUF = 1,  /* out: p1 a bulk buffer of arg bytes (the link frees it) */
-	CL_E_MSG = 2,  /* in: p1 a natsMsg (the worker destroys it) */
-	CL_E_QMSG = 3, /* in: p1 a natsMsg for the shared group p2 (a struct cl_qgroup) */
+	CL_E_BUF = 1,   /* out: p1 a bulk buffer of arg bytes (the link frees it) */
+	CL_E_MSG = 2,   /* in: p1 a natsMsg (the worker destroys it) */
+	CL_E_QMSG = 3,  /* in: p1 a natsMsg for the shared group p2 (a struct cl_qgroup) */
+	CL_E_HELLO = 4, /* in: p1 a natsMsg announcing a client's connect on another node */
 };
 
 /* One worker's side; 64-byte aligned (the array is aligned_alloc'd). */
@@ -126,11 +128,13 @@ struct cluster {
 	 * because it must receive this node's own messages too (the queue group may pick this
 	 * node), which the no-echo connection never does. */
 	void *qc;
-	struct hmap qgroups;       /* struct cl_qgroup by XXH3 of the key */
-	struct cl_qgroup *retired; /* dropped groups, freed by cluster_fini */
-	void *opts;                /* natsOptions * of nc */
-	void *qopts;               /* natsOptions * of qc */
-	struct hmap filters;       /* struct cl_filter by XXH3 of the filter */
+	struct hmap qgroups;                      /* struct cl_qgroup by XXH3 of the key */
+	char hello_subject[CLUSTER_NAME_MAX + 8]; /* "<cluster_name>.s.c": connects announced */
+	void *hello_sub;                          /* natsSubscription * of it */
+	struct cl_qgroup *retired;                /* dropped groups, freed by cluster_fini */
+	void *opts;                               /* natsOptions * of nc */
+	void *qopts;                              /* natsOptions * of qc */
+	struct hmap filters;                      /* struct cl_filter by XXH3 of the filter */
 	uint64_t seed;
 
 	/* The delivery thread's (libnats's): the last message number seen per origin. */

@@ -23,6 +23,7 @@
 
 #include "broker.h"
 #include "cluster.h"
+#include "cluster/hello.h"
 #include "cluster_impl.h"
 #include "xw.h"
 
@@ -144,6 +145,38 @@ static void cl_on_qmsg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, v
 	}
 	chan_publish(&l->in);
 	atomic_fetch_add_explicit(&cl->received, 1, memory_order_relaxed);
+	cluster_wake(&l->idle, l->efd);
+}
+
+/* The delivery thread: another node's client connected; the client id's home worker looks. */
+static void cl_on_hello(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
+{
+	struct cluster *cl = closure;
+	struct cluster_hello h;
+	struct cluster_lane *l;
+	struct chan_entry e = {.kind = CL_E_HELLO, .p1 = nm};
+
+	(void)nc;
+	(void)sub;
+	if (cluster_hello_decode((const uint8_t *)natsMsg_GetData(nm),
+	                         (size_t)natsMsg_GetDataLength(nm), &h) != ST_OK) {
+		atomic_fetch_add_explicit(&cl->invalid, 1, memory_order_relaxed);
+		natsMsg_Destroy(nm);
+		return;
+	}
+	l = &cl->lanes[xw_home(cl->nworkers, h.client.ptr, h.client.len)];
+	if (!chan_push(&l->in, &e)) {
+		/* Rare (a control message behind a full queue of messages): logged, not counted. */
+		log_msg(&cl->log, LOG_T_WARNING,
+		        "Cluster: a connect of client %.*s on node %.*s was not checked here "
+		        "(queue "
+		        "full).",
+		        (int)h.client.len, (const char *)h.client.ptr, (int)h.node.len,
+		        (const char *)h.node.ptr);
+		natsMsg_Destroy(nm);
+		return;
+	}
+	chan_publish(&l->in);
 	cluster_wake(&l->idle, l->efd);
 }
 
@@ -281,6 +314,7 @@ static natsOptions *cl_options(struct cluster *cl, bool queue)
 int cluster_link_connect(struct cluster *cl)
 {
 	natsConnection *nc = NULL, *qc = NULL;
+	natsSubscription *hello = NULL;
 	natsStatus s;
 
 	cl->opts = cl_options(cl, false);
@@ -300,6 +334,14 @@ int cluster_link_connect(struct cluster *cl)
 		return ST_ERR_SYS;
 	}
 	cl->nc = nc;
+	snprintf(cl->hello_subject, sizeof(cl->hello_subject), "%ss.c", cl->prefix.str);
+	s = natsConnection_Subscribe(&hello, nc, cl->hello_subject, cl_on_hello, cl);
+	cl->hello_sub = hello;
+	if (s != NATS_OK) {
+		log_msg(&cl->log, LOG_T_ERROR, "Cluster: cannot subscribe to %s: %s",
+		        cl->hello_subject, natsStatus_GetText(s));
+		return ST_ERR_SYS;
+	}
 	s = natsConnection_Connect(&qc, cl->qopts);
 	if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
 		log_msg(&cl->log, LOG_T_ERROR, "Cluster: cannot connect to NATS: %s",
@@ -478,6 +520,25 @@ static void cl_qgroup(struct cluster *cl, const uint8_t *key, size_t len, bool a
 	}
 }
 
+/* Tells the other nodes that a client connected here (cluster/hello.h). */
+static void cl_announce(struct cluster *cl, const uint8_t *id, size_t len, const uint8_t *ns)
+{
+	struct cluster_hello h = {
+	        .node = {(const uint8_t *)cl->node_id, (uint32_t)cl->node_id_len},
+	        .epoch = cl->epoch,
+	        .client = {id, (uint32_t)len},
+	};
+	uint8_t buf[4 + CLUSTER_NODE_ID_MAX + 14 + 65536];
+	long n;
+
+	memcpy(&h.since_ns, ns, sizeof(h.since_ns));
+	n = cluster_hello_encode(&h, buf, sizeof(buf));
+	if (n < 0 || natsConnection_Publish(cl->nc, cl->hello_subject, buf, (int)n) != NATS_OK)
+		log_msg(&cl->log, LOG_T_WARNING,
+		        "Cluster: the connect of client %.*s could not be announced.", (int)len,
+		        (const char *)id);
+}
+
 /* One worker's buffer: its records in order. */
 static void cl_records(struct cluster *cl, uint8_t *buf, uint32_t len)
 {
@@ -502,6 +563,9 @@ static void cl_records(struct cluster *cl, uint8_t *buf, uint32_t len)
 		case CL_REC_SUB:
 		case CL_REC_UNSUB:
 			cl_interest(cl, a, r->a, r->type == CL_REC_SUB);
+			break;
+		case CL_REC_HELLO:
+			cl_announce(cl, a, r->a, a + r->a);
 			break;
 		case CL_REC_QSUB:
 		case CL_REC_QUNSUB:
@@ -702,6 +766,11 @@ void cluster_link_close(struct cluster *cl)
 		natsConnection_FlushTimeout(cl->nc, 1000);
 		for (size_t i = hmap_next(h, 0); i < hmap_cap(h); i = hmap_next(h, i + 1))
 			cl_filter_close(cl, h->slots[i].val);
+		if (cl->hello_sub) {
+			natsSubscription_Unsubscribe(cl->hello_sub);
+			natsSubscription_Destroy(cl->hello_sub);
+			cl->hello_sub = NULL;
+		}
 		natsConnection_Destroy(cl->nc);
 		cl->nc = NULL;
 	}
@@ -716,7 +785,9 @@ void cluster_link_close(struct cluster *cl)
 	natsOptions_Destroy(cl->qopts);
 	cl->opts = cl->qopts = NULL;
 	/* libnats's threads are gone after this: no callback runs any more. */
-	nats_CloseAndWait(2000);
+	if (nats_CloseAndWait(2000) != NATS_OK)
+		log_msg(&cl->log, LOG_T_WARNING,
+		        "Cluster: the NATS library's threads did not end within 2 s.");
 }
 
 void cluster_stop(struct broker *b)
