@@ -44,13 +44,14 @@ struct cl_held {
 	uint32_t len;  /* bytes used in this one */
 };
 
-#define CL_BUF_HEAD      16u
-#define CL_BUF_SIZE      65536u      /* a bulk buffer, unless one record needs more */
-#define CL_BACKLOG_MAX   (16u << 20) /* bytes a worker keeps when its channel is full */
-#define CL_CHAN_OUT      256u        /* buffers in flight from a worker to the link */
-#define CL_CHAN_IN       16384u      /* messages in flight from NATS to a worker */
-#define CL_PENDING_MSGS  (1 << 20)   /* libnats's queue per subscription, messages */
-#define CL_PENDING_BYTES (256 << 20) /* and bytes, before it drops (a slow consumer) */
+#define CL_BUF_HEAD          16u
+#define CL_BUF_SIZE          65536u      /* a bulk buffer, unless one record needs more */
+#define CL_BACKLOG_MAX       (16u << 20) /* bytes a worker keeps when its channel is full */
+#define CL_CHAN_OUT          256u        /* buffers in flight from a worker to the link */
+#define CL_CHAN_IN           16384u      /* messages in flight from NATS to a worker */
+#define CL_NATS_BUFFERED_MAX (64 << 20)  /* bytes libnats may hold unsent */
+#define CL_PENDING_MSGS      (1 << 20)   /* libnats's queue per subscription, messages */
+#define CL_PENDING_BYTES     (256 << 20) /* and bytes, before it drops (a slow consumer) */
 
 /* Channel entry kinds. */
 enum {

@@ -543,6 +543,9 @@ static void cl_announce(struct cluster *cl, const uint8_t *id, size_t len, const
 static void cl_records(struct cluster *cl, uint8_t *buf, uint32_t len)
 {
 	uint32_t off = CL_BUF_HEAD;
+	/* libnats's write buffer grows without a bound of its own while the server reads
+	 * slowly: past CL_NATS_BUFFERED_MAX this buffer's messages are dropped, and counted. */
+	bool full = natsConnection_Buffered(cl->nc) > CL_NATS_BUFFERED_MAX;
 
 	while (off + sizeof(struct cl_rec) <= len) {
 		const struct cl_rec *r = (const struct cl_rec *)(buf + off);
@@ -550,8 +553,9 @@ static void cl_records(struct cluster *cl, uint8_t *buf, uint32_t len)
 
 		switch (r->type) {
 		case CL_REC_PUB: {
-			natsStatus s = natsConnection_Publish(cl->nc, (const char *)a, a + r->a,
-			                                      (int)r->b);
+			natsStatus s = full ? NATS_INSUFFICIENT_BUFFER
+			                    : natsConnection_Publish(cl->nc, (const char *)a,
+			                                             a + r->a, (int)r->b);
 
 			if (s == NATS_OK)
 				atomic_fetch_add_explicit(&cl->sent, 1, memory_order_relaxed);
