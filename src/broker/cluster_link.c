@@ -757,6 +757,7 @@ int cluster_start(struct broker *b)
 		        strerror(errno));
 		return ST_ERR_SYS;
 	}
+	pthread_setname_np(cl->thread, "st-cluster");
 	cl->thread_started = true;
 	return ST_OK;
 }
