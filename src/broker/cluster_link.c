@@ -366,7 +366,8 @@ static void cl_records(struct cluster *cl, uint8_t *buf, uint32_t len)
 		const uint8_t *a = buf + off + sizeof(*r);
 
 		switch (r->type) {
-		case CL_REC_PUB: {
+		case CL_REC_PUB:
+		case CL_REC_PUB_RETAIN: {
 			natsStatus s = natsConnection_Publish(cl->nc, (const char *)a, a + r->a,
 			                                      (int)r->b);
 
@@ -375,6 +376,8 @@ static void cl_records(struct cluster *cl, uint8_t *buf, uint32_t len)
 			else
 				atomic_fetch_add_explicit(&cl->dropped_out, 1,
 				                          memory_order_relaxed);
+			if (r->type == CL_REC_PUB_RETAIN)
+				cluster_retain_put(cl, (const char *)a, a + r->a, r->b);
 			break;
 		}
 		case CL_REC_SUB:
@@ -531,7 +534,7 @@ int cluster_init(struct broker *b)
 	cl->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (cl->efd < 0)
 		return ST_ERR_SYS;
-	return ST_OK;
+	return cluster_retain_init(cl);
 }
 
 int cluster_start(struct broker *b)
@@ -553,7 +556,7 @@ int cluster_start(struct broker *b)
 		return ST_ERR_SYS;
 	}
 	cl->thread_started = true;
-	return ST_OK;
+	return cluster_retain_start(cl);
 }
 
 void cluster_link_close(struct cluster *cl)
@@ -586,6 +589,7 @@ void cluster_stop(struct broker *b)
 		log_msg(&cl->log, LOG_T_ERROR, "Cluster: eventfd: %s", strerror(errno));
 	pthread_join(cl->thread, NULL);
 	cl->thread_started = false;
+	cluster_retain_stop(cl);
 	cluster_link_close(cl);
 }
 
@@ -601,6 +605,7 @@ void cluster_fini(struct broker *b)
 		free(h->slots[i].val);
 	hmap_fini(h);
 	cl_origins_clear(&cl->origins);
+	cluster_retain_fini(cl);
 	for (unsigned i = 0; cl->lanes && i < cl->nworkers; i++) {
 		struct cluster_lane *l = &cl->lanes[i];
 		struct chan_entry e;
@@ -658,5 +663,6 @@ bool cluster_figures(const struct broker *b, struct cluster_figures *f)
 	        .too_long = atomic_load_explicit(&cl->too_long, memory_order_relaxed),
 	};
 	f->dropped = f->dropped_out + f->dropped_in;
+	cluster_retain_figures(cl, f);
 	return true;
 }
