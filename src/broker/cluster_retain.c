@@ -591,6 +591,7 @@ static int cl_rt_servers(struct cluster *cl)
 static int cl_rt_open(struct cl_retain *rt, bool *logged)
 {
 	struct cluster *cl = rt->cl;
+	const char *err;
 	natsStatus s;
 	int replicas;
 
@@ -640,6 +641,11 @@ static int cl_rt_open(struct cl_retain *rt, bool *logged)
 			        rt->bucket, replicas, replicas > 1 ? "s" : "");
 			return ST_OK;
 		}
+		/* Only JetStream's "not that many servers" takes a replica away; another error
+		 * (no leader yet, a timeout) is tried again later with as many. */
+		err = nats_GetLastError(NULL);
+		if (!err || (!strstr(err, "insufficient resources") && !strstr(err, "replicas")))
+			break;
 	}
 	/* Another node may have created it meanwhile. */
 	s = js_KeyValue(&rt->kv, rt->js, rt->bucket);
