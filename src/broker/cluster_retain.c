@@ -31,10 +31,11 @@
  * shows its own writes at once, so an entry of the stream must not undo a newer local write:
  * per key with writes of this node in flight, the count of writes not yet acknowledged and the
  * revision of the last acknowledged one decide (cl_rt_decide). An entry is applied unless this
- * node has a write in flight for the key (that write is later in the stream and wins) or has
- * acknowledged one at a revision not older than the entry. A write that failed leaves this
- * node's replica holding what the bucket does not: once nothing is in flight for the key, the
- * key is read back from the bucket and that value applied (repair).
+ * node has a write in flight for the key or has acknowledged one at a revision not older than
+ * the entry. A write in flight may be stored already, before the entry that was skipped: once
+ * nothing is in flight for the key, if an entry skipped meanwhile is later than this node's
+ * last write, or if a write failed (the replica holds what the bucket does not), the key is
+ * read back from the bucket and that value applied (repair).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -73,6 +74,7 @@ struct cl_rkey {
 	uint32_t pending; /* writes put, not yet acknowledged */
 	uint64_t own_rev; /* revision of the last acknowledged write */
 	uint64_t seen;    /* highest revision the watcher met for the key */
+	uint64_t skipped; /* highest revision skipped while writes were in flight */
 	uint16_t len;
 	char key[];
 };
@@ -120,7 +122,8 @@ struct cl_retain {
 	struct cl_rheld *held_head, *held_tail;
 	uint64_t held_bytes;
 	struct cl_rrepair *repairs;
-	struct msg **snap; /* the first load, for cluster_retain_worker_init */
+	uint64_t repair_after; /* monotonic ms: a read back failed, try again then (thread) */
+	struct msg **snap;     /* the first load, for cluster_retain_worker_init */
 	size_t nsnap, snap_cap;
 
 	/* Counters: each written by one thread, read by $SYS and the metrics. */
@@ -211,8 +214,13 @@ static void cl_rkey_done(struct cl_retain *rt, const char *key, size_t len, uint
 		k->pending--;
 	if (rev > k->own_rev)
 		k->own_rev = rev;
-	if (!rev && k->pending == 0)
+	/* Nothing in flight any more, and the replica may not hold the bucket's last value: a
+	 * write of ours failed, or an entry skipped while ours were in flight was later in the
+	 * stream than the last of ours (in flight is not "after": it may be stored already). */
+	if (k->pending == 0 && (!rev || k->skipped > k->own_rev)) {
 		cl_rt_repair_later(rt, key, len);
+		k->skipped = 0;
+	}
 	cl_rkey_settle(rt, k, hash);
 }
 
@@ -228,6 +236,8 @@ static bool cl_rt_decide(struct cl_retain *rt, const char *key, size_t len, uint
 	if (rev > k->seen)
 		k->seen = rev;
 	apply = k->pending == 0 && rev > k->own_rev;
+	if (k->pending && rev > k->skipped)
+		k->skipped = rev;
 	cl_rkey_settle(rt, k, hash);
 	return apply;
 }
@@ -561,6 +571,7 @@ static void cl_rt_repairs(struct cl_retain *rt)
 		r = next;
 	}
 	if (again) {
+		rt->repair_after = cl_rt_clock_ms(CLOCK_MONOTONIC) + 1000;
 		pthread_mutex_lock(&rt->mu);
 		while (again) {
 			struct cl_rrepair *next = again->next;
@@ -677,7 +688,6 @@ static void *cl_rt_main(void *arg)
 {
 	struct cl_retain *rt = arg;
 	bool logged = false;
-	uint64_t last_repair = 0;
 
 	pthread_setname_np(pthread_self(), "starling-kv");
 	while (!cl_rt_stopping(rt)) {
@@ -699,10 +709,8 @@ static void *cl_rt_main(void *arg)
 			rt->loaded = 0;
 		}
 		cl_rt_flush_held(rt);
-		if (cl_rt_clock_ms(CLOCK_MONOTONIC) - last_repair >= 1000) {
+		if (cl_rt_clock_ms(CLOCK_MONOTONIC) >= rt->repair_after)
 			cl_rt_repairs(rt);
-			last_repair = cl_rt_clock_ms(CLOCK_MONOTONIC);
-		}
 		s = kvWatcher_Next(&e, rt->watcher, 200);
 		if (s == NATS_TIMEOUT)
 			continue;

@@ -241,7 +241,9 @@ class ClusterRetained(BrokerTestCase):
             last = envelope_payload(value)[0]
             return all([(m.payload, m.retain) for m in self.retained_of(n, "lww/r", wait=0.5)]
                        == [(last, True)] for n in (a, b, c)) and last
-        last = self.wait_for(settled, 15, "the nodes do not agree with the bucket")
+        last = self.wait_for(settled, 15, lambda: "the nodes do not agree with the bucket: %r" % (
+            [envelope_payload(self.bucket_get("m.lww.r"))[0]] +
+            [[(m.payload, m.retain) for m in self.retained_of(n, "lww/r")] for n in (a, b, c)]))
         self.assertIn(last, (b"a39", b"b39"))
         for n in (a, b, c):
             self.assertEqual(self.sys_of(n, "$SYS/broker/cluster/retained/failed"), 0)
