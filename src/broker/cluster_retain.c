@@ -27,15 +27,16 @@
  *   cluster_retain_worker_init, before it serves its first client. A node that cannot reach
  *   NATS in time starts serving and loads the bucket through the channels once it can.
  *
- * Last write wins everywhere: the bucket's stream orders every write of every node. A node
- * shows its own writes at once, so an entry of the stream must not undo a newer local write:
- * per key with writes of this node in flight, the count of writes not yet acknowledged and the
- * revision of the last acknowledged one decide (cl_rt_decide). An entry is applied unless this
- * node has a write in flight for the key or has acknowledged one at a revision not older than
- * the entry. A write in flight may be stored already, before the entry that was skipped: once
- * nothing is in flight for the key, if an entry skipped meanwhile is later than this node's
- * last write, or if a write failed (the replica holds what the bucket does not), the key is
- * read back from the bucket and that value applied (repair).
+ * Last write wins everywhere: the bucket's stream orders every write of every node, and every
+ * node ends up applying the last entry of each key. A node shows its own writes at once, so an
+ * entry of the stream must not undo a newer local write: per key with writes of this node in
+ * flight, the count of writes not yet acknowledged and the revision of the last acknowledged
+ * one decide (cl_rt_decide). While a write is in flight, entries are held back (the latest
+ * one is kept): the write may be stored before or after them. Once nothing is in flight, the
+ * kept entry is applied if it is not older than this node's last write (it may be that write
+ * itself: applying it again is harmless), and dropped otherwise; with nothing in flight, an
+ * entry is applied unless older than the last acknowledged write. A failed write leaves the
+ * replica holding what the bucket does not: the key is read back and that value applied.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -74,7 +75,9 @@ struct cl_rkey {
 	uint32_t pending; /* writes put, not yet acknowledged */
 	uint64_t own_rev; /* revision of the last acknowledged write */
 	uint64_t seen;    /* highest revision the watcher met for the key */
-	uint64_t skipped; /* highest revision skipped while writes were in flight */
+	kvEntry *held;    /* the latest entry met while writes were in flight, or NULL */
+	bool queued;      /* on the release list: nothing in flight, held or need_get to do */
+	bool need_get;    /* a write failed: read the key back from the bucket */
 	uint16_t len;
 	char key[];
 };
@@ -86,7 +89,7 @@ struct cl_rheld {
 	uint8_t bytes[]; /* key, NUL, data */
 };
 
-/* A key to read back from the bucket after a failed write. */
+/* A key whose writes are all answered, for this file's thread to settle (cl_rt_release). */
 struct cl_rrepair {
 	struct cl_rrepair *next;
 	char key[];
@@ -121,7 +124,7 @@ struct cl_retain {
 	struct hmap keys;     /* struct cl_rkey by XXH3 of the key */
 	struct cl_rheld *held_head, *held_tail;
 	uint64_t held_bytes;
-	struct cl_rrepair *repairs;
+	struct cl_rrepair *repairs, *repairs_tail; /* keys to settle, in order */
 	uint64_t repair_after; /* monotonic ms: a read back failed, try again then (thread) */
 	struct msg **snap;     /* the first load, for cluster_retain_worker_init */
 	size_t nsnap, snap_cap;
@@ -160,10 +163,10 @@ static struct cl_rkey *cl_rkey_find(struct cl_retain *rt, const char *key, size_
 	return hmap_find(&rt->keys, *hash, cl_rkey_eq, &q);
 }
 
-/* Forgets a key once nothing of this node is in flight or unseen for it (under mu). */
+/* Forgets a key once nothing of this node is in flight, unseen or to settle (under mu). */
 static void cl_rkey_settle(struct cl_retain *rt, struct cl_rkey *k, uint64_t hash)
 {
-	if (k->pending == 0 && k->seen >= k->own_rev) {
+	if (k->pending == 0 && k->seen >= k->own_rev && !k->held && !k->queued) {
 		hmap_remove(&rt->keys, hash, k);
 		free(k);
 	}
@@ -190,16 +193,25 @@ static void cl_rkey_put(struct cl_retain *rt, const char *key, size_t len)
 	memcpy(k->key, key, len);
 }
 
-static void cl_rt_repair_later(struct cl_retain *rt, const char *key, size_t len)
+/* Puts k on the release list, once (under mu). */
+static void cl_rkey_queue(struct cl_retain *rt, struct cl_rkey *k)
 {
-	struct cl_rrepair *r = malloc(sizeof(*r) + len + 1);
+	struct cl_rrepair *r;
 
+	if (k->queued)
+		return;
+	r = malloc(sizeof(*r) + k->len + 1u);
 	if (!r)
 		return;
-	memcpy(r->key, key, len);
-	r->key[len] = '\0';
-	r->next = rt->repairs;
-	rt->repairs = r;
+	r->next = NULL;
+	memcpy(r->key, k->key, k->len);
+	r->key[k->len] = '\0';
+	if (rt->repairs_tail)
+		rt->repairs_tail->next = r;
+	else
+		rt->repairs = r;
+	rt->repairs_tail = r;
+	k->queued = true;
 }
 
 /* A write of key ended: acknowledged at rev, or failed (rev 0) (under mu). */
@@ -214,32 +226,43 @@ static void cl_rkey_done(struct cl_retain *rt, const char *key, size_t len, uint
 		k->pending--;
 	if (rev > k->own_rev)
 		k->own_rev = rev;
-	/* Nothing in flight any more, and the replica may not hold the bucket's last value: a
-	 * write of ours failed, or an entry skipped while ours were in flight was later in the
-	 * stream than the last of ours (in flight is not "after": it may be stored already). */
-	if (k->pending == 0 && (!rev || k->skipped > k->own_rev)) {
-		cl_rt_repair_later(rt, key, len);
-		k->skipped = 0;
-	}
+	if (!rev)
+		k->need_get = true;
+	/* Nothing in flight any more: what was kept back is settled by this file's thread,
+	 * the only one that applies entries (cl_rt_release). */
+	if (k->pending == 0 && (k->held || k->need_get))
+		cl_rkey_queue(rt, k);
 	cl_rkey_settle(rt, k, hash);
 }
 
-/* Whether the watcher applies an entry of key at rev (under mu). */
-static bool cl_rt_decide(struct cl_retain *rt, const char *key, size_t len, uint64_t rev)
+enum { CL_RT_APPLY, CL_RT_DROP, CL_RT_KEPT };
+
+/* What the watcher does with entry e of key (under mu); CL_RT_KEPT: e is the key's now. */
+static int cl_rt_decide(struct cl_retain *rt, const char *key, size_t len, kvEntry *e)
 {
-	uint64_t hash;
+	uint64_t hash, rev = kvEntry_Revision(e);
 	struct cl_rkey *k = cl_rkey_find(rt, key, len, &hash);
-	bool apply;
+	int what = CL_RT_DROP;
 
 	if (!k)
-		return true;
+		return CL_RT_APPLY;
 	if (rev > k->seen)
 		k->seen = rev;
-	apply = k->pending == 0 && rev > k->own_rev;
-	if (k->pending && rev > k->skipped)
-		k->skipped = rev;
+	if (k->pending) {
+		/* Our write may be stored before or after it: keep the latest until all are
+		 * answered. */
+		kvEntry_Destroy(k->held);
+		k->held = e;
+		what = CL_RT_KEPT;
+	} else {
+		/* Later in the stream than what was kept: that one is of no use any more. */
+		kvEntry_Destroy(k->held);
+		k->held = NULL;
+		if (rev >= k->own_rev)
+			what = CL_RT_APPLY;
+	}
 	cl_rkey_settle(rt, k, hash);
-	return apply;
+	return what;
 }
 
 static void cl_rt_count_failure(struct cl_retain *rt, const char *key, const char *why)
@@ -511,76 +534,116 @@ static void cl_rt_apply(struct cl_retain *rt, kvEntry *e)
 	cl_rt_deliver(rt, m);
 }
 
+/* One watched entry (taken over). */
 static void cl_rt_entry(struct cl_retain *rt, kvEntry *e)
 {
 	const char *key = kvEntry_Key(e);
-	bool apply;
+	int what;
 
 	pthread_mutex_lock(&rt->mu);
-	apply = cl_rt_decide(rt, key, strlen(key), kvEntry_Revision(e));
+	what = cl_rt_decide(rt, key, strlen(key), e);
 	pthread_mutex_unlock(&rt->mu);
-	if (apply)
+	if (what == CL_RT_KEPT)
+		return;
+	if (what == CL_RT_APPLY)
 		cl_rt_apply(rt, e);
+	kvEntry_Destroy(e);
 }
 
-/* Keys whose write failed: the bucket's value replaces this node's, if no write is in flight. */
-static void cl_rt_repairs(struct cl_retain *rt)
+/*
+ * After a failed write: the bucket's value now (later than anything the watcher gave so far)
+ * replaces this node's. NATS unreachable: tried again in a second.
+ */
+static void cl_rt_read_back(struct cl_retain *rt, const char *key, size_t klen)
 {
-	struct cl_rrepair *r, *again = NULL;
+	struct cluster *cl = rt->cl;
+	kvEntry *e = NULL;
+	natsStatus s = kvStore_Get(&e, rt->kv, key);
+	uint64_t hash;
+	struct cl_rkey *k;
+	long tl;
+
+	if (s == NATS_OK) {
+		cl_rt_apply(rt, e);
+		kvEntry_Destroy(e);
+		return;
+	}
+	if (s == NATS_NOT_FOUND) {
+		memcpy(rt->subject + cl->prefix.len, key, klen);
+		tl = cluster_topic_of_subject(&cl->prefix, rt->subject, cl->prefix.len + klen,
+		                              rt->topic, CLUSTER_SUBJECT_MAX);
+		if (tl > 0)
+			cl_rt_deliver_delete(rt, rt->topic, (size_t)tl);
+		return;
+	}
+	rt->repair_after = cl_rt_clock_ms(CLOCK_MONOTONIC) + 1000;
+	pthread_mutex_lock(&rt->mu);
+	k = cl_rkey_find(rt, key, klen, &hash);
+	if (!k) {
+		k = calloc(1, sizeof(*k) + klen);
+		if (k && hmap_insert(&rt->keys, hash, k) != ST_OK) {
+			free(k);
+			k = NULL;
+		}
+		if (k) {
+			k->len = (uint16_t)klen;
+			memcpy(k->key, key, klen);
+		}
+	}
+	if (k) {
+		k->need_get = true;
+		if (k->pending == 0)
+			cl_rkey_queue(rt, k);
+	}
+	pthread_mutex_unlock(&rt->mu);
+}
+
+/*
+ * Keys whose writes are all answered: the entry kept while they were in flight is applied if
+ * it is not older than our last write (in flight was not "after": a write may be stored
+ * before the entry), and after a failed write the bucket's value replaces ours.
+ */
+static void cl_rt_release(struct cl_retain *rt)
+{
+	struct cl_rrepair *r;
 
 	pthread_mutex_lock(&rt->mu);
 	r = rt->repairs;
-	rt->repairs = NULL;
+	rt->repairs = rt->repairs_tail = NULL;
 	pthread_mutex_unlock(&rt->mu);
 	while (r) {
 		struct cl_rrepair *next = r->next;
+		size_t klen = strlen(r->key);
 		uint64_t hash;
 		struct cl_rkey *k;
 		kvEntry *e = NULL;
-		natsStatus s;
+		bool get = false;
 
 		pthread_mutex_lock(&rt->mu);
-		k = cl_rkey_find(rt, r->key, strlen(r->key), &hash);
-		pthread_mutex_unlock(&rt->mu);
-		if (k) { /* a newer write is in flight: it settles the key */
-			free(r);
-			r = next;
-			continue;
+		k = cl_rkey_find(rt, r->key, klen, &hash);
+		if (k) {
+			k->queued = false;
+			if (k->pending == 0) {
+				/* Otherwise writes are in flight again: their answers settle it. */
+				if (k->held && kvEntry_Revision(k->held) >= k->own_rev)
+					e = k->held;
+				else
+					kvEntry_Destroy(k->held);
+				k->held = NULL;
+				get = k->need_get;
+				k->need_get = false;
+			}
+			cl_rkey_settle(rt, k, hash);
 		}
-		s = kvStore_Get(&e, rt->kv, r->key);
-		if (s == NATS_OK) {
+		pthread_mutex_unlock(&rt->mu);
+		if (e) {
 			cl_rt_apply(rt, e);
 			kvEntry_Destroy(e);
-		} else if (s == NATS_NOT_FOUND) {
-			size_t klen = strlen(r->key);
-			long tl;
-
-			memcpy(rt->subject + rt->cl->prefix.len, r->key, klen);
-			tl = cluster_topic_of_subject(&rt->cl->prefix, rt->subject,
-			                              rt->cl->prefix.len + klen, rt->topic,
-			                              CLUSTER_SUBJECT_MAX);
-			if (tl > 0)
-				cl_rt_deliver_delete(rt, rt->topic, (size_t)tl);
-		} else {
-			r->next = again; /* NATS unreachable: next time round */
-			again = r;
-			r = next;
-			continue;
 		}
+		if (get)
+			cl_rt_read_back(rt, r->key, klen);
 		free(r);
 		r = next;
-	}
-	if (again) {
-		rt->repair_after = cl_rt_clock_ms(CLOCK_MONOTONIC) + 1000;
-		pthread_mutex_lock(&rt->mu);
-		while (again) {
-			struct cl_rrepair *next = again->next;
-
-			again->next = rt->repairs;
-			rt->repairs = again;
-			again = next;
-		}
-		pthread_mutex_unlock(&rt->mu);
 	}
 }
 
@@ -710,7 +773,7 @@ static void *cl_rt_main(void *arg)
 		}
 		cl_rt_flush_held(rt);
 		if (cl_rt_clock_ms(CLOCK_MONOTONIC) >= rt->repair_after)
-			cl_rt_repairs(rt);
+			cl_rt_release(rt);
 		s = kvWatcher_Next(&e, rt->watcher, 200);
 		if (s == NATS_TIMEOUT)
 			continue;
@@ -731,7 +794,6 @@ static void *cl_rt_main(void *arg)
 		if (rt->initial)
 			rt->loaded++;
 		cl_rt_entry(rt, e);
-		kvEntry_Destroy(e);
 	}
 	return NULL;
 }
@@ -817,7 +879,17 @@ void cluster_retain_stop(struct cluster *cl)
 		po.MaxWait = 1000;
 		js_PublishAsyncComplete(rt->js, &po);
 	}
-	/* Before nats_CloseAndWait: nothing of libnats may be destroyed after it. */
+	/* Before nats_CloseAndWait: nothing of libnats may be destroyed after it. The entries
+	 * kept go now; the acknowledgement handler may still run, and finds none. */
+	pthread_mutex_lock(&rt->mu);
+	for (size_t i = hmap_next(&rt->keys, 0); i < hmap_cap(&rt->keys);
+	     i = hmap_next(&rt->keys, i + 1)) {
+		struct cl_rkey *k = rt->keys.slots[i].val;
+
+		kvEntry_Destroy(k->held);
+		k->held = NULL;
+	}
+	pthread_mutex_unlock(&rt->mu);
 	kvStore_Destroy(rt->kv);
 	rt->kv = NULL;
 	jsCtx_Destroy(rt->js);
@@ -832,8 +904,11 @@ void cluster_retain_fini(struct cluster *cl)
 	if (!rt)
 		return;
 	h = &rt->keys;
-	for (size_t i = hmap_next(h, 0); i < hmap_cap(h); i = hmap_next(h, i + 1))
-		free(h->slots[i].val);
+	for (size_t i = hmap_next(h, 0); i < hmap_cap(h); i = hmap_next(h, i + 1)) {
+		struct cl_rkey *k = h->slots[i].val;
+
+		free(k);
+	}
 	hmap_fini(h);
 	while (rt->held_head) {
 		struct cl_rheld *next = rt->held_head->next;

@@ -129,8 +129,8 @@ class ClusterRetained(BrokerTestCase):
             if payload is None:
                 return not got
             return len(got) == 1 and got[0].payload == payload and got[0].retain
-        self.wait_for(check, timeout, lambda: "node %s: retained %r is %r, expected %r" % (
-            node.port, topic, self.retained_of(node, topic), payload))
+        self.wait_for(check, timeout, lambda: "node %d (%s): retained %r is %r, expected %r" % (
+            self.nodes.index(node), node.dir, topic, self.retained_of(node, topic), payload))
 
     def nats_client(self, i=0):
         c = NatsClient(self.nats[i].port)
