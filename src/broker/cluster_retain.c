@@ -105,6 +105,8 @@ struct cl_retain {
 	pthread_t thread;
 	bool thread_started;
 	_Atomic bool stop;
+	_Atomic bool reopen; /* a write found no bucket: open (create) it again */
+	uint64_t reopened;   /* monotonic ms of the last reopen (thread only) */
 	jsCtx *js;
 	kvStore *kv;
 	kvWatcher *watcher;
@@ -291,6 +293,9 @@ static void cl_rt_on_ack(jsCtx *js, natsMsg *nm, jsPubAck *pa, jsPubAckErr *pae,
 	pthread_mutex_lock(&rt->mu);
 	cl_rkey_done(rt, key, len, pa ? pa->Sequence : 0);
 	pthread_mutex_unlock(&rt->mu);
+	/* No stream answers: the bucket was deleted (or lost); the watch sees nothing of it. */
+	if (pae && (pae->Err == NATS_NO_RESPONDERS || pae->ErrCode == JSStreamNotFoundErr))
+		atomic_store_explicit(&rt->reopen, true, memory_order_relaxed);
 	if (pa)
 		atomic_fetch_add_explicit(&rt->stored, 1, memory_order_relaxed);
 	else
@@ -757,6 +762,20 @@ static void *cl_rt_main(void *arg)
 		kvEntry *e = NULL;
 		natsStatus s;
 
+		if (rt->kv && atomic_load_explicit(&rt->reopen, memory_order_relaxed) &&
+		    cl_rt_clock_ms(CLOCK_MONOTONIC) - rt->reopened >= 2000) {
+			atomic_store_explicit(&rt->reopen, false, memory_order_relaxed);
+			rt->reopened = cl_rt_clock_ms(CLOCK_MONOTONIC);
+			log_msg(&rt->cl->log, LOG_T_WARNING,
+			        "Cluster: the retained messages' bucket %s does not answer writes; "
+			        "opening it again.",
+			        rt->bucket);
+			if (rt->watcher)
+				kvWatcher_Destroy(rt->watcher);
+			rt->watcher = NULL;
+			kvStore_Destroy(rt->kv);
+			rt->kv = NULL;
+		}
 		if (!rt->kv && cl_rt_open(rt, &logged) != ST_OK) {
 			cl_rt_nap(rt, 500);
 			continue;

@@ -46,8 +46,9 @@ def envelope_payload(value):
     return value[pos:], flags & 3, props
 
 
-@skip_without_nats
-class ClusterRetained(BrokerTestCase):
+class ClusterBase(BrokerTestCase):
+    """A NATS cluster per class, NODES nodes per test with a cluster_name (a bucket) of their
+    own."""
     NODES = 2
 
     @classmethod
@@ -151,7 +152,9 @@ class ClusterRetained(BrokerTestCase):
         self.assertTrue(got, "no %s on node %s" % (topic, node.port))
         return int(got[-1].payload)
 
-    # --- tests ---------------------------------------------------------------------------------
+
+@skip_without_nats
+class ClusterRetained(ClusterBase):
     def test_set_on_a_served_by_b(self):
         a, b = self.nodes
         live = self.collect(self.client(broker=b), "r/x", 1)
@@ -364,3 +367,25 @@ class ClusterRetained(BrokerTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@skip_without_nats
+class ClusterRetainedLost(ClusterBase):
+    """A bucket that goes away: writes fail, are counted, and the nodes make it again."""
+
+    def test_bucket_deleted(self):
+        a, b = self.nodes
+        pub = self.client(broker=a)
+        self.publish(pub, "gone/x", b"1", 1, retain=True)
+        self.wait_retained(b, "gone/x", b"1")
+        self.nats_client().js_api("STREAM.DELETE.KV_%s" % self.bucket)
+        self.publish(pub, "gone/y", b"2", 1, retain=True)
+        self.wait_for(lambda: self.sys_of(a, "$SYS/broker/cluster/retained/failed") >= 1, 15)
+        self.wait_log(a, r"a retained write \(key m\.gone\.y\) did not reach the bucket")
+        # The nodes open (create) the bucket again, and writes reach every node through it.
+        def again():
+            self.publish(pub, "gone/z", b"3", 1, retain=True)
+            got = self.retained_of(b, "gone/z", wait=0.5)
+            return got and got[0].payload == b"3"
+        self.wait_for(again, 30, "no retained write through a new bucket")
+        self.assertEqual(envelope_payload(self.bucket_get("m.gone.z"))[0], b"3")
