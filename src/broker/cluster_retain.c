@@ -122,6 +122,7 @@ struct cl_retain {
 	pthread_cond_t cond;
 	bool ready;           /* the bucket is open: writes go straight to it */
 	bool loaded_once;     /* the first load is complete */
+	bool open_failed;     /* the bucket could not be opened (no JetStream?): do not wait */
 	bool workers_started; /* entries go through the channels, no longer to snap */
 	struct hmap keys;     /* struct cl_rkey by XXH3 of the key */
 	struct cl_rheld *held_head, *held_tail;
@@ -361,11 +362,12 @@ void cluster_retain_put(struct cluster *cl, const char *subject, const uint8_t *
 	if (!ready) {
 		struct cl_rheld *h = NULL;
 
-		if (rt->held_bytes + klen + len <= CL_RT_HELD_MAX)
+		/* Held while the bucket opens; refused (counted) once it could not be opened. */
+		if (!rt->open_failed && rt->held_bytes + klen + len <= CL_RT_HELD_MAX)
 			h = malloc(sizeof(*h) + klen + 1 + len);
 		if (!h) {
 			pthread_mutex_unlock(&rt->mu);
-			cl_rt_count_failure(rt, key, "the bucket is not open and too much waits");
+			cl_rt_count_failure(rt, key, "the bucket is not open");
 			return;
 		}
 		h->next = NULL;
@@ -777,6 +779,10 @@ static void *cl_rt_main(void *arg)
 			rt->kv = NULL;
 		}
 		if (!rt->kv && cl_rt_open(rt, &logged) != ST_OK) {
+			pthread_mutex_lock(&rt->mu);
+			rt->open_failed = true;
+			pthread_cond_broadcast(&rt->cond);
+			pthread_mutex_unlock(&rt->mu);
 			cl_rt_nap(rt, 500);
 			continue;
 		}
@@ -863,7 +869,7 @@ int cluster_retain_start(struct cluster *cl)
 	pthread_mutex_lock(&rt->mu);
 	/* Connected: the bucket's retained messages are in place before any client is served. */
 	while (atomic_load_explicit(&cl->connected, memory_order_relaxed) && !rt->loaded_once &&
-	       pthread_cond_timedwait(&rt->cond, &rt->mu, &until) != ETIMEDOUT)
+	       !rt->open_failed && pthread_cond_timedwait(&rt->cond, &rt->mu, &until) != ETIMEDOUT)
 		;
 	if (!rt->loaded_once)
 		log_msg(&cl->log, LOG_T_WARNING,

@@ -389,3 +389,73 @@ class ClusterRetainedLost(ClusterBase):
             return got and got[0].payload == b"3"
         self.wait_for(again, 30, "no retained write through a new bucket")
         self.assertEqual(envelope_payload(self.bucket_get("m.gone.z"))[0], b"3")
+
+
+@skip_without_nats
+class ClusterRetainedNoJetStream(BrokerTestCase):
+    """A NATS server without JetStream: no bucket. Nodes serve at once, retained messages stay
+    per node, and every retained write that could not reach a bucket is counted."""
+
+    def setUp(self):
+        import subprocess
+        from harness import free_port
+        from natslib import NATS_SERVER
+        self._teardowns = []
+        self.addCleanup(self._shutdown)
+        self.nats_port = free_port()
+        self.nats = subprocess.Popen([NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.nats_port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def stop_nats():
+            self.nats.terminate()
+            self.nats.wait(10)
+        self.defer(stop_nats)
+        self.nodes = []
+        cname = unique_id("nojs")
+        for i in range(2):
+            node = Broker(["cluster_nats_url nats://127.0.0.1:%d" % self.nats_port,
+                           "cluster_node_id node%d" % i, "cluster_name %s" % cname,
+                           "sys_interval 1"])
+            node.start()
+            self.nodes.append(node)
+        self.broker = self.nodes[0]
+
+    def _shutdown(self):
+        errors = []
+        while self._teardowns:
+            try:
+                self._teardowns.pop()()
+            except Exception as e:
+                errors.append(e)
+        for n in self.nodes:
+            try:
+                n.stop()
+            except Exception as e:
+                errors.append(e)
+        self.nodes = []
+        if errors:
+            raise errors[0]
+
+    def test_retained_stay_local_and_failures_count(self):
+        a, b = self.nodes
+        for n in (a, b):
+            self.wait_for(lambda: "cannot open the retained messages' bucket" in n.log_text(),
+                          10, lambda: _tail(n.log_text()))
+            self.assertNotIn("loaded from the bucket", n.log_text())
+        sub = self.client(broker=b)
+        live = self.collect(sub, "nojs/x", 1)
+        pub = self.client(broker=a)
+        # Live messages still cross (core NATS); the retained store does not.
+        self.wait_for(lambda: (self.publish(pub, "nojs/x", b"p", 1) and False) or len(live), 10)
+        self.publish(pub, "nojs/x", b"kept", 1, retain=True)
+        self.wait_for(lambda: any(m.payload == b"kept" for m in live), 5)
+        c = self.client(broker=a)
+        here = self.collect(c, "nojs/x", 1)
+        self.wait_messages(here, 1)
+        self.assertEqual((here[0].payload, here[0].retain), (b"kept", True))
+        c2 = self.client(broker=b)
+        there = self.collect(c2, "nojs/x", 1)
+        self.assert_no_messages(there, 0.5)
+        got = self.collect(self.client(broker=a), "$SYS/broker/cluster/retained/failed")
+        self.wait_for(lambda: any(int(m.payload) >= 1 for m in got), 5)
+        self.assertIn("did not reach the bucket", a.log_text())
