@@ -177,8 +177,12 @@ void cluster_publish(struct worker *w, struct session *origin, const struct pub_
 	}
 	memcpy(p + h, v->payload.ptr, v->payload.len);
 	/* A retained write also goes to the bucket (cluster_retain.c). */
-	cl_commit(l, retain && w->b->cfg.retain_available ? CL_REC_PUB_RETAIN : CL_REC_PUB,
-	          (uint32_t)n + 1, (uint32_t)h + v->payload.len);
+	if (retain && w->b->cfg.retain_available) {
+		cl_commit(l, CL_REC_PUB_RETAIN, (uint32_t)n + 1, (uint32_t)h + v->payload.len);
+		cluster_retain_committed(w);
+		return;
+	}
+	cl_commit(l, CL_REC_PUB, (uint32_t)n + 1, (uint32_t)h + v->payload.len);
 }
 
 void cluster_interest(struct worker *w, const uint8_t *filter, size_t len, bool add)

@@ -151,6 +151,9 @@ void cluster_retain_fini(struct cluster *cl);
 /* The link thread: a retained write (subject and envelope of a CL_REC_PUB_RETAIN) to put. */
 void cluster_retain_put(struct cluster *cl, const char *subject, const uint8_t *data, uint32_t len);
 
+/* A worker committed a CL_REC_PUB_RETAIN record (before it numbers the local write). */
+void cluster_retain_committed(struct worker *w);
+
 /* A worker's side: the first load into its replica (init), entries since (batch end). */
 void cluster_retain_worker_init(struct worker *w);
 void cluster_retain_drain(struct worker *w);

@@ -95,8 +95,20 @@ struct cl_rrepair {
 	char key[];
 };
 
+/*
+ * One worker's retained writes: committed to its buffer (the worker), and taken by the link
+ * thread, which counts them in flight (pending) for their keys. The watcher decides about an
+ * entry only once every write committed before it has been taken (cl_rt_fence).
+ */
+struct cl_rt_lane {
+	_Alignas(64) _Atomic uint64_t committed;
+	_Atomic uint64_t taken;
+};
+
 struct cl_retain {
 	struct cluster *cl;
+	struct cl_rt_lane *lanes; /* one per worker */
+	uint64_t rseq;            /* the write number of the entry being applied (thread) */
 	char bucket[CLUSTER_BUCKET_MAX];
 	char kv_prefix[CLUSTER_BUCKET_MAX + 8]; /* "$KV.<bucket>." */
 	size_t kv_prefix_len;
@@ -355,6 +367,7 @@ void cluster_retain_put(struct cluster *cl, const char *subject, const uint8_t *
 	struct cl_retain *rt = cl->rt;
 	const char *key = subject + cl->prefix.len;
 	size_t klen = strlen(key);
+	struct cluster_msg m;
 	bool ready;
 
 	pthread_mutex_lock(&rt->mu);
@@ -367,6 +380,10 @@ void cluster_retain_put(struct cluster *cl, const char *subject, const uint8_t *
 			h = malloc(sizeof(*h) + klen + 1 + len);
 		if (!h) {
 			pthread_mutex_unlock(&rt->mu);
+			if (cluster_env_decode(data, len, &m) == ST_OK &&
+			    m.epoch - cl->epoch < cl->nworkers)
+				atomic_fetch_add_explicit(&rt->lanes[m.epoch - cl->epoch].taken, 1,
+				                          memory_order_release);
 			cl_rt_count_failure(rt, key, "the bucket is not open");
 			return;
 		}
@@ -384,6 +401,11 @@ void cluster_retain_put(struct cluster *cl, const char *subject, const uint8_t *
 	}
 	cl_rkey_put(rt, key, klen);
 	pthread_mutex_unlock(&rt->mu);
+	/* Counted in flight: the watcher may decide about this key (cl_rt_fence). The envelope's
+	 * epoch says the worker (the cluster's epoch plus its index). */
+	if (cluster_env_decode(data, len, &m) == ST_OK && m.epoch - cl->epoch < cl->nworkers)
+		atomic_fetch_add_explicit(&rt->lanes[m.epoch - cl->epoch].taken, 1,
+		                          memory_order_release);
 	if (ready)
 		cl_rt_publish(rt, key, klen, data, len);
 }
@@ -434,12 +456,40 @@ static void cl_rt_nap(struct cl_retain *rt, unsigned ms)
 		usleep(50000);
 }
 
+/*
+ * Numbers the entry about to be decided and applied, then waits until the link thread has
+ * taken every retained write the workers committed before that number was drawn. A local
+ * write numbered before it is then counted in flight (so the entry is kept back, not applied
+ * over it); one numbered after it wins in the replicas (route_retain_apply). Without the wait,
+ * an entry decided before the link took a local write could replace it, its own older write's
+ * echo included. The worker commits the record before it numbers its own write (route.c:
+ * cluster_publish comes first), and both are sequentially consistent here and there.
+ */
+static void cl_rt_fence(struct cl_retain *rt)
+{
+	struct cluster *cl = rt->cl;
+
+	rt->rseq =
+	        atomic_fetch_add_explicit(&cl->b->shared.retain_seq, 1, memory_order_seq_cst) + 1;
+	for (unsigned i = 0; i < cl->nworkers; i++) {
+		uint64_t c = atomic_load_explicit(&rt->lanes[i].committed, memory_order_seq_cst);
+
+		/* Bounded: a worker hands its buffer at each batch end, the link takes it at once;
+		 * a stopping broker does not wait. */
+		for (unsigned n = 0;
+		     atomic_load_explicit(&rt->lanes[i].taken, memory_order_acquire) < c &&
+		     n < 2000 && !cl_rt_stopping(rt);
+		     n++)
+			usleep(500);
+	}
+}
+
 /* Hands a retained write (one reference, taken over) to every worker's replica. */
 static void cl_rt_deliver(struct cl_retain *rt, struct msg *m)
 {
 	struct cluster *cl = rt->cl;
 
-	m->rseq = atomic_fetch_add_explicit(&cl->b->shared.retain_seq, 1, memory_order_relaxed) + 1;
+	m->rseq = rt->rseq;
 	pthread_mutex_lock(&rt->mu);
 	if (!rt->workers_started) {
 		if (rt->nsnap == rt->snap_cap) {
@@ -547,6 +597,7 @@ static void cl_rt_entry(struct cl_retain *rt, kvEntry *e)
 	const char *key = kvEntry_Key(e);
 	int what;
 
+	cl_rt_fence(rt);
 	pthread_mutex_lock(&rt->mu);
 	what = cl_rt_decide(rt, key, strlen(key), e);
 	pthread_mutex_unlock(&rt->mu);
@@ -568,8 +619,21 @@ static void cl_rt_read_back(struct cl_retain *rt, const char *key, size_t klen)
 	natsStatus s = kvStore_Get(&e, rt->kv, key);
 	uint64_t hash;
 	struct cl_rkey *k;
+	bool busy;
 	long tl;
 
+	if (s == NATS_OK || s == NATS_NOT_FOUND) {
+		/* A write of ours in flight again: it settles the key, the value read is older. */
+		cl_rt_fence(rt);
+		pthread_mutex_lock(&rt->mu);
+		k = cl_rkey_find(rt, key, klen, &hash);
+		busy = k && k->pending;
+		pthread_mutex_unlock(&rt->mu);
+		if (busy) {
+			kvEntry_Destroy(e);
+			return;
+		}
+	}
 	if (s == NATS_OK) {
 		cl_rt_apply(rt, e);
 		kvEntry_Destroy(e);
@@ -626,6 +690,7 @@ static void cl_rt_release(struct cl_retain *rt)
 		kvEntry *e = NULL;
 		bool get = false;
 
+		cl_rt_fence(rt);
 		pthread_mutex_lock(&rt->mu);
 		k = cl_rkey_find(rt, r->key, klen, &hash);
 		if (k) {
@@ -844,8 +909,10 @@ int cluster_retain_init(struct cluster *cl)
 	rt->subject = malloc(CLUSTER_SUBJECT_MAX + 1);
 	rt->topic = malloc(CLUSTER_SUBJECT_MAX + 1);
 	rt->chans = calloc(cl->nworkers, sizeof(*rt->chans));
-	if (!rt->subject || !rt->topic || !rt->chans)
+	rt->lanes = aligned_alloc(64, sizeof(*rt->lanes) * cl->nworkers);
+	if (!rt->subject || !rt->topic || !rt->chans || !rt->lanes)
 		return ST_ERR_NOMEM;
+	memset(rt->lanes, 0, sizeof(*rt->lanes) * cl->nworkers);
 	memcpy(rt->subject, cl->prefix.str, cl->prefix.len);
 	for (unsigned i = 0; i < cl->nworkers; i++)
 		if (chan_init(&rt->chans[i], CL_RT_CHAN, 0) != ST_OK)
@@ -961,6 +1028,7 @@ void cluster_retain_fini(struct cluster *cl)
 		chan_fini(&rt->chans[i]);
 	}
 	free(rt->chans);
+	free(rt->lanes);
 	free(rt->subject);
 	free(rt->topic);
 	pthread_cond_destroy(&rt->cond);
@@ -969,27 +1037,23 @@ void cluster_retain_fini(struct cluster *cl)
 	cl->rt = NULL;
 }
 
-/* One retained write from the bucket into this worker's replica, never to subscribers. */
+/*
+ * One retained write from the bucket into this worker's replica, never to subscribers. Its
+ * number decides against local writes (route.c numbers those too in a cluster, one worker or
+ * several, and keeps deletes as tombstones for that).
+ */
 static void cl_rt_store(struct worker *w, struct msg *m)
 {
-	void *old = NULL;
+	route_retain_apply(w, m);
+}
 
-	if (w->nworkers > 1) {
-		route_retain_apply(w, m);
-		return;
-	}
-	/* One worker keeps no tombstones (nothing races it): a delete removes. */
-	if (retain_set(w->retained, msg_topic(m), m->topic_len, m->payload_len ? msg_ref(m) : NULL,
-	               &old) != ST_OK) {
-		if (m->payload_len)
-			msg_unref(m);
-		return;
-	}
-	if (w->ps)
-		persist_retain(w, (struct st_bytes){msg_topic(m), m->topic_len},
-		               m->payload_len ? m : NULL);
-	if (old)
-		msg_unref(old);
+void cluster_retain_committed(struct worker *w)
+{
+	atomic_fetch_add_explicit(&w->b->cluster->rt->lanes[w->index].committed, 1,
+	                          memory_order_seq_cst);
+	/* route.c numbers the local write next (relaxed): a watcher that draws a later number
+	 * sees this count (cl_rt_fence). */
+	atomic_thread_fence(memory_order_release);
 }
 
 void cluster_retain_worker_init(struct worker *w)

@@ -171,7 +171,7 @@ static void sys_values(struct worker *w, uint64_t *v)
 	v[i++] = w->stats.bytes_received;
 	v[i++] = w->stats.bytes_sent;
 	v[i++] = subidx_count(w->subs);
-	v[i++] = retain_count(w->retained);
+	v[i++] = retain_count(w->retained) - w->tombs_stored; /* a cluster keeps tombstones */
 	v[i++] = w->stats.connections_total;
 	v[i++] = w->stats.protocol_errors;
 	v[i++] = w->output_memory;

@@ -14,6 +14,7 @@ reaches the bucket, other $ topics do; the bucket has three replicas.
 """
 
 import re
+import threading
 import time
 import unittest
 
@@ -250,6 +251,40 @@ class ClusterRetained(ClusterBase):
         self.assertIn(last, (b"a39", b"b39"))
         for n in (a, b, c):
             self.assertEqual(self.sys_of(n, "$SYS/broker/cluster/retained/failed"), 0)
+
+    def test_own_writes_never_go_back(self):
+        """While one client rewrites a topic on A, A's replica never shows an older value than
+        one it showed before: the bucket's echoes of A's own earlier writes never replace a
+        later local write (cluster_retain.c: cl_rt_fence and the writes in flight)."""
+        a, b = self.nodes
+        pub = self.client(broker=a)
+        chk = self.client(broker=a)
+        seen = []
+        stop = threading.Event()
+
+        def write():
+            for i in range(400):
+                pub.publish("mono/t", b"%d" % i, 0, retain=True)
+                if i % 50 == 0:
+                    time.sleep(0.01)
+            stop.set()
+        t = threading.Thread(target=write)
+        t.start()
+        try:
+            while not stop.is_set() or len(seen) < 5:
+                got = self.collect(chk, "mono/t", 0)
+                deadline = time.monotonic() + 1
+                while not len(got) and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                chk.collectors.clear()
+                self.unsubscribe(chk, "mono/t")
+                if len(got):
+                    seen.append(int(got[0].payload))
+        finally:
+            t.join()
+        self.assertEqual(seen, sorted(seen), "A went back to an older value: %r" % seen)
+        for node in (a, b):
+            self.wait_retained(node, "mono/t", b"399")
 
     def test_node_started_later_loads_the_bucket(self):
         a = self.nodes[0]
