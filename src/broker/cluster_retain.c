@@ -321,26 +321,17 @@ static void cl_rt_on_ack(jsCtx *js, natsMsg *nm, jsPubAck *pa, jsPubAckErr *pae,
 
 /*
  * Puts one write in the bucket, without waiting for its acknowledgement (link thread, or this
- * file's thread for the held writes). data is the envelope; an empty payload deletes.
+ * file's thread for the held writes). data is the envelope; del: its payload is empty, a
+ * delete.
  */
 static void cl_rt_publish(struct cl_retain *rt, const char *key, size_t klen, const uint8_t *data,
-                          uint32_t dlen)
+                          uint32_t dlen, bool del)
 {
 	char subj[CLUSTER_BUCKET_MAX + 8 + CLUSTER_SUBJECT_MAX + 1];
-	struct cluster_msg m;
 	natsMsg *nm = NULL;
 	jsPubOptions po;
 	natsStatus s;
-	bool del;
 
-	if (cluster_env_decode(data, dlen, &m) != ST_OK) {
-		pthread_mutex_lock(&rt->mu);
-		cl_rkey_done(rt, key, klen, 0);
-		pthread_mutex_unlock(&rt->mu);
-		cl_rt_count_failure(rt, key, "not a valid envelope");
-		return;
-	}
-	del = m.payload.len == 0;
 	memcpy(subj, rt->kv_prefix, rt->kv_prefix_len);
 	memcpy(subj + rt->kv_prefix_len, key, klen);
 	subj[rt->kv_prefix_len + klen] = '\0';
@@ -368,8 +359,15 @@ void cluster_retain_put(struct cluster *cl, const char *subject, const uint8_t *
 	const char *key = subject + cl->prefix.len;
 	size_t klen = strlen(key);
 	struct cluster_msg m;
+	_Atomic uint64_t *taken = NULL;
 	bool ready;
 
+	/* The worker wrote it: the envelope is valid. Its epoch says the worker (the cluster's
+	 * epoch plus its index), whose writes the watcher may wait for (cl_rt_fence). */
+	if (cluster_env_decode(data, len, &m) != ST_OK)
+		return;
+	if (m.epoch - cl->epoch < cl->nworkers)
+		taken = &rt->lanes[m.epoch - cl->epoch].taken;
 	pthread_mutex_lock(&rt->mu);
 	ready = rt->ready;
 	if (!ready) {
@@ -380,10 +378,8 @@ void cluster_retain_put(struct cluster *cl, const char *subject, const uint8_t *
 			h = malloc(sizeof(*h) + klen + 1 + len);
 		if (!h) {
 			pthread_mutex_unlock(&rt->mu);
-			if (cluster_env_decode(data, len, &m) == ST_OK &&
-			    m.epoch - cl->epoch < cl->nworkers)
-				atomic_fetch_add_explicit(&rt->lanes[m.epoch - cl->epoch].taken, 1,
-				                          memory_order_release);
+			if (taken)
+				atomic_fetch_add_explicit(taken, 1, memory_order_release);
 			cl_rt_count_failure(rt, key, "the bucket is not open");
 			return;
 		}
@@ -401,13 +397,11 @@ void cluster_retain_put(struct cluster *cl, const char *subject, const uint8_t *
 	}
 	cl_rkey_put(rt, key, klen);
 	pthread_mutex_unlock(&rt->mu);
-	/* Counted in flight: the watcher may decide about this key (cl_rt_fence). The envelope's
-	 * epoch says the worker (the cluster's epoch plus its index). */
-	if (cluster_env_decode(data, len, &m) == ST_OK && m.epoch - cl->epoch < cl->nworkers)
-		atomic_fetch_add_explicit(&rt->lanes[m.epoch - cl->epoch].taken, 1,
-		                          memory_order_release);
+	/* Counted in flight: the watcher may decide about this key now. */
+	if (taken)
+		atomic_fetch_add_explicit(taken, 1, memory_order_release);
 	if (ready)
-		cl_rt_publish(rt, key, klen, data, len);
+		cl_rt_publish(rt, key, klen, data, len, m.payload.len == 0);
 }
 
 /* The bucket just opened: the held writes go first, then the link thread's go straight. */
@@ -427,9 +421,12 @@ static void cl_rt_flush_held(struct cl_retain *rt)
 			return;
 		while (h) {
 			struct cl_rheld *next = h->next;
+			const uint8_t *data = h->bytes + h->klen + 1;
+			struct cluster_msg m;
 
-			cl_rt_publish(rt, (const char *)h->bytes, h->klen, h->bytes + h->klen + 1,
-			              h->dlen);
+			if (cluster_env_decode(data, h->dlen, &m) == ST_OK)
+				cl_rt_publish(rt, (const char *)h->bytes, h->klen, data, h->dlen,
+				              m.payload.len == 0);
 			free(h);
 			h = next;
 		}
