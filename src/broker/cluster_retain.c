@@ -27,16 +27,7 @@
  *   cluster_retain_worker_init, before it serves its first client. A node that cannot reach
  *   NATS in time starts serving and loads the bucket through the channels once it can.
  *
- * Last write wins everywhere: the bucket's stream orders every write of every node, and every
- * node ends up applying the last entry of each key. A node shows its own writes at once, so an
- * entry of the stream must not undo a newer local write: per key with writes of this node in
- * flight, the count of writes not yet acknowledged and the revision of the last acknowledged
- * one decide (cl_rt_decide). While a write is in flight, entries are held back (the latest
- * one is kept): the write may be stored before or after them. Once nothing is in flight, the
- * kept entry is applied if it is not older than this node's last write (it may be that write
- * itself: applying it again is harmless), and dropped otherwise; with nothing in flight, an
- * entry is applied unless older than the last acknowledged write. A failed write leaves the
- * replica holding what the bucket does not: the key is read back and that value applied.
+ * Which entry wins against this node's own writes: cluster_retain_keys.c.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -45,7 +36,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include <nats/nats.h>
 
@@ -53,6 +43,7 @@
 #include "cluster.h"
 #include "cluster/retained.h"
 #include "cluster_impl.h"
+#include "cluster_retain_impl.h"
 #include "index/msg.h"
 #include "index/retain.h"
 #include "persist.h"
@@ -69,216 +60,6 @@
 #define CL_RT_LOG_FAILURES 10 /* failures logged one by one; then one line per 1000 */
 
 enum { CL_E_RETAIN = 3 }; /* watcher -> worker: p1 a struct msg (the worker unrefs it) */
-
-/* A key with writes of this node in flight or not yet seen back from the bucket. */
-struct cl_rkey {
-	uint32_t pending; /* writes put, not yet acknowledged */
-	uint64_t own_rev; /* revision of the last acknowledged write */
-	uint64_t seen;    /* highest revision the watcher met for the key */
-	kvEntry *held;    /* the latest entry met while writes were in flight, or NULL */
-	bool queued;      /* on the release list: nothing in flight, held or need_get to do */
-	bool need_get;    /* a write failed: read the key back from the bucket */
-	uint16_t len;
-	char key[];
-};
-
-/* A write held while the bucket is not open, in order. */
-struct cl_rheld {
-	struct cl_rheld *next;
-	uint32_t klen, dlen;
-	uint8_t bytes[]; /* key, NUL, data */
-};
-
-/* A key whose writes are all answered, for this file's thread to settle (cl_rt_release). */
-struct cl_rrepair {
-	struct cl_rrepair *next;
-	char key[];
-};
-
-/*
- * One worker's retained writes: committed to its buffer (the worker), and taken by the link
- * thread, which counts them in flight (pending) for their keys. The watcher decides about an
- * entry only once every write committed before it has been taken (cl_rt_fence).
- */
-struct cl_rt_lane {
-	_Alignas(64) _Atomic uint64_t committed;
-	_Atomic uint64_t taken;
-};
-
-struct cl_retain {
-	struct cluster *cl;
-	struct cl_rt_lane *lanes; /* one per worker */
-	uint64_t rseq;            /* the write number of the entry being applied (thread) */
-	char bucket[CLUSTER_BUCKET_MAX];
-	char kv_prefix[CLUSTER_BUCKET_MAX + 8]; /* "$KV.<bucket>." */
-	size_t kv_prefix_len;
-	struct chan *chans; /* one per worker, this file's thread -> the worker */
-
-	pthread_t thread;
-	bool thread_started;
-	_Atomic bool stop;
-	_Atomic bool reopen; /* a write found no bucket: open (create) it again */
-	uint64_t reopened;   /* monotonic ms of the last reopen (thread only) */
-	jsCtx *js;
-	kvStore *kv;
-	kvWatcher *watcher;
-	uint64_t seed;
-	char *subject; /* "<cluster prefix><key>" being decoded (thread only) */
-	uint8_t *topic;
-	uint64_t loaded; /* entries of the current watch's first pass (thread only) */
-	bool initial;    /* the current watch is in its first pass */
-
-	/* Under mu: shared by the link thread (puts), the delivery thread (acknowledgements),
-	 * this file's thread and cluster_start. Nobody calls libnats while holding it. */
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	bool ready;           /* the bucket is open: writes go straight to it */
-	bool loaded_once;     /* the first load is complete */
-	bool open_failed;     /* the bucket could not be opened (no JetStream?): do not wait */
-	bool workers_started; /* entries go through the channels, no longer to snap */
-	struct hmap keys;     /* struct cl_rkey by XXH3 of the key */
-	struct cl_rheld *held_head, *held_tail;
-	uint64_t held_bytes;
-	struct cl_rrepair *repairs, *repairs_tail; /* keys to settle, in order */
-	uint64_t repair_after; /* monotonic ms: a read back failed, try again then (thread) */
-	struct msg **snap;     /* the first load, for cluster_retain_worker_init */
-	size_t nsnap, snap_cap;
-
-	/* Counters: each written by one thread, read by $SYS and the metrics. */
-	_Atomic uint64_t stored;   /* delivery thread: writes the bucket acknowledged */
-	_Atomic uint64_t failed;   /* link and delivery threads: writes refused or lost */
-	_Atomic uint64_t received; /* this file's thread: entries applied to the replicas */
-	_Atomic uint64_t invalid;  /* this file's thread: entries that are no retained message */
-};
-
-struct cl_rkey_key {
-	const char *key;
-	size_t len;
-};
-
-static bool cl_rkey_eq(const void *val, const void *key)
-{
-	const struct cl_rkey *k = val;
-	const struct cl_rkey_key *q = key;
-
-	return k->len == q->len && memcmp(k->key, q->key, q->len) == 0;
-}
-
-static uint64_t cl_rt_hash(const struct cl_retain *rt, const char *key, size_t len)
-{
-	return XXH3_64bits_withSeed(key, len, rt->seed);
-}
-
-static struct cl_rkey *cl_rkey_find(struct cl_retain *rt, const char *key, size_t len,
-                                    uint64_t *hash)
-{
-	struct cl_rkey_key q = {key, len};
-
-	*hash = cl_rt_hash(rt, key, len);
-	return hmap_find(&rt->keys, *hash, cl_rkey_eq, &q);
-}
-
-/* Forgets a key once nothing of this node is in flight, unseen or to settle (under mu). */
-static void cl_rkey_settle(struct cl_retain *rt, struct cl_rkey *k, uint64_t hash)
-{
-	if (k->pending == 0 && k->seen >= k->own_rev && !k->held && !k->queued) {
-		hmap_remove(&rt->keys, hash, k);
-		free(k);
-	}
-}
-
-/* One more write of this node in flight for key (under mu). */
-static void cl_rkey_put(struct cl_retain *rt, const char *key, size_t len)
-{
-	uint64_t hash;
-	struct cl_rkey *k = cl_rkey_find(rt, key, len, &hash);
-
-	if (k) {
-		k->pending++;
-		return;
-	}
-	k = calloc(1, sizeof(*k) + len);
-	if (!k || hmap_insert(&rt->keys, hash, k) != ST_OK) {
-		/* Out of memory: the key's older entries may show until its own comes back. */
-		free(k);
-		return;
-	}
-	k->pending = 1;
-	k->len = (uint16_t)len;
-	memcpy(k->key, key, len);
-}
-
-/* Puts k on the release list, once (under mu). */
-static void cl_rkey_queue(struct cl_retain *rt, struct cl_rkey *k)
-{
-	struct cl_rrepair *r;
-
-	if (k->queued)
-		return;
-	r = malloc(sizeof(*r) + k->len + 1u);
-	if (!r)
-		return;
-	r->next = NULL;
-	memcpy(r->key, k->key, k->len);
-	r->key[k->len] = '\0';
-	if (rt->repairs_tail)
-		rt->repairs_tail->next = r;
-	else
-		rt->repairs = r;
-	rt->repairs_tail = r;
-	k->queued = true;
-}
-
-/* A write of key ended: acknowledged at rev, or failed (rev 0) (under mu). */
-static void cl_rkey_done(struct cl_retain *rt, const char *key, size_t len, uint64_t rev)
-{
-	uint64_t hash;
-	struct cl_rkey *k = cl_rkey_find(rt, key, len, &hash);
-
-	if (!k)
-		return;
-	if (k->pending)
-		k->pending--;
-	if (rev > k->own_rev)
-		k->own_rev = rev;
-	if (!rev)
-		k->need_get = true;
-	/* Nothing in flight any more: what was kept back is settled by this file's thread,
-	 * the only one that applies entries (cl_rt_release). */
-	if (k->pending == 0 && (k->held || k->need_get))
-		cl_rkey_queue(rt, k);
-	cl_rkey_settle(rt, k, hash);
-}
-
-enum { CL_RT_APPLY, CL_RT_DROP, CL_RT_KEPT };
-
-/* What the watcher does with entry e of key (under mu); CL_RT_KEPT: e is the key's now. */
-static int cl_rt_decide(struct cl_retain *rt, const char *key, size_t len, kvEntry *e)
-{
-	uint64_t hash, rev = kvEntry_Revision(e);
-	struct cl_rkey *k = cl_rkey_find(rt, key, len, &hash);
-	int what = CL_RT_DROP;
-
-	if (!k)
-		return CL_RT_APPLY;
-	if (rev > k->seen)
-		k->seen = rev;
-	if (k->pending) {
-		/* Our write may be stored before or after it: keep the latest until all are
-		 * answered. */
-		kvEntry_Destroy(k->held);
-		k->held = e;
-		what = CL_RT_KEPT;
-	} else {
-		/* Later in the stream than what was kept: that one is of no use any more. */
-		kvEntry_Destroy(k->held);
-		k->held = NULL;
-		if (rev >= k->own_rev)
-			what = CL_RT_APPLY;
-	}
-	cl_rkey_settle(rt, k, hash);
-	return what;
-}
 
 static void cl_rt_count_failure(struct cl_retain *rt, const char *key, const char *why)
 {
