@@ -850,7 +850,8 @@ void cluster_retain_drain(struct worker *w)
 	struct chan_entry e;
 	bool any = false;
 
-	while (chan_pop(ch, &e)) {
+	/* Bounded per batch end: the watcher may refill the channel meanwhile. */
+	for (unsigned n = 0; n < CL_RT_CHAN && chan_pop(ch, &e); n++) {
 		cl_rt_store(w, e.p1);
 		msg_unref(e.p1);
 		any = true;
