@@ -24,10 +24,11 @@
  *   u32 b (bytes of the second: the NATS payload), then a bytes, then b bytes.
  */
 enum {
-	CL_REC_PUB = 1,        /* subject, NATS payload (envelope head + payload) */
-	CL_REC_SUB = 2,        /* an MQTT filter a session gained */
-	CL_REC_UNSUB = 3,      /* an MQTT filter a session lost */
-	CL_REC_PUB_RETAIN = 4, /* as CL_REC_PUB, and a retained write for the bucket */
+	CL_REC_PUB = 1,   /* subject, NATS payload (envelope head + payload) */
+	CL_REC_SUB = 2,   /* an MQTT filter a session gained */
+	CL_REC_UNSUB = 3, /* an MQTT filter a session lost */
+	/* 4..6 are main's (queue groups, hello): this one is 7, so the two merge. */
+	CL_REC_PUB_RETAIN = 7, /* as CL_REC_PUB, and a retained write for the bucket */
 };
 
 struct cl_rec {
