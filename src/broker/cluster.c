@@ -70,6 +70,7 @@ int cluster_worker_init(struct worker *w)
 	if (!l->topic)
 		return ST_ERR_NOMEM;
 	w->cl = l;
+	cluster_retain_worker_init(w);
 	cl_arm(l);
 	return ST_OK;
 }
@@ -180,6 +181,12 @@ void cluster_publish(struct worker *w, struct session *origin, const struct pub_
 		return;
 	}
 	memcpy(p + h, v->payload.ptr, v->payload.len);
+	/* A retained write also goes to the bucket (cluster_retain.c). */
+	if (retain && w->b->cfg.retain_available) {
+		cl_commit(l, CL_REC_PUB_RETAIN, (uint32_t)n + 1, (uint32_t)h + v->payload.len);
+		cluster_retain_committed(w);
+		return;
+	}
 	cl_commit(l, CL_REC_PUB, (uint32_t)n + 1, (uint32_t)h + v->payload.len);
 }
 
@@ -354,6 +361,7 @@ void cluster_drain(struct worker *w)
 	}
 	if (n)
 		chan_release(&l->in);
+	cluster_retain_drain(w);
 }
 
 bool cluster_before_wait(struct worker *w)
@@ -362,7 +370,7 @@ bool cluster_before_wait(struct worker *w)
 
 	atomic_store_explicit(&l->idle, true, memory_order_seq_cst);
 	atomic_thread_fence(memory_order_seq_cst);
-	if (chan_peek(&l->in)) {
+	if (chan_peek(&l->in) || cluster_retain_waiting(w)) {
 		atomic_store_explicit(&l->idle, false, memory_order_relaxed);
 		return false;
 	}

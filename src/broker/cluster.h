@@ -36,16 +36,20 @@ struct pub_view;
 
 /* The cluster's figures for $SYS and the metrics (relaxed loads of their counters). */
 struct cluster_figures {
-	bool connected;         /* the NATS connection is up */
-	uint64_t subscriptions; /* NATS subscriptions held */
-	uint64_t sent;          /* messages published on NATS */
-	uint64_t received;      /* messages from NATS handed to a worker */
-	uint64_t duplicates;    /* second copies of a message (overlapping filters), dropped */
-	uint64_t dropped;       /* messages lost on the way out or in (sum of the reasons) */
-	uint64_t dropped_out;   /* not published: backlog over its bound, NATS refused them */
-	uint64_t dropped_in;    /* received and lost: a worker's channel full, a slow consumer */
-	uint64_t invalid;       /* received and refused: not a message of this cluster */
-	uint64_t too_long;      /* kept on their node: subject or filter beyond NATS's limits */
+	bool connected;           /* the NATS connection is up */
+	uint64_t subscriptions;   /* NATS subscriptions held */
+	uint64_t sent;            /* messages published on NATS */
+	uint64_t received;        /* messages from NATS handed to a worker */
+	uint64_t duplicates;      /* second copies of a message (overlapping filters), dropped */
+	uint64_t dropped;         /* messages lost on the way out or in (sum of the reasons) */
+	uint64_t dropped_out;     /* not published: backlog over its bound, NATS refused them */
+	uint64_t dropped_in;      /* received and lost: a worker's channel full, a slow consumer */
+	uint64_t invalid;         /* received and refused: not a message of this cluster */
+	uint64_t too_long;        /* kept on their node: subject or filter beyond NATS's limits */
+	uint64_t retained_stored; /* retained writes the bucket acknowledged */
+	uint64_t retained_failed; /* retained writes refused, unanswered or not sent */
+	uint64_t retained_received; /* entries of the bucket applied to this node's replicas */
+	uint64_t retained_invalid;  /* entries of the bucket that are no retained message */
 };
 
 /*

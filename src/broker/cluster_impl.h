@@ -24,12 +24,13 @@
  *   u32 b (bytes of the second: the NATS payload), then a bytes, then b bytes.
  */
 enum {
-	CL_REC_PUB = 1,    /* subject, NATS payload (envelope head + payload) */
-	CL_REC_SUB = 2,    /* an MQTT filter a session gained */
-	CL_REC_UNSUB = 3,  /* an MQTT filter a session lost */
-	CL_REC_QSUB = 4,   /* a cluster-wide shared group made: "$share/GROUP/FILTER" */
-	CL_REC_QUNSUB = 5, /* and dropped */
-	CL_REC_HELLO = 6,  /* a client connected: its id, then 8 bytes of wall-clock ns */
+	CL_REC_PUB = 1,        /* subject, NATS payload (envelope head + payload) */
+	CL_REC_SUB = 2,        /* an MQTT filter a session gained */
+	CL_REC_UNSUB = 3,      /* an MQTT filter a session lost */
+	CL_REC_QSUB = 4,       /* a cluster-wide shared group made: "$share/GROUP/FILTER" */
+	CL_REC_QUNSUB = 5,     /* and dropped */
+	CL_REC_HELLO = 6,      /* a client connected: its id, then 8 bytes of wall-clock ns */
+	CL_REC_PUB_RETAIN = 7, /* as CL_REC_PUB, and a retained write for the bucket */
 };
 
 struct cl_rec {
@@ -151,6 +152,8 @@ struct cluster {
 	_Atomic uint64_t duplicates;  /* delivery thread */
 	_Atomic uint64_t dropped_in;  /* delivery thread, and libnats's slow consumer */
 	_Atomic uint64_t invalid;     /* delivery thread and workers */
+
+	struct cl_retain *rt; /* the retained messages' bucket (cluster_retain.c) */
 };
 
 /* A message from NATS, read (subject NUL-terminated) and destroyed (cluster_link.c). */
@@ -165,6 +168,29 @@ int cluster_link_connect(struct cluster *cl);
 
 /* Closes NATS and waits for its threads (the link thread, last). */
 void cluster_link_close(struct cluster *cl);
+
+/*
+ * The retained messages' bucket (cluster_retain.c): set up in cluster_init, its thread started
+ * after the connect (waiting for the first load), stopped before the connection closes.
+ */
+int cluster_retain_init(struct cluster *cl);
+int cluster_retain_start(struct cluster *cl);
+void cluster_retain_stop(struct cluster *cl);
+void cluster_retain_fini(struct cluster *cl);
+
+/* The link thread: a retained write (subject and envelope of a CL_REC_PUB_RETAIN) to put. */
+void cluster_retain_put(struct cluster *cl, const char *subject, const uint8_t *data, uint32_t len);
+
+/* A worker committed a CL_REC_PUB_RETAIN record (before it numbers the local write). */
+void cluster_retain_committed(struct worker *w);
+
+/* A worker's side: the first load into its replica (init), entries since (batch end). */
+void cluster_retain_worker_init(struct worker *w);
+void cluster_retain_drain(struct worker *w);
+bool cluster_retain_waiting(struct worker *w);
+
+struct cluster_figures;
+void cluster_retain_figures(const struct cluster *cl, struct cluster_figures *f);
 
 /* A worker's eventfd write, when the flag says it sleeps (any thread). */
 void cluster_wake(_Atomic bool *idle, int efd);

@@ -552,7 +552,10 @@ static void cl_records(struct cluster *cl, uint8_t *buf, uint32_t len)
 		const uint8_t *a = buf + off + sizeof(*r);
 
 		switch (r->type) {
-		case CL_REC_PUB: {
+		case CL_REC_PUB:
+		case CL_REC_PUB_RETAIN: {
+			/* A retained write still goes to the bucket when the live copy is dropped:
+			 * it is state, rarer, and the watcher's fence counts it as taken. */
 			natsStatus s = full ? NATS_INSUFFICIENT_BUFFER
 			                    : natsConnection_Publish(cl->nc, (const char *)a,
 			                                             a + r->a, (int)r->b);
@@ -562,6 +565,8 @@ static void cl_records(struct cluster *cl, uint8_t *buf, uint32_t len)
 			else
 				atomic_fetch_add_explicit(&cl->dropped_out, 1,
 				                          memory_order_relaxed);
+			if (r->type == CL_REC_PUB_RETAIN)
+				cluster_retain_put(cl, (const char *)a, a + r->a, r->b);
 			break;
 		}
 		case CL_REC_SUB:
@@ -736,7 +741,7 @@ int cluster_init(struct broker *b)
 	cl->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (cl->efd < 0)
 		return ST_ERR_SYS;
-	return ST_OK;
+	return cluster_retain_init(cl);
 }
 
 int cluster_start(struct broker *b)
@@ -759,7 +764,7 @@ int cluster_start(struct broker *b)
 	}
 	pthread_setname_np(cl->thread, "st-cluster");
 	cl->thread_started = true;
-	return ST_OK;
+	return cluster_retain_start(cl);
 }
 
 void cluster_link_close(struct cluster *cl)
@@ -807,6 +812,7 @@ void cluster_stop(struct broker *b)
 		log_msg(&cl->log, LOG_T_ERROR, "Cluster: eventfd: %s", strerror(errno));
 	pthread_join(cl->thread, NULL);
 	cl->thread_started = false;
+	cluster_retain_stop(cl);
 	cluster_link_close(cl);
 }
 
@@ -832,6 +838,7 @@ void cluster_fini(struct broker *b)
 		free(g);
 	}
 	cl_origins_clear(&cl->origins);
+	cluster_retain_fini(cl);
 	for (unsigned i = 0; cl->lanes && i < cl->nworkers; i++) {
 		struct cluster_lane *l = &cl->lanes[i];
 		struct chan_entry e;
@@ -889,5 +896,6 @@ bool cluster_figures(const struct broker *b, struct cluster_figures *f)
 	        .too_long = atomic_load_explicit(&cl->too_long, memory_order_relaxed),
 	};
 	f->dropped = f->dropped_out + f->dropped_in;
+	cluster_retain_figures(cl, f);
 	return true;
 }

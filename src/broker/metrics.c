@@ -360,6 +360,19 @@ static void metrics_cluster_of(struct mtext *t, const struct cluster_figures f)
 	        {"starling_cluster_too_long_total", "counter",
 	         "Topics and filters kept on this node: their NATS subject would be too long.",
 	         f.too_long},
+	        {"starling_cluster_retained_stored_total", "counter",
+	         "Retained writes of this node the cluster's bucket acknowledged.",
+	         f.retained_stored},
+	        {"starling_cluster_retained_failed_total", "counter",
+	         "Retained writes of this node lost on the way to the bucket (refused, not "
+	         "acknowledged, not sent).",
+	         f.retained_failed},
+	        {"starling_cluster_retained_received_total", "counter",
+	         "Entries of the cluster's retained bucket applied to this node's store.",
+	         f.retained_received},
+	        {"starling_cluster_retained_invalid_total", "counter",
+	         "Entries of the cluster's retained bucket refused: not a retained message.",
+	         f.retained_invalid},
 	};
 
 	for (unsigned i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {

@@ -357,14 +357,15 @@ void route_retain_apply(struct worker *w, struct msg *m)
 
 /*
  * A retained PUBLISH sets or deletes the topic's retained message. With several workers the
- * message is numbered (rseq) so that every replica keeps the same last write.
+ * message is numbered (rseq) so that every replica keeps the same last write; so it is in a
+ * cluster, whose bucket's writes race the local ones (cluster_retain.c).
  */
 static void route_retain_store(struct worker *w, struct pub_view *v, uint8_t qos)
 {
 	void *old = NULL;
 	struct msg *m = NULL;
 
-	if (w->nworkers > 1) {
+	if (w->nworkers > 1 || w->cl) {
 		m = route_promote(v, qos, true);
 		if (!m)
 			return;

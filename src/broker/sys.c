@@ -70,6 +70,12 @@ static const struct sys_topic sys_topics[] = {
         {"$SYS/broker/cluster/messages/duplicates", SYS_COUNT},
         {"$SYS/broker/cluster/messages/invalid", SYS_COUNT},
         {"$SYS/broker/cluster/messages/too_long", SYS_COUNT},
+        /* The retained messages' bucket: writes it acknowledged, writes lost (refused, not
+         * answered, not sent), its entries applied here, its entries refused. */
+        {"$SYS/broker/cluster/retained/stored", SYS_COUNT},
+        {"$SYS/broker/cluster/retained/failed", SYS_COUNT},
+        {"$SYS/broker/cluster/retained/received", SYS_COUNT},
+        {"$SYS/broker/cluster/retained/invalid", SYS_COUNT},
 };
 
 _Static_assert(sizeof(sys_topics) / sizeof(sys_topics[0]) <= SYS_TOPICS_MAX, "SYS_TOPICS_MAX");
@@ -97,6 +103,10 @@ static void sys_cluster_values(const struct broker *b, uint64_t *v)
 	v[5] = f.duplicates;
 	v[6] = f.invalid;
 	v[7] = f.too_long;
+	v[8] = f.retained_stored;
+	v[9] = f.retained_failed;
+	v[10] = f.retained_received;
+	v[11] = f.retained_invalid;
 }
 
 /* With several workers, worker 0 publishes the sums of every worker's last snapshot. */
@@ -161,7 +171,7 @@ static void sys_values(struct worker *w, uint64_t *v)
 	v[i++] = w->stats.bytes_received;
 	v[i++] = w->stats.bytes_sent;
 	v[i++] = subidx_count(w->subs);
-	v[i++] = retain_count(w->retained);
+	v[i++] = retain_count(w->retained) - w->tombs_stored; /* a cluster keeps tombstones */
 	v[i++] = w->stats.connections_total;
 	v[i++] = w->stats.protocol_errors;
 	v[i++] = w->output_memory;

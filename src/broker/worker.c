@@ -505,8 +505,10 @@ static void worker_housekeeping(struct worker *w)
 			l->armed = true;
 		}
 	}
-	if (w->nworkers > 1) {
+	/* Tombstones: kept with several workers, and in a cluster (route_retain_store). */
+	if (w->nworkers > 1 || w->cl)
 		worker_tombs_expire(w);
+	if (w->nworkers > 1) {
 		worker_snapshot(w);
 		if (w->index == 0)
 			reload_housekeeping(w);
