@@ -1,0 +1,676 @@
+"""A Starling cluster on NATS (issue 14), first milestone: three starlingd nodes joined through a
+three-server NATS cluster (clusterlib.ClusterCase: nats-server processes with routes on
+loopback ports, node i connected to NATS server i first), real clients on different nodes.
+
+What crosses: every local PUBLISH goes once to NATS; a node subscribes on NATS to the subjects
+of the distinct filters its own clients hold (`a/#` takes two: `a.>` and `a`) and delivers
+what arrives to its matching subscribers once, at min(publish QoS, granted QoS), in publisher
+order, MQTT 5 properties kept, 3.1.1 and 5.0 mixed. `+`, `#` and the parent-level rule,
+`$`-topics (but not for filters starting with a wildcard), topics whose levels need escaping
+in NATS subjects; `$SYS` stays per node. The nodes' `$SYS/broker/cluster/...` topics and
+`starling_cluster_*` metrics count it; a node with no subscriber receives nothing. A NATS
+server killed: its node reconnects through another and traffic resumes; all of them killed:
+every node goes on as a lone broker and rejoins; a node killed: the others go on.
+
+Subscription interest crosses NATS routes asynchronously: each test waits for it with probes
+(ClusterCase.wait_interest) before it counts. Skipped, saying why, without nats-server, and
+against Mosquitto (which has no cluster).
+"""
+
+import re
+import socket
+import subprocess
+import time
+
+from clusterlib import (DISCONNECTED_RX, RECONNECTED_RX, ClusterCase, by_payload,
+                        skip_without_nats)
+from harness import (MOSQUITTO_PUB, MOSQUITTO_SUB, MQTT5, PUBLISH, PacketTypes, RawClient,
+                     SubscribeOptions, client_cmd, mqtt5, pprops, prop, props, starling_only,
+                     sub_options, unique_id)
+
+QUIET_S = 0.5  # after the last expected message, for a duplicate or a stray one to show
+CLUSTER_SYS = "$SYS/broker/cluster/"
+
+
+def cluster_only(cls):
+    return skip_without_nats(starling_only("Mosquitto has no cluster")(cls))
+
+
+class Case(ClusterCase):
+    def exactly(self, got, expected, timeout=10.0, quiet=QUIET_S):
+        """Waits until `got` holds every payload of `expected`, then `quiet` s more: each
+        arrived exactly once and nothing else did. Returns the messages."""
+        want = set(expected)
+        self.wait_for(lambda: want <= set(got.payloads()), timeout,
+                      lambda: "missing %r (got %r)" % (sorted(want - set(got.payloads()))[:10],
+                                                        got.snapshot()[:10]))
+        time.sleep(quiet)
+        # Probes (wait_interest) aimed at other subscribers may reach this one late.
+        msgs = [m for m in got if not m.payload.startswith(b"probe")]
+        counts = by_payload(msgs)
+        self.assertEqual({p: n for p, n in counts.items() if n != 1}, {},
+                         "delivered more than once")
+        self.assertEqual(set(counts), want, "unexpected messages")
+        return msgs
+
+    def raw5_on(self, i, client_id=None, **kw):
+        """An MQTT 5 RawClient connected to node i (CONNACK 0)."""
+        r = RawClient(self.node(i).port, timeout=5.0, version=MQTT5)
+        self.defer(r.close)
+        ca = r.connect(client_id or unique_id("r"), True, 60, **kw)
+        self.assertEqual(ca.rc, 0)
+        return r
+
+    def sys_int(self, i, leaf):
+        return int(self.node_sys(i, CLUSTER_SYS + leaf))
+
+
+@cluster_only
+class CrossNode(Case):
+    """Pub/sub between nodes."""
+
+    def test_connected_log_and_sys(self):
+        for i in range(self.NODES):
+            node_id, cluster, url = self.wait_connected(i)
+            self.assertEqual((node_id, cluster), ("node%d" % i, self.cname))
+            self.assertEqual(url, self.nats[i].url, "node%d connects to its own server first" % i)
+            self.assertEqual(self.node_sys(i, CLUSTER_SYS + "connected"), "1")
+            self.wait_node_metric(i, lambda v: v == 1, "starling_cluster_connected")
+
+    def test_qos_matrix(self):
+        """Each publish QoS to each granted QoS, between nodes: delivered at the minimum,
+        exactly once, retain 0; publishers on node 0 and on node 2."""
+        for pub_node, sub_nodes in ((0, (1, 2)), (2, (0, 1))):
+            topic = "qm%d" % pub_node
+            subs = {}
+            for n in sub_nodes:
+                for sq in range(3):
+                    c = self.client(broker=self.node(n))
+                    subs[(n, sq)] = self.collect(c, topic + "/#", sq)
+            pub = self.client(broker=self.node(pub_node))
+            self.wait_interest(pub, topic + "/probe", *subs.values())
+            for pq in range(3):
+                self.publish(pub, "%s/%d" % (topic, pq), b"p%d" % pq, pq)
+            for (n, sq), got in subs.items():
+                with self.subTest(pub=pub_node, sub=n, granted=sq):
+                    msgs = self.exactly(got, [b"p0", b"p1", b"p2"], quiet=0.1)
+                    for m in msgs:
+                        pq = int(m.payload[1:])
+                        self.assertEqual(m.qos, min(pq, sq), m)
+                        self.assertEqual(m.topic, "%s/%d" % (topic, pq))
+                        self.assertFalse(m.retain, m)
+                        self.assertFalse(m.dup, m)
+
+    def test_publisher_and_subscriber_on_the_same_node_get_one_copy(self):
+        """A node that publishes on NATS a topic it is itself subscribed to must not deliver
+        its own message a second time when NATS echoes it back."""
+        here = self.client(broker=self.node(0))
+        got_here = self.collect(here, "echo/#", 2)
+        there = self.client(broker=self.node(1))
+        got_there = self.collect(there, "echo/#", 2)
+        pub = self.client(broker=self.node(0))
+        self.wait_interest(pub, "echo/probe", got_there, got_here)
+        for q in range(3):
+            self.publish(pub, "echo/%d" % q, b"e%d" % q, q)
+        self.exactly(got_there, [b"e0", b"e1", b"e2"])
+        self.exactly(got_here, [b"e0", b"e1", b"e2"], quiet=0)
+
+    def test_wildcards(self):
+        """+, #, the parent level of `#`, on the receiving node, against a set of topics
+        published on another node."""
+        filters = {
+            "w/+/x": {"w/a/x", "w/b/x", "w//x"},
+            "w/#": {"w", "w/a/x", "w/b/x", "w//x", "w/a", "w/a/b/c", "w/a/x/y", "w/"},
+            "w/a/#": {"w/a/x", "w/a", "w/a/b/c", "w/a/x/y"},
+            "+/a": {"w/a", "v/a"},
+            "w/+": {"w/a", "w/"},
+            "+": {"w", "v"},
+            "+/+/x/#": {"w/a/x", "w/b/x", "w//x", "w/a/x/y", "wx/a/x"},
+        }
+        topics = sorted(set().union(*filters.values()) | {"v/a", "v", "wx/a/x", "v/w/a"})
+        pub = self.client(broker=self.node(0))
+        got = {}
+        for n, (flt, expect) in enumerate(sorted(filters.items())):
+            c = self.client(broker=self.node(1 + n % 2))
+            got[flt] = self.collect(c, flt, 1)
+        # Probe each filter with a topic it matches (probes reach the others too: every list
+        # is cleared once the last probe of all has arrived where it was aimed).
+        for flt, lst in got.items():
+            self.wait_interest(pub, sorted(filters[flt])[0], lst)
+        for lst in got.values():
+            lst.clear()
+        for t in topics:
+            self.publish(pub, t, t.encode(), 1)
+        for flt, lst in got.items():
+            with self.subTest(filter=flt):
+                msgs = self.exactly(lst, [t.encode() for t in filters[flt]], quiet=0.1)
+                self.assertTrue(all(m.topic == m.payload.decode() for m in msgs))
+
+    def test_dollar_topics(self):
+        """`$`-topics other than $SYS cross; a filter starting with + or # does not match
+        them on the receiving node either [MQTT-4.7.2-1]."""
+        subs = {}
+        for n, flt in enumerate(("#", "+/x", "$app/#", "$app/+", "+/+")):
+            c = self.client(broker=self.node(1 + n % 2))
+            subs[flt] = self.collect(c, flt, 1)
+        pub = self.client(broker=self.node(0))
+        for flt, topic in (("#", "app/x"), ("+/x", "app/x"), ("$app/#", "$app/x"),
+                           ("$app/+", "$app/x"), ("+/+", "app/x")):
+            self.wait_interest(pub, topic, subs[flt])
+        for lst in subs.values():
+            lst.clear()
+        self.publish(pub, "$app/x", b"dollar", 1)
+        self.publish(pub, "app/x", b"plain", 1)
+        self.exactly(subs["$app/#"], [b"dollar"])
+        self.exactly(subs["$app/+"], [b"dollar"], quiet=0)
+        for flt in ("#", "+/x", "+/+"):
+            self.exactly(subs[flt], [b"plain"], quiet=0)
+
+    def test_sys_stays_per_node(self):
+        """Nothing of $SYS goes on NATS: a NATS subscriber to the whole cluster prefix sees
+        the nodes' traffic but none of their $SYS (published every second), and a $SYS
+        subscriber on one node hears only that node's (one uptime a second, not three)."""
+        nc = self.nats_client(1)
+        sid = nc.sub(self.cname + ".>")
+        nc.flush()
+        for i in range(self.NODES):  # every node wants $SYS: nothing of it crosses anyway
+            c = self.client(broker=self.node(i))
+            self.collect(c, "$SYS/#", 0)
+        c = self.client(broker=self.node(2))
+        uptimes = self.collect(c, "$SYS/broker/uptime", 0)
+        since = time.monotonic()
+        pub = self.client(broker=self.node(0))
+        deadline = time.monotonic() + 5
+        seen = []
+        while time.monotonic() < deadline:  # until a publish of ours is seen on NATS
+            self.publish(pub, "sys/witness", b"w", 0)
+            try:
+                seen.append(nc.next_msg(timeout=0.2, sid=sid).subject)
+            except socket.timeout:
+                continue
+            break
+        self.assertTrue(seen, "no node publishes on NATS")
+        end = time.monotonic() + 2.5
+        while time.monotonic() < end:
+            try:
+                seen.append(nc.next_msg(timeout=0.2, sid=sid).subject)
+            except socket.timeout:
+                pass
+        self.assertEqual([s for s in seen if "SYS" in s], [], "$SYS on NATS")
+        self.assertEqual(set(seen), {self.cname + ".m.sys.witness"})
+        elapsed = time.monotonic() - since
+        self.assertLessEqual(len(uptimes), int(elapsed) + 2,
+                             "more uptimes than one node publishes in %.1f s: %r"
+                             % (elapsed, uptimes.payloads()))
+        self.assertGreaterEqual(len(uptimes), 1)
+
+    def test_escaped_levels(self):
+        """Levels NATS subjects cannot hold as they are (spaces, dots, '*', '>', empty levels,
+        non-ASCII UTF-8, the escape character itself) cross unchanged, each matched exactly by
+        its own filter and by wildcards as in MQTT."""
+        topics = ["esc/sp ace", "esc/dot.ted", "esc/st*r", "esc/gt>", "esc/*", "esc/>",
+                  "esc/.", "esc/..", "esc//b", "esc/", "/lead", "esc/\u00fc/\u65e5\u672c",
+                  "esc/=24", "esc/=", "esc/=2E", "esc/a.b/c", "esc/a/b.c", "esc/tab\there",
+                  "esc/#x", "esc/+x", "esc/$y", "esc/\U0001F600"]
+        pub = self.client(broker=self.node(0))
+        every = self.client(broker=self.node(1))
+        got_all = self.collect(every, "#", 1)
+        plus = self.client(broker=self.node(1))
+        got_plus = self.collect(plus, "esc/+", 1)
+        exact = {}
+        for n, t in enumerate(topics):
+            c = self.client(broker=self.node(2))
+            exact[t] = self.collect(c, t, 1)
+        for t in topics:
+            self.wait_interest(pub, t, exact[t])
+        self.wait_interest(pub, "esc/probe", got_all, got_plus)
+        for lst in list(exact.values()):
+            lst.clear()
+        for n, t in enumerate(topics):
+            self.publish(pub, t, b"%d" % n, 1)
+        msgs = self.exactly(got_all, [b"%d" % n for n in range(len(topics))])
+        self.assertEqual(sorted((int(m.payload), m.topic) for m in msgs), list(enumerate(topics)))
+        one_level = [t for t in topics if t.startswith("esc/") and t.count("/") == 1]
+        msgs = self.exactly(got_plus, [b"%d" % topics.index(t) for t in one_level], quiet=0)
+        for t in topics:
+            with self.subTest(topic=t):
+                msgs = self.exactly(exact[t], [b"%d" % topics.index(t)], quiet=0)
+                self.assertEqual(msgs[0].topic, t)
+
+    def test_overlapping_filters_once(self):
+        """A node holding several filters that match one message (NATS sends it once per
+        matching NATS subscription) delivers it once to each of its clients, at the highest
+        QoS granted to that client; its NATS subscriptions are one per distinct filter."""
+        x = self.client(broker=self.node(1))
+        for flt, q in (("ov/#", 0), ("ov/+/c", 2), ("ov/b/c", 1), ("#", 1), ("+/b/#", 0)):
+            self.subscribe(x, flt, q)
+        y = self.client(broker=self.node(1))
+        self.subscribe(y, "ov/b/c", 1)
+        z = self.client(broker=self.node(2))
+        self.subscribe(z, "ov/#", 1)
+        self.subscribe(z, "ov/b/+", 2)
+        pub = self.client(broker=self.node(0))
+        self.wait_interest(pub, "ov/b/c", x.messages, y.messages, z.messages)
+        self.publish(pub, "ov/b/c", b"q1", 1)
+        self.publish(pub, "ov/b/c", b"q2", 2)
+        self.publish(pub, "ov/b/c", b"q0", 0)
+        mx = self.exactly(x.messages, [b"q0", b"q1", b"q2"])
+        my = self.exactly(y.messages, [b"q0", b"q1", b"q2"], quiet=0)
+        mz = self.exactly(z.messages, [b"q0", b"q1", b"q2"], quiet=0)
+        self.assertEqual(sorted((m.payload, m.qos) for m in mx),
+                         [(b"q0", 0), (b"q1", 1), (b"q2", 2)])
+        self.assertEqual(sorted((m.payload, m.qos) for m in my),
+                         [(b"q0", 0), (b"q1", 1), (b"q2", 1)])
+        self.assertEqual(sorted((m.payload, m.qos) for m in mz),
+                         [(b"q0", 0), (b"q1", 1), (b"q2", 2)])
+        c = self.cname
+        want1 = sorted(["%s.m.ov.>" % c, "%s.m.ov" % c, "%s.m.ov.*.c" % c, "%s.m.ov.b.c" % c,
+                        "%s.m.>" % c, "%s.m.*.b.>" % c, "%s.m.*.b" % c])
+        want2 = sorted(["%s.m.ov.>" % c, "%s.m.ov" % c, "%s.m.ov.b.*" % c])
+        self.assertEqual(self.nats_subjects(1), want1)
+        self.assertEqual(self.nats_subjects(2), want2)
+        self.assertEqual(self.nats_subjects(0), [])
+        self.wait_node_sys(1, lambda v: v == 7, CLUSTER_SYS + "subscriptions")
+        self.wait_node_metric(1, lambda v: v == 7, "starling_cluster_subscriptions")
+        self.wait_node_metric(2, lambda v: v == 3, "starling_cluster_subscriptions")
+        self.wait_node_metric(0, lambda v: v == 0, "starling_cluster_subscriptions")
+        # Interest follows the clients: x leaves, y's filter stays; then y unsubscribes.
+        x.disconnect()
+        self.wait_for(lambda: self.nats_subjects(1) == ["%s.m.ov.b.c" % c], 5,
+                      lambda: "node1 still holds %r" % self.nats_subjects(1))
+        self.wait_node_metric(1, lambda v: v == 1, "starling_cluster_subscriptions")
+        self.unsubscribe(y, "ov/b/c")
+        self.wait_for(lambda: self.nats_subjects(1) == [], 5,
+                      lambda: "node1 still holds %r" % self.nats_subjects(1))
+        self.wait_node_sys(1, lambda v: v == 0, CLUSTER_SYS + "subscriptions")
+
+    def test_publisher_order(self):
+        """500 QoS 1 messages (and 300 QoS 0, 200 QoS 2) from one publisher arrive in order
+        on two other nodes."""
+        subs = []
+        for n in (1, 2):
+            c = self.client(broker=self.node(n))
+            subs.append(self.collect(c, "ord/#", 2))
+        pub = self.client(broker=self.node(0))
+        self.wait_interest(pub, "ord/probe", *subs)
+        for q, count in ((1, 500), (0, 300), (2, 200)):
+            for lst in subs:
+                lst.clear()
+            infos = [pub.publish("ord/%d" % q, b"%d" % i, q) for i in range(count)]
+            for info in infos:
+                info.wait_for_publish(10)
+            for n, lst in zip((1, 2), subs):
+                with self.subTest(qos=q, node=n):
+                    msgs = self.wait_messages(lst, count, timeout=20)
+                    self.assertEqual([int(m.payload) for m in msgs], list(range(count)))
+                    self.assertTrue(all(m.qos == q for m in msgs))
+            time.sleep(0.2)
+            self.assertEqual([len(lst) for lst in subs], [count, count], "duplicates")
+
+    def test_mosquitto_clients(self):
+        """mosquitto_sub on one node, mosquitto_pub on another, at QoS 2."""
+        sub = self.spawn(client_cmd(MOSQUITTO_SUB, self.node(2), "-v", "-q", "2", "-t", "mc/#",
+                                    "-d"))
+        self.assertIsNotNone(sub.wait_line(lambda l: "suback" in l.lower()), sub.output())
+        pub = self.client(broker=self.node(0))
+        deadline = time.monotonic() + 10
+        while not sub.wait_line(lambda l: l.startswith("mc/probe "), 0.2):
+            self.assertLess(time.monotonic(), deadline, "no probe crossed:\n" + sub.output())
+            self.publish(pub, "mc/probe", b"p")
+        for i in range(5):
+            r = subprocess.run(client_cmd(MOSQUITTO_PUB, self.node(0), "-q", "2", "-t",
+                                          "mc/t%d" % i, "-m", "hello %d" % i),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10)
+            self.assertEqual(r.returncode, 0, r.stdout)
+        for i in range(5):
+            self.assertIsNotNone(sub.wait_line(lambda l, i=i: l == "mc/t%d hello %d" % (i, i), 5),
+                                 sub.output())
+        time.sleep(QUIET_S)
+        lines = [l for l in sub.lines() if l.startswith("mc/t")]
+        self.assertEqual(len(lines), 5, lines)
+
+
+@cluster_only
+class CrossNodeV5(Case):
+    """MQTT 5 properties and 3.1.1 / 5.0 interop between nodes."""
+
+    def full_props(self, expiry=None):
+        p = pprops(PacketTypes.PUBLISH, PayloadFormatIndicator=1, ContentType="text/plain",
+                   ResponseTopic="reply/to", CorrelationData=b"\x00corr\xff",
+                   UserProperty=[("a", "1"), ("b", "2"), ("a", "3"), ("\u00fc", "\u65e5")])
+        if expiry is not None:
+            p.MessageExpiryInterval = expiry
+        return p
+
+    def test_properties_cross(self):
+        v5 = self.client5(broker=self.node(1))
+        got5 = self.collect(v5, "p5/#", 2)
+        v3 = self.client(broker=self.node(2))
+        got3 = self.collect(v3, "p5/#", 1)
+        pub = self.client5(broker=self.node(0))
+        self.wait_interest(pub, "p5/probe", got5, got3)
+        self.publish(pub, "p5/full", b"F", 2, properties=self.full_props(expiry=3600))
+        self.publish(pub, "p5/none", b"N", 1)
+        m5 = {m.payload: m for m in self.exactly(got5, [b"F", b"N"])}
+        m3 = {m.payload: m for m in self.exactly(got3, [b"F", b"N"], quiet=0)}
+        p = m5[b"F"].props
+        self.assertEqual(m5[b"F"].qos, 2)
+        self.assertEqual(p.PayloadFormatIndicator, 1)
+        self.assertEqual(p.ContentType, "text/plain")
+        self.assertEqual(p.ResponseTopic, "reply/to")
+        self.assertEqual(p.CorrelationData, b"\x00corr\xff")
+        self.assertEqual(p.UserProperty, [("a", "1"), ("b", "2"), ("a", "3"),
+                                          ("\u00fc", "\u65e5")])
+        self.assertTrue(3590 <= p.MessageExpiryInterval <= 3600, p.MessageExpiryInterval)
+        none = m5[b"N"].props
+        for attr in ("ContentType", "ResponseTopic", "CorrelationData", "UserProperty",
+                     "MessageExpiryInterval", "PayloadFormatIndicator"):
+            self.assertFalse(hasattr(none, attr), "%s on a message published without" % attr)
+        self.assertEqual((m3[b"F"].topic, m3[b"F"].qos), ("p5/full", 1))
+        self.assertEqual((m3[b"N"].topic, m3[b"N"].qos), ("p5/none", 1))
+
+    def test_311_publisher_to_v5_subscriber(self):
+        v5 = self.client5(broker=self.node(2))
+        got = self.collect(v5, "p3/#", 2)
+        pub = self.client(broker=self.node(1))
+        self.wait_interest(pub, "p3/probe", got)
+        self.publish(pub, "p3/x", b"from 3.1.1", 2)
+        m = self.exactly(got, [b"from 3.1.1"])[0]
+        self.assertEqual((m.topic, m.qos), ("p3/x", 2))
+        self.assertFalse(hasattr(m.props, "UserProperty"))
+
+    def test_topic_alias_and_subscription_identifier(self):
+        """A publisher's Topic Alias belongs to its connection: the other node delivers the
+        full topic. A Subscription Identifier is the receiving subscriber's own."""
+        r = self.raw5_on(1)
+        self.assertEqual(r.subscribe([("ta/#", sub_options(1))],
+                                     properties=props((mqtt5.SUBSCRIPTION_ID, 77))), [1])
+        p = self.raw5_on(0, properties=b"")
+        deadline = time.monotonic() + 10
+        while True:  # probes: the alias-free topic until node 1's interest reached node 0
+            p.publish_acked("ta/probe", b"probe", 1)
+            try:
+                got = r.expect(PUBLISH, timeout=0.2)
+                break
+            except (AssertionError, TimeoutError):
+                self.assertLess(time.monotonic(), deadline, "no probe crossed")
+        r.ack(got)
+        r.drain(quiet=0.3, ack=True)
+        p.publish_acked("ta/aliased", b"A1", 1, properties=prop(mqtt5.TOPIC_ALIAS, 3))
+        p.publish_acked("", b"A2", 1, properties=prop(mqtt5.TOPIC_ALIAS, 3))
+        msgs = r.recv_publishes(2)
+        self.assertEqual([(m.topic, m.payload) for m in msgs],
+                         [("ta/aliased", b"A1"), ("ta/aliased", b"A2")])
+        for m in msgs:
+            self.assertEqual(m.props.all(mqtt5.SUBSCRIPTION_ID), [77], m)
+            self.assertIsNone(m.topic_alias, m)
+
+    def test_retain_flag_of_live_messages(self):
+        """A retained message published on one node reaches live subscribers of another with
+        retain 0, or 1 with Retain As Published [MQTT-3.3.1-9, -3.3.1-12, -3.3.1-13]."""
+        plain = self.client5(broker=self.node(1))
+        got_plain = self.collect(plain, "rt/#", 1)
+        rap = self.client5(broker=self.node(2))
+        got_rap = self.collect(rap, "rt/#", options=SubscribeOptions(
+            qos=1, retainAsPublished=True))
+        pub = self.client5(broker=self.node(0))
+        self.wait_interest(pub, "rt/probe", got_plain, got_rap)
+        self.publish(pub, "rt/live", b"R", 1, retain=True)
+        self.assertFalse(self.exactly(got_plain, [b"R"])[0].retain)
+        self.assertTrue(self.exactly(got_rap, [b"R"], quiet=0)[0].retain)
+        self.publish(pub, "rt/live", b"", 1, retain=True)  # leave nothing retained
+
+    def test_mosquitto_v5_clients(self):
+        """mosquitto_pub -V mqttv5 -D publish ... on one node, mosquitto_sub -V mqttv5 -F on
+        another: the properties printed are the ones sent."""
+        fmt = "MSG %t|%q|%F|%C|%R|%D|%E|%P|%p"
+        sub = self.spawn(client_cmd(MOSQUITTO_SUB, self.node(1), "-V", "mqttv5", "-q", "1",
+                                    "-t", "mv/#", "-F", fmt, "-d"))
+        self.assertIsNotNone(sub.wait_line(lambda l: "suback" in l.lower()), sub.output())
+        pub = self.client(broker=self.node(2))
+        deadline = time.monotonic() + 10
+        while not sub.wait_line(lambda l: l.startswith("MSG mv/probe|"), 0.2):
+            self.assertLess(time.monotonic(), deadline, "no probe crossed:\n" + sub.output())
+            self.publish(pub, "mv/probe", b"p")
+        r = subprocess.run(client_cmd(
+            MOSQUITTO_PUB, self.node(2), "-V", "mqttv5", "-q", "1", "-t", "mv/x", "-m", "body",
+            "-D", "publish", "content-type", "app/x", "-D", "publish", "response-topic", "mv/r",
+            "-D", "publish", "correlation-data", "cd", "-D", "publish", "user-property", "k",
+            "v", "-D", "publish", "payload-format-indicator", "1", "-D", "publish",
+            "message-expiry-interval", "600"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            timeout=10)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        line = sub.wait_line(lambda l: l.startswith("MSG mv/x|"), 5)
+        self.assertIsNotNone(line, sub.output())
+        f = line[4:].split("|")
+        self.assertEqual(f[:7], ["mv/x", "1", "1", "app/x", "mv/r", "cd", f[6]])
+        self.assertTrue(590 <= int(f[6]) <= 600, line)
+        self.assertEqual(f[7:], ["k:v", "body"])
+
+
+@cluster_only
+class Counters(Case):
+    """$SYS/broker/cluster/* and the starling_cluster_* metrics."""
+
+    def test_idle_node_receives_nothing(self):
+        """Nodes 0 and 1 exchange messages; node 2 has no subscriber: it holds no NATS
+        subscription and receives nothing, while the others count what they sent and got."""
+        sub = self.client(broker=self.node(1))
+        got = self.collect(sub, "cnt/#", 1)
+        pub = self.client(broker=self.node(0))
+        probes = self.wait_interest(pub, "cnt/probe", got)
+        n = 100
+        for i in range(n):
+            self.publish(pub, "cnt/%d" % (i % 7), b"%d" % i, i % 3)
+        self.exactly(got, [b"%d" % i for i in range(n)])
+        self.assertEqual(self.nats_subjects(2), [])
+        sent0 = self.wait_node_sys(0, lambda v: v == n + probes, CLUSTER_SYS + "messages/sent")
+        recv1 = self.wait_node_sys(1, lambda v: n < v <= n + probes,
+                                   CLUSTER_SYS + "messages/received")
+        for i, leaf, want in ((0, "received", 0), (1, "sent", 0), (2, "sent", 0),
+                              (2, "received", 0), (0, "dropped", 0), (1, "dropped", 0),
+                              (2, "dropped", 0)):
+            with self.subTest(node=i, counter=leaf):
+                self.assertEqual(self.sys_int(i, "messages/" + leaf), want)
+        self.assertEqual(self.sys_int(1, "subscriptions"), 2)  # cnt.> and cnt
+        self.assertEqual(self.sys_int(2, "subscriptions"), 0)
+        # The metrics say the same.
+        m = [self.node_metrics(i) for i in range(3)]
+
+        def val(i, name):
+            return m[i].get((name, frozenset()))
+
+        self.assertEqual(val(0, "starling_cluster_messages_sent_total"), sent0)
+        self.assertEqual(val(1, "starling_cluster_messages_received_total"), recv1)
+        self.assertEqual(val(2, "starling_cluster_messages_received_total"), 0)
+        self.assertEqual(val(2, "starling_cluster_messages_sent_total"), 0)
+        for i in range(3):
+            self.assertEqual(val(i, "starling_cluster_connected"), 1)
+            self.assertEqual(val(i, "starling_cluster_messages_dropped_total"), 0)
+        self.assertEqual(val(1, "starling_cluster_subscriptions"), 2)
+        self.assertEqual(val(2, "starling_cluster_subscriptions"), 0)
+
+    def test_sys_not_counted_and_foreign_messages_refused(self):
+        """$SYS publications are never sent; a message on a cluster subject without the
+        cluster's head (a foreign NATS publisher) is delivered to nobody and the node goes
+        on."""
+        sub = self.client(broker=self.node(1))
+        got = self.collect(sub, "fx/#", 1)
+        pub = self.client(broker=self.node(0))
+        probes = self.wait_interest(pub, "fx/probe", got)
+        nc = self.nats_client(1)
+        junk = [b"", b"hello", b"\xc0", b"\xc0\x53", b"\xc0\x53\x01", b"\xc0\x53\x09\xff\xff",
+                b"\xc0\x53\x01\x00\x05\xff\xff\xff\xff\xff\xff",   # node id past the end
+                b"\xc0\x53\x01\x03\x04\x01x\x00junk",                  # QoS 3
+                b"\xc0\x53\x01\x00\x07\x01x\x00junk",                  # protocol level 7
+                b"\xc0\x53\x01\x00\x04\x01x\x02\x01\x01junk",      # properties at level 4
+                b"\xc0\x53\x01\x00\x05\x01x\x03\x23\x00\x01junk",  # a Topic Alias
+                b"\xc0\x53\x01\x00\x05\x01x\x05\x03\x00\x09junk",  # a string past its block
+                b"\xc0\x53\x01\x00\x05\x01x\xff\xff\xff\xff\xffjunk"]  # a varint of 5 bytes
+        for data in junk:
+            nc.pub(self.cname + ".m.fx.junk", data)
+        nc.pub(self.cname + ".m.fx.bad=zz", b"\xc0\x53\x01\x00\x04\x01xbad escape")
+        # Then a well-formed head from the same connection: NATS keeps one connection's order,
+        # so once it is delivered every message before it was handled.
+        nc.pub(self.cname + ".m.fx.fence", b"\xc0\x53\x01\x00\x04\x07foreign\x00fence")
+        nc.flush()
+        msgs = self.exactly(got, [b"fence"])
+        self.assertEqual((msgs[0].topic, msgs[0].qos), ("fx/fence", 0))
+        self.publish(pub, "fx/after", b"after", 1)
+        self.exactly(got, [b"fence", b"after"])
+        self.assertTrue(self.node(1).alive())
+        # Over two sys_intervals node 0 sent only what its client published.
+        time.sleep(2.2)
+        self.assertEqual(self.sys_int(0, "messages/sent"), probes + 1)
+
+
+@cluster_only
+class DefaultName(Case):
+    """No cluster_name: subjects start with "starling"; what goes on NATS, seen by a raw
+    NATS subscriber."""
+
+    cluster_name = ""
+    NODES = 2
+
+    def test_subjects_on_the_wire(self):
+        nc = self.nats_client(2)
+        sid = nc.sub("starling.>")
+        nc.flush()
+        pub = self.client(broker=self.node(0))
+        deadline = time.monotonic() + 5
+        while True:
+            self.publish(pub, "wire/probe", b"p", 0)
+            try:
+                nc.next_msg(timeout=0.2, sid=sid)
+                break
+            except socket.timeout:
+                self.assertLess(time.monotonic(), deadline, "nothing on NATS")
+        time.sleep(0.3)
+        try:
+            while True:
+                nc.next_msg(timeout=0.2, sid=sid)
+        except socket.timeout:
+            pass
+        cases = [("wire/a.b", "starling.m.wire.a=2Eb"), ("$app/x y", "starling.d.=24app.x=20y"),
+                 ("wire//", "starling.m.wire.=.="), ("wire/\u00e9", "starling.m.wire.=C3=A9")]
+        for topic, _ in cases:
+            self.publish(pub, topic, b"payload", 1)
+        self.publish(pub, "$SYS/not", b"x", 0)
+        got = []
+        for _ in cases:
+            got.append(nc.next_msg(timeout=2, sid=sid))
+        self.assertEqual([m.subject for m in got], [s for _, s in cases])
+        for m in got:
+            self.assertTrue(m.data.startswith(b"\xc0\x53"), m)
+            self.assertTrue(m.data.endswith(b"payload"), m)
+        with self.assertRaises(socket.timeout):
+            extra = nc.next_msg(timeout=0.5, sid=sid)
+            self.fail("one more message on NATS: %r" % extra)
+
+    def test_default_node_id(self):
+        """Without cluster_node_id the node calls itself HOSTNAME:PORT (its first
+        listener)."""
+        lines = [l for l in self.node_lines(1) if not l.startswith("cluster_node_id")]
+        node = self.start_node(2, wait=False, lines=lines)
+        node_id, cluster, _ = self.wait_connected(2)
+        self.assertEqual(node_id, "%s:%d" % (socket.gethostname(), node.port))
+        self.assertEqual(cluster, "starling")
+        self.wait_crossing(2, 0)
+
+
+@cluster_only
+class NatsServerLoss(Case):
+    """NATS servers killed under the nodes (each test of this class may kill some; setUp
+    brings them back)."""
+
+    def test_server_killed_node_reconnects_through_another(self):
+        sub1 = self.client(broker=self.node(1))
+        got1 = self.collect(sub1, "nk/#", 1)
+        sub2 = self.client(broker=self.node(2))
+        got2 = self.collect(sub2, "nk/#", 1)
+        pub0 = self.client(broker=self.node(0))
+        pub1 = self.client(broker=self.node(1))
+        self.wait_interest(pub0, "nk/probe", got1, got2)
+        self.nats.kill(1)
+        self.wait_node_log(1, DISCONNECTED_RX)
+        line = self.wait_node_log(1, RECONNECTED_RX)[0]
+        url = re.search(RECONNECTED_RX, line).group(1)
+        self.assertIn(url, (self.nats[0].url, self.nats[2].url))
+        for i in (0, 2):  # the nodes on the other servers did not notice
+            self.assertNotRegex(self.node(i).log_text(), DISCONNECTED_RX)
+        self.wait_node_sys(1, lambda v: v == 1, CLUSTER_SYS + "connected")
+        # Node 1's subscriptions were made again on its new server; its publications go on.
+        self.wait_interest(pub0, "nk/probe", got1, got2)
+        self.wait_interest(pub1, "nk/probe1", got2, got1)
+        for i in range(20):
+            self.publish(pub0, "nk/a", b"a%d" % i, 1)
+            self.publish(pub1, "nk/b", b"b%d" % i, 1)
+        want = [b"a%d" % i for i in range(20)] + [b"b%d" % i for i in range(20)]
+        self.exactly(got1, want)
+        self.exactly(got2, want, quiet=0)
+
+    def test_all_servers_killed_nodes_go_on_alone_and_rejoin(self):
+        sub1 = self.client(broker=self.node(1))
+        got1 = self.collect(sub1, "all/#", 1)
+        pub0 = self.client(broker=self.node(0))
+        self.wait_interest(pub0, "all/probe", got1)
+        for i in range(3):
+            self.nats.kill(i)
+        for i in range(self.NODES):
+            self.wait_node_log(i, DISCONNECTED_RX)
+            self.wait_node_sys(i, lambda v: v == 0, CLUSTER_SYS + "connected")
+        self.wait_node_metric(0, lambda v: v == 0, "starling_cluster_connected")
+        # Each node is still a broker for its own clients.
+        local = self.client(broker=self.node(0))
+        got_local = self.collect(local, "all/#", 1)
+        self.publish(pub0, "all/local", b"L", 1)
+        self.exactly(got_local, [b"L"])
+        # A subscription made during the outage is made on NATS after it.
+        sub2 = self.client(broker=self.node(2))
+        got2 = self.collect(sub2, "all/#", 1)
+        for i in range(3):
+            self.nats.restart(i, wait=False)
+        self.nats.wait_formed()
+        for i in range(self.NODES):
+            self.wait_node_log(i, RECONNECTED_RX, timeout=15)
+            self.wait_node_sys(i, lambda v: v == 1, CLUSTER_SYS + "connected")
+        got1.clear()
+        got_local.clear()
+        self.wait_interest(pub0, "all/probe", got1, got2, got_local, timeout=15)
+        self.publish(pub0, "all/after", b"A", 1)
+        for lst in (got1, got2, got_local):
+            self.exactly(lst, [b"A"])
+
+
+@cluster_only
+class NodeLoss(Case):
+    def test_node_killed_others_go_on(self):
+        got = {}
+        for i in range(3):
+            c = self.client(broker=self.node(i))
+            got[i] = self.collect(c, "nl/#", 1)
+        pub0 = self.client(broker=self.node(0))
+        self.wait_interest(pub0, "nl/probe", got[1], got[2], got[0])
+        self.assertEqual(len(self.nats_subjects(2)), 2)
+        self.kill_node(2)
+        # Its NATS connection is gone, and its subscriptions with it.
+        self.wait_for(lambda: self.nats_subjects(2) == [], 5)
+        for i in range(10):
+            self.publish(pub0, "nl/x", b"x%d" % i, 1)
+        self.exactly(got[1], [b"x%d" % i for i in range(10)])
+        self.exactly(got[0], [b"x%d" % i for i in range(10)], quiet=0)
+        self.assertEqual(self.sys_int(0, "messages/dropped"), 0)
+        # Its client comes back through another node (a clean session: milestone 1 moves no
+        # session), and a restarted node 2 joins again.
+        back = self.client(broker=self.node(1))
+        got_back = self.collect(back, "nl/#", 1)
+        self.publish(pub0, "nl/y", b"y", 1)
+        self.exactly(got_back, [b"y"])
+        self.start_node(2)
+        self.wait_crossing(0, 2, "nl/probe2")
+        self.wait_crossing(2, 1, "nl/probe3")
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
