@@ -146,6 +146,7 @@ start_nats() {
 			[ "$i" = "$j" ] || routes="$routes${routes:+, }nats-route://127.0.0.1:${cports[$j]}"
 		done
 		conf=$WORK/nats$i.conf
+		rm -rf "$WORK/js$i"  # a fresh JetStream store: an old run's meta group would stall
 		mkdir -p "$WORK/js$i"
 		cat >"$conf" <<CONF
 server_name: n$i
