@@ -50,9 +50,11 @@ UNIT_TESTS := $(patsubst test/%.c,%,$(wildcard test/test_*.c))
 # persistence log's records (src/store/).
 REL_LIBS   := -luring -lxxhash -ljemalloc -lssl -lcrypto -lisal -lm
 ASAN_LIBS  := -luring -lxxhash -lssl -lcrypto -lisal -lm
-# libsystemd: sd_notify(3) for systemd's Type=notify (src/broker/service.c); the broker's
-# library needs it, the tools do not.
-SD_LIBS    := -lsystemd
+# libsystemd: sd_notify(3) for systemd's Type=notify (src/broker/service.c); libnats (the NATS
+# C client): the cluster's connection (src/broker/cluster_link.c). The broker's library needs
+# them, the tools do not.
+NATS_LIBS := $(shell pkg-config --libs libnats 2>/dev/null || echo -lnats)
+SD_LIBS    := -lsystemd $(NATS_LIBS)
 # Unit tests whose threads meet (make tsan runs them).
 TSAN_UNIT_TESTS := test_chan test_ring test_resolve
 
@@ -242,10 +244,7 @@ PROBES := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/probe_*.c))
 $(B)/bench/probe_%: bench/probe_%.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -o $@ $< -luring -lpthread
-# libnats (the NATS C client, pkg-config libnats): the probe of its cost per message
-# (kernel-notes/cluster.md). Not linked into starlingd: the cluster's NATS connection (issue 14)
-# will add $(NATS_LIBS) there if it is built on libnats.
-NATS_LIBS := $(shell pkg-config --libs libnats 2>/dev/null || echo -lnats)
+# libnats: the probe of its cost per message (kernel-notes/cluster.md).
 $(B)/bench/probe_nats: bench/probe_nats.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -o $@ $< $(NATS_LIBS) -lpthread

@@ -74,6 +74,11 @@ static void test_round_trip(void)
 					                                  with_props
 					                                          ? (uint32_t)plen
 					                                          : 0},
+					                        .epoch = 0xA1B2C3D4u,
+					                        .lane = level * 7u + qos,
+					                        .seq = 0x0102030405060708ull +
+					                               (uint64_t)retain,
+					                        .expiry_s = qos ? 0 : 0xFFFFFFFFu,
 					                        .payload = bytes("hello\0world"),
 					                },
 					        d;
@@ -86,6 +91,10 @@ static void test_round_trip(void)
 					CU_ASSERT_EQUAL(d.origin.len, 11);
 					CU_ASSERT_EQUAL(memcmp(d.origin.ptr, "node-a:1883", 11), 0);
 					CU_ASSERT_EQUAL(d.props.len, m.props.len);
+					CU_ASSERT_EQUAL(d.epoch, m.epoch);
+					CU_ASSERT_EQUAL(d.lane, m.lane);
+					CU_ASSERT_EQUAL(d.seq, m.seq);
+					CU_ASSERT_EQUAL(d.expiry_s, m.expiry_s);
 					if (with_props)
 						CU_ASSERT_EQUAL(memcmp(d.props.ptr, props, plen),
 						                0);
@@ -98,14 +107,23 @@ static void test_round_trip(void)
 	origin[CLUSTER_NODE_ID_MAX] = '\0';
 	struct cluster_msg m = {.qos = 1, .retain = true, .level = 4, .origin = bytes(origin)}, d;
 	size_t n = encode(&m, buf, sizeof(buf));
-	CU_ASSERT_EQUAL(n, CLUSTER_ENV_FIXED + CLUSTER_NODE_ID_MAX);
+	CU_ASSERT_EQUAL(n, CLUSTER_ENV_FIXED + CLUSTER_NODE_ID_MAX + CLUSTER_ENV_TAIL);
 	CU_ASSERT_EQUAL_FATAL(decode(buf, n, &d), ST_OK);
 	CU_ASSERT_EQUAL(d.payload.len, 0);
 	CU_ASSERT_EQUAL(d.origin.len, CLUSTER_NODE_ID_MAX);
 	/* The exact bytes of a small head. */
-	static const uint8_t want[] = {0xC0, 0x53, 1, 0x06, 5, 1, 'A', 0, 'x'};
-	struct cluster_msg s = {
-	        .qos = 2, .retain = true, .level = 5, .origin = bytes("A"), .payload = bytes("x")};
+	static const uint8_t want[] = {0xC0, 0x53, 1, 0x06, 5, 1, 'A', 0,   0xDE, 0xAD,
+	                               0xBE, 0xEF, 0, 0,    0, 9, 0,   0,   0,    0,
+	                               0,    1,    2, 3,    0, 0, 0,   120, 'x'};
+	struct cluster_msg s = {.qos = 2,
+	                        .retain = true,
+	                        .level = 5,
+	                        .origin = bytes("A"),
+	                        .epoch = 0xDEADBEEFu,
+	                        .lane = 9,
+	                        .seq = 0x10203,
+	                        .expiry_s = 120,
+	                        .payload = bytes("x")};
 	CU_ASSERT_EQUAL(encode(&s, buf, sizeof(buf)), sizeof(want));
 	CU_ASSERT_EQUAL(memcmp(buf, want, sizeof(want)), 0);
 }

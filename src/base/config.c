@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "config_cluster.h"
 #include "config_compat.h"
 #include "config_include.h"
 #include "config_listener.h"
@@ -972,6 +973,11 @@ static int parse_compat(struct config *cfg, const struct words *w, const struct 
 	                         at->errlen);
 	if (rc != CONFIG_LIMITS_NOT_MINE)
 		return rc;
+	/* So have the cluster's (config_cluster.c). */
+	rc = config_cluster_parse(cfg, w->name, w->v, w->n, at->path, at->line, at->err,
+	                          at->errlen);
+	if (rc != CONFIG_CLUSTER_NOT_MINE)
+		return rc;
 	/* So have the bridges' `connection` blocks (config_bridge.c). */
 	rc = config_bridge_parse(cfg, w->name, w->v, w->n, w->rest, at->path, at->line, at->err,
 	                         at->errlen);
@@ -1104,6 +1110,8 @@ int config_load_file(struct config *cfg, const char *path, char *err, size_t err
 		/* Every file is read: each bridge block is complete. */
 		if (rc == ST_OK)
 			rc = config_bridge_finish(cfg, err, errlen);
+		if (rc == ST_OK)
+			rc = config_cluster_finish(cfg, err, errlen);
 	}
 	return rc;
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "config_bridge.h"
+#include "config_cluster.h"
 #include "config_limits.h"
 
 #define CONFIG_LISTENERS_MAX 16
@@ -231,6 +232,8 @@ struct config {
 	unsigned notices_dropped;
 	/* Limits, queues and client identifiers (issue 16; config_limits.h). */
 	struct config_limits limits;
+	/* The cluster through NATS (issue 14; config_cluster.h). */
+	struct config_cluster cluster;
 	/* Bridges (issue 12; config_bridge.h): `connection` blocks in file order, allocated. */
 	struct config_bridge *bridges;
 	unsigned bridge_count;

@@ -3,6 +3,7 @@
  * through the ring, so no handler and no global flag), daemonizing, the pid file.
  */
 #include "broker.h"
+#include "cluster.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -740,6 +741,10 @@ int broker_init(struct broker *b, const struct config *cfg)
 	if (b->priv.drop)
 		log_msg(&b->log, LOG_T_NOTICE, "Running as user %s (uid %u, gid %u).", b->priv.name,
 		        (unsigned)b->priv.uid, (unsigned)b->priv.gid);
+	/* Memory only: libnats's threads start in broker_run, after a fork to the background. */
+	ret = cluster_init(b);
+	if (ret != ST_OK)
+		return ret;
 	if (cfg->daemonize && broker_daemonize(b) != ST_OK)
 		return ST_ERR_SYS;
 	return broker_pid_file(b);
@@ -800,6 +805,10 @@ int broker_run(struct broker *b)
 	}
 	for (unsigned i = 0; i < b->nworkers; i++)
 		b->workers[i].b = b;
+	if (cluster_start(b) != ST_OK) {
+		free(threads);
+		return 1;
+	}
 	for (; started < b->nworkers; started++)
 		if (pthread_create(&threads[started], NULL, broker_worker_main,
 		                   &b->workers[started]) != 0)
@@ -820,6 +829,7 @@ int broker_run(struct broker *b)
 			ret = (int)(intptr_t)res;
 	}
 	free(threads);
+	cluster_stop(b);
 	if (b->nworkers > 1)
 		xw_discard(b);
 	/* Every worker has stopped: what follows (freeing, a sanitizer's exit checks) serves no
@@ -835,6 +845,7 @@ void broker_fini(struct broker *b)
 	for (unsigned i = 0; b->workers && i < b->nworkers; i++)
 		worker_fini(&b->workers[i]);
 	free(b->workers);
+	cluster_fini(b);
 	for (unsigned i = 0; i < b->nworkers * b->nlisten; i++)
 		close(b->listen_fds[i]);
 	free(b->listen_fds);

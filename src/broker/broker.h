@@ -144,6 +144,7 @@ struct broker_shared {
 
 struct broker {
 	struct config cfg;            /* effective configuration */
+	struct cluster *cluster;      /* the cluster through NATS, or NULL (cluster.h) */
 	struct log log;               /* log destinations */
 	struct privdrop priv;         /* whom a root start becomes (`user`, base/privdrop.h) */
 	uint32_t max_packet;          /* largest packet accepted from a client, header included */

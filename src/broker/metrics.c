@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "cluster.h"
 #include "http/metrics_text.h"
 #include "index/retain.h"
 #include "sys.h"
@@ -335,6 +336,51 @@ static void metrics_bridges(struct mtext *t, const struct broker *b)
 	}
 }
 
+/* The cluster through NATS (cluster.h), when there is one. */
+static void metrics_cluster_of(struct mtext *t, const struct cluster_figures f)
+{
+	static const char dropped[] = "starling_cluster_messages_dropped_total";
+	const struct {
+		const char *name, *type, *help;
+		uint64_t v;
+	} fams[] = {
+	        {"starling_cluster_connected", "gauge", "1 while the NATS connection is up.",
+	         f.connected},
+	        {"starling_cluster_subscriptions", "gauge",
+	         "NATS subscriptions held for this node's filters.", f.subscriptions},
+	        {"starling_cluster_messages_sent_total", "counter",
+	         "Messages published on NATS for other nodes.", f.sent},
+	        {"starling_cluster_messages_received_total", "counter",
+	         "Messages from other nodes routed here.", f.received},
+	        {"starling_cluster_duplicates_total", "counter",
+	         "Second copies of a message (overlapping filters) dropped.", f.duplicates},
+	        {"starling_cluster_invalid_total", "counter",
+	         "Messages on the cluster's subjects refused: not from a node of this cluster.",
+	         f.invalid},
+	        {"starling_cluster_too_long_total", "counter",
+	         "Topics and filters kept on this node: their NATS subject would be too long.",
+	         f.too_long},
+	};
+
+	for (unsigned i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
+		mtext_family(t, fams[i].name, fams[i].type, fams[i].help);
+		mtext_sample(t, fams[i].name, NULL, 0, fams[i].v);
+	}
+	mtext_family(t, dropped, "counter",
+	             "Messages lost between nodes: out (not published: backlog, NATS refused it), "
+	             "in (a worker's queue full, a slow consumer).");
+	mtext_sample(t, dropped, &(struct mtext_label){"direction", "out"}, 1, f.dropped_out);
+	mtext_sample(t, dropped, &(struct mtext_label){"direction", "in"}, 1, f.dropped_in);
+}
+
+static void metrics_cluster(struct mtext *t, const struct broker *b)
+{
+	struct cluster_figures f;
+
+	if (cluster_figures(b, &f))
+		metrics_cluster_of(t, f);
+}
+
 void metrics_render(struct worker *w, struct mtext *t)
 {
 	struct worker_snapshot own;
@@ -360,4 +406,5 @@ void metrics_render(struct worker *w, struct mtext *t)
 	metrics_per_worker(t, &v);
 	if (w->b->cfg.bridge_count)
 		metrics_bridges(t, w->b);
+	metrics_cluster(t, w->b);
 }

@@ -19,6 +19,7 @@
 #include "access.h"
 #include "bridge.h"
 #include "broker.h"
+#include "cluster.h"
 #include "conn.h"
 #include "index/retain.h"
 #include "limits.h"
@@ -494,10 +495,13 @@ int route_local(struct worker *w, struct session *origin, struct pub_view *v, ui
 int route_publish(struct worker *w, struct session *origin, struct pub_view *v, uint8_t qos,
                   bool retain)
 {
-	bool owned = v->m == NULL, store = retain && w->b->cfg.retain_available;
+	bool owned = v->m == NULL, store = retain && w->b->cfg.retain_available && !w->cl_inbound;
 	uint64_t targets = 0;
 	int delivered;
 
+	/* Once to the cluster, unless it came from there (cluster.h). */
+	if (w->cl && !w->cl_inbound)
+		cluster_publish(w, origin, v, qos, retain);
 	/* Payloads worth splicing are promoted up front so deliveries reference them. */
 	if (v->payload.len >= OBUF_SPLICE_MIN && !route_promote(v, qos, retain))
 		return ST_ERR_NOMEM;

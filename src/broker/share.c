@@ -9,6 +9,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "cluster.h"
 #include "index/interest.h"
 #include "index/subidx.h"
 #include "session.h"
@@ -105,6 +106,8 @@ static struct share_group *share_new(struct share_registry *reg, struct subidx *
 	               subdata_make(0, 0) | SUBDATA_SHARED) < 0)
 		goto fail;
 	interest_add_filter(reg->interest, g->key + g->filter_off, len - g->filter_off);
+	if (reg->cluster)
+		cluster_interest(reg->cluster, g->key + g->filter_off, len - g->filter_off, true);
 	hmap_insert(&reg->groups, share_hash(reg, key, len), g);
 	return g;
 fail:
@@ -186,6 +189,9 @@ int share_unsubscribe(struct share_registry *reg, struct subidx *idx, const uint
 		subidx_remove(idx, g->key + g->filter_off, g->key_len - g->filter_off, g);
 		interest_remove_filter(reg->interest, g->key + g->filter_off,
 		                       g->key_len - g->filter_off);
+		if (reg->cluster)
+			cluster_interest(reg->cluster, g->key + g->filter_off,
+			                 g->key_len - g->filter_off, false);
 		hmap_remove(&reg->groups, share_hash(reg, key, len), g);
 		share_group_unref(g);
 	}
@@ -234,6 +240,9 @@ void share_registry_fini(struct share_registry *reg, struct subidx *idx)
 		subidx_remove(idx, g->key + g->filter_off, g->key_len - g->filter_off, g);
 		interest_remove_filter(reg->interest, g->key + g->filter_off,
 		                       g->key_len - g->filter_off);
+		if (reg->cluster)
+			cluster_interest(reg->cluster, g->key + g->filter_off,
+			                 g->key_len - g->filter_off, false);
 		g->nmembers = 0;
 		share_group_unref(g);
 	}

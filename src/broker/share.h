@@ -59,6 +59,7 @@ struct share_registry {
 	uint64_t seed;                   /* hash seed */
 	uint16_t owner;                  /* the worker of this registry */
 	struct interest_local *interest; /* counts the groups' filters; NULL with one worker */
+	struct worker *cluster;          /* tells the cluster the groups' filters; NULL: none */
 };
 
 /*

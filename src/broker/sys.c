@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "broker.h"
+#include "cluster.h"
 #include "index/retain.h"
 #include "persist.h"
 #include "route.h"
@@ -57,6 +58,18 @@ static const struct sys_topic sys_topics[] = {
         {"$SYS/broker/persistence/records", SYS_COUNT},
         {"$SYS/broker/persistence/bytes", SYS_COUNT},
         {"$SYS/broker/persistence/refused", SYS_COUNT},
+        /* A cluster through NATS (cluster.h): 1 while connected, the NATS subscriptions held
+         * for this node's filters, messages published on NATS and received from it, those
+         * lost either way, second copies dropped (overlapping filters), messages refused (not
+         * of this cluster), topics and filters kept on this node (too long for NATS). */
+        {"$SYS/broker/cluster/connected", SYS_COUNT},
+        {"$SYS/broker/cluster/subscriptions", SYS_COUNT},
+        {"$SYS/broker/cluster/messages/sent", SYS_COUNT},
+        {"$SYS/broker/cluster/messages/received", SYS_COUNT},
+        {"$SYS/broker/cluster/messages/dropped", SYS_COUNT},
+        {"$SYS/broker/cluster/messages/duplicates", SYS_COUNT},
+        {"$SYS/broker/cluster/messages/invalid", SYS_COUNT},
+        {"$SYS/broker/cluster/messages/too_long", SYS_COUNT},
 };
 
 _Static_assert(sizeof(sys_topics) / sizeof(sys_topics[0]) <= SYS_TOPICS_MAX, "SYS_TOPICS_MAX");
@@ -70,6 +83,21 @@ _Static_assert(sizeof(sys_topics) / sizeof(sys_topics[0]) <= SYS_TOPICS_MAX, "SY
 			                             memory_order_relaxed);                        \
 		sum_;                                                                              \
 	})
+
+static void sys_cluster_values(const struct broker *b, uint64_t *v)
+{
+	struct cluster_figures f = {0};
+
+	cluster_figures(b, &f);
+	v[0] = f.connected;
+	v[1] = f.subscriptions;
+	v[2] = f.sent;
+	v[3] = f.received;
+	v[4] = f.dropped;
+	v[5] = f.duplicates;
+	v[6] = f.invalid;
+	v[7] = f.too_long;
+}
 
 /* With several workers, worker 0 publishes the sums of every worker's last snapshot. */
 static void sys_values_all(struct worker *w, uint64_t *v)
@@ -106,6 +134,7 @@ static void sys_values_all(struct worker *w, uint64_t *v)
 	v[i++] = SYS_SUM(b, persist_records);
 	v[i++] = SYS_SUM(b, persist_bytes);
 	v[i++] = SYS_SUM(b, persist_refused);
+	sys_cluster_values(b, v + i);
 }
 
 static void sys_values(struct worker *w, uint64_t *v)
@@ -144,6 +173,7 @@ static void sys_values(struct worker *w, uint64_t *v)
 	v[i++] = w->ps ? w->ps->stats.records : 0;
 	v[i++] = w->ps ? w->ps->stats.bytes : 0;
 	v[i++] = w->ps ? w->ps->stats.refused : 0;
+	sys_cluster_values(w->b, v + i);
 }
 
 static void sys_publish(struct worker *w, const char *topic, const char *payload)
@@ -172,6 +202,8 @@ void sys_tick(struct worker *w)
 		if (st->published[i] && st->last[i] == v[i])
 			continue;
 		if (!w->ps && strncmp(sys_topics[i].topic, "$SYS/broker/persistence/", 24) == 0)
+			continue;
+		if (!w->cl && strncmp(sys_topics[i].topic, "$SYS/broker/cluster/", 20) == 0)
 			continue;
 		st->published[i] = 1;
 		st->last[i] = v[i];

@@ -13,7 +13,7 @@ struct worker;
 
 #define STARLING_VERSION "0.1.0" /* $SYS/broker/version, starling_build_info */
 
-#define SYS_TOPICS_MAX 32
+#define SYS_TOPICS_MAX 48
 
 struct sys_state {
 	uint64_t next_ms;                  /* monotonic time of the next round; 0: not started */

@@ -19,6 +19,7 @@
 
 #include "admit.h"
 #include "bridge.h"
+#include "cluster.h"
 #include "broker.h"
 #include "conn.h"
 #include "limits.h"
@@ -382,6 +383,12 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
 	}
 	if (w->nworkers > 1)
 		ring_set_before_input(&w->ring, xw_drain_early, w);
+	if (cluster_worker_init(w) != ST_OK) {
+		log_msg(&w->log, LOG_T_ERROR, "Out of memory starting worker %u.", index);
+		return ST_ERR_NOMEM;
+	}
+	if (w->cl)
+		w->shares.cluster = w;
 	w->nlisteners = nlisteners;
 	w->loop_timing = b->cfg.metrics_count > 0;
 	for (unsigned i = 0; i < nlisteners; i++) {
@@ -654,12 +661,16 @@ static void worker_batch_end(struct worker *w)
 		if (w->paused && w->xw.backlog < XW_BACKLOG_LOW && !w->stopping)
 			worker_resume_paused(w);
 	}
+	if (w->cl)
+		cluster_drain(w);
 	worker_log_flush(w);
 	/* What the handlers forwarded is published to the other workers before any reply
 	 * leaves: a client that got its PUBACK or SUBACK and acts on it at another worker finds
 	 * it there (xw_drain_early). */
 	if (w->nworkers > 1)
 		xw_flush(w);
+	if (w->cl)
+		cluster_flush(w);
 	/* Before the flush: what a commit released (an empty one, others' acknowledgements)
 	 * leaves in this batch, not after the next wait. */
 	persist_batch_end(w);
@@ -751,7 +762,12 @@ int worker_run(struct worker *w)
 		 * may wake this worker while its publishers are paused. */
 		if (w->xw.backlog && timeout > 1)
 			timeout = 1;
+		/* Messages from the cluster waiting already: look, do not sleep. */
+		if (w->cl && !cluster_before_wait(w))
+			timeout = 0;
 		ret = ring_wait_us(&w->ring, worker_wait_us(w, timeout));
+		if (w->cl)
+			cluster_after_wait(w);
 		if (ret < 0) {
 			log_msg(&w->log, LOG_T_ERROR, "%s wait: %s",
 			        ring_backend_name(w->ring.backend), strerror(-ret));

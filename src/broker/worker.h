@@ -105,6 +105,8 @@ struct worker_stats {
 
 struct worker {
 	struct broker *b;                 /* configuration, borrowed; shared state in b->shared */
+	struct cluster_lane *cl;          /* this worker's side of the cluster, or NULL */
+	bool cl_inbound;                  /* routing a message that came from the cluster */
 	unsigned index;                   /* worker number, 0 .. b->nworkers - 1 */
 	unsigned nworkers;                /* b->nworkers, at hand */
 	struct log log;                   /* the broker's log, with this worker as topic_ctx */

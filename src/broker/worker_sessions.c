@@ -9,6 +9,7 @@
 #include <xxhash.h>
 
 #include "broker.h"
+#include "cluster.h"
 #include "index/interest.h"
 #include "index/subidx.h"
 #include "persist.h"
@@ -92,6 +93,8 @@ int worker_sub_add(struct worker *w, struct session *s, const uint8_t *filter, s
 
 	if (added == 1 && w->nworkers > 1)
 		interest_add_filter(&w->interest, filter, len);
+	if (added == 1 && w->cl)
+		cluster_interest(w, filter, len, true);
 	return added;
 }
 
@@ -122,8 +125,11 @@ void worker_unsubscribe(struct worker *w, struct session *s, const uint8_t *filt
 			share_unsubscribe(&w->shares, w->subs, filter, len, &who);
 		else
 			xw_share_leave(w, (unsigned)owner, filter, len, s->gen);
-	} else if (subidx_remove(w->subs, filter, len, s) == ST_OK && w->nworkers > 1) {
-		interest_remove_filter(&w->interest, filter, len);
+	} else if (subidx_remove(w->subs, filter, len, s) == ST_OK) {
+		if (w->nworkers > 1)
+			interest_remove_filter(&w->interest, filter, len);
+		if (w->cl)
+			cluster_interest(w, filter, len, false);
 	}
 }
 

@@ -30,7 +30,23 @@ size_t cluster_env_head_size(const struct cluster_msg *m)
 {
 	size_t v = st_varint_size(m->props.len);
 
-	return CLUSTER_ENV_FIXED - 1 + m->origin.len + (v ? v : 1) + m->props.len;
+	return CLUSTER_ENV_FIXED - 1 + m->origin.len + (v ? v : 1) + m->props.len +
+	       CLUSTER_ENV_TAIL;
+}
+
+static void put_be(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+}
+
+static uint64_t get_be(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
 }
 
 static bool level_is_known(uint8_t level)
@@ -61,6 +77,11 @@ long cluster_env_encode_head(const struct cluster_msg *m, uint8_t *buf, size_t c
 	if (m->props.len > 0)
 		memcpy(w, m->props.ptr, m->props.len);
 	w += m->props.len;
+	put_be(w, m->epoch, 4);
+	put_be(w + 4, m->lane, 4);
+	put_be(w + 8, m->seq, 8);
+	put_be(w + 16, m->expiry_s, 4);
+	w += CLUSTER_ENV_TAIL;
 	return (long)(w - buf);
 }
 
@@ -122,6 +143,13 @@ int cluster_env_decode(const uint8_t *buf, size_t len, struct cluster_msg *out)
 	if (rc != ST_OK)
 		return rc;
 	i += props_len;
+	if (len - i < CLUSTER_ENV_TAIL)
+		return ST_ERR_LENGTH;
+	out->epoch = (uint32_t)get_be(buf + i, 4);
+	out->lane = (uint32_t)get_be(buf + i + 4, 4);
+	out->seq = get_be(buf + i + 8, 8);
+	out->expiry_s = (uint32_t)get_be(buf + i + 16, 4);
+	i += CLUSTER_ENV_TAIL;
 	out->qos = flags & FLAG_QOS_MASK;
 	out->retain = (flags & FLAG_RETAIN) != 0;
 	out->level = buf[4];

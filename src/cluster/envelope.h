@@ -21,8 +21,15 @@
  *      props[L]         the PUBLISH's MQTT 5 properties as the publisher sent them, less
  *                       Topic Alias (per connection) and Subscription Identifier (per
  *                       subscriber); validated with st_props_parse
+ *      epoch[4]         the origin's incarnation (random at each start)
+ *      lane[4]          the publisher's lane: messages of one lane are routed, on every
+ *                       receiving node, by one worker, which keeps them in publisher order
+ *      seq[8]           the origin's message number in this epoch, increasing: a node whose
+ *                       overlapping NATS subscriptions each receive a copy keeps the first
+ *      expiry[4]        what is left of the MQTT 5 Message Expiry Interval, in seconds
+ *                       (rounded up); 0: the message does not expire
  *      payload          the rest of the NATS message
- * The head costs 7 + n bytes plus the properties; it counts against NATS's max_payload (1 MiB
+ * The head costs 27 + n bytes plus the properties; it counts against NATS's max_payload (1 MiB
  * by default) with the payload.
  */
 #ifndef STARLING_CLUSTER_ENVELOPE_H
@@ -38,6 +45,8 @@
 #define CLUSTER_NODE_ID_MAX 255
 /* The head's size without the node id and the properties: magic, version, flags, level, n, L. */
 #define CLUSTER_ENV_FIXED 7
+/* The fixed fields after the properties: epoch, lane, seq, expiry. */
+#define CLUSTER_ENV_TAIL 20
 
 /* A PUBLISH between nodes; every view borrows the caller's buffer. */
 struct cluster_msg {
@@ -46,6 +55,10 @@ struct cluster_msg {
 	uint8_t level;          /* enum st_protocol_level of the publisher: 3, 4 or 5 */
 	struct st_bytes origin; /* the origin node's id */
 	struct st_bytes props;  /* MQTT 5 property block without its length; empty below 5 */
+	uint32_t epoch;         /* the origin's incarnation */
+	uint32_t lane;          /* the publisher's lane (order is kept per lane) */
+	uint64_t seq;           /* the origin's message number in its epoch */
+	uint32_t expiry_s;      /* Message Expiry Interval left, seconds; 0: none */
 	struct st_bytes payload;
 };
 

@@ -1,0 +1,142 @@
+/*
+ * What cluster.c (the workers' side) and cluster_link.c (the link thread and libnats's
+ * delivery thread) share. Not for other files: cluster.h is the interface.
+ */
+#ifndef STARLING_CLUSTER_IMPL_H
+#define STARLING_CLUSTER_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/hmap.h"
+#include "base/log.h"
+#include "cluster/envelope.h"
+#include "cluster/subject.h"
+#include "io/chan.h"
+#include "io/ring.h"
+
+/*
+ * A bulk buffer: a head of CL_BUF_HEAD bytes (struct cl_held: how buffers that wait for room
+ * in the channel are linked), then records one after the other, each 8-byte aligned:
+ *   u8 type, u8 0, u16 a (bytes of the first field with its NUL: the subject or filter),
+ *   u32 b (bytes of the second: the NATS payload), then a bytes, then b bytes.
+ */
+enum {
+	CL_REC_PUB = 1,   /* subject, NATS payload (envelope head + payload) */
+	CL_REC_SUB = 2,   /* an MQTT filter a session gained */
+	CL_REC_UNSUB = 3, /* an MQTT filter a session lost */
+};
+
+struct cl_rec {
+	uint8_t type;
+	uint8_t zero;
+	uint16_t a;
+	uint32_t b;
+};
+
+struct cl_held {
+	uint8_t *next; /* the next held buffer, or NULL */
+	uint32_t len;  /* bytes used in this one */
+};
+
+#define CL_BUF_HEAD      16u
+#define CL_BUF_SIZE      65536u      /* a bulk buffer, unless one record needs more */
+#define CL_BACKLOG_MAX   (16u << 20) /* bytes a worker keeps when its channel is full */
+#define CL_CHAN_OUT      256u        /* buffers in flight from a worker to the link */
+#define CL_CHAN_IN       16384u      /* messages in flight from NATS to a worker */
+#define CL_PENDING_MSGS  (1 << 20)   /* libnats's queue per subscription, messages */
+#define CL_PENDING_BYTES (256 << 20) /* and bytes, before it drops (a slow consumer) */
+
+/* Channel entry kinds. */
+enum {
+	CL_E_BUF = 1, /* out: p1 a bulk buffer of arg bytes (the link frees it) */
+	CL_E_MSG = 2, /* in: p1 a natsMsg (the worker destroys it) */
+};
+
+/* One worker's side; 64-byte aligned (the array is aligned_alloc'd). */
+struct cluster_lane {
+	struct chan out;                /* worker -> link thread: bulk buffers */
+	struct chan in;                 /* delivery thread -> worker: messages */
+	_Alignas(64) _Atomic bool idle; /* the worker waits, or is about to */
+	int efd;                        /* its doorbell, read on its ring */
+	/* Worker-owned from here. */
+	_Alignas(64) struct ring_io efd_io; /* the eventfd's read */
+	uint64_t efd_val;                   /* its target */
+	bool efd_armed;                     /* a read is submitted */
+	struct worker *w;
+	uint8_t *buf;      /* the buffer being filled, or NULL */
+	uint32_t len, cap; /* bytes used, allocated */
+	/* Buffers the channel had no room for, oldest first (singly linked through their first
+	 * 8 bytes, which a record never uses: the first record starts at 8). */
+	uint8_t *held_head, *held_tail;
+	uint64_t held_bytes;
+	uint32_t epoch;           /* the cluster's epoch + this worker's index: its own sequence */
+	uint64_t seq;             /* this worker's last message number */
+	uint8_t *topic;           /* a topic decoded from a subject (CLUSTER_SUBJECT_MAX bytes) */
+	_Atomic uint64_t dropped; /* records lost here (backlog), written by the worker */
+};
+
+/* A distinct filter of the node and its NATS subscriptions (link thread only). */
+struct cl_filter {
+	uint32_t count;   /* sessions holding it, over all workers */
+	uint16_t len;     /* bytes of filter */
+	uint8_t nsubs;    /* NATS subscriptions: 0 ($SYS, too long), 1, or 2 ("a/#") */
+	void *subs[2];    /* natsSubscription * */
+	uint8_t filter[]; /* the MQTT filter */
+};
+
+struct cluster {
+	struct broker *b;
+	struct log log;               /* the broker's, borrowed */
+	struct cluster_prefix prefix; /* "<cluster_name>." */
+	char node_id[CLUSTER_NODE_ID_MAX + 1];
+	size_t node_id_len;
+	uint32_t epoch; /* this run's incarnation: random, low 10 bits 0 */
+	unsigned nworkers;
+	struct cluster_lane *lanes; /* one per worker */
+
+	/* The link thread. */
+	pthread_t thread;
+	bool thread_started;
+	int efd;             /* its doorbell */
+	_Atomic bool idle;   /* it waits, or is about to */
+	_Atomic bool stop;   /* cluster_stop asked it to finish */
+	void *nc;            /* natsConnection * */
+	void *opts;          /* natsOptions * */
+	struct hmap filters; /* struct cl_filter by XXH3 of the filter */
+	uint64_t seed;
+
+	/* The delivery thread's (libnats's): the last message number seen per origin. */
+	struct hmap origins;
+
+	/* Counters: each written by one thread (relaxed), read by anyone. */
+	_Atomic bool connected;
+	_Atomic uint64_t nsubs;       /* link thread */
+	_Atomic uint64_t sent;        /* link thread */
+	_Atomic uint64_t dropped_out; /* link thread: NATS refused a publish */
+	_Atomic uint64_t too_long;    /* link thread (filters) and workers (topics) */
+	_Atomic uint64_t received;    /* delivery thread */
+	_Atomic uint64_t duplicates;  /* delivery thread */
+	_Atomic uint64_t dropped_in;  /* delivery thread, and libnats's slow consumer */
+	_Atomic uint64_t invalid;     /* delivery thread and workers */
+};
+
+/* A message from NATS, read (subject NUL-terminated) and destroyed (cluster_link.c). */
+void cluster_msg_view(void *nm, const char **subject, const uint8_t **data, uint32_t *len);
+void cluster_msg_free(void *nm);
+
+/* The link thread's body (cluster_link.c). */
+void *cluster_link_main(void *arg);
+
+/* Connects (or starts connecting in the background); called by the link thread first. */
+int cluster_link_connect(struct cluster *cl);
+
+/* Closes NATS and waits for its threads (the link thread, last). */
+void cluster_link_close(struct cluster *cl);
+
+/* A worker's eventfd write, when the flag says it sleeps (any thread). */
+void cluster_wake(_Atomic bool *idle, int efd);
+
+#endif
