@@ -49,7 +49,8 @@ from harness import Broker, BrokerTestCase, _tail, free_port, unique_id
 from natslib import NatsClient, NatsCluster, skip_without_nats  # noqa: F401 (re-exported)
 
 CONNECTED_RX = r"Cluster: node (\S+) of cluster (\S+) connected to NATS at (\S+)\."
-DISCONNECTED_RX = r"Cluster: disconnected from NATS\."
+# The interface announced "Cluster: disconnected from NATS."; the broker says more after a ';'.
+DISCONNECTED_RX = r"Cluster: disconnected from NATS[.;]"
 RECONNECTED_RX = r"Cluster: reconnected to NATS at (\S+)\."
 NODE_START_TIMEOUT_S = 10.0
 

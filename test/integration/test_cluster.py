@@ -17,6 +17,7 @@ Subscription interest crosses NATS routes asynchronously: each test waits for it
 against Mosquitto (which has no cluster).
 """
 
+import os
 import re
 import shutil
 import socket
@@ -277,6 +278,10 @@ class CrossNode(Case):
         self.wait_node_metric(1, lambda v: v == 7, "starling_cluster_subscriptions")
         self.wait_node_metric(2, lambda v: v == 3, "starling_cluster_subscriptions")
         self.wait_node_metric(0, lambda v: v == 0, "starling_cluster_subscriptions")
+        # NATS sent node 1 a copy per matching subscription (5 of its 7), node 2 two: the
+        # copies beyond the first are counted as duplicates.
+        self.wait_node_metric(1, lambda v: v >= 3 * 4, "starling_cluster_duplicates_total")
+        self.wait_node_metric(2, lambda v: v >= 3 * 1, "starling_cluster_duplicates_total")
         # Interest follows the clients: x leaves, y's filter stays; then y unsubscribes.
         x.disconnect()
         self.wait_for(lambda: self.nats_subjects(1) == ["%s.m.ov.b.c" % c], 5,
@@ -489,7 +494,9 @@ class Counters(Case):
         self.assertEqual(val(2, "starling_cluster_messages_sent_total"), 0)
         for i in range(3):
             self.assertEqual(val(i, "starling_cluster_connected"), 1)
-            self.assertEqual(val(i, "starling_cluster_messages_dropped_total"), 0)
+            for direction in ("in", "out"):
+                self.assertEqual(m[i].get(("starling_cluster_messages_dropped_total",
+                                           frozenset({("direction", direction)}))), 0)
         self.assertEqual(val(1, "starling_cluster_subscriptions"), 2)
         self.assertEqual(val(2, "starling_cluster_subscriptions"), 0)
 
@@ -502,26 +509,37 @@ class Counters(Case):
         pub = self.client(broker=self.node(0))
         probes = self.wait_interest(pub, "fx/probe", got)
         nc = self.nats_client(1)
+
+        def tail():  # epoch, lane, sequence, expiry
+            return os.urandom(4) + bytes(4) + (1).to_bytes(8, "big") + bytes(4)
+
         junk = [b"", b"hello", b"\xc0", b"\xc0\x53", b"\xc0\x53\x01", b"\xc0\x53\x09\xff\xff",
                 b"\xc0\x53\x01\x00\x05\xff\xff\xff\xff\xff\xff",   # node id past the end
-                b"\xc0\x53\x01\x03\x04\x01x\x00junk",                  # QoS 3
-                b"\xc0\x53\x01\x00\x07\x01x\x00junk",                  # protocol level 7
-                b"\xc0\x53\x01\x00\x04\x01x\x02\x01\x01junk",      # properties at level 4
-                b"\xc0\x53\x01\x00\x05\x01x\x03\x23\x00\x01junk",  # a Topic Alias
-                b"\xc0\x53\x01\x00\x05\x01x\x05\x03\x00\x09junk",  # a string past its block
-                b"\xc0\x53\x01\x00\x05\x01x\xff\xff\xff\xff\xffjunk"]  # a varint of 5 bytes
+                b"\xc0\x53\x01\x00\x04\x01x\x00",                     # no epoch... after the head
+                b"\xc0\x53\x01\x03\x04\x01x\x00" + tail() + b"junk",    # QoS 3
+                b"\xc0\x53\x01\x08\x04\x01x\x00" + tail() + b"junk",    # a reserved flag
+                b"\xc0\x53\x01\x00\x07\x01x\x00" + tail() + b"junk",    # protocol level 7
+                b"\xc0\x53\x01\x00\x04\x01 \x00" + tail() + b"junk",    # a node id with a space
+                b"\xc0\x53\x02\x00\x04\x01x\x00" + tail() + b"junk",    # version 2
+                b"\xc0\x53\x01\x00\x04\x01x\x02\x01\x01" + tail() + b"junk",  # props at 3.1.1
+                b"\xc0\x53\x01\x00\x05\x01x\x03\x23\x00\x01" + tail() + b"junk",  # Topic Alias
+                b"\xc0\x53\x01\x00\x05\x01x\x05\x03\x00\x09ab" + tail() + b"junk",  # string
+                b"\xc0\x53\x01\x00\x05\x01x\xff\xff\xff\xff\xff" + tail() + b"junk"]  # varint
         for data in junk:
             nc.pub(self.cname + ".m.fx.junk", data)
-        nc.pub(self.cname + ".m.fx.bad=zz", b"\xc0\x53\x01\x00\x04\x01xbad escape")
+        # A well-formed head on a subject that is no topic's (=zz is no escape).
+        nc.pub(self.cname + ".m.fx.bad=zz", b"\xc0\x53\x01\x00\x04\x01x\x00" + tail() + b"bad")
         # Then a well-formed head from the same connection: NATS keeps one connection's order,
         # so once it is delivered every message before it was handled.
-        nc.pub(self.cname + ".m.fx.fence", b"\xc0\x53\x01\x00\x04\x07foreign\x00fence")
+        nc.pub(self.cname + ".m.fx.fence", b"\xc0\x53\x01\x00\x04\x07foreign\x00"
+               + os.urandom(4) + bytes(4) + (1).to_bytes(8, "big") + bytes(4) + b"fence")
         nc.flush()
         msgs = self.exactly(got, [b"fence"])
         self.assertEqual((msgs[0].topic, msgs[0].qos), ("fx/fence", 0))
         self.publish(pub, "fx/after", b"after", 1)
         self.exactly(got, [b"fence", b"after"])
         self.assertTrue(self.node(1).alive())
+        self.wait_node_metric(1, lambda v: v == len(junk) + 1, "starling_cluster_invalid_total")
         # Over two sys_intervals node 0 sent only what its client published.
         time.sleep(2.2)
         self.assertEqual(self.sys_int(0, "messages/sent"), probes + 1)
