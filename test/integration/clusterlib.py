@@ -113,7 +113,7 @@ class ClusterCase(BrokerTestCase):
                       else self.cluster_name)
         for i in range(self.NODES):
             self.start_node(i, wait=False)
-        self.broker = self.nodes[0]
+        self.broker = self.nodes[0] if self.nodes else None
         for i in range(self.NODES):
             self.wait_connected(i)
 

@@ -27,7 +27,7 @@ import time
 
 from clusterlib import (DISCONNECTED_RX, RECONNECTED_RX, ClusterCase, NatsClient, by_payload,
                         skip_without_nats)
-from harness import (MOSQUITTO_PUB, MOSQUITTO_SUB, MQTT5, PUBLISH, PacketTypes, RawClient,
+from harness import (MOSQUITTO_PUB, MOSQUITTO_SUB, MQTT5, PUBLISH, Broker, PacketTypes, RawClient,
                      SubscribeOptions, client_cmd, mqtt5, pprops, prop, props, starling_only,
                      sub_options, unique_id)
 from tlscerts import Certs
@@ -315,6 +315,30 @@ class CrossNode(Case):
             time.sleep(0.2)
             self.assertEqual([len(lst) for lst in subs], [count, count], "duplicates")
 
+    def test_publishers_on_several_workers_keep_their_order(self):
+        """Eight publishers on node 0 (spread over its workers), interleaved, QoS 1: each
+        one's messages arrive in its order on node 1 and node 2."""
+        subs = []
+        for n in (1, 2):
+            c = self.client(broker=self.node(n))
+            subs.append(self.collect(c, "mp/#", 1))
+        pubs = [self.client(broker=self.node(0)) for _ in range(8)]
+        self.wait_interest(pubs[0], "mp/probe", *subs)
+        per = 100
+        infos = []
+        for i in range(per):
+            for k, p in enumerate(pubs):
+                infos.append(p.publish("mp/%d" % k, b"%d:%d" % (k, i), 1))
+        for info in infos:
+            info.wait_for_publish(10)
+        for n, lst in zip((1, 2), subs):
+            msgs = self.exactly(lst, [b"%d:%d" % (k, i) for k in range(8) for i in range(per)],
+                                timeout=20, quiet=0.2)
+            for k in range(8):
+                seq = [int(m.payload.split(b":")[1]) for m in msgs
+                       if m.payload.startswith(b"%d:" % k)]
+                self.assertEqual(seq, list(range(per)), "publisher %d on node %d" % (k, n))
+
     def test_mosquitto_clients(self):
         """mosquitto_sub on one node, mosquitto_pub on another, at QoS 2."""
         sub = self.spawn(client_cmd(MOSQUITTO_SUB, self.node(2), "-v", "-q", "2", "-t", "mc/#",
@@ -336,6 +360,157 @@ class CrossNode(Case):
         time.sleep(QUIET_S)
         lines = [l for l in sub.lines() if l.startswith("mc/t")]
         self.assertEqual(len(lines), 5, lines)
+
+
+@cluster_only
+class Limits(Case):
+    """What cannot cross stays on its node, counted, and never costs the NATS connection."""
+
+    def test_payload_over_nats_max_payload(self):
+        """nats-server closes a connection whose PUB exceeds max_payload (1 MiB here): a
+        larger message is delivered on its own node only, and the link stays up."""
+        here = self.client(broker=self.node(0))
+        got_here = self.collect(here, "big/#", 1)
+        there = self.client(broker=self.node(1))
+        got_there = self.collect(there, "big/#", 1)
+        pub = self.client(broker=self.node(0))
+        self.wait_interest(pub, "big/probe", got_there, got_here)
+        big = b"B" * (1024 * 1024 + 100)
+        just = b"J" * (1024 * 1024 - 4096)  # under the limit with the head and the subject
+        self.publish(pub, "big/x", big, 1)
+        self.publish(pub, "big/x", just, 1)
+        self.publish(pub, "big/x", b"small", 1)
+        self.exactly(got_there, [just, b"small"])
+        self.exactly(got_here, [big, just, b"small"], quiet=0)
+        self.assertNotRegex(self.node(0).log_text(), DISCONNECTED_RX)
+        self.wait_node_metric(0, lambda v: v >= 1, "starling_cluster_messages_dropped_total",
+                              direction="out")
+        self.wait_crossing(0, 2)
+
+    def test_topic_too_long_for_a_subject(self):
+        """A topic whose subject would pass CLUSTER_SUBJECT_MAX (3,840 bytes; an escaped byte
+        takes three) and a filter likewise stay on their node, counted as too long."""
+        long_topic = "long/" + "." * 1300  # 3,900 bytes escaped
+        here = self.client(broker=self.node(0))
+        got_here = self.collect(here, "long/#", 1)
+        there = self.client(broker=self.node(1))
+        got_there = self.collect(there, "long/#", 1)
+        exact = self.client(broker=self.node(2))
+        got_exact = self.collect(exact, long_topic, 1)  # no NATS subject: kept local
+        pub = self.client(broker=self.node(0))
+        self.wait_interest(pub, "long/probe", got_there, got_here)
+        self.publish(pub, long_topic, b"too long", 1)
+        self.publish(pub, "long/ok", b"ok", 1)
+        self.exactly(got_there, [b"ok"])
+        self.exactly(got_here, [b"too long", b"ok"], quiet=0)
+        self.assertEqual(len(got_exact), 0)
+        self.wait_node_metric(0, lambda v: v == 1, "starling_cluster_too_long_total")
+        self.wait_node_metric(2, lambda v: v == 1, "starling_cluster_too_long_total")
+        self.assertEqual(self.nats_subjects(2), [])
+        self.assertNotRegex(self.node(0).log_text(), DISCONNECTED_RX)
+
+
+@cluster_only
+class Sessions(Case):
+    """Sessions stay on their node in this milestone; what reaches them from other nodes
+    follows the local rules."""
+
+    def test_offline_session_keeps_interest_and_queues(self):
+        """A persistent session's filters keep their NATS subscriptions while its client is
+        away: QoS 1 and 2 messages from another node are queued and delivered on return; QoS
+        0 are not queued (Starling's default, as Mosquitto's)."""
+        cid = unique_id("off")
+        c = self.client(cid, clean_session=False, broker=self.node(1))
+        got = self.collect(c, "off/#", 2)
+        pub = self.client(broker=self.node(0))
+        self.wait_interest(pub, "off/probe", got)
+        c.disconnect()
+        self.wait_for(lambda: c.disconnected.is_set(), 5)
+        time.sleep(0.2)
+        self.assertEqual(self.nats_subjects(1), sorted(["%s.m.off.>" % self.cname,
+                                                        "%s.m.off" % self.cname]))
+        for q in (1, 2):
+            for i in range(5):
+                self.publish(pub, "off/%d" % q, b"q%d-%d" % (q, i), q)
+        time.sleep(0.5)  # the messages are on node 1 before its client comes back
+        back = self.client(cid, clean_session=False, broker=self.node(1))
+        self.assertTrue(back.connack[0], "session present")
+        msgs = self.exactly(back.messages, [b"q%d-%d" % (q, i) for q in (1, 2)
+                                            for i in range(5)])
+        for q in (1, 2):
+            self.assertEqual([m.payload for m in msgs if m.qos == q],
+                             [b"q%d-%d" % (q, i) for i in range(5)])
+        back.disconnect()
+        self.client(cid, clean_session=True, broker=self.node(1)).disconnect()
+
+    def test_message_expiry_across_nodes(self):
+        """The Message Expiry Interval keeps running across nodes: a message queued for an
+        offline session on another node expires there [MQTT-3.3.2-5], and one delivered late
+        carries what is left of it [MQTT-3.3.2-6]."""
+        cid = unique_id("exp")
+        props5 = pprops(PacketTypes.CONNECT, SessionExpiryInterval=300)
+        c = self.client5(cid, broker=self.node(2), properties=props5)
+        got = self.collect(c, "exp/#", 1)
+        pub = self.client5(broker=self.node(0))
+        self.wait_interest(pub, "exp/probe", got)
+        c.disconnect()
+        self.wait_for(lambda: c.disconnected.is_set(), 5)
+        time.sleep(0.2)
+        self.publish(pub, "exp/short", b"short", 1,
+                     properties=pprops(PacketTypes.PUBLISH, MessageExpiryInterval=1))
+        self.publish(pub, "exp/long", b"long", 1,
+                     properties=pprops(PacketTypes.PUBLISH, MessageExpiryInterval=100))
+        time.sleep(2.5)
+        back = self.client5(cid, broker=self.node(2), clean_start=False, properties=props5)
+        self.assertTrue(back.connack[0], "session present")
+        msgs = self.exactly(back.messages, [b"long"])
+        self.assertTrue(95 <= msgs[0].props.MessageExpiryInterval <= 98,
+                        msgs[0].props.MessageExpiryInterval)
+        back.disconnect()
+
+    def test_will_crosses(self):
+        """A will published by node 0 when its client vanishes reaches node 1 (3.1.1 and
+        MQTT 5 with properties)."""
+        sub = self.client5(broker=self.node(1))
+        got = self.collect(sub, "will/#", 1)
+        pub = self.client(broker=self.node(0))
+        self.wait_interest(pub, "will/probe", got)
+        r = RawClient(self.node(0).port, timeout=5.0)
+        self.defer(r.close)
+        self.assertEqual(r.connect(unique_id("w"), True, 60,
+                                   will=("will/a", b"gone", 1, False)).rc, 0)
+        r5 = RawClient(self.node(0).port, timeout=5.0, version=MQTT5)
+        self.defer(r5.close)
+        self.assertEqual(r5.connect(unique_id("w5"), True, 60,
+                                    will=("will/b", b"gone5", 1, False),
+                                    will_properties=props((mqtt5.CONTENT_TYPE, "text/x"))).rc,
+                         0)
+        r.abort()
+        r5.abort()
+        msgs = {m.payload: m for m in self.exactly(got, [b"gone", b"gone5"])}
+        self.assertEqual(msgs[b"gone"].topic, "will/a")
+        self.assertEqual(msgs[b"gone5"].props.ContentType, "text/x")
+
+    def test_shared_subscription_on_one_node(self):
+        """A shared group on node 1 gets messages published on node 0, each to one member
+        (groups span one node in this milestone)."""
+        members = []
+        for _ in range(3):
+            c = self.client(broker=self.node(1))
+            members.append(self.collect(c, "$share/g/sh/#", 1))
+        witness = self.client(broker=self.node(1))
+        got_w = self.collect(witness, "sh/#", 1)
+        pub = self.client(broker=self.node(0))
+        self.wait_interest(pub, "sh/probe", got_w)
+        time.sleep(0.3)
+        for lst in members:
+            lst.clear()
+        for i in range(30):
+            self.publish(pub, "sh/x", b"%d" % i, 1)
+        self.exactly(got_w, [b"%d" % i for i in range(30)])
+        counts = by_payload([m for lst in members for m in lst
+                             if not m.payload.startswith(b"probe")])
+        self.assertEqual(counts, {b"%d" % i: 1 for i in range(30)})
 
 
 @cluster_only
@@ -714,6 +889,64 @@ class NatsServerLoss(Case):
         self.publish(pub0, "all/after", b"A", 1)
         for lst in (got1, got2, got_local):
             self.exactly(lst, [b"A"])
+
+
+@cluster_only
+class NatsDownAtStart(Case):
+    NODES = 2
+
+    def test_node_started_without_nats_joins_later(self):
+        """A node started while no NATS server answers serves its own clients, and joins the
+        cluster when NATS comes up."""
+        for i in range(3):
+            self.nats.kill(i)
+        node = self.start_node(2, wait=False)
+        local = self.client(broker=node)
+        got_local = self.collect(local, "late/#", 1)
+        pub2 = self.client(broker=node)
+        self.publish(pub2, "late/local", b"L", 1)
+        self.exactly(got_local, [b"L"])
+        self.assertNotRegex(node.log_text(), r"Cluster: node \S+ of cluster \S+ connected")
+        for i in range(3):
+            self.nats.restart(i, wait=False)
+        self.nats.wait_formed()
+        self.wait_node_log(2, r"Cluster: (node \S+ of cluster \S+ connected|reconnected) to NATS",
+                           timeout=20)
+        pub0 = self.client(broker=self.node(0))
+        self.wait_interest(pub0, "late/probe", got_local, timeout=15)
+        self.wait_crossing(2, 1, "late/back", timeout=15)
+
+
+@skip_without_nats
+@starling_only("Mosquitto has no cluster")
+class BadConfig(ClusterCase):
+    """Cluster options a node refuses at start, saying why."""
+
+    NODES = 0
+    NATS_SERVERS = 1
+
+    def test_refused(self):
+        url = self.nats[0].url
+        cases = [
+            (["cluster_nats_url http://127.0.0.1:4222"], "cluster_nats_url"),
+            (["cluster_nats_url nats://127.0.0.1"], "cluster_nats_url"),
+            (["cluster_nats_url nats://127.0.0.1:99999"], "cluster_nats_url"),
+            (["cluster_nats_url %s,,%s" % (url, url)], "cluster_nats_url"),
+            (["cluster_nats_url %s" % url, "cluster_name _inbox"], "cluster_name"),
+            (["cluster_nats_url %s" % url, "cluster_name a..b"], "cluster_name"),
+            (["cluster_nats_url %s" % url, "cluster_name a*"], "cluster_name"),
+            (["cluster_nats_url %s" % url, "cluster_name " + "n" * 65], "cluster_name"),
+            (["cluster_name alone"], "cluster"),
+            (["cluster_node_id alone"], "cluster"),
+        ]
+        for lines, word in cases:
+            with self.subTest(lines=lines):
+                b = Broker(lines)
+                self.defer(b.stop)
+                rc = b.start_fails()
+                self.assertIsNotNone(rc, "started with %r" % lines)
+                self.assertNotEqual(rc, 0)
+                self.assertIn(word, b.log_text())
 
 
 @cluster_only
