@@ -260,14 +260,26 @@ run_once() {
 	done
 	wait "$pub" || { ok=0; echo "cluster.sh: publisher failed: $(cat "$WORK/pub.err")" >&2; }
 	BENCH_PIDS=()
+	# What the NATS servers carried (client and route messages, in and out) over the run.
+	$PY - "${HTTP_PORTS[@]}" >"$WORK/varz.json" <<'PYEOF'
+import json, sys, urllib.request
+out = []
+for port in sys.argv[1:]:
+    with urllib.request.urlopen("http://127.0.0.1:%s/varz" % port, timeout=2) as r:
+        v = json.loads(r.read().decode())
+    out.append({k: v.get(k) for k in ("server_name", "in_msgs", "out_msgs", "in_bytes",
+                                      "out_bytes", "slow_consumers")})
+print(json.dumps(out))
+PYEOF
 	stop_all
 	[ "$ok" = 1 ] || return 0
 	local files=()
 	for i in $subs_on; do files+=("$WORK/sub$i.json"); done
 	$PY - "$system" "$scenario" "$NODES" "$RATE" "$nats_cpu0" "$nats_cpu1" "$t0" "$t1" \
-		"$WORK/pub.json" "$OUT" $subs_on -- "${files[@]}" <<'PYEOF'
+		"$WORK/pub.json" "$OUT" "$WORK/varz.json" $subs_on -- "${files[@]}" <<'PYEOF'
 import json, sys
 a = sys.argv[1:]
+varz = json.loads(open(a.pop(10)).read())
 system, scenario, nodes, rate = a[0], a[1], int(a[2]), int(a[3])
 nats_cpu = (float(a[5]) - float(a[4])) / (float(a[7]) - float(a[6]))
 pub = json.loads(open(a[8]).read().strip().splitlines()[-1])
@@ -303,11 +315,16 @@ else:
 print("%s %s, %d nodes, %d msg/s published: %.0f deliveries/s, cpu %s = %.2f us per delivery"
       % (system, scenario, nodes, pub["sent_per_s"], total_rate, tail,
          total_cpu * 1e6 / total_rate if total_rate else float("nan")))
+lines.append("  nats-servers over the whole run: in %s msgs, out %s msgs, slow consumers %s"
+             % ("+".join(str(v["in_msgs"]) for v in varz),
+                "+".join(str(v["out_msgs"]) for v in varz),
+                sum(v["slow_consumers"] or 0 for v in varz)))
 print("\n".join(lines))
 summary = {"system": system, "scenario": scenario, "nodes": nodes, "rate": rate,
            "published_per_s": pub["sent_per_s"], "delivered_per_s": total_rate,
            "node_cpu": node_cpu, "nats_cpu": nats_cpu, "total_cpu": total_cpu,
-           "us_per_delivery": total_cpu * 1e6 / total_rate if total_rate else None}
+           "us_per_delivery": total_cpu * 1e6 / total_rate if total_rate else None,
+           "nats_varz": varz}
 with open(out, "a") as f:
     for s in subs + [pub]:
         f.write(json.dumps(s) + "\n")
