@@ -1,6 +1,6 @@
 """Starling nodes joined through NATS (issue 14), for the cluster tests.
 
-    class MyTest(ClusterCase):           # a 3-server NATS cluster per class, 3 nodes per test
+    class MyTest(ClusterCase):           # a 3-server NATS cluster, 3 fresh nodes per test
         def test_x(self):
             sub = self.client(broker=self.node(1))
             got = self.collect(sub, "a/#", 1)
@@ -9,8 +9,10 @@
             self.publish(pub, "a/b", b"x", 1)
 
 - ClusterCase(BrokerTestCase): setUpClass starts a natslib.NatsCluster of NATS_SERVERS
-  nats-server processes (routes, JetStream) for the whole class; setUp starts NODES starlingd
-  nodes (harness Brokers: ports of the run's slice, temp dir, log, stopped by PID with the
+  nats-server processes (routes; JetStream if NATS_JETSTREAM), shared by the module's classes
+  that ask for the same one (the module's tearDownModule calls stop_shared_clusters(); a class
+  with NATS_SHARED = False has its own); setUp brings back servers a test killed, then starts
+  NODES starlingd nodes (harness Brokers: ports of the run's slice, temp dir, log, stopped by PID with the
   harness's clean-exit and sanitizer checks), node i connected to NATS server i mod
   NATS_SERVERS (its cluster_nats_url lists that server first, then the others, for
   libnats to reconnect through), cluster_node_id "node<i>", a cluster_name of its own per test
@@ -76,26 +78,45 @@ def parse_metrics(text):
     return out
 
 
+# NATS clusters shared by the classes of a module that ask for the same one (servers, config,
+# JetStream): a module's tearDownModule calls stop_shared_clusters().
+_shared = {}
+
+
+def stop_shared_clusters():
+    while _shared:
+        _shared.popitem()[1].stop()
+
+
 class ClusterCase(BrokerTestCase):
     NODES = 3
     NATS_SERVERS = 3
     NATS_CONFIG = ()
+    NATS_JETSTREAM = False  # the first milestone uses no stream or bucket
+    NATS_SHARED = True  # False: a cluster of the class's own, stopped with it
     node_config = ()
     cluster_name = None
     nats = None
 
-    # --- the NATS cluster: once per class -------------------------------------------------
+    # --- the NATS cluster: once per class, or per module ----------------------------------
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.nats = NatsCluster(cls.NATS_SERVERS, extra_config=cls.NATS_CONFIG)
+        key = (cls.NATS_SERVERS, tuple(cls.NATS_CONFIG), cls.NATS_JETSTREAM)
+        if cls.NATS_SHARED and key in _shared:
+            cls.nats = _shared[key]
+            return
+        cls.nats = NatsCluster(cls.NATS_SERVERS, extra_config=cls.NATS_CONFIG,
+                               jetstream=cls.NATS_JETSTREAM)
         cls.nats.start()
+        if cls.NATS_SHARED:
+            _shared[key] = cls.nats
 
     @classmethod
     def tearDownClass(cls):
-        if cls.nats is not None:
+        if cls.nats is not None and not cls.NATS_SHARED:
             cls.nats.stop()
-            cls.nats = None
+        cls.nats = None
         super().tearDownClass()
 
     # --- the nodes: fresh ones per test ---------------------------------------------------

@@ -26,11 +26,15 @@ import tempfile
 import time
 
 from clusterlib import (DISCONNECTED_RX, RECONNECTED_RX, ClusterCase, NatsClient, by_payload,
-                        skip_without_nats)
+                        skip_without_nats, stop_shared_clusters)
 from harness import (MOSQUITTO_PUB, MOSQUITTO_SUB, MQTT5, PUBLISH, Broker, PacketTypes, RawClient,
                      SubscribeOptions, client_cmd, mqtt5, pprops, prop, props, starling_only,
                      sub_options, unique_id)
 from tlscerts import Certs
+
+def tearDownModule():
+    stop_shared_clusters()
+
 
 QUIET_S = 0.5  # after the last expected message, for a duplicate or a stray one to show
 CLUSTER_SYS = "$SYS/broker/cluster/"
