@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 import time
 
-from clusterlib import (DISCONNECTED_RX, RECONNECTED_RX, ClusterCase, NatsClient, by_payload,
+from clusterlib import (CONNECTED_RX, DISCONNECTED_RX, RECONNECTED_RX, ClusterCase, NatsClient, by_payload,
                         skip_without_nats, stop_shared_clusters)
 from harness import (MOSQUITTO_PUB, MOSQUITTO_SUB, MQTT5, PUBLISH, Broker, PacketTypes, RawClient,
                      SubscribeOptions, client_cmd, mqtt5, pprops, prop, props, starling_only,
@@ -295,6 +295,111 @@ class CrossNode(Case):
         self.wait_for(lambda: self.nats_subjects(1) == [], 5,
                       lambda: "node1 still holds %r" % self.nats_subjects(1))
         self.wait_node_sys(1, lambda v: v == 0, CLUSTER_SYS + "subscriptions")
+
+    def test_interest_refcounted_over_clients_and_workers(self):
+        """Many clients of one node (spread over its workers) holding one filter, and filters
+        of their own, leaving in every way (UNSUBSCRIBE, DISCONNECT, a dropped socket): the
+        node holds one NATS subscription per distinct filter still held, and none at the
+        end."""
+        c = self.cname
+        clients = []
+        for i in range(12):
+            cl = self.client(broker=self.node(1))
+            self.subscribe(cl, "rc/#", i % 3)
+            self.subscribe(cl, "rc/own/%d" % (i % 4), 1)
+            clients.append(cl)
+        shared = self.client(broker=self.node(1))
+        self.subscribe(shared, "$share/g/rc/#", 1)
+        raw = RawClient(self.node(1).port, timeout=5.0)
+        self.defer(raw.close)
+        raw.connect(unique_id("rc"), True, 60)
+        raw.subscribe([("rc/raw", 0)])
+
+        def want(owns, rc=True, rawsub=True):
+            subjects = ["%s.m.rc.own.%d" % (c, k) for k in owns]
+            if rc:
+                subjects += ["%s.m.rc.>" % c, "%s.m.rc" % c]
+            if rawsub:
+                subjects.append("%s.m.rc.raw" % c)
+            return sorted(subjects)
+
+        def settle(expected):
+            self.wait_for(lambda: self.nats_subjects(1) == expected, 5,
+                          lambda: "node1 holds %r, not %r" % (self.nats_subjects(1), expected))
+            self.wait_node_metric(1, lambda v: v == len(expected),
+                                  "starling_cluster_subscriptions")
+
+        settle(want(range(4)))
+        for i in range(0, 12, 4):  # own/0 loses all its holders, rc/# some
+            self.unsubscribe(clients[i], "rc/own/0")
+        settle(want([1, 2, 3]))
+        for i in (1, 5, 9):  # own/1's holders go away with their connections
+            clients[i].disconnect()
+        settle(want([2, 3]))
+        raw.abort()
+        settle(want([2, 3], rawsub=False))
+        for i in (2, 3, 6, 7, 10, 11, 0, 4, 8):
+            self.unsubscribe(clients[i], ["rc/#"] + (["rc/own/%d" % (i % 4)] if i % 4 else []))
+        settle(want([], rc=True, rawsub=False))  # the shared group still holds rc/#
+        self.unsubscribe(shared, "$share/g/rc/#")
+        settle([])
+        # And it comes back when wanted again, across nodes.
+        self.wait_crossing(0, 1, "rc/again")
+
+    def test_session_expiry_releases_interest(self):
+        """An MQTT 5 session that expires on its node, and a persistent 3.1.1 session
+        discarded by a clean reconnect, give up their NATS subscriptions."""
+        c5 = self.client5(unique_id("se"), broker=self.node(1),
+                          properties=pprops(PacketTypes.CONNECT, SessionExpiryInterval=1))
+        self.subscribe(c5, "se5/#", 1)
+        cid = unique_id("se3")
+        c3 = self.client(cid, clean_session=False, broker=self.node(1))
+        self.subscribe(c3, "se3/x", 1)
+        self.wait_for(lambda: len(self.nats_subjects(1)) == 3, 5)
+        c5.disconnect()
+        c3.disconnect()
+        time.sleep(0.3)
+        self.assertEqual(len(self.nats_subjects(1)), 3, "offline sessions keep their filters")
+        self.wait_for(lambda: self.nats_subjects(1) == ["%s.m.se3.x" % self.cname], 5,
+                      lambda: "after the expiry node1 holds %r" % self.nats_subjects(1))
+        self.client(cid, clean_session=True, broker=self.node(1)).disconnect()
+        self.wait_for(lambda: self.nats_subjects(1) == [], 5,
+                      lambda: "after the clean start node1 holds %r" % self.nats_subjects(1))
+
+    def test_burst_everything_delivered_or_counted(self):
+        """20,000 QoS 0 messages as fast as one publisher sends them: the subscriber on
+        another node gets them in order, and whatever it misses is counted as dropped."""
+        sub = self.client(broker=self.node(1))
+        got = self.collect(sub, "burst/#", 0)
+        pub = self.client(broker=self.node(0))
+        self.wait_interest(pub, "burst/probe", got)
+        n = 20000
+        for i in range(n):
+            pub.publish("burst/x", b"%d" % i, 0)
+        info = pub.publish("burst/end", b"end", 1)
+        info.wait_for_publish(30)
+
+        def settled():
+            if len(got) and got[-1].payload == b"end":
+                return True
+            dropped = sum(self.node_metric(k, "starling_cluster_messages_dropped_total",
+                                           direction=d) or 0
+                          for k, d in ((0, "out"), (1, "in")))
+            return dropped and len(got) + dropped >= n + 1
+
+        self.wait_for(settled, 30, lambda: "got %d of %d" % (len(got), n))
+        time.sleep(QUIET_S)
+        seq = [int(m.payload) for m in got if m.payload != b"end"]
+        self.assertEqual(seq, sorted(set(seq)), "out of order or duplicated")
+        sent = self.wait_node_metric(0, lambda v: v >= n + 1,
+                                     "starling_cluster_messages_sent_total")
+        dropped_out = self.node_metric(0, "starling_cluster_messages_dropped_total",
+                                       direction="out")
+        dropped_in = self.node_metric(1, "starling_cluster_messages_dropped_total",
+                                      direction="in")
+        self.assertEqual(len(seq) + dropped_out + dropped_in, n,
+                         "delivered %d, dropped out %d, in %d of %d (sent %d)"
+                         % (len(seq), dropped_out, dropped_in, n, sent))
 
     def test_publisher_order(self):
         """500 QoS 1 messages (and 300 QoS 0, 200 QoS 2) from one publisher arrive in order
@@ -893,6 +998,48 @@ class NatsServerLoss(Case):
         self.publish(pub0, "all/after", b"A", 1)
         for lst in (got1, got2, got_local):
             self.exactly(lst, [b"A"])
+
+
+@cluster_only
+class NodeRestart(Case):
+    NODES = 2
+
+    def test_persistent_sessions_resubscribe_after_a_restart(self):
+        """A node with persistence restarted (SIGTERM): the filters of the sessions it
+        restores are subscribed on NATS again, and their queued and new messages arrive."""
+        pdir = tempfile.mkdtemp(prefix="starling-cl-persist-")
+        self.addCleanup(shutil.rmtree, pdir, True)
+        lines = self.node_lines(1) + ["persistence true", "persistence_location %s/" % pdir]
+        node = self.start_node(1, lines=lines)
+        cid = unique_id("pr")
+        c = self.client(cid, clean_session=False, broker=node)
+        self.subscribe(c, "pr/#", 1)
+        pub = self.client(broker=self.node(0))
+        self.wait_interest(pub, "pr/probe", c.messages)
+        c.disconnect()
+        self.wait_for(lambda: c.disconnected.is_set(), 5)
+        node.restart()
+        self.wait_node_log(1, CONNECTED_RX, count=2)  # the same log, appended
+        self.wait_for(lambda: len(self.nats_subjects(1)) == 2, 5,
+                      lambda: "node1 holds %r after its restart" % self.nats_subjects(1))
+        # Interest crossed to node 0 again: probes queue for the offline session, so they
+        # are counted on node 1's received counter rather than seen.
+        deadline = time.monotonic() + 10
+        k = 0
+        while self.node_metric(1, "starling_cluster_messages_received_total") == 0:
+            self.assertLess(time.monotonic(), deadline, "nothing reached the restarted node")
+            self.publish(pub, "pr/probe", b"probe-r%d" % k, 0)
+            k += 1
+            time.sleep(0.1)
+        self.publish(pub, "pr/queued", b"queued", 1)
+        time.sleep(0.3)
+        back = self.client(cid, clean_session=False, broker=node)
+        self.assertTrue(back.connack[0], "session present after the restart")
+        self.exactly(back.messages, [b"queued"])
+        self.publish(pub, "pr/live", b"live", 1)
+        self.exactly(back.messages, [b"queued", b"live"])
+        back.disconnect()
+        self.client(cid, clean_session=True, broker=node).disconnect()
 
 
 @cluster_only
