@@ -884,6 +884,35 @@ class DefaultName(Case):
 
 
 @cluster_only
+class Names(Case):
+    """A dotted cluster_name; two clusters on one NATS cluster are apart."""
+
+    cluster_name = "acme.prod-1"
+
+    def test_dotted_name_and_isolation(self):
+        self.assertEqual(self.wait_connected(0)[1], "acme.prod-1")
+        other = [l if not l.startswith("cluster_name ") else "cluster_name acme.test"
+                 for l in self.node_lines(2)]
+        stranger = self.start_node(2, lines=other)  # node 2 again, in cluster acme.test
+        self.assertEqual(self.wait_connected(2)[1], "acme.test")
+        lonely = self.client(broker=stranger)
+        got_lonely = self.collect(lonely, "iso/#", 1)
+        sub = self.client(broker=self.node(1))
+        got = self.collect(sub, "iso/#", 1)
+        pub = self.client(broker=self.node(0))
+        self.wait_interest(pub, "iso/probe", got)
+        self.publish(pub, "iso/x", b"x", 1)
+        self.exactly(got, [b"x"])
+        self.assertEqual(len(got_lonely), 0, "a message crossed into another cluster")
+        self.assertEqual(self.nats_subjects(1), ["acme.prod-1.m.iso", "acme.prod-1.m.iso.>"])
+        # ...and the stranger's own messages stay in its cluster.
+        pub2 = self.client(broker=stranger)
+        self.publish(pub2, "iso/y", b"y", 1)
+        self.exactly(got_lonely, [b"y"])
+        self.assert_no_messages(got, 0.3, expected=1)
+
+
+@cluster_only
 class NatsCredentials(Case):
     """cluster_nats_user / cluster_nats_password: NATS servers that refuse anonymous
     clients."""
