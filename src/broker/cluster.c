@@ -12,13 +12,18 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "broker.h"
+#include "cluster/hello.h"
+#include "conn.h"
 #include "cluster_impl.h"
 #include "out.h"
 #include "route.h"
 #include "session.h"
+#include "share.h"
+#include "starling/props.h"
 #include "worker.h"
 
 #define CL_DRAIN_MAX 4096 /* messages routed per batch end; the rest next iteration */
@@ -193,6 +198,74 @@ void cluster_interest(struct worker *w, const uint8_t *filter, size_t len, bool 
 	cl_commit(l, add ? CL_REC_SUB : CL_REC_UNSUB, (uint32_t)len, 0);
 }
 
+bool cluster_share(struct worker *w, const uint8_t *key, size_t len, bool add)
+{
+	struct cluster *cl = w->b->cluster;
+	char queue[CLUSTER_SUBJECT_MAX + 1], subj[CLUSTER_SUBJECT_MAX + 1];
+	size_t qlen, parent;
+	uint8_t *p;
+
+	if (add && (cluster_subjects_of_share(&cl->prefix, key, len, queue, sizeof(queue), &qlen,
+	                                      subj, sizeof(subj), &parent) < 0 ||
+	            qlen + strlen(subj) > CLUSTER_SUBJECT_MAX))
+		return false; /* $SYS, or too long for NATS: the group stays on this node */
+	p = cl_reserve(w->cl, (uint32_t)(sizeof(struct cl_rec) + len + 8));
+	if (!p) {
+		log_msg(&w->log, LOG_T_ERROR, "Cluster: out of memory recording a shared group.");
+		return false;
+	}
+	memcpy(p + sizeof(struct cl_rec), key, len);
+	cl_commit(w->cl, add ? CL_REC_QSUB : CL_REC_QUNSUB, (uint32_t)len, 0);
+	return true;
+}
+
+void cluster_connected(struct worker *w, struct session *s)
+{
+	struct timespec ts;
+	uint64_t ns;
+	uint8_t *p;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	s->cl_since_ns = ns;
+	p = cl_reserve(w->cl, (uint32_t)(sizeof(struct cl_rec) + s->client_id_len + 16));
+	if (!p) {
+		log_msg(&w->log, LOG_T_ERROR, "Cluster: out of memory announcing a client.");
+		return;
+	}
+	p += sizeof(struct cl_rec);
+	memcpy(p, s->client_id, s->client_id_len);
+	memcpy(p + s->client_id_len, &ns, sizeof(ns));
+	cl_commit(w->cl, CL_REC_HELLO, s->client_id_len, sizeof(ns));
+}
+
+/* Another node announced a client: a connection of the same id here since earlier goes. */
+static void cl_hello(struct worker *w, void *nm)
+{
+	struct cluster *cl = w->b->cluster;
+	struct cluster_hello h;
+	struct session *s;
+	const char *subj;
+	const uint8_t *data;
+	uint32_t len;
+
+	cluster_msg_view(nm, &subj, &data, &len);
+	if (cluster_hello_decode(data, len, &h) != ST_OK) {
+		atomic_fetch_add_explicit(&cl->invalid, 1, memory_order_relaxed);
+		return;
+	}
+	s = worker_session_find(w, h.client.ptr, h.client.len);
+	if (!s || !s->conn || s->bridge ||
+	    !cluster_hello_wins(&h, s->cl_since_ns, (const uint8_t *)cl->node_id, cl->node_id_len))
+		return;
+	log_msg(&w->log, LOG_T_NOTICE, "Client %.*s connected to node %.*s of the cluster.",
+	        (int)s->client_id_len, (const char *)s->client_id, (int)h.node.len,
+	        (const char *)h.node.ptr);
+	/* [MQTT-3.1.4-3] over the cluster: the existing connection is closed (MQTT 5: 0x8E). */
+	out_disconnect(s->conn, ST_RC_SESSION_TAKEN_OVER, "another node took the session");
+	conn_close(s->conn, false, "session taken over by another node");
+}
+
 void cluster_flush(struct worker *w)
 {
 	struct cluster_lane *l = w->cl;
@@ -221,8 +294,11 @@ void cluster_flush(struct worker *w)
 		cluster_wake(&cl->idle, cl->efd);
 }
 
-/* One message from NATS: routed here as a local publish, not sent to the cluster again. */
-static void cl_route(struct worker *w, struct cluster_lane *l, void *nm)
+/*
+ * One message from NATS: routed here as a local publish, not sent to the cluster again; for
+ * a shared group's queue subscription (qg), to that group alone.
+ */
+static void cl_route(struct worker *w, struct cluster_lane *l, void *nm, const struct cl_qgroup *qg)
 {
 	struct cluster *cl = w->b->cluster;
 	const char *subj;
@@ -245,7 +321,20 @@ static void cl_route(struct worker *w, struct cluster_lane *l, void *nm)
 	        .expiry_ms = m.expiry_s ? w->now_ms + (uint64_t)m.expiry_s * 1000 : 0,
 	};
 	w->cl_inbound = true;
-	route_publish(w, NULL, &v, m.qos, m.retain);
+	if (!qg) {
+		route_publish(w, NULL, &v, m.qos, m.retain);
+	} else {
+		struct share_group *g = share_find(&w->shares, qg->key, qg->len);
+
+		/* The group went (its last member left) while the message was on its way: lost,
+		 * and counted. */
+		if (!g || !route_group(w, g, &v, m.qos, m.retain))
+			atomic_fetch_add_explicit(&cl->dropped_in, 1, memory_order_relaxed);
+		/* A delivery that had to keep the message promoted it: that reference was
+		 * this call's (as route_publish's own). */
+		if (v.m)
+			msg_unref(v.m);
+	}
 	w->cl_inbound = false;
 }
 
@@ -256,7 +345,10 @@ void cluster_drain(struct worker *w)
 	unsigned n = 0;
 
 	while (n < CL_DRAIN_MAX && chan_pop(&l->in, &e)) {
-		cl_route(w, l, e.p1);
+		if (e.kind == CL_E_HELLO)
+			cl_hello(w, e.p1);
+		else
+			cl_route(w, l, e.p1, e.kind == CL_E_QMSG ? e.p2 : NULL);
 		cluster_msg_free(e.p1);
 		n++;
 	}

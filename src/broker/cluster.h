@@ -78,6 +78,19 @@ void cluster_publish(struct worker *w, struct session *origin, const struct pub_
 /* A session on w gained (add) or lost a filter: the node's NATS interest follows. */
 void cluster_interest(struct worker *w, const uint8_t *filter, size_t len, bool add);
 
+/*
+ * The shared group `key` ("$share/GROUP/FILTER") was made (add) or dropped on w, its owner.
+ * Returns whether it is cluster-wide: its filter has NATS subjects (not $SYS, not too long),
+ * so the node joins the group's NATS queue group and the group gets its messages from there.
+ */
+bool cluster_share(struct worker *w, const uint8_t *key, size_t len, bool add);
+
+/*
+ * s's client connected here (CONNACK accepted): the other nodes are told, and one holding the
+ * same client id connected since earlier closes that connection (cluster/hello.h).
+ */
+void cluster_connected(struct worker *w, struct session *s);
+
 /* Routes what NATS delivered for w (at the end of each batch). */
 void cluster_drain(struct worker *w);
 

@@ -24,9 +24,12 @@
  *   u32 b (bytes of the second: the NATS payload), then a bytes, then b bytes.
  */
 enum {
-	CL_REC_PUB = 1,   /* subject, NATS payload (envelope head + payload) */
-	CL_REC_SUB = 2,   /* an MQTT filter a session gained */
-	CL_REC_UNSUB = 3, /* an MQTT filter a session lost */
+	CL_REC_PUB = 1,    /* subject, NATS payload (envelope head + payload) */
+	CL_REC_SUB = 2,    /* an MQTT filter a session gained */
+	CL_REC_UNSUB = 3,  /* an MQTT filter a session lost */
+	CL_REC_QSUB = 4,   /* a cluster-wide shared group made: "$share/GROUP/FILTER" */
+	CL_REC_QUNSUB = 5, /* and dropped */
+	CL_REC_HELLO = 6,  /* a client connected: its id, then 8 bytes of wall-clock ns */
 };
 
 struct cl_rec {
@@ -41,18 +44,21 @@ struct cl_held {
 	uint32_t len;  /* bytes used in this one */
 };
 
-#define CL_BUF_HEAD      16u
-#define CL_BUF_SIZE      65536u      /* a bulk buffer, unless one record needs more */
-#define CL_BACKLOG_MAX   (16u << 20) /* bytes a worker keeps when its channel is full */
-#define CL_CHAN_OUT      256u        /* buffers in flight from a worker to the link */
-#define CL_CHAN_IN       16384u      /* messages in flight from NATS to a worker */
-#define CL_PENDING_MSGS  (1 << 20)   /* libnats's queue per subscription, messages */
-#define CL_PENDING_BYTES (256 << 20) /* and bytes, before it drops (a slow consumer) */
+#define CL_BUF_HEAD          16u
+#define CL_BUF_SIZE          65536u      /* a bulk buffer, unless one record needs more */
+#define CL_BACKLOG_MAX       (16u << 20) /* bytes a worker keeps when its channel is full */
+#define CL_CHAN_OUT          256u        /* buffers in flight from a worker to the link */
+#define CL_CHAN_IN           16384u      /* messages in flight from NATS to a worker */
+#define CL_NATS_BUFFERED_MAX (64 << 20)  /* bytes libnats may hold unsent */
+#define CL_PENDING_MSGS      (1 << 20)   /* libnats's queue per subscription, messages */
+#define CL_PENDING_BYTES     (256 << 20) /* and bytes, before it drops (a slow consumer) */
 
 /* Channel entry kinds. */
 enum {
-	CL_E_BUF = 1, /* out: p1 a bulk buffer of arg bytes (the link frees it) */
-	CL_E_MSG = 2, /* in: p1 a natsMsg (the worker destroys it) */
+	CL_E_BUF = 1,   /* out: p1 a bulk buffer of arg bytes (the link frees it) */
+	CL_E_MSG = 2,   /* in: p1 a natsMsg (the worker destroys it) */
+	CL_E_QMSG = 3,  /* in: p1 a natsMsg for the shared group p2 (a struct cl_qgroup) */
+	CL_E_HELLO = 4, /* in: p1 a natsMsg announcing a client's connect on another node */
 };
 
 /* One worker's side; 64-byte aligned (the array is aligned_alloc'd). */
@@ -87,6 +93,21 @@ struct cl_filter {
 	uint8_t filter[]; /* the MQTT filter */
 };
 
+/*
+ * A cluster-wide shared group's NATS queue subscriptions (link thread). The delivery thread
+ * reads key and owner through the subscriptions' closure, and a message in a worker's channel
+ * still names it after the group is gone: dropped groups are kept until cluster_fini.
+ */
+struct cl_qgroup {
+	struct cluster *cl;
+	struct cl_qgroup *next_retired; /* on cl->retired once dropped */
+	uint16_t owner;                 /* the worker that holds the group (xw_home of the key) */
+	uint16_t len;                   /* bytes of key */
+	uint8_t nsubs;
+	void *subs[2]; /* natsSubscription * */
+	uint8_t key[]; /* "$share/GROUP/FILTER" */
+};
+
 struct cluster {
 	struct broker *b;
 	struct log log;               /* the broker's, borrowed */
@@ -100,12 +121,21 @@ struct cluster {
 	/* The link thread. */
 	pthread_t thread;
 	bool thread_started;
-	int efd;             /* its doorbell */
-	_Atomic bool idle;   /* it waits, or is about to */
-	_Atomic bool stop;   /* cluster_stop asked it to finish */
-	void *nc;            /* natsConnection * */
-	void *opts;          /* natsOptions * */
-	struct hmap filters; /* struct cl_filter by XXH3 of the filter */
+	int efd;           /* its doorbell */
+	_Atomic bool idle; /* it waits, or is about to */
+	_Atomic bool stop; /* cluster_stop asked it to finish */
+	void *nc;          /* natsConnection *: publishes, plain subscriptions */
+	/* natsConnection *: the shared groups' queue subscriptions. A connection of its own
+	 * because it must receive this node's own messages too (the queue group may pick this
+	 * node), which the no-echo connection never does. */
+	void *qc;
+	struct hmap qgroups;                      /* struct cl_qgroup by XXH3 of the key */
+	char hello_subject[CLUSTER_NAME_MAX + 8]; /* "<cluster_name>.s.c": connects announced */
+	void *hello_sub;                          /* natsSubscription * of it */
+	struct cl_qgroup *retired;                /* dropped groups, freed by cluster_fini */
+	void *opts;                               /* natsOptions * of nc */
+	void *qopts;                              /* natsOptions * of qc */
+	struct hmap filters;                      /* struct cl_filter by XXH3 of the filter */
 	uint64_t seed;
 
 	/* The delivery thread's (libnats's): the last message number seen per origin. */

@@ -23,7 +23,9 @@
 
 #include "broker.h"
 #include "cluster.h"
+#include "cluster/hello.h"
 #include "cluster_impl.h"
+#include "xw.h"
 
 #define CL_ORIGINS_MAX 4096 /* origin epochs remembered before the table is cleared */
 
@@ -119,6 +121,65 @@ static void cl_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, vo
 	cluster_wake(&l->idle, l->efd);
 }
 
+/* The delivery thread again: a message a shared group's queue subscription got. */
+static void cl_on_qmsg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
+{
+	struct cl_qgroup *g = closure;
+	struct cluster *cl = g->cl;
+	struct cluster_msg m;
+	struct cluster_lane *l = &cl->lanes[g->owner];
+	struct chan_entry e = {.kind = CL_E_QMSG, .p1 = nm, .p2 = g};
+
+	(void)nc;
+	(void)sub;
+	if (cluster_env_decode((const uint8_t *)natsMsg_GetData(nm),
+	                       (size_t)natsMsg_GetDataLength(nm), &m) != ST_OK) {
+		atomic_fetch_add_explicit(&cl->invalid, 1, memory_order_relaxed);
+		natsMsg_Destroy(nm);
+		return;
+	}
+	if (!chan_push(&l->in, &e)) {
+		atomic_fetch_add_explicit(&cl->dropped_in, 1, memory_order_relaxed);
+		natsMsg_Destroy(nm);
+		return;
+	}
+	chan_publish(&l->in);
+	atomic_fetch_add_explicit(&cl->received, 1, memory_order_relaxed);
+	cluster_wake(&l->idle, l->efd);
+}
+
+/* The delivery thread: another node's client connected; the client id's home worker looks. */
+static void cl_on_hello(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
+{
+	struct cluster *cl = closure;
+	struct cluster_hello h;
+	struct cluster_lane *l;
+	struct chan_entry e = {.kind = CL_E_HELLO, .p1 = nm};
+
+	(void)nc;
+	(void)sub;
+	if (cluster_hello_decode((const uint8_t *)natsMsg_GetData(nm),
+	                         (size_t)natsMsg_GetDataLength(nm), &h) != ST_OK) {
+		atomic_fetch_add_explicit(&cl->invalid, 1, memory_order_relaxed);
+		natsMsg_Destroy(nm);
+		return;
+	}
+	l = &cl->lanes[xw_home(cl->nworkers, h.client.ptr, h.client.len)];
+	if (!chan_push(&l->in, &e)) {
+		/* Rare (a control message behind a full queue of messages): logged, not counted. */
+		log_msg(&cl->log, LOG_T_WARNING,
+		        "Cluster: a connect of client %.*s on node %.*s was not checked here "
+		        "(queue "
+		        "full).",
+		        (int)h.client.len, (const char *)h.client.ptr, (int)h.node.len,
+		        (const char *)h.node.ptr);
+		natsMsg_Destroy(nm);
+		return;
+	}
+	chan_publish(&l->in);
+	cluster_wake(&l->idle, l->efd);
+}
+
 void cluster_msg_view(void *nm, const char **subject, const uint8_t **data, uint32_t *len)
 {
 	*subject = natsMsg_GetSubject(nm);
@@ -183,19 +244,24 @@ static void cl_on_error(natsConnection *nc, natsSubscription *sub, natsStatus er
 		        natsStatus_GetText(err));
 }
 
-int cluster_link_connect(struct cluster *cl)
+/*
+ * The options of both connections; `queue`: the shared groups' one, which gets this node's own
+ * messages too (echo) and says nothing of the node's state (the data connection's callbacks).
+ */
+static natsOptions *cl_options(struct cluster *cl, bool queue)
 {
 	const struct config_cluster *c = &cl->b->cfg.cluster;
 	const char *urls[CONFIG_CLUSTER_URLS_MAX];
 	char store[CONFIG_CLUSTER_URLS_MAX][sizeof(c->urls)];
+	char name[CLUSTER_NODE_ID_MAX + 8];
 	natsOptions *o = NULL;
-	natsConnection *nc = NULL;
 	natsStatus s;
 
 	for (unsigned i = 0; i < c->nurls; i++) {
 		config_cluster_url(c, i, store[i], sizeof(store[i]));
 		urls[i] = store[i];
 	}
+	snprintf(name, sizeof(name), "%s%s", cl->node_id, queue ? "/shared" : "");
 	s = natsOptions_Create(&o);
 	if (s == NATS_OK)
 		s = natsOptions_SetServers(o, urls, (int)c->nurls);
@@ -203,7 +269,7 @@ int cluster_link_connect(struct cluster *cl)
 	if (s == NATS_OK)
 		s = natsOptions_SetNoRandomize(o, true);
 	if (s == NATS_OK)
-		s = natsOptions_SetName(o, cl->node_id);
+		s = natsOptions_SetName(o, name);
 	if (s == NATS_OK && c->user[0])
 		s = natsOptions_SetUserInfo(o, c->user, c->password);
 	if (s == NATS_OK && (c->cafile[0] || c->certfile[0]))
@@ -214,7 +280,7 @@ int cluster_link_connect(struct cluster *cl)
 		s = natsOptions_LoadCertificatesChain(o, c->certfile, c->keyfile);
 	/* This node delivers its own messages locally: NATS must not send them back. */
 	if (s == NATS_OK)
-		s = natsOptions_SetNoEcho(o, true);
+		s = natsOptions_SetNoEcho(o, !queue);
 	/* One delivery thread for every subscription: copies of a message stay adjacent. */
 	if (s == NATS_OK)
 		s = natsOptions_UseGlobalMessageDelivery(o, true);
@@ -229,32 +295,60 @@ int cluster_link_connect(struct cluster *cl)
 		s = natsOptions_SetMaxPingsOut(o, 2);
 	if (s == NATS_OK)
 		s = natsOptions_SetErrorHandler(o, cl_on_error, cl);
-	if (s == NATS_OK)
+	if (s == NATS_OK && !queue)
 		s = natsOptions_SetDisconnectedCB(o, cl_on_disconnected, cl);
-	if (s == NATS_OK)
+	if (s == NATS_OK && !queue)
 		s = natsOptions_SetReconnectedCB(o, cl_on_reconnected, cl);
 	if (s == NATS_OK)
-		s = natsOptions_SetRetryOnFailedConnect(o, true, cl_on_connected, cl);
+		s = natsOptions_SetRetryOnFailedConnect(o, true, queue ? NULL : cl_on_connected,
+		                                        cl);
 	if (s != NATS_OK) {
 		log_msg(&cl->log, LOG_T_ERROR, "Cluster: NATS options: %s",
 		        nats_GetLastError(NULL) ? nats_GetLastError(NULL) : natsStatus_GetText(s));
 		natsOptions_Destroy(o);
-		return ST_ERR_CONFIG;
+		return NULL;
 	}
-	cl->opts = o;
-	s = natsConnection_Connect(&nc, o);
+	return o;
+}
+
+int cluster_link_connect(struct cluster *cl)
+{
+	natsConnection *nc = NULL, *qc = NULL;
+	natsSubscription *hello = NULL;
+	natsStatus s;
+
+	cl->opts = cl_options(cl, false);
+	cl->qopts = cl_options(cl, true);
+	if (!cl->opts || !cl->qopts)
+		return ST_ERR_CONFIG;
+	s = natsConnection_Connect(&nc, cl->opts);
 	if (s == NATS_OK) {
 		cl_on_connected(nc, cl);
 	} else if (s == NATS_NOT_YET_CONNECTED) {
 		log_msg(&cl->log, LOG_T_WARNING,
 		        "Cluster: no NATS server answers yet (%s); trying in the background.",
-		        c->urls);
+		        cl->b->cfg.cluster.urls);
 	} else {
 		log_msg(&cl->log, LOG_T_ERROR, "Cluster: cannot connect to NATS: %s",
 		        natsStatus_GetText(s));
 		return ST_ERR_SYS;
 	}
 	cl->nc = nc;
+	snprintf(cl->hello_subject, sizeof(cl->hello_subject), "%ss.c", cl->prefix.str);
+	s = natsConnection_Subscribe(&hello, nc, cl->hello_subject, cl_on_hello, cl);
+	cl->hello_sub = hello;
+	if (s != NATS_OK) {
+		log_msg(&cl->log, LOG_T_ERROR, "Cluster: cannot subscribe to %s: %s",
+		        cl->hello_subject, natsStatus_GetText(s));
+		return ST_ERR_SYS;
+	}
+	s = natsConnection_Connect(&qc, cl->qopts);
+	if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
+		log_msg(&cl->log, LOG_T_ERROR, "Cluster: cannot connect to NATS: %s",
+		        natsStatus_GetText(s));
+		return ST_ERR_SYS;
+	}
+	cl->qc = qc;
 	return ST_OK;
 }
 
@@ -356,10 +450,102 @@ static void cl_interest(struct cluster *cl, const uint8_t *filter, size_t len, b
 	cl_filter_open(cl, f);
 }
 
+static bool cl_qgroup_eq(const void *val, const void *key)
+{
+	const struct cl_qgroup *g = val;
+	const struct cl_filter_key *k = key;
+
+	return g->len == k->len && memcmp(g->key, k->f, k->len) == 0;
+}
+
+static void cl_qgroup_close(struct cluster *cl, struct cl_qgroup *g)
+{
+	for (unsigned i = 0; i < g->nsubs; i++) {
+		natsSubscription_Unsubscribe(g->subs[i]);
+		natsSubscription_Destroy(g->subs[i]);
+		atomic_fetch_sub_explicit(&cl->nsubs, 1, memory_order_relaxed);
+	}
+	g->nsubs = 0;
+}
+
+/* A cluster-wide shared group: the node joins its queue group on NATS, or leaves it. */
+static void cl_qgroup(struct cluster *cl, const uint8_t *key, size_t len, bool add)
+{
+	char queue[CLUSTER_SUBJECT_MAX + 1], subj[CLUSTER_SUBJECT_MAX + 1];
+	struct cl_filter_key k = {key, len};
+	uint64_t hash = XXH3_64bits_withSeed(key, len, cl->seed);
+	struct cl_qgroup *g = hmap_find(&cl->qgroups, hash, cl_qgroup_eq, &k);
+	size_t qlen, parent = 0;
+
+	if (!add) {
+		if (!g)
+			return;
+		cl_qgroup_close(cl, g);
+		hmap_remove(&cl->qgroups, hash, g);
+		g->next_retired = cl->retired;
+		cl->retired = g;
+		return;
+	}
+	if (g || cluster_subjects_of_share(&cl->prefix, key, len, queue, sizeof(queue), &qlen, subj,
+	                                   sizeof(subj), &parent) < 0)
+		return; /* one group per key and node; the worker checked the mapping */
+	g = calloc(1, sizeof(*g) + len);
+	if (!g || hmap_insert(&cl->qgroups, hash, g) != ST_OK) {
+		free(g);
+		log_msg(&cl->log, LOG_T_ERROR, "Cluster: out of memory joining a shared group.");
+		return;
+	}
+	g->cl = cl;
+	g->owner = (uint16_t)xw_home(cl->nworkers, key, len);
+	g->len = (uint16_t)len;
+	memcpy(g->key, key, len);
+	for (int i = 0; i < (parent ? 2 : 1); i++) {
+		natsSubscription *sub = NULL;
+		natsStatus s;
+
+		if (i == 1)
+			subj[parent] = '\0';
+		s = natsConnection_QueueSubscribe(&sub, cl->qc, subj, queue, cl_on_qmsg, g);
+		if (s == NATS_OK)
+			s = natsSubscription_SetPendingLimits(sub, CL_PENDING_MSGS,
+			                                      CL_PENDING_BYTES);
+		if (s != NATS_OK) {
+			log_msg(&cl->log, LOG_T_ERROR, "Cluster: cannot join queue %s on %s: %s",
+			        queue, subj, natsStatus_GetText(s));
+			natsSubscription_Destroy(sub);
+			continue;
+		}
+		g->subs[g->nsubs++] = sub;
+		atomic_fetch_add_explicit(&cl->nsubs, 1, memory_order_relaxed);
+	}
+}
+
+/* Tells the other nodes that a client connected here (cluster/hello.h). */
+static void cl_announce(struct cluster *cl, const uint8_t *id, size_t len, const uint8_t *ns)
+{
+	struct cluster_hello h = {
+	        .node = {(const uint8_t *)cl->node_id, (uint32_t)cl->node_id_len},
+	        .epoch = cl->epoch,
+	        .client = {id, (uint32_t)len},
+	};
+	uint8_t buf[4 + CLUSTER_NODE_ID_MAX + 14 + 65536];
+	long n;
+
+	memcpy(&h.since_ns, ns, sizeof(h.since_ns));
+	n = cluster_hello_encode(&h, buf, sizeof(buf));
+	if (n < 0 || natsConnection_Publish(cl->nc, cl->hello_subject, buf, (int)n) != NATS_OK)
+		log_msg(&cl->log, LOG_T_WARNING,
+		        "Cluster: the connect of client %.*s could not be announced.", (int)len,
+		        (const char *)id);
+}
+
 /* One worker's buffer: its records in order. */
 static void cl_records(struct cluster *cl, uint8_t *buf, uint32_t len)
 {
 	uint32_t off = CL_BUF_HEAD;
+	/* libnats's write buffer grows without a bound of its own while the server reads
+	 * slowly: past CL_NATS_BUFFERED_MAX this buffer's messages are dropped, and counted. */
+	bool full = natsConnection_Buffered(cl->nc) > CL_NATS_BUFFERED_MAX;
 
 	while (off + sizeof(struct cl_rec) <= len) {
 		const struct cl_rec *r = (const struct cl_rec *)(buf + off);
@@ -367,8 +553,9 @@ static void cl_records(struct cluster *cl, uint8_t *buf, uint32_t len)
 
 		switch (r->type) {
 		case CL_REC_PUB: {
-			natsStatus s = natsConnection_Publish(cl->nc, (const char *)a, a + r->a,
-			                                      (int)r->b);
+			natsStatus s = full ? NATS_INSUFFICIENT_BUFFER
+			                    : natsConnection_Publish(cl->nc, (const char *)a,
+			                                             a + r->a, (int)r->b);
 
 			if (s == NATS_OK)
 				atomic_fetch_add_explicit(&cl->sent, 1, memory_order_relaxed);
@@ -380,6 +567,13 @@ static void cl_records(struct cluster *cl, uint8_t *buf, uint32_t len)
 		case CL_REC_SUB:
 		case CL_REC_UNSUB:
 			cl_interest(cl, a, r->a, r->type == CL_REC_SUB);
+			break;
+		case CL_REC_HELLO:
+			cl_announce(cl, a, r->a, a + r->a);
+			break;
+		case CL_REC_QSUB:
+		case CL_REC_QUNSUB:
+			cl_qgroup(cl, a, r->a, r->type == CL_REC_QSUB);
 			break;
 		}
 		off += (uint32_t)((sizeof(*r) + r->a + r->b + 7u) & ~7u);
@@ -429,6 +623,17 @@ static void cl_count_slow(struct cluster *cl, uint64_t *seen)
 			int64_t d = 0;
 
 			if (natsSubscription_GetDropped(f->subs[j], &d) == NATS_OK && d > 0)
+				total += (uint64_t)d;
+		}
+	}
+	h = &cl->qgroups;
+	for (size_t i = hmap_next(h, 0); i < hmap_cap(h); i = hmap_next(h, i + 1)) {
+		struct cl_qgroup *g = h->slots[i].val;
+
+		for (unsigned j = 0; j < g->nsubs; j++) {
+			int64_t d = 0;
+
+			if (natsSubscription_GetDropped(g->subs[j], &d) == NATS_OK && d > 0)
 				total += (uint64_t)d;
 		}
 	}
@@ -565,13 +770,28 @@ void cluster_link_close(struct cluster *cl)
 		natsConnection_FlushTimeout(cl->nc, 1000);
 		for (size_t i = hmap_next(h, 0); i < hmap_cap(h); i = hmap_next(h, i + 1))
 			cl_filter_close(cl, h->slots[i].val);
+		if (cl->hello_sub) {
+			natsSubscription_Unsubscribe(cl->hello_sub);
+			natsSubscription_Destroy(cl->hello_sub);
+			cl->hello_sub = NULL;
+		}
 		natsConnection_Destroy(cl->nc);
 		cl->nc = NULL;
 	}
+	if (cl->qc) {
+		h = &cl->qgroups;
+		for (size_t i = hmap_next(h, 0); i < hmap_cap(h); i = hmap_next(h, i + 1))
+			cl_qgroup_close(cl, h->slots[i].val);
+		natsConnection_Destroy(cl->qc);
+		cl->qc = NULL;
+	}
 	natsOptions_Destroy(cl->opts);
-	cl->opts = NULL;
+	natsOptions_Destroy(cl->qopts);
+	cl->opts = cl->qopts = NULL;
 	/* libnats's threads are gone after this: no callback runs any more. */
-	nats_CloseAndWait(2000);
+	if (nats_CloseAndWait(2000) != NATS_OK)
+		log_msg(&cl->log, LOG_T_WARNING,
+		        "Cluster: the NATS library's threads did not end within 2 s.");
 }
 
 void cluster_stop(struct broker *b)
@@ -600,6 +820,16 @@ void cluster_fini(struct broker *b)
 	for (size_t i = hmap_next(h, 0); i < hmap_cap(h); i = hmap_next(h, i + 1))
 		free(h->slots[i].val);
 	hmap_fini(h);
+	h = &cl->qgroups;
+	for (size_t i = hmap_next(h, 0); i < hmap_cap(h); i = hmap_next(h, i + 1))
+		free(h->slots[i].val);
+	hmap_fini(h);
+	while (cl->retired) {
+		struct cl_qgroup *g = cl->retired;
+
+		cl->retired = g->next_retired;
+		free(g);
+	}
 	cl_origins_clear(&cl->origins);
 	for (unsigned i = 0; cl->lanes && i < cl->nworkers; i++) {
 		struct cluster_lane *l = &cl->lanes[i];

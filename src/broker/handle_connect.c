@@ -10,6 +10,7 @@
 #include "access.h"
 #include "auth/auth.h"
 #include "broker.h"
+#include "cluster.h"
 #include "conn.h"
 #include "conn_tls.h"
 #include "handlers.h"
@@ -497,5 +498,7 @@ int handle_connect(struct conn *c, const struct st_connect *ck)
 	    ST_OK)
 		return ST_ERR_NOMEM;
 	connect_attach(c, s, ck, &cp, present, assigned, keepalive, server_keepalive);
+	if (c->w->cl && c->state == CONN_ACTIVE)
+		cluster_connected(c->w, s);
 	return ST_OK;
 }

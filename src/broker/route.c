@@ -447,12 +447,23 @@ static uint32_t route_shared(struct worker *w, struct pub_view *v, uint8_t qos, 
 
 	for (uint32_t i = 0; i < w->nshared; i++) {
 		struct share_group *g = w->shared[i];
-		struct share_member *m = route_pick(g, v, NULL);
+		struct share_member *m;
 
+		if (g->clustered)
+			continue; /* its messages come through the cluster's queue group */
+		m = route_pick(g, v, NULL);
 		if (m && route_to_member(w, g, m, v, qos, retain, 0))
 			delivered++;
 	}
 	return delivered;
+}
+
+bool route_group(struct worker *w, struct share_group *g, struct pub_view *v, uint8_t qos,
+                 bool retain)
+{
+	struct share_member *m = route_pick(g, v, NULL);
+
+	return m && route_to_member(w, g, m, v, qos, retain, 0);
 }
 
 int route_local(struct worker *w, struct session *origin, struct pub_view *v, uint8_t qos,

@@ -66,6 +66,10 @@ void route_rehome_remote(struct worker *w, struct msg *m, struct share_group *g,
                          const struct share_member *leaving, uint8_t qos, bool retain,
                          unsigned hops);
 
+/* A message for shared group g (on its owner w) alone: one member gets it, if any may. */
+bool route_group(struct worker *w, struct share_group *g, struct pub_view *v, uint8_t qos,
+                 bool retain);
+
 /* Whether session s's ACL lets it read m's topic (true without an ACL). */
 bool route_member_may_read(struct session *s, struct msg *m);
 

@@ -58,7 +58,7 @@ static uint64_t share_hash(const struct share_registry *reg, const uint8_t *key,
 	return XXH3_64bits_withSeed(key, len, reg->seed);
 }
 
-static struct share_group *share_find(struct share_registry *reg, const uint8_t *key, size_t len)
+struct share_group *share_find(struct share_registry *reg, const uint8_t *key, size_t len)
 {
 	struct share_key k = {key, len};
 
@@ -107,7 +107,7 @@ static struct share_group *share_new(struct share_registry *reg, struct subidx *
 		goto fail;
 	interest_add_filter(reg->interest, g->key + g->filter_off, len - g->filter_off);
 	if (reg->cluster)
-		cluster_interest(reg->cluster, g->key + g->filter_off, len - g->filter_off, true);
+		g->clustered = cluster_share(reg->cluster, g->key, len, true);
 	hmap_insert(&reg->groups, share_hash(reg, key, len), g);
 	return g;
 fail:
@@ -189,9 +189,8 @@ int share_unsubscribe(struct share_registry *reg, struct subidx *idx, const uint
 		subidx_remove(idx, g->key + g->filter_off, g->key_len - g->filter_off, g);
 		interest_remove_filter(reg->interest, g->key + g->filter_off,
 		                       g->key_len - g->filter_off);
-		if (reg->cluster)
-			cluster_interest(reg->cluster, g->key + g->filter_off,
-			                 g->key_len - g->filter_off, false);
+		if (g->clustered)
+			cluster_share(reg->cluster, g->key, g->key_len, false);
 		hmap_remove(&reg->groups, share_hash(reg, key, len), g);
 		share_group_unref(g);
 	}
@@ -240,9 +239,8 @@ void share_registry_fini(struct share_registry *reg, struct subidx *idx)
 		subidx_remove(idx, g->key + g->filter_off, g->key_len - g->filter_off, g);
 		interest_remove_filter(reg->interest, g->key + g->filter_off,
 		                       g->key_len - g->filter_off);
-		if (reg->cluster)
-			cluster_interest(reg->cluster, g->key + g->filter_off,
-			                 g->key_len - g->filter_off, false);
+		if (g->clustered)
+			cluster_share(reg->cluster, g->key, g->key_len, false);
 		g->nmembers = 0;
 		share_group_unref(g);
 	}

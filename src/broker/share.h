@@ -51,6 +51,9 @@ struct share_group {
 	uint32_t nmembers;            /* entries used */
 	uint32_t cap;                 /* entries allocated */
 	uint32_t next;                /* round-robin cursor */
+	/* Cluster-wide (cluster.h): NATS's queue group picks the node of each message, which
+	 * reaches the group through route_group only; local routing passes it by. */
+	bool clustered;
 };
 
 /* The registry of groups of one worker: key -> group. */
@@ -92,6 +95,9 @@ void share_set_online(struct share_registry *reg, const uint8_t *key, size_t len
  * one when none is connected), never `except` (may be NULL); NULL if there is none.
  */
 struct share_member *share_pick(struct share_group *g, const struct share_member *except);
+
+/* The group of key in reg, or NULL. */
+struct share_group *share_find(struct share_registry *reg, const uint8_t *key, size_t len);
 
 void share_group_ref(struct share_group *g);
 void share_group_unref(struct share_group *g);
