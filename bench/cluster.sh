@@ -75,7 +75,10 @@ stop_pid() {
 }
 stop_all() {
 	local p
-	for p in "${BENCH_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+	for p in "${BENCH_PIDS[@]}"; do
+		kill -9 "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
 	for p in "${NODE_PIDS[@]}"; do stop_pid "$p"; done
 	for p in "${NATS_PIDS[@]}"; do stop_pid "$p"; done
 	BENCH_PIDS=()
@@ -163,7 +166,11 @@ CONF
 		"$NATS" -c "$conf" -l "$WORK/nats$i.log" </dev/null >/dev/null 2>&1 &
 		NATS_PIDS+=($!)
 	done
-	wait_nats "${HTTP_PORTS[@]}" || { echo "cluster.sh: the NATS cluster did not form" >&2; tail "$WORK"/nats*.log >&2; exit 1; }
+	wait_nats "${HTTP_PORTS[@]}" || {
+		echo "cluster.sh: the NATS cluster did not form" >&2
+		tail "$WORK"/nats*.log >&2
+		exit 1
+	}
 	if [ "$system" = nats ]; then
 		# The first MQTT client makes the servers create their JetStream streams; clients
 		# arriving at once meanwhile may be closed: one publish per server first, retried.
@@ -202,7 +209,11 @@ CONF
 		NODE_PIDS+=($!)
 	done
 	for i in $(seq 0 $((NODES - 1))); do
-		wait_port "${PORTS[$i]}" || { echo "cluster.sh: node$i did not start" >&2; cat "$WORK/node$i.log" >&2; exit 1; }
+		wait_port "${PORTS[$i]}" || {
+			echo "cluster.sh: node$i did not start" >&2
+			cat "$WORK/node$i.log" >&2
+			exit 1
+		}
 		for _ in $(seq 1 100); do
 			grep -q "Cluster: node .* connected to NATS" "$WORK/node$i.log" && break
 			sleep 0.05

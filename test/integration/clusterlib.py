@@ -12,8 +12,8 @@
   nats-server processes (routes; JetStream if NATS_JETSTREAM), shared by the module's classes
   that ask for the same one (the module's tearDownModule calls stop_shared_clusters(); a class
   with NATS_SHARED = False has its own); setUp brings back servers a test killed, then starts
-  NODES starlingd nodes (harness Brokers: ports of the run's slice, temp dir, log, stopped by PID with the
-  harness's clean-exit and sanitizer checks), node i connected to NATS server i mod
+  NODES starlingd nodes (harness Brokers: ports of the run's slice, temp dir, log, stopped by
+  PID with the harness's clean-exit and sanitizer checks), node i connected to NATS server i mod
   NATS_SERVERS (its cluster_nats_url lists that server first, then the others, for
   libnats to reconnect through), cluster_node_id "node<i>", a cluster_name of its own per test
   (so nothing a previous test's nodes published can reach this test's), sys_interval 1, and a
@@ -36,13 +36,16 @@
 - node_sys(i, topic) / wait_node_sys(i, pred, topic): a $SYS value of node i;
   node_metric(i, name) / wait_node_metric(i, pred, name): a Prometheus sample of node i.
 - wait_node_log(i, pattern): a log line of node i matching a regular expression.
-- nats_subjects(i): the subjects node i holds NATS subscriptions on (nats-server's /connz on
-  the server it is connected to, which lists every client connection's subscriptions).
+- nats_subjects(i): the subjects node i holds plain NATS subscriptions on for its clients'
+  filters; nats_queue_subs(i): its queue subscriptions (shared groups), (subject, queue);
+  nats_connections(i): all of it by connection (nats-server's /connz?subs=detail on every
+  server up: a node's connections carry its node id as their name).
 Every wait is bounded.
 """
 
 import json
 import re
+import socket
 import sys
 import time
 import urllib.request
@@ -158,8 +161,12 @@ class ClusterCase(BrokerTestCase):
                   + list(self.node_config) + list(extra))
         node = Broker(config)
         node.metrics_port = mport
+        ids = [l.split(None, 1)[1] for l in config if l.startswith("cluster_node_id ")]
+        node.node_id = ids[-1] if ids else None  # None: HOSTNAME:PORT, known once started
         node.index = i
         node.start()
+        if node.node_id is None:
+            node.node_id = "%s:%d" % (socket.gethostname(), node.port)
         if i < len(self.nodes):
             self.nodes[i].stop()  # a node killed before: reaped, its temp dir removed
             self.nodes[i] = node
@@ -217,23 +224,38 @@ class ClusterCase(BrokerTestCase):
         self.defer(c.close)
         return c
 
-    def nats_subjects(self, i, server=None):
-        """Sorted subjects of the NATS subscriptions node i holds: the connections of the
-        server it is connected to (`server`, default i mod NATS_SERVERS) with a subscription
-        under this test's cluster prefix... and what else those connections hold."""
-        server = (i % len(self.nats.servers)) if server is None else server
+    def nats_connections(self, i):
+        """{connection name: [(subject, queue or None)...]} of node i's NATS connections, from
+        nats-server's /connz on every server that is up (a node's connections are named after
+        its cluster_node_id; the shared groups' one has "/shared" after it)."""
+        nid = self.node(i).node_id
+        found = {}
+        for srv in self.nats.servers:
+            if not srv.alive():
+                continue
+            with urllib.request.urlopen("http://127.0.0.1:%d/connz?subs=detail&limit=1024"
+                                        % srv.http_port, timeout=2) as r:
+                z = json.loads(r.read().decode())
+            for c in z.get("connections") or []:
+                if c.get("name") in (nid, nid + "/shared"):
+                    found.setdefault(c["name"], []).extend(
+                        (d["subject"], d.get("qgroup") or None)
+                        for d in c.get("subscriptions_list_detail") or [])
+        return found
+
+    def nats_subjects(self, i):
+        """Sorted subjects of node i's plain NATS subscriptions for its clients' filters (the
+        kinds "m" and "d"; the cluster's own control subjects, "<cluster>.s...", left out)."""
         prefix = (self.cname or "starling") + "."
-        with urllib.request.urlopen("http://127.0.0.1:%d/connz?subs=1&limit=1024"
-                                    % self.nats[server].http_port, timeout=2) as r:
-            z = json.loads(r.read().decode())
-        found = []
-        for c in z.get("connections") or []:
-            subs = c.get("subscriptions_list") or []
-            if any(s.startswith(prefix) for s in subs) and not c.get("lang") == "python-raw":
-                found.append(sorted(subs))
-        if len(found) > 1:
-            self.fail("more than one node connection on nats %d: %r" % (server, found))
-        return found[0] if found else []
+        return sorted(subj for subs in self.nats_connections(i).values() for subj, q in subs
+                      if q is None and subj.startswith(prefix)
+                      and not subj.startswith(prefix + "s."))
+
+    def nats_queue_subs(self, i):
+        """Sorted (subject, queue) of node i's NATS queue subscriptions (cluster-wide shared
+        groups)."""
+        return sorted((subj, q) for subs in self.nats_connections(i).values() for subj, q in subs
+                      if q is not None)
 
     # --- probes ---------------------------------------------------------------------------
     def wait_interest(self, pub, topic, *lists, qos=0, timeout=10.0):

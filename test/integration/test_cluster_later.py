@@ -1,6 +1,7 @@
 """Issue 14's later milestones, written ahead of the broker: each class is skipped with the
 reason "not implemented yet: issue 14 milestone N" until its milestone lands (remove the
-decorator then). The first milestone, cross-node pub/sub, is test_cluster.py.
+decorator then). Cross-node pub/sub and cluster-wide $share (what has landed) are in
+test_cluster.py.
 
   milestone 2  retained messages cluster-wide: a JetStream key-value bucket holds them, every
                node keeps a local copy by watching it, a SUBSCRIBE anywhere gets them from
@@ -9,18 +10,16 @@ decorator then). The first milestone, cross-node pub/sub, is test_cluster.py.
                the session (session present, subscriptions, queued QoS 1/2 messages handed
                over), a second connection with the same client id on another node takes the
                session over (the old node disconnects its client)
-  milestone 4  $share/group/filter cluster-wide: NATS queue groups pick one node per message,
-               the node picks one local member
 
-STARLING_CLUSTER_LATER=2,3,4 runs them anyway. Same harness as test_cluster.py (clusterlib.ClusterCase), with JetStream on in the NATS
-cluster for milestones 2 and 3.
+STARLING_CLUSTER_LATER=2,3 runs them anyway. Same harness as test_cluster.py
+(clusterlib.ClusterCase), with JetStream on in the NATS cluster.
 """
 
 import os
 import time
 import unittest
 
-from clusterlib import ClusterCase, by_payload, skip_without_nats, stop_shared_clusters
+from clusterlib import ClusterCase, skip_without_nats, stop_shared_clusters
 from harness import PacketTypes, pprops, starling_only, unique_id
 
 
@@ -29,8 +28,8 @@ def tearDownModule():
 
 
 def milestone(n):
-    """Skips the class until milestone n lands; STARLING_CLUSTER_LATER=2,4 runs the classes of
-    milestones 2 and 4 anyway (to work on them)."""
+    """Skips the class until milestone n lands; STARLING_CLUSTER_LATER=2,3 runs the classes of
+    milestones 2 and 3 anyway (to work on them)."""
     wanted = os.environ.get("STARLING_CLUSTER_LATER", "").split(",")
 
     def wrap(cls):
@@ -153,50 +152,6 @@ class SessionsMove(LaterCase):
         pub = self.client(broker=self.node(2))
         self.publish(pub, "gone/x", b"x", 1)
         self.wait_for(lambda: back.messages.payloads() == [b"x"], 10)
-
-
-@milestone(4)
-class SharedAcrossNodes(LaterCase):
-    NATS_JETSTREAM = False
-
-    def test_one_member_in_the_cluster_per_message(self):
-        members = []
-        for i in range(3):
-            for _ in range(2):
-                c = self.client(broker=self.node(i))
-                members.append((i, self.collect(c, "$share/g/sh/#", 1)))
-        time.sleep(1.0)  # queue subscriptions cross the routes
-        pub = self.client(broker=self.node(0))
-        n = 90
-        for k in range(n):
-            self.publish(pub, "sh/x", b"%d" % k, 1)
-        self.wait_for(lambda: sum(len(lst) for _, lst in members) >= n, 10)
-        time.sleep(0.5)
-        counts = by_payload(m for _, lst in members for m in lst)
-        self.assertEqual(counts, {b"%d" % k: 1 for k in range(n)})
-        nodes = {i for i, lst in members if len(lst)}
-        self.assertGreater(len(nodes), 1, "every message stayed on one node")
-
-    def test_two_groups_and_overlapping_filters(self):
-        """Each group gets every message once; $share/g/a/# and $share/g/a/b are two shared
-        subscriptions (kernel-notes/cluster.md: one queue name per group and filter)."""
-        lists = {}
-        for name, flt in (("g1", "$share/g1/ov/#"), ("g2", "$share/g2/ov/#"),
-                          ("g1b", "$share/g1/ov/b")):
-            lists[name] = []
-            for i in range(3):
-                c = self.client(broker=self.node(i))
-                lists[name].append(self.collect(c, flt, 1))
-        time.sleep(1.0)
-        pub = self.client(broker=self.node(1))
-        for k in range(30):
-            self.publish(pub, "ov/b", b"%d" % k, 1)
-        for name in lists:
-            self.wait_for(lambda name=name: sum(len(l) for l in lists[name]) >= 30, 10, name)
-        time.sleep(0.5)
-        for name, ls in lists.items():
-            self.assertEqual(by_payload(m for l in ls for m in l),
-                             {b"%d" % k: 1 for k in range(30)}, name)
 
 
 if __name__ == "__main__":
