@@ -235,7 +235,7 @@ run_once() {
 		ports=("${MQTT_PORTS[@]}")
 		bpids=("${NATS_PIDS[@]}")
 	fi
-	local npub topics subs_on rate_per
+	local npub topics subs_on
 	if [ "$scenario" = fanout ]; then
 		npub=1 topics=1 subs_on=$(seq 0 $((NODES - 1)))
 	else
@@ -257,7 +257,7 @@ run_once() {
 		--id-prefix "cp$round" --label "cluster-$system-$scenario-pub" --json \
 		>"$WORK/pub.json" 2>"$WORK/pub.err" &
 	local pub=$!
-	BENCH_PIDS+=($pub)
+	BENCH_PIDS+=("$pub")
 	# The NATS servers' CPU over (about) the subscribers' window: after setup and warm-up.
 	sleep "$((WARMUP + 1))"
 	t0=$(date +%s.%N)
@@ -286,6 +286,7 @@ PYEOF
 	[ "$ok" = 1 ] || return 0
 	local files=()
 	for i in $subs_on; do files+=("$WORK/sub$i.json"); done
+	# shellcheck disable=SC2086  # $subs_on: node numbers, split on purpose
 	$PY - "$system" "$scenario" "$NODES" "$RATE" "$nats_cpu0" "$nats_cpu1" "$t0" "$t1" \
 		"$WORK/pub.json" "$OUT" "$WORK/varz.json" $subs_on -- "${files[@]}" <<'PYEOF'
 import json, sys
