@@ -27,6 +27,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -1134,6 +1135,48 @@ class NatsServerLoss(Case):
         self.publish(pub0, "all/after", b"A", 1)
         for lst in (got1, got2, got_local):
             self.exactly(lst, [b"A"])
+
+
+@cluster_only
+class NodeStop(Case):
+    NODES = 2
+
+    def test_stopped_while_messages_arrive(self):
+        """SIGTERM to a node while messages from NATS stream in (and clients connect on other
+        nodes, announced to it): it exits 0, its sanitizers silent, three times over."""
+        pub = self.client(broker=self.node(0))
+        stop = threading.Event()
+
+        def stream():
+            i = 0
+            while not stop.is_set():
+                pub.publish("st/x", b"%d" % i, 0)
+                i += 1
+                if i % 50 == 0:
+                    time.sleep(0.001)
+
+        def hellos():  # every connect on node 0 is announced to node 1
+            port = self.node(0).port
+            while not stop.is_set():
+                try:
+                    r = RawClient(port, timeout=2.0)
+                    r.connect(unique_id("h"), True, 60)
+                    r.close()
+                except (OSError, AssertionError):
+                    pass
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (stream, hellos)]
+        for t in threads:
+            t.start()
+        self.defer(lambda: (stop.set(), [t.join(5) for t in threads]))
+        for round_ in range(3):
+            with self.subTest(round=round_):
+                node = self.node(1)
+                sub = self.client(broker=node)
+                got = self.collect(sub, "st/#", 0)
+                self.wait_for(lambda: len(got) > 100, 10, "nothing streams to node 1")
+                node.stop()  # raises if it exits non-zero or a sanitizer spoke
+                self.start_node(1)
 
 
 @cluster_only
