@@ -1175,8 +1175,10 @@ class NodeStop(Case):
                 sub = self.client(broker=node)
                 got = self.collect(sub, "st/#", 0)
                 self.wait_for(lambda: len(got) > 100, 10, "nothing streams to node 1")
-                node.stop()  # raises if it exits non-zero or a sanitizer spoke
-                self.start_node(1)
+                try:
+                    node.stop()  # raises if it exits non-zero or a sanitizer spoke
+                finally:
+                    self.start_node(1)
 
 
 @cluster_only
