@@ -33,10 +33,9 @@ import unittest
 
 from clusterlib import (CONNECTED_RX, DISCONNECTED_RX, RECONNECTED_RX, ClusterCase, NatsClient,
                         by_payload, skip_without_nats, stop_shared_clusters)
-from harness import (MOSQUITTO_PUB, MOSQUITTO_SUB, MQTT5, PUBLISH, Broker, PacketTypes,
-                     RawClient, SubscribeOptions, client_cmd, mqtt5, pprops, prop, props,
-                     starling_only,
-                     sub_options, unique_id)
+from harness import (CONNACK, MOSQUITTO_PUB, MOSQUITTO_SUB, MQTT5, PUBLISH, Broker, PacketTypes,
+                     RawClient, SubscribeOptions, client_cmd, encode_connect, mqtt5, pprops,
+                     prop, props, starling_only, sub_options, unique_id)
 from tlscerts import Certs
 
 def tearDownModule():
@@ -726,6 +725,47 @@ class ClientIds(Case):
         self.wait_for(lambda: old.disconnected.is_set(), 5)
         time.sleep(QUIET_S)
         self.assertFalse(new.disconnected.is_set())
+
+    def test_simultaneous_connects_one_stays(self):
+        """One client id connecting on three nodes at once, five times: exactly one of the
+        three connections stays open each time."""
+        for round_ in range(5):
+            cid = unique_id("race")
+            raws = []
+            for i in range(3):
+                r = RawClient(self.node(i).port, timeout=5.0)
+                self.defer(r.close)
+                raws.append(r)
+            for r in raws:
+                r.send(encode_connect(cid, True, 60))
+            for r in raws:
+                self.assertEqual(r.expect(CONNACK).rc, 0)
+            time.sleep(0.5)
+            open_ = [i for i, r in enumerate(raws) if not r.wait_closed(0.05)[0]]
+            self.assertEqual(len(open_), 1, "round %d: open on nodes %r" % (round_, open_))
+            for r in raws:
+                r.close()
+
+    def test_offline_session_waits_on_its_node(self):
+        """A persistent session's client connecting on another node starts there (session
+        present 0, sessions stay per node in this version); back on the first node it finds
+        its session and what was queued for it."""
+        cid = unique_id("home")
+        c = self.client(cid, clean_session=False, broker=self.node(0))
+        got = self.collect(c, "home/#", 1)
+        pub = self.client(broker=self.node(2))
+        self.wait_interest(pub, "home/probe", got)
+        c.disconnect()
+        self.wait_for(lambda: c.disconnected.is_set(), 5)
+        self.publish(pub, "home/q", b"queued", 1)
+        time.sleep(0.3)
+        away = self.client(cid, clean_session=False, broker=self.node(1))
+        self.assertFalse(away.connack[0])
+        away.disconnect()
+        self.wait_for(lambda: away.disconnected.is_set(), 5)
+        back = self.client(cid, clean_session=False, broker=self.node(0))
+        self.assertTrue(back.connack[0], "the session waited on node 0")
+        self.exactly(back.messages, [b"queued"])
 
 
 @cluster_only
