@@ -685,6 +685,46 @@ class SharedAcrossNodes(Case):
             self.assertEqual(by_payload(m for l in ls for m in l),
                              {b"%d" % k: 1 for k in range(30)}, name)
 
+    def test_group_and_plain_subscribers_on_one_node(self):
+        """A node with a plain subscriber and a group member on one filter gets a message
+        twice from NATS (its own subscription, the queue group's): each of them must still
+        get it once, on the publishing node as on another."""
+        for sub_node in (1, 0):
+            with self.subTest(node=sub_node):
+                topic = "mix%d" % sub_node
+                plain = self.client(broker=self.node(sub_node))
+                got_plain = self.collect(plain, topic + "/#", 1)
+                member = self.client(broker=self.node(sub_node))
+                got_member = self.collect(member, "$share/g/%s/#" % topic, 1)
+                pub = self.client(broker=self.node(0))
+                self.wait_interest(pub, topic + "/probe", got_plain)
+                self.wait_for(lambda: len(got_member) > 0, 5, "no probe reached the group")
+                time.sleep(0.3)
+                got_member.clear()
+                for k in range(20):
+                    self.publish(pub, topic + "/x", b"%d" % k, 1)
+                want = [b"%d" % k for k in range(20)]
+                self.exactly(got_plain, want)
+                self.exactly(got_member, want, quiet=0)
+
+    def test_a_node_whose_members_left_gets_no_more(self):
+        """Members on two nodes; those of node 2 unsubscribe: node 2 leaves the queue group,
+        and every message reaches a member on node 1, none lost."""
+        m1 = self.client(broker=self.node(1))
+        got1 = self.collect(m1, "$share/g/lv/#", 1)
+        m2 = self.client(broker=self.node(2))
+        got2 = self.collect(m2, "$share/g/lv/#", 1)
+        self.wait_for(lambda: len(self.nats_queue_subs(2)) == 2, 5)
+        self.unsubscribe(m2, "$share/g/lv/#")
+        self.wait_for(lambda: self.nats_queue_subs(2) == [], 5,
+                      lambda: "node 2 still in the queue: %r" % self.nats_queue_subs(2))
+        time.sleep(0.5)  # the queue group's change crosses the routes
+        pub = self.client(broker=self.node(0))
+        for k in range(40):
+            self.publish(pub, "lv/x", b"%d" % k, 1)
+        self.exactly(got1, [b"%d" % k for k in range(40)])
+        self.assertEqual(len(got2), 0)
+
     def test_members_on_the_publishing_node_only(self):
         """A group's messages go through NATS's queue group even when publisher and members
         share a node: each still reaches one member, once."""
