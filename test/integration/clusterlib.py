@@ -36,6 +36,9 @@
 - node_sys(i, topic) / wait_node_sys(i, pred, topic): a $SYS value of node i;
   node_metric(i, name) / wait_node_metric(i, pred, name): a Prometheus sample of node i.
 - wait_node_log(i, pattern): a log line of node i matching a regular expression.
+- exactly(messages, payloads): each payload arrived once and nothing else did (probes
+  excepted); raw5_on(i): an MQTT 5 RawClient on node i; sys_int(i, leaf): a
+  $SYS/broker/cluster/<leaf> figure. cluster_only: the class decorator the cluster modules use.
 - nats_subjects(i): the subjects node i holds plain NATS subscriptions on for its clients'
   filters; nats_queue_subs(i): its queue subscriptions (shared groups), (subject, queue);
   nats_connections(i): all of it by connection (nats-server's /connz?subs=detail on every
@@ -48,9 +51,11 @@ import re
 import socket
 import sys
 import time
+import time
 import urllib.request
 
-from harness import Broker, BrokerTestCase, _tail, free_port, unique_id
+from harness import (MQTT5, Broker, BrokerTestCase, RawClient, _tail, free_port, starling_only,
+                     unique_id)
 from natslib import NatsClient, NatsCluster, skip_without_nats  # noqa: F401 (re-exported)
 
 CONNECTED_RX = r"Cluster: node (\S+) of cluster (\S+) connected to NATS at (\S+)\."
@@ -58,6 +63,13 @@ CONNECTED_RX = r"Cluster: node (\S+) of cluster (\S+) connected to NATS at (\S+)
 DISCONNECTED_RX = r"Cluster: disconnected from NATS[.;]"
 RECONNECTED_RX = r"Cluster: reconnected to NATS at (\S+)\."
 NODE_START_TIMEOUT_S = 10.0
+QUIET_S = 0.5  # after the last expected message, for a duplicate or a stray one to show
+CLUSTER_SYS = "$SYS/broker/cluster/"
+
+
+def cluster_only(cls):
+    """Skips a class where nats-server is missing, and against Mosquitto (no cluster)."""
+    return skip_without_nats(starling_only("Mosquitto has no cluster")(cls))
 
 
 def parse_metrics(text):
@@ -295,6 +307,35 @@ class ClusterCase(BrokerTestCase):
         sub.disconnect()
         pub.disconnect()
         return n
+
+    # --- counting ------------------------------------------------------------------------
+    def exactly(self, got, expected, timeout=10.0, quiet=QUIET_S):
+        """Waits until `got` holds every payload of `expected`, then `quiet` s more: each
+        arrived exactly once and nothing else did. Returns the messages."""
+        want = set(expected)
+        self.wait_for(lambda: want <= set(got.payloads()), timeout,
+                      lambda: "missing %r (got %r)" % (sorted(want - set(got.payloads()))[:10],
+                                                        got.snapshot()[:10]))
+        time.sleep(quiet)
+        # Probes (wait_interest) aimed at other subscribers may reach this one late.
+        msgs = [m for m in got if not m.payload.startswith(b"probe")]
+        counts = by_payload(msgs)
+        self.assertEqual({p: n for p, n in counts.items() if n != 1}, {},
+                         "delivered more than once")
+        self.assertEqual(set(counts), want, "unexpected messages")
+        return msgs
+
+    def raw5_on(self, i, client_id=None, **kw):
+        """An MQTT 5 RawClient connected to node i (CONNACK 0)."""
+        r = RawClient(self.node(i).port, timeout=5.0, version=MQTT5)
+        self.defer(r.close)
+        ca = r.connect(client_id or unique_id("r"), True, 60, **kw)
+        self.assertEqual(ca.rc, 0)
+        return r
+
+    def sys_int(self, i, leaf):
+        """An integer of node i's $SYS/broker/cluster/<leaf>."""
+        return int(self.node_sys(i, CLUSTER_SYS + leaf))
 
     # --- $SYS, metrics, logs ----------------------------------------------------------------
     def node_sys(self, i, topic, timeout=5.0):

@@ -1,20 +1,18 @@
-"""A Starling cluster on NATS (issue 14), first milestone: three starlingd nodes joined through a
-three-server NATS cluster (clusterlib.ClusterCase: nats-server processes with routes on
-loopback ports, node i connected to NATS server i first), real clients on different nodes.
+"""A Starling cluster on NATS (issue 14): three starlingd nodes joined through a three-server
+NATS cluster (clusterlib.ClusterCase: nats-server processes with routes on loopback ports,
+node i connected to NATS server i first), real clients on different nodes: what crosses.
 
-What crosses: every local PUBLISH goes once to NATS; a node subscribes on NATS to the subjects
-of the distinct filters its own clients hold (`a/#` takes two: `a.>` and `a`) and delivers
-what arrives to its matching subscribers once, at min(publish QoS, granted QoS), in publisher
-order, MQTT 5 properties kept, 3.1.1 and 5.0 mixed. `+`, `#` and the parent-level rule,
+Every local PUBLISH goes once to NATS; a node subscribes on NATS to the subjects of the
+distinct filters its own clients hold (`a/#` takes two: `a.>` and `a`) and delivers what
+arrives to its matching subscribers once, at min(publish QoS, granted QoS), in publisher
+order, MQTT 5 properties kept, 3.1.1 and 5.0 mixed: `+`, `#` and the parent-level rule,
 `$`-topics (but not for filters starting with a wildcard), topics whose levels need escaping
 in NATS subjects; `$SYS` stays per node. The nodes' `$SYS/broker/cluster/...` topics and
-`starling_cluster_*` metrics count it; a node with no subscriber receives nothing. A NATS
-server killed: its node reconnects through another and traffic resumes; all of them killed:
-every node goes on as a lone broker and rejoins; a node killed: the others go on.
-`$share/GROUP/FILTER` is cluster-wide (NATS queue groups), and a client id is connected once
-over the cluster (a second connection on another node takes over). What cannot cross (a
-payload over NATS's max_payload, a topic too long for a subject) stays on its node, counted.
-Later milestones (retained messages and sessions across nodes) are test_cluster_later.py.
+`starling_cluster_*` metrics count it; a node with no subscriber receives nothing; interest
+follows the clients (refcounted over workers, sessions and their expiry). `$share/GROUP/FILTER`
+is cluster-wide (NATS queue groups), and a client id is connected once over the cluster.
+test_cluster_faults.py has what fails (NATS servers, nodes, limits, configuration);
+test_cluster_later.py the milestones still to come (retained messages, sessions across nodes).
 
 Subscription interest crosses NATS routes asynchronously: each test waits for it with probes
 (ClusterCase.wait_interest) before it counts. Skipped, saying why, without nats-server, and
@@ -22,65 +20,24 @@ against Mosquitto (which has no cluster).
 """
 
 import os
-import re
-import shutil
 import socket
 import subprocess
-import tempfile
-import threading
 import time
 import unittest
 
-from clusterlib import (CONNECTED_RX, DISCONNECTED_RX, RECONNECTED_RX, ClusterCase, NatsClient,
-                        by_payload, skip_without_nats, stop_shared_clusters)
-from harness import (CONNACK, MOSQUITTO_PUB, MOSQUITTO_SUB, MQTT5, PUBLISH, Broker, PacketTypes,
+from clusterlib import (CLUSTER_SYS, QUIET_S, ClusterCase, by_payload, cluster_only,
+                        stop_shared_clusters)
+from harness import (CONNACK, MOSQUITTO_PUB, MOSQUITTO_SUB, MQTT5, PUBLISH, PacketTypes,
                      RawClient, SubscribeOptions, client_cmd, encode_connect, mqtt5, pprops,
-                     prop, props, starling_only, sub_options, unique_id)
-from tlscerts import Certs
+                     prop, props, sub_options, unique_id)
+
 
 def tearDownModule():
     stop_shared_clusters()
 
 
-QUIET_S = 0.5  # after the last expected message, for a duplicate or a stray one to show
-CLUSTER_SYS = "$SYS/broker/cluster/"
-
-
-def cluster_only(cls):
-    return skip_without_nats(starling_only("Mosquitto has no cluster")(cls))
-
-
-class Case(ClusterCase):
-    def exactly(self, got, expected, timeout=10.0, quiet=QUIET_S):
-        """Waits until `got` holds every payload of `expected`, then `quiet` s more: each
-        arrived exactly once and nothing else did. Returns the messages."""
-        want = set(expected)
-        self.wait_for(lambda: want <= set(got.payloads()), timeout,
-                      lambda: "missing %r (got %r)" % (sorted(want - set(got.payloads()))[:10],
-                                                        got.snapshot()[:10]))
-        time.sleep(quiet)
-        # Probes (wait_interest) aimed at other subscribers may reach this one late.
-        msgs = [m for m in got if not m.payload.startswith(b"probe")]
-        counts = by_payload(msgs)
-        self.assertEqual({p: n for p, n in counts.items() if n != 1}, {},
-                         "delivered more than once")
-        self.assertEqual(set(counts), want, "unexpected messages")
-        return msgs
-
-    def raw5_on(self, i, client_id=None, **kw):
-        """An MQTT 5 RawClient connected to node i (CONNACK 0)."""
-        r = RawClient(self.node(i).port, timeout=5.0, version=MQTT5)
-        self.defer(r.close)
-        ca = r.connect(client_id or unique_id("r"), True, 60, **kw)
-        self.assertEqual(ca.rc, 0)
-        return r
-
-    def sys_int(self, i, leaf):
-        return int(self.node_sys(i, CLUSTER_SYS + leaf))
-
-
 @cluster_only
-class CrossNode(Case):
+class CrossNode(ClusterCase):
     """Pub/sub between nodes."""
 
     def test_connected_log_and_sys(self):
@@ -491,325 +448,7 @@ class CrossNode(Case):
 
 
 @cluster_only
-class Limits(Case):
-    """What cannot cross stays on its node, counted, and never costs the NATS connection."""
-
-    def test_payload_over_nats_max_payload(self):
-        """nats-server closes a connection whose PUB exceeds max_payload (1 MiB here): a
-        larger message is delivered on its own node only, and the link stays up."""
-        here = self.client(broker=self.node(0))
-        got_here = self.collect(here, "big/#", 1)
-        there = self.client(broker=self.node(1))
-        got_there = self.collect(there, "big/#", 1)
-        pub = self.client(broker=self.node(0))
-        self.wait_interest(pub, "big/probe", got_there, got_here)
-        big = b"B" * (1024 * 1024 + 100)
-        just = b"J" * (1024 * 1024 - 4096)  # under the limit with the head and the subject
-        self.publish(pub, "big/x", big, 1)
-        self.publish(pub, "big/x", just, 1)
-        self.publish(pub, "big/x", b"small", 1)
-        self.exactly(got_there, [just, b"small"])
-        self.exactly(got_here, [big, just, b"small"], quiet=0)
-        self.assertNotRegex(self.node(0).log_text(), DISCONNECTED_RX)
-        self.wait_node_metric(0, lambda v: v >= 1, "starling_cluster_messages_dropped_total",
-                              direction="out")
-        self.wait_crossing(0, 2)
-
-    def test_topic_too_long_for_a_subject(self):
-        """A topic whose subject would pass CLUSTER_SUBJECT_MAX (3,840 bytes; an escaped byte
-        takes three) and a filter likewise stay on their node, counted as too long."""
-        long_topic = "long/" + "." * 1300  # 3,900 bytes escaped
-        here = self.client(broker=self.node(0))
-        got_here = self.collect(here, "long/#", 1)
-        there = self.client(broker=self.node(1))
-        got_there = self.collect(there, "long/#", 1)
-        exact = self.client(broker=self.node(2))
-        got_exact = self.collect(exact, long_topic, 1)  # no NATS subject: kept local
-        pub = self.client(broker=self.node(0))
-        self.wait_interest(pub, "long/probe", got_there, got_here)
-        self.publish(pub, long_topic, b"too long", 1)
-        self.publish(pub, "long/ok", b"ok", 1)
-        self.exactly(got_there, [b"ok"])
-        self.exactly(got_here, [b"too long", b"ok"], quiet=0)
-        self.assertEqual(len(got_exact), 0)
-        self.wait_node_metric(0, lambda v: v == 1, "starling_cluster_too_long_total")
-        self.wait_node_metric(2, lambda v: v == 1, "starling_cluster_too_long_total")
-        self.assertEqual(self.nats_subjects(2), [])
-        self.assertNotRegex(self.node(0).log_text(), DISCONNECTED_RX)
-
-
-@cluster_only
-class Sessions(Case):
-    """Sessions stay on their node in this milestone; what reaches them from other nodes
-    follows the local rules."""
-
-    def test_offline_session_keeps_interest_and_queues(self):
-        """A persistent session's filters keep their NATS subscriptions while its client is
-        away: QoS 1 and 2 messages from another node are queued and delivered on return; QoS
-        0 are not queued (Starling's default, as Mosquitto's)."""
-        cid = unique_id("off")
-        c = self.client(cid, clean_session=False, broker=self.node(1))
-        got = self.collect(c, "off/#", 2)
-        pub = self.client(broker=self.node(0))
-        self.wait_interest(pub, "off/probe", got)
-        c.disconnect()
-        self.wait_for(lambda: c.disconnected.is_set(), 5)
-        time.sleep(0.2)
-        self.assertEqual(self.nats_subjects(1), sorted(["%s.m.off.>" % self.cname,
-                                                        "%s.m.off" % self.cname]))
-        for q in (1, 2):
-            for i in range(5):
-                self.publish(pub, "off/%d" % q, b"q%d-%d" % (q, i), q)
-        time.sleep(0.5)  # the messages are on node 1 before its client comes back
-        back = self.client(cid, clean_session=False, broker=self.node(1))
-        self.assertTrue(back.connack[0], "session present")
-        msgs = self.exactly(back.messages, [b"q%d-%d" % (q, i) for q in (1, 2)
-                                            for i in range(5)])
-        for q in (1, 2):
-            self.assertEqual([m.payload for m in msgs if m.qos == q],
-                             [b"q%d-%d" % (q, i) for i in range(5)])
-        back.disconnect()
-        self.client(cid, clean_session=True, broker=self.node(1)).disconnect()
-
-    def test_message_expiry_across_nodes(self):
-        """The Message Expiry Interval keeps running across nodes: a message queued for an
-        offline session on another node expires there [MQTT-3.3.2-5], and one delivered late
-        carries what is left of it [MQTT-3.3.2-6]."""
-        cid = unique_id("exp")
-        props5 = pprops(PacketTypes.CONNECT, SessionExpiryInterval=300)
-        c = self.client5(cid, broker=self.node(2), properties=props5)
-        got = self.collect(c, "exp/#", 1)
-        pub = self.client5(broker=self.node(0))
-        self.wait_interest(pub, "exp/probe", got)
-        c.disconnect()
-        self.wait_for(lambda: c.disconnected.is_set(), 5)
-        time.sleep(0.2)
-        self.publish(pub, "exp/short", b"short", 1,
-                     properties=pprops(PacketTypes.PUBLISH, MessageExpiryInterval=1))
-        self.publish(pub, "exp/long", b"long", 1,
-                     properties=pprops(PacketTypes.PUBLISH, MessageExpiryInterval=100))
-        time.sleep(2.5)
-        back = self.client5(cid, broker=self.node(2), clean_start=False, properties=props5)
-        self.assertTrue(back.connack[0], "session present")
-        msgs = self.exactly(back.messages, [b"long"])
-        self.assertTrue(95 <= msgs[0].props.MessageExpiryInterval <= 98,
-                        msgs[0].props.MessageExpiryInterval)
-        back.disconnect()
-
-    def test_will_crosses(self):
-        """A will published by node 0 when its client vanishes reaches node 1 (3.1.1 and
-        MQTT 5 with properties)."""
-        sub = self.client5(broker=self.node(1))
-        got = self.collect(sub, "will/#", 1)
-        pub = self.client(broker=self.node(0))
-        self.wait_interest(pub, "will/probe", got)
-        r = RawClient(self.node(0).port, timeout=5.0)
-        self.defer(r.close)
-        self.assertEqual(r.connect(unique_id("w"), True, 60,
-                                   will=("will/a", b"gone", 1, False)).rc, 0)
-        r5 = RawClient(self.node(0).port, timeout=5.0, version=MQTT5)
-        self.defer(r5.close)
-        self.assertEqual(r5.connect(unique_id("w5"), True, 60,
-                                    will=("will/b", b"gone5", 1, False),
-                                    will_properties=props((mqtt5.CONTENT_TYPE, "text/x"))).rc,
-                         0)
-        r.abort()
-        r5.abort()
-        msgs = {m.payload: m for m in self.exactly(got, [b"gone", b"gone5"])}
-        self.assertEqual(msgs[b"gone"].topic, "will/a")
-        self.assertEqual(msgs[b"gone5"].props.ContentType, "text/x")
-
-    def test_shared_subscription_on_one_node(self):
-        """A shared group whose members are all on node 1 gets messages published on node 0,
-        each to one member."""
-        members = []
-        for _ in range(3):
-            c = self.client(broker=self.node(1))
-            members.append(self.collect(c, "$share/g/sh/#", 1))
-        witness = self.client(broker=self.node(1))
-        got_w = self.collect(witness, "sh/#", 1)
-        pub = self.client(broker=self.node(0))
-        self.wait_interest(pub, "sh/probe", got_w)
-        time.sleep(0.3)
-        for lst in members:
-            lst.clear()
-        for i in range(30):
-            self.publish(pub, "sh/x", b"%d" % i, 1)
-        self.exactly(got_w, [b"%d" % i for i in range(30)])
-        counts = by_payload([m for lst in members for m in lst
-                             if not m.payload.startswith(b"probe")])
-        self.assertEqual(counts, {b"%d" % i: 1 for i in range(30)})
-
-
-@cluster_only
-class SharedAcrossNodes(Case):
-    """$share/GROUP/FILTER cluster-wide: NATS queue groups pick one node per message, the
-    node one of its members."""
-
-    def test_one_member_in_the_cluster_per_message(self):
-        members = []
-        for i in range(3):
-            for _ in range(2):
-                c = self.client(broker=self.node(i))
-                members.append((i, self.collect(c, "$share/g/sh/#", 1)))
-        time.sleep(1.0)  # queue subscriptions cross the routes
-        pub = self.client(broker=self.node(0))
-        n = 90
-        for k in range(n):
-            self.publish(pub, "sh/x", b"%d" % k, 1)
-        self.wait_for(lambda: sum(len(lst) for _, lst in members) >= n, 10)
-        time.sleep(0.5)
-        counts = by_payload(m for _, lst in members for m in lst)
-        self.assertEqual(counts, {b"%d" % k: 1 for k in range(n)})
-        nodes = {i for i, lst in members if len(lst)}
-        self.assertGreater(len(nodes), 1, "every message stayed on one node")
-
-    def test_two_groups_and_overlapping_filters(self):
-        """Each group gets every message once; $share/g/a/# and $share/g/a/b are two shared
-        subscriptions (kernel-notes/cluster.md: one queue name per group and filter)."""
-        lists = {}
-        for name, flt in (("g1", "$share/g1/ov/#"), ("g2", "$share/g2/ov/#"),
-                          ("g1b", "$share/g1/ov/b")):
-            lists[name] = []
-            for i in range(3):
-                c = self.client(broker=self.node(i))
-                lists[name].append(self.collect(c, flt, 1))
-        time.sleep(1.0)
-        pub = self.client(broker=self.node(1))
-        for k in range(30):
-            self.publish(pub, "ov/b", b"%d" % k, 1)
-        for name in lists:
-            self.wait_for(lambda name=name: sum(len(l) for l in lists[name]) >= 30, 10, name)
-        time.sleep(0.5)
-        for name, ls in lists.items():
-            self.assertEqual(by_payload(m for l in ls for m in l),
-                             {b"%d" % k: 1 for k in range(30)}, name)
-
-    def test_group_and_plain_subscribers_on_one_node(self):
-        """A node with a plain subscriber and a group member on one filter gets a message
-        twice from NATS (its own subscription, the queue group's): each of them must still
-        get it once, on the publishing node as on another."""
-        for sub_node in (1, 0):
-            with self.subTest(node=sub_node):
-                topic = "mix%d" % sub_node
-                plain = self.client(broker=self.node(sub_node))
-                got_plain = self.collect(plain, topic + "/#", 1)
-                member = self.client(broker=self.node(sub_node))
-                got_member = self.collect(member, "$share/g/%s/#" % topic, 1)
-                pub = self.client(broker=self.node(0))
-                self.wait_interest(pub, topic + "/probe", got_plain)
-                self.wait_for(lambda: len(got_member) > 0, 5, "no probe reached the group")
-                time.sleep(0.3)
-                got_member.clear()
-                for k in range(20):
-                    self.publish(pub, topic + "/x", b"%d" % k, 1)
-                want = [b"%d" % k for k in range(20)]
-                self.exactly(got_plain, want)
-                self.exactly(got_member, want, quiet=0)
-
-    def test_a_node_whose_members_left_gets_no_more(self):
-        """Members on two nodes; those of node 2 unsubscribe: node 2 leaves the queue group,
-        and every message reaches a member on node 1, none lost."""
-        m1 = self.client(broker=self.node(1))
-        got1 = self.collect(m1, "$share/g/lv/#", 1)
-        m2 = self.client(broker=self.node(2))
-        got2 = self.collect(m2, "$share/g/lv/#", 1)
-        self.wait_for(lambda: len(self.nats_queue_subs(2)) == 2, 5)
-        self.unsubscribe(m2, "$share/g/lv/#")
-        self.wait_for(lambda: self.nats_queue_subs(2) == [], 5,
-                      lambda: "node 2 still in the queue: %r" % self.nats_queue_subs(2))
-        time.sleep(0.5)  # the queue group's change crosses the routes
-        pub = self.client(broker=self.node(0))
-        for k in range(40):
-            self.publish(pub, "lv/x", b"%d" % k, 1)
-        self.exactly(got1, [b"%d" % k for k in range(40)])
-        self.assertEqual(len(got2), 0)
-
-    def test_members_on_the_publishing_node_only(self):
-        """A group's messages go through NATS's queue group even when publisher and members
-        share a node: each still reaches one member, once."""
-        members = []
-        for _ in range(3):
-            c = self.client(broker=self.node(1))
-            members.append(self.collect(c, "$share/solo/one/#", 1))
-        pub = self.client(broker=self.node(1))
-        self.wait_for(lambda: len(self.nats_queue_subs(1)) == 2, 5,
-                      lambda: "queue subscriptions: %r" % self.nats_queue_subs(1))
-        time.sleep(0.3)
-        for k in range(30):
-            self.publish(pub, "one/x", b"%d" % k, 1)
-        self.wait_for(lambda: sum(len(l) for l in members) >= 30, 10)
-        time.sleep(QUIET_S)
-        self.assertEqual(by_payload(m for l in members for m in l),
-                         {b"%d" % k: 1 for k in range(30)})
-
-
-@cluster_only
-class ClientIds(Case):
-    """A client id is connected once over the cluster."""
-
-    def test_second_connection_on_another_node_takes_over(self):
-        cid = unique_id("twice")
-        first = self.client5(cid, broker=self.node(0))
-        second = self.client5(cid, broker=self.node(1))
-        self.assertFalse(second.connack[0], "sessions stay on their node in this version")
-        self.wait_for(lambda: first.disconnected.is_set(), 5,
-                      "the first connection, on node 0, is still open")
-        self.assertEqual(first.disconnect_rc, 0x8E, "Session taken over")
-        time.sleep(QUIET_S)
-        self.assertFalse(second.disconnected.is_set(), "the later connection was closed")
-        # 3.1.1: the earlier connection is closed.
-        cid3 = unique_id("twice3")
-        old = self.client(cid3, broker=self.node(2))
-        new = self.client(cid3, broker=self.node(0))
-        self.wait_for(lambda: old.disconnected.is_set(), 5)
-        time.sleep(QUIET_S)
-        self.assertFalse(new.disconnected.is_set())
-
-    def test_simultaneous_connects_one_stays(self):
-        """One client id connecting on three nodes at once, five times: exactly one of the
-        three connections stays open each time."""
-        for round_ in range(5):
-            cid = unique_id("race")
-            raws = []
-            for i in range(3):
-                r = RawClient(self.node(i).port, timeout=5.0)
-                self.defer(r.close)
-                raws.append(r)
-            for r in raws:
-                r.send(encode_connect(cid, True, 60))
-            for r in raws:
-                self.assertEqual(r.expect(CONNACK).rc, 0)
-            time.sleep(0.5)
-            open_ = [i for i, r in enumerate(raws) if not r.wait_closed(0.05)[0]]
-            self.assertEqual(len(open_), 1, "round %d: open on nodes %r" % (round_, open_))
-            for r in raws:
-                r.close()
-
-    def test_offline_session_waits_on_its_node(self):
-        """A persistent session's client connecting on another node starts there (session
-        present 0, sessions stay per node in this version); back on the first node it finds
-        its session and what was queued for it."""
-        cid = unique_id("home")
-        c = self.client(cid, clean_session=False, broker=self.node(0))
-        got = self.collect(c, "home/#", 1)
-        pub = self.client(broker=self.node(2))
-        self.wait_interest(pub, "home/probe", got)
-        c.disconnect()
-        self.wait_for(lambda: c.disconnected.is_set(), 5)
-        self.publish(pub, "home/q", b"queued", 1)
-        time.sleep(0.3)
-        away = self.client(cid, clean_session=False, broker=self.node(1))
-        self.assertFalse(away.connack[0])
-        away.disconnect()
-        self.wait_for(lambda: away.disconnected.is_set(), 5)
-        back = self.client(cid, clean_session=False, broker=self.node(0))
-        self.assertTrue(back.connack[0], "the session waited on node 0")
-        self.exactly(back.messages, [b"queued"])
-
-
-@cluster_only
-class CrossNodeV5(Case):
+class CrossNodeV5(ClusterCase):
     """MQTT 5 properties and 3.1.1 / 5.0 interop between nodes."""
 
     def full_props(self, expiry=None):
@@ -927,7 +566,277 @@ class CrossNodeV5(Case):
 
 
 @cluster_only
-class Counters(Case):
+class SharedAcrossNodes(ClusterCase):
+    """$share/GROUP/FILTER cluster-wide: NATS queue groups pick one node per message, the
+    node one of its members."""
+
+    def test_one_member_in_the_cluster_per_message(self):
+        members = []
+        for i in range(3):
+            for _ in range(2):
+                c = self.client(broker=self.node(i))
+                members.append((i, self.collect(c, "$share/g/sh/#", 1)))
+        time.sleep(1.0)  # queue subscriptions cross the routes
+        pub = self.client(broker=self.node(0))
+        n = 90
+        for k in range(n):
+            self.publish(pub, "sh/x", b"%d" % k, 1)
+        self.wait_for(lambda: sum(len(lst) for _, lst in members) >= n, 10)
+        time.sleep(0.5)
+        counts = by_payload(m for _, lst in members for m in lst)
+        self.assertEqual(counts, {b"%d" % k: 1 for k in range(n)})
+        nodes = {i for i, lst in members if len(lst)}
+        self.assertGreater(len(nodes), 1, "every message stayed on one node")
+
+    def test_two_groups_and_overlapping_filters(self):
+        """Each group gets every message once; $share/g/a/# and $share/g/a/b are two shared
+        subscriptions (kernel-notes/cluster.md: one queue name per group and filter)."""
+        lists = {}
+        for name, flt in (("g1", "$share/g1/ov/#"), ("g2", "$share/g2/ov/#"),
+                          ("g1b", "$share/g1/ov/b")):
+            lists[name] = []
+            for i in range(3):
+                c = self.client(broker=self.node(i))
+                lists[name].append(self.collect(c, flt, 1))
+        time.sleep(1.0)
+        pub = self.client(broker=self.node(1))
+        for k in range(30):
+            self.publish(pub, "ov/b", b"%d" % k, 1)
+        for name in lists:
+            self.wait_for(lambda name=name: sum(len(l) for l in lists[name]) >= 30, 10, name)
+        time.sleep(0.5)
+        for name, ls in lists.items():
+            self.assertEqual(by_payload(m for l in ls for m in l),
+                             {b"%d" % k: 1 for k in range(30)}, name)
+
+    def test_group_and_plain_subscribers_on_one_node(self):
+        """A node with a plain subscriber and a group member on one filter gets a message
+        twice from NATS (its own subscription, the queue group's): each of them must still
+        get it once, on the publishing node as on another."""
+        for sub_node in (1, 0):
+            with self.subTest(node=sub_node):
+                topic = "mix%d" % sub_node
+                plain = self.client(broker=self.node(sub_node))
+                got_plain = self.collect(plain, topic + "/#", 1)
+                member = self.client(broker=self.node(sub_node))
+                got_member = self.collect(member, "$share/g/%s/#" % topic, 1)
+                pub = self.client(broker=self.node(0))
+                self.wait_interest(pub, topic + "/probe", got_plain)
+                self.wait_for(lambda: len(got_member) > 0, 5, "no probe reached the group")
+                time.sleep(0.3)
+                got_member.clear()
+                for k in range(20):
+                    self.publish(pub, topic + "/x", b"%d" % k, 1)
+                want = [b"%d" % k for k in range(20)]
+                self.exactly(got_plain, want)
+                self.exactly(got_member, want, quiet=0)
+
+    def test_a_node_whose_members_left_gets_no_more(self):
+        """Members on two nodes; those of node 2 unsubscribe: node 2 leaves the queue group,
+        and every message reaches a member on node 1, none lost."""
+        m1 = self.client(broker=self.node(1))
+        got1 = self.collect(m1, "$share/g/lv/#", 1)
+        m2 = self.client(broker=self.node(2))
+        got2 = self.collect(m2, "$share/g/lv/#", 1)
+        self.wait_for(lambda: len(self.nats_queue_subs(2)) == 2, 5)
+        self.unsubscribe(m2, "$share/g/lv/#")
+        self.wait_for(lambda: self.nats_queue_subs(2) == [], 5,
+                      lambda: "node 2 still in the queue: %r" % self.nats_queue_subs(2))
+        time.sleep(0.5)  # the queue group's change crosses the routes
+        pub = self.client(broker=self.node(0))
+        for k in range(40):
+            self.publish(pub, "lv/x", b"%d" % k, 1)
+        self.exactly(got1, [b"%d" % k for k in range(40)])
+        self.assertEqual(len(got2), 0)
+
+    def test_members_on_the_publishing_node_only(self):
+        """A group's messages go through NATS's queue group even when publisher and members
+        share a node: each still reaches one member, once."""
+        members = []
+        for _ in range(3):
+            c = self.client(broker=self.node(1))
+            members.append(self.collect(c, "$share/solo/one/#", 1))
+        pub = self.client(broker=self.node(1))
+        self.wait_for(lambda: len(self.nats_queue_subs(1)) == 2, 5,
+                      lambda: "queue subscriptions: %r" % self.nats_queue_subs(1))
+        time.sleep(0.3)
+        for k in range(30):
+            self.publish(pub, "one/x", b"%d" % k, 1)
+        self.wait_for(lambda: sum(len(l) for l in members) >= 30, 10)
+        time.sleep(QUIET_S)
+        self.assertEqual(by_payload(m for l in members for m in l),
+                         {b"%d" % k: 1 for k in range(30)})
+
+
+@cluster_only
+class ClientIds(ClusterCase):
+    """A client id is connected once over the cluster."""
+
+    def test_second_connection_on_another_node_takes_over(self):
+        cid = unique_id("twice")
+        first = self.client5(cid, broker=self.node(0))
+        second = self.client5(cid, broker=self.node(1))
+        self.assertFalse(second.connack[0], "sessions stay on their node in this version")
+        self.wait_for(lambda: first.disconnected.is_set(), 5,
+                      "the first connection, on node 0, is still open")
+        self.assertEqual(first.disconnect_rc, 0x8E, "Session taken over")
+        time.sleep(QUIET_S)
+        self.assertFalse(second.disconnected.is_set(), "the later connection was closed")
+        # 3.1.1: the earlier connection is closed.
+        cid3 = unique_id("twice3")
+        old = self.client(cid3, broker=self.node(2))
+        new = self.client(cid3, broker=self.node(0))
+        self.wait_for(lambda: old.disconnected.is_set(), 5)
+        time.sleep(QUIET_S)
+        self.assertFalse(new.disconnected.is_set())
+
+    def test_simultaneous_connects_one_stays(self):
+        """One client id connecting on three nodes at once, five times: exactly one of the
+        three connections stays open each time."""
+        for round_ in range(5):
+            cid = unique_id("race")
+            raws = []
+            for i in range(3):
+                r = RawClient(self.node(i).port, timeout=5.0)
+                self.defer(r.close)
+                raws.append(r)
+            for r in raws:
+                r.send(encode_connect(cid, True, 60))
+            for r in raws:
+                self.assertEqual(r.expect(CONNACK).rc, 0)
+            time.sleep(0.5)
+            open_ = [i for i, r in enumerate(raws) if not r.wait_closed(0.05)[0]]
+            self.assertEqual(len(open_), 1, "round %d: open on nodes %r" % (round_, open_))
+            for r in raws:
+                r.close()
+
+    def test_offline_session_waits_on_its_node(self):
+        """A persistent session's client connecting on another node starts there (session
+        present 0, sessions stay per node in this version); back on the first node it finds
+        its session and what was queued for it."""
+        cid = unique_id("home")
+        c = self.client(cid, clean_session=False, broker=self.node(0))
+        got = self.collect(c, "home/#", 1)
+        pub = self.client(broker=self.node(2))
+        self.wait_interest(pub, "home/probe", got)
+        c.disconnect()
+        self.wait_for(lambda: c.disconnected.is_set(), 5)
+        self.publish(pub, "home/q", b"queued", 1)
+        time.sleep(0.3)
+        away = self.client(cid, clean_session=False, broker=self.node(1))
+        self.assertFalse(away.connack[0])
+        away.disconnect()
+        self.wait_for(lambda: away.disconnected.is_set(), 5)
+        back = self.client(cid, clean_session=False, broker=self.node(0))
+        self.assertTrue(back.connack[0], "the session waited on node 0")
+        self.exactly(back.messages, [b"queued"])
+
+
+@cluster_only
+class Sessions(ClusterCase):
+    """Sessions stay on their node in this milestone; what reaches them from other nodes
+    follows the local rules."""
+
+    def test_offline_session_keeps_interest_and_queues(self):
+        """A persistent session's filters keep their NATS subscriptions while its client is
+        away: QoS 1 and 2 messages from another node are queued and delivered on return; QoS
+        0 are not queued (Starling's default, as Mosquitto's)."""
+        cid = unique_id("off")
+        c = self.client(cid, clean_session=False, broker=self.node(1))
+        got = self.collect(c, "off/#", 2)
+        pub = self.client(broker=self.node(0))
+        self.wait_interest(pub, "off/probe", got)
+        c.disconnect()
+        self.wait_for(lambda: c.disconnected.is_set(), 5)
+        time.sleep(0.2)
+        self.assertEqual(self.nats_subjects(1), sorted(["%s.m.off.>" % self.cname,
+                                                        "%s.m.off" % self.cname]))
+        for q in (1, 2):
+            for i in range(5):
+                self.publish(pub, "off/%d" % q, b"q%d-%d" % (q, i), q)
+        time.sleep(0.5)  # the messages are on node 1 before its client comes back
+        back = self.client(cid, clean_session=False, broker=self.node(1))
+        self.assertTrue(back.connack[0], "session present")
+        msgs = self.exactly(back.messages, [b"q%d-%d" % (q, i) for q in (1, 2)
+                                            for i in range(5)])
+        for q in (1, 2):
+            self.assertEqual([m.payload for m in msgs if m.qos == q],
+                             [b"q%d-%d" % (q, i) for i in range(5)])
+        back.disconnect()
+        self.client(cid, clean_session=True, broker=self.node(1)).disconnect()
+
+    def test_message_expiry_across_nodes(self):
+        """The Message Expiry Interval keeps running across nodes: a message queued for an
+        offline session on another node expires there [MQTT-3.3.2-5], and one delivered late
+        carries what is left of it [MQTT-3.3.2-6]."""
+        cid = unique_id("exp")
+        props5 = pprops(PacketTypes.CONNECT, SessionExpiryInterval=300)
+        c = self.client5(cid, broker=self.node(2), properties=props5)
+        got = self.collect(c, "exp/#", 1)
+        pub = self.client5(broker=self.node(0))
+        self.wait_interest(pub, "exp/probe", got)
+        c.disconnect()
+        self.wait_for(lambda: c.disconnected.is_set(), 5)
+        time.sleep(0.2)
+        self.publish(pub, "exp/short", b"short", 1,
+                     properties=pprops(PacketTypes.PUBLISH, MessageExpiryInterval=1))
+        self.publish(pub, "exp/long", b"long", 1,
+                     properties=pprops(PacketTypes.PUBLISH, MessageExpiryInterval=100))
+        time.sleep(2.5)
+        back = self.client5(cid, broker=self.node(2), clean_start=False, properties=props5)
+        self.assertTrue(back.connack[0], "session present")
+        msgs = self.exactly(back.messages, [b"long"])
+        self.assertTrue(95 <= msgs[0].props.MessageExpiryInterval <= 98,
+                        msgs[0].props.MessageExpiryInterval)
+        back.disconnect()
+
+    def test_will_crosses(self):
+        """A will published by node 0 when its client vanishes reaches node 1 (3.1.1 and
+        MQTT 5 with properties)."""
+        sub = self.client5(broker=self.node(1))
+        got = self.collect(sub, "will/#", 1)
+        pub = self.client(broker=self.node(0))
+        self.wait_interest(pub, "will/probe", got)
+        r = RawClient(self.node(0).port, timeout=5.0)
+        self.defer(r.close)
+        self.assertEqual(r.connect(unique_id("w"), True, 60,
+                                   will=("will/a", b"gone", 1, False)).rc, 0)
+        r5 = RawClient(self.node(0).port, timeout=5.0, version=MQTT5)
+        self.defer(r5.close)
+        self.assertEqual(r5.connect(unique_id("w5"), True, 60,
+                                    will=("will/b", b"gone5", 1, False),
+                                    will_properties=props((mqtt5.CONTENT_TYPE, "text/x"))).rc,
+                         0)
+        r.abort()
+        r5.abort()
+        msgs = {m.payload: m for m in self.exactly(got, [b"gone", b"gone5"])}
+        self.assertEqual(msgs[b"gone"].topic, "will/a")
+        self.assertEqual(msgs[b"gone5"].props.ContentType, "text/x")
+
+    def test_shared_subscription_on_one_node(self):
+        """A shared group whose members are all on node 1 gets messages published on node 0,
+        each to one member."""
+        members = []
+        for _ in range(3):
+            c = self.client(broker=self.node(1))
+            members.append(self.collect(c, "$share/g/sh/#", 1))
+        witness = self.client(broker=self.node(1))
+        got_w = self.collect(witness, "sh/#", 1)
+        pub = self.client(broker=self.node(0))
+        self.wait_interest(pub, "sh/probe", got_w)
+        time.sleep(0.3)
+        for lst in members:
+            lst.clear()
+        for i in range(30):
+            self.publish(pub, "sh/x", b"%d" % i, 1)
+        self.exactly(got_w, [b"%d" % i for i in range(30)])
+        counts = by_payload([m for lst in members for m in lst
+                             if not m.payload.startswith(b"probe")])
+        self.assertEqual(counts, {b"%d" % i: 1 for i in range(30)})
+
+
+@cluster_only
+class Counters(ClusterCase):
     """$SYS/broker/cluster/* and the starling_cluster_* metrics."""
 
     def test_idle_node_receives_nothing(self):
@@ -1016,7 +925,7 @@ class Counters(Case):
 
 
 @cluster_only
-class DefaultName(Case):
+class DefaultName(ClusterCase):
     """No cluster_name: subjects start with "starling"; what goes on NATS, seen by a raw
     NATS subscriber."""
 
@@ -1072,7 +981,7 @@ class DefaultName(Case):
 
 
 @cluster_only
-class Names(Case):
+class Names(ClusterCase):
     """A dotted cluster_name; two clusters on one NATS cluster are apart."""
 
     cluster_name = "acme.prod-1"
@@ -1098,300 +1007,6 @@ class Names(Case):
         self.publish(pub2, "iso/y", b"y", 1)
         self.exactly(got_lonely, [b"y"])
         self.assert_no_messages(got, 0.3, expected=1)
-
-
-@cluster_only
-class NatsCredentials(Case):
-    """cluster_nats_user / cluster_nats_password: NATS servers that refuse anonymous
-    clients."""
-
-    NODES = 2
-    NATS_CONFIG = ("authorization { user: node, password: s3cret-w0rd }",)
-    node_config = ("cluster_nats_user node", "cluster_nats_password s3cret-w0rd")
-
-    def test_nodes_authenticate(self):
-        with self.assertRaises(Exception):  # the servers do refuse a client without them
-            c = NatsClient(self.nats[0].port)
-            try:
-                c.flush(timeout=2)
-            finally:
-                c.close()
-        self.wait_crossing(0, 1)
-        self.wait_crossing(1, 0)
-
-
-@cluster_only
-class NatsTls(Case):
-    """cluster_nats_cafile, cluster_nats_certfile, cluster_nats_keyfile: NATS servers that
-    speak TLS only and verify their clients' certificates."""
-
-    NODES = 2
-
-    @classmethod
-    def setUpClass(cls):
-        cls.certdir = tempfile.mkdtemp(prefix="starling-nats-tls-")
-        cls.certs = Certs(cls.certdir)
-        crt, key = cls.certs.make_server()
-        cls.client_crt, cls.client_key = cls.certs.client("node")
-        cls.NATS_CONFIG = ('tls { cert_file: "%s", key_file: "%s", ca_file: "%s", '
-                           'verify: true }' % (crt, key, cls.certs.ca),)
-        cls.node_config = ("cluster_nats_cafile %s" % cls.certs.ca,
-                           "cluster_nats_certfile %s" % cls.client_crt,
-                           "cluster_nats_keyfile %s" % cls.client_key)
-        super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        shutil.rmtree(cls.certdir, ignore_errors=True)
-
-    def test_nodes_over_tls(self):
-        with socket.create_connection(("127.0.0.1", self.nats[1].port), timeout=5) as s:
-            info = s.recv(4096)
-        self.assertIn(b'"tls_required":true', info)
-        self.wait_crossing(0, 1)
-        self.wait_crossing(1, 0)
-
-
-@cluster_only
-class NatsServerLoss(Case):
-    """NATS servers killed under the nodes (each test of this class may kill some; setUp
-    brings them back)."""
-
-    def test_server_killed_node_reconnects_through_another(self):
-        sub1 = self.client(broker=self.node(1))
-        got1 = self.collect(sub1, "nk/#", 1)
-        sub2 = self.client(broker=self.node(2))
-        got2 = self.collect(sub2, "nk/#", 1)
-        pub0 = self.client(broker=self.node(0))
-        pub1 = self.client(broker=self.node(1))
-        self.wait_interest(pub0, "nk/probe", got1, got2)
-        self.nats.kill(1)
-        self.wait_node_log(1, DISCONNECTED_RX)
-        line = self.wait_node_log(1, RECONNECTED_RX)[0]
-        url = re.search(RECONNECTED_RX, line).group(1)
-        self.assertIn(url, (self.nats[0].url, self.nats[2].url))
-        for i in (0, 2):  # the nodes on the other servers did not notice
-            self.assertNotRegex(self.node(i).log_text(), DISCONNECTED_RX)
-        self.wait_node_sys(1, lambda v: v == 1, CLUSTER_SYS + "connected")
-        # Node 1's subscriptions were made again on its new server; its publications go on.
-        self.wait_interest(pub0, "nk/probe", got1, got2)
-        self.wait_interest(pub1, "nk/probe1", got2, got1)
-        for i in range(20):
-            self.publish(pub0, "nk/a", b"a%d" % i, 1)
-            self.publish(pub1, "nk/b", b"b%d" % i, 1)
-        want = [b"a%d" % i for i in range(20)] + [b"b%d" % i for i in range(20)]
-        self.exactly(got1, want)
-        self.exactly(got2, want, quiet=0)
-
-    def test_all_servers_killed_nodes_go_on_alone_and_rejoin(self):
-        sub1 = self.client(broker=self.node(1))
-        got1 = self.collect(sub1, "all/#", 1)
-        pub0 = self.client(broker=self.node(0))
-        self.wait_interest(pub0, "all/probe", got1)
-        for i in range(3):
-            self.nats.kill(i)
-        for i in range(self.NODES):
-            self.wait_node_log(i, DISCONNECTED_RX)
-            self.wait_node_sys(i, lambda v: v == 0, CLUSTER_SYS + "connected")
-        self.wait_node_metric(0, lambda v: v == 0, "starling_cluster_connected")
-        # Each node is still a broker for its own clients.
-        local = self.client(broker=self.node(0))
-        got_local = self.collect(local, "all/#", 1)
-        self.publish(pub0, "all/local", b"L", 1)
-        self.exactly(got_local, [b"L"])
-        # A subscription made during the outage is made on NATS after it.
-        sub2 = self.client(broker=self.node(2))
-        got2 = self.collect(sub2, "all/#", 1)
-        for i in range(3):
-            self.nats.restart(i, wait=False)
-        self.nats.wait_formed()
-        for i in range(self.NODES):
-            self.wait_node_log(i, RECONNECTED_RX, timeout=15)
-            self.wait_node_sys(i, lambda v: v == 1, CLUSTER_SYS + "connected")
-        got1.clear()
-        got_local.clear()
-        self.wait_interest(pub0, "all/probe", got1, got2, got_local, timeout=15)
-        self.publish(pub0, "all/after", b"A", 1)
-        for lst in (got1, got2, got_local):
-            self.exactly(lst, [b"A"])
-
-
-@cluster_only
-class NodeStop(Case):
-    NODES = 2
-
-    def test_stopped_while_messages_arrive(self):
-        """SIGTERM to a node while messages from NATS stream in (and clients connect on other
-        nodes, announced to it): it exits 0, its sanitizers silent, three times over."""
-        pub = self.client(broker=self.node(0))
-        stop = threading.Event()
-
-        def stream():
-            i = 0
-            while not stop.is_set():
-                pub.publish("st/x", b"%d" % i, 0)
-                i += 1
-                if i % 50 == 0:
-                    time.sleep(0.001)
-
-        def hellos():  # every connect on node 0 is announced to node 1
-            port = self.node(0).port
-            while not stop.is_set():
-                try:
-                    r = RawClient(port, timeout=2.0)
-                    r.connect(unique_id("h"), True, 60)
-                    r.close()
-                except (OSError, AssertionError):
-                    pass
-
-        threads = [threading.Thread(target=f, daemon=True) for f in (stream, hellos)]
-        for t in threads:
-            t.start()
-        self.defer(lambda: (stop.set(), [t.join(5) for t in threads]))
-        for round_ in range(3):
-            with self.subTest(round=round_):
-                node = self.node(1)
-                sub = self.client(broker=node)
-                got = self.collect(sub, "st/#", 0)
-                self.wait_for(lambda: len(got) > 100, 10, "nothing streams to node 1")
-                try:
-                    node.stop()  # raises if it exits non-zero or a sanitizer spoke
-                finally:
-                    self.start_node(1)
-
-
-@cluster_only
-class NodeRestart(Case):
-    NODES = 2
-
-    def test_persistent_sessions_resubscribe_after_a_restart(self):
-        """A node with persistence restarted (SIGTERM): the filters of the sessions it
-        restores are subscribed on NATS again, and their queued and new messages arrive."""
-        pdir = tempfile.mkdtemp(prefix="starling-cl-persist-")
-        self.addCleanup(shutil.rmtree, pdir, True)
-        lines = self.node_lines(1) + ["persistence true", "persistence_location %s/" % pdir]
-        node = self.start_node(1, lines=lines)
-        cid = unique_id("pr")
-        c = self.client(cid, clean_session=False, broker=node)
-        self.subscribe(c, "pr/#", 1)
-        pub = self.client(broker=self.node(0))
-        self.wait_interest(pub, "pr/probe", c.messages)
-        c.disconnect()
-        self.wait_for(lambda: c.disconnected.is_set(), 5)
-        node.restart()
-        self.wait_node_log(1, CONNECTED_RX, count=2)  # the same log, appended
-        self.wait_for(lambda: len(self.nats_subjects(1)) == 2, 5,
-                      lambda: "node1 holds %r after its restart" % self.nats_subjects(1))
-        # Interest crossed to node 0 again: probes queue for the offline session, so they
-        # are counted on node 1's received counter rather than seen.
-        deadline = time.monotonic() + 10
-        k = 0
-        while self.node_metric(1, "starling_cluster_messages_received_total") == 0:
-            self.assertLess(time.monotonic(), deadline, "nothing reached the restarted node")
-            self.publish(pub, "pr/probe", b"probe-r%d" % k, 0)
-            k += 1
-            time.sleep(0.1)
-        self.publish(pub, "pr/queued", b"queued", 1)
-        time.sleep(0.3)
-        back = self.client(cid, clean_session=False, broker=node)
-        self.assertTrue(back.connack[0], "session present after the restart")
-        self.exactly(back.messages, [b"queued"])
-        self.publish(pub, "pr/live", b"live", 1)
-        self.exactly(back.messages, [b"queued", b"live"])
-        back.disconnect()
-        self.client(cid, clean_session=True, broker=node).disconnect()
-
-
-@cluster_only
-@unittest.skipUnless(os.environ.get("STARLING_CLUSTER_KNOWN_BUGS"),
-                     "broker bug (found 2026-12-06 after d71d4e3, passed with 2272810): a node "
-                     "started while no NATS server answers sends no CONNACK and ignores SIGTERM "
-                     "until NATS is up; STARLING_CLUSTER_KNOWN_BUGS=1 runs it")
-class NatsDownAtStart(Case):
-    NODES = 2
-
-    def test_node_started_without_nats_joins_later(self):
-        """A node started while no NATS server answers serves its own clients, and joins the
-        cluster when NATS comes up."""
-        for i in range(3):
-            self.nats.kill(i)
-        node = self.start_node(2, wait=False)
-        local = self.client(broker=node)
-        got_local = self.collect(local, "late/#", 1)
-        pub2 = self.client(broker=node)
-        self.publish(pub2, "late/local", b"L", 1)
-        self.exactly(got_local, [b"L"])
-        self.assertNotRegex(node.log_text(), r"Cluster: node \S+ of cluster \S+ connected")
-        for i in range(3):
-            self.nats.restart(i, wait=False)
-        self.nats.wait_formed()
-        self.wait_node_log(2, r"Cluster: (node \S+ of cluster \S+ connected|reconnected) to NATS",
-                           timeout=20)
-        pub0 = self.client(broker=self.node(0))
-        self.wait_interest(pub0, "late/probe", got_local, timeout=15)
-        self.wait_crossing(2, 1, "late/back", timeout=15)
-
-
-@skip_without_nats
-@starling_only("Mosquitto has no cluster")
-class BadConfig(ClusterCase):
-    """Cluster options a node refuses at start, saying why."""
-
-    NODES = 0
-    NATS_SERVERS = 1
-
-    def test_refused(self):
-        url = self.nats[0].url
-        cases = [
-            (["cluster_nats_url http://127.0.0.1:4222"], "cluster_nats_url"),
-            (["cluster_nats_url nats://127.0.0.1"], "cluster_nats_url"),
-            (["cluster_nats_url nats://127.0.0.1:99999"], "cluster_nats_url"),
-            (["cluster_nats_url %s,,%s" % (url, url)], "cluster_nats_url"),
-            (["cluster_nats_url %s" % url, "cluster_name _inbox"], "cluster_name"),
-            (["cluster_nats_url %s" % url, "cluster_name a..b"], "cluster_name"),
-            (["cluster_nats_url %s" % url, "cluster_name a*"], "cluster_name"),
-            (["cluster_nats_url %s" % url, "cluster_name " + "n" * 65], "cluster_name"),
-            (["cluster_name alone"], "cluster"),
-            (["cluster_node_id alone"], "cluster"),
-        ]
-        for lines, word in cases:
-            with self.subTest(lines=lines):
-                b = Broker(lines)
-                self.defer(b.stop)
-                rc = b.start_fails()
-                self.assertIsNotNone(rc, "started with %r" % lines)
-                self.assertNotEqual(rc, 0)
-                self.assertIn(word, b.log_text())
-
-
-@cluster_only
-class NodeLoss(Case):
-    def test_node_killed_others_go_on(self):
-        got = {}
-        for i in range(3):
-            c = self.client(broker=self.node(i))
-            got[i] = self.collect(c, "nl/#", 1)
-        pub0 = self.client(broker=self.node(0))
-        self.wait_interest(pub0, "nl/probe", got[1], got[2], got[0])
-        self.assertEqual(len(self.nats_subjects(2)), 2)
-        self.kill_node(2)
-        # Its NATS connection is gone, and its subscriptions with it.
-        self.wait_for(lambda: self.nats_subjects(2) == [], 5)
-        for i in range(10):
-            self.publish(pub0, "nl/x", b"x%d" % i, 1)
-        self.exactly(got[1], [b"x%d" % i for i in range(10)])
-        self.exactly(got[0], [b"x%d" % i for i in range(10)], quiet=0)
-        self.assertEqual(self.sys_int(0, "messages/dropped"), 0)
-        # Its client comes back through another node (a clean session: milestone 1 moves no
-        # session), and a restarted node 2 joins again.
-        back = self.client(broker=self.node(1))
-        got_back = self.collect(back, "nl/#", 1)
-        self.publish(pub0, "nl/y", b"y", 1)
-        self.exactly(got_back, [b"y"])
-        self.start_node(2)
-        self.wait_crossing(0, 2, "nl/probe2")
-        self.wait_crossing(2, 1, "nl/probe3")
 
 
 if __name__ == "__main__":
