@@ -522,6 +522,23 @@ class CrossNodeV5(ClusterCase):
             self.assertEqual(m.props.all(mqtt5.SUBSCRIPTION_ID), [77], m)
             self.assertIsNone(m.topic_alias, m)
 
+    def test_no_local_in_a_cluster(self):
+        """No Local: a client does not get its own messages back through the cluster, while
+        a subscriber beside it and one on another node do."""
+        me = self.client5(broker=self.node(1))
+        got_me = self.collect(me, "nl/#", options=SubscribeOptions(qos=1, noLocal=True))
+        beside = self.client5(broker=self.node(1))
+        got_beside = self.collect(beside, "nl/#", 1)
+        far = self.client5(broker=self.node(2))
+        got_far = self.collect(far, "nl/#", 1)
+        self.wait_interest(me, "nl/probe", got_beside, got_far)
+        for k in range(5):
+            self.publish(me, "nl/x", b"%d" % k, 1)
+        want = [b"%d" % k for k in range(5)]
+        self.exactly(got_far, want)
+        self.exactly(got_beside, want, quiet=0)
+        self.assertEqual(got_me.snapshot(), [], "its own messages, probes included")
+
     def test_retain_flag_of_live_messages(self):
         """A retained message published on one node reaches live subscribers of another with
         retain 0, or 1 with Retain As Published [MQTT-3.3.1-9, -3.3.1-12, -3.3.1-13]."""
