@@ -52,6 +52,32 @@ class Limits(ClusterCase):
                               direction="out")
         self.wait_crossing(0, 2)
 
+    def test_many_filters(self):
+        """2,000 distinct filters in one SUBSCRIBE (4,000 NATS subscriptions: each ends in
+        `/#`), a message through the last one, then all of them dropped with the client."""
+        n = 2000
+        r = RawClient(self.node(1).port, timeout=10.0)
+        self.defer(r.close)
+        r.connect(unique_id("many"), True, 60)
+        self.assertEqual(r.subscribe([("many/%d/#" % k, 0) for k in range(n)]), [0] * n)
+        self.wait_node_metric(1, lambda v: v == 2 * n, "starling_cluster_subscriptions",
+                              timeout=20)
+        self.assertEqual(len(self.nats_subjects(1)), 2 * n)
+        pub = self.client(broker=self.node(0))
+        deadline = time.monotonic() + 10
+        while True:
+            self.publish(pub, "many/%d/x" % (n - 1), b"last", 0)
+            try:
+                p = r.recv(timeout=0.2)
+                break
+            except TimeoutError:
+                self.assertLess(time.monotonic(), deadline, "nothing through the last filter")
+        self.assertEqual((p.topic, p.payload), ("many/%d/x" % (n - 1), b"last"))
+        r.close()
+        self.wait_node_metric(1, lambda v: v == 0, "starling_cluster_subscriptions",
+                              timeout=20)
+        self.assertEqual(self.nats_subjects(1), [])
+
     def test_topic_too_long_for_a_subject(self):
         """A topic whose subject would pass CLUSTER_SUBJECT_MAX (3,840 bytes; an escaped byte
         takes three) and a filter likewise stay on their node, counted as too long."""
