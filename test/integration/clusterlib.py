@@ -51,7 +51,6 @@ import re
 import socket
 import sys
 import time
-import time
 import urllib.request
 
 from harness import (MQTT5, Broker, BrokerTestCase, RawClient, _tail, free_port, starling_only,

@@ -127,6 +127,7 @@ class NatsTls(ClusterCase):
     speak TLS only and verify their clients' certificates."""
 
     NODES = 2
+    NATS_SHARED = False  # stopped before its certificates are removed
 
     @classmethod
     def setUpClass(cls):
