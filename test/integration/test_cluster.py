@@ -638,10 +638,9 @@ class SharedAcrossNodes(ClusterCase):
                 member = self.client(broker=self.node(sub_node))
                 got_member = self.collect(member, "$share/g/%s/#" % topic, 1)
                 pub = self.client(broker=self.node(0))
-                self.wait_interest(pub, topic + "/probe", got_plain)
-                self.wait_for(lambda: len(got_member) > 0, 5, "no probe reached the group")
-                time.sleep(0.3)
-                got_member.clear()
+                # The group's queue subscription (another connection) and the plain one cross
+                # the routes each at its pace: probes until both have one.
+                self.wait_interest(pub, topic + "/probe", got_plain, got_member)
                 for k in range(20):
                     self.publish(pub, topic + "/x", b"%d" % k, 1)
                 want = [b"%d" % k for k in range(20)]
@@ -659,12 +658,29 @@ class SharedAcrossNodes(ClusterCase):
         self.unsubscribe(m2, "$share/g/lv/#")
         self.wait_for(lambda: self.nats_queue_subs(2) == [], 5,
                       lambda: "node 2 still in the queue: %r" % self.nats_queue_subs(2))
-        time.sleep(0.5)  # the queue group's change crosses the routes
+        # The queue group's change crosses the routes at its pace: ten probes in a row reach
+        # node 1's member first (one picked for node 2 after its leave would be lost).
         pub = self.client(broker=self.node(0))
+        deadline = time.monotonic() + 10
+        streak = 0
+        while streak < 10:
+            self.assertLess(time.monotonic(), deadline, "probes kept going astray")
+            before = len(got1)
+            self.publish(pub, "lv/probe", b"probe-lv", 1)
+            arrived = self._arrives(got1, before, 0.5)
+            streak = streak + 1 if arrived else 0
         for k in range(40):
             self.publish(pub, "lv/x", b"%d" % k, 1)
         self.exactly(got1, [b"%d" % k for k in range(40)])
         self.assertEqual(len(got2), 0)
+
+    def _arrives(self, lst, before, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(lst) > before:
+                return True
+            time.sleep(0.005)
+        return False
 
     def test_members_on_the_publishing_node_only(self):
         """A group's messages go through NATS's queue group even when publisher and members

@@ -62,7 +62,8 @@ class Limits(ClusterCase):
         self.assertEqual(r.subscribe([("many/%d/#" % k, 0) for k in range(n)]), [0] * n)
         self.wait_node_metric(1, lambda v: v == 2 * n, "starling_cluster_subscriptions",
                               timeout=20)
-        self.assertEqual(len(self.nats_subjects(1)), 2 * n)
+        self.wait_for(lambda: len(self.nats_subjects(1)) == 2 * n, 10,  # SUBs still on their way
+                      lambda: "NATS shows %d of %d" % (len(self.nats_subjects(1)), 2 * n))
         pub = self.client(broker=self.node(0))
         deadline = time.monotonic() + 10
         while True:
