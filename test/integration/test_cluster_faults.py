@@ -148,6 +148,15 @@ class NatsTls(ClusterCase):
         super().tearDownClass()
         shutil.rmtree(cls.certdir, ignore_errors=True)
 
+    def test_tls_url_scheme(self):
+        """cluster_nats_url with tls://HOST:PORT: the same connection, said in the URL."""
+        lines = [l.replace("nats://", "tls://") if l.startswith("cluster_nats_url ") else l
+                 for l in self.node_lines(1)]
+        self.start_node(1, lines=lines)
+        self.assertTrue(self.wait_connected(1)[2].startswith("tls://"))
+        self.wait_crossing(0, 1)
+        self.wait_crossing(1, 0)
+
     def test_nodes_over_tls(self):
         with socket.create_connection(("127.0.0.1", self.nats[1].port), timeout=5) as s:
             info = s.recv(4096)
