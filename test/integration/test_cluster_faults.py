@@ -77,7 +77,8 @@ class Limits(ClusterCase):
         r.close()
         self.wait_node_metric(1, lambda v: v == 0, "starling_cluster_subscriptions",
                               timeout=20)
-        self.assertEqual(self.nats_subjects(1), [])
+        self.wait_for(lambda: self.nats_subjects(1) == [], 10,  # UNSUBs still on their way
+                      lambda: "NATS still shows %d" % len(self.nats_subjects(1)))
 
     def test_topic_too_long_for_a_subject(self):
         """A topic whose subject would pass CLUSTER_SUBJECT_MAX (3,840 bytes; an escaped byte
