@@ -240,8 +240,9 @@ class CrossNode(ClusterCase):
         want1 = sorted(["%s.m.ov.>" % c, "%s.m.ov" % c, "%s.m.ov.*.c" % c, "%s.m.ov.b.c" % c,
                         "%s.m.>" % c, "%s.m.*.b.>" % c, "%s.m.*.b" % c])
         want2 = sorted(["%s.m.ov.>" % c, "%s.m.ov" % c, "%s.m.ov.b.*" % c])
-        self.assertEqual(self.nats_subjects(1), want1)
-        self.assertEqual(self.nats_subjects(2), want2)
+        for i, want in ((1, want1), (2, want2)):  # SUBs reach the servers at their pace
+            self.wait_for(lambda i=i, want=want: self.nats_subjects(i) == want, 5,
+                          lambda i=i: "node%d holds %r" % (i, self.nats_subjects(i)))
         self.assertEqual(self.nats_subjects(0), [])
         self.wait_node_sys(1, lambda v: v == 7, CLUSTER_SYS + "subscriptions")
         self.wait_node_metric(1, lambda v: v == 7, "starling_cluster_subscriptions")
@@ -782,8 +783,9 @@ class Sessions(ClusterCase):
         c.disconnect()
         self.wait_for(lambda: c.disconnected.is_set(), 5)
         time.sleep(0.2)
-        self.assertEqual(self.nats_subjects(1), sorted(["%s.m.off.>" % self.cname,
-                                                        "%s.m.off" % self.cname]))
+        want = sorted(["%s.m.off.>" % self.cname, "%s.m.off" % self.cname])
+        self.wait_for(lambda: self.nats_subjects(1) == want, 5,
+                      lambda: "node1 holds %r" % self.nats_subjects(1))
         for q in (1, 2):
             for i in range(5):
                 self.publish(pub, "off/%d" % q, b"q%d-%d" % (q, i), q)
@@ -1034,7 +1036,9 @@ class Names(ClusterCase):
         self.publish(pub, "iso/x", b"x", 1)
         self.exactly(got, [b"x"])
         self.assertEqual(len(got_lonely), 0, "a message crossed into another cluster")
-        self.assertEqual(self.nats_subjects(1), ["acme.prod-1.m.iso", "acme.prod-1.m.iso.>"])
+        self.wait_for(lambda: self.nats_subjects(1) == ["acme.prod-1.m.iso",
+                                                        "acme.prod-1.m.iso.>"], 5,
+                      lambda: "node1 holds %r" % self.nats_subjects(1))
         # ...and the stranger's own messages stay in its cluster.
         pub2 = self.client(broker=stranger)
         self.publish(pub2, "iso/y", b"y", 1)

@@ -239,7 +239,8 @@ class NodeLoss(ClusterCase):
             got[i] = self.collect(c, "nl/#", 1)
         pub0 = self.client(broker=self.node(0))
         self.wait_interest(pub0, "nl/probe", got[1], got[2], got[0])
-        self.assertEqual(len(self.nats_subjects(2)), 2)
+        self.wait_for(lambda: len(self.nats_subjects(2)) == 2, 5,
+                      lambda: "node2 holds %r" % self.nats_subjects(2))
         self.kill_node(2)
         # Its NATS connection is gone, and its subscriptions with it.
         self.wait_for(lambda: self.nats_subjects(2) == [], 5)
