@@ -3,7 +3,7 @@
 - NatsCluster(n): n nats-server processes (Debian's nats-server 2.9) on 127.0.0.1, each with a
   client, a cluster (route) and a monitoring port from the harness's port slice (free_port), a
   full mesh of routes, JetStream on with its store in the cluster's temp dir (n >= 3: replicated
-  streams are possible). start() returns when every server's /routez shows its n - 1 routes and
+  streams are possible; jetstream=False leaves it off). start() returns when every server's /routez shows its n - 1 routes and
   /healthz says JetStream is current; kill(i) / restart(i) take one server down and back on the
   same ports and store; stop() ends them all by PID. The temp dir (configs, logs, stores) is
   removed unless STARLING_KEEP_LOGS is set.
@@ -78,8 +78,9 @@ class NatsServer:
             "server_name: %s" % self.name,
             "listen: 127.0.0.1:%d" % self.port,
             "http: 127.0.0.1:%d" % self.http_port,
-            'jetstream { store_dir: "%s" }' % os.path.join(self.dir, "js"),
         ]
+        if self.cluster.jetstream:
+            lines.append('jetstream { store_dir: "%s" }' % os.path.join(self.dir, "js"))
         if peers:
             routes = ", ".join("nats-route://127.0.0.1:%d" % p.cluster_port for p in peers)
             lines.append("cluster { name: %s, listen: 127.0.0.1:%d, routes: [%s] }"
@@ -153,10 +154,13 @@ class NatsCluster:
 
     START_TIMEOUT_S = 20.0
 
-    def __init__(self, n=3, name="starling-test", extra_config=()):
+    def __init__(self, n=3, name="starling-test", extra_config=(), jetstream=True):
         if NATS_SERVER is None:
             raise unittest.SkipTest("nats-server is not installed")
         self.name = name
+        # Without JetStream a cluster forms, and re-forms after servers come back, at once:
+        # no meta leader to elect (tests that need no stream or bucket turn it off).
+        self.jetstream = jetstream
         self.extra_config = list(extra_config)
         self.dir = tempfile.mkdtemp(prefix="starling-nats-")
         self.servers = [NatsServer(self, i) for i in range(n)]

@@ -37,7 +37,8 @@ CHILD_TIMEOUT_S = 300
 WEIGHTS = {"test_workers": 10, "test_persist": 10, "test_persist_inflight": 10,
            "test_persist_crash": 8, "test_scale": 9, "test_keepalive": 8, "test_will": 8, "test_tls": 7,
            "test_session": 6, "test_qos": 6, "test_real_clients": 6, "test_tools": 6,
-           "test_malformed": 5, "test_bridge_mosquitto": 7}
+           "test_malformed": 5, "test_bridge_mosquitto": 7, "test_cluster": 9,
+           "test_cluster_faults": 8}
 
 
 # --- child: run one module -------------------------------------------------------------------
