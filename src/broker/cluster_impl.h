@@ -125,7 +125,13 @@ struct cluster {
 	int efd;           /* its doorbell */
 	_Atomic bool idle; /* it waits, or is about to */
 	_Atomic bool stop; /* cluster_stop asked it to finish */
-	void *nc;          /* natsConnection *: publishes, plain subscriptions */
+	/* Shutdown: once `closing` is set and `in_cb` seen at 0, no callback hands a message to
+	 * a worker any more (they destroy it themselves), so what the channels hold can be
+	 * destroyed while libnats still lives: natsMsg_Destroy after nats_CloseAndWait crashes
+	 * in libnats's garbage collector. */
+	_Atomic bool closing;
+	_Atomic int in_cb;
+	void *nc; /* natsConnection *: publishes, plain subscriptions */
 	/* natsConnection *: the shared groups' queue subscriptions. A connection of its own
 	 * because it must receive this node's own messages too (the queue group may pick this
 	 * node), which the no-echo connection never does. */

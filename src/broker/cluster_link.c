@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,8 +90,24 @@ static bool cl_first_copy(struct cluster *cl, const struct cluster_msg *m)
 	return true;
 }
 
+/* A callback that hands messages to workers begins: false (message destroyed) at shutdown. */
+static bool cl_cb_enter(struct cluster *cl, natsMsg *nm)
+{
+	atomic_fetch_add_explicit(&cl->in_cb, 1, memory_order_seq_cst);
+	if (!atomic_load_explicit(&cl->closing, memory_order_seq_cst))
+		return true;
+	atomic_fetch_sub_explicit(&cl->in_cb, 1, memory_order_release);
+	natsMsg_Destroy(nm);
+	return false;
+}
+
+static void cl_cb_leave(struct cluster *cl)
+{
+	atomic_fetch_sub_explicit(&cl->in_cb, 1, memory_order_release);
+}
+
 /* libnats's delivery thread: every subscription's messages, in the order they were read. */
-static void cl_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
+static void cl_on_msg_body(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
 {
 	struct cluster *cl = closure;
 	struct cluster_msg m;
@@ -121,8 +138,18 @@ static void cl_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, vo
 	cluster_wake(&l->idle, l->efd);
 }
 
+static void cl_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
+{
+	struct cluster *cl = closure;
+
+	if (!cl_cb_enter(cl, nm))
+		return;
+	cl_on_msg_body(nc, sub, nm, closure);
+	cl_cb_leave(cl);
+}
+
 /* The delivery thread again: a message a shared group's queue subscription got. */
-static void cl_on_qmsg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
+static void cl_on_qmsg_body(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
 {
 	struct cl_qgroup *g = closure;
 	struct cluster *cl = g->cl;
@@ -148,8 +175,18 @@ static void cl_on_qmsg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, v
 	cluster_wake(&l->idle, l->efd);
 }
 
+static void cl_on_qmsg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
+{
+	struct cluster *cl = ((struct cl_qgroup *)closure)->cl;
+
+	if (!cl_cb_enter(cl, nm))
+		return;
+	cl_on_qmsg_body(nc, sub, nm, closure);
+	cl_cb_leave(cl);
+}
+
 /* The delivery thread: another node's client connected; the client id's home worker looks. */
-static void cl_on_hello(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
+static void cl_on_hello_body(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
 {
 	struct cluster *cl = closure;
 	struct cluster_hello h;
@@ -178,6 +215,16 @@ static void cl_on_hello(natsConnection *nc, natsSubscription *sub, natsMsg *nm, 
 	}
 	chan_publish(&l->in);
 	cluster_wake(&l->idle, l->efd);
+}
+
+static void cl_on_hello(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
+{
+	struct cluster *cl = closure;
+
+	if (!cl_cb_enter(cl, nm))
+		return;
+	cl_on_hello_body(nc, sub, nm, closure);
+	cl_cb_leave(cl);
 }
 
 void cluster_msg_view(void *nm, const char **subject, const uint8_t **data, uint32_t *len)
@@ -209,6 +256,18 @@ static void cl_on_connected(natsConnection *nc, void *closure)
 	snprintf(what, sizeof(what), "node %s of cluster %.*s connected to NATS at", cl->node_id,
 	         (int)cl->prefix.len - 1, cl->prefix.str);
 	cl_log_url(cl, nc, what);
+}
+
+/*
+ * The shared groups' connection came up in the background. Its callback must exist: without
+ * one, a connect that cannot be made at once blocks until it can (libnats's rule), and the
+ * broker would not serve while NATS is away.
+ */
+static void cl_on_qconnected(natsConnection *nc, void *closure)
+{
+	struct cluster *cl = closure;
+
+	cl_log_url(cl, nc, "shared subscriptions' connection up at");
 }
 
 static void cl_on_disconnected(natsConnection *nc, void *closure)
@@ -300,8 +359,8 @@ static natsOptions *cl_options(struct cluster *cl, bool queue)
 	if (s == NATS_OK && !queue)
 		s = natsOptions_SetReconnectedCB(o, cl_on_reconnected, cl);
 	if (s == NATS_OK)
-		s = natsOptions_SetRetryOnFailedConnect(o, true, queue ? NULL : cl_on_connected,
-		                                        cl);
+		s = natsOptions_SetRetryOnFailedConnect(
+		        o, true, queue ? cl_on_qconnected : cl_on_connected, cl);
 	if (s != NATS_OK) {
 		log_msg(&cl->log, LOG_T_ERROR, "Cluster: NATS options: %s",
 		        nats_GetLastError(NULL) ? nats_GetLastError(NULL) : natsStatus_GetText(s));
@@ -767,6 +826,28 @@ int cluster_start(struct broker *b)
 	return cluster_retain_start(cl);
 }
 
+/*
+ * No callback hands anything to a worker from now on, and what the workers' channels still
+ * hold is destroyed while the library can still take it back (the workers have stopped).
+ */
+static void cl_quiesce(struct cluster *cl)
+{
+	atomic_store_explicit(&cl->closing, true, memory_order_seq_cst);
+	while (atomic_load_explicit(&cl->in_cb, memory_order_seq_cst) != 0)
+		sched_yield();
+	for (unsigned i = 0; cl->lanes && i < cl->nworkers; i++) {
+		struct cluster_lane *l = &cl->lanes[i];
+		struct chan_entry e;
+
+		if (!l->in.slots)
+			continue;
+		chan_publish(&l->in);
+		while (chan_pop(&l->in, &e))
+			natsMsg_Destroy(e.p1);
+		chan_release(&l->in);
+	}
+}
+
 void cluster_link_close(struct cluster *cl)
 {
 	struct hmap *h = &cl->filters;
@@ -794,6 +875,7 @@ void cluster_link_close(struct cluster *cl)
 	natsOptions_Destroy(cl->opts);
 	natsOptions_Destroy(cl->qopts);
 	cl->opts = cl->qopts = NULL;
+	cl_quiesce(cl);
 	/* libnats's threads are gone after this: no callback runs any more. */
 	if (nats_CloseAndWait(2000) != NATS_OK)
 		log_msg(&cl->log, LOG_T_WARNING,
@@ -849,12 +931,9 @@ void cluster_fini(struct broker *b)
 				free(e.p1);
 			chan_fini(&l->out);
 		}
-		if (l->in.slots) {
-			chan_publish(&l->in);
-			while (chan_pop(&l->in, &e))
-				natsMsg_Destroy(e.p1);
+		/* Emptied by cl_quiesce before libnats closed. */
+		if (l->in.slots)
 			chan_fini(&l->in);
-		}
 		while (l->held_head) {
 			struct cl_held hd;
 

@@ -106,7 +106,7 @@ class ClusterCase(BrokerTestCase):
     NODES = 3
     NATS_SERVERS = 3
     NATS_CONFIG = ()
-    NATS_JETSTREAM = False  # the first milestone uses no stream or bucket
+    NATS_JETSTREAM = True  # the retained messages' bucket (each test its own cluster_name)
     NATS_SHARED = True  # False: a cluster of the class's own, stopped with it
     node_config = ()
     cluster_name = None

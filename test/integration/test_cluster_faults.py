@@ -347,10 +347,6 @@ class NodeRestart(ClusterCase):
 
 
 @cluster_only
-@unittest.skipUnless(os.environ.get("STARLING_CLUSTER_KNOWN_BUGS"),
-                     "broker bug (found 2026-12-06 after d71d4e3, passed with 2272810): a node "
-                     "started while no NATS server answers sends no CONNACK and ignores SIGTERM "
-                     "until NATS is up; STARLING_CLUSTER_KNOWN_BUGS=1 runs it")
 class NatsDownAtStart(ClusterCase):
     NODES = 2
 

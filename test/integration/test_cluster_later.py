@@ -44,7 +44,9 @@ class LaterCase(ClusterCase):
 
     def retained_of(self, i, flt, n, quiet=0.5):
         """{topic: payload} a fresh subscriber to `flt` on node i gets as retained messages
-        (waits for n, then `quiet` s); a message without the retain flag fails."""
+        (waits for n, then `quiet` s). A message without the retain flag shows as "(live)
+        TOPIC": it was on its way (NATS's data plane) when the subscriber came, before the
+        bucket's entry reached this node; a poll asks again."""
         c = self.client(broker=self.node(i))
         got = self.collect(c, flt, 1)
         if n:
@@ -52,14 +54,12 @@ class LaterCase(ClusterCase):
         time.sleep(quiet)
         msgs = got.snapshot()
         c.disconnect()
-        for m in msgs:
-            self.assertTrue(m.retain, "a live message where a retained one was expected: %r"
-                            % (m,))
-        return {m.topic: m.payload for m in msgs}
+        return {(m.topic if m.retain else "(live) " + m.topic): m.payload for m in msgs}
 
 
-@milestone(2)
 class RetainedAcrossNodes(LaterCase):
+    """Milestone 2 (landed: test_cluster_retained.py has the rest)."""
+
     def test_set_on_one_node_seen_on_all(self):
         pub = self.client(broker=self.node(0))
         self.publish(pub, "ret/a", b"A", 1, retain=True)
