@@ -179,8 +179,10 @@ class ClusterCase(BrokerTestCase):
         if node.node_id is None:
             node.node_id = "%s:%d" % (socket.gethostname(), node.port)
         if i < len(self.nodes):
-            self.nodes[i].stop()  # a node killed before: reaped, its temp dir removed
-            self.nodes[i] = node
+            # The new node is registered first: if stopping the old one raises (its log holds
+            # a sanitizer report), tearDown still stops the new one (CI once left it running).
+            old, self.nodes[i] = self.nodes[i], node
+            old.stop()  # a node killed before: reaped, its temp dir removed
         else:
             assert i == len(self.nodes), "nodes start in order"
             self.nodes.append(node)
