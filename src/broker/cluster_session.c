@@ -114,6 +114,7 @@ struct cl_sess {
 	jsCtx *js;
 	kvStore *kv;
 	bool open_logged;
+	uint64_t open_retry_ms; /* after a failed open, not before this (no JetStream: no wait) */
 	uint64_t seed;
 	_Atomic uint32_t move_max; /* bytes a hand-over may carry (from the server's max_payload) */
 	natsSubscription *sub;
@@ -205,6 +206,8 @@ static bool ss_open(struct cl_sess *ss)
 
 	if (ss->kv)
 		return true;
+	if (ss_now_ms() < ss->open_retry_ms)
+		return false;
 	if (!ss->js) {
 		jsOptions jo;
 
@@ -245,6 +248,7 @@ static bool ss_open(struct cl_sess *ss)
 	}
 	if (s != NATS_OK) {
 		ss->kv = NULL;
+		ss->open_retry_ms = ss_now_ms() + 5000;
 		if (!ss->open_logged)
 			log_msg(&cl->log, LOG_T_WARNING,
 			        "Cluster: cannot open the sessions' bucket %s (%s); sessions stay "
