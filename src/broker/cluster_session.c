@@ -904,12 +904,21 @@ void cluster_session_take(struct worker *w, void *nm)
 		            w, s, &b, atomic_load_explicit(&ss->move_max, memory_order_relaxed),
 		            false, &dropped) == 0) {
 			status = CLUSTER_SESS_HERE;
-			log_msg(&w->log, LOG_T_NOTICE,
-			        "Cluster: the session of client %.*s went to node %.*s (%u "
-			        "subscriptions, "
-			        "%" PRIu32 " messages left behind: too many to carry).",
-			        (int)s->client_id_len, (const char *)s->client_id, (int)rq.node.len,
-			        (const char *)rq.node.ptr, s->nsubs, dropped);
+			if (dropped)
+				log_msg(&w->log, LOG_T_NOTICE,
+				        "Cluster: the session of client %.*s went to node %.*s (%u "
+				        "subscriptions; %" PRIu32
+				        " queued messages left behind: too many "
+				        "to carry).",
+				        (int)s->client_id_len, (const char *)s->client_id,
+				        (int)rq.node.len, (const char *)rq.node.ptr, s->nsubs,
+				        dropped);
+			else
+				log_msg(&w->log, LOG_T_NOTICE,
+				        "Cluster: the session of client %.*s went to node %.*s (%u "
+				        "subscriptions).",
+				        (int)s->client_id_len, (const char *)s->client_id,
+				        (int)rq.node.len, (const char *)rq.node.ptr, s->nsubs);
 			/* Its pending will went with it. */
 			if (s->will) {
 				msg_unref(s->will);
