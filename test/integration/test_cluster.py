@@ -12,7 +12,8 @@ in NATS subjects; `$SYS` stays per node. The nodes' `$SYS/broker/cluster/...` to
 follows the clients (refcounted over workers, sessions and their expiry). `$share/GROUP/FILTER`
 is cluster-wide (NATS queue groups), and a client id is connected once over the cluster.
 test_cluster_faults.py has what fails (NATS servers, nodes, limits, configuration);
-test_cluster_later.py the milestones still to come (retained messages, sessions across nodes).
+test_cluster_retained.py and test_cluster_later.py the retained messages' bucket,
+test_cluster_sessions.py persistent sessions moving with their client between nodes.
 
 Subscription interest crosses NATS routes asynchronously: each test waits for it with probes
 (ClusterCase.wait_interest) before it counts. Skipped, saying why, without nats-server, and
@@ -710,7 +711,7 @@ class ClientIds(ClusterCase):
         cid = unique_id("twice")
         first = self.client5(cid, broker=self.node(0))
         second = self.client5(cid, broker=self.node(1))
-        self.assertFalse(second.connack[0], "sessions stay on their node in this version")
+        self.assertFalse(second.connack[0], "clean start: a new session")
         self.wait_for(lambda: first.disconnected.is_set(), 5,
                       "the first connection, on node 0, is still open")
         self.assertEqual(first.disconnect_rc, 0x8E, "Session taken over")
@@ -744,32 +745,11 @@ class ClientIds(ClusterCase):
             for r in raws:
                 r.close()
 
-    def test_offline_session_waits_on_its_node(self):
-        """A persistent session's client connecting on another node starts there (session
-        present 0, sessions stay per node in this version); back on the first node it finds
-        its session and what was queued for it."""
-        cid = unique_id("home")
-        c = self.client(cid, clean_session=False, broker=self.node(0))
-        got = self.collect(c, "home/#", 1)
-        pub = self.client(broker=self.node(2))
-        self.wait_interest(pub, "home/probe", got)
-        c.disconnect()
-        self.wait_for(lambda: c.disconnected.is_set(), 5)
-        self.publish(pub, "home/q", b"queued", 1)
-        time.sleep(0.3)
-        away = self.client(cid, clean_session=False, broker=self.node(1))
-        self.assertFalse(away.connack[0])
-        away.disconnect()
-        self.wait_for(lambda: away.disconnected.is_set(), 5)
-        back = self.client(cid, clean_session=False, broker=self.node(0))
-        self.assertTrue(back.connack[0], "the session waited on node 0")
-        self.exactly(back.messages, [b"queued"])
-
 
 @cluster_only
 class Sessions(ClusterCase):
-    """Sessions stay on their node in this milestone; what reaches them from other nodes
-    follows the local rules."""
+    """What reaches a session from other nodes follows the local rules (sessions moving
+    between nodes: test_cluster_sessions.py)."""
 
     def test_offline_session_keeps_interest_and_queues(self):
         """A persistent session's filters keep their NATS subscriptions while its client is
