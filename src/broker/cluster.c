@@ -262,15 +262,25 @@ static void cl_hello(struct worker *w, void *nm)
 		return;
 	}
 	s = worker_session_find(w, h.client.ptr, h.client.len);
-	if (!s || !s->conn || s->bridge ||
+	if (!s || s->bridge ||
 	    !cluster_hello_wins(&h, s->cl_since_ns, (const uint8_t *)cl->node_id, cl->node_id_len))
 		return;
 	log_msg(&w->log, LOG_T_NOTICE, "Client %.*s connected to node %.*s of the cluster.",
 	        (int)s->client_id_len, (const char *)s->client_id, (int)h.node.len,
 	        (const char *)h.node.ptr);
-	/* [MQTT-3.1.4-3] over the cluster: the existing connection is closed (MQTT 5: 0x8E). */
-	out_disconnect(s->conn, ST_RC_SESSION_TAKEN_OVER, "another node took the session");
-	conn_close(s->conn, false, "session taken over by another node");
+	if (s->conn) {
+		/* [MQTT-3.1.4-3] over the cluster: the existing connection is closed (MQTT 5:
+		 * 0x8E). */
+		out_disconnect(s->conn, ST_RC_SESSION_TAKEN_OVER, "another node took the session");
+		conn_close(s->conn, false, "session taken over by another node");
+	}
+	/* The client's session is the other node's now (it asked for this one's, or started
+	 * anew): a copy left here is stale, and its bucket entry too if it still names us. */
+	s = worker_session_find(w, h.client.ptr, h.client.len);
+	if (s && !s->conn && !s->bridge) {
+		cluster_session_ended(w, s);
+		worker_session_destroy(w, s);
+	}
 }
 
 void cluster_flush(struct worker *w)
@@ -354,6 +364,8 @@ void cluster_drain(struct worker *w)
 	while (n < CL_DRAIN_MAX && chan_pop(&l->in, &e)) {
 		if (e.kind == CL_E_HELLO)
 			cl_hello(w, e.p1);
+		else if (e.kind == CL_E_TAKE)
+			cluster_session_take(w, e.p1);
 		else
 			cl_route(w, l, e.p1, e.kind == CL_E_QMSG ? e.p2 : NULL);
 		cluster_msg_free(e.p1);
@@ -362,6 +374,7 @@ void cluster_drain(struct worker *w)
 	if (n)
 		chan_release(&l->in);
 	cluster_retain_drain(w);
+	cluster_session_drain(w);
 }
 
 bool cluster_before_wait(struct worker *w)
@@ -370,7 +383,7 @@ bool cluster_before_wait(struct worker *w)
 
 	atomic_store_explicit(&l->idle, true, memory_order_seq_cst);
 	atomic_thread_fence(memory_order_seq_cst);
-	if (chan_peek(&l->in) || cluster_retain_waiting(w)) {
+	if (chan_peek(&l->in) || cluster_retain_waiting(w) || cluster_session_waiting(w)) {
 		atomic_store_explicit(&l->idle, false, memory_order_relaxed);
 		return false;
 	}

@@ -48,8 +48,13 @@ struct cluster_figures {
 	uint64_t too_long;        /* kept on their node: subject or filter beyond NATS's limits */
 	uint64_t retained_stored; /* retained writes the bucket acknowledged */
 	uint64_t retained_failed; /* retained writes refused, unanswered or not sent */
-	uint64_t retained_received; /* entries of the bucket applied to this node's replicas */
-	uint64_t retained_invalid;  /* entries of the bucket that are no retained message */
+	uint64_t retained_received;    /* entries of the bucket applied to this node's replicas */
+	uint64_t retained_invalid;     /* entries of the bucket that are no retained message */
+	uint64_t sessions_received;    /* persistent sessions handed over to this node */
+	uint64_t sessions_sent;        /* and by this node to another */
+	uint64_t sessions_from_bucket; /* started from the bucket: their owner did not answer */
+	uint64_t sessions_messages_dropped; /* queued messages a hand-over could not carry */
+	uint64_t sessions_failed; /* bucket calls that failed (NATS down, no JetStream...) */
 };
 
 /*
@@ -107,5 +112,20 @@ void cluster_after_wait(struct worker *w);
 
 /* The figures (any thread). False when there is no cluster. */
 bool cluster_figures(const struct broker *b, struct cluster_figures *f);
+
+/*
+ * Persistent sessions across nodes (cluster_session.c). A CONNECT resuming a session this
+ * node does not hold: parks the connection while the cluster finds the session (true), or
+ * false to go on here (no cluster, not connected to NATS, already asked).
+ */
+struct conn;
+bool cluster_session_park(struct conn *c, const uint8_t *id, size_t len);
+/* The parked connection's receive ended / it is freed (worker.c, conn.c). */
+void cluster_session_rx_ended(struct conn *c);
+void cluster_session_unpark(struct worker *w, struct conn *c);
+/* A persistent session connected or changed its subscriptions: the bucket learns it. */
+void cluster_session_update(struct worker *w, struct session *s);
+/* A persistent session ended here (expired, or its client went to another node). */
+void cluster_session_ended(struct worker *w, struct session *s);
 
 #endif

@@ -60,6 +60,10 @@ enum {
 	CL_E_MSG = 2,   /* in: p1 a natsMsg (the worker destroys it) */
 	CL_E_QMSG = 3,  /* in: p1 a natsMsg for the shared group p2 (a struct cl_qgroup) */
 	CL_E_HELLO = 4, /* in: p1 a natsMsg announcing a client's connect on another node */
+	CL_E_TAKE = 5,  /* in: p1 a natsMsg, another node's request for a session (its reply) */
+	/* cluster_session.c's own channels: a job for the sessions thread, an answer from it. */
+	CL_E_SJOB = 6,
+	CL_E_SANSWER = 7,
 };
 
 /* One worker's side; 64-byte aligned (the array is aligned_alloc'd). */
@@ -160,6 +164,7 @@ struct cluster {
 	_Atomic uint64_t invalid;     /* delivery thread and workers */
 
 	struct cl_retain *rt; /* the retained messages' bucket (cluster_retain.c) */
+	struct cl_sess *ss;   /* the sessions' bucket and thread (cluster_session.c) */
 };
 
 /* A message from NATS, read (subject NUL-terminated) and destroyed (cluster_link.c). */
@@ -197,6 +202,25 @@ bool cluster_retain_waiting(struct worker *w);
 
 struct cluster_figures;
 void cluster_retain_figures(const struct cluster *cl, struct cluster_figures *f);
+
+/*
+ * Sessions across nodes (cluster_session.c): set up in cluster_init, started once connected
+ * (its request subscription and thread), stopped before the connection closes.
+ */
+int cluster_session_init(struct cluster *cl);
+int cluster_session_start(struct cluster *cl);
+void cluster_session_stop(struct cluster *cl);
+void cluster_session_fini(struct cluster *cl);
+void cluster_session_figures(const struct cluster *cl, struct cluster_figures *f);
+/* A worker's side: answers to its parked connects (batch end), another node's request. */
+void cluster_session_drain(struct worker *w);
+bool cluster_session_waiting(struct worker *w);
+void cluster_session_take(struct worker *w, void *nm);
+
+/* A libnats callback that hands messages to workers begins (false: shutting down, nm
+ * destroyed) and ends (cluster_link.c). */
+bool cluster_cb_enter(struct cluster *cl, void *nm);
+void cluster_cb_leave(struct cluster *cl);
 
 /* A worker's eventfd write, when the flag says it sleeps (any thread). */
 void cluster_wake(_Atomic bool *idle, int efd);

@@ -91,7 +91,7 @@ static bool cl_first_copy(struct cluster *cl, const struct cluster_msg *m)
 }
 
 /* A callback that hands messages to workers begins: false (message destroyed) at shutdown. */
-static bool cl_cb_enter(struct cluster *cl, natsMsg *nm)
+bool cluster_cb_enter(struct cluster *cl, void *nm)
 {
 	atomic_fetch_add_explicit(&cl->in_cb, 1, memory_order_seq_cst);
 	if (!atomic_load_explicit(&cl->closing, memory_order_seq_cst))
@@ -101,7 +101,7 @@ static bool cl_cb_enter(struct cluster *cl, natsMsg *nm)
 	return false;
 }
 
-static void cl_cb_leave(struct cluster *cl)
+void cluster_cb_leave(struct cluster *cl)
 {
 	atomic_fetch_sub_explicit(&cl->in_cb, 1, memory_order_release);
 }
@@ -142,10 +142,10 @@ static void cl_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, vo
 {
 	struct cluster *cl = closure;
 
-	if (!cl_cb_enter(cl, nm))
+	if (!cluster_cb_enter(cl, nm))
 		return;
 	cl_on_msg_body(nc, sub, nm, closure);
-	cl_cb_leave(cl);
+	cluster_cb_leave(cl);
 }
 
 /* The delivery thread again: a message a shared group's queue subscription got. */
@@ -179,10 +179,10 @@ static void cl_on_qmsg(natsConnection *nc, natsSubscription *sub, natsMsg *nm, v
 {
 	struct cluster *cl = ((struct cl_qgroup *)closure)->cl;
 
-	if (!cl_cb_enter(cl, nm))
+	if (!cluster_cb_enter(cl, nm))
 		return;
 	cl_on_qmsg_body(nc, sub, nm, closure);
-	cl_cb_leave(cl);
+	cluster_cb_leave(cl);
 }
 
 /* The delivery thread: another node's client connected; the client id's home worker looks. */
@@ -221,10 +221,10 @@ static void cl_on_hello(natsConnection *nc, natsSubscription *sub, natsMsg *nm, 
 {
 	struct cluster *cl = closure;
 
-	if (!cl_cb_enter(cl, nm))
+	if (!cluster_cb_enter(cl, nm))
 		return;
 	cl_on_hello_body(nc, sub, nm, closure);
-	cl_cb_leave(cl);
+	cluster_cb_leave(cl);
 }
 
 void cluster_msg_view(void *nm, const char **subject, const uint8_t **data, uint32_t *len)
@@ -800,7 +800,9 @@ int cluster_init(struct broker *b)
 	cl->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (cl->efd < 0)
 		return ST_ERR_SYS;
-	return cluster_retain_init(cl);
+	int ret = cluster_retain_init(cl);
+
+	return ret != ST_OK ? ret : cluster_session_init(cl);
 }
 
 int cluster_start(struct broker *b)
@@ -823,6 +825,8 @@ int cluster_start(struct broker *b)
 	}
 	pthread_setname_np(cl->thread, "st-cluster");
 	cl->thread_started = true;
+	if (cluster_session_start(cl) != ST_OK)
+		return ST_ERR_SYS;
 	return cluster_retain_start(cl);
 }
 
@@ -903,6 +907,7 @@ void cluster_stop(struct broker *b)
 	pthread_join(cl->thread, NULL);
 	cl->thread_started = false;
 	cluster_retain_stop(cl);
+	cluster_session_stop(cl);
 	cluster_link_close(cl);
 }
 
@@ -929,6 +934,7 @@ void cluster_fini(struct broker *b)
 	}
 	cl_origins_clear(&cl->origins);
 	cluster_retain_fini(cl);
+	cluster_session_fini(cl);
 	for (unsigned i = 0; cl->lanes && i < cl->nworkers; i++) {
 		struct cluster_lane *l = &cl->lanes[i];
 		struct chan_entry e;
@@ -984,5 +990,6 @@ bool cluster_figures(const struct broker *b, struct cluster_figures *f)
 	};
 	f->dropped = f->dropped_out + f->dropped_in;
 	cluster_retain_figures(cl, f);
+	cluster_session_figures(cl, f);
 	return true;
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "cluster.h"
 #include "conn_tls.h"
 #include "conn_ws.h"
 #include "handlers.h"
@@ -242,6 +243,9 @@ static void conn_check_dead(struct conn *c)
 	if (c->state == CONN_CLOSING && c->eof) {
 		c->dead = true;
 		worker_conn_dead(c->w, c);
+	} else if (c->state == CONN_HANDOFF && c->cl_parked) {
+		if (!c->cl_rx_ended && !conn_tls_pending(c) && !conn_ws_pending(c) && !c->send_busy)
+			cluster_session_rx_ended(c);
 	} else if (c->state == CONN_HANDOFF && !conn_tls_pending(c) && !conn_ws_pending(c) &&
 	           !c->send_busy) {
 		/* A TLS connection's own ciphertext leaves from here first (conn_tls.h), and a

@@ -70,18 +70,21 @@ struct conn5 {
 };
 
 struct conn {
-	struct ring_io io;       /* completions of this socket's operations */
-	struct worker *w;        /* owning worker, borrowed */
-	int fd;                  /* the socket */
-	uint8_t state;           /* enum conn_state */
-	uint8_t level;           /* protocol level from CONNECT (4 before it) */
-	bool recv_armed;         /* a multishot recv is pending */
-	bool recv_starved;       /* the recv stopped on -ENOBUFS; re-arm at batch end */
-	bool send_busy;          /* a send is in flight */
-	bool on_flush_list;      /* linked into the worker's flush list */
-	bool eof;                /* the socket is shut down: nothing more goes in or out */
-	bool dead;               /* handed to the worker to free */
-	bool adopted;            /* handed over by another worker: never handed on again */
+	struct ring_io io;  /* completions of this socket's operations */
+	struct worker *w;   /* owning worker, borrowed */
+	int fd;             /* the socket */
+	uint8_t state;      /* enum conn_state */
+	uint8_t level;      /* protocol level from CONNECT (4 before it) */
+	bool recv_armed;    /* a multishot recv is pending */
+	bool recv_starved;  /* the recv stopped on -ENOBUFS; re-arm at batch end */
+	bool send_busy;     /* a send is in flight */
+	bool on_flush_list; /* linked into the worker's flush list */
+	bool eof;           /* the socket is shut down: nothing more goes in or out */
+	bool dead;          /* handed to the worker to free */
+	bool adopted;       /* handed over by another worker: never handed on again */
+	/* Cluster (cluster.h): a CONNECT parked in HANDOFF to this very worker while the cluster
+	 * finds its session; its receive over; the answer in; the CONNECT handled again. */
+	bool cl_parked, cl_rx_ended, cl_answered, cl_resolved;
 	bool paused;             /* not read until the cross-worker backlog drains */
 	bool behind;             /* the last send was short: the socket's buffer is full */
 	bool wr_shut;            /* CLOSING: final output out, sending side shut (FIN sent) */

@@ -488,6 +488,10 @@ int handle_connect(struct conn *c, const struct st_connect *ck)
 	s = worker_session_find(c->w, id, idlen);
 	if (s && s->bridge)
 		return connect_refuse(c, ck, ST_CONNACK_ID_REJECTED, "client id of a bridge");
+	/* A session to resume that is not here may be on another node of the cluster: the
+	 * CONNECT waits for it, then comes here again (cluster.h). */
+	if (!s && !ck->clean_start && !assigned && c->w->cl && cluster_session_park(c, id, idlen))
+		return ST_OK;
 	if (connect_will(c, ck, &wp) != ST_OK)
 		return ST_ERR_NOMEM;
 	s = connect_session(c, id, idlen, ck->clean_start, &present);
@@ -498,7 +502,9 @@ int handle_connect(struct conn *c, const struct st_connect *ck)
 	    ST_OK)
 		return ST_ERR_NOMEM;
 	connect_attach(c, s, ck, &cp, present, assigned, keepalive, server_keepalive);
-	if (c->w->cl && c->state == CONN_ACTIVE)
+	if (c->w->cl && c->state == CONN_ACTIVE) {
 		cluster_connected(c->w, s);
+		cluster_session_update(c->w, s);
+	}
 	return ST_OK;
 }

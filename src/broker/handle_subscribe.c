@@ -6,6 +6,7 @@
  */
 #include "access.h"
 #include "broker.h"
+#include "cluster.h"
 #include "conn.h"
 #include "handlers.h"
 #include "base/log.h"
@@ -131,6 +132,8 @@ int handle_subscribe(struct conn *c, const struct st_packet *pkt)
 			               subdata_make((uint8_t)code, sp.subscription_id) |
 			                       (c->session->acl ? SUBDATA_ACL : 0));
 	}
+	if (c->w->cl)
+		cluster_session_update(c->w, c->session);
 	return ST_OK;
 }
 
@@ -175,5 +178,7 @@ int handle_unsubscribe(struct conn *c, const struct st_packet *pkt)
 	}
 	if (!c->v5)
 		out_unsuback(c, pkt->subscribe.packet_id);
+	if (w->cl)
+		cluster_session_update(w, s);
 	return ST_OK;
 }

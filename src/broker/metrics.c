@@ -373,6 +373,20 @@ static void metrics_cluster_of(struct mtext *t, const struct cluster_figures f)
 	        {"starling_cluster_retained_invalid_total", "counter",
 	         "Entries of the cluster's retained bucket refused: not a retained message.",
 	         f.retained_invalid},
+	        {"starling_cluster_sessions_received_total", "counter",
+	         "Persistent sessions another node handed over to this one.", f.sessions_received},
+	        {"starling_cluster_sessions_sent_total", "counter",
+	         "Persistent sessions this node handed over to another.", f.sessions_sent},
+	        {"starling_cluster_sessions_from_bucket_total", "counter",
+	         "Persistent sessions started from the sessions' bucket: their owner did not "
+	         "answer.",
+	         f.sessions_from_bucket},
+	        {"starling_cluster_sessions_messages_dropped_total", "counter",
+	         "Queued messages a session's hand-over could not carry.",
+	         f.sessions_messages_dropped},
+	        {"starling_cluster_sessions_failed_total", "counter",
+	         "Calls to the sessions' bucket that failed (NATS down, no JetStream).",
+	         f.sessions_failed},
 	};
 
 	for (unsigned i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {

@@ -268,6 +268,25 @@ void persist_compact_stop(struct worker *w);
  * the records a base holds. 0, or -1 if it went past max bytes (b then holds a part).
  */
 int persist_snapshot(struct worker *w, struct store_buf *b, size_t max);
+/* Every record of one session, as a compaction writes them, to its log (s->ps). */
+void persist_snap_session(struct session *s);
+
+/*
+ * A session for another node of the cluster (cluster_session.c): its records appended to b,
+ * persistence on or off. meta_only: the session and its subscriptions; otherwise its will,
+ * inbound QoS 2 ids, in-flight and queued messages too, messages past `max` bytes of b left
+ * out and counted in *dropped. 0, or -1 (out of memory: b holds part of it).
+ */
+int persist_export_session(struct worker *w, struct session *s, struct store_buf *b, size_t max,
+                           bool meta_only, uint32_t *dropped);
+/*
+ * The session of client id handed over by another node (records of persist_export_session
+ * about that id; others are ignored) made here, offline, and logged if persistence is on.
+ * Its subscriptions and messages restored are counted. 0, or -1 if the records were cut
+ * (what came before is kept) or no session record came.
+ */
+int persist_import_session(struct worker *w, const uint8_t *recs, size_t len, const uint8_t *id,
+                           size_t idlen, uint64_t *nsubs, uint64_t *nmsgs);
 
 /* At shutdown (worker thread, loop ended): writes and syncs everything still pending. */
 void persist_shutdown(struct worker *w);

@@ -359,7 +359,7 @@ static void replay_apply(struct replay *rp, const struct store_rec *r)
 	case STORE_REC_INBOUND_ADD:
 	case STORE_REC_INBOUND_ORIGIN:
 		session_in_qos2_begin(s, r->packet_id, r->origin);
-		if (r->origin > rp->w->ps->origin_next)
+		if (rp->w->ps && r->origin > rp->w->ps->origin_next)
 			rp->w->ps->origin_next = r->origin;
 		break;
 	case STORE_REC_INBOUND_DEL:
@@ -445,4 +445,66 @@ int persist_replay(struct worker *w, const struct store_chain *own, const struct
 		b->chains = NULL;
 	}
 	return ST_OK;
+}
+
+/* The records another node may hand over for one session: no retained write, no origin. */
+static bool import_allowed(uint8_t type)
+{
+	switch (type) {
+	case STORE_REC_SESSION_PUT:
+	case STORE_REC_SUB_ADD:
+	case STORE_REC_QUEUE_ADD:
+	case STORE_REC_INFLIGHT_SET:
+	case STORE_REC_INBOUND_ADD:
+	case STORE_REC_WILL_SET:
+		return true;
+	default:
+		return false;
+	}
+}
+
+int persist_import_session(struct worker *w, const uint8_t *recs, size_t len, const uint8_t *id,
+                           size_t idlen, uint64_t *nsubs, uint64_t *nmsgs)
+{
+	struct replay rp = {.w = w};
+	struct timespec now;
+	struct session *s;
+	size_t off = 0;
+	int ret = 0;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	rp.wall_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+	while (off < len) {
+		struct store_rec r;
+		size_t used = 0;
+
+		if (store_rec_decode(recs + off, len - off, &r, &used) != STORE_OK || !used) {
+			ret = -1; /* what came before stands: a session, fewer of its parts */
+			break;
+		}
+		off += used;
+		if (!import_allowed(r.type) || r.client.len != idlen ||
+		    memcmp(r.client.ptr, id, idlen) != 0)
+			continue;
+		if (r.type != STORE_REC_SESSION_PUT && !worker_session_find(w, id, idlen))
+			continue;
+		replay_apply(&rp, &r);
+	}
+	s = worker_session_find(w, id, idlen);
+	if (!s)
+		return -1;
+	if (!s->conn) {
+		uint32_t life_s = limits_session_expiry_s(&w->b->cfg, s->expiry_s);
+
+		if (!s->expire_at_ms && life_s != UINT32_MAX)
+			s->expire_at_ms = w->now_ms + (uint64_t)life_s * 1000;
+		worker_session_timer(w, s);
+	}
+	/* Durable here from now on, as if it had always been. */
+	s->ps = w->ps;
+	if (s->ps)
+		persist_snap_session(s);
+	*nsubs = rp.subs;
+	*nmsgs = rp.queued;
+	return ret;
 }

@@ -30,7 +30,7 @@ static void snap_slot(void *ctx, uint16_t pid, const struct sess_slot *slot)
 	persist_inflight_set(s, pid, slot->d.sid, STORE_STAGE_PUBLISH);
 }
 
-static void snap_session(struct session *s)
+void persist_snap_session(struct session *s)
 {
 	struct snap_ctx ctx = {s};
 
@@ -81,7 +81,7 @@ int persist_snapshot(struct worker *w, struct store_buf *b, size_t max)
 		struct session *s = w->sessions.slots[i].val;
 
 		if (s->ps)
-			snap_session(s);
+			persist_snap_session(s);
 	}
 	if (w->index == 0 && !p->snap_over)
 		retain_each(w->retained, snap_retained, &rc);

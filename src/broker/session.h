@@ -96,11 +96,12 @@ struct session {
 	bool had_expiry;         /* the last CONNECT asked for a non-zero session expiry */
 	struct wheel_node timer; /* offline: the worker's timer for the will or the expiry */
 
-	uint64_t gen;         /* number unique on its worker, for deliveries from others */
-	uint64_t cl_since_ns; /* cluster: when its connection came (wall clock, cluster.h) */
-	struct persist *ps;   /* the worker's log while the session is durable, else NULL */
-	uint64_t next_sid;    /* msg_id of the last delivery logged (persist.h) */
-	uint8_t protocol;     /* protocol level of its last CONNECT (3, 4, 5) */
+	uint64_t gen;          /* number unique on its worker, for deliveries from others */
+	uint64_t cl_since_ns;  /* cluster: when its connection came (wall clock, cluster.h) */
+	uint64_t cl_meta_hash; /* cluster: what the sessions' bucket was last told (a hash) */
+	struct persist *ps;    /* the worker's log while the session is durable, else NULL */
+	uint64_t next_sid;     /* msg_id of the last delivery logged (persist.h) */
+	uint8_t protocol;      /* protocol level of its last CONNECT (3, 4, 5) */
 
 	struct sess_sub *subs; /* subscriptions, unordered */
 	uint32_t nsubs;        /* entries used */

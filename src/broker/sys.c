@@ -76,6 +76,14 @@ static const struct sys_topic sys_topics[] = {
         {"$SYS/broker/cluster/retained/failed", SYS_COUNT},
         {"$SYS/broker/cluster/retained/received", SYS_COUNT},
         {"$SYS/broker/cluster/retained/invalid", SYS_COUNT},
+        /* Persistent sessions: handed over to this node, by it to another, started from the
+         * sessions' bucket because their owner did not answer, queued messages a hand-over
+         * could not carry, bucket calls that failed. */
+        {"$SYS/broker/cluster/sessions/received", SYS_COUNT},
+        {"$SYS/broker/cluster/sessions/sent", SYS_COUNT},
+        {"$SYS/broker/cluster/sessions/from_bucket", SYS_COUNT},
+        {"$SYS/broker/cluster/sessions/messages_dropped", SYS_COUNT},
+        {"$SYS/broker/cluster/sessions/failed", SYS_COUNT},
 };
 
 _Static_assert(sizeof(sys_topics) / sizeof(sys_topics[0]) <= SYS_TOPICS_MAX, "SYS_TOPICS_MAX");
@@ -107,6 +115,11 @@ static void sys_cluster_values(const struct broker *b, uint64_t *v)
 	v[9] = f.retained_failed;
 	v[10] = f.retained_received;
 	v[11] = f.retained_invalid;
+	v[12] = f.sessions_received;
+	v[13] = f.sessions_sent;
+	v[14] = f.sessions_from_bucket;
+	v[15] = f.sessions_messages_dropped;
+	v[16] = f.sessions_failed;
 }
 
 /* With several workers, worker 0 publishes the sums of every worker's last snapshot. */

@@ -10,6 +10,7 @@
  */
 #include <stddef.h>
 
+#include "cluster.h"
 #include "conn.h"
 #include "conn_tls.h"
 #include "handlers.h"
@@ -113,6 +114,8 @@ static void session_timer_fire(void *ctx, struct wheel_node *n)
 		handle_session_will_due(w, s);
 	/* MQTT 5 Session Expiry Interval: the session ends (its delayed will, if any, first). */
 	if (s->expire_at_ms && s->expire_at_ms <= w->now_ms) {
+		if (w->cl)
+			cluster_session_ended(w, s);
 		worker_session_destroy(w, s);
 		return;
 	}

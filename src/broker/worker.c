@@ -124,8 +124,39 @@ void worker_conn_handoff(struct worker *w, struct conn *c)
 	xw_handoff(w, to, fd, c->listener, bytes, len, conn_tls_detach(c), conn_ws_detach(c));
 }
 
+static void worker_conn_adopt_as(struct worker *w, int fd, unsigned listener, uint8_t *bytes,
+                                 uint32_t len, unsigned from, struct conn_tls *tls,
+                                 struct conn_ws *ws, bool resolved);
+
 void worker_conn_adopt(struct worker *w, int fd, unsigned listener, uint8_t *bytes, uint32_t len,
                        unsigned from, struct conn_tls *tls, struct conn_ws *ws)
+{
+	worker_conn_adopt_as(w, fd, listener, bytes, len, from, tls, ws, false);
+}
+
+void worker_conn_resume(struct worker *w, struct conn *c)
+{
+	uint8_t *bytes = c->rbuf;
+	uint32_t len = c->rlen;
+	int fd = c->fd;
+	struct conn_tls *tls;
+	struct conn_ws *ws;
+
+	c->rbuf = NULL;
+	c->rlen = c->rcap = 0;
+	c->fd = -1;
+	if (w->nclients > 0)
+		w->nclients--;
+	worker_conn_dead(w, c);
+	tls = conn_tls_detach(c);
+	ws = conn_ws_detach(c);
+	worker_conn_adopt_as(w, fd, c->listener, bytes, len, c->accepted_by, tls, ws, true);
+	free(bytes);
+}
+
+static void worker_conn_adopt_as(struct worker *w, int fd, unsigned listener, uint8_t *bytes,
+                                 uint32_t len, unsigned from, struct conn_tls *tls,
+                                 struct conn_ws *ws, bool resolved)
 {
 	struct conn *c = w->stopping ? NULL : conn_new(w, fd);
 
@@ -152,6 +183,7 @@ void worker_conn_adopt(struct worker *w, int fd, unsigned listener, uint8_t *byt
 	c->listener = (uint16_t)listener;
 	mount_attach(c);
 	c->adopted = true;
+	c->cl_resolved = resolved;
 	w->nclients++;
 	conn_input_bytes(c, bytes, len);
 }
@@ -290,6 +322,8 @@ uint8_t *worker_scratch(struct worker *w, size_t n)
 
 void worker_conn_dead(struct worker *w, struct conn *c)
 {
+	if (c->cl_parked)
+		cluster_session_unpark(w, c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else

@@ -225,6 +225,9 @@ void worker_conn_handoff(struct worker *w, struct conn *c);
  * WebSocket connections, their state (all taken over). */
 void worker_conn_adopt(struct worker *w, int fd, unsigned listener, uint8_t *bytes, uint32_t len,
                        unsigned from, struct conn_tls *tls, struct conn_ws *ws);
+/* A connection parked for the cluster (cluster.h), answered: its CONNECT is read again on a
+ * connection of its own, which does not ask the cluster twice. */
+void worker_conn_resume(struct worker *w, struct conn *c);
 
 /* The session with generation gen, or NULL (for deliveries from other workers). */
 struct session *worker_session_by_gen(struct worker *w, uint64_t gen);

@@ -1,0 +1,975 @@
+/*
+ * Persistent sessions across the cluster's nodes (issue 14; cluster/session.h has the bucket's
+ * layout, kernel-notes/cluster.md the reasoning).
+ *
+ * Who owns a session: a JetStream key-value bucket, one entry per persistent session (owner
+ * node id and the session without its messages), claimed with compare-and-set.
+ *
+ * Threads; workers never call libnats and never wait:
+ * - A worker that gets a CONNECT resuming a session it does not hold parks the connection
+ *   (conn.h: a hand-off to itself that waits for an answer) and gives the sessions thread
+ *   (starling-ss, of this file; its calls block, which is why it is not the link thread) a job
+ *   through its channel. The thread reads the entry; when another node owns it, asks that node
+ *   (a NATS request, CL_SS_ASK_MS at most); claims the entry; and hands the answer (the
+ *   session's records, or none) to the worker through a second channel. The worker makes the
+ *   session and handles the CONNECT again, which now finds it: session present.
+ * - The owner's side: the request arrives on libnats's delivery thread, which hands it to the
+ *   client id's home worker; that worker closes the client's connection (0x8E), writes the
+ *   session out as records (persist_export_session), forgets it, and gives the answer to the
+ *   sessions thread, which sends it after every bucket write the worker asked before: the
+ *   asking node's claim cannot be overwritten by an older write of the owner.
+ * - An owner that does not answer (gone, cut off): the asking node logs it and starts from the
+ *   bucket's copy (subscriptions, no messages), and remembers the node as gone for a while so
+ *   that the next clients do not wait for it too.
+ * - The owner keeps its entry current: after a persistent connect and after each SUBSCRIBE or
+ *   UNSUBSCRIBE that changed the session, a put (skipped when nothing changed); an expired
+ *   session's entry is deleted, and a node that drops its copy because the client connected
+ *   elsewhere (cluster.c's hello) deletes the entry if it still names this node.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <nats/nats.h>
+
+#include "broker.h"
+#include "cluster.h"
+#include "cluster/session.h"
+#include "cluster_impl.h"
+#include "conn.h"
+#include "out.h"
+#include "persist.h"
+#include "session.h"
+#include "starling/props.h"
+#include "store/record.h"
+#include "worker.h"
+#include "xw.h"
+
+#define CL_SS_CHAN       4096u /* jobs or answers in flight per worker */
+#define CL_SS_API_MS     1000  /* a bucket call */
+#define CL_SS_ASK_MS     1500  /* the owner's answer */
+#define CL_SS_GONE_MS    10000 /* a node that did not answer is not asked again for this long */
+#define CL_SS_GONE_SLOTS 8
+#define CL_SS_ATTEMPTS   3 /* claims lost to another node's write before giving up */
+#define CL_SS_REPLICAS   3
+/* A hand-over's records at most, under NATS's default max_payload of 1 MiB. */
+#define CL_SS_MOVE_DEFAULT (900u << 10)
+
+enum {
+	SJ_TAKE = 1, /* a parked CONNECT: find the session, claim it, answer the worker */
+	SJ_PUT,      /* payload: the entry naming this node */
+	SJ_DEL,      /* delete the entry if it names this node */
+	SJ_REPLY,    /* publish payload on subject (an owner's answer) */
+};
+
+struct cl_sjob {
+	uint8_t kind;
+	uint16_t worker;
+	uint64_t conn_id;
+	char *subject;
+	uint8_t *payload;
+	uint32_t len;
+	uint32_t idlen;
+	uint8_t id[];
+};
+
+enum {
+	SA_NONE = 0,   /* nothing found: a new session, or what this node holds */
+	SA_MOVED,      /* from its owner */
+	SA_FROM_BUCKET /* the owner did not answer: from the bucket's copy */
+};
+
+struct cl_sans {
+	uint64_t conn_id;
+	uint8_t how;
+	uint32_t dropped;
+	char from[CLUSTER_NODE_ID_MAX + 1];
+	uint32_t idlen;
+	uint32_t len; /* records */
+	uint8_t *records;
+	uint8_t id[];
+};
+
+struct cl_sslane {
+	struct chan jobs;    /* worker -> sessions thread */
+	struct chan answers; /* sessions thread -> worker */
+	struct hmap parked;  /* the worker's parked connections by id */
+};
+
+struct cl_sess {
+	struct cluster *cl;
+	struct cl_sslane *lanes;
+	pthread_t thread;
+	bool thread_started;
+	int efd;
+	_Atomic bool idle;
+	_Atomic bool stop;
+	jsCtx *js;
+	kvStore *kv;
+	bool open_logged;
+	uint64_t seed;
+	_Atomic uint32_t move_max; /* bytes a hand-over may carry (from the server's max_payload) */
+	natsSubscription *sub;
+	char bucket[CLUSTER_SESS_BUCKET_MAX];
+	char subject[CLUSTER_SESS_SUBJECT_MAX];
+	struct {
+		char node[CLUSTER_NODE_ID_MAX + 1];
+		uint64_t until_ms;
+	} gone[CL_SS_GONE_SLOTS];
+	unsigned gone_next;
+	uint64_t warned_ms;
+	_Atomic uint64_t received, sent, from_bucket, msgs_dropped, failed;
+};
+
+static uint64_t ss_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void ss_free_job(struct cl_sjob *j)
+{
+	free(j->subject);
+	free(j->payload);
+	free(j);
+}
+
+/* ---- The sessions thread ---- */
+
+static bool ss_is_self(const struct cl_sess *ss, struct st_bytes node)
+{
+	return node.len == ss->cl->node_id_len && memcmp(node.ptr, ss->cl->node_id, node.len) == 0;
+}
+
+static bool ss_gone_recently(struct cl_sess *ss, struct st_bytes node)
+{
+	uint64_t now = ss_now_ms();
+
+	for (unsigned i = 0; i < CL_SS_GONE_SLOTS; i++)
+		if (ss->gone[i].until_ms > now && strlen(ss->gone[i].node) == node.len &&
+		    memcmp(ss->gone[i].node, node.ptr, node.len) == 0)
+			return true;
+	return false;
+}
+
+static void ss_mark_gone(struct cl_sess *ss, struct st_bytes node)
+{
+	unsigned i = ss->gone_next++ % CL_SS_GONE_SLOTS;
+
+	snprintf(ss->gone[i].node, sizeof(ss->gone[i].node), "%.*s", (int)node.len,
+	         (const char *)node.ptr);
+	ss->gone[i].until_ms = ss_now_ms() + CL_SS_GONE_MS;
+}
+
+/* A failure of the bucket, logged at most every 10 s (NATS down makes many). */
+static void ss_warn(struct cl_sess *ss, const char *what, natsStatus s)
+{
+	uint64_t now = ss_now_ms();
+	const char *err = nats_GetLastError(NULL);
+
+	atomic_fetch_add_explicit(&ss->failed, 1, memory_order_relaxed);
+	if (now < ss->warned_ms + 10000)
+		return;
+	ss->warned_ms = now;
+	log_msg(&ss->cl->log, LOG_T_WARNING, "Cluster: sessions' bucket %s: %s failed (%s).",
+	        ss->bucket, what, err ? err : natsStatus_GetText(s));
+}
+
+static int ss_servers(struct cluster *cl)
+{
+	char **servers = NULL;
+	int n = 0;
+
+	if (natsConnection_GetServers(cl->nc, &servers, &n) != NATS_OK)
+		return 1;
+	for (int i = 0; i < n; i++)
+		free(servers[i]);
+	free(servers);
+	return n > 0 ? n : 1;
+}
+
+/* Opens the bucket, creating it if missing (as many replicas as JetStream takes, up to 3). */
+static bool ss_open(struct cl_sess *ss)
+{
+	struct cluster *cl = ss->cl;
+	natsStatus s;
+
+	if (ss->kv)
+		return true;
+	if (!ss->js) {
+		jsOptions jo;
+
+		jsOptions_Init(&jo);
+		jo.Wait = CL_SS_API_MS;
+		if (natsConnection_JetStream(&ss->js, cl->nc, &jo) != NATS_OK)
+			return false;
+	}
+	s = js_KeyValue(&ss->kv, ss->js, ss->bucket);
+	if (s == NATS_NOT_FOUND) {
+		int replicas = ss_servers(cl);
+
+		for (replicas = replicas > CL_SS_REPLICAS ? CL_SS_REPLICAS : replicas;
+		     replicas >= 1; replicas--) {
+			kvConfig kc;
+			const char *err;
+
+			kvConfig_Init(&kc);
+			kc.Bucket = ss->bucket;
+			kc.Description = "Starling: which node owns each persistent session";
+			kc.History = 1;
+			kc.Replicas = replicas;
+			kc.StorageType = js_FileStorage;
+			s = js_CreateKeyValue(&ss->kv, ss->js, &kc);
+			if (s == NATS_OK) {
+				log_msg(&cl->log, LOG_T_INFORMATION,
+				        "Cluster: created the sessions' bucket %s (%d replica%s).",
+				        ss->bucket, replicas, replicas > 1 ? "s" : "");
+				break;
+			}
+			err = nats_GetLastError(NULL);
+			if (!err ||
+			    (!strstr(err, "insufficient resources") && !strstr(err, "replicas")))
+				break;
+		}
+		if (s != NATS_OK)
+			s = js_KeyValue(&ss->kv, ss->js, ss->bucket); /* another node made it */
+	}
+	if (s != NATS_OK) {
+		ss->kv = NULL;
+		if (!ss->open_logged)
+			log_msg(&cl->log, LOG_T_WARNING,
+			        "Cluster: cannot open the sessions' bucket %s (%s); sessions stay "
+			        "on "
+			        "their node until it opens.",
+			        ss->bucket,
+			        nats_GetLastError(NULL) ? nats_GetLastError(NULL)
+			                                : natsStatus_GetText(s));
+		ss->open_logged = true;
+		return false;
+	}
+	{
+		int64_t mp = natsConnection_GetMaxPayload(cl->nc);
+
+		if (mp > 64 * 1024)
+			atomic_store_explicit(&ss->move_max, (uint32_t)(mp - 16 * 1024),
+			                      memory_order_relaxed);
+	}
+	return true;
+}
+
+static void ss_answer(struct cl_sess *ss, struct cl_sjob *j, uint8_t how, const char *from,
+                      size_t from_len, uint32_t dropped, const uint8_t *recs, size_t rlen)
+{
+	struct cl_sslane *l = &ss->lanes[j->worker];
+	struct cl_sans *a = malloc(sizeof(*a) + j->idlen);
+	struct chan_entry e = {.kind = CL_E_SANSWER};
+
+	if (!a) {
+		log_msg(&ss->cl->log, LOG_T_ERROR, "Cluster: out of memory answering a connect.");
+		return;
+	}
+	*a = (struct cl_sans){
+	        .conn_id = j->conn_id, .how = how, .dropped = dropped, .idlen = j->idlen};
+	memcpy(a->id, j->id, j->idlen);
+	snprintf(a->from, sizeof(a->from), "%.*s", (int)from_len, from ? from : "");
+	if (rlen) {
+		a->records = malloc(rlen);
+		if (a->records) {
+			memcpy(a->records, recs, rlen);
+			a->len = (uint32_t)rlen;
+		} else {
+			a->how = SA_NONE;
+		}
+	}
+	e.p1 = a;
+	/* The channel holds as many answers as jobs: never full while the job was taken. */
+	if (!chan_push(&l->answers, &e)) {
+		free(a->records);
+		free(a);
+		return;
+	}
+	chan_publish(&l->answers);
+	cluster_wake(&ss->cl->lanes[j->worker].idle, ss->cl->lanes[j->worker].efd);
+}
+
+/* Asks the owner; true with *reply (its answer) when it answered. */
+static bool ss_ask(struct cl_sess *ss, struct cl_sjob *j, struct st_bytes owner, natsMsg **reply)
+{
+	struct cluster *cl = ss->cl;
+	char subj[CLUSTER_SESS_SUBJECT_MAX];
+	uint8_t *req = malloc(4 + CLUSTER_NODE_ID_MAX + j->idlen);
+	long n;
+	natsStatus s = NATS_ERR;
+
+	*reply = NULL;
+	if (!req)
+		return false;
+	n = cluster_sess_request_head((const uint8_t *)cl->node_id, cl->node_id_len, req,
+	                              4 + CLUSTER_NODE_ID_MAX);
+	if (n > 0 && cluster_session_subject(cl->prefix.str, cl->prefix.len, owner.ptr, owner.len,
+	                                     subj, sizeof(subj)) > 0) {
+		memcpy(req + n, j->id, j->idlen);
+		s = natsConnection_Request(reply, cl->nc, subj, req, (int)(n + j->idlen),
+		                           CL_SS_ASK_MS);
+	}
+	free(req);
+	if (s == NATS_OK)
+		return true;
+	*reply = NULL;
+	ss_mark_gone(ss, owner);
+	log_msg(&cl->log, LOG_T_WARNING,
+	        "Cluster: node %.*s, which owns the session of client %.*s, does not answer (%s): "
+	        "its session starts from the cluster's bucket.",
+	        (int)owner.len, (const char *)owner.ptr, (int)j->idlen, (const char *)j->id,
+	        natsStatus_GetText(s));
+	return false;
+}
+
+static void ss_take(struct cl_sess *ss, struct cl_sjob *j)
+{
+	struct cluster *cl = ss->cl;
+	char key[CLUSTER_SESS_KEY_MAX];
+	natsMsg *reply = NULL;
+	uint8_t *bucket_copy = NULL, *value = NULL;
+	size_t bucket_len = 0, vlen = 0;
+	struct cluster_sess_answer ans = {0};
+	char from[CLUSTER_NODE_ID_MAX + 1] = "";
+	size_t from_len = 0;
+	uint8_t how = SA_NONE;
+
+	if (!atomic_load_explicit(&cl->connected, memory_order_relaxed) || !ss_open(ss) ||
+	    cluster_session_key(j->id, j->idlen, key, sizeof(key)) < 0) {
+		atomic_fetch_add_explicit(&ss->failed, 1, memory_order_relaxed);
+		ss_answer(ss, j, SA_NONE, NULL, 0, 0, NULL, 0);
+		return;
+	}
+	for (unsigned attempt = 0; attempt < CL_SS_ATTEMPTS; attempt++) {
+		kvEntry *e = NULL;
+		struct cluster_sess_entry ent = {0};
+		bool have = false;
+		uint64_t rev = 0, nrev = 0;
+		natsStatus s = kvStore_Get(&e, ss->kv, key);
+		long h;
+
+		if (s == NATS_OK) {
+			rev = kvEntry_Revision(e);
+			have = cluster_sess_entry_decode(kvEntry_Value(e),
+			                                 (size_t)kvEntry_ValueLen(e),
+			                                 &ent) == ST_OK;
+		} else if (s != NATS_NOT_FOUND) {
+			ss_warn(ss, "reading an owner", s);
+			break;
+		}
+		if (have && how == SA_NONE) {
+			if (!ss_is_self(ss, ent.node) && !ss_gone_recently(ss, ent.node) &&
+			    ss_ask(ss, j, ent.node, &reply)) {
+				if (cluster_sess_answer_decode(
+				            (const uint8_t *)natsMsg_GetData(reply),
+				            (size_t)natsMsg_GetDataLength(reply), &ans) == ST_OK &&
+				    ans.status == CLUSTER_SESS_HERE) {
+					how = SA_MOVED;
+					from_len = ent.node.len;
+					memcpy(from, ent.node.ptr, from_len);
+				}
+			} else if (ent.records.len) {
+				/* Gone, or this node's and not here (a restart without
+				 * persistence). */
+				free(bucket_copy);
+				bucket_copy = malloc(ent.records.len);
+				if (bucket_copy) {
+					memcpy(bucket_copy, ent.records.ptr, ent.records.len);
+					bucket_len = ent.records.len;
+					how = SA_FROM_BUCKET;
+					from_len = ent.node.len;
+					memcpy(from, ent.node.ptr, from_len);
+				}
+			}
+		}
+		/* The claim keeps the entry's subscriptions until the worker's own put. */
+		free(value);
+		vlen = 4 + cl->node_id_len + (have ? ent.records.len : 0);
+		value = malloc(vlen);
+		h = value ? cluster_sess_entry_head((const uint8_t *)cl->node_id, cl->node_id_len,
+		                                    value, vlen)
+		          : -1;
+		if (h < 0) {
+			kvEntry_Destroy(e);
+			break;
+		}
+		if (have)
+			memcpy(value + h, ent.records.ptr, ent.records.len);
+		kvEntry_Destroy(e);
+		s = rev ? kvStore_Update(&nrev, ss->kv, key, value, (int)vlen, rev)
+		        : kvStore_Create(&nrev, ss->kv, key, value, (int)vlen);
+		if (s == NATS_OK)
+			break;
+		/* Another node wrote meanwhile: read again (and ask the new owner). */
+		if (attempt + 1 == CL_SS_ATTEMPTS)
+			ss_warn(ss, "claiming a session", s);
+	}
+	if (how == SA_MOVED) {
+		atomic_fetch_add_explicit(&ss->received, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&ss->msgs_dropped, ans.dropped, memory_order_relaxed);
+		ss_answer(ss, j, how, from, from_len, ans.dropped, ans.records.ptr,
+		          ans.records.len);
+	} else if (how == SA_FROM_BUCKET) {
+		atomic_fetch_add_explicit(&ss->from_bucket, 1, memory_order_relaxed);
+		ss_answer(ss, j, how, from, from_len, 0, bucket_copy, bucket_len);
+	} else {
+		ss_answer(ss, j, SA_NONE, NULL, 0, 0, NULL, 0);
+	}
+	natsMsg_Destroy(reply);
+	free(bucket_copy);
+	free(value);
+}
+
+static void ss_put(struct cl_sess *ss, struct cl_sjob *j)
+{
+	char key[CLUSTER_SESS_KEY_MAX];
+	uint64_t rev = 0;
+	natsStatus s;
+
+	if (!atomic_load_explicit(&ss->cl->connected, memory_order_relaxed) || !ss_open(ss) ||
+	    cluster_session_key(j->id, j->idlen, key, sizeof(key)) < 0) {
+		atomic_fetch_add_explicit(&ss->failed, 1, memory_order_relaxed);
+		return;
+	}
+	s = kvStore_Put(&rev, ss->kv, key, j->payload, (int)j->len);
+	if (s != NATS_OK)
+		ss_warn(ss, "writing a session", s);
+}
+
+static void ss_del(struct cl_sess *ss, struct cl_sjob *j)
+{
+	char key[CLUSTER_SESS_KEY_MAX];
+	kvEntry *e = NULL;
+	struct cluster_sess_entry ent;
+	natsStatus s;
+
+	if (!atomic_load_explicit(&ss->cl->connected, memory_order_relaxed) || !ss_open(ss) ||
+	    cluster_session_key(j->id, j->idlen, key, sizeof(key)) < 0)
+		return;
+	s = kvStore_Get(&e, ss->kv, key);
+	if (s != NATS_OK)
+		return;
+	if (cluster_sess_entry_decode(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), &ent) ==
+	            ST_OK &&
+	    ss_is_self(ss, ent.node)) {
+		s = kvStore_Delete(ss->kv, key);
+		if (s != NATS_OK)
+			ss_warn(ss, "deleting a session", s);
+	}
+	kvEntry_Destroy(e);
+}
+
+static void ss_job(struct cl_sess *ss, struct cl_sjob *j)
+{
+	switch (j->kind) {
+	case SJ_TAKE:
+		ss_take(ss, j);
+		break;
+	case SJ_PUT:
+		ss_put(ss, j);
+		break;
+	case SJ_DEL:
+		ss_del(ss, j);
+		break;
+	case SJ_REPLY:
+		if (natsConnection_Publish(ss->cl->nc, j->subject, j->payload, (int)j->len) !=
+		    NATS_OK)
+			log_msg(&ss->cl->log, LOG_T_WARNING,
+			        "Cluster: the session of client %.*s could not be sent to the node "
+			        "that asked for it.",
+			        (int)j->idlen, (const char *)j->id);
+		break;
+	}
+	ss_free_job(j);
+}
+
+static bool ss_take_jobs(struct cl_sess *ss)
+{
+	bool any = false;
+
+	for (unsigned i = 0; i < ss->cl->nworkers; i++) {
+		struct cl_sslane *l = &ss->lanes[i];
+		struct chan_entry e;
+		bool got = false;
+
+		while (!atomic_load_explicit(&ss->stop, memory_order_acquire) &&
+		       chan_pop(&l->jobs, &e)) {
+			ss_job(ss, e.p1);
+			got = true;
+		}
+		if (got)
+			chan_release(&l->jobs);
+		any |= got;
+	}
+	return any;
+}
+
+static bool ss_pending(struct cl_sess *ss)
+{
+	for (unsigned i = 0; i < ss->cl->nworkers; i++)
+		if (chan_peek(&ss->lanes[i].jobs))
+			return true;
+	return false;
+}
+
+static void *ss_main(void *arg)
+{
+	struct cl_sess *ss = arg;
+
+	pthread_setname_np(pthread_self(), "starling-ss");
+	while (!atomic_load_explicit(&ss->stop, memory_order_acquire)) {
+		struct pollfd pfd = {.fd = ss->efd, .events = POLLIN};
+		uint64_t v;
+
+		if (ss_take_jobs(ss))
+			continue;
+		atomic_store_explicit(&ss->idle, true, memory_order_seq_cst);
+		atomic_thread_fence(memory_order_seq_cst);
+		if (ss_pending(ss) || atomic_load_explicit(&ss->stop, memory_order_acquire)) {
+			atomic_store_explicit(&ss->idle, false, memory_order_relaxed);
+			continue;
+		}
+		if (poll(&pfd, 1, 1000) > 0 && read(ss->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			log_msg(&ss->cl->log, LOG_T_ERROR, "Cluster: eventfd: %s", strerror(errno));
+		atomic_store_explicit(&ss->idle, false, memory_order_relaxed);
+		/* The bucket is opened early, so that the first connect does not wait for it. */
+		if (!ss->kv && atomic_load_explicit(&ss->cl->connected, memory_order_relaxed))
+			ss_open(ss);
+	}
+	return NULL;
+}
+
+/* ---- libnats's delivery thread: another node asks for a session ---- */
+
+static void ss_on_request(natsConnection *nc, natsSubscription *sub, natsMsg *nm, void *closure)
+{
+	struct cluster *cl = closure;
+	struct cluster_sess_request rq;
+	struct chan_entry e = {.kind = CL_E_TAKE, .p1 = nm};
+	struct cluster_lane *l;
+
+	(void)nc;
+	(void)sub;
+	if (!cluster_cb_enter(cl, nm))
+		return;
+	if (!natsMsg_GetReply(nm) ||
+	    cluster_sess_request_decode((const uint8_t *)natsMsg_GetData(nm),
+	                                (size_t)natsMsg_GetDataLength(nm), &rq) != ST_OK) {
+		atomic_fetch_add_explicit(&cl->invalid, 1, memory_order_relaxed);
+		natsMsg_Destroy(nm);
+	} else {
+		l = &cl->lanes[xw_home(cl->nworkers, rq.client.ptr, rq.client.len)];
+		if (chan_push(&l->in, &e)) {
+			chan_publish(&l->in);
+			cluster_wake(&l->idle, l->efd);
+		} else {
+			/* The asking node times out and starts from the bucket: logged there. */
+			natsMsg_Destroy(nm);
+		}
+	}
+	cluster_cb_leave(cl);
+}
+
+/* ---- Set-up and shutdown ---- */
+
+int cluster_session_init(struct cluster *cl)
+{
+	struct cl_sess *ss = calloc(1, sizeof(*ss));
+	size_t bytes;
+
+	if (!ss)
+		return ST_ERR_NOMEM;
+	cl->ss = ss;
+	ss->cl = cl;
+	ss->efd = -1;
+	ss->seed = hmap_seed_new();
+	atomic_store_explicit(&ss->move_max, CL_SS_MOVE_DEFAULT, memory_order_relaxed);
+	if (cluster_sessions_bucket(cl->prefix.str, cl->prefix.len - 1u, ss->bucket,
+	                            sizeof(ss->bucket)) < 0 ||
+	    cluster_session_subject(cl->prefix.str, cl->prefix.len, (const uint8_t *)cl->node_id,
+	                            cl->node_id_len, ss->subject, sizeof(ss->subject)) < 0)
+		return ST_ERR_CONFIG;
+	bytes = cl->nworkers * sizeof(*ss->lanes);
+	ss->lanes = calloc(1, bytes);
+	if (!ss->lanes)
+		return ST_ERR_NOMEM;
+	for (unsigned i = 0; i < cl->nworkers; i++)
+		if (chan_init(&ss->lanes[i].jobs, CL_SS_CHAN, 0) != ST_OK ||
+		    chan_init(&ss->lanes[i].answers, CL_SS_CHAN, 0) != ST_OK)
+			return ST_ERR_NOMEM;
+	ss->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	return ss->efd < 0 ? ST_ERR_SYS : ST_OK;
+}
+
+int cluster_session_start(struct cluster *cl)
+{
+	struct cl_sess *ss = cl->ss;
+	natsStatus s = natsConnection_Subscribe(&ss->sub, cl->nc, ss->subject, ss_on_request, cl);
+
+	if (s != NATS_OK) {
+		ss->sub = NULL;
+		log_msg(&cl->log, LOG_T_ERROR, "Cluster: cannot subscribe to %s: %s", ss->subject,
+		        natsStatus_GetText(s));
+		return ST_ERR_SYS;
+	}
+	if (pthread_create(&ss->thread, NULL, ss_main, ss) != 0) {
+		log_msg(&cl->log, LOG_T_ERROR,
+		        "Error: cannot start the cluster's sessions thread: %s", strerror(errno));
+		return ST_ERR_SYS;
+	}
+	ss->thread_started = true;
+	return ST_OK;
+}
+
+void cluster_session_stop(struct cluster *cl)
+{
+	struct cl_sess *ss = cl->ss;
+	static const uint64_t one = 1;
+
+	if (!ss)
+		return;
+	if (ss->thread_started) {
+		atomic_store_explicit(&ss->stop, true, memory_order_release);
+		if (write(ss->efd, &one, sizeof(one)) < 0)
+			log_msg(&cl->log, LOG_T_ERROR, "Cluster: eventfd: %s", strerror(errno));
+		pthread_join(ss->thread, NULL);
+		ss->thread_started = false;
+	}
+	if (ss->sub) {
+		natsSubscription_Unsubscribe(ss->sub);
+		natsSubscription_Destroy(ss->sub);
+		ss->sub = NULL;
+	}
+	kvStore_Destroy(ss->kv);
+	ss->kv = NULL;
+	jsCtx_Destroy(ss->js);
+	ss->js = NULL;
+}
+
+void cluster_session_fini(struct cluster *cl)
+{
+	struct cl_sess *ss = cl->ss;
+
+	if (!ss)
+		return;
+	for (unsigned i = 0; ss->lanes && i < cl->nworkers; i++) {
+		struct cl_sslane *l = &ss->lanes[i];
+		struct chan_entry e;
+
+		if (l->jobs.slots) {
+			chan_publish(&l->jobs);
+			while (chan_pop(&l->jobs, &e))
+				ss_free_job(e.p1);
+			chan_fini(&l->jobs);
+		}
+		if (l->answers.slots) {
+			chan_publish(&l->answers);
+			while (chan_pop(&l->answers, &e)) {
+				struct cl_sans *a = e.p1;
+
+				free(a->records);
+				free(a);
+			}
+			chan_fini(&l->answers);
+		}
+		hmap_fini(&l->parked);
+	}
+	free(ss->lanes);
+	if (ss->efd >= 0)
+		close(ss->efd);
+	free(ss);
+	cl->ss = NULL;
+}
+
+void cluster_session_figures(const struct cluster *cl, struct cluster_figures *f)
+{
+	const struct cl_sess *ss = cl->ss;
+
+	f->sessions_received = atomic_load_explicit(&ss->received, memory_order_relaxed);
+	f->sessions_sent = atomic_load_explicit(&ss->sent, memory_order_relaxed);
+	f->sessions_from_bucket = atomic_load_explicit(&ss->from_bucket, memory_order_relaxed);
+	f->sessions_messages_dropped =
+	        atomic_load_explicit(&ss->msgs_dropped, memory_order_relaxed);
+	f->sessions_failed = atomic_load_explicit(&ss->failed, memory_order_relaxed);
+}
+
+/* ---- The workers' side ---- */
+
+static uint64_t ss_conn_hash(const struct cl_sess *ss, uint64_t id)
+{
+	return XXH3_64bits_withSeed(&id, sizeof(id), ss->seed);
+}
+
+static bool ss_conn_eq(const void *val, const void *key)
+{
+	return ((const struct conn *)val)->id == *(const uint64_t *)key;
+}
+
+static struct cl_sjob *ss_job_new(struct worker *w, uint8_t kind, const uint8_t *id, size_t idlen)
+{
+	struct cl_sjob *j = calloc(1, sizeof(*j) + idlen);
+
+	if (!j)
+		return NULL;
+	j->kind = kind;
+	j->worker = (uint16_t)w->index;
+	j->idlen = (uint32_t)idlen;
+	memcpy(j->id, id, idlen);
+	return j;
+}
+
+/* To the sessions thread; false (the job freed) when its channel is full. */
+static bool ss_push(struct worker *w, struct cl_sjob *j)
+{
+	struct cl_sess *ss = w->b->cluster->ss;
+	struct chan *ch = &ss->lanes[w->index].jobs;
+	struct chan_entry e = {.kind = CL_E_SJOB, .p1 = j};
+
+	if (!chan_push(ch, &e)) {
+		log_msg(&w->log, LOG_T_WARNING,
+		        "Cluster: too many session changes at once; client %.*s's is not shared.",
+		        (int)j->idlen, (const char *)j->id);
+		ss_free_job(j);
+		return false;
+	}
+	chan_publish(ch);
+	cluster_wake(&ss->idle, ss->efd);
+	return true;
+}
+
+bool cluster_session_park(struct conn *c, const uint8_t *id, size_t idlen)
+{
+	struct worker *w = c->w;
+	struct cluster *cl = w->b->cluster;
+	struct cl_sslane *l;
+	struct cl_sjob *j;
+
+	if (!cl || c->cl_resolved || !atomic_load_explicit(&cl->connected, memory_order_relaxed))
+		return false;
+	l = &cl->ss->lanes[w->index];
+	j = ss_job_new(w, SJ_TAKE, id, idlen);
+	if (!j)
+		return false;
+	j->conn_id = c->id;
+	if (hmap_insert(&l->parked, ss_conn_hash(cl->ss, c->id), c) != ST_OK) {
+		ss_free_job(j);
+		return false;
+	}
+	if (!ss_push(w, j)) {
+		hmap_remove(&l->parked, ss_conn_hash(cl->ss, c->id), c);
+		return false;
+	}
+	c->cl_parked = true;
+	conn_handoff(c, w->index);
+	return true;
+}
+
+void cluster_session_unpark(struct worker *w, struct conn *c)
+{
+	struct cl_sess *ss = w->b->cluster->ss;
+
+	hmap_remove(&ss->lanes[w->index].parked, ss_conn_hash(ss, c->id), c);
+	c->cl_parked = false;
+}
+
+/* Answered and its receive over: the CONNECT is handled again, on a connection of its own. */
+static void ss_resume(struct conn *c)
+{
+	cluster_session_unpark(c->w, c);
+	c->dead = true;
+	worker_conn_resume(c->w, c);
+}
+
+void cluster_session_rx_ended(struct conn *c)
+{
+	c->cl_rx_ended = true;
+	if (c->cl_answered)
+		ss_resume(c);
+}
+
+static void ss_import(struct worker *w, const struct cl_sans *a)
+{
+	struct session *s = worker_session_find(w, a->id, a->idlen);
+	uint64_t nsubs = 0, nmsgs = 0;
+
+	if (s && s->conn) {
+		/* Another connection of that id came meanwhile and made a session: it stays. */
+		log_msg(&w->log, LOG_T_WARNING,
+		        "Cluster: the session of client %.*s from node %s was not used: the client "
+		        "connected here again meanwhile.",
+		        (int)a->idlen, (const char *)a->id, a->from);
+		return;
+	}
+	if (s) {
+		if (s->will) {
+			msg_unref(s->will);
+			s->will = NULL;
+		}
+		worker_session_destroy(w, s);
+	}
+	if (persist_import_session(w, a->records, a->len, a->id, a->idlen, &nsubs, &nmsgs) != 0)
+		log_msg(&w->log, LOG_T_WARNING,
+		        "Cluster: the session of client %.*s from node %s was cut short.",
+		        (int)a->idlen, (const char *)a->id, a->from);
+	if (a->how == SA_MOVED)
+		log_msg(&w->log, LOG_T_NOTICE,
+		        "Cluster: the session of client %.*s came from node %s (%" PRIu64
+		        " subscriptions, %" PRIu64 " messages queued or in flight%s).",
+		        (int)a->idlen, (const char *)a->id, a->from, nsubs, nmsgs,
+		        a->dropped ? ", more dropped: too many to carry" : "");
+	else
+		log_msg(&w->log, LOG_T_NOTICE,
+		        "Cluster: the session of client %.*s starts from the cluster's bucket "
+		        "(%" PRIu64 " subscriptions; its messages stayed on node %s).",
+		        (int)a->idlen, (const char *)a->id, nsubs, a->from);
+}
+
+void cluster_session_drain(struct worker *w)
+{
+	struct cl_sess *ss = w->b->cluster->ss;
+	struct cl_sslane *l = &ss->lanes[w->index];
+	struct chan_entry e;
+	bool any = false;
+
+	for (unsigned n = 0; n < CL_SS_CHAN && chan_pop(&l->answers, &e); n++) {
+		struct cl_sans *a = e.p1;
+		struct conn *c;
+
+		any = true;
+		if (a->how != SA_NONE && a->len)
+			ss_import(w, a);
+		c = hmap_find(&l->parked, ss_conn_hash(ss, a->conn_id), ss_conn_eq, &a->conn_id);
+		if (c) {
+			c->cl_answered = true;
+			if (c->cl_rx_ended)
+				ss_resume(c);
+		}
+		free(a->records);
+		free(a);
+	}
+	if (any)
+		chan_release(&l->answers);
+}
+
+bool cluster_session_waiting(struct worker *w)
+{
+	return chan_peek(&w->b->cluster->ss->lanes[w->index].answers) != NULL;
+}
+
+/* Another node asks for a session whose home worker is this one. */
+void cluster_session_take(struct worker *w, void *nm)
+{
+	struct cluster *cl = w->b->cluster;
+	struct cl_sess *ss = cl->ss;
+	struct cluster_sess_request rq;
+	struct store_buf b = {0};
+	uint8_t status = CLUSTER_SESS_NONE;
+	uint32_t dropped = 0;
+	/* natsMsg's accessors only read the message: no lock, no wait. */
+	const char *reply = natsMsg_GetReply(nm);
+	struct session *s;
+	struct cl_sjob *j;
+
+	if (cluster_sess_request_decode((const uint8_t *)natsMsg_GetData(nm),
+	                                (size_t)natsMsg_GetDataLength(nm), &rq) != ST_OK ||
+	    !reply || store_buf_reserve(&b, CLUSTER_SESS_ANSWER_HEAD) != 0)
+		return;
+	b.len = CLUSTER_SESS_ANSWER_HEAD;
+	s = worker_session_find(w, rq.client.ptr, rq.client.len);
+	if (s && !s->bridge && s->conn) {
+		/* [MQTT-3.1.4-3] across nodes: the client is now the other node's. */
+		out_disconnect(s->conn, ST_RC_SESSION_TAKEN_OVER,
+		               "the session moved to another node");
+		conn_close(s->conn, false, "session taken over by another node");
+		s = worker_session_find(w, rq.client.ptr, rq.client.len);
+	}
+	if (s && !s->bridge && !s->clean) {
+		if (persist_export_session(
+		            w, s, &b, atomic_load_explicit(&ss->move_max, memory_order_relaxed),
+		            false, &dropped) == 0) {
+			status = CLUSTER_SESS_HERE;
+			log_msg(&w->log, LOG_T_NOTICE,
+			        "Cluster: the session of client %.*s went to node %.*s (%u "
+			        "subscriptions, "
+			        "%" PRIu32 " messages left behind: too many to carry).",
+			        (int)s->client_id_len, (const char *)s->client_id, (int)rq.node.len,
+			        (const char *)rq.node.ptr, s->nsubs, dropped);
+			/* Its pending will went with it. */
+			if (s->will) {
+				msg_unref(s->will);
+				s->will = NULL;
+			}
+			worker_session_destroy(w, s);
+			atomic_fetch_add_explicit(&ss->sent, 1, memory_order_relaxed);
+		} else {
+			b.len = CLUSTER_SESS_ANSWER_HEAD;
+			dropped = 0;
+		}
+	}
+	cluster_sess_answer_head(status, dropped, b.data, CLUSTER_SESS_ANSWER_HEAD);
+	j = ss_job_new(w, SJ_REPLY, rq.client.ptr, rq.client.len);
+	if (!j || !(j->subject = strdup(reply))) {
+		if (j)
+			ss_free_job(j);
+		store_buf_free(&b);
+		return;
+	}
+	j->payload = b.data;
+	j->len = (uint32_t)b.len;
+	ss_push(w, j);
+}
+
+void cluster_session_update(struct worker *w, struct session *s)
+{
+	struct cluster *cl = w->b->cluster;
+	struct store_buf b = {0};
+	size_t head = 4 + cl->node_id_len;
+	uint64_t h;
+	struct cl_sjob *j;
+
+	if (s->bridge || s->clean || store_buf_reserve(&b, head) != 0)
+		return;
+	b.len = head;
+	if (persist_export_session(w, s, &b, (size_t)-1, true, NULL) != 0) {
+		store_buf_free(&b);
+		return;
+	}
+	h = XXH3_64bits(b.data + head, b.len - head);
+	if (h == s->cl_meta_hash) {
+		store_buf_free(&b);
+		return; /* the bucket has it already */
+	}
+	s->cl_meta_hash = h;
+	cluster_sess_entry_head((const uint8_t *)cl->node_id, cl->node_id_len, b.data, head);
+	j = ss_job_new(w, SJ_PUT, s->client_id, s->client_id_len);
+	if (!j) {
+		store_buf_free(&b);
+		return;
+	}
+	j->payload = b.data;
+	j->len = (uint32_t)b.len;
+	ss_push(w, j);
+}
+
+void cluster_session_ended(struct worker *w, struct session *s)
+{
+	struct cl_sjob *j;
+
+	if (s->bridge || s->clean)
+		return;
+	j = ss_job_new(w, SJ_DEL, s->client_id, s->client_id_len);
+	if (j)
+		ss_push(w, j);
+}
