@@ -49,8 +49,15 @@ def went_rx(cid, to):
 def came_rx(cid, frm):
     """Groups: subscriptions, messages."""
     return (r"Cluster: the session of client ['\"]?%s['\"]? came from node %s \((\d+) "
-            r"subscriptions?, (\d+) messages? queued or in flight\)"
+            r"subscriptions?, (\d+) messages? queued or in flight[^)]*\)"
             % (re.escape(cid), re.escape(frm)))
+
+
+def owner_of(value):
+    """The owner node id of a sessions' bucket entry (src/cluster/session.h: 0xC0 'O' 1, the
+    id's length, the id, then the session's records)."""
+    assert value[:3] == b"\xc0O\x01", value[:8]
+    return value[4:4 + value[3]]
 
 
 def v5_connect_props(expiry=EXPIRY):
@@ -129,15 +136,21 @@ class SessionCase(ClusterCase):
                 out[subj[len(prefix):]] = value
         return out
 
-    def entry_with(self, *parts):
-        """The live entries whose value holds every byte string of `parts`."""
-        return {k: v for k, v in self.bucket_entries().items() if all(p in v for p in parts)}
+    def entry_with(self, *parts, owner=None):
+        """The live entries whose value holds every byte string of `parts` (and names node
+        `owner`, an index, when given)."""
+        want = None if owner is None else self.node(owner).node_id.encode()
+        return {k: v for k, v in self.bucket_entries().items()
+                if all(p in v for p in parts) and (want is None or owner_of(v) == want)}
 
-    def wait_entry(self, *parts, timeout=5.0):
-        """Waits for exactly one live entry holding every part; returns (key, value)."""
-        found = self.wait_for(lambda: len(self.entry_with(*parts)) == 1 and self.entry_with(*parts),
-                              timeout, lambda: "no single bucket entry with %r: %r"
-                              % (parts, self.bucket_entries()))
+    def wait_entry(self, *parts, owner=None, timeout=5.0):
+        """Waits for exactly one live entry holding every part (owned by node `owner`);
+        returns (key, value)."""
+        def one():
+            found = self.entry_with(*parts, owner=owner)
+            return len(found) == 1 and found
+        found = self.wait_for(one, timeout, lambda: "no single bucket entry with %r owned by "
+                              "node%s: %r" % (parts, owner, self.bucket_entries()))
         return next(iter(found.items()))
 
 
@@ -381,7 +394,7 @@ class OwnerGone(SessionCase):
         c = self.persistent(cid, 0)
         self.subscribe(c, "gone/a", 1)
         self.subscribe(c, "gone/b/#", 2)
-        self.wait_entry(b"gone/a", b"gone/b/#", b"node0")
+        self.wait_entry(b"gone/a", b"gone/b/#", owner=0)
         self.kill_node(0)
         t0 = time.monotonic()
         back = self.persistent(cid, 1, timeout=8)
@@ -403,7 +416,7 @@ class OwnerGone(SessionCase):
         msgs = {m.payload: m.qos for m in self.exactly(back.messages, [b"a", b"bc"])}
         self.assertEqual(msgs, {b"a": 1, b"bc": 2})
         # The bucket names node 1 the owner now.
-        self.wait_entry(b"gone/a", b"node1")
+        self.wait_entry(b"gone/a", owner=1)
 
     def test_queued_messages_of_a_dead_node_are_lost_not_the_session(self):
         cid = unique_id("lost")
@@ -431,7 +444,7 @@ class CleanConnects(SessionCase):
         cid = unique_id("cl5" if v5 else "cl")
         c = self.persistent(cid, 0, v5=v5)
         self.collect(c, "cl/#", 1)
-        self.wait_entry(b"cl/#", b"node0")
+        self.wait_entry(b"cl/#", owner=0)
         self.leave(c)
         # Clean session / clean start 1 with expiry 0 on node 1.
         if v5:
@@ -464,13 +477,13 @@ class CleanConnects(SessionCase):
         cid = unique_id("new")
         c = self.persistent(cid, 0, v5=True)
         self.collect(c, "new/old", 1)
-        self.wait_entry(b"new/old", b"node0")
+        self.wait_entry(b"new/old", owner=0)
         self.leave(c)
         b = self.client5(cid, broker=self.node(1), clean_start=True,
                          properties=v5_connect_props())
         self.assertEqual(b.connack, (False, 0))
         self.subscribe(b, "new/fresh", 1)
-        self.wait_entry(b"new/fresh", b"node1")
+        self.wait_entry(b"new/fresh", owner=1)
         self.assertEqual(self.entry_with(b"new/old"), {})
         self.wait_for(lambda: self.nats_subjects(0) == [], 5,
                       lambda: "node0 kept the old session's interest: %r" % self.nats_subjects(0))
@@ -496,14 +509,15 @@ class Bucket(SessionCase):
         c = self.persistent(cid, 0)
         self.subscribe(c, "bk/a", 1)
         self.subscribe(c, "bk/b/+", 2)
-        key, value = self.wait_entry(b"bk/a", b"bk/b/+", b"node0")
+        key, value = self.wait_entry(b"bk/a", b"bk/b/+", owner=0)
+        self.assertEqual(key, "c_" + cid, "a plain client id is the key, after c_")
         # A clean session and an MQTT 5 session without expiry have no entry.
         for cl in (self.client(broker=self.node(0)), self.client5(broker=self.node(1))):
             self.subscribe(cl, "bk/clean", 1)
         v5 = self.persistent(unique_id("bk5"), 1, v5=True)
         self.subscribe(v5, "bk/five", 1,
                        properties=pprops(PacketTypes.SUBSCRIBE, SubscriptionIdentifier=9))
-        self.wait_entry(b"bk/five", b"node1")
+        self.wait_entry(b"bk/five", owner=1)
         time.sleep(QUIET_S)
         self.assertEqual(self.entry_with(b"bk/clean"), {})
         self.assertEqual(len(self.bucket_entries()), 2, self.bucket_entries())
@@ -519,13 +533,33 @@ class Bucket(SessionCase):
         self.leave(c)
         back = self.persistent(cid, 1)
         self.assertEqual(back.connack, (True, 0))
-        self.wait_for(lambda: b"node1" in self.bucket_entries().get(key, b""), 5,
+        self.wait_for(lambda: owner_of(self.bucket_entries().get(key, b"\xc0O\x01\x00")) ==
+                      b"node1", 5,
                       lambda: "the entry still says %r" % self.bucket_entries().get(key))
         # Ended: the key goes.
         self.leave(back)
         self.leave(self.client(cid, clean_session=True, broker=self.node(2)))
         self.wait_for(lambda: key not in self.bucket_entries(), 5,
                       lambda: "the entry stays: %r" % self.bucket_entries().get(key))
+
+    def test_client_id_that_is_no_plain_key(self):
+        """A client id with bytes a key cannot hold (dots, slashes, spaces, UTF-8) gets a
+        hashed key, and its session moves like any other."""
+        cid = "odd.id/with space+é-" + unique_id("x")
+        c = self.persistent(cid, 0)
+        got = self.collect(c, "odd/#", 1)
+        pub = self.client(broker=self.node(2))
+        self.wait_interest(pub, "odd/probe", got)
+        key, _ = self.wait_entry(b"odd/#", owner=0)
+        self.assertRegex(key, r"^h_[0-9a-f]{32}$")
+        self.leave(c)
+        self.publish(pub, "odd/q", b"q", 1)
+        self.wait_queued(0, 1)
+        back = self.persistent(cid, 1)
+        self.assertEqual(back.connack, (True, 0))
+        self.exactly(back.messages, [b"q"])
+        self.assertEqual(self.wait_moved(cid, 0, 1), (1, 1))
+        self.wait_entry(b"odd/#", owner=1)
 
 
 @cluster_only
