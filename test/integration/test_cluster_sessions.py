@@ -174,6 +174,8 @@ class SessionsMove(SessionCase):
         self.assertEqual([m.payload for m in msgs], [b"%d" % i for i in range(5)], "order")
         self.assertEqual([m.qos for m in msgs], [1] * 5)
         self.assertEqual(self.wait_moved(cid, 0, 1), (1, 5))
+        went = self.wait_node_log(0, went_rx(cid, "node1"))[0]
+        self.assertNotIn("too many to carry", went, "nothing was left behind")
         # The subscription lives on node 1 now: published anywhere, it arrives once there;
         # node 0 holds no NATS interest for it any more.
         pubs = [self.client(broker=self.node(i)) for i in (0, 1)] + [pub]
@@ -734,7 +736,9 @@ class Edges(SessionCase):
         self.assertEqual(back.connack, (True, 0))
         subs, moved = self.wait_moved(cid, 0, 1)
         self.assertEqual(subs, 1)
-        self.assertTrue(10 <= moved < 20, "%d messages of 50 KB in one hand-over" % moved)
+        # NATS's max_payload (1 MiB here) bounds a hand-over.
+        self.assertTrue(10 <= moved and moved * size <= 1 << 20,
+                        "%d messages of 50 KB in one hand-over" % moved)
         msgs = self.wait_messages(back.messages, moved, timeout=10)
         self.assert_no_messages(back.messages, QUIET_S, expected=moved)
         self.assertEqual([m.payload[:2] for m in msgs], [b"%02d" % i for i in range(moved)])
@@ -745,6 +749,10 @@ class Edges(SessionCase):
                       % (name, [self.node_metric(i, name) for i in (0, 1)], n - moved))
         for i in (0, 1):
             self.wait_sys(i, "sessions/messages_dropped", self.node_metric(i, name))
+        went = self.wait_node_log(0, went_rx(cid, "node1"))[0]
+        left = re.search(r"(\d+) messages? left behind", went)
+        self.assertTrue(left, went)
+        self.assertEqual(int(left.group(1)), n - moved, went)
 
 
 if __name__ == "__main__":
