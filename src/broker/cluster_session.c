@@ -114,6 +114,7 @@ struct cl_sess {
 	jsCtx *js;
 	kvStore *kv;
 	bool open_logged;
+	uint64_t open_retry_ms; /* after a failed open, not before this (no JetStream: no wait) */
 	uint64_t seed;
 	_Atomic uint32_t move_max; /* bytes a hand-over may carry (from the server's max_payload) */
 	natsSubscription *sub;
@@ -205,6 +206,8 @@ static bool ss_open(struct cl_sess *ss)
 
 	if (ss->kv)
 		return true;
+	if (ss_now_ms() < ss->open_retry_ms)
+		return false;
 	if (!ss->js) {
 		jsOptions jo;
 
@@ -245,6 +248,7 @@ static bool ss_open(struct cl_sess *ss)
 	}
 	if (s != NATS_OK) {
 		ss->kv = NULL;
+		ss->open_retry_ms = ss_now_ms() + 5000;
 		if (!ss->open_logged)
 			log_msg(&cl->log, LOG_T_WARNING,
 			        "Cluster: cannot open the sessions' bucket %s (%s); sessions stay "
@@ -900,12 +904,21 @@ void cluster_session_take(struct worker *w, void *nm)
 		            w, s, &b, atomic_load_explicit(&ss->move_max, memory_order_relaxed),
 		            false, &dropped) == 0) {
 			status = CLUSTER_SESS_HERE;
-			log_msg(&w->log, LOG_T_NOTICE,
-			        "Cluster: the session of client %.*s went to node %.*s (%u "
-			        "subscriptions, "
-			        "%" PRIu32 " messages left behind: too many to carry).",
-			        (int)s->client_id_len, (const char *)s->client_id, (int)rq.node.len,
-			        (const char *)rq.node.ptr, s->nsubs, dropped);
+			if (dropped)
+				log_msg(&w->log, LOG_T_NOTICE,
+				        "Cluster: the session of client %.*s went to node %.*s (%u "
+				        "subscriptions; %" PRIu32
+				        " queued messages left behind: too many "
+				        "to carry).",
+				        (int)s->client_id_len, (const char *)s->client_id,
+				        (int)rq.node.len, (const char *)rq.node.ptr, s->nsubs,
+				        dropped);
+			else
+				log_msg(&w->log, LOG_T_NOTICE,
+				        "Cluster: the session of client %.*s went to node %.*s (%u "
+				        "subscriptions).",
+				        (int)s->client_id_len, (const char *)s->client_id,
+				        (int)rq.node.len, (const char *)rq.node.ptr, s->nsubs);
 			/* Its pending will went with it. */
 			if (s->will) {
 				msg_unref(s->will);

@@ -711,7 +711,7 @@ class ClientIds(ClusterCase):
         cid = unique_id("twice")
         first = self.client5(cid, broker=self.node(0))
         second = self.client5(cid, broker=self.node(1))
-        self.assertFalse(second.connack[0], "clean start: a new session")
+        self.assertFalse(second.connack[0], "a clean start makes a new session")
         self.wait_for(lambda: first.disconnected.is_set(), 5,
                       "the first connection, on node 0, is still open")
         self.assertEqual(first.disconnect_rc, 0x8E, "Session taken over")
@@ -745,11 +745,38 @@ class ClientIds(ClusterCase):
             for r in raws:
                 r.close()
 
+    def test_offline_session_follows_its_client_there_and_back(self):
+        """A persistent session's client connecting on another node finds its session there
+        (session present 1, what was queued for it on the first node), and again when it
+        comes back to the first node: the session moves each time, nothing is left behind."""
+        cid = unique_id("home")
+        c = self.client(cid, clean_session=False, broker=self.node(0))
+        got = self.collect(c, "home/#", 1)
+        pub = self.client(broker=self.node(2))
+        self.wait_interest(pub, "home/probe", got)
+        c.disconnect()
+        self.wait_for(lambda: c.disconnected.is_set(), 5)
+        self.publish(pub, "home/q", b"queued", 1)
+        time.sleep(0.3)
+        away = self.client(cid, clean_session=False, broker=self.node(1))
+        self.assertTrue(away.connack[0], "the session came to node 1")
+        self.exactly(away.messages, [b"queued"])
+        away.disconnect()
+        self.wait_for(lambda: away.disconnected.is_set(), 5)
+        self.publish(pub, "home/q2", b"queued2", 1)
+        time.sleep(0.3)
+        back = self.client(cid, clean_session=False, broker=self.node(0))
+        self.assertTrue(back.connack[0], "the session came back to node 0")
+        self.exactly(back.messages, [b"queued2"])
+        for i in (0, 1):
+            for leaf in ("received", "sent"):
+                self.wait_node_sys(i, lambda v: v == 1, CLUSTER_SYS + "sessions/" + leaf)
+
 
 @cluster_only
 class Sessions(ClusterCase):
-    """What reaches a session from other nodes follows the local rules (sessions moving
-    between nodes: test_cluster_sessions.py)."""
+    """What reaches a session from other nodes follows the local rules (test_cluster_sessions
+    has sessions moving between nodes)."""
 
     def test_offline_session_keeps_interest_and_queues(self):
         """A persistent session's filters keep their NATS subscriptions while its client is
