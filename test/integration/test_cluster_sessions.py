@@ -243,6 +243,26 @@ class SessionsMove(SessionCase):
         self.assertFalse(hasattr(msgs[b"theirs"].props, "SubscriptionIdentifier"),
                          "o/nl had no identifier")
 
+    def test_shared_subscription_moves(self):
+        """A persistent session's $share subscription is a member on the new node, and no
+        more on the old one."""
+        cid = unique_id("shm")
+        c = self.persistent(cid, 0)
+        self.subscribe(c, "$share/g/shm/#", 1)
+        self.leave(c)
+        back = self.persistent(cid, 1)
+        self.assertEqual(back.connack, (True, 0))
+        self.assertEqual(self.wait_moved(cid, 0, 1)[0], 1)
+        pub = self.client(broker=self.node(2))
+        self.wait_interest(pub, "shm/probe", back.messages)
+        for i in range(10):
+            self.publish(pub, "shm/x", b"s%d" % i, 1)
+        msgs = self.exactly(back.messages, [b"s%d" % i for i in range(10)])
+        self.assertEqual([m.payload for m in msgs], [b"s%d" % i for i in range(10)])
+        self.wait_for(lambda: self.nats_queue_subs(0) == [], 5,
+                      lambda: "node0 still in the group: %r" % self.nats_queue_subs(0))
+        self.assertTrue(self.nats_queue_subs(1), "node1 holds no queue subscription")
+
     def test_three_hops_and_back(self):
         """node0 -> node1 -> node2 -> node0, a message queued at each stop: each arrives once,
         on the next node, and the session is present every time."""
@@ -412,6 +432,20 @@ class Takeover(SessionCase):
             self.assertEqual(got[0].payload, b"r%d" % round_)
             self.assertTrue(r.silent_for(QUIET_S), "a second copy")
             r.disconnect()
+
+    def test_will_of_the_taken_over_connection(self):
+        """The connection taken over ends without DISCONNECT: its will is published, once
+        (as on one node), and the session still moves."""
+        witness = self.client(broker=self.node(2))
+        seen = self.collect(witness, "tw/#", 1)
+        self.wait_interest(self.client(broker=self.node(0)), "tw/probe", seen)
+        cid = unique_id("tw")
+        first = self.persistent(cid, 0, will=("tw/will", b"taken", 1, False))
+        self.subscribe(first, "tw/sub", 1)
+        second = self.persistent(cid, 1)
+        self.assertEqual(second.connack, (True, 0))
+        self.exactly(seen, [b"taken"])
+        self.assertEqual(self.wait_moved(cid, 0, 1), (1, 0))
 
     def test_in_flight_travel_on_takeover(self):
         """The first connection holds an unacknowledged QoS 1 message when the second takes
@@ -746,6 +780,29 @@ class InFlight(SessionCase):
         r2.send(encode_ack(PUBACK, m3.pid))
         r2.send(encode_ack(PUBACK, last.pid))
         self.assertTrue(r2.silent_for(0.7), "more after the flows completed")
+
+    def test_full_window_and_queue_travel_in_order(self):
+        """A subscriber that acknowledges nothing: the window fills, the rest queues; on the
+        new node all 60 come in order, the ones sent before with DUP and their ids."""
+        cid = unique_id("win")
+        r, _ = self.raw_session(0, cid, version=MQTT311)
+        self.assertEqual(r.subscribe([("win/t", 1)]), [1])
+        pub = self.client(broker=self.node(0))
+        for i in range(60):
+            self.publish(pub, "win/t", b"w%02d" % i, 1 + i % 2)
+        first = r.expect(PUBLISH)
+        self.assertEqual(first.payload, b"w00")
+        sent = [first] + r.drain(quiet=0.3)
+        r.close()
+        r2, ca = self.raw_session(1, cid, version=MQTT311)
+        self.assertTrue(ca.session_present)
+        got = r2.recv_publishes(60, timeout=10)
+        self.assertEqual([p.payload for p in got], [b"w%02d" % i for i in range(60)])
+        ids = {p.payload: p.pid for p in sent}
+        for p in got[:len(sent)]:
+            self.assertEqual((p.dup, p.pid), (True, ids[p.payload]), p)
+        self.assertTrue(r2.silent_for(0.5), "more after the 60")
+        self.assertEqual(self.wait_moved(cid, 0, 1), (1, 60))
 
     def test_inbound_qos2_ids_travel(self):
         """A publisher's QoS 2 PUBLISH got PUBREC on node 0; on node 1 its PUBLISH again (DUP)
