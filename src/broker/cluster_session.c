@@ -27,7 +27,6 @@
  *   elsewhere (cluster.c's hello) deletes the entry if it still names this node.
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,99 +34,14 @@
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include <nats/nats.h>
 
-#include "broker.h"
 #include "cluster.h"
 #include "cluster/session.h"
 #include "cluster_impl.h"
-#include "conn.h"
-#include "out.h"
-#include "persist.h"
-#include "session.h"
-#include "starling/props.h"
-#include "store/record.h"
-#include "worker.h"
+#include "cluster_session_impl.h"
 #include "xw.h"
-
-#define CL_SS_CHAN       4096u /* jobs or answers in flight per worker */
-#define CL_SS_API_MS     1000  /* a bucket call */
-#define CL_SS_ASK_MS     1500  /* the owner's answer */
-#define CL_SS_GONE_MS    10000 /* a node that did not answer is not asked again for this long */
-#define CL_SS_GONE_SLOTS 8
-#define CL_SS_ATTEMPTS   3 /* claims lost to another node's write before giving up */
-#define CL_SS_REPLICAS   3
-/* A hand-over's records at most, under NATS's default max_payload of 1 MiB. */
-#define CL_SS_MOVE_DEFAULT (900u << 10)
-
-enum {
-	SJ_TAKE = 1, /* a parked CONNECT: find the session, claim it, answer the worker */
-	SJ_PUT,      /* payload: the entry naming this node */
-	SJ_DEL,      /* delete the entry if it names this node */
-	SJ_REPLY,    /* publish payload on subject (an owner's answer) */
-};
-
-struct cl_sjob {
-	uint8_t kind;
-	uint16_t worker;
-	uint64_t conn_id;
-	char *subject;
-	uint8_t *payload;
-	uint32_t len;
-	uint32_t idlen;
-	uint8_t id[];
-};
-
-enum {
-	SA_NONE = 0,   /* nothing found: a new session, or what this node holds */
-	SA_MOVED,      /* from its owner */
-	SA_FROM_BUCKET /* the owner did not answer: from the bucket's copy */
-};
-
-struct cl_sans {
-	uint64_t conn_id;
-	uint8_t how;
-	uint32_t dropped;
-	char from[CLUSTER_NODE_ID_MAX + 1];
-	uint32_t idlen;
-	uint32_t len; /* records */
-	uint8_t *records;
-	uint8_t id[];
-};
-
-struct cl_sslane {
-	struct chan jobs;    /* worker -> sessions thread */
-	struct chan answers; /* sessions thread -> worker */
-	struct hmap parked;  /* the worker's parked connections by id */
-};
-
-struct cl_sess {
-	struct cluster *cl;
-	struct cl_sslane *lanes;
-	pthread_t thread;
-	bool thread_started;
-	int efd;
-	_Atomic bool idle;
-	_Atomic bool stop;
-	jsCtx *js;
-	kvStore *kv;
-	bool open_logged;
-	uint64_t open_retry_ms; /* after a failed open, not before this (no JetStream: no wait) */
-	uint64_t seed;
-	_Atomic uint32_t move_max; /* bytes a hand-over may carry (from the server's max_payload) */
-	natsSubscription *sub;
-	char bucket[CLUSTER_SESS_BUCKET_MAX];
-	char subject[CLUSTER_SESS_SUBJECT_MAX];
-	struct {
-		char node[CLUSTER_NODE_ID_MAX + 1];
-		uint64_t until_ms;
-	} gone[CL_SS_GONE_SLOTS];
-	unsigned gone_next;
-	uint64_t warned_ms;
-	_Atomic uint64_t received, sent, from_bucket, msgs_dropped, failed;
-};
 
 static uint64_t ss_now_ms(void)
 {
@@ -137,7 +51,7 @@ static uint64_t ss_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void ss_free_job(struct cl_sjob *j)
+void cluster_ss_free_job(struct cl_sjob *j)
 {
 	free(j->subject);
 	free(j->payload);
@@ -496,7 +410,7 @@ static void ss_job(struct cl_sess *ss, struct cl_sjob *j)
 			        (int)j->idlen, (const char *)j->id);
 		break;
 	}
-	ss_free_job(j);
+	cluster_ss_free_job(j);
 }
 
 static bool ss_take_jobs(struct cl_sess *ss)
@@ -675,7 +589,7 @@ void cluster_session_fini(struct cluster *cl)
 		if (l->jobs.slots) {
 			chan_publish(&l->jobs);
 			while (chan_pop(&l->jobs, &e))
-				ss_free_job(e.p1);
+				cluster_ss_free_job(e.p1);
 			chan_fini(&l->jobs);
 		}
 		if (l->answers.slots) {
@@ -707,282 +621,4 @@ void cluster_session_figures(const struct cluster *cl, struct cluster_figures *f
 	f->sessions_messages_dropped =
 	        atomic_load_explicit(&ss->msgs_dropped, memory_order_relaxed);
 	f->sessions_failed = atomic_load_explicit(&ss->failed, memory_order_relaxed);
-}
-
-/* ---- The workers' side ---- */
-
-static uint64_t ss_conn_hash(const struct cl_sess *ss, uint64_t id)
-{
-	return XXH3_64bits_withSeed(&id, sizeof(id), ss->seed);
-}
-
-static bool ss_conn_eq(const void *val, const void *key)
-{
-	return ((const struct conn *)val)->id == *(const uint64_t *)key;
-}
-
-static struct cl_sjob *ss_job_new(struct worker *w, uint8_t kind, const uint8_t *id, size_t idlen)
-{
-	struct cl_sjob *j = calloc(1, sizeof(*j) + idlen);
-
-	if (!j)
-		return NULL;
-	j->kind = kind;
-	j->worker = (uint16_t)w->index;
-	j->idlen = (uint32_t)idlen;
-	memcpy(j->id, id, idlen);
-	return j;
-}
-
-/* To the sessions thread; false (the job freed) when its channel is full. */
-static bool ss_push(struct worker *w, struct cl_sjob *j)
-{
-	struct cl_sess *ss = w->b->cluster->ss;
-	struct chan *ch = &ss->lanes[w->index].jobs;
-	struct chan_entry e = {.kind = CL_E_SJOB, .p1 = j};
-
-	if (!chan_push(ch, &e)) {
-		log_msg(&w->log, LOG_T_WARNING,
-		        "Cluster: too many session changes at once; client %.*s's is not shared.",
-		        (int)j->idlen, (const char *)j->id);
-		ss_free_job(j);
-		return false;
-	}
-	chan_publish(ch);
-	cluster_wake(&ss->idle, ss->efd);
-	return true;
-}
-
-bool cluster_session_park(struct conn *c, const uint8_t *id, size_t idlen)
-{
-	struct worker *w = c->w;
-	struct cluster *cl = w->b->cluster;
-	struct cl_sslane *l;
-	struct cl_sjob *j;
-
-	if (!cl || c->cl_resolved || !atomic_load_explicit(&cl->connected, memory_order_relaxed))
-		return false;
-	l = &cl->ss->lanes[w->index];
-	j = ss_job_new(w, SJ_TAKE, id, idlen);
-	if (!j)
-		return false;
-	j->conn_id = c->id;
-	if (hmap_insert(&l->parked, ss_conn_hash(cl->ss, c->id), c) != ST_OK) {
-		ss_free_job(j);
-		return false;
-	}
-	if (!ss_push(w, j)) {
-		hmap_remove(&l->parked, ss_conn_hash(cl->ss, c->id), c);
-		return false;
-	}
-	c->cl_parked = true;
-	conn_handoff(c, w->index);
-	return true;
-}
-
-void cluster_session_unpark(struct worker *w, struct conn *c)
-{
-	struct cl_sess *ss = w->b->cluster->ss;
-
-	hmap_remove(&ss->lanes[w->index].parked, ss_conn_hash(ss, c->id), c);
-	c->cl_parked = false;
-}
-
-/* Answered and its receive over: the CONNECT is handled again, on a connection of its own. */
-static void ss_resume(struct conn *c)
-{
-	cluster_session_unpark(c->w, c);
-	c->dead = true;
-	worker_conn_resume(c->w, c);
-}
-
-void cluster_session_rx_ended(struct conn *c)
-{
-	c->cl_rx_ended = true;
-	if (c->cl_answered)
-		ss_resume(c);
-}
-
-static void ss_import(struct worker *w, const struct cl_sans *a)
-{
-	struct session *s = worker_session_find(w, a->id, a->idlen);
-	uint64_t nsubs = 0, nmsgs = 0;
-
-	if (s && s->conn) {
-		/* Another connection of that id came meanwhile and made a session: it stays. */
-		log_msg(&w->log, LOG_T_WARNING,
-		        "Cluster: the session of client %.*s from node %s was not used: the client "
-		        "connected here again meanwhile.",
-		        (int)a->idlen, (const char *)a->id, a->from);
-		return;
-	}
-	if (s) {
-		if (s->will) {
-			msg_unref(s->will);
-			s->will = NULL;
-		}
-		worker_session_destroy(w, s);
-	}
-	if (persist_import_session(w, a->records, a->len, a->id, a->idlen, &nsubs, &nmsgs) != 0)
-		log_msg(&w->log, LOG_T_WARNING,
-		        "Cluster: the session of client %.*s from node %s was cut short.",
-		        (int)a->idlen, (const char *)a->id, a->from);
-	if (a->how == SA_MOVED)
-		log_msg(&w->log, LOG_T_NOTICE,
-		        "Cluster: the session of client %.*s came from node %s (%" PRIu64
-		        " subscriptions, %" PRIu64 " messages queued or in flight%s).",
-		        (int)a->idlen, (const char *)a->id, a->from, nsubs, nmsgs,
-		        a->dropped ? ", more dropped: too many to carry" : "");
-	else
-		log_msg(&w->log, LOG_T_NOTICE,
-		        "Cluster: the session of client %.*s starts from the cluster's bucket "
-		        "(%" PRIu64 " subscriptions; its messages stayed on node %s).",
-		        (int)a->idlen, (const char *)a->id, nsubs, a->from);
-}
-
-void cluster_session_drain(struct worker *w)
-{
-	struct cl_sess *ss = w->b->cluster->ss;
-	struct cl_sslane *l = &ss->lanes[w->index];
-	struct chan_entry e;
-	bool any = false;
-
-	for (unsigned n = 0; n < CL_SS_CHAN && chan_pop(&l->answers, &e); n++) {
-		struct cl_sans *a = e.p1;
-		struct conn *c;
-
-		any = true;
-		if (a->how != SA_NONE && a->len)
-			ss_import(w, a);
-		c = hmap_find(&l->parked, ss_conn_hash(ss, a->conn_id), ss_conn_eq, &a->conn_id);
-		if (c) {
-			c->cl_answered = true;
-			if (c->cl_rx_ended)
-				ss_resume(c);
-		}
-		free(a->records);
-		free(a);
-	}
-	if (any)
-		chan_release(&l->answers);
-}
-
-bool cluster_session_waiting(struct worker *w)
-{
-	return chan_peek(&w->b->cluster->ss->lanes[w->index].answers) != NULL;
-}
-
-/* Another node asks for a session whose home worker is this one. */
-void cluster_session_take(struct worker *w, void *nm)
-{
-	struct cluster *cl = w->b->cluster;
-	struct cl_sess *ss = cl->ss;
-	struct cluster_sess_request rq;
-	struct store_buf b = {0};
-	uint8_t status = CLUSTER_SESS_NONE;
-	uint32_t dropped = 0;
-	/* natsMsg's accessors only read the message: no lock, no wait. */
-	const char *reply = natsMsg_GetReply(nm);
-	struct session *s;
-	struct cl_sjob *j;
-
-	if (cluster_sess_request_decode((const uint8_t *)natsMsg_GetData(nm),
-	                                (size_t)natsMsg_GetDataLength(nm), &rq) != ST_OK ||
-	    !reply || store_buf_reserve(&b, CLUSTER_SESS_ANSWER_HEAD) != 0)
-		return;
-	b.len = CLUSTER_SESS_ANSWER_HEAD;
-	s = worker_session_find(w, rq.client.ptr, rq.client.len);
-	if (s && !s->bridge && s->conn) {
-		/* [MQTT-3.1.4-3] across nodes: the client is now the other node's. */
-		out_disconnect(s->conn, ST_RC_SESSION_TAKEN_OVER,
-		               "the session moved to another node");
-		conn_close(s->conn, false, "session taken over by another node");
-		s = worker_session_find(w, rq.client.ptr, rq.client.len);
-	}
-	if (s && !s->bridge && !s->clean) {
-		if (persist_export_session(
-		            w, s, &b, atomic_load_explicit(&ss->move_max, memory_order_relaxed),
-		            false, &dropped) == 0) {
-			status = CLUSTER_SESS_HERE;
-			if (dropped)
-				log_msg(&w->log, LOG_T_NOTICE,
-				        "Cluster: the session of client %.*s went to node %.*s (%u "
-				        "subscriptions; %" PRIu32
-				        " queued messages left behind: too many "
-				        "to carry).",
-				        (int)s->client_id_len, (const char *)s->client_id,
-				        (int)rq.node.len, (const char *)rq.node.ptr, s->nsubs,
-				        dropped);
-			else
-				log_msg(&w->log, LOG_T_NOTICE,
-				        "Cluster: the session of client %.*s went to node %.*s (%u "
-				        "subscriptions).",
-				        (int)s->client_id_len, (const char *)s->client_id,
-				        (int)rq.node.len, (const char *)rq.node.ptr, s->nsubs);
-			/* Its pending will went with it. */
-			if (s->will) {
-				msg_unref(s->will);
-				s->will = NULL;
-			}
-			worker_session_destroy(w, s);
-			atomic_fetch_add_explicit(&ss->sent, 1, memory_order_relaxed);
-		} else {
-			b.len = CLUSTER_SESS_ANSWER_HEAD;
-			dropped = 0;
-		}
-	}
-	cluster_sess_answer_head(status, dropped, b.data, CLUSTER_SESS_ANSWER_HEAD);
-	j = ss_job_new(w, SJ_REPLY, rq.client.ptr, rq.client.len);
-	if (!j || !(j->subject = strdup(reply))) {
-		if (j)
-			ss_free_job(j);
-		store_buf_free(&b);
-		return;
-	}
-	j->payload = b.data;
-	j->len = (uint32_t)b.len;
-	ss_push(w, j);
-}
-
-void cluster_session_update(struct worker *w, struct session *s)
-{
-	struct cluster *cl = w->b->cluster;
-	struct store_buf b = {0};
-	size_t head = 4 + cl->node_id_len;
-	uint64_t h;
-	struct cl_sjob *j;
-
-	if (s->bridge || s->clean || store_buf_reserve(&b, head) != 0)
-		return;
-	b.len = head;
-	if (persist_export_session(w, s, &b, (size_t)-1, true, NULL) != 0) {
-		store_buf_free(&b);
-		return;
-	}
-	h = XXH3_64bits(b.data + head, b.len - head);
-	if (h == s->cl_meta_hash) {
-		store_buf_free(&b);
-		return; /* the bucket has it already */
-	}
-	s->cl_meta_hash = h;
-	cluster_sess_entry_head((const uint8_t *)cl->node_id, cl->node_id_len, b.data, head);
-	j = ss_job_new(w, SJ_PUT, s->client_id, s->client_id_len);
-	if (!j) {
-		store_buf_free(&b);
-		return;
-	}
-	j->payload = b.data;
-	j->len = (uint32_t)b.len;
-	ss_push(w, j);
-}
-
-void cluster_session_ended(struct worker *w, struct session *s)
-{
-	struct cl_sjob *j;
-
-	if (s->bridge || s->clean)
-		return;
-	j = ss_job_new(w, SJ_DEL, s->client_id, s->client_id_len);
-	if (j)
-		ss_push(w, j);
 }
