@@ -499,6 +499,24 @@ class OwnerGone(SessionCase):
         # The bucket names node 1 the owner now.
         self.wait_entry(b"gone/a", owner=1)
 
+    def test_owner_restarted_without_persistence(self):
+        """The owner restarted (SIGTERM, no persistence: its sessions are gone from its
+        memory) answers that it has no such session; the bucket still has it: the client
+        resumes on another node with its subscriptions, as from a dead owner."""
+        cid = unique_id("rs")
+        c = self.persistent(cid, 0)
+        self.subscribe(c, "rs/#", 1)
+        self.wait_entry(b"rs/#", owner=0)
+        self.leave(c)
+        self.node(0).restart()
+        self.wait_node_log(0, r"Cluster: node \S+ of cluster \S+ connected to NATS", count=2)
+        back = self.persistent(cid, 1, timeout=8)
+        self.assertEqual(back.connack, (True, 0), "the bucket's copy was not used")
+        pub = self.client(broker=self.node(2))
+        self.wait_interest(pub, "rs/probe", back.messages)
+        self.publish(pub, "rs/x", b"x", 1)
+        self.exactly(back.messages, [b"x"])
+
     def test_queued_messages_of_a_dead_node_are_lost_not_the_session(self):
         """MQTT 5: the bucket's copy keeps No Local and the Subscription Identifier; what was
         queued on the dead node is lost (the guarantee)."""
