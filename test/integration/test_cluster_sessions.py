@@ -657,6 +657,27 @@ class CleanConnects(SessionCase):
     def test_clean_start_v5(self):
         self._clean_elsewhere(True)
 
+    def test_new_owners_entry_survives_the_old_owners_drop(self):
+        """Eight rounds: a session on node 0, then a clean start with expiry on node 1 (a new
+        session there): node 0 drops its copy and must not delete node 1's new entry (its
+        delete races node 1's writes)."""
+        lost = []
+        for k in range(8):
+            cid = unique_id("dr")
+            c = self.persistent(cid, 0, v5=True)
+            self.subscribe(c, "dr/old", 1)
+            self.wait_entry(b"dr/old", owner=0)
+            self.leave(c)
+            b = self.client5(cid, broker=self.node(1), clean_start=True,
+                             properties=v5_connect_props())
+            self.subscribe(b, "dr/new%d" % k, 1)
+            try:
+                self.wait_entry(b"dr/new%d" % k, owner=1, timeout=3)
+            except AssertionError:
+                lost.append(k)
+            self.leave(b)
+        self.assertEqual(lost, [], "rounds whose new entry went from the bucket")
+
     def test_v5_clean_start_with_expiry_is_a_new_session_on_b(self):
         cid = unique_id("new")
         c = self.persistent(cid, 0, v5=True)
