@@ -130,6 +130,7 @@ struct broker_shared {
 	 * only: i waits for acknowledgements (others ring it after advancing one). Both
 	 * sequentially consistent (a store then a load on each side). NULL when off. */
 	_Atomic uint64_t *persist_acks;
+	_Atomic uint64_t *persist_full; /* the same, and what `to` relayed for them (persist.h) */
 	struct persist_flag *persist_waiting;
 	struct persist_count *persist_synced; /* [i], written by i: its last commit on disk */
 	/* [i], written by i before its replay ends (replay_left), read after: its origin counter
@@ -179,6 +180,9 @@ struct broker {
 	struct store_dir *store;
 	struct store_chain *chains;
 	_Atomic unsigned replay_left; /* workers still replaying */
+	/* Then: workers yet to publish what their replay queued for others (a member's join to
+	 * its shared group's worker), and yet to take in what others queued for them. */
+	_Atomic unsigned replay_flush_left, replay_drain_left;
 };
 
 /* Opens and recovers the persistence directory (persist_replay.c); ST_OK when off. */

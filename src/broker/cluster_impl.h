@@ -53,6 +53,7 @@ struct cl_held {
 #define CL_NATS_BUFFERED_MAX (64 << 20)  /* bytes libnats may hold unsent */
 #define CL_PENDING_MSGS      (1 << 20)   /* libnats's queue per subscription, messages */
 #define CL_PENDING_BYTES     (256 << 20) /* and bytes, before it drops (a slow consumer) */
+#define CL_ERROR_LOG_MS      10000       /* libnats's errors: a line per this long at most */
 
 /* Channel entry kinds. */
 enum {
@@ -165,6 +166,9 @@ struct cluster {
 
 	struct cl_retain *rt; /* the retained messages' bucket (cluster_retain.c) */
 	struct cl_sess *ss;   /* the sessions' bucket and thread (cluster_session.c) */
+	/* libnats's error callback, on any of its threads: the last line's time, lines held. */
+	_Atomic uint64_t error_logged_ms;
+	_Atomic uint64_t errors_unlogged;
 };
 
 /* A message from NATS, read (subject NUL-terminated) and destroyed (cluster_link.c). */

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <time.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdio.h>
@@ -295,10 +296,32 @@ static void cl_on_error(natsConnection *nc, natsSubscription *sub, natsStatus er
 {
 	struct cluster *cl = closure;
 
+	struct timespec ts;
+	uint64_t now, last;
+
 	(void)nc;
 	(void)sub;
 	/* Slow consumers are counted from the subscriptions' own counts (cl_count_slow). */
-	if (err != NATS_SLOW_CONSUMER)
+	if (err == NATS_SLOW_CONSUMER)
+		return;
+	/* With NATS gone, libnats reports the same errors several times a second (a missed
+	 * heartbeat per consumer, a timeout per request): one line per 10 s, and how many more. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	last = atomic_load_explicit(&cl->error_logged_ms, memory_order_relaxed);
+	if ((last && now < last + CL_ERROR_LOG_MS) ||
+	    !atomic_compare_exchange_strong_explicit(&cl->error_logged_ms, &last, now,
+	                                             memory_order_relaxed, memory_order_relaxed)) {
+		atomic_fetch_add_explicit(&cl->errors_unlogged, 1, memory_order_relaxed);
+		return;
+	}
+	uint64_t more = atomic_exchange_explicit(&cl->errors_unlogged, 0, memory_order_relaxed);
+
+	if (more)
+		log_msg(&cl->log, LOG_T_WARNING,
+		        "Cluster: NATS error: %s (and %" PRIu64 " more in the last %d s).",
+		        natsStatus_GetText(err), more, CL_ERROR_LOG_MS / 1000);
+	else
 		log_msg(&cl->log, LOG_T_WARNING, "Cluster: NATS error: %s",
 		        natsStatus_GetText(err));
 }

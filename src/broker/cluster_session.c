@@ -288,6 +288,8 @@ static void ss_take(struct cl_sess *ss, struct cl_sjob *j)
 			break;
 		}
 		if (have && how == SA_NONE) {
+			natsMsg_Destroy(reply); /* a "none" of an earlier attempt */
+			reply = NULL;
 			if (!ss_is_self(ss, ent.node) && !ss_gone_recently(ss, ent.node) &&
 			    ss_ask(ss, j, ent.node, &reply)) {
 				if (cluster_sess_answer_decode(
@@ -298,9 +300,10 @@ static void ss_take(struct cl_sess *ss, struct cl_sjob *j)
 					from_len = ent.node.len;
 					memcpy(from, ent.node.ptr, from_len);
 				}
-			} else if (ent.records.len) {
-				/* Gone, or this node's and not here (a restart without
-				 * persistence). */
+			}
+			/* Gone, or without it (restarted without persistence), or this node's
+			 * and not here: what the bucket holds is the session. */
+			if (how == SA_NONE && ent.records.len) {
 				free(bucket_copy);
 				bucket_copy = malloc(ent.records.len);
 				if (bucket_copy) {

@@ -148,7 +148,8 @@ static void ss_import(struct worker *w, const struct cl_sans *a)
 	else
 		log_msg(&w->log, LOG_T_NOTICE,
 		        "Cluster: the session of client %.*s starts from the cluster's bucket "
-		        "(%" PRIu64 " subscriptions; its messages stayed on node %s).",
+		        "(%" PRIu64
+		        " subscriptions; node %s did not hand it over, nor its messages).",
 		        (int)a->idlen, (const char *)a->id, nsubs, a->from);
 }
 

@@ -164,16 +164,48 @@ static void persist_publish_acks(struct worker *w, const uint64_t *handled)
 	}
 }
 
-static bool token_ready(struct worker *w, const struct persist_token *t)
+static _Atomic uint64_t *full_slot(struct worker *w, unsigned from, unsigned to)
+{
+	return &w->b->shared.persist_full[from * w->nworkers + to];
+}
+
+/* Every other worker's count in `slots` covers what this one had queued for it (fwd). */
+static bool counts_cover(struct worker *w,
+                         _Atomic uint64_t *(*slot)(struct worker *, unsigned, unsigned),
+                         const uint64_t *fwd)
 {
 	for (unsigned k = 0; k < w->nworkers; k++) {
 		if (k == w->index)
 			continue;
-		if (t->fwd && atomic_load_explicit(ack_slot(w, w->index, k), memory_order_seq_cst) <
-		                      t->fwd[k])
+		if (fwd &&
+		    atomic_load_explicit(slot(w, w->index, k), memory_order_seq_cst) < fwd[k])
 			return false;
 	}
 	return true;
+}
+
+/* A publisher's commit: what it forwarded is on disk where it went, relays included. */
+static bool token_ready(struct worker *w, const struct persist_token *t)
+{
+	return counts_cover(w, full_slot, t->fwd);
+}
+
+/* The full counts (persist.h), as persist_publish_acks the plain ones. */
+static void persist_publish_full(struct worker *w, const uint64_t *handled)
+{
+	struct persist *p = w->ps;
+
+	for (unsigned from = 0; from < w->nworkers; from++) {
+		if (from == w->index || handled[from] == p->full_acked[from])
+			continue;
+		p->full_acked[from] = handled[from];
+		atomic_store_explicit(full_slot(w, from, w->index), handled[from],
+		                      memory_order_seq_cst);
+		if (atomic_load_explicit(&w->b->shared.persist_waiting[from].v,
+		                         memory_order_seq_cst))
+			ring_msg(&w->ring, &w->b->workers[from].ring, &w->b->workers[from].xw.io,
+			         0);
+	}
 }
 
 uint64_t persist_stamp(struct worker *w)
@@ -270,7 +302,7 @@ static void persist_publish_synced(struct worker *w)
 static void persist_set_waiting(struct worker *w)
 {
 	struct persist *p = w->ps;
-	bool on = p->wait_tok || p->parked;
+	bool on = p->wait_tok || p->wait_full || p->parked;
 
 	if (p->waiting == on)
 		return;
@@ -364,6 +396,64 @@ static uint64_t align_up(uint64_t v, unsigned a)
 }
 
 /*
+ * Full counts in commit order, each once the plain counts of the workers its commit relayed to
+ * cover what it relayed (persist.h: they wait for nothing, so this cannot wait in a cycle).
+ */
+static void persist_full_progress(struct worker *w)
+{
+	struct persist *p = w->ps;
+
+	while (p->fq_len) {
+		struct persist_fullack *f = &p->fullq[p->fq_head];
+
+		if (!counts_cover(w, ack_slot, f->fwd)) {
+			p->wait_full = true;
+			persist_set_waiting(w);
+			/* Again after the flag: a count stored before it rang no doorbell. */
+			if (!counts_cover(w, ack_slot, f->fwd))
+				return;
+		}
+		persist_publish_full(w, f->handled);
+		free(f->handled);
+		free(f->fwd);
+		p->fq_head = (p->fq_head + 1) & (p->fq_cap - 1);
+		p->fq_len--;
+	}
+	if (p->wait_full) {
+		p->wait_full = false;
+		persist_set_waiting(w);
+	}
+}
+
+/* A synced commit's full counts: at once, or behind what waits, in order. */
+static void persist_full_add(struct worker *w, struct persist_commit *k)
+{
+	struct persist *p = w->ps;
+	struct persist_fullack f = {.fwd = k->relay_fwd};
+
+	k->relay_fwd = NULL;
+	if (!f.fwd && !p->fq_len) {
+		persist_publish_full(w, k->in_sealed);
+		return;
+	}
+	f.handled = malloc(w->nworkers * sizeof(uint64_t));
+	if (!f.handled ||
+	    (p->fq_len == p->fq_cap && fifo_grow((void **)&p->fullq, &p->fq_head, p->fq_len,
+	                                         &p->fq_cap, sizeof(*p->fullq), 16) != ST_OK)) {
+		/* Out of memory: the plain count stands for the full one, as before relays. */
+		log_msg(&w->log, LOG_T_ERROR,
+		        "Persistence: out of memory; an acknowledgement does not wait for relays.");
+		free(f.handled);
+		free(f.fwd);
+		persist_publish_full(w, k->in_sealed);
+		return;
+	}
+	memcpy(f.handled, k->in_sealed, w->nworkers * sizeof(uint64_t));
+	p->fullq[(p->fq_head + p->fq_len) & (p->fq_cap - 1)] = f;
+	p->fq_len++;
+}
+
+/*
  * Commits complete in any order (two may be in flight); they count as on disk in order:
  * commit n is synced once it and every older one completed (each has its own sync, and an
  * older write is covered by nothing but its own).
@@ -382,8 +472,10 @@ static void persist_retire(struct worker *w)
 		if (!k)
 			break;
 		p->synced = k->n;
-		if (w->nworkers > 1 && p->sync)
+		if (w->nworkers > 1 && p->sync) {
 			persist_publish_acks(w, k->in_sealed);
+			persist_full_add(w, k);
+		}
 		k->n = 0;
 		k->done_ok = false;
 		k->buf.len = 0;
@@ -392,6 +484,8 @@ static void persist_retire(struct worker *w)
 	}
 	if (!advanced)
 		return;
+	if (p->fq_len)
+		persist_full_progress(w);
 	if (w->nworkers > 1 && p->sync)
 		persist_publish_synced(w);
 	persist_release(w);
@@ -457,8 +551,11 @@ static void persist_seal(struct worker *w)
 		memcpy(k->in_sealed, p->in_handled, w->nworkers * sizeof(*k->in_sealed));
 		if (p->remote_in_fill)
 			persist_token_add(w, n);
+		if (p->relay_in_fill)
+			k->relay_fwd = persist_vec_dup(w, p->out_queued);
 	}
 	p->remote_in_fill = false;
+	p->relay_in_fill = false;
 	p->stamped = false;
 	k->n = n;
 	k->fd = p->fd;
@@ -696,10 +793,12 @@ void persist_batch_end(struct worker *w)
 		if (w->nworkers > 1 && p->sync)
 			acks = memcmp(p->in_handled, p->in_acked, w->nworkers * sizeof(uint64_t)) !=
 			       0;
-		if (fill_slot(p)->buf.len || p->fill_list || p->remote_in_fill || acks ||
-		    p->stamped || p->origin_dirty)
+		if (fill_slot(p)->buf.len || p->fill_list || p->remote_in_fill ||
+		    p->relay_in_fill || acks || p->stamped || p->origin_dirty)
 			persist_seal(w);
 	}
+	if (p->fq_len)
+		persist_full_progress(w);
 	if (p->tok_len)
 		persist_release(w);
 }
@@ -751,9 +850,11 @@ int persist_init(struct worker *w, const struct store_chain *own)
 	p->out_queued = calloc(n, sizeof(uint64_t));
 	p->in_handled = calloc(n, sizeof(uint64_t));
 	p->in_acked = calloc(n, sizeof(uint64_t));
+	p->full_acked = calloc(n, sizeof(uint64_t));
 	p->sess = calloc(n, sizeof(*p->sess));
 	p->ret = w->index == 0 ? p->sess : calloc(n, sizeof(*p->ret));
-	if (!p->out_queued || !p->in_handled || !p->in_acked || !p->sess || !p->ret)
+	if (!p->out_queued || !p->in_handled || !p->in_acked || !p->full_acked || !p->sess ||
+	    !p->ret)
 		return ST_ERR_NOMEM;
 	for (unsigned i = 0; i < PERSIST_SLOTS; i++) {
 		struct persist_commit *k = &p->slot[i];
@@ -883,7 +984,16 @@ void persist_fini(struct worker *w)
 	for (unsigned i = 0; i < PERSIST_SLOTS; i++) {
 		store_buf_free(&p->slot[i].buf);
 		free(p->slot[i].in_sealed);
+		free(p->slot[i].relay_fwd);
 	}
+	while (p->fq_len) {
+		free(p->fullq[p->fq_head].handled);
+		free(p->fullq[p->fq_head].fwd);
+		p->fq_head = (p->fq_head + 1) & (p->fq_cap - 1);
+		p->fq_len--;
+	}
+	free(p->fullq);
+	free(p->full_acked);
 	while (p->tok_len) {
 		free(p->tokens[p->tok_head].fwd);
 		p->tok_head = (p->tok_head + 1) & (p->tok_cap - 1);

@@ -28,6 +28,13 @@
  * it up to the seal. Acknowledgements follow local syncs only, never other workers' releases,
  * so no cycle of waits can form.
  *
+ * Shared groups add a hop: the group's worker G hands a message it got from A to a member's
+ * worker C. So each worker publishes two counts per source: the plain one above (its own
+ * sync), and a full one (broker_shared.persist_full), which for a commit that relayed QoS 1/2
+ * shared deliveries also waits until every worker it relayed to published a plain count
+ * covering them. A publisher's commit waits for full counts; a full count waits for plain
+ * ones only, which wait for nothing: still no cycle.
+ *
  * The other way round: a QoS 2 publish from a durable session records its packet id on the
  * publisher's worker A (the duplicate check across a restart) and its deliveries on others.
  * Both logs must agree after a crash, so (kernel-notes/persistence.md, "Several workers"):
@@ -111,6 +118,7 @@ struct persist_commit {
 	bool failed;          /* the last attempt failed: retried from housekeeping */
 	bool done_ok;         /* written and synced, waiting for older commits */
 	uint64_t *in_sealed;  /* in_handled at its seal (nworkers) */
+	uint64_t *relay_fwd;  /* out_queued at its seal if it relayed shared deliveries, or NULL */
 };
 
 #define PERSIST_STALL_MS 5000 /* held output not released for this long is logged */
@@ -122,6 +130,12 @@ struct persist_commit {
 struct persist_token {
 	uint64_t commit; /* its number */
 	uint64_t *fwd;   /* entries queued for each worker at its seal (nworkers), or NULL */
+};
+
+/* A full acknowledgement waiting for what its commit relayed (persist_full_progress). */
+struct persist_fullack {
+	uint64_t *handled; /* in_sealed of the commit (nworkers) */
+	uint64_t *fwd;     /* out_queued at its seal, or NULL: nothing relayed */
 };
 
 struct persist_stats {
@@ -175,6 +189,7 @@ struct persist {
 	uint64_t released_ms; /* since when output waits, seen from housekeeping; 0: none */
 	bool stall_logged;    /* this stall was logged */
 	bool remote_in_fill;  /* the filling commit has publishes forwarded elsewhere */
+	bool relay_in_fill;   /* ... or relayed a shared group's QoS 1/2 delivery elsewhere */
 	bool pub_remote;      /* the packet being handled was forwarded (conn.c reads it) */
 
 	/* Connections whose output waits: `fill` marked during the filling commit, `wait`
@@ -188,7 +203,11 @@ struct persist {
 	uint64_t *in_acked;   /* what was last published for each */
 	bool stamped;         /* an entry carries the filling commit's number: seal it */
 	bool wait_tok;        /* a token waits for other workers */
-	bool parked;          /* the channel drain waits for another worker's sync */
+	bool wait_full;       /* a full acknowledgement waits for other workers */
+	uint64_t *full_acked; /* what was last published as full acknowledgements for each */
+	struct persist_fullack *fullq; /* FIFO of full acknowledgements not yet published */
+	uint32_t fq_head, fq_len, fq_cap;
+	bool parked; /* the channel drain waits for another worker's sync */
 
 	/* Origins (store/record.h): QoS 2 from durable sessions across workers. */
 	uint64_t origin_next;         /* the last origin number this worker gave out */

@@ -42,11 +42,12 @@ int persist_broker_init(struct broker *b)
 	b->store = calloc(1, sizeof(*b->store));
 	b->chains = calloc(n, sizeof(*b->chains));
 	sh->persist_acks = calloc((size_t)n * n, sizeof(*sh->persist_acks));
+	sh->persist_full = calloc((size_t)n * n, sizeof(*sh->persist_full));
 	sh->persist_waiting = calloc(n, sizeof(*sh->persist_waiting));
 	sh->persist_synced = calloc(n, sizeof(*sh->persist_synced));
 	sh->origin_start = calloc(n, sizeof(*sh->origin_start));
-	if (!b->store || !b->chains || !sh->persist_acks || !sh->persist_waiting ||
-	    !sh->persist_synced || !sh->origin_start) {
+	if (!b->store || !b->chains || !sh->persist_acks || !sh->persist_full ||
+	    !sh->persist_waiting || !sh->persist_synced || !sh->origin_start) {
 		log_msg(&b->log, LOG_T_ERROR,
 		        "Error: out of memory opening the persistence store.");
 		return ST_ERR_NOMEM;
@@ -64,6 +65,8 @@ int persist_broker_init(struct broker *b)
 	}
 	atomic_init(&sh->retain_seq, PERSIST_RSEQ_LIVE);
 	atomic_init(&b->replay_left, n);
+	atomic_init(&b->replay_flush_left, n);
+	atomic_init(&b->replay_drain_left, n);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	log_msg(&b->log, LOG_T_NOTICE,
 	        "Persistence: %s/%s.* (%u worker log%s, sync %s) read in %.1f ms.", dir,
@@ -85,6 +88,7 @@ void persist_broker_fini(struct broker *b)
 		b->store = NULL;
 	}
 	free(b->shared.persist_acks);
+	free(b->shared.persist_full);
 	free(b->shared.persist_waiting);
 	free(b->shared.persist_synced);
 	free(b->shared.origin_start);

@@ -766,6 +766,14 @@ static int64_t worker_wait_us(const struct worker *w, int timeout_ms)
 	return us;
 }
 
+/* Start-up with persistence: until every worker is past a step (the slowest bounds it). */
+static void worker_replay_wait(struct worker *w, _Atomic unsigned *left)
+{
+	while (atomic_load_explicit(left, memory_order_acquire) != 0 &&
+	       !atomic_load_explicit(&w->b->shared.start_failed, memory_order_relaxed))
+		nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+}
+
 int worker_run(struct worker *w)
 {
 	uint64_t deadline;
@@ -777,9 +785,22 @@ int worker_run(struct worker *w)
 		 * on one whose subscriber's worker has not yet put its subscriptions back in the
 		 * interest summary would reach nobody, and be acknowledged (a resent QoS 2 message
 		 * was seen lost so). Start-up only; the slowest replay bounds the wait. */
-		while (atomic_load_explicit(&w->b->replay_left, memory_order_acquire) != 0)
-			nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+		worker_replay_wait(w, &w->b->replay_left);
 		persist_origin_begin(w);
+		/* What replay queued for other workers (a shared group's member joins the group
+		 * on the group's worker) is in place everywhere before anyone routes: otherwise the
+		 * join waited for its worker's first batch end, and messages published meanwhile
+		 * reached no group and were acknowledged (seen: dozens after each crash). */
+		if (w->nworkers > 1) {
+			xw_flush(w);
+			atomic_fetch_sub_explicit(&w->b->replay_flush_left, 1,
+			                          memory_order_acq_rel);
+			worker_replay_wait(w, &w->b->replay_flush_left);
+			xw_drain(w);
+			atomic_fetch_sub_explicit(&w->b->replay_drain_left, 1,
+			                          memory_order_acq_rel);
+			worker_replay_wait(w, &w->b->replay_drain_left);
+		}
 	}
 	if (bridge_start_all(w) != ST_OK) {
 		log_msg(&w->log, LOG_T_ERROR, "Out of memory starting the bridges.");

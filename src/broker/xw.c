@@ -402,6 +402,12 @@ void xw_share_deliver(struct worker *w, unsigned to, uint64_t gen, struct msg *m
 {
 	msg_ref(m);
 	share_group_ref(g);
+	/* The member's worker stores it: a publisher's acknowledgement waits for that worker's
+	 * sync, through this worker's full count when the publisher is on a third (persist.h). */
+	if (w->ps && qos) {
+		w->ps->pub_remote = true;
+		w->ps->relay_in_fill = true;
+	}
 	xw_share_push(w, XW_SHARE_DELIVER, to, xw_gen_hops(gen, hops), m, g,
 	              (uint32_t)qos | (retain ? XW_F_RETAIN : 0) | (sub_id << XW_F_SUB_SHIFT));
 }

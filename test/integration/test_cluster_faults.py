@@ -230,6 +230,30 @@ class NatsServerLoss(ClusterCase):
             self.exactly(lst, [b"A"])
 
 
+    def test_cut_off_node_counts_what_it_cannot_buffer(self):
+        """A node cut off from every NATS server keeps what it publishes in libnats's
+        reconnect buffer (8 MiB), then drops it and counts it ($SYS messages/dropped, the
+        metric's direction="out"): lost, never silent. Its own subscribers still get all."""
+        local = self.client(broker=self.node(0))
+        got = self.collect(local, "cut/#", 0)
+        pub0 = self.client(broker=self.node(0))
+        for i in range(3):
+            self.nats.kill(i)
+        self.wait_node_log(0, DISCONNECTED_RX)
+        self.wait_node_sys(0, lambda v: v == 0, CLUSTER_SYS + "connected")
+        before = self.sys_int(0, "messages/dropped")
+        payload = b"x" * 200000
+        for i in range(60):  # 12 MB: past the reconnect buffer
+            self.publish(pub0, "cut/big", payload, 0)
+        self.wait_for(lambda: len(got) == 60, 10, lambda: "got %d of 60 locally" % len(got))
+        dropped = self.wait_node_sys(0, lambda v: v > before, CLUSTER_SYS + "messages/dropped")
+        # 8 MiB held, the rest dropped: at least 18 of the 60 messages of 200 KB.
+        self.assertGreaterEqual(dropped - before, 18)
+        self.assertLessEqual(dropped - before, 60)
+        self.wait_node_metric(0, lambda v: v >= dropped,
+                              "starling_cluster_messages_dropped_total", direction="out")
+
+
 @cluster_only
 class NodeLoss(ClusterCase):
     def test_node_killed_others_go_on(self):
