@@ -537,8 +537,7 @@ class OwnerGone(SessionCase):
         back = self.persistent(cid, 1, v5=True, timeout=8)
         self.assertEqual(back.connack, (True, 0))
         self.wait_node_log(1, r"session of client %s starts from the cluster's bucket "
-                              r"\(1 subscriptions?; its messages stayed on node node0\)"
-                           % re.escape(cid))
+                              r"\(1 subscriptions?;.*\bnode0\b" % re.escape(cid))
         self.wait_interest(pub, "lost/probe", back.messages)
         self.publish(back, "lost/mine", b"mine", 1)
         self.publish(pub, "lost/after", b"after", 1)
