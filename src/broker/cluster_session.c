@@ -369,6 +369,36 @@ static void ss_put(struct cl_sess *ss, struct cl_sjob *j)
 		ss_warn(ss, "writing a session", s);
 }
 
+/*
+ * Deletes the entry only if it is still the revision read (a KV delete is a JetStream publish
+ * with a header, and JetStream checks the subject's last sequence): another node that claimed
+ * the session meanwhile keeps its entry. A mismatch is that case, not a failure.
+ */
+static void ss_del_if(struct cl_sess *ss, const char *key, uint64_t rev)
+{
+	char subj[sizeof("$KV.") + CLUSTER_SESS_BUCKET_MAX + CLUSTER_SESS_KEY_MAX];
+	natsMsg *m = NULL;
+	jsPubOptions po;
+	jsPubAck *pa = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s;
+
+	snprintf(subj, sizeof(subj), "$KV.%s.%s", ss->bucket, key);
+	s = natsMsg_Create(&m, subj, NULL, NULL, 0);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(m, "KV-Operation", "DEL");
+	if (s == NATS_OK) {
+		jsPubOptions_Init(&po);
+		po.ExpectLastSubjectSeq = rev;
+		po.MaxWait = CL_SS_API_MS;
+		s = js_PublishMsg(&pa, ss->js, m, &po, &jerr);
+	}
+	if (s != NATS_OK && jerr != JSStreamWrongLastSequenceErr)
+		ss_warn(ss, "deleting a session", s);
+	jsPubAck_Destroy(pa);
+	natsMsg_Destroy(m);
+}
+
 static void ss_del(struct cl_sess *ss, struct cl_sjob *j)
 {
 	char key[CLUSTER_SESS_KEY_MAX];
@@ -384,11 +414,8 @@ static void ss_del(struct cl_sess *ss, struct cl_sjob *j)
 		return;
 	if (cluster_sess_entry_decode(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), &ent) ==
 	            ST_OK &&
-	    ss_is_self(ss, ent.node)) {
-		s = kvStore_Delete(ss->kv, key);
-		if (s != NATS_OK)
-			ss_warn(ss, "deleting a session", s);
-	}
+	    ss_is_self(ss, ent.node))
+		ss_del_if(ss, key, kvEntry_Revision(e));
 	kvEntry_Destroy(e);
 }
 
