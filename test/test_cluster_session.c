@@ -198,9 +198,19 @@ static void test_answer_round_trip(void)
 	CU_ASSERT_EQUAL(cluster_sess_answer_decode(buf, (size_t)n + 1, &a), ST_ERR_PROTOCOL);
 	for (long i = 0; i < n; i++)
 		CU_ASSERT_EQUAL(cluster_sess_answer_decode(buf, (size_t)i, &a), ST_ERR_LENGTH);
-	CU_ASSERT_EQUAL(cluster_sess_answer_head(2, 0, buf, sizeof(buf)), ST_ERR_PROTOCOL);
+	/* Elsewhere: a node id follows, which must be one. */
+	n = cluster_sess_answer_head(CLUSTER_SESS_ELSEWHERE, 0, buf, sizeof(buf));
+	memcpy(buf + n, "node2", 5);
+	CU_ASSERT_EQUAL(cluster_sess_answer_decode(buf, (size_t)n + 5, &a), ST_OK);
+	CU_ASSERT_EQUAL(a.status, CLUSTER_SESS_ELSEWHERE);
+	CU_ASSERT_EQUAL(a.records.len, 5);
+	CU_ASSERT_EQUAL(cluster_sess_answer_decode(buf, (size_t)n, &a), ST_ERR_PROTOCOL);
+	buf[n + 2] = ' ';
+	CU_ASSERT_EQUAL(cluster_sess_answer_decode(buf, (size_t)n + 5, &a), ST_ERR_PROTOCOL);
+	n = cluster_sess_answer_head(CLUSTER_SESS_NONE, 0, buf, sizeof(buf));
+	CU_ASSERT_EQUAL(cluster_sess_answer_head(3, 0, buf, sizeof(buf)), ST_ERR_PROTOCOL);
 	CU_ASSERT_EQUAL(cluster_sess_answer_head(1, 0, buf, 7), ST_ERR_NO_SPACE);
-	buf[3] = 2;
+	buf[3] = 3;
 	CU_ASSERT_EQUAL(cluster_sess_answer_decode(buf, (size_t)n, &a), ST_ERR_PROTOCOL);
 	buf[3] = 0;
 	buf[1] = 'O';

@@ -279,6 +279,7 @@ static void cl_hello(struct worker *w, void *nm)
 	s = worker_session_find(w, h.client.ptr, h.client.len);
 	if (s && !s->conn && !s->bridge) {
 		cluster_session_ended(w, s);
+		cluster_session_dropped(w, h.client.ptr, h.client.len, h.node.ptr, h.node.len);
 		worker_session_destroy(w, s);
 	}
 }

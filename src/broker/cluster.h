@@ -125,6 +125,10 @@ void cluster_session_rx_ended(struct conn *c);
 void cluster_session_unpark(struct worker *w, struct conn *c);
 /* A persistent session connected or changed its subscriptions: the bucket learns it. */
 void cluster_session_update(struct worker *w, struct session *s);
+/* A session of this worker was dropped for client id's connect on `node` (cluster.c's
+ * hello): another node asking for it is sent there. */
+void cluster_session_dropped(struct worker *w, const uint8_t *id, size_t idlen, const uint8_t *node,
+                             size_t node_len);
 /* A persistent session ended here (expired, or its client went to another node). */
 void cluster_session_ended(struct worker *w, struct session *s);
 

@@ -252,6 +252,41 @@ static bool ss_ask(struct cl_sess *ss, struct cl_sjob *j, struct st_bytes owner,
 	return false;
 }
 
+/*
+ * Asks `owner` for the session, and the nodes it says the session went to, in turn (a client
+ * connecting on several nodes at once). 1: *reply holds the session (ans, and from names the
+ * node it came from); 0: nobody has it, or the owner does not answer; -1: it moved on between
+ * the nodes asked.
+ */
+static int ss_follow(struct cl_sess *ss, struct cl_sjob *j, struct st_bytes owner, natsMsg **reply,
+                     struct cluster_sess_answer *ans, char *from, size_t *from_len)
+{
+	char next[CLUSTER_NODE_ID_MAX + 1];
+	bool redirected = false;
+
+	for (unsigned hop = 0; hop < CL_SS_ATTEMPTS; hop++) {
+		natsMsg_Destroy(*reply);
+		*reply = NULL;
+		if (ss_is_self(ss, owner) || ss_gone_recently(ss, owner) ||
+		    !ss_ask(ss, j, owner, reply))
+			return redirected ? -1 : 0;
+		if (cluster_sess_answer_decode((const uint8_t *)natsMsg_GetData(*reply),
+		                               (size_t)natsMsg_GetDataLength(*reply), ans) != ST_OK)
+			return 0;
+		if (ans->status == CLUSTER_SESS_HERE) {
+			*from_len = owner.len;
+			memmove(from, owner.ptr, owner.len);
+			return 1;
+		}
+		if (ans->status != CLUSTER_SESS_ELSEWHERE)
+			return redirected ? -1 : 0;
+		memcpy(next, ans->records.ptr, ans->records.len);
+		owner = (struct st_bytes){(const uint8_t *)next, ans->records.len};
+		redirected = true;
+	}
+	return -1;
+}
+
 static void ss_take(struct cl_sess *ss, struct cl_sjob *j)
 {
 	struct cluster *cl = ss->cl;
@@ -288,18 +323,14 @@ static void ss_take(struct cl_sess *ss, struct cl_sjob *j)
 			break;
 		}
 		if (have && how == SA_NONE) {
-			natsMsg_Destroy(reply); /* a "none" of an earlier attempt */
-			reply = NULL;
-			if (!ss_is_self(ss, ent.node) && !ss_gone_recently(ss, ent.node) &&
-			    ss_ask(ss, j, ent.node, &reply)) {
-				if (cluster_sess_answer_decode(
-				            (const uint8_t *)natsMsg_GetData(reply),
-				            (size_t)natsMsg_GetDataLength(reply), &ans) == ST_OK &&
-				    ans.status == CLUSTER_SESS_HERE) {
-					how = SA_MOVED;
-					from_len = ent.node.len;
-					memcpy(from, ent.node.ptr, from_len);
-				}
+			int r = ss_follow(ss, j, ent.node, &reply, &ans, from, &from_len);
+
+			if (r > 0) {
+				how = SA_MOVED;
+			} else if (r < 0 && attempt + 1 < CL_SS_ATTEMPTS) {
+				/* It moved on while we followed it: read the owner again. */
+				kvEntry_Destroy(e);
+				continue;
 			}
 			/* Gone, or without it (restarted without persistence), or this node's
 			 * and not here: what the bucket holds is the session. */
@@ -333,7 +364,16 @@ static void ss_take(struct cl_sess *ss, struct cl_sjob *j)
 		        : kvStore_Create(&nrev, ss->kv, key, value, (int)vlen);
 		if (s == NATS_OK)
 			break;
-		/* Another node wrote meanwhile: read again (and ask the new owner). */
+		/* Another node wrote meanwhile: it claimed the session (the same client connecting
+		 * there at once). Read again and ask it, as one broker hands a session from each
+		 * connection to the next; the bucket's copy is no longer the session, an answer
+		 * with the session still is (its old owner forgot it). */
+		if (how == SA_FROM_BUCKET) {
+			how = SA_NONE;
+			free(bucket_copy);
+			bucket_copy = NULL;
+			bucket_len = 0;
+		}
 		if (attempt + 1 == CL_SS_ATTEMPTS)
 			ss_warn(ss, "claiming a session", s);
 	}

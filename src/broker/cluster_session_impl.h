@@ -24,7 +24,7 @@ struct cluster;
 #define CL_SS_ASK_MS     1500  /* the owner's answer */
 #define CL_SS_GONE_MS    10000 /* a node that did not answer is not asked again for this long */
 #define CL_SS_GONE_SLOTS 8
-#define CL_SS_ATTEMPTS   3 /* claims lost to another node's write before giving up */
+#define CL_SS_ATTEMPTS   5 /* claims lost to another node's write before giving up */
 #define CL_SS_REPLICAS   3
 /* A hand-over's records at most, under NATS's default max_payload of 1 MiB. */
 #define CL_SS_MOVE_DEFAULT (900u << 10)
@@ -64,10 +64,21 @@ struct cl_sans {
 	uint8_t id[];
 };
 
+/* A session that left this worker moments ago, and for which node (cluster_session_worker.c). */
+#define CL_SS_MOVED_SLOTS 64
+#define CL_SS_MOVED_MS    10000
+struct cl_moved {
+	uint64_t id_hash; /* XXH3 of the client id */
+	uint64_t until_ms;
+	char node[CLUSTER_NODE_ID_MAX + 1];
+};
+
 struct cl_sslane {
-	struct chan jobs;    /* worker -> sessions thread */
-	struct chan answers; /* sessions thread -> worker */
-	struct hmap parked;  /* the worker's parked connections by id */
+	struct chan jobs;                         /* worker -> sessions thread */
+	struct chan answers;                      /* sessions thread -> worker */
+	struct hmap parked;                       /* the worker's parked connections by id */
+	struct cl_moved moved[CL_SS_MOVED_SLOTS]; /* the worker's, a ring */
+	unsigned moved_next;
 };
 
 struct cl_sess {

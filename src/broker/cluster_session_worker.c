@@ -5,6 +5,7 @@
  * but natsMsg's accessors, which only read a message.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -185,6 +186,41 @@ bool cluster_session_waiting(struct worker *w)
 	return chan_peek(&w->b->cluster->ss->lanes[w->index].answers) != NULL;
 }
 
+/* This worker's session of client id went to `node` (a hand-over, or its connect there). */
+static void ss_moved_note(struct worker *w, const uint8_t *id, size_t idlen, const uint8_t *node,
+                          size_t node_len)
+{
+	struct cl_sslane *l = &w->b->cluster->ss->lanes[w->index];
+	struct cl_moved *m = &l->moved[l->moved_next++ % CL_SS_MOVED_SLOTS];
+
+	m->id_hash = XXH3_64bits(id, idlen);
+	m->until_ms = w->now_ms + CL_SS_MOVED_MS;
+	snprintf(m->node, sizeof(m->node), "%.*s", (int)node_len, (const char *)node);
+}
+
+/* Where a session that is not here went moments ago, or NULL. */
+static const char *ss_moved_to(struct worker *w, const uint8_t *id, size_t idlen)
+{
+	struct cl_sslane *l = &w->b->cluster->ss->lanes[w->index];
+	uint64_t h = XXH3_64bits(id, idlen);
+	const struct cl_moved *best = NULL;
+
+	for (unsigned i = 0; i < CL_SS_MOVED_SLOTS; i++) {
+		const struct cl_moved *m = &l->moved[i];
+
+		if (m->id_hash == h && m->until_ms > w->now_ms &&
+		    (!best || m->until_ms > best->until_ms))
+			best = m;
+	}
+	return best ? best->node : NULL;
+}
+
+void cluster_session_dropped(struct worker *w, const uint8_t *id, size_t idlen, const uint8_t *node,
+                             size_t node_len)
+{
+	ss_moved_note(w, id, idlen, node, node_len);
+}
+
 /* Another node asks for a session whose home worker is this one. */
 void cluster_session_take(struct worker *w, void *nm)
 {
@@ -239,9 +275,22 @@ void cluster_session_take(struct worker *w, void *nm)
 			}
 			worker_session_destroy(w, s);
 			atomic_fetch_add_explicit(&ss->sent, 1, memory_order_relaxed);
+			ss_moved_note(w, rq.client.ptr, rq.client.len, rq.node.ptr, rq.node.len);
 		} else {
 			b.len = CLUSTER_SESS_ANSWER_HEAD;
 			dropped = 0;
+		}
+	}
+	if (status == CLUSTER_SESS_NONE && !s) {
+		/* Gone moments ago: the asking node follows it there (not back to itself). */
+		const char *to = ss_moved_to(w, rq.client.ptr, rq.client.len);
+		size_t tlen = to ? strlen(to) : 0;
+
+		if (to && !(tlen == rq.node.len && memcmp(to, rq.node.ptr, tlen) == 0) &&
+		    store_buf_reserve(&b, tlen) == 0) {
+			memcpy(b.data + b.len, to, tlen);
+			b.len += tlen;
+			status = CLUSTER_SESS_ELSEWHERE;
 		}
 	}
 	cluster_sess_answer_head(status, dropped, b.data, CLUSTER_SESS_ANSWER_HEAD);

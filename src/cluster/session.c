@@ -103,7 +103,7 @@ long cluster_sess_request_head(const uint8_t *node, size_t len, uint8_t *buf, si
 
 long cluster_sess_answer_head(uint8_t status, uint32_t dropped, uint8_t *buf, size_t cap)
 {
-	if (status > CLUSTER_SESS_HERE)
+	if (status > CLUSTER_SESS_ELSEWHERE)
 		return ST_ERR_PROTOCOL;
 	if (cap < CLUSTER_SESS_ANSWER_HEAD)
 		return ST_ERR_NO_SPACE;
@@ -156,7 +156,7 @@ int cluster_sess_answer_decode(const uint8_t *buf, size_t len, struct cluster_se
 {
 	if (len < CLUSTER_SESS_ANSWER_HEAD)
 		return ST_ERR_LENGTH;
-	if (buf[0] != SESS_MAGIC || buf[1] != 'A' || buf[2] != 1 || buf[3] > CLUSTER_SESS_HERE)
+	if (buf[0] != SESS_MAGIC || buf[1] != 'A' || buf[2] != 1 || buf[3] > CLUSTER_SESS_ELSEWHERE)
 		return ST_ERR_PROTOCOL;
 	out->status = buf[3];
 	out->dropped =
@@ -164,6 +164,9 @@ int cluster_sess_answer_decode(const uint8_t *buf, size_t len, struct cluster_se
 	out->records = (struct st_bytes){buf + CLUSTER_SESS_ANSWER_HEAD,
 	                                 (uint32_t)(len - CLUSTER_SESS_ANSWER_HEAD)};
 	if (out->status == CLUSTER_SESS_NONE && out->records.len)
+		return ST_ERR_PROTOCOL;
+	if (out->status == CLUSTER_SESS_ELSEWHERE &&
+	    !cluster_node_id_is_valid(out->records.ptr, out->records.len))
 		return ST_ERR_PROTOCOL;
 	return ST_OK;
 }

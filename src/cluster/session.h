@@ -13,8 +13,8 @@
  * Layouts (version 1), integers big-endian:
  *   entry:    0xC0 'O' 1 | u8 node length n (1..CLUSTER_NODE_ID_MAX) | node[n] | records
  *   request:  0xC0 'T' 1 | u8 n | the asking node[n] | client id (the rest, 0..65535 bytes)
- *   answer:   0xC0 'A' 1 | u8 status (CLUSTER_SESS_NONE / _HERE) | u32 messages dropped
- *             (those that did not fit) | records
+ *   answer:   0xC0 'A' 1 | u8 status (CLUSTER_SESS_NONE / _HERE / _ELSEWHERE) | u32 messages
+ *             dropped (those that did not fit) | records (HERE) or a node id (ELSEWHERE)
  */
 #ifndef STARLING_CLUSTER_SESSION_H
 #define STARLING_CLUSTER_SESSION_H
@@ -36,6 +36,10 @@
 enum {
 	CLUSTER_SESS_NONE = 0, /* the owner has no such session (any more) */
 	CLUSTER_SESS_HERE = 1, /* the session follows, the owner forgot it */
+	/* Not here any more: handed to (or taken by) the node whose id follows, moments ago. The
+	 * asking node asks that one, as one broker hands a session from each connection to the
+	 * next when a client connects several times at once. */
+	CLUSTER_SESS_ELSEWHERE = 2,
 };
 
 /* The bucket of a cluster_name ("sessions-" + the escaping of retained.h); -1 if it fails. */
@@ -64,9 +68,9 @@ struct cluster_sess_request {
 };
 
 struct cluster_sess_answer {
-	uint8_t status;          /* CLUSTER_SESS_NONE or CLUSTER_SESS_HERE */
+	uint8_t status;          /* CLUSTER_SESS_NONE, _HERE or _ELSEWHERE */
 	uint32_t dropped;        /* messages the owner could not fit */
-	struct st_bytes records; /* the session (CLUSTER_SESS_HERE) */
+	struct st_bytes records; /* the session (HERE), the node id it went to (ELSEWHERE) */
 };
 
 /* The head each encodes before its last field (which the caller appends, or not). */
