@@ -12,7 +12,8 @@ in NATS subjects; `$SYS` stays per node. The nodes' `$SYS/broker/cluster/...` to
 follows the clients (refcounted over workers, sessions and their expiry). `$share/GROUP/FILTER`
 is cluster-wide (NATS queue groups), and a client id is connected once over the cluster.
 test_cluster_faults.py has what fails (NATS servers, nodes, limits, configuration);
-test_cluster_later.py the milestones still to come (retained messages, sessions across nodes).
+test_cluster_retained.py and test_cluster_later.py the retained messages' bucket,
+test_cluster_sessions.py persistent sessions moving with their client between nodes.
 
 Subscription interest crosses NATS routes asynchronously: each test waits for it with probes
 (ClusterCase.wait_interest) before it counts. Skipped, saying why, without nats-server, and
