@@ -58,6 +58,10 @@ from harness import (MQTT5, Broker, BrokerTestCase, RawClient, _tail, free_port,
 from natslib import NatsClient, NatsCluster, skip_without_nats  # noqa: F401 (re-exported)
 
 CONNECTED_RX = r"Cluster: node (\S+) of cluster (\S+) connected to NATS at (\S+)\."
+# The CONNACK of the $SYS readers: CI twice saw a node take more than 5 s to answer one right
+# after every NATS server was killed (full suite, ASan; never reproduced alone or under load
+# here): 15 s keeps that test about what it checks, and the stall is in the issue's note.
+SYS_CONNACK_S = 15.0
 # The interface announced "Cluster: disconnected from NATS."; the broker says more after a ';'.
 DISCONNECTED_RX = r"Cluster: disconnected from NATS[.;]"
 RECONNECTED_RX = r"Cluster: reconnected to NATS at (\S+)\."
@@ -341,7 +345,7 @@ class ClusterCase(BrokerTestCase):
     # --- $SYS, metrics, logs ----------------------------------------------------------------
     def node_sys(self, i, topic, timeout=5.0):
         """The next value node i publishes on a $SYS topic (every sys_interval), as text."""
-        c = self.client(broker=self.node(i))
+        c = self.client(broker=self.node(i), timeout=SYS_CONNACK_S)
         got = self.collect(c, topic, 0)
         self.wait_for(lambda: len(got) > 0, timeout, "node%d: no %s" % (i, topic))
         value = got[-1].payload.decode()
@@ -351,7 +355,7 @@ class ClusterCase(BrokerTestCase):
     def wait_node_sys(self, i, pred, topic, timeout=8.0):
         """Waits until pred(int value) holds for node i's $SYS topic; returns the value. One
         subscriber for the whole wait: each sys_interval brings a fresh value."""
-        c = self.client(broker=self.node(i))
+        c = self.client(broker=self.node(i), timeout=SYS_CONNACK_S)
         got = self.collect(c, topic, 0)
         last = [None]
 
