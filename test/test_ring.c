@@ -780,6 +780,82 @@ static void test_connect_cancel(void)
 	close(l);
 }
 
+/* The order completions were handed over in, across owners. */
+static unsigned handed;
+
+struct seq_owner {
+	struct owner o;
+	unsigned first_seq; /* 1 + the rank of its first completion; 0: none yet */
+	unsigned count;
+	char rbuf[8];
+};
+
+static void seq_fn(struct ring *r, struct ring_io *io, const struct ring_cqe *cqe)
+{
+	struct seq_owner *so = container_of(io, struct seq_owner, o.io);
+
+	if (!so->first_seq)
+		so->first_seq = ++handed;
+	else
+		handed++;
+	so->count++;
+	owner_fn(r, io, cqe);
+}
+
+static bool flood_read(const struct owner *o)
+{
+	return o->got_len >= 40000;
+}
+
+/*
+ * An urgent io's completion is handed over ahead of those taken from the kernel with it, and
+ * no completion twice: a socket's 40,000 bytes fill ten receive buffers in one wait, ahead of a
+ * pipe's read armed after them (the stop signal behind a flood, in the broker).
+ */
+static void test_urgent_first(void)
+{
+	static struct seq_owner flood, sig;
+	static uint8_t data[40000];
+	struct ring r;
+	int s, c, p[2];
+
+	memset(&flood, 0, sizeof(flood));
+	memset(&sig, 0, sizeof(sig));
+	owner_init(&flood.o);
+	owner_init(&sig.o);
+	flood.o.io.fn = seq_fn;
+	sig.o.io.fn = seq_fn;
+	handed = 0;
+	tcp_pair(&s, &c);
+	CU_ASSERT_EQUAL_FATAL(pipe(p), 0);
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7);
+	CU_ASSERT_EQUAL(write(c, data, sizeof(data)), (ssize_t)sizeof(data));
+	CU_ASSERT_EQUAL(write(p[1], "S", 1), 1);
+	usleep(20000); /* every byte in the socket before the receive is armed */
+	if (!ring_up(&r))
+		return;
+	ring_set_urgent(&r, &sig.o.io);
+	ring_recv(&r, &flood.o.io, s);
+	ring_read(&r, &sig.o.io, p[0], sig.rbuf, sizeof(sig.rbuf));
+	ring_wait_us(&r, 100000);
+	ring_reap(&r);
+	CU_ASSERT_EQUAL(sig.count, 1);
+	CU_ASSERT_EQUAL(sig.o.last[RING_OP_READ], 1);
+	CU_ASSERT_EQUAL(sig.first_seq, 1);
+	CU_ASSERT(flood.count >= 2);
+	poll_until(&r, &flood.o, flood_read);
+	CU_ASSERT_EQUAL(flood.o.got_len, sizeof(data));
+	CU_ASSERT_EQUAL(memcmp(flood.o.got, data, sizeof(data)), 0);
+	CU_ASSERT_EQUAL(sig.count, 1);
+	CU_ASSERT_EQUAL(sig.o.io.pending, 0);
+	ring_exit(&r);
+	close(s);
+	close(c);
+	close(p[0]);
+	close(p[1]);
+}
+
 #define BOTH(name, fn)                                                                             \
 	static void fn##_uring(void)                                                               \
 	{                                                                                          \
@@ -825,6 +901,12 @@ static void test_emfile_epoll(void)
 	epoll_only(test_epoll_accept_emfile);
 }
 
+static void test_urgent_uring(void)
+{
+	backend = RING_BACKEND_IO_URING;
+	test_urgent_first();
+}
+
 int main(void)
 {
 	static const struct tu_test uring[] = {
@@ -839,6 +921,7 @@ int main(void)
 	        {"connect, then receive and send", test_connect_uring},
 	        {"connect refused", test_connect_refused_uring},
 	        {"connect cancelled while pending", test_connect_cancel_uring},
+	        {"an urgent completion first", test_urgent_uring},
 	        {NULL, NULL},
 	};
 	static const struct tu_test epoll[] = {

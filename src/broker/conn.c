@@ -596,6 +596,17 @@ static void conn_on_recv_closing(struct conn *c, const struct ring_cqe *cqe)
 	conn_maybe_finish(c);
 }
 
+/*
+ * A stop was asked (this worker read the signal, or another did): input that arrives from now
+ * on is not handled. One relaxed load per receive: a flood already in the ring's buffers must
+ * not hold the stop back until all of it is handled (seconds, on a loaded machine).
+ */
+static bool conn_stop_asked(const struct worker *w)
+{
+	return w->stopping || (w->nworkers > 1 &&
+	                       atomic_load_explicit(&w->b->shared.stopping, memory_order_relaxed));
+}
+
 static void conn_on_recv(struct conn *c, const struct ring_cqe *cqe)
 {
 	if (!cqe->more)
@@ -603,6 +614,11 @@ static void conn_on_recv(struct conn *c, const struct ring_cqe *cqe)
 	if (c->state == CONN_HANDOFF) {
 		conn_on_recv_handoff(c, cqe);
 	} else if (c->state == CONN_CLOSING) {
+		conn_on_recv_closing(c, cqe);
+	} else if (cqe->res > 0 && !c->bridge && conn_stop_asked(c->w)) {
+		/* What a client sends once the stop is asked is not acknowledged: it sends it
+		 * again to the next broker, QoS 0 aside, as after any disconnection. */
+		worker_conn_shut(c);
 		conn_on_recv_closing(c, cqe);
 	} else if (cqe->res > 0) {
 		c->w->stats.bytes_received += (uint64_t)cqe->res;

@@ -441,8 +441,10 @@ int worker_init(struct worker *w, struct broker *b, unsigned index, int sig_fd)
 		l->armed = true;
 	}
 	w->sig_io.fn = worker_on_signal;
-	if (sig_fd >= 0)
+	if (sig_fd >= 0) {
+		ring_set_urgent(&w->ring, &w->sig_io);
 		ring_read(&w->ring, &w->sig_io, sig_fd, &w->sig_info, sizeof(w->sig_info));
+	}
 	if (b->chains)
 		return persist_init(w, &b->chains[index]);
 	return ST_OK;
@@ -721,17 +723,22 @@ static void worker_batch_end(struct worker *w)
 		xw_flush(w);
 }
 
+void worker_conn_shut(struct conn *c)
+{
+	if (c->state == CONN_ACTIVE && !c->bridge)
+		out_disconnect(c, ST_RC_SERVER_SHUTTING_DOWN, NULL);
+	if (c->ws && !c->ws->close_code)
+		c->ws->close_code = WS_CLOSE_GOING_AWAY; /* RFC 6455 7.4.1 */
+	conn_close(c, true, "broker shutting down");
+}
+
 static void worker_close_all(struct worker *w)
 {
 	metrics_close_all(w);
 	bridge_stop_all(w); /* its connections say DISCONNECT as clients do */
 	for (struct conn *c = w->conns, *next; c; c = next) {
 		next = c->next;
-		if (c->state == CONN_ACTIVE && !c->bridge)
-			out_disconnect(c, ST_RC_SERVER_SHUTTING_DOWN, NULL);
-		if (c->ws && !c->ws->close_code)
-			c->ws->close_code = WS_CLOSE_GOING_AWAY; /* RFC 6455 7.4.1 */
-		conn_close(c, true, "broker shutting down");
+		worker_conn_shut(c);
 	}
 	if (w->sig_fd >= 0)
 		ring_cancel_fd(&w->ring, w->sig_fd);

@@ -293,6 +293,9 @@ void worker_unsubscribe(struct worker *w, struct session *s, const uint8_t *filt
  */
 void worker_log_topic(void *ctx, uint32_t type, const char *line, unsigned len);
 
+/* Closes c as the broker stops: MQTT 5's 0x8B, a WebSocket's 1001, then the close. */
+void worker_conn_shut(struct conn *c);
+
 /* Worker scratch memory of at least n bytes (valid until the next call), NULL if none. */
 uint8_t *worker_scratch(struct worker *w, size_t n);
 

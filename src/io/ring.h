@@ -106,6 +106,7 @@ struct ring {
 	struct ring_stats stats;    /* counters for $SYS and kernel-notes */
 	ring_before_input_fn before_input; /* NULL: none (ring_set_before_input) */
 	void *before_arg;
+	struct ring_io *urgent; /* NULL: none (ring_set_urgent) */
 };
 
 /* One back-end (ring_uring.c, ring_epoll.c); the functions below call through it. */
@@ -291,6 +292,18 @@ static inline void ring_set_before_input(struct ring *r, ring_before_input_fn fn
 {
 	r->before_input = fn;
 	r->before_arg = arg;
+}
+
+/*
+ * io's completions are handed over ahead of the others taken from the kernel with them. A
+ * multishot receive fills every provided buffer a flooding socket can take in one wait, and
+ * handling all of that can take seconds on a loaded machine: a signal's read queued behind it
+ * would wait as long. epoll needs nothing: it reads each socket a bounded number of times per
+ * reap.
+ */
+static inline void ring_set_urgent(struct ring *r, struct ring_io *io)
+{
+	r->urgent = io;
 }
 
 static inline int ring_wait_us(struct ring *r, int64_t timeout_us)

@@ -497,6 +497,26 @@ static int uring_wait_us(struct ring *ring, int64_t timeout_us)
 	return 0;
 }
 
+/* A completion already handed over, left in the CQ for the walk to step over. */
+#define RING_UD_TAKEN UINT64_MAX
+
+/* The urgent io's completion, if one waits among several: handed over first, marked taken. */
+static void uring_reap_urgent(struct ring *ring, struct ring_uring *r)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head;
+
+	io_uring_for_each_cqe(&r->uring, head, cqe)
+	{
+		if ((cqe->user_data & RING_PTR_MASK) == (uintptr_t)ring->urgent &&
+		    cqe->user_data != RING_UD_TAKEN) {
+			ring_dispatch(ring, r, cqe);
+			cqe->user_data = RING_UD_TAKEN;
+			return;
+		}
+	}
+}
+
 static int uring_reap(struct ring *ring)
 {
 	struct ring_uring *r = U(ring);
@@ -511,9 +531,12 @@ static int uring_reap(struct ring *ring)
 		n = 0;
 		if (ring->before_input && io_uring_cq_ready(&r->uring))
 			ring->before_input(ring, ring->before_arg);
+		if (ring->urgent && ring->urgent->pending && io_uring_cq_ready(&r->uring) > 1)
+			uring_reap_urgent(ring, r);
 		io_uring_for_each_cqe(&r->uring, head, cqe)
 		{
-			ring_dispatch(ring, r, cqe);
+			if (cqe->user_data != RING_UD_TAKEN)
+				ring_dispatch(ring, r, cqe);
 			n++;
 		}
 		if (n == 0)

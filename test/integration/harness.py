@@ -423,10 +423,11 @@ class Broker:
             try:
                 self.proc.wait(timeout=self.STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
+                stacks = self.stacks()
                 os.kill(self.pid, signal.SIGKILL)
                 self.proc.wait(timeout=self.STOP_TIMEOUT_S)
-                problems.append("did not exit within %.0f s of SIGTERM (killed)"
-                                % self.STOP_TIMEOUT_S)
+                problems.append("did not exit within %.0f s of SIGTERM (killed); its threads "
+                                "were at:\n%s" % (self.STOP_TIMEOUT_S, stacks))
             self.returncode = self.proc.returncode
             if self.kind == "starling" and self.returncode != 0 and not problems:
                 problems.append("exited with status %d after SIGTERM" % self.returncode)
@@ -448,6 +449,22 @@ class Broker:
             raise BrokerError("%s broker (pid %s, port %s) %s; log %s:\n%s"
                               % (self.kind, self.pid, self.port, "; ".join(problems),
                                  self.log_path, _tail(text)))
+
+    def stacks(self):
+        """Where every thread of the running broker is (gdb's backtraces), for a test that
+        finds it stuck: the one clue a CI log can carry."""
+        if not self.alive() or not shutil.which("gdb"):
+            return "(no stacks: the broker is gone or gdb is missing)"
+        try:
+            out = subprocess.run(["gdb", "-p", str(self.pid), "-batch", "-nx", "-q",
+                                  "-ex", "thread apply all bt 25"],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return "(no stacks: %s)" % e
+        text = out.stdout.decode("utf-8", "replace")
+        return "\n".join(line for line in text.splitlines()
+                         if line.startswith(("Thread ", "#")))
 
     def _cleanup_dir(self, force):
         if self.dir and (force and not os.environ.get("STARLING_KEEP_LOGS")):

@@ -112,9 +112,10 @@ class SlowCollectorTest(BrokerTestCase):
                              "episode %d: %d received + %d dropped != %d acknowledged"
                              % (episode, received, dropped, acked))
             # A line per episode (the queue filling after it had drained), not per message:
-            # thousands dropped, one line (two if the collector caught up once in between).
+            # thousands dropped, one line, or a few if the collector caught up in between (a
+            # CI run under both suites' load saw three in one episode, 37,664 dropped).
             now = self.broker.log_text().count(DROP_LINE)
-            self.assertTrue(lines < now <= lines + 2, "episode %d: %d drop lines after %d, "
+            self.assertTrue(lines < now <= lines + 4, "episode %d: %d drop lines after %d, "
                             "%d dropped" % (episode, now, lines, dropped))
             lines = now
         self.assert_broker_works()

@@ -25,6 +25,22 @@ class SharedSubscriptionTest(BrokerTestCase):
             out.append(m)
         return out
 
+    def wait_joined(self, *members):
+        """With several workers a member's join reaches the group's worker through a channel,
+        after its SUBACK: probes go out until every member has had one (all acknowledged)."""
+        seen = set()
+        pub = self.raw5()
+        for i in range(40):
+            pub.publish_acked("sh/probe", b"probe%d" % i, 1)
+            for k, m in enumerate(members):
+                if m.drain(0.05, ack=True):
+                    seen.add(k)
+            if len(seen) == len(members):
+                break
+        self.assertEqual(len(seen), len(members), "a member never joined the group")
+        for m in members:
+            m.drain(0.2, ack=True)
+
     def publish_n(self, n=N_MESSAGES, topic="sh/t", qos=1, prefix=b""):
         pub = self.raw5()
         for i in range(n):
@@ -112,6 +128,7 @@ class SharedSubscriptionTest(BrokerTestCase):
         # SHOULD send the Application Message to another Client that is subscribed to the same
         # Shared Subscription."
         leaver, stayer = self.members(2)
+        self.wait_joined(leaver, stayer)
         self.publish_n(8)
         held = leaver.drain(0.5, ack=False)  # never acknowledged
         self.assertTrue(held, "round robin gave the leaver nothing")
