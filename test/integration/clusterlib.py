@@ -393,6 +393,22 @@ class ClusterCase(BrokerTestCase):
                       % (i, name, labels, last[0]))
         return last[0]
 
+    def leave(self, c):
+        """A clean DISCONNECT (the session stays), waited for, and seen by the client's node:
+        a message published right after must find the session offline and be queued, not
+        written to the closing connection's window (4 workers under load, CI)."""
+        i = next((k for k, n in enumerate(self.nodes) if n is not None and n.port == c._port),
+                 None)
+        m = re.search(r"[A-Za-z0-9_-]{1,16}$", c._client_id.decode("utf-8", "replace"))
+        tail = m.group(0) if m else None
+        rx = r"Client .*%s disconnected\.$" % re.escape(tail)
+        before = len([l for l in self.node(i).log_text().splitlines()
+                      if re.search(rx, l)]) if i is not None and tail else None
+        c.disconnect()
+        self.wait_for(lambda: c.disconnected.is_set(), 5, "the client never disconnected")
+        if before is not None:
+            self.wait_node_log(i, rx, count=before + 1)
+
     def wait_node_log(self, i, pattern, timeout=10.0, count=1):
         """Waits until node i's log has `count` lines matching the regular expression; returns
         them. Fails at once if the node exited."""

@@ -82,11 +82,6 @@ class SessionCase(ClusterCase):
                                 properties=v5_connect_props(expiry), **kw)
         return self.client(cid, clean_session=False, broker=self.node(i), **kw)
 
-    def leave(self, c):
-        """A clean DISCONNECT (the session stays), waited for."""
-        c.disconnect()
-        self.wait_for(lambda: c.disconnected.is_set(), 5, "the client never disconnected")
-
     def raw_session(self, i, cid, version=MQTT5, clean=False, expiry=EXPIRY):
         """A RawClient on node i that sent CONNECT (clean start/session `clean`, MQTT 5 with a
         Session Expiry Interval); returns (client, CONNACK)."""
