@@ -844,10 +844,13 @@ class PersistedQueueTest(BridgeCase):
         for i in range(20):
             self.publish(pub, "keep/x", b"%d" % i, 1)
         pub.disconnect()
-        self.broker.restart()
+        # The remote's subscriber is there before Starling comes back: a bridge that
+        # reconnected first would forward the queue to nobody (seen once under load).
+        self.broker.halt()
         self.remote.resume()
         sub = self.remote_client()
         got = self.collect(sub, "keep/#", 1)
+        self.broker.resume()
         self.wait_for(lambda: {m.payload for m in got} >= {b"%d" % i for i in range(20)}, 15,
                       lambda: "got %r" % sorted(m.payload for m in got))
 
