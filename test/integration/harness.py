@@ -786,7 +786,11 @@ class BrokerTestCase(unittest.TestCase):
         c.loop_start()
         self.defer(lambda: _stop_paho(c))
         if not connected.wait(timeout):
-            self.fail("paho client %r: no CONNACK within %.1f s" % (client_id, timeout))
+            # A broker that does not answer a CONNECT is stuck somewhere: say where.
+            stacks = broker.stacks() if broker.kind == "starling" else ""
+            self.fail("paho client %r: no CONNACK within %.1f s%s"
+                      % (client_id, timeout, "; the broker's threads:\n" + stacks
+                         if stacks else ""))
         if c.connack[1] != expect_rc:
             self.fail("paho client %r: CONNACK rc 0x%02x, expected 0x%02x"
                       % (client_id, c.connack[1], expect_rc))
