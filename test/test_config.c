@@ -373,6 +373,20 @@ static void test_metrics_listener_option(void)
 	CU_ASSERT_PTR_NOT_NULL(
 	        strstr(err, "t.conf:7: metrics_listener: duplicate metrics listener"));
 
+	/* An MQTT listener and a metrics listener on one socket: refused at the second line,
+	 * whichever comes first; another address or port is fine. */
+	config_defaults(&cfg);
+	CU_ASSERT_EQUAL(parse(&cfg, "listener 1883 127.0.0.1"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "metrics_listener 1883 127.0.0.1"), ST_ERR_CONFIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "metrics_listener: port 1883 is an MQTT listener's"));
+	CU_ASSERT_EQUAL(parse(&cfg, "metrics_listener 1883"), ST_ERR_CONFIG);
+	CU_ASSERT_EQUAL(parse(&cfg, "metrics_listener 1883 ::1"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "metrics_listener 9100"), ST_OK);
+	CU_ASSERT_EQUAL(parse(&cfg, "listener 9100 10.0.0.1"), ST_ERR_CONFIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "listener: port 9100 is a metrics_listener's"));
+	CU_ASSERT_EQUAL(parse(&cfg, "listener 9101"), ST_OK);
+	CU_ASSERT_EQUAL(cfg.metrics_count, 2);
+
 	expect_error("metrics_listener", "missing port");
 	expect_error("metrics_listener 70000", "out of range (0..65535)");
 	expect_error("metrics_listener x", "not a decimal integer");

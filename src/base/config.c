@@ -279,6 +279,15 @@ static int opt_per_listener(struct config *cfg, const struct option *o, const st
 	return ST_OK;
 }
 
+/*
+ * Two listeners whose sockets would collide at bind(): the same port, and the same address or
+ * either on every address (no address given). Said at the line, not as a bind error at start.
+ */
+static bool same_socket(uint16_t port_a, const char *bind_a, uint16_t port_b, const char *bind_b)
+{
+	return port_a != 0 && port_a == port_b &&
+	       (!bind_a[0] || !bind_b[0] || strcmp(bind_a, bind_b) == 0);
+}
 /* Listener slots still free once the default listener, if configured, has its own. */
 static unsigned listener_room(const struct config *cfg)
 {
@@ -319,6 +328,9 @@ static int opt_listener(struct config *cfg, const struct option *o, const struct
 		if (l.port != 0 && p->port == l.port && strcmp(p->bind, l.bind) == 0)
 			return fail(at, "%s: duplicate listener on port %u", o->name, l.port);
 	}
+	for (unsigned i = 0; i < cfg->metrics_count; i++)
+		if (same_socket(l.port, l.bind, cfg->metrics[i].port, cfg->metrics[i].bind))
+			return fail(at, "%s: port %u is a metrics_listener's", o->name, l.port);
 	cfg->listeners[cfg->listener_count++] = l;
 	return ST_OK;
 }
@@ -359,6 +371,9 @@ static int opt_metrics_listener(struct config *cfg, const struct option *o, cons
 		    strcmp(cfg->metrics[i].bind, l.bind) == 0)
 			return fail(at, "%s: duplicate metrics listener on port %u", o->name,
 			            l.port);
+	for (unsigned i = 0; i < cfg->listener_count; i++)
+		if (same_socket(l.port, l.bind, cfg->listeners[i].port, cfg->listeners[i].bind))
+			return fail(at, "%s: port %u is an MQTT listener's", o->name, l.port);
 	cfg->metrics[cfg->metrics_count++] = l;
 	return ST_OK;
 }
