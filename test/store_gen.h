@@ -94,6 +94,12 @@ static void sgen_fields(struct sgen *g)
 		r->packet_id = (uint16_t)(1 + tu_rand(8));
 		r->origin = 1 + tu_rand(1u << 20);
 		break;
+	case STORE_REC_SESSION_AUTH:
+		r->has_user = (uint8_t)tu_rand(2);
+		r->listener = (uint16_t)tu_rand(3);
+		if (r->has_user)
+			sgen_bytes(g->payload, sizeof(g->payload), &r->user);
+		break;
 	case STORE_REC_ORIGIN:
 		/* Intervals that often touch or overlap: few numbers, as a log holds. */
 		r->source = (uint16_t)tu_rand(4);
@@ -125,7 +131,7 @@ static void sgen_record(struct sgen *g, const struct model *m)
 	        STORE_REC_INFLIGHT_SET,   STORE_REC_INFLIGHT_CLEAR, STORE_REC_INBOUND_ADD,
 	        STORE_REC_INBOUND_DEL,    STORE_REC_WILL_SET,       STORE_REC_WILL_CLEAR,
 	        STORE_REC_SUB_ADD,        STORE_REC_QUEUE_ADD,      STORE_REC_INBOUND_ADD,
-	        STORE_REC_INBOUND_ORIGIN,
+	        STORE_REC_INBOUND_ORIGIN, STORE_REC_SESSION_AUTH,
 	};
 	struct store_rec *r = &g->r;
 	unsigned pick = tu_rand(10);

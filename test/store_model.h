@@ -9,6 +9,7 @@
  *   "S" client "\0" "i" packet_id     an outbound in-flight packet id and its stage
  *   "S" client "\0" "n" packet_id     an inbound QoS 2 packet id awaiting PUBREL
  *   "S" client "\0" "w"               its delayed will
+ *   "S" client "\0" "a"               who it is (session-auth)
  *
  * The value is every field of the record that set it, serialised field by field here (not by
  * the codec under test). Deleting a session deletes every key under its prefix, as the broker
@@ -167,6 +168,9 @@ static void model_value(struct mbytes *v, const struct store_rec *r)
 	mb_bytes(v, r->filter);
 	mb_bytes(v, r->props);
 	mb_bytes(v, r->payload);
+	mb_put(v, &r->has_user, 1);
+	mb_put(v, &r->listener, 2);
+	mb_bytes(v, r->user);
 }
 
 /*
@@ -262,6 +266,9 @@ static void model_apply(struct model *m, const struct store_rec *r)
 		mb_put(&k, "n", 1);
 		mb_put(&k, &r->packet_id, 2);
 		break;
+	case STORE_REC_SESSION_AUTH:
+		mb_put(&k, "a", 1);
+		break;
 	default:
 		mb_put(&k, "w", 1);
 		break;
@@ -273,6 +280,7 @@ static void model_apply(struct model *m, const struct store_rec *r)
 	case STORE_REC_INBOUND_ADD:
 	case STORE_REC_INBOUND_ORIGIN:
 	case STORE_REC_WILL_SET:
+	case STORE_REC_SESSION_AUTH:
 		model_set(m, &k, &v);
 		break;
 	default:

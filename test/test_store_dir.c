@@ -576,7 +576,7 @@ static void test_bad_headers(void)
 		int off, val, want;
 	} cases[] = {
 	        {8, STORE_VERSION + 1, STORE_E_NEWER}, /* version */
-	        {12, 8, STORE_E_NEWER},                /* an unknown flag */
+	        {12, 16, STORE_E_NEWER},               /* an unknown flag */
 	        {20, 9, STORE_E_HEADER},               /* segment number (CRC fails) */
 	        {0, 'X', STORE_E_NOT_LOG},             /* magic */
 	};
@@ -1003,7 +1003,18 @@ static void test_compact(void)
 	CU_ASSERT_EQUAL(count_named(".tmp"), 0);
 	before5 = slurp(NAME ".1.0000000000000005", &len5);
 	CU_ASSERT_EQUAL(len5, b.len);
-	CU_ASSERT(memcmp(before5, b.data, b.len) == 0);
+	/* Appending marked the segment as one that may hold session-auth records. */
+	{
+		struct store_header h;
+		size_t hl;
+
+		CU_ASSERT_EQUAL(store_header_decode(before5, len5, &h, &hl), 0);
+		CU_ASSERT_EQUAL(h.flags, STORE_FLAG_COMMITS | STORE_FLAG_AUTH);
+		CU_ASSERT_EQUAL(h.segment, 5);
+	}
+	CU_ASSERT(memcmp(before5 + STORE_HEADER_LEN, b.data + STORE_HEADER_LEN,
+	                 b.len - STORE_HEADER_LEN) == 0);
+	memcpy(b.data, before5, STORE_HEADER_LEN);
 	/* The model of 1..4 alone. */
 	for (uint64_t q = 1; q <= 4; q++) {
 		char name[128];

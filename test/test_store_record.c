@@ -41,7 +41,9 @@ static bool rec_eq(const struct store_rec *a, const struct store_rec *b)
 	       a->msg_id == b->msg_id && a->origin == b->origin && a->source == b->source &&
 	       a->origin_lo == b->origin_lo && bytes_eq(a->client, b->client) &&
 	       bytes_eq(a->topic, b->topic) && bytes_eq(a->filter, b->filter) &&
-	       bytes_eq(a->props, b->props) && bytes_eq(a->payload, b->payload);
+	       bytes_eq(a->props, b->props) && bytes_eq(a->payload, b->payload) &&
+	       a->has_user == b->has_user && a->listener == b->listener &&
+	       bytes_eq(a->user, b->user);
 }
 
 /* One record of each type, every field its type carries set to a non-trivial value. */
@@ -107,6 +109,13 @@ static const struct store_rec samples[] = {
         {.type = STORE_REC_PAD},
         {.type = STORE_REC_ORIGIN, .source = 3, .origin_lo = 2, .origin = STORE_ORIGIN_MAX - 1},
         {.type = STORE_REC_INBOUND_ORIGIN, .client = B("client-1"), .packet_id = 7, .origin = 1},
+        {.type = STORE_REC_SESSION_AUTH,
+         .client = B("client-1"),
+         .has_user = 1,
+         .listener = 65535,
+         .user = B("us\xc3\xa9r")},
+        {.type = STORE_REC_SESSION_AUTH, .client = B("client-1"), .has_user = 1},
+        {.type = STORE_REC_SESSION_AUTH, .client = B("anonymous"), .listener = 2},
 };
 
 #define NSAMPLES (sizeof(samples) / sizeof(samples[0]))
@@ -244,12 +253,16 @@ static void test_encode_refuses_bad_fields(void)
 	REFUSE(stage, 3, 11);
 	REFUSE(packet_id, 0, 14);
 	/* Origins: 1 .. 2^48 - 1. */
-	REFUSE(origin, 0, NSAMPLES - 2);
-	REFUSE(origin, STORE_ORIGIN_MAX, NSAMPLES - 2);
-	REFUSE(origin_lo, 0, NSAMPLES - 2);
-	REFUSE(origin, 1, NSAMPLES - 2); /* an interval [2, 1] */
-	REFUSE(origin, 0, NSAMPLES - 1);
-	REFUSE(packet_id, 0, NSAMPLES - 1);
+	REFUSE(origin, 0, NSAMPLES - 5);
+	REFUSE(origin, STORE_ORIGIN_MAX, NSAMPLES - 5);
+	REFUSE(origin_lo, 0, NSAMPLES - 5);
+	REFUSE(origin, 1, NSAMPLES - 5); /* an interval [2, 1] */
+	REFUSE(origin, 0, NSAMPLES - 4);
+	REFUSE(packet_id, 0, NSAMPLES - 4);
+	/* Session-auth: a user name only with the flag that says one was given. */
+	REFUSE(has_user, 2, NSAMPLES - 3);
+	REFUSE(has_user, 0, NSAMPLES - 3);
+	REFUSE(client, B(""), NSAMPLES - 1);
 	r = samples[0];
 	r.topic.ptr = long_topic;
 	r.topic.len = sizeof(long_topic);
@@ -307,6 +320,26 @@ static void test_decode_refuses_malformed(void)
 	                                             "a",
 	                            4),
 	                STORE_E_TYPE);
+	/* Session-auth: has_user, listener, client "c", user "x": a user name needs the flag. */
+	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x13\x01\x02\x00\x01\x00"
+	                                             "c\x01\x00"
+	                                             "x",
+	                            10),
+	                0);
+	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x13\x00\x02\x00\x01\x00"
+	                                             "c\x01\x00"
+	                                             "x",
+	                            10),
+	                STORE_E_MALFORMED);
+	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x13\x02\x02\x00\x01\x00"
+	                                             "c\x00\x00",
+	                            9),
+	                STORE_E_MALFORMED);
+	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x13\x01\x02\x00\x01\x00"
+	                                             "c\x02\x00"
+	                                             "x",
+	                            10),
+	                STORE_E_MALFORMED);
 	/* An origin interval [5, 3]; then [3, 3], which is fine. */
 	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x10\x05\x00\x00\x00\x00\x00\x00\x00"
 	                                             "\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00",
@@ -316,7 +349,7 @@ static void test_decode_refuses_malformed(void)
 	                                             "\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00",
 	                            19),
 	                0);
-	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x13\x01\x00"
+	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x14\x01\x00"
 	                                             "a",
 	                            4),
 	                STORE_E_TYPE);

@@ -137,6 +137,7 @@ static void test_encoding_order(void)
 	unsigned nseen = 0;
 	size_t off = 0, used;
 	int last_rank = -1;
+	uint8_t last_type = 0;
 	uint64_t last_key = 0;
 	struct st_bytes cur = {0};
 	struct store_rec r;
@@ -166,8 +167,18 @@ static void test_encoding_order(void)
 			seen[nseen++][r.client.len] = '\0';
 			cur = r.client;
 			last_rank = 0;
+			last_type = r.type;
 			continue;
 		}
+		if (r.type == STORE_REC_SESSION_AUTH) {
+			/* Right after its session's put, once. */
+			CU_ASSERT(last_type == STORE_REC_SESSION_PUT);
+			CU_ASSERT(r.client.len == cur.len &&
+			          memcmp(r.client.ptr, cur.ptr, cur.len) == 0);
+			last_type = r.type;
+			continue;
+		}
+		last_type = r.type;
 		if (rank >= 6) {
 			CU_ASSERT(rank >= last_rank);
 			last_rank = rank;

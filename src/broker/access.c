@@ -52,9 +52,12 @@ int access_refresh(struct worker *w, struct session *s)
 		a = calloc(1, sizeof(*a));
 		if (!a)
 			return ST_ERR_NOMEM;
-		a->client = acl_client_new(d->acl, s->auth_has_user ? s->auth_user : NULL,
-		                           s->auth_user_len, s->client_id, s->client_id_len);
-		if (!a->client) {
+		/* No identity (access.h): no rules, every read denied until the client is back. */
+		if (s->auth_known)
+			a->client =
+			        acl_client_new(d->acl, s->auth_has_user ? s->auth_user : NULL,
+			                       s->auth_user_len, s->client_id, s->client_id_len);
+		if (s->auth_known && !a->client) {
 			free(a);
 			return ST_ERR_NOMEM;
 		}
@@ -81,6 +84,7 @@ int access_attach(struct worker *w, struct session *s, const uint8_t *user, size
 	s->auth_user_len = (uint16_t)ulen;
 	s->auth_has_user = user != NULL;
 	s->auth_listener = (uint16_t)listener;
+	s->auth_known = true;
 	/* Nothing to resolve, nothing to undo: the common case costs nothing more. */
 	if (!w->auth->any_acl && !s->acl)
 		return ST_OK;
@@ -94,6 +98,8 @@ static bool access_cached(struct access *a, uint64_t hash, const uint8_t *t, siz
 	uint8_t *answer;
 	bool ok;
 
+	if (!a->client)
+		return false;
 	if (len > ACCESS_CACHE_TOPIC_MAX || len == 0)
 		return acl_check(a->client, t, len, access);
 	if (!a->cache && !(a->cache = calloc(ACCESS_CACHE_SLOTS, sizeof(*a->cache))))
@@ -138,6 +144,8 @@ int64_t access_sub_flag(const struct session *s, const uint8_t *filter, size_t l
 		return 0; /* an invalid filter is refused on its own account */
 	if (shared == 0)
 		inner = (struct st_bytes){filter, (uint32_t)len};
+	if (!s->acl->client)
+		return -1;
 	switch (acl_classify(s->acl->client, inner.ptr, inner.len)) {
 	case ACL_NONE:
 		return -1;

@@ -13,6 +13,11 @@
  * Without an acl_file s->acl is NULL and no subscription carries SUBDATA_ACL: routing pays
  * nothing, publishing one predictable branch.
  *
+ * A session restored from the persistence log gets its identity from the log's session-auth
+ * record (persist_replay.c) and is checked as its client would be. One restored from an older
+ * log, without that record, has no identity: under an ACL it reads nothing (its
+ * subscriptions all carry SUBDATA_ACL, access_can() says no) until its client connects.
+ *
  * On SIGHUP (reload.c) each worker rebuilds every session's rules from the new ACL, empties
  * its cache and re-classifies its subscriptions, so old decisions never outlive old rules.
  */

@@ -239,6 +239,7 @@ struct persist {
 	struct store_buf *snap_to;  /* persist_snapshot: records go here instead, unheld */
 	size_t snap_max;            /* ... at most this many bytes */
 	bool snap_over;             /* ... which it went past (or ran out of memory) */
+	bool snap_no_auth;          /* ... without session-auth records (a cluster hand-over) */
 	struct store_buf snap;      /* the snapshot handed to the compaction thread */
 	bool use_snap;              /* the thread compacts from snap, not from the files */
 	uint64_t wall_off_ms;       /* wall clock minus the worker's monotonic clock, in ms */

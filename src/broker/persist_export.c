@@ -82,6 +82,9 @@ int persist_export_session(struct worker *w, struct session *s, struct store_buf
 	ex->wall_off_ms = export_wall_ms() - w->now_ms;
 	ex->snap_to = b;
 	ex->snap_max = (size_t)-1;
+	/* Its client connects on the importing node, which judges it there (and a node of an
+	 * older build would refuse the record, and the rest of the session with it). */
+	ex->snap_no_auth = true;
 	s->ps = ex;
 	persist_session_put(s, s->protocol);
 	for (uint32_t i = 0; i < s->nsubs; i++)

@@ -69,6 +69,18 @@ void persist_session_put(struct session *s, uint8_t protocol)
 	                       .client = sess_client(s),
 	               },
 	               s);
+	/* Who the session is, for the ACL at start-up (record.h, session-auth). */
+	if (s->auth_known && !(p->snap_to && p->snap_no_auth))
+		persist_append(p,
+		               &(struct store_rec){
+		                       .type = STORE_REC_SESSION_AUTH,
+		                       .has_user = s->auth_has_user,
+		                       .listener = s->auth_listener,
+		                       .client = sess_client(s),
+		                       .user = {s->auth_has_user ? s->auth_user : NULL,
+		                                s->auth_has_user ? s->auth_user_len : 0},
+		               },
+		               s);
 }
 
 void persist_session_attach(struct worker *w, struct session *s)

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "access.h"
+#include "auth/auth.h"
 #include "broker.h"
 #include "index/retain.h"
 #include "limits.h"
@@ -96,15 +98,17 @@ void persist_broker_fini(struct broker *b)
 
 struct replay {
 	struct worker *w;
-	uint64_t wall_ms;  /* wall clock now */
-	uint64_t rseq;     /* numbers of replayed retained writes */
-	uint64_t retained; /* retained messages restored */
-	uint64_t sessions; /* sessions restored */
-	uint64_t subs;     /* subscriptions */
-	uint64_t queued;   /* messages queued or in flight */
-	uint64_t records;  /* records applied */
-	uint64_t expired;  /* messages dropped because they expired while down */
-	bool from_w0;      /* replaying worker 0's log for the retained replica */
+	uint64_t wall_ms;    /* wall clock now */
+	uint64_t rseq;       /* numbers of replayed retained writes */
+	uint64_t retained;   /* retained messages restored */
+	uint64_t sessions;   /* sessions restored */
+	uint64_t subs;       /* subscriptions */
+	uint64_t queued;     /* messages queued or in flight */
+	uint64_t records;    /* records applied */
+	uint64_t expired;    /* messages dropped because they expired while down */
+	bool from_w0;        /* replaying worker 0's log for the retained replica */
+	uint64_t unknown;    /* sessions restored without their client's identity (ACL) */
+	uint64_t acl_failed; /* sessions whose rules could not be resolved (no memory) */
 };
 
 /* A wall-clock deadline as the worker's monotonic time; one already past is "now". */
@@ -292,6 +296,27 @@ static void replay_will(struct replay *rp, struct session *s, const struct store
 		s->will_at_ms = rp->w->now_ms;
 }
 
+/* Who the session's client was: access_refresh (replay_finish) judges it by that. */
+static void replay_auth(struct session *s, const struct store_rec *r)
+{
+	uint8_t *copy = NULL;
+
+	if (r->has_user) {
+		copy = malloc(r->user.len ? r->user.len : 1);
+		if (!copy)
+			return; /* stays unknown: reads nothing under an ACL until its client is
+			           back */
+		if (r->user.len)
+			memcpy(copy, r->user.ptr, r->user.len);
+	}
+	free(s->auth_user);
+	s->auth_user = copy;
+	s->auth_user_len = (uint16_t)r->user.len;
+	s->auth_has_user = r->has_user != 0;
+	s->auth_listener = r->listener;
+	s->auth_known = true;
+}
+
 /*
  * Origin intervals (persist.h, origins). In a worker's own log: its counter (source: itself)
  * or what it handled from another worker; worker 0's log also speaks for its retained replica,
@@ -373,6 +398,9 @@ static void replay_apply(struct replay *rp, const struct store_rec *r)
 	case STORE_REC_WILL_CLEAR:
 		replay_will(rp, s, r);
 		break;
+	case STORE_REC_SESSION_AUTH:
+		replay_auth(s, r);
+		break;
 	default:
 		break;
 	}
@@ -412,6 +440,14 @@ static void replay_finish(struct replay *rp)
 			s->expire_at_ms = w->now_ms + (uint64_t)life_s * 1000;
 		s->ps = w->ps;
 		worker_session_timer(w, s);
+		/* Under an ACL, checked as its client would be (access.h) from the first message.
+		 */
+		if (w->auth->any_acl) {
+			if (!s->auth_known)
+				rp->unknown++;
+			if (access_refresh(w, s) != ST_OK)
+				rp->acl_failed++;
+		}
 	}
 	rp->retained = retain_count(w->retained);
 }
@@ -442,6 +478,19 @@ int persist_replay(struct worker *w, const struct store_chain *own, const struct
 	        w->index, rp.sessions, rp.subs, rp.queued, rp.retained, rp.records,
 	        (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
 	        rp.expired ? " (messages expired while down were dropped)" : "");
+	if (rp.unknown)
+		log_msg(&w->log, LOG_T_WARNING,
+		        "Persistence: worker %u restored %" PRIu64
+		        " sessions without their client's "
+		        "user name (a log written before it was kept): under the ACL they receive "
+		        "nothing until their clients reconnect.",
+		        w->index, rp.unknown);
+	if (rp.acl_failed)
+		log_msg(&w->log, LOG_T_ERROR,
+		        "Persistence: worker %u could not resolve the ACL of %" PRIu64
+		        " restored sessions (out of memory): their messages are not checked "
+		        "against it until their clients reconnect.",
+		        w->index, rp.acl_failed);
 	/* The last worker done frees what every worker read. */
 	if (atomic_fetch_sub_explicit(&b->replay_left, 1, memory_order_acq_rel) == 1) {
 		store_chains_free(b->chains, b->nworkers);

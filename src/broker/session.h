@@ -140,6 +140,8 @@ struct session {
 	uint16_t auth_user_len; /* bytes */
 	bool auth_has_user;     /* CONNECT gave a user name */
 	uint16_t auth_listener; /* configured listener it came in on (its security domain) */
+	bool auth_known;        /* the identity above is its client's (false: a session restored
+	                           from a log without it: under an ACL it reads nothing) */
 	struct access *acl;     /* resolved rules and cached answers; NULL: no acl_file */
 
 	struct bridge *bridge; /* the bridge whose local session this is (bridge.h), or NULL */

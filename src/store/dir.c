@@ -265,7 +265,7 @@ int sd_write_tmp(const struct store_dir *d, unsigned w, uint16_t workers, uint64
                  size_t errlen)
 {
 	/* Whatever the broker appends later comes in commits; the state written here is one. */
-	struct store_header h = {.flags = flags | STORE_FLAG_COMMITS,
+	struct store_header h = {.flags = flags | STORE_FLAG_COMMITS | STORE_FLAG_AUTH,
 	                         .worker = (uint16_t)w,
 	                         .workers = workers,
 	                         .segment = seq};
@@ -327,12 +327,64 @@ int sd_commit(const struct store_dir *d, unsigned w, uint64_t seq, char *err, si
 	return 0;
 }
 
+/* pwrite of all len bytes (a short write of a regular file: the disk is full). */
+static int write_full(int fd, const uint8_t *buf, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t k = pwrite(fd, buf, len, (off_t)off);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : -ENOSPC;
+		buf += k;
+		len -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
+/*
+ * Sets `flags` in the header of segment `name` if it lacks them (its first sector rewritten in
+ * place, then synced): a segment from an earlier build is about to get records of this one.
+ * Through the page cache, before the descriptor for direct writes is opened.
+ */
+static int seg_add_flags(const struct store_dir *d, const char *name, uint32_t flags)
+{
+	uint8_t buf[STORE_HEADER_LEN];
+	struct store_header h;
+	struct store_buf b = {0};
+	size_t hl;
+	ssize_t n;
+	int fd = openat(d->dfd, name, O_RDWR | O_CLOEXEC), e = 0;
+
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, buf, sizeof(buf), 0);
+	if (n < 0 || store_header_decode(buf, (size_t)n, &h, &hl) != 0) {
+		e = n < 0 ? -errno : -EINVAL;
+	} else if ((h.flags & flags) != flags) {
+		h.flags |= flags;
+		if (store_header_encode(&b, &h) != 0)
+			e = -ENOMEM;
+		else if ((e = write_full(fd, b.data, STORE_HEADER_LEN, 0)) == 0 &&
+		         fdatasync(fd) != 0)
+			e = -errno;
+		store_buf_free(&b);
+	}
+	close(fd);
+	return e;
+}
+
 int store_dir_open_append(struct store_dir *d, unsigned worker, uint64_t seq, bool direct)
 {
 	char name[SD_NAME_MAX];
-	int fd = -1;
+	int fd = -1, e;
 
 	sd_name(d, name, worker, seq, "");
+	e = seg_add_flags(d, name, STORE_FLAG_AUTH);
+	if (e)
+		return e;
 	if (direct)
 		fd = openat(d->dfd, name, O_RDWR | O_CLOEXEC | O_DIRECT);
 	/* EINVAL: a file system without direct I/O (tmpfs before 6.6, some FUSE ones). */
@@ -358,23 +410,6 @@ unsigned store_dio_align(int fd)
 	if (a < 4096)
 		a = 4096;
 	return a & (a - 1) ? 0 : a;
-}
-
-/* pwrite of all len bytes (a short write of a regular file: the disk is full). */
-static int write_full(int fd, const uint8_t *buf, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t k = pwrite(fd, buf, len, (off_t)off);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return k < 0 ? -errno : -ENOSPC;
-		buf += k;
-		len -= (size_t)k;
-		off += (uint64_t)k;
-	}
-	return 0;
 }
 
 int store_seg_pad(int fd, uint64_t off, unsigned align, uint64_t *start)

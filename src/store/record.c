@@ -35,6 +35,9 @@ enum field {
 	F_ORIGIN,    /* u64 */
 	F_SOURCE,    /* u16 */
 	F_ORIGIN_LO, /* u64 */
+	F_HAS_USER,  /* u8 */
+	F_LISTENER,  /* u16 */
+	F_USER,      /* str */
 };
 
 #define FIELDS_MAX 9
@@ -60,6 +63,7 @@ static const uint8_t schema[STORE_REC__MAX + 1][FIELDS_MAX] = {
         [STORE_REC_ORIGIN] = {F_ORIGIN_LO, F_ORIGIN, F_SOURCE},
         [STORE_REC_INBOUND_ORIGIN] = {F_ORIGIN, F_PID, F_CLIENT},
         [STORE_REC_PAD] = {F_END}, /* its payload is skipped, whatever its length */
+        [STORE_REC_SESSION_AUTH] = {F_HAS_USER, F_LISTENER, F_CLIENT, F_USER},
 };
 
 static const char *const type_names[STORE_REC__MAX + 1] = {
@@ -81,6 +85,7 @@ static const char *const type_names[STORE_REC__MAX + 1] = {
         [STORE_REC_PAD] = "pad",
         [STORE_REC_ORIGIN] = "origin",
         [STORE_REC_INBOUND_ORIGIN] = "inbound-origin",
+        [STORE_REC_SESSION_AUTH] = "session-auth",
 };
 
 const char *store_rec_type_name(unsigned type)
@@ -280,6 +285,7 @@ static unsigned field_width(uint8_t f)
 	switch (f) {
 	case F_PID:
 	case F_SOURCE:
+	case F_LISTENER:
 		return 2;
 	case F_SUB_ID:
 	case F_INTERVAL:
@@ -292,6 +298,7 @@ static unsigned field_width(uint8_t f)
 	case F_CLIENT:
 	case F_TOPIC:
 	case F_FILTER:
+	case F_USER:
 		return 0; /* str: u16 length */
 	case F_PROPS:
 	case F_PAYLOAD:
@@ -318,6 +325,8 @@ static struct st_bytes *field_bytes(struct store_rec *r, uint8_t f)
 		return &r->filter;
 	case F_PROPS:
 		return &r->props;
+	case F_USER:
+		return &r->user;
 	default:
 		return &r->payload;
 	}
@@ -350,6 +359,10 @@ static uint64_t field_int(const struct store_rec *r, uint8_t f)
 		return r->origin_lo;
 	case F_SOURCE:
 		return r->source;
+	case F_HAS_USER:
+		return r->has_user;
+	case F_LISTENER:
+		return r->listener;
 	default:
 		return r->msg_id;
 	}
@@ -394,6 +407,12 @@ static void set_field_int(struct store_rec *r, uint8_t f, uint64_t v)
 	case F_SOURCE:
 		r->source = (uint16_t)v;
 		break;
+	case F_HAS_USER:
+		r->has_user = (uint8_t)v;
+		break;
+	case F_LISTENER:
+		r->listener = (uint16_t)v;
+		break;
 	default:
 		r->msg_id = v;
 		break;
@@ -410,6 +429,7 @@ static bool int_is_valid(uint8_t f, uint64_t v)
 	case F_QOS:
 		return v <= 2;
 	case F_RETAIN:
+	case F_HAS_USER:
 		return v <= 1;
 	case F_PROTOCOL:
 		return v >= 3 && v <= 5;
@@ -458,6 +478,8 @@ int store_rec_encode_views(struct store_buf *b, const struct store_rec *r, struc
 	if (r->type < 1 || r->type > STORE_REC__MAX)
 		return STORE_E_FIELD;
 	if (r->type == STORE_REC_ORIGIN && r->origin_lo > r->origin)
+		return STORE_E_FIELD;
+	if (r->type == STORE_REC_SESSION_AUTH && !r->has_user && r->user.len)
 		return STORE_E_FIELD;
 	fs = schema[r->type];
 	for (unsigned i = 0; i < FIELDS_MAX && fs[i] != F_END; i++) {
@@ -553,6 +575,8 @@ static int decode_body(const uint8_t *p, size_t len, struct store_rec *r)
 	}
 	if (r->type == STORE_REC_ORIGIN && r->origin_lo > r->origin)
 		return STORE_E_MALFORMED; /* an interval ends where it starts or later */
+	if (r->type == STORE_REC_SESSION_AUTH && !r->has_user && r->user.len)
+		return STORE_E_MALFORMED; /* a user name without the flag that says one was given */
 	return p == end ? 0 : STORE_E_MALFORMED;
 }
 

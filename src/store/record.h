@@ -56,8 +56,16 @@
  * pad records refuses the file rather than cutting it at the first one.
  */
 #define STORE_FLAG_PADDED 4u
+/*
+ * Header flag bit 4: the segment may hold session-auth records (STORE_REC_SESSION_AUTH). A
+ * reader without them refuses the file rather than cutting the log at the first one, which
+ * would lose every session after it; every segment this format writes carries the bit, and
+ * the segment a broker appends to gets it at start-up (store_dir_open_append).
+ */
+#define STORE_FLAG_AUTH 8u
 /* The feature bits this reader knows; any other set bit refuses the file as newer. */
-#define STORE_FLAGS_KNOWN (STORE_FLAG_BASE | STORE_FLAG_COMMITS | STORE_FLAG_PADDED)
+#define STORE_FLAGS_KNOWN                                                                          \
+	(STORE_FLAG_BASE | STORE_FLAG_COMMITS | STORE_FLAG_PADDED | STORE_FLAG_AUTH)
 /*
  * The largest body: an MQTT packet is at most 268,435,460 bytes, so a message's topic, props
  * and payload fit with room for the fixed fields. A larger length is corruption, never a
@@ -107,7 +115,8 @@ enum store_rec_type {
 	STORE_REC_INBOUND_ORIGIN =
 	        17,         /* client, packet_id, origin: an inbound-add with its origin */
 	STORE_REC_PAD = 18, /* filler of any length, ignored (STORE_FLAG_PADDED segments) */
-	STORE_REC__MAX = 18,
+	STORE_REC_SESSION_AUTH = 19, /* client, has_user, listener, user: who the session is */
+	STORE_REC__MAX = 19,
 };
 
 /*
@@ -121,6 +130,15 @@ enum store_rec_type {
  * a worker that handled it ignores it.
  */
 #define STORE_ORIGIN_MAX (1ull << 48)
+
+/*
+ * Session-auth (with an acl_file, what a session may read is decided by who its client is):
+ * written after each session-put, it names the user the session's last connection
+ * authenticated as and its listener (the security domain), so that a session restored at
+ * start-up is checked against the ACL as its client would be, before that client is back.
+ * A session restored without one (a log from before this record) reads nothing until its
+ * client reconnects.
+ */
 
 /* The outbound QoS 2 stage of an in-flight packet id (QoS 1 uses STORE_STAGE_PUBLISH). */
 enum store_stage {
@@ -149,11 +167,14 @@ struct store_rec {
 	uint64_t origin;            /* origin number (1 .. STORE_ORIGIN_MAX - 1) */
 	uint64_t origin_lo;         /* origin record: first number of its interval (<= origin) */
 	uint16_t source;            /* the worker an origin number comes from */
+	uint8_t has_user;           /* session-auth: 1 if CONNECT gave a user name (may be empty) */
+	uint16_t listener;          /* session-auth: index of the listener it came in on */
 	struct st_bytes client;     /* client identifier, 1..65535 bytes */
 	struct st_bytes topic;      /* topic name (retained, queued, will), 1..65535 bytes */
 	struct st_bytes filter;     /* topic filter of a subscription, 1..65535 bytes */
 	struct st_bytes props; /* MQTT 5 properties as received (no length prefix), may be empty */
 	struct st_bytes payload; /* application message, may be empty */
+	struct st_bytes user;    /* session-auth: the user name, 0..65535 bytes (none: empty) */
 };
 
 /* The segment file's header. */

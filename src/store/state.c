@@ -36,6 +36,7 @@ struct ent {
 
 struct sess {
 	struct ent *put;   /* the session-put record; its client id is the session's key */
+	struct ent *auth;  /* the session-auth record, or NULL */
 	struct ent *will;  /* the will-set record, or NULL */
 	struct hmap subs;  /* struct ent by filter */
 	struct hmap queue; /* struct ent by msg_id */
@@ -118,6 +119,7 @@ static void sess_free(struct sess *s)
 	map_free_ents(&s->infl);
 	map_free_ents(&s->inb);
 	free(s->put);
+	free(s->auth);
 	free(s->will);
 	free(s);
 }
@@ -311,6 +313,13 @@ static int session_rec(struct store_state *st, const struct store_rec *r)
 		free(s->will);
 		s->will = e;
 		return 0;
+	case STORE_REC_SESSION_AUTH:
+		e = ent_new(st, r, K_ID, 0, &err);
+		if (!e)
+			return err;
+		free(s->auth);
+		s->auth = e;
+		return 0;
 	default: /* STORE_REC_WILL_CLEAR */
 		free(s->will);
 		s->will = NULL;
@@ -477,6 +486,8 @@ static int put_sess(struct writer *w, const struct sess *s)
 {
 	int err = put_ent(w, s->put);
 
+	if (!err && s->auth)
+		err = put_ent(w, s->auth);
 	if (!err && s->will)
 		err = put_ent(w, s->will);
 	if (!err)

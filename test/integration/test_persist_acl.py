@@ -1,0 +1,153 @@
+"""Persistence with an acl_file: a session restored from the log is checked against the ACL as
+its client would be (its user name, its listener) from the first message after the restart,
+not only once its client is back. Messages published while it is offline are queued only if
+its user may read them. A session restored from a log written before the log kept user names
+reads nothing until its client reconnects.
+"""
+
+import os
+import re
+import struct
+import tempfile
+import time
+
+from harness import starling_only, unique_id
+from persistlib import KILL, TERM, PersistCase, all_segments, crc32c
+
+ACL = """# anonymous clients
+topic read public/#
+
+user writer
+topic write #
+
+user alice
+topic read sensors/+/temp
+topic deny sensors/lab/temp
+
+pattern read users/%u/#
+"""
+
+SESSION_AUTH = 19
+PAD = 18
+
+# What each subscriber may read of what the writer publishes while it is away.
+PUBLISHED = ["sensors/roof/temp", "sensors/lab/temp", "sensors/roof/hum", "users/alice/x",
+             "users/bob/x", "public/news", "private/x"]
+READS = {
+    "alice": ["sensors/roof/temp", "users/alice/x"],
+    None: ["public/news"],
+}
+
+
+@starling_only("the restored identity is read from Starling's log")
+class PersistAclTest(PersistCase):
+    def setUp(self):
+        self.acl_tmp = tempfile.TemporaryDirectory(prefix="starling-pacl-")
+        self.addCleanup(self.acl_tmp.cleanup)
+        os.chmod(self.acl_tmp.name, 0o755)
+        path = os.path.join(self.acl_tmp.name, "acl")
+        with open(path, "w") as f:
+            f.write(ACL)
+        os.chmod(path, 0o644)
+        self.persist_extra = ("allow_anonymous true", "acl_file " + path)
+        super().setUp()
+
+    def subscriber(self, version, user, cid=None):
+        """A persistent session of `user` (None: anonymous) subscribed to everything at QoS 1
+        (the ACL lets it read some topics: each message is checked)."""
+        cid = cid or unique_id("pacl")
+        kw = {"username": user} if user else {}
+        c = self.persistent(version, cid, **kw)
+        granted = self.subscribe(c, "#", 1)
+        self.assertLess(granted[0], 0x80)
+        return c, cid
+
+    def publish_all(self):
+        w = self.client(username="writer")
+        for t in PUBLISHED:
+            self.publish(w, t, t.encode(), 1)
+        w.disconnect()
+
+    def received(self, c, start, n, quiet=1.0):
+        """The topics c got after its first `start` messages: n of them, then nothing more
+        for `quiet` seconds."""
+        self.wait_messages(c.messages, start + n)
+        time.sleep(quiet)
+        return sorted(m.topic for m in c.messages.snapshot()[start:])
+
+    def check_restored(self, version, user, sig):
+        c, _cid = self.subscriber(version, user)
+        self.leave(c)
+        self.restart(sig)
+        self.publish_all()
+        self.reconnect(c)
+        want = sorted(READS[user])
+        self.assertEqual(self.received(c, 0, len(want)), want)
+
+    def test_user_311_after_sigterm(self):
+        self.check_restored(4, "alice", TERM)
+
+    def test_user_5_after_sigkill(self):
+        self.check_restored(5, "alice", KILL)
+
+    def test_anonymous_after_sigkill(self):
+        self.check_restored(4, None, KILL)
+
+    def test_online_through_restart_then_offline(self):
+        """A session whose client was online when the broker stopped is restored offline with
+        the identity of that connection."""
+        c, cid = self.subscriber(5, "alice")
+        self.restart(KILL)
+        self.wait_for(c.disconnected.is_set, 5.0, "client never saw the broker go")
+        c.loop_stop()
+        self.publish_all()
+        again = self.session5(cid, username="alice")
+        want = sorted(READS["alice"])
+        self.assertEqual(self.received(again, 0, len(want)), want)
+
+    def test_identity_survives_compaction(self):
+        """The identity is part of the state a compaction writes out."""
+        self.restart(TERM, config_lines=list(self.config_lines) + ["autosave_interval 1"])
+        c, cid = self.subscriber(4, "alice")
+        self.leave(c)
+        since = len(self.broker.log_text())
+        m = None
+        for line in self.broker.log_text().splitlines():
+            if "connected as %s " % cid in line:
+                m = re.search(r", worker (\d+) ", line)
+        home = int(m.group(1)) if m else 0
+        self.wait_for(lambda: "worker %d's log compacted" % home in
+                      self.broker.log_text()[since:], 10.0, "worker %d compacted nothing" % home)
+        self.restart(KILL)
+        self.publish_all()
+        self.reconnect(c)
+        want = sorted(READS["alice"])
+        self.assertEqual(self.received(c, 0, len(want)), want)
+
+    def test_log_without_identity_reads_nothing_until_reconnect(self):
+        """A log written before session-auth records (made here by overwriting them with pad
+        records): the session is restored, reads nothing while its client is away, says so in
+        the broker's log, and reads as its user again once its client is back."""
+        c, _cid = self.subscriber(4, "alice")
+        self.leave(c)
+        self.broker.halt(TERM)
+        n = 0
+        for _w, _seq, path, _header, recs in all_segments(self.pdir):
+            with open(path, "r+b") as f:
+                for r in recs:
+                    if r.type != SESSION_AUTH:
+                        continue
+                    body = bytes([PAD]) + b"\0" * (r.end - r.start - 9)
+                    f.seek(r.start)
+                    f.write(struct.pack("<II", len(body), crc32c(body)) + body)
+                    n += 1
+        self.assertGreater(n, 0, "no session-auth record in the log")
+        self.broker.resume()
+        self.wait_for(lambda: "without their client's user name" in self.broker.log_text(),
+                      5.0, "no log line about sessions restored without their user name")
+        self.publish_all()
+        self.reconnect(c)
+        self.assertEqual(self.received(c, 0, 0), [])
+        self.publish_all()
+        want = sorted(READS["alice"])
+        self.assertEqual(self.received(c, 0, len(want)), want)
