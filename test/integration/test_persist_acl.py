@@ -11,7 +11,7 @@ import struct
 import tempfile
 import time
 
-from harness import starling_only, unique_id
+from harness import BACKEND, WORKERS, Broker, free_port, starling_only, unique_id
 from persistlib import KILL, TERM, PersistCase, all_segments, crc32c
 
 ACL = """# anonymous clients
@@ -39,8 +39,9 @@ READS = {
 }
 
 
-@starling_only("the restored identity is read from Starling's log")
-class PersistAclTest(PersistCase):
+class AclPersistCase(PersistCase):
+    """Persistence on, the ACL above (allow_anonymous true)."""
+
     def setUp(self):
         self.acl_tmp = tempfile.TemporaryDirectory(prefix="starling-pacl-")
         self.addCleanup(self.acl_tmp.cleanup)
@@ -52,11 +53,13 @@ class PersistAclTest(PersistCase):
         self.persist_extra = ("allow_anonymous true", "acl_file " + path)
         super().setUp()
 
-    def subscriber(self, version, user, cid=None):
+    def subscriber(self, version, user, cid=None, broker=None):
         """A persistent session of `user` (None: anonymous) subscribed to everything at QoS 1
         (the ACL lets it read some topics: each message is checked)."""
         cid = cid or unique_id("pacl")
         kw = {"username": user} if user else {}
+        if broker is not None:
+            kw["broker"] = broker
         c = self.persistent(version, cid, **kw)
         granted = self.subscribe(c, "#", 1)
         self.assertLess(granted[0], 0x80)
@@ -84,6 +87,10 @@ class PersistAclTest(PersistCase):
         want = sorted(READS[user])
         self.assertEqual(self.received(c, 0, len(want)), want)
 
+
+
+@starling_only("the restored identity is read from Starling's log")
+class PersistAclTest(AclPersistCase):
     def test_user_311_after_sigterm(self):
         self.check_restored(4, "alice", TERM)
 
@@ -151,3 +158,62 @@ class PersistAclTest(PersistCase):
         self.publish_all()
         want = sorted(READS["alice"])
         self.assertEqual(self.received(c, 0, len(want)), want)
+
+
+class TwoListenerBroker(Broker):
+    """per_listener_settings true, persistence on: the ACL on the first listener, none on the
+    second; both ports kept across restarts."""
+
+    def __init__(self, aclfile, pdir):
+        super().__init__()
+        self.aclfile, self.pdir = aclfile, pdir
+        self.port2 = free_port()
+
+    def _write_config(self):
+        lines = ["per_listener_settings true",
+                 "persistence true", "persistence_location %s/" % self.pdir,
+                 "listener %d 127.0.0.1" % self.port, "allow_anonymous true",
+                 "acl_file " + self.aclfile,
+                 "listener %d 127.0.0.1" % self.port2, "allow_anonymous true"]
+        if WORKERS:
+            lines.append("worker_threads %d" % WORKERS)
+        if BACKEND:
+            lines.append("event_backend %s" % BACKEND)
+        with open(self.config_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+class Port2:
+    """The second listener of a TwoListenerBroker, as client() takes a broker."""
+
+    def __init__(self, b):
+        self.host, self.port, self.kind = b.host, b.port2, b.kind
+
+    def stacks(self):
+        return ""
+
+
+@starling_only("the restored listener is read from Starling's log")
+class PersistPerListenerAclTest(AclPersistCase):
+    """A session keeps the listener it came in on: one from the listener without an ACL still
+    reads everything after a restart, one from the listener with the ACL only what it allows."""
+
+    def setUp(self):
+        super().setUp()
+        self.broker.stop()
+        self.broker = TwoListenerBroker(self.persist_extra[1].split(" ", 1)[1], self.pdir)
+        self.defer(self.broker.stop)
+        self.broker.start()
+
+    def test_each_session_keeps_its_listener(self):
+        free, _ = self.subscriber(4, "alice", broker=Port2(self.broker))
+        ruled, _ = self.subscriber(4, "alice")
+        self.leave(free)
+        self.leave(ruled)
+        self.restart(KILL)
+        self.publish_all()
+        self.reconnect(free)
+        self.reconnect(ruled)
+        self.assertEqual(self.received(free, 0, len(PUBLISHED)), sorted(PUBLISHED))
+        want = sorted(READS["alice"])
+        self.assertEqual(self.received(ruled, 0, len(want)), want)
