@@ -95,6 +95,7 @@ static void sgen_fields(struct sgen *g)
 		r->origin = 1 + tu_rand(1u << 20);
 		break;
 	case STORE_REC_SESSION_AUTH:
+	case STORE_REC_RETAIN_SOURCE:
 		r->has_user = (uint8_t)tu_rand(2);
 		r->listener = (uint16_t)tu_rand(3);
 		if (r->has_user)
@@ -110,7 +111,8 @@ static void sgen_fields(struct sgen *g)
 		break;
 	}
 	if (r->type == STORE_REC_RETAIN_SET || r->type == STORE_REC_RETAIN_DEL ||
-	    r->type == STORE_REC_QUEUE_ADD || r->type == STORE_REC_WILL_SET) {
+	    r->type == STORE_REC_RETAIN_SOURCE || r->type == STORE_REC_QUEUE_ADD ||
+	    r->type == STORE_REC_WILL_SET) {
 		tu_random_topic(g->topic, false);
 		r->topic.ptr = (const uint8_t *)g->topic;
 		r->topic.len = (uint32_t)strlen(g->topic);
@@ -147,6 +149,22 @@ static void sgen_record(struct sgen *g, const struct model *m)
 	} else if (pick < 3) {
 		r->type = pick < 2 ? STORE_REC_RETAIN_SET : STORE_REC_RETAIN_DEL;
 		memset(&r->client, 0, sizeof(r->client));
+		if (pick == 0 && tu_rand(3) == 0) {
+			/* Who set a retained message the model holds (never an orphan). */
+			static struct mbytes k;
+
+			r->type = STORE_REC_RETAIN_SOURCE;
+			r->client.ptr = (const uint8_t *)g->client;
+			r->client.len = (uint32_t)strlen(g->client);
+			sgen_fields(g);
+			k.n = 0;
+			mb_put(&k, "R", 1);
+			mb_put(&k, r->topic.ptr, r->topic.len);
+			if (model_find(m, k.b, k.n) >= 0)
+				return;
+			memset(r, 0, sizeof(*r));
+			r->type = STORE_REC_RETAIN_SET;
+		}
 	} else if (orphan || (pick >= 4 && sgen_session_exists(m, g->client))) {
 		r->type = session_types[tu_rand(sizeof(session_types))];
 	} else {

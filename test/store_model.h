@@ -3,6 +3,7 @@
  * replaying a log must rebuild, as a flat map from a key to a value, both byte strings.
  *
  *   "R" topic                         a retained message
+ *   "r" topic                         who set it (retain-source; dropped with it or by a new one)
  *   "S" client "\0"                   a persistent session
  *   "S" client "\0" "s" filter        one of its subscriptions
  *   "S" client "\0" "q" msg_id        a queued message
@@ -222,10 +223,24 @@ static void model_apply(struct model *m, const struct store_rec *r)
 		model_origin(m, r->source, r->origin_lo, r->origin);
 		return;
 	}
-	if (r->type == STORE_REC_RETAIN_SET || r->type == STORE_REC_RETAIN_DEL) {
-		k.n = 0;
+	if (r->type == STORE_REC_RETAIN_SET || r->type == STORE_REC_RETAIN_DEL ||
+	    r->type == STORE_REC_RETAIN_SOURCE) {
+		static struct mbytes ks;
+
+		k.n = ks.n = 0;
 		mb_put(&k, "R", 1);
 		mb_put(&k, r->topic.ptr, r->topic.len);
+		mb_put(&ks, "r", 1);
+		mb_put(&ks, r->topic.ptr, r->topic.len);
+		if (r->type == STORE_REC_RETAIN_SOURCE) {
+			if (model_find(m, k.b, k.n) < 0)
+				m->orphans++;
+			else
+				model_set(m, &ks, &v);
+			return;
+		}
+		if (model_find(m, ks.b, ks.n) >= 0)
+			model_del(m, &ks, false);
 		if (r->type == STORE_REC_RETAIN_SET)
 			model_set(m, &k, &v);
 		else

@@ -191,6 +191,15 @@ static unsigned home_fn(unsigned n, const uint8_t *client, size_t len)
 	return h % n;
 }
 
+/* The worker whose log holds r: its session's home; retained writes (and who set them) are
+ * worker 0's. */
+static unsigned rec_home(const struct store_rec *r, unsigned n)
+{
+	if (!r->client.len || r->type == STORE_REC_RETAIN_SOURCE)
+		return 0;
+	return home_fn(n, r->client.ptr, r->client.len);
+}
+
 /* Opens the directory and recovers it; returns recover's result. */
 static int open_recover(struct store_dir *d, unsigned workers, struct store_chain *chains)
 {
@@ -720,7 +729,7 @@ static void test_reshard(void)
 
 		sgen_record(&g, &m);
 		model_apply(&m, &g.r);
-		w = g.r.client.len ? home_fn(3, g.r.client.ptr, g.r.client.len) : 0;
+		w = rec_home(&g.r, 3);
 		CU_ASSERT_EQUAL_FATAL(store_rec_encode(&logs[w], &g.r), 0);
 	}
 	model_reshard(&m);
@@ -752,9 +761,7 @@ static void test_reshard(void)
 			                      0);
 			CU_ASSERT(seg.hdr.flags & STORE_FLAG_BASE);
 			while (store_seg_next(&seg, &r) > 0) {
-				unsigned want = r.client.len ? home_fn(counts[k], r.client.ptr,
-				                                       r.client.len)
-				                             : 0;
+				unsigned want = rec_home(&r, counts[k]);
 
 				/* Every base ends with its commit. */
 				if (r.type != STORE_REC_COMMIT)
@@ -801,7 +808,7 @@ static void old_logs(struct store_buf logs[3], struct model *m)
 
 		sgen_record(&g, m);
 		model_apply(m, &g.r);
-		w = g.r.client.len ? home_fn(3, g.r.client.ptr, g.r.client.len) : 0;
+		w = rec_home(&g.r, 3);
 		CU_ASSERT_EQUAL_FATAL(store_rec_encode(&logs[w], &g.r), 0);
 	}
 }

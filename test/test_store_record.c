@@ -107,6 +107,12 @@ static const struct store_rec samples[] = {
         {.type = STORE_REC_WILL_CLEAR, .client = B("client-1")},
         {.type = STORE_REC_COMMIT},
         {.type = STORE_REC_PAD},
+        {.type = STORE_REC_RETAIN_SOURCE,
+         .topic = B("a/b/c"),
+         .client = B("setter"),
+         .has_user = 1,
+         .listener = 3,
+         .user = B("writer")},
         {.type = STORE_REC_ORIGIN, .source = 3, .origin_lo = 2, .origin = STORE_ORIGIN_MAX - 1},
         {.type = STORE_REC_INBOUND_ORIGIN, .client = B("client-1"), .packet_id = 7, .origin = 1},
         {.type = STORE_REC_SESSION_AUTH,
@@ -263,6 +269,10 @@ static void test_encode_refuses_bad_fields(void)
 	REFUSE(has_user, 2, NSAMPLES - 3);
 	REFUSE(has_user, 0, NSAMPLES - 3);
 	REFUSE(client, B(""), NSAMPLES - 1);
+	/* Retain-source: a valid topic name, a client id, a user name only with its flag. */
+	REFUSE(topic, B("a/+"), NSAMPLES - 6);
+	REFUSE(client, B(""), NSAMPLES - 6);
+	REFUSE(has_user, 0, NSAMPLES - 6);
 	r = samples[0];
 	r.topic.ptr = long_topic;
 	r.topic.len = sizeof(long_topic);
@@ -349,7 +359,7 @@ static void test_decode_refuses_malformed(void)
 	                                             "\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00",
 	                            19),
 	                0);
-	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x14\x01\x00"
+	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x15\x01\x00"
 	                                             "a",
 	                            4),
 	                STORE_E_TYPE);

@@ -47,18 +47,27 @@ void limits_housekeeping(struct worker *w)
  */
 void limits_retain_source(struct msg *m, const struct session *s)
 {
-	size_t ulen = s->auth_has_user ? s->auth_user_len : 0;
-	struct msg_source *src = malloc(sizeof(*src) + ulen + s->client_id_len);
+	limits_retain_source_of(m, s->auth_has_user, s->auth_has_user ? s->auth_user : NULL,
+	                        s->auth_has_user ? s->auth_user_len : 0, s->auth_listener,
+	                        s->client_id, s->client_id_len);
+}
+
+void limits_retain_source_of(struct msg *m, bool has_user, const uint8_t *user, size_t ulen,
+                             unsigned listener, const uint8_t *id, size_t idlen)
+{
+	struct msg_source *src = malloc(sizeof(*src) + ulen + idlen);
 
 	if (!src)
 		return;
-	src->listener = s->auth_listener;
-	src->has_user = s->auth_has_user;
+	src->listener = (uint16_t)listener;
+	src->has_user = has_user;
 	src->user_len = (uint16_t)ulen;
-	src->id_len = s->client_id_len;
+	src->id_len = (uint16_t)idlen;
 	if (ulen)
-		memcpy(src->data, s->auth_user, ulen);
-	memcpy(src->data + ulen, s->client_id, s->client_id_len);
+		memcpy(src->data, user, ulen);
+	if (idlen)
+		memcpy(src->data + ulen, id, idlen);
+	free(m->src);
 	m->src = src;
 }
 

@@ -12,6 +12,8 @@
 #ifndef STARLING_LIMITS_H
 #define STARLING_LIMITS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/config.h"
@@ -30,6 +32,9 @@ void limits_housekeeping(struct worker *w);
  * nobody else holds yet. Out of memory leaves m without a source (then it is not checked).
  */
 void limits_retain_source(struct msg *m, const struct session *s);
+/* The same from its parts (a retain-source record read at start-up), replacing any source. */
+void limits_retain_source_of(struct msg *m, bool has_user, const uint8_t *user, size_t ulen,
+                             unsigned listener, const uint8_t *id, size_t idlen);
 
 /* The rules of the last source checked during one walk of the retained store. */
 struct limits_src_cache {
@@ -40,7 +45,8 @@ struct limits_src_cache {
 /*
  * Whether retained message m may still be delivered under check_retain_source: its source may
  * write its topic under the access rules in force now (after a reload, perhaps not). True for
- * a message without a source (a will, one restored from disk) or without an acl_file.
+ * a message without a source (a will, one restored from a log without its retain-source
+ * record) or without an acl_file.
  */
 bool limits_source_may_write(struct worker *w, const struct msg *m, struct limits_src_cache *cache);
 

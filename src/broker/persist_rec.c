@@ -351,4 +351,19 @@ void persist_retain(struct worker *w, struct st_bytes topic, const struct msg *m
 	                       .payload = {msg_payload(m), m->payload_len},
 	               },
 	               NULL);
+	/* check_retain_source: who set it, so that a restart does not forget (record.h). */
+	if (m->src) {
+		const struct msg_source *src = m->src;
+
+		persist_append(p,
+		               &(struct store_rec){
+		                       .type = STORE_REC_RETAIN_SOURCE,
+		                       .has_user = src->has_user,
+		                       .listener = src->listener,
+		                       .topic = {msg_topic(m), m->topic_len},
+		                       .client = {src->data + src->user_len, src->id_len},
+		                       .user = {src->user_len ? src->data : NULL, src->user_len},
+		               },
+		               NULL);
+	}
 }

@@ -149,6 +149,16 @@ static void replay_retain(struct replay *rp, const struct store_rec *r)
 		msg_unref(old);
 }
 
+/* Who set a retained message (check_retain_source), if it is still the one restored. */
+static void replay_retain_source(struct replay *rp, const struct store_rec *r)
+{
+	struct msg *m = retain_get(rp->w->retained, r->topic.ptr, r->topic.len);
+
+	if (m && m->payload_len)
+		limits_retain_source_of(m, r->has_user != 0, r->user.ptr, r->user.len, r->listener,
+		                        r->client.ptr, r->client.len);
+}
+
 static struct session *replay_session(struct replay *rp, const struct store_rec *r)
 {
 	return worker_session_find(rp->w, r->client.ptr, r->client.len);
@@ -350,6 +360,9 @@ static void replay_apply(struct replay *rp, const struct store_rec *r)
 	case STORE_REC_RETAIN_DEL:
 		replay_retain(rp, r);
 		return;
+	case STORE_REC_RETAIN_SOURCE:
+		replay_retain_source(rp, r);
+		return;
 	case STORE_REC_SESSION_PUT:
 		replay_session_put(rp, r);
 		return;
@@ -418,7 +431,8 @@ static void replay_chain(struct replay *rp, const struct store_chain *c, bool re
 			continue;
 		while (store_seg_next(&seg, &r) > 0) {
 			if (retained_only && r.type != STORE_REC_RETAIN_SET &&
-			    r.type != STORE_REC_RETAIN_DEL && r.type != STORE_REC_ORIGIN)
+			    r.type != STORE_REC_RETAIN_DEL && r.type != STORE_REC_RETAIN_SOURCE &&
+			    r.type != STORE_REC_ORIGIN)
 				continue;
 			replay_apply(rp, &r);
 		}

@@ -64,6 +64,7 @@ static const uint8_t schema[STORE_REC__MAX + 1][FIELDS_MAX] = {
         [STORE_REC_INBOUND_ORIGIN] = {F_ORIGIN, F_PID, F_CLIENT},
         [STORE_REC_PAD] = {F_END}, /* its payload is skipped, whatever its length */
         [STORE_REC_SESSION_AUTH] = {F_HAS_USER, F_LISTENER, F_CLIENT, F_USER},
+        [STORE_REC_RETAIN_SOURCE] = {F_HAS_USER, F_LISTENER, F_TOPIC, F_CLIENT, F_USER},
 };
 
 static const char *const type_names[STORE_REC__MAX + 1] = {
@@ -86,6 +87,7 @@ static const char *const type_names[STORE_REC__MAX + 1] = {
         [STORE_REC_ORIGIN] = "origin",
         [STORE_REC_INBOUND_ORIGIN] = "inbound-origin",
         [STORE_REC_SESSION_AUTH] = "session-auth",
+        [STORE_REC_RETAIN_SOURCE] = "retain-source",
 };
 
 const char *store_rec_type_name(unsigned type)
@@ -479,7 +481,8 @@ int store_rec_encode_views(struct store_buf *b, const struct store_rec *r, struc
 		return STORE_E_FIELD;
 	if (r->type == STORE_REC_ORIGIN && r->origin_lo > r->origin)
 		return STORE_E_FIELD;
-	if (r->type == STORE_REC_SESSION_AUTH && !r->has_user && r->user.len)
+	if ((r->type == STORE_REC_SESSION_AUTH || r->type == STORE_REC_RETAIN_SOURCE) &&
+	    !r->has_user && r->user.len)
 		return STORE_E_FIELD;
 	fs = schema[r->type];
 	for (unsigned i = 0; i < FIELDS_MAX && fs[i] != F_END; i++) {
@@ -575,7 +578,8 @@ static int decode_body(const uint8_t *p, size_t len, struct store_rec *r)
 	}
 	if (r->type == STORE_REC_ORIGIN && r->origin_lo > r->origin)
 		return STORE_E_MALFORMED; /* an interval ends where it starts or later */
-	if (r->type == STORE_REC_SESSION_AUTH && !r->has_user && r->user.len)
+	if ((r->type == STORE_REC_SESSION_AUTH || r->type == STORE_REC_RETAIN_SOURCE) &&
+	    !r->has_user && r->user.len)
 		return STORE_E_MALFORMED; /* a user name without the flag that says one was given */
 	return p == end ? 0 : STORE_E_MALFORMED;
 }

@@ -57,10 +57,11 @@
  */
 #define STORE_FLAG_PADDED 4u
 /*
- * Header flag bit 4: the segment may hold session-auth records (STORE_REC_SESSION_AUTH). A
- * reader without them refuses the file rather than cutting the log at the first one, which
- * would lose every session after it; every segment this format writes carries the bit, and
- * the segment a broker appends to gets it at start-up (store_dir_open_append).
+ * Header flag bit 4: the segment may hold session-auth and retain-source records
+ * (STORE_REC_SESSION_AUTH, STORE_REC_RETAIN_SOURCE). A reader without them refuses the file
+ * rather than cutting the log at the first one, which would lose everything after it; every
+ * segment this format writes carries the bit, and the segment a broker appends to gets it at
+ * start-up (store_dir_open_append).
  */
 #define STORE_FLAG_AUTH 8u
 /* The feature bits this reader knows; any other set bit refuses the file as newer. */
@@ -115,8 +116,9 @@ enum store_rec_type {
 	STORE_REC_INBOUND_ORIGIN =
 	        17,         /* client, packet_id, origin: an inbound-add with its origin */
 	STORE_REC_PAD = 18, /* filler of any length, ignored (STORE_FLAG_PADDED segments) */
-	STORE_REC_SESSION_AUTH = 19, /* client, has_user, listener, user: who the session is */
-	STORE_REC__MAX = 19,
+	STORE_REC_SESSION_AUTH = 19,  /* client, has_user, listener, user: who the session is */
+	STORE_REC_RETAIN_SOURCE = 20, /* topic, has_user, listener, client, user: who set it */
+	STORE_REC__MAX = 20,
 };
 
 /*
@@ -138,6 +140,10 @@ enum store_rec_type {
  * start-up is checked against the ACL as its client would be, before that client is back.
  * A session restored without one (a log from before this record) reads nothing until its
  * client reconnects.
+ *
+ * Retain-source (check_retain_source): written after a retain-set whose message keeps who
+ * published it, so that a retained message restored at start-up is still sent only while its
+ * publisher may write its topic. A retain-set or retain-del of the topic drops it.
  */
 
 /* The outbound QoS 2 stage of an in-flight packet id (QoS 1 uses STORE_STAGE_PUBLISH). */
@@ -167,14 +173,14 @@ struct store_rec {
 	uint64_t origin;            /* origin number (1 .. STORE_ORIGIN_MAX - 1) */
 	uint64_t origin_lo;         /* origin record: first number of its interval (<= origin) */
 	uint16_t source;            /* the worker an origin number comes from */
-	uint8_t has_user;           /* session-auth: 1 if CONNECT gave a user name (may be empty) */
-	uint16_t listener;          /* session-auth: index of the listener it came in on */
+	uint8_t has_user;           /* session-auth, retain-source: 1 if CONNECT gave a user name */
+	uint16_t listener;          /* session-auth, retain-source: the listener it came in on */
 	struct st_bytes client;     /* client identifier, 1..65535 bytes */
 	struct st_bytes topic;      /* topic name (retained, queued, will), 1..65535 bytes */
 	struct st_bytes filter;     /* topic filter of a subscription, 1..65535 bytes */
 	struct st_bytes props; /* MQTT 5 properties as received (no length prefix), may be empty */
 	struct st_bytes payload; /* application message, may be empty */
-	struct st_bytes user;    /* session-auth: the user name, 0..65535 bytes (none: empty) */
+	struct st_bytes user;    /* session-auth, retain-source: the user name (none: empty) */
 };
 
 /* The segment file's header. */

@@ -46,6 +46,7 @@ struct sess {
 
 struct store_state {
 	struct hmap retained;     /* struct ent by topic */
+	struct hmap retained_src; /* struct ent by topic: retain-source of a retained message */
 	struct hmap sessions;     /* struct sess by client id */
 	uint64_t seed;            /* of every hash */
 	uint64_t orphans;         /* records about a client without a session, ignored */
@@ -135,6 +136,7 @@ void store_state_free(struct store_state *st)
 		sess_free(m->slots[i].val);
 	hmap_fini(m);
 	map_free_ents(&st->retained);
+	map_free_ents(&st->retained_src);
 	for (uint32_t i = 0; i < st->norigins; i++)
 		ivset_free(&st->origins[i]);
 	free(st->origins);
@@ -347,10 +349,19 @@ int store_state_apply(struct store_state *st, const struct store_rec *r)
 {
 	switch (r->type) {
 	case STORE_REC_RETAIN_SET:
+		/* A new message: who set the old one does not carry over. */
+		map_del_bytes(st, &st->retained_src, r->topic);
 		return map_put_bytes(st, &st->retained, r, K_TOPIC, r->topic);
 	case STORE_REC_RETAIN_DEL:
 		map_del_bytes(st, &st->retained, r->topic);
+		map_del_bytes(st, &st->retained_src, r->topic);
 		return 0;
+	case STORE_REC_RETAIN_SOURCE:
+		if (!hmap_find(&st->retained, hash_bytes(st, r->topic), ent_bytes_eq, &r->topic)) {
+			st->orphans++;
+			return 0;
+		}
+		return map_put_bytes(st, &st->retained_src, r, K_TOPIC, r->topic);
 	case STORE_REC_SESSION_PUT:
 		return session_put(st, r);
 	case STORE_REC_COMMIT:
@@ -482,6 +493,29 @@ static int put_map_sorted(struct writer *w, const struct hmap *m)
 	return 0;
 }
 
+/* Each retained message, then who set it if that is known. */
+static int put_retained(struct writer *w, const struct store_state *st)
+{
+	const struct hmap *m = &st->retained;
+	int err;
+
+	for (size_t i = hmap_next(m, 0); i < hmap_cap(m); i = hmap_next(m, i + 1)) {
+		const struct ent *e = m->slots[i].val;
+		struct st_bytes t = ent_key(e);
+		const struct ent *src;
+
+		err = put_ent(w, e);
+		if (err)
+			return err;
+		if (!st->retained_src.count)
+			continue;
+		src = hmap_find(&st->retained_src, hash_bytes(st, t), ent_bytes_eq, &t);
+		if (src && (err = put_ent(w, src)) != 0)
+			return err;
+	}
+	return 0;
+}
+
 static int put_sess(struct writer *w, const struct sess *s)
 {
 	int err = put_ent(w, s->put);
@@ -518,7 +552,7 @@ int store_state_write(const struct store_state *st, struct store_buf *b,
 			err = put_sess(&w, s);
 	}
 	if (!err && retained)
-		err = put_map(&w, &st->retained);
+		err = put_retained(&w, st);
 	/* Marks name workers by index: a resharding (keep) starts them over. */
 	for (uint32_t src = 0; !keep && src < st->norigins; src++) {
 		const struct ivset *is = &st->origins[src];

@@ -217,3 +217,76 @@ class PersistPerListenerAclTest(AclPersistCase):
         self.assertEqual(self.received(free, 0, len(PUBLISHED)), sorted(PUBLISHED))
         want = sorted(READS["alice"])
         self.assertEqual(self.received(ruled, 0, len(want)), want)
+
+
+RS_ACL = """user writer
+topic readwrite rs/#
+
+user reader
+topic read rs/#
+"""
+
+RS_REVOKED = """user writer
+topic read rs/#
+
+user reader
+topic read rs/#
+"""
+
+
+@starling_only("the source of a retained message is read from Starling's log")
+class PersistRetainSourceTest(PersistCase):
+    """check_retain_source (on by default): a retained message restored at start-up still
+    remembers who published it, so once that user has lost the right to write its topic (the
+    ACL changed while the broker was down) it is no longer sent, as without a restart."""
+
+    def setUp(self):
+        self.acl_tmp = tempfile.TemporaryDirectory(prefix="starling-prs-")
+        self.addCleanup(self.acl_tmp.cleanup)
+        os.chmod(self.acl_tmp.name, 0o755)
+        self.aclpath = os.path.join(self.acl_tmp.name, "acl")
+        self.write_acl(RS_ACL)
+        self.persist_extra = ("allow_anonymous true", "acl_file " + self.aclpath)
+        super().setUp()
+
+    def write_acl(self, text):
+        with open(self.aclpath, "w") as f:
+            f.write(text)
+        os.chmod(self.aclpath, 0o644)
+
+    def retained_seen(self):
+        c = self.client(username="reader")
+        got = self.collect(c, "rs/#", 1)
+        time.sleep(0.7)
+        return sorted((m.topic, m.payload) for m in got.snapshot())
+
+    def set_retained(self):
+        w = self.client(username="writer")
+        self.publish(w, "rs/a", b"one", 1, retain=True)
+        self.publish(w, "rs/b", b"two", 1, retain=True)
+        self.publish(w, "rs/b", b"three", 1, retain=True)  # replaces: its source too
+        w.disconnect()
+        self.assertEqual(self.retained_seen(), [("rs/a", b"one"), ("rs/b", b"three")])
+
+    def test_kept_while_the_source_may_write(self):
+        self.set_retained()
+        self.restart(KILL)
+        self.assertEqual(self.retained_seen(), [("rs/a", b"one"), ("rs/b", b"three")])
+
+    def test_withheld_once_the_source_lost_the_right(self):
+        self.set_retained()
+        self.broker.halt(KILL)
+        self.write_acl(RS_REVOKED)
+        self.broker.resume()
+        self.assertEqual(self.retained_seen(), [])
+
+    def test_source_survives_compaction(self):
+        self.restart(TERM, config_lines=list(self.config_lines) + ["autosave_interval 1"])
+        since = len(self.broker.log_text())
+        self.set_retained()
+        self.wait_for(lambda: "worker 0's log compacted" in self.broker.log_text()[since:],
+                      10.0, "worker 0 compacted nothing")
+        self.broker.halt(TERM)
+        self.write_acl(RS_REVOKED)
+        self.broker.resume()
+        self.assertEqual(self.retained_seen(), [])
