@@ -697,6 +697,13 @@ class UserTest(harness.BrokerTestCase):
         self._stop()
         self.assertNotIn("starlingd.pid", os.listdir(data))
 
+    def assert_runs_as_nobody(self):
+        """The broker's ids become nobody's: it binds its ports as root, so the port may
+        answer a moment before the drop (no client is served before it)."""
+        want = [pwd.getpwnam("nobody").pw_uid] * 4
+        self.wait_for(lambda: proc_ids(self.broker.pid)[0] == want, 5.0,
+                      lambda: "uids %r" % (proc_ids(self.broker.pid)[0],))
+
     def test_files_are_read_as_the_user(self):
         """A password file only root may read stops a start that becomes nobody, naming the
         file: the start reads it as nobody (as a SIGHUP reload would), not as root."""
@@ -716,7 +723,7 @@ class UserTest(harness.BrokerTestCase):
         os.chmod(passwd, 0o644)
         self.broker = Broker(["user nobody", "password_file " + passwd])
         self.broker.start()
-        self.assertEqual(proc_ids(self.broker.pid)[0], [pwd.getpwnam("nobody").pw_uid] * 4)
+        self.assert_runs_as_nobody()
 
     def test_memlock_raised_before_the_drop(self):
         """A soft RLIMIT_MEMLOCK too small for 4 rings: root raises it for the user before
@@ -739,7 +746,7 @@ class UserTest(harness.BrokerTestCase):
         with open("/proc/%d/limits" % self.broker.pid) as f:
             line = [l for l in f if l.startswith("Max locked memory")][0]
         self.assertGreater(int(line.split()[3]), 64 << 10)
-        self.assertEqual(proc_ids(self.broker.pid)[0], [pwd.getpwnam("nobody").pw_uid] * 4)
+        self.assert_runs_as_nobody()
         pub = self.client("pub")
         got = self.collect(self.client("sub"), "m/#")
         for i in range(20):
