@@ -311,6 +311,19 @@ class Broker:
         raise BrokerError("broker did not start listening on 127.0.0.1 (log in %s):\n%s"
                           % (self.dir, _tail(last)))
 
+    def _more_ports(self):
+        """The IPv4 ports of the other `listener` lines of the test's own config: a broker
+        binds them one after the other, and a test may connect to one as soon as start()
+        returns (a WebSocket listener was refused once in CI, bound a moment later)."""
+        ports = []
+        for line in self.config_lines:
+            parts = line.split()
+            if (len(parts) in (2, 3) and parts[0] == "listener" and parts[1].isdigit()
+                    and int(parts[1]) > 0 and int(parts[1]) != self.port
+                    and (len(parts) == 2 or parts[2] == "127.0.0.1")):
+                ports.append(int(parts[1]))
+        return ports
+
     def _spawn_and_wait(self):
         self._log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
@@ -321,7 +334,8 @@ class Broker:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 break
-            if _is_listening(self.port, self.pid):
+            if _is_listening(self.port, self.pid) and all(
+                    _is_listening(p, self.pid) for p in self._more_ports()):
                 return True
             time.sleep(0.01)
         self.kill()
