@@ -312,15 +312,16 @@ class Broker:
                           % (self.dir, _tail(last)))
 
     def _more_ports(self):
-        """The IPv4 ports of the other `listener` lines of the test's own config: a broker
+        """The ports of the test's own `listener PORT 127.0.0.1` lines (an address-less one may
+        be IPv6 only, socket_domain): a broker
         binds them one after the other, and a test may connect to one as soon as start()
         returns (a WebSocket listener was refused once in CI, bound a moment later)."""
         ports = []
         for line in self.config_lines:
             parts = line.split()
-            if (len(parts) in (2, 3) and parts[0] == "listener" and parts[1].isdigit()
+            if (len(parts) == 3 and parts[0] == "listener" and parts[1].isdigit()
                     and int(parts[1]) > 0 and int(parts[1]) != self.port
-                    and (len(parts) == 2 or parts[2] == "127.0.0.1")):
+                    and parts[2] == "127.0.0.1"):
                 ports.append(int(parts[1]))
         return ports
 
