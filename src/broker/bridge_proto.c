@@ -97,7 +97,7 @@ static void bridge_subscribe_local(struct bridge *b, bool retained)
 		at = session_sub_find(s, f, len);
 
 		if (at >= 0 && s->subs[at].data != data) {
-			worker_unsubscribe(w, s, f, len);
+			worker_unsubscribe(w, s, NULL, f, len);
 			session_sub_remove(s, f, len);
 			at = -1;
 		}
@@ -105,7 +105,7 @@ static void bridge_subscribe_local(struct bridge *b, bool retained)
 			added = worker_sub_add(w, s, f, len, data);
 			if (added < 0 || session_sub_add(s, f, len, data) != ST_OK) {
 				if (added >= 0)
-					worker_unsubscribe(w, s, f, len);
+					worker_unsubscribe(w, s, NULL, f, len);
 				log_msg(&w->log, LOG_T_ERROR,
 				        "Bridge %s: out of memory subscribing to %s.",
 				        bridge_name(b), b->lsubs[i].filter);
@@ -127,7 +127,7 @@ static void bridge_subscribe_local(struct bridge *b, bool retained)
 			i++;
 			continue;
 		}
-		worker_unsubscribe(w, s, sub->filter, sub->filter_len);
+		worker_unsubscribe(w, s, NULL, sub->filter, sub->filter_len);
 		session_sub_remove(s, sub->filter, sub->filter_len);
 	}
 }

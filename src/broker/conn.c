@@ -187,6 +187,8 @@ static void conn_flush_held(struct conn *c, uint64_t limit)
 	obuf_release(&c->out);
 	c->out = rest;
 	persist_sent(c, limit);
+	if (c->share_wait)
+		c->share_hold -= limit;
 }
 
 void conn_flush(struct conn *c)
@@ -201,12 +203,16 @@ void conn_flush(struct conn *c)
 		return;
 	}
 	limit = c->w->ps ? persist_sendable(c->w, c) : UINT64_MAX;
+	if (c->share_wait && c->share_hold < limit)
+		limit = c->share_hold;
 	if (limit < c->out.total) {
 		conn_flush_held(c, limit);
 		return;
 	}
 	if (c->mark)
 		persist_sent(c, UINT64_MAX);
+	if (c->share_wait)
+		c->share_hold = c->share_hold > c->out.total ? c->share_hold - c->out.total : 0;
 	conn_flush_now(c, true);
 }
 

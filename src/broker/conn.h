@@ -128,6 +128,13 @@ struct conn {
 	struct msghdr mh;    /* header of the send in flight */
 	uint64_t dropped;    /* QoS 0 deliveries dropped: output over max_output_bytes */
 
+	/* Shared subscriptions whose group lives on another worker: the SUBACK (UNSUBACK) and
+	 * everything after it wait until the group's worker has the join (leave), so that a
+	 * message published once the client has its SUBACK finds the new member. share_wait:
+	 * answers still due; the first share_hold bytes of `out` may leave meanwhile. */
+	uint32_t share_wait;
+	uint64_t share_hold;
+
 	/* Persistence holds (persist.h): all of `out` waits for commit hold_commit, except its
 	 * first `mark` bytes, which wait only for mark_commit. */
 	uint64_t hold_commit;

@@ -56,7 +56,8 @@ static uint8_t subscribe_one(struct conn *c, const struct st_sub_entry *e, uint3
 	if (*shared) {
 		bool is_new;
 
-		added = worker_share_add(w, s, e->filter.ptr, e->filter.len, data, &is_new) == ST_OK
+		added = worker_share_add(w, s, c, e->filter.ptr, e->filter.len, data, &is_new) ==
+		                        ST_OK
 		                ? (int)is_new
 		                : -1;
 	} else {
@@ -65,7 +66,7 @@ static uint8_t subscribe_one(struct conn *c, const struct st_sub_entry *e, uint3
 	if (added < 0)
 		return c->v5 ? ST_RC_UNSPECIFIED : ST_SUBACK_FAILURE;
 	if (session_sub_add(s, e->filter.ptr, e->filter.len, data) != ST_OK) {
-		worker_unsubscribe(w, s, e->filter.ptr, e->filter.len);
+		worker_unsubscribe(w, s, c, e->filter.ptr, e->filter.len);
 		return c->v5 ? ST_RC_UNSPECIFIED : ST_SUBACK_FAILURE;
 	}
 	*fresh = added == 1;
@@ -87,12 +88,22 @@ static bool subscribe_wants_retained(const struct st_sub_entry *e, bool fresh, b
 	return rh == 0 || (rh == 1 && fresh);
 }
 
+/* The SUBACK (UNSUBACK) queued from byte `hold` of the output on waits, if this packet asked a
+ * group's owner for an answer and nothing earlier already holds the output (conn.h). */
+static void subscribe_hold(struct conn *c, uint64_t hold, uint32_t waits_before)
+{
+	if (c->share_wait > waits_before && waits_before == 0)
+		c->share_hold = hold;
+}
+
 int handle_subscribe(struct conn *c, const struct st_packet *pkt)
 {
 	const struct st_subscribe *sub = &pkt->subscribe;
 	struct st_props sp = {0};
 	struct st_sub_iter it;
 	struct st_sub_entry e;
+	uint64_t hold;
+	uint32_t waits;
 	int64_t off;
 	uint32_t i = 0;
 	int ret;
@@ -109,6 +120,8 @@ int handle_subscribe(struct conn *c, const struct st_packet *pkt)
 		    share_parse(e.filter.ptr, e.filter.len, &inner) == 1)
 			return ST_ERR_PROTOCOL;
 	}
+	hold = c->out.total;
+	waits = c->share_wait;
 	off = out_suback_begin(c, ST_SUBACK, sub->packet_id, sub->count);
 	if (off < 0)
 		return (int)off;
@@ -132,6 +145,7 @@ int handle_subscribe(struct conn *c, const struct st_packet *pkt)
 			               subdata_make((uint8_t)code, sp.subscription_id) |
 			                       (c->session->acl ? SUBDATA_ACL : 0));
 	}
+	subscribe_hold(c, hold, waits);
 	if (c->w->cl)
 		cluster_session_update(c->w, c->session);
 	return ST_OK;
@@ -144,6 +158,8 @@ int handle_unsubscribe(struct conn *c, const struct st_packet *pkt)
 	struct st_props up;
 	struct st_sub_iter it;
 	struct st_sub_entry e;
+	uint64_t hold = c->out.total;
+	uint32_t waits = c->share_wait;
 	int64_t off = -1;
 	uint32_t i = 0;
 	int ret;
@@ -167,7 +183,7 @@ int handle_unsubscribe(struct conn *c, const struct st_packet *pkt)
 		existed = e.filter.len && session_sub_remove(s, e.filter.ptr, e.filter.len);
 
 		if (existed)
-			worker_unsubscribe(w, s, e.filter.ptr, e.filter.len);
+			worker_unsubscribe(w, s, c, e.filter.ptr, e.filter.len);
 		if (off >= 0)
 			out_code_set(c, off, i++,
 			             existed ? ST_RC_SUCCESS : ST_RC_NO_SUBSCRIPTION_EXISTED);
@@ -178,6 +194,7 @@ int handle_unsubscribe(struct conn *c, const struct st_packet *pkt)
 	}
 	if (!c->v5)
 		out_unsuback(c, pkt->subscribe.packet_id);
+	subscribe_hold(c, hold, waits);
 	if (w->cl)
 		cluster_session_update(w, s);
 	return ST_OK;

@@ -209,12 +209,13 @@ static void replay_sub(struct replay *rp, struct session *s, const struct store_
 	bool added;
 
 	if (r->type == STORE_REC_SUB_DEL) {
-		worker_unsubscribe(w, s, r->filter.ptr, r->filter.len);
+		worker_unsubscribe(w, s, NULL, r->filter.ptr, r->filter.len);
 		session_sub_remove(s, r->filter.ptr, r->filter.len);
 		return;
 	}
 	if (share_parse(r->filter.ptr, r->filter.len, &inner) == 1) {
-		if (worker_share_add(w, s, r->filter.ptr, r->filter.len, data, &added) != ST_OK)
+		if (worker_share_add(w, s, NULL, r->filter.ptr, r->filter.len, data, &added) !=
+		    ST_OK)
 			return;
 	} else if (worker_sub_add(w, s, r->filter.ptr, r->filter.len, data) < 0) {
 		return;

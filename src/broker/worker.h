@@ -238,10 +238,11 @@ int worker_sub_add(struct worker *w, struct session *s, const uint8_t *filter, s
 
 /*
  * Adds s to the shared group `key` with subscription data `data`: here, or by message to the
- * group's owner. *added: s was not a member before. ST_OK or ST_ERR_NOMEM.
+ * group's owner. *added: s was not a member before. waiter: a connection whose output from
+ * its share_hold on waits for the owner's answer (conn.h), or NULL. ST_OK or ST_ERR_NOMEM.
  */
-int worker_share_add(struct worker *w, struct session *s, const uint8_t *key, size_t len,
-                     uint64_t data, bool *added);
+int worker_share_add(struct worker *w, struct session *s, struct conn *waiter, const uint8_t *key,
+                     size_t len, uint64_t data, bool *added);
 
 /* A session's connection came or went: tells the owners of its remote shared groups. */
 void worker_session_online(struct worker *w, struct session *s, bool online);
@@ -284,8 +285,14 @@ int worker_session_add(struct worker *w, struct session *s);
  */
 void worker_session_destroy(struct worker *w, struct session *s);
 
-/* Removes s's subscription to filter from the index (or its shared group). */
-void worker_unsubscribe(struct worker *w, struct session *s, const uint8_t *filter, size_t len);
+/* Removes s's subscription to filter from the index (or its shared group; waiter: as for
+ * worker_share_add). */
+void worker_unsubscribe(struct worker *w, struct session *s, struct conn *waiter,
+                        const uint8_t *filter, size_t len);
+
+/* The owner of a shared group answered a join or leave of session gen asked for by
+ * connection conn_id (xw.c): its held output may leave once nothing else is due. */
+void worker_share_answered(struct worker *w, uint64_t gen, uint64_t conn_id);
 
 /*
  * log_dest topic: queues a log line (struct log's topic_fn, ctx the worker). Lines are

@@ -10,6 +10,7 @@
 
 #include "broker.h"
 #include "cluster.h"
+#include "conn.h"
 #include "index/interest.h"
 #include "index/subidx.h"
 #include "persist.h"
@@ -98,22 +99,48 @@ int worker_sub_add(struct worker *w, struct session *s, const uint8_t *filter, s
 	return added;
 }
 
-int worker_share_add(struct worker *w, struct session *s, const uint8_t *key, size_t len,
-                     uint64_t data, bool *added)
+/* One more answer for waiter to wait for (conn.h, share_wait). */
+static uint64_t worker_share_wait(struct conn *waiter)
+{
+	if (!waiter)
+		return 0;
+	waiter->share_wait++;
+	return waiter->id;
+}
+
+int worker_share_add(struct worker *w, struct session *s, struct conn *waiter, const uint8_t *key,
+                     size_t len, uint64_t data, bool *added)
 {
 	struct share_member m = {.s = s, .data = data};
 	int owner = w->nworkers > 1 ? worker_share_remote(w, key, len) : -1;
+	uint64_t reply;
 
 	if (owner < 0)
 		return share_subscribe(&w->shares, w->subs, key, len, &m, added);
 	/* The group lives on its owner: the member joins by message. */
 	*added = session_sub_find(s, key, len) < 0;
-	xw_share_join(w, (unsigned)owner, key, len, s->gen, data, s->conn != NULL);
+	reply = worker_share_wait(waiter);
+	if (!xw_share_join(w, (unsigned)owner, key, len, s->gen, data, s->conn != NULL, reply) &&
+	    reply)
+		waiter->share_wait--;
 	return ST_OK;
 }
 
+void worker_share_answered(struct worker *w, uint64_t gen, uint64_t conn_id)
+{
+	struct session *s = worker_session_by_gen(w, gen);
+	struct conn *c = s ? s->conn : NULL;
+
+	/* A connection that has gone (or been taken over) waits for nothing. */
+	if (!c || c->id != conn_id || !c->share_wait)
+		return;
+	if (--c->share_wait == 0)
+		conn_flush(c);
+}
+
 /* Removes one of s's subscriptions from the index or its shared group. */
-void worker_unsubscribe(struct worker *w, struct session *s, const uint8_t *filter, size_t len)
+void worker_unsubscribe(struct worker *w, struct session *s, struct conn *waiter,
+                        const uint8_t *filter, size_t len)
 {
 	struct st_bytes inner;
 
@@ -123,8 +150,13 @@ void worker_unsubscribe(struct worker *w, struct session *s, const uint8_t *filt
 
 		if (owner < 0)
 			share_unsubscribe(&w->shares, w->subs, filter, len, &who);
-		else
-			xw_share_leave(w, (unsigned)owner, filter, len, s->gen);
+		else {
+			uint64_t reply = worker_share_wait(waiter);
+
+			if (!xw_share_leave(w, (unsigned)owner, filter, len, s->gen, reply) &&
+			    reply)
+				waiter->share_wait--;
+		}
 	} else if (subidx_remove(w->subs, filter, len, s) == ST_OK) {
 		if (w->nworkers > 1)
 			interest_remove_filter(&w->interest, filter, len);
@@ -163,7 +195,7 @@ void worker_session_destroy(struct worker *w, struct session *s)
 		msg_unref(will);
 	}
 	for (uint32_t i = 0; i < s->nsubs; i++)
-		worker_unsubscribe(w, s, s->subs[i].filter, s->subs[i].filter_len);
+		worker_unsubscribe(w, s, NULL, s->subs[i].filter, s->subs[i].filter_len);
 	wheel_del(&w->sess_timers, &s->timer);
 	hmap_remove(&w->sessions, sess_hash(w, s->client_id, s->client_id_len), s);
 	if (w->nworkers > 1)

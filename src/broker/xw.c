@@ -40,6 +40,7 @@ enum xw_kind {
 	XW_SHARE_REHOME = 7,  /* p1 msg, p2 group, u64 leaving member's generation */
 	XW_RETAIN_DROP = 8,   /* p1 msg: an expired retained message leaves every replica */
 	XW_BULK = 9,          /* p1 struct xw_bulk: small QoS 0 messages, copied */
+	XW_SHARE_DONE = 10,   /* u64 session generation, p1 connection id: join/leave applied */
 };
 
 #define XW_BULK_BYTES   (16u << 10) /* a bulk buffer, header included */
@@ -81,12 +82,13 @@ struct xw_bytes {
 
 /* A shared subscription request from a member's worker to the group's owner. */
 struct xw_share_req {
-	uint64_t gen;  /* the member session's generation */
-	uint64_t data; /* its subscription data (join) */
-	uint16_t from; /* its worker */
-	bool online;   /* join, online: whether it is connected */
-	uint16_t len;  /* bytes of key */
-	uint8_t key[]; /* "$share/name/filter" */
+	uint64_t gen;   /* the member session's generation */
+	uint64_t data;  /* its subscription data (join) */
+	uint64_t reply; /* the connection id to answer (XW_SHARE_DONE), or 0 */
+	uint16_t from;  /* its worker */
+	bool online;    /* join, online: whether it is connected */
+	uint16_t len;   /* bytes of key */
+	uint8_t key[];  /* "$share/name/filter" */
 };
 
 unsigned xw_home(unsigned n, const uint8_t *key, size_t len)
@@ -132,6 +134,8 @@ static void xw_entry_discard(const struct chan_entry *e)
 		/* Only QoS 0 travels in bulk: nothing in it is owed to anyone. */
 		free(e->p1);
 		break;
+	case XW_SHARE_DONE:
+		break; /* p1 is a number */
 	default:
 		free(e->p1);
 		break;
@@ -341,40 +345,44 @@ void xw_handoff(struct worker *w, unsigned to, int fd, unsigned listener, uint8_
 	}
 }
 
-static void xw_share_send(struct worker *w, enum xw_kind kind, unsigned owner, const uint8_t *key,
-                          size_t len, uint64_t gen, uint64_t data, bool online)
+static bool xw_share_send(struct worker *w, enum xw_kind kind, unsigned owner, const uint8_t *key,
+                          size_t len, uint64_t gen, uint64_t data, bool online, uint64_t reply)
 {
 	struct xw_share_req *r = malloc(sizeof(*r) + len);
 	struct chan_entry e = {.kind = kind};
 
 	if (!r)
-		return;
+		return false;
 	*r = (struct xw_share_req){.gen = gen,
 	                           .data = data,
+	                           .reply = reply,
 	                           .from = (uint16_t)w->index,
 	                           .online = online,
 	                           .len = (uint16_t)len};
 	memcpy(r->key, key, len);
 	e.p1 = r;
-	if (!xw_push(w, owner, &e, false))
-		free(r);
+	if (xw_push(w, owner, &e, false))
+		return true;
+	free(r);
+	return false;
 }
 
-void xw_share_join(struct worker *w, unsigned owner, const uint8_t *key, size_t len, uint64_t gen,
-                   uint64_t data, bool online)
+bool xw_share_join(struct worker *w, unsigned owner, const uint8_t *key, size_t len, uint64_t gen,
+                   uint64_t data, bool online, uint64_t reply)
 {
-	xw_share_send(w, XW_SHARE_JOIN, owner, key, len, gen, data, online);
+	return xw_share_send(w, XW_SHARE_JOIN, owner, key, len, gen, data, online, reply);
 }
 
-void xw_share_leave(struct worker *w, unsigned owner, const uint8_t *key, size_t len, uint64_t gen)
+bool xw_share_leave(struct worker *w, unsigned owner, const uint8_t *key, size_t len, uint64_t gen,
+                    uint64_t reply)
 {
-	xw_share_send(w, XW_SHARE_LEAVE, owner, key, len, gen, 0, false);
+	return xw_share_send(w, XW_SHARE_LEAVE, owner, key, len, gen, 0, false, reply);
 }
 
 void xw_share_online(struct worker *w, unsigned owner, const uint8_t *key, size_t len, uint64_t gen,
                      bool online)
 {
-	xw_share_send(w, XW_SHARE_ONLINE, owner, key, len, gen, 0, online);
+	xw_share_send(w, XW_SHARE_ONLINE, owner, key, len, gen, 0, online, 0);
 }
 
 static void xw_share_push(struct worker *w, enum xw_kind kind, unsigned to, uint64_t gen,
@@ -473,6 +481,14 @@ static void xw_on_share_req(struct worker *w, const struct chan_entry *e)
 		share_unsubscribe(&w->shares, w->subs, r->key, r->len, &m);
 	else
 		share_set_online(&w->shares, r->key, r->len, &m, r->online);
+	/* Applied, and the interest summary says so: the member's SUBACK (UNSUBACK) may leave.
+	 * It follows every delivery to that member pushed before it (one channel, in order). */
+	if (r->reply) {
+		struct chan_entry done = {
+		        .kind = XW_SHARE_DONE, .u64 = r->gen, .p1 = (void *)(uintptr_t)r->reply};
+
+		xw_push(w, r->from, &done, false);
+	}
 	free(r);
 }
 
@@ -481,14 +497,19 @@ static void xw_on_share_deliver(struct worker *w, const struct chan_entry *e)
 	uint64_t gen = e->u64 & XW_GEN_MASK;
 	unsigned hops = (unsigned)(e->u64 >> XW_GEN_BITS);
 	struct session *s = worker_session_by_gen(w, gen);
+	struct share_group *g = e->p2;
 	uint8_t qos = (uint8_t)(e->arg & XW_F_QOS_MASK);
 	bool retain = (e->arg & XW_F_RETAIN) != 0;
 
-	if (s && route_member_may_read(s, e->p1)) {
+	/* A member that has left (its UNSUBACK waits for the owner's answer, which follows this
+	 * entry) takes nothing more from the group. */
+	bool left = s && session_sub_find(s, g->key, g->key_len) < 0;
+
+	if (s && !left && route_member_may_read(s, e->p1)) {
 		route_deliver_member(w, s, e->p1, e->p2, qos, retain, e->arg >> XW_F_SUB_SHIFT);
 	} else if (s || qos) {
-		/* The member is gone, or may not read this topic (its ACL lives here, not on the
-		 * owner): the group chooses another, with the entry's references. */
+		/* The member is gone or has left, or may not read this topic (its ACL lives here,
+		 * not on the owner): the group chooses another, with the entry's references. */
 		xw_share_rehome(w, gen, e->p1, e->p2, qos, retain, hops + 1);
 		return;
 	}
@@ -523,6 +544,9 @@ static void xw_on_entry(struct worker *w, const struct chan_entry *e, unsigned f
 		break;
 	case XW_BULK:
 		xw_on_bulk(w, e->p1);
+		break;
+	case XW_SHARE_DONE:
+		worker_share_answered(w, e->u64, (uint64_t)(uintptr_t)e->p1);
 		break;
 	case XW_RETAIN_DROP:
 		route_retain_drop(w, e->p1);

@@ -119,10 +119,16 @@ void xw_forward_small(struct worker *w, const struct pub_view *v, uint64_t targe
 void xw_handoff(struct worker *w, unsigned to, int fd, unsigned listener, uint8_t *bytes,
                 uint32_t len, struct conn_tls *tls, struct conn_ws *ws);
 
-/* Shared subscriptions: a member session (gen) on w joins, leaves, goes on- or offline. */
-void xw_share_join(struct worker *w, unsigned owner, const uint8_t *key, size_t len, uint64_t gen,
-                   uint64_t data, bool online);
-void xw_share_leave(struct worker *w, unsigned owner, const uint8_t *key, size_t len, uint64_t gen);
+/*
+ * Shared subscriptions: a member session (gen) on w joins, leaves, goes on- or offline.
+ * reply: a connection id the owner answers once the join (leave) is applied, so that its
+ * SUBACK (UNSUBACK) can leave (worker_share_answered), or 0. Join and leave return whether
+ * the request was queued (false: out of memory, no answer will come).
+ */
+bool xw_share_join(struct worker *w, unsigned owner, const uint8_t *key, size_t len, uint64_t gen,
+                   uint64_t data, bool online, uint64_t reply);
+bool xw_share_leave(struct worker *w, unsigned owner, const uint8_t *key, size_t len, uint64_t gen,
+                    uint64_t reply);
 void xw_share_online(struct worker *w, unsigned owner, const uint8_t *key, size_t len, uint64_t gen,
                      bool online);
 
