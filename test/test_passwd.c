@@ -188,6 +188,45 @@ static void test_connect_rules(void)
 	auth_pw_free(db);
 }
 
+/* The entry tags a reload compares (auth.h): equal for the same line, different for another
+ * salt or hash, 0 for no file or no such user. */
+static void test_pw_tags(void)
+{
+	struct auth_pw *db = NULL, *again = NULL, *other = NULL;
+	struct auth_domain d = {0}, d2 = {0}, d3 = {0};
+	const uint8_t *a = (const uint8_t *)"alice", *b = (const uint8_t *)"bob";
+	char enc[AUTH_PW_ENCODED_MAX], text[512];
+
+	CU_ASSERT_EQUAL(auth_pw_tag(&d, a, 5), 0);
+	CU_ASSERT_EQUAL_FATAL(auth_pw_parse("f", vectors, strlen(vectors), &db, err, sizeof(err)),
+	                      ST_OK);
+	CU_ASSERT_EQUAL_FATAL(
+	        auth_pw_parse("g", vectors, strlen(vectors), &again, err, sizeof(err)), ST_OK);
+	d.pw = db;
+	d2.pw = again;
+	CU_ASSERT_NOT_EQUAL(auth_pw_tag(&d, a, 5), 0);
+	CU_ASSERT_NOT_EQUAL(auth_pw_tag(&d, b, 3), 0);
+	CU_ASSERT_NOT_EQUAL(auth_pw_tag(&d, a, 5), auth_pw_tag(&d, b, 3));
+	CU_ASSERT_EQUAL(auth_pw_tag(&d, a, 5), auth_pw_tag(&d2, a, 5));
+	CU_ASSERT_EQUAL(auth_pw_tag(&d, b, 3), auth_pw_tag(&d2, b, 3));
+	CU_ASSERT_EQUAL(auth_pw_tag(&d, (const uint8_t *)"carol", 5), 0);
+	CU_ASSERT_EQUAL(auth_pw_tag(&d, a, 4), 0);
+	/* alice with the same password hashed again (a fresh salt): another tag. */
+	CU_ASSERT_EQUAL_FATAL(auth_pw_encode(AUTH_PW_SHA512_PBKDF2, AUTH_PW_ITERATIONS,
+	                                     (const uint8_t *)"secret", 6, enc, sizeof(enc)),
+	                      ST_OK);
+	snprintf(text, sizeof(text), "alice:%s\n", enc);
+	CU_ASSERT_EQUAL_FATAL(auth_pw_parse("h", text, strlen(text), &other, err, sizeof(err)),
+	                      ST_OK);
+	d3.pw = other;
+	CU_ASSERT_NOT_EQUAL(auth_pw_tag(&d3, a, 5), 0);
+	CU_ASSERT_NOT_EQUAL(auth_pw_tag(&d3, a, 5), auth_pw_tag(&d, a, 5));
+	CU_ASSERT_EQUAL(auth_pw_tag(&d3, b, 3), 0);
+	auth_pw_free(db);
+	auth_pw_free(again);
+	auth_pw_free(other);
+}
+
 int main(void)
 {
 	static const struct tu_test tests[] = {
@@ -196,6 +235,7 @@ int main(void)
 	        {"base64", test_b64},
 	        {"encode round trip", test_encode_round_trip},
 	        {"CONNECT rules", test_connect_rules},
+	        {"entry tags", test_pw_tags},
 	        {NULL, NULL},
 	};
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "acl.h"
 #include "passwd.h"
@@ -97,4 +98,23 @@ enum auth_verdict auth_connect(const struct auth_domain *d, const uint8_t *user,
 	if (!has_pw || !auth_pw_check(d->pw, user, ulen, pw, pwlen))
 		return AUTH_BAD_CREDENTIALS;
 	return AUTH_ACCEPT;
+}
+
+uint64_t auth_pw_tag(const struct auth_domain *d, const uint8_t *user, size_t ulen)
+{
+	const struct auth_pw_entry *e = d->pw ? auth_pw_find(d->pw, user, ulen) : NULL;
+	uint8_t buf[3 * sizeof(uint32_t) + AUTH_PW_SALT_MAX + AUTH_PW_HASH_LEN];
+	uint32_t head[3];
+	uint64_t tag;
+
+	if (!e)
+		return 0;
+	head[0] = (uint32_t)e->kind;
+	head[1] = e->iterations;
+	head[2] = e->salt_len;
+	memcpy(buf, head, sizeof(head));
+	memcpy(buf + sizeof(head), e->salt, e->salt_len);
+	memcpy(buf + sizeof(head) + e->salt_len, e->hash, sizeof(e->hash));
+	tag = XXH3_64bits(buf, sizeof(head) + e->salt_len + sizeof(e->hash));
+	return tag ? tag : 1;
 }

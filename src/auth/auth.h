@@ -64,4 +64,14 @@ static inline const struct auth_domain *auth_domain_of(const struct auth_set *se
 enum auth_verdict auth_connect(const struct auth_domain *d, const uint8_t *user, size_t ulen,
                                const uint8_t *pw, size_t pwlen, bool has_pw);
 
+/*
+ * A tag of user's password-file entry in d (its hash kind, rounds, salt and hash), or 0 when d
+ * has no password file or no such user. A connection accepted by the file keeps the tag of
+ * its entry; on SIGHUP it stays if the new file's entry has the same tag, and is closed if the
+ * entry changed or went (as Mosquitto 2 closes clients whose password no longer matches; the
+ * password itself is not kept to be checked again, so a user re-hashed with the same password
+ * is closed too and reconnects).
+ */
+uint64_t auth_pw_tag(const struct auth_domain *d, const uint8_t *user, size_t ulen);
+
 #endif

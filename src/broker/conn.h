@@ -115,6 +115,7 @@ struct conn {
 	char *username;          /* the client's username (CONNECT's, or its certificate's with
 	                            use_identity/subject_as_username), NUL-terminated; or NULL */
 	uint16_t username_len;   /* bytes of username */
+	uint64_t pw_tag;         /* its password-file entry's tag (auth_pw_tag), 0: not by file */
 
 	uint8_t *rbuf; /* partial packet spanning receives, or NULL */
 	uint32_t rlen; /* bytes held in rbuf */

@@ -206,6 +206,9 @@ static int connect_auth(struct conn *c, const struct st_connect *ck)
 	switch (auth_connect(d, ck->username_flag ? ck->username.ptr : NULL, ck->username.len,
 	                     ck->password.ptr, ck->password.len, ck->password_flag)) {
 	case AUTH_ACCEPT:
+		/* A reload closes c if this entry changes or goes (reload.c). */
+		if (ck->username_flag)
+			c->pw_tag = auth_pw_tag(d, ck->username.ptr, ck->username.len);
 		return 0;
 	case AUTH_BAD_CREDENTIALS:
 		return connect_refuse_code(

@@ -11,7 +11,10 @@
 #include "auth/auth.h"
 #include "base/log.h"
 #include "broker.h"
+#include "conn.h"
+#include "out.h"
 #include "session.h"
+#include "starling/props.h"
 #include "worker.h"
 #include "xw.h"
 
@@ -33,13 +36,35 @@ static int reload_log_file(struct worker *w)
 	return ST_OK;
 }
 
-/* Every session of w under w->auth: rules rebuilt, cached answers dropped, subscriptions
- * re-classified. */
+/* Whether c's password-file entry is gone or changed in w->auth (auth_pw_tag). */
+static bool reload_revoked(struct worker *w, const struct conn *c)
+{
+	const struct auth_domain *d = auth_domain_of(w->auth, c->listener);
+
+	return c->pw_tag && c->username &&
+	       auth_pw_tag(d, (const uint8_t *)c->username, c->username_len) != c->pw_tag;
+}
+
+/*
+ * Every session of w under w->auth: a client whose password no longer stands is closed (at
+ * the end of the batch: closing ends a clean session, which this walk must not see), the
+ * others' rules rebuilt, cached answers dropped, subscriptions re-classified.
+ */
 static void reload_sessions(struct worker *w)
 {
 	for (size_t i = hmap_next(&w->sessions, 0); i < hmap_cap(&w->sessions);
 	     i = hmap_next(&w->sessions, i + 1)) {
 		struct session *s = w->sessions.slots[i].val;
+
+		if (s->conn && reload_revoked(w, s->conn)) {
+			log_msg(&w->log, LOG_T_NOTICE,
+			        "Client %.*s (user %s) closed: its password file entry changed on "
+			        "reload.",
+			        (int)s->client_id_len, (const char *)s->client_id,
+			        s->conn->username);
+			out_disconnect(s->conn, ST_RC_NOT_AUTHORIZED, "password changed");
+			conn_close_later(s->conn, "password changed");
+		}
 
 		if (access_refresh(w, s) != ST_OK)
 			log_msg(&w->log, LOG_T_ERROR,
