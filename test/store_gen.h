@@ -101,6 +101,14 @@ static void sgen_fields(struct sgen *g)
 		if (r->has_user)
 			sgen_bytes(g->payload, sizeof(g->payload), &r->user);
 		break;
+	case STORE_REC_SHARE_MARK:
+		/* Few distinct ones, so that the same mark comes twice. */
+		r->source = (uint16_t)tu_rand(4);
+		r->origin = 1 + tu_rand(40);
+		snprintf(g->filter, sizeof(g->filter), "$share/g%u/t/%u", tu_rand(3), tu_rand(3));
+		r->filter.ptr = (const uint8_t *)g->filter;
+		r->filter.len = (uint32_t)strlen(g->filter);
+		break;
 	case STORE_REC_ORIGIN:
 		/* Intervals that often touch or overlap: few numbers, as a log holds. */
 		r->source = (uint16_t)tu_rand(4);
@@ -144,7 +152,7 @@ static void sgen_record(struct sgen *g, const struct model *m)
 	r->client.ptr = (const uint8_t *)g->client;
 	r->client.len = (uint32_t)strlen(g->client);
 	if (g->origins && tu_rand(16) == 0) {
-		r->type = STORE_REC_ORIGIN;
+		r->type = tu_rand(2) ? STORE_REC_ORIGIN : STORE_REC_SHARE_MARK;
 		memset(&r->client, 0, sizeof(r->client));
 	} else if (pick < 3) {
 		r->type = pick < 2 ? STORE_REC_RETAIN_SET : STORE_REC_RETAIN_DEL;

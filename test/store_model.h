@@ -11,6 +11,7 @@
  *   "S" client "\0" "n" packet_id     an inbound QoS 2 packet id awaiting PUBREL
  *   "S" client "\0" "w"               its delayed will
  *   "S" client "\0" "a"               who it is (session-auth)
+ *   "M" source origin filter          a share-mark (a set: the same one twice is one)
  *
  * The value is every field of the record that set it, serialised field by field here (not by
  * the codec under test). Deleting a session deletes every key under its prefix, as the broker
@@ -221,6 +222,15 @@ static void model_apply(struct model *m, const struct store_rec *r)
 		return;
 	if (r->type == STORE_REC_ORIGIN) {
 		model_origin(m, r->source, r->origin_lo, r->origin);
+		return;
+	}
+	if (r->type == STORE_REC_SHARE_MARK) {
+		k.n = 0;
+		mb_put(&k, "M", 1);
+		mb_put(&k, &r->source, 2);
+		mb_put(&k, &r->origin, 8);
+		mb_put(&k, r->filter.ptr, r->filter.len);
+		model_set(m, &k, &v);
 		return;
 	}
 	if (r->type == STORE_REC_RETAIN_SET || r->type == STORE_REC_RETAIN_DEL ||

@@ -585,7 +585,7 @@ static void test_bad_headers(void)
 		int off, val, want;
 	} cases[] = {
 	        {8, STORE_VERSION + 1, STORE_E_NEWER}, /* version */
-	        {12, 16, STORE_E_NEWER},               /* an unknown flag */
+	        {12, 32, STORE_E_NEWER},               /* an unknown flag */
 	        {20, 9, STORE_E_HEADER},               /* segment number (CRC fails) */
 	        {0, 'X', STORE_E_NOT_LOG},             /* magic */
 	};
@@ -1016,7 +1016,7 @@ static void test_compact(void)
 		size_t hl;
 
 		CU_ASSERT_EQUAL(store_header_decode(before5, len5, &h, &hl), 0);
-		CU_ASSERT_EQUAL(h.flags, STORE_FLAG_COMMITS | STORE_FLAG_AUTH);
+		CU_ASSERT_EQUAL(h.flags, STORE_FLAG_COMMITS | STORE_FLAGS_RECORDS);
 		CU_ASSERT_EQUAL(h.segment, 5);
 	}
 	CU_ASSERT(memcmp(before5 + STORE_HEADER_LEN, b.data + STORE_HEADER_LEN,

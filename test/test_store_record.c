@@ -107,6 +107,10 @@ static const struct store_rec samples[] = {
         {.type = STORE_REC_WILL_CLEAR, .client = B("client-1")},
         {.type = STORE_REC_COMMIT},
         {.type = STORE_REC_PAD},
+        {.type = STORE_REC_SHARE_MARK,
+         .source = 3,
+         .origin = STORE_ORIGIN_MAX - 1,
+         .filter = B("$share/g/sensors/+/t")},
         {.type = STORE_REC_RETAIN_SOURCE,
          .topic = B("a/b/c"),
          .client = B("setter"),
@@ -273,6 +277,10 @@ static void test_encode_refuses_bad_fields(void)
 	REFUSE(topic, B("a/+"), NSAMPLES - 6);
 	REFUSE(client, B(""), NSAMPLES - 6);
 	REFUSE(has_user, 0, NSAMPLES - 6);
+	/* Share-mark: an origin number, a group key that is a filter. */
+	REFUSE(origin, 0, NSAMPLES - 7);
+	REFUSE(filter, B(""), NSAMPLES - 7);
+	REFUSE(filter, B("$share/g/a/#/b"), NSAMPLES - 7);
 	r = samples[0];
 	r.topic.ptr = long_topic;
 	r.topic.len = sizeof(long_topic);
@@ -359,10 +367,26 @@ static void test_decode_refuses_malformed(void)
 	                                             "\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00",
 	                            19),
 	                0);
-	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x15\x01\x00"
+	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x16\x01\x00"
 	                                             "a",
 	                            4),
 	                STORE_E_TYPE);
+	/* A share-mark: origin 0, and a group key that is no filter. */
+	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x15\x00\x00\x00\x00\x00\x00\x00\x00"
+	                                             "\x01\x00\x03\x00"
+	                                             "$/#",
+	                            16),
+	                STORE_E_MALFORMED);
+	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x15\x05\x00\x00\x00\x00\x00\x00\x00"
+	                                             "\x01\x00\x03\x00"
+	                                             "a#b",
+	                            16),
+	                STORE_E_MALFORMED);
+	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x15\x05\x00\x00\x00\x00\x00\x00\x00"
+	                                             "\x01\x00\x03\x00"
+	                                             "a/#",
+	                            16),
+	                0);
 	/* A pad's payload is anything, of any length. */
 	CU_ASSERT_EQUAL(decode_body((const uint8_t *)"\x12\x01\x00"
 	                                             "a",

@@ -120,6 +120,7 @@ static int rank_of(uint8_t type)
 	case STORE_REC_INBOUND_ORIGIN:
 		return 5;
 	case STORE_REC_ORIGIN:
+	case STORE_REC_SHARE_MARK:
 		return 7; /* after everything */
 	default:
 		return 6; /* retain-set */

@@ -136,6 +136,10 @@ struct broker_shared {
 	/* [i], written by i before its replay ends (replay_left), read after: its origin counter
 	 * as restored (persist.h, origins). */
 	uint64_t *origin_start;
+	/* [i], written by i from housekeeping: the lowest origin number of i's that may still
+	 * come again in a resent PUBLISH (a QoS 2 packet id awaiting PUBREL), 0 until known
+	 * (persist_marks.c); read by the others to forget share-marks below it. */
+	struct persist_count *origin_low;
 	/* Workers whose log is failing (disk full, I/O error): while any is, every worker refuses
 	 * QoS 1/2 publishes (their records may be bound for the failing one's log). */
 	_Atomic unsigned persist_failing;

@@ -173,9 +173,11 @@ int handle_publish(struct conn *c, const struct st_publish *p)
 			/* A resend: other workers that lost it in a crash take it again (persist.h,
 			 * origins); it is acknowledged as it was the first time. */
 			v.origin = s->ps ? session_in_qos2_origin(s, p->packet_id) : 0;
+			v.osrc = (uint16_t)w->index;
 			ret = v.origin && !bad_format && !drop ? route_resend(w, &v, p->retain) : 0;
 		} else {
 			v.origin = s->ps ? persist_origin_new(w) : 0;
+			v.osrc = (uint16_t)w->index;
 			ret = session_in_qos2_begin(s, p->packet_id, v.origin);
 			if (ret == 1 && !bad_format && !drop)
 				ret = route_publish(w, s, &v, 2, p->retain);

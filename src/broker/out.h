@@ -24,6 +24,7 @@ struct pub_view {
 	uint64_t topic_hash;     /* XXH3 of the topic once computed (outbound aliases) */
 	bool hashed;             /* topic_hash is set */
 	uint64_t origin;         /* QoS 2 from a durable session: its origin number (persist.h) */
+	uint16_t osrc;           /* ... and the worker that gave it */
 };
 
 static inline struct pub_view pub_view_of(struct msg *m)
@@ -34,6 +35,8 @@ static inline struct pub_view pub_view_of(struct msg *m)
 	        .payload = {msg_payload(m), m->payload_len},
 	        .m = m,
 	        .expiry_ms = m->expiry_ms,
+	        .origin = m->origin,
+	        .osrc = m->osrc,
 	};
 }
 

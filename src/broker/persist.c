@@ -927,6 +927,7 @@ void persist_housekeeping(struct worker *w)
 		persist_retry(w);
 	}
 	persist_compact_tick(w);
+	persist_marks_housekeeping(w);
 	/* Something waits (sealed and not released, or marked and not sealed): since when. */
 	if (p->sealed == p->released && !p->fill_list) {
 		p->released_ms = 0;
@@ -981,6 +982,7 @@ void persist_fini(struct worker *w)
 	if (p->old_fd >= 0)
 		close(p->old_fd);
 	store_buf_free(&p->snap);
+	persist_marks_fini(p);
 	for (unsigned i = 0; i < PERSIST_SLOTS; i++) {
 		store_buf_free(&p->slot[i].buf);
 		free(p->slot[i].in_sealed);

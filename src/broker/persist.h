@@ -57,6 +57,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/hmap.h"
 #include "base/ivset.h"
 #include "io/ring.h"
 #include "starling/codec.h"
@@ -68,6 +69,7 @@ struct conn;
 struct session;
 struct sess_delivery;
 struct msg;
+struct share_group;
 struct store_chain;
 
 #define PERSIST_SLOTS        5 /* buffers: one filling, the others' commits in flight */
@@ -214,6 +216,13 @@ struct persist {
 	struct persist_origins *sess; /* per source worker: handled for the sessions here */
 	struct persist_origins *ret;  /* ... for the retained replica (worker 0: sess itself) */
 	uint64_t origin_dirty;        /* bit per worker: its interval (own: the counter) grew */
+	/* Share-marks (store/record.h, persist_marks.c): the copies of shared groups' messages
+	 * with an origin stored in sessions here (for snapshots and the start-up report), and
+	 * on a group's worker the (source, origin, group) copies its groups are known to have. */
+	struct persist_mark *marks;
+	uint32_t nmarks, marks_cap;
+	struct hmap seen;             /* struct persist_seen by (source, origin, key hash) */
+	uint64_t marks_scan_ms;       /* next origin_low scan and pruning */
 	struct persist_token *tokens; /* FIFO of commits waiting for acknowledgements */
 	uint32_t tok_head, tok_len, tok_cap;
 	bool waiting; /* this worker asked others to ring it (persist_waiting) */
@@ -372,6 +381,49 @@ void persist_origin_begin(struct worker *w);
 void persist_origin_record(struct persist *p, unsigned from, uint64_t lo, uint64_t hi);
 /* Ends the filling commit's records: the marks that rose, then a commit record. */
 int persist_commit_close(struct persist *p);
+
+/*
+ * Share-marks (kernel-notes/persistence.md, "Several workers"): a group's copy of a QoS 2
+ * message that carries an origin is stored in a member's session on some worker, while the
+ * group lives on its own worker G, which picked the member. A crash may lose the copy and
+ * keep G's mark of the origin, or keep the copy and lose G's: so the worker that stores the
+ * copy writes a share-mark with it (one commit), tells G at start-up, and G routes a message
+ * whose origin predates the restart to a group only if no copy of it is known to the group.
+ */
+struct persist_mark {
+	uint64_t origin; /* origin number */
+	uint16_t src;    /* its worker */
+	uint16_t klen;   /* bytes of key */
+	uint8_t *key;    /* the group's "$share/name/filter", owned */
+};
+struct persist_seen {
+	uint64_t origin;
+	uint64_t khash; /* XXH3 of the group's key */
+	uint16_t src;
+};
+/* Appends r to p's filling commit (or the snapshot being taken), holding s's connection. */
+void persist_append_rec(struct persist *p, const struct store_rec *r, struct session *s);
+/* s (durable) stored a copy of m (with an origin) for group g: the record and the entry. */
+void persist_share_mark(struct session *s, const struct msg *m, const struct share_group *g);
+/* Replay: a share-mark of w's own log. */
+void persist_marks_replayed(struct worker *w, const struct store_rec *r);
+/* End of w's replay: every mark to its group's worker (itself included). */
+void persist_marks_report(struct worker *w);
+/* A report from another worker (xw.c): group key hash kh has origin o of worker src. */
+void persist_seen_add(struct worker *w, unsigned src, uint64_t o, uint64_t kh);
+/*
+ * Routing message m (v's origin o from worker src) to group g here: true if g already has a
+ * copy of it (a resend after a restart: skip the group); else records that it now has one.
+ * Only origins from before this run are looked up; newer ones are always false.
+ */
+bool persist_seen_take(struct worker *w, unsigned src, uint64_t o, const struct share_group *g);
+/* Whether origin o of worker src predates this run (a resend after a restart). */
+bool persist_origin_old(const struct worker *w, unsigned src, uint64_t o);
+/* Snapshot: the marks still needed, as records. */
+void persist_marks_snapshot(struct persist *p);
+/* Housekeeping: publishes this worker's origin_low, forgets marks no resend can need. */
+void persist_marks_housekeeping(struct worker *w);
+void persist_marks_fini(struct persist *p);
 
 /* A commit in flight writes to fd (compaction waits for the old segment's). */
 bool persist_fd_busy(const struct persist *p, int fd);

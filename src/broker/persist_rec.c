@@ -49,6 +49,11 @@ static void persist_append(struct persist *p, const struct store_rec *r, struct 
 		persist_hold(p->w, s->conn, false);
 }
 
+void persist_append_rec(struct persist *p, const struct store_rec *r, struct session *s)
+{
+	persist_append(p, r, s);
+}
+
 static struct st_bytes sess_client(const struct session *s)
 {
 	return (struct st_bytes){s->client_id, s->client_id_len};

@@ -48,8 +48,9 @@ int persist_broker_init(struct broker *b)
 	sh->persist_waiting = calloc(n, sizeof(*sh->persist_waiting));
 	sh->persist_synced = calloc(n, sizeof(*sh->persist_synced));
 	sh->origin_start = calloc(n, sizeof(*sh->origin_start));
+	sh->origin_low = calloc(n, sizeof(*sh->origin_low));
 	if (!b->store || !b->chains || !sh->persist_acks || !sh->persist_full ||
-	    !sh->persist_waiting || !sh->persist_synced || !sh->origin_start) {
+	    !sh->persist_waiting || !sh->persist_synced || !sh->origin_start || !sh->origin_low) {
 		log_msg(&b->log, LOG_T_ERROR,
 		        "Error: out of memory opening the persistence store.");
 		return ST_ERR_NOMEM;
@@ -94,6 +95,7 @@ void persist_broker_fini(struct broker *b)
 	free(b->shared.persist_waiting);
 	free(b->shared.persist_synced);
 	free(b->shared.origin_start);
+	free(b->shared.origin_low);
 }
 
 struct replay {
@@ -370,6 +372,10 @@ static void replay_apply(struct replay *rp, const struct store_rec *r)
 	case STORE_REC_ORIGIN:
 		replay_origin(rp, r);
 		return;
+	case STORE_REC_SHARE_MARK:
+		if (!rp->from_w0)
+			persist_marks_replayed(rp->w, r);
+		return;
 	case STORE_REC_COMMIT:
 	case STORE_REC_PAD:
 		return;
@@ -483,6 +489,8 @@ int persist_replay(struct worker *w, const struct store_chain *own, const struct
 	}
 	replay_chain(&rp, own, false);
 	replay_finish(&rp);
+	/* Before anyone routes: each group's worker learns which copies its groups kept. */
+	persist_marks_report(w);
 	/* Read by the others once every replay is done (worker_run waits for that). */
 	b->shared.origin_start[w->index] = w->ps->origin_next;
 	clock_gettime(CLOCK_MONOTONIC, &t1);

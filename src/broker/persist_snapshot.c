@@ -87,6 +87,8 @@ int persist_snapshot(struct worker *w, struct store_buf *b, size_t max)
 		retain_each(w->retained, snap_retained, &rc);
 	if (!p->snap_over)
 		persist_origin_marks(p, true);
+	if (!p->snap_over)
+		persist_marks_snapshot(p);
 	p->snap_to = NULL;
 	return p->snap_over ? -1 : 0;
 }

@@ -33,13 +33,12 @@
 
 static struct msg *route_promote_new(struct pub_view *v, uint8_t qos, bool retain)
 {
-	uint64_t origin = v->origin;
-
 	v->m = msg_new(v->topic, v->props, v->payload, qos, retain);
 	if (v->m) {
 		v->m->expiry_ms = v->expiry_ms;
+		v->m->origin = v->origin;
+		v->m->osrc = v->osrc;
 		*v = pub_view_of(v->m);
-		v->origin = origin;
 	}
 	return v->m;
 }
@@ -318,9 +317,13 @@ static bool route_deliver(struct worker *w, struct session *s, struct pub_view *
 		return false;
 	switch (session_out_offer(s, &d, c && conn_qos_room(c), &pid)) {
 	case SESS_OUT_SEND:
+		if (group && d.m->origin && s->ps)
+			persist_share_mark(s, d.m, group);
 		route_send(c, v, qos, retain, pid, false, x);
 		return true;
 	case SESS_OUT_QUEUED:
+		if (group && d.m->origin && s->ps)
+			persist_share_mark(s, d.m, group);
 		return true;
 	default:
 		route_queue_full(w, s);
@@ -452,6 +455,9 @@ static uint32_t route_shared(struct worker *w, struct pub_view *v, uint8_t qos, 
 
 		if (g->clustered)
 			continue; /* its messages come through the cluster's queue group */
+		/* A resend after a restart: a group that kept its copy does not take it twice. */
+		if (v->origin && w->ps && persist_seen_take(w, v->osrc, v->origin, g))
+			continue;
 		m = route_pick(g, v, NULL);
 		if (m && route_to_member(w, g, m, v, qos, retain, 0))
 			delivered++;
@@ -467,8 +473,10 @@ bool route_group(struct worker *w, struct share_group *g, struct pub_view *v, ui
 	return m && route_to_member(w, g, m, v, qos, retain, 0);
 }
 
-int route_local(struct worker *w, struct session *origin, struct pub_view *v, uint8_t qos,
-                bool retain)
+/* route_local; groups_only: the shared groups here and no other subscriber (a resend whose
+ * origin the sessions here handled before a restart, route_resend_groups). */
+static int route_local_some(struct worker *w, struct session *origin, struct pub_view *v,
+                            uint8_t qos, bool retain, bool groups_only)
 {
 	uint32_t delivered = 0;
 
@@ -479,7 +487,7 @@ int route_local(struct worker *w, struct session *origin, struct pub_view *v, ui
 	w->nshared = 0;
 	w->nids = 0;
 	subidx_match(w->subs, v->topic.ptr, v->topic.len, route_match_cb, w);
-	for (uint32_t i = 0; i < w->nmatches; i++) {
+	for (uint32_t i = 0; !groups_only && i < w->nmatches; i++) {
 		struct session *s = w->matches[i];
 		uint64_t data = s->match_data;
 		uint8_t granted = subdata_qos(data);
@@ -502,6 +510,18 @@ int route_local(struct worker *w, struct session *origin, struct pub_view *v, ui
 	if (w->nshared)
 		delivered += route_shared(w, v, qos, retain);
 	return (int)delivered;
+}
+
+int route_local(struct worker *w, struct session *origin, struct pub_view *v, uint8_t qos,
+                bool retain)
+{
+	return route_local_some(w, origin, v, qos, retain, false);
+}
+
+void route_resend_groups(struct worker *w, struct pub_view *v, uint8_t qos, bool retain)
+{
+	if (persist_origin_old(w, v->osrc, v->origin))
+		route_local_some(w, NULL, v, qos, retain, true);
 }
 
 int route_publish(struct worker *w, struct session *origin, struct pub_view *v, uint8_t qos,
@@ -572,9 +592,15 @@ int route_resend(struct worker *w, struct pub_view *v, bool retain)
 
 	if (w->nworkers < 2)
 		return 0;
+	/* The sessions here went into the packet id's commit, but a group here may have picked
+	 * a member elsewhere that lost its copy (persist_marks.c). */
+	route_resend_groups(w, v, 2, retain);
 	targets = xw_targets(w, v->topic.ptr, v->topic.len);
-	if (!targets && !store)
+	if (!targets && !store) {
+		if (owned && v->m)
+			msg_unref(v->m);
 		return 0;
+	}
 	m = route_promote(v, 2, retain);
 	if (!m)
 		return ST_ERR_NOMEM;
@@ -588,7 +614,7 @@ int route_resend(struct worker *w, struct pub_view *v, bool retain)
 		if (rep && w->index != 0)
 			route_retain_apply(w, m);
 	}
-	/* The sessions here went into the packet id's commit: only other workers may lack it. */
+	/* Only other workers may lack it. */
 	xw_forward(w, m, store ? w->xw.others : targets, 2, retain, store, persist_stamp(w),
 	           v->origin);
 	w->ps->pub_remote = true;

@@ -37,6 +37,13 @@ int route_resend(struct worker *w, struct pub_view *v, bool retain);
  * worker): route_publish's local part, and what a worker does with a message another one
  * handed over. Returns the number of sessions it was delivered or queued to.
  */
+/*
+ * A resend (v->origin from worker v->osrc) that the sessions here handled before a restart:
+ * the shared groups here may still lack it, if the member's worker lost its copy; they take it
+ * unless their copy is known (persist_seen_take).
+ */
+void route_resend_groups(struct worker *w, struct pub_view *v, uint8_t qos, bool retain);
+
 int route_local(struct worker *w, struct session *origin, struct pub_view *v, uint8_t qos,
                 bool retain);
 

@@ -41,6 +41,7 @@ enum xw_kind {
 	XW_RETAIN_DROP = 8,   /* p1 msg: an expired retained message leaves every replica */
 	XW_BULK = 9,          /* p1 struct xw_bulk: small QoS 0 messages, copied */
 	XW_SHARE_DONE = 10,   /* u64 session generation, p1 connection id: join/leave applied */
+	XW_SHARE_MARK = 11,   /* u64 origin, arg source, p1 group key hash: a copy (start-up) */
 };
 
 #define XW_BULK_BYTES   (16u << 10) /* a bulk buffer, header included */
@@ -135,6 +136,7 @@ static void xw_entry_discard(const struct chan_entry *e)
 		free(e->p1);
 		break;
 	case XW_SHARE_DONE:
+	case XW_SHARE_MARK:
 		break; /* p1 is a number */
 	default:
 		free(e->p1);
@@ -379,6 +381,14 @@ bool xw_share_leave(struct worker *w, unsigned owner, const uint8_t *key, size_t
 	return xw_share_send(w, XW_SHARE_LEAVE, owner, key, len, gen, 0, false, reply);
 }
 
+void xw_share_mark(struct worker *w, unsigned owner, unsigned src, uint64_t origin, uint64_t kh)
+{
+	struct chan_entry e = {
+	        .kind = XW_SHARE_MARK, .arg = src, .u64 = origin, .p1 = (void *)(uintptr_t)kh};
+
+	xw_push(w, owner, &e, false);
+}
+
 void xw_share_online(struct worker *w, unsigned owner, const uint8_t *key, size_t len, uint64_t gen,
                      bool online)
 {
@@ -444,6 +454,10 @@ static void xw_on_deliver(struct worker *w, const struct chan_entry *e, unsigned
 	if (sess)
 		route_local(w, NULL, &v, (uint8_t)(e->arg & XW_F_QOS_MASK),
 		            (e->arg & XW_F_RETAIN) != 0);
+	else if (origin && w->ps)
+		/* Its groups here may still lack it (persist_marks.c). */
+		route_resend_groups(w, &v, (uint8_t)(e->arg & XW_F_QOS_MASK),
+		                    (e->arg & XW_F_RETAIN) != 0);
 	msg_unref(m);
 }
 
@@ -547,6 +561,9 @@ static void xw_on_entry(struct worker *w, const struct chan_entry *e, unsigned f
 		break;
 	case XW_SHARE_DONE:
 		worker_share_answered(w, e->u64, (uint64_t)(uintptr_t)e->p1);
+		break;
+	case XW_SHARE_MARK:
+		persist_seen_add(w, e->arg, e->u64, (uint64_t)(uintptr_t)e->p1);
 		break;
 	case XW_RETAIN_DROP:
 		route_retain_drop(w, e->p1);

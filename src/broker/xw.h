@@ -129,6 +129,9 @@ bool xw_share_join(struct worker *w, unsigned owner, const uint8_t *key, size_t 
                    uint64_t data, bool online, uint64_t reply);
 bool xw_share_leave(struct worker *w, unsigned owner, const uint8_t *key, size_t len, uint64_t gen,
                     uint64_t reply);
+/* Start-up: the group whose key hashes to kh has a copy of origin `origin` of worker src
+ * (persist_marks.c), told to the group's worker `owner`. */
+void xw_share_mark(struct worker *w, unsigned owner, unsigned src, uint64_t origin, uint64_t kh);
 void xw_share_online(struct worker *w, unsigned owner, const uint8_t *key, size_t len, uint64_t gen,
                      bool online);
 

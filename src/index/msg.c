@@ -24,6 +24,8 @@ struct msg *msg_new(struct st_bytes topic, struct st_bytes props, struct st_byte
 	m->payload_len = payload.len;
 	m->expiry_ms = 0;
 	m->rseq = 0;
+	m->origin = 0;
+	m->osrc = 0;
 	m->src = NULL;
 	if (topic.len)
 		memcpy(m->data, topic.ptr, topic.len);

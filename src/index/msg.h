@@ -44,6 +44,8 @@ struct msg {
 	uint32_t payload_len;  /* bytes of payload after the properties */
 	uint64_t expiry_ms;    /* monotonic ms at which the message expires; 0: never */
 	uint64_t rseq;         /* retained write order across workers (0: none) */
+	uint64_t origin;       /* its publisher's worker's number for it (persistence), 0: none */
+	uint16_t osrc;         /* ... that worker */
 	struct msg_source
 	        *src;   /* retained: its publisher (owned, set before it is shared), or NULL */
 	uint8_t data[]; /* topic, properties, payload */

@@ -265,7 +265,7 @@ int sd_write_tmp(const struct store_dir *d, unsigned w, uint16_t workers, uint64
                  size_t errlen)
 {
 	/* Whatever the broker appends later comes in commits; the state written here is one. */
-	struct store_header h = {.flags = flags | STORE_FLAG_COMMITS | STORE_FLAG_AUTH,
+	struct store_header h = {.flags = flags | STORE_FLAG_COMMITS | STORE_FLAGS_RECORDS,
 	                         .worker = (uint16_t)w,
 	                         .workers = workers,
 	                         .segment = seq};
@@ -382,7 +382,7 @@ int store_dir_open_append(struct store_dir *d, unsigned worker, uint64_t seq, bo
 	int fd = -1, e;
 
 	sd_name(d, name, worker, seq, "");
-	e = seg_add_flags(d, name, STORE_FLAG_AUTH);
+	e = seg_add_flags(d, name, STORE_FLAGS_RECORDS);
 	if (e)
 		return e;
 	if (direct)

@@ -182,8 +182,10 @@ int store_state_apply(struct store_state *st, const struct store_rec *r);
 /*
  * Encodes the state as records appended to b: per session its session-put, will, subscriptions,
  * queued messages (msg_id order, which is the order the broker queued them), in-flight ids
- * and inbound ids (packet id order); then the retained messages. keep(ctx, client) selects
- * sessions (NULL: all); retained: whether to emit them. 0 or STORE_E_NOMEM.
+ * and inbound ids (packet id order); then the retained messages; then (keep NULL: origin
+ * numbers name workers by index, which a resharding changes) the origin intervals and the
+ * share-marks. keep(ctx, client) selects sessions (NULL: all); retained: whether to emit
+ * them. 0 or STORE_E_NOMEM.
  */
 int store_state_encode(const struct store_state *st, struct store_buf *b,
                        bool (*keep)(void *ctx, const uint8_t *client, size_t len), void *ctx,
@@ -202,5 +204,6 @@ int store_state_write(const struct store_state *st, struct store_buf *b,
 uint64_t store_state_sessions(const struct store_state *st);
 uint64_t store_state_retained(const struct store_state *st);
 uint64_t store_state_orphans(const struct store_state *st);
+uint64_t store_state_marks(const struct store_state *st);
 
 #endif

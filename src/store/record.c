@@ -65,6 +65,7 @@ static const uint8_t schema[STORE_REC__MAX + 1][FIELDS_MAX] = {
         [STORE_REC_PAD] = {F_END}, /* its payload is skipped, whatever its length */
         [STORE_REC_SESSION_AUTH] = {F_HAS_USER, F_LISTENER, F_CLIENT, F_USER},
         [STORE_REC_RETAIN_SOURCE] = {F_HAS_USER, F_LISTENER, F_TOPIC, F_CLIENT, F_USER},
+        [STORE_REC_SHARE_MARK] = {F_ORIGIN, F_SOURCE, F_FILTER},
 };
 
 static const char *const type_names[STORE_REC__MAX + 1] = {
@@ -88,6 +89,7 @@ static const char *const type_names[STORE_REC__MAX + 1] = {
         [STORE_REC_INBOUND_ORIGIN] = "inbound-origin",
         [STORE_REC_SESSION_AUTH] = "session-auth",
         [STORE_REC_RETAIN_SOURCE] = "retain-source",
+        [STORE_REC_SHARE_MARK] = "share-mark",
 };
 
 const char *store_rec_type_name(unsigned type)

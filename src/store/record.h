@@ -64,9 +64,16 @@
  * start-up (store_dir_open_append).
  */
 #define STORE_FLAG_AUTH 8u
+/* Header flag bit 5: the segment may hold share-mark records (STORE_REC_SHARE_MARK), with
+ * the same rule as bit 4. */
+#define STORE_FLAG_MARKS 16u
+/* The bits of record kinds every segment this format writes carries (store_dir_open_append
+ * adds them to the segment a broker appends to). */
+#define STORE_FLAGS_RECORDS (STORE_FLAG_AUTH | STORE_FLAG_MARKS)
 /* The feature bits this reader knows; any other set bit refuses the file as newer. */
 #define STORE_FLAGS_KNOWN                                                                          \
-	(STORE_FLAG_BASE | STORE_FLAG_COMMITS | STORE_FLAG_PADDED | STORE_FLAG_AUTH)
+	(STORE_FLAG_BASE | STORE_FLAG_COMMITS | STORE_FLAG_PADDED | STORE_FLAG_AUTH |              \
+	 STORE_FLAG_MARKS)
 /*
  * The largest body: an MQTT packet is at most 268,435,460 bytes, so a message's topic, props
  * and payload fit with room for the fixed fields. A larger length is corruption, never a
@@ -118,7 +125,8 @@ enum store_rec_type {
 	STORE_REC_PAD = 18, /* filler of any length, ignored (STORE_FLAG_PADDED segments) */
 	STORE_REC_SESSION_AUTH = 19,  /* client, has_user, listener, user: who the session is */
 	STORE_REC_RETAIN_SOURCE = 20, /* topic, has_user, listener, client, user: who set it */
-	STORE_REC__MAX = 20,
+	STORE_REC_SHARE_MARK = 21,    /* source, origin, filter (a $share key): see below */
+	STORE_REC__MAX = 21,
 };
 
 /*
@@ -132,6 +140,14 @@ enum store_rec_type {
  * a worker that handled it ignores it.
  */
 #define STORE_ORIGIN_MAX (1ull << 48)
+
+/*
+ * Share-mark: the shared group `filter` ("$share/name/filter") took its copy of the message
+ * with origin `origin` from worker `source`, into a session of this log, in the same commit.
+ * The group's worker, which chooses the member, learns at start-up which copies survived a
+ * crash, so that a PUBLISH resent after it reaches the group exactly once (kernel-notes/
+ * persistence.md, "Several workers"). Written only for messages that carry an origin.
+ */
 
 /*
  * Session-auth (with an acl_file, what a session may read is decided by who its client is):

@@ -51,11 +51,12 @@ struct store_state {
 	uint64_t seed;            /* of every hash */
 	uint64_t orphans;         /* records about a client without a session, ignored */
 	struct ivset *origins;    /* per source worker: the origin numbers its records cover */
+	struct hmap marks;        /* struct ent by its whole body: share-mark records */
 	uint32_t norigins;        /* entries of origins */
 	struct store_buf scratch; /* where a record is encoded before it is copied to its entry */
 };
 
-enum key_kind { K_TOPIC, K_CLIENT, K_FILTER, K_ID };
+enum key_kind { K_TOPIC, K_CLIENT, K_FILTER, K_ID, K_BODY };
 
 static uint64_t hash_bytes(const struct store_state *st, struct st_bytes b)
 {
@@ -137,6 +138,7 @@ void store_state_free(struct store_state *st)
 	hmap_fini(m);
 	map_free_ents(&st->retained);
 	map_free_ents(&st->retained_src);
+	map_free_ents(&st->marks);
 	for (uint32_t i = 0; i < st->norigins; i++)
 		ivset_free(&st->origins[i]);
 	free(st->origins);
@@ -169,6 +171,11 @@ static struct ent *ent_new(struct store_state *st, const struct store_rec *r, en
 	memcpy(e->rec, b->data, b->len);
 	if (kk == K_ID) {
 		e->k.id = id;
+		return e;
+	}
+	if (kk == K_BODY) {
+		e->k.b.off = STORE_REC_HDR_LEN;
+		e->k.b.len = e->len - STORE_REC_HDR_LEN;
 		return e;
 	}
 	/* The encoder's views say where the key lies, whatever the schema. */
@@ -345,6 +352,29 @@ static int origin_mark(struct store_state *st, uint16_t source, uint64_t lo, uin
 	return ivset_add(&st->origins[source], lo, hi) == ST_OK ? 0 : STORE_E_NOMEM;
 }
 
+/* A share-mark: one entry per distinct record (the same copy marked twice is one). */
+static int share_mark(struct store_state *st, const struct store_rec *r)
+{
+	int err;
+	struct ent *e = ent_new(st, r, K_BODY, 0, &err);
+	struct st_bytes key;
+	uint64_t h;
+
+	if (!e)
+		return err;
+	key = ent_key(e);
+	h = hash_bytes(st, key);
+	if (hmap_find(&st->marks, h, ent_bytes_eq, &key)) {
+		free(e);
+		return 0;
+	}
+	if (hmap_insert(&st->marks, h, e)) {
+		free(e);
+		return STORE_E_NOMEM;
+	}
+	return 0;
+}
+
 int store_state_apply(struct store_state *st, const struct store_rec *r)
 {
 	switch (r->type) {
@@ -369,11 +399,18 @@ int store_state_apply(struct store_state *st, const struct store_rec *r)
 		return 0;
 	case STORE_REC_ORIGIN:
 		return origin_mark(st, r->source, r->origin_lo, r->origin);
+	case STORE_REC_SHARE_MARK:
+		return share_mark(st, r);
 	default:
 		if (r->type < 1 || r->type > STORE_REC__MAX)
 			return STORE_E_FIELD;
 		return session_rec(st, r);
 	}
+}
+
+uint64_t store_state_marks(const struct store_state *st)
+{
+	return st->marks.count;
 }
 
 uint64_t store_state_sessions(const struct store_state *st)
@@ -567,6 +604,10 @@ int store_state_write(const struct store_state *st, struct store_buf *b,
 			w.records += !err;
 		}
 	}
+	/* Share-marks too (they name their source worker by index). */
+	for (size_t i = hmap_next(&st->marks, 0); !keep && !err && i < hmap_cap(&st->marks);
+	     i = hmap_next(&st->marks, i + 1))
+		err = put_ent(&w, st->marks.slots[i].val);
 	if (!err && flush && b->len > 0)
 		err = flush(fctx, b);
 	free(w.sorted);
