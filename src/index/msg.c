@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert(sizeof(struct msg) == 48, "a message header grows only with reason");
+
 struct msg *msg_new(struct st_bytes topic, struct st_bytes props, struct st_bytes payload,
                     uint8_t qos, bool retain)
 {

@@ -44,8 +44,10 @@ struct msg {
 	uint32_t payload_len;  /* bytes of payload after the properties */
 	uint64_t expiry_ms;    /* monotonic ms at which the message expires; 0: never */
 	uint64_t rseq;         /* retained write order across workers (0: none) */
-	uint64_t origin;       /* its publisher's worker's number for it (persistence), 0: none */
-	uint16_t osrc;         /* ... that worker */
+	/* Its publisher's worker's number for it (persistence: below 2^48), 0: none; and that
+	 * worker: one word (the header is 48 bytes, 40 before origins). */
+	uint64_t origin : 48;
+	uint64_t osrc : 16;
 	struct msg_source
 	        *src;   /* retained: its publisher (owned, set before it is shared), or NULL */
 	uint8_t data[]; /* topic, properties, payload */
