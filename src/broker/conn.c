@@ -224,7 +224,7 @@ static void conn_flush_now(struct conn *c, bool whole)
 	struct obuf tmp;
 
 	if (c->tls) {
-		conn_tls_flush(c, ws_closed);
+		conn_tls_flush(c, c->ws ? ws_closed : whole && c->tls->close_pending);
 		return;
 	}
 	if (c->out.total == 0)

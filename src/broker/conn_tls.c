@@ -275,8 +275,10 @@ void conn_tls_flush(struct conn *c, bool close_notify)
 			return;
 		}
 	}
-	if (close_notify)
+	if (close_notify) {
+		ct->close_pending = false;
 		tls_close_notify(&ct->t);
+	}
 	if (ct->wire.total == 0)
 		return;
 	tmp = c->sending;
@@ -289,9 +291,10 @@ void conn_tls_flush(struct conn *c, bool close_notify)
 
 void conn_tls_closing(struct conn *c)
 {
-	tls_close_notify(&c->tls->t);
-	if (c->tls->wire.total)
-		conn_want_flush(c);
+	if (!c->tls->t.established)
+		return; /* no close_notify before the handshake (tls_close_notify) */
+	c->tls->close_pending = true;
+	conn_want_flush(c);
 }
 
 int conn_tls_username(const struct conn *c, char *out, size_t cap, bool *applies)

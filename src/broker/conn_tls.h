@@ -47,6 +47,9 @@ struct conn_tls {
 	struct tls_conn t; /* the engine's state (its address is the BIO's: never moves) */
 	struct obuf wire;  /* ciphertext made and not yet being sent */
 	bool logged;       /* the handshake's outcome was logged */
+	/* A graceful close: close_notify leaves after the last of `out`, which persistence or a
+	 * $share SUBACK may still hold (OpenSSL writes nothing after it). */
+	bool close_pending;
 };
 
 /* Makes c a TLS connection of listener srv (before its first receive). ST_OK / NOMEM. */
@@ -81,13 +84,13 @@ void conn_tls_input(struct conn *c, const uint8_t *p, size_t n);
 void conn_tls_drain(struct conn *c, const uint8_t *p, size_t n);
 
 /* conn_flush for a TLS connection (no send in flight, not at EOF); close_notify follows the
- * records (after a WebSocket close frame). */
+ * records (after a WebSocket close frame; or `out` is whole and a graceful close waits). */
 void conn_tls_flush(struct conn *c, bool close_notify);
 
-/* Whether ciphertext waits in `wire` to be sent. */
+/* Whether ciphertext waits in `wire` to be sent, or close_notify to be made. */
 static inline bool conn_tls_pending(const struct conn *c)
 {
-	return c->tls && c->tls->wire.total;
+	return c->tls && (c->tls->wire.total || c->tls->close_pending);
 }
 
 /* A connection the broker made whose handshake is under way: `out` waits for it. */
@@ -99,7 +102,7 @@ static inline bool conn_tls_holds_output(const struct conn *c)
 /* The CONNECT timeout fired: a handshake still unfinished is counted and logged as failed. */
 void conn_tls_timeout(struct conn *c);
 
-/* A graceful close: queues close_notify before the final flush. */
+/* A graceful close: close_notify follows the rest of the output (conn_tls_flush). */
 void conn_tls_closing(struct conn *c);
 
 /* Takes the TLS state off c for a hand-off (c is then a plain dead connection). */

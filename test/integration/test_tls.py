@@ -16,6 +16,7 @@ import resource
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -24,6 +25,7 @@ import unittest
 
 from harness import (BIN, KIND, MOSQUITTO_PUB, MOSQUITTO_SUB, BrokerTestCase, Proc, client_cmd,
                      encode_connect, free_port, tool, unique_id)
+from rawmqtt import encode_disconnect, encode_subscribe
 import tlscerts
 from tlscerts import OPENSSL, Certs
 
@@ -468,6 +470,40 @@ class TestTlsReload(TlsCase):
         rc, out = self.pub(self.alice, c.ca, unique_id("rl/"), "still")
         self.assertEqual(rc, 0, out)
         self.assertTrue(self.broker.alive())
+
+
+@unittest.skipIf(KIND != "starling", "Starling's TLS listener and persistence")
+class TestTlsCloseAfterHeldOutput(TlsCase):
+    """A client's DISCONNECT right behind packets whose answers wait for a commit (persistence
+    with sync always): the answers leave first, then close_notify. Before, close_notify left at
+    once and OpenSSL refused the held answers after it."""
+
+    def setUp(self):
+        pdir = tempfile.mkdtemp(prefix="starling-tlsp-")
+        self.addCleanup(shutil.rmtree, pdir, True)
+        self.extra_lines = tuple(TlsCase.extra_lines) + (
+            "persistence true", "persistence_location %s/" % pdir, "persistence_sync always")
+        super().setUp()
+
+    def test_answers_then_close_notify(self):
+        ctx = ssl.create_default_context(cafile=self.certs.ca)
+        raw = socket.create_connection((self.broker.host, self.broker.port), timeout=10)
+        s = ctx.wrap_socket(raw, server_hostname="127.0.0.1", suppress_ragged_eofs=False)
+        self.defer(s.close)
+        # A durable session (session-put), a subscription (sub-add): CONNACK and SUBACK wait
+        # for the commit that holds them, and the DISCONNECT arrives before it completes.
+        s.sendall(encode_connect(unique_id("tc-"), clean_session=False)
+                  + encode_subscribe(7, [(unique_id("tc/"), 1)]) + encode_disconnect())
+        data = b""
+        while True:
+            try:
+                chunk = s.recv(4096)
+            except ssl.SSLEOFError:
+                self.fail("the broker closed without close_notify after %r" % data)
+            if not chunk:
+                break  # close_notify
+            data += chunk
+        self.assertEqual(data, b"\x20\x02\x00\x00" + b"\x90\x03\x00\x07\x01")
 
 
 @unittest.skipIf(KIND != "starling", "Starling's TLS listener")
