@@ -65,6 +65,7 @@ static void test_defaults(void)
 	CU_ASSERT_EQUAL(cfg.default_opts.max_connections, 0);
 	CU_ASSERT_FALSE(cfg.allow_anonymous_set);
 	CU_ASSERT_EQUAL(cfg.max_inflight_messages, 65535);
+	CU_ASSERT_EQUAL(cfg.receive_maximum, 20); /* Mosquitto's, unless the option is given */
 	CU_ASSERT_EQUAL(cfg.max_queued_messages, 1000);
 	CU_ASSERT_EQUAL(cfg.message_size_limit, 0);
 	CU_ASSERT_EQUAL(cfg.max_packet_size, 0);
@@ -135,6 +136,10 @@ static uint32_t get_inflight(const struct config *c)
 {
 	return c->max_inflight_messages;
 }
+static uint32_t get_receive(const struct config *c)
+{
+	return c->receive_maximum;
+}
 static uint32_t get_queued(const struct config *c)
 {
 	return c->max_queued_messages;
@@ -176,6 +181,12 @@ static const struct int_case int_cases[] = {
          {"-2", "2147483648", "-9223372036854775808"}},
         {"max_inflight_messages",
          get_inflight,
+         {"0", "1", "20", "65535"},
+         {65535, 1, 20, 65535},
+         {"-1", "65536"}},
+        /* The same option sets the Receive Maximum too. */
+        {"max_inflight_messages",
+         get_receive,
          {"0", "1", "20", "65535"},
          {65535, 1, 20, 65535},
          {"-1", "65536"}},
@@ -1047,6 +1058,7 @@ static void test_load_file(void)
 	CU_ASSERT_EQUAL(config_load_file(&cfg, path, err, sizeof(err)), ST_OK);
 	CU_ASSERT_EQUAL(cfg.listener_count, 2);
 	CU_ASSERT_EQUAL(cfg.max_inflight_messages, 65535);
+	CU_ASSERT_EQUAL(cfg.receive_maximum, 65535);
 	CU_ASSERT_EQUAL(cfg.log_types, LOG_T_ERROR | LOG_T_WARNING);
 	CU_ASSERT_STRING_EQUAL(cfg.log_dests[0].path, "/tmp/starling test.log");
 	CU_ASSERT_EQUAL(cfg.sys_interval_s, 0);

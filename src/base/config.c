@@ -206,6 +206,17 @@ static int opt_int(struct config *cfg, const struct option *o, const struct word
 	return ST_OK;
 }
 
+/* max_inflight_messages: the outbound window and, as in Mosquitto, the Receive Maximum. */
+static int opt_inflight(struct config *cfg, const struct option *o, const struct words *w,
+                        const struct where *at)
+{
+	int rc = opt_int(cfg, o, w, at);
+
+	if (rc == ST_OK)
+		cfg->receive_maximum = cfg->max_inflight_messages;
+	return rc;
+}
+
 static int opt_bool(struct config *cfg, const struct option *o, const struct words *w,
                     const struct where *at)
 {
@@ -840,7 +851,14 @@ static const struct option options[] = {
         FN_OPT(max_connections, opt_listener_more),
         FN_OPT(allow_anonymous, opt_allow_anonymous),
         /* 0 is "no maximum"; Receive Maximum is a Two Byte Integer (MQTT 5.0 3.2.2.3.3). */
-        INT_OPT(max_inflight_messages, max_inflight_messages, 0, 65535, 0, 65535),
+        {.name = "max_inflight_messages",
+         .parse = opt_inflight,
+         .off = offsetof(struct config, max_inflight_messages),
+         .size = sizeof(((struct config *)0)->max_inflight_messages),
+         .min = 0,
+         .max = 65535,
+         .from = 0,
+         .to = 65535},
         INT_OPT(max_queued_messages, max_queued_messages, 0, INT32_MAX, 0, 0),
         INT_OPT(message_size_limit, message_size_limit, 0, MQTT_PAYLOAD_MAX, 0, 0),
         /* Mosquitto forbids below 20 bytes: normal clients' packets would not fit. */
@@ -912,6 +930,7 @@ void config_defaults(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->default_port = 1883;
 	cfg->max_inflight_messages = 65535; /* see README, "max_inflight_messages" */
+	cfg->receive_maximum = 20;
 	cfg->max_queued_messages = 1000;
 	cfg->message_size_limit = 0;
 	cfg->max_packet_size = 0;

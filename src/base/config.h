@@ -175,7 +175,11 @@ struct config {
 	char password_file[PATH_MAX];
 	char acl_file[PATH_MAX];
 	char psk_file[PATH_MAX];
-	uint32_t max_inflight_messages; /* outbound QoS 1/2 window per client (20; 0 read: 65535) */
+	uint32_t max_inflight_messages; /* outbound QoS 1/2 window per client (65535; 0 read: 65535)
+	                                 */
+	/* The broker's MQTT 5 Receive Maximum: max_inflight_messages when the file gives it (as
+	 * Mosquitto), otherwise Mosquitto's default, 20 (README, "max_inflight_messages"). */
+	uint32_t receive_maximum;
 	uint32_t
 	        max_queued_messages; /* QoS 1/2 held per client past inflight (1000; 0: no limit) */
 	uint32_t message_size_limit; /* largest PUBLISH payload accepted (0: protocol max) */

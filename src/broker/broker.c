@@ -53,6 +53,9 @@ static void broker_limits(struct broker *b)
 	b->inflight_max = (cfg->max_inflight_messages == 0 || cfg->max_inflight_messages > 65535)
 	                          ? 65535
 	                          : (uint16_t)cfg->max_inflight_messages;
+	b->receive_max = (cfg->receive_maximum == 0 || cfg->receive_maximum > 65535)
+	                         ? 65535
+	                         : (uint16_t)cfg->receive_maximum;
 	b->output_memory = cfg->max_output_memory;
 	if (!b->output_memory) {
 		/* An eighth of the RAM: slow readers may cost that much, never the machine. */

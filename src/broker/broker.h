@@ -155,6 +155,7 @@ struct broker {
 	uint32_t max_packet;          /* largest packet accepted from a client, header included */
 	uint32_t max_payload;         /* largest PUBLISH payload accepted (message_size_limit) */
 	uint16_t inflight_max;        /* outbound QoS 1/2 window per client */
+	uint16_t receive_max;         /* the MQTT 5 Receive Maximum announced and enforced */
 	uint64_t output_memory;       /* max_output_memory in effect (bytes) */
 	uint64_t start_s;             /* wall-clock start time, for $SYS uptime */
 	struct worker *workers;       /* nworkers workers */

@@ -187,7 +187,7 @@ static int connect_v5(struct conn *c, const struct st_connect *ck, struct st_pro
 	c->v5->alias_in.max = c->w->b->cfg.max_topic_alias;
 	c->v5->alias_out.max = cp->topic_alias_maximum;
 	c->v5->max_packet_out = cp->maximum_packet_size;
-	c->v5->receive_max_in = c->w->b->inflight_max;
+	c->v5->receive_max_in = c->w->b->receive_max;
 	c->v5->problem_info =
 	        !st_props_has(cp, ST_PROP_REQUEST_PROBLEM_INFO) || cp->request_problem_info;
 	c->v5->had_session_expiry = cp->session_expiry_s != 0;
@@ -311,7 +311,7 @@ static void connect_ack5(struct conn *c, bool present, const struct st_props *cp
 	        .assigned_id = assigned,
 	        .server_keepalive_s = keepalive,
 	        .send_server_keepalive = server_keepalive,
-	        .receive_max = b->inflight_max,
+	        .receive_max = b->receive_max,
 	        .topic_alias_max = b->cfg.max_topic_alias,
 	        .max_packet = b->cfg.max_packet_size,
 	        .retain_unavailable = !b->cfg.retain_available,

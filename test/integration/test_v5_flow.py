@@ -274,6 +274,9 @@ class ReceiveMaximumTest(BrokerTestCase):
     @starling_only("Mosquitto 2.0.11 answers a QoS 2 PUBLISH beyond its Receive Maximum with "
                    "PUBREC 0x97 (Quota exceeded) instead of DISCONNECT 0x93 (3.3.4, 4.9)")
     def test_exceeding_the_brokers_receive_maximum_gets_0x93(self):
+        self.exceed_receive_maximum()
+
+    def exceed_receive_maximum(self):
         # 3.3.4: more than Receive Maximum QoS 1/2 PUBLISHes without PUBACK/PUBCOMP from the
         # server -> DISCONNECT 0x93 (Receive Maximum exceeded).
         sub = self.client()
@@ -359,3 +362,32 @@ class BrokerMaximumPacketSizeTest(BrokerTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class DefaultReceiveMaximumTest(BrokerTestCase):
+    """No max_inflight_messages line: the Receive Maximum is Mosquitto's 20 (so a client that
+    tests the limit, such as the Eclipse Paho interoperability suite's flow-control test,
+    reaches it), while the window toward a subscriber stays 65535 (README)."""
+
+    test_connack_receive_maximum = ReceiveMaximumTest.test_connack_receive_maximum
+    test_within_the_brokers_receive_maximum = (
+        ReceiveMaximumTest.test_within_the_brokers_receive_maximum)
+    unreleased_qos2 = ReceiveMaximumTest.unreleased_qos2
+    exceed_receive_maximum = ReceiveMaximumTest.exceed_receive_maximum
+
+    @starling_only("Mosquitto 2.0.11 answers a QoS 2 PUBLISH beyond its Receive Maximum with "
+                   "PUBREC 0x97 (Quota exceeded) instead of DISCONNECT 0x93 (3.3.4, 4.9)")
+    def test_exceeding_the_brokers_receive_maximum_gets_0x93(self):
+        self.exceed_receive_maximum()
+
+    @starling_only("Mosquitto's outbound window is its max_inflight_messages, 20")
+    def test_the_window_toward_a_subscriber_stays_wide(self):
+        # 100 QoS 1 messages reach a subscriber that acknowledges none of them: the outbound
+        # window is max_inflight_messages' 65535, not the Receive Maximum announced.
+        sub = self.raw5()
+        sub.subscribe([("rw/#", 1)])
+        pub = self.raw5()
+        for i in range(100):
+            pub.publish_acked("rw/t", b"%d" % i, 1)
+        got = [p.payload for p in sub.drain(1.0) if p.type == PUBLISH]
+        self.assertEqual(got, [b"%d" % i for i in range(100)])
