@@ -216,9 +216,7 @@ class NatsServerLoss(ClusterCase):
         # A subscription made during the outage is made on NATS after it.
         sub2 = self.client(broker=self.node(2))
         got2 = self.collect(sub2, "all/#", 1)
-        for i in range(3):
-            self.nats.restart(i, wait=False)
-        self.nats.wait_formed()
+        self.nats.restart_all()
         for i in range(self.NODES):
             self.wait_node_log(i, RECONNECTED_RX, timeout=15)
             self.wait_node_sys(i, lambda v: v == 1, CLUSTER_SYS + "connected")
@@ -390,9 +388,7 @@ class NatsDownAtStart(ClusterCase):
         self.publish(pub2, "late/local", b"L", 1)
         self.exactly(got_local, [b"L"])
         self.assertNotRegex(node.log_text(), r"Cluster: node \S+ of cluster \S+ connected")
-        for i in range(3):
-            self.nats.restart(i, wait=False)
-        self.nats.wait_formed()
+        self.nats.restart_all()
         self.wait_node_log(2, r"Cluster: (node \S+ of cluster \S+ connected|reconnected) to NATS",
                            timeout=20)
         pub0 = self.client(broker=self.node(0))

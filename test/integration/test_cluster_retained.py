@@ -194,9 +194,7 @@ class ClusterRetained(ClusterBase):
             self.assertEqual([(m.topic, m.payload, m.retain) for m in got],
                              [("mem/x", b"here", True)])
         finally:
-            for i in range(3):
-                self.nats.restart(i, wait=False)
-            self.nats.wait_formed()
+            self.nats.restart_all()
         # Back: the nodes reconnect and the bucket takes writes again.
         self.wait_log(b, r"Cluster: reconnected to NATS")
         self.wait_log(a, r"Cluster: reconnected to NATS")
